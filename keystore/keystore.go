@@ -1,0 +1,365 @@
+package keystore
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/firma-cloud/firma/store"
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/miekg/pkcs11"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultAcquireTimeout = 5 * time.Second
+	DefaultCacheSize      = 10000
+	DefaultKEKLabel       = "firma-kek"
+	signerCacheSize       = 4096
+)
+
+// DefaultSessions is the pool size used when Config.Sessions is zero: two
+// per core, so that one session per core can wait on the token while the
+// other is being prepared or its result checked.
+func DefaultSessions() int { return 2 * runtime.GOMAXPROCS(0) }
+
+// Config says which token to use and how.
+type Config struct {
+	Module     string // path of the PKCS#11 module
+	TokenLabel string
+	// URI is an RFC 7512 pkcs11: URI; its module-path and token attributes
+	// fill Module and TokenLabel when those are empty.
+	URI string
+	PIN string
+
+	Sessions       int           // pool size; 0 means DefaultSessions()
+	AcquireTimeout time.Duration // wait for a free session; 0 means DefaultAcquireTimeout
+	Mode           Mode          // mode of new user keys; "" means ModeToken
+	// CacheSize bounds the live unwrapped keys in wrapped mode; 0 means
+	// DefaultCacheSize, a negative value unwraps for every call.
+	CacheSize int
+	KEKLabel  string // label of the key-encryption key; "" means DefaultKEKLabel
+
+	Registerer prometheus.Registerer // nil registers no metrics
+}
+
+// Keystore is the set of key pairs held on one token.
+type Keystore struct {
+	cfg   Config
+	p     *pkcs11.Ctx
+	pool  *Pool
+	store store.KeyStore
+	log   *slog.Logger
+	m     *metrics
+
+	// signers caches, per key ID, the record and (in token mode) the object
+	// handle, so the signing path reads neither the store nor the token index.
+	signers *lru.Cache[string, *Signer]
+
+	kekMu sync.Mutex
+	kek   pkcs11.ObjectHandle // 0 until found
+
+	live *liveCache // wrapped keys unwrapped into the token
+	// destroyed holds the IDs destroyed by this process, so that a Signer
+	// still held by a caller cannot unwrap its key again.
+	destroyed sync.Map
+}
+
+// Open loads the PKCS#11 module, finds the token and logs in. Records are
+// kept in st.
+func Open(ctx context.Context, cfg Config, st store.KeyStore, log *slog.Logger) (*Keystore, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.URI != "" {
+		mod, label, err := parseURI(cfg.URI)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Module == "" {
+			cfg.Module = mod
+		}
+		if cfg.TokenLabel == "" {
+			cfg.TokenLabel = label
+		}
+	}
+	if cfg.Module == "" {
+		return nil, fmt.Errorf("%w: no module path configured", ErrModule)
+	}
+	if cfg.TokenLabel == "" {
+		return nil, fmt.Errorf("%w: no token label configured", ErrTokenUnavailable)
+	}
+	if cfg.Sessions <= 0 {
+		cfg.Sessions = DefaultSessions()
+	}
+	if cfg.AcquireTimeout <= 0 {
+		cfg.AcquireTimeout = DefaultAcquireTimeout
+	}
+	if cfg.Mode == "" {
+		cfg.Mode = ModeToken
+	}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = DefaultCacheSize
+	}
+	if cfg.KEKLabel == "" {
+		cfg.KEKLabel = DefaultKEKLabel
+	}
+	p := pkcs11.New(cfg.Module)
+	if p == nil {
+		return nil, fmt.Errorf("%w %q: the file is missing or is not a PKCS#11 library", ErrModule, cfg.Module)
+	}
+	if err := p.Initialize(); err != nil && !errors.Is(err, pkcs11.Error(pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED)) {
+		p.Destroy()
+		return nil, fmt.Errorf("%w %q: initialize: %w", ErrModule, cfg.Module, err)
+	}
+	m := newMetrics(cfg.Registerer)
+	pool, err := newPool(ctx, p, cfg.TokenLabel, cfg.PIN, cfg.Sessions, cfg.AcquireTimeout, m, log)
+	if err != nil {
+		p.Finalize()
+		p.Destroy()
+		return nil, err
+	}
+	signers, _ := lru.New[string, *Signer](signerCacheSize)
+	k := &Keystore{cfg: cfg, p: p, pool: pool, store: st, log: log, m: m, signers: signers}
+	k.live = newLiveCache(cfg.CacheSize)
+	pool.onEvict = append(pool.onEvict, k.live.dropSession)
+	pool.onReset = append(pool.onReset, func() {
+		k.live.dropAll()
+		k.signers.Purge()
+		k.kekMu.Lock()
+		k.kek = 0
+		k.kekMu.Unlock()
+	})
+	if cfg.Mode == ModeWrapped {
+		if _, err := k.kekHandle(ctx); err != nil {
+			k.Close()
+			return nil, err
+		}
+	}
+	return k, nil
+}
+
+// parseURI reads the module-path and token attributes of an RFC 7512 URI.
+func parseURI(uri string) (module, token string, err error) {
+	rest, ok := strings.CutPrefix(uri, "pkcs11:")
+	if !ok {
+		return "", "", fmt.Errorf("hsm uri %q: must start with pkcs11:", uri)
+	}
+	path, query, _ := strings.Cut(rest, "?")
+	for _, part := range append(strings.Split(path, ";"), strings.Split(query, "&")...) {
+		if part == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(part, "=")
+		v, err := url.PathUnescape(v)
+		if err != nil {
+			return "", "", fmt.Errorf("hsm uri: attribute %q: %w", k, err)
+		}
+		switch k {
+		case "token":
+			token = v
+		case "module-path":
+			module = v
+		}
+	}
+	return module, token, nil
+}
+
+// Close releases every session and unloads the module.
+func (k *Keystore) Close() error {
+	k.pool.close()
+	err := k.p.Finalize()
+	k.p.Destroy()
+	if err != nil {
+		return fmt.Errorf("finalize module: %w", err)
+	}
+	return nil
+}
+
+// Sessions is the pool size: how many signing operations can run at once.
+func (k *Keystore) Sessions() int { return k.pool.Size() }
+
+// Mode is the mode new user keys are made in.
+func (k *Keystore) Mode() Mode { return k.cfg.Mode }
+
+// Ping checks that the token answers and the login holds.
+func (k *Keystore) Ping(ctx context.Context) error {
+	return k.pool.Do(ctx, func(s *session) error {
+		info, err := k.p.GetSessionInfo(s.h)
+		if err != nil {
+			return fmt.Errorf("ping token %q: %w", k.cfg.TokenLabel, err)
+		}
+		if info.State != pkcs11.CKS_RW_USER_FUNCTIONS && info.State != pkcs11.CKS_RO_USER_FUNCTIONS {
+			return fmt.Errorf("ping token %q: %w", k.cfg.TokenLabel, pkcs11.Error(pkcs11.CKR_USER_NOT_LOGGED_IN))
+		}
+		return nil
+	})
+}
+
+// Generate makes a key pair for owner in the configured mode.
+func (k *Keystore) Generate(ctx context.Context, owner string, t Type) (*Key, error) {
+	return k.GenerateMode(ctx, owner, t, k.cfg.Mode)
+}
+
+// GenerateMode makes a key pair for owner in the given mode. The private key
+// is generated inside the token and never leaves it in clear.
+func (k *Keystore) GenerateMode(ctx context.Context, owner string, t Type, m Mode) (*Key, error) {
+	if owner == "" {
+		return nil, errors.New("generate key: owner is empty")
+	}
+	if t.curve() == nil && t.rsaBits() == 0 {
+		return nil, fmt.Errorf("generate key: type %q: %w", t, ErrUnsupported)
+	}
+	idb := make([]byte, 16)
+	if _, err := rand.Read(idb); err != nil {
+		return nil, fmt.Errorf("generate key: %w", err)
+	}
+	key := &Key{ID: hex.EncodeToString(idb), Owner: owner, Type: t, Mode: m, CreatedAt: time.Now().UTC()}
+	var wrapped []byte
+	var err error
+	switch m {
+	case ModeToken:
+		err = k.generateToken(ctx, key, idb)
+	case ModeWrapped:
+		wrapped, err = k.generateWrapped(ctx, key)
+	default:
+		err = fmt.Errorf("mode %q: %w", m, ErrUnsupported)
+	}
+	if err != nil {
+		k.m.ops.WithLabelValues("generate", "error").Inc()
+		return nil, fmt.Errorf("generate %s key for %s: %w", t, owner, err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(key.Public)
+	if err != nil {
+		return nil, fmt.Errorf("generate key: %w", err)
+	}
+	rec := &store.Key{ID: key.ID, Owner: owner, Type: string(t), Mode: string(m), PublicKey: der,
+		Wrapped: wrapped, CreatedAt: key.CreatedAt}
+	if err := k.store.CreateKey(ctx, rec); err != nil {
+		if m == ModeToken {
+			// Without its record the token object is unreachable: remove it.
+			k.destroyToken(ctx, idb)
+		}
+		k.m.ops.WithLabelValues("generate", "error").Inc()
+		return nil, fmt.Errorf("generate key: %w", err)
+	}
+	k.m.ops.WithLabelValues("generate", "ok").Inc()
+	return key, nil
+}
+
+// Key returns the key with the given ID, live or destroyed.
+func (k *Keystore) Key(ctx context.Context, id string) (*Key, error) {
+	rec, err := k.store.Key(ctx, id)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("key %s: %w", id, ErrKeyNotFound)
+		}
+		return nil, err
+	}
+	return keyFromRecord(rec)
+}
+
+// Keys lists keys ordered by ID, those of owner only if it is not empty.
+func (k *Keystore) Keys(ctx context.Context, owner, after string, limit int) ([]*Key, error) {
+	recs, err := k.store.Keys(ctx, owner, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Key, 0, len(recs))
+	for _, r := range recs {
+		key, err := keyFromRecord(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, key)
+	}
+	return out, nil
+}
+
+func keyFromRecord(r *store.Key) (*Key, error) {
+	pub, err := x509.ParsePKIXPublicKey(r.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("key %s: stored public key: %w", r.ID, err)
+	}
+	return &Key{ID: r.ID, Owner: r.Owner, Type: Type(r.Type), Mode: Mode(r.Mode), Public: pub,
+		CreatedAt: r.CreatedAt, DestroyedAt: r.DestroyedAt}, nil
+}
+
+// Destroy deletes the private key from the token (token mode) or erases
+// its wrapped blob and any live copy (wrapped mode). Signing with it
+// afterwards fails with ErrKeyDestroyed.
+func (k *Keystore) Destroy(ctx context.Context, id string) error {
+	rec, err := k.store.Key(ctx, id)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("destroy key %s: %w", id, ErrKeyNotFound)
+		}
+		return fmt.Errorf("destroy key %s: %w", id, err)
+	}
+	if rec.Destroyed() {
+		return fmt.Errorf("destroy key %s: %w", id, ErrKeyDestroyed)
+	}
+	k.signers.Remove(id)
+	switch Mode(rec.Mode) {
+	case ModeToken:
+		idb, err := hex.DecodeString(id)
+		if err != nil {
+			return fmt.Errorf("destroy key %s: bad id: %w", id, err)
+		}
+		if err := k.destroyToken(ctx, idb); err != nil {
+			k.m.ops.WithLabelValues("destroy", "error").Inc()
+			return fmt.Errorf("destroy key %s: %w", id, err)
+		}
+	case ModeWrapped:
+		if err := k.dropLive(ctx, id); err != nil {
+			k.m.ops.WithLabelValues("destroy", "error").Inc()
+			return fmt.Errorf("destroy key %s: %w", id, err)
+		}
+	}
+	if err := k.store.DestroyKey(ctx, id, time.Now().UTC()); err != nil {
+		return fmt.Errorf("destroy key %s: %w", id, err)
+	}
+	k.signers.Remove(id)
+	k.m.ops.WithLabelValues("destroy", "ok").Inc()
+	return nil
+}
+
+// Signer returns a crypto.Signer for the live key with the given ID.
+func (k *Keystore) Signer(ctx context.Context, id string) (*Signer, error) {
+	if s, ok := k.signers.Get(id); ok {
+		return s, nil
+	}
+	rec, err := k.store.Key(ctx, id)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("key %s: %w", id, ErrKeyNotFound)
+		}
+		return nil, fmt.Errorf("key %s: %w", id, err)
+	}
+	if rec.Destroyed() {
+		return nil, fmt.Errorf("key %s: %w", id, ErrKeyDestroyed)
+	}
+	key, err := keyFromRecord(rec)
+	if err != nil {
+		return nil, err
+	}
+	s := &Signer{ks: k, key: key, wrapped: rec.Wrapped}
+	if key.Mode == ModeToken {
+		s.cka, err = hex.DecodeString(id)
+		if err != nil {
+			return nil, fmt.Errorf("key %s: bad id: %w", id, err)
+		}
+	}
+	k.signers.Add(id, s)
+	return s, nil
+}

@@ -1,0 +1,311 @@
+package keystore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"github.com/miekg/pkcs11"
+)
+
+// wrapMech is AES key wrap with padding (RFC 5649), which wraps keys of any
+// length, as PKCS#8 for private keys.
+var wrapMech = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}
+
+// kekHandle finds the key-encryption key and remembers its handle.
+func (k *Keystore) kekHandle(ctx context.Context) (pkcs11.ObjectHandle, error) {
+	k.kekMu.Lock()
+	defer k.kekMu.Unlock()
+	if k.kek != 0 {
+		return k.kek, nil
+	}
+	var h pkcs11.ObjectHandle
+	err := k.pool.Do(ctx, func(s *session) error {
+		var err error
+		h, err = k.findKEK(s)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	if h == 0 {
+		return 0, fmt.Errorf("key-encryption key %q not found on token %q (run 'firmactl init'): %w",
+			k.cfg.KEKLabel, k.cfg.TokenLabel, ErrKeyNotFound)
+	}
+	k.kek = h
+	return h, nil
+}
+
+func (k *Keystore) findKEK(s *session) (pkcs11.ObjectHandle, error) {
+	if err := k.p.FindObjectsInit(s.h, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, k.cfg.KEKLabel),
+	}); err != nil {
+		return 0, fmt.Errorf("find key-encryption key: %w", err)
+	}
+	hs, _, err := k.p.FindObjects(s.h, 2)
+	if ferr := k.p.FindObjectsFinal(s.h); err == nil && ferr != nil {
+		err = ferr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("find key-encryption key: %w", err)
+	}
+	if len(hs) > 1 {
+		return 0, fmt.Errorf("find key-encryption key: more than one key labelled %q", k.cfg.KEKLabel)
+	}
+	if len(hs) == 0 {
+		return 0, nil
+	}
+	return hs[0], nil
+}
+
+// InitKEK makes the AES-256 key-encryption key on the token unless it
+// exists. It can wrap and unwrap and do nothing else, and never leaves the
+// token.
+func (k *Keystore) InitKEK(ctx context.Context) error {
+	k.kekMu.Lock()
+	defer k.kekMu.Unlock()
+	return k.pool.Do(ctx, func(s *session) error {
+		h, err := k.findKEK(s)
+		if err != nil {
+			return err
+		}
+		if h == 0 {
+			h, err = k.p.GenerateKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)},
+				[]*pkcs11.Attribute{
+					pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+					pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+					pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32),
+					pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+					pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+					pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+					pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
+					pkcs11.NewAttribute(pkcs11.CKA_WRAP, true),
+					pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, true),
+					pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, false),
+					pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false),
+					pkcs11.NewAttribute(pkcs11.CKA_LABEL, k.cfg.KEKLabel),
+				})
+			if err != nil {
+				return fmt.Errorf("generate key-encryption key: %w", err)
+			}
+			k.log.Info("generated key-encryption key", "label", k.cfg.KEKLabel, "token", k.cfg.TokenLabel)
+		}
+		k.kek = h
+		return nil
+	})
+}
+
+// generateWrapped makes a key pair as session objects, wraps the private
+// key under the KEK and destroys both objects. It returns the wrapped blob.
+func (k *Keystore) generateWrapped(ctx context.Context, key *Key) ([]byte, error) {
+	kek, err := k.kekHandle(ctx)
+	if err != nil {
+		return nil, err
+	}
+	mech, pubT, privT, err := keyPairTemplates(key.Type, false, []byte(key.ID), "firma:"+key.Owner)
+	if err != nil {
+		return nil, err
+	}
+	var blob []byte
+	err = k.pool.Do(ctx, func(s *session) error {
+		pubH, privH, err := k.p.GenerateKeyPair(s.h, []*pkcs11.Mechanism{mech}, pubT, privT)
+		if err != nil {
+			return fmt.Errorf("generate key pair: %w", err)
+		}
+		defer k.p.DestroyObject(s.h, pubH)
+		defer k.p.DestroyObject(s.h, privH)
+		if key.Public, err = k.readPublic(s, pubH, key.Type); err != nil {
+			return err
+		}
+		if blob, err = k.p.WrapKey(s.h, wrapMech, kek, privH); err != nil {
+			return fmt.Errorf("wrap private key: %w", err)
+		}
+		return nil
+	})
+	return blob, err
+}
+
+// unwrapTemplate is the template of a live copy of a wrapped key: a private
+// session object that can sign and can never be extracted again.
+func unwrapTemplate(t Type) []*pkcs11.Attribute {
+	kt := pkcs11.CKK_EC
+	if t.IsRSA() {
+		kt = pkcs11.CKK_RSA
+	}
+	return []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, kt),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+	}
+}
+
+// liveKey is a wrapped key unwrapped into the token as a session object. It
+// lives as long as the session that made it.
+type liveKey struct {
+	h       pkcs11.ObjectHandle
+	session uint64
+}
+
+// liveCache is the bounded LRU of live wrapped keys. Evicted entries are
+// returned to the caller, which destroys them on the session it holds.
+type liveCache struct {
+	mu  sync.Mutex
+	lru *simplelru.LRU[string, liveKey] // nil when caching is off
+	max int
+}
+
+func newLiveCache(size int) *liveCache {
+	c := &liveCache{max: size}
+	if size > 0 {
+		c.lru, _ = simplelru.NewLRU[string, liveKey](size, nil)
+	}
+	return c
+}
+
+func (c *liveCache) get(id string) (liveKey, bool) {
+	if c.lru == nil {
+		return liveKey{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Get(id)
+}
+
+// add caches lk and returns the entries it pushed out, which the caller
+// must destroy. If another goroutine cached the same key meanwhile, lk
+// itself is returned for destruction and the cached one is kept.
+func (c *liveCache) add(id string, lk liveKey) (liveKey, []liveKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.lru.Get(id); ok {
+		return old, []liveKey{lk}
+	}
+	var out []liveKey
+	for c.lru.Len() >= c.max {
+		_, v, ok := c.lru.RemoveOldest()
+		if !ok {
+			break
+		}
+		out = append(out, v)
+	}
+	c.lru.Add(id, lk)
+	return lk, out
+}
+
+// remove drops id and returns its entry, if any, for destruction.
+func (c *liveCache) remove(id string) (liveKey, bool) {
+	if c.lru == nil {
+		return liveKey{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.lru.Peek(id)
+	if ok {
+		c.lru.Remove(id)
+	}
+	return v, ok
+}
+
+// forget drops id only if it still maps to the handle h.
+func (c *liveCache) forget(id string, h pkcs11.ObjectHandle) {
+	if c.lru == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.lru.Peek(id); ok && v.h == h {
+		c.lru.Remove(id)
+	}
+}
+
+// dropSession forgets the keys made on a closed session: they died with it.
+func (c *liveCache) dropSession(id uint64) {
+	if c.lru == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, k := range c.lru.Keys() {
+		if v, ok := c.lru.Peek(k); ok && v.session == id {
+			c.lru.Remove(k)
+		}
+	}
+}
+
+func (c *liveCache) dropAll() {
+	if c.lru == nil {
+		return
+	}
+	c.mu.Lock()
+	c.lru.Purge()
+	c.mu.Unlock()
+}
+
+// liveHandle returns a live handle for the wrapped key of s, unwrapping it
+// on session ss if it is not cached. done must be called when the
+// signature is made: it destroys the handle if it was not cached.
+func (k *Keystore) liveHandle(ss *session, sg *Signer) (pkcs11.ObjectHandle, func(), error) {
+	if lk, ok := k.live.get(sg.key.ID); ok {
+		k.m.hits.Inc()
+		return lk.h, func() {}, nil
+	}
+	if _, dead := k.destroyed.Load(sg.key.ID); dead {
+		return 0, nil, fmt.Errorf("key %s: %w", sg.key.ID, ErrKeyDestroyed)
+	}
+	k.kekMu.Lock()
+	kek := k.kek
+	k.kekMu.Unlock()
+	if kek == 0 {
+		h, err := k.findKEK(ss)
+		if err != nil {
+			return 0, nil, err
+		}
+		if h == 0 {
+			return 0, nil, fmt.Errorf("key-encryption key %q not found: %w", k.cfg.KEKLabel, ErrKeyNotFound)
+		}
+		k.kekMu.Lock()
+		k.kek, kek = h, h
+		k.kekMu.Unlock()
+	}
+	h, err := k.p.UnwrapKey(ss.h, wrapMech, kek, sg.wrapped, unwrapTemplate(sg.key.Type))
+	if err != nil {
+		if errors.Is(err, pkcs11.Error(pkcs11.CKR_WRAPPED_KEY_INVALID)) || errors.Is(err, pkcs11.Error(pkcs11.CKR_ENCRYPTED_DATA_INVALID)) {
+			return 0, nil, fmt.Errorf("unwrap key %s: blob does not decrypt under the key-encryption key: %w", sg.key.ID, err)
+		}
+		return 0, nil, fmt.Errorf("unwrap key %s: %w", sg.key.ID, err)
+	}
+	k.m.unwraps.Inc()
+	if k.live.lru == nil {
+		return h, func() { k.p.DestroyObject(ss.h, h) }, nil
+	}
+	use, evicted := k.live.add(sg.key.ID, liveKey{h: h, session: ss.id})
+	for _, e := range evicted {
+		// Another session may be signing with it; it will unwrap again.
+		k.p.DestroyObject(ss.h, e.h)
+	}
+	return use.h, func() {}, nil
+}
+
+// dropLive destroys the live copy of a wrapped key, if any, and stops it
+// from being unwrapped again by this process.
+func (k *Keystore) dropLive(ctx context.Context, id string) error {
+	k.destroyed.Store(id, struct{}{})
+	lk, ok := k.live.remove(id)
+	if !ok {
+		return nil
+	}
+	return k.pool.Do(ctx, func(s *session) error {
+		err := k.p.DestroyObject(s.h, lk.h)
+		if errors.Is(err, pkcs11.Error(pkcs11.CKR_OBJECT_HANDLE_INVALID)) {
+			return nil
+		}
+		return err
+	})
+}
