@@ -46,6 +46,7 @@ type KeyStore interface {
 // Store is everything firmad persists.
 type Store interface {
 	KeyStore
+	TSAStore
 	Ping(ctx context.Context) error
 	Close() error
 }

@@ -1,0 +1,143 @@
+package sqlite_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/firma-cloud/firma/store"
+	"github.com/firma-cloud/firma/store/sqlite"
+)
+
+func openTSA(t *testing.T, path string) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestAllocTSASerials(t *testing.T) {
+	ctx := context.Background()
+	db := openTSA(t, filepath.Join(t.TempDir(), "firma.db"))
+	tests := []struct {
+		seq   string
+		n     int64
+		first int64
+	}{
+		{"default", 1, 1},
+		{"default", 1, 2},
+		{"default", 100, 3},
+		{"default", 1, 103},
+		{"other", 5, 1},
+		{"other", 1, 6},
+		{"default", 2, 104},
+	}
+	for _, tc := range tests {
+		got, err := db.AllocTSASerials(ctx, tc.seq, tc.n)
+		if err != nil {
+			t.Fatalf("alloc %s %d: %v", tc.seq, tc.n, err)
+		}
+		if got != tc.first {
+			t.Errorf("alloc %s %d = %d, want %d", tc.seq, tc.n, got, tc.first)
+		}
+	}
+	for _, n := range []int64{0, -1} {
+		if _, err := db.AllocTSASerials(ctx, "default", n); err == nil {
+			t.Errorf("alloc count %d: no error", n)
+		}
+	}
+}
+
+// Two handles on one file stand for two firmad nodes sharing a database;
+// reopening stands for a restart.
+func TestAllocTSASerialsUniqueAcrossHandlesAndRestart(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "firma.db")
+	a, b := openTSA(t, path), openTSA(t, path)
+	const workers, per = 8, 50
+	var (
+		mu   sync.Mutex
+		seen = map[int64]bool{}
+		wg   sync.WaitGroup
+		errs = make(chan error, workers)
+	)
+	for w := range workers {
+		db := a
+		if w%2 == 1 {
+			db = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range per {
+				first, err := db.AllocTSASerials(ctx, "default", 3)
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				for i := first; i < first+3; i++ {
+					if seen[i] {
+						errs <- errors.New("serial handed out twice")
+					}
+					seen[i] = true
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if len(seen) != workers*per*3 {
+		t.Fatalf("got %d serials, want %d", len(seen), workers*per*3)
+	}
+	a.Close()
+	b.Close()
+	c := openTSA(t, path)
+	next, err := c.AllocTSASerials(ctx, "default", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(workers*per*3 + 1); next != want {
+		t.Fatalf("after restart got %d, want %d", next, want)
+	}
+}
+
+func TestTSAUnits(t *testing.T) {
+	ctx := context.Background()
+	db := openTSA(t, filepath.Join(t.TempDir(), "firma.db"))
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	u := &store.TSAUnit{Name: "default", KeyID: "k1", Cert: []byte{0x30, 0x01}, CreatedAt: now, UpdatedAt: now}
+	if _, err := db.TSAUnit(ctx, "default"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing unit: got %v, want ErrNotFound", err)
+	}
+	if err := db.ReplaceTSAUnit(ctx, u); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("replace missing unit: got %v, want ErrNotFound", err)
+	}
+	if err := db.CreateTSAUnit(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateTSAUnit(ctx, u); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second create: got %v, want ErrConflict", err)
+	}
+	later := now.Add(time.Hour)
+	if err := db.ReplaceTSAUnit(ctx, &store.TSAUnit{Name: "default", KeyID: "k2", Cert: []byte{0x30, 0x02}, UpdatedAt: later}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.TSAUnit(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.KeyID != "k2" || string(got.Cert) != "\x30\x02" || !got.CreatedAt.Equal(now) || !got.UpdatedAt.Equal(later) {
+		t.Fatalf("unit after replace = %+v", got)
+	}
+}
