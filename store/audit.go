@@ -1,0 +1,97 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// AuditRecord is one leaf of the audit log as persisted: the exact bytes
+// that were hashed (Data) plus copies of the fields queries filter on.
+//
+// Data is the only source of truth: verification hashes it and checks the
+// copied fields against it, so editing either is detected.
+type AuditRecord struct {
+	Index     int64
+	Time      time.Time
+	Event     string
+	Outcome   string
+	ActorRole string
+	ActorID   string
+	Citizen   string
+	Portal    string
+	KeyID     string
+	RequestID string
+	Documents int // number of document digests in the record
+	Data      []byte
+}
+
+// AuditHash is one stored hash of the audit Merkle tree, at its
+// tlog.StoredHashIndex position.
+type AuditHash struct {
+	Index int64
+	Hash  [32]byte
+}
+
+// AuditCheckpoint is a signed tree head of the audit log.
+type AuditCheckpoint struct {
+	Size      int64
+	Note      []byte // signed note: origin, size, root hash and signatures
+	Timestamp []byte // DER RFC 3161 TimeStampToken over SHA-256(Note); nil if none
+	CreatedAt time.Time
+}
+
+// AuditFilter selects audit records. Zero fields do not filter.
+type AuditFilter struct {
+	Citizen string
+	KeyID   string
+	Portal  string
+	Events  []string
+	From    time.Time // inclusive
+	To      time.Time // exclusive
+	Start   int64     // first index to consider: 0, or the last page's last Index+1
+	Limit   int       // at most this many; 0 means 100
+}
+
+// AuditUsage is one line of a key-usage report: how often a key was used for
+// one citizen and portal in a time range.
+type AuditUsage struct {
+	Citizen    string
+	Portal     string
+	KeyID      string
+	Signatures int64 // successful key.used records
+	Failures   int64 // key.used records whose outcome was not success
+	Documents  int64 // document digests in successful records
+	First      time.Time
+	Last       time.Time
+}
+
+// AuditStore persists the append-only audit log. No method changes or
+// removes what was appended.
+type AuditStore interface {
+	// AppendAudit stores records and the tree hashes they add in one
+	// transaction, durably. recs must continue the log exactly (the first
+	// Index equal to the current size); otherwise it returns ErrConflict and
+	// stores nothing.
+	AppendAudit(ctx context.Context, recs []*AuditRecord, hashes []AuditHash) error
+	// AuditSize returns the number of records in the log.
+	AuditSize(ctx context.Context) (int64, error)
+	// AuditHashes returns the stored hashes at the given indexes, in order;
+	// ErrNotFound if one is missing.
+	AuditHashes(ctx context.Context, indexes []int64) ([][32]byte, error)
+	// AuditRecords returns records with from <= Index < to in index order
+	// (fewer if some are missing: the caller checks).
+	AuditRecords(ctx context.Context, from, to int64) ([]*AuditRecord, error)
+	// QueryAudit returns records matching f in index order.
+	QueryAudit(ctx context.Context, f AuditFilter) ([]*AuditRecord, error)
+	// AddAuditCheckpoint stores a checkpoint; ErrConflict if one of that
+	// size exists.
+	AddAuditCheckpoint(ctx context.Context, c *AuditCheckpoint) error
+	// AuditCheckpoints lists checkpoints with Size > after, by size.
+	AuditCheckpoints(ctx context.Context, after int64, limit int) ([]*AuditCheckpoint, error)
+	// LatestAuditCheckpoint returns the largest checkpoint, ErrNotFound if
+	// none.
+	LatestAuditCheckpoint(ctx context.Context) (*AuditCheckpoint, error)
+	// AuditKeyUsage summarises "key.used" records in [from, to) per citizen,
+	// portal and key, for one citizen or portal if given.
+	AuditKeyUsage(ctx context.Context, citizen, portal string, from, to time.Time) ([]*AuditUsage, error)
+}

@@ -1,0 +1,319 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/firma-cloud/firma/store"
+)
+
+var _ store.AuditStore = (*DB)(nil)
+
+// AppendAudit stores a batch of audit records and their tree hashes in one
+// transaction.
+//
+// The transaction runs on a connection switched to synchronous=FULL: the
+// database otherwise runs WAL with synchronous=NORMAL, which survives a
+// killed process but not a power cut, and the record of a signature must
+// survive both. Group commit in package audit keeps the fsync per batch.
+func (s *DB) AppendAudit(ctx context.Context, recs []*store.AuditRecord, hashes []store.AuditHash) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("append audit: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = FULL"); err != nil {
+		return fmt.Errorf("append audit: %w", err)
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("append audit: %w", err)
+	}
+	defer tx.Rollback()
+	var size int64
+	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_records").Scan(&size); err != nil {
+		return fmt.Errorf("append audit: %w", err)
+	}
+	if recs[0].Index != size {
+		return fmt.Errorf("append audit at %d, log size %d: %w", recs[0].Index, size, store.ErrConflict)
+	}
+	rst, err := tx.PrepareContext(ctx, `INSERT INTO audit_records
+		(idx, time, event, outcome, actor_role, actor_id, citizen, portal, key_id, request_id, documents, data)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("append audit: %w", err)
+	}
+	defer rst.Close()
+	for i, r := range recs {
+		if r.Index != size+int64(i) {
+			return fmt.Errorf("append audit: record %d out of sequence: %w", r.Index, store.ErrConflict)
+		}
+		if _, err := rst.ExecContext(ctx, r.Index, r.Time.UnixNano(), r.Event, r.Outcome, r.ActorRole, r.ActorID,
+			r.Citizen, r.Portal, r.KeyID, r.RequestID, r.Documents, string(r.Data)); err != nil {
+			return fmt.Errorf("append audit record %d: %w", r.Index, conflict(err))
+		}
+	}
+	hst, err := tx.PrepareContext(ctx, "INSERT INTO audit_hashes (idx, hash) VALUES (?, ?)")
+	if err != nil {
+		return fmt.Errorf("append audit: %w", err)
+	}
+	defer hst.Close()
+	for _, h := range hashes {
+		if _, err := hst.ExecContext(ctx, h.Index, h.Hash[:]); err != nil {
+			return fmt.Errorf("append audit hash %d: %w", h.Index, conflict(err))
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("append audit: %w", err)
+	}
+	return nil
+}
+
+func conflict(err error) error {
+	if strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		return store.ErrConflict
+	}
+	return err
+}
+
+// AuditSize returns the number of audit records.
+func (s *DB) AuditSize(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_records").Scan(&n); err != nil {
+		return 0, fmt.Errorf("audit size: %w", err)
+	}
+	return n, nil
+}
+
+// AuditHashes returns stored tree hashes by index.
+func (s *DB) AuditHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
+	out := make([][32]byte, len(indexes))
+	if len(indexes) == 0 {
+		return out, nil
+	}
+	// One query for the lot: proofs and tree hashes ask for ~log2(n)
+	// hashes at a time.
+	args := make([]any, len(indexes))
+	for i, x := range indexes {
+		args[i] = x
+	}
+	q := "SELECT idx, hash FROM audit_hashes WHERE idx IN (?" + strings.Repeat(", ?", len(indexes)-1) + ")"
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("audit hashes: %w", err)
+	}
+	defer rows.Close()
+	got := make(map[int64][]byte, len(indexes))
+	for rows.Next() {
+		var (
+			idx int64
+			h   []byte
+		)
+		if err := rows.Scan(&idx, &h); err != nil {
+			return nil, fmt.Errorf("audit hashes: %w", err)
+		}
+		got[idx] = h
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("audit hashes: %w", err)
+	}
+	for i, x := range indexes {
+		h, ok := got[x]
+		if !ok || len(h) != 32 {
+			return nil, fmt.Errorf("audit hash %d: %w", x, store.ErrNotFound)
+		}
+		copy(out[i][:], h)
+	}
+	return out, nil
+}
+
+const auditColumns = "idx, time, event, outcome, actor_role, actor_id, citizen, portal, key_id, request_id, documents, data"
+
+func scanAudit(rows *sql.Rows) ([]*store.AuditRecord, error) {
+	defer rows.Close()
+	var out []*store.AuditRecord
+	for rows.Next() {
+		var (
+			r    store.AuditRecord
+			t    int64
+			data string
+		)
+		if err := rows.Scan(&r.Index, &t, &r.Event, &r.Outcome, &r.ActorRole, &r.ActorID, &r.Citizen, &r.Portal,
+			&r.KeyID, &r.RequestID, &r.Documents, &data); err != nil {
+			return nil, err
+		}
+		r.Time = time.Unix(0, t).UTC()
+		r.Data = []byte(data)
+		out = append(out, &r)
+	}
+	return out, rows.Err()
+}
+
+// AuditRecords returns records in [from, to) by index.
+func (s *DB) AuditRecords(ctx context.Context, from, to int64) ([]*store.AuditRecord, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT "+auditColumns+" FROM audit_records WHERE idx >= ? AND idx < ? ORDER BY idx", from, to)
+	if err != nil {
+		return nil, fmt.Errorf("audit records: %w", err)
+	}
+	out, err := scanAudit(rows)
+	if err != nil {
+		return nil, fmt.Errorf("audit records: %w", err)
+	}
+	return out, nil
+}
+
+// QueryAudit returns the records matching f.
+func (s *DB) QueryAudit(ctx context.Context, f store.AuditFilter) ([]*store.AuditRecord, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	q := "SELECT " + auditColumns + " FROM audit_records WHERE idx >= ?"
+	args := []any{f.Start}
+	for _, c := range []struct{ col, v string }{{"citizen", f.Citizen}, {"portal", f.Portal}, {"key_id", f.KeyID}} {
+		if c.v != "" {
+			q += " AND " + c.col + " = ?"
+			args = append(args, c.v)
+		}
+	}
+	if len(f.Events) > 0 {
+		q += " AND event IN (?" + strings.Repeat(", ?", len(f.Events)-1) + ")"
+		for _, e := range f.Events {
+			args = append(args, e)
+		}
+	}
+	if !f.From.IsZero() {
+		q += " AND time >= ?"
+		args = append(args, f.From.UnixNano())
+	}
+	if !f.To.IsZero() {
+		q += " AND time < ?"
+		args = append(args, f.To.UnixNano())
+	}
+	q += " ORDER BY idx LIMIT ?"
+	args = append(args, limit)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query audit: %w", err)
+	}
+	out, err := scanAudit(rows)
+	if err != nil {
+		return nil, fmt.Errorf("query audit: %w", err)
+	}
+	return out, nil
+}
+
+// AddAuditCheckpoint stores a signed checkpoint.
+func (s *DB) AddAuditCheckpoint(ctx context.Context, c *store.AuditCheckpoint) error {
+	_, err := s.db.ExecContext(ctx, "INSERT INTO audit_checkpoints (size, note, timestamp, created_at) VALUES (?, ?, ?, ?)",
+		c.Size, c.Note, c.Timestamp, c.CreatedAt.UnixNano())
+	if err != nil {
+		return fmt.Errorf("add audit checkpoint %d: %w", c.Size, conflict(err))
+	}
+	return nil
+}
+
+func scanCheckpoints(rows *sql.Rows) ([]*store.AuditCheckpoint, error) {
+	defer rows.Close()
+	var out []*store.AuditCheckpoint
+	for rows.Next() {
+		var (
+			c  store.AuditCheckpoint
+			at int64
+		)
+		if err := rows.Scan(&c.Size, &c.Note, &c.Timestamp, &at); err != nil {
+			return nil, err
+		}
+		c.CreatedAt = time.Unix(0, at).UTC()
+		out = append(out, &c)
+	}
+	return out, rows.Err()
+}
+
+// AuditCheckpoints lists checkpoints larger than after.
+func (s *DB) AuditCheckpoints(ctx context.Context, after int64, limit int) ([]*store.AuditCheckpoint, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.db.QueryContext(ctx, "SELECT size, note, timestamp, created_at FROM audit_checkpoints WHERE size > ? ORDER BY size LIMIT ?", after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("audit checkpoints: %w", err)
+	}
+	out, err := scanCheckpoints(rows)
+	if err != nil {
+		return nil, fmt.Errorf("audit checkpoints: %w", err)
+	}
+	return out, nil
+}
+
+// LatestAuditCheckpoint returns the largest checkpoint.
+func (s *DB) LatestAuditCheckpoint(ctx context.Context) (*store.AuditCheckpoint, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT size, note, timestamp, created_at FROM audit_checkpoints ORDER BY size DESC LIMIT 1")
+	if err != nil {
+		return nil, fmt.Errorf("latest audit checkpoint: %w", err)
+	}
+	out, err := scanCheckpoints(rows)
+	if err != nil {
+		return nil, fmt.Errorf("latest audit checkpoint: %w", err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("latest audit checkpoint: %w", store.ErrNotFound)
+	}
+	return out[0], nil
+}
+
+// AuditKeyUsage summarises key.used records per citizen, portal and key.
+func (s *DB) AuditKeyUsage(ctx context.Context, citizen, portal string, from, to time.Time) ([]*store.AuditUsage, error) {
+	q := `SELECT citizen, portal, key_id,
+		SUM(CASE WHEN outcome = 'success' THEN 1 ELSE 0 END),
+		SUM(CASE WHEN outcome = 'success' THEN 0 ELSE 1 END),
+		SUM(CASE WHEN outcome = 'success' THEN documents ELSE 0 END),
+		MIN(time), MAX(time)
+		FROM audit_records WHERE event = 'key.used'`
+	var args []any
+	if citizen != "" {
+		q += " AND citizen = ?"
+		args = append(args, citizen)
+	}
+	if portal != "" {
+		q += " AND portal = ?"
+		args = append(args, portal)
+	}
+	if !from.IsZero() {
+		q += " AND time >= ?"
+		args = append(args, from.UnixNano())
+	}
+	if !to.IsZero() {
+		q += " AND time < ?"
+		args = append(args, to.UnixNano())
+	}
+	q += " GROUP BY citizen, portal, key_id ORDER BY citizen, portal, key_id"
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("audit key usage: %w", err)
+	}
+	defer rows.Close()
+	var out []*store.AuditUsage
+	for rows.Next() {
+		var (
+			u           store.AuditUsage
+			first, last int64
+		)
+		if err := rows.Scan(&u.Citizen, &u.Portal, &u.KeyID, &u.Signatures, &u.Failures, &u.Documents, &first, &last); err != nil {
+			return nil, fmt.Errorf("audit key usage: %w", err)
+		}
+		u.First, u.Last = time.Unix(0, first).UTC(), time.Unix(0, last).UTC()
+		out = append(out, &u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("audit key usage: %w", err)
+	}
+	return out, nil
+}
+
