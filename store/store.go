@@ -47,6 +47,8 @@ type KeyStore interface {
 type Store interface {
 	KeyStore
 	TSAStore
+	RegistryStore
+	SMSStore
 	Ping(ctx context.Context) error
 	Close() error
 }
