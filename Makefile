@@ -1,0 +1,79 @@
+# firma: remote cloud-signature service. `make run` and `make test` are the
+# two commands; see README.md.
+
+SHELL := /usr/bin/env bash
+GO ?= go
+BIN := bin
+STATE := var
+CONFIG := $(STATE)/firmad.yaml
+
+# Benchmarks: adjust -benchtime or the package list here.
+BENCH_FLAGS ?= -run '^$$' -bench . -benchtime=3s -timeout 30m
+BENCH_PKGS ?= ./bench/...
+BENCH_RAW := bench/out/raw.txt
+
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+PROTO_DIR := api/proto
+PROTO_FILES := $(wildcard $(PROTO_DIR)/firma/v1/*.proto)
+
+# Debian packages: for running, and for the tests' outside verifiers.
+RUN_PKGS := softhsm2 opensc openssl
+TEST_PKGS := softhsm2 opensc openssl poppler-utils qpdf
+
+.PHONY: all build run test bench proto deps-run deps-test vet clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/firmad ./cmd/firmad
+	$(GO) build -o $(BIN)/firmactl ./cmd/firmactl
+
+# Installs only what is missing, so it is quick when everything is present.
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+endef
+
+deps-run:
+	$(call apt_install,$(RUN_PKGS))
+
+deps-test:
+	$(call apt_install,$(TEST_PKGS))
+
+# Brings up firmad on ./var state, making it on the first run.
+run: deps-run build
+	@if [ ! -f $(CONFIG) ]; then $(BIN)/firmactl init --state $(STATE); fi
+	exec $(BIN)/firmad -config $(CONFIG)
+
+vet:
+	$(GO) vet ./...
+
+test: deps-test
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+bench: deps-test
+	@mkdir -p bench/out
+	$(GO) test $(BENCH_FLAGS) $(BENCH_PKGS) | tee $(BENCH_RAW)
+	$(GO) run ./bench/report < $(BENCH_RAW) > bench/out/latest.jsonl
+	@echo "wrote bench/out/latest.jsonl"
+
+# Regenerates api/firmav1 from api/proto. Needs protoc (apt-get install -y
+# protobuf-compiler); the generated code is committed so nothing else does.
+proto:
+	@command -v protoc >/dev/null || { echo "protoc missing: apt-get install -y protobuf-compiler" >&2; exit 1; }
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	PATH="$$($(GO) env GOPATH)/bin:$$PATH" protoc -I $(PROTO_DIR) \
+		--go_out=. --go_opt=module=github.com/firma-cloud/firma \
+		--go-grpc_out=. --go-grpc_opt=module=github.com/firma-cloud/firma \
+		$(PROTO_FILES)
+
+clean:
+	rm -rf $(BIN)
