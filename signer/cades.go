@@ -1,0 +1,457 @@
+package signer
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"sort"
+	"time"
+)
+
+// Sentinel errors of the document formats, told apart with errors.Is.
+var (
+	ErrFormat        = errors.New("unknown signature format")
+	ErrCertificate   = errors.New("signer certificate does not match")
+	ErrTimestamp     = errors.New("timestamp failed")
+	ErrHash          = errors.New("unsupported hash")
+	ErrFormatDigest  = errors.New("digest length does not match the hash")
+	ErrNeedsDocument = errors.New("format needs the whole document")
+)
+
+// Format is the signature format of one document.
+type Format string
+
+// Signature formats.
+const (
+	FormatRaw   Format = "raw"   // a bare signature over a digest
+	FormatCAdES Format = "cades" // detached CMS, CAdES baseline
+	FormatPAdES Format = "pades" // PDF incremental update holding a CAdES signature
+)
+
+// ParseFormat parses a format name; "" is returned as "" so the caller can
+// apply its per-document default.
+func ParseFormat(s string) (Format, error) {
+	switch f := Format(s); f {
+	case "", FormatRaw, FormatCAdES, FormatPAdES:
+		return f, nil
+	}
+	return "", fmt.Errorf("format %q: %w (want raw, cades or pades)", s, ErrFormat)
+}
+
+// Level is the ETSI baseline level of a CAdES or PAdES signature.
+type Level string
+
+// Baseline levels.
+const (
+	LevelB Level = "B-B" // signed attributes only
+	LevelT Level = "B-T" // plus a signature timestamp from a TSA
+)
+
+// Timestamper obtains RFC 3161 timestamp tokens. The tsa package's client
+// satisfies it; it must check the reply (status, nonce, imprint, TSA chain)
+// before returning the token.
+type Timestamper interface {
+	// Timestamp returns the DER TimeStampToken (a CMS ContentInfo) over
+	// digest, which was computed with h.
+	Timestamp(ctx context.Context, h crypto.Hash, digest []byte) ([]byte, error)
+}
+
+// Options tune a CAdES or PAdES signature. The zero value gives SHA-256,
+// PKCS#1 v1.5 for RSA keys, the current time and level B-B.
+type Options struct {
+	Level       Level
+	Hash        crypto.Hash // SHA256 (default), SHA384 or SHA512
+	PSS         bool        // RSA keys sign with RSASSA-PSS
+	SigningTime time.Time   // the signing-time attribute; zero means now
+	// Timestamper is required for LevelT.
+	Timestamper Timestamper
+}
+
+func (o *Options) hash() crypto.Hash {
+	if o.Hash == 0 {
+		return crypto.SHA256
+	}
+	return o.Hash
+}
+
+func (o *Options) check() error {
+	switch o.Level {
+	case "", LevelB:
+	case LevelT:
+		if o.Timestamper == nil {
+			return fmt.Errorf("level %s: %w: no timestamper configured", o.Level, ErrTimestamp)
+		}
+	default:
+		return fmt.Errorf("level %q: %w (want B-B or B-T)", o.Level, ErrFormat)
+	}
+	if _, ok := digestOIDs[o.hash()]; !ok {
+		return fmt.Errorf("%v: %w (want SHA-256, SHA-384 or SHA-512)", o.hash(), ErrHash)
+	}
+	return nil
+}
+
+// Object identifiers used in CMS and CAdES (RFC 5652, RFC 5035, ETSI EN 319 122-1).
+var (
+	oidData               = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 1}
+	oidSignedData         = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2}
+	oidAttrContentType    = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 3}
+	oidAttrMessageDigest  = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 4}
+	oidAttrSigningTime    = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 5}
+	oidAttrSigningCertV2  = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 47}
+	oidAttrTimestampToken = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 14}
+	oidRSAPSS             = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 10}
+	oidMGF1               = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 8}
+	oidSHA256             = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}
+	oidSHA384             = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 2}
+	oidSHA512             = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 3}
+	oidECDSAWithSHA256    = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}
+	oidECDSAWithSHA384    = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 3}
+	oidECDSAWithSHA512    = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 4}
+	oidSHA256WithRSA      = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 11}
+	oidSHA384WithRSA      = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 12}
+	oidSHA512WithRSA      = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 13}
+	digestOIDs            = map[crypto.Hash]asn1.ObjectIdentifier{crypto.SHA256: oidSHA256, crypto.SHA384: oidSHA384, crypto.SHA512: oidSHA512}
+	ecdsaOIDs             = map[crypto.Hash]asn1.ObjectIdentifier{crypto.SHA256: oidECDSAWithSHA256, crypto.SHA384: oidECDSAWithSHA384, crypto.SHA512: oidECDSAWithSHA512}
+	rsaOIDs               = map[crypto.Hash]asn1.ObjectIdentifier{crypto.SHA256: oidSHA256WithRSA, crypto.SHA384: oidSHA384WithRSA, crypto.SHA512: oidSHA512WithRSA}
+	asn1Null              = asn1.RawValue{Tag: asn1.TagNull}
+)
+
+// The CMS structures are written out here rather than with
+// github.com/digitorus/pkcs7 because its pinned version computes the
+// message digest itself (we must sign a digest we are given, without the
+// content), always stamps time.Now and has no RSASSA-PSS.
+type contentInfo struct {
+	ContentType asn1.ObjectIdentifier
+	Content     asn1.RawValue `asn1:"explicit,optional,tag:0"`
+}
+
+type encapContentInfo struct {
+	EContentType asn1.ObjectIdentifier
+}
+
+type signedData struct {
+	Version          int
+	DigestAlgorithms []pkix.AlgorithmIdentifier `asn1:"set"`
+	EncapContentInfo encapContentInfo
+	Certificates     asn1.RawValue `asn1:"optional,tag:0"`
+	SignerInfos      []signerInfo  `asn1:"set"`
+}
+
+type issuerAndSerial struct {
+	Issuer asn1.RawValue
+	Serial *big.Int
+}
+
+type signerInfo struct {
+	Version            int
+	SID                issuerAndSerial
+	DigestAlgorithm    pkix.AlgorithmIdentifier
+	SignedAttrs        asn1.RawValue `asn1:"optional,tag:0"`
+	SignatureAlgorithm pkix.AlgorithmIdentifier
+	Signature          []byte
+	UnsignedAttrs      asn1.RawValue `asn1:"optional,tag:1"`
+}
+
+type essCertIDv2 struct {
+	// hashAlgorithm is DEFAULT sha256 and so absent in DER.
+	CertHash     []byte
+	IssuerSerial issuerSerial
+}
+
+type issuerSerial struct {
+	Issuer asn1.RawValue // GeneralNames
+	Serial *big.Int
+}
+
+type signingCertificateV2 struct {
+	Certs []essCertIDv2
+}
+
+type pssParams struct {
+	Hash         pkix.AlgorithmIdentifier `asn1:"explicit,tag:0"`
+	MGF          pkix.AlgorithmIdentifier `asn1:"explicit,tag:1"`
+	SaltLength   int                      `asn1:"explicit,tag:2"`
+	TrailerField int                      `asn1:"optional,explicit,tag:3,default:1"`
+}
+
+// attr encodes one Attribute with a single value.
+func attr(oid asn1.ObjectIdentifier, value any) ([]byte, error) {
+	v, err := asn1.Marshal(value)
+	if err != nil {
+		return nil, fmt.Errorf("encode attribute %v: %w", oid, err)
+	}
+	return asn1.Marshal(struct {
+		Type   asn1.ObjectIdentifier
+		Values asn1.RawValue
+	}{oid, asn1.RawValue{Tag: asn1.TagSet, IsCompound: true, Bytes: v}})
+}
+
+// setOf returns the DER content of a SET OF: DER sorts the encodings, and
+// OpenSSL re-encodes signed attributes before checking, so order matters.
+func setOf(elems [][]byte) []byte {
+	s := append([][]byte(nil), elems...)
+	sort.Slice(s, func(i, j int) bool { return bytes.Compare(s[i], s[j]) < 0 })
+	return bytes.Join(s, nil)
+}
+
+// CAdES returns a detached CAdES signature (DER CMS SignedData) whose
+// message-digest attribute is digest, made by key with the certificate
+// chain[0] and its issuers chain[1:] (all included). The content is never
+// needed.
+func CAdES(ctx context.Context, digest []byte, key crypto.Signer, chain []*x509.Certificate, opt Options) ([]byte, error) {
+	return signCMS(ctx, digest, key, chain, opt, true)
+}
+
+// signCMS builds the CMS; PAdES leaves out signing-time (ETSI EN 319 142-1
+// puts the time in the signature dictionary's /M instead).
+func signCMS(ctx context.Context, digest []byte, key crypto.Signer, chain []*x509.Certificate, opt Options, withTime bool) ([]byte, error) {
+	if err := opt.check(); err != nil {
+		return nil, err
+	}
+	h := opt.hash()
+	if len(digest) != h.Size() {
+		return nil, fmt.Errorf("%d bytes for %v: %w", len(digest), h, ErrFormatDigest)
+	}
+	if len(chain) == 0 {
+		return nil, fmt.Errorf("no certificate: %w", ErrCertificate)
+	}
+	cert := chain[0]
+	if !samePublic(cert.PublicKey, key.Public()) {
+		return nil, fmt.Errorf("certificate %q: %w the key", cert.Subject.CommonName, ErrCertificate)
+	}
+	sigAlg, opts, err := signatureAlgorithm(key.Public(), h, opt.PSS)
+	if err != nil {
+		return nil, err
+	}
+	signingTime := opt.SigningTime
+	if signingTime.IsZero() {
+		signingTime = time.Now()
+	}
+	signedAttrs, err := signedAttributes(digest, signingTime.UTC().Truncate(time.Second), withTime, cert)
+	if err != nil {
+		return nil, err
+	}
+	// The signature covers the attributes encoded as an explicit SET OF.
+	toSign, err := asn1.Marshal(asn1.RawValue{Tag: asn1.TagSet, IsCompound: true, Bytes: signedAttrs})
+	if err != nil {
+		return nil, fmt.Errorf("encode signed attributes: %w", err)
+	}
+	hh := h.New()
+	hh.Write(toSign)
+	sig, err := key.Sign(rand.Reader, hh.Sum(nil), opts)
+	if err != nil {
+		return nil, fmt.Errorf("sign attributes: %w", err)
+	}
+	si := signerInfo{
+		Version:            1,
+		SID:                issuerAndSerial{Issuer: asn1.RawValue{FullBytes: cert.RawIssuer}, Serial: cert.SerialNumber},
+		DigestAlgorithm:    pkix.AlgorithmIdentifier{Algorithm: digestOIDs[h]},
+		SignedAttrs:        asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: signedAttrs},
+		SignatureAlgorithm: sigAlg,
+		Signature:          sig,
+	}
+	if opt.Level == LevelT {
+		tok, err := opt.Timestamper.Timestamp(ctx, h, hashOf(h, sig))
+		if err != nil {
+			return nil, fmt.Errorf("signature timestamp: %w: %w", ErrTimestamp, err)
+		}
+		a, err := attr(oidAttrTimestampToken, asn1.RawValue{FullBytes: tok})
+		if err != nil {
+			return nil, fmt.Errorf("timestamp token: %w: %w", ErrTimestamp, err)
+		}
+		si.UnsignedAttrs = asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 1, IsCompound: true, Bytes: a}
+	}
+	var certs [][]byte
+	for _, c := range chain {
+		certs = append(certs, c.Raw)
+	}
+	sd := signedData{
+		Version:          1,
+		DigestAlgorithms: []pkix.AlgorithmIdentifier{{Algorithm: digestOIDs[h]}},
+		EncapContentInfo: encapContentInfo{EContentType: oidData},
+		Certificates:     asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: setOf(certs)},
+		SignerInfos:      []signerInfo{si},
+	}
+	inner, err := asn1.Marshal(sd)
+	if err != nil {
+		return nil, fmt.Errorf("encode signed data: %w", err)
+	}
+	out, err := asn1.Marshal(contentInfo{ContentType: oidSignedData, Content: asn1.RawValue{FullBytes: inner}})
+	if err != nil {
+		return nil, fmt.Errorf("encode content info: %w", err)
+	}
+	return out, nil
+}
+
+// CAdESDocument reads the whole document and returns its detached CAdES
+// signature.
+func CAdESDocument(ctx context.Context, doc io.Reader, key crypto.Signer, chain []*x509.Certificate, opt Options) ([]byte, error) {
+	if err := opt.check(); err != nil {
+		return nil, err
+	}
+	hh := opt.hash().New()
+	if _, err := io.Copy(hh, doc); err != nil {
+		return nil, fmt.Errorf("read document: %w", err)
+	}
+	return CAdES(ctx, hh.Sum(nil), key, chain, opt)
+}
+
+func signedAttributes(digest []byte, at time.Time, withTime bool, cert *x509.Certificate) ([]byte, error) {
+	ct, err := attr(oidAttrContentType, oidData)
+	if err != nil {
+		return nil, err
+	}
+	md, err := attr(oidAttrMessageDigest, digest)
+	if err != nil {
+		return nil, err
+	}
+	certHash := sha256.Sum256(cert.Raw)
+	// GeneralNames holding one directoryName ([4] EXPLICIT Name).
+	dirName, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 4, IsCompound: true, Bytes: cert.RawIssuer})
+	if err != nil {
+		return nil, fmt.Errorf("encode issuer: %w", err)
+	}
+	sc, err := attr(oidAttrSigningCertV2, signingCertificateV2{Certs: []essCertIDv2{{
+		CertHash:     certHash[:],
+		IssuerSerial: issuerSerial{Issuer: asn1.RawValue{Tag: asn1.TagSequence, IsCompound: true, Bytes: dirName}, Serial: cert.SerialNumber},
+	}}})
+	if err != nil {
+		return nil, err
+	}
+	attrs := [][]byte{ct, md, sc}
+	if withTime {
+		st, err := attr(oidAttrSigningTime, at)
+		if err != nil {
+			return nil, err
+		}
+		attrs = append(attrs, st)
+	}
+	return setOf(attrs), nil
+}
+
+// signatureAlgorithm returns the CMS signatureAlgorithm for the key and the
+// options its Sign takes.
+func signatureAlgorithm(pub crypto.PublicKey, h crypto.Hash, pss bool) (pkix.AlgorithmIdentifier, crypto.SignerOpts, error) {
+	switch pub.(type) {
+	case *ecdsa.PublicKey:
+		return pkix.AlgorithmIdentifier{Algorithm: ecdsaOIDs[h]}, h, nil
+	case *rsa.PublicKey:
+		if !pss {
+			return pkix.AlgorithmIdentifier{Algorithm: rsaOIDs[h], Parameters: asn1Null}, h, nil
+		}
+		hashAlg := pkix.AlgorithmIdentifier{Algorithm: digestOIDs[h], Parameters: asn1Null}
+		hashDER, err := asn1.Marshal(hashAlg)
+		if err != nil {
+			return pkix.AlgorithmIdentifier{}, nil, fmt.Errorf("encode pss hash: %w", err)
+		}
+		params, err := asn1.Marshal(pssParams{
+			Hash:         hashAlg,
+			MGF:          pkix.AlgorithmIdentifier{Algorithm: oidMGF1, Parameters: asn1.RawValue{FullBytes: hashDER}},
+			SaltLength:   h.Size(),
+			TrailerField: 1,
+		})
+		if err != nil {
+			return pkix.AlgorithmIdentifier{}, nil, fmt.Errorf("encode pss parameters: %w", err)
+		}
+		return pkix.AlgorithmIdentifier{Algorithm: oidRSAPSS, Parameters: asn1.RawValue{FullBytes: params}},
+			&rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: h}, nil
+	}
+	return pkix.AlgorithmIdentifier{}, nil, fmt.Errorf("public key %T: %w", pub, ErrCertificate)
+}
+
+func samePublic(a, b crypto.PublicKey) bool {
+	e, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && e.Equal(b)
+}
+
+func hashOf(h crypto.Hash, b []byte) []byte {
+	hh := h.New()
+	hh.Write(b)
+	return hh.Sum(nil)
+}
+
+// DocumentType is a document's media type, used to choose its default
+// format.
+type DocumentType string
+
+// DefaultFormats maps document media types to formats; types not listed
+// get Fallback.
+type DefaultFormats struct {
+	ByType   map[DocumentType]Format
+	Fallback Format
+}
+
+// StandardFormats is PDF -> PAdES and everything else -> CAdES.
+func StandardFormats() DefaultFormats {
+	return DefaultFormats{ByType: map[DocumentType]Format{"application/pdf": FormatPAdES}, Fallback: FormatCAdES}
+}
+
+// For returns the format for a document of type t.
+func (d DefaultFormats) For(t DocumentType) Format {
+	if f, ok := d.ByType[t]; ok && f != "" {
+		return f
+	}
+	if d.Fallback == "" {
+		return FormatCAdES
+	}
+	return d.Fallback
+}
+
+// Document is what is signed: the whole content, or for CAdES and raw
+// only, its digest under Options.Hash.
+type Document struct {
+	Type    DocumentType
+	Content []byte
+	Digest  []byte
+}
+
+// SignDocument signs doc in format f ("" means the default for its type
+// from formats). It returns a detached CMS for CAdES, the signed PDF for
+// PAdES, and the bare signature for raw. pdf tunes PAdES only.
+func SignDocument(ctx context.Context, f Format, formats DefaultFormats, doc Document, key crypto.Signer, chain []*x509.Certificate, opt Options, pdf PDFOptions) ([]byte, error) {
+	if f == "" {
+		f = formats.For(doc.Type)
+	}
+	switch f {
+	case FormatCAdES:
+		if doc.Content != nil {
+			return CAdESDocument(ctx, bytes.NewReader(doc.Content), key, chain, opt)
+		}
+		return CAdES(ctx, doc.Digest, key, chain, opt)
+	case FormatPAdES:
+		if doc.Content == nil {
+			return nil, fmt.Errorf("pades: %w", ErrNeedsDocument)
+		}
+		return PAdES(ctx, doc.Content, key, chain, opt, pdf)
+	case FormatRaw:
+		h := opt.hash()
+		digest := doc.Digest
+		if doc.Content != nil {
+			digest = hashOf(h, doc.Content)
+		}
+		if len(digest) != h.Size() {
+			return nil, fmt.Errorf("%d bytes for %v: %w", len(digest), h, ErrFormatDigest)
+		}
+		_, opts, err := signatureAlgorithm(key.Public(), h, opt.PSS)
+		if err != nil {
+			return nil, err
+		}
+		sig, err := key.Sign(rand.Reader, digest, opts)
+		if err != nil {
+			return nil, fmt.Errorf("sign: %w", err)
+		}
+		return sig, nil
+	}
+	return nil, fmt.Errorf("format %q: %w", f, ErrFormat)
+}
