@@ -153,6 +153,10 @@ func (p *Pool) Do(ctx context.Context, fn func(s *session) error) error {
 			p.m.errors.WithLabelValues("session").Inc()
 			p.log.Warn("evicting HSM session", "session", s.id, "err", err)
 			p.evict(s)
+			if errors.Is(err, pkcs11.Error(pkcs11.CKR_SESSION_HANDLE_INVALID)) || errors.Is(err, pkcs11.Error(pkcs11.CKR_SESSION_CLOSED)) {
+				// Whatever closed this one may have closed the others.
+				p.pruneIdle()
+			}
 		case classLogin:
 			p.m.errors.WithLabelValues("login").Inc()
 			p.log.Warn("HSM login lost, logging in again", "err", err)
@@ -178,15 +182,13 @@ func (p *Pool) get() (*session, error) {
 	if p.closed {
 		return nil, ErrClosed
 	}
-	if !p.loggedIn && p.gen > 0 && len(p.idle) == 0 && p.open == 0 {
-		// Everything was dropped: the token may have a new slot.
+	if !p.loggedIn {
+		// The token may have gone, or come back in another slot.
 		slot, err := findSlot(p.ctx, p.label)
 		if err != nil {
 			return nil, err
 		}
 		p.slot = slot
-	}
-	if !p.loggedIn {
 		if err := p.loginLocked(); err != nil {
 			return nil, err
 		}
@@ -265,6 +267,25 @@ func (p *Pool) evict(s *session) {
 	p.mu.Unlock()
 	for _, f := range hooks {
 		f(s.id)
+	}
+}
+
+// pruneIdle evicts the idle sessions the token no longer knows.
+func (p *Pool) pruneIdle() {
+	p.mu.Lock()
+	var dead []*session
+	live := p.idle[:0]
+	for _, s := range p.idle {
+		if _, err := p.ctx.GetSessionInfo(s.h); err != nil {
+			dead = append(dead, s)
+		} else {
+			live = append(live, s)
+		}
+	}
+	p.idle = live
+	p.mu.Unlock()
+	for _, s := range dead {
+		p.evict(s)
 	}
 }
 

@@ -147,73 +147,97 @@ func unwrapTemplate(t Type) []*pkcs11.Attribute {
 }
 
 // liveKey is a wrapped key unwrapped into the token as a session object. It
-// lives as long as the session that made it.
+// lives as long as the session that made it. refs counts the signatures
+// under way with it: an evicted key is destroyed only once none is, so no
+// caller ever signs through a handle the token has recycled.
 type liveKey struct {
 	h       pkcs11.ObjectHandle
 	session uint64
+	refs    int
+	evicted bool
 }
 
-// liveCache is the bounded LRU of live wrapped keys. Evicted entries are
-// returned to the caller, which destroys them on the session it holds.
+// liveCache is the bounded LRU of live wrapped keys.
 type liveCache struct {
 	mu  sync.Mutex
-	lru *simplelru.LRU[string, liveKey] // nil when caching is off
+	lru *simplelru.LRU[string, *liveKey] // nil when caching is off
 	max int
 }
 
 func newLiveCache(size int) *liveCache {
 	c := &liveCache{max: size}
 	if size > 0 {
-		c.lru, _ = simplelru.NewLRU[string, liveKey](size, nil)
+		c.lru, _ = simplelru.NewLRU[string, *liveKey](size, nil)
 	}
 	return c
 }
 
-func (c *liveCache) get(id string) (liveKey, bool) {
+// acquire returns the cached live key for id with a reference taken.
+func (c *liveCache) acquire(id string) (*liveKey, bool) {
 	if c.lru == nil {
-		return liveKey{}, false
+		return nil, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.lru.Get(id)
+	lk, ok := c.lru.Get(id)
+	if ok {
+		lk.refs++
+	}
+	return lk, ok
 }
 
-// add caches lk and returns the entries it pushed out, which the caller
-// must destroy. If another goroutine cached the same key meanwhile, lk
-// itself is returned for destruction and the cached one is kept.
-func (c *liveCache) add(id string, lk liveKey) (liveKey, []liveKey) {
+// release drops a reference and reports whether the key must now be
+// destroyed by the caller.
+func (c *liveCache) release(lk *liveKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	lk.refs--
+	return lk.evicted && lk.refs == 0
+}
+
+// add caches lk with a reference taken, and returns the key to use and the
+// keys the caller must destroy now (pushed out and unused). If another
+// goroutine cached the same key meanwhile, that one is used and lk goes.
+func (c *liveCache) add(id string, lk *liveKey) (*liveKey, []*liveKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.lru.Get(id); ok {
-		return old, []liveKey{lk}
+		old.refs++
+		return old, []*liveKey{lk}
 	}
-	var out []liveKey
+	var out []*liveKey
 	for c.lru.Len() >= c.max {
 		_, v, ok := c.lru.RemoveOldest()
 		if !ok {
 			break
 		}
-		out = append(out, v)
+		v.evicted = true
+		if v.refs == 0 {
+			out = append(out, v)
+		}
 	}
+	lk.refs = 1
 	c.lru.Add(id, lk)
 	return lk, out
 }
 
-// remove drops id and returns its entry, if any, for destruction.
-func (c *liveCache) remove(id string) (liveKey, bool) {
+// remove evicts id and returns its entry if the caller must destroy it now.
+func (c *liveCache) remove(id string) (*liveKey, bool) {
 	if c.lru == nil {
-		return liveKey{}, false
+		return nil, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	v, ok := c.lru.Peek(id)
-	if ok {
-		c.lru.Remove(id)
+	if !ok {
+		return nil, false
 	}
-	return v, ok
+	c.lru.Remove(id)
+	v.evicted = true
+	return v, v.refs == 0
 }
 
-// forget drops id only if it still maps to the handle h.
+// forget drops id if it still maps to the handle h, which went stale.
 func (c *liveCache) forget(id string, h pkcs11.ObjectHandle) {
 	if c.lru == nil {
 		return
@@ -248,13 +272,13 @@ func (c *liveCache) dropAll() {
 	c.mu.Unlock()
 }
 
-// liveHandle returns a live handle for the wrapped key of s, unwrapping it
-// on session ss if it is not cached. done must be called when the
-// signature is made: it destroys the handle if it was not cached.
+// liveHandle returns a live handle for the wrapped key of sg, unwrapping it
+// on session ss if it is not cached. done must be called once the
+// signatures are made, on the same session.
 func (k *Keystore) liveHandle(ss *session, sg *Signer) (pkcs11.ObjectHandle, func(), error) {
-	if lk, ok := k.live.get(sg.key.ID); ok {
+	if lk, ok := k.live.acquire(sg.key.ID); ok {
 		k.m.hits.Inc()
-		return lk.h, func() {}, nil
+		return lk.h, func() { k.releaseLive(ss, lk) }, nil
 	}
 	if _, dead := k.destroyed.Load(sg.key.ID); dead {
 		return 0, nil, fmt.Errorf("key %s: %w", sg.key.ID, ErrKeyDestroyed)
@@ -285,20 +309,26 @@ func (k *Keystore) liveHandle(ss *session, sg *Signer) (pkcs11.ObjectHandle, fun
 	if k.live.lru == nil {
 		return h, func() { k.p.DestroyObject(ss.h, h) }, nil
 	}
-	use, evicted := k.live.add(sg.key.ID, liveKey{h: h, session: ss.id})
-	for _, e := range evicted {
-		// Another session may be signing with it; it will unwrap again.
-		k.p.DestroyObject(ss.h, e.h)
+	use, gone := k.live.add(sg.key.ID, &liveKey{h: h, session: ss.id})
+	for _, g := range gone {
+		k.p.DestroyObject(ss.h, g.h)
 	}
-	return use.h, func() {}, nil
+	return use.h, func() { k.releaseLive(ss, use) }, nil
+}
+
+func (k *Keystore) releaseLive(ss *session, lk *liveKey) {
+	if k.live.release(lk) {
+		k.p.DestroyObject(ss.h, lk.h)
+	}
 }
 
 // dropLive destroys the live copy of a wrapped key, if any, and stops it
 // from being unwrapped again by this process.
 func (k *Keystore) dropLive(ctx context.Context, id string) error {
 	k.destroyed.Store(id, struct{}{})
-	lk, ok := k.live.remove(id)
-	if !ok {
+	lk, now := k.live.remove(id)
+	if !now {
+		// Unused: gone with the cache. In use: the last user destroys it.
 		return nil
 	}
 	return k.pool.Do(ctx, func(s *session) error {
