@@ -73,6 +73,8 @@ type Keystore struct {
 	// destroyed holds the IDs destroyed by this process, so that a Signer
 	// still held by a caller cannot unwrap its key again.
 	destroyed sync.Map
+
+	closeOnce sync.Once
 }
 
 // Open loads the PKCS#11 module, finds the token and logs in. Records are
@@ -175,11 +177,15 @@ func parseURI(uri string) (module, token string, err error) {
 	return module, token, nil
 }
 
-// Close releases every session and unloads the module.
+// Close waits for the signatures under way (at most 30 s), then releases
+// every session and unloads the module.
 func (k *Keystore) Close() error {
-	k.pool.close()
-	err := k.p.Finalize()
-	k.p.Destroy()
+	var err error
+	k.closeOnce.Do(func() {
+		k.pool.close(30 * time.Second)
+		err = k.p.Finalize()
+		k.p.Destroy()
+	})
 	if err != nil {
 		return fmt.Errorf("finalize module: %w", err)
 	}

@@ -305,14 +305,24 @@ func (p *Pool) reset() {
 	}
 }
 
-// close closes every idle session. Sessions in use are closed when returned.
-func (p *Pool) close() {
+// close refuses new work, waits up to grace for the operations under way
+// to finish, then closes every session.
+func (p *Pool) close(grace time.Duration) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.closed {
+		p.mu.Unlock()
 		return
 	}
 	p.closed = true
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	drained := p.sem.Acquire(ctx, int64(p.size)) == nil
+	cancel()
+	if !drained {
+		p.log.Warn("closing HSM sessions with operations still under way", "grace", grace)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.ctx.CloseAllSessions(p.slot)
 	p.idle = nil
 	p.open = 0

@@ -166,10 +166,15 @@ func TestPoolBusy(t *testing.T) {
 	ks.pool.timeout = 50e6 // 50ms
 	hold := make(chan struct{})
 	started := make(chan struct{})
-	go ks.pool.Do(context.Background(), func(*session) error { close(started); <-hold; return nil })
+	done := make(chan struct{})
+	go func() {
+		ks.pool.Do(context.Background(), func(*session) error { close(started); <-hold; return nil })
+		close(done)
+	}()
 	<-started
 	err := ks.pool.Do(context.Background(), func(*session) error { return nil })
 	close(hold)
+	<-done
 	if !errors.Is(err, ErrBusy) {
 		t.Fatalf("got %v, want ErrBusy", err)
 	}
