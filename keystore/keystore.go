@@ -116,19 +116,14 @@ func Open(ctx context.Context, cfg Config, st store.KeyStore, log *slog.Logger) 
 	if cfg.KEKLabel == "" {
 		cfg.KEKLabel = DefaultKEKLabel
 	}
-	p := pkcs11.New(cfg.Module)
-	if p == nil {
-		return nil, fmt.Errorf("%w %q: the file is missing or is not a PKCS#11 library", ErrModule, cfg.Module)
-	}
-	if err := p.Initialize(); err != nil && !errors.Is(err, pkcs11.Error(pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED)) {
-		p.Destroy()
-		return nil, fmt.Errorf("%w %q: initialize: %w", ErrModule, cfg.Module, err)
+	p, err := loadModule(cfg.Module)
+	if err != nil {
+		return nil, err
 	}
 	m := newMetrics(cfg.Registerer)
 	pool, err := newPool(ctx, p, cfg.TokenLabel, cfg.PIN, cfg.Sessions, cfg.AcquireTimeout, m, log)
 	if err != nil {
-		p.Finalize()
-		p.Destroy()
+		releaseModule(cfg.Module)
 		return nil, err
 	}
 	signers, _ := lru.New[string, *Signer](signerCacheSize)
@@ -183,8 +178,7 @@ func (k *Keystore) Close() error {
 	var err error
 	k.closeOnce.Do(func() {
 		k.pool.close(30 * time.Second)
-		err = k.p.Finalize()
-		k.p.Destroy()
+		err = releaseModule(k.cfg.Module)
 	})
 	if err != nil {
 		return fmt.Errorf("finalize module: %w", err)

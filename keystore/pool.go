@@ -323,7 +323,11 @@ func (p *Pool) close(grace time.Duration) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.ctx.CloseAllSessions(p.slot)
+	// Only our own sessions: another pool of this process may share the
+	// token, and C_CloseAllSessions would close its sessions too.
+	for _, s := range p.idle {
+		p.ctx.CloseSession(s.h)
+	}
 	p.idle = nil
 	p.open = 0
 	p.gen++
