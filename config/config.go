@@ -42,6 +42,9 @@ type Config struct {
 type Listen struct {
 	GRPC string `yaml:"grpc"`
 	HTTP string `yaml:"http"` // /healthz, /readyz, /metrics
+	// ShutdownTimeout bounds how long in-flight calls may drain after
+	// SIGTERM before they are cut off.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
 // TLS configures the server certificate and, for mTLS operators, the CA
@@ -126,7 +129,7 @@ func (s Secret) Reveal() string { return string(s) }
 // and a SoftHSM2 token under ./var, as `make run` uses them.
 func Default() *Config {
 	return &Config{
-		Listen: Listen{GRPC: "127.0.0.1:7700", HTTP: "127.0.0.1:7780"},
+		Listen: Listen{GRPC: "127.0.0.1:7700", HTTP: "127.0.0.1:7780", ShutdownTimeout: 30 * time.Second},
 		HSM: HSM{
 			Module:         SoftHSM2Module(),
 			TokenLabel:     "firma",
@@ -518,6 +521,9 @@ func (c *Config) Validate() error {
 		if !tls && !IsLoopback(host) {
 			bad(l.field, "%q is not a loopback address: plaintext is only allowed on loopback; set tls.cert and tls.key", l.addr)
 		}
+	}
+	if c.Listen.ShutdownTimeout <= 0 {
+		bad("listen.shutdown_timeout", "must be > 0")
 	}
 	if c.Listen.GRPC != "" && c.Listen.GRPC == c.Listen.HTTP && !strings.HasSuffix(c.Listen.GRPC, ":0") {
 		bad("listen.http", "must differ from listen.grpc")

@@ -1,0 +1,8 @@
+// Package api serves firmad's gRPC services (package firma.v1, generated in
+// api/firmav1): it translates requests into keystore and signer calls and
+// their errors into gRPC statuses, and admits only authenticated operators.
+//
+// It holds no policy and no keys: those are the keystore's and, in later
+// issues, package policy's. Every error leaves through toStatus in
+// errors.go, so the mapping from sentinel errors to codes lives in one place.
+package api

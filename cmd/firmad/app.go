@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/firma-cloud/firma/api"
+	"github.com/firma-cloud/firma/config"
+	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/store/sqlite"
+)
+
+// step is one named start-up step.
+type step struct {
+	name string
+	fn   func(*app, context.Context) error
+}
+
+// app is a running firmad: the configuration, the shared parts every
+// feature uses, and what must be undone at shutdown.
+type app struct {
+	cfg  *config.Config
+	log  *slog.Logger
+	reg  *prometheus.Registry
+	grpc *grpc.Server
+	mux  *http.ServeMux
+
+	// Set by the setup steps (setup.go). A feature that others need adds
+	// its field here.
+	store *sqlite.DB
+	ks    *keystore.Keystore
+	core  *signer.Core
+
+	health *health.Server
+	tls    *tls.Config // nil for loopback plaintext
+
+	mu      sync.Mutex
+	checks  []readyCheck
+	closers []closer
+}
+
+type readyCheck struct {
+	name string
+	fn   func(context.Context) error
+}
+
+type closer struct {
+	name string
+	fn   func() error
+}
+
+// newApp builds the shared parts and runs every setup step. If a step
+// fails, what earlier steps opened is closed again.
+func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, error) {
+	a := &app{cfg: cfg, log: log, reg: prometheus.NewRegistry(), mux: http.NewServeMux()}
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	var err error
+	if a.tls, err = serverTLS(cfg.TLS); err != nil {
+		return nil, err
+	}
+	opts, err := api.ServerOptions(cfg.Auth, a.reg, log)
+	if err != nil {
+		return nil, err
+	}
+	if a.tls != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(a.tls)))
+	}
+	a.grpc = grpc.NewServer(opts...)
+	a.health = health.NewServer()
+	healthpb.RegisterHealthServer(a.grpc, a.health)
+	a.routes()
+
+	for _, s := range setups {
+		start := time.Now()
+		if err := s.fn(a, ctx); err != nil {
+			a.close()
+			return nil, fmt.Errorf("%s: %w", s.name, err)
+		}
+		log.Debug("start-up step done", "step", s.name, "took", time.Since(start))
+	}
+	return a, nil
+}
+
+// ready adds a check that /readyz runs.
+func (a *app) ready(name string, fn func(context.Context) error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.checks = append(a.checks, readyCheck{name, fn})
+}
+
+// onClose adds clean-up to run at shutdown, in reverse order of adding.
+func (a *app) onClose(name string, fn func() error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.closers = append(a.closers, closer{name, fn})
+}
+
+// close runs the clean-up in reverse order and logs what failed.
+func (a *app) close() {
+	a.mu.Lock()
+	cs := a.closers
+	a.closers = nil
+	a.mu.Unlock()
+	for i := len(cs) - 1; i >= 0; i-- {
+		if err := cs[i].fn(); err != nil {
+			a.log.Error("close failed", "part", cs[i].name, "err", err)
+		}
+	}
+}
+
+// serve listens on both addresses, prints them, and serves until ctx is
+// done; then it stops taking calls, lets in-flight ones drain for at most
+// listen.shutdown_timeout, and closes everything.
+func (a *app) serve(ctx context.Context, stdout io.Writer) error {
+	defer a.close()
+	gl, err := net.Listen("tcp", a.cfg.Listen.GRPC)
+	if err != nil {
+		return fmt.Errorf("listen grpc: %w", err)
+	}
+	hl, err := net.Listen("tcp", a.cfg.Listen.HTTP)
+	if err != nil {
+		gl.Close()
+		return fmt.Errorf("listen http: %w", err)
+	}
+	hs := &http.Server{Handler: a.mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: a.tls,
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+
+	errc := make(chan error, 2)
+	go func() {
+		if err := a.grpc.Serve(gl); err != nil {
+			errc <- fmt.Errorf("grpc: %w", err)
+		}
+	}()
+	go func() {
+		var err error
+		if a.tls != nil {
+			err = hs.ServeTLS(hl, "", "")
+		} else {
+			err = hs.Serve(hl)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http: %w", err)
+		}
+	}()
+	a.health.Resume()
+	scheme := "http"
+	if a.tls != nil {
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "firmad: grpc listening on %s (tls=%t)\n", gl.Addr(), a.tls != nil)
+	fmt.Fprintf(stdout, "firmad: http listening on %s://%s (/healthz /readyz /metrics)\n", scheme, hl.Addr())
+	a.log.Info("firmad started", "grpc", gl.Addr().String(), "http", hl.Addr().String(), "tls", a.tls != nil,
+		"token", a.cfg.HSM.TokenLabel, "key_mode", a.cfg.HSM.KeyMode)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		a.log.Info("shutting down", "drain_timeout", a.cfg.Listen.ShutdownTimeout)
+	case serveErr = <-errc:
+		a.log.Error("server failed, shutting down", "err", serveErr)
+	}
+	a.shutdown(hs)
+	if serveErr == nil {
+		a.log.Info("firmad stopped")
+	}
+	return serveErr
+}
+
+// shutdown stops both servers: health turns NOT_SERVING, new calls are
+// refused, in-flight signatures finish unless the drain timeout ends first.
+func (a *app) shutdown(hs *http.Server) {
+	a.health.Shutdown()
+	dctx, cancel := context.WithTimeout(context.Background(), a.cfg.Listen.ShutdownTimeout)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		a.grpc.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-dctx.Done():
+		a.log.Warn("drain timeout reached, cutting off remaining calls")
+		a.grpc.Stop()
+		<-done
+	}
+	if err := hs.Shutdown(dctx); err != nil {
+		a.log.Warn("http shutdown", "err", err)
+		hs.Close()
+	}
+}
+
+// serverTLS builds the server TLS config, or nil for plaintext. With a
+// client CA, certificates are verified when given but not required, so that
+// bearer-token operators can still connect.
+func serverTLS(c config.TLS) (*tls.Config, error) {
+	if !c.Enabled() {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.Cert, c.Key)
+	if err != nil {
+		return nil, fmt.Errorf("tls: load certificate: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2", "http/1.1"}}
+	if c.ClientCA != "" {
+		pemBytes, err := os.ReadFile(c.ClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("tls: read client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemBytes) {
+			return nil, fmt.Errorf("tls: client CA %s holds no PEM certificate", c.ClientCA)
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return tc, nil
+}

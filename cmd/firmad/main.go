@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/firma-cloud/firma/config"
+)
+
+// setups are the start-up steps, run in order. Each may register gRPC
+// services on a.grpc, HTTP handlers on a.mux, collectors on a.reg,
+// readiness checks with a.ready and clean-up with a.onClose. Add a feature
+// by writing `func (a *app) setupX(ctx context.Context) error` in its own
+// file and one line here.
+var setups = []step{
+	{"store", (*app).setupStore},
+	{"keystore", (*app).setupKeystore},
+	{"signer", (*app).setupSigner},
+	{"keys api", (*app).setupKeysAPI},
+}
+
+// Exit codes: 2 for a bad command line or configuration, 1 for anything
+// that failed while starting or serving.
+const (
+	exitFail   = 1
+	exitConfig = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("firmad", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", getenv("FIRMA_CONFIG"), "YAML config file (env FIRMA_CONFIG); empty means built-in defaults")
+	config.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return exitConfig
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "firmad: unexpected argument %q\n", fs.Arg(0))
+		return exitConfig
+	}
+	cfg, err := config.Load(*cfgPath, getenv, fs)
+	if err != nil {
+		fmt.Fprintf(stderr, "firmad: %v\n", err)
+		return exitConfig
+	}
+	log := cfg.Logger(stderr)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		log.Error("start-up failed", "err", err)
+		fmt.Fprintf(stderr, "firmad: %v\n", err)
+		return exitFail
+	}
+	if err := a.serve(ctx, stdout); err != nil {
+		log.Error("serve failed", "err", err)
+		fmt.Fprintf(stderr, "firmad: %v\n", err)
+		return exitFail
+	}
+	return 0
+}

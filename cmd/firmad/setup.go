@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/firma-cloud/firma/api"
+	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/store/sqlite"
+)
+
+// setupStore opens the store and applies pending migrations.
+func (a *app) setupStore(ctx context.Context) error {
+	if dir := filepath.Dir(a.cfg.Store.Path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("create store directory: %w", err)
+		}
+	}
+	db, err := sqlite.Open(ctx, a.cfg.Store.Path)
+	if err != nil {
+		return err
+	}
+	a.store = db
+	a.onClose("store", db.Close)
+	a.ready("store", db.Ping)
+	return nil
+}
+
+// setupKeystore loads the PKCS#11 module and logs in to the token. A wrong
+// PIN or a missing module fails here, before anything listens.
+func (a *app) setupKeystore(ctx context.Context) error {
+	h := a.cfg.HSM
+	if h.SoftHSM2Conf != "" {
+		// The module reads it when it is loaded, which is just below.
+		if err := os.Setenv("SOFTHSM2_CONF", h.SoftHSM2Conf); err != nil {
+			return fmt.Errorf("set SOFTHSM2_CONF: %w", err)
+		}
+	}
+	ks, err := keystore.Open(ctx, keystore.Config{
+		Module:         h.Module,
+		TokenLabel:     h.TokenLabel,
+		PIN:            h.PIN.Reveal(),
+		Sessions:       h.Sessions,
+		AcquireTimeout: h.AcquireTimeout,
+		Mode:           keystore.Mode(h.KeyMode),
+		CacheSize:      h.CacheSize,
+		KEKLabel:       h.KEKLabel,
+		Registerer:     a.reg,
+	}, a.store, a.log.With("part", "keystore"))
+	if err != nil {
+		return err
+	}
+	a.ks = ks
+	a.onClose("keystore", ks.Close)
+	a.ready("hsm", ks.Ping)
+	return nil
+}
+
+// setupSigner builds the signing core over the keystore.
+func (a *app) setupSigner(ctx context.Context) error {
+	a.core = signer.New(a.ks, signer.Options{
+		VerifyECDSA: a.cfg.HSM.VerifyECDSA,
+		Registerer:  a.reg,
+	})
+	return nil
+}
+
+// setupKeysAPI registers KeyService and SigningService.
+func (a *app) setupKeysAPI(ctx context.Context) error {
+	api.Register(a.grpc, a.ks, a.core, a.log.With("part", "api"))
+	return nil
+}
