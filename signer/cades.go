@@ -133,7 +133,7 @@ var (
 // content), always stamps time.Now and has no RSASSA-PSS.
 type contentInfo struct {
 	ContentType asn1.ObjectIdentifier
-	Content     asn1.RawValue `asn1:"explicit,optional,tag:0"`
+	Content     asn1.RawValue // [0] EXPLICIT, tagged by hand
 }
 
 type encapContentInfo struct {
@@ -287,7 +287,7 @@ func signCMS(ctx context.Context, digest []byte, key crypto.Signer, chain []*x50
 	if err != nil {
 		return nil, fmt.Errorf("encode signed data: %w", err)
 	}
-	out, err := asn1.Marshal(contentInfo{ContentType: oidSignedData, Content: asn1.RawValue{FullBytes: inner}})
+	out, err := asn1.Marshal(contentInfo{ContentType: oidSignedData, Content: asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: inner}})
 	if err != nil {
 		return nil, fmt.Errorf("encode content info: %w", err)
 	}

@@ -1,0 +1,418 @@
+// Package testpki builds, for tests, a small real PKI whose keys live on a
+// fresh SoftHSM2 token: a root and an issuing CA for signers, a separate
+// root for a time-stamping authority, an RFC 3161 TSA, and an OCSP
+// responder and CRL server over HTTP on loopback.
+//
+// It exists so the signer and verify tests use HSM keys, real HTTP and
+// certificates that openssl and poppler accept, instead of mocks.
+package testpki
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/digitorus/timestamp"
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/firma-cloud/firma/keystore"
+	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
+	"github.com/firma-cloud/firma/store/sqlite"
+)
+
+// CA is one certificate authority of the test PKI.
+type CA struct {
+	Name string
+	Cert *x509.Certificate
+	Key  crypto.Signer
+
+	mu      sync.Mutex
+	revoked map[string]time.Time // serial -> revocation time
+	// Down makes its OCSP responder and CRL server answer 503.
+	down bool
+}
+
+// PKI is the whole test PKI.
+type PKI struct {
+	KS       *keystore.Keystore
+	Root     *CA // signer root
+	Issuing  *CA // issues signer certificates
+	TSARoot  *CA // root of the TSA
+	TSACert  *x509.Certificate
+	TSAKey   crypto.Signer
+	TSAURL   string
+	BaseURL  string // OCSP and CRL server
+	serial   int64
+	serialMu sync.Mutex
+	cas      map[string]*CA
+	// TSAHook, if set, may change each TSA reply before it is sent.
+	TSAHook func(reply []byte) []byte
+}
+
+// New builds the PKI on a fresh token and starts its HTTP servers, all
+// torn down when the test ends.
+func New(tb testing.TB) *PKI {
+	tb.Helper()
+	ctx := context.Background()
+	tok := softhsmtest.New(tb)
+	st, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "pki.db"))
+	if err != nil {
+		tb.Fatalf("testpki: open store: %v", err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	ks, err := keystore.Open(ctx, keystore.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN, Mode: keystore.ModeToken}, st, nil)
+	if err != nil {
+		tb.Fatalf("testpki: open keystore: %v", err)
+	}
+	tb.Cleanup(func() { ks.Close() })
+	p := &PKI{KS: ks, cas: map[string]*CA{}}
+
+	srv := httptest.NewServer(http.HandlerFunc(p.serve))
+	tb.Cleanup(srv.Close)
+	p.BaseURL = srv.URL
+	p.TSAURL = srv.URL + "/tsa"
+
+	now := time.Now()
+	p.Root = p.newCA(tb, "Firma Test Root", nil, now.Add(-48*time.Hour), now.Add(10*365*24*time.Hour))
+	p.Issuing = p.newCA(tb, "Firma Test Issuing CA", p.Root, now.Add(-47*time.Hour), now.Add(5*365*24*time.Hour))
+	p.TSARoot = p.newCA(tb, "Firma Test TSA Root", nil, now.Add(-48*time.Hour), now.Add(10*365*24*time.Hour))
+	tsaKey := p.Key(tb, keystore.ECP256)
+	p.TSAKey = tsaKey
+	p.TSACert = p.issue(tb, p.TSARoot, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "Firma Test TSA", Organization: []string{"Firma Test"}},
+		NotBefore:   now.Add(-46 * time.Hour),
+		NotAfter:    now.Add(5 * 365 * 24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping},
+	}, tsaKey.Public())
+	// RFC 3161 wants the timeStamping EKU critical; crypto/x509 writes it
+	// non-critical, so it is re-issued with the extension spelt out.
+	p.TSACert = p.reissueCriticalEKU(tb, p.TSARoot, p.TSACert, tsaKey.Public())
+	return p
+}
+
+// Key generates a token key of type t.
+func (p *PKI) Key(tb testing.TB, t keystore.Type) *keystore.Signer {
+	tb.Helper()
+	ctx := context.Background()
+	k, err := p.KS.GenerateMode(ctx, "testpki", t, keystore.ModeToken)
+	if err != nil {
+		tb.Fatalf("testpki: generate %s key: %v", t, err)
+	}
+	s, err := p.KS.Signer(ctx, k.ID)
+	if err != nil {
+		tb.Fatalf("testpki: signer: %v", err)
+	}
+	return s
+}
+
+func (p *PKI) nextSerial() *big.Int {
+	p.serialMu.Lock()
+	defer p.serialMu.Unlock()
+	p.serial++
+	return big.NewInt(1000 + p.serial)
+}
+
+func (p *PKI) newCA(tb testing.TB, name string, parent *CA, from, to time.Time) *CA {
+	tb.Helper()
+	key := p.Key(tb, keystore.ECP256)
+	ca := &CA{Name: strings.ReplaceAll(strings.ToLower(name), " ", "-"), Key: key, revoked: map[string]time.Time{}}
+	tmpl := &x509.Certificate{
+		Subject:               pkix.Name{CommonName: name, Organization: []string{"Firma Test"}, Country: []string{"ES"}},
+		NotBefore:             from,
+		NotAfter:              to,
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+	}
+	if parent == nil {
+		ca.Cert = p.issue(tb, &CA{Key: key}, tmpl, key.Public())
+	} else {
+		ca.Cert = p.issue(tb, parent, tmpl, key.Public())
+	}
+	p.cas[ca.Name] = ca
+	return ca
+}
+
+// issue signs tmpl with ca (ca.Cert nil means self-signed), adding the
+// issuer's OCSP and CRL addresses.
+func (p *PKI) issue(tb testing.TB, ca *CA, tmpl *x509.Certificate, pub crypto.PublicKey) *x509.Certificate {
+	tb.Helper()
+	tmpl.SerialNumber = p.nextSerial()
+	parent := tmpl
+	if ca.Cert != nil {
+		parent = ca.Cert
+		tmpl.OCSPServer = []string{p.BaseURL + "/ocsp/" + ca.Name}
+		tmpl.CRLDistributionPoints = []string{p.BaseURL + "/crl/" + ca.Name}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, ca.Key)
+	if err != nil {
+		tb.Fatalf("testpki: issue %q: %v", tmpl.Subject.CommonName, err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		tb.Fatalf("testpki: parse %q: %v", tmpl.Subject.CommonName, err)
+	}
+	return c
+}
+
+func (p *PKI) reissueCriticalEKU(tb testing.TB, ca *CA, c *x509.Certificate, pub crypto.PublicKey) *x509.Certificate {
+	tb.Helper()
+	eku, err := asn1.Marshal([]asn1.ObjectIdentifier{{1, 3, 6, 1, 5, 5, 7, 3, 8}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		Subject:         c.Subject,
+		NotBefore:       c.NotBefore,
+		NotAfter:        c.NotAfter,
+		KeyUsage:        c.KeyUsage,
+		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 37}, Critical: true, Value: eku}},
+	}
+	return p.issue(tb, ca, tmpl, pub)
+}
+
+// User issues a signing certificate for a new token key of type t and
+// returns the key and its chain (leaf, issuing CA, root).
+func (p *PKI) User(tb testing.TB, t keystore.Type, name string) (*keystore.Signer, []*x509.Certificate) {
+	tb.Helper()
+	key := p.Key(tb, t)
+	now := time.Now()
+	cert := p.issue(tb, p.Issuing, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: name, SerialNumber: "IDCES-12345678Z", Country: []string{"ES"}},
+		NotBefore:   now.Add(-time.Hour),
+		NotAfter:    now.Add(2 * 365 * 24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
+	}, key.Public())
+	return key, []*x509.Certificate{cert, p.Issuing.Cert, p.Root.Cert}
+}
+
+// Revoke marks cert revoked by its issuer at time at.
+func (p *PKI) Revoke(cert *x509.Certificate, at time.Time) {
+	for _, ca := range p.cas {
+		if bytes.Equal(ca.Cert.RawSubject, cert.RawIssuer) {
+			ca.mu.Lock()
+			ca.revoked[cert.SerialNumber.String()] = at
+			ca.mu.Unlock()
+		}
+	}
+}
+
+// SetDown makes every OCSP responder and CRL server unreachable (503) or
+// reachable again.
+func (p *PKI) SetDown(down bool) {
+	for _, ca := range p.cas {
+		ca.mu.Lock()
+		ca.down = down
+		ca.mu.Unlock()
+	}
+}
+
+func (p *PKI) serve(w http.ResponseWriter, r *http.Request) {
+	parts := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 3)
+	switch {
+	case parts[0] == "tsa":
+		p.serveTSA(w, r)
+		return
+	case len(parts) >= 2 && (parts[0] == "ocsp" || parts[0] == "crl"):
+		ca := p.cas[parts[1]]
+		if ca == nil {
+			http.NotFound(w, r)
+			return
+		}
+		ca.mu.Lock()
+		down := ca.down
+		ca.mu.Unlock()
+		if down {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		if parts[0] == "crl" {
+			p.serveCRL(w, ca)
+			return
+		}
+		var body []byte
+		if r.Method == http.MethodPost {
+			body, _ = io.ReadAll(r.Body)
+		} else if len(parts) == 3 {
+			s, _ := url.PathUnescape(parts[2])
+			body, _ = base64.StdEncoding.DecodeString(s)
+		}
+		p.serveOCSP(w, ca, body)
+		return
+	}
+	http.NotFound(w, r)
+}
+
+func (p *PKI) serveOCSP(w http.ResponseWriter, ca *CA, body []byte) {
+	req, err := ocsp.ParseRequest(body)
+	if err != nil {
+		w.Header().Set("Content-Type", "application/ocsp-response")
+		w.Write(ocsp.MalformedRequestErrorResponse)
+		return
+	}
+	ca.mu.Lock()
+	at, revoked := ca.revoked[req.SerialNumber.String()]
+	ca.mu.Unlock()
+	now := time.Now().Truncate(time.Minute)
+	tmpl := ocsp.Response{Status: ocsp.Good, SerialNumber: req.SerialNumber, ThisUpdate: now, NextUpdate: now.Add(time.Hour)}
+	if revoked {
+		tmpl.Status = ocsp.Revoked
+		tmpl.RevokedAt = at
+		tmpl.RevocationReason = ocsp.KeyCompromise
+	}
+	der, err := ocsp.CreateResponse(ca.Cert, ca.Cert, tmpl, ca.Key)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/ocsp-response")
+	w.Write(der)
+}
+
+func (p *PKI) serveCRL(w http.ResponseWriter, ca *CA) {
+	ca.mu.Lock()
+	var entries []x509.RevocationListEntry
+	for s, at := range ca.revoked {
+		n, _ := new(big.Int).SetString(s, 10)
+		entries = append(entries, x509.RevocationListEntry{SerialNumber: n, RevocationTime: at, ReasonCode: ocsp.KeyCompromise})
+	}
+	ca.mu.Unlock()
+	now := time.Now()
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number:                    big.NewInt(now.UnixNano()),
+		ThisUpdate:                now.Add(-time.Minute),
+		NextUpdate:                now.Add(time.Hour),
+		RevokedCertificateEntries: entries,
+	}, ca.Cert, ca.Key)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/pkix-crl")
+	w.Write(der)
+}
+
+func (p *PKI) serveTSA(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	req, err := timestamp.ParseRequest(body)
+	if err != nil {
+		reply, _ := timestamp.CreateErrorResponse(timestamp.Rejection, timestamp.BadDataFormat)
+		w.Header().Set("Content-Type", "application/timestamp-reply")
+		w.Write(reply)
+		return
+	}
+	ts := timestamp.Timestamp{
+		HashAlgorithm:     req.HashAlgorithm,
+		HashedMessage:     req.HashedMessage,
+		Time:              time.Now(),
+		Accuracy:          time.Second,
+		Policy:            asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1},
+		Nonce:             req.Nonce,
+		AddTSACertificate: req.Certificates,
+	}
+	reply, err := ts.CreateResponseWithOpts(p.TSACert, p.TSAKey, crypto.SHA256)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if p.TSAHook != nil {
+		reply = p.TSAHook(reply)
+	}
+	w.Header().Set("Content-Type", "application/timestamp-reply")
+	w.Write(reply)
+}
+
+// Timestamper asks the test TSA for tokens; it satisfies
+// signer.Timestamper. It checks status, nonce and imprint only: the tsa
+// package's client is the production one.
+type Timestamper struct{ URL string }
+
+// Timestamper returns a client of the PKI's TSA.
+func (p *PKI) Timestamper() *Timestamper { return &Timestamper{URL: p.TSAURL} }
+
+// Timestamp returns a token over digest.
+func (t *Timestamper) Timestamp(ctx context.Context, h crypto.Hash, digest []byte) ([]byte, error) {
+	nonce, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
+	if err != nil {
+		return nil, err
+	}
+	q, err := (&timestamp.Request{HashAlgorithm: h, HashedMessage: digest, Certificates: true, Nonce: nonce}).Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("timestamp request: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL, bytes.NewReader(q))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/timestamp-query")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("tsa: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("tsa: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("tsa: http %d", resp.StatusCode)
+	}
+	ts, err := timestamp.ParseResponse(body)
+	if err != nil {
+		return nil, fmt.Errorf("tsa reply: %w", err)
+	}
+	if ts.Nonce == nil || ts.Nonce.Cmp(nonce) != 0 {
+		return nil, fmt.Errorf("tsa reply: wrong nonce")
+	}
+	if ts.HashAlgorithm != h || !bytes.Equal(ts.HashedMessage, digest) {
+		return nil, fmt.Errorf("tsa reply: wrong imprint")
+	}
+	return ts.RawToken, nil
+}
+
+// WritePEM writes certs to dir/name as PEM and returns the path.
+func WritePEM(tb testing.TB, dir, name string, certs ...*x509.Certificate) string {
+	tb.Helper()
+	var b bytes.Buffer
+	for _, c := range certs {
+		pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
+// Pool returns a pool of the given certificates.
+func Pool(certs ...*x509.Certificate) *x509.CertPool {
+	p := x509.NewCertPool()
+	for _, c := range certs {
+		p.AddCert(c)
+	}
+	return p
+}
