@@ -1,0 +1,187 @@
+package signer
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/firma-cloud/firma/keystore"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+)
+
+// Errors of the signing core, told apart with errors.Is.
+var (
+	// ErrDigestLength is keystore.ErrDigestLength: a digest whose length
+	// does not match its hash.
+	ErrDigestLength = keystore.ErrDigestLength
+	// ErrBatch is a batch that is empty or larger than the core accepts.
+	ErrBatch = errors.New("bad batch size")
+	// ErrFault is a signature the token made that does not verify: it is
+	// never returned, since a faulty RSA-CRT signature leaks the key.
+	ErrFault = errors.New("signature failed its check against the public key")
+)
+
+// DefaultMaxBatch is the largest batch Sign accepts by default.
+const DefaultMaxBatch = 1000
+
+// Config tunes the core; the zero value is the default.
+type Config struct {
+	// VerifyECDSA checks ECDSA signatures too. RSA ones are always checked.
+	VerifyECDSA bool
+	// Parallelism is how many sessions one batch is spread over at most;
+	// 0 means the keystore's session count.
+	Parallelism int
+	// MaxBatch is the largest batch accepted; 0 means DefaultMaxBatch.
+	MaxBatch   int
+	Registerer prometheus.Registerer // nil registers no metrics
+	Log        *slog.Logger
+}
+
+// Request asks for signatures over digests with one key.
+type Request struct {
+	KeyID   string
+	Scheme  keystore.Scheme
+	Hash    crypto.Hash
+	Digests [][]byte
+}
+
+// Core is the high-throughput signing core.
+type Core struct {
+	ks  *keystore.Keystore
+	cfg Config
+	log *slog.Logger
+
+	signatures *prometheus.CounterVec
+	duration   *prometheus.HistogramVec
+	batch      prometheus.Histogram
+}
+
+// New returns a core signing with keys of ks.
+func New(ks *keystore.Keystore, cfg Config) *Core {
+	if cfg.Parallelism <= 0 {
+		cfg.Parallelism = ks.Sessions()
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = DefaultMaxBatch
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Core{ks: ks, cfg: cfg, log: log,
+		signatures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "firma_signer_signatures_total", Help: "Signatures asked of the core, by key type, scheme and outcome."},
+			[]string{"key_type", "scheme", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "firma_signer_batch_duration_seconds", Help: "Time to sign one batch, by key type and scheme.",
+			Buckets: prometheus.ExponentialBuckets(1e-4, 4, 10)}, []string{"key_type", "scheme"}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "firma_signer_batch_size_digests", Help: "Digests per signing request.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 1024}}),
+	}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(c.signatures, c.duration, c.batch)
+	}
+	return c
+}
+
+// Sign returns one signature per digest, in order, or an error and no
+// signature at all.
+func (c *Core) Sign(ctx context.Context, r Request) ([][]byte, error) {
+	n := len(r.Digests)
+	if n == 0 || n > c.cfg.MaxBatch {
+		return nil, fmt.Errorf("%w: %d digests (want 1 to %d)", ErrBatch, n, c.cfg.MaxBatch)
+	}
+	for i, d := range r.Digests {
+		if err := keystore.CheckDigest(r.Hash, d); err != nil {
+			return nil, fmt.Errorf("digest %d: %w", i, err)
+		}
+	}
+	sg, err := c.ks.Signer(ctx, r.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	key := sg.Key()
+	if err := key.Type.CheckScheme(r.Scheme); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	c.batch.Observe(float64(n))
+	sigs, err := c.spread(ctx, sg, r)
+	if err == nil {
+		err = c.check(key, r, sigs)
+	}
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+		sigs = nil
+	}
+	c.signatures.WithLabelValues(string(key.Type), string(r.Scheme), outcome).Add(float64(n))
+	c.duration.WithLabelValues(string(key.Type), string(r.Scheme)).Observe(time.Since(start).Seconds())
+	return sigs, err
+}
+
+// spread splits the batch into at most Parallelism contiguous chunks, each
+// signed on a session of its own.
+func (c *Core) spread(ctx context.Context, sg *keystore.Signer, r Request) ([][]byte, error) {
+	n := len(r.Digests)
+	parts := min(n, c.cfg.Parallelism)
+	if parts <= 1 {
+		return sg.SignDigests(ctx, r.Scheme, r.Hash, r.Digests)
+	}
+	out := make([][]byte, n)
+	g, gctx := errgroup.WithContext(ctx)
+	size := (n + parts - 1) / parts
+	for lo := 0; lo < n; lo += size {
+		hi := min(lo+size, n)
+		g.Go(func() error {
+			sigs, err := sg.SignDigests(gctx, r.Scheme, r.Hash, r.Digests[lo:hi])
+			if err != nil {
+				return err
+			}
+			copy(out[lo:hi], sigs)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// check verifies each signature with the public key in Go: always for RSA,
+// whose CRT faults leak the key, and for ECDSA when configured.
+func (c *Core) check(key *keystore.Key, r Request, sigs [][]byte) error {
+	switch pub := key.Public.(type) {
+	case *rsa.PublicKey:
+		for i, sig := range sigs {
+			var err error
+			if r.Scheme == keystore.PSS {
+				err = rsa.VerifyPSS(pub, r.Hash, r.Digests[i], sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+			} else {
+				err = rsa.VerifyPKCS1v15(pub, r.Hash, r.Digests[i], sig)
+			}
+			if err != nil {
+				c.log.Error("HSM signature failed its check; withheld", "key", key.ID, "index", i)
+				return fmt.Errorf("key %s, digest %d: %w", key.ID, i, ErrFault)
+			}
+		}
+	case *ecdsa.PublicKey:
+		if !c.cfg.VerifyECDSA {
+			return nil
+		}
+		for i, sig := range sigs {
+			if !ecdsa.VerifyASN1(pub, r.Digests[i], sig) {
+				c.log.Error("HSM signature failed its check; withheld", "key", key.ID, "index", i)
+				return fmt.Errorf("key %s, digest %d: %w", key.ID, i, ErrFault)
+			}
+		}
+	}
+	return nil
+}
