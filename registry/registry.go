@@ -1,0 +1,470 @@
+package registry
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/firma-cloud/firma/policy"
+	"github.com/firma-cloud/firma/sms"
+	"github.com/firma-cloud/firma/store"
+)
+
+// Citizen statuses.
+const (
+	StatusActive  = "active"
+	StatusLocked  = "locked" // the Cl@ve Permanente password locked itself after repeated failures
+	StatusRemoved = "removed"
+)
+
+// Sentinel errors callers tell apart with errors.Is. Policy refusals are
+// *policy.Refusal (errors.Is policy.ErrRefused); bad input is *FieldError
+// (ErrInvalid); outside service hours is *ClosedError (ErrClosed).
+var (
+	ErrNotFound          = errors.New("citizen not registered")
+	ErrCodeInvalid       = errors.New("code is not valid")
+	ErrCodeUsed          = errors.New("code has already been used")
+	ErrCodeExpired       = errors.New("code has expired")
+	ErrTooManyAttempts   = errors.New("too many wrong attempts")
+	ErrConditions        = errors.New("the conditions of use must be accepted")
+	ErrUntrusted         = errors.New("certificate not issued by a trusted authority")
+	ErrNoFiscalAddress   = errors.New("no fiscal address on record")
+	ErrBadCredentials    = errors.New("wrong DNI/NIE or password")
+	ErrLocked            = errors.New("Cl@ve Permanente password locked after repeated failures")
+	ErrNoPassword        = errors.New("no Cl@ve Permanente password set")
+	ErrRemoved           = errors.New("citizen registration removed")
+	ErrLettersPending    = errors.New("invitation letters already on their way")
+	ErrStaffUnidentified = errors.New("staff member not identified")
+)
+
+// Revoker is told when a citizen may no longer hold a signing certificate:
+// the CA implements it by revoking the citizen's live certificates (and
+// destroying their keys). reason is a CRL reason name such as
+// "privilegeWithdrawn" or "cessationOfOperation".
+type Revoker interface {
+	RevokeCitizen(ctx context.Context, citizenID, reason string) error
+}
+
+// Staff is the authenticated staff member behind a request.
+type Staff struct {
+	Name string
+	Role policy.Role
+}
+
+// Options configures a Registry. SMS and Hours are required; the rest
+// default as documented.
+type Options struct {
+	SMS        sms.Gateway
+	Hours      *Hours         // video-call service hours
+	TrustedCAs *x509.CertPool // roots for electronic-certificate registration; nil refuses every certificate
+	// Intermediates are CA certificates a client may omit from its chain.
+	Intermediates *x509.CertPool
+	Revoker       Revoker // nil: no CA wired (level losses are still recorded)
+	Log           *slog.Logger
+	Registerer    prometheus.Registerer
+	Clock         func() time.Time
+
+	Argon2        Argon2        // zero: DefaultArgon2
+	MaxFailures   int           // password failures before lockout; 0: 5
+	ActivationTTL time.Duration // 0: 30 days
+	LetterTTL     time.Duration // 0: 90 days
+	SMSCodeTTL    time.Duration // 0: 10 minutes
+	ChallengeTTL  time.Duration // 0: 5 minutes
+	MaxAttempts   int           // wrong guesses at an SMS code, CSV or activation code; 0: 3
+	// ServiceURL is where citizens set their password; printed on the
+	// confirmation PDF and the letters.
+	ServiceURL string
+}
+
+// Registry is the citizen registry.
+type Registry struct {
+	st  store.RegistryStore
+	opt Options
+	log *slog.Logger
+	now func() time.Time
+	m   *metrics
+	// dummyHash is checked against when a citizen has no credential, so
+	// that a login for an unknown DNI costs the same as a wrong password.
+	dummyHash string
+}
+
+// New returns a registry on st.
+func New(st store.RegistryStore, opt Options) (*Registry, error) {
+	if opt.SMS == nil {
+		return nil, errors.New("registry: an SMS gateway is required")
+	}
+	if opt.Hours == nil {
+		h, err := ParseHours(DefaultHoursSpec, DefaultZone)
+		if err != nil {
+			return nil, fmt.Errorf("registry: %w", err)
+		}
+		opt.Hours = h
+	}
+	if opt.Argon2 == (Argon2{}) {
+		opt.Argon2 = DefaultArgon2
+	}
+	if opt.MaxFailures <= 0 {
+		opt.MaxFailures = 5
+	}
+	if opt.ActivationTTL <= 0 {
+		opt.ActivationTTL = 30 * 24 * time.Hour
+	}
+	if opt.LetterTTL <= 0 {
+		opt.LetterTTL = 90 * 24 * time.Hour
+	}
+	if opt.SMSCodeTTL <= 0 {
+		opt.SMSCodeTTL = 10 * time.Minute
+	}
+	if opt.ChallengeTTL <= 0 {
+		opt.ChallengeTTL = 5 * time.Minute
+	}
+	if opt.MaxAttempts <= 0 {
+		opt.MaxAttempts = 3
+	}
+	if opt.ServiceURL == "" {
+		opt.ServiceURL = "https://localhost:8443/clave/password"
+	}
+	r := &Registry{st: st, opt: opt, log: opt.Log, now: opt.Clock}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	m, err := newMetrics(opt.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	r.m = m
+	if r.dummyHash, err = hashPassword(opt.Argon2, "dummy-password-never-matches"); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Hours returns the video-call service hours.
+func (r *Registry) Hours() *Hours { return r.opt.Hours }
+
+// Person is the identity and contact data given at registration.
+type Person struct {
+	ID        string // DNI or NIE
+	GivenName string
+	Surnames  string
+	Mobile    string
+	Email     string
+}
+
+// normalize validates every field, reporting the first bad one.
+func (p Person) normalize() (Person, error) {
+	var err error
+	if p.ID, err = NormalizeID("id", p.ID); err != nil {
+		return p, err
+	}
+	if p.GivenName, err = NormalizeName("given_name", p.GivenName); err != nil {
+		return p, err
+	}
+	if p.Surnames, err = NormalizeName("surnames", p.Surnames); err != nil {
+		return p, err
+	}
+	if p.Mobile, err = NormalizeMobile("mobile", p.Mobile); err != nil {
+		return p, err
+	}
+	if p.Email, err = NormalizeEmail("email", p.Email); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+// Confirmation is the outcome of a completed registration. ActivationCode
+// is shown to the citizen once (and printed on the PDF); only its hash is
+// kept.
+type Confirmation struct {
+	Citizen           *store.Citizen
+	Upgraded          bool // an existing basic citizen reached advanced
+	ActivationCode    string
+	ActivationExpires time.Time
+	ServiceURL        string
+}
+
+// Citizen returns a registered citizen by DNI/NIE.
+func (r *Registry) Citizen(ctx context.Context, id string) (*store.Citizen, error) {
+	id, err := NormalizeID("id", id)
+	if err != nil {
+		return nil, err
+	}
+	c, err := r.st.Citizen(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("citizen %s: %w", id, ErrNotFound)
+	}
+	return c, err
+}
+
+// Citizens lists citizens ordered by DNI/NIE.
+func (r *Registry) Citizens(ctx context.Context, q store.CitizenQuery) ([]*store.Citizen, error) {
+	if q.Level != "" {
+		if _, err := policy.ParseLevel(q.Level); err != nil {
+			return nil, fieldErr("level", "%v", err)
+		}
+	}
+	switch q.Status {
+	case "", StatusActive, StatusLocked, StatusRemoved:
+	default:
+		return nil, fieldErr("status", "unknown status %q (want active, locked or removed)", q.Status)
+	}
+	if q.Limit > 1000 {
+		q.Limit = 1000
+	}
+	return r.st.Citizens(ctx, q)
+}
+
+// MaySign is the policy decision for Cl@ve Firma: nil for an active
+// advanced citizen, a *policy.Refusal saying how to reach advanced level
+// otherwise.
+func (r *Registry) MaySign(ctx context.Context, id string) error {
+	c, err := r.Citizen(ctx, id)
+	if err != nil {
+		return err
+	}
+	return policy.MaySign(policy.Level(c.Level), c.Status)
+}
+
+// RegisterInPerson records a registrar's face-to-face registration:
+// advanced level, and an activation code for the permanent password.
+func (r *Registry) RegisterInPerson(ctx context.Context, staff Staff, p Person) (*Confirmation, error) {
+	if err := r.staffMay(staff, policy.InPerson); err != nil {
+		return nil, r.fail(policy.InPerson, err)
+	}
+	c, err := r.enrolPerson(ctx, p, policy.InPerson, staff.Name)
+	return c, r.fail(policy.InPerson, err)
+}
+
+// RegisterVideoCall records a registration completed by a video agent,
+// inside service hours only: basic level.
+func (r *Registry) RegisterVideoCall(ctx context.Context, staff Staff, p Person) (*Confirmation, error) {
+	if err := r.staffMay(staff, policy.VideoCall); err != nil {
+		return nil, r.fail(policy.VideoCall, err)
+	}
+	if now := r.now(); !r.opt.Hours.Open(now) {
+		return nil, r.fail(policy.VideoCall, &ClosedError{Service: "video-call registration", Hours: r.opt.Hours, Next: r.opt.Hours.Next(now)})
+	}
+	c, err := r.enrolPerson(ctx, p, policy.VideoCall, staff.Name)
+	return c, r.fail(policy.VideoCall, err)
+}
+
+func (r *Registry) staffMay(staff Staff, m policy.Method) error {
+	if staff.Name == "" {
+		return ErrStaffUnidentified
+	}
+	return policy.MayRegister(staff.Role, m)
+}
+
+func (r *Registry) enrolPerson(ctx context.Context, p Person, m policy.Method, by string) (*Confirmation, error) {
+	p, err := p.normalize()
+	if err != nil {
+		return nil, err
+	}
+	return r.enrol(ctx, p, m, by)
+}
+
+// enrol creates or upgrades the citizen and issues an activation code. A
+// method never lowers a citizen's level: that is a refusal, not a silent
+// change.
+func (r *Registry) enrol(ctx context.Context, p Person, m policy.Method, by string) (*Confirmation, error) {
+	now := r.now().UTC()
+	level := m.Grants()
+	conf := &Confirmation{ServiceURL: r.opt.ServiceURL}
+	c, err := r.st.Citizen(ctx, p.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		c = &store.Citizen{ID: p.ID, GivenName: p.GivenName, Surnames: p.Surnames, Mobile: p.Mobile, Email: p.Email,
+			Level: string(level), Method: string(m), Status: StatusActive, CreatedAt: now, UpdatedAt: now, LevelAt: now}
+		if err := r.st.CreateCitizen(ctx, c); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return nil, fmt.Errorf("register %s: registered concurrently, retry: %w", p.ID, err)
+			}
+			return nil, fmt.Errorf("register %s: %w", p.ID, err)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("register %s: %w", p.ID, err)
+	default:
+		if c.Status != StatusRemoved {
+			if _, err := policy.ChangeLevel(policy.Level(c.Level), m); err != nil {
+				return nil, err
+			}
+		}
+		conf.Upgraded = c.Status != StatusRemoved && policy.Level(c.Level).Rank() < level.Rank()
+		if c.Level != string(level) || c.Status == StatusRemoved {
+			c.LevelAt = now
+		}
+		c.GivenName, c.Surnames, c.Mobile, c.Email = p.GivenName, p.Surnames, p.Mobile, p.Email
+		c.Level, c.Method, c.UpdatedAt = string(level), string(m), now
+		if c.Status == StatusRemoved {
+			c.Status = StatusActive
+		}
+		if err := r.st.UpdateCitizen(ctx, c); err != nil {
+			return nil, fmt.Errorf("register %s: %w", p.ID, err)
+		}
+	}
+	conf.Citizen = c
+	if err := r.issueActivation(ctx, conf); err != nil {
+		return nil, err
+	}
+	r.m.registrations.WithLabelValues(string(m), "ok").Inc()
+	r.log.InfoContext(ctx, "citizen registered", "citizen", c.ID, "method", m, "level", c.Level, "upgraded", conf.Upgraded, "by", by)
+	return conf, nil
+}
+
+// issueActivation makes a new activation code, voiding earlier unused
+// ones so that only the newest printed code works.
+func (r *Registry) issueActivation(ctx context.Context, conf *Confirmation) error {
+	now := r.now().UTC()
+	old, err := r.st.Codes(ctx, conf.Citizen.ID, kindActivation)
+	if err != nil {
+		return fmt.Errorf("activation code: %w", err)
+	}
+	for _, o := range old {
+		if o.UsedAt.IsZero() {
+			if err := r.st.UseCode(ctx, o.ID, now); err != nil && !errors.Is(err, store.ErrConflict) {
+				return fmt.Errorf("activation code: %w", err)
+			}
+		}
+	}
+	code, err := randomCode(readableAlphabet, activationLength)
+	if err != nil {
+		return err
+	}
+	id, err := randomID()
+	if err != nil {
+		return err
+	}
+	rec := &store.Code{ID: id, Kind: kindActivation, CitizenID: conf.Citizen.ID, Hash: codeHash(kindActivation, conf.Citizen.ID, code),
+		CreatedAt: now, ExpiresAt: now.Add(r.opt.ActivationTTL)}
+	if err := r.st.CreateCode(ctx, rec); err != nil {
+		return fmt.Errorf("activation code: %w", err)
+	}
+	conf.ActivationCode, conf.ActivationExpires = groupCode(code), rec.ExpiresAt
+	return nil
+}
+
+// ReissueActivation gives a registered citizen a new activation code (a
+// forgotten or locked password), after a registrar has checked their ID.
+func (r *Registry) ReissueActivation(ctx context.Context, staff Staff, id string) (*Confirmation, error) {
+	if staff.Name == "" {
+		return nil, ErrStaffUnidentified
+	}
+	if err := policy.MayManage(staff.Role); err != nil {
+		return nil, err
+	}
+	c, err := r.Citizen(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.Status == StatusRemoved {
+		return nil, fmt.Errorf("citizen %s: %w", c.ID, ErrRemoved)
+	}
+	conf := &Confirmation{Citizen: c, ServiceURL: r.opt.ServiceURL}
+	if err := r.issueActivation(ctx, conf); err != nil {
+		return nil, err
+	}
+	r.log.InfoContext(ctx, "activation code reissued", "citizen", c.ID, "by", staff.Name)
+	return conf, nil
+}
+
+// Downgrade lowers an advanced citizen to basic, an explicit registrar act
+// with a reason (e.g. the identity check is disputed). The citizen's
+// signing certificates are revoked.
+func (r *Registry) Downgrade(ctx context.Context, staff Staff, id, reason string) (*store.Citizen, error) {
+	if staff.Name == "" {
+		return nil, ErrStaffUnidentified
+	}
+	if err := policy.MayManage(staff.Role); err != nil {
+		return nil, err
+	}
+	if reason == "" {
+		return nil, fieldErr("reason", "is required: say why the level is lowered")
+	}
+	c, err := r.Citizen(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.Status == StatusRemoved {
+		return nil, fmt.Errorf("citizen %s: %w", c.ID, ErrRemoved)
+	}
+	if c.Level != string(policy.Advanced) {
+		return nil, fieldErr("id", "citizen %s is already at the basic level", c.ID)
+	}
+	now := r.now().UTC()
+	c.Level, c.LevelAt, c.UpdatedAt = string(policy.Basic), now, now
+	if err := r.st.UpdateCitizen(ctx, c); err != nil {
+		return nil, fmt.Errorf("downgrade %s: %w", c.ID, err)
+	}
+	r.log.InfoContext(ctx, "citizen downgraded to basic", "citizen", c.ID, "by", staff.Name, "reason", reason)
+	return c, r.revoke(ctx, c.ID, "privilegeWithdrawn")
+}
+
+// Remove ends a citizen's registration: they can no longer log in or
+// sign, and their signing certificates are revoked. The record is kept
+// (marked removed) for the audit trail; registering again reactivates it.
+func (r *Registry) Remove(ctx context.Context, staff Staff, id, reason string) (*store.Citizen, error) {
+	if staff.Name == "" {
+		return nil, ErrStaffUnidentified
+	}
+	if err := policy.MayManage(staff.Role); err != nil {
+		return nil, err
+	}
+	if reason == "" {
+		return nil, fieldErr("reason", "is required: say why the registration is removed")
+	}
+	c, err := r.Citizen(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.Status != StatusRemoved {
+		now := r.now().UTC()
+		c.Status, c.UpdatedAt = StatusRemoved, now
+		if err := r.st.UpdateCitizen(ctx, c); err != nil {
+			return nil, fmt.Errorf("remove %s: %w", c.ID, err)
+		}
+		r.log.InfoContext(ctx, "citizen removed", "citizen", c.ID, "by", staff.Name, "reason", reason)
+	}
+	// Revoked even when already removed, so a failed earlier revocation
+	// is retried by removing again.
+	return c, r.revoke(ctx, c.ID, "cessationOfOperation")
+}
+
+func (r *Registry) revoke(ctx context.Context, id, reason string) error {
+	if r.opt.Revoker == nil {
+		return nil
+	}
+	if err := r.opt.Revoker.RevokeCitizen(ctx, id, reason); err != nil {
+		r.log.ErrorContext(ctx, "revoking certificates of citizen failed", "citizen", id, "err", err)
+		return fmt.Errorf("revoke certificates of %s: %w", id, err)
+	}
+	return nil
+}
+
+// fail counts a refused or failed registration and passes err through.
+func (r *Registry) fail(m policy.Method, err error) error {
+	if err == nil {
+		return nil
+	}
+	result := "error"
+	var fe *FieldError
+	var pr *policy.Refusal
+	switch {
+	case errors.As(err, &fe):
+		result = "invalid"
+	case errors.As(err, &pr), errors.Is(err, ErrClosed), errors.Is(err, ErrStaffUnidentified):
+		result = "refused"
+	case errors.Is(err, ErrCodeInvalid), errors.Is(err, ErrCodeUsed), errors.Is(err, ErrCodeExpired),
+		errors.Is(err, ErrTooManyAttempts), errors.Is(err, ErrUntrusted), errors.Is(err, ErrConditions):
+		result = "rejected"
+	}
+	r.m.registrations.WithLabelValues(string(m), result).Inc()
+	return err
+}
