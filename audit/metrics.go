@@ -1,0 +1,63 @@
+package audit
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	commit      prometheus.Histogram
+	append      prometheus.Histogram
+	batch       prometheus.Histogram
+	backlog     prometheus.Gauge
+	appended    *prometheus.CounterVec
+	failures    prometheus.Counter
+	size        prometheus.Gauge
+	checkpoints *prometheus.CounterVec
+	lastCP      prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		commit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "firma_audit_commit_duration_seconds",
+			Help:    "Time to commit one batch of audit records, fsync included.",
+			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 14),
+		}),
+		append: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "firma_audit_append_duration_seconds",
+			Help:    "Time an Append waits, queueing and commit, as the audited operation sees it.",
+			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 14),
+		}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "firma_audit_batch_records",
+			Help:    "Records committed per group-commit batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
+		}),
+		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "firma_audit_backlog_records",
+			Help: "Records waiting to be committed.",
+		}),
+		appended: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "firma_audit_appended_records_total",
+			Help: "Audit records committed, by event and outcome.",
+		}, []string{"event", "outcome"}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "firma_audit_append_failures_total",
+			Help: "Audit records that could not be committed (their operations were refused).",
+		}),
+		size: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "firma_audit_tree_size_records",
+			Help: "Records in the audit log.",
+		}),
+		checkpoints: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "firma_audit_checkpoints_total",
+			Help: "Checkpoint signings, by result (ok, error, untimestamped).",
+		}, []string{"result"}),
+		lastCP: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "firma_audit_last_checkpoint_timestamp_seconds",
+			Help: "Unix time of the latest signed checkpoint.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.commit, m.append, m.batch, m.backlog, m.appended, m.failures, m.size, m.checkpoints, m.lastCP)
+	}
+	return m
+}
