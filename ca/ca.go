@@ -1,0 +1,320 @@
+package ca
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/store"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Sentinel errors callers tell apart with errors.Is.
+var (
+	ErrNotInitialised = errors.New("certificate authority not initialised: run 'firmactl init'")
+	// ErrNotAdvanced is wrapped together with the *policy.Refusal that says
+	// how to reach the advanced level.
+	ErrNotAdvanced = errors.New("advanced registration level required")
+	// ErrInactive is wrapped with the *policy.Refusal for a locked or
+	// removed citizen.
+	ErrInactive = errors.New("citizen registration not active")
+	ErrUnknownCitizen     = errors.New("unknown citizen")
+	ErrNotFound           = errors.New("certificate not found")
+	ErrAlreadyRevoked     = errors.New("certificate already revoked")
+	ErrPending            = errors.New("certificate requested from the external CA and not yet imported")
+	ErrKeyMismatch        = errors.New("certificate does not certify the HSM key")
+	ErrBadCertificate     = errors.New("bad certificate")
+	ErrBadReason          = errors.New("bad revocation reason")
+	ErrWrongMode          = errors.New("not available in this certificate mode")
+	ErrAlreadyInitialised = errors.New("certificate authority already set up")
+)
+
+// Authority names in the store.
+const (
+	nameRoot    = "root"
+	nameIssuing = "issuing"
+	nameOCSP    = "ocsp"
+	// issuerExternal marks citizen certificates an outside CA issued.
+	issuerExternal = "external"
+)
+
+// Key owners of the system keys in the keystore.
+const (
+	OwnerRoot    = "system:ca-root"
+	OwnerIssuing = "system:ca-issuing"
+	OwnerOCSP    = "system:ca-ocsp"
+)
+
+// Modes of citizen certificate issuance.
+const (
+	ModeInternal = "internal" // the issuing CA here signs citizen certificates
+	ModeExternal = "external" // an outside CA signs them from CSRs exported here
+)
+
+// Citizens looks citizens up in the registry; *registry.Registry is one.
+// Citizen returns an error wrapping store.ErrNotFound, ErrUnknownCitizen or
+// the registry's own not-found error when there is no such citizen.
+type Citizens interface {
+	Citizen(ctx context.Context, id string) (*store.Citizen, error)
+}
+
+// Keys is the part of the keystore the CA uses.
+type Keys interface {
+	Generate(ctx context.Context, owner string, t keystore.Type) (*keystore.Key, error)
+	GenerateMode(ctx context.Context, owner string, t keystore.Type, m keystore.Mode) (*keystore.Key, error)
+	Key(ctx context.Context, id string) (*keystore.Key, error)
+	Keys(ctx context.Context, owner, after string, limit int) ([]*keystore.Key, error)
+	Destroy(ctx context.Context, id string) error
+	Signer(ctx context.Context, id string) (*keystore.Signer, error)
+}
+
+var _ Keys = (*keystore.Keystore)(nil)
+
+// Config sets names, lifetimes and publication URLs.
+type Config struct {
+	// Mode is ModeInternal (default) or ModeExternal.
+	Mode string
+	// BaseURL is the public URL of firmad's HTTP listener; the CRL
+	// distribution point, OCSP and CA issuers URLs in certificates are
+	// built on it. Required to issue.
+	BaseURL string
+
+	Country                string // of the CAs; default "ES"
+	Organization           string // default "Firma Cloud"
+	OrganizationIdentifier string // ETSI EN 319 412-1, e.g. "VATES-Q0000000J"; optional
+	RootName               string // root CA common name
+	IssuingName            string // issuing CA common name
+
+	RootKeyType    keystore.Type // default ECP384
+	IssuingKeyType keystore.Type // default ECP384
+	CitizenKeyType keystore.Type // default ECP256
+
+	RootValidity    time.Duration // default 20 years
+	IssuingValidity time.Duration // default 10 years
+	CitizenValidity time.Duration // default 2 years
+	OCSPValidity    time.Duration // responder certificate; default 90 days
+
+	// Policies are the certificate policy OIDs put in citizen
+	// certificates, dotted; default ETSI NCP (0.4.0.2042.1.1).
+	Policies []string
+	// QCStatements adds ETSI EN 319 412-5 statements (QcCompliance and
+	// QcType esign) to citizen certificates; only for a qualified service.
+	QCStatements bool
+
+	CRLValidity  time.Duration // nextUpdate - thisUpdate; default 24h
+	CRLInterval  time.Duration // scheduled refresh; default 1h
+	OCSPMaxAge   time.Duration // nextUpdate of OCSP responses; default 1h
+	OCSPCacheTTL time.Duration // reuse of a signed response; default 1m, negative disables
+
+	// ExternalIssuers, in external mode, are the CA certificates allowed to
+	// sign imported citizen certificates; empty accepts any issuer.
+	ExternalIssuers []*x509.Certificate
+}
+
+func (c *Config) defaults() error {
+	if c.Mode == "" {
+		c.Mode = ModeInternal
+	}
+	if c.Mode != ModeInternal && c.Mode != ModeExternal {
+		return fmt.Errorf("ca config: mode %q: want internal or external", c.Mode)
+	}
+	if c.BaseURL != "" {
+		u, err := url.Parse(c.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("ca config: base URL %q: want an absolute http(s) URL", c.BaseURL)
+		}
+		c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	}
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.Country, "ES")
+	def(&c.Organization, "Firma Cloud")
+	def(&c.RootName, c.Organization+" Root CA")
+	def(&c.IssuingName, c.Organization+" Issuing CA 1")
+	if len(c.Country) != 2 {
+		return fmt.Errorf("ca config: country %q: want a two-letter ISO 3166 code", c.Country)
+	}
+	for _, t := range []*keystore.Type{&c.RootKeyType, &c.IssuingKeyType, &c.CitizenKeyType} {
+		def := keystore.ECP384
+		if t == &c.CitizenKeyType {
+			def = keystore.ECP256
+		}
+		if *t == "" {
+			*t = def
+		}
+		if _, err := keystore.ParseType(string(*t)); err != nil {
+			return fmt.Errorf("ca config: %w", err)
+		}
+	}
+	dur := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	const day = 24 * time.Hour
+	dur(&c.RootValidity, 20*365*day)
+	dur(&c.IssuingValidity, 10*365*day)
+	dur(&c.CitizenValidity, 2*365*day)
+	dur(&c.OCSPValidity, 90*day)
+	dur(&c.CRLValidity, day)
+	dur(&c.CRLInterval, time.Hour)
+	dur(&c.OCSPMaxAge, time.Hour)
+	dur(&c.OCSPCacheTTL, time.Minute)
+	if len(c.Policies) == 0 {
+		c.Policies = []string{"0.4.0.2042.1.1"}
+	}
+	for _, p := range c.Policies {
+		if _, err := parseOID(p); err != nil {
+			return fmt.Errorf("ca config: policy %q: %w", p, err)
+		}
+	}
+	if c.CRLInterval >= c.CRLValidity {
+		return fmt.Errorf("ca config: crl interval %s must be shorter than crl validity %s", c.CRLInterval, c.CRLValidity)
+	}
+	return nil
+}
+
+func parseOID(s string) (asn1.ObjectIdentifier, error) {
+	parts := strings.Split(s, ".")
+	if len(parts) < 2 {
+		return nil, errors.New("want a dotted OID")
+	}
+	oid := make(asn1.ObjectIdentifier, len(parts))
+	for i, p := range parts {
+		var n int
+		if _, err := fmt.Sscanf(p, "%d", &n); err != nil || n < 0 || fmt.Sprint(n) != p {
+			return nil, errors.New("want a dotted OID")
+		}
+		oid[i] = n
+	}
+	return oid, nil
+}
+
+// authority is a loaded CA: its certificate and, when the key is here, a
+// signer for it.
+type authority struct {
+	rec    *store.Authority
+	cert   *x509.Certificate
+	signer crypto.Signer // nil for an external root
+}
+
+// state is what Load read; swapped whole so readers never see a mix.
+type state struct {
+	root, issuing, ocsp *authority
+}
+
+// Authority issues and publishes citizen certificates.
+type Authority struct {
+	cfg      Config
+	keys     Keys
+	st       store.CAStore
+	citizens Citizens
+	log      *slog.Logger
+	m        *metrics
+
+	cur atomic.Pointer[state]
+
+	// mu serialises changes to the CA set-up and CRL generation within the
+	// process; the store's constraints guard against other replicas.
+	mu sync.Mutex
+	// owners serialises issuance per citizen, so that first-use requests
+	// racing in one process generate one key, not several.
+	owners keyedMutex
+
+	cache *ocspCache
+
+	runMu sync.Mutex
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+// New returns an Authority. Call Load (after Init on a fresh install)
+// before issuing.
+func New(cfg Config, keys Keys, st store.CAStore, citizens Citizens, log *slog.Logger, reg prometheus.Registerer) (*Authority, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &Authority{cfg: cfg, keys: keys, st: st, citizens: citizens, log: log, m: newMetrics(reg),
+		owners: keyedMutex{m: map[string]*ownerLock{}}, cache: newOCSPCache(cfg.OCSPCacheTTL)}
+	a.cur.Store(&state{})
+	return a, nil
+}
+
+// SetCitizens sets the registry after New, for wiring where the registry
+// itself needs the Authority (as its revocation hook). Call it before the
+// Authority is used.
+func (a *Authority) SetCitizens(c Citizens) { a.citizens = c }
+
+// Mode returns the citizen certificate mode.
+func (a *Authority) Mode() string { return a.cfg.Mode }
+
+// Root returns the root CA certificate, or nil before set-up.
+func (a *Authority) Root() *x509.Certificate {
+	if s := a.cur.Load(); s.root != nil {
+		return s.root.cert
+	}
+	return nil
+}
+
+// Issuing returns the issuing CA certificate, or nil before set-up.
+func (a *Authority) Issuing() *x509.Certificate {
+	if s := a.cur.Load(); s.issuing != nil {
+		return s.issuing.cert
+	}
+	return nil
+}
+
+// OCSPResponder returns the OCSP responder certificate, or nil.
+func (a *Authority) OCSPResponder() *x509.Certificate {
+	if s := a.cur.Load(); s.ocsp != nil {
+		return s.ocsp.cert
+	}
+	return nil
+}
+
+// keyedMutex is a set of mutexes, one per key, dropped when unused.
+type keyedMutex struct {
+	mu sync.Mutex
+	m  map[string]*ownerLock
+}
+
+type ownerLock struct {
+	sync.Mutex
+	refs int
+}
+
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	l := k.m[key]
+	if l == nil {
+		l = &ownerLock{}
+		k.m[key] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		k.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
+}
