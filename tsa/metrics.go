@@ -1,0 +1,69 @@
+package tsa
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// register registers c with reg, or returns the collector already
+// registered under the same description, so that two clients (or a client
+// rebuilt on reload) can share one registerer. A nil reg registers nothing.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C, err *error) C {
+	if reg == nil || *err != nil {
+		return c
+	}
+	if e := reg.Register(c); e != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(e, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		*err = fmt.Errorf("register metrics: %w", e)
+	}
+	return c
+}
+
+type clientMetrics struct {
+	duration *prometheus.HistogramVec
+	failures *prometheus.CounterVec
+}
+
+func newClientMetrics(reg prometheus.Registerer) (*clientMetrics, error) {
+	var err error
+	m := &clientMetrics{
+		duration: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "firma_tsa_request_duration_seconds",
+			Help:    "Time-stamp requests to a TSA, by URL and outcome (ok, unavailable, rejected, bad_reply).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}, []string{"url", "outcome"}), &err),
+		failures: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "firma_tsa_failures_total",
+			Help: "Failed time-stamp requests to a TSA, by URL and outcome (unavailable, rejected, bad_reply).",
+		}, []string{"url", "outcome"}), &err),
+	}
+	return m, err
+}
+
+type serverMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newServerMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
+	var err error
+	m := &serverMetrics{
+		requests: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "firma_tsa_server_requests_total",
+			Help: "Requests to the built-in TSA, by result (granted, a PKIFailureInfo name, or an HTTP error).",
+		}, []string{"result"}), &err),
+		duration: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "firma_tsa_server_request_duration_seconds",
+			Help:    "Time the built-in TSA took to answer, by result.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12),
+		}, []string{"result"}), &err),
+	}
+	return m, err
+}

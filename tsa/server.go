@@ -1,0 +1,423 @@
+package tsa
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"mime"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/digitorus/pkcs7"
+	"github.com/firma-cloud/firma/keystore"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Content types of RFC 3161 over HTTP (section 3.4).
+const (
+	QueryContentType = "application/timestamp-query"
+	ReplyContentType = "application/timestamp-reply"
+)
+
+// Server defaults.
+const (
+	DefaultAccuracy      = time.Second
+	DefaultMaxQueryBytes = 16 << 10
+)
+
+// DefaultHashes are the message-imprint hashes the server accepts unless
+// configured otherwise. SHA-1 is refused (badAlg): its collisions make an
+// imprint worthless.
+var DefaultHashes = []crypto.Hash{crypto.SHA256, crypto.SHA384, crypto.SHA512}
+
+// ServerConfig configures the built-in TSA.
+type ServerConfig struct {
+	// Signer is the TSA key, normally a token-mode HSM key
+	// (*keystore.Signer); Cert is its certificate and Chain the issuing
+	// CA certificates sent with it when a request sets certReq.
+	Signer crypto.Signer
+	Cert   *x509.Certificate
+	Chain  []*x509.Certificate
+	// Policy is the TSA policy OID written in every token. A request for
+	// any other policy is refused with unacceptedPolicy.
+	Policy asn1.ObjectIdentifier
+	// Accuracy is written in every token; 0 means DefaultAccuracy. The
+	// time is written to the resolution the accuracy calls for.
+	Accuracy time.Duration
+	Hashes   []crypto.Hash // accepted imprint hashes; nil means DefaultHashes
+	Serials  SerialSource
+	// MaxQueryBytes bounds the request body; 0 means DefaultMaxQueryBytes.
+	MaxQueryBytes int64
+	Now           func() time.Time // nil means time.Now
+	Logger        *slog.Logger
+	Registerer    prometheus.Registerer // nil registers no metrics
+}
+
+// Server is the built-in RFC 3161 TSA, an http.Handler answering
+// application/timestamp-query POSTs.
+type Server struct {
+	cfg      ServerConfig
+	hash     crypto.Hash // of the token signature
+	tsaName  asn1.RawValue
+	essAttr  pkcs7.Attribute
+	chainPEM []byte
+	log      *slog.Logger
+	m        *serverMetrics
+}
+
+var _ http.Handler = (*Server)(nil)
+
+// NewServer checks cfg and returns the TSA.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	switch {
+	case cfg.Signer == nil || cfg.Cert == nil:
+		return nil, errors.New("tsa server: signer and certificate are required")
+	case cfg.Serials == nil:
+		return nil, errors.New("tsa server: serial source is required")
+	case len(cfg.Policy) == 0:
+		return nil, errors.New("tsa server: policy OID is required")
+	}
+	if err := CheckCertificate(cfg.Cert); err != nil {
+		return nil, fmt.Errorf("tsa server: %w", err)
+	}
+	if !publicKeysEqual(cfg.Signer.Public(), cfg.Cert.PublicKey) {
+		return nil, errors.New("tsa server: certificate is not for the signer's key")
+	}
+	parent := cfg.Cert
+	for _, c := range cfg.Chain {
+		if err := parent.CheckSignatureFrom(c); err != nil {
+			return nil, fmt.Errorf("tsa server: chain certificate %q did not issue %q: %w", c.Subject, parent.Subject, err)
+		}
+		parent = c
+	}
+	if cfg.Accuracy <= 0 {
+		cfg.Accuracy = DefaultAccuracy
+	}
+	if cfg.Hashes == nil {
+		cfg.Hashes = DefaultHashes
+	}
+	if cfg.MaxQueryBytes <= 0 {
+		cfg.MaxQueryBytes = DefaultMaxQueryBytes
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	h, err := signatureHash(cfg.Signer.Public())
+	if err != nil {
+		return nil, fmt.Errorf("tsa server: %w", err)
+	}
+	m, err := newServerMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("tsa server: %w", err)
+	}
+	ess, err := essAttribute(cfg.Cert)
+	if err != nil {
+		return nil, fmt.Errorf("tsa server: %w", err)
+	}
+	dirName, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 4, IsCompound: true, Bytes: cfg.Cert.RawSubject})
+	if err != nil {
+		return nil, fmt.Errorf("tsa server: %w", err)
+	}
+	var chainPEM bytes.Buffer
+	for _, c := range append([]*x509.Certificate{cfg.Cert}, cfg.Chain...) {
+		pem.Encode(&chainPEM, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	}
+	return &Server{
+		cfg:      cfg,
+		hash:     h,
+		tsaName:  asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: dirName},
+		essAttr:  ess,
+		chainPEM: chainPEM.Bytes(),
+		log:      cfg.Logger,
+		m:        m,
+	}, nil
+}
+
+// Certificate returns the TSA certificate.
+func (s *Server) Certificate() *x509.Certificate { return s.cfg.Cert }
+
+// CertificatesHandler serves the TSA certificate and its chain as PEM, for
+// relying parties that verify tokens with openssl ts -verify -untrusted.
+func (s *Server) CertificatesHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			problem(w, http.StatusMethodNotAllowed, "method not allowed", "use GET")
+			return
+		}
+		w.Header().Set("Content-Type", "application/pem-certificate-chain")
+		w.Write(s.chainPEM)
+	})
+}
+
+// ServeHTTP answers one RFC 3161 request. Protocol-level refusals
+// (malformed query, unsupported hash, policy or extension) are replies
+// with PKIStatus rejection and HTTP 200, as clients expect; a failure on
+// our side is a systemFailure reply with HTTP 500 so that clients fail
+// over; HTTP misuse gets an application/problem+json error.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	result := "granted"
+	defer func() {
+		s.m.requests.WithLabelValues(result).Inc()
+		s.m.duration.WithLabelValues(result).Observe(time.Since(start).Seconds())
+	}()
+	if r.Method != http.MethodPost {
+		result = "method_not_allowed"
+		w.Header().Set("Allow", http.MethodPost)
+		problem(w, http.StatusMethodNotAllowed, "method not allowed", "time-stamp requests are POSTed")
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != QueryContentType {
+		result = "unsupported_media_type"
+		problem(w, http.StatusUnsupportedMediaType, "unsupported media type", "the request body must be "+QueryContentType)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxQueryBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			result = "too_large"
+			problem(w, http.StatusRequestEntityTooLarge, "request too large", fmt.Sprintf("a time-stamp query is at most %d bytes", mbe.Limit))
+			return
+		}
+		result = "read_error"
+		problem(w, http.StatusBadRequest, "cannot read request", "the request body could not be read")
+		return
+	}
+	reply, fail, err := s.Respond(r.Context(), body)
+	status := http.StatusOK
+	switch {
+	case err != nil:
+		result = FailSystemFailure.String()
+		status = http.StatusInternalServerError
+		s.log.ErrorContext(r.Context(), "time-stamp request failed", "err", err)
+	case fail >= 0:
+		result = fail.String()
+		s.log.WarnContext(r.Context(), "time-stamp request refused", "fail_info", result, "remote", r.RemoteAddr)
+	}
+	w.Header().Set("Content-Type", ReplyContentType)
+	w.Header().Set("Content-Length", fmt.Sprint(len(reply)))
+	w.WriteHeader(status)
+	w.Write(reply)
+}
+
+// Respond answers one DER TimeStampReq with a DER TimeStampResp. fail is
+// the PKIFailureInfo of a refusal, -1 when a token was granted. err is set
+// (and the reply is a systemFailure) only when the failure is ours: the
+// serial source or the key failed.
+func (s *Server) Respond(ctx context.Context, query []byte) ([]byte, FailInfo, error) {
+	var req request
+	rest, err := asn1.Unmarshal(query, &req)
+	switch {
+	case err != nil:
+		return s.reject(FailBadDataFormat, "malformed TimeStampReq: "+err.Error())
+	case len(rest) > 0:
+		return s.reject(FailBadDataFormat, "trailing data after TimeStampReq")
+	case req.Version != 1:
+		return s.reject(FailBadDataFormat, fmt.Sprintf("TimeStampReq version %d, want 1", req.Version))
+	}
+	h := hashFromOID(req.MessageImprint.HashAlgorithm.Algorithm)
+	if h == 0 || !slices.Contains(s.cfg.Hashes, h) {
+		return s.reject(FailBadAlg, fmt.Sprintf("hash algorithm %v not accepted", req.MessageImprint.HashAlgorithm.Algorithm))
+	}
+	if len(req.MessageImprint.HashedMessage) != h.Size() {
+		return s.reject(FailBadDataFormat, fmt.Sprintf("%v imprint of %d bytes, want %d", h, len(req.MessageImprint.HashedMessage), h.Size()))
+	}
+	if len(req.ReqPolicy) > 0 && !req.ReqPolicy.Equal(s.cfg.Policy) {
+		return s.reject(FailUnacceptedPolicy, fmt.Sprintf("policy %v not offered; this TSA issues under %v", req.ReqPolicy, s.cfg.Policy))
+	}
+	if len(req.Extensions) > 0 {
+		// RFC 3161 section 2.4.2: an extension the TSA does not know,
+		// critical or not, means no token.
+		return s.reject(FailUnacceptedExtension, fmt.Sprintf("extension %v not supported", req.Extensions[0].Id))
+	}
+	if req.Nonce != nil && req.Nonce.Sign() < 0 {
+		return s.reject(FailBadDataFormat, "negative nonce")
+	}
+	now := s.cfg.Now()
+	if now.Before(s.cfg.Cert.NotBefore) || now.After(s.cfg.Cert.NotAfter) {
+		reply, _, _ := s.reject(FailTimeNotAvailable, "TSA certificate not valid now")
+		return reply, FailTimeNotAvailable, errors.New("tsa certificate not valid now")
+	}
+	serial, err := s.cfg.Serials.Next(ctx)
+	if err != nil {
+		return s.systemFailure(err)
+	}
+	token, err := s.token(ctx, &req, h, serial, now)
+	if err != nil {
+		return s.systemFailure(err)
+	}
+	reply, err := asn1.Marshal(response{Status: pkiStatusInfo{Status: statusGranted}, TimeStampToken: asn1.RawValue{FullBytes: token}})
+	if err != nil {
+		return s.systemFailure(err)
+	}
+	return reply, -1, nil
+}
+
+func (s *Server) token(ctx context.Context, req *request, h crypto.Hash, serial *big.Int, now time.Time) ([]byte, error) {
+	info := tstInfo{
+		Version: 1,
+		Policy:  s.cfg.Policy,
+		MessageImprint: messageImprint{
+			HashAlgorithm: req.MessageImprint.HashAlgorithm,
+			HashedMessage: req.MessageImprint.HashedMessage,
+		},
+		SerialNumber: serial,
+		GenTime:      generalizedTime(now.Truncate(resolution(s.cfg.Accuracy))),
+		Accuracy:     accuracyOf(s.cfg.Accuracy),
+		Nonce:        req.Nonce,
+		TSA:          s.tsaName,
+	}
+	// Echo the requester's algorithm identifier, but in DER: NULL
+	// parameters are optional for SHA-2 and clients compare the imprint.
+	info.MessageImprint.HashAlgorithm.Algorithm = oidFromHash(h)
+	content, err := asn1.Marshal(info)
+	if err != nil {
+		return nil, fmt.Errorf("marshal TSTInfo: %w", err)
+	}
+	sd, err := pkcs7.NewSignedData(content)
+	if err != nil {
+		return nil, fmt.Errorf("signed data: %w", err)
+	}
+	sd.SetDigestAlgorithm(oidFromHash(s.hash))
+	sd.SetContentType(oidTSTInfo)
+	// RFC 5652 section 5.1: version 3 when the content is not id-data.
+	sd.GetSignedData().Version = 3
+	conf := pkcs7.SignerInfoConfig{
+		ExtraSignedAttributes: []pkcs7.Attribute{s.essAttr},
+		SkipCertificates:      !req.CertReq,
+	}
+	if err := sd.AddSignerChain(s.cfg.Cert, ctxSigner{ctx, s.cfg.Signer}, s.cfg.Chain, conf); err != nil {
+		return nil, fmt.Errorf("sign token: %w", err)
+	}
+	der, err := sd.Finish()
+	if err != nil {
+		return nil, fmt.Errorf("finish token: %w", err)
+	}
+	return der, nil
+}
+
+func (s *Server) reject(f FailInfo, why string) ([]byte, FailInfo, error) {
+	reply, err := asn1.Marshal(response{Status: pkiStatusInfo{
+		Status:       statusRejection,
+		StatusString: []asn1.RawValue{{Tag: asn1.TagUTF8String, Bytes: []byte(why)}},
+		FailInfo:     failBits(f),
+	}})
+	if err != nil {
+		return nil, f, fmt.Errorf("marshal rejection: %w", err)
+	}
+	return reply, f, nil
+}
+
+func (s *Server) systemFailure(cause error) ([]byte, FailInfo, error) {
+	// The cause goes to our log, not to the client: it may name internals.
+	reply, _, err := s.reject(FailSystemFailure, "the TSA cannot issue a token now; try again later")
+	return reply, FailSystemFailure, errors.Join(cause, err)
+}
+
+// resolution is the unit genTime is truncated to: no finer than the
+// accuracy it is claimed to.
+func resolution(acc time.Duration) time.Duration {
+	switch {
+	case acc >= time.Second:
+		return time.Second
+	case acc >= time.Millisecond:
+		return time.Millisecond
+	}
+	return time.Microsecond
+}
+
+// signatureHash picks the token signature's hash to match the key's
+// strength.
+func signatureHash(pub crypto.PublicKey) (crypto.Hash, error) {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256():
+			return crypto.SHA256, nil
+		case elliptic.P384():
+			return crypto.SHA384, nil
+		case elliptic.P521():
+			return crypto.SHA512, nil
+		}
+	case *rsa.PublicKey:
+		return crypto.SHA256, nil
+	}
+	return 0, fmt.Errorf("key type %T not supported", pub)
+}
+
+func publicKeysEqual(a, b crypto.PublicKey) bool {
+	e, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && e.Equal(b)
+}
+
+// essAttribute is the signingCertificateV2 attribute (RFC 5035) naming
+// cert by its SHA-256 hash and issuer and serial.
+func essAttribute(cert *x509.Certificate) (pkcs7.Attribute, error) {
+	sum := sha256.Sum256(cert.Raw)
+	name, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 4, IsCompound: true, Bytes: cert.RawIssuer})
+	if err != nil {
+		return pkcs7.Attribute{}, err
+	}
+	names, err := asn1.Marshal([]asn1.RawValue{{FullBytes: name}})
+	if err != nil {
+		return pkcs7.Attribute{}, err
+	}
+	v, err := asn1.Marshal(signingCertificateV2{Certs: []essCertIDv2{{
+		CertHash:     sum[:],
+		IssuerSerial: issuerSerial{Issuer: asn1.RawValue{FullBytes: names}, SerialNumber: cert.SerialNumber},
+	}}})
+	if err != nil {
+		return pkcs7.Attribute{}, err
+	}
+	return pkcs7.Attribute{Type: oidSigningCertV2, Value: asn1.RawValue{FullBytes: v}}, nil
+}
+
+// ctxSigner lets the request's context reach the HSM: pkcs7 calls Sign,
+// which has no context, so a cancelled request would otherwise still wait
+// for a session.
+type ctxSigner struct {
+	ctx context.Context
+	crypto.Signer
+}
+
+func (c ctxSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	ks, ok := c.Signer.(*keystore.Signer)
+	if !ok {
+		return c.Signer.Sign(rand, digest, opts)
+	}
+	scheme := keystore.ECDSA
+	if ks.Key().Type.IsRSA() {
+		scheme = keystore.PKCS1v15
+	}
+	sigs, err := ks.SignDigests(c.ctx, scheme, opts.HashFunc(), [][]byte{digest})
+	if err != nil {
+		return nil, err
+	}
+	return sigs[0], nil
+}
+
+// problem writes an RFC 9457 application/problem+json error.
+func problem(w http.ResponseWriter, status int, title, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"type": "about:blank", "title": title, "status": status, "detail": detail})
+}

@@ -1,0 +1,236 @@
+package tsa
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"math/big"
+	"slices"
+	"time"
+
+	"github.com/digitorus/pkcs7"
+	"github.com/digitorus/timestamp"
+)
+
+// Sentinel errors. The reasons a token is refused all wrap ErrBadToken;
+// the client wraps those in ErrBadReply.
+var (
+	// ErrUnavailable means no configured TSA could be reached or every one
+	// failed on its side (connection refused, timeout, HTTP 5xx).
+	ErrUnavailable = errors.New("no time-stamping authority available")
+	// ErrBadReply means a TSA answered, but with a reply that fails a check.
+	ErrBadReply = errors.New("bad time-stamp reply")
+	// ErrRejected means a TSA refused the request (PKIStatus rejection).
+	ErrRejected = errors.New("time-stamp request rejected")
+	// ErrBadToken means a time-stamp token fails verification.
+	ErrBadToken = errors.New("invalid time-stamp token")
+
+	ErrMalformed           = fmt.Errorf("%w: malformed", ErrBadToken)
+	ErrSignature           = fmt.Errorf("%w: signature does not verify", ErrBadToken)
+	ErrImprintMismatch     = fmt.Errorf("%w: message imprint differs from the one asked for", ErrBadToken)
+	ErrNonceMismatch       = fmt.Errorf("%w: nonce differs from the one sent", ErrBadToken)
+	ErrPolicyMismatch      = fmt.Errorf("%w: policy not accepted", ErrBadToken)
+	ErrUntrusted           = fmt.Errorf("%w: TSA certificate does not chain to a trusted root", ErrBadToken)
+	ErrCertificateUsage    = fmt.Errorf("%w: TSA certificate not restricted to time stamping", ErrBadToken)
+	ErrSigningCertMismatch = fmt.Errorf("%w: ESS signing-certificate attribute does not match the TSA certificate", ErrBadToken)
+	// ErrUnsupportedHash is returned for a hash the client will not ask for.
+	ErrUnsupportedHash = errors.New("unsupported hash algorithm")
+)
+
+// Token is a verified RFC 3161 time-stamp token.
+type Token struct {
+	// DER is the TimeStampToken, a CMS ContentInfo: what CAdES embeds as
+	// id-aa-signatureTimeStampToken and PAdES as a document timestamp.
+	DER      []byte
+	Time     time.Time
+	Accuracy time.Duration
+	Serial   *big.Int
+	Policy   asn1.ObjectIdentifier
+	Hash     crypto.Hash
+	Digest   []byte
+	Nonce    *big.Int
+	// Cert is the TSA certificate that signed the token; Chain is the
+	// verified chain from it to a trusted root.
+	Cert  *x509.Certificate
+	Chain []*x509.Certificate
+	// URL is the TSA that issued the token; set by Client only.
+	URL string
+}
+
+// VerifyOptions say what a token must match. Roots, Hash and Digest are
+// required.
+type VerifyOptions struct {
+	Roots         *x509.CertPool
+	Intermediates *x509.CertPool // besides the certificates in the token
+	Hash          crypto.Hash
+	Digest        []byte
+	// Nonce, when set, must equal the token's.
+	Nonce *big.Int
+	// Policies, when not empty, lists the acceptable TSA policies.
+	Policies []asn1.ObjectIdentifier
+}
+
+// VerifyToken checks a DER TimeStampToken: the CMS signature, that the
+// signed content is a TSTInfo over opts.Hash and opts.Digest, the nonce
+// and policy, that the signer's certificate is a time-stamping-only
+// certificate (critical EKU) chaining to opts.Roots at the token's time,
+// and that the ESS signing-certificate attribute names that certificate.
+func VerifyToken(der []byte, opts VerifyOptions) (*Token, error) {
+	if opts.Roots == nil {
+		return nil, errors.New("verify time-stamp token: no trusted roots configured")
+	}
+	// timestamp.Parse checks the CMS signature, but only when the token
+	// carries certificates: without them we could not check the chain
+	// either, so a token without one is refused.
+	p7, err := pkcs7.Parse(der)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if len(p7.Signers) != 1 {
+		return nil, fmt.Errorf("%w: %d signers, want 1", ErrMalformed, len(p7.Signers))
+	}
+	cert := p7.GetOnlySigner()
+	if cert == nil {
+		return nil, fmt.Errorf("%w: token carries no TSA certificate (was certReq set?)", ErrMalformed)
+	}
+	ts, err := timestamp.Parse(der)
+	if err != nil {
+		var pe timestamp.ParseError
+		var se asn1.SyntaxError
+		var sde asn1.StructuralError
+		if errors.As(err, &pe) || errors.As(err, &se) || errors.As(err, &sde) {
+			return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrSignature, err)
+	}
+	var ct asn1.ObjectIdentifier
+	if err := p7.UnmarshalSignedAttribute(oidContentType, &ct); err != nil || !ct.Equal(oidTSTInfo) {
+		return nil, fmt.Errorf("%w: signed content is not a TSTInfo", ErrMalformed)
+	}
+	if ts.HashAlgorithm != opts.Hash || !bytes.Equal(ts.HashedMessage, opts.Digest) {
+		return nil, fmt.Errorf("%w: token has %v %x, asked %v %x", ErrImprintMismatch,
+			ts.HashAlgorithm, ts.HashedMessage, opts.Hash, opts.Digest)
+	}
+	if opts.Nonce != nil && (ts.Nonce == nil || ts.Nonce.Cmp(opts.Nonce) != 0) {
+		return nil, fmt.Errorf("%w: token has %v, sent %v", ErrNonceMismatch, ts.Nonce, opts.Nonce)
+	}
+	if len(opts.Policies) > 0 && !slices.ContainsFunc(opts.Policies, ts.Policy.Equal) {
+		return nil, fmt.Errorf("%w: %v", ErrPolicyMismatch, ts.Policy)
+	}
+	if err := CheckCertificate(cert); err != nil {
+		return nil, err
+	}
+	inter := x509.NewCertPool()
+	if opts.Intermediates != nil {
+		inter = opts.Intermediates.Clone()
+	}
+	for _, c := range p7.Certificates {
+		if c != cert {
+			inter.AddCert(c)
+		}
+	}
+	// The chain is checked at the time the TSA vouches for, so that a
+	// token stays verifiable after its TSA certificate has expired.
+	chains, err := cert.Verify(x509.VerifyOptions{
+		Roots:         opts.Roots,
+		Intermediates: inter,
+		CurrentTime:   ts.Time,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUntrusted, err)
+	}
+	if err := checkSigningCert(p7, cert); err != nil {
+		return nil, err
+	}
+	return &Token{
+		DER:      der,
+		Time:     ts.Time,
+		Accuracy: ts.Accuracy,
+		Serial:   ts.SerialNumber,
+		Policy:   ts.Policy,
+		Hash:     ts.HashAlgorithm,
+		Digest:   ts.HashedMessage,
+		Nonce:    ts.Nonce,
+		Cert:     cert,
+		Chain:    chains[0],
+	}, nil
+}
+
+// CheckCertificate reports whether cert may sign time-stamp tokens: its
+// extended key usage must be present, critical and id-kp-timeStamping
+// alone (RFC 3161 section 2.3), and its key usage, if present, must allow
+// signatures.
+func CheckCertificate(cert *x509.Certificate) error {
+	i := slices.IndexFunc(cert.Extensions, func(e pkix.Extension) bool { return e.Id.Equal(oidExtKeyUsage) })
+	switch {
+	case i < 0:
+		return fmt.Errorf("%w: no extended key usage", ErrCertificateUsage)
+	case !cert.Extensions[i].Critical:
+		return fmt.Errorf("%w: extended key usage not critical", ErrCertificateUsage)
+	case len(cert.ExtKeyUsage) != 1 || cert.ExtKeyUsage[0] != x509.ExtKeyUsageTimeStamping || len(cert.UnknownExtKeyUsage) != 0:
+		return fmt.Errorf("%w: extended key usage is not id-kp-timeStamping alone", ErrCertificateUsage)
+	case cert.KeyUsage != 0 && cert.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0:
+		return fmt.Errorf("%w: key usage allows no signature", ErrCertificateUsage)
+	}
+	return nil
+}
+
+// checkSigningCert checks the ESS signing-certificate attribute (v2, or v1
+// with SHA-1) whose first entry must identify cert (RFC 5816).
+func checkSigningCert(p7 *pkcs7.PKCS7, cert *x509.Certificate) error {
+	var (
+		h      crypto.Hash
+		hash   []byte
+		issuer issuerSerial
+	)
+	var v2 signingCertificateV2
+	if err := p7.UnmarshalSignedAttribute(oidSigningCertV2, &v2); err == nil {
+		if len(v2.Certs) == 0 {
+			return fmt.Errorf("%w: empty signingCertificateV2", ErrSigningCertMismatch)
+		}
+		id := v2.Certs[0]
+		h = crypto.SHA256
+		if len(id.HashAlgorithm.Algorithm) > 0 {
+			h = hashFromOID(id.HashAlgorithm.Algorithm)
+		}
+		hash, issuer = id.CertHash, id.IssuerSerial
+	} else {
+		var v1 signingCertificate
+		if err := p7.UnmarshalSignedAttribute(oidSigningCertificate, &v1); err != nil {
+			return fmt.Errorf("%w: no signingCertificate or signingCertificateV2 attribute", ErrSigningCertMismatch)
+		}
+		if len(v1.Certs) == 0 {
+			return fmt.Errorf("%w: empty signingCertificate", ErrSigningCertMismatch)
+		}
+		h, hash, issuer = crypto.SHA1, v1.Certs[0].CertHash, v1.Certs[0].IssuerSerial
+	}
+	if h == 0 || !h.Available() {
+		return fmt.Errorf("%w: unknown certificate hash algorithm", ErrSigningCertMismatch)
+	}
+	d := h.New()
+	d.Write(cert.Raw)
+	if !bytes.Equal(d.Sum(nil), hash) {
+		return fmt.Errorf("%w: certificate hash differs", ErrSigningCertMismatch)
+	}
+	if issuer.SerialNumber == nil {
+		return nil
+	}
+	if issuer.SerialNumber.Cmp(cert.SerialNumber) != 0 {
+		return fmt.Errorf("%w: serial number differs", ErrSigningCertMismatch)
+	}
+	var names []asn1.RawValue
+	if rest, err := asn1.Unmarshal(issuer.Issuer.FullBytes, &names); err != nil || len(rest) > 0 {
+		return fmt.Errorf("%w: malformed issuer name", ErrSigningCertMismatch)
+	}
+	for _, n := range names {
+		if n.Class == asn1.ClassContextSpecific && n.Tag == 4 && bytes.Equal(n.Bytes, cert.RawIssuer) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: issuer name differs", ErrSigningCertMismatch)
+}
