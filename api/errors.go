@@ -13,6 +13,7 @@ import (
 
 	"github.com/firma-cloud/firma/api/firmav1"
 	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/store"
 )
 
@@ -38,6 +39,7 @@ var mappings = []mapping{
 	{store.ErrNotFound, codes.NotFound, firmav1.ErrorReason_ERROR_REASON_KEY_NOT_FOUND, "key not found", false},
 	{keystore.ErrKeyDestroyed, codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_KEY_DESTROYED, "key destroyed", false},
 	{keystore.ErrDigestLength, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_DIGEST_LENGTH, "wrong digest length", true},
+	{signer.ErrBatch, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "bad batch", true},
 	{keystore.ErrUnsupported, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_UNSUPPORTED, "unsupported", true},
 	{keystore.ErrBusy, codes.ResourceExhausted, firmav1.ErrorReason_ERROR_REASON_HSM_BUSY, "all HSM sessions busy, retry later", false},
 	{keystore.ErrTokenUnavailable, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_HSM_UNAVAILABLE, "HSM unavailable", false},

@@ -11,10 +11,10 @@ import (
 	"github.com/firma-cloud/firma/signer"
 )
 
-// MaxDigests is the most digests one SignDigests call may carry: enough
-// for any batch a portal sends, small enough that one call cannot hold
-// every HSM session for long.
-const MaxDigests = 1024
+// MaxDigests is the most digests one SignDigests call may carry: the
+// core's limit, enough for any batch a portal sends and small enough that
+// one call cannot hold every HSM session for long.
+const MaxDigests = signer.DefaultMaxBatch
 
 // Core is what the signing RPC needs from the signing core; *signer.Core
 // is the implementation.

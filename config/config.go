@@ -51,9 +51,9 @@ type Listen struct {
 // that client certificates must chain to. Empty Cert and Key mean plaintext,
 // which is allowed only on loopback addresses.
 type TLS struct {
-	Cert     string `yaml:"cert"`
-	Key      string `yaml:"key"`
-	ClientCA string `yaml:"client_ca"`
+	Cert     string `yaml:"cert,omitempty"`
+	Key      string `yaml:"key,omitempty"`
+	ClientCA string `yaml:"client_ca,omitempty"`
 }
 
 // Enabled reports whether the listeners serve TLS.
@@ -61,11 +61,11 @@ func (t TLS) Enabled() bool { return t.Cert != "" || t.Key != "" }
 
 // HSM says which PKCS#11 token holds the keys and how to use it.
 type HSM struct {
-	Module         string        `yaml:"module"`      // path of the PKCS#11 library
-	TokenLabel     string        `yaml:"token_label"` // CKA_LABEL of the token
-	URI            string        `yaml:"uri"`         // RFC 7512 pkcs11: URI, instead of module + token_label
-	PINFile        string        `yaml:"pin_file"`    // file holding the user PIN
-	Sessions       int           `yaml:"sessions"`
+	Module         string        `yaml:"module"`             // path of the PKCS#11 library
+	TokenLabel     string        `yaml:"token_label"`        // CKA_LABEL of the token
+	URI            string        `yaml:"uri,omitempty"`      // RFC 7512 pkcs11: URI, instead of module + token_label
+	PINFile        string        `yaml:"pin_file,omitempty"` // file holding the user PIN
+	Sessions       int           `yaml:"sessions,omitempty"`
 	AcquireTimeout time.Duration `yaml:"acquire_timeout"`
 	KeyMode        string        `yaml:"key_mode"` // token | wrapped
 	CacheSize      int           `yaml:"cache_size"`
@@ -73,7 +73,7 @@ type HSM struct {
 	VerifyECDSA    bool          `yaml:"verify_ecdsa"`
 	// SoftHSM2Conf, if set, is exported as SOFTHSM2_CONF before the module
 	// is loaded, so that a local SoftHSM2 token store needs no environment.
-	SoftHSM2Conf string `yaml:"softhsm2_conf"`
+	SoftHSM2Conf string `yaml:"softhsm2_conf,omitempty"`
 
 	// PIN is resolved by Load from FIRMA_HSM_PIN or the PIN file; it has no
 	// YAML key so that it can never be read from the config file.
@@ -95,8 +95,8 @@ type Auth struct {
 // certificate, or both. Only SHA-256 digests are configured, never the token.
 type Operator struct {
 	Name        string `yaml:"name"`
-	TokenSHA256 string `yaml:"token_sha256"` // hex SHA-256 of the bearer token
-	CertSHA256  string `yaml:"cert_sha256"`  // hex SHA-256 of the client certificate (DER); colons allowed
+	TokenSHA256 string `yaml:"token_sha256,omitempty"` // hex SHA-256 of the bearer token
+	CertSHA256  string `yaml:"cert_sha256,omitempty"`  // hex SHA-256 of the client certificate (DER); colons allowed
 }
 
 // Log configures log/slog output.

@@ -139,7 +139,7 @@ type SignDigestsRequest struct {
 	Scheme SignatureScheme        `protobuf:"varint,2,opt,name=scheme,proto3,enum=firma.v1.SignatureScheme" json:"scheme,omitempty"`
 	Hash   HashAlgorithm          `protobuf:"varint,3,opt,name=hash,proto3,enum=firma.v1.HashAlgorithm" json:"hash,omitempty"`
 	// digests are the hash outputs to sign, each as long as hash gives; at
-	// most 1024 per call.
+	// most 1000 per call.
 	Digests       [][]byte `protobuf:"bytes,4,rep,name=digests,proto3" json:"digests,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -61,9 +61,10 @@ func (a *app) setupKeystore(ctx context.Context) error {
 
 // setupSigner builds the signing core over the keystore.
 func (a *app) setupSigner(ctx context.Context) error {
-	a.core = signer.New(a.ks, signer.Options{
+	a.core = signer.New(a.ks, signer.Config{
 		VerifyECDSA: a.cfg.HSM.VerifyECDSA,
 		Registerer:  a.reg,
+		Log:         a.log.With("part", "signer"),
 	})
 	return nil
 }
