@@ -249,7 +249,7 @@ func VerifyExport(r io.Reader, keys note.Verifiers, trusted ...[]byte) (*Report,
 	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
-	line, records := 0, false
+	line, records, header := 0, false, false
 	for sc.Scan() {
 		line++
 		b := bytes.TrimSpace(sc.Bytes())
@@ -257,6 +257,9 @@ func VerifyExport(r io.Reader, keys note.Verifiers, trusted ...[]byte) (*Report,
 			continue
 		}
 		var l exportLine
+		if !header && !bytes.HasPrefix(b, []byte(`{"type":"header"`)) {
+			return nil, fmt.Errorf("%w: line %d: want a %s header first", ErrExport, line, ExportFormat)
+		}
 		d := json.NewDecoder(bytes.NewReader(b))
 		d.DisallowUnknownFields()
 		if err := d.Decode(&l); err != nil {
@@ -264,9 +267,10 @@ func VerifyExport(r io.Reader, keys note.Verifiers, trusted ...[]byte) (*Report,
 		}
 		switch l.Type {
 		case "header":
-			if line != 1 || l.Format != ExportFormat {
-				return nil, fmt.Errorf("%w: line %d: want a %s header first", ErrExport, line, ExportFormat)
+			if header || l.Format != ExportFormat {
+				return nil, fmt.Errorf("%w: line %d: want one %s header, first", ErrExport, line, ExportFormat)
 			}
+			header = true
 			v.rep.Unsigned = l.LogSize
 		case "checkpoint":
 			if records {
