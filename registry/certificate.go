@@ -225,7 +225,6 @@ func checkChallengeSignature(cert *x509.Certificate, nonce, sig []byte) error {
 	return fmt.Errorf("unsupported public key %T", cert.PublicKey)
 }
 
-
 // holder reads the DNI/NIE and name of a natural-person certificate.
 func holder(c *x509.Certificate) (string, string, string, error) {
 	serial := c.Subject.SerialNumber

@@ -50,6 +50,8 @@ func (r *Registry) checkCode(ctx context.Context, citizenID, kind, typed string)
 			}
 		}
 		return nil, ErrCodeInvalid
+	case !match.UsedAt.IsZero() && match.Attempts >= r.opt.MaxAttempts:
+		return nil, ErrTooManyAttempts // voided by guessing, not spent
 	case !match.UsedAt.IsZero():
 		return nil, ErrCodeUsed
 	case !now.Before(match.ExpiresAt):

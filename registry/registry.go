@@ -199,7 +199,9 @@ func (r *Registry) Citizen(ctx context.Context, id string) (*store.Citizen, erro
 	}
 	c, err := r.st.Citizen(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("citizen %s: %w", id, ErrNotFound)
+		// Both sentinels, so callers holding only the store's (the CA)
+		// recognise it too.
+		return nil, fmt.Errorf("citizen %s: %w (%w)", id, ErrNotFound, store.ErrNotFound)
 	}
 	return c, err
 }
