@@ -210,7 +210,14 @@ func ptrOf(v pdf.Value) ref {
 // write lays out doc plus the update with /Contents holding size zero
 // bytes, and returns the file and the offsets of the /Contents hex string
 // (from '<' to just past '>'), which the signature does not cover.
-func (u *update) write(doc []byte, po PDFOptions, at time.Time, size int) ([]byte, [2]int, error) {
+func (u *update) write(doc []byte, po PDFOptions, at time.Time, size int) (out []byte, gap [2]int, err error) {
+	// Objects are read lazily while they are copied, so the PDF library's
+	// panics on malformed input can come from here too.
+	defer func() {
+		if r := recover(); r != nil {
+			out, gap, err = nil, [2]int{}, fmt.Errorf("%w: %v", ErrPDF, r)
+		}
+	}()
 	var b bytes.Buffer
 	b.Grow(len(doc) + 2*size + 4096)
 	b.Write(doc)
@@ -348,7 +355,7 @@ func (u *update) write(doc []byte, po PDFOptions, at time.Time, size int) ([]byt
 	brAt := b.Len()
 	b.WriteString(strings.Repeat(" ", 40))
 	b.WriteString("\n/Contents ")
-	gap := [2]int{b.Len(), 0}
+	gap = [2]int{b.Len(), 0}
 	b.WriteByte('<')
 	b.Write(bytes.Repeat([]byte{'0'}, 2*size))
 	b.WriteByte('>')
@@ -411,7 +418,7 @@ func (u *update) write(doc []byte, po PDFOptions, at time.Time, size int) ([]byt
 	}
 	fmt.Fprintf(&b, "startxref\n%d\n%%%%EOF\n", xrefAt)
 
-	out := b.Bytes()
+	out = b.Bytes()
 	br := fmt.Sprintf("[0 %d %d %d]", gap[0], gap[1], len(out)-gap[1])
 	if len(br) > 40 {
 		return nil, [2]int{}, fmt.Errorf("%w: byte range too long", ErrPDF)

@@ -1,0 +1,259 @@
+package signer_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/verify/testpki"
+)
+
+// nssDB makes an NSS database trusting root, so pdfsig can judge the chain.
+func nssDB(t *testing.T, rootPEM string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := run(t, "certutil", "-N", "-d", "sql:"+dir, "--empty-password"); err != nil {
+		t.Fatalf("certutil -N: %v\n%s", err, out)
+	}
+	if out, err := run(t, "certutil", "-A", "-d", "sql:"+dir, "-n", "firma-test-root", "-t", "CT,C,C", "-i", rootPEM); err != nil {
+		t.Fatalf("certutil -A: %v\n%s", err, out)
+	}
+	return dir
+}
+
+// testPDFs returns the hand-written PDF with a classic xref table and the
+// same document rewritten by qpdf with object and xref streams.
+func testPDFs(t *testing.T) map[string][]byte {
+	t.Helper()
+	simple, err := os.ReadFile("testdata/simple.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	xs := filepath.Join(t.TempDir(), "xref-stream.pdf")
+	if out, err := run(t, "qpdf", "--object-streams=generate", "testdata/simple.pdf", xs); err != nil {
+		t.Fatalf("qpdf --object-streams=generate: %v\n%s", err, out)
+	}
+	xsb, err := os.ReadFile(xs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(xsb, []byte("/XRef")) {
+		t.Fatal("qpdf did not write an xref stream")
+	}
+	return map[string][]byte{"xref table": simple, "xref stream": xsb}
+}
+
+var sigStatus = regexp.MustCompile(`- Signature Validation: (.*)`)
+
+// pdfsig returns each signature's validation line and certificate line.
+func pdfsig(t *testing.T, nss string, pdf []byte) ([]string, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "signed.pdf")
+	if err := os.WriteFile(path, pdf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := run(t, "pdfsig", "-nssdir", "sql:"+nss, path)
+	var st []string
+	for _, m := range sigStatus.FindAllStringSubmatch(out, -1) {
+		st = append(st, strings.TrimSpace(m[1]))
+	}
+	return st, out
+}
+
+func qpdfCheck(t *testing.T, pdf []byte) (string, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "check.pdf")
+	if err := os.WriteFile(path, pdf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return run(t, "qpdf", "--check", path)
+}
+
+func TestPAdESPdfsigQpdf(t *testing.T) {
+	ctx := context.Background()
+	pki := testpki.New(t)
+	dir := t.TempDir()
+	nss := nssDB(t, testpki.WritePEM(t, dir, "root.pem", pki.Root.Cert))
+	key, chain := pki.User(t, keystore.ECP256, "MARIA GARCIA LOPEZ")
+	rsaKey, rsaChain := pki.User(t, keystore.RSA2048, "JOSÉ MUÑOZ")
+
+	type variant struct {
+		name    string
+		level   signer.Level
+		visible bool
+		rsa     bool
+	}
+	variants := []variant{
+		{"B-T visible", signer.LevelT, true, false},
+		{"B-B invisible", signer.LevelB, false, false},
+		{"B-T invisible rsa", signer.LevelT, false, true},
+	}
+	for docName, doc := range testPDFs(t) {
+		for _, v := range variants {
+			t.Run(docName+"/"+v.name, func(t *testing.T) {
+				k, c := key, chain
+				if v.rsa {
+					k, c = rsaKey, rsaChain
+				}
+				opt := signer.Options{Level: v.level, Timestamper: pki.Timestamper()}
+				po := signer.PDFOptions{Visible: v.visible, Reason: "Solicitud", Location: "Madrid"}
+				signed, err := signer.PAdES(ctx, doc, k, c, opt, po)
+				if err != nil {
+					t.Fatalf("PAdES: %v", err)
+				}
+				if !bytes.HasPrefix(signed, doc) {
+					t.Fatal("the original bytes were changed")
+				}
+				if out, err := qpdfCheck(t, signed); err != nil || !strings.Contains(out, "No syntax or stream encoding errors") {
+					t.Fatalf("qpdf --check: %v\n%s", err, out)
+				}
+				st, out := pdfsig(t, nss, signed)
+				if len(st) != 1 || st[0] != "Signature is Valid." {
+					t.Fatalf("pdfsig: %q\n%s", st, out)
+				}
+				for _, want := range []string{"Certificate is Trusted.", "Signature Type: ETSI.CAdES.detached", "Total document signed"} {
+					if !strings.Contains(out, want) {
+						t.Errorf("pdfsig output lacks %q:\n%s", want, out)
+					}
+				}
+				if v.level == signer.LevelT && !strings.Contains(out, "Signature Timestamp") && !strings.Contains(out, "Signing Time") {
+					t.Logf("pdfsig output:\n%s", out)
+				}
+
+				// Signed a second time: both signatures stay valid.
+				twice, err := signer.PAdES(ctx, signed, k, c, opt, signer.PDFOptions{Visible: !v.visible, Page: 1})
+				if err != nil {
+					t.Fatalf("second PAdES: %v", err)
+				}
+				if !bytes.HasPrefix(twice, signed) {
+					t.Fatal("the second signature changed the first revision")
+				}
+				if out, err := qpdfCheck(t, twice); err != nil || !strings.Contains(out, "No syntax or stream encoding errors") {
+					t.Fatalf("qpdf --check after two signatures: %v\n%s", err, out)
+				}
+				st, out = pdfsig(t, nss, twice)
+				if len(st) != 2 || st[0] != "Signature is Valid." || st[1] != "Signature is Valid." {
+					t.Fatalf("pdfsig after two signatures: %q\n%s", st, out)
+				}
+				if !strings.Contains(out, "Signature #2") {
+					t.Errorf("second signature not listed:\n%s", out)
+				}
+
+				// One byte changed in the document or in the CMS.
+				i := bytes.Index(doc, []byte("Solicitud de prueba"))
+				if i < 0 {
+					i = len(doc) / 3 // the xref-stream file compresses the content
+				}
+				if st, out := pdfsig(t, nss, flip(signed, i)); len(st) == 1 && st[0] == "Signature is Valid." {
+					t.Errorf("pdfsig accepts a changed document:\n%s", out)
+				}
+				// A hex digit of the signature value inside /Contents.
+				c0 := bytes.LastIndex(signed, []byte("/Contents <")) + len("/Contents <")
+				c1 := c0 + bytes.IndexByte(signed[c0:], '>')
+				cms, err := hex.DecodeString(string(signed[c0:c1]))
+				if err != nil {
+					t.Fatal(err)
+				}
+				sv, _ := parts(t, cms)
+				at := bytes.Index(signed[c0:c1], []byte(strings.ToLower(hex.EncodeToString(sv)))) + c0 + 10
+				if at < c0+10 {
+					t.Fatal("signature value not found in /Contents")
+				}
+				changed := bytes.Clone(signed)
+				if changed[at] == 'a' {
+					changed[at] = 'b'
+				} else {
+					changed[at] = 'a'
+				}
+				if st, out := pdfsig(t, nss, changed); len(st) == 1 && st[0] == "Signature is Valid." {
+					t.Errorf("pdfsig accepts a changed signature:\n%s", out)
+				}
+			})
+		}
+	}
+}
+
+func TestPAdESErrors(t *testing.T) {
+	ctx := context.Background()
+	pki := testpki.New(t)
+	key, chain := pki.User(t, keystore.ECP256, "ANA RUIZ")
+	doc, err := os.ReadFile("testdata/simple.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := signer.PAdES(ctx, doc, key, chain, signer.Options{}, signer.PDFOptions{FieldName: "Firma"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		doc  []byte
+		po   signer.PDFOptions
+		want error
+	}{
+		{"not a pdf", []byte("hello, world"), signer.PDFOptions{}, signer.ErrPDF},
+		{"truncated", doc[:len(doc)/2], signer.PDFOptions{}, signer.ErrPDF},
+		{"empty", nil, signer.PDFOptions{}, signer.ErrPDF},
+		{"page out of range", doc, signer.PDFOptions{Page: 7}, signer.ErrPDF},
+		{"field name taken", signed, signer.PDFOptions{FieldName: "Firma"}, signer.ErrPDF},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := signer.PAdES(ctx, tc.doc, key, chain, signer.Options{}, tc.po)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if out != nil {
+				t.Fatal("output returned with an error")
+			}
+		})
+	}
+}
+
+// The reserved /Contents may be too small; PAdES then signs again with
+// enough room rather than returning a broken file.
+func TestPAdESContentsTooSmall(t *testing.T) {
+	ctx := context.Background()
+	pki := testpki.New(t)
+	dir := t.TempDir()
+	nss := nssDB(t, testpki.WritePEM(t, dir, "root.pem", pki.Root.Cert))
+	key, chain := pki.User(t, keystore.ECP256, "ANA RUIZ")
+	doc, err := os.ReadFile("testdata/simple.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := signer.PAdES(ctx, doc, key, chain, signer.Options{Level: signer.LevelT, Timestamper: pki.Timestamper()},
+		signer.PDFOptions{ContentsSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, out := pdfsig(t, nss, signed); len(st) != 1 || st[0] != "Signature is Valid." {
+		t.Fatalf("pdfsig: %q\n%s", st, out)
+	}
+}
+
+func FuzzPAdESInput(f *testing.F) {
+	doc, err := os.ReadFile("testdata/simple.pdf")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(doc)
+	f.Add([]byte("%PDF-1.7\n"))
+	f.Add(doc[:200])
+	pki := testpki.New(f)
+	key, chain := pki.User(f, keystore.ECP256, "FUZZ")
+	f.Fuzz(func(t *testing.T, in []byte) {
+		out, err := signer.PAdES(context.Background(), in, key, chain, signer.Options{}, signer.PDFOptions{})
+		if err == nil && !bytes.HasPrefix(out, in) {
+			t.Fatal("output does not keep the input")
+		}
+	})
+}
