@@ -122,6 +122,12 @@ func (Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
 // MarshalYAML hides the value from YAML output.
 func (Secret) MarshalYAML() (any, error) { return redacted, nil }
 
+// MarshalJSON hides the value from encoding/json (slog's JSON handler).
+func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
+
+// MarshalText hides the value from every text encoder.
+func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
 // Reveal returns the secret itself, for the one call that needs it.
 func (s Secret) Reveal() string { return string(s) }
 
