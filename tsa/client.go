@@ -136,7 +136,7 @@ func (e *Error) Error() string {
 	for i, a := range e.Attempts {
 		msgs[i] = a.Error()
 	}
-	return fmt.Sprintf("timestamp: %v: %s", e.Kind, strings.Join(msgs, "; "))
+	return "timestamp: " + strings.Join(msgs, "; ")
 }
 
 // Unwrap returns Kind and the attempts of that kind, so errors.Is finds

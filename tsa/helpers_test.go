@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -200,4 +201,11 @@ func post(t testing.TB, url, contentType string, body []byte) (*http.Response, [
 		t.Fatal(err)
 	}
 	return resp, b
+}
+
+const tokenHash = crypto.SHA256
+
+func sha256Of(s string) []byte {
+	d := sha256.Sum256([]byte(s))
+	return d[:]
 }
