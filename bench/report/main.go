@@ -1,0 +1,186 @@
+// Command report reads `go test -bench` output on standard input and writes
+// every figure as one JSON object per line to standard output (make bench
+// sends it to bench/out/latest.jsonl), with a table and the targets of the
+// issues on standard error.
+//
+// A figure named like Sign/<key>/<variant> in sigs/s gets, as its
+// baseline, Sign/<key>/raw-pkcs11 from the same run, and their ratio.
+// make bench runs the whole suite several times over (each run starts with
+// a "goos:" line); a value is the median over the runs, and a ratio is the
+// median of the ratios taken within each run, so that load that comes and
+// goes on a shared machine weighs on both sides of a ratio alike.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// figure is one line of latest.jsonl.
+type figure struct {
+	Name     string   `json:"name"`
+	Value    float64  `json:"value"`
+	Unit     string   `json:"unit"`
+	Baseline string   `json:"baseline,omitempty"`
+	Ratio    *float64 `json:"ratio,omitempty"`
+	Target   *float64 `json:"target,omitempty"`
+	Runs     int      `json:"runs"`
+	Time     string   `json:"time"`
+}
+
+// target is a ratio an issue asks for.
+type target struct {
+	name, baseline string
+	min            float64
+}
+
+// targets of issue 2 (the foundation), for each key type.
+func targets(key string) []target {
+	raw := "Sign/" + key + "/raw-pkcs11"
+	return []target{
+		{"Sign/" + key + "/core-batch1", raw, 0.9},
+		{"Sign/" + key + "/core-batch64", raw, 0.9},
+		{"Sign/" + key + "/grpc-batch64", raw, 0.8},
+		{"Sign/" + key + "/wrapped-warm-batch1", "Sign/" + key + "/core-batch1", 0.9},
+	}
+}
+
+// A benchmark line: name-procs, iterations, then value/unit pairs.
+var line = regexp.MustCompile(`^Benchmark(\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
+
+func main() {
+	if err := run(os.Stdin, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "report:", err)
+		os.Exit(1)
+	}
+}
+
+func run(in io.Reader, out, tty io.Writer) error {
+	values := map[string]map[string][]float64{} // name -> unit -> runs
+	byRun := map[string]map[int]float64{}       // name (sigs/s) -> run -> value
+	var order []string
+	run := 0
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "goos:") {
+			run++
+		}
+		m := line.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		name := m[1]
+		f := strings.Fields(m[2])
+		for i := 0; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
+			}
+			unit := f[i+1]
+			if values[name] == nil {
+				values[name] = map[string][]float64{}
+				order = append(order, name)
+			}
+			values[name][unit] = append(values[name][unit], v)
+			if unit == "sigs/s" {
+				if byRun[name] == nil {
+					byRun[name] = map[int]float64{}
+				}
+				byRun[name][run] = v
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	if len(order) == 0 {
+		return fmt.Errorf("no benchmark lines on standard input")
+	}
+	now := time.Now().UTC().Format(time.RFC3339)
+	enc := json.NewEncoder(out)
+	med := func(name, unit string) (float64, int, bool) {
+		runs := values[name][unit]
+		if len(runs) == 0 {
+			return 0, 0, false
+		}
+		return median(runs), len(runs), true
+	}
+	// ratio is the median over runs of name/base within the same run.
+	ratio := func(name, base string) (float64, bool) {
+		var rs []float64
+		for r, v := range byRun[name] {
+			if b, ok := byRun[base][r]; ok && b > 0 {
+				rs = append(rs, v/b)
+			}
+		}
+		if len(rs) == 0 {
+			return 0, false
+		}
+		return median(rs), true
+	}
+	fmt.Fprintf(tty, "%-40s %14s %s\n", "benchmark", "value", "ratio to baseline")
+	for _, name := range order {
+		units := make([]string, 0, len(values[name]))
+		for u := range values[name] {
+			units = append(units, u)
+		}
+		sort.Strings(units)
+		for _, unit := range units {
+			v, n, _ := med(name, unit)
+			fig := figure{Name: name, Value: v, Unit: unit, Runs: n, Time: now}
+			ratioText := ""
+			if unit == "sigs/s" && strings.HasPrefix(name, "Sign/") {
+				parts := strings.Split(name, "/")
+				base := "Sign/" + parts[1] + "/raw-pkcs11"
+				if r, ok := ratio(name, base); ok && base != name {
+					fig.Baseline, fig.Ratio = base, &r
+					ratioText = fmt.Sprintf("%.2fx %s", r, base)
+				}
+			}
+			if unit == "ns/op" && values[name]["sigs/s"] != nil {
+				continue // sigs/s says the same, per signature
+			}
+			if err := enc.Encode(fig); err != nil {
+				return err
+			}
+			fmt.Fprintf(tty, "%-40s %14.1f %-8s %s\n", name, v, unit, ratioText)
+		}
+	}
+	fmt.Fprintln(tty, "\ntargets:")
+	for _, key := range []string{"ec-p256", "rsa-2048"} {
+		for _, t := range targets(key) {
+			r, ok := ratio(t.name, t.baseline)
+			if !ok {
+				continue
+			}
+			min := t.min
+			verdict := "met"
+			if r < t.min {
+				verdict = "MISSED"
+			}
+			fmt.Fprintf(tty, "  %-34s %.2fx %-28s (target %.1fx) %s\n", t.name, r, t.baseline, t.min, verdict)
+			if err := enc.Encode(figure{Name: "target:" + t.name, Value: r, Unit: "ratio", Baseline: t.baseline,
+				Ratio: &r, Target: &min, Time: now}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
