@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
-	"encoding/asn1"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -177,7 +176,7 @@ func (c *Config) defaults() error {
 		c.Policies = []string{"0.4.0.2042.1.1"}
 	}
 	for _, p := range c.Policies {
-		if _, err := parseOID(p); err != nil {
+		if _, err := x509.ParseOID(p); err != nil {
 			return fmt.Errorf("ca config: policy %q: %w", p, err)
 		}
 	}
@@ -185,22 +184,6 @@ func (c *Config) defaults() error {
 		return fmt.Errorf("ca config: crl interval %s must be shorter than crl validity %s", c.CRLInterval, c.CRLValidity)
 	}
 	return nil
-}
-
-func parseOID(s string) (asn1.ObjectIdentifier, error) {
-	parts := strings.Split(s, ".")
-	if len(parts) < 2 {
-		return nil, errors.New("want a dotted OID")
-	}
-	oid := make(asn1.ObjectIdentifier, len(parts))
-	for i, p := range parts {
-		var n int
-		if _, err := fmt.Sscanf(p, "%d", &n); err != nil || n < 0 || fmt.Sprint(n) != p {
-			return nil, errors.New("want a dotted OID")
-		}
-		oid[i] = n
-	}
-	return oid, nil
 }
 
 // authority is a loaded CA: its certificate and, when the key is here, a

@@ -65,7 +65,7 @@ func (a *Authority) citizen(ctx context.Context, id string) (*store.Citizen, err
 	}
 	c, err := a.citizens.Citizen(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, ErrUnknownCitizen) {
-		return nil, fmt.Errorf("citizen %s: %w", id, ErrUnknownCitizen)
+		return nil, fmt.Errorf("%w: %w", ErrUnknownCitizen, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("citizen %s: %w", id, err)

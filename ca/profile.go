@@ -203,8 +203,13 @@ func (a *Authority) citizenTemplate(c *store.Citizen, pub crypto.PublicKey, issu
 		t.EmailAddresses = []string{c.Email}
 	}
 	for _, p := range a.cfg.Policies {
-		oid, _ := parseOID(p) // checked in defaults
-		t.PolicyIdentifiers = append(t.PolicyIdentifiers, oid)
+		oid, err := x509.ParseOID(p)
+		if err != nil {
+			return nil, fmt.Errorf("policy %q: %w", p, err)
+		}
+		// Policies, not PolicyIdentifiers: since Go 1.24 CreateCertificate
+		// encodes only this field.
+		t.Policies = append(t.Policies, oid)
 	}
 	if crl, ocsp, issuers := a.urls(); crl != "" {
 		t.CRLDistributionPoints = []string{crl}
