@@ -67,6 +67,25 @@ type Timestamper interface {
 	Timestamp(ctx context.Context, h crypto.Hash, digest []byte) ([]byte, error)
 }
 
+// TimestamperFunc adapts a function to Timestamper, for example the tsa
+// client, whose Timestamp returns a checked *tsa.Token:
+//
+//	signer.TimestamperFunc(func(ctx context.Context, h crypto.Hash, d []byte) ([]byte, error) {
+//		t, err := client.Timestamp(ctx, h, d)
+//		if err != nil {
+//			return nil, err
+//		}
+//		return t.DER, nil
+//	})
+type TimestamperFunc func(ctx context.Context, h crypto.Hash, digest []byte) ([]byte, error)
+
+var _ Timestamper = TimestamperFunc(nil)
+
+// Timestamp calls f.
+func (f TimestamperFunc) Timestamp(ctx context.Context, h crypto.Hash, digest []byte) ([]byte, error) {
+	return f(ctx, h, digest)
+}
+
 // Options tune a CAdES or PAdES signature. The zero value gives SHA-256,
 // PKCS#1 v1.5 for RSA keys, the current time and level B-B.
 type Options struct {

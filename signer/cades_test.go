@@ -124,7 +124,7 @@ func TestCAdESOpenSSL(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			key, chain := pki.User(t, tc.keyType, "MARIA GARCIA LOPEZ")
-			opt := signer.Options{Level: tc.level, Hash: tc.hash, PSS: tc.pss, Timestamper: pki.Timestamper()}
+			opt := signer.Options{Level: tc.level, Hash: tc.hash, PSS: tc.pss, Timestamper: pki.Timestamper(t)}
 			var sig []byte
 			var err error
 			if tc.fromDigest {
@@ -245,7 +245,7 @@ func TestCAdESErrors(t *testing.T) {
 	key, chain := pki.User(t, keystore.ECP256, "ANA RUIZ")
 	_, otherChain := pki.User(t, keystore.ECP256, "OTRA PERSONA")
 	good := sha256.Sum256([]byte("doc"))
-	failing := timestamperFunc(func(context.Context, crypto.Hash, []byte) ([]byte, error) {
+	failing := signer.TimestamperFunc(func(context.Context, crypto.Hash, []byte) ([]byte, error) {
 		return nil, errors.New("connection refused")
 	})
 	tests := []struct {
@@ -275,12 +275,6 @@ func TestCAdESErrors(t *testing.T) {
 			}
 		})
 	}
-}
-
-type timestamperFunc func(context.Context, crypto.Hash, []byte) ([]byte, error)
-
-func (f timestamperFunc) Timestamp(ctx context.Context, h crypto.Hash, d []byte) ([]byte, error) {
-	return f(ctx, h, d)
 }
 
 func TestSignDocumentFormats(t *testing.T) {

@@ -103,7 +103,7 @@ func TestPAdESPdfsigQpdf(t *testing.T) {
 				if v.rsa {
 					k, c = rsaKey, rsaChain
 				}
-				opt := signer.Options{Level: v.level, Timestamper: pki.Timestamper()}
+				opt := signer.Options{Level: v.level, Timestamper: pki.Timestamper(t)}
 				po := signer.PDFOptions{Visible: v.visible, Reason: "Solicitud", Location: "Madrid"}
 				signed, err := signer.PAdES(ctx, doc, k, c, opt, po)
 				if err != nil {
@@ -230,7 +230,7 @@ func TestPAdESContentsTooSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed, err := signer.PAdES(ctx, doc, key, chain, signer.Options{Level: signer.LevelT, Timestamper: pki.Timestamper()},
+	signed, err := signer.PAdES(ctx, doc, key, chain, signer.Options{Level: signer.LevelT, Timestamper: pki.Timestamper(t)},
 		signer.PDFOptions{ContentsSize: 100})
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,8 @@
 // Package testpki builds, for tests, a small real PKI whose keys live on a
 // fresh SoftHSM2 token: a root and an issuing CA for signers, a separate
-// root for a time-stamping authority, an RFC 3161 TSA, and an OCSP
-// responder and CRL server over HTTP on loopback.
+// root for the built-in time-stamping authority (tsa.Server, reached
+// through tsa.Client), and an OCSP responder and CRL server over HTTP on
+// loopback.
 //
 // It exists so the signer and verify tests use HSM keys, real HTTP and
 // certificates that openssl and poppler accept, instead of mocks.
@@ -17,7 +18,6 @@ import (
 	"encoding/asn1"
 	"encoding/base64"
 	"encoding/pem"
-	"fmt"
 	"io"
 	"math/big"
 	"net/http"
@@ -30,12 +30,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/digitorus/timestamp"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/firma-cloud/firma/keystore"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
 	"github.com/firma-cloud/firma/store/sqlite"
+	"github.com/firma-cloud/firma/tsa"
 )
 
 // CA is one certificate authority of the test PKI.
@@ -63,8 +64,7 @@ type PKI struct {
 	serial   int64
 	serialMu sync.Mutex
 	cas      map[string]*CA
-	// TSAHook, if set, may change each TSA reply before it is sent.
-	TSAHook func(reply []byte) []byte
+	tsa      *tsa.Server
 }
 
 // New builds the PKI on a fresh token and starts its HTTP servers, all
@@ -106,6 +106,17 @@ func New(tb testing.TB) *PKI {
 	// RFC 3161 wants the timeStamping EKU critical; crypto/x509 writes it
 	// non-critical, so it is re-issued with the extension spelt out.
 	p.TSACert = p.reissueCriticalEKU(tb, p.TSARoot, p.TSACert, tsaKey.Public())
+	p.tsa, err = tsa.NewServer(tsa.ServerConfig{
+		Signer:     tsaKey,
+		Cert:       p.TSACert,
+		Chain:      []*x509.Certificate{p.TSARoot.Cert},
+		Policy:     asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1},
+		Serials:    tsa.NewSequence(st, "testpki", 1),
+		Registerer: prometheus.NewRegistry(),
+	})
+	if err != nil {
+		tb.Fatalf("testpki: tsa server: %v", err)
+	}
 	return p
 }
 
@@ -231,7 +242,7 @@ func (p *PKI) serve(w http.ResponseWriter, r *http.Request) {
 	parts := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 3)
 	switch {
 	case parts[0] == "tsa":
-		p.serveTSA(w, r)
+		p.tsa.ServeHTTP(w, r)
 		return
 	case len(parts) >= 2 && (parts[0] == "ocsp" || parts[0] == "crl"):
 		ca := p.cas[parts[1]]
@@ -312,86 +323,27 @@ func (p *PKI) serveCRL(w http.ResponseWriter, ca *CA) {
 	w.Write(der)
 }
 
-func (p *PKI) serveTSA(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	req, err := timestamp.ParseRequest(body)
-	if err != nil {
-		reply, _ := timestamp.CreateErrorResponse(timestamp.Rejection, timestamp.BadDataFormat)
-		w.Header().Set("Content-Type", "application/timestamp-reply")
-		w.Write(reply)
-		return
-	}
-	ts := timestamp.Timestamp{
-		HashAlgorithm:     req.HashAlgorithm,
-		HashedMessage:     req.HashedMessage,
-		Time:              time.Now(),
-		Accuracy:          time.Second,
-		Policy:            asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1},
-		Nonce:             req.Nonce,
-		AddTSACertificate: req.Certificates,
-	}
-	reply, err := ts.CreateResponseWithOpts(p.TSACert, p.TSAKey, crypto.SHA256)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	if p.TSAHook != nil {
-		reply = p.TSAHook(reply)
-	}
-	w.Header().Set("Content-Type", "application/timestamp-reply")
-	w.Write(reply)
-}
-
-// Timestamper asks the test TSA for tokens; it satisfies
-// signer.Timestamper. It checks status, nonce and imprint only: the tsa
-// package's client is the production one.
-type Timestamper struct{ URL string }
+// Timestamper is the tsa package's client on the PKI's TSA, returning
+// bare tokens as signer.Timestamper wants.
+type Timestamper struct{ c *tsa.Client }
 
 // Timestamper returns a client of the PKI's TSA.
-func (p *PKI) Timestamper() *Timestamper { return &Timestamper{URL: p.TSAURL} }
+func (p *PKI) Timestamper(tb testing.TB) *Timestamper {
+	tb.Helper()
+	c, err := tsa.NewClient(tsa.ClientConfig{URLs: []string{p.TSAURL}, Roots: Pool(p.TSARoot.Cert), Retries: -1})
+	if err != nil {
+		tb.Fatalf("testpki: tsa client: %v", err)
+	}
+	return &Timestamper{c: c}
+}
 
-// Timestamp returns a token over digest.
+// Timestamp returns a checked token over digest.
 func (t *Timestamper) Timestamp(ctx context.Context, h crypto.Hash, digest []byte) ([]byte, error) {
-	nonce, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
+	tok, err := t.c.Timestamp(ctx, h, digest)
 	if err != nil {
 		return nil, err
 	}
-	q, err := (&timestamp.Request{HashAlgorithm: h, HashedMessage: digest, Certificates: true, Nonce: nonce}).Marshal()
-	if err != nil {
-		return nil, fmt.Errorf("timestamp request: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL, bytes.NewReader(q))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/timestamp-query")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("tsa: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("tsa: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("tsa: http %d", resp.StatusCode)
-	}
-	ts, err := timestamp.ParseResponse(body)
-	if err != nil {
-		return nil, fmt.Errorf("tsa reply: %w", err)
-	}
-	if ts.Nonce == nil || ts.Nonce.Cmp(nonce) != 0 {
-		return nil, fmt.Errorf("tsa reply: wrong nonce")
-	}
-	if ts.HashAlgorithm != h || !bytes.Equal(ts.HashedMessage, digest) {
-		return nil, fmt.Errorf("tsa reply: wrong imprint")
-	}
-	return ts.RawToken, nil
+	return tok.DER, nil
 }
 
 // WritePEM writes certs to dir/name as PEM and returns the path.
