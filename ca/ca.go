@@ -26,7 +26,7 @@ var (
 	ErrNotAdvanced = errors.New("advanced registration level required")
 	// ErrInactive is wrapped with the *policy.Refusal for a locked or
 	// removed citizen.
-	ErrInactive = errors.New("citizen registration not active")
+	ErrInactive           = errors.New("citizen registration not active")
 	ErrUnknownCitizen     = errors.New("unknown citizen")
 	ErrNotFound           = errors.New("certificate not found")
 	ErrAlreadyRevoked     = errors.New("certificate already revoked")

@@ -2,8 +2,8 @@ package ca_test
 
 import (
 	"crypto/rand"
-	"encoding/hex"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"os"
