@@ -396,4 +396,3 @@ func (f *frontier) root() tlog.Hash {
 	}
 	return h
 }
-
