@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"math/big"
@@ -343,5 +344,47 @@ func TestCertReq(t *testing.T) {
 		if len(ts.Certificates) != want {
 			t.Errorf("certReq %v: %d certificates, want %d", certReq, len(ts.Certificates), want)
 		}
+	}
+}
+
+// TestServerTimestamp checks the in-process path gives a token openssl
+// accepts for the digest, and refuses bad input without issuing.
+func TestServerTimestamp(t *testing.T) {
+	e := newEnv(t)
+	p := e.newPKI("Firma")
+	srv := e.tsa(p, keystore.ECP256, nil)
+	ctx := context.Background()
+	tests := []struct {
+		name   string
+		hash   crypto.Hash
+		digest []byte
+		ok     bool
+	}{
+		{"sha256", crypto.SHA256, sha256Of("a"), true},
+		{"sha1 refused", crypto.SHA1, make([]byte, 20), false},
+		{"short digest", crypto.SHA256, make([]byte, 31), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tok, err := srv.Timestamp(ctx, tc.hash, tc.digest)
+			if !tc.ok {
+				if err == nil {
+					t.Fatal("no error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			tf := filepath.Join(dir, "token.der")
+			os.WriteFile(tf, tok.DER, 0o600)
+			out, err := run(t, "openssl", "ts", "-verify", "-token_in", "-in", tf, "-digest", hex.EncodeToString(tc.digest),
+				"-CAfile", writePEM(t, filepath.Join(dir, "root.pem"), p.root),
+				"-untrusted", writePEM(t, filepath.Join(dir, "tsa.pem"), srv.Certificate(), p.issuing))
+			if err != nil || !strings.Contains(out, "Verification: OK") {
+				t.Fatalf("openssl: %v\n%s", err, out)
+			}
+		})
 	}
 }

@@ -23,6 +23,7 @@ var setups = []step{
 	{"keystore", (*app).setupKeystore},
 	{"signer", (*app).setupSigner},
 	{"keys api", (*app).setupKeysAPI},
+	{"tsa", (*app).setupTSA},
 }
 
 // Exit codes: 2 for a bad command line or configuration, 1 for anything
