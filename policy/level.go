@@ -35,7 +35,19 @@ type Role string
 const (
 	Registrar  Role = "registrar"
 	VideoAgent Role = "video_agent"
+	// Administrator is a service operator: every staff act is open to it,
+	// so that firmactl can run the registry without staff accounts.
+	Administrator Role = "administrator"
 )
+
+// ParseRole parses a staff role name.
+func ParseRole(s string) (Role, error) {
+	switch Role(s) {
+	case Registrar, VideoAgent, Administrator:
+		return Role(s), nil
+	}
+	return "", fmt.Errorf("unknown staff role %q (want registrar, video_agent or administrator)", s)
+}
 
 // ErrRefused is wrapped by every *Refusal, for errors.Is.
 var ErrRefused = errors.New("refused by policy")
@@ -123,6 +135,8 @@ func MaySign(level Level, status string) error {
 // registration by method. Only in_person and video_call are done by staff.
 func MayRegister(role Role, m Method) error {
 	switch {
+	case role == Administrator && (m == InPerson || m == VideoCall):
+		return nil
 	case m == InPerson && role == Registrar:
 		return nil
 	case m == VideoCall && role == VideoAgent:
@@ -138,7 +152,7 @@ func MayRegister(role Role, m Method) error {
 // MayManage decides whether a staff member may change or remove citizens
 // (downgrade, remove, reissue activation codes): registrars only.
 func MayManage(role Role) error {
-	if role != Registrar {
+	if role != Registrar && role != Administrator {
 		return &Refusal{Rule: RuleRole, Reason: "only a registrar may manage registered citizens"}
 	}
 	return nil
