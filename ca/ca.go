@@ -36,6 +36,7 @@ var (
 	ErrBadReason          = errors.New("bad revocation reason")
 	ErrWrongMode          = errors.New("not available in this certificate mode")
 	ErrAlreadyInitialised = errors.New("certificate authority already set up")
+	ErrExists             = errors.New("citizen already has a valid certificate")
 )
 
 // Authority names in the store.

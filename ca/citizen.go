@@ -169,7 +169,7 @@ func (a *Authority) Issue(ctx context.Context, citizenID string) (*Certificate, 
 		return nil, err
 	}
 	if valid != nil {
-		return nil, fmt.Errorf("issue for %s: %w: certificate %s is valid; renew it instead", citizenID, store.ErrConflict, valid.ID)
+		return nil, fmt.Errorf("issue for %s: %w: %s; renew it instead", citizenID, ErrExists, valid.ID)
 	}
 	return a.issue(ctx, c, nil)
 }
