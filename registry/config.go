@@ -1,0 +1,95 @@
+package registry
+
+import (
+	"crypto/x509"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/firma-cloud/firma/policy"
+)
+
+// Config is the registry's part of the firmad configuration (YAML key
+// "registry").
+type Config struct {
+	// Staff are the registrars and video agents, by the SHA-256 of their
+	// bearer tokens (operators act with every role).
+	Staff []StaffToken `yaml:"staff,omitempty"`
+	// TrustedCAs are PEM files of the authorities whose certificates (FNMT,
+	// DNIe) may register citizens at the advanced level.
+	TrustedCAs []string `yaml:"trusted_cas,omitempty"`
+	// VideoHours is the video-call timetable, e.g.
+	// "Mon-Fri 09:00-14:00,15:00-18:00"; Zone its IANA time zone.
+	VideoHours string `yaml:"video_hours"`
+	Zone       string `yaml:"zone"`
+	// MaxPasswordFailures locks the permanent password after that many
+	// wrong ones in a row.
+	MaxPasswordFailures int           `yaml:"max_password_failures"`
+	ActivationTTL       time.Duration `yaml:"activation_ttl"`
+	LetterTTL           time.Duration `yaml:"letter_ttl"`
+	SMSCodeTTL          time.Duration `yaml:"sms_code_ttl"`
+	// PasswordURL is printed on confirmations and letters.
+	PasswordURL string `yaml:"password_url,omitempty"`
+	// Argon2 costs of new password hashes.
+	Argon2Time    uint32 `yaml:"argon2_time"`
+	Argon2Memory  uint32 `yaml:"argon2_memory_kib"`
+	Argon2Threads uint8  `yaml:"argon2_threads"`
+}
+
+// StaffToken is one staff member's credential.
+type StaffToken struct {
+	Name        string `yaml:"name"`
+	Role        string `yaml:"role"`         // registrar | video_agent
+	TokenSHA256 string `yaml:"token_sha256"` // hex SHA-256 of the bearer token
+}
+
+// DefaultConfig is Cl@ve's timetable and the documented defaults.
+func DefaultConfig() Config {
+	return Config{VideoHours: DefaultHoursSpec, Zone: DefaultZone, MaxPasswordFailures: 5,
+		ActivationTTL: 30 * 24 * time.Hour, LetterTTL: 90 * 24 * time.Hour, SMSCodeTTL: 10 * time.Minute,
+		Argon2Time: DefaultArgon2.Time, Argon2Memory: DefaultArgon2.Memory, Argon2Threads: DefaultArgon2.Threads}
+}
+
+// Options turns the configuration into registry Options (without the SMS
+// gateway, revoker, logger and registerer, which the caller wires).
+func (c Config) Options() (Options, error) {
+	var opt Options
+	spec := c.VideoHours
+	if spec == "" {
+		spec = DefaultHoursSpec
+	}
+	h, err := ParseHours(spec, c.Zone)
+	if err != nil {
+		return opt, fmt.Errorf("registry.video_hours: %w", err)
+	}
+	opt.Hours = h
+	for i, s := range c.Staff {
+		if s.Name == "" {
+			return opt, fmt.Errorf("registry.staff[%d].name: is required", i)
+		}
+		if r, err := policy.ParseRole(s.Role); err != nil || r == policy.Administrator {
+			return opt, fmt.Errorf("registry.staff[%d].role: %q is not registrar or video_agent", i, s.Role)
+		}
+	}
+	if len(c.TrustedCAs) > 0 {
+		pool := x509.NewCertPool()
+		for i, f := range c.TrustedCAs {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return opt, fmt.Errorf("registry.trusted_cas[%d]: %w", i, err)
+			}
+			if !pool.AppendCertsFromPEM(b) {
+				return opt, fmt.Errorf("registry.trusted_cas[%d]: %s holds no PEM certificate", i, f)
+			}
+		}
+		opt.TrustedCAs = pool
+	}
+	opt.MaxFailures = c.MaxPasswordFailures
+	opt.ActivationTTL, opt.LetterTTL, opt.SMSCodeTTL = c.ActivationTTL, c.LetterTTL, c.SMSCodeTTL
+	opt.ServiceURL = c.PasswordURL
+	opt.Argon2 = Argon2{Time: c.Argon2Time, Memory: c.Argon2Memory, Threads: c.Argon2Threads}
+	if opt.Argon2 != (Argon2{}) && (opt.Argon2.Time == 0 || opt.Argon2.Memory < 8*1024 || opt.Argon2.Threads == 0) {
+		return opt, fmt.Errorf("registry.argon2_*: time and threads must be at least 1 and memory at least 8192 KiB")
+	}
+	return opt, nil
+}
