@@ -124,21 +124,22 @@ func (p *pki) roots() *x509.CertPool {
 	return pool
 }
 
-// tsa is a built-in TSA under p with an HSM key of type typ.
+// tsa is a built-in TSA under p with an HSM key of type typ; with a nil
+// p, tweak must supply the signer and certificates.
 func (e *env) tsa(p *pki, typ keystore.Type, tweak func(*ServerConfig)) *Server {
 	e.t.Helper()
-	key := e.hsmKey("system:tsa", typ)
-	cert, err := IssueCertificate(p.issuing, p.issuingKey, key.Public(), CertOptions{})
-	if err != nil {
-		e.t.Fatalf("issue tsa certificate: %v", err)
-	}
 	cfg := ServerConfig{
-		Signer:     key,
-		Cert:       cert,
-		Chain:      []*x509.Certificate{p.issuing},
 		Policy:     testPolicy,
 		Serials:    NewSequence(e.db, "default", 1),
 		Registerer: prometheus.NewRegistry(),
+	}
+	if p != nil {
+		key := e.hsmKey(Owner, typ)
+		cert, err := IssueCertificate(p.issuing, p.issuingKey, key.Public(), CertOptions{})
+		if err != nil {
+			e.t.Fatalf("issue tsa certificate: %v", err)
+		}
+		cfg.Signer, cfg.Cert, cfg.Chain = key, cert, []*x509.Certificate{p.issuing}
 	}
 	if tweak != nil {
 		tweak(&cfg)

@@ -86,7 +86,7 @@ func VerifyToken(der []byte, opts VerifyOptions) (*Token, error) {
 	// timestamp.Parse checks the CMS signature, but only when the token
 	// carries certificates: without them we could not check the chain
 	// either, so a token without one is refused.
-	p7, err := pkcs7.Parse(der)
+	p7, err := safeParse(pkcs7.Parse, der)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
@@ -97,7 +97,10 @@ func VerifyToken(der []byte, opts VerifyOptions) (*Token, error) {
 	if cert == nil {
 		return nil, fmt.Errorf("%w: token carries no TSA certificate (was certReq set?)", ErrMalformed)
 	}
-	ts, err := timestamp.Parse(der)
+	ts, err := safeParse(timestamp.Parse, der)
+	if errors.Is(err, errParserPanic) {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
 	if err != nil {
 		var pe timestamp.ParseError
 		var se asn1.SyntaxError
@@ -233,4 +236,26 @@ func checkSigningCert(p7 *pkcs7.PKCS7, cert *x509.Certificate) error {
 		}
 	}
 	return fmt.Errorf("%w: issuer name differs", ErrSigningCertMismatch)
+}
+
+var errParserPanic = errors.New("parser failed on malformed input")
+
+// safeParse runs a third-party parser on outside input and turns a panic
+// into an error: pkcs7's BER reader indexes past the end of some truncated
+// inputs (found by FuzzVerifyToken), and a bad token must not bring the
+// process down.
+func safeParse[T any](parse func([]byte) (T, error), der []byte) (T, error) {
+	var (
+		out T
+		err error
+	)
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("%w: %v", errParserPanic, r)
+			}
+		}()
+		out, err = parse(der)
+	}()
+	return out, err
 }
