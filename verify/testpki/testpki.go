@@ -47,8 +47,8 @@ type CA struct {
 
 	mu      sync.Mutex
 	revoked map[string]time.Time // serial -> revocation time
-	// Down makes its OCSP responder and CRL server answer 503.
-	down bool
+	// ocspDown and crlDown make the OCSP responder or CRL server answer 503.
+	ocspDown, crlDown bool
 }
 
 // PKI is the whole test PKI.
@@ -228,12 +228,12 @@ func (p *PKI) Revoke(cert *x509.Certificate, at time.Time) {
 	}
 }
 
-// SetDown makes every OCSP responder and CRL server unreachable (503) or
-// reachable again.
-func (p *PKI) SetDown(down bool) {
+// SetDown makes every OCSP responder, CRL server or both answer 503, or
+// brings them back.
+func (p *PKI) SetDown(ocsp, crl bool) {
 	for _, ca := range p.cas {
 		ca.mu.Lock()
-		ca.down = down
+		ca.ocspDown, ca.crlDown = ocsp, crl
 		ca.mu.Unlock()
 	}
 }
@@ -251,7 +251,7 @@ func (p *PKI) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		ca.mu.Lock()
-		down := ca.down
+		down := parts[0] == "ocsp" && ca.ocspDown || parts[0] == "crl" && ca.crlDown
 		ca.mu.Unlock()
 		if down {
 			http.Error(w, "down", http.StatusServiceUnavailable)

@@ -1,0 +1,188 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/digitorus/pdf"
+)
+
+// ErrNoSignature is returned for a PDF without signature fields.
+var ErrNoSignature = errors.New("no signature in the document")
+
+// pdfSig is one signature dictionary found in a PDF.
+type pdfSig struct {
+	field     string
+	subFilter string
+	byteRange []int64
+	contents  []byte
+	m         string
+}
+
+// PDF verifies every signature of a PDF document.
+func (v *Verifier) PDF(ctx context.Context, doc []byte) (*Report, error) {
+	start := time.Now()
+	sigs, err := pdfSignatures(doc)
+	if err != nil {
+		return nil, err
+	}
+	if len(sigs) == 0 {
+		return nil, ErrNoSignature
+	}
+	var out []*Signature
+	for _, ps := range sigs {
+		out = append(out, v.pdfSignature(ctx, doc, ps))
+	}
+	return v.finish("pades", start, out...), nil
+}
+
+func (v *Verifier) pdfSignature(ctx context.Context, doc []byte, ps pdfSig) *Signature {
+	s := &Signature{Format: "pades", Field: ps.field}
+	switch ps.subFilter {
+	case "ETSI.CAdES.detached", "adbe.pkcs7.detached":
+	default:
+		s.add(CheckIntegrity, Indeterminate, "signature sub-filter /"+ps.subFilter+" is not supported (want ETSI.CAdES.detached or adbe.pkcs7.detached)")
+		return s
+	}
+	covered, whole, why := checkByteRange(doc, ps.byteRange)
+	if covered == nil {
+		s.add(CheckByteRange, Failed, why)
+		return s
+	}
+	s.CoversWholeDocument = &whole
+	s.add(CheckByteRange, Passed, why)
+	p, err := parseCMS(ps.contents)
+	if err != nil {
+		s.add(CheckIntegrity, Failed, err.Error())
+		return s
+	}
+	if p.hash == 0 {
+		s.DigestAlg = p.hashName
+		s.add(CheckIntegrity, Failed, "digest algorithm "+p.hashName+" is not accepted (want SHA-256, SHA-384 or SHA-512)")
+		return s
+	}
+	h := p.hash.New()
+	for _, part := range covered {
+		h.Write(part)
+	}
+	v.check(ctx, s, p, h.Sum(nil))
+	if s.SigningTime.IsZero() {
+		s.SigningTime = pdfDate(ps.m)
+	}
+	return s
+}
+
+// checkByteRange returns the parts of doc a /ByteRange covers, whether it
+// covers the whole file, and why it is acceptable or not. The one gap
+// must be exactly the /Contents hex string, so no unsigned bytes other
+// than the signature itself can hide inside the signed revision.
+func checkByteRange(doc []byte, br []int64) ([][]byte, bool, string) {
+	if len(br) != 4 {
+		return nil, false, fmt.Sprintf("/ByteRange has %d numbers, want 4", len(br))
+	}
+	a, b, c, d := br[0], br[1], br[2], br[3]
+	n := int64(len(doc))
+	if a != 0 || b <= 0 || c <= b || d < 0 || c+d > n {
+		return nil, false, fmt.Sprintf("/ByteRange %v does not fit the %d-byte file", br, n)
+	}
+	gap := doc[b:c]
+	if len(gap) < 2 || gap[0] != '<' || gap[len(gap)-1] != '>' || !isHex(gap[1:len(gap)-1]) {
+		return nil, false, "the bytes /ByteRange leaves out are not just the /Contents hex string"
+	}
+	end := c + d
+	whole := end == n
+	why := "covers the whole file except the signature value"
+	if !whole {
+		tail := bytes.TrimRight(doc[:end], "\r\n")
+		if !bytes.HasSuffix(tail, []byte("%%EOF")) {
+			return nil, false, "the signed range does not end a revision of the file"
+		}
+		why = fmt.Sprintf("covers revision of %d of %d bytes; the rest was appended later as incremental updates", end, n)
+	}
+	return [][]byte{doc[a:b], doc[c:end]}, whole, why
+}
+
+func isHex(b []byte) bool {
+	for _, x := range b {
+		if !('0' <= x && x <= '9' || 'a' <= x && x <= 'f' || 'A' <= x && x <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// pdfSignatures finds the signature fields of the latest revision. The
+// PDF library panics on malformed files, so panics become ErrMalformed.
+func pdfSignatures(doc []byte) (sigs []pdfSig, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			sigs, err = nil, fmt.Errorf("%w: pdf: %v", ErrMalformed, r)
+		}
+	}()
+	r, err := pdf.NewReader(bytes.NewReader(doc), int64(len(doc)))
+	if err != nil {
+		return nil, fmt.Errorf("%w: pdf: %w", ErrMalformed, err)
+	}
+	if !r.Trailer().Key("Encrypt").IsNull() {
+		return nil, fmt.Errorf("%w: encrypted PDFs are not supported", ErrMalformed)
+	}
+	fields := r.Trailer().Key("Root").Key("AcroForm").Key("Fields")
+	seen := map[string]bool{}
+	var walk func(f pdf.Value, name, ft string, depth int)
+	walk = func(f pdf.Value, name, ft string, depth int) {
+		if depth > 32 || f.Kind() != pdf.Dict {
+			return
+		}
+		if t := f.Key("T").Text(); t != "" {
+			if name != "" {
+				name += "."
+			}
+			name += t
+		}
+		if x := f.Key("FT").Name(); x != "" {
+			ft = x
+		}
+		if kids := f.Key("Kids"); kids.Len() > 0 {
+			for i := range kids.Len() {
+				walk(kids.Index(i), name, ft, depth+1)
+			}
+		}
+		sv := f.Key("V")
+		if ft != "Sig" || sv.Kind() != pdf.Dict || seen[name] {
+			return
+		}
+		seen[name] = true
+		ps := pdfSig{field: name, subFilter: sv.Key("SubFilter").Name(), contents: []byte(sv.Key("Contents").RawString()), m: sv.Key("M").RawString()}
+		brv := sv.Key("ByteRange")
+		for i := range brv.Len() {
+			ps.byteRange = append(ps.byteRange, brv.Index(i).Int64())
+		}
+		sigs = append(sigs, ps)
+	}
+	for i := range fields.Len() {
+		walk(fields.Index(i), "", "", 0)
+	}
+	return sigs, nil
+}
+
+// pdfDate parses a PDF date string (D:YYYYMMDDHHmmSSOHH'mm'); zero if it
+// cannot.
+func pdfDate(s string) time.Time {
+	s = trimPrefix(s, "D:")
+	for _, layout := range []string{"20060102150405Z07'00'", "20060102150405Z0700", "20060102150405Z07'00", "20060102150405Z", "20060102150405"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t
+		}
+	}
+	return time.Time{}
+}
+
+func trimPrefix(s, p string) string {
+	if len(s) >= len(p) && s[:len(p)] == p {
+		return s[len(p):]
+	}
+	return s
+}
