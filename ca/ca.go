@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,42 +85,77 @@ var _ Keys = (*keystore.Keystore)(nil)
 // Config sets names, lifetimes and publication URLs.
 type Config struct {
 	// Mode is ModeInternal (default) or ModeExternal.
-	Mode string
+	Mode string `yaml:"mode"`
 	// BaseURL is the public URL of firmad's HTTP listener; the CRL
 	// distribution point, OCSP and CA issuers URLs in certificates are
 	// built on it. Required to issue.
-	BaseURL string
+	BaseURL string `yaml:"base_url"`
 
-	Country                string // of the CAs; default "ES"
-	Organization           string // default "Firma Cloud"
-	OrganizationIdentifier string // ETSI EN 319 412-1, e.g. "VATES-Q0000000J"; optional
-	RootName               string // root CA common name
-	IssuingName            string // issuing CA common name
+	Country                string `yaml:"country"`                 // of the CAs; default "ES"
+	Organization           string `yaml:"organization"`            // default "Firma Cloud"
+	OrganizationIdentifier string `yaml:"organization_identifier"` // ETSI EN 319 412-1, e.g. "VATES-Q0000000J"; optional
+	RootName               string `yaml:"root_name"`               // root CA common name
+	IssuingName            string `yaml:"issuing_name"`            // issuing CA common name
 
-	RootKeyType    keystore.Type // default ECP384
-	IssuingKeyType keystore.Type // default ECP384
-	CitizenKeyType keystore.Type // default ECP256
+	RootKeyType    keystore.Type `yaml:"root_key_type"`    // default ECP384
+	IssuingKeyType keystore.Type `yaml:"issuing_key_type"` // default ECP384
+	CitizenKeyType keystore.Type `yaml:"citizen_key_type"` // default ECP256
 
-	RootValidity    time.Duration // default 20 years
-	IssuingValidity time.Duration // default 10 years
-	CitizenValidity time.Duration // default 2 years
-	OCSPValidity    time.Duration // responder certificate; default 90 days
+	RootValidity    time.Duration `yaml:"root_validity"`    // default 20 years
+	IssuingValidity time.Duration `yaml:"issuing_validity"` // default 10 years
+	CitizenValidity time.Duration `yaml:"citizen_validity"` // default 2 years
+	OCSPValidity    time.Duration `yaml:"ocsp_validity"`    // responder certificate; default 90 days
 
 	// Policies are the certificate policy OIDs put in citizen
 	// certificates, dotted; default ETSI NCP (0.4.0.2042.1.1).
-	Policies []string
+	Policies []string `yaml:"policies"`
 	// QCStatements adds ETSI EN 319 412-5 statements (QcCompliance and
 	// QcType esign) to citizen certificates; only for a qualified service.
-	QCStatements bool
+	QCStatements bool `yaml:"qc_statements"`
 
-	CRLValidity  time.Duration // nextUpdate - thisUpdate; default 24h
-	CRLInterval  time.Duration // scheduled refresh; default 1h
-	OCSPMaxAge   time.Duration // nextUpdate of OCSP responses; default 1h
-	OCSPCacheTTL time.Duration // reuse of a signed response; default 1m, negative disables
+	CRLValidity  time.Duration `yaml:"crl_validity"`   // nextUpdate - thisUpdate; default 24h
+	CRLInterval  time.Duration `yaml:"crl_interval"`   // scheduled refresh; default 1h
+	OCSPMaxAge   time.Duration `yaml:"ocsp_max_age"`   // nextUpdate of OCSP responses; default 1h
+	OCSPCacheTTL time.Duration `yaml:"ocsp_cache_ttl"` // reuse of a signed response; default 1m, negative disables
 
+	// ExternalIssuersFile is a PEM file of the CA certificates allowed to
+	// sign imported citizen certificates (external mode); LoadExternalIssuers
+	// reads it into ExternalIssuers.
+	ExternalIssuersFile string `yaml:"external_issuers_file"`
 	// ExternalIssuers, in external mode, are the CA certificates allowed to
 	// sign imported citizen certificates; empty accepts any issuer.
-	ExternalIssuers []*x509.Certificate
+	ExternalIssuers []*x509.Certificate `yaml:"-"`
+}
+
+// LoadExternalIssuers reads ExternalIssuersFile, if set, into
+// ExternalIssuers.
+func (c *Config) LoadExternalIssuers() error {
+	if c.ExternalIssuersFile == "" {
+		return nil
+	}
+	b, err := os.ReadFile(c.ExternalIssuersFile)
+	if err != nil {
+		return fmt.Errorf("ca config: external issuers: %w", err)
+	}
+	for len(b) > 0 {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return fmt.Errorf("ca config: external issuers %s: %w", c.ExternalIssuersFile, err)
+		}
+		c.ExternalIssuers = append(c.ExternalIssuers, cert)
+	}
+	if len(c.ExternalIssuers) == 0 {
+		return fmt.Errorf("ca config: external issuers %s: no PEM certificate", c.ExternalIssuersFile)
+	}
+	return nil
 }
 
 func (c *Config) defaults() error {
