@@ -201,7 +201,7 @@ func (a *Authority) Renew(ctx context.Context, citizenID string) (*Certificate, 
 
 // issue makes a key and certificate for c, replacing prev if not nil.
 func (a *Authority) issue(ctx context.Context, c *store.Citizen, prev *Certificate) (*Certificate, error) {
-	s := a.cur.Load()
+	s := a.loaded(ctx)
 	if s.issuing == nil || s.issuing.signer == nil {
 		return nil, fmt.Errorf("issue for %s: %w", c.ID, ErrNotInitialised)
 	}

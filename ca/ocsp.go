@@ -40,7 +40,7 @@ func (a *Authority) respondOCSP(ctx context.Context, reqDER []byte) (*OCSPResult
 	if err != nil {
 		return &OCSPResult{DER: ocsp.MalformedRequestErrorResponse, Status: "malformed"}, nil
 	}
-	s := a.cur.Load()
+	s := a.loaded(ctx)
 	if s.issuing == nil || s.issuing.signer == nil {
 		return &OCSPResult{DER: ocsp.UnauthorizedErrorResponse, Status: "unauthorized"}, nil
 	}

@@ -116,6 +116,24 @@ func (a *Authority) loadLocked(ctx context.Context) error {
 	return nil
 }
 
+// loaded returns the loaded CAs, first trying to load them if this
+// process started before 'firmactl init' set them up, so firmad need not
+// be restarted after it.
+func (a *Authority) loaded(ctx context.Context) *state {
+	if s := a.cur.Load(); s.issuing != nil {
+		return s
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if s := a.cur.Load(); s.issuing != nil {
+		return s
+	}
+	if err := a.loadLocked(ctx); err != nil && !errors.Is(err, ErrNotInitialised) {
+		a.log.Error("cannot load certificate authority", "err", err)
+	}
+	return a.cur.Load()
+}
+
 // loadAuthority reads one authority and, if its key is here, a signer.
 func (a *Authority) loadAuthority(ctx context.Context, name string) (*authority, error) {
 	rec, err := a.st.Authority(ctx, name)

@@ -22,6 +22,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/firma-cloud/firma/api"
+	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
@@ -48,6 +49,7 @@ type app struct {
 	store *sqlite.DB
 	ks    *keystore.Keystore
 	core  *signer.Core
+	ca    *ca.Authority // citizen certificates; set by setupCA (ca.go)
 
 	health *health.Server
 	tls    *tls.Config // nil for loopback plaintext

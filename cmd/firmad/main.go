@@ -24,6 +24,7 @@ var setups = []step{
 	{"signer", (*app).setupSigner},
 	{"keys api", (*app).setupKeysAPI},
 	{"tsa", (*app).setupTSA},
+	{"ca", (*app).setupCA},
 }
 
 // Exit codes: 2 for a bad command line or configuration, 1 for anything

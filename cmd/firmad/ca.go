@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"errors"
+
+	"github.com/firma-cloud/firma/api"
+	"github.com/firma-cloud/firma/ca"
+	"github.com/firma-cloud/firma/config"
+)
+
+// caSettings is the CA configuration derived from firmad.yaml: CRL, OCSP
+// and CA-issuer URLs on this process's HTTP listener. It must match
+// firmactl's, which sets the CAs up.
+// TODO(issue 3): read a "ca:" section once config.Config carries ca.Config.
+func caSettings(cfg *config.Config) ca.Config {
+	return ca.Config{BaseURL: "http://" + cfg.Listen.HTTP}
+}
+
+// setupCA loads the certificate authority that 'firmactl init' set up,
+// publishes its CRLs, OCSP responder and CA certificates on the HTTP
+// listener, registers CertificateService and starts the scheduled CRL
+// refresh. Without CAs yet firmad still starts: certificate requests are
+// refused as not initialised until 'firmactl ca init' runs, and the CAs are
+// picked up then without a restart.
+//
+// The registry, set up after this, must call a.ca.SetCitizens(registry)
+// and pass ca.CitizenRevoker{CA: a.ca} as its revocation hook.
+func (a *app) setupCA(ctx context.Context) error {
+	cfg := caSettings(a.cfg)
+	if err := cfg.LoadExternalIssuers(); err != nil {
+		return err
+	}
+	auth, err := ca.New(cfg, a.ks, a.store, nil, a.log.With("part", "ca"), a.reg)
+	if err != nil {
+		return err
+	}
+	if err := auth.Load(ctx); err != nil {
+		if !errors.Is(err, ca.ErrNotInitialised) {
+			return err
+		}
+		a.log.Warn("certificate authority not set up: citizen certificates are refused until 'firmactl ca init' runs")
+	}
+	a.ca = auth
+	auth.RegisterHTTP(a.mux)
+	api.RegisterCertificates(a.grpc, auth, a.log.With("part", "api"))
+	auth.Start()
+	a.onClose("ca", func() error { auth.Stop(); return nil })
+	return nil
+}
