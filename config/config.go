@@ -139,7 +139,9 @@ func Default() *Config {
 		HSM: HSM{
 			Module:         SoftHSM2Module(),
 			TokenLabel:     "firma",
-			Sessions:       runtime.NumCPU(),
+			// Two per core, as keystore.DefaultSessions: one session per core
+			// can wait on the token while another is being prepared.
+			Sessions:       2 * runtime.GOMAXPROCS(0),
 			AcquireTimeout: 5 * time.Second,
 			KeyMode:        "token",
 			CacheSize:      10000,
