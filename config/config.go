@@ -137,8 +137,8 @@ func Default() *Config {
 	return &Config{
 		Listen: Listen{GRPC: "127.0.0.1:7700", HTTP: "127.0.0.1:7780", ShutdownTimeout: 30 * time.Second},
 		HSM: HSM{
-			Module:         SoftHSM2Module(),
-			TokenLabel:     "firma",
+			Module:     SoftHSM2Module(),
+			TokenLabel: "firma",
 			// Two per core, as keystore.DefaultSessions: one session per core
 			// can wait on the token while another is being prepared.
 			Sessions:       2 * runtime.GOMAXPROCS(0),
