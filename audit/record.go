@@ -58,7 +58,8 @@ const (
 	StaffChanged           Event = "staff.changed"
 	StaffDisabled          Event = "staff.disabled"
 	AuthFailed             Event = "auth.failed"
-	AuditExported          Event = "audit.exported" // reading the log is itself audited
+	AuditRead              Event = "audit.read"     // reading the log is itself audited
+	AuditExported          Event = "audit.exported" // and so is exporting it
 )
 
 // Events lists every event type.
@@ -70,7 +71,7 @@ var Events = []Event{
 	CitizenRegistered, CitizenUpgraded, CitizenLocked, CitizenUnlocked,
 	PortalCreated, PortalChanged, PortalDisabled,
 	StaffCreated, StaffChanged, StaffDisabled,
-	AuthFailed, AuditExported,
+	AuthFailed, AuditRead, AuditExported,
 }
 
 // ParseEvent parses an event name.

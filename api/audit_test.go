@@ -1,0 +1,299 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/mod/sumdb/tlog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/firma-cloud/firma/api"
+	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/config"
+	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/signer"
+	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
+	"github.com/firma-cloud/firma/store/sqlite"
+)
+
+const (
+	auditorToken = "test-auditor-token-2b91"
+	adminToken   = "test-admin-token-c04e"
+)
+
+type auditServer struct {
+	*server
+	log     *audit.Log
+	ks      *keystore.Keystore
+	auditor *grpc.ClientConn
+	admin   *grpc.ClientConn
+}
+
+// newAuditServer is firmad's gRPC server with an auditor and an admin
+// operator, the audit log on SQLite and its checkpoint key in SoftHSM2.
+func newAuditServer(t *testing.T) *auditServer {
+	t.Helper()
+	ctx := context.Background()
+	tok := softhsmtest.New(t)
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "firma.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ks, err := keystore.Open(ctx, keystore.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN, Mode: keystore.ModeToken}, db, nil)
+	if err != nil {
+		t.Fatalf("open keystore: %v", err)
+	}
+	t.Cleanup(func() { ks.Close() })
+	key, err := ks.GenerateMode(ctx, "system:audit", keystore.ECP256, keystore.ModeToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ksig, err := ks.Signer(ctx, key.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const origin = "firma.test/audit"
+	ns, err := audit.NewNoteSigner(origin, ksig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vkey, err := audit.NoteVerifierKey(origin, ksig.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := audit.Open(ctx, db, audit.Options{Origin: origin, Signer: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+
+	log := slog.New(slog.DiscardHandler)
+	opts, err := api.ServerOptions(config.Auth{Operators: []config.Operator{
+		{Name: "alice", TokenSHA256: api.TokenSHA256(auditorToken)},
+		{Name: "root", TokenSHA256: api.TokenSHA256(adminToken)},
+	}}, prometheus.NewRegistry(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles := api.OperatorRoles(map[string]string{"alice": audit.RoleAuditor, "root": audit.RoleAdmin})
+	su, ss := api.AuditorScope(roles)
+	opts = append(opts, grpc.ChainUnaryInterceptor(su), grpc.ChainStreamInterceptor(ss))
+	gs := grpc.NewServer(opts...)
+	api.Register(gs, ks, signer.New(ks, signer.Config{}), log)
+	firmav1.RegisterAuditServiceServer(gs, api.NewAuditService(l, vkey, roles, log))
+	lis := bufconn.Listen(1 << 20)
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	s := &auditServer{server: &server{ks: ks, lis: lis}, log: l, ks: ks}
+	s.auditor = s.dial(t, grpc.WithPerRPCCredentials(api.BearerCredentials{Token: auditorToken, Insecure: true}))
+	s.admin = s.dial(t, grpc.WithPerRPCCredentials(api.BearerCredentials{Token: adminToken, Insecure: true}))
+	return s
+}
+
+func (s *auditServer) seed(t *testing.T, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		err := s.log.Append(context.Background(), &audit.Record{
+			Event: audit.KeyUsed, Outcome: audit.Success, Actor: audit.Actor{Role: audit.RoleCitizen, ID: "cit-1"},
+			Citizen: "cit-1", Portal: []string{"aeat", "dgt"}[i%2], KeyID: "key-1",
+			Documents: []audit.Document{{Hash: "sha-256", Digest: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestAuditServiceAuditor(t *testing.T) {
+	s := newAuditServer(t)
+	s.seed(t, 7)
+	ctx := context.Background()
+	c := firmav1.NewAuditServiceClient(s.auditor)
+
+	// Paging by portal.
+	var got []int64
+	req := &firmav1.QueryAuditRequest{Portal: "aeat", PageSize: 2}
+	for {
+		resp, err := c.QueryAudit(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range resp.GetRecords() {
+			got = append(got, r.GetSeq())
+			if r.GetPortal() != "aeat" || r.GetEvent() != "key.used" || len(r.GetDocuments()) != 1 {
+				t.Errorf("record %v", r)
+			}
+		}
+		if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
+			break
+		}
+	}
+	if !slices.Equal(got, []int64{0, 2, 4, 6}) {
+		t.Errorf("aeat records %v, want 0 2 4 6", got)
+	}
+
+	rep, err := c.KeyUsageReport(ctx, &firmav1.KeyUsageReportRequest{Citizen: "cit-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.GetUsage()) != 2 || rep.GetUsage()[0].GetSignatures()+rep.GetUsage()[1].GetSignatures() != 7 {
+		t.Errorf("usage %v, want 7 signatures over 2 portals", rep.GetUsage())
+	}
+
+	cp, err := c.GetCheckpoint(ctx, &firmav1.GetCheckpointRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := audit.NewNoteVerifiers(cp.GetVerifierKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	chk, err := audit.OpenCheckpoint([]byte(cp.GetNote()), keys)
+	if err != nil {
+		t.Fatalf("checkpoint from the API: %v", err)
+	}
+	// Seven records, then the auditor's own reads: they are audited too.
+	if chk.Size < 7 {
+		t.Fatalf("checkpoint size %d", chk.Size)
+	}
+	inc, err := c.ProveInclusion(ctx, &firmav1.ProveInclusionRequest{Index: 3, TreeSize: chk.Size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := audit.VerifyInclusion(chk, 3, inc.GetLeaf(), hashes(inc.GetProof())); err != nil {
+		t.Errorf("inclusion proof from the API: %v", err)
+	}
+	s.seed(t, 3)
+	cp2, err := c.GetCheckpoint(ctx, &firmav1.GetCheckpointRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chk2, err := audit.OpenCheckpoint([]byte(cp2.GetNote()), keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	con, err := c.ProveConsistency(ctx, &firmav1.ProveConsistencyRequest{OldSize: chk.Size, NewSize: chk2.Size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := audit.VerifyConsistency(chk, chk2, hashes(con.GetProof())); err != nil {
+		t.Errorf("consistency proof from the API: %v", err)
+	}
+
+	stream, err := c.ExportAudit(ctx, &firmav1.ExportAuditRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exp bytes.Buffer
+	for {
+		ch, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		exp.Write(ch.GetData())
+	}
+	vr, err := audit.VerifyExport(&exp, keys, chk2.Note)
+	if err != nil {
+		t.Fatalf("export from the API: %v", err)
+	}
+	if vr.Records < chk2.Size {
+		t.Errorf("export has %d records, want at least %d", vr.Records, chk2.Size)
+	}
+
+	// The auditor's reads are in the log, as audit.read and audit.exported.
+	page, err := s.log.Query(ctx, audit.Filter{Events: []audit.Event{audit.AuditRead, audit.AuditExported}, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Records) < 6 || page.Records[0].Actor != (audit.Actor{Role: audit.RoleAuditor, ID: "alice"}) {
+		t.Errorf("audited reads: %d, first %+v", len(page.Records), page.Records)
+	}
+
+	for _, bad := range []*firmav1.QueryAuditRequest{{PageSize: 5000}, {PageToken: "abc"}, {Events: []string{"key.stolen"}}} {
+		_, err := c.QueryAudit(ctx, bad)
+		wantStatus(t, err, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT)
+	}
+	_, err = c.ProveInclusion(ctx, &firmav1.ProveInclusionRequest{Index: 1, TreeSize: 1 << 40})
+	if got := status.Code(err); got != codes.OutOfRange {
+		t.Errorf("proof beyond the log: %v", err)
+	}
+}
+
+func hashes(b [][]byte) []tlog.Hash {
+	out := make([]tlog.Hash, len(b))
+	for i := range b {
+		copy(out[i][:], b[i])
+	}
+	return out
+}
+
+// An auditor reads the log and does nothing else; anyone else is refused
+// the log, and the refusal is itself recorded.
+func TestAuditRoles(t *testing.T) {
+	s := newAuditServer(t)
+	ctx := context.Background()
+
+	// The auditor cannot generate keys or sign.
+	_, err := firmav1.NewKeyServiceClient(s.auditor).GenerateKey(ctx, &firmav1.GenerateKeyRequest{Owner: "12345678Z"})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("auditor GenerateKey: %v, want PermissionDenied", err)
+	}
+	key, err := firmav1.NewKeyServiceClient(s.admin).GenerateKey(ctx, &firmav1.GenerateKeyRequest{Owner: "12345678Z"})
+	if err != nil {
+		t.Fatalf("admin GenerateKey: %v", err)
+	}
+	_, err = firmav1.NewSigningServiceClient(s.auditor).SignDigests(ctx, &firmav1.SignDigestsRequest{KeyId: key.GetKey().GetId(), Digests: [][]byte{make([]byte, 32)}})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("auditor Sign: %v, want PermissionDenied", err)
+	}
+	_, err = firmav1.NewKeyServiceClient(s.auditor).DestroyKey(ctx, &firmav1.DestroyKeyRequest{KeyId: key.GetKey().GetId()})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("auditor DestroyKey: %v, want PermissionDenied", err)
+	}
+	if _, err := s.ks.Key(ctx, key.GetKey().GetId()); err != nil {
+		t.Fatalf("key after the auditor's DestroyKey: %v", err)
+	}
+
+	// The admin is refused the audit log, and that is recorded.
+	_, err = firmav1.NewAuditServiceClient(s.admin).QueryAudit(ctx, &firmav1.QueryAuditRequest{})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("admin QueryAudit: %v, want PermissionDenied", err)
+	}
+	page, err := s.log.Query(ctx, audit.Filter{Events: []audit.Event{audit.AuthFailed}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Records) != 1 || page.Records[0].Actor != (audit.Actor{Role: audit.RoleAdmin, ID: "root"}) || page.Records[0].Outcome != audit.Denied {
+		t.Errorf("refusal records: %+v", page.Records)
+	}
+
+	// No call of the service changes or removes records: its methods are
+	// exactly the read-only ones.
+	var methods []string
+	for _, m := range firmav1.AuditService_ServiceDesc.Methods {
+		methods = append(methods, m.MethodName)
+	}
+	for _, m := range firmav1.AuditService_ServiceDesc.Streams {
+		methods = append(methods, m.StreamName)
+	}
+	slices.Sort(methods)
+	want := []string{"ExportAudit", "GetCheckpoint", "KeyUsageReport", "ProveConsistency", "ProveInclusion", "QueryAudit"}
+	if !slices.Equal(methods, want) {
+		t.Errorf("AuditService methods %v, want only %v", methods, want)
+	}
+}
