@@ -325,10 +325,10 @@ func (s *RegistryService) ImportCitizens(stream grpc.ClientStreamingServer[firma
 	rep, err := s.reg.Import(ctx, pr, registry.ImportOptions{})
 	pr.CloseWithError(io.ErrClosedPipe) // unblock the receiver if Import stopped early
 	if err != nil {
-		if rep == nil || !strings.Contains(err.Error(), "header line") {
-			return s.status(ctx, "ImportCitizens", err)
+		if errors.Is(err, registry.ErrHeader) {
+			return invalidArg("csv_chunk", err.Error())
 		}
-		return invalidArg("csv_chunk", err.Error())
+		return s.status(ctx, "ImportCitizens", err)
 	}
 	resp := &firmav1.ImportCitizensResponse{Rows: int32(rep.Rows), Created: int32(rep.Created)}
 	for _, e := range rep.Existing {

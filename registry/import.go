@@ -18,6 +18,10 @@ import (
 // when given, must be the one method grants.
 var ImportColumns = []string{"id", "given_name", "surnames", "mobile", "email", "method", "level", "fiscal_address"}
 
+// ErrHeader is wrapped when the CSV file's header line is unusable: the
+// whole import is refused, since no row can be read without it.
+var ErrHeader = errors.New("bad CSV header line")
+
 // RowError is a bad row of a bulk import.
 type RowError struct {
 	Line int // 1-based line in the file
@@ -55,7 +59,7 @@ func (r *Registry) Import(ctx context.Context, in io.Reader, opt ImportOptions) 
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err != nil {
-		return nil, fmt.Errorf("import: header line: %w", err)
+		return nil, fmt.Errorf("import: %w: %w", ErrHeader, err)
 	}
 	col := map[string]int{}
 	for i, h := range header {
@@ -65,16 +69,16 @@ func (r *Registry) Import(ctx context.Context, in io.Reader, opt ImportOptions) 
 			known = known || c == h
 		}
 		if !known {
-			return nil, fmt.Errorf("import: header line: unknown column %q (known: %s)", h, strings.Join(ImportColumns, ", "))
+			return nil, fmt.Errorf("import: %w: unknown column %q (known: %s)", ErrHeader, h, strings.Join(ImportColumns, ", "))
 		}
 		if _, dup := col[h]; dup {
-			return nil, fmt.Errorf("import: header line: column %q twice", h)
+			return nil, fmt.Errorf("import: %w: column %q twice", ErrHeader, h)
 		}
 		col[h] = i
 	}
 	for _, c := range []string{"id", "given_name", "surnames", "mobile", "email", "method"} {
 		if _, ok := col[c]; !ok {
-			return nil, fmt.Errorf("import: header line: missing column %q", c)
+			return nil, fmt.Errorf("import: %w: missing column %q", ErrHeader, c)
 		}
 	}
 

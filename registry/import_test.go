@@ -68,7 +68,7 @@ func TestImportSample(t *testing.T) {
 func TestImportHeaderErrors(t *testing.T) {
 	e := newEnv(t, nil)
 	for _, tt := range []struct{ csv, want string }{
-		{"", "header line"},
+		{"", "bad CSV header line"},
 		{"id,given_name,surnames,mobile,email\n", `missing column "method"`},
 		{"id,given_name,surnames,mobile,email,method,shoe_size\n", `unknown column "shoe_size"`},
 	} {
