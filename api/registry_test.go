@@ -189,10 +189,16 @@ func TestRegistryGRPC(t *testing.T) {
 			call: func(ctx context.Context) error { _, err := rs.client.RegisterVideoCall(ctx, person); return err },
 			code: codes.FailedPrecondition, reason: "REGISTRY_ERROR_REASON_OUTSIDE_SERVICE_HOURS"},
 		{name: "list citizens anonymously", ctx: context.Background(),
-			call: func(ctx context.Context) error { _, err := rs.client.ListCitizens(ctx, &firmav1.ListCitizensRequest{}); return err },
+			call: func(ctx context.Context) error {
+				_, err := rs.client.ListCitizens(ctx, &firmav1.ListCitizensRequest{})
+				return err
+			},
 			code: codes.Unauthenticated, reason: "REGISTRY_ERROR_REASON_STAFF_REQUIRED"},
 		{name: "sms outbox by registrar", ctx: bearerCtx(registrarToken),
-			call: func(ctx context.Context) error { _, err := rs.client.ListSMS(ctx, &firmav1.ListSMSRequest{}); return err },
+			call: func(ctx context.Context) error {
+				_, err := rs.client.ListSMS(ctx, &firmav1.ListSMSRequest{})
+				return err
+			},
 			code: codes.PermissionDenied, reason: "REGISTRY_ERROR_REASON_STAFF_REQUIRED"},
 		{name: "letter without fiscal record", ctx: context.Background(),
 			call: func(ctx context.Context) error {
@@ -382,8 +388,8 @@ func TestRegistryREST(t *testing.T) {
 		t.Fatalf("outbox %+v", outbox)
 	}
 	var conf struct {
-		Citizen struct{ Level string } `json:"citizen"`
-		Upgraded bool                  `json:"upgraded"`
+		Citizen  struct{ Level string } `json:"citizen"`
+		Upgraded bool                   `json:"upgraded"`
 	}
 	code, _ = rs.rest(t, client, "POST", "/v1/registry/certificate/registrations/"+pending.PendingID+"/confirm", "", "",
 		map[string]any{"code": sm[1], "email": "john@example.es", "accept_conditions": true}, &conf)

@@ -302,4 +302,3 @@ func (s *RegistryService) serveImport(w http.ResponseWriter, r *http.Request) {
 	}
 	writeResult(w, r, resp, nil)
 }
-
