@@ -1,0 +1,165 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/verify"
+)
+
+// MaxVerifyBytes bounds a document sent for verification over REST; gRPC
+// callers are bounded by the server's receive limit.
+const MaxVerifyBytes = 64 << 20
+
+func init() {
+	for _, e := range []error{verify.ErrMalformed, verify.ErrNoSignature, verify.ErrDigest, verify.ErrNoContent} {
+		AddErrorMapping(e, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "cannot verify", true)
+	}
+}
+
+// VerifyService implements firmav1.VerifyServiceServer on a verifier.
+type VerifyService struct {
+	firmav1.UnimplementedVerifyServiceServer
+	v   *verify.Verifier
+	log *slog.Logger
+}
+
+var _ firmav1.VerifyServiceServer = (*VerifyService)(nil)
+
+// NewVerifyService returns the verification service.
+func NewVerifyService(v *verify.Verifier, log *slog.Logger) *VerifyService {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &VerifyService{v: v, log: log}
+}
+
+// Verify checks the signatures of one document.
+func (s *VerifyService) Verify(ctx context.Context, req *firmav1.VerifyRequest) (*firmav1.VerifyResponse, error) {
+	const method = "Verify"
+	sig := req.GetSignature()
+	if len(sig) == 0 {
+		return nil, invalidArg("signature", "is required")
+	}
+	var (
+		r   *verify.Report
+		err error
+	)
+	switch {
+	case bytes.HasPrefix(sig, []byte("%PDF-")):
+		if req.GetSigned() != nil {
+			return nil, invalidArg("content", "a PDF carries what it signs; send no content or digest")
+		}
+		r, err = s.v.PDF(ctx, sig)
+	default:
+		if b, _ := pem.Decode(sig); b != nil {
+			sig = b.Bytes
+		}
+		switch signed := req.GetSigned().(type) {
+		case *firmav1.VerifyRequest_Content:
+			r, err = s.v.CAdES(ctx, sig, bytes.NewReader(signed.Content))
+		case *firmav1.VerifyRequest_Digest:
+			h, ok := hashes[req.GetDigestHash()]
+			if !ok {
+				return nil, invalidArg("digest_hash", fmt.Sprintf("unknown hash algorithm %d", req.GetDigestHash()))
+			}
+			r, err = s.v.CAdESDigest(ctx, sig, h, signed.Digest)
+		default:
+			r, err = s.v.CAdES(ctx, sig, nil)
+		}
+	}
+	if err != nil {
+		return nil, toStatus(ctx, s.log, method, err)
+	}
+	return reportProto(r), nil
+}
+
+var verdicts = map[verify.Verdict]firmav1.Verdict{
+	verify.Valid:            firmav1.Verdict_VERDICT_VALID,
+	verify.Invalid:          firmav1.Verdict_VERDICT_INVALID,
+	verify.IndeterminateVer: firmav1.Verdict_VERDICT_INDETERMINATE,
+}
+
+var checkStatuses = map[verify.Status]firmav1.CheckStatus{
+	verify.Passed:        firmav1.CheckStatus_CHECK_STATUS_PASSED,
+	verify.Failed:        firmav1.CheckStatus_CHECK_STATUS_FAILED,
+	verify.Indeterminate: firmav1.CheckStatus_CHECK_STATUS_INDETERMINATE,
+}
+
+func reportProto(r *verify.Report) *firmav1.VerifyResponse {
+	out := &firmav1.VerifyResponse{Verdict: verdicts[r.Verdict]}
+	ts := func(t time.Time) *timestamppb.Timestamp {
+		if t.IsZero() {
+			return nil
+		}
+		return timestamppb.New(t)
+	}
+	for _, s := range r.Signatures {
+		sr := &firmav1.SignatureReport{
+			Format: s.Format, Level: s.Level, Field: s.Field, Verdict: verdicts[s.Verdict],
+			Signer: s.Signer, SignerSerial: s.SignerSerial, Issuer: s.Issuer, CertSha256: s.CertSHA256,
+			DigestAlgorithm: s.DigestAlg, SigningTime: ts(s.SigningTime), TimestampTime: ts(s.TimestampTime),
+			Tsa: s.TSA, ValidationTime: ts(s.ValidationTime), CoversWholeDocument: s.CoversWholeDocument,
+		}
+		for _, c := range s.Checks {
+			sr.Checks = append(sr.Checks, &firmav1.Check{Name: c.Name, Status: checkStatuses[c.Status], Reason: c.Reason})
+		}
+		out.Signatures = append(out.Signatures, sr)
+	}
+	return out
+}
+
+// RegisterVerifyHTTP mounts POST /v1/verify on mux. The body is either a
+// VerifyRequest in proto JSON (Content-Type application/json; bytes are
+// base64) or the signed PDF itself (application/pdf). The answer is the
+// VerifyResponse in JSON with snake_case names, 200 whatever the verdict;
+// input that is not a signature is a 400 application/problem+json.
+func (s *VerifyService) RegisterVerifyHTTP(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/verify", s.serveVerify)
+}
+
+func (s *VerifyService) serveVerify(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxVerifyBytes))
+	if err != nil {
+		writeProblem(w, invalidArg("body", fmt.Sprintf("cannot be read or is larger than %d MiB", MaxVerifyBytes>>20)))
+		return
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	req := &firmav1.VerifyRequest{}
+	switch strings.ToLower(mt) {
+	case "application/pdf":
+		req.Signature = body
+	case "application/json", "":
+		if err := restIn.Unmarshal(body, req); err != nil {
+			writeProblem(w, invalidArg("body", "is not a valid JSON VerifyRequest: "+err.Error()))
+			return
+		}
+	default:
+		writeProblem(w, invalidArg("Content-Type", "want application/json or application/pdf, got "+mt))
+		return
+	}
+	resp, err := s.Verify(callContext(r), req)
+	if err != nil {
+		writeProblem(w, err)
+		return
+	}
+	b, err := restOut.Marshal(resp)
+	if err != nil {
+		writeProblem(w, toStatus(r.Context(), s.log, "Verify", err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
+}
