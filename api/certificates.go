@@ -36,7 +36,7 @@ func init() {
 	AddErrorMapping(ca.ErrKeyMismatch, codes.InvalidArgument, inv, "certificate does not match", true)
 	AddErrorMapping(ca.ErrBadCertificate, codes.InvalidArgument, inv, "bad certificate", true)
 	AddErrorMapping(ca.ErrBadReason, codes.InvalidArgument, inv, "bad revocation reason", true)
-	AddErrorMapping(ca.ErrWrongMode, codes.FailedPrecondition, u, "not available in this certificate mode", true)
+	AddErrorMapping(ca.ErrWrongMode, codes.FailedPrecondition, u, "certificate mode", true)
 	AddErrorMapping(ca.ErrNotInitialised, codes.FailedPrecondition, u, "certificate authority not initialised: run 'firmactl init'", false)
 	AddErrorMapping(ca.ErrAlreadyInitialised, codes.AlreadyExists, u, "certificate authority already set up", false)
 }

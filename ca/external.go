@@ -52,7 +52,7 @@ func (a *Authority) requestExternal(ctx context.Context, c *store.Citizen) (*Cer
 // certificate nor a pending request.
 func (a *Authority) CSR(ctx context.Context, citizenID string) (*Certificate, error) {
 	if a.cfg.Mode != ModeExternal {
-		return nil, fmt.Errorf("csr: %w: citizen certificates are issued here", ErrWrongMode)
+		return nil, fmt.Errorf("csr: %w: citizen certificates are issued here, not by an external CA", ErrWrongMode)
 	}
 	citizenID = normaliseID(citizenID)
 	c, err := a.citizen(ctx, citizenID)
@@ -79,7 +79,7 @@ func (a *Authority) CSR(ctx context.Context, citizenID string) (*Certificate, er
 // is revoked (superseded) and its key destroyed.
 func (a *Authority) Import(ctx context.Context, der []byte) (*Certificate, error) {
 	if a.cfg.Mode != ModeExternal {
-		return nil, fmt.Errorf("import: %w: citizen certificates are issued here", ErrWrongMode)
+		return nil, fmt.Errorf("import: %w: citizen certificates are issued here, not by an external CA", ErrWrongMode)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {

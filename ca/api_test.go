@@ -1,0 +1,170 @@
+package ca_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/firma-cloud/firma/api"
+	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/policy"
+	"github.com/firma-cloud/firma/registry"
+)
+
+// grpcClient serves CertificateService over loopback TCP for e.
+func (e *env) grpcClient() firmav1.CertificateServiceClient {
+	e.t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	api.RegisterCertificates(srv, e.ca, nil)
+	go srv.Serve(lis)
+	e.t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { conn.Close() })
+	return firmav1.NewCertificateServiceClient(conn)
+}
+
+func caError(err error) string {
+	st, _ := status.FromError(err)
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return info.Metadata["ca_error"]
+		}
+	}
+	return ""
+}
+
+func TestCertificateServiceGRPC(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.grpcClient()
+	ctx := context.Background()
+
+	e.advanced("12345678Z", "Juan", "Español")
+	if _, err := c.EnsureCertificate(ctx, &firmav1.EnsureCertificateRequest{CitizenId: "12345678Z"}); status.Code(err) != codes.FailedPrecondition || caError(err) != "ca_not_initialised" {
+		t.Fatalf("before init: %v, want FailedPrecondition ca_not_initialised", err)
+	}
+	e.init()
+	basicReg, err := registry.New(e.db, registry.Options{SMS: mustOutbox(t, e.db), Argon2: registry.Argon2{Time: 1, Memory: 8 * 1024, Threads: 1},
+		Clock: func() time.Time { return time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := basicReg.RegisterVideoCall(ctx, registry.Staff{Name: "agent", Role: policy.VideoAgent},
+		registry.Person{ID: "23456789D", GivenName: "Lucía", Surnames: "Gómez", Mobile: "+34611111111", Email: "lucia@example.es"}); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name    string
+		call    func() error
+		code    codes.Code
+		caErr   string
+		message string
+	}{
+		{"empty citizen", func() error {
+			_, err := c.EnsureCertificate(ctx, &firmav1.EnsureCertificateRequest{})
+			return err
+		}, codes.InvalidArgument, "", "citizen_id"},
+		{"bad characters", func() error {
+			_, err := c.IssueCertificate(ctx, &firmav1.IssueCertificateRequest{CitizenId: "1234;DROP"})
+			return err
+		}, codes.InvalidArgument, "", "citizen_id"},
+		{"basic citizen", func() error {
+			_, err := c.EnsureCertificate(ctx, &firmav1.EnsureCertificateRequest{CitizenId: "23456789D"})
+			return err
+		}, codes.FailedPrecondition, "advanced_level_required", "register in person"},
+		{"unknown citizen", func() error {
+			_, err := c.EnsureCertificate(ctx, &firmav1.EnsureCertificateRequest{CitizenId: "45678901G"})
+			return err
+		}, codes.NotFound, "citizen_not_found", "citizen not registered"},
+		{"unknown certificate", func() error {
+			_, err := c.GetCertificate(ctx, &firmav1.GetCertificateRequest{Id: "crt-00"})
+			return err
+		}, codes.NotFound, "certificate_not_found", "certificate not found"},
+		{"bad reason", func() error {
+			_, err := c.RevokeCertificate(ctx, &firmav1.RevokeCertificateRequest{Id: "crt-00", Reason: 6})
+			return err
+		}, codes.InvalidArgument, "", "reason"},
+		{"import garbage", func() error {
+			_, err := c.ImportCertificate(ctx, &firmav1.ImportCertificateRequest{Pem: "-----BEGIN X-----\nAAAA\n-----END X-----\n"})
+			return err
+		}, codes.InvalidArgument, "", "pem"},
+		{"import in internal mode", func() error {
+			_, err := c.ImportCertificate(ctx, &firmav1.ImportCertificateRequest{Der: e.ca.Issuing().Raw})
+			return err
+		}, codes.FailedPrecondition, "wrong_mode", "external"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			if status.Code(err) != tc.code || caError(err) != tc.caErr || !strings.Contains(err.Error(), tc.message) {
+				t.Fatalf("got %v (ca_error %q), want %s, %q, message with %q", err, caError(err), tc.code, tc.caErr, tc.message)
+			}
+		})
+	}
+
+	issued, err := c.EnsureCertificate(ctx, &firmav1.EnsureCertificateRequest{CitizenId: "12345678Z"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := issued.GetCertificate()
+	if cert.GetStatus() != firmav1.CertificateStatus_CERTIFICATE_STATUS_VALID || !strings.HasPrefix(cert.GetPem(), "-----BEGIN CERTIFICATE-----") ||
+		!strings.Contains(cert.GetSubject(), "SERIALNUMBER=IDCES-12345678Z") {
+		t.Fatalf("issued %v", cert)
+	}
+	if _, err := c.IssueCertificate(ctx, &firmav1.IssueCertificateRequest{CitizenId: "12345678Z"}); status.Code(err) != codes.AlreadyExists {
+		t.Errorf("second issue: %v, want AlreadyExists", err)
+	}
+	renewed, err := c.RenewCertificate(ctx, &firmav1.RenewCertificateRequest{CitizenId: "12345678Z"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two certificates, fetched one per page.
+	var ids []string
+	token := ""
+	for {
+		page, err := c.ListCertificates(ctx, &firmav1.ListCertificatesRequest{CitizenId: "12345678Z", PageSize: 1, PageToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range page.GetCertificates() {
+			ids = append(ids, x.GetId())
+		}
+		if token = page.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	if len(ids) != 2 {
+		t.Fatalf("listed %v, want 2 certificates", ids)
+	}
+	rev, err := c.RevokeCertificate(ctx, &firmav1.RevokeCertificateRequest{Id: renewed.GetCertificate().GetSerial(),
+		Reason: firmav1.RevocationReason_REVOCATION_REASON_KEY_COMPROMISE})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rev.GetCertificate().GetRevocationReason() != firmav1.RevocationReason_REVOCATION_REASON_KEY_COMPROMISE {
+		t.Errorf("revoked %v", rev.GetCertificate())
+	}
+	_, err = c.RevokeCertificate(ctx, &firmav1.RevokeCertificateRequest{Id: renewed.GetCertificate().GetId()})
+	if status.Code(err) != codes.FailedPrecondition || caError(err) != "already_revoked" {
+		t.Errorf("second revoke: %v", err)
+	}
+	chain, err := c.GetCAChain(ctx, &firmav1.GetCAChainRequest{})
+	if err != nil || strings.Count(chain.GetPem(), "BEGIN CERTIFICATE") != 2 || chain.GetMode() != "internal" {
+		t.Errorf("chain %v, %v", chain, err)
+	}
+}
