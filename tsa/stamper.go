@@ -65,3 +65,15 @@ func (s *Server) Timestamp(ctx context.Context, h crypto.Hash, digest []byte) (*
 	}
 	return tok, nil
 }
+
+// TokenDER adapts a Stamper to callers that want only the DER token, such
+// as signer.TimestamperFunc for CAdES-B-T and PAdES-B-T.
+func TokenDER(s Stamper) func(ctx context.Context, h crypto.Hash, digest []byte) ([]byte, error) {
+	return func(ctx context.Context, h crypto.Hash, digest []byte) ([]byte, error) {
+		tok, err := s.Timestamp(ctx, h, digest)
+		if err != nil {
+			return nil, err
+		}
+		return tok.DER, nil
+	}
+}

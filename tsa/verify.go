@@ -3,6 +3,7 @@ package tsa
 import (
 	"bytes"
 	"crypto"
+	_ "crypto/sha512" // SHA-384 and SHA-512 imprints
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -61,13 +62,18 @@ type Token struct {
 	URL string
 }
 
-// VerifyOptions say what a token must match. Roots, Hash and Digest are
-// required.
+// VerifyOptions say what a token must match. Roots is required, and
+// either Hash and Digest or Data.
 type VerifyOptions struct {
 	Roots         *x509.CertPool
 	Intermediates *x509.CertPool // besides the certificates in the token
 	Hash          crypto.Hash
 	Digest        []byte
+	// Data, when Hash is zero, is what the token must be over, hashed with
+	// the token's own algorithm (SHA-256, SHA-384 or SHA-512 only): for a
+	// verifier that has, say, a CAdES signature value and not the hash the
+	// signer chose.
+	Data []byte
 	// Nonce, when set, must equal the token's.
 	Nonce *big.Int
 	// Policies, when not empty, lists the acceptable TSA policies.
@@ -109,6 +115,20 @@ func VerifyToken(der []byte, opts VerifyOptions) (*Token, error) {
 			return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 		}
 		return nil, fmt.Errorf("%w: %w", ErrSignature, err)
+	}
+	if opts.Hash == 0 {
+		switch ts.HashAlgorithm {
+		case crypto.SHA256, crypto.SHA384, crypto.SHA512:
+			if ts.HashAlgorithm.Available() {
+				break
+			}
+			fallthrough
+		default:
+			return nil, fmt.Errorf("%w: imprint hash %v not accepted", ErrImprintMismatch, ts.HashAlgorithm)
+		}
+		d := ts.HashAlgorithm.New()
+		d.Write(opts.Data)
+		opts.Hash, opts.Digest = ts.HashAlgorithm, d.Sum(nil)
 	}
 	var ct asn1.ObjectIdentifier
 	if err := p7.UnmarshalSignedAttribute(oidContentType, &ct); err != nil || !ct.Equal(oidTSTInfo) {
