@@ -61,7 +61,9 @@ func newID() (string, error) {
 // citizens of the advanced level get certificates.
 func (a *Authority) citizen(ctx context.Context, id string) (*store.Citizen, error) {
 	if a.citizens == nil {
-		return nil, fmt.Errorf("citizen %s: %w: no registry wired", id, ErrUnknownCitizen)
+		// A wiring mistake, not the caller's: it must not look like an
+		// unknown citizen.
+		return nil, fmt.Errorf("citizen %s: no citizen registry wired to the CA", id)
 	}
 	c, err := a.citizens.Citizen(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, ErrUnknownCitizen) {

@@ -49,6 +49,7 @@ type Store interface {
 	TSAStore
 	RegistryStore
 	SMSStore
+	CAStore
 	Ping(ctx context.Context) error
 	Close() error
 }
