@@ -25,6 +25,7 @@ var setups = []step{
 	{"keys api", (*app).setupKeysAPI},
 	{"tsa", (*app).setupTSA},
 	{"ca", (*app).setupCA},
+	{"registry", (*app).setupRegistry},
 }
 
 // Exit codes: 2 for a bad command line or configuration, 1 for anything
