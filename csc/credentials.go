@@ -1,0 +1,267 @@
+package csc
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/firma-cloud/firma/ca"
+	"github.com/firma-cloud/firma/registry"
+	"github.com/firma-cloud/firma/store"
+)
+
+// InfoResponse is the body of info.
+type InfoResponse struct {
+	Specs       string   `json:"specs"`
+	Name        string   `json:"name"`
+	Logo        string   `json:"logo"`
+	Region      string   `json:"region"`
+	Lang        string   `json:"lang"`
+	Description string   `json:"description"`
+	AuthType    []string `json:"authType"`
+	Methods     []string `json:"methods"`
+}
+
+// Methods lists the API methods served.
+var Methods = []string{"credentials/list", "credentials/info", "credentials/sendOTP", "credentials/authorize", "signatures/signHash"}
+
+// Info describes the service.
+func (s *Service) Info() *InfoResponse {
+	return &InfoResponse{Specs: Spec, Name: s.opt.Name, Logo: s.opt.Logo, Region: s.opt.Region, Lang: s.opt.Lang,
+		Description: s.opt.Description, AuthType: []string{"external", "TLS"}, Methods: Methods}
+}
+
+// InfoRequest is what credentials/info and credentials/list ask to see.
+type InfoRequest struct {
+	Certificates string // none, single (default) or chain
+	CertInfo     bool
+	AuthInfo     bool
+}
+
+// CredentialInfo is credentials/info's body, and one credentialInfos
+// entry of credentials/list (with CredentialID set).
+type CredentialInfo struct {
+	CredentialID       string    `json:"credentialID,omitempty"`
+	Description        string    `json:"description,omitempty"`
+	SignatureQualifier string    `json:"signatureQualifier,omitempty"`
+	Key                KeyInfo   `json:"key"`
+	Cert               *CertInfo `json:"cert,omitempty"`
+	Auth               *AuthInfo `json:"auth,omitempty"`
+	// AuthMode and OTP repeat Auth in the CSC v1 form that many clients
+	// still read.
+	AuthMode  string   `json:"authMode"`
+	OTP       *OTPInfo `json:"OTP,omitempty"`
+	SCAL      string   `json:"SCAL"`
+	Multisign int      `json:"multisign"`
+	Lang      string   `json:"lang,omitempty"`
+}
+
+// KeyInfo describes the signing key.
+type KeyInfo struct {
+	Status string   `json:"status"` // enabled or disabled
+	Algo   []string `json:"algo"`
+	Len    int      `json:"len"`
+	Curve  string   `json:"curve,omitempty"`
+}
+
+// CertInfo describes the certificate and its chain.
+type CertInfo struct {
+	Status       string   `json:"status"` // valid, expired, revoked
+	Certificates []string `json:"certificates,omitempty"`
+	IssuerDN     string   `json:"issuerDN,omitempty"`
+	SerialNumber string   `json:"serialNumber,omitempty"`
+	SubjectDN    string   `json:"subjectDN,omitempty"`
+	ValidFrom    string   `json:"validFrom,omitempty"`
+	ValidTo      string   `json:"validTo,omitempty"`
+}
+
+// AuthInfo is how signing with the credential is authorised.
+type AuthInfo struct {
+	Mode       string       `json:"mode"`
+	Expression string       `json:"expression,omitempty"`
+	Objects    []AuthObject `json:"objects,omitempty"`
+}
+
+// AuthObject is one input of the authorisation.
+type AuthObject struct {
+	Type        string `json:"type"`
+	ID          string `json:"id"`
+	Format      string `json:"format,omitempty"`
+	Label       string `json:"label,omitempty"`
+	Description string `json:"description,omitempty"`
+	Generator   string `json:"generator,omitempty"`
+}
+
+// OTPInfo is the CSC v1 description of the OTP.
+type OTPInfo struct {
+	Presence    string `json:"presence"`
+	Type        string `json:"type"`
+	Format      string `json:"format"`
+	Label       string `json:"label"`
+	Description string `json:"description"`
+	ID          string `json:"ID"`
+	Provider    string `json:"provider"`
+}
+
+// generalized is the time format CSC uses for validFrom and validTo.
+const generalized = "20060102150405Z"
+
+func (s *Service) credentialInfo(c *credential, in InfoRequest) (*CredentialInfo, error) {
+	now := s.now()
+	out := &CredentialInfo{
+		Description: "Cl@ve Firma certificate of " + c.cert.Owner,
+		AuthMode:    "explicit",
+		SCAL:        "2",
+		Multisign:   s.opt.MaxSignatures,
+		Lang:        s.opt.Lang,
+	}
+	out.Key.Status = "enabled"
+	if c.unusable(now) != "" {
+		out.Key.Status = "disabled"
+	}
+	if c.key != nil && c.key.Type != "" {
+		out.Key.Algo = keyAlgos(c.key.Type)
+		out.Key.Len, out.Key.Curve = keyInfo(c.key.Type)
+	} else {
+		out.Key.Algo = []string{}
+	}
+	certs := in.Certificates
+	if certs == "" {
+		certs = "single"
+	}
+	switch certs {
+	case "none", "single", "chain":
+	default:
+		return nil, invalid("certificates must be none, single or chain, not %q", certs)
+	}
+	cert := &CertInfo{Status: certStatus(c.cert, now)}
+	if certs != "none" && c.cert.Cert != nil {
+		cert.Certificates = []string{base64.StdEncoding.EncodeToString(c.cert.DER)}
+		if certs == "chain" {
+			if iss := s.opt.Certificates.Issuing(); iss != nil {
+				cert.Certificates = append(cert.Certificates, base64.StdEncoding.EncodeToString(iss.Raw))
+			}
+			if root := s.opt.Certificates.Root(); root != nil {
+				cert.Certificates = append(cert.Certificates, base64.StdEncoding.EncodeToString(root.Raw))
+			}
+		}
+	}
+	if in.CertInfo && c.cert.Cert != nil {
+		x := c.cert.Cert
+		cert.IssuerDN = x.Issuer.String()
+		cert.SubjectDN = x.Subject.String()
+		cert.SerialNumber = strings.ToUpper(x.SerialNumber.Text(16))
+		cert.ValidFrom = x.NotBefore.UTC().Format(generalized)
+		cert.ValidTo = x.NotAfter.UTC().Format(generalized)
+	}
+	out.Cert = cert
+	ttl := s.opt.Rules.TTL
+	desc := fmt.Sprintf("6-digit code sent by SMS to the holder's mobile by credentials/sendOTP; valid %d minutes, %d tries",
+		int(ttl.Minutes()), s.opt.Rules.MaxTries)
+	if in.AuthInfo {
+		out.Auth = &AuthInfo{Mode: "explicit", Expression: "otp", Objects: []AuthObject{{
+			Type: "OTP", ID: "otp", Format: "N", Label: "SMS code", Description: desc, Generator: "sms"}}}
+	}
+	out.OTP = &OTPInfo{Presence: "true", Type: "online", Format: "N", Label: "SMS code", Description: desc, ID: "otp", Provider: "Cl@ve Firma SMS"}
+	return out, nil
+}
+
+func certStatus(c *ca.Certificate, now time.Time) string {
+	switch {
+	case c.Status == store.CertRevoked:
+		return "revoked"
+	case c.Status == store.CertExpired || now.After(c.NotAfter):
+		return "expired"
+	}
+	return "valid"
+}
+
+// CredentialInfo returns credentials/info for a credential.
+func (s *Service) CredentialInfo(ctx context.Context, caller Caller, credentialID string, in InfoRequest) (*CredentialInfo, error) {
+	c, err := s.credential(ctx, credentialID)
+	if err != nil {
+		return nil, err
+	}
+	return s.credentialInfo(c, in)
+}
+
+// ListRequest is credentials/list's input, decoded.
+type ListRequest struct {
+	UserID     string
+	CredInfo   bool
+	OnlyValid  bool
+	MaxResults int
+	PageToken  string
+	Info       InfoRequest
+}
+
+// ListResponse is credentials/list's body.
+type ListResponse struct {
+	CredentialIDs   []string          `json:"credentialIDs"`
+	CredentialInfos []*CredentialInfo `json:"credentialInfos,omitempty"`
+	OnlyValid       bool              `json:"onlyValid,omitempty"`
+	NextPageToken   string            `json:"nextPageToken,omitempty"`
+}
+
+// List returns the credentials of the citizen the caller names. An
+// unknown citizen has none, so the answer does not say who is registered.
+func (s *Service) List(ctx context.Context, caller Caller, r ListRequest) (*ListResponse, error) {
+	if strings.TrimSpace(r.UserID) == "" {
+		return nil, invalid("missing string parameter userID: the DNI/NIE of the citizen the portal acts for")
+	}
+	id, err := registry.NormalizeID("userID", r.UserID)
+	if err != nil {
+		return nil, invalid("userID is not a valid DNI/NIE")
+	}
+	limit := r.MaxResults
+	if limit <= 0 || limit > 100 {
+		limit = 100
+	}
+	out := &ListResponse{CredentialIDs: []string{}, OnlyValid: r.OnlyValid}
+	if _, err := s.opt.Citizens.Citizen(ctx, id); err != nil {
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, registry.ErrNotFound) {
+			return out, nil
+		}
+		return nil, internal(err)
+	}
+	status := ""
+	if r.OnlyValid {
+		status = store.CertValid
+	}
+	// One more than asked tells whether there is a next page.
+	certs, err := s.opt.Certificates.Certificates(ctx, ca.ListOptions{Citizen: id, Status: status, After: r.PageToken, Limit: limit + 1})
+	if err != nil {
+		return nil, internal(err)
+	}
+	now := s.now()
+	for i, c := range certs {
+		if i == limit {
+			out.NextPageToken = certs[limit-1].ID
+			break
+		}
+		if c.Status == store.CertPending || c.KeyID == "" {
+			continue
+		}
+		if r.OnlyValid && now.After(c.NotAfter) {
+			continue
+		}
+		out.CredentialIDs = append(out.CredentialIDs, c.ID)
+		if r.CredInfo {
+			cred, err := s.credential(ctx, c.ID)
+			if err != nil {
+				return nil, err
+			}
+			info, err := s.credentialInfo(cred, r.Info)
+			if err != nil {
+				return nil, err
+			}
+			info.CredentialID = c.ID
+			out.CredentialInfos = append(out.CredentialInfos, info)
+		}
+	}
+	s.log.InfoContext(ctx, "csc credentials listed", "portal", caller.ID, "count", len(out.CredentialIDs))
+	return out, nil
+}

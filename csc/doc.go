@@ -1,0 +1,28 @@
+// Package csc is the core of the Cloud Signature Consortium API v2 over
+// REST (/csc/v2/...), so that existing CSC clients can sign with the
+// citizens' cloud keys: info, credentials/list, credentials/info,
+// credentials/sendOTP, credentials/authorize and signatures/signHash.
+//
+// Who calls: a CSC client is a registered portal acting for a citizen. It
+// authenticates as the portal does on the portal API: its API key as an
+// HTTP bearer token (Authorization: Bearer <key>), or its mTLS client
+// certificate. The citizen is named by userID (DNI/NIE) in
+// credentials/list; a credential is one of the citizen's certificates and
+// its HSM key, and credentialID is the certificate ID. A portal thus lists
+// a citizen's credentials, but can use one only with the one-time password
+// that credentials/sendOTP sends by SMS to the citizen's phone.
+//
+// Authorisation is SCAL2: credentials/authorize takes the OTP, the exact
+// hashes and their number and returns a SAD (signature activation data)
+// bound to the credential, the calling portal and those hashes. Only the
+// SAD's SHA-256 is stored. signatures/signHash reserves every hash it is
+// given in one conditional update, all or none, so each hash is signed at
+// most once with a SAD even when two nodes race, and a hash the SAD does
+// not list, a second use, or more hashes than numSignatures are refused.
+// A SAD expires (default 5 minutes).
+//
+// Errors are JSON {"error": ..., "error_description": ...} as the CSC
+// specification has them: invalid_request, invalid_otp, access_denied,
+// expired_sad, invalid_token (HTTP 401), server_error and
+// temporarily_unavailable.
+package csc

@@ -1,0 +1,36 @@
+package csc
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	requests   *prometheus.CounterVec
+	otps       *prometheus.CounterVec
+	signatures *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "firma_csc_requests_total", Help: "CSC API requests, by method and CSC error code (\"ok\" when none)."},
+			[]string{"method", "code"}),
+		otps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "firma_csc_otps_total", Help: "CSC one-time passwords, by event: sent, resent, accepted, wrong, locked."},
+			[]string{"event"}),
+		signatures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "firma_csc_signatures_total", Help: "Hashes signed through signatures/signHash, by outcome."},
+			[]string{"outcome"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.otps, m.signatures} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("csc metrics: %w", err)
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,628 @@
+package csc
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/ca"
+	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/policy"
+	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/sms"
+	"github.com/firma-cloud/firma/store"
+)
+
+// Spec is the CSC API version this package implements.
+const Spec = "2.0.0.2"
+
+// Defaults of Options.
+const (
+	DefaultSADTTL        = 5 * time.Minute
+	DefaultLockout       = 15 * time.Minute
+	DefaultMaxSignatures = 100
+)
+
+// Certificates is what the service needs of the CA; *ca.Authority is one.
+type Certificates interface {
+	Certificate(ctx context.Context, ref string) (*ca.Certificate, error)
+	Certificates(ctx context.Context, o ca.ListOptions) ([]*ca.Certificate, error)
+	Issuing() *x509.Certificate
+	Root() *x509.Certificate
+}
+
+// Keys looks keys up; *keystore.Keystore is one.
+type Keys interface {
+	Key(ctx context.Context, id string) (*keystore.Key, error)
+}
+
+// Signer signs digests; *signer.Core is one.
+type Signer interface {
+	Sign(ctx context.Context, r signer.Request) ([][]byte, error)
+}
+
+// Citizens looks citizens up; the registry and the store are ones.
+type Citizens interface {
+	Citizen(ctx context.Context, id string) (*store.Citizen, error)
+}
+
+// Auditor records key use and OTP events; *audit.Log is one. Signing is
+// refused when the record before it cannot be written.
+type Auditor interface {
+	Append(ctx context.Context, rec *audit.Record) error
+}
+
+// Options configures a Service. Store, Certificates, Keys, Signer,
+// Citizens, SMS and OTP are required.
+type Options struct {
+	Store        store.CSCStore
+	Certificates Certificates
+	Keys         Keys
+	Signer       Signer
+	Citizens     Citizens
+	SMS          sms.Gateway
+	OTP          *policy.OTPHasher
+	Rules        policy.OTPRules // zero: policy.DefaultOTPRules
+	Auditor      Auditor         // nil: no audit records (tests only)
+
+	SADTTL        time.Duration // how long a SAD may be used; default 5 minutes
+	Lockout       time.Duration // how long sendOTP is refused after an OTP locked; default 15 minutes
+	MaxSignatures int           // numSignatures allowed in one SAD ("multisign"); default 100
+
+	// What info returns.
+	Name, Description, Logo, Region, Lang string
+
+	Log        *slog.Logger
+	Registerer prometheus.Registerer // nil registers no metrics
+	Clock      func() time.Time
+}
+
+// Service is the CSC API core, independent of HTTP.
+type Service struct {
+	opt Options
+	log *slog.Logger
+	now func() time.Time
+	m   *metrics
+}
+
+// New returns a Service.
+func New(opt Options) (*Service, error) {
+	switch {
+	case opt.Store == nil, opt.Certificates == nil, opt.Keys == nil, opt.Signer == nil, opt.Citizens == nil:
+		return nil, errors.New("csc: store, certificates, keys, signer and citizens are required")
+	case opt.SMS == nil || opt.OTP == nil:
+		return nil, errors.New("csc: an SMS gateway and an OTP hasher are required")
+	}
+	opt.Rules = opt.Rules.WithDefaults()
+	if opt.SADTTL <= 0 {
+		opt.SADTTL = DefaultSADTTL
+	}
+	if opt.Lockout <= 0 {
+		opt.Lockout = DefaultLockout
+	}
+	if opt.MaxSignatures <= 0 {
+		opt.MaxSignatures = DefaultMaxSignatures
+	}
+	if opt.Name == "" {
+		opt.Name = "Cl@ve Firma"
+	}
+	if opt.Description == "" {
+		opt.Description = "Remote signature service of the Spanish public administration: citizens sign with cloud certificates, approving with an SMS one-time password."
+	}
+	if opt.Region == "" {
+		opt.Region = "ES"
+	}
+	if opt.Lang == "" {
+		opt.Lang = "es"
+	}
+	s := &Service{opt: opt, log: opt.Log, now: opt.Clock}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	m, err := newMetrics(opt.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s.m = m
+	return s, nil
+}
+
+// Caller is the authenticated client: a portal.
+type Caller struct {
+	ID   string
+	Name string
+}
+
+// credential is a certificate a CSC client may name, with its key.
+type credential struct {
+	cert *ca.Certificate
+	key  *keystore.Key
+}
+
+// usable explains why a credential cannot sign now, or returns "".
+func (c *credential) unusable(now time.Time) string {
+	switch {
+	case c.cert.Status == store.CertRevoked:
+		return "the credential's certificate is revoked"
+	case c.cert.Status == store.CertExpired || now.After(c.cert.NotAfter):
+		return "the credential's certificate has expired"
+	case c.cert.Status != store.CertValid || c.cert.Cert == nil:
+		return "the credential's certificate is not issued yet"
+	case c.key == nil || !c.key.DestroyedAt.IsZero():
+		return "the credential's key is destroyed"
+	}
+	return ""
+}
+
+// credential finds a credential by ID. An unknown ID and one that exists
+// get the same answer, so IDs cannot be probed.
+func (s *Service) credential(ctx context.Context, id string) (*credential, error) {
+	id = strings.TrimSpace(id)
+	if id == "" {
+		return nil, invalid("missing string parameter credentialID")
+	}
+	c, err := s.opt.Certificates.Certificate(ctx, id)
+	if errors.Is(err, ca.ErrNotFound) {
+		return nil, invalid("invalid parameter credentialID")
+	}
+	if err != nil {
+		return nil, internal(fmt.Errorf("credential %s: %w", id, err))
+	}
+	if c.ID != id || c.KeyID == "" || c.Status == store.CertPending {
+		return nil, invalid("invalid parameter credentialID")
+	}
+	k, err := s.opt.Keys.Key(ctx, c.KeyID)
+	switch {
+	case errors.Is(err, keystore.ErrKeyNotFound):
+		k = nil
+	case errors.Is(err, keystore.ErrKeyDestroyed):
+		k = &keystore.Key{ID: c.KeyID, DestroyedAt: s.now()}
+	case err != nil:
+		return nil, internal(fmt.Errorf("credential %s key: %w", id, err))
+	}
+	return &credential{cert: c, key: k}, nil
+}
+
+// mayUse checks the credential can sign now and its owner may sign.
+func (s *Service) mayUse(ctx context.Context, c *credential) (*store.Citizen, error) {
+	if why := c.unusable(s.now()); why != "" {
+		return nil, denied("%s", why)
+	}
+	cz, err := s.opt.Citizens.Citizen(ctx, c.cert.Owner)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, denied("the credential's owner is no longer registered")
+		}
+		return nil, internal(fmt.Errorf("citizen of %s: %w", c.cert.ID, err))
+	}
+	if err := policy.MaySign(policy.Level(cz.Level), cz.Status); err != nil {
+		var r *policy.Refusal
+		if errors.As(err, &r) {
+			return nil, denied("the credential's owner may not sign: %s", r.Reason)
+		}
+		return nil, denied("the credential's owner may not sign")
+	}
+	return cz, nil
+}
+
+// challengeID names the one OTP challenge of a credential and caller.
+func challengeID(credentialID, caller string) string {
+	sum := sha256.Sum256([]byte("csc-otp\x00" + credentialID + "\x00" + caller))
+	return "cscotp-" + hex.EncodeToString(sum[:16])
+}
+
+// otpBinding is what a CSC OTP is bound to besides its challenge.
+func otpBinding(credentialID string) []byte { return []byte("csc-credential:" + credentialID) }
+
+// SendOTP sends the credential's owner an SMS one-time password for the
+// caller, or a new one within the resend limits.
+func (s *Service) SendOTP(ctx context.Context, caller Caller, credentialID string) error {
+	c, err := s.credential(ctx, credentialID)
+	if err != nil {
+		return err
+	}
+	cz, err := s.mayUse(ctx, c)
+	if err != nil {
+		return err
+	}
+	now := s.now().UTC()
+	id := challengeID(c.cert.ID, caller.ID)
+	prev, err := s.opt.Store.CSCChallenge(ctx, id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return internal(err)
+	}
+	resend := false
+	if prev != nil {
+		if !prev.LockedAt.IsZero() {
+			if until := prev.LockedAt.Add(s.opt.Lockout); now.Before(until) {
+				return denied("OTP locked after %d wrong codes; a new one can be sent after %s", s.opt.Rules.MaxTries,
+					until.Format(time.RFC3339))
+			}
+		} else if prev.UsedAt.IsZero() && now.Before(prev.ExpiresAt) {
+			resend = true
+			if err := s.opt.Rules.MaySend(prev.Sends, prev.SentAt, now); err != nil {
+				var r *policy.Refusal
+				if errors.As(err, &r) {
+					return &Error{Status: http.StatusTooManyRequests, Code: CodeInvalidRequest, Description: r.Reason}
+				}
+				return internal(err)
+			}
+		}
+	}
+	code, err := policy.NewOTP()
+	if err != nil {
+		return internal(err)
+	}
+	hash := s.opt.OTP.Hash(id, otpBinding(c.cert.ID), code)
+	expires := now.Add(s.opt.Rules.TTL)
+
+	// Send before storing: a failed SMS must leave nothing counted as
+	// sent, and the previous code (if any) still valid.
+	if err := s.opt.SMS.Send(ctx, cz.Mobile, otpText(caller.Name, code, s.opt.Rules.TTL)); err != nil {
+		s.audit(ctx, &audit.Record{Event: audit.OTPSent, Outcome: audit.Failure, Actor: audit.Actor{Role: audit.RolePortal, ID: caller.ID},
+			Citizen: cz.ID, Portal: caller.ID, KeyID: c.cert.KeyID, Reason: "sms gateway failed", Details: map[string]string{"api": "csc"}})
+		return unavailable("the SMS could not be sent; no code was sent, try again", err)
+	}
+	if resend {
+		_, err = s.opt.Store.ResendCSCChallenge(ctx, id, hash, 1+s.opt.Rules.MaxResends, now.Add(-s.opt.Rules.ResendGap), now, expires)
+	} else {
+		ch := &store.CSCChallenge{ID: id, CredentialID: c.cert.ID, Caller: caller.ID, CitizenID: cz.ID, Hash: hash,
+			Sends: 1, SentAt: now, ExpiresAt: expires, CreatedAt: now}
+		var prevCreated time.Time
+		if prev != nil {
+			prevCreated = prev.CreatedAt
+		}
+		err = s.opt.Store.PutCSCChallenge(ctx, ch, prevCreated)
+	}
+	if errors.Is(err, store.ErrConflict) {
+		return &Error{Status: http.StatusConflict, Code: CodeInvalidRequest,
+			Description: "another OTP request for this credential came at the same time; use the code of the last SMS or try again"}
+	}
+	if err != nil {
+		return internal(err)
+	}
+	s.m.otps.WithLabelValues(map[bool]string{true: "resent", false: "sent"}[resend]).Inc()
+	s.audit(ctx, &audit.Record{Event: audit.OTPSent, Outcome: audit.Success, Actor: audit.Actor{Role: audit.RolePortal, ID: caller.ID},
+		Citizen: cz.ID, Portal: caller.ID, KeyID: c.cert.KeyID, Details: map[string]string{"api": "csc", "credential_id": c.cert.ID}})
+	s.log.InfoContext(ctx, "csc otp sent", "portal", caller.ID, "credential", c.cert.ID, "to", sms.Mask(cz.Mobile), "resend", resend)
+	return nil
+}
+
+// otpText is the SMS of a CSC authorisation: it names the portal so the
+// citizen knows who asks.
+func otpText(portal string, code string, ttl time.Duration) string {
+	portal = strings.TrimSpace(portal)
+	if r := []rune(portal); len(r) > 40 {
+		portal = string(r[:40])
+	}
+	mins := max(1, int(ttl.Round(time.Minute)/time.Minute))
+	return fmt.Sprintf("Cl@ve Firma: %s es su codigo para autorizar firmas con su certificado pedidas por %s. Caduca en %d min. No lo comparta. / Code to authorise signatures for %s.",
+		code, portal, mins, portal)
+}
+
+// AuthorizeRequest is credentials/authorize's input, decoded.
+type AuthorizeRequest struct {
+	CredentialID  string
+	NumSignatures int
+	Hashes        []string // base64
+	HashAlgorithm string   // OID
+	OTP           string
+	Description   string
+}
+
+// Authorization is a new SAD.
+type Authorization struct {
+	SAD       string
+	ExpiresIn int // seconds
+}
+
+// Authorize checks the OTP and returns a SAD for exactly the given hashes.
+func (s *Service) Authorize(ctx context.Context, caller Caller, r AuthorizeRequest) (*Authorization, error) {
+	if r.NumSignatures < 1 {
+		return nil, invalid("missing or invalid number parameter numSignatures: want at least 1")
+	}
+	if r.NumSignatures > s.opt.MaxSignatures {
+		return nil, invalid("numSignatures %d is over the credential's multisign limit of %d", r.NumSignatures, s.opt.MaxSignatures)
+	}
+	if len(r.Hashes) == 0 {
+		return nil, invalid("missing parameter hashes: this service is SCAL2, the SAD is bound to the hashes")
+	}
+	if len(r.Hashes) != r.NumSignatures {
+		return nil, invalid("numSignatures is %d but %d hashes were given: they must match", r.NumSignatures, len(r.Hashes))
+	}
+	h, ok := hashByOID[r.HashAlgorithm]
+	if !ok {
+		return nil, invalid("hashAlgorithmOID %q: want the OID of SHA-256, SHA-384 or SHA-512", r.HashAlgorithm)
+	}
+	hashes, err := decodeHashes(r.Hashes, h)
+	if err != nil {
+		return nil, err
+	}
+	if r.OTP == "" {
+		return nil, invalid("missing OTP: give it in authData as {\"id\": \"otp\", \"value\": \"...\"}")
+	}
+	if !policy.WellFormedOTP(r.OTP) {
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP, Description: fmt.Sprintf("the OTP must be %d digits", policy.OTPDigits)}
+	}
+	c, err := s.credential(ctx, r.CredentialID)
+	if err != nil {
+		return nil, err
+	}
+	cz, err := s.mayUse(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	id := challengeID(c.cert.ID, caller.ID)
+	ch, err := s.opt.Store.CSCChallenge(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP, Description: "no OTP was sent for this credential: call credentials/sendOTP first"}
+	}
+	if err != nil {
+		return nil, internal(err)
+	}
+	actor := audit.Actor{Role: audit.RolePortal, ID: caller.ID}
+	switch {
+	case !ch.LockedAt.IsZero():
+		return nil, denied("OTP locked after %d wrong codes; ask for a new one with credentials/sendOTP after %s",
+			s.opt.Rules.MaxTries, ch.LockedAt.Add(s.opt.Lockout).Format(time.RFC3339))
+	case !ch.UsedAt.IsZero():
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP, Description: "the OTP was already used; ask for a new one with credentials/sendOTP"}
+	case !now.Before(ch.ExpiresAt):
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP, Description: "the OTP has expired; ask for a new one with credentials/sendOTP"}
+	case ch.CitizenID != cz.ID:
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP, Description: "the OTP was sent for another holder; ask for a new one"}
+	}
+	if !s.opt.OTP.Check(ch.Hash, id, otpBinding(c.cert.ID), r.OTP) {
+		ch, err := s.opt.Store.CSCChallengeFailed(ctx, id, s.opt.Rules.MaxTries, now)
+		if err != nil {
+			return nil, internal(err)
+		}
+		if !ch.LockedAt.IsZero() {
+			s.m.otps.WithLabelValues("locked").Inc()
+			s.audit(ctx, &audit.Record{Event: audit.OTPLocked, Outcome: audit.Denied, Actor: actor, Citizen: cz.ID, Portal: caller.ID,
+				KeyID: c.cert.KeyID, Reason: "too many wrong codes", Details: map[string]string{"api": "csc"}})
+			return nil, denied("wrong OTP %d times: it is locked; ask for a new one with credentials/sendOTP after %s",
+				ch.Attempts, ch.LockedAt.Add(s.opt.Lockout).Format(time.RFC3339))
+		}
+		s.m.otps.WithLabelValues("wrong").Inc()
+		s.audit(ctx, &audit.Record{Event: audit.OTPFailed, Outcome: audit.Failure, Actor: actor, Citizen: cz.ID, Portal: caller.ID,
+			KeyID: c.cert.KeyID, Reason: "wrong code", Details: map[string]string{"api": "csc"}})
+		left := s.opt.Rules.MaxTries - ch.Attempts
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP,
+			Description: fmt.Sprintf("wrong OTP; %d %s left", left, plural(left, "try", "tries"))}
+	}
+	if err := s.opt.Store.UseCSCChallenge(ctx, id, now); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP, Description: "the OTP was already used; ask for a new one with credentials/sendOTP"}
+		}
+		return nil, internal(err)
+	}
+	tok := make([]byte, 32)
+	if _, err := rand.Read(tok); err != nil {
+		return nil, internal(err)
+	}
+	sadText := base64.RawURLEncoding.EncodeToString(tok)
+	sad := &store.SAD{ID: sadID(sadText), CredentialID: c.cert.ID, Caller: caller.ID, CitizenID: cz.ID, KeyID: c.cert.KeyID,
+		HashAlgo: r.HashAlgorithm, NumSignatures: r.NumSignatures, Hashes: hashes, CreatedAt: now, ExpiresAt: now.Add(s.opt.SADTTL)}
+	if err := s.opt.Store.CreateSAD(ctx, sad); err != nil {
+		return nil, internal(err)
+	}
+	s.m.otps.WithLabelValues("accepted").Inc()
+	s.audit(ctx, &audit.Record{Event: audit.OTPChecked, Outcome: audit.Success, Actor: actor, Citizen: cz.ID, Portal: caller.ID,
+		KeyID: c.cert.KeyID, Documents: auditDocs(h, hashes),
+		Details: map[string]string{"api": "csc", "credential_id": c.cert.ID, "num_signatures": fmt.Sprint(r.NumSignatures)}})
+	s.log.InfoContext(ctx, "csc sad issued", "portal", caller.ID, "credential", c.cert.ID, "signatures", r.NumSignatures)
+	return &Authorization{SAD: sadText, ExpiresIn: int(s.opt.SADTTL / time.Second)}, nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// sadID is how a SAD is stored: its SHA-256, so the store alone cannot
+// sign anything.
+func sadID(sad string) string {
+	sum := sha256.Sum256([]byte("csc-sad\x00" + sad))
+	return hex.EncodeToString(sum[:])
+}
+
+// decodeHashes decodes base64 hashes, checks their length against h and
+// refuses duplicates.
+func decodeHashes(in []string, h crypto.Hash) ([][]byte, error) {
+	out := make([][]byte, len(in))
+	seen := make(map[string]int, len(in))
+	for i, s := range in {
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			if b, err = base64.RawURLEncoding.DecodeString(s); err != nil {
+				return nil, invalid("hashes[%d] is not base64", i)
+			}
+		}
+		if len(b) != h.Size() {
+			return nil, invalid("hashes[%d] is %d bytes; a %s hash is %d", i, len(b), h, h.Size())
+		}
+		if j, dup := seen[string(b)]; dup {
+			return nil, invalid("hashes[%d] repeats hashes[%d]: each hash may be listed once", i, j)
+		}
+		seen[string(b)] = i
+		out[i] = b
+	}
+	return out, nil
+}
+
+func auditDocs(h crypto.Hash, hashes [][]byte) []audit.Document {
+	docs := make([]audit.Document, len(hashes))
+	for i, d := range hashes {
+		docs[i] = audit.Digest(h, d)
+	}
+	return docs
+}
+
+// SignHashRequest is signatures/signHash's input, decoded.
+type SignHashRequest struct {
+	CredentialID   string
+	SAD            string
+	Hashes         []string // base64
+	HashAlgorithm  string   // OID; may be omitted when signAlgo implies it
+	SignAlgo       string   // OID
+	SignAlgoParams string   // base64 DER, RSASSA-PSS only
+}
+
+// SignHash signs hashes the SAD authorised, each at most once.
+func (s *Service) SignHash(ctx context.Context, caller Caller, r SignHashRequest) ([][]byte, error) {
+	if r.SAD == "" {
+		return nil, invalid("missing string parameter SAD")
+	}
+	if len(r.Hashes) == 0 {
+		return nil, invalid("missing parameter hashes")
+	}
+	if r.SignAlgo == "" {
+		return nil, invalid("missing string parameter signAlgo")
+	}
+	if strings.TrimSpace(r.CredentialID) == "" {
+		return nil, invalid("missing string parameter credentialID")
+	}
+	sad, err := s.opt.Store.SAD(ctx, sadID(r.SAD))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, invalid("invalid parameter SAD")
+	}
+	if err != nil {
+		return nil, internal(err)
+	}
+	// A SAD of another portal or credential is as good as no SAD: the
+	// answer does not tell it exists.
+	if sad.Caller != caller.ID || sad.CredentialID != r.CredentialID {
+		return nil, invalid("invalid parameter SAD")
+	}
+	now := s.now().UTC()
+	if !now.Before(sad.ExpiresAt) {
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeExpiredSAD, Description: "the SAD has expired; authorize again"}
+	}
+	if r.HashAlgorithm != "" && r.HashAlgorithm != sad.HashAlgo {
+		return nil, invalid("hashAlgorithmOID %s is not the %s the SAD was authorised for", r.HashAlgorithm, sad.HashAlgo)
+	}
+	h := hashByOID[sad.HashAlgo]
+	hashes, err := decodeHashes(r.Hashes, h)
+	if err != nil {
+		return nil, err
+	}
+	if left := sad.NumSignatures - sad.Used; len(hashes) > left {
+		return nil, denied("%d hashes asked but the SAD allows %d more (numSignatures %d, %d used)", len(hashes), left, sad.NumSignatures, sad.Used)
+	}
+	for i, d := range hashes {
+		if !containsHash(sad.Hashes, d) {
+			return nil, denied("hashes[%d] is not one the SAD authorised", i)
+		}
+		if containsHash(sad.Spent, d) {
+			return nil, denied("hashes[%d] was already signed with this SAD; each hash is signed once", i)
+		}
+	}
+	c, err := s.credential(ctx, sad.CredentialID)
+	if err != nil {
+		return nil, err
+	}
+	cz, err := s.mayUse(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if c.cert.KeyID != sad.KeyID {
+		return nil, denied("the credential's key changed since the SAD was issued; authorize again")
+	}
+	scheme, err := resolveSignAlgo(c.key.Type, r.SignAlgo, r.SignAlgoParams, h)
+	if err != nil {
+		return nil, err
+	}
+	actor := audit.Actor{Role: audit.RolePortal, ID: caller.ID}
+	docs := auditDocs(h, hashes)
+	details := map[string]string{"api": "csc", "credential_id": c.cert.ID, "sign_algo": r.SignAlgo}
+	// The record before the HSM call: if it cannot be written, nothing is
+	// signed.
+	if s.opt.Auditor != nil {
+		if err := s.opt.Auditor.Append(ctx, &audit.Record{Event: audit.KeyUsed, Outcome: audit.Success, Actor: actor,
+			Citizen: cz.ID, Portal: caller.ID, KeyID: c.cert.KeyID, Documents: docs, Reason: "about to sign",
+			Details: details}); err != nil {
+			return nil, unavailable("the audit log is unavailable; nothing was signed", err)
+		}
+	}
+	if err := s.opt.Store.ReserveSAD(ctx, sad.ID, hashes, now); err != nil {
+		if !errors.Is(err, store.ErrConflict) {
+			return nil, internal(err)
+		}
+		// Lost a race: tell which rule it broke from the state now.
+		if cur, err2 := s.opt.Store.SAD(ctx, sad.ID); err2 == nil && !now.Before(cur.ExpiresAt) {
+			return nil, &Error{Status: http.StatusBadRequest, Code: CodeExpiredSAD, Description: "the SAD has expired; authorize again"}
+		}
+		return nil, denied("the hashes were signed with this SAD at the same time by another request; each hash is signed once")
+	}
+	sigs, err := s.opt.Signer.Sign(ctx, signer.Request{KeyID: c.cert.KeyID, Scheme: scheme, Hash: h, Digests: hashes})
+	if err != nil {
+		// Give the hashes back: nothing was signed, the citizen's
+		// authorisation still stands.
+		if rerr := s.opt.Store.ReleaseSAD(context.WithoutCancel(ctx), sad.ID, hashes); rerr != nil {
+			s.log.ErrorContext(ctx, "csc: release sad after failed signing", "err", rerr)
+		}
+		s.m.signatures.WithLabelValues("error").Add(float64(len(hashes)))
+		s.audit(ctx, &audit.Record{Event: audit.KeyUsed, Outcome: audit.Failure, Actor: actor, Citizen: cz.ID, Portal: caller.ID,
+			KeyID: c.cert.KeyID, Documents: docs, Reason: "signing failed", Details: details})
+		return nil, signError(err)
+	}
+	s.m.signatures.WithLabelValues("ok").Add(float64(len(hashes)))
+	s.audit(ctx, &audit.Record{Event: audit.KeyUsed, Outcome: audit.Success, Actor: actor, Citizen: cz.ID, Portal: caller.ID,
+		KeyID: c.cert.KeyID, Documents: docs, Details: details})
+	s.log.InfoContext(ctx, "csc hashes signed", "portal", caller.ID, "credential", c.cert.ID, "count", len(sigs))
+	return sigs, nil
+}
+
+func containsHash(list [][]byte, d []byte) bool {
+	for _, x := range list {
+		if bytes.Equal(x, d) {
+			return true
+		}
+	}
+	return false
+}
+
+// signError maps a signing-core failure.
+func signError(err error) error {
+	switch {
+	case errors.Is(err, keystore.ErrBusy), errors.Is(err, keystore.ErrTokenUnavailable), errors.Is(err, keystore.ErrClosed):
+		return unavailable("the HSM is busy or unavailable; nothing was signed, try again", err)
+	case errors.Is(err, keystore.ErrKeyDestroyed), errors.Is(err, keystore.ErrKeyNotFound):
+		return denied("the credential's key is destroyed")
+	case errors.Is(err, keystore.ErrUnsupported), errors.Is(err, signer.ErrDigestLength):
+		return &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Description: "the key cannot sign with that algorithm", Err: err}
+	}
+	return internal(err)
+}
+
+// audit writes a record that is not a precondition of the operation; a
+// failure is logged.
+func (s *Service) audit(ctx context.Context, rec *audit.Record) {
+	if s.opt.Auditor == nil {
+		return
+	}
+	if err := s.opt.Auditor.Append(context.WithoutCancel(ctx), rec); err != nil {
+		s.log.ErrorContext(ctx, "csc: audit record", "event", rec.Event, "err", err)
+	}
+}
