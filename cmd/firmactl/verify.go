@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -85,11 +87,16 @@ func init() {
 				return err
 			}
 			if o.jsonOut {
-				b, err := protojson.MarshalOptions{UseProtoNames: true, Multiline: true}.Marshal(resp)
+				b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(resp)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintln(e.stdout, string(b))
+				// protojson varies its spacing on purpose; indent it stably.
+				var out bytes.Buffer
+				if err := json.Indent(&out, b, "", "  "); err != nil {
+					return err
+				}
+				fmt.Fprintln(e.stdout, out.String())
 			} else {
 				printReport(e.stdout, args[0], resp)
 			}
