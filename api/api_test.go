@@ -49,12 +49,19 @@ const operatorToken = "test-operator-token-7f3a"
 // an in-memory connection.
 type server struct {
 	ks   *keystore.Keystore
+	core *signer.Core
 	lis  *bufconn.Listener
 	keys firmav1.KeyServiceClient
 	sign firmav1.SigningServiceClient
 }
 
-func newServer(t *testing.T) *server {
+func newServer(t testing.TB) *server {
+	t.Helper()
+	return newServerCore(t, signer.Config{VerifyECDSA: true})
+}
+
+// newServerCore is newServer with the given signing core configuration.
+func newServerCore(t testing.TB, cc signer.Config) *server {
 	t.Helper()
 	ctx := context.Background()
 	tok := softhsmtest.New(t)
@@ -72,7 +79,7 @@ func newServer(t *testing.T) *server {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	core := signer.New(ks, signer.Config{VerifyECDSA: true})
+	core := signer.New(ks, cc)
 	opts, err := api.ServerOptions(config.Auth{Operators: []config.Operator{{Name: "op", TokenSHA256: api.TokenSHA256(operatorToken)}}},
 		prometheus.NewRegistry(), log)
 	if err != nil {
@@ -85,14 +92,14 @@ func newServer(t *testing.T) *server {
 	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)
 
-	s := &server{ks: ks, lis: lis}
+	s := &server{ks: ks, core: core, lis: lis}
 	conn := s.dial(t, grpc.WithPerRPCCredentials(api.BearerCredentials{Token: operatorToken, Insecure: true}))
 	s.keys = firmav1.NewKeyServiceClient(conn)
 	s.sign = firmav1.NewSigningServiceClient(conn)
 	return s
 }
 
-func (s *server) dial(t *testing.T, opts ...grpc.DialOption) *grpc.ClientConn {
+func (s *server) dial(t testing.TB, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
 	opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.lis.DialContext(ctx) }))
@@ -104,7 +111,7 @@ func (s *server) dial(t *testing.T, opts ...grpc.DialOption) *grpc.ClientConn {
 	return conn
 }
 
-func (s *server) generate(t *testing.T, owner string, typ firmav1.KeyType, mode firmav1.KeyMode) *firmav1.Key {
+func (s *server) generate(t testing.TB, owner string, typ firmav1.KeyType, mode firmav1.KeyMode) *firmav1.Key {
 	t.Helper()
 	resp, err := s.keys.GenerateKey(context.Background(), &firmav1.GenerateKeyRequest{Owner: owner, Type: typ, Mode: mode})
 	if err != nil {
