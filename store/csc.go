@@ -75,30 +75,3 @@ type CSCStore interface {
 	// DeleteExpiredSADs removes SADs that expired before the given time.
 	DeleteExpiredSADs(ctx context.Context, before time.Time) (int64, error)
 }
-
-// WebSession is a citizen's browser session on the approval page, bound
-// to one transaction.
-type WebSession struct {
-	ID            string // hex SHA-256 of the cookie value
-	TransactionID string
-	CitizenID     string // set once the citizen signed in
-	CreatedAt     time.Time
-	ExpiresAt     time.Time
-	EndedAt       time.Time // set when the citizen approved or rejected
-}
-
-// WebSessionStore persists approval-page sessions, so that any node can
-// serve the next request and a restart signs nobody out.
-type WebSessionStore interface {
-	CreateWebSession(ctx context.Context, s *WebSession) error
-	WebSession(ctx context.Context, id string) (*WebSession, error)
-	// SignInWebSession records the citizen on a live, unended session;
-	// ErrConflict if it has ended.
-	SignInWebSession(ctx context.Context, id, citizenID string) error
-	// EndWebSession ends the session; ErrConflict if it had ended already,
-	// which is how a replayed approval form is caught.
-	EndWebSession(ctx context.Context, id string, at time.Time) error
-	// DeleteExpiredWebSessions removes sessions that expired before the
-	// given time.
-	DeleteExpiredWebSessions(ctx context.Context, before time.Time) (int64, error)
-}

@@ -10,10 +10,7 @@ import (
 	"github.com/firma-cloud/firma/store"
 )
 
-var (
-	_ store.CSCStore        = (*DB)(nil)
-	_ store.WebSessionStore = (*DB)(nil)
-)
+var _ store.CSCStore = (*DB)(nil)
 
 const cscChallengeColumns = "id, credential_id, caller, citizen_id, hash, sends, attempts, sent_at, expires_at, used_at, locked_at, created_at"
 
@@ -260,77 +257,6 @@ func (s *DB) DeleteExpiredSADs(ctx context.Context, before time.Time) (int64, er
 	res, err := s.db.ExecContext(ctx, "DELETE FROM csc_sads WHERE expires_at < ?", before.UnixNano())
 	if err != nil {
 		return 0, fmt.Errorf("delete expired sads: %w", err)
-	}
-	return res.RowsAffected()
-}
-
-// CreateWebSession stores a new approval-page session.
-func (s *DB) CreateWebSession(ctx context.Context, w *store.WebSession) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO web_sessions (id, transaction_id, citizen_id, created_at, expires_at, ended_at)
-		VALUES (?, ?, ?, ?, ?, ?)`, w.ID, w.TransactionID, w.CitizenID, w.CreatedAt.UnixNano(), w.ExpiresAt.UnixNano(), regNano(w.EndedAt))
-	if regUnique(err) {
-		return fmt.Errorf("create web session: %w", store.ErrConflict)
-	}
-	if err != nil {
-		return fmt.Errorf("create web session: %w", err)
-	}
-	return nil
-}
-
-// WebSession returns a session by ID.
-func (s *DB) WebSession(ctx context.Context, id string) (*store.WebSession, error) {
-	var (
-		w                       store.WebSession
-		created, expires, ended sql.NullInt64
-	)
-	err := s.db.QueryRowContext(ctx, "SELECT id, transaction_id, citizen_id, created_at, expires_at, ended_at FROM web_sessions WHERE id = ?", id).
-		Scan(&w.ID, &w.TransactionID, &w.CitizenID, &created, &expires, &ended)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("web session: %w", store.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("web session: %w", err)
-	}
-	w.CreatedAt, w.ExpiresAt, w.EndedAt = regTime(created), regTime(expires), regTime(ended)
-	return &w, nil
-}
-
-// SignInWebSession records who signed in on a session that has not ended.
-func (s *DB) SignInWebSession(ctx context.Context, id, citizenID string) error {
-	res, err := s.db.ExecContext(ctx, "UPDATE web_sessions SET citizen_id = ? WHERE id = ? AND ended_at IS NULL", citizenID, id)
-	if err != nil {
-		return fmt.Errorf("sign in web session: %w", err)
-	}
-	if err := cscOneRow(res, "sign in web session", store.ErrConflict); err != nil {
-		if _, err2 := s.WebSession(ctx, id); err2 != nil {
-			return err2
-		}
-		return err
-	}
-	return nil
-}
-
-// EndWebSession ends a session once.
-func (s *DB) EndWebSession(ctx context.Context, id string, at time.Time) error {
-	res, err := s.db.ExecContext(ctx, "UPDATE web_sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL", at.UnixNano(), id)
-	if err != nil {
-		return fmt.Errorf("end web session: %w", err)
-	}
-	if err := cscOneRow(res, "end web session", store.ErrConflict); err != nil {
-		if _, err2 := s.WebSession(ctx, id); err2 != nil {
-			return err2
-		}
-		return err
-	}
-	return nil
-}
-
-// DeleteExpiredWebSessions removes sessions that expired before the given
-// time.
-func (s *DB) DeleteExpiredWebSessions(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, "DELETE FROM web_sessions WHERE expires_at < ?", before.UnixNano())
-	if err != nil {
-		return 0, fmt.Errorf("delete expired web sessions: %w", err)
 	}
 	return res.RowsAffected()
 }

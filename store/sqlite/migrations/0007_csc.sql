@@ -39,15 +39,3 @@ CREATE TABLE csc_sad_hashes (
 	used_at BIGINT,
 	PRIMARY KEY (sad_id, hash)
 );
-
--- Approval-page browser sessions, bound to one transaction; the cookie
--- value is kept only as its SHA-256.
-CREATE TABLE web_sessions (
-	id             TEXT PRIMARY KEY,
-	transaction_id TEXT NOT NULL,
-	citizen_id     TEXT NOT NULL DEFAULT '',
-	created_at     BIGINT NOT NULL,
-	expires_at     BIGINT NOT NULL,
-	ended_at       BIGINT
-);
-CREATE INDEX web_sessions_expires ON web_sessions (expires_at);
