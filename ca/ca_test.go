@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 // SQLite file, the citizen registry and the CA, published on a loopback
 // HTTP server.
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	ctx context.Context
 	dir string
 	db  *sqlite.DB
@@ -53,7 +53,7 @@ type env struct {
 
 var registrar = registry.Staff{Name: "registrar-test", Role: policy.Registrar}
 
-func newEnv(t *testing.T, mut func(*ca.Config)) *env {
+func newEnv(t testing.TB, mut func(*ca.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	tok := softhsmtest.New(t)
@@ -130,7 +130,7 @@ func (e *env) chain() (root, issuing string) {
 
 // openssl runs openssl and returns its combined output; it fails the test
 // when openssl exits non-zero.
-func openssl(t *testing.T, dir string, args ...string) string {
+func openssl(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("openssl", args...)
 	cmd.Dir = dir
@@ -141,7 +141,7 @@ func openssl(t *testing.T, dir string, args ...string) string {
 	return string(out)
 }
 
-func mustContain(t *testing.T, what, out string, want ...string) {
+func mustContain(t testing.TB, what, out string, want ...string) {
 	t.Helper()
 	for _, w := range want {
 		if !strings.Contains(out, w) {

@@ -62,7 +62,7 @@ func (a *Authority) serveCRL(w http.ResponseWriter, r *http.Request) {
 	h.Set("ETag", strconv.Quote(name+"-"+strconv.FormatInt(crl.Number, 10)))
 	// Caches may keep it until the next scheduled refresh, not until
 	// nextUpdate, so revocations show within one interval.
-	h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(min(a.cfg.CRLInterval, time.Until(crl.NextUpdate)).Seconds())))
+	h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d", max(0, int(min(a.cfg.CRLInterval, time.Until(crl.NextUpdate)).Seconds()))))
 	http.ServeContent(w, r, "", crl.ThisUpdate, bytes.NewReader(crl.DER))
 }
 

@@ -82,7 +82,10 @@ func (a *Authority) respondOCSP(ctx context.Context, reqDER []byte) (*OCSPResult
 	}
 
 	responder, signer := s.issuing.cert, s.issuing.signer
-	if s.ocsp != nil && s.ocsp.signer != nil {
+	// The delegated responder signs while its certificate is valid; should
+	// rollover have failed, the issuing CA answers itself rather than
+	// sending responses nobody accepts.
+	if s.ocsp != nil && s.ocsp.signer != nil && now.Before(s.ocsp.cert.NotAfter) {
 		responder, signer = s.ocsp.cert, s.ocsp.signer
 		tmpl.Certificate = s.ocsp.cert
 	}

@@ -1,0 +1,119 @@
+package ca_test
+
+import (
+	"crypto/x509"
+	"testing"
+	"time"
+
+	"github.com/firma-cloud/firma/ca"
+	"golang.org/x/crypto/ocsp"
+)
+
+func TestExpiredCertificateIsReplaced(t *testing.T) {
+	// A validity of a nanosecond makes every certificate expired as soon
+	// as it is issued (notAfter is truncated to the second).
+	e := newEnv(t, func(c *ca.Config) { c.CitizenValidity = time.Nanosecond })
+	e.init()
+	e.advanced("12345678Z", "Juan", "Español")
+	first, err := e.ca.Issue(e.ctx, "12345678Z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := e.ca.EnsureCertificate(e.ctx, "12345678Z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.ID == first.ID || next.KeyID == first.KeyID {
+		t.Fatalf("an expired certificate was handed out again")
+	}
+	old, err := e.ca.Certificate(e.ctx, first.ID)
+	if err != nil || old.Status != "expired" {
+		t.Fatalf("old certificate %+v, %v; want expired", old, err)
+	}
+	if _, _, err := sign(t, e.ks, first.KeyID); err == nil {
+		t.Errorf("the key of an expired certificate still signs")
+	}
+	// Revoking an expired certificate is refused but destroys its key if
+	// somehow still there.
+	if _, err := e.ca.Revoke(e.ctx, first.ID, ca.ReasonKeyCompromise); err == nil {
+		t.Errorf("revoking an expired certificate succeeded")
+	}
+}
+
+func TestOCSPResponderRollover(t *testing.T) {
+	// The responder certificate made at init lives a millisecond, so the
+	// next process to load finds it past two thirds of its life.
+	e := newEnv(t, func(c *ca.Config) { c.OCSPValidity = time.Millisecond })
+	first := e.init().OCSP
+	e.advanced("12345678Z", "Juan", "Español")
+	c, err := e.ca.EnsureCertificate(e.ctx, "12345678Z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, issuing := e.chain()
+	leaf := e.file("citizen.pem", "CERTIFICATE", c.DER)
+
+	// With its responder certificate expired, the issuing CA answers
+	// itself, and relying parties still accept the answer.
+	mustContain(t, "expired responder", e.ocspStatus(root, issuing, leaf), "citizen.pem: good")
+	if got := responder(t, e, c.Cert); !got.Equal(e.ca.Issuing()) {
+		t.Errorf("response signed by %s, want the issuing CA", got.Subject)
+	}
+
+	cfg := e.cfg
+	cfg.OCSPValidity = 0 // default, 90 days
+	next, err := ca.New(cfg, e.ks, e.db, e.reg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Load(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	second := next.OCSPResponder()
+	if second.SerialNumber.Cmp(first.SerialNumber) == 0 {
+		t.Fatalf("responder certificate past its time was not replaced")
+	}
+	keys, err := e.ks.Keys(e.ctx, ca.OwnerOCSP, "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := 0
+	for _, k := range keys {
+		if k.DestroyedAt.IsZero() {
+			live++
+		}
+	}
+	if len(keys) != 2 || live != 1 {
+		t.Fatalf("responder keys: %d, %d live; want the old one destroyed", len(keys), live)
+	}
+	e.ca = next
+	if got := responder(t, e, c.Cert); !got.Equal(second) {
+		t.Errorf("response signed by %s, want the new responder", got.Subject)
+	}
+	mustContain(t, "new responder", openssl(t, e.dir, "x509", "-in", e.file("ocsp.pem", "CERTIFICATE", second.Raw), "-noout", "-text"), "OCSP Signing")
+}
+
+// responder asks e.ca about cert and returns the certificate whose key
+// signed the answer.
+func responder(t *testing.T, e *env, cert *x509.Certificate) *x509.Certificate {
+	t.Helper()
+	reqDER, err := ocsp.CreateRequest(cert, e.ca.Issuing(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.ca.RespondOCSP(e.ctx, reqDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := ocsp.ParseResponseForCert(res.DER, cert, e.ca.Issuing())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Status != ocsp.Good {
+		t.Fatalf("status %d, want good", resp.Status)
+	}
+	if resp.Certificate != nil {
+		return resp.Certificate
+	}
+	return e.ca.Issuing()
+}
