@@ -1,0 +1,465 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/store/sqlite"
+)
+
+// auditListFlag is a flag that may be given more than once.
+type auditListFlag []string
+
+func (l *auditListFlag) String() string { return strings.Join(*l, ",") }
+func (l *auditListFlag) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
+func init() {
+	var ver struct {
+		keys    auditListFlag
+		keyFile string
+		trusted auditListFlag
+		quiet   bool
+	}
+	register(&command{
+		name:    "audit verify",
+		args:    "EXPORT",
+		summary: "check an audit export offline: checkpoint signatures and every record; names the first bad one",
+		flags: func(fs *flag.FlagSet) {
+			ver.keys, ver.trusted = nil, nil
+			fs.Var(&ver.keys, "key", "checkpoint verifier key (name+hash+base64), as 'audit checkpoint' prints it; repeatable (env FIRMA_AUDIT_KEY)")
+			fs.StringVar(&ver.keyFile, "key-file", "", "file of verifier keys, one per line")
+			fs.Var(&ver.trusted, "trusted", "a signed checkpoint kept elsewhere (file saved by 'audit checkpoint'); repeatable. Catches a log cut back together with its checkpoints")
+			fs.BoolVar(&ver.quiet, "q", false, "print nothing when the export verifies")
+		},
+		run: func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+			if len(args) != 1 {
+				return usageErr("want one EXPORT file (- for standard input)")
+			}
+			keys := append([]string(nil), ver.keys...)
+			if k := e.getenv("FIRMA_AUDIT_KEY"); k != "" && len(keys) == 0 {
+				keys = append(keys, k)
+			}
+			if ver.keyFile != "" {
+				b, err := os.ReadFile(ver.keyFile)
+				if err != nil {
+					return fmt.Errorf("key file: %w", err)
+				}
+				for _, l := range strings.Split(string(b), "\n") {
+					if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+						keys = append(keys, l)
+					}
+				}
+			}
+			if len(keys) == 0 {
+				return usageErr("give the checkpoint verifier key with --key or --key-file")
+			}
+			v, err := audit.NewNoteVerifiers(keys...)
+			if err != nil {
+				return fmt.Errorf("%w: %w", errUsage, err)
+			}
+			var trusted [][]byte
+			for _, f := range ver.trusted {
+				b, err := os.ReadFile(f)
+				if err != nil {
+					return fmt.Errorf("trusted checkpoint: %w", err)
+				}
+				trusted = append(trusted, b)
+			}
+			r, closeIn, err := auditOpenIn(args[0])
+			if err != nil {
+				return err
+			}
+			defer closeIn()
+			rep, err := audit.VerifyExport(r, v, trusted...)
+			if err != nil {
+				return err
+			}
+			if !ver.quiet {
+				printAuditReport(e.stdout, rep)
+			}
+			return nil
+		},
+	})
+
+	var exp struct{ out, db string }
+	register(&command{
+		name:    "audit export",
+		summary: "export the audit log as JSON lines (checkpoints and records), after firmad signs a fresh checkpoint",
+		remote:  true,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&exp.out, "out", "-", "file to write (- for standard output)")
+			fs.StringVar(&exp.db, "db", "", "read this SQLite database file directly instead of asking firmad (no new checkpoint)")
+		},
+		run: func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+			if len(args) > 0 {
+				return usageErr("unexpected argument %q", args[0])
+			}
+			w, done, err := auditCreateOut(e, exp.out)
+			if err != nil {
+				return err
+			}
+			if exp.db != "" {
+				err = auditWithDB(ctx, exp.db, func(db *sqlite.DB) error { return audit.ExportStore(ctx, db, w) })
+			} else {
+				err = auditExportRemote(ctx, e, w)
+			}
+			return done(err)
+		},
+	})
+
+	var q struct {
+		citizen, key, portal, from, to, db, page string
+		events                                   auditListFlag
+		limit                                    int
+		json                                     bool
+	}
+	register(&command{
+		name:    "audit query",
+		summary: "list audit records by citizen, key, portal, event type and time range, one page at a time",
+		remote:  true,
+		flags: func(fs *flag.FlagSet) {
+			q.events = nil
+			fs.StringVar(&q.citizen, "citizen", "", "only records about this citizen")
+			fs.StringVar(&q.key, "key", "", "only records about this key id")
+			fs.StringVar(&q.portal, "portal", "", "only records about this portal")
+			fs.Var(&q.events, "event", "only this event type (e.g. key.used, otp.failed); repeatable")
+			fs.StringVar(&q.from, "from", "", "from this time (RFC 3339 or YYYY-MM-DD), inclusive")
+			fs.StringVar(&q.to, "to", "", "until this time (RFC 3339 or YYYY-MM-DD), exclusive")
+			fs.IntVar(&q.limit, "limit", 100, "page size, 1 to 1000")
+			fs.StringVar(&q.page, "page", "", "page token printed at the end of the previous page")
+			fs.BoolVar(&q.json, "json", false, "print each record as its canonical JSON")
+			fs.StringVar(&q.db, "db", "", "read this SQLite database file directly instead of asking firmad")
+		},
+		run: func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+			if len(args) > 0 {
+				return usageErr("unexpected argument %q", args[0])
+			}
+			from, err := auditTimeFlag("from", q.from)
+			if err != nil {
+				return err
+			}
+			to, err := auditTimeFlag("to", q.to)
+			if err != nil {
+				return err
+			}
+			if q.limit < 1 || q.limit > audit.MaxPage {
+				return usageErr("--limit must be 1 to %d", audit.MaxPage)
+			}
+			var recs []*audit.Record
+			var next string
+			if q.db != "" {
+				f := audit.Filter{Citizen: q.citizen, KeyID: q.key, Portal: q.portal, From: from, To: to, Limit: q.limit}
+				for _, ev := range q.events {
+					f.Events = append(f.Events, audit.Event(ev))
+				}
+				if q.page != "" {
+					if _, err := fmt.Sscan(q.page, &f.Cursor); err != nil {
+						return usageErr("--page %q is not a page token", q.page)
+					}
+				}
+				err = auditWithDB(ctx, q.db, func(db *sqlite.DB) error {
+					p, err := audit.Query(ctx, db, f)
+					if err != nil {
+						return err
+					}
+					recs = p.Records
+					if p.Next != 0 {
+						next = fmt.Sprint(p.Next)
+					}
+					return nil
+				})
+			} else {
+				req := &firmav1.QueryAuditRequest{Citizen: q.citizen, KeyId: q.key, Portal: q.portal, Events: q.events,
+					From: auditPBTime(from), To: auditPBTime(to), PageToken: q.page, PageSize: int32(q.limit)}
+				err = auditRemote(ctx, e, func(ctx context.Context, c firmav1.AuditServiceClient) error {
+					resp, err := c.QueryAudit(ctx, req)
+					if err != nil {
+						return err
+					}
+					for _, r := range resp.GetRecords() {
+						rec, err := audit.ParseRecord(r.GetLeaf())
+						if err != nil {
+							return fmt.Errorf("record %d from firmad: %w", r.GetSeq(), err)
+						}
+						recs = append(recs, rec)
+					}
+					next = resp.GetNextPageToken()
+					return nil
+				})
+			}
+			if err != nil {
+				return err
+			}
+			return printAuditRecords(e.stdout, recs, next, q.json)
+		},
+	})
+
+	var rep struct{ citizen, portal, from, to, db string }
+	register(&command{
+		name:    "audit report",
+		summary: "summarise key use (signatures, failures, documents, first and last use) per citizen, portal and key",
+		remote:  true,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&rep.citizen, "citizen", "", "report on this citizen only")
+			fs.StringVar(&rep.portal, "portal", "", "report on this portal only")
+			fs.StringVar(&rep.from, "from", "", "from this time (RFC 3339 or YYYY-MM-DD), inclusive")
+			fs.StringVar(&rep.to, "to", "", "until this time (RFC 3339 or YYYY-MM-DD), exclusive")
+			fs.StringVar(&rep.db, "db", "", "read this SQLite database file directly instead of asking firmad")
+		},
+		run: func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+			if len(args) > 0 {
+				return usageErr("unexpected argument %q", args[0])
+			}
+			from, err := auditTimeFlag("from", rep.from)
+			if err != nil {
+				return err
+			}
+			to, err := auditTimeFlag("to", rep.to)
+			if err != nil {
+				return err
+			}
+			var us []*audit.Usage
+			if rep.db != "" {
+				err = auditWithDB(ctx, rep.db, func(db *sqlite.DB) error {
+					us, err = audit.KeyUsage(ctx, db, rep.citizen, rep.portal, from, to)
+					return err
+				})
+			} else {
+				err = auditRemote(ctx, e, func(ctx context.Context, c firmav1.AuditServiceClient) error {
+					resp, err := c.KeyUsageReport(ctx, &firmav1.KeyUsageReportRequest{Citizen: rep.citizen, Portal: rep.portal, From: auditPBTime(from), To: auditPBTime(to)})
+					if err != nil {
+						return err
+					}
+					for _, u := range resp.GetUsage() {
+						us = append(us, &audit.Usage{Citizen: u.GetCitizen(), Portal: u.GetPortal(), KeyID: u.GetKeyId(),
+							Signatures: u.GetSignatures(), Failures: u.GetFailures(), Documents: u.GetDocuments(),
+							First: u.GetFirst().AsTime(), Last: u.GetLast().AsTime()})
+					}
+					return nil
+				})
+			}
+			if err != nil {
+				return err
+			}
+			return printAuditUsage(e.stdout, us)
+		},
+	})
+
+	var cp struct{ out string }
+	register(&command{
+		name:    "audit checkpoint",
+		summary: "fetch the latest signed audit checkpoint (signing one if the log grew) to keep it outside the service",
+		remote:  true,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&cp.out, "out", "", "write the signed checkpoint to this file, for 'audit verify --trusted'")
+		},
+		run: func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+			if len(args) > 0 {
+				return usageErr("unexpected argument %q", args[0])
+			}
+			return auditRemote(ctx, e, func(ctx context.Context, c firmav1.AuditServiceClient) error {
+				resp, err := c.GetCheckpoint(ctx, &firmav1.GetCheckpointRequest{})
+				if err != nil {
+					return err
+				}
+				// Check what came back with the key it came with; the
+				// auditor still compares that key with the published one.
+				v, err := audit.NewNoteVerifiers(resp.GetVerifierKey())
+				if err != nil {
+					return fmt.Errorf("verifier key from firmad: %w", err)
+				}
+				chk, err := audit.OpenCheckpoint([]byte(resp.GetNote()), v)
+				if err != nil {
+					return fmt.Errorf("checkpoint from firmad: %w", err)
+				}
+				if cp.out != "" {
+					if err := os.WriteFile(cp.out, []byte(resp.GetNote()), 0o644); err != nil {
+						return fmt.Errorf("write checkpoint: %w", err)
+					}
+				}
+				fmt.Fprintf(e.stdout, "checkpoint of %s: %d records, root %s\n", chk.Origin, chk.Size, chk.Root)
+				fmt.Fprintf(e.stdout, "verifier key: %s\n", resp.GetVerifierKey())
+				if len(resp.GetTimestamp()) > 0 {
+					fmt.Fprintf(e.stdout, "RFC 3161 timestamp: %d bytes\n", len(resp.GetTimestamp()))
+				}
+				if cp.out != "" {
+					fmt.Fprintf(e.stdout, "written to %s\n", cp.out)
+				} else {
+					fmt.Fprint(e.stdout, "\n", resp.GetNote())
+				}
+				return nil
+			})
+		},
+	})
+}
+
+func auditOpenIn(name string) (io.Reader, func(), error) {
+	if name == "-" {
+		return bufio.NewReader(os.Stdin), func() {}, nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open export: %w", err)
+	}
+	return f, func() { f.Close() }, nil
+}
+
+// auditCreateOut opens the output; done closes it and, on error, removes a
+// partial file so nobody mistakes it for a whole export.
+func auditCreateOut(e *env, name string) (io.Writer, func(error) error, error) {
+	if name == "-" || name == "" {
+		return e.stdout, func(err error) error { return err }, nil
+	}
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create %s: %w", name, err)
+	}
+	return f, func(err error) error {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(name)
+			return err
+		}
+		fmt.Fprintf(e.stderr, "audit export written to %s\n", name)
+		return nil
+	}, nil
+}
+
+func auditWithDB(ctx context.Context, path string, fn func(*sqlite.DB) error) error {
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return fn(db)
+}
+
+func auditRemote(ctx context.Context, e *env, fn func(context.Context, firmav1.AuditServiceClient) error) error {
+	conn, err := e.conn.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	cctx, cancel := e.conn.callCtx(ctx)
+	defer cancel()
+	return fn(cctx, firmav1.NewAuditServiceClient(conn))
+}
+
+func auditExportRemote(ctx context.Context, e *env, w io.Writer) error {
+	conn, err := e.conn.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// An export streams the whole log: no per-call deadline beyond ctx.
+	stream, err := firmav1.NewAuditServiceClient(conn).ExportAudit(ctx, &firmav1.ExportAuditRequest{})
+	if err != nil {
+		return err
+	}
+	for {
+		c, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(c.GetData()); err != nil {
+			return fmt.Errorf("write export: %w", err)
+		}
+	}
+}
+
+func auditTimeFlag(name, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, usageErr("--%s %q: want RFC 3339 (2026-11-25T09:00:00Z) or a date (2026-11-25)", name, v)
+}
+
+func auditPBTime(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+func printAuditReport(w io.Writer, r *audit.Report) {
+	fmt.Fprintf(w, "audit export verified: %d records of log %s\n", r.Records, r.Origin)
+	fmt.Fprintf(w, "tree size %d, root %s\n", r.Size, r.Root)
+	fmt.Fprintf(w, "%d checkpoints verified (%d trusted, %d with an RFC 3161 timestamp)\n", r.Checkpoints, r.Trusted, r.Timestamped)
+	if r.Unsigned > 0 {
+		fmt.Fprintf(w, "note: %d newer records were not yet under a checkpoint and are not in this export\n", r.Unsigned)
+	}
+}
+
+func printAuditRecords(w io.Writer, recs []*audit.Record, next string, asJSON bool) error {
+	if asJSON {
+		for _, r := range recs {
+			leaf, err := r.Leaf()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "%s\n", leaf)
+		}
+	} else {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SEQ\tTIME\tEVENT\tOUTCOME\tACTOR\tCITIZEN\tPORTAL\tKEY\tDOCS")
+		for _, r := range recs {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s:%s\t%s\t%s\t%s\t%d\n", r.Seq, r.Time.Format(time.RFC3339), r.Event, r.Outcome,
+				r.Actor.Role, r.Actor.ID, auditDash(r.Citizen), auditDash(r.Portal), auditDash(r.KeyID), len(r.Documents))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if next != "" {
+		fmt.Fprintf(w, "# more: --page %s\n", next)
+	}
+	return nil
+}
+
+func printAuditUsage(w io.Writer, us []*audit.Usage) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CITIZEN\tPORTAL\tKEY\tSIGNATURES\tFAILURES\tDOCUMENTS\tFIRST\tLAST")
+	var sig, fail, docs int64
+	for _, u := range us {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", auditDash(u.Citizen), auditDash(u.Portal), auditDash(u.KeyID), u.Signatures, u.Failures,
+			u.Documents, u.First.Format(time.RFC3339), u.Last.Format(time.RFC3339))
+		sig, fail, docs = sig+u.Signatures, fail+u.Failures, docs+u.Documents
+	}
+	fmt.Fprintf(tw, "TOTAL\t\t\t%d\t%d\t%d\t\t\n", sig, fail, docs)
+	return tw.Flush()
+}
+
+func auditDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
