@@ -62,9 +62,12 @@ type ServerConfig struct {
 	Serials  SerialSource
 	// MaxQueryBytes bounds the request body; 0 means DefaultMaxQueryBytes.
 	MaxQueryBytes int64
-	Now           func() time.Time // nil means time.Now
-	Logger        *slog.Logger
-	Registerer    prometheus.Registerer // nil registers no metrics
+	// Audit, if set, records every use of the key (AuditLog writes to the
+	// audit log); a token is handed out only once it is recorded.
+	Audit      AuditFunc
+	Now        func() time.Time // nil means time.Now
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer // nil registers no metrics
 }
 
 // Server is the built-in RFC 3161 TSA, an http.Handler answering
@@ -257,11 +260,19 @@ func (s *Server) Respond(ctx context.Context, query []byte) ([]byte, FailInfo, e
 		reply, _, _ := s.reject(FailTimeNotAvailable, "TSA certificate not valid now")
 		return reply, FailTimeNotAvailable, errors.New("tsa certificate not valid now")
 	}
+	genTime := now.Truncate(resolution(s.cfg.Accuracy))
 	serial, err := s.cfg.Serials.Next(ctx)
 	if err != nil {
 		return s.systemFailure(err)
 	}
-	token, err := s.token(ctx, &req, h, serial, now)
+	token, err := s.token(ctx, &req, h, serial, genTime)
+	if s.cfg.Audit != nil {
+		iss := &Issued{KeyID: keyID(s.cfg.Signer), Serial: serial, Hash: h, Digest: req.MessageImprint.HashedMessage,
+			Policy: s.cfg.Policy, Time: genTime}
+		if aerr := s.cfg.Audit(ctx, iss, err); aerr != nil {
+			return s.systemFailure(errors.Join(err, fmt.Errorf("audit: %w", aerr)))
+		}
+	}
 	if err != nil {
 		return s.systemFailure(err)
 	}
@@ -272,7 +283,7 @@ func (s *Server) Respond(ctx context.Context, query []byte) ([]byte, FailInfo, e
 	return reply, -1, nil
 }
 
-func (s *Server) token(ctx context.Context, req *request, h crypto.Hash, serial *big.Int, now time.Time) ([]byte, error) {
+func (s *Server) token(ctx context.Context, req *request, h crypto.Hash, serial *big.Int, genTime time.Time) ([]byte, error) {
 	info := tstInfo{
 		Version: 1,
 		Policy:  s.cfg.Policy,
@@ -281,7 +292,7 @@ func (s *Server) token(ctx context.Context, req *request, h crypto.Hash, serial 
 			HashedMessage: req.MessageImprint.HashedMessage,
 		},
 		SerialNumber: serial,
-		GenTime:      generalizedTime(now.Truncate(resolution(s.cfg.Accuracy))),
+		GenTime:      generalizedTime(genTime),
 		Accuracy:     accuracyOf(s.cfg.Accuracy),
 		Nonce:        req.Nonce,
 		TSA:          s.tsaName,
