@@ -122,6 +122,7 @@ const (
 	FailSystemFailure       FailInfo = 25
 )
 
+// String returns the RFC 3161 name of the bit, as in "badDataFormat".
 func (f FailInfo) String() string {
 	switch f {
 	case FailBadAlg:

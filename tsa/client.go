@@ -131,6 +131,7 @@ type Error struct {
 	Attempts []error // every attempt, in order
 }
 
+// Error lists every failed attempt.
 func (e *Error) Error() string {
 	msgs := make([]string, len(e.Attempts))
 	for i, a := range e.Attempts {
@@ -309,6 +310,7 @@ type RejectionError struct {
 	Text     []string // the TSA's statusString, if any
 }
 
+// Error names the status, failure bit and the TSA's own text.
 func (e *RejectionError) Error() string {
 	msg := fmt.Sprintf("%v: PKIStatus %d", ErrRejected, e.Status)
 	if e.FailInfo >= 0 {

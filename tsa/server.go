@@ -410,6 +410,7 @@ type ctxSigner struct {
 	crypto.Signer
 }
 
+// Sign signs with the request's context when the key is in the keystore.
 func (c ctxSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
 	ks, ok := c.Signer.(*keystore.Signer)
 	if !ok {

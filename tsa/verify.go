@@ -17,31 +17,6 @@ import (
 	"github.com/digitorus/timestamp"
 )
 
-// Sentinel errors. The reasons a token is refused all wrap ErrBadToken;
-// the client wraps those in ErrBadReply.
-var (
-	// ErrUnavailable means no configured TSA could be reached or every one
-	// failed on its side (connection refused, timeout, HTTP 5xx).
-	ErrUnavailable = errors.New("no time-stamping authority available")
-	// ErrBadReply means a TSA answered, but with a reply that fails a check.
-	ErrBadReply = errors.New("bad time-stamp reply")
-	// ErrRejected means a TSA refused the request (PKIStatus rejection).
-	ErrRejected = errors.New("time-stamp request rejected")
-	// ErrBadToken means a time-stamp token fails verification.
-	ErrBadToken = errors.New("invalid time-stamp token")
-
-	ErrMalformed           = fmt.Errorf("%w: malformed", ErrBadToken)
-	ErrSignature           = fmt.Errorf("%w: signature does not verify", ErrBadToken)
-	ErrImprintMismatch     = fmt.Errorf("%w: message imprint differs from the one asked for", ErrBadToken)
-	ErrNonceMismatch       = fmt.Errorf("%w: nonce differs from the one sent", ErrBadToken)
-	ErrPolicyMismatch      = fmt.Errorf("%w: policy not accepted", ErrBadToken)
-	ErrUntrusted           = fmt.Errorf("%w: TSA certificate does not chain to a trusted root", ErrBadToken)
-	ErrCertificateUsage    = fmt.Errorf("%w: TSA certificate not restricted to time stamping", ErrBadToken)
-	ErrSigningCertMismatch = fmt.Errorf("%w: ESS signing-certificate attribute does not match the TSA certificate", ErrBadToken)
-	// ErrUnsupportedHash is returned for a hash the client will not ask for.
-	ErrUnsupportedHash = errors.New("unsupported hash algorithm")
-)
-
 // Token is a verified RFC 3161 time-stamp token.
 type Token struct {
 	// DER is the TimeStampToken, a CMS ContentInfo: what CAdES embeds as
