@@ -49,6 +49,8 @@ type Store interface {
 	TSAStore
 	RegistryStore
 	SMSStore
+	PortalStore
+	TransactionStore
 	CAStore
 	Ping(ctx context.Context) error
 	Close() error

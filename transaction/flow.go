@@ -1,0 +1,370 @@
+package transaction
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+
+	"github.com/firma-cloud/firma/policy"
+	"github.com/firma-cloud/firma/registry"
+	"github.com/firma-cloud/firma/sms"
+	"github.com/firma-cloud/firma/store"
+)
+
+// View is what the approval page shows for the transaction id: it needs
+// no sign-in, since the id in the citizen's URL is the capability.
+func (s *Service) View(ctx context.Context, id string) (*View, error) {
+	t, err := s.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.view(ctx, t)
+}
+
+func (s *Service) view(ctx context.Context, t *store.Transaction) (*View, error) {
+	p, err := s.opt.Portals.Get(ctx, t.PortalID)
+	if err != nil {
+		return nil, fail(CodeUnavailable, "the portal registry failed; retry", err)
+	}
+	docs, err := s.st.Documents(ctx, t.ID, false)
+	if err != nil {
+		return nil, fail(CodeUnavailable, "the transaction store failed; retry", err)
+	}
+	v := &View{ID: t.ID, PortalName: p.Name, CitizenMasked: maskID(t.CitizenID), State: State(t.State),
+		ApprovalCode: policy.ShortCode(t.ApprovalDigest), ExpiresAt: t.ExpiresAt, Summary: Summary(t.Summary),
+		ErrorCode: Code(t.ErrorCode), ErrorMessage: t.ErrorMessage, ErrorURL: withID(t.ErrorURL, t.ID)}
+	for _, d := range toTransaction(t, docs).Documents {
+		v.Documents = append(v.Documents, ViewDocument{Index: d.Index, Name: d.Name, MediaType: d.MediaType, Size: d.Size,
+			Format: d.Format, ShortCode: policy.ShortCode(d.Digest), Status: d.Status})
+	}
+	if State(t.State).Final() {
+		v.ReturnURL = v.ErrorURL
+		if State(t.State) == StateDone {
+			v.ReturnURL = withID(t.OKURL, t.ID)
+		}
+	}
+	if t.OTPSends > 0 && !State(t.State).Final() {
+		if c, err := s.opt.Citizens.Citizen(ctx, t.CitizenID); err == nil {
+			v.OTP = s.otpStatus(t, c.Mobile)
+		}
+	}
+	v.Certificate = s.certificateView(ctx, t)
+	return v, nil
+}
+
+func (s *Service) certificateView(ctx context.Context, t *store.Transaction) *CertificateView {
+	if t.CertificateID != "" {
+		if c, err := s.opt.Certificates.Certificate(ctx, t.CertificateID); err == nil && c.Cert != nil {
+			return &CertificateView{Subject: c.Cert.Subject.String(), Serial: c.Serial, Issuer: c.Cert.Issuer.String(), NotAfter: c.NotAfter}
+		}
+	}
+	if State(t.State).Final() {
+		return nil
+	}
+	c, err := s.signingCertificate(ctx, t.CitizenID)
+	switch {
+	case err != nil:
+		return nil
+	case c == nil:
+		return &CertificateView{WillIssue: true}
+	case c.Cert != nil:
+		return &CertificateView{Subject: c.Cert.Subject.String(), Serial: c.Serial, Issuer: c.Cert.Issuer.String(), NotAfter: c.NotAfter}
+	}
+	return nil
+}
+
+func (s *Service) otpStatus(t *store.Transaction, mobile string) *OTPStatus {
+	return &OTPStatus{SentTo: sms.Mask(mobile), ExpiresAt: t.OTPExpiresAt, TriesLeft: max(0, s.rules.MaxTries-t.OTPTries),
+		ResendsLeft: s.rules.ResendsLeft(t.OTPSends), ResendAt: t.OTPSentAt.Add(s.rules.ResendGap)}
+}
+
+// Authenticate signs the citizen in with DNI/NIE and Cl@ve Permanente
+// password. The DNI/NIE must be the transaction's. It returns a session
+// token that the later steps require.
+func (s *Service) Authenticate(ctx context.Context, id, citizenID, password string) (*Session, error) {
+	nid, err := registry.NormalizeID("citizen_id", citizenID)
+	if err != nil {
+		return nil, invalid("citizen_id", "not a valid DNI or NIE")
+	}
+	for range maxRetries {
+		t, err := s.load(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		switch State(t.State) {
+		case StateCreated, StateAuthenticated, StateOTPSent:
+		default:
+			return nil, stateError(t)
+		}
+		// Checked before the password, so a mistyped DNI never counts as a
+		// failure against someone else's credential.
+		if nid != t.CitizenID {
+			return nil, refuse(CodeCitizenMismatch, "this signature request is for another citizen")
+		}
+		if _, err := s.opt.Citizens.Authenticate(ctx, nid, password); err != nil {
+			switch {
+			case errors.Is(err, registry.ErrLocked):
+				return nil, refuse(CodeCredentialLocked, "%s", err.Error())
+			case errors.Is(err, registry.ErrBadCredentials), errors.Is(err, registry.ErrInvalid):
+				return nil, refuse(CodeBadCredentials, "wrong DNI/NIE or password")
+			}
+			return nil, fail(CodeUnavailable, "the citizen registry failed; retry", err)
+		}
+		tok := make([]byte, 32)
+		if _, err := rand.Read(tok); err != nil {
+			return nil, fail(CodeUnavailable, "no randomness", err)
+		}
+		token := base64.RawURLEncoding.EncodeToString(tok)
+		now := s.now().UTC()
+		t.SessionHash, t.UpdatedAt = s.sessionHash(t.ID, token), now
+		if State(t.State) == StateCreated {
+			t.State, t.AuthenticatedAt = string(StateAuthenticated), now
+		}
+		if err := s.st.UpdateTransaction(ctx, t); errors.Is(err, store.ErrConflict) {
+			continue
+		} else if err != nil {
+			return nil, fail(CodeUnavailable, "the transaction store failed; retry", err)
+		}
+		s.log.InfoContext(ctx, "citizen authenticated", "transaction", t.ID)
+		v, err := s.view(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		return &Session{Token: token, View: v}, nil
+	}
+	return nil, fail(CodeUnavailable, "the transaction is busy; retry", nil)
+}
+
+// SendOTP sends the one-time password by SMS: the first one after
+// sign-in, or a new one (see Resend) within the resend limits.
+func (s *Service) SendOTP(ctx context.Context, id, session string) (*OTPStatus, error) {
+	return s.send(ctx, id, session, false)
+}
+
+// Resend sends a new one-time password, voiding the previous one: at most
+// OTPRules.MaxResends times, OTPRules.ResendGap apart. Wrong tries are not
+// reset.
+func (s *Service) Resend(ctx context.Context, id, session string) (*OTPStatus, error) {
+	return s.send(ctx, id, session, true)
+}
+
+func (s *Service) send(ctx context.Context, id, session string, resend bool) (*OTPStatus, error) {
+	for range maxRetries {
+		t, err := s.load(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		switch State(t.State) {
+		case StateAuthenticated, StateOTPSent:
+		default:
+			return nil, stateError(t)
+		}
+		if err := s.checkSession(t, session); err != nil {
+			return nil, err
+		}
+		if resend && t.OTPSends == 0 {
+			return nil, refuse(CodeOTPNotSent, "no code was sent yet")
+		}
+		now := s.now().UTC()
+		if err := s.rules.MaySend(t.OTPSends, t.OTPSentAt, now); err != nil {
+			var r *policy.Refusal
+			errors.As(err, &r)
+			code := CodeResendLimit
+			if r != nil && r.Rule == policy.RuleOTPResendTooSoon {
+				code = CodeResendTooSoon
+			}
+			return nil, &Error{Code: code, Message: err.Error(), Err: err}
+		}
+		c, err := s.opt.Citizens.Citizen(ctx, t.CitizenID)
+		if err != nil {
+			return nil, fail(CodeUnavailable, "the citizen registry failed; retry", err)
+		}
+		p, err := s.opt.Portals.Get(ctx, t.PortalID)
+		if err != nil {
+			return nil, fail(CodeUnavailable, "the portal registry failed; retry", err)
+		}
+		docs, err := s.st.Documents(ctx, t.ID, false)
+		if err != nil {
+			return nil, fail(CodeUnavailable, "the transaction store failed; retry", err)
+		}
+		code, err := policy.NewOTP()
+		if err != nil {
+			return nil, fail(CodeUnavailable, "no randomness", err)
+		}
+		// The send is reserved in the store before the SMS goes, so that
+		// two clicks cannot both pass the limits; a failed SMS gives the
+		// reservation back.
+		prev := *t
+		t.State = string(StateOTPSent)
+		t.OTPHash = s.otp.Hash(t.ID, t.ApprovalDigest, code)
+		t.OTPExpiresAt, t.OTPSentAt, t.OTPSends, t.UpdatedAt = now.Add(s.rules.TTL), now, t.OTPSends+1, now
+		if err := s.st.UpdateTransaction(ctx, t); errors.Is(err, store.ErrConflict) {
+			continue
+		} else if err != nil {
+			return nil, fail(CodeUnavailable, "the transaction store failed; retry", err)
+		}
+		text := policy.OTPMessage(p.Name, len(docs), policy.ShortCode(t.ApprovalDigest), code, s.rules.TTL)
+		if err := s.opt.SMS.Send(ctx, c.Mobile, text); err != nil {
+			s.m.sms.WithLabelValues("failed").Inc()
+			s.unsend(ctx, t, &prev)
+			s.log.WarnContext(ctx, "otp sms failed", "transaction", t.ID, "err", err)
+			return nil, fail(CodeSMSFailed, "the text message with the code could not be sent; try again in a moment", err)
+		}
+		s.m.sms.WithLabelValues("sent").Inc()
+		s.log.InfoContext(ctx, "otp sent", "transaction", t.ID, "to", sms.Mask(c.Mobile), "sends", t.OTPSends)
+		return s.otpStatus(t, c.Mobile), nil
+	}
+	return nil, fail(CodeUnavailable, "the transaction is busy; retry", nil)
+}
+
+// unsend gives back a reserved send whose SMS failed, unless the
+// transaction moved on meanwhile.
+func (s *Service) unsend(ctx context.Context, t, prev *store.Transaction) {
+	back := *prev
+	back.Version = t.Version
+	back.UpdatedAt = s.now().UTC()
+	if err := s.st.UpdateTransaction(ctx, &back); err != nil {
+		s.log.WarnContext(ctx, "otp send not given back", "transaction", t.ID, "err", err)
+	}
+}
+
+// Approve checks the one-time password and, if it is right, signs every
+// document. It returns the transaction as it ended (done or failed). A
+// wrong code counts a try; at the last one the transaction fails.
+func (s *Service) Approve(ctx context.Context, id, session, otp string) (*View, error) {
+	t, err := s.approve(ctx, id, session, otp)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.sign(ctx, t); err != nil {
+		return nil, err
+	}
+	t, err = s.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.view(ctx, t)
+}
+
+func (s *Service) approve(ctx context.Context, id, session, otp string) (*store.Transaction, error) {
+	for range maxRetries {
+		t, err := s.load(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		switch State(t.State) {
+		case StateOTPSent:
+		case StateAuthenticated:
+			return nil, refuse(CodeOTPNotSent, "ask for the code first")
+		default:
+			return nil, stateError(t)
+		}
+		if err := s.checkSession(t, session); err != nil {
+			return nil, err
+		}
+		if !policy.WellFormedOTP(otp) {
+			return nil, invalid("otp", "the code has %d digits", policy.OTPDigits)
+		}
+		now := s.now().UTC()
+		if !now.Before(t.OTPExpiresAt) || len(t.OTPHash) == 0 {
+			s.m.otp.WithLabelValues("expired").Inc()
+			return nil, refuse(CodeOTPExpired, "the code has expired; ask for a new one")
+		}
+		if !s.otp.Check(t.OTPHash, t.ID, t.ApprovalDigest, otp) {
+			t.OTPTries++
+			t.UpdatedAt = now
+			if t.OTPTries >= s.rules.MaxTries {
+				err := s.finish(ctx, t, StateFailed, CodeOTPLocked, fmt.Sprintf(
+					"a wrong code was entered %d times; the signature was not made and must be started again from the portal", t.OTPTries))
+				if errors.Is(err, store.ErrConflict) {
+					continue
+				}
+				if err != nil {
+					return nil, fail(CodeUnavailable, "the transaction store failed; retry", err)
+				}
+				s.m.otp.WithLabelValues("locked").Inc()
+				s.log.WarnContext(ctx, "otp locked", "transaction", t.ID)
+				return nil, refuse(CodeOTPLocked, "%s", t.ErrorMessage)
+			}
+			if err := s.st.UpdateTransaction(ctx, t); errors.Is(err, store.ErrConflict) {
+				continue
+			} else if err != nil {
+				return nil, fail(CodeUnavailable, "the transaction store failed; retry", err)
+			}
+			s.m.otp.WithLabelValues("wrong").Inc()
+			left := s.rules.MaxTries - t.OTPTries
+			return nil, refuse(CodeOTPInvalid, "wrong code; %d %s left", left, plural(left, "try", "tries"))
+		}
+		// Single use: the hash goes in the same update that approves.
+		t.State, t.OTPHash, t.ApprovedAt, t.UpdatedAt = string(StateApproved), nil, now, now
+		if err := s.st.UpdateTransaction(ctx, t); errors.Is(err, store.ErrConflict) {
+			continue
+		} else if err != nil {
+			return nil, fail(CodeUnavailable, "the transaction store failed; retry", err)
+		}
+		s.m.otp.WithLabelValues("ok").Inc()
+		s.log.InfoContext(ctx, "transaction approved", "transaction", t.ID)
+		return t, nil
+	}
+	return nil, fail(CodeUnavailable, "the transaction is busy; retry", nil)
+}
+
+// Reject ends the transaction at the citizen's request. Before sign-in
+// no session is needed (the citizen only has the link); after it, the
+// session is.
+func (s *Service) Reject(ctx context.Context, id, session string) (*View, error) {
+	for range maxRetries {
+		t, err := s.load(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		switch State(t.State) {
+		case StateCreated:
+		case StateAuthenticated, StateOTPSent:
+			if err := s.checkSession(t, session); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, stateError(t)
+		}
+		err = s.finish(ctx, t, StateRejected, CodeCancelledByCitizen, "the citizen rejected the signature")
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, fail(CodeUnavailable, "the transaction store failed; retry", err)
+		}
+		return s.view(ctx, t)
+	}
+	return nil, fail(CodeUnavailable, "the transaction is busy; retry", nil)
+}
+
+// withID adds transaction_id to a portal URL, keeping its query.
+func withID(u, id string) string {
+	p, err := url.Parse(u)
+	if err != nil || u == "" {
+		return ""
+	}
+	q := p.Query()
+	q.Set("transaction_id", id)
+	p.RawQuery = q.Encode()
+	return p.String()
+}
+
+// maskID shows only the last four characters of a DNI/NIE.
+func maskID(id string) string {
+	if len(id) <= 4 {
+		return "****"
+	}
+	return "****" + id[len(id)-4:]
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

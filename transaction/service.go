@@ -1,0 +1,448 @@
+package transaction
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/firma-cloud/firma/ca"
+	"github.com/firma-cloud/firma/policy"
+	"github.com/firma-cloud/firma/portal"
+	"github.com/firma-cloud/firma/registry"
+	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/sms"
+	"github.com/firma-cloud/firma/store"
+)
+
+// Defaults of Options.
+const (
+	DefaultTTL              = 10 * time.Minute
+	DefaultCallbackAttempts = 8
+	maxNameLen              = 200
+	maxIdempotencyKey       = 128
+)
+
+// Options wires a Service. Store, Portals, Citizens, Certificates, Core,
+// Keys, SMS, OTPKey and BaseURL are required.
+type Options struct {
+	Store        store.TransactionStore
+	Portals      Portals
+	Citizens     Citizens
+	Certificates Certificates
+	Core         Core
+	Keys         Keys
+	SMS          sms.Gateway
+	// OTPKey keys the stored hashes of one-time passwords and citizen
+	// sessions: at least 32 random bytes, the same on every node.
+	OTPKey []byte
+	OTP    policy.OTPRules
+	// BaseURL is the public URL of firmad's HTTP listener; citizens are
+	// sent to BaseURL + "/sign/" + id.
+	BaseURL string
+	// TTL is how long a transaction may wait for approval; default 10 min.
+	TTL time.Duration
+	// Timestamper, if set, makes CAdES and PAdES signatures B-T by default.
+	Timestamper signer.Timestamper
+	// Formats picks a format for documents that name none; default PDF ->
+	// PAdES, everything else -> CAdES.
+	Formats *signer.DefaultFormats
+	// HTTPClient posts callbacks; default a client with a 10 s timeout.
+	HTTPClient *http.Client
+	// CallbackAttempts is how many times a callback is tried; default 8,
+	// with exponential backoff from CallbackBackoff (default 1 s) up to 5
+	// minutes between tries.
+	CallbackAttempts int
+	CallbackBackoff  time.Duration
+	Log              *slog.Logger
+	Registerer       prometheus.Registerer
+	Clock            func() time.Time
+}
+
+// Service runs signing transactions.
+type Service struct {
+	st      store.TransactionStore
+	opt     Options
+	rules   policy.OTPRules
+	otp     *policy.OTPHasher
+	log     *slog.Logger
+	now     func() time.Time
+	m       *metrics
+	formats signer.DefaultFormats
+	client  *http.Client
+	kick    chan struct{}
+}
+
+// New returns a service.
+func New(opt Options) (*Service, error) {
+	switch {
+	case opt.Store == nil:
+		return nil, errors.New("transaction: a store is required")
+	case opt.Portals == nil:
+		return nil, errors.New("transaction: a portal registry is required")
+	case opt.Citizens == nil:
+		return nil, errors.New("transaction: a citizen registry is required")
+	case opt.Certificates == nil:
+		return nil, errors.New("transaction: a certificate authority is required")
+	case opt.Core == nil || opt.Keys == nil:
+		return nil, errors.New("transaction: the signing core and keystore are required")
+	case opt.SMS == nil:
+		return nil, errors.New("transaction: an SMS gateway is required")
+	}
+	u, err := url.Parse(opt.BaseURL)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return nil, fmt.Errorf("transaction: base URL %q is not an absolute URL", opt.BaseURL)
+	}
+	h, err := policy.NewOTPHasher(opt.OTPKey)
+	if err != nil {
+		return nil, fmt.Errorf("transaction: %w", err)
+	}
+	if opt.TTL <= 0 {
+		opt.TTL = DefaultTTL
+	}
+	if opt.CallbackAttempts <= 0 {
+		opt.CallbackAttempts = DefaultCallbackAttempts
+	}
+	if opt.CallbackBackoff <= 0 {
+		opt.CallbackBackoff = time.Second
+	}
+	s := &Service{st: opt.Store, opt: opt, rules: opt.OTP.WithDefaults(), otp: h, log: opt.Log, now: opt.Clock,
+		client: opt.HTTPClient, kick: make(chan struct{}, 1)}
+	s.opt.BaseURL = strings.TrimRight(opt.BaseURL, "/")
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.client == nil {
+		s.client = &http.Client{Timeout: 10 * time.Second}
+	}
+	if opt.Formats != nil {
+		s.formats = *opt.Formats
+	} else {
+		s.formats = signer.StandardFormats()
+	}
+	if s.m, err = newMetrics(opt.Registerer); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// TTL is how long a transaction waits for approval.
+func (s *Service) TTL() time.Duration { return s.opt.TTL }
+
+// OTPRules are the one-time password limits in force.
+func (s *Service) OTPRules() policy.OTPRules { return s.rules }
+
+var hashes = map[string]crypto.Hash{HashSHA256: crypto.SHA256, HashSHA384: crypto.SHA384, HashSHA512: crypto.SHA512}
+
+// ParseHash maps a hash name (sha256, SHA-256, ...) to its crypto.Hash.
+func ParseHash(name string) (string, crypto.Hash, error) {
+	n := strings.ToLower(strings.ReplaceAll(name, "-", ""))
+	if n == "" {
+		n = HashSHA256
+	}
+	h, ok := hashes[n]
+	if !ok {
+		return "", 0, fmt.Errorf("unknown hash %q (want sha256, sha384 or sha512)", name)
+	}
+	return n, h, nil
+}
+
+// Create checks a portal's request and records the transaction; the
+// portal then sends the citizen to RedirectURL.
+func (s *Service) Create(ctx context.Context, p *store.Portal, req CreateRequest) (*Created, error) {
+	c, err := s.create(ctx, p, req)
+	outcome := "ok"
+	if err != nil {
+		outcome = string(CodeOf(err))
+		if outcome == "" {
+			outcome = "error"
+		}
+	}
+	s.m.created.WithLabelValues(outcome).Inc()
+	return c, err
+}
+
+func (s *Service) create(ctx context.Context, p *store.Portal, req CreateRequest) (*Created, error) {
+	if p == nil || p.Status != store.PortalActive {
+		return nil, refuse(CodeForbidden, "the portal is not active")
+	}
+	lim := portal.EffectiveLimits(p)
+	citizenID, err := registry.NormalizeID("citizen_id", req.CitizenID)
+	if err != nil {
+		return nil, invalid("citizen_id", "%s", strings.TrimPrefix(err.Error(), "citizen_id: "))
+	}
+	if !portal.RedirectAllowed(p, req.OKURL) {
+		return nil, &Error{Code: CodeBadRedirect, Field: "ok_url", Message: "ok_url is not one of the portal's registered redirect URLs"}
+	}
+	if !portal.RedirectAllowed(p, req.ErrorURL) {
+		return nil, &Error{Code: CodeBadRedirect, Field: "error_url", Message: "error_url is not one of the portal's registered redirect URLs"}
+	}
+	if len(req.IdempotencyKey) > maxIdempotencyKey || !printable(req.IdempotencyKey) {
+		return nil, invalid("idempotency_key", "at most %d printable ASCII characters", maxIdempotencyKey)
+	}
+	level := req.Level
+	switch level {
+	case "":
+		level = signer.LevelB
+		if s.opt.Timestamper != nil {
+			level = signer.LevelT
+		}
+	case signer.LevelB:
+	case signer.LevelT:
+		if s.opt.Timestamper == nil {
+			return nil, invalid("level", "B-T needs a timestamp authority and none is configured")
+		}
+	default:
+		return nil, invalid("level", "%q: want B-B or B-T", level)
+	}
+	n := len(req.Documents)
+	switch {
+	case n == 0:
+		return nil, invalid("documents", "at least one document is required")
+	case n > lim.MaxDocuments:
+		return nil, &Error{Code: CodeTooManyDocuments, Field: "documents",
+			Message: fmt.Sprintf("%d documents; this portal may send at most %d per transaction", n, lim.MaxDocuments)}
+	}
+	docs := make([]*store.Document, n)
+	items := make([]policy.ApprovalItem, n)
+	seen := make(map[string]int, n)
+	for i, in := range req.Documents {
+		d, err := s.document(i, in, lim)
+		if err != nil {
+			return nil, err
+		}
+		key := d.Hash + ":" + string(d.Digest)
+		if j, dup := seen[key]; dup {
+			return nil, &Error{Code: CodeDuplicateDocument, Field: fmt.Sprintf("documents[%d]", i),
+				Message: fmt.Sprintf("documents[%d] is the same document as documents[%d]", i, j)}
+		}
+		seen[key] = i
+		docs[i], items[i] = d, policy.ApprovalItem{Hash: d.Hash, Digest: d.Digest}
+	}
+	reqHash := requestHash(citizenID, req, level, docs)
+	if req.IdempotencyKey != "" {
+		if c, err := s.replay(ctx, p.ID, req.IdempotencyKey, reqHash); c != nil || err != nil {
+			return c, err
+		}
+	}
+	if err := s.checkCitizen(ctx, citizenID); err != nil {
+		return nil, err
+	}
+	id, err := newID()
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	t := &store.Transaction{ID: id, PortalID: p.ID, CitizenID: citizenID, State: string(StateCreated), StopOnError: req.StopOnError,
+		Level: string(level), OKURL: req.OKURL, ErrorURL: req.ErrorURL, IdempotencyKey: req.IdempotencyKey, RequestHash: reqHash,
+		ApprovalDigest: policy.ApprovalDigest(items), CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(s.opt.TTL)}
+	for _, d := range docs {
+		d.TransactionID = id
+	}
+	if err := s.st.CreateTransaction(ctx, t, docs, lim.RatePerMin); err != nil {
+		switch {
+		case errors.Is(err, store.ErrRateLimited):
+			return nil, refuse(CodeRateLimited, "this portal may create at most %d transactions per minute; retry shortly", lim.RatePerMin)
+		case errors.Is(err, store.ErrConflict) && req.IdempotencyKey != "":
+			if c, err := s.replay(ctx, p.ID, req.IdempotencyKey, reqHash); c != nil || err != nil {
+				return c, err
+			}
+		}
+		return nil, fail(CodeUnavailable, "the transaction could not be stored; retry", err)
+	}
+	s.log.InfoContext(ctx, "transaction created", "transaction", id, "portal", p.ID, "documents", n, "stop_on_error", req.StopOnError)
+	return &Created{ID: id, RedirectURL: s.citizenURL(id), State: StateCreated, ExpiresAt: t.ExpiresAt}, nil
+}
+
+// replay returns the transaction an earlier request with the same
+// idempotency key made, or nil if there is none.
+func (s *Service) replay(ctx context.Context, portalID, key string, reqHash []byte) (*Created, error) {
+	t, err := s.st.TransactionByIdempotencyKey(ctx, portalID, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fail(CodeUnavailable, "the transaction store failed; retry", err)
+	}
+	if !bytes.Equal(t.RequestHash, reqHash) {
+		return nil, &Error{Code: CodeIdempotencyReused, Field: "idempotency_key",
+			Message: "this idempotency key was used before with a different request"}
+	}
+	return &Created{ID: t.ID, RedirectURL: s.citizenURL(t.ID), State: State(t.State), ExpiresAt: t.ExpiresAt, Replayed: true}, nil
+}
+
+func (s *Service) citizenURL(id string) string { return s.opt.BaseURL + "/sign/" + id }
+
+// document checks one input document and computes its digest.
+func (s *Service) document(i int, in DocumentInput, lim portal.Limits) (*store.Document, error) {
+	field := fmt.Sprintf("documents[%d]", i)
+	name := strings.TrimSpace(in.Name)
+	if name == "" || utf8.RuneCountInString(name) > maxNameLen || !utf8.ValidString(name) {
+		return nil, invalid(field+".name", "is required, at most %d characters", maxNameLen)
+	}
+	if len(in.MediaType) > 100 || !printable(in.MediaType) {
+		return nil, invalid(field+".media_type", "not a media type")
+	}
+	hname, h, err := ParseHash(in.Hash)
+	if err != nil {
+		return nil, invalid(field+".hash", "%v", err)
+	}
+	f, err := signer.ParseFormat(string(in.Format))
+	if err != nil {
+		return nil, &Error{Code: CodeUnsupportedFormat, Field: field + ".format", Message: fmt.Sprintf("%s.format: %q: want raw, cades or pades", field, in.Format)}
+	}
+	d := &store.Document{Index: i, Name: name, MediaType: in.MediaType, Hash: hname, Status: string(DocPending)}
+	switch {
+	case in.Content != nil && in.Digest != nil:
+		return nil, invalid(field, "give either the content or the digest, not both")
+	case in.Content != nil:
+		if int64(len(in.Content)) > lim.MaxDocBytes {
+			return nil, &Error{Code: CodeDocumentTooLarge, Field: field + ".content",
+				Message: fmt.Sprintf("%s is %d bytes; at most %d per document", field, len(in.Content), lim.MaxDocBytes)}
+		}
+		if len(in.Content) == 0 {
+			return nil, invalid(field+".content", "is empty")
+		}
+		hh := h.New()
+		hh.Write(in.Content)
+		d.Digest, d.Content, d.Size = hh.Sum(nil), in.Content, int64(len(in.Content))
+		if f == "" {
+			f = s.formats.For(signer.DocumentType(in.MediaType))
+		}
+	case in.Digest != nil:
+		if len(in.Digest) != h.Size() {
+			return nil, &Error{Code: CodeBadDigest, Field: field + ".digest",
+				Message: fmt.Sprintf("%s.digest is %d bytes; a %s digest is %d bytes", field, len(in.Digest), hname, h.Size())}
+		}
+		d.Digest = in.Digest
+		if f == "" {
+			if f = s.formats.For(signer.DocumentType(in.MediaType)); f == signer.FormatPAdES {
+				f = signer.FormatCAdES
+			}
+		}
+		if f == signer.FormatPAdES {
+			return nil, &Error{Code: CodeUnsupportedFormat, Field: field + ".format",
+				Message: field + ": pades needs the whole PDF, not its digest"}
+		}
+	default:
+		return nil, invalid(field, "give the content or the digest")
+	}
+	d.Format = string(f)
+	return d, nil
+}
+
+// checkCitizen refuses, at creation, a citizen who could not approve:
+// unknown, basic level, locked, or with no certificate and none to be had.
+func (s *Service) checkCitizen(ctx context.Context, id string) error {
+	c, err := s.opt.Citizens.Citizen(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, registry.ErrNotFound) {
+		return refuse(CodeUnknownCitizen, "no citizen is registered in Cl@ve with that DNI/NIE")
+	}
+	if err != nil {
+		return fail(CodeUnavailable, "the citizen registry failed; retry", err)
+	}
+	switch c.Status {
+	case registry.StatusRemoved:
+		return refuse(CodeUnknownCitizen, "no citizen is registered in Cl@ve with that DNI/NIE")
+	case registry.StatusLocked:
+		return refuse(CodeCredentialLocked, "the citizen's Cl@ve Permanente password is locked after repeated failures; "+
+			"they must get a new activation code at a registry office or register again with an electronic certificate or DNIe")
+	}
+	if err := policy.MaySign(policy.Level(c.Level), c.Status); err != nil {
+		var r *policy.Refusal
+		if errors.As(err, &r) && r.Rule == policy.RuleAdvancedRequired {
+			return &Error{Code: CodeWeakRegistration, Message: r.Reason, Err: err}
+		}
+		return &Error{Code: CodeForbidden, Message: err.Error(), Err: err}
+	}
+	_, err = s.signingCertificate(ctx, id)
+	return err
+}
+
+// signingCertificate returns the citizen's valid certificate, or nil if
+// one will be issued on approval, or the refusal if neither.
+func (s *Service) signingCertificate(ctx context.Context, id string) (*ca.Certificate, error) {
+	certs, err := s.opt.Certificates.Certificates(ctx, ca.ListOptions{Citizen: id, Limit: 1000})
+	if err != nil {
+		return nil, fail(CodeUnavailable, "the certificate authority failed; retry", err)
+	}
+	now := s.now()
+	var latest *ca.Certificate
+	for _, c := range certs {
+		if c.Status == store.CertValid && c.Cert != nil && now.Before(c.NotAfter) {
+			return c, nil
+		}
+		if latest == nil || c.CreatedAt.After(latest.CreatedAt) {
+			latest = c
+		}
+	}
+	// A certificate revoked because its key was compromised is not
+	// replaced silently: a registrar issues the next one after checking
+	// the citizen's identity.
+	if latest != nil && latest.Status == store.CertRevoked && latest.Reason == ca.ReasonKeyCompromise {
+		return nil, refuse(CodeCertificateBlocked, "the citizen's signing certificate was revoked after a key compromise; "+
+			"a new one must be issued at a registry office before signing")
+	}
+	if s.opt.Certificates.Mode() == ca.ModeExternal {
+		return nil, refuse(CodeNoCertificate, "the citizen has no valid signing certificate and the external certificate authority has not issued one yet")
+	}
+	if s.opt.Certificates.Issuing() == nil {
+		return nil, refuse(CodeNoCertificate, "the citizen has no valid signing certificate and the certificate authority cannot issue one now")
+	}
+	return nil, nil
+}
+
+// requestHash fingerprints a creation request, to tell a retry from a
+// different request that reuses its idempotency key.
+func requestHash(citizen string, req CreateRequest, level signer.Level, docs []*store.Document) []byte {
+	h := sha256.New()
+	fmt.Fprintf(h, "%q %q %q %t %q %d\n", citizen, req.OKURL, req.ErrorURL, req.StopOnError, level, len(docs))
+	for _, d := range docs {
+		fmt.Fprintf(h, "%q %q %q %q %x\n", d.Name, d.MediaType, d.Format, d.Hash, d.Digest)
+	}
+	return h.Sum(nil)
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// newID is 128 random bits in hex: the transaction id is also the
+// capability in the citizen's URL, so it must not be guessable.
+func newID() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("transaction id: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// validID reports whether id could be a transaction id, so junk never
+// reaches the store.
+func validID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil && strings.ToLower(id) == id
+}

@@ -1,0 +1,264 @@
+package transaction
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/firma-cloud/firma/ca"
+	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/store"
+)
+
+// PDFReason is the /Reason of PAdES signatures made here.
+const PDFReason = "Firmado con Cl@ve Firma"
+
+// sign takes an approved transaction through signing to done (or failed).
+// Each document's outcome is stored with a conditional update as soon as
+// it is known, so a signing interrupted by a restart resumes with the
+// documents still pending (see Resume).
+func (s *Service) sign(ctx context.Context, t *store.Transaction) error {
+	start := time.Now()
+	for attempt := 0; ; attempt++ {
+		if State(t.State) == StateSigning {
+			break
+		}
+		if State(t.State) != StateApproved || attempt >= maxRetries {
+			return nil // another node signs it, or it already ended
+		}
+		t.State, t.UpdatedAt = string(StateSigning), s.now().UTC()
+		err := s.st.UpdateTransaction(ctx, t)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			return fail(CodeUnavailable, "the transaction store failed; retry", err)
+		}
+		if t, err = s.st.Transaction(ctx, t.ID); err != nil {
+			return fail(CodeUnavailable, "the transaction store failed; retry", err)
+		}
+	}
+	cert, err := s.opt.Certificates.EnsureCertificate(ctx, t.CitizenID)
+	if err == nil && cert.Cert == nil {
+		err = ca.ErrPending
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return fail(CodeUnavailable, "signing was interrupted; it resumes on its own", err)
+		}
+		code, msg := certificateFailure(err)
+		s.log.WarnContext(ctx, "no certificate for signing", "transaction", t.ID, "code", code, "err", err)
+		return s.end(ctx, t, StateFailed, code, msg)
+	}
+	if t.CertificateID != cert.ID {
+		t.CertificateID, t.KeyID, t.UpdatedAt = cert.ID, cert.KeyID, s.now().UTC()
+		if err := s.st.UpdateTransaction(ctx, t); err != nil {
+			return fail(CodeUnavailable, "the transaction store failed; retry", err)
+		}
+	}
+	key, err := s.opt.Keys.Signer(ctx, cert.KeyID)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fail(CodeUnavailable, "signing was interrupted; it resumes on its own", err)
+		}
+		s.log.ErrorContext(ctx, "signing key unavailable", "transaction", t.ID, "key", cert.KeyID, "err", err)
+		return s.end(ctx, t, StateFailed, CodeSigningFailed, "the citizen's signing key is not available")
+	}
+	docs, err := s.st.Documents(ctx, t.ID, true)
+	if err != nil {
+		return fail(CodeUnavailable, "the transaction store failed; retry", err)
+	}
+	chain := []*x509.Certificate{cert.Cert}
+	if is := s.opt.Certificates.Issuing(); is != nil && cert.Issuer != "external" {
+		chain = append(chain, is)
+	}
+	raw := s.signRaw(ctx, key, docs)
+	failed := false
+	for _, d := range docs {
+		if d.Status != string(DocPending) {
+			failed = failed || d.Status == string(DocFailed)
+			continue
+		}
+		if ctx.Err() != nil {
+			return fail(CodeUnavailable, "signing was interrupted; it resumes on its own", ctx.Err())
+		}
+		next := *d
+		switch {
+		case t.StopOnError && failed:
+			next.Status, next.ErrorCode = string(DocAborted), string(CodeSigningFailed)
+			next.Error = "not signed: an earlier document failed and this batch stops on the first error"
+		default:
+			var res []byte
+			var err error
+			if r, ok := raw[d.Index]; ok {
+				res, err = r.sig, r.err
+			} else {
+				res, err = s.signDocument(ctx, t, d, key, chain)
+			}
+			if err != nil {
+				code, msg := documentFailure(err)
+				s.log.WarnContext(ctx, "document not signed", "transaction", t.ID, "document", d.Index, "code", code, "err", err)
+				next.Status, next.ErrorCode, next.Error = string(DocFailed), string(code), msg
+				failed = true
+			} else {
+				next.Status, next.Result, next.SignedAt = string(DocSigned), res, s.now().UTC()
+				next.Timestamped = t.Level == string(signer.LevelT) && next.Format != string(signer.FormatRaw)
+			}
+		}
+		if err := s.st.UpdateDocument(ctx, &next, string(DocPending)); err != nil && !errors.Is(err, store.ErrConflict) {
+			return fail(CodeUnavailable, "the transaction store failed; retry", err)
+		}
+		s.m.documents.WithLabelValues(d.Format, next.Status).Inc()
+	}
+	// Re-read: on a conflict another node stored the outcome.
+	if docs, err = s.st.Documents(ctx, t.ID, false); err != nil {
+		return fail(CodeUnavailable, "the transaction store failed; retry", err)
+	}
+	signed := 0
+	for _, d := range docs {
+		if d.Status == string(DocSigned) {
+			signed++
+		}
+	}
+	s.m.signing.Observe(time.Since(start).Seconds())
+	switch signed {
+	case len(docs):
+		t.Summary = string(SummaryAllSigned)
+		return s.end(ctx, t, StateDone, "", "")
+	case 0:
+		t.Summary = string(SummaryAllFailed)
+		return s.end(ctx, t, StateFailed, CodeSigningFailed, "no document could be signed; see each document's error")
+	}
+	t.Summary = string(SummarySomeFailed)
+	return s.end(ctx, t, StateDone, "", "")
+}
+
+// end is finish for the signing path, which alone holds the transaction
+// in signing, so a conflict means another node finished it.
+func (s *Service) end(ctx context.Context, t *store.Transaction, st State, code Code, msg string) error {
+	err := s.finish(ctx, t, st, code, msg)
+	if err != nil && !errors.Is(err, store.ErrConflict) {
+		return fail(CodeUnavailable, "the transaction store failed; retry", err)
+	}
+	return nil
+}
+
+type rawResult struct {
+	sig []byte
+	err error
+}
+
+// signRaw signs every pending raw document through the signing core, one
+// batch per hash, so that a batch costs the HSM's signatures and little
+// else. A failed batch is retried one document at a time to find which
+// one failed.
+func (s *Service) signRaw(ctx context.Context, key *keystore.Signer, docs []*store.Document) map[int]rawResult {
+	byHash := map[string][]*store.Document{}
+	for _, d := range docs {
+		if d.Status == string(DocPending) && d.Format == string(signer.FormatRaw) {
+			byHash[d.Hash] = append(byHash[d.Hash], d)
+		}
+	}
+	out := make(map[int]rawResult)
+	scheme := keystore.ECDSA
+	if key.Key().Type.IsRSA() {
+		scheme = keystore.PKCS1v15
+	}
+	for name, ds := range byHash {
+		h := hashes[name]
+		req := signer.Request{KeyID: key.Key().ID, Scheme: scheme, Hash: h}
+		for _, d := range ds {
+			req.Digests = append(req.Digests, d.Digest)
+		}
+		sigs, err := s.opt.Core.Sign(ctx, req)
+		if err == nil && len(sigs) == len(ds) {
+			for i, d := range ds {
+				out[d.Index] = rawResult{sig: sigs[i]}
+			}
+			continue
+		}
+		for _, d := range ds {
+			sig, err := s.opt.Core.Sign(ctx, signer.Request{KeyID: req.KeyID, Scheme: scheme, Hash: h, Digests: [][]byte{d.Digest}})
+			if err == nil && len(sig) != 1 {
+				err = errors.New("signing core returned no signature")
+			}
+			if err != nil {
+				out[d.Index] = rawResult{err: err}
+				continue
+			}
+			out[d.Index] = rawResult{sig: sig[0]}
+		}
+	}
+	return out
+}
+
+// signDocument makes a CAdES or PAdES signature of one document.
+func (s *Service) signDocument(ctx context.Context, t *store.Transaction, d *store.Document, key crypto.Signer, chain []*x509.Certificate) ([]byte, error) {
+	_, h, err := ParseHash(d.Hash)
+	if err != nil {
+		return nil, err
+	}
+	opt := signer.Options{Level: signer.Level(t.Level), Hash: h, SigningTime: s.now()}
+	if opt.Level == signer.LevelT {
+		opt.Timestamper = s.opt.Timestamper
+	}
+	doc := signer.Document{Type: signer.DocumentType(d.MediaType), Content: d.Content, Digest: d.Digest}
+	po := signer.PDFOptions{Reason: PDFReason, Name: chain[0].Subject.CommonName}
+	return signer.SignDocument(ctx, signer.Format(d.Format), s.formats, doc, key, chain, opt, po)
+}
+
+// certificateFailure turns a CA error at signing time into a code and a
+// message for people.
+func certificateFailure(err error) (Code, string) {
+	switch {
+	case errors.Is(err, ca.ErrNotAdvanced):
+		return CodeWeakRegistration, "the citizen is no longer registered at the advanced level"
+	case errors.Is(err, ca.ErrInactive):
+		return CodeCertificateBlocked, "the citizen's registration is not active"
+	case errors.Is(err, ca.ErrUnknownCitizen):
+		return CodeUnknownCitizen, "the citizen is no longer registered"
+	case errors.Is(err, ca.ErrPending), errors.Is(err, ca.ErrNotInitialised):
+		return CodeNoCertificate, "no signing certificate could be issued for the citizen"
+	}
+	return CodeSigningFailed, "the signing certificate could not be issued"
+}
+
+// documentFailure turns a signing error into a code and a message that
+// names the document's problem but never the service's internals.
+func documentFailure(err error) (Code, string) {
+	switch {
+	case errors.Is(err, signer.ErrPDF):
+		return CodeInvalidDocument, fmt.Sprintf("the PDF cannot be signed: %v", err)
+	case errors.Is(err, signer.ErrNeedsDocument), errors.Is(err, signer.ErrFormat), errors.Is(err, signer.ErrHash):
+		return CodeUnsupportedFormat, err.Error()
+	case errors.Is(err, signer.ErrTimestamp):
+		return CodeTimestampFailed, "the timestamp authority did not answer; the document was not signed"
+	case errors.Is(err, keystore.ErrBusy), errors.Is(err, keystore.ErrTokenUnavailable):
+		return CodeSigningFailed, "the signing device was unavailable; start a new transaction for this document"
+	}
+	return CodeSigningFailed, "the document could not be signed"
+}
+
+// Resume finishes every approved transaction whose signing a stop of
+// firmad interrupted. Documents already signed keep their result.
+func (s *Service) Resume(ctx context.Context) error {
+	for {
+		ts, err := s.st.TransactionsDue(ctx, []string{string(StateApproved), string(StateSigning)}, time.Time{}, 100)
+		if err != nil {
+			return fmt.Errorf("resume signing: %w", err)
+		}
+		if len(ts) == 0 {
+			return nil
+		}
+		for _, t := range ts {
+			s.log.InfoContext(ctx, "resuming signing", "transaction", t.ID, "state", t.State)
+			if err := s.sign(ctx, t); err != nil {
+				return fmt.Errorf("resume signing %s: %w", t.ID, err)
+			}
+		}
+	}
+}
