@@ -105,7 +105,9 @@ type RegistryStore interface {
 
 	CreateCode(ctx context.Context, c *Code) error
 	Code(ctx context.Context, id string) (*Code, error)
-	// Codes lists a citizen's unused codes of one kind, newest first.
+	// Codes lists a citizen's codes of one kind, newest first, used and
+	// expired ones included so that a reused code can be told from a
+	// wrong one; at most 100.
 	Codes(ctx context.Context, citizenID, kind string) ([]*Code, error)
 	// UseCode marks the code used; ErrConflict if it already was, so a
 	// code is spent once even under concurrent redemption.

@@ -277,10 +277,10 @@ func (s *DB) Code(ctx context.Context, id string) (*store.Code, error) {
 	return c, nil
 }
 
-// Codes lists a citizen's unused codes of one kind, newest first.
+// Codes lists a citizen's codes of one kind, newest first.
 func (s *DB) Codes(ctx context.Context, citizenID, kind string) ([]*store.Code, error) {
 	rows, err := s.db.QueryContext(ctx, "SELECT "+codeColumns+` FROM registration_codes
-		WHERE citizen_id = ? AND kind = ? AND used_at IS NULL ORDER BY created_at DESC LIMIT 100`, citizenID, kind)
+		WHERE citizen_id = ? AND kind = ? ORDER BY created_at DESC, id LIMIT 100`, citizenID, kind)
 	if err != nil {
 		return nil, fmt.Errorf("list codes: %w", err)
 	}
