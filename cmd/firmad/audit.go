@@ -1,0 +1,213 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/firma-cloud/firma/api"
+	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/store"
+	"github.com/firma-cloud/firma/tsa"
+)
+
+// EnvAuditConfig names a YAML file with the audit settings (audit.Config:
+// origin, checkpoint_interval, pseudonym_key_file, auditors, max_batch,
+// linger).
+// TODO(issue 6): read an "audit:" section once config.Config carries
+// audit.Config, and keep this variable as an override.
+const EnvAuditConfig = "FIRMA_AUDIT_CONFIG"
+
+// auditKeyOwner owns the checkpoint key in the keystore.
+const auditKeyOwner = "system:audit"
+
+// auditLogs holds each app's audit log until app has a field for it.
+// TODO(issue 6): make it an `audit *audit.Log` field of app.
+var auditLogs sync.Map // *app -> *audit.Log
+
+// auditLog returns the audit log, nil before setupAudit ran. Features that
+// must record events (signing, keys, OTPs, registry) take it from here.
+func (a *app) auditLog() *audit.Log {
+	l, _ := auditLogs.Load(a)
+	al, _ := l.(*audit.Log)
+	return al
+}
+
+func auditSettings(getenv func(string) string) (audit.Config, error) {
+	cfg := audit.DefaultConfig()
+	if path := getenv(EnvAuditConfig); path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("audit config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("audit config %s: %w", path, err)
+		}
+	}
+	return cfg, cfg.Validate()
+}
+
+// setupAudit starts the audit log: group commit into the store, a
+// checkpoint signed every checkpoint_interval (and at shutdown) with an
+// ECDSA P-256 token key in the HSM and timestamped by the built-in TSA
+// when there is one, and AuditService for the operators named in
+// audit.auditors.
+func (a *app) setupAudit(ctx context.Context) error {
+	cfg, err := auditSettings(os.Getenv)
+	if err != nil {
+		return err
+	}
+	log := a.log.With("part", "audit")
+	signer, err := a.auditKey(ctx)
+	if err != nil {
+		return err
+	}
+	ns, err := audit.NewNoteSigner(cfg.Origin, signer)
+	if err != nil {
+		return err
+	}
+	vkey, err := audit.NoteVerifierKey(cfg.Origin, signer.Public())
+	if err != nil {
+		return err
+	}
+	keyFile := cfg.PseudonymKeyFile
+	if keyFile == "" {
+		keyFile = filepath.Join(filepath.Dir(a.cfg.Store.Path), "audit-pseudonym.key")
+	}
+	pkey, err := audit.EnsurePseudonymKey(keyFile)
+	if err != nil {
+		return err
+	}
+	stamper, err := a.auditStamper(ctx)
+	if err != nil {
+		return err
+	}
+	opt := audit.Options{Origin: cfg.Origin, Signer: ns, PseudonymKey: pkey, MaxBatch: cfg.MaxBatch, Linger: cfg.Linger,
+		Registerer: a.reg, Logger: log}
+	if stamper != nil {
+		opt.Timestamper = audit.TimestamperFunc(func(ctx context.Context, h crypto.Hash, d []byte) ([]byte, error) {
+			t, err := stamper.Timestamp(ctx, h, d)
+			if err != nil {
+				return nil, err
+			}
+			return t.DER, nil
+		})
+	} else {
+		log.Warn("audit checkpoints are not timestamped: no built-in TSA yet (run firmactl init)")
+	}
+	l, err := audit.Open(ctx, a.store, opt)
+	if err != nil {
+		return err
+	}
+	auditLogs.Store(a, l)
+	cctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.RunCheckpoints(cctx, cfg.CheckpointInterval)
+	}()
+	// Added after the keystore, so closed before it: the final checkpoint
+	// still reaches the HSM.
+	a.onClose("audit", func() error {
+		cancel()
+		<-done
+		auditLogs.Delete(a)
+		return l.Close()
+	})
+	a.ready("audit", func(ctx context.Context) error {
+		_, err := a.store.AuditSize(ctx)
+		return err
+	})
+	roles := make(map[string]string, len(cfg.Auditors))
+	for _, n := range cfg.Auditors {
+		roles[n] = audit.RoleAuditor
+	}
+	firmav1.RegisterAuditServiceServer(a.grpc, api.NewAuditService(l, vkey, api.OperatorRoles(roles), log))
+	if len(cfg.Auditors) == 0 {
+		log.Warn("no auditors configured (audit.auditors): nobody can read the audit log over the API")
+	}
+	log.Info("audit log open", "records", l.Size(), "origin", cfg.Origin, "verifier_key", vkey,
+		"checkpoint_interval", cfg.CheckpointInterval, "pseudonym_key_file", keyFile)
+	return nil
+}
+
+// auditKey returns the checkpoint signer: the oldest live token key of
+// auditKeyOwner, made on first start. Auditors pin its verifier key, so it
+// is never replaced behind their backs.
+func (a *app) auditKey(ctx context.Context) (*keystore.Signer, error) {
+	keys, err := a.ks.Keys(ctx, auditKeyOwner, "", 100)
+	if err != nil {
+		return nil, fmt.Errorf("audit key: %w", err)
+	}
+	var k *keystore.Key
+	for _, c := range keys {
+		if c.DestroyedAt.IsZero() && c.Type == keystore.ECP256 && (k == nil || c.CreatedAt.Before(k.CreatedAt)) {
+			k = c
+		}
+	}
+	if k == nil {
+		if k, err = a.ks.GenerateMode(ctx, auditKeyOwner, keystore.ECP256, keystore.ModeToken); err != nil {
+			return nil, fmt.Errorf("audit key: %w", err)
+		}
+		a.log.Info("audit checkpoint key made in the HSM", "key_id", k.ID)
+	}
+	s, err := a.ks.Signer(ctx, k.ID)
+	if err != nil {
+		return nil, fmt.Errorf("audit key: %w", err)
+	}
+	return s, nil
+}
+
+// auditStamper is the built-in TSA in process, loaded as setupTSA loads it
+// (same unit, key, certificate and serial sequence), or nil if there is no
+// issuing CA yet.
+// TODO(issue 6): share setupTSA's server through an app field instead.
+func (a *app) auditStamper(ctx context.Context) (tsa.Stamper, error) {
+	rec, err := a.store.Authority(ctx, caIssuing)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("audit timestamps: issuing CA: %w", err)
+	}
+	if rec.KeyID == "" {
+		return nil, nil
+	}
+	issuing, err := x509.ParseCertificate(rec.Cert)
+	if err != nil {
+		return nil, fmt.Errorf("audit timestamps: issuing CA certificate: %w", err)
+	}
+	issuerKey, err := a.ks.Signer(ctx, rec.KeyID)
+	if err != nil {
+		return nil, fmt.Errorf("audit timestamps: issuing CA key: %w", err)
+	}
+	log := a.log.With("part", "audit")
+	unit, err := tsa.LoadUnit(ctx, a.ks, a.store, tsa.UnitConfig{
+		Name: tsaUnit, KeyType: tsaKeyType, Issuer: issuing,
+		Issue: tsa.IssuerFunc(issuing, issuerKey, tsa.CertOptions{}), Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit timestamps: %w", err)
+	}
+	srv, err := tsa.NewServer(tsa.ServerConfig{
+		Signer: unit.Signer, Cert: unit.Cert, Chain: []*x509.Certificate{issuing}, Policy: tsaPolicy,
+		Accuracy: tsaAccuracy, Serials: tsa.NewSequence(a.store, tsaUnit, tsaSerialBlock), Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit timestamps: %w", err)
+	}
+	return srv, nil
+}
