@@ -1,0 +1,139 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/tsa"
+)
+
+// BenchmarkFormats measures documents/s of CAdES-B-B, CAdES-B-T and
+// PAdES-B-T (issue 5) next to raw signatures/s with the same HSM key in the
+// same run. B-T asks the built-in TSA over loopback HTTP through the
+// production client, which checks every reply, so a document costs two HSM
+// signatures (the signer's and the TSA's) plus the TSA round trip.
+func BenchmarkFormats(b *testing.B) {
+	f := setup(b)
+	ks, st, err := f.open(keystore.ModeToken, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	defer ks.Close()
+	ctx := context.Background()
+	hsm := func(owner string) *keystore.Signer {
+		k, err := ks.GenerateMode(ctx, owner, keystore.ECP256, keystore.ModeToken)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := ks.Signer(ctx, k.ID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}
+	caKey := hsm("bench:formats-ca")
+	now := time.Now()
+	caCert := formatsCert(b, &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Bench Formats CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}, nil, caKey.Public(), caKey)
+	userKey := hsm("bench:citizen")
+	userCert := formatsCert(b, &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "BENCH CITIZEN"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
+	}, caCert, userKey.Public(), caKey)
+	chain := []*x509.Certificate{userCert, caCert}
+
+	tsaKey := hsm(tsa.Owner)
+	tsaCert, err := tsa.IssueCertificate(caCert, caKey, tsaKey.Public(), tsa.CertOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := tsa.NewServer(tsa.ServerConfig{
+		Signer: tsaKey, Cert: tsaCert, Chain: []*x509.Certificate{caCert},
+		Policy: tsaBenchPolicy, Serials: tsa.NewSequence(st, "bench-formats-"+randHex(4), 64),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(caCert)
+	client, err := tsa.NewClient(tsa.ClientConfig{URLs: []string{hs.URL}, Roots: roots, Policy: tsaBenchPolicy, Retries: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts := signer.TimestamperFunc(func(ctx context.Context, h crypto.Hash, d []byte) ([]byte, error) {
+		t, err := client.Timestamp(ctx, h, d)
+		if err != nil {
+			return nil, err
+		}
+		return t.DER, nil
+	})
+	doc := bytes.Repeat([]byte("Solicitud de prueba para la firma en la nube. "), 200) // about 9 KB
+	pdf, err := os.ReadFile("../signer/testdata/simple.pdf")
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := sessions()
+	docs := func(b *testing.B) { b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "docs/s") }
+
+	b.Run("raw", func(b *testing.B) {
+		runParallel(b, n, 1, func(int) error {
+			_, err := userKey.Sign(rand.Reader, benchDigest, crypto.SHA256)
+			return err
+		})
+	})
+	b.Run("cades-bb", func(b *testing.B) {
+		runParallel(b, n, 1, func(int) error {
+			_, err := signer.CAdESDocument(ctx, bytes.NewReader(doc), userKey, chain, signer.Options{})
+			return err
+		})
+		docs(b)
+	})
+	b.Run("cades-bt", func(b *testing.B) {
+		runParallel(b, n, 1, func(int) error {
+			_, err := signer.CAdESDocument(ctx, bytes.NewReader(doc), userKey, chain, signer.Options{Level: signer.LevelT, Timestamper: ts})
+			return err
+		})
+		docs(b)
+	})
+	b.Run("pades-bt", func(b *testing.B) {
+		runParallel(b, n, 1, func(int) error {
+			_, err := signer.PAdES(ctx, pdf, userKey, chain, signer.Options{Level: signer.LevelT, Timestamper: ts}, signer.PDFOptions{})
+			return err
+		})
+		docs(b)
+	})
+}
+
+func formatsCert(b *testing.B, tmpl, parent *x509.Certificate, pub crypto.PublicKey, key crypto.Signer) *x509.Certificate {
+	b.Helper()
+	if parent == nil {
+		parent = tmpl
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
