@@ -62,6 +62,10 @@ type ServerConfig struct {
 	Serials  SerialSource
 	// MaxQueryBytes bounds the request body; 0 means DefaultMaxQueryBytes.
 	MaxQueryBytes int64
+	// ClockCheck, if set, must pass for a token to be issued; otherwise
+	// the reply is timeNotAvailable. KernelClock(Accuracy) is the check
+	// for a production TSA, whose time must be within its accuracy.
+	ClockCheck func() error
 	// Audit, if set, records every use of the key (AuditLog writes to the
 	// audit log); a token is handed out only once it is recorded.
 	Audit      AuditFunc
@@ -69,6 +73,8 @@ type ServerConfig struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // nil registers no metrics
 }
+
+var errTimeNotAvailable = errors.New("time source not available")
 
 // Server is the built-in RFC 3161 TSA, an http.Handler answering
 // application/timestamp-query POSTs.
@@ -80,6 +86,7 @@ type Server struct {
 	chainPEM []byte
 	log      *slog.Logger
 	m        *serverMetrics
+	clock    *clockGate // nil without a ClockCheck
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -142,7 +149,12 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	for _, c := range append([]*x509.Certificate{cfg.Cert}, cfg.Chain...) {
 		pem.Encode(&chainPEM, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 	}
+	var clock *clockGate
+	if cfg.ClockCheck != nil {
+		clock = &clockGate{check: cfg.ClockCheck}
+	}
 	return &Server{
+		clock:    clock,
 		cfg:      cfg,
 		hash:     h,
 		tsaName:  asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: dirName},
@@ -208,6 +220,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reply, fail, err := s.Respond(r.Context(), body)
 	status := http.StatusOK
 	switch {
+	case errors.Is(err, errTimeNotAvailable):
+		// Logged when the clock's verdict changes, not per request.
+		result = FailTimeNotAvailable.String()
+		status = http.StatusServiceUnavailable
 	case err != nil:
 		result = FailSystemFailure.String()
 		status = http.StatusInternalServerError
@@ -224,8 +240,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Respond answers one DER TimeStampReq with a DER TimeStampResp. fail is
 // the PKIFailureInfo of a refusal, -1 when a token was granted. err is set
-// (and the reply is a systemFailure) only when the failure is ours: the
-// serial source or the key failed.
+// only when the failure is ours (time source, certificate, serial source,
+// key or audit log), and the reply then says timeNotAvailable or
+// systemFailure.
 func (s *Server) Respond(ctx context.Context, query []byte) ([]byte, FailInfo, error) {
 	var req request
 	rest, err := asn1.Unmarshal(query, &req)
@@ -256,6 +273,17 @@ func (s *Server) Respond(ctx context.Context, query []byte) ([]byte, FailInfo, e
 		return s.reject(FailBadDataFormat, "negative nonce")
 	}
 	now := s.cfg.Now()
+	if s.clock != nil {
+		if err, changed := s.clock.status(now); err != nil {
+			if changed {
+				s.log.ErrorContext(ctx, "TSA stops issuing: time source not trusted", "err", err)
+			}
+			reply, _, _ := s.reject(FailTimeNotAvailable, "the TSA's time source is not available")
+			return reply, FailTimeNotAvailable, errTimeNotAvailable
+		} else if changed {
+			s.log.InfoContext(ctx, "TSA time source trusted")
+		}
+	}
 	if now.Before(s.cfg.Cert.NotBefore) || now.After(s.cfg.Cert.NotAfter) {
 		reply, _, _ := s.reject(FailTimeNotAvailable, "TSA certificate not valid now")
 		return reply, FailTimeNotAvailable, errors.New("tsa certificate not valid now")

@@ -84,6 +84,13 @@ func (a *app) setupTSA(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A TSA must not claim an accuracy its clock does not have. Until the
+	// configuration can require it (tsa.require_synced_clock), an
+	// unsynchronised clock is reported, not enforced, so that development
+	// machines without NTP still run.
+	if err := tsa.KernelClock(tsaAccuracy)(); err != nil {
+		log.Warn("built-in TSA clock is not synchronised within its accuracy", "accuracy", tsaAccuracy, "err", err)
+	}
 	a.mux.Handle("/tsa", srv)
 	a.mux.Handle("/tsa/certs", srv.CertificatesHandler())
 	a.ready("tsa", func(context.Context) error {
