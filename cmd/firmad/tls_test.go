@@ -1,0 +1,123 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/firma-cloud/firma/config"
+)
+
+// writePKI writes a CA, a server certificate for 127.0.0.1 and a client
+// certificate (with keys) as PEM files into dir and returns the client
+// certificate's SHA-256 fingerprint.
+func writePKI(t *testing.T, dir string) string {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "firma test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	write := func(name, typ string, der []byte) {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("ca.pem", "CERTIFICATE", caDER)
+	issue := func(name string, serial int64, usage x509.ExtKeyUsage) []byte {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kd, _ := x509.MarshalPKCS8PrivateKey(k)
+		write(name+".pem", "CERTIFICATE", der)
+		write(name+".key", "PRIVATE KEY", kd)
+		return der
+	}
+	issue("server", 2, x509.ExtKeyUsageServerAuth)
+	client := issue("client", 3, x509.ExtKeyUsageClientAuth)
+	sum := sha256.Sum256(client)
+	return hex.EncodeToString(sum[:])
+}
+
+// firmad serves TLS on both listeners and admits an operator by client
+// certificate alone; plaintext clients are refused.
+func TestTLSAndClientCertificate(t *testing.T) {
+	s := initState(t)
+	v := filepath.Join(s.dir, "var")
+	fp := writePKI(t, v)
+	cfg := config.Default()
+	if err := cfg.LoadFile(filepath.Join(v, "firmad.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Listen.GRPC, cfg.Listen.HTTP = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.TLS = config.TLS{Cert: "var/server.pem", Key: "var/server.key", ClientCA: "var/ca.pem"}
+	cfg.Auth.Operators = append(cfg.Auth.Operators, config.Operator{Name: "robot", CertSHA256: fp})
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(v, "firmad.yaml"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := s.start(t)
+
+	pool := x509.NewCertPool()
+	caPEM, _ := os.ReadFile(filepath.Join(v, "ca.pem"))
+	pool.AppendCertsFromPEM(caPEM)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := hc.Get("https://" + d.http + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("https /healthz: %v", err)
+	}
+	resp.Body.Close()
+
+	run := func(env []string, args ...string) (int, string) {
+		cmd := exec.Command(filepath.Join(bin, "firmactl"), append(args, "--addr", d.grpc)...)
+		cmd.Dir, cmd.Env = s.dir, cleanEnv(env...)
+		out, err := cmd.CombinedOutput()
+		return exitCode(err), string(out)
+	}
+	noToken := []string{"FIRMA_TOKEN_FILE=" + filepath.Join(s.dir, "no-token")}
+	if code, out := run(noToken, "keys", "generate", "--user", "12345678Z", "--ca", "var/ca.pem", "--cert", "var/client.pem", "--key-file", "var/client.key"); code != 0 || !strings.Contains(out, "BEGIN PUBLIC KEY") {
+		t.Fatalf("mTLS operator: exit %d\n%s", code, out)
+	}
+	if code, out := run(nil, "keys", "list", "--ca", "var/ca.pem"); code != 0 || !strings.Contains(out, "12345678Z") {
+		t.Fatalf("bearer token over TLS: exit %d\n%s", code, out)
+	}
+	if code, out := run([]string{"FIRMA_TOKEN=wrong"}, "keys", "list", "--ca", "var/ca.pem"); code != 1 || !strings.Contains(out, "Unauthenticated") {
+		t.Fatalf("bad token over TLS: exit %d\n%s", code, out)
+	}
+	if code, out := run(nil, "keys", "list"); code != 1 {
+		t.Fatalf("plaintext client against a TLS server: exit %d\n%s", code, out)
+	}
+	if code := d.stop(t); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.stderr)
+	}
+}
