@@ -119,7 +119,6 @@ func (r *Registry) Import(ctx context.Context, in io.Reader, opt ImportOptions) 
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
 			rep.Rows++
@@ -127,8 +126,10 @@ func (r *Registry) Import(ctx context.Context, in io.Reader, opt ImportOptions) 
 			continue
 		}
 		if err != nil {
-			return rep, fmt.Errorf("import: line %d: %w", line, err)
+			return rep, fmt.Errorf("import: %w", err)
 		}
+		// Only valid after a successful Read: it panics on a failed one.
+		line, _ := cr.FieldPos(0)
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
