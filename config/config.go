@@ -449,6 +449,11 @@ func (c *Config) ResolveURI() error {
 	if u.Token == "" {
 		return &FieldError{Field: "hsm.uri", Msg: "has no token= attribute"}
 	}
+	if u.Serial != "" || u.SlotID != "" {
+		// The keystore finds its token by label alone; a selector it would
+		// silently ignore could make it use another token than intended.
+		return &FieldError{Field: "hsm.uri", Msg: "serial= and slot-id= are not supported: the token is found by its label (token=)"}
+	}
 	c.HSM.TokenLabel = u.Token
 	if u.ModulePath != "" {
 		c.HSM.Module = u.ModulePath

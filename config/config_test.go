@@ -335,6 +335,16 @@ func TestURIConfig(t *testing.T) {
 	}
 }
 
+func TestURIRefusesSelectorsItCannotHonour(t *testing.T) {
+	for _, uri := range []string{"pkcs11:token=a;serial=1234", "pkcs11:token=a;slot-id=3", "pkcs11:serial=1234"} {
+		c := valid()
+		c.HSM.URI = uri
+		if err := c.ResolveURI(); err == nil || !strings.HasPrefix(err.Error(), "hsm.uri:") {
+			t.Errorf("%s: error %v, want an hsm.uri error", uri, err)
+		}
+	}
+}
+
 func TestTLSConfig(t *testing.T) {
 	c, err := Load("testdata/tls.yaml", envMap(nil), nil)
 	if err != nil {
