@@ -1,0 +1,268 @@
+package transaction_test
+
+import (
+	"context"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/firma-cloud/firma/ca"
+	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/policy"
+	"github.com/firma-cloud/firma/portal"
+	"github.com/firma-cloud/firma/registry"
+	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/sms"
+	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
+	"github.com/firma-cloud/firma/store"
+	"github.com/firma-cloud/firma/store/sqlite"
+	"github.com/firma-cloud/firma/transaction"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	softhsmtest.Cleanup()
+	os.Exit(code)
+}
+
+// clock is a test clock the service reads; it starts at the real time so
+// that the CA's certificates (issued on real time) are valid.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// env is a whole signing service on real parts: a fresh SoftHSM2 token, a
+// SQLite file, the citizen registry, the CA, the signing core, the portal
+// registry and the SMS outbox.
+type env struct {
+	t       *testing.T
+	ctx     context.Context
+	dir     string
+	tok     *softhsmtest.Token
+	clock   *clock
+	mut     func(*transaction.Options)
+	db      *sqlite.DB
+	ks      *keystore.Keystore
+	reg     *registry.Registry
+	ca      *ca.Authority
+	portals *portal.Registry
+	svc     *transaction.Service
+	otpKey  []byte
+}
+
+const password = "Correct-Horse-Battery-7"
+
+var registrar = registry.Staff{Name: "registrar-test", Role: policy.Registrar}
+
+func newEnv(t *testing.T, mut func(*transaction.Options)) *env {
+	t.Helper()
+	e := &env{t: t, ctx: context.Background(), dir: t.TempDir(), tok: softhsmtest.New(t), clock: &clock{t: time.Now()}, mut: mut,
+		otpKey: []byte("0123456789abcdef0123456789abcdef-test-otp-key")}
+	e.open()
+	if _, err := e.ca.Init(e.ctx); err != nil {
+		t.Fatalf("ca init: %v", err)
+	}
+	t.Cleanup(e.close)
+	return e
+}
+
+// open builds every part on the token and database file, as firmad does
+// at start-up.
+func (e *env) open() {
+	t := e.t
+	var err error
+	if e.db, err = sqlite.Open(e.ctx, filepath.Join(e.dir, "firma.db")); err != nil {
+		t.Fatal(err)
+	}
+	if e.ks, err = keystore.Open(e.ctx, keystore.Config{Module: e.tok.Module, TokenLabel: e.tok.Label, PIN: e.tok.PIN}, e.db, nil); err != nil {
+		t.Fatal(err)
+	}
+	outbox, err := sms.NewOutbox(e.db, sms.OutboxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.ca, err = ca.New(ca.Config{BaseURL: "http://127.0.0.1:1", Organization: "Firma Test"}, e.ks, e.db, nil, nil, prometheus.NewRegistry()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ca.Load(e.ctx); err != nil && !strings.Contains(err.Error(), "not initialised") {
+		t.Fatalf("ca load: %v", err)
+	}
+	// Video-call registration needs service hours: a Monday at 10:00 in Madrid.
+	madrid, _ := time.LoadLocation("Europe/Madrid")
+	regNow := time.Date(2026, 11, 23, 10, 0, 0, 0, madrid)
+	if e.reg, err = registry.New(e.db, registry.Options{SMS: outbox, Revoker: ca.CitizenRevoker{CA: e.ca},
+		Argon2: registry.Argon2{Time: 1, Memory: 8 * 1024, Threads: 1}, Clock: func() time.Time { return regNow }}); err != nil {
+		t.Fatal(err)
+	}
+	e.ca.SetCitizens(e.reg)
+	e.portals = portal.New(e.db, portal.Options{Clock: e.clock.Now})
+	core := signer.New(e.ks, signer.Config{VerifyECDSA: true})
+	opt := transaction.Options{Store: e.db, Portals: e.portals, Citizens: e.reg, Certificates: e.ca, Core: core, Keys: e.ks,
+		SMS: outbox, OTPKey: e.otpKey, BaseURL: "https://firma.example.es/", Clock: e.clock.Now, Registerer: prometheus.NewRegistry(),
+		CallbackBackoff: 50 * time.Millisecond}
+	if e.mut != nil {
+		e.mut(&opt)
+	}
+	if e.svc, err = transaction.New(opt); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) close() {
+	if e.ks != nil {
+		e.ks.Close()
+		e.ks = nil
+	}
+	if e.db != nil {
+		e.db.Close()
+		e.db = nil
+	}
+}
+
+// restart closes the store, keystore and service and builds them again on
+// the same files, as a restart of firmad does.
+func (e *env) restart() {
+	e.close()
+	e.open()
+}
+
+// dni makes a valid DNI from an 8-digit number.
+func dni(n int) string {
+	return fmt.Sprintf("%08d%c", n, "TRWAGMYFPDXBNJZSQVHLCKE"[n%23])
+}
+
+func mobile(id string) string { return "+34600" + id[2:8] }
+
+// advanced registers a citizen in person (advanced level) with a password.
+func (e *env) advanced(n int) string {
+	e.t.Helper()
+	id := dni(n)
+	conf, err := e.reg.RegisterInPerson(e.ctx, registrar, registry.Person{ID: id, GivenName: "Lucía", Surnames: "García Pérez",
+		Mobile: mobile(id), Email: fmt.Sprintf("c%d@example.es", n)})
+	if err != nil {
+		e.t.Fatalf("register %s: %v", id, err)
+	}
+	if err := e.reg.SetPassword(e.ctx, id, conf.ActivationCode, password); err != nil {
+		e.t.Fatalf("set password %s: %v", id, err)
+	}
+	return id
+}
+
+// basic registers a citizen by video call (basic level).
+func (e *env) basic(n int) string {
+	e.t.Helper()
+	id := dni(n)
+	if _, err := e.reg.RegisterVideoCall(e.ctx, registry.Staff{Name: "agent", Role: policy.VideoAgent}, registry.Person{ID: id,
+		GivenName: "Pablo", Surnames: "Ruiz", Mobile: mobile(id), Email: fmt.Sprintf("b%d@example.es", n)}); err != nil {
+		e.t.Fatalf("register %s: %v", id, err)
+	}
+	return id
+}
+
+const (
+	okURL  = "https://portal.example.es/ok"
+	errURL = "https://portal.example.es/error"
+)
+
+// portal registers a portal with an API key.
+func (e *env) portal(name string, mut func(*portal.Spec)) *store.Portal {
+	e.t.Helper()
+	s := portal.Spec{Name: name, RedirectURLs: []string{okURL, errURL}, APIKey: true}
+	if mut != nil {
+		mut(&s)
+	}
+	c, err := e.portals.Create(e.ctx, s)
+	if err != nil {
+		e.t.Fatalf("create portal: %v", err)
+	}
+	return c.Portal
+}
+
+func (e *env) create(p *store.Portal, citizen string, docs ...transaction.DocumentInput) *transaction.Created {
+	e.t.Helper()
+	c, err := e.svc.Create(e.ctx, p, transaction.CreateRequest{CitizenID: citizen, Documents: docs, OKURL: okURL, ErrorURL: errURL})
+	if err != nil {
+		e.t.Fatalf("create: %v", err)
+	}
+	return c
+}
+
+var otpRE = regexp.MustCompile(`Cl@ve Firma: (\d{6}) `)
+
+// lastOTP reads the newest code sent to the citizen from the SMS outbox.
+func (e *env) lastOTP(citizen string) (string, string) {
+	e.t.Helper()
+	msgs, err := e.db.SMSes(e.ctx, mobile(citizen), 1)
+	if err != nil || len(msgs) == 0 {
+		e.t.Fatalf("no SMS for %s: %v", citizen, err)
+	}
+	m := otpRE.FindStringSubmatch(msgs[0].Text)
+	if m == nil {
+		e.t.Fatalf("no code in SMS %q", msgs[0].Text)
+	}
+	return m[1], msgs[0].Text
+}
+
+// login signs the citizen in and sends the code; it returns the session
+// and the code.
+func (e *env) login(id, citizen string) (string, string) {
+	e.t.Helper()
+	sess, err := e.svc.Authenticate(e.ctx, id, citizen, password)
+	if err != nil {
+		e.t.Fatalf("authenticate: %v", err)
+	}
+	if _, err := e.svc.SendOTP(e.ctx, id, sess.Token); err != nil {
+		e.t.Fatalf("send otp: %v", err)
+	}
+	code, _ := e.lastOTP(citizen)
+	return sess.Token, code
+}
+
+// wantCode fails unless err carries the code.
+func wantCode(t *testing.T, err error, code transaction.Code) {
+	t.Helper()
+	if got := transaction.CodeOf(err); got != code {
+		t.Fatalf("error code %q (%v), want %q", got, err, code)
+	}
+}
+
+// writePEM writes DER certificates as one PEM file.
+func writePEM(t *testing.T, path string, ders ...[]byte) string {
+	t.Helper()
+	var b []byte
+	for _, d := range ders {
+		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: d})...)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func run(t *testing.T, name string, args ...string) (string, error) {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	return string(out), err
+}
