@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -55,6 +58,9 @@ type Report struct {
 	Checkpoints int       // checkpoints whose signature and tree verified
 	Trusted     int       // of which passed in by the caller
 	Timestamped int       // checkpoints that carry an RFC 3161 token
+	// LastTimestamp is the latest timestamp time, when tokens were
+	// verified (VerifyOptions.CheckTimestamp).
+	LastTimestamp time.Time
 	// Unsigned is how many records the log held beyond the largest
 	// checkpoint when exported: they are not proven until the next one.
 	Unsigned int64
@@ -66,13 +72,14 @@ type cpEntry struct {
 }
 
 type verifier struct {
-	keys   note.Verifiers
-	origin string
-	cps    []*cpEntry // by size, one per size
-	next   int        // first checkpoint not yet reached
-	good   int64      // size of the last checkpoint matched
-	tree   frontier
-	rep    Report
+	keys    note.Verifiers
+	checkTS TimestampChecker
+	origin  string
+	cps     []*cpEntry // by size, one per size
+	next    int        // first checkpoint not yet reached
+	good    int64      // size of the last checkpoint matched
+	tree    frontier
+	rep     Report
 }
 
 // addCheckpoint verifies a signed checkpoint and adds it.
@@ -182,6 +189,16 @@ func (v *verifier) reach() error {
 			v.rep.Trusted++
 		}
 		if c.Timestamp != nil {
+			if v.checkTS != nil {
+				d := sha256.Sum256(c.Note)
+				at, err := v.checkTS(c.Timestamp, crypto.SHA256, d[:])
+				if err != nil {
+					return &TamperError{Index: -1, Problem: fmt.Sprintf("checkpoint of size %d: RFC 3161 timestamp: %v", c.Size, err)}
+				}
+				if v.rep.LastTimestamp.Before(at) {
+					v.rep.LastTimestamp = at
+				}
+			}
 			v.rep.Timestamped++
 		}
 		v.next++
@@ -241,7 +258,29 @@ func columnMismatch(r *Record, c *store.AuditRecord) string {
 // first changed, deleted, reordered or inserted record, or the first
 // missing one if the log was truncated below a checkpoint.
 func VerifyExport(r io.Reader, keys note.Verifiers, trusted ...[]byte) (*Report, error) {
-	v := &verifier{keys: keys}
+	return VerifyExportWith(r, VerifyOptions{Keys: keys, Trusted: trusted})
+}
+
+// VerifyOptions say what to verify an export against.
+type VerifyOptions struct {
+	// Keys verify checkpoint signatures (NewNoteVerifiers).
+	Keys note.Verifiers
+	// Trusted are signed checkpoints kept outside the service.
+	Trusted [][]byte
+	// CheckTimestamp, if set, checks each checkpoint's RFC 3161 token
+	// (signature, chain to the TSA roots, that it covers SHA-256 of the
+	// signed checkpoint); tsa.VerifyToken does that.
+	CheckTimestamp TimestampChecker
+}
+
+// TimestampChecker verifies a DER RFC 3161 TimeStampToken over digest
+// (made with h) and returns its time.
+type TimestampChecker func(token []byte, h crypto.Hash, digest []byte) (time.Time, error)
+
+// VerifyExportWith is VerifyExport with timestamp checks.
+func VerifyExportWith(r io.Reader, o VerifyOptions) (*Report, error) {
+	v := &verifier{keys: o.Keys, checkTS: o.CheckTimestamp}
+	trusted := o.Trusted
 	for i, t := range trusted {
 		if err := v.addCheckpoint(t, nil, true, fmt.Sprintf("trusted checkpoint %d", i+1)); err != nil {
 			return nil, err

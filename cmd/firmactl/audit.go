@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +19,7 @@ import (
 	"github.com/firma-cloud/firma/api/firmav1"
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/store/sqlite"
+	"github.com/firma-cloud/firma/tsa"
 )
 
 // auditListFlag is a flag that may be given more than once.
@@ -30,10 +33,11 @@ func (l *auditListFlag) Set(v string) error {
 
 func init() {
 	var ver struct {
-		keys    auditListFlag
-		keyFile string
-		trusted auditListFlag
-		quiet   bool
+		keys     auditListFlag
+		keyFile  string
+		trusted  auditListFlag
+		tsaRoots string
+		quiet    bool
 	}
 	register(&command{
 		name:    "audit verify",
@@ -44,6 +48,7 @@ func init() {
 			fs.Var(&ver.keys, "key", "checkpoint verifier key (name+hash+base64), as 'audit checkpoint' prints it; repeatable (env FIRMA_AUDIT_KEY)")
 			fs.StringVar(&ver.keyFile, "key-file", "", "file of verifier keys, one per line")
 			fs.Var(&ver.trusted, "trusted", "a signed checkpoint kept elsewhere (file saved by 'audit checkpoint'); repeatable. Catches a log cut back together with its checkpoints")
+			fs.StringVar(&ver.tsaRoots, "tsa-roots", "", "PEM roots of the TSA: also check every checkpoint's RFC 3161 timestamp")
 			fs.BoolVar(&ver.quiet, "q", false, "print nothing when the export verifies")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
@@ -85,7 +90,25 @@ func init() {
 				return err
 			}
 			defer closeIn()
-			rep, err := audit.VerifyExport(r, v, trusted...)
+			opt := audit.VerifyOptions{Keys: v, Trusted: trusted}
+			if ver.tsaRoots != "" {
+				b, err := os.ReadFile(ver.tsaRoots)
+				if err != nil {
+					return fmt.Errorf("tsa roots: %w", err)
+				}
+				roots := x509.NewCertPool()
+				if !roots.AppendCertsFromPEM(b) {
+					return usageErr("--tsa-roots %s holds no PEM certificate", ver.tsaRoots)
+				}
+				opt.CheckTimestamp = func(token []byte, h crypto.Hash, digest []byte) (time.Time, error) {
+					t, err := tsa.VerifyToken(token, tsa.VerifyOptions{Roots: roots, Hash: h, Digest: digest})
+					if err != nil {
+						return time.Time{}, err
+					}
+					return t.Time, nil
+				}
+			}
+			rep, err := audit.VerifyExportWith(r, opt)
 			if err != nil {
 				return err
 			}
@@ -413,6 +436,9 @@ func printAuditReport(w io.Writer, r *audit.Report) {
 	fmt.Fprintf(w, "audit export verified: %d records of log %s\n", r.Records, r.Origin)
 	fmt.Fprintf(w, "tree size %d, root %s\n", r.Size, r.Root)
 	fmt.Fprintf(w, "%d checkpoints verified (%d trusted, %d with an RFC 3161 timestamp)\n", r.Checkpoints, r.Trusted, r.Timestamped)
+	if !r.LastTimestamp.IsZero() {
+		fmt.Fprintf(w, "timestamps verified; latest %s\n", r.LastTimestamp.UTC().Format(time.RFC3339))
+	}
 	if r.Unsigned > 0 {
 		fmt.Fprintf(w, "note: %d newer records were not yet under a checkpoint and are not in this export\n", r.Unsigned)
 	}
