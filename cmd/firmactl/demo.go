@@ -193,4 +193,3 @@ func certSerial(ctx context.Context, authority *ca.Authority, haveCA bool, id st
 	}
 	return cs[0].Serial + " (" + cs[0].Status + ")"
 }
-
