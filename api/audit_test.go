@@ -3,6 +3,8 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"log/slog"
@@ -89,7 +91,7 @@ func newAuditServer(t *testing.T) *auditServer {
 	}
 	roles := api.OperatorRoles(map[string]string{"alice": audit.RoleAuditor, "root": audit.RoleAdmin})
 	su, ss := api.AuditorScope(roles)
-	opts = append(opts, grpc.ChainUnaryInterceptor(su), grpc.ChainStreamInterceptor(ss))
+	opts = append(opts, grpc.ChainUnaryInterceptor(su, api.AuditKeyCalls(l, roles, log)), grpc.ChainStreamInterceptor(ss))
 	gs := grpc.NewServer(opts...)
 	api.Register(gs, ks, signer.New(ks, signer.Config{}), log)
 	firmav1.RegisterAuditServiceServer(gs, api.NewAuditService(l, vkey, roles, log))
@@ -295,5 +297,69 @@ func TestAuditRoles(t *testing.T) {
 	want := []string{"ExportAudit", "GetCheckpoint", "KeyUsageReport", "ProveConsistency", "ProveInclusion", "QueryAudit"}
 	if !slices.Equal(methods, want) {
 		t.Errorf("AuditService methods %v, want only %v", methods, want)
+	}
+}
+
+// Keys generated, used and destroyed through the API are in the log, each
+// signature's record committed before the signature is returned.
+func TestAuditKeyCalls(t *testing.T) {
+	s := newAuditServer(t)
+	ctx := context.Background()
+	keys, sign := firmav1.NewKeyServiceClient(s.admin), firmav1.NewSigningServiceClient(s.admin)
+	k, err := keys.GenerateKey(ctx, &firmav1.GenerateKeyRequest{Owner: "12345678Z"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := k.GetKey().GetId()
+	d1, d2 := sha256.Sum256([]byte("contrato")), sha256.Sum256([]byte("anexo"))
+	if _, err := sign.SignDigests(ctx, &firmav1.SignDigestsRequest{KeyId: id, Digests: [][]byte{d1[:], d2[:]}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sign.SignDigests(ctx, &firmav1.SignDigestsRequest{KeyId: "no-such-key", Digests: [][]byte{d1[:]}}); status.Code(err) != codes.NotFound {
+		t.Fatalf("unknown key: %v", err)
+	}
+	if _, err := keys.DestroyKey(ctx, &firmav1.DestroyKeyRequest{KeyId: id}); err != nil {
+		t.Fatal(err)
+	}
+	page, err := s.log.Query(ctx, audit.Filter{Events: []audit.Event{audit.KeyGenerated, audit.KeyUsed, audit.KeyDestroyed}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		ev      audit.Event
+		out     audit.Outcome
+		key     string
+		docs    int
+		citizen string
+	}
+	var got []row
+	for _, r := range page.Records {
+		got = append(got, row{r.Event, r.Outcome, r.KeyID, len(r.Documents), r.Citizen})
+		if r.Actor != (audit.Actor{Role: audit.RoleAdmin, ID: "root"}) {
+			t.Errorf("actor %+v", r.Actor)
+		}
+	}
+	want := []row{
+		{audit.KeyGenerated, audit.Success, id, 0, "12345678Z"},
+		{audit.KeyUsed, audit.Success, id, 2, ""},
+		{audit.KeyUsed, audit.Denied, "no-such-key", 1, ""},
+		{audit.KeyDestroyed, audit.Success, id, 0, ""},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("records\n%+v\nwant\n%+v", got, want)
+	}
+	if page.Records[1].Documents[0] != audit.Digest(crypto.SHA256, d1[:]) {
+		t.Errorf("document %+v", page.Records[1].Documents[0])
+	}
+
+	// With the log gone, a signature is refused rather than unrecorded.
+	k2, err := keys.GenerateKey(ctx, &firmav1.GenerateKeyRequest{Owner: "87654321X"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.log.Close()
+	resp, err := sign.SignDigests(ctx, &firmav1.SignDigestsRequest{KeyId: k2.GetKey().GetId(), Digests: [][]byte{d1[:]}})
+	if status.Code(err) != codes.Unavailable || resp != nil {
+		t.Fatalf("signing with the audit log down: %v, %v; want Unavailable and nothing", resp, err)
 	}
 }
