@@ -105,8 +105,8 @@ func checkCitizenID(field, id string) error {
 		return invalidArg(field, "is too long for a DNI or NIE")
 	}
 	for _, r := range id {
-		if !(r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r == '-' || r == ' ') {
-			return invalidArg(field, "may hold only digits, letters, spaces and dashes")
+		if !(r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r == '-' || r == ' ' || r == '.') {
+			return invalidArg(field, "may hold only digits, letters, spaces, dots and dashes")
 		}
 	}
 	return nil

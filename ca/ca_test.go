@@ -273,7 +273,7 @@ func TestCitizenCertificateProfile(t *testing.T) {
 			e := newEnv(t, func(c *ca.Config) { c.CitizenKeyType = tc.keyType; c.QCStatements = true })
 			e.init()
 			e.advanced("12345678Z", "Juan", "Español Martínez")
-			c, err := e.ca.EnsureCertificate(e.ctx, "12345678-z")
+			c, err := e.ca.EnsureCertificate(e.ctx, "12.345.678-z")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -124,6 +124,7 @@ func (a *Authority) EnsureCertificate(ctx context.Context, citizenID string) (*C
 	if err != nil {
 		return nil, err
 	}
+	citizenID = c.ID // the registry's canonical spelling
 	unlock := a.owners.lock(citizenID)
 	defer unlock()
 	valid, pending, err := a.current(ctx, citizenID)
@@ -161,6 +162,7 @@ func (a *Authority) Issue(ctx context.Context, citizenID string) (*Certificate, 
 	if err != nil {
 		return nil, err
 	}
+	citizenID = c.ID // the registry's canonical spelling
 	if a.cfg.Mode == ModeExternal {
 		return nil, fmt.Errorf("issue: %w: request a CSR instead", ErrWrongMode)
 	}
@@ -186,6 +188,7 @@ func (a *Authority) Renew(ctx context.Context, citizenID string) (*Certificate, 
 	if err != nil {
 		return nil, err
 	}
+	citizenID = c.ID // the registry's canonical spelling
 	unlock := a.owners.lock(citizenID)
 	defer unlock()
 	valid, pending, err := a.current(ctx, citizenID)
@@ -422,8 +425,8 @@ func (a *Authority) Certificates(ctx context.Context, o ListOptions) ([]*Certifi
 	return out, nil
 }
 
-// normaliseID upper-cases a DNI/NIE and drops spaces and dashes, the
-// forms people type it in.
+// normaliseID upper-cases a DNI/NIE and drops spaces, dots and dashes,
+// as the registry does, for the forms people type it in.
 func normaliseID(id string) string {
-	return strings.ToUpper(strings.NewReplacer(" ", "", "-", "").Replace(strings.TrimSpace(id)))
+	return strings.ToUpper(strings.NewReplacer(" ", "", "-", "", ".", "").Replace(strings.TrimSpace(id)))
 }

@@ -59,6 +59,7 @@ func (a *Authority) CSR(ctx context.Context, citizenID string) (*Certificate, er
 	if err != nil {
 		return nil, err
 	}
+	citizenID = c.ID // the registry's canonical spelling
 	unlock := a.owners.lock(citizenID)
 	defer unlock()
 	_, pending, err := a.current(ctx, citizenID)
