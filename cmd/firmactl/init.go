@@ -50,6 +50,9 @@ type initOpts struct {
 // runInit makes what firmad needs on a dev machine, reusing anything that
 // is already there, so running it twice changes nothing.
 func runInit(ctx context.Context, e *env, o initOpts) error {
+	if o.keyMode != "token" && o.keyMode != "wrapped" {
+		return usageErr("--key-mode %q: want token or wrapped", o.keyMode)
+	}
 	if err := os.MkdirAll(o.state, 0o700); err != nil {
 		return fmt.Errorf("create state folder: %w", err)
 	}
@@ -105,6 +108,10 @@ func runInit(ctx context.Context, e *env, o initOpts) error {
 		cfg.Auth.Operators = append(cfg.Auth.Operators, config.Operator{Name: "local-operator", TokenSHA256: sum})
 	}
 
+	// Check the whole configuration as firmad will before writing it.
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", cfgPath, err)
+	}
 	if !existing {
 		if err := writeConfig(cfgPath, cfg); err != nil {
 			return err
@@ -112,12 +119,9 @@ func runInit(ctx context.Context, e *env, o initOpts) error {
 		fmt.Fprintf(e.stdout, "wrote %s\n", cfgPath)
 	}
 
-	// Check the whole configuration as firmad will, then make the
-	// key-encryption key so that wrapped keys work from the first call.
+	// Make the key-encryption key so that wrapped keys work from the
+	// first call.
 	cfg.HSM.PIN = config.Secret(pin)
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("%s: %w", cfgPath, err)
-	}
 	if cfg.HSM.SoftHSM2Conf != "" {
 		os.Setenv("SOFTHSM2_CONF", cfg.HSM.SoftHSM2Conf)
 	}
