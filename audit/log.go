@@ -294,7 +294,7 @@ func (l *Log) commit(batch []*pending) {
 	}
 	l.m.batch.Observe(float64(len(batch)))
 	for _, p := range batch {
-		l.m.appended.WithLabelValues(string(p.rec.Event), string(p.rec.Outcome)).Inc()
+		l.m.observe(p.rec)
 		p.err <- nil
 	}
 }

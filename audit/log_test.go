@@ -96,6 +96,20 @@ func TestGroupCommitConcurrent(t *testing.T) {
 	if got := counterSum(t, reg, "firma_audit_appended_records_total"); got != n {
 		t.Errorf("appended counter = %v, want %d", got, n)
 	}
+	// sample(i) is a key.used of 2 documents, PAdES with ecdsa-p256, when
+	// i%5 is 0 or 1.
+	for _, m := range gather(t, reg, "firma_audit_signatures_total").GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["algorithm"] != "ecdsa-p256" || labels["format"] != "pades" || labels["outcome"] != "success" || !strings.HasPrefix(labels["portal"], "portal-") {
+			t.Errorf("signature series %v", labels)
+		}
+	}
+	if got := counterSum(t, reg, "firma_audit_signatures_total"); got != n*2/5*2 {
+		t.Errorf("signatures counter = %v, want %d", got, n*2/5*2)
+	}
 }
 
 func gather(t *testing.T, reg *prometheus.Registry, name string) *dto.MetricFamily {

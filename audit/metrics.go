@@ -12,6 +12,7 @@ type metrics struct {
 	size        prometheus.Gauge
 	checkpoints *prometheus.CounterVec
 	lastCP      prometheus.Gauge
+	signatures  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -51,13 +52,54 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "firma_audit_checkpoints_total",
 			Help: "Checkpoint signings, by result (ok, error, untimestamped).",
 		}, []string{"result"}),
+		signatures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "firma_audit_signatures_total",
+			Help: "Documents signed with user and system keys, as recorded in the audit log, by portal, algorithm and format (key.used details) and outcome.",
+		}, []string{"portal", "algorithm", "format", "outcome"}),
 		lastCP: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "firma_audit_last_checkpoint_timestamp_seconds",
 			Help: "Unix time of the latest signed checkpoint.",
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.commit, m.append, m.batch, m.backlog, m.appended, m.failures, m.size, m.checkpoints, m.lastCP)
+		reg.MustRegister(m.commit, m.append, m.batch, m.backlog, m.appended, m.failures, m.size, m.checkpoints, m.lastCP, m.signatures)
 	}
 	return m
+}
+
+// Detail keys of key.used records that label firma_audit_signatures_total.
+const (
+	DetailAlgorithm = "algorithm" // e.g. "ecdsa-p256", "rsa-pss-3072"
+	DetailFormat    = "format"    // e.g. "pades", "cades", "xades", "raw"
+)
+
+// label keeps metric label values bounded: a caller's free text must not
+// create unbounded series.
+func label(v, def string) string {
+	if v == "" {
+		return def
+	}
+	if len(v) > 64 {
+		return "other"
+	}
+	for _, r := range v {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':') {
+			return "other"
+		}
+	}
+	return v
+}
+
+// observe counts a committed record.
+func (m *metrics) observe(r *Record) {
+	m.appended.WithLabelValues(string(r.Event), string(r.Outcome)).Inc()
+	if r.Event != KeyUsed {
+		return
+	}
+	n := len(r.Documents)
+	if n == 0 {
+		n = 1
+	}
+	m.signatures.WithLabelValues(label(r.Portal, "none"), label(r.Details[DetailAlgorithm], "unknown"),
+		label(r.Details[DetailFormat], "raw"), string(r.Outcome)).Add(float64(n))
 }
