@@ -1,0 +1,228 @@
+// Package stack assembles firmad's signing parts for tests: a fresh
+// SoftHSM2 token, a SQLite file, the citizen registry, the CA, the signing
+// core, the portal registry, the SMS outbox, the transaction core, and
+// the HTTP handlers firmad serves (approval page, CSC API) on a loopback
+// httptest server. Nothing is mocked.
+package stack
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/firma-cloud/firma/ca"
+	"github.com/firma-cloud/firma/csc"
+	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/policy"
+	"github.com/firma-cloud/firma/portal"
+	"github.com/firma-cloud/firma/registry"
+	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/sms"
+	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
+	"github.com/firma-cloud/firma/store"
+	"github.com/firma-cloud/firma/store/sqlite"
+	"github.com/firma-cloud/firma/transaction"
+	"github.com/firma-cloud/firma/web"
+)
+
+// Password is every test citizen's Cl@ve Permanente password.
+const Password = "Correct-Horse-Battery-7"
+
+// Options tunes a Stack; the zero value is firmad's defaults.
+type Options struct {
+	Transaction func(*transaction.Options)
+	CSC         func(*csc.Options)
+	Web         func(*web.Options)
+	// Mux adds more handlers to the server's mux.
+	Mux func(s *Stack, mux *http.ServeMux)
+}
+
+// Stack is one service's worth of real parts behind one loopback server.
+type Stack struct {
+	T        testing.TB
+	Ctx      context.Context
+	Dir      string
+	Token    *softhsmtest.Token
+	DB       *sqlite.DB
+	Keys     *keystore.Keystore
+	Outbox   *sms.Outbox
+	CA       *ca.Authority
+	Registry *registry.Registry
+	Portals  *portal.Registry
+	Core     *signer.Core
+	Tx       *transaction.Service
+	CSC      *csc.Service
+	Web      *web.Handler
+	Metrics  *prometheus.Registry
+	Server   *httptest.Server
+	OTPKey   []byte
+}
+
+// New builds a Stack; everything is closed when the test ends.
+func New(t testing.TB, opt Options) *Stack {
+	t.Helper()
+	s := &Stack{T: t, Ctx: context.Background(), Dir: t.TempDir(), Token: softhsmtest.New(t), Metrics: prometheus.NewRegistry(),
+		OTPKey: []byte("stack-test-otp-key-0123456789abcdef-0123456789")}
+	var handler atomic.Pointer[http.Handler]
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		(*handler.Load()).ServeHTTP(w, r)
+	}))
+	t.Cleanup(s.Server.Close)
+
+	var err error
+	if s.DB, err = sqlite.Open(s.Ctx, filepath.Join(s.Dir, "firma.db")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.DB.Close() })
+	if s.Keys, err = keystore.Open(s.Ctx, keystore.Config{Module: s.Token.Module, TokenLabel: s.Token.Label, PIN: s.Token.PIN}, s.DB, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Keys.Close() })
+	if s.Outbox, err = sms.NewOutbox(s.DB, sms.OutboxOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if s.CA, err = ca.New(ca.Config{BaseURL: s.Server.URL, Organization: "Firma Test"}, s.Keys, s.DB, nil, nil, s.Metrics); err != nil {
+		t.Fatal(err)
+	}
+	if s.Registry, err = registry.New(s.DB, registry.Options{SMS: s.Outbox, Revoker: ca.CitizenRevoker{CA: s.CA},
+		// Cheap hashing: the tests check behaviour, not cost.
+		Argon2: registry.Argon2{Time: 1, Memory: 8 * 1024, Threads: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	s.CA.SetCitizens(s.Registry)
+	if _, err := s.CA.Init(s.Ctx); err != nil {
+		t.Fatalf("ca init: %v", err)
+	}
+	s.Portals = portal.New(s.DB, portal.Options{})
+	s.Core = signer.New(s.Keys, signer.Config{VerifyECDSA: true, Registerer: s.Metrics})
+
+	topt := transaction.Options{Store: s.DB, Portals: s.Portals, Citizens: s.Registry, Certificates: s.CA, Core: s.Core, Keys: s.Keys,
+		SMS: s.Outbox, OTPKey: s.OTPKey, BaseURL: s.Server.URL, Registerer: s.Metrics}
+	if opt.Transaction != nil {
+		opt.Transaction(&topt)
+	}
+	if s.Tx, err = transaction.New(topt); err != nil {
+		t.Fatal(err)
+	}
+	hasher, err := policy.NewOTPHasher(s.OTPKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copt := csc.Options{Store: s.DB, Certificates: s.CA, Keys: s.Keys, Signer: s.Core, Citizens: s.Registry, SMS: s.Outbox,
+		OTP: hasher, Registerer: s.Metrics}
+	if opt.CSC != nil {
+		opt.CSC(&copt)
+	}
+	if s.CSC, err = csc.New(copt); err != nil {
+		t.Fatal(err)
+	}
+	wopt := web.Options{Transactions: s.Tx, BaseURL: s.Server.URL, Registerer: s.Metrics}
+	if opt.Web != nil {
+		opt.Web(&wopt)
+	}
+	if s.Web, err = web.New(wopt); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	s.Web.Register(mux)
+	s.CSC.Register(mux, s.Portals)
+	s.CA.RegisterHTTP(mux)
+	if opt.Mux != nil {
+		opt.Mux(s, mux)
+	}
+	var h http.Handler = mux
+	handler.Store(&h)
+	return s
+}
+
+// DNI makes a valid DNI from a number below 10^8.
+func DNI(n int) string {
+	return fmt.Sprintf("%08d%c", n, "TRWAGMYFPDXBNJZSQVHLCKE"[n%23])
+}
+
+// Mobile is the test mobile number of a citizen.
+func Mobile(id string) string { return "+34600" + id[2:8] }
+
+var registrar = registry.Staff{Name: "registrar-test", Role: policy.Registrar}
+
+// Advanced registers citizen n in person (advanced level) with Password.
+func (s *Stack) Advanced(n int, given, surnames string) string {
+	s.T.Helper()
+	id := DNI(n)
+	conf, err := s.Registry.RegisterInPerson(s.Ctx, registrar, registry.Person{ID: id, GivenName: given, Surnames: surnames,
+		Mobile: Mobile(id), Email: fmt.Sprintf("c%d@example.es", n)})
+	if err != nil {
+		s.T.Fatalf("register %s: %v", id, err)
+	}
+	if err := s.Registry.SetPassword(s.Ctx, id, conf.ActivationCode, Password); err != nil {
+		s.T.Fatalf("set password %s: %v", id, err)
+	}
+	return id
+}
+
+// Portal registers a portal with an API key and the given redirect URLs.
+func (s *Stack) Portal(name string, redirects ...string) (*store.Portal, string) {
+	s.T.Helper()
+	c, err := s.Portals.Create(s.Ctx, portal.Spec{Name: name, RedirectURLs: redirects, APIKey: true})
+	if err != nil {
+		s.T.Fatalf("create portal: %v", err)
+	}
+	return c.Portal, c.APIKey
+}
+
+var otpRE = regexp.MustCompile(`Cl@ve Firma: (\d{6}) `)
+
+// LastOTP reads the newest code sent to the citizen from the SMS outbox,
+// as an operator (or the load generator) does; it also returns the text.
+func (s *Stack) LastOTP(citizen string) (string, string) {
+	s.T.Helper()
+	msgs, err := s.Outbox.Messages(s.Ctx, Mobile(citizen), 1)
+	if err != nil || len(msgs) == 0 {
+		s.T.Fatalf("no SMS for %s: %v", citizen, err)
+	}
+	m := otpRE.FindStringSubmatch(msgs[0].Text)
+	if m == nil {
+		s.T.Fatalf("no code in SMS %q", msgs[0].Text)
+	}
+	return m[1], msgs[0].Text
+}
+
+// SMSCount is how many messages the citizen has received.
+func (s *Stack) SMSCount(citizen string) int {
+	s.T.Helper()
+	msgs, err := s.Outbox.Messages(s.Ctx, Mobile(citizen), 1000)
+	if err != nil {
+		s.T.Fatal(err)
+	}
+	return len(msgs)
+}
+
+// Certificate makes sure the citizen has a certificate and returns it.
+func (s *Stack) Certificate(citizen string) *ca.Certificate {
+	s.T.Helper()
+	c, err := s.CA.EnsureCertificate(s.Ctx, citizen)
+	if err != nil {
+		s.T.Fatalf("certificate for %s: %v", citizen, err)
+	}
+	return c
+}
+
+// WaitFor polls cond until it holds or the timeout passes.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,598 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	_ "time/tzdata" // Europe/Madrid on hosts without a zoneinfo database
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/transaction"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Transactions is the part of the transaction core the page drives;
+// *transaction.Service is one.
+type Transactions interface {
+	View(ctx context.Context, id string) (*transaction.View, error)
+	Authenticate(ctx context.Context, id, citizenID, password string) (*transaction.Session, error)
+	SendOTP(ctx context.Context, id, session string) (*transaction.OTPStatus, error)
+	Resend(ctx context.Context, id, session string) (*transaction.OTPStatus, error)
+	Approve(ctx context.Context, id, session, otp string) (*transaction.View, error)
+	Reject(ctx context.Context, id, session string) (*transaction.View, error)
+}
+
+var _ Transactions = (*transaction.Service)(nil)
+
+// Paths the page is served under.
+const (
+	PathPrefix = "/sign/"
+	staticPath = "/sign/assets/"
+)
+
+// Options configures the approval page. Transactions is required.
+type Options struct {
+	Transactions Transactions
+	// Secure marks the cookies Secure with the __Host- prefix. Set it
+	// whenever citizens reach the page over HTTPS, directly or through a
+	// TLS-terminating proxy; leave it off only for plain-HTTP loopback
+	// development, where browsers would drop Secure cookies.
+	Secure bool
+	// BaseURL is the public URL citizens use (as the transaction core's
+	// BaseURL); its origin is the one form posts must come from. Empty:
+	// the request's own host.
+	BaseURL string
+	// Location is the time zone times are shown in; default Europe/Madrid.
+	Location   *time.Location
+	Log        *slog.Logger
+	Registerer prometheus.Registerer // nil registers no metrics
+}
+
+// Handler serves the citizen approval page.
+type Handler struct {
+	opt     Options
+	tx      Transactions
+	log     *slog.Logger
+	tmpl    *template.Template
+	static  http.Handler
+	origins []string
+	loc     *time.Location
+	pages   *prometheus.CounterVec
+	mux     *http.ServeMux
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// New returns the page handler.
+func New(opt Options) (*Handler, error) {
+	if opt.Transactions == nil {
+		return nil, errors.New("web: a transaction service is required")
+	}
+	h := &Handler{opt: opt, tx: opt.Transactions, log: opt.Log, loc: opt.Location}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.loc == nil {
+		loc, err := time.LoadLocation("Europe/Madrid")
+		if err != nil {
+			return nil, fmt.Errorf("web: %w", err)
+		}
+		h.loc = loc
+	}
+	if opt.BaseURL != "" {
+		u, err := url.Parse(opt.BaseURL)
+		if err != nil || u.Scheme == "" || u.Host == "" {
+			return nil, fmt.Errorf("web: base URL %q is not an absolute URL", opt.BaseURL)
+		}
+		h.origins = []string{strings.ToLower(u.Scheme + "://" + u.Host)}
+	}
+	t, err := template.New("page.html").ParseFS(templateFS, "templates/page.html")
+	if err != nil {
+		return nil, fmt.Errorf("web: templates: %w", err)
+	}
+	h.tmpl = t
+	sub, err := fs.Sub(staticFS, "static")
+	if err != nil {
+		return nil, fmt.Errorf("web: static: %w", err)
+	}
+	h.static = http.StripPrefix(staticPath, http.FileServerFS(sub))
+	h.pages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "firma_web_requests_total", Help: "Approval page requests, by action and outcome code (\"ok\" when none)."},
+		[]string{"action", "outcome"})
+	if opt.Registerer != nil {
+		if err := opt.Registerer.Register(h.pages); err != nil {
+			return nil, fmt.Errorf("web metrics: %w", err)
+		}
+	}
+	h.mux = http.NewServeMux()
+	h.mux.HandleFunc("GET "+staticPath+"{file}", h.serveStatic)
+	h.mux.HandleFunc("GET "+PathPrefix+"{id}", h.get)
+	h.mux.HandleFunc("POST "+PathPrefix+"{id}/login", h.post("login", h.login))
+	h.mux.HandleFunc("POST "+PathPrefix+"{id}/send", h.post("send", h.send))
+	h.mux.HandleFunc("POST "+PathPrefix+"{id}/resend", h.post("resend", h.resend))
+	h.mux.HandleFunc("POST "+PathPrefix+"{id}/approve", h.post("approve", h.approve))
+	h.mux.HandleFunc("POST "+PathPrefix+"{id}/reject", h.post("reject", h.reject))
+	return h, nil
+}
+
+// Register mounts the page on mux under /sign/.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.Handle(PathPrefix, h)
+}
+
+// ServeHTTP routes the page's requests.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+func (h *Handler) serveStatic(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	h.static.ServeHTTP(w, r)
+}
+
+// page is what the template renders.
+type page struct {
+	L, Other  Lang
+	SwitchURL string
+	Static    string
+	ID        string
+	View      *transaction.View
+	Step      string // login, send, otp, signing, final, missing
+	Live      bool
+	CSRF      string
+	Error     string
+	Notice    string
+	Final     string
+	ReturnURL string
+	Citizen   string
+	CanReject bool
+	Leave     bool
+	Refresh   int
+	loc       *time.Location
+}
+
+// Action is the URL a form posts to.
+func (p *page) Action(step string) string { return PathPrefix + url.PathEscape(p.ID) + "/" + step }
+
+// Tries says how many OTP tries are left.
+func (p *page) Tries(n int) string {
+	if n == 1 {
+		return p.L.T("otp.tries.one")
+	}
+	return p.L.T("otp.tries", n)
+}
+
+// Clock shows a time of day in the page's zone.
+func (p *page) Clock(t time.Time) string { return t.In(p.loc).Format("15:04") }
+
+// Date shows a date in the page's zone.
+func (p *page) Date(t time.Time) string { return t.In(p.loc).Format("02/01/2006") }
+
+// After reports whether t is still to come.
+func (p *page) After(t time.Time) bool { return time.Now().Before(t) }
+
+// ShowDocStatus tells whether per-document outcomes mean anything yet.
+func (p *page) ShowDocStatus() bool { return p.View != nil && p.View.State.Final() }
+
+// Size shows a byte count.
+func (p *page) Size(n int64) string {
+	switch {
+	case n < 1024:
+		return p.L.T("bytes", strconv.FormatInt(n, 10))
+	case n < 1024*1024:
+		return p.L.T("kb", p.decimal(float64(n)/1024))
+	}
+	return p.L.T("mb", p.decimal(float64(n)/(1024*1024)))
+}
+
+func (p *page) decimal(f float64) string {
+	s := strconv.FormatFloat(f, 'f', 1, 64)
+	if p.L == Spanish {
+		s = strings.Replace(s, ".", ",", 1)
+	}
+	return s
+}
+
+// Format names a signature format.
+func (p *page) Format(f signer.Format) string {
+	switch strings.ToLower(string(f)) {
+	case "cades":
+		return "CAdES"
+	case "pades":
+		return "PAdES"
+	case "raw", "":
+		return "PKCS#1 / ECDSA"
+	}
+	return string(f)
+}
+
+// newPage starts a page for the request: language, CSRF secret, and the
+// switch link.
+func (h *Handler) newPage(w http.ResponseWriter, r *http.Request, id string) *page {
+	l, _ := pickLang(r)
+	p := &page{L: l, Other: l.other(), ID: id, Static: strings.TrimSuffix(staticPath, "/"), loc: h.loc}
+	p.SwitchURL = PathPrefix + url.PathEscape(id) + "?lang=" + string(p.Other)
+	secret := h.csrfSecret(w, r)
+	p.CSRF = csrfToken(secret, id, cookieValue(r, h.sessionCookie(id)))
+	return p
+}
+
+// fill sets the step from the transaction's state and whether this
+// browser holds a session for it.
+func (h *Handler) fill(p *page, v *transaction.View, hasSession bool) {
+	p.View = v
+	p.Live = !v.State.Final()
+	p.Leave = p.Live
+	switch v.State {
+	case transaction.StateCreated:
+		p.Step = "login"
+		p.CanReject = true
+	case transaction.StateAuthenticated:
+		p.Step, p.CanReject = "login", false
+		if hasSession {
+			p.Step, p.CanReject = "send", true
+		}
+	case transaction.StateOTPSent:
+		p.Step, p.CanReject = "login", false
+		if hasSession && v.OTP != nil {
+			p.Step, p.CanReject = "otp", true
+		}
+	case transaction.StateApproved, transaction.StateSigning:
+		p.Step, p.Refresh, p.Leave = "signing", 2, false
+	default:
+		p.Step, p.Leave = "final", false
+		p.ReturnURL = v.ReturnURL
+		p.Final = h.finalText(p.L, v)
+	}
+}
+
+// finalText explains a final state to the citizen.
+func (h *Handler) finalText(l Lang, v *transaction.View) string {
+	switch v.State {
+	case transaction.StateDone:
+		return l.T("done", v.PortalName)
+	case transaction.StateRejected:
+		return l.T("final.rejected")
+	case transaction.StateExpired:
+		return l.T("final.expired")
+	case transaction.StateCancelled:
+		return l.T("final.cancelled")
+	}
+	if v.ErrorCode == transaction.CodeOTPLocked {
+		return l.T("final.otp_locked")
+	}
+	return l.T("final.failed")
+}
+
+func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, p *page) {
+	var buf bytes.Buffer
+	if err := h.tmpl.Execute(&buf, p); err != nil {
+		h.log.ErrorContext(r.Context(), "approval page: render", "err", err)
+		securityHeaders(w)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	securityHeaders(w)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Language", string(p.L))
+	w.Header().Set("Vary", "Accept-Language, Cookie")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// flash messages travel in the redirect's query as a key, never as text,
+// so a crafted link cannot put words on the page.
+var notices = map[string]bool{"sent": true, "resent": true}
+
+func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if l, switched := pickLang(r); switched {
+		// Remember the switch and drop it from the URL.
+		http.SetCookie(w, &http.Cookie{Name: langCookie, Value: string(l), Path: "/", MaxAge: 365 * 24 * 3600,
+			Secure: h.opt.Secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+		q := r.URL.Query()
+		q.Del("lang")
+		target := PathPrefix + url.PathEscape(id)
+		if e := q.Encode(); e != "" {
+			target += "?" + e
+		}
+		securityHeaders(w)
+		http.Redirect(w, r, target, http.StatusSeeOther)
+		return
+	}
+	p := h.newPage(w, r, id)
+	v, err := h.tx.View(r.Context(), id)
+	if err != nil {
+		h.fail(w, r, p, "view", err)
+		return
+	}
+	h.fill(p, v, cookieValue(r, h.sessionCookie(id)) != "")
+	if n := r.URL.Query().Get("n"); notices[n] && p.Step == "otp" {
+		p.Notice = p.L.T("notice." + n)
+	}
+	h.pages.WithLabelValues("view", "ok").Inc()
+	h.render(w, r, http.StatusOK, p)
+}
+
+// maxForm bounds a posted form; the largest holds a DNI and a password.
+const maxForm = 8 << 10
+
+// post wraps a form handler with the origin and CSRF checks.
+func (h *Handler) post(action string, fn func(w http.ResponseWriter, r *http.Request, p *page, session string)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+		parseErr := r.ParseForm()
+		session := cookieValue(r, h.sessionCookie(id))
+		secret := cookieValue(r, h.cookieName(csrfCookieName))
+		p := h.newPage(w, r, id)
+		switch {
+		case parseErr != nil:
+			h.pages.WithLabelValues(action, "bad_form").Inc()
+			h.refuse(w, r, p, http.StatusBadRequest, p.L.T("err.invalid_request"))
+			return
+		case !h.sameOrigin(r):
+			h.pages.WithLabelValues(action, "cross_origin").Inc()
+			h.log.WarnContext(r.Context(), "approval page: cross-origin post refused", "action", action, "origin", r.Header.Get("Origin"))
+			h.refuse(w, r, p, http.StatusForbidden, p.L.T("err.csrf"))
+			return
+		case !checkCSRF(r, secret, id, session):
+			h.pages.WithLabelValues(action, "csrf").Inc()
+			h.log.WarnContext(r.Context(), "approval page: csrf token refused", "action", action)
+			h.refuse(w, r, p, http.StatusForbidden, p.L.T("err.csrf"))
+			return
+		}
+		fn(w, r, p, session)
+	}
+}
+
+// refuse shows the current page with an error.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, p *page, status int, msg string) {
+	v, err := h.tx.View(r.Context(), p.ID)
+	if err != nil {
+		h.fail(w, r, p, "view", err)
+		return
+	}
+	h.fill(p, v, cookieValue(r, h.sessionCookie(p.ID)) != "")
+	p.Error = msg
+	h.render(w, r, status, p)
+}
+
+// fail shows the page for a refusal of the transaction core, with the
+// status and message its code calls for.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, p *page, action string, err error) {
+	code := transaction.CodeOf(err)
+	outcome := string(code)
+	if outcome == "" {
+		outcome = "internal"
+	}
+	h.pages.WithLabelValues(action, outcome).Inc()
+	status, key := statusOf(code)
+	if status >= 500 {
+		h.log.ErrorContext(r.Context(), "approval page: step failed", "action", action, "code", code, "err", err)
+	} else {
+		h.log.WarnContext(r.Context(), "approval page: step refused", "action", action, "code", code)
+	}
+	msg := p.L.T(key)
+	if code == transaction.CodeNotFound {
+		p.Step = "missing"
+		p.Error = msg
+		h.render(w, r, status, p)
+		return
+	}
+	v, verr := h.tx.View(r.Context(), p.ID)
+	if verr != nil {
+		p.Step = "missing"
+		p.Error = msg
+		if transaction.CodeOf(verr) == transaction.CodeNotFound {
+			p.Error = p.L.T("err.not_found")
+		}
+		h.render(w, r, status, p)
+		return
+	}
+	if code == transaction.CodeSessionInvalid {
+		// The session is gone (signed in elsewhere, or the cookie is
+		// stale): drop it so the page asks to sign in again.
+		h.clearCookie(w, h.sessionCookie(p.ID))
+		r = withoutCookie(r, h.sessionCookie(p.ID))
+		p.CSRF = csrfToken(cookieValue(r, h.cookieName(csrfCookieName)), p.ID, "")
+	}
+	h.fill(p, v, cookieValue(r, h.sessionCookie(p.ID)) != "")
+	if code == transaction.CodeOTPInvalid && v.OTP != nil {
+		msg += " " + p.Tries(v.OTP.TriesLeft)
+	}
+	if p.Step == "final" && (code == transaction.CodeOTPLocked || code == transaction.CodeExpired) {
+		// The final text says it all.
+		msg = ""
+	}
+	p.Error = msg
+	h.render(w, r, status, p)
+}
+
+// statusOf maps a transaction code to the HTTP status and message key.
+func statusOf(c transaction.Code) (int, string) {
+	switch c {
+	case transaction.CodeNotFound:
+		return http.StatusNotFound, "err.not_found"
+	case transaction.CodeBadCredentials:
+		return http.StatusUnauthorized, "err.bad_credentials"
+	case transaction.CodeCredentialLocked:
+		return http.StatusForbidden, "err.credential_locked"
+	case transaction.CodeCitizenMismatch:
+		return http.StatusForbidden, "err.citizen_mismatch"
+	case transaction.CodeSessionInvalid:
+		return http.StatusUnauthorized, "err.session_invalid"
+	case transaction.CodeOTPInvalid:
+		return http.StatusBadRequest, "err.otp_invalid"
+	case transaction.CodeOTPExpired:
+		return http.StatusBadRequest, "err.otp_expired"
+	case transaction.CodeOTPLocked:
+		return http.StatusForbidden, "final.otp_locked"
+	case transaction.CodeOTPNotSent:
+		return http.StatusConflict, "err.otp_not_sent"
+	case transaction.CodeResendLimit:
+		return http.StatusTooManyRequests, "err.otp_resend_limit"
+	case transaction.CodeResendTooSoon:
+		return http.StatusTooManyRequests, "err.otp_resend_too_soon"
+	case transaction.CodeSMSFailed:
+		return http.StatusBadGateway, "err.sms_failed"
+	case transaction.CodeAlreadyUsed:
+		return http.StatusConflict, "err.already_used"
+	case transaction.CodeExpired:
+		return http.StatusGone, "final.expired"
+	case transaction.CodeCancelled:
+		return http.StatusConflict, "final.cancelled"
+	case transaction.CodeCancelledByCitizen:
+		return http.StatusConflict, "final.rejected"
+	case transaction.CodeWrongState:
+		return http.StatusConflict, "err.invalid_state"
+	case transaction.CodeInvalidRequest:
+		return http.StatusBadRequest, "err.invalid_request"
+	case transaction.CodeUnavailable:
+		return http.StatusServiceUnavailable, "err.unavailable"
+	case transaction.CodeSigningFailed:
+		return http.StatusBadGateway, "final.failed"
+	}
+	return http.StatusInternalServerError, "err.internal"
+}
+
+func withoutCookie(r *http.Request, name string) *http.Request {
+	r2 := r.Clone(r.Context())
+	r2.Header.Del("Cookie")
+	for _, c := range r.Cookies() {
+		if c.Name != name {
+			r2.AddCookie(c)
+		}
+	}
+	return r2
+}
+
+// back sends the browser to the page again, after a step that worked.
+func (h *Handler) back(w http.ResponseWriter, r *http.Request, id, notice string) {
+	target := PathPrefix + url.PathEscape(id)
+	if notice != "" {
+		target += "?n=" + notice
+	}
+	securityHeaders(w)
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+// toPortal sends the browser back to the portal: only ever to the URL the
+// transaction core gives, which is the one the portal registered for the
+// transaction, never one from the request.
+func (h *Handler) toPortal(w http.ResponseWriter, r *http.Request, p *page, v *transaction.View) {
+	h.clearCookie(w, h.sessionCookie(p.ID))
+	if v.ReturnURL == "" {
+		h.back(w, r, p.ID, "")
+		return
+	}
+	securityHeaders(w)
+	http.Redirect(w, r, v.ReturnURL, http.StatusSeeOther)
+}
+
+func (h *Handler) login(w http.ResponseWriter, r *http.Request, p *page, _ string) {
+	citizen := strings.TrimSpace(r.PostFormValue("citizen"))
+	password := r.PostFormValue("password")
+	p.Citizen = citizen
+	switch {
+	case citizen == "":
+		h.pages.WithLabelValues("login", "missing_id").Inc()
+		h.refuse(w, r, p, http.StatusBadRequest, p.L.T("err.missing_id"))
+		return
+	case password == "":
+		h.pages.WithLabelValues("login", "missing_password").Inc()
+		h.refuse(w, r, p, http.StatusBadRequest, p.L.T("err.missing_password"))
+		return
+	}
+	s, err := h.tx.Authenticate(r.Context(), p.ID, citizen, password)
+	if err != nil {
+		if transaction.CodeOf(err) == transaction.CodeInvalidRequest {
+			err = &transaction.Error{Code: transaction.CodeBadCredentials}
+		}
+		h.fail(w, r, p, "login", err)
+		return
+	}
+	h.pages.WithLabelValues("login", "ok").Inc()
+	h.setCookie(w, h.sessionCookie(p.ID), s.Token, s.View.ExpiresAt)
+	// The code goes out at once, as Cl@ve does after sign-in; if the SMS
+	// fails, the page offers to send it again.
+	notice := ""
+	if s.View.State == transaction.StateAuthenticated {
+		if _, err := h.tx.SendOTP(r.Context(), p.ID, s.Token); err != nil {
+			r.AddCookie(&http.Cookie{Name: h.sessionCookie(p.ID), Value: s.Token})
+			p.CSRF = csrfToken(cookieValue(r, h.cookieName(csrfCookieName)), p.ID, s.Token)
+			h.fail(w, r, p, "send", err)
+			return
+		}
+		h.pages.WithLabelValues("send", "ok").Inc()
+		notice = "sent"
+	}
+	h.back(w, r, p.ID, notice)
+}
+
+func (h *Handler) send(w http.ResponseWriter, r *http.Request, p *page, session string) {
+	if _, err := h.tx.SendOTP(r.Context(), p.ID, session); err != nil {
+		h.fail(w, r, p, "send", err)
+		return
+	}
+	h.pages.WithLabelValues("send", "ok").Inc()
+	h.back(w, r, p.ID, "sent")
+}
+
+func (h *Handler) resend(w http.ResponseWriter, r *http.Request, p *page, session string) {
+	if _, err := h.tx.Resend(r.Context(), p.ID, session); err != nil {
+		h.fail(w, r, p, "resend", err)
+		return
+	}
+	h.pages.WithLabelValues("resend", "ok").Inc()
+	h.back(w, r, p.ID, "resent")
+}
+
+func (h *Handler) approve(w http.ResponseWriter, r *http.Request, p *page, session string) {
+	otp := r.PostFormValue("otp")
+	if strings.TrimSpace(otp) == "" {
+		h.pages.WithLabelValues("approve", "missing_otp").Inc()
+		h.refuse(w, r, p, http.StatusBadRequest, p.L.T("err.otp_format"))
+		return
+	}
+	v, err := h.tx.Approve(r.Context(), p.ID, session, otp)
+	if err != nil {
+		if transaction.CodeOf(err) == transaction.CodeInvalidRequest {
+			h.pages.WithLabelValues("approve", "otp_format").Inc()
+			h.refuse(w, r, p, http.StatusBadRequest, p.L.T("err.otp_format"))
+			return
+		}
+		h.fail(w, r, p, "approve", err)
+		return
+	}
+	h.pages.WithLabelValues("approve", "ok").Inc()
+	h.log.InfoContext(r.Context(), "approval page: approved", "transaction", p.ID, "state", v.State)
+	h.toPortal(w, r, p, v)
+}
+
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request, p *page, session string) {
+	v, err := h.tx.Reject(r.Context(), p.ID, session)
+	if err != nil {
+		h.fail(w, r, p, "reject", err)
+		return
+	}
+	h.pages.WithLabelValues("reject", "ok").Inc()
+	h.log.InfoContext(r.Context(), "approval page: rejected", "transaction", p.ID)
+	h.toPortal(w, r, p, v)
+}

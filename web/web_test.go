@@ -1,0 +1,465 @@
+package web_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/firma-cloud/firma/e2e/stack"
+	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
+	"github.com/firma-cloud/firma/store"
+	"github.com/firma-cloud/firma/transaction"
+	"github.com/firma-cloud/firma/web"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	softhsmtest.Cleanup()
+	os.Exit(code)
+}
+
+const (
+	okURL  = "https://portal.example.es/tramite/ok"
+	errURL = "https://portal.example.es/tramite/error"
+)
+
+// fixture is a stack with one portal, one advanced citizen and a browser
+// (an HTTP client with a cookie jar that does not follow redirects, so
+// every 303 is checked).
+type fixture struct {
+	*stack.Stack
+	portal  *store.Portal
+	citizen string
+	c       *http.Client
+}
+
+func newFixture(t *testing.T, mut func(*web.Options)) *fixture {
+	t.Helper()
+	s := stack.New(t, stack.Options{Web: mut})
+	p, _ := s.Portal("Agencia Tributaria", okURL, errURL)
+	jar, _ := cookiejar.New(nil)
+	return &fixture{Stack: s, portal: p, citizen: s.Advanced(12345678, "Lucía", "García Pérez"),
+		c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// create makes a transaction of three documents for the citizen.
+func (f *fixture) create(t *testing.T) string {
+	t.Helper()
+	c, err := f.Tx.Create(context.Background(), f.portal, transaction.CreateRequest{CitizenID: f.citizen, OKURL: okURL, ErrorURL: errURL,
+		Documents: []transaction.DocumentInput{
+			{Name: "Declaración IRPF 2025.pdf", Content: []byte("%PDF-1.4 not really a pdf, signed raw"), Format: "raw"},
+			{Name: "Anexo A — gastos.txt", Content: []byte("gastos deducibles"), Format: "raw"},
+			{Name: "Resolución.xml", Digest: sha(t, "resolución"), Hash: "sha256", Format: "raw"},
+		}})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if c.RedirectURL != f.Server.URL+"/sign/"+c.ID {
+		t.Fatalf("redirect URL %s", c.RedirectURL)
+	}
+	return c.ID
+}
+
+func sha(t *testing.T, s string) []byte {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
+}
+
+type resp struct {
+	status int
+	body   string
+	loc    string
+	header http.Header
+}
+
+func (f *fixture) do(t *testing.T, req *http.Request) resp {
+	t.Helper()
+	r, err := f.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	return resp{status: r.StatusCode, body: html.UnescapeString(string(b)), loc: r.Header.Get("Location"), header: r.Header}
+}
+
+func (f *fixture) get(t *testing.T, path string, hdr ...string) resp {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, f.Server.URL+path, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	return f.do(t, req)
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func csrfOf(t *testing.T, body string) string {
+	t.Helper()
+	m := csrfRE.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no csrf token in page:\n%s", body)
+	}
+	return m[1]
+}
+
+// post sends a form as the page's own form would, with Origin.
+func (f *fixture) post(t *testing.T, path string, form url.Values, origin string) resp {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, f.Server.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
+	return f.do(t, req)
+}
+
+// login signs the citizen in through the page and returns the page with
+// the OTP form.
+func (f *fixture) login(t *testing.T, id string) resp {
+	t.Helper()
+	page := f.get(t, "/sign/"+id)
+	r := f.post(t, "/sign/"+id+"/login", url.Values{"csrf": {csrfOf(t, page.body)}, "citizen": {f.citizen}, "password": {stack.Password}}, f.Server.URL)
+	if r.status != http.StatusSeeOther || r.loc != "/sign/"+id+"?n=sent" {
+		t.Fatalf("login: %d %q\n%s", r.status, r.loc, r.body)
+	}
+	return f.get(t, r.loc)
+}
+
+func wantIn(t *testing.T, body string, parts ...string) {
+	t.Helper()
+	for _, p := range parts {
+		if !strings.Contains(body, p) {
+			t.Errorf("page lacks %q", p)
+		}
+	}
+	if t.Failed() {
+		t.Logf("page:\n%s", body)
+		t.FailNow()
+	}
+}
+
+func state(t *testing.T, f *fixture, id string) transaction.State {
+	t.Helper()
+	v, err := f.Tx.View(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.State
+}
+
+func TestApproveRedirectsToRegisteredOKURL(t *testing.T) {
+	f := newFixture(t, nil)
+	id := f.create(t)
+	page := f.get(t, "/sign/"+id, "Accept-Language", "es-ES,es;q=0.9")
+	v, _ := f.Tx.View(context.Background(), id)
+	wantIn(t, page.body, "Agencia Tributaria le pide que firme 3 documentos.", "Declaración IRPF 2025.pdf", "Anexo A — gastos.txt",
+		"Resolución.xml", "solo huella digital", v.ApprovalCode, v.Documents[0].ShortCode, v.Documents[2].ShortCode,
+		"se le emitirá uno al aprobar", `name="citizen"`, `autocomplete="current-password"`, `<meta name="viewport"`)
+	for _, h := range []string{"Content-Security-Policy", "X-Frame-Options", "Referrer-Policy"} {
+		if page.header.Get(h) == "" {
+			t.Errorf("no %s header", h)
+		}
+	}
+
+	otpPage := f.login(t, id)
+	code, text := f.LastOTP(f.citizen)
+	if !strings.Contains(text, v.ApprovalCode) {
+		t.Fatalf("SMS %q does not carry the page's code %s", text, v.ApprovalCode)
+	}
+	wantIn(t, otpPage.body, "Le hemos enviado el código por SMS.", `autocomplete="one-time-code"`, "Le quedan 3 intentos.", v.ApprovalCode)
+	if strings.Contains(otpPage.body, stack.Mobile(f.citizen)) {
+		t.Fatal("the page shows the whole mobile number")
+	}
+
+	// The form the citizen sends, kept to replay it afterwards.
+	approve := url.Values{"csrf": {csrfOf(t, otpPage.body)}, "otp": {code}}
+	cookies := f.c.Jar.Cookies(mustURL(f.Server.URL))
+	r := f.post(t, "/sign/"+id+"/approve", approve, f.Server.URL)
+	if r.status != http.StatusSeeOther || r.loc != okURL+"?transaction_id="+id {
+		t.Fatalf("approve: %d location %q, want %s?transaction_id=%s\n%s", r.status, r.loc, okURL, id, r.body)
+	}
+	if got := state(t, f, id); got != transaction.StateDone {
+		t.Fatalf("state %s, want done", got)
+	}
+
+	// The same form again, with the cookies it had: refused, no redirect.
+	f.c.Jar.SetCookies(mustURL(f.Server.URL), cookies)
+	r = f.post(t, "/sign/"+id+"/approve", approve, f.Server.URL)
+	if r.status != http.StatusConflict || r.loc != "" {
+		t.Fatalf("replayed approval: %d %q", r.status, r.loc)
+	}
+	wantIn(t, r.body, "el formulario no se puede enviar dos veces", "Volver a Agencia Tributaria")
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+func TestRejectRedirectsToErrorURL(t *testing.T) {
+	for _, signedIn := range []bool{false, true} {
+		t.Run(map[bool]string{false: "before sign-in", true: "after sign-in"}[signedIn], func(t *testing.T) {
+			f := newFixture(t, nil)
+			id := f.create(t)
+			page := f.get(t, "/sign/"+id)
+			if signedIn {
+				page = f.login(t, id)
+			}
+			r := f.post(t, "/sign/"+id+"/reject", url.Values{"csrf": {csrfOf(t, page.body)}}, f.Server.URL)
+			if r.status != http.StatusSeeOther || r.loc != errURL+"?transaction_id="+id {
+				t.Fatalf("reject: %d %q", r.status, r.loc)
+			}
+			if got := state(t, f, id); got != transaction.StateRejected {
+				t.Fatalf("state %s", got)
+			}
+			wantIn(t, f.get(t, "/sign/"+id).body, "Rechazó esta solicitud de firma.", errURL+"?transaction_id="+id)
+		})
+	}
+}
+
+// TestForgedPostsRefused: a post without the page's token, with a wrong
+// one, from another origin, or with no origin at all changes nothing.
+func TestForgedPostsRefused(t *testing.T) {
+	f := newFixture(t, nil)
+	id := f.create(t)
+	good := csrfOf(t, f.get(t, "/sign/"+id).body)
+	other := f.create(t)
+	otherToken := csrfOf(t, f.get(t, "/sign/"+other).body)
+	cases := []struct {
+		name, csrf, origin string
+	}{
+		{"no token", "", f.Server.URL},
+		{"wrong token", strings.Repeat("A", len(good)), f.Server.URL},
+		{"token of another transaction", otherToken, f.Server.URL},
+		{"foreign origin", good, "https://evil.example"},
+		{"null origin", good, "null"},
+		{"no origin", good, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for _, action := range []string{"login", "reject"} {
+				form := url.Values{"csrf": {c.csrf}, "citizen": {f.citizen}, "password": {stack.Password}}
+				r := f.post(t, "/sign/"+id+"/"+action, form, c.origin)
+				if r.status != http.StatusForbidden {
+					t.Fatalf("%s: status %d, want 403", action, r.status)
+				}
+				wantIn(t, r.body, "El formulario ha caducado o no procede de esta página.")
+			}
+			if got := state(t, f, id); got != transaction.StateCreated {
+				t.Fatalf("state %s after a forged post", got)
+			}
+		})
+	}
+}
+
+func TestOTPMessages(t *testing.T) {
+	f := newFixture(t, nil)
+	id := f.create(t)
+	page := f.login(t, id)
+	code, _ := f.LastOTP(f.citizen)
+	wrong := "000000"
+	if code == wrong {
+		wrong = "111111"
+	}
+	steps := []struct {
+		otp    string
+		status int
+		want   []string
+	}{
+		{"12ab", http.StatusBadRequest, []string{"El código tiene 6 dígitos.", "Le quedan 3 intentos."}},
+		{wrong, http.StatusBadRequest, []string{"Código incorrecto. Le quedan 2 intentos."}},
+		{wrong, http.StatusBadRequest, []string{"Código incorrecto. Le queda 1 intento."}},
+		{wrong, http.StatusForbidden, []string{"Ha introducido un código incorrecto demasiadas veces", errURL + "?transaction_id=" + id}},
+	}
+	for i, s := range steps {
+		r := f.post(t, "/sign/"+id+"/approve", url.Values{"csrf": {csrfOf(t, page.body)}, "otp": {s.otp}}, f.Server.URL)
+		if r.status != s.status {
+			t.Fatalf("step %d: status %d, want %d\n%s", i, r.status, s.status, r.body)
+		}
+		wantIn(t, r.body, s.want...)
+		page = r
+	}
+	if got := state(t, f, id); got != transaction.StateFailed {
+		t.Fatalf("state %s, want failed", got)
+	}
+}
+
+func TestSignInRefusals(t *testing.T) {
+	f := newFixture(t, nil)
+	someoneElse := f.Advanced(87654321, "Mario", "López")
+	id := f.create(t)
+	cases := []struct {
+		name, citizen, password string
+		status                  int
+		want                    string
+	}{
+		{"wrong password", f.citizen, "not-the-password", http.StatusUnauthorized, "DNI/NIE o contraseña incorrectos."},
+		{"malformed DNI", "1234", stack.Password, http.StatusUnauthorized, "DNI/NIE o contraseña incorrectos."},
+		{"another citizen", someoneElse, stack.Password, http.StatusForbidden, "Esta solicitud de firma es para otra persona."},
+		{"empty DNI", "", stack.Password, http.StatusBadRequest, "Escriba su DNI o NIE."},
+		{"empty password", f.citizen, "", http.StatusBadRequest, "Escriba su contraseña."},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			page := f.get(t, "/sign/"+id)
+			r := f.post(t, "/sign/"+id+"/login", url.Values{"csrf": {csrfOf(t, page.body)}, "citizen": {c.citizen}, "password": {c.password}}, f.Server.URL)
+			if r.status != c.status {
+				t.Fatalf("status %d, want %d\n%s", r.status, c.status, r.body)
+			}
+			wantIn(t, r.body, c.want, `name="password"`)
+			if strings.Contains(r.body, stack.Password) {
+				t.Fatal("the page echoes the password")
+			}
+		})
+	}
+	// Five wrong passwords lock the Cl@ve Permanente credential.
+	var r resp
+	for range 5 {
+		page := f.get(t, "/sign/"+id)
+		r = f.post(t, "/sign/"+id+"/login", url.Values{"csrf": {csrfOf(t, page.body)}, "citizen": {f.citizen}, "password": {"wrong"}}, f.Server.URL)
+	}
+	if r.status != http.StatusForbidden {
+		t.Fatalf("locked: status %d", r.status)
+	}
+	wantIn(t, r.body, "Su contraseña de Cl@ve Permanente está bloqueada")
+}
+
+func TestResendLimits(t *testing.T) {
+	f := newFixture(t, nil)
+	id := f.create(t)
+	page := f.login(t, id)
+	wantIn(t, page.body, "Puede pedir 3 códigos nuevos más.")
+	r := f.post(t, "/sign/"+id+"/resend", url.Values{"csrf": {csrfOf(t, page.body)}}, f.Server.URL)
+	if r.status != http.StatusTooManyRequests {
+		t.Fatalf("resend at once: %d\n%s", r.status, r.body)
+	}
+	wantIn(t, r.body, "Espere un poco antes de pedir otro código.")
+	if n := f.SMSCount(f.citizen); n != 1 {
+		t.Fatalf("%d SMS sent, want 1", n)
+	}
+}
+
+func TestSessionBoundToTransaction(t *testing.T) {
+	f := newFixture(t, nil)
+	a := f.create(t)
+	b := f.create(t)
+	f.login(t, a)
+	// B's page has no session of its own: it asks to sign in.
+	wantIn(t, f.get(t, "/sign/"+b).body, `name="password"`)
+
+	// A's session token put under B's cookie name is refused by B.
+	u := mustURL(f.Server.URL)
+	var tokA string
+	for _, c := range f.c.Jar.Cookies(u) {
+		if strings.HasPrefix(c.Name, "firma-s-") {
+			tokA = c.Value
+		}
+	}
+	if tokA == "" {
+		t.Fatal("no session cookie after sign-in")
+	}
+	sumB := sha256.Sum256([]byte(b))
+	f.c.Jar.SetCookies(u, []*http.Cookie{{Name: "firma-s-" + hexs(sumB[:6]), Value: tokA, Path: "/"}})
+	page := f.get(t, "/sign/"+b)
+	r := f.post(t, "/sign/"+b+"/send", url.Values{"csrf": {csrfOf(t, page.body)}}, f.Server.URL)
+	if r.status != http.StatusUnauthorized && r.status != http.StatusConflict {
+		t.Fatalf("A's session on B: %d\n%s", r.status, r.body)
+	}
+	if got := state(t, f, b); got != transaction.StateCreated {
+		t.Fatalf("B state %s", got)
+	}
+}
+
+func hexs(b []byte) string {
+	const digits = "0123456789abcdef"
+	out := make([]byte, 0, 2*len(b))
+	for _, c := range b {
+		out = append(out, digits[c>>4], digits[c&15])
+	}
+	return string(out)
+}
+
+func TestLanguage(t *testing.T) {
+	f := newFixture(t, nil)
+	id := f.create(t)
+	cases := []struct {
+		name    string
+		hdr     []string
+		want    string
+		lang    string
+		switch_ string
+	}{
+		{"default", nil, "Firma de documentos", "es", "English"},
+		{"english browser", []string{"Accept-Language", "en-GB,en;q=0.9"}, "Sign documents", "en", "Español"},
+		{"catalan falls back to spanish", []string{"Accept-Language", "ca-ES,ca;q=0.9,es;q=0.5"}, "Firma de documentos", "es", "English"},
+		{"unknown", []string{"Accept-Language", "ja"}, "Firma de documentos", "es", "English"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := f.get(t, "/sign/"+id, c.hdr...)
+			wantIn(t, r.body, c.want, `<html lang="`+c.lang+`">`, c.switch_)
+		})
+	}
+	// The switch is remembered over Accept-Language.
+	r := f.get(t, "/sign/"+id+"?lang=en", "Accept-Language", "es")
+	if r.status != http.StatusSeeOther || r.loc != "/sign/"+id {
+		t.Fatalf("switch: %d %q", r.status, r.loc)
+	}
+	wantIn(t, f.get(t, r.loc, "Accept-Language", "es").body, "Sign documents", "Agencia Tributaria asks you to sign 3 documents.")
+}
+
+func TestUnknownTransaction(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, id := range []string{"0123456789abcdef0123456789abcdef", "nope", "..%2F..%2Fetc"} {
+		r := f.get(t, "/sign/"+id)
+		if r.status != http.StatusNotFound {
+			t.Fatalf("%s: %d", id, r.status)
+		}
+		if !strings.Contains(r.body, "La solicitud de firma no existe") && r.status == http.StatusNotFound && strings.Contains(r.body, "<html") {
+			t.Fatalf("%s: page without the message:\n%s", id, r.body)
+		}
+	}
+}
+
+func TestSecureCookies(t *testing.T) {
+	f := newFixture(t, func(o *web.Options) { o.Secure = true })
+	id := f.create(t)
+	req, _ := http.NewRequest(http.MethodGet, f.Server.URL+"/sign/"+id, nil)
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	var found bool
+	for _, c := range r.Cookies() {
+		if c.Name == "__Host-firma-csrf" {
+			found = true
+			if !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/" || c.Domain != "" {
+				t.Fatalf("cookie %+v", c)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no __Host-firma-csrf cookie in %v", r.Header["Set-Cookie"])
+	}
+}
+
+func TestStaticAssets(t *testing.T) {
+	f := newFixture(t, nil)
+	r := f.get(t, "/sign/assets/style.css")
+	if r.status != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "text/css") || !strings.Contains(r.body, "@media") {
+		t.Fatalf("style.css: %d %s", r.status, r.header.Get("Content-Type"))
+	}
+}
