@@ -61,6 +61,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Unix time of the latest signed checkpoint.",
 		}),
 	}
+	// Zero series up front, so that rate() and alerts see them before the
+	// first event.
+	for _, r := range []string{"ok", "error", "untimestamped"} {
+		m.checkpoints.WithLabelValues(r)
+	}
 	if reg != nil {
 		reg.MustRegister(m.commit, m.append, m.batch, m.backlog, m.appended, m.failures, m.size, m.checkpoints, m.lastCP, m.signatures)
 	}
