@@ -105,7 +105,15 @@ func parseCMS(der []byte) (*parsed, error) {
 	// A PDF's /Contents is the DER followed by zero padding, so trailing
 	// bytes are allowed.
 	if _, err := asn1.Unmarshal(der, &ci); err != nil {
-		return nil, fmt.Errorf("%w: not a CMS ContentInfo: %w", ErrMalformed, err)
+		// Not DER: it may be BER, as NSS writes.
+		d, berErr := berToDER(der)
+		if berErr != nil {
+			return nil, fmt.Errorf("%w: not a CMS ContentInfo: %w", ErrMalformed, err)
+		}
+		der = d
+		if _, err := asn1.Unmarshal(der, &ci); err != nil {
+			return nil, fmt.Errorf("%w: not a CMS ContentInfo: %w", ErrMalformed, err)
+		}
 	}
 	if !ci.ContentType.Equal(oidSignedData) {
 		return nil, fmt.Errorf("%w: content type %v is not signed-data", ErrMalformed, ci.ContentType)
@@ -318,6 +326,12 @@ func (p *parsed) checkSignature() error {
 		return nil
 	}
 	return fmt.Errorf("unsupported signature algorithm %v", alg)
+}
+
+func (p *parsed) hasSigningCert() bool {
+	_, v1 := p.signed[oidAttrSigningCert.String()]
+	_, v2 := p.signed[oidAttrSigningCertV2.String()]
+	return v1 || v2
 }
 
 // checkSigningCertificate checks the ESS signing-certificate(-v2)

@@ -40,9 +40,11 @@ func (v *Verifier) PDF(ctx context.Context, doc []byte) (*Report, error) {
 }
 
 func (v *Verifier) pdfSignature(ctx context.Context, doc []byte, ps pdfSig) *Signature {
-	s := &Signature{Format: "pades", Field: ps.field}
+	s := &Signature{Format: FormatPAdES, Field: ps.field}
 	switch ps.subFilter {
-	case "ETSI.CAdES.detached", "adbe.pkcs7.detached":
+	case "ETSI.CAdES.detached":
+	case "adbe.pkcs7.detached":
+		s.Format = FormatPDFPKCS7
 	default:
 		s.add(CheckIntegrity, Indeterminate, "signature sub-filter /"+ps.subFilter+" is not supported (want ETSI.CAdES.detached or adbe.pkcs7.detached)")
 		return s

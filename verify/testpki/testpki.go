@@ -217,6 +217,22 @@ func (p *PKI) User(tb testing.TB, t keystore.Type, name string) (*keystore.Signe
 	return key, []*x509.Certificate{cert, p.Issuing.Cert, p.Root.Cert}
 }
 
+// IssueFor issues a signing certificate for pub, e.g. a software key that
+// a tool nobody here wrote signs with, and returns the chain.
+func (p *PKI) IssueFor(tb testing.TB, pub crypto.PublicKey, name string) []*x509.Certificate {
+	tb.Helper()
+	now := time.Now()
+	cert := p.issue(tb, p.Issuing, &x509.Certificate{
+		Subject:        pkix.Name{CommonName: name, Country: []string{"ES"}},
+		NotBefore:      now.Add(-time.Hour),
+		NotAfter:       now.Add(2 * 365 * 24 * time.Hour),
+		KeyUsage:       x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
+		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
+		EmailAddresses: []string{"citizen@example.es"},
+	}, pub)
+	return []*x509.Certificate{cert, p.Issuing.Cert, p.Root.Cert}
+}
+
 // Revoke marks cert revoked by its issuer at time at.
 func (p *PKI) Revoke(cert *x509.Certificate, at time.Time) {
 	for _, ca := range p.cas {

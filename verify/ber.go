@@ -1,0 +1,122 @@
+package verify
+
+import (
+	"bytes"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+
+	"github.com/digitorus/pkcs7"
+)
+
+// berToDER re-encodes a BER CMS SignedData (NSS, and so poppler and
+// Firefox, write indefinite lengths) as DER with github.com/digitorus/pkcs7's
+// BER reader. Signed attributes are DER already (CMS signs their DER
+// encoding), so re-encoding keeps the bytes the signature covers.
+func berToDER(b []byte) (der []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			der, err = nil, fmt.Errorf("ber: %v", r)
+		}
+	}()
+	// A PDF's /Contents pads the signature with zeros, which a BER reader
+	// cannot tell from end-of-contents octets: strip them and put back as
+	// many as the encoding needs.
+	t := bytes.TrimRight(b, "\x00")
+	var p7 *pkcs7.PKCS7
+	for k := 0; k <= 32; k++ {
+		in := append(bytes.Clone(t), make([]byte, k)...)
+		if p7, err = pkcs7.Parse(in); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(p7.Signers) != 1 {
+		return nil, fmt.Errorf("%d signer infos, want exactly 1", len(p7.Signers))
+	}
+	s := p7.Signers[0]
+	attrs := func(as any, tag int) (asn1.RawValue, error) {
+		var buf bytes.Buffer
+		enc, err := asn1.Marshal(as)
+		if err != nil {
+			return asn1.RawValue{}, err
+		}
+		// as is a []attribute marshalled as a SEQUENCE OF: keep its
+		// content, the attributes in the order they were signed.
+		var seq asn1.RawValue
+		if _, err := asn1.Unmarshal(enc, &seq); err != nil {
+			return asn1.RawValue{}, err
+		}
+		buf.Write(seq.Bytes)
+		if buf.Len() == 0 {
+			return asn1.RawValue{}, nil
+		}
+		return asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: tag, IsCompound: true, Bytes: buf.Bytes()}, nil
+	}
+	signed, err := attrs(s.AuthenticatedAttributes, 0)
+	if err != nil {
+		return nil, err
+	}
+	if len(signed.Bytes) == 0 {
+		return nil, errors.New("no signed attributes")
+	}
+	unsigned, err := attrs(s.UnauthenticatedAttributes, 1)
+	if err != nil {
+		return nil, err
+	}
+	sid, err := asn1.Marshal(issuerAndSerial{Issuer: s.IssuerAndSerialNumber.IssuerName, Serial: s.IssuerAndSerialNumber.SerialNumber})
+	if err != nil {
+		return nil, err
+	}
+	var certs bytes.Buffer
+	for _, c := range p7.Certificates {
+		certs.Write(c.Raw)
+	}
+	// Marshalling needs the [0] EXPLICIT wrappers written by hand:
+	// encoding/asn1 ignores explicit on a RawValue with FullBytes.
+	type encapOut struct {
+		EContentType asn1.ObjectIdentifier
+		EContent     asn1.RawValue `asn1:"optional"`
+	}
+	type signedDataOut struct {
+		Version          int
+		DigestAlgorithms asn1.RawValue
+		EncapContentInfo encapOut
+		Certificates     asn1.RawValue `asn1:"optional"`
+		SignerInfos      []signerInfo  `asn1:"set"`
+	}
+	type contentInfoOut struct {
+		ContentType asn1.ObjectIdentifier
+		Content     asn1.RawValue
+	}
+	sd := signedDataOut{
+		Version:          1,
+		DigestAlgorithms: asn1.RawValue{Tag: asn1.TagSet, IsCompound: true},
+		EncapContentInfo: encapOut{EContentType: oidData},
+		SignerInfos: []signerInfo{{
+			Version: s.Version, SID: asn1.RawValue{FullBytes: sid}, DigestAlgorithm: s.DigestAlgorithm,
+			SignedAttrs: signed, SignatureAlgorithm: s.DigestEncryptionAlgorithm, Signature: s.EncryptedDigest,
+			UnsignedAttrs: unsigned,
+		}},
+	}
+	if da, err := asn1.Marshal(s.DigestAlgorithm); err == nil {
+		sd.DigestAlgorithms.Bytes = da
+	}
+	if certs.Len() > 0 {
+		sd.Certificates = asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: certs.Bytes()}
+	}
+	if p7.Content != nil {
+		oct, err := asn1.Marshal(p7.Content)
+		if err != nil {
+			return nil, err
+		}
+		sd.EncapContentInfo.EContent = asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: oct}
+	}
+	inner, err := asn1.Marshal(sd)
+	if err != nil {
+		return nil, err
+	}
+	return asn1.Marshal(contentInfoOut{ContentType: oidSignedData, Content: asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: inner}})
+}
