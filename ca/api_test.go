@@ -2,7 +2,11 @@ package ca_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +19,7 @@ import (
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/registry"
 )
@@ -166,5 +171,83 @@ func TestCertificateServiceGRPC(t *testing.T) {
 	chain, err := c.GetCAChain(ctx, &firmav1.GetCAChainRequest{})
 	if err != nil || strings.Count(chain.GetPem(), "BEGIN CERTIFICATE") != 2 || chain.GetMode() != "internal" {
 		t.Errorf("chain %v, %v", chain, err)
+	}
+}
+
+func TestCertificateServiceREST(t *testing.T) {
+	e := newEnv(t, nil)
+	e.init()
+	e.advanced("12345678Z", "Juan", "Español")
+	const token = "rest-operator-token"
+	auth, err := api.NewAuth([]config.Operator{{Name: "op", TokenSHA256: api.TokenSHA256(token)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	api.NewCertificateService(e.ca, nil).RegisterCertificatesHTTP(mux, auth)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	call := func(method, path, body, tok string) (int, string, map[string]any) {
+		t.Helper()
+		req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+			t.Fatalf("%s %s: body is not JSON: %v", method, path, err)
+		}
+		return resp.StatusCode, resp.Header.Get("Content-Type"), m
+	}
+
+	tests := []struct {
+		name, method, path, body, token string
+		status                          int
+		problem                         string // a problem document whose detail or field holds this
+	}{
+		{"no token", "GET", "/v1/certificates", "", "", 401, "operator"},
+		{"wrong token", "POST", "/v1/certificates/ensure", `{"citizen_id":"12345678Z"}`, "nope", 401, "operator"},
+		{"bad json", "POST", "/v1/certificates/ensure", `{"citizen":`, token, 400, "body"},
+		{"bad status", "GET", "/v1/certificates?status=lost", "", token, 400, "status"},
+		{"unknown certificate", "GET", "/v1/certificates/crt-none", "", token, 404, "certificate not found"},
+		{"bad reason", "POST", "/v1/certificates/crt-none/revoke", `{"reason":"REVOCATION_REASON_HOLD"}`, token, 400, "body"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, ct, m := call(tc.method, tc.path, tc.body, tc.token)
+			if code != tc.status || ct != "application/problem+json" {
+				t.Fatalf("%d %s, want %d problem+json", code, ct, tc.status)
+			}
+			if d, f := fmt.Sprint(m["detail"]), fmt.Sprint(m["field"]); !strings.Contains(d+" "+f, tc.problem) {
+				t.Errorf("problem %v does not mention %q", m, tc.problem)
+			}
+		})
+	}
+
+	code, _, m := call("POST", "/v1/certificates/ensure", `{"citizen_id":"12345678Z"}`, token)
+	cert, _ := m["certificate"].(map[string]any)
+	if code != 200 || cert["status"] != "CERTIFICATE_STATUS_VALID" || !strings.HasPrefix(fmt.Sprint(cert["pem"]), "-----BEGIN CERTIFICATE") {
+		t.Fatalf("ensure: %d %v", code, m)
+	}
+	code, _, m = call("POST", "/v1/certificates/"+fmt.Sprint(cert["serial"])+"/revoke", `{"reason":"REVOCATION_REASON_KEY_COMPROMISE"}`, token)
+	if rc, _ := m["certificate"].(map[string]any); code != 200 || rc["status"] != "CERTIFICATE_STATUS_REVOKED" {
+		t.Fatalf("revoke: %d %v", code, m)
+	}
+	code, _, m = call("GET", "/v1/certificates?citizen_id=12345678Z&status=revoked", "", token)
+	if list, _ := m["certificates"].([]any); code != 200 || len(list) != 1 {
+		t.Fatalf("list: %d %v", code, m)
+	}
+	code, _, m = call("GET", "/v1/ca/chain", "", token)
+	if code != 200 || strings.Count(fmt.Sprint(m["pem"]), "BEGIN CERTIFICATE") != 2 {
+		t.Fatalf("chain: %d %v", code, m)
 	}
 }

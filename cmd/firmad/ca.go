@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/firma-cloud/firma/api"
+	"github.com/firma-cloud/firma/api/firmav1"
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/config"
 )
@@ -19,8 +20,8 @@ func caSettings(cfg *config.Config) ca.Config {
 
 // setupCA loads the certificate authority that 'firmactl init' set up,
 // publishes its CRLs, OCSP responder and CA certificates on the HTTP
-// listener, registers CertificateService and starts the scheduled CRL
-// refresh. Without CAs yet firmad still starts: certificate requests are
+// listener, registers CertificateService on gRPC and as REST JSON under
+// /v1/certificates and /v1/ca, and starts the scheduled CRL refresh. Without CAs yet firmad still starts: certificate requests are
 // refused as not initialised until 'firmactl ca init' runs, and the CAs are
 // picked up then without a restart.
 //
@@ -43,7 +44,13 @@ func (a *app) setupCA(ctx context.Context) error {
 	}
 	a.ca = auth
 	auth.RegisterHTTP(a.mux)
-	api.RegisterCertificates(a.grpc, auth, a.log.With("part", "api"))
+	svc := api.NewCertificateService(auth, a.log.With("part", "api"))
+	firmav1.RegisterCertificateServiceServer(a.grpc, svc)
+	operators, err := api.NewAuth(a.cfg.Auth.Operators)
+	if err != nil {
+		return err
+	}
+	svc.RegisterCertificatesHTTP(a.mux, operators)
 	auth.Start()
 	a.onClose("ca", func() error { auth.Stop(); return nil })
 	return nil
