@@ -52,7 +52,7 @@ type registryServer struct {
 // newRegistryServer runs the registry over gRPC (bufconn, behind the
 // operator interceptor as firmad runs it) and REST (TLS, asking for client
 // certificates), trusting one openssl-made citizen CA. now fixes the
-// registry's clock.
+// registry's clock; zero means the real one.
 func newRegistryServer(t *testing.T, now time.Time) *registryServer {
 	t.Helper()
 	ctx := context.Background()
@@ -80,6 +80,10 @@ func newRegistryServer(t *testing.T, now time.Time) *registryServer {
 		t.Fatal(err)
 	}
 	opt.SMS, opt.Clock = rs.outbox, func() time.Time { return now }
+	if now.IsZero() {
+		// Live time: openssl dates the test certificates from it.
+		opt.Clock = time.Now
+	}
 	reg, err := registry.New(db, opt)
 	if err != nil {
 		t.Fatal(err)
@@ -302,7 +306,7 @@ func (rs *registryServer) rest(t *testing.T, client *http.Client, method, path, 
 }
 
 func TestRegistryREST(t *testing.T) {
-	rs := newRegistryServer(t, time.Now())
+	rs := newRegistryServer(t, time.Time{})
 	client := rs.http.Client()
 
 	// Bad input is problem+json naming the field.
@@ -399,7 +403,7 @@ func TestRegistryREST(t *testing.T) {
 }
 
 func TestRegistryRESTUntrustedCertificate(t *testing.T) {
-	rs := newRegistryServer(t, time.Now())
+	rs := newRegistryServer(t, time.Time{})
 	other := t.TempDir()
 	opensslIn(t, other, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
 		"-keyout", "k.pem", "-out", "c.pem", "-days", "5", "-subj", "/C=ES/serialNumber=IDCES-12345678Z/GN=A/SN=B/CN=self-signed")
@@ -416,7 +420,7 @@ func TestRegistryRESTUntrustedCertificate(t *testing.T) {
 }
 
 func TestRegistryGRPCChallenge(t *testing.T) {
-	rs := newRegistryServer(t, time.Now())
+	rs := newRegistryServer(t, time.Time{})
 	ctx := context.Background()
 	cert := rs.citizenCert(t, "/C=ES/serialNumber=IDCES-12345678Z/GN=ANA/SN=PÉREZ/CN=PÉREZ ANA - 12345678Z")
 	ch, err := rs.client.NewChallenge(ctx, &firmav1.NewChallengeRequest{})

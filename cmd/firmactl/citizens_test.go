@@ -32,6 +32,9 @@ func citizensCmd(t *testing.T, env map[string]string, args ...string) (int, stri
 
 func TestDemoSeed(t *testing.T) {
 	state := t.TempDir()
+	// The local commands point SOFTHSM2_CONF at STATE; put it back for the
+	// tests after this one, whose tokens live elsewhere.
+	t.Setenv("SOFTHSM2_CONF", os.Getenv("SOFTHSM2_CONF"))
 	if code, out, errOut := citizensCmd(t, nil, "init", "--state", state); code != 0 {
 		t.Fatalf("init: %d\n%s\n%s", code, out, errOut)
 	}
