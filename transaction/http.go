@@ -1,0 +1,492 @@
+package transaction
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/firma-cloud/firma/portal"
+	"github.com/firma-cloud/firma/registry"
+	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/store"
+)
+
+// ProblemTypeBase prefixes the type URI of every problem document; the
+// code follows it.
+const ProblemTypeBase = "https://firma.cloud/problems/"
+
+// APIKeyHeader carries a portal's API key (Authorization: Bearer works too).
+const APIKeyHeader = "X-API-Key"
+
+// DefaultMaxBody bounds a REST request body: base64 documents up to the
+// largest batch a portal is normally allowed.
+const DefaultMaxBody = 128 << 20
+
+// PortalAuth finds the portal behind a credential; *portal.Registry
+// implements it.
+type PortalAuth interface {
+	AuthenticateAPIKey(ctx context.Context, key string) (*store.Portal, error)
+	AuthenticateCert(ctx context.Context, sum []byte) (*store.Portal, error)
+}
+
+var _ PortalAuth = (*portal.Registry)(nil)
+
+// HTTPStatus is the HTTP status a code leaves the REST API with.
+func HTTPStatus(c Code) int {
+	switch c {
+	case CodeInvalidRequest, CodeBadDigest, CodeDuplicateDocument, CodeTooManyDocuments, CodeBadRedirect, CodeUnsupportedFormat,
+		CodeOTPInvalid, CodeInvalidDocument:
+		return http.StatusBadRequest
+	case CodeDocumentTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case CodeBadCredentials, CodeSessionInvalid:
+		return http.StatusUnauthorized
+	case CodeForbidden, CodeCitizenMismatch:
+		return http.StatusForbidden
+	case CodeNotFound:
+		return http.StatusNotFound
+	case CodeUnknownCitizen, CodeWeakRegistration, CodeCertificateBlocked, CodeNoCertificate, CodeCredentialLocked:
+		return http.StatusUnprocessableEntity
+	case CodeExpired, CodeWrongState, CodeAlreadyUsed, CodeCancelledByCitizen, CodeCancelled, CodeOTPLocked, CodeOTPExpired,
+		CodeOTPNotSent, CodeIdempotencyReused:
+		return http.StatusConflict
+	case CodeRateLimited, CodeResendLimit, CodeResendTooSoon:
+		return http.StatusTooManyRequests
+	case CodeUnavailable, CodeSMSFailed, CodeSigningFailed, CodeTimestampFailed:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// Problem is an RFC 9457 problem document with the stable code.
+type Problem struct {
+	Type          string `json:"type"`
+	Title         string `json:"title"`
+	Status        int    `json:"status"`
+	Detail        string `json:"detail,omitempty"`
+	Code          Code   `json:"code"`
+	Field         string `json:"field,omitempty"`
+	TransactionID string `json:"transaction_id,omitempty"`
+}
+
+// WriteProblem writes err as application/problem+json. An error that is
+// not an *Error is reported as internal without its text, which goes to
+// the log.
+func WriteProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error, txID string) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Code: "internal", Message: "internal error", Err: err}
+	}
+	status := HTTPStatus(e.Code)
+	lvl := slog.LevelWarn
+	if status >= 500 {
+		lvl = slog.LevelError
+	}
+	if log != nil {
+		log.LogAttrs(r.Context(), lvl, "request refused", slog.String("path", r.URL.Path), slog.String("code", string(e.Code)),
+			slog.Int("status", status), slog.Any("err", err))
+	}
+	if e.Code == CodeRateLimited {
+		w.Header().Set("Retry-After", "60")
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(Problem{Type: ProblemTypeBase + string(e.Code), Title: http.StatusText(status), Status: status,
+		Detail: e.Message, Code: e.Code, Field: e.Field, TransactionID: txID})
+}
+
+// Handler is the portal REST API. Its operations carry FIRe's names so
+// an integrator finds their way: sign (one document), createBatch (with
+// its documents, which in FIRe are added by addDocumentToBatch and then
+// signBatch), recoverBatchState, recoverBatchResult and recoverBatchSign,
+// addressed by application id (the authenticated portal), subject id
+// (the citizen, optional query parameter subject_id) and transaction id.
+type Handler struct {
+	svc     *Service
+	auth    PortalAuth
+	log     *slog.Logger
+	maxBody int64
+	mux     *http.ServeMux
+}
+
+// NewHandler returns the REST API over svc; maxBody 0 means DefaultMaxBody.
+func NewHandler(svc *Service, auth PortalAuth, log *slog.Logger, maxBody int64) *Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if maxBody <= 0 {
+		maxBody = DefaultMaxBody
+	}
+	h := &Handler{svc: svc, auth: auth, log: log, maxBody: maxBody, mux: http.NewServeMux()}
+	h.mux.HandleFunc("POST /api/v1/transactions", h.portal(h.create))
+	h.mux.HandleFunc("POST /api/v1/sign", h.portal(h.sign))
+	h.mux.HandleFunc("GET /api/v1/transactions", h.portal(h.list))
+	h.mux.HandleFunc("GET /api/v1/transactions/{id}", h.portal(h.state))
+	h.mux.HandleFunc("GET /api/v1/transactions/{id}/result", h.portal(h.result))
+	h.mux.HandleFunc("GET /api/v1/transactions/{id}/documents/{index}", h.portal(h.document))
+	h.mux.HandleFunc("POST /api/v1/transactions/{id}/cancel", h.portal(h.cancel))
+	return h
+}
+
+// Register adds the routes to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	for _, p := range []string{"/api/v1/transactions", "/api/v1/transactions/", "/api/v1/sign"} {
+		mux.Handle(p, h)
+	}
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+type portalHandler func(w http.ResponseWriter, r *http.Request, p *store.Portal)
+
+// portal authenticates the caller as a portal, by API key or verified
+// client certificate, before the handler runs.
+func (h *Handler) portal(next portalHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := h.authenticate(r)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="firma"`)
+			status := http.StatusUnauthorized
+			code := Code("unauthenticated")
+			msg := "a portal API key (X-API-Key or Authorization: Bearer) or client certificate is required"
+			if errors.Is(err, portal.ErrDisabled) {
+				status, code, msg = http.StatusForbidden, CodeForbidden, "the portal is disabled"
+			} else if !errors.Is(err, portal.ErrUnauthenticated) {
+				h.log.ErrorContext(r.Context(), "portal authentication", "err", err)
+				status, code, msg = http.StatusServiceUnavailable, CodeUnavailable, "authentication is unavailable; retry"
+			}
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(status)
+			json.NewEncoder(w).Encode(Problem{Type: ProblemTypeBase + string(code), Title: http.StatusText(status), Status: status, Detail: msg, Code: code})
+			return
+		}
+		if app := r.URL.Query().Get("app_id"); app != "" && app != p.ID {
+			WriteProblem(w, r, h.log, refuse(CodeForbidden, "app_id is not the authenticated portal"), "")
+			return
+		}
+		next(w, r, p)
+	}
+}
+
+func (h *Handler) authenticate(r *http.Request) (*store.Portal, error) {
+	key := r.Header.Get(APIKeyHeader)
+	if key == "" {
+		if scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "bearer") {
+			key = strings.TrimSpace(tok)
+		}
+	}
+	if key != "" {
+		return h.auth.AuthenticateAPIKey(r.Context(), key)
+	}
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
+		sum := sha256.Sum256(r.TLS.VerifiedChains[0][0].Raw)
+		return h.auth.AuthenticateCert(r.Context(), sum[:])
+	}
+	return nil, portal.ErrUnauthenticated
+}
+
+// JSON shapes of the REST API. Byte fields are standard base64.
+
+// DocumentJSON is one document in a request.
+type DocumentJSON struct {
+	Name      string `json:"name"`
+	MediaType string `json:"media_type,omitempty"`
+	Content   []byte `json:"content,omitempty"`
+	Digest    []byte `json:"digest,omitempty"`
+	Hash      string `json:"hash,omitempty"`
+	Format    string `json:"format,omitempty"`
+}
+
+// CreateJSON is the body of createBatch (documents) and sign (document).
+type CreateJSON struct {
+	AppID          string         `json:"app_id,omitempty"`
+	SubjectID      string         `json:"subject_id"`
+	Documents      []DocumentJSON `json:"documents,omitempty"`
+	Document       *DocumentJSON  `json:"document,omitempty"`
+	OKURL          string         `json:"ok_url"`
+	ErrorURL       string         `json:"error_url"`
+	StopOnError    bool           `json:"stop_on_error,omitempty"`
+	Level          string         `json:"level,omitempty"`
+	IdempotencyKey string         `json:"idempotency_key,omitempty"`
+}
+
+// CreatedJSON answers a creation.
+type CreatedJSON struct {
+	TransactionID string    `json:"transaction_id"`
+	RedirectURL   string    `json:"redirect_url"`
+	State         State     `json:"state"`
+	ExpiresAt     time.Time `json:"expires_at"`
+}
+
+// DocumentStateJSON is one document's status.
+type DocumentStateJSON struct {
+	Index       int       `json:"index"`
+	Name        string    `json:"name"`
+	MediaType   string    `json:"media_type,omitempty"`
+	Size        int64     `json:"size,omitempty"`
+	Hash        string    `json:"hash"`
+	Digest      []byte    `json:"digest"`
+	Format      string    `json:"format"`
+	Status      DocStatus `json:"status"`
+	ErrorCode   Code      `json:"error_code,omitempty"`
+	Error       string    `json:"error,omitempty"`
+	Signature   []byte    `json:"signature,omitempty"`
+	Timestamped bool      `json:"timestamped,omitempty"`
+	SignedAt    time.Time `json:"signed_at,omitzero"`
+}
+
+// StateJSON is recoverBatchState.
+type StateJSON struct {
+	TransactionID string              `json:"transaction_id"`
+	AppID         string              `json:"app_id"`
+	SubjectID     string              `json:"subject_id"`
+	State         State               `json:"state"`
+	StopOnError   bool                `json:"stop_on_error"`
+	Summary       Summary             `json:"summary,omitempty"`
+	ErrorCode     Code                `json:"error_code,omitempty"`
+	ErrorMessage  string              `json:"error_message,omitempty"`
+	CreatedAt     time.Time           `json:"created_at"`
+	UpdatedAt     time.Time           `json:"updated_at"`
+	ExpiresAt     time.Time           `json:"expires_at"`
+	EndedAt       time.Time           `json:"ended_at,omitzero"`
+	Documents     []DocumentStateJSON `json:"documents,omitempty"`
+}
+
+// ResultJSON is recoverBatchResult.
+type ResultJSON struct {
+	StateJSON
+	// CertificateChain is the signer's certificate, then its issuers.
+	CertificateChain [][]byte `json:"certificate_chain,omitempty"`
+}
+
+func (h *Handler) create(w http.ResponseWriter, r *http.Request, p *store.Portal) {
+	h.createWith(w, r, p, false)
+}
+
+func (h *Handler) sign(w http.ResponseWriter, r *http.Request, p *store.Portal) {
+	h.createWith(w, r, p, true)
+}
+
+func (h *Handler) createWith(w http.ResponseWriter, r *http.Request, p *store.Portal, single bool) {
+	var in CreateJSON
+	if err := h.decode(w, r, &in); err != nil {
+		WriteProblem(w, r, h.log, err, "")
+		return
+	}
+	if in.AppID != "" && in.AppID != p.ID {
+		WriteProblem(w, r, h.log, refuse(CodeForbidden, "app_id is not the authenticated portal"), "")
+		return
+	}
+	docs := in.Documents
+	switch {
+	case single && (in.Document == nil || len(in.Documents) > 0):
+		WriteProblem(w, r, h.log, invalid("document", "sign takes exactly one document; use /api/v1/transactions for a batch"), "")
+		return
+	case single:
+		docs = []DocumentJSON{*in.Document}
+	case in.Document != nil:
+		WriteProblem(w, r, h.log, invalid("document", "a batch takes documents, not document"), "")
+		return
+	}
+	req := CreateRequest{CitizenID: in.SubjectID, OKURL: in.OKURL, ErrorURL: in.ErrorURL, StopOnError: in.StopOnError,
+		Level: signer.Level(in.Level), IdempotencyKey: in.IdempotencyKey}
+	if k := r.Header.Get("Idempotency-Key"); k != "" {
+		if req.IdempotencyKey != "" && req.IdempotencyKey != k {
+			WriteProblem(w, r, h.log, invalid("idempotency_key", "differs from the Idempotency-Key header"), "")
+			return
+		}
+		req.IdempotencyKey = k
+	}
+	for _, d := range docs {
+		req.Documents = append(req.Documents, DocumentInput{Name: d.Name, MediaType: d.MediaType, Content: d.Content, Digest: d.Digest,
+			Hash: d.Hash, Format: signer.Format(d.Format)})
+	}
+	c, err := h.svc.Create(r.Context(), p, req)
+	if err != nil {
+		WriteProblem(w, r, h.log, err, "")
+		return
+	}
+	status := http.StatusCreated
+	if c.Replayed {
+		status = http.StatusOK
+	}
+	w.Header().Set("Location", "/api/v1/transactions/"+c.ID)
+	writeJSON(w, status, CreatedJSON{TransactionID: c.ID, RedirectURL: c.RedirectURL, State: c.State, ExpiresAt: c.ExpiresAt})
+}
+
+// lookup fetches the portal's transaction and applies the optional
+// subject_id: a wrong citizen is reported as not found, like a wrong id.
+func (h *Handler) lookup(r *http.Request, p *store.Portal) (*Transaction, error) {
+	t, err := h.svc.Get(r.Context(), p.ID, r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	if sub := r.URL.Query().Get("subject_id"); sub != "" {
+		if n, err := registry.NormalizeID("subject_id", sub); err != nil || n != t.CitizenID {
+			return nil, notFound()
+		}
+	}
+	return t, nil
+}
+
+func (h *Handler) state(w http.ResponseWriter, r *http.Request, p *store.Portal) {
+	t, err := h.lookup(r, p)
+	if err != nil {
+		WriteProblem(w, r, h.log, err, "")
+		return
+	}
+	writeJSON(w, http.StatusOK, stateJSON(t, nil))
+}
+
+func (h *Handler) result(w http.ResponseWriter, r *http.Request, p *store.Portal) {
+	if _, err := h.lookup(r, p); err != nil {
+		WriteProblem(w, r, h.log, err, "")
+		return
+	}
+	res, err := h.svc.Results(r.Context(), p.ID, r.PathValue("id"))
+	if err != nil {
+		WriteProblem(w, r, h.log, err, r.PathValue("id"))
+		return
+	}
+	writeJSON(w, http.StatusOK, ResultJSON{StateJSON: stateJSON(res.Transaction, res.Documents), CertificateChain: res.Chain})
+}
+
+// document answers recoverBatchSign: JSON by default, or the bare signed
+// document (signature, CMS or PDF) when the client accepts
+// application/octet-stream.
+func (h *Handler) document(w http.ResponseWriter, r *http.Request, p *store.Portal) {
+	if _, err := h.lookup(r, p); err != nil {
+		WriteProblem(w, r, h.log, err, "")
+		return
+	}
+	i, err := strconv.Atoi(r.PathValue("index"))
+	if err != nil {
+		WriteProblem(w, r, h.log, invalid("index", "not a document number"), r.PathValue("id"))
+		return
+	}
+	d, err := h.svc.Document(r.Context(), p.ID, r.PathValue("id"), i)
+	if err != nil {
+		WriteProblem(w, r, h.log, err, r.PathValue("id"))
+		return
+	}
+	if strings.Contains(r.Header.Get("Accept"), "application/octet-stream") {
+		if d.Status != DocSigned {
+			WriteProblem(w, r, h.log, refuse(CodeWrongState, "document %d is %s, not signed", i, d.Status), r.PathValue("id"))
+			return
+		}
+		ct := map[signer.Format]string{signer.FormatCAdES: "application/pkcs7-signature", signer.FormatPAdES: "application/pdf"}[d.Format]
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		w.Header().Set("Content-Type", ct)
+		w.Header().Set("Cache-Control", "no-store")
+		w.Write(d.Signature)
+		return
+	}
+	writeJSON(w, http.StatusOK, docJSON(d.DocumentState, d))
+}
+
+func (h *Handler) cancel(w http.ResponseWriter, r *http.Request, p *store.Portal) {
+	if _, err := h.lookup(r, p); err != nil {
+		WriteProblem(w, r, h.log, err, "")
+		return
+	}
+	t, err := h.svc.Cancel(r.Context(), p.ID, r.PathValue("id"))
+	if err != nil {
+		WriteProblem(w, r, h.log, err, r.PathValue("id"))
+		return
+	}
+	writeJSON(w, http.StatusOK, stateJSON(t, nil))
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request, p *store.Portal) {
+	q := r.URL.Query()
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	ts, err := h.svc.List(r.Context(), p.ID, q.Get("state"), q.Get("after"), limit)
+	if err != nil {
+		WriteProblem(w, r, h.log, err, "")
+		return
+	}
+	out := struct {
+		Transactions []StateJSON `json:"transactions"`
+	}{Transactions: []StateJSON{}}
+	for _, t := range ts {
+		out.Transactions = append(out.Transactions, stateJSON(t, nil))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return invalid("content-type", "send application/json")
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, h.maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &Error{Code: CodeDocumentTooLarge, Message: fmt.Sprintf("request body over %d bytes", mbe.Limit)}
+		}
+		return invalid("body", "not valid JSON for this operation: %s", jsonProblem(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return invalid("body", "one JSON object expected")
+	}
+	return nil
+}
+
+// jsonProblem describes a decoding error without echoing the input.
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %s has the wrong type", te.Field)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return strings.TrimPrefix(err.Error(), "json: ")
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "the body ends too early"
+	}
+	return "malformed"
+}
+
+func stateJSON(t *Transaction, docs []DocumentResult) StateJSON {
+	out := StateJSON{TransactionID: t.ID, AppID: t.PortalID, SubjectID: t.CitizenID, State: t.State, StopOnError: t.StopOnError,
+		Summary: t.Summary, ErrorCode: t.ErrorCode, ErrorMessage: t.ErrorMessage, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
+		ExpiresAt: t.ExpiresAt, EndedAt: t.EndedAt}
+	for i, d := range t.Documents {
+		var r *DocumentResult
+		if docs != nil {
+			r = &docs[i]
+		}
+		out.Documents = append(out.Documents, docJSON(d, r))
+	}
+	return out
+}
+
+func docJSON(d DocumentState, r *DocumentResult) DocumentStateJSON {
+	out := DocumentStateJSON{Index: d.Index, Name: d.Name, MediaType: d.MediaType, Size: d.Size, Hash: d.Hash, Digest: d.Digest,
+		Format: string(d.Format), Status: d.Status, ErrorCode: d.ErrorCode, Error: d.Error}
+	if r != nil {
+		out.Signature, out.Timestamped, out.SignedAt = r.Signature, r.Timestamped, r.SignedAt
+	}
+	return out
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
