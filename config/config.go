@@ -36,6 +36,9 @@ type Config struct {
 	Store  Store  `yaml:"store"`
 	Auth   Auth   `yaml:"auth"`
 	Log    Log    `yaml:"log"`
+
+	// ext holds the sections features registered (RegisterSection).
+	ext map[string]any
 }
 
 // Listen holds the addresses firmad serves on.
@@ -135,6 +138,7 @@ func (s Secret) Reveal() string { return string(s) }
 // and a SoftHSM2 token under ./var, as `make run` uses them.
 func Default() *Config {
 	return &Config{
+		ext:    defaultSections(),
 		Listen: Listen{GRPC: "127.0.0.1:7700", HTTP: "127.0.0.1:7780", ShutdownTimeout: 30 * time.Second},
 		HSM: HSM{
 			Module:     SoftHSM2Module(),
@@ -230,9 +234,12 @@ func (c *Config) Decode(r io.Reader) error {
 	if err := refusePIN(&doc); err != nil {
 		return err
 	}
+	if c.ext == nil {
+		c.ext = defaultSections()
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+	if err := dec.Decode(c.decodeTarget()); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
@@ -282,15 +289,25 @@ type Field struct {
 // can only be set in the file.
 func Fields() []Field {
 	var out []Field
-	walk(reflect.ValueOf(Default()).Elem(), "", func(key string, v reflect.Value) {
+	walkAll(Default(), func(key string, v reflect.Value) {
 		out = append(out, Field{
 			Key:  key,
-			Env:  EnvPrefix + strings.ToUpper(strings.NewReplacer(".", "_").Replace(key)),
+			Env:  EnvPrefix + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(key)),
 			Flag: strings.NewReplacer(".", "-", "_", "-").Replace(key),
 			Kind: kindOf(v),
 		})
 	})
 	return out
+}
+
+// walkAll walks the built-in settings and then every registered section.
+func walkAll(c *Config, fn func(key string, v reflect.Value)) {
+	walk(reflect.ValueOf(c).Elem(), "", fn)
+	for _, s := range sections {
+		if v, ok := c.ext[s.name]; ok {
+			walk(reflect.ValueOf(v).Elem(), s.name, fn)
+		}
+	}
 }
 
 var durationType = reflect.TypeOf(time.Duration(0))
@@ -336,7 +353,10 @@ func walk(v reflect.Value, prefix string, fn func(key string, v reflect.Value)) 
 func (c *Config) set(key, s string) error {
 	var err error
 	found := false
-	walk(reflect.ValueOf(c).Elem(), "", func(k string, v reflect.Value) {
+	if c.ext == nil {
+		c.ext = defaultSections()
+	}
+	walkAll(c, func(k string, v reflect.Value) {
 		if k != key {
 			return
 		}
@@ -632,6 +652,7 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "json" && c.Log.Format != "text" {
 		bad("log.format", "%q: must be json or text", c.Log.Format)
 	}
+	errs = append(errs, c.validateSections()...)
 	return errors.Join(errs...)
 }
 
