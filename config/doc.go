@@ -5,4 +5,7 @@
 // The HSM PIN never comes from the YAML file: it is read from FIRMA_HSM_PIN,
 // from hsm.pin_file, or from the pin-source of a pkcs11: URI, and it is
 // never printed, logged or put into an error.
+//
+// Features add top-level sections of their own with RegisterSection, from
+// their own files, and read them back with SectionOf.
 package config
