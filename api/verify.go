@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/verify"
 )
 
@@ -27,6 +28,14 @@ func init() {
 	for _, e := range []error{verify.ErrMalformed, verify.ErrNoSignature, verify.ErrDigest, verify.ErrNoContent} {
 		AddErrorMapping(e, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "cannot verify", true)
 	}
+	// The document formats' errors, for the services that sign documents:
+	// the caller's document or choices are wrong, or the TSA is down. A
+	// certificate that does not match its key (signer.ErrCertificate) is
+	// ours, so it stays an internal error.
+	for _, e := range []error{signer.ErrPDF, signer.ErrFormat, signer.ErrFormatDigest, signer.ErrNeedsDocument, signer.ErrHash} {
+		AddErrorMapping(e, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "cannot sign the document", true)
+	}
+	AddErrorMapping(signer.ErrTimestamp, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_UNSPECIFIED, "time-stamping authority unavailable", false)
 }
 
 // VerifyService implements firmav1.VerifyServiceServer on a verifier.

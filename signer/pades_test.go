@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
@@ -256,4 +258,103 @@ func FuzzPAdESInput(f *testing.F) {
 			t.Fatal("output does not keep the input")
 		}
 	})
+}
+
+// render draws page 1 at 72 dpi in grey with pdftoppm (poppler) and
+// returns the width, height and pixels (0 black .. 255 white).
+func render(t *testing.T, pdf []byte) (int, int, []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.pdf")
+	if err := os.WriteFile(in, pdf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(t, "pdftoppm", "-r", "72", "-gray", "-f", "1", "-l", "1", "-singlefile", in, filepath.Join(dir, "page")); err != nil {
+		t.Fatalf("pdftoppm: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "page.pgm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w, h, maxv int
+	var hdr int
+	if _, err := fmt.Sscanf(string(b), "P5\n%d %d\n%d\n", &w, &h, &maxv); err != nil {
+		t.Fatalf("pgm header: %v", err)
+	}
+	hdr = len(fmt.Sprintf("P5\n%d %d\n%d\n", w, h, maxv))
+	return w, h, b[hdr:]
+}
+
+// dark counts pixels darker than mid-grey in the PDF rectangle r (PDF
+// units from the bottom left, 1 unit = 1 pixel at 72 dpi).
+func dark(w, h int, px []byte, r [4]float64) int {
+	n := 0
+	for y := int(r[1]); y < int(r[3]); y++ {
+		for x := int(r[0]); x < int(r[2]); x++ {
+			if row := h - 1 - y; row >= 0 && x < w && px[row*w+x] < 128 {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// A visible signature draws its box on the page; an invisible one
+// changes nothing.
+func TestPAdESAppearance(t *testing.T) {
+	ctx := context.Background()
+	pki := testpki.New(t)
+	key, chain := pki.User(t, keystore.ECP256, "MARIA GARCIA LOPEZ")
+	doc, err := os.ReadFile("testdata/simple.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	box := [4]float64{300, 100, 540, 170}
+	w, h, before := render(t, doc)
+	if n := dark(w, h, before, box); n != 0 {
+		t.Fatalf("the unsigned page already has %d dark pixels in the box", n)
+	}
+	for _, visible := range []bool{true, false} {
+		signed, err := signer.PAdES(ctx, doc, key, chain, signer.Options{}, signer.PDFOptions{Visible: visible, Rect: box, Reason: "Conformidad"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, h, px := render(t, signed)
+		n := dark(w, h, px, box)
+		if visible && n < 50 {
+			t.Errorf("visible signature: %d dark pixels in its box, want its text", n)
+		}
+		if !visible && n != 0 {
+			t.Errorf("invisible signature drew %d dark pixels", n)
+		}
+		if !bytes.Equal(px[:len(px)/2], before[:len(before)/2]) {
+			t.Errorf("visible=%v: the top half of the page changed", visible)
+		}
+	}
+}
+
+// pdfsig asks the certificate's OCSP responder (our test PKI's) and
+// refuses a signer revoked before signing.
+func TestPAdESRevokedSigner(t *testing.T) {
+	ctx := context.Background()
+	pki := testpki.New(t)
+	dir := t.TempDir()
+	nss := nssDB(t, testpki.WritePEM(t, dir, "root.pem", pki.Root.Cert))
+	key, chain := pki.User(t, keystore.ECP256, "REVOCADO")
+	pki.Revoke(chain[0], time.Now().Add(-time.Minute))
+	doc, err := os.ReadFile("testdata/simple.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := signer.PAdES(ctx, doc, key, chain, signer.Options{}, signer.PDFOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, out := pdfsig(t, nss, signed)
+	if len(st) != 1 || st[0] != "Signature is Valid." {
+		t.Fatalf("pdfsig: %q\n%s", st, out)
+	}
+	if !strings.Contains(out, "Certificate has been Revoked.") {
+		t.Fatalf("pdfsig did not see the revocation:\n%s", out)
+	}
 }
