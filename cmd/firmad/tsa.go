@@ -2,10 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
 	"encoding/asn1"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/firma-cloud/firma/keystore"
@@ -14,8 +19,8 @@ import (
 )
 
 // Built-in TSA settings. They belong in config.Config (a `tsa:` section:
-// policy, accuracy, key_type, serial_block); until it has one these are
-// the values firmad uses.
+// policy, accuracy, key_type, serial_block, require_synced_clock); until
+// it has one these are the values firmad uses.
 var (
 	// tsaPolicy is ETSI EN 319 421's best-practices time-stamp policy
 	// (itu-t(0) identified-organization(4) etsi(0) time-stamp-policy(2023)
@@ -33,32 +38,112 @@ const (
 	tsaUnit        = "default"
 	// caIssuing is the ca package's store name of the issuing CA.
 	caIssuing = "issuing"
+	// tsaRetry spaces attempts to load the TSA while there is no CA yet.
+	tsaRetry = 5 * time.Second
 )
 
-// setupTSA starts the built-in RFC 3161 time-stamping authority: POST
+// errTSANotSetUp means there is no issuing CA to certify the TSA yet.
+var errTSANotSetUp = errors.New("built-in TSA not set up: no issuing CA yet (run firmactl init)")
+
+// builtinTSA is the built-in TSA, loaded on first use once the issuing CA
+// exists, so that a firmad started before 'firmactl ca init' picks it up
+// without a restart, as the CA itself does.
+type builtinTSA struct {
+	a   *app
+	srv atomic.Pointer[tsa.Server]
+
+	mu      sync.Mutex
+	lastTry time.Time
+}
+
+var (
+	_ tsa.Stamper  = (*builtinTSA)(nil)
+	_ http.Handler = (*builtinTSA)(nil)
+)
+
+// builtinTSAs holds each app's TSA until app has a field for it.
+// TODO(issue 5): make it a `tsa *builtinTSA` field of app.
+var builtinTSAs sync.Map // *app -> *builtinTSA
+
+// tsaStamper returns the built-in TSA in process, for CAdES-B-T, PAdES-B-T
+// and audit checkpoints (wrap it with tsa.TokenDER where a DER token is
+// wanted). Its Timestamp fails with tsa.ErrUnavailable until the CA exists.
+func (a *app) tsaStamper() tsa.Stamper {
+	b, _ := builtinTSAs.LoadOrStore(a, &builtinTSA{a: a})
+	return b.(*builtinTSA)
+}
+
+// setupTSA serves the built-in RFC 3161 TSA: POST
 // application/timestamp-query to /tsa, and its certificate chain (PEM) at
 // /tsa/certs. Its key is a token key in the HSM, certified by the built-in
-// issuing CA; a fresh install without a CA yet runs without the TSA.
+// issuing CA; every token it signs is a key.used record in the audit log.
 func (a *app) setupTSA(ctx context.Context) error {
+	b := a.tsaStamper().(*builtinTSA)
+	if _, err := b.server(ctx); err != nil && !errors.Is(err, errTSANotSetUp) {
+		return err
+	} else if err != nil {
+		a.log.Warn("built-in TSA answers 503 until 'firmactl init' has set up the CA", "err", err)
+	}
+	a.mux.Handle("/tsa", b)
+	a.mux.HandleFunc("/tsa/certs", b.serveCerts)
+	a.ready("tsa", func(ctx context.Context) error {
+		srv, err := b.server(ctx)
+		if errors.Is(err, errTSANotSetUp) {
+			return nil // reported by the CA's own state, not a fault of this node
+		}
+		if err != nil {
+			return err
+		}
+		if c := srv.Certificate(); time.Now().After(c.NotAfter) {
+			return fmt.Errorf("tsa certificate expired at %s", c.NotAfter.Format(time.RFC3339))
+		}
+		return nil
+	})
+	return nil
+}
+
+// server returns the TSA, loading it if needed; at most one load runs at a
+// time and, while there is no CA, one every tsaRetry.
+func (b *builtinTSA) server(ctx context.Context) (*tsa.Server, error) {
+	if s := b.srv.Load(); s != nil {
+		return s, nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s := b.srv.Load(); s != nil {
+		return s, nil
+	}
+	if !b.lastTry.IsZero() && time.Since(b.lastTry) < tsaRetry {
+		return nil, errTSANotSetUp
+	}
+	b.lastTry = time.Now()
+	s, err := b.a.loadTSA(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b.srv.Store(s)
+	return s, nil
+}
+
+// loadTSA loads (making on first run) the TSA unit and builds its server.
+func (a *app) loadTSA(ctx context.Context) (*tsa.Server, error) {
 	rec, err := a.store.Authority(ctx, caIssuing)
 	if errors.Is(err, store.ErrNotFound) {
-		a.log.Warn("built-in TSA not started: no issuing CA yet (run firmactl init)")
-		return nil
+		return nil, errTSANotSetUp
 	}
 	if err != nil {
-		return fmt.Errorf("tsa: issuing CA: %w", err)
+		return nil, fmt.Errorf("tsa: issuing CA: %w", err)
 	}
 	if rec.KeyID == "" {
-		a.log.Warn("built-in TSA not started: the issuing CA's key is not in this HSM")
-		return nil
+		return nil, fmt.Errorf("tsa: %w: the issuing CA's key is not in this HSM", errTSANotSetUp)
 	}
 	issuing, err := x509.ParseCertificate(rec.Cert)
 	if err != nil {
-		return fmt.Errorf("tsa: issuing CA certificate: %w", err)
+		return nil, fmt.Errorf("tsa: issuing CA certificate: %w", err)
 	}
 	issuerKey, err := a.ks.Signer(ctx, rec.KeyID)
 	if err != nil {
-		return fmt.Errorf("tsa: issuing CA key: %w", err)
+		return nil, fmt.Errorf("tsa: issuing CA key: %w", err)
 	}
 	log := a.log.With("part", "tsa")
 	unit, err := tsa.LoadUnit(ctx, a.ks, a.store, tsa.UnitConfig{
@@ -69,9 +154,9 @@ func (a *app) setupTSA(ctx context.Context) error {
 		Logger:  log,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	srv, err := tsa.NewServer(tsa.ServerConfig{
+	cfg := tsa.ServerConfig{
 		Signer:     unit.Signer,
 		Cert:       unit.Cert,
 		Chain:      []*x509.Certificate{issuing},
@@ -80,26 +165,62 @@ func (a *app) setupTSA(ctx context.Context) error {
 		Serials:    tsa.NewSequence(a.store, tsaUnit, tsaSerialBlock),
 		Logger:     log,
 		Registerer: a.reg,
-	})
+	}
+	if l := a.auditLog(); l != nil {
+		cfg.Audit = tsa.AuditLog(l)
+	}
+	srv, err := tsa.NewServer(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// A TSA must not claim an accuracy its clock does not have. Until the
-	// configuration can require it (tsa.require_synced_clock), an
+	// configuration can require it (ServerConfig.ClockCheck), an
 	// unsynchronised clock is reported, not enforced, so that development
 	// machines without NTP still run.
 	if err := tsa.KernelClock(tsaAccuracy)(); err != nil {
 		log.Warn("built-in TSA clock is not synchronised within its accuracy", "accuracy", tsaAccuracy, "err", err)
 	}
-	a.mux.Handle("/tsa", srv)
-	a.mux.Handle("/tsa/certs", srv.CertificatesHandler())
-	a.ready("tsa", func(context.Context) error {
-		if now := time.Now(); now.After(unit.Cert.NotAfter) {
-			return fmt.Errorf("tsa certificate expired at %s", unit.Cert.NotAfter.Format(time.RFC3339))
-		}
-		return nil
-	})
 	log.Info("built-in TSA serving at /tsa", "subject", unit.Cert.Subject.String(), "not_after", unit.Cert.NotAfter,
-		"policy", tsaPolicy.String())
-	return nil
+		"policy", tsaPolicy.String(), "audited", cfg.Audit != nil)
+	return srv, nil
+}
+
+// ServeHTTP answers RFC 3161 requests, or 503 while there is no CA.
+func (b *builtinTSA) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	srv, ok := b.serving(w, r)
+	if ok {
+		srv.ServeHTTP(w, r)
+	}
+}
+
+func (b *builtinTSA) serveCerts(w http.ResponseWriter, r *http.Request) {
+	srv, ok := b.serving(w, r)
+	if ok {
+		srv.CertificatesHandler().ServeHTTP(w, r)
+	}
+}
+
+func (b *builtinTSA) serving(w http.ResponseWriter, r *http.Request) (*tsa.Server, bool) {
+	srv, err := b.server(r.Context())
+	if err == nil {
+		return srv, true
+	}
+	status, detail := http.StatusServiceUnavailable, "the built-in TSA is not set up yet"
+	if !errors.Is(err, errTSANotSetUp) {
+		status, detail = http.StatusInternalServerError, "the built-in TSA cannot start"
+		b.a.log.Error("built-in TSA cannot start", "err", err)
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"type": "about:blank", "title": http.StatusText(status), "status": status, "detail": detail})
+	return nil, false
+}
+
+// Timestamp issues a token in process.
+func (b *builtinTSA) Timestamp(ctx context.Context, h crypto.Hash, digest []byte) (*tsa.Token, error) {
+	srv, err := b.server(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("timestamp: %w: %w", tsa.ErrUnavailable, err)
+	}
+	return srv.Timestamp(ctx, h, digest)
 }

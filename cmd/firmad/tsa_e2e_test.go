@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"math/big"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var tsaSerialRe = regexp.MustCompile(`(?m)^Serial number: (0x[0-9A-F]+)$`)
+
+// TestBuiltInTSA runs the built-in TSA of a real firmad made by firmactl
+// init: openssl makes the query and verifies the reply against the root
+// firmactl wrote, and serials keep increasing across a restart.
+func TestBuiltInTSA(t *testing.T) {
+	s := initState(t)
+	data := filepath.Join(s.dir, "doc.txt")
+	if err := os.WriteFile(data, []byte("Resolución 2026/0042\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	query := filepath.Join(s.dir, "q.tsq")
+	if out, err := exec.Command("openssl", "ts", "-query", "-data", data, "-sha256", "-cert", "-out", query).CombinedOutput(); err != nil {
+		t.Fatalf("openssl ts -query: %v\n%s", err, out)
+	}
+	q, err := os.ReadFile(query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(s.dir, "var", "ca", "root.pem")
+	// Without a CA yet the TSA answers 503 problem+json, and firmad runs.
+	d := s.start(t)
+	for _, path := range []string{"/tsa", "/tsa/certs"} {
+		if code, body := get(t, "http://"+d.http+path); code != http.StatusServiceUnavailable || !strings.Contains(body, "not set up") {
+			t.Fatalf("%s before the CA: %d %s", path, code, body)
+		}
+	}
+	if code := d.stop(t); code != 0 {
+		t.Fatalf("firmad exit %d:\n%s", code, d.stderr)
+	}
+	s.firmactl(t, 0, "ca", "init", "--state", "var")
+
+	var last *big.Int
+	for run := range 2 {
+		d := s.start(t)
+		code, chain := get(t, "http://"+d.http+"/tsa/certs")
+		if code != http.StatusOK || strings.Count(chain, "BEGIN CERTIFICATE") != 2 {
+			t.Fatalf("/tsa/certs: %d\n%s", code, chain)
+		}
+		untrusted := filepath.Join(s.dir, "tsa-chain.pem")
+		os.WriteFile(untrusted, []byte(chain), 0o600)
+		for i := range 2 {
+			resp, err := http.Post("http://"+d.http+"/tsa", "application/timestamp-query", bytes.NewReader(q))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/timestamp-reply" {
+				t.Fatalf("POST /tsa: %d %s\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), d.stderr)
+			}
+			reply := filepath.Join(s.dir, "r.tsr")
+			os.WriteFile(reply, body, 0o600)
+			out, err := exec.Command("openssl", "ts", "-verify", "-queryfile", query, "-in", reply, "-CAfile", root, "-untrusted", untrusted).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "Verification: OK") {
+				t.Fatalf("run %d token %d: openssl ts -verify: %v\n%s", run, i, err, out)
+			}
+			out, err = exec.Command("openssl", "ts", "-reply", "-in", reply, "-text").CombinedOutput()
+			m := tsaSerialRe.FindStringSubmatch(string(out))
+			if err != nil || m == nil || !strings.Contains(string(out), "Policy OID: 0.4.0.2023.1.1") {
+				t.Fatalf("openssl ts -reply -text: %v\n%s", err, out)
+			}
+			serial, _ := new(big.Int).SetString(m[1][2:], 16)
+			if last != nil && serial.Cmp(last) <= 0 {
+				t.Fatalf("run %d token %d: serial %v after %v", run, i, serial, last)
+			}
+			last = serial
+		}
+		if code, body := get(t, "http://"+d.http+"/metrics"); code != http.StatusOK || !strings.Contains(body, `firma_tsa_server_requests_total{result="granted"} 2`) {
+			t.Fatalf("/metrics lacks the TSA counter:\n%s", body)
+		}
+		if code := d.stop(t); code != 0 {
+			t.Fatalf("firmad exit %d:\n%s", code, d.stderr)
+		}
+	}
+}
