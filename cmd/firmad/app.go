@@ -143,7 +143,11 @@ func (a *app) serve(ctx context.Context, stdout io.Writer) error {
 		gl.Close()
 		return fmt.Errorf("listen http: %w", err)
 	}
-	hs := &http.Server{Handler: a.mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: a.tls,
+	// Bounded reads and idle connections: slow or abandoned clients must
+	// not pin file descriptors. No write timeout: /metrics and downloads
+	// of large CRLs may take a while on a loaded machine.
+	hs := &http.Server{Handler: a.mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, TLSConfig: a.tls,
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 
 	errc := make(chan error, 2)
