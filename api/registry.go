@@ -182,8 +182,8 @@ func (s *RegistryService) RegisterVideoCall(ctx context.Context, req *firmav1.Re
 
 // GetServiceHours implements firmav1.RegistryServiceServer.
 func (s *RegistryService) GetServiceHours(ctx context.Context, _ *firmav1.GetServiceHoursRequest) (*firmav1.GetServiceHoursResponse, error) {
-	h, now := s.reg.Hours(), time.Now()
-	return &firmav1.GetServiceHoursResponse{Hours: h.String(), OpenNow: h.Open(now), NextOpening: timestamppb.New(h.Next(now))}, nil
+	open, next := s.reg.VideoCallOpen()
+	return &firmav1.GetServiceHoursResponse{Hours: s.reg.Hours().String(), OpenNow: open, NextOpening: timestamppb.New(next)}, nil
 }
 
 // GetCitizen implements firmav1.RegistryServiceServer.

@@ -77,7 +77,7 @@ type Options struct {
 	ChallengeTTL  time.Duration // 0: 5 minutes
 	MaxAttempts   int           // wrong guesses at an SMS code, CSV or activation code; 0: 3
 	// ServiceURL is where citizens set their password; printed on the
-	// confirmation PDF and the letters.
+	// confirmation PDF and the letters. Empty: the REST route on localhost.
 	ServiceURL string
 }
 
@@ -127,7 +127,7 @@ func New(st store.RegistryStore, opt Options) (*Registry, error) {
 		opt.MaxAttempts = 3
 	}
 	if opt.ServiceURL == "" {
-		opt.ServiceURL = "https://localhost:8443/clave/password"
+		opt.ServiceURL = "http://127.0.0.1:7780/v1/registry/password"
 	}
 	r := &Registry{st: st, opt: opt, log: opt.Log, now: opt.Clock}
 	if r.log == nil {
@@ -149,6 +149,13 @@ func New(st store.RegistryStore, opt Options) (*Registry, error) {
 
 // Hours returns the video-call service hours.
 func (r *Registry) Hours() *Hours { return r.opt.Hours }
+
+// VideoCallOpen reports, on the registry's clock, whether video-call
+// registration is open now and when its next window starts.
+func (r *Registry) VideoCallOpen() (bool, time.Time) {
+	now := r.now()
+	return r.opt.Hours.Open(now), r.opt.Hours.Next(now)
+}
 
 // Person is the identity and contact data given at registration.
 type Person struct {

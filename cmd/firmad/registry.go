@@ -63,6 +63,13 @@ func (a *app) setupRegistry(ctx context.Context) error {
 		return err
 	}
 	opt.SMS, opt.Log, opt.Registerer = outbox, log, a.reg
+	if opt.ServiceURL == "" {
+		scheme := "http"
+		if a.tls != nil {
+			scheme = "https"
+		}
+		opt.ServiceURL = scheme + "://" + a.cfg.Listen.HTTP + "/v1/registry/password"
+	}
 	if a.ca != nil {
 		opt.Revoker = ca.CitizenRevoker{CA: a.ca}
 	}
