@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,8 +52,9 @@ type app struct {
 	core  *signer.Core
 	ca    *ca.Authority // citizen certificates; set by setupCA (ca.go)
 
-	health *health.Server
-	tls    *tls.Config // nil for loopback plaintext
+	health   *health.Server
+	tls      *tls.Config // nil for loopback plaintext
+	draining atomic.Bool // set at shutdown: /readyz answers 503
 
 	mu      sync.Mutex
 	checks  []readyCheck
@@ -194,6 +196,7 @@ func (a *app) serve(ctx context.Context, stdout io.Writer) error {
 // shutdown stops both servers: health turns NOT_SERVING, new calls are
 // refused, in-flight signatures finish unless the drain timeout ends first.
 func (a *app) shutdown(hs *http.Server) {
+	a.draining.Store(true)
 	a.health.Shutdown()
 	dctx, cancel := context.WithTimeout(context.Background(), a.cfg.Listen.ShutdownTimeout)
 	defer cancel()

@@ -28,6 +28,14 @@ func (a *app) routes() {
 // pass. The body names each check's outcome but never its error text, which
 // could describe the infrastructure; that goes to the log.
 func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
+	if a.draining.Load() {
+		// Tell load balancers to stop sending work while calls drain.
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		json.NewEncoder(w).Encode(map[string]any{"status": "shutting down"})
+		return
+	}
 	a.mu.Lock()
 	checks := append([]readyCheck(nil), a.checks...)
 	a.mu.Unlock()
