@@ -150,7 +150,7 @@ func (a *app) loadTSA(ctx context.Context) (*tsa.Server, error) {
 		Name:    tsaUnit,
 		KeyType: tsaKeyType,
 		Issuer:  issuing,
-		Issue:   tsa.IssuerFunc(issuing, issuerKey, tsa.CertOptions{}),
+		Issue:   tsa.IssuerFunc(issuing, issuerKey, tsaCertOptions(caSettings(a.cfg).BaseURL)),
 		Logger:  log,
 	})
 	if err != nil {
@@ -223,4 +223,18 @@ func (b *builtinTSA) Timestamp(ctx context.Context, h crypto.Hash, digest []byte
 		return nil, fmt.Errorf("timestamp: %w: %w", tsa.ErrUnavailable, err)
 	}
 	return srv.Timestamp(ctx, h, digest)
+}
+
+// tsaCertOptions points relying parties at the issuing CA's certificate
+// and CRL. No OCSP URL: the CA's responder answers only for certificates in
+// its own records, and the TSA certificate is not one of them until the ca
+// package issues it itself.
+func tsaCertOptions(base string) tsa.CertOptions {
+	if base == "" {
+		return tsa.CertOptions{}
+	}
+	return tsa.CertOptions{
+		IssuingCertificateURL: []string{base + "/ca/issuing.crt"},
+		CRLDistributionPoints: []string{base + "/crl/issuing.crl"},
+	}
 }
