@@ -382,6 +382,15 @@ func TestShutdownDrainsInFlightSignatures(t *testing.T) {
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
+	// While the batch drains, readiness is withdrawn. The HTTP listener
+	// closes once draining ends, so only an answer is checked.
+	time.Sleep(50 * time.Millisecond)
+	if resp, err := http.Get("http://" + d.http + "/readyz"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("/readyz during drain: %d, want 503", resp.StatusCode)
+		}
+	}
 	r := <-res
 	if r.err != nil {
 		t.Fatalf("in-flight batch failed during shutdown: %v", r.err)
