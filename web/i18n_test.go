@@ -76,3 +76,19 @@ func TestCSRFToken(t *testing.T) {
 		t.Error("a token without a secret")
 	}
 }
+
+func TestCommonName(t *testing.T) {
+	p := &page{}
+	cases := []struct{ dn, want string }{
+		{`SERIALNUMBER=IDCES-50123456Q,CN=FERNÁNDEZ DE LA FUENTE\, MARÍA JOSÉ - 50123456Q,C=ES,2.5.4.4=#0c1746`, "FERNÁNDEZ DE LA FUENTE, MARÍA JOSÉ - 50123456Q"},
+		{"CN=Firma Test Issuing CA 1,O=Firma Test,C=ES", "Firma Test Issuing CA 1"},
+		{"O=No CN,C=ES", "O=No CN,C=ES"},
+		{"CN=a+SERIALNUMBER=b,C=ES", "a"},
+		{"", ""},
+	}
+	for _, c := range cases {
+		if got := p.CommonName(c.dn); got != c.want {
+			t.Errorf("%q: %q, want %q", c.dn, got, c.want)
+		}
+	}
+}

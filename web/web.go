@@ -596,3 +596,46 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, p *page, sessio
 	h.log.InfoContext(r.Context(), "approval page: rejected", "transaction", p.ID)
 	h.toPortal(w, r, p, v)
 }
+
+// CommonName picks the CN out of a distinguished name in RFC 4514 form
+// (as pkix.Name.String writes it), unescaped, so the page shows "GARCÍA
+// PÉREZ, LUCÍA - 12345678Z" rather than the whole DN with hex-encoded
+// attributes. A DN without a CN is shown whole.
+func (p *page) CommonName(dn string) string {
+	for _, rdn := range splitDN(dn, ',') {
+		for _, atv := range splitDN(rdn, '+') {
+			k, v, ok := strings.Cut(atv, "=")
+			if ok && strings.EqualFold(strings.TrimSpace(k), "CN") && !strings.HasPrefix(v, "#") {
+				return unescapeDN(v)
+			}
+		}
+	}
+	return dn
+}
+
+// splitDN splits at sep where it is not escaped with a backslash.
+func splitDN(s string, sep byte) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case sep:
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
+}
+
+func unescapeDN(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
