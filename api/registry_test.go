@@ -402,6 +402,37 @@ func TestRegistryREST(t *testing.T) {
 	}
 }
 
+func TestRegistryRESTImport(t *testing.T) {
+	rs := newRegistryServer(t, time.Time{})
+	csv := "id,given_name,surnames,mobile,email,method\n00000000T,Eva,Gil,612000001,eva@example.es,video_call\n00000001T,Bad,Row,612000002,bad@example.es,in_person\n"
+	post := func(token, body string) (int, []byte) {
+		req, _ := http.NewRequest("POST", rs.http.URL+"/v1/registry/import", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "text/csv")
+		resp, err := rs.http.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	if code, b := post(registrarToken, csv); code != 403 {
+		t.Fatalf("registrar import: %d %s", code, b)
+	}
+	if code, b := post(operatorToken, "name,shoe_size\n"); code != 400 || !strings.Contains(string(b), "unknown column") {
+		t.Fatalf("bad header: %d %s", code, b)
+	}
+	code, b := post(operatorToken, csv)
+	var rep struct {
+		Rows, Created int
+		Bad           []struct{ Line int }
+	}
+	if err := json.Unmarshal(b, &rep); err != nil || code != 200 || rep.Rows != 2 || rep.Created != 1 || len(rep.Bad) != 1 || rep.Bad[0].Line != 3 {
+		t.Fatalf("import: %d %s", code, b)
+	}
+}
+
 func TestRegistryRESTUntrustedCertificate(t *testing.T) {
 	rs := newRegistryServer(t, time.Time{})
 	other := t.TempDir()
