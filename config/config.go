@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -112,6 +113,15 @@ type Log struct {
 type Secret string
 
 const redacted = "[REDACTED]"
+
+var (
+	_ fmt.Stringer   = Secret("")
+	_ slog.LogValuer = Secret("")
+	_ yaml.Marshaler = Secret("")
+	_ json.Marshaler = Secret("")
+	_ error          = (*FieldError)(nil)
+	_ yaml.Marshaler = Config{}
+)
 
 // String hides the value.
 func (Secret) String() string { return redacted }
@@ -427,6 +437,8 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 // the environment are loaded, so that flags win over both.
 type flagValue struct{ s string }
 
+var _ flag.Value = (*flagValue)(nil)
+
 func (f *flagValue) String() string     { return f.s }
 func (f *flagValue) Set(s string) error { f.s = s; return nil }
 
@@ -523,6 +535,7 @@ type FieldError struct {
 	Msg   string
 }
 
+// Error is "field: problem".
 func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 
 // Unwrap makes every FieldError match ErrInvalid.
