@@ -298,6 +298,7 @@ func (v *Verifier) check(ctx context.Context, s *Signature, p *parsed, digest []
 
 	// The timestamp first: its time is the one to judge the chain at.
 	at := v.now()
+	var accuracy time.Duration
 	if toks := p.unsigned[oidAttrTimestampToken.String()]; len(toks) > 0 {
 		s.Level = "B-T"
 		tok, st, why := v.timestamp(toks[0].FullBytes, p.si.Signature)
@@ -305,14 +306,14 @@ func (v *Verifier) check(ctx context.Context, s *Signature, p *parsed, digest []
 		if tok != nil {
 			s.TimestampTime = tok.Time
 			s.TSA = tok.Cert.Subject.String()
-			at = tok.Time
+			at, accuracy = tok.Time, tok.Accuracy
 		}
 	}
 	s.ValidationTime = at
 
 	chain, st, why := v.chain(c, p.certs, at)
 	s.add(CheckChain, st, why)
-	st, why = v.revocation(ctx, chain, at, s.TimestampTime.IsZero())
+	st, why = v.revocation(ctx, chain, at, accuracy, s.TimestampTime.IsZero())
 	s.add(CheckRevocation, st, why)
 }
 
@@ -371,8 +372,9 @@ func (v *Verifier) chain(c *x509.Certificate, certs []*x509.Certificate, at time
 	return ch, Passed, fmt.Sprintf("chains to %q, valid at %s", ch[len(ch)-1].Subject.CommonName, at.UTC().Format(time.RFC3339))
 }
 
-// revocation checks every certificate of chain but the root.
-func (v *Verifier) revocation(ctx context.Context, chain []*x509.Certificate, at time.Time, untimed bool) (Status, string) {
+// revocation checks every certificate of chain but the root. at is the
+// timestamp's time, give or take accuracy, or now when untimed.
+func (v *Verifier) revocation(ctx context.Context, chain []*x509.Certificate, at time.Time, accuracy time.Duration, untimed bool) (Status, string) {
 	if chain == nil {
 		return Indeterminate, "not checked: no valid chain"
 	}
@@ -389,16 +391,22 @@ func (v *Verifier) revocation(ctx context.Context, chain []*x509.Certificate, at
 		case err != nil:
 			worst = worseStatus(worst, Indeterminate)
 			notes = append(notes, fmt.Sprintf("%s: %v", name, err))
-		case r.Status == Revoked && !r.RevokedAt.After(at):
-			worst = Failed
-			notes = append(notes, fmt.Sprintf("%s: revoked at %s (%s) before %s, per %s", name,
-				r.RevokedAt.UTC().Format(time.RFC3339), reasonText(r.Reason), at.UTC().Format(time.RFC3339), r.Source))
 		case r.Status == Revoked && untimed:
 			// Without a timestamp nothing proves the signature predates
-			// the revocation.
+			// the revocation (ETSI EN 319 102-1: REVOKED_NO_POE).
 			worst = worseStatus(worst, Indeterminate)
-			notes = append(notes, fmt.Sprintf("%s: revoked at %s and no timestamp proves the signature came before, per %s",
-				name, r.RevokedAt.UTC().Format(time.RFC3339), r.Source))
+			notes = append(notes, fmt.Sprintf("%s: revoked at %s (%s) and no timestamp proves the signature came before, per %s",
+				name, r.RevokedAt.UTC().Format(time.RFC3339), reasonText(r.Reason), r.Source))
+		// OCSP and CRL times are whole seconds, so a revocation is known
+		// to the second and the timestamp to its accuracy.
+		case r.Status == Revoked && !r.RevokedAt.Add(time.Second).After(at.Add(-accuracy)):
+			worst = Failed
+			notes = append(notes, fmt.Sprintf("%s: revoked at %s (%s) before the timestamp %s, per %s", name,
+				r.RevokedAt.UTC().Format(time.RFC3339), reasonText(r.Reason), at.UTC().Format(time.RFC3339Nano), r.Source))
+		case r.Status == Revoked && !r.RevokedAt.After(at.Add(accuracy)):
+			worst = worseStatus(worst, Indeterminate)
+			notes = append(notes, fmt.Sprintf("%s: revoked at %s (%s), too close to the timestamp %s (accuracy %s) to tell which came first, per %s",
+				name, r.RevokedAt.UTC().Format(time.RFC3339), reasonText(r.Reason), at.UTC().Format(time.RFC3339Nano), accuracy, r.Source))
 		case r.Status == Revoked:
 			notes = append(notes, fmt.Sprintf("%s: revoked at %s, after the timestamp, per %s", name, r.RevokedAt.UTC().Format(time.RFC3339), r.Source))
 		case r.Status == Unknown:

@@ -218,6 +218,7 @@ func TestRevocation(t *testing.T) {
 		{"revoked before the timestamp", signer.LevelT, -time.Hour, false, false, verify.Failed, "revoked at"},
 		{"revoked before, seen in the crl", signer.LevelT, -time.Hour, true, false, verify.Failed, "per crl"},
 		{"revoked after the timestamp", signer.LevelT, time.Hour, false, false, verify.Passed, "after the timestamp"},
+		{"revoked within the timestamp's accuracy", signer.LevelT, time.Nanosecond, false, false, verify.Indeterminate, "too close to the timestamp"},
 		{"revoked, no timestamp to prove when", signer.LevelB, time.Hour, false, false, verify.Indeterminate, "no timestamp"},
 	}
 	for _, tc := range tests {
