@@ -59,6 +59,11 @@ type app struct {
 	mu      sync.Mutex
 	checks  []readyCheck
 	closers []closer
+
+	// Interceptors added by setup steps (intercept); they run after
+	// authentication. Fixed once serving starts, so read without a lock.
+	unary  []grpc.UnaryServerInterceptor
+	stream []grpc.StreamServerInterceptor
 }
 
 type readyCheck struct {
@@ -85,6 +90,7 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, er
 	if err != nil {
 		return nil, err
 	}
+	opts = append(opts, grpc.ChainUnaryInterceptor(a.lateUnary), grpc.ChainStreamInterceptor(a.lateStream))
 	if a.tls != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(a.tls)))
 	}
@@ -102,6 +108,46 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, er
 		log.Debug("start-up step done", "step", s.name, "took", time.Since(start))
 	}
 	return a, nil
+}
+
+// intercept adds interceptors that run on every call after the operator
+// is authenticated (e.g. the audit log's); nil leaves a kind out. Call it
+// from a setup step only: the lists are fixed once serving starts.
+func (a *app) intercept(u grpc.UnaryServerInterceptor, s grpc.StreamServerInterceptor) {
+	if u != nil {
+		a.unary = append(a.unary, u)
+	}
+	if s != nil {
+		a.stream = append(a.stream, s)
+	}
+}
+
+// lateUnary runs the interceptors setup steps added, in order. The gRPC
+// server takes its interceptors when it is made, before the steps run.
+func (a *app) lateUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	return chainUnary(a.unary, ctx, req, info, h)
+}
+
+func chainUnary(ics []grpc.UnaryServerInterceptor, ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if len(ics) == 0 {
+		return h(ctx, req)
+	}
+	return ics[0](ctx, req, info, func(ctx context.Context, req any) (any, error) {
+		return chainUnary(ics[1:], ctx, req, info, h)
+	})
+}
+
+func (a *app) lateStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	return chainStream(a.stream, srv, ss, info, h)
+}
+
+func chainStream(ics []grpc.StreamServerInterceptor, srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if len(ics) == 0 {
+		return h(srv, ss)
+	}
+	return ics[0](srv, ss, info, func(srv any, ss grpc.ServerStream) error {
+		return chainStream(ics[1:], srv, ss, info, h)
+	})
 }
 
 // ready adds a check that /readyz runs.
