@@ -1,0 +1,146 @@
+package api
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+
+	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/portal"
+	"github.com/firma-cloud/firma/store"
+)
+
+// PortalService implements firmav1.PortalServiceServer for operators.
+type PortalService struct {
+	firmav1.UnimplementedPortalServiceServer
+	reg *portal.Registry
+	log *slog.Logger
+}
+
+var _ firmav1.PortalServiceServer = (*PortalService)(nil)
+
+// NewPortalService returns the operators' portal registry API.
+func NewPortalService(reg *portal.Registry, log *slog.Logger) *PortalService {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &PortalService{reg: reg, log: log}
+}
+
+// RegisterPortals registers PortalService on s.
+func RegisterPortals(s *grpc.Server, svc *PortalService) {
+	firmav1.RegisterPortalServiceServer(s, svc)
+}
+
+// portalErr maps the portal registry's errors to statuses.
+func (s *PortalService) portalErr(ctx context.Context, method string, err error) error {
+	var fe *portal.FieldError
+	switch {
+	case errors.As(err, &fe):
+		return invalidArg(fe.Field, fe.Msg)
+	case errors.Is(err, portal.ErrNotFound):
+		return newStatus(codes.NotFound, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "portal not found", nil)
+	case errors.Is(err, portal.ErrConflict):
+		return newStatus(codes.AlreadyExists, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, err.Error(), nil)
+	}
+	return toStatus(ctx, s.log, method, err)
+}
+
+func specIn(p *firmav1.PortalSpec) portal.Spec {
+	return portal.Spec{Name: p.GetName(), RedirectURLs: p.GetRedirectUrls(), CertSHA256: p.GetCertSha256(), APIKey: p.GetApiKey(),
+		Limits:      portal.Limits{MaxDocuments: int(p.GetMaxDocuments()), MaxDocBytes: p.GetMaxDocumentBytes(), RatePerMin: int(p.GetRatePerMinute())},
+		CallbackURL: p.GetCallbackUrl()}
+}
+
+func portalOut(p *store.Portal) *firmav1.Portal {
+	out := &firmav1.Portal{Id: p.ID, Name: p.Name, RedirectUrls: p.RedirectURLs, HasApiKey: p.APIKeyHash != nil,
+		MaxDocuments: int32(p.MaxDocuments), MaxDocumentBytes: p.MaxDocBytes, RatePerMinute: int32(p.RatePerMin),
+		CallbackUrl: p.CallbackURL, Status: p.Status, CreatedAt: tstamp(p.CreatedAt), UpdatedAt: tstamp(p.UpdatedAt)}
+	if p.CertSHA256 != nil {
+		out.CertSha256 = hex.EncodeToString(p.CertSHA256)
+	}
+	return out
+}
+
+// CreatePortal registers a portal; its secrets are in the answer only.
+func (s *PortalService) CreatePortal(ctx context.Context, req *firmav1.CreatePortalRequest) (*firmav1.CreatePortalResponse, error) {
+	c, err := s.reg.Create(ctx, specIn(req.GetSpec()))
+	if err != nil {
+		return nil, s.portalErr(ctx, "CreatePortal", err)
+	}
+	s.log.InfoContext(ctx, "portal created", "portal", c.Portal.ID, "operator", Operator(ctx))
+	return &firmav1.CreatePortalResponse{Portal: portalOut(c.Portal), ApiKey: c.APIKey, CallbackKey: c.CallbackKey}, nil
+}
+
+// GetPortal returns a portal.
+func (s *PortalService) GetPortal(ctx context.Context, req *firmav1.GetPortalRequest) (*firmav1.Portal, error) {
+	p, err := s.reg.Get(ctx, req.GetId())
+	if err != nil {
+		return nil, s.portalErr(ctx, "GetPortal", err)
+	}
+	return portalOut(p), nil
+}
+
+// ListPortals pages through portals.
+func (s *PortalService) ListPortals(ctx context.Context, req *firmav1.ListPortalsRequest) (*firmav1.ListPortalsResponse, error) {
+	size := int(req.GetPageSize())
+	if size <= 0 || size > 1000 {
+		size = 100
+	}
+	ps, err := s.reg.List(ctx, req.GetPageToken(), size)
+	if err != nil {
+		return nil, s.portalErr(ctx, "ListPortals", err)
+	}
+	out := &firmav1.ListPortalsResponse{}
+	for _, p := range ps {
+		out.Portals = append(out.Portals, portalOut(p))
+	}
+	if len(ps) == size {
+		out.NextPageToken = ps[len(ps)-1].ID
+	}
+	return out, nil
+}
+
+// UpdatePortal replaces a portal's settings.
+func (s *PortalService) UpdatePortal(ctx context.Context, req *firmav1.UpdatePortalRequest) (*firmav1.UpdatePortalResponse, error) {
+	p, key, err := s.reg.Update(ctx, req.GetId(), specIn(req.GetSpec()))
+	if err != nil {
+		return nil, s.portalErr(ctx, "UpdatePortal", err)
+	}
+	s.log.InfoContext(ctx, "portal updated", "portal", p.ID, "operator", Operator(ctx))
+	return &firmav1.UpdatePortalResponse{Portal: portalOut(p), CallbackKey: key}, nil
+}
+
+// RotatePortalAPIKey issues a new API key.
+func (s *PortalService) RotatePortalAPIKey(ctx context.Context, req *firmav1.GetPortalRequest) (*firmav1.RotatePortalKeyResponse, error) {
+	k, err := s.reg.RotateAPIKey(ctx, req.GetId())
+	if err != nil {
+		return nil, s.portalErr(ctx, "RotatePortalAPIKey", err)
+	}
+	s.log.InfoContext(ctx, "portal api key rotated", "portal", req.GetId(), "operator", Operator(ctx))
+	return &firmav1.RotatePortalKeyResponse{Key: k}, nil
+}
+
+// RotatePortalCallbackKey issues a new callback key.
+func (s *PortalService) RotatePortalCallbackKey(ctx context.Context, req *firmav1.GetPortalRequest) (*firmav1.RotatePortalKeyResponse, error) {
+	k, err := s.reg.RotateCallbackKey(ctx, req.GetId())
+	if err != nil {
+		return nil, s.portalErr(ctx, "RotatePortalCallbackKey", err)
+	}
+	s.log.InfoContext(ctx, "portal callback key rotated", "portal", req.GetId(), "operator", Operator(ctx))
+	return &firmav1.RotatePortalKeyResponse{Key: k}, nil
+}
+
+// SetPortalStatus enables or disables a portal.
+func (s *PortalService) SetPortalStatus(ctx context.Context, req *firmav1.SetPortalStatusRequest) (*firmav1.Portal, error) {
+	p, err := s.reg.SetStatus(ctx, req.GetId(), req.GetStatus())
+	if err != nil {
+		return nil, s.portalErr(ctx, "SetPortalStatus", err)
+	}
+	s.log.InfoContext(ctx, "portal status set", "portal", p.ID, "status", p.Status, "operator", Operator(ctx))
+	return portalOut(p), nil
+}

@@ -1,0 +1,268 @@
+package api_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/firma-cloud/firma/api"
+	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/ca"
+	"github.com/firma-cloud/firma/config"
+	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/policy"
+	"github.com/firma-cloud/firma/portal"
+	"github.com/firma-cloud/firma/registry"
+	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/sms"
+	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
+	"github.com/firma-cloud/firma/store/sqlite"
+	"github.com/firma-cloud/firma/transaction"
+)
+
+// txServer is the portal and transaction gRPC APIs on real parts, served
+// on a loopback TCP port behind firmad's interceptors.
+type txServer struct {
+	db      *sqlite.DB
+	reg     *registry.Registry
+	svc     *transaction.Service
+	portals firmav1.PortalServiceClient
+	conn    *grpc.ClientConn
+	root    []byte
+}
+
+func newTxServer(t *testing.T) *txServer {
+	t.Helper()
+	ctx := context.Background()
+	tok := softhsmtest.New(t)
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "firma.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ks, err := keystore.Open(ctx, keystore.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN}, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ks.Close() })
+	outbox, err := sms.NewOutbox(db, sms.OutboxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := ca.New(ca.Config{BaseURL: "http://127.0.0.1:1"}, ks, db, nil, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auth.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.New(db, registry.Options{SMS: outbox, Argon2: registry.Argon2{Time: 1, Memory: 8 * 1024, Threads: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth.SetCitizens(reg)
+	portals := portal.New(db, portal.Options{})
+	svc, err := transaction.New(transaction.Options{Store: db, Portals: portals, Citizens: reg, Certificates: auth,
+		Core: signer.New(ks, signer.Config{}), Keys: ks, SMS: outbox, OTPKey: []byte("an otp key of at least thirty-two bytes"),
+		BaseURL: "https://firma.example.es"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	opts, err := api.ServerOptions(config.Auth{Operators: []config.Operator{{Name: "op", TokenSHA256: api.TokenSHA256(operatorToken)}}},
+		prometheus.NewRegistry(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(opts...)
+	api.RegisterPortals(gs, api.NewPortalService(portals, log))
+	api.RegisterTransactions(gs, api.NewTransactionService(svc, portals, log))
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &txServer{db: db, reg: reg, svc: svc, conn: conn, portals: firmav1.NewPortalServiceClient(conn), root: auth.Root().Raw}
+}
+
+func opCtx() context.Context {
+	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+operatorToken)
+}
+
+func portalCtx(key string) context.Context {
+	return metadata.AppendToOutgoingContext(context.Background(), api.PortalAPIKeyMetadata, key)
+}
+
+// wantReason checks a status code and the stable code in ErrorInfo.
+func wantReason(t *testing.T, err error, code codes.Code, reason string) *status.Status {
+	t.Helper()
+	st, _ := status.FromError(err)
+	if st.Code() != code {
+		t.Fatalf("status %v (%v), want %v", st.Code(), err, code)
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.Reason == reason && info.Domain == api.ErrorDomain {
+			return st
+		}
+	}
+	t.Fatalf("no ErrorInfo reason %q in %v", reason, st.Details())
+	return nil
+}
+
+func TestTransactionGRPC(t *testing.T) {
+	s := newTxServer(t)
+	ctx := context.Background()
+	spec := &firmav1.PortalSpec{Name: "Sede A", RedirectUrls: []string{"https://a.example.es/ok", "https://a.example.es/ko"}, ApiKey: true}
+
+	// Portals are registered by operators only.
+	_, err := s.portals.CreatePortal(ctx, &firmav1.CreatePortalRequest{Spec: spec})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("anonymous CreatePortal: %v", err)
+	}
+	_, err = s.portals.CreatePortal(opCtx(), &firmav1.CreatePortalRequest{Spec: &firmav1.PortalSpec{Name: "x", ApiKey: true}})
+	if st, _ := status.FromError(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "redirect_urls") {
+		t.Fatalf("portal without redirect URLs: %v", err)
+	}
+	a, err := s.portals.CreatePortal(opCtx(), &firmav1.CreatePortalRequest{Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Name = "Sede B"
+	b, err := s.portals.CreatePortal(opCtx(), &firmav1.CreatePortalRequest{Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ApiKey == "" || !a.Portal.HasApiKey {
+		t.Fatalf("portal A: %+v", a)
+	}
+	got, err := s.portals.GetPortal(opCtx(), &firmav1.GetPortalRequest{Id: a.Portal.Id})
+	if err != nil || got.Name != "Sede A" {
+		t.Fatalf("GetPortal: %v", err)
+	}
+
+	conf, err := s.reg.RegisterInPerson(ctx, registry.Staff{Name: "r", Role: policy.Registrar}, registry.Person{ID: "12345678Z",
+		GivenName: "Ana", Surnames: "López", Mobile: "+34612345678", Email: "ana@example.es"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.reg.SetPassword(ctx, "12345678Z", conf.ActivationCode, "Secreta-Segura-9"); err != nil {
+		t.Fatal(err)
+	}
+	tx := firmav1.NewTransactionServiceClient(s.conn)
+	digest := sha256.Sum256([]byte("expediente 7"))
+	req := &firmav1.CreateBatchRequest{SubjectId: "12345678Z", OkUrl: "https://a.example.es/ok", ErrorUrl: "https://a.example.es/ko",
+		Documents: []*firmav1.TransactionDocument{
+			{Name: "exp7", Digest: digest[:], Format: firmav1.SignatureFormat_SIGNATURE_FORMAT_RAW},
+			{Name: "anexo.txt", Content: []byte("anexo"), Format: firmav1.SignatureFormat_SIGNATURE_FORMAT_CADES},
+		}}
+
+	_, err = tx.CreateBatch(ctx, req)
+	wantReason(t, err, codes.Unauthenticated, "unauthenticated")
+	_, err = tx.CreateBatch(opCtx(), req) // an operator is not a portal
+	wantReason(t, err, codes.Unauthenticated, "unauthenticated")
+	badURL := proto.Clone(req).(*firmav1.CreateBatchRequest)
+	badURL.OkUrl = "https://a.example.es/ok/../evil"
+	_, err = tx.CreateBatch(portalCtx(a.ApiKey), badURL)
+	wantReason(t, err, codes.InvalidArgument, string(transaction.CodeBadRedirect))
+	otherApp := proto.Clone(req).(*firmav1.CreateBatchRequest)
+	otherApp.AppId = b.Portal.Id
+	_, err = tx.CreateBatch(portalCtx(a.ApiKey), otherApp)
+	wantReason(t, err, codes.PermissionDenied, string(transaction.CodeForbidden))
+
+	created, err := tx.CreateBatch(portalCtx(a.ApiKey), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := &firmav1.TransactionRef{AppId: a.Portal.Id, SubjectId: "12345678Z", TransactionId: created.TransactionId}
+	_, err = tx.RecoverBatchState(portalCtx(b.ApiKey), &firmav1.TransactionRef{TransactionId: created.TransactionId})
+	wantReason(t, err, codes.NotFound, string(transaction.CodeNotFound))
+	_, err = tx.RecoverBatchState(portalCtx(a.ApiKey), &firmav1.TransactionRef{SubjectId: "87654321X", TransactionId: created.TransactionId})
+	wantReason(t, err, codes.NotFound, string(transaction.CodeNotFound))
+	st, err := tx.RecoverBatchState(portalCtx(a.ApiKey), ref)
+	if err != nil || st.State != "created" || len(st.Documents) != 2 {
+		t.Fatalf("RecoverBatchState: %v %+v", err, st)
+	}
+
+	// The citizen approves through the service, as the approval page does.
+	sess, err := s.svc.Authenticate(ctx, created.TransactionId, "12345678Z", "Secreta-Segura-9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.svc.SendOTP(ctx, created.TransactionId, sess.Token); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := s.db.SMSes(ctx, "+34612345678", 1)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("outbox: %v", err)
+	}
+	code := regexp.MustCompile(`\d{6}`).FindString(msgs[0].Text)
+	if _, err := s.svc.Approve(ctx, created.TransactionId, sess.Token, code); err != nil {
+		t.Fatal(err)
+	}
+
+	res, err := tx.RecoverBatchResult(portalCtx(a.ApiKey), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Transaction.State != "done" || res.Transaction.Summary != "all_signed" || len(res.Documents) != 2 || len(res.CertificateChain) < 2 {
+		t.Fatalf("RecoverBatchResult: %+v", res.Transaction)
+	}
+	// The raw signature verifies with openssl against the certificate's key.
+	dir := t.TempDir()
+	leaf := filepath.Join(dir, "leaf.der")
+	os.WriteFile(leaf, res.CertificateChain[0], 0o600)
+	pub := filepath.Join(dir, "pub.pem")
+	opensslIn(t, dir, "x509", "-inform", "DER", "-in", leaf, "-pubkey", "-noout", "-out", pub)
+	os.WriteFile(filepath.Join(dir, "digest"), digest[:], 0o600)
+	os.WriteFile(filepath.Join(dir, "sig"), res.Documents[0].Signature, 0o600)
+	opensslIn(t, dir, "pkeyutl", "-verify", "-pubin", "-inkey", pub, "-in", "digest", "-sigfile", "sig")
+
+	one, err := tx.RecoverBatchSign(portalCtx(a.ApiKey), &firmav1.RecoverBatchSignRequest{Ref: ref, DocumentIndex: 1})
+	if err != nil || one.Document.Status != "signed" || one.Document.Format != firmav1.SignatureFormat_SIGNATURE_FORMAT_CADES || len(one.Signature) == 0 {
+		t.Fatalf("RecoverBatchSign: %v %+v", err, one)
+	}
+	_, err = tx.CancelTransaction(portalCtx(a.ApiKey), ref)
+	wantReason(t, err, codes.FailedPrecondition, string(transaction.CodeAlreadyUsed))
+
+	list, err := tx.ListTransactions(portalCtx(a.ApiKey), &firmav1.ListTransactionsRequest{})
+	if err != nil || len(list.Transactions) != 1 {
+		t.Fatalf("ListTransactions: %v %d", err, len(list.Transactions))
+	}
+	list, err = tx.ListTransactions(portalCtx(b.ApiKey), &firmav1.ListTransactionsRequest{})
+	if err != nil || len(list.Transactions) != 0 {
+		t.Fatalf("portal B lists %d transactions (%v)", len(list.Transactions), err)
+	}
+
+	// A rotated key stops at once; a disabled portal is refused.
+	if _, err := s.portals.RotatePortalAPIKey(opCtx(), &firmav1.GetPortalRequest{Id: b.Portal.Id}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = tx.ListTransactions(portalCtx(b.ApiKey), &firmav1.ListTransactionsRequest{})
+	wantReason(t, err, codes.Unauthenticated, "unauthenticated")
+	if _, err := s.portals.SetPortalStatus(opCtx(), &firmav1.SetPortalStatusRequest{Id: a.Portal.Id, Status: "disabled"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = tx.RecoverBatchState(portalCtx(a.ApiKey), ref)
+	wantReason(t, err, codes.PermissionDenied, string(transaction.CodeForbidden))
+}
