@@ -110,8 +110,10 @@ const (
 // FailInfo is a PKIFailureInfo bit (RFC 3161 section 2.4.2).
 type FailInfo int
 
-// PKIFailureInfo bits the server sets and the client reports.
+// PKIFailureInfo bits the server sets and the client reports. FailNone
+// stands for no failure: a granted request.
 const (
+	FailNone                FailInfo = -1
 	FailBadAlg              FailInfo = 0
 	FailBadRequest          FailInfo = 2
 	FailBadDataFormat       FailInfo = 5

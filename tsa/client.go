@@ -278,7 +278,9 @@ func (c *Client) exchange(ctx context.Context, u string, query []byte, opts Veri
 	if resp.StatusCode != http.StatusOK {
 		return nil, "bad_reply", fmt.Errorf("%w: HTTP %s", ErrBadReply, resp.Status)
 	}
-	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != ReplyContentType {
+	// application/timestamp-response is what some TSAs still send, from
+	// drafts of RFC 3161.
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != ReplyContentType && mt != "application/timestamp-response" {
 		return nil, "bad_reply", fmt.Errorf("%w: content type %q, want %s", ErrBadReply, mt, ReplyContentType)
 	}
 	if len(body) > maxReplyBytes {
@@ -306,14 +308,14 @@ func (c *Client) exchange(ctx context.Context, u string, query []byte, opts Veri
 // RejectionError is a TSA's refusal of a request.
 type RejectionError struct {
 	Status   int      // PKIStatus
-	FailInfo FailInfo // -1 if the TSA gave none
+	FailInfo FailInfo // FailNone if the TSA gave none
 	Text     []string // the TSA's statusString, if any
 }
 
 // Error names the status, failure bit and the TSA's own text.
 func (e *RejectionError) Error() string {
 	msg := fmt.Sprintf("%v: PKIStatus %d", ErrRejected, e.Status)
-	if e.FailInfo >= 0 {
+	if e.FailInfo != FailNone {
 		msg += ", failInfo " + e.FailInfo.String()
 	}
 	if len(e.Text) > 0 {
@@ -337,7 +339,7 @@ func ParseReply(der []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: trailing data after TimeStampResp", ErrMalformed)
 	}
 	if st := resp.Status.Status; st != statusGranted && st != statusGrantedWithMods {
-		e := &RejectionError{Status: st, FailInfo: -1}
+		e := &RejectionError{Status: st, FailInfo: FailNone}
 		for _, t := range resp.Status.StatusString {
 			// Shown to people, so only printable UTF-8 is kept.
 			e.Text = append(e.Text, strings.ToValidUTF8(string(t.Bytes), "?"))

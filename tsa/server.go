@@ -37,6 +37,9 @@ const (
 const (
 	DefaultAccuracy      = time.Second
 	DefaultMaxQueryBytes = 16 << 10
+	// maxNonceBits bounds the nonce echoed in every token: clients use 64
+	// to 160 bits.
+	maxNonceBits = 512
 )
 
 // DefaultHashes are the message-imprint hashes the server accepts unless
@@ -189,10 +192,11 @@ func (s *Server) CertificatesHandler() http.Handler {
 // over; HTTP misuse gets an application/problem+json error.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	result := "granted"
+	result := "" // set for HTTP errors; Respond counts the rest
 	defer func() {
-		s.m.requests.WithLabelValues(result).Inc()
-		s.m.duration.WithLabelValues(result).Observe(time.Since(start).Seconds())
+		if result != "" {
+			s.observe(result, start)
+		}
 	}()
 	if r.Method != http.MethodPost {
 		result = "method_not_allowed"
@@ -222,15 +226,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, errTimeNotAvailable):
 		// Logged when the clock's verdict changes, not per request.
-		result = FailTimeNotAvailable.String()
 		status = http.StatusServiceUnavailable
 	case err != nil:
-		result = FailSystemFailure.String()
 		status = http.StatusInternalServerError
 		s.log.ErrorContext(r.Context(), "time-stamp request failed", "err", err)
-	case fail >= 0:
-		result = fail.String()
-		s.log.WarnContext(r.Context(), "time-stamp request refused", "fail_info", result, "remote", r.RemoteAddr)
+	case fail != FailNone:
+		s.log.WarnContext(r.Context(), "time-stamp request refused", "fail_info", fail.String(), "remote", r.RemoteAddr)
 	}
 	w.Header().Set("Content-Type", ReplyContentType)
 	w.Header().Set("Content-Length", fmt.Sprint(len(reply)))
@@ -239,11 +240,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // Respond answers one DER TimeStampReq with a DER TimeStampResp. fail is
-// the PKIFailureInfo of a refusal, -1 when a token was granted. err is set
+// the PKIFailureInfo of a refusal, FailNone when a token was granted. err is set
 // only when the failure is ours (time source, certificate, serial source,
 // key or audit log), and the reply then says timeNotAvailable or
 // systemFailure.
 func (s *Server) Respond(ctx context.Context, query []byte) ([]byte, FailInfo, error) {
+	start := time.Now()
+	reply, fail, err := s.respond(ctx, query)
+	result := "granted"
+	if fail != FailNone {
+		result = fail.String()
+	}
+	s.observe(result, start)
+	return reply, fail, err
+}
+
+func (s *Server) observe(result string, start time.Time) {
+	s.m.requests.WithLabelValues(result).Inc()
+	s.m.duration.WithLabelValues(result).Observe(time.Since(start).Seconds())
+}
+
+func (s *Server) respond(ctx context.Context, query []byte) ([]byte, FailInfo, error) {
 	var req request
 	rest, err := asn1.Unmarshal(query, &req)
 	switch {
@@ -269,8 +286,8 @@ func (s *Server) Respond(ctx context.Context, query []byte) ([]byte, FailInfo, e
 		// critical or not, means no token.
 		return s.reject(FailUnacceptedExtension, fmt.Sprintf("extension %v not supported", req.Extensions[0].Id))
 	}
-	if req.Nonce != nil && req.Nonce.Sign() < 0 {
-		return s.reject(FailBadDataFormat, "negative nonce")
+	if req.Nonce != nil && (req.Nonce.Sign() < 0 || req.Nonce.BitLen() > maxNonceBits) {
+		return s.reject(FailBadDataFormat, fmt.Sprintf("nonce must be a positive integer of at most %d bits", maxNonceBits))
 	}
 	now := s.cfg.Now()
 	if s.clock != nil {
@@ -308,7 +325,7 @@ func (s *Server) Respond(ctx context.Context, query []byte) ([]byte, FailInfo, e
 	if err != nil {
 		return s.systemFailure(err)
 	}
-	return reply, -1, nil
+	return reply, FailNone, nil
 }
 
 func (s *Server) token(ctx context.Context, req *request, h crypto.Hash, serial *big.Int, genTime time.Time) ([]byte, error) {

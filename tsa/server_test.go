@@ -228,6 +228,8 @@ func TestRejections(t *testing.T) {
 		{"empty", []byte{}, FailBadDataFormat, "the data submitted has the wrong format"},
 		{"truncated", sha256Query(t, []byte("x"), true)[:20], FailBadDataFormat, "the data submitted has the wrong format"},
 		{"trailing data", append(sha256Query(t, []byte("x"), true), 0, 0), FailBadDataFormat, "the data submitted has the wrong format"},
+		{"nonce of 600 bits", mustDER(request{Version: 1, MessageImprint: imprint, Nonce: new(big.Int).Lsh(big.NewInt(1), 599)}), FailBadDataFormat, "the data submitted has the wrong format"},
+		{"negative nonce", mustDER(request{Version: 1, MessageImprint: imprint, Nonce: big.NewInt(-5)}), FailBadDataFormat, "the data submitted has the wrong format"},
 		{"version 2", mustDER(request{Version: 2, MessageImprint: imprint}), FailBadDataFormat, "the data submitted has the wrong format"},
 		{"short digest", mustDER(request{Version: 1, MessageImprint: messageImprint{HashAlgorithm: algID(oidSHA256), HashedMessage: d[:16]}}), FailBadDataFormat, "the data submitted has the wrong format"},
 		{"sha1", mustDER(request{Version: 1, MessageImprint: messageImprint{HashAlgorithm: algID(oidSHA1), HashedMessage: sha1}}), FailBadAlg, "unrecognized or unsupported algorithm identifier"},
@@ -261,8 +263,8 @@ func TestRejections(t *testing.T) {
 			}
 		})
 	}
-	if got := testutil.ToFloat64(srv.m.requests.WithLabelValues("badDataFormat")); got != 6 {
-		t.Errorf("badDataFormat counter = %v, want 6", got)
+	if got := testutil.ToFloat64(srv.m.requests.WithLabelValues("badDataFormat")); got != 8 {
+		t.Errorf("badDataFormat counter = %v, want 8", got)
 	}
 }
 
@@ -273,7 +275,8 @@ func algID(oid asn1.ObjectIdentifier) pkix.AlgorithmIdentifier {
 // TestHTTPErrors checks HTTP misuse gets a problem+json error.
 func TestHTTPErrors(t *testing.T) {
 	e := newEnv(t)
-	srv := e.tsa(e.newPKI("Firma"), keystore.ECP256, func(c *ServerConfig) { c.MaxQueryBytes = 512 })
+	reg := prometheus.NewRegistry()
+	srv := e.tsa(e.newPKI("Firma"), keystore.ECP256, func(c *ServerConfig) { c.MaxQueryBytes = 512; c.Registerer = reg })
 	url := serve(t, srv)
 	q := sha256Query(t, []byte("x"), true)
 	tests := []struct {
@@ -320,6 +323,11 @@ func TestHTTPErrors(t *testing.T) {
 				t.Errorf("Allow = %q", resp.Header.Get("Allow"))
 			}
 		})
+	}
+	for result, want := range map[string]float64{"method_not_allowed": 2, "unsupported_media_type": 2, "too_large": 1, "granted": 0} {
+		if got := testutil.ToFloat64(srv.m.requests.WithLabelValues(result)); got != want {
+			t.Errorf("requests{result=%q} = %v, want %v", result, got, want)
+		}
 	}
 }
 

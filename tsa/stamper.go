@@ -42,7 +42,7 @@ func (s *Server) Timestamp(ctx context.Context, h crypto.Hash, digest []byte) (*
 	if err != nil {
 		return nil, fmt.Errorf("timestamp: built-in TSA: %w: %w", ErrUnavailable, err)
 	}
-	if fail >= 0 {
+	if fail != FailNone {
 		if fail == FailBadAlg {
 			return nil, fmt.Errorf("timestamp: %w: %v", ErrUnsupportedHash, h)
 		}
