@@ -1,7 +1,7 @@
 // Package stack assembles firmad's signing parts for tests: a fresh
 // SoftHSM2 token, a SQLite file, the citizen registry, the CA, the signing
 // core, the portal registry, the SMS outbox, the transaction core, and
-// the HTTP handlers firmad serves (approval page, CSC API) on a loopback
+// the HTTP handlers firmad serves (portal REST API, approval page, CSC API) on a loopback
 // httptest server. Nothing is mocked.
 package stack
 
@@ -132,6 +132,7 @@ func New(t testing.TB, opt Options) *Stack {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
+	transaction.NewHandler(s.Tx, s.Portals, nil, 0).Register(mux)
 	s.Web.Register(mux)
 	s.CSC.Register(mux, s.Portals)
 	s.CA.RegisterHTTP(mux)
