@@ -134,3 +134,50 @@ func TestRequestLetterRefusals(t *testing.T) {
 		t.Fatalf("letter for advanced citizen: %v", err)
 	}
 }
+
+func TestPurge(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, nil)
+	if err := e.reg.PutFiscalRecord(ctx, "12345678Z", "María", "López", "Calle Mayor 1, Madrid"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.reg.RequestLetter(ctx, "12345678Z"); err != nil {
+		t.Fatal(err)
+	}
+	csv := e.lastLetterCSV(t, "12345678Z")
+	for i := 0; i < 3; i++ {
+		if _, err := e.reg.NewChallenge(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func() int {
+		var n int
+		if err := e.db.SQL().QueryRow("SELECT COUNT(*) FROM registration_codes").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	steps := []struct {
+		advance time.Duration
+		purged  int64
+		left    int
+	}{
+		{0, 0, 4},                   // nothing expired
+		{10 * time.Minute, 3, 1},    // challenges go once expired
+		{91 * 24 * time.Hour, 0, 1}, // the letter expired, but is kept to say so
+		{31 * 24 * time.Hour, 1, 0}, // and goes after the retention
+	}
+	for i, s := range steps {
+		e.clock.Add(s.advance)
+		if i == 2 {
+			if _, err := e.reg.RedeemLetter(ctx, registry.Redemption{ID: "12345678Z", CSV: csv, Mobile: "612345678",
+				Email: "m@example.es", AcceptConditions: true}); !errors.Is(err, registry.ErrCodeExpired) {
+				t.Fatalf("expired letter before purge: %v", err)
+			}
+		}
+		n, err := e.reg.Purge(ctx)
+		if err != nil || n != s.purged || count() != s.left {
+			t.Fatalf("step %d: purged %d (%v), %d left; want %d, %d", i, n, err, count(), s.purged, s.left)
+		}
+	}
+}

@@ -76,6 +76,9 @@ type Options struct {
 	SMSCodeTTL    time.Duration // 0: 10 minutes
 	ChallengeTTL  time.Duration // 0: 5 minutes
 	MaxAttempts   int           // wrong guesses at an SMS code, CSV or activation code; 0: 3
+	// CodeRetention is how long expired codes are kept, so that a late
+	// citizen is told "expired" rather than "wrong"; 0: 30 days.
+	CodeRetention time.Duration
 	// ServiceURL is where citizens set their password; printed on the
 	// confirmation PDF and the letters. Empty: the REST route on localhost.
 	ServiceURL string
@@ -125,6 +128,9 @@ func New(st store.RegistryStore, opt Options) (*Registry, error) {
 	}
 	if opt.MaxAttempts <= 0 {
 		opt.MaxAttempts = 3
+	}
+	if opt.CodeRetention <= 0 {
+		opt.CodeRetention = 30 * 24 * time.Hour
 	}
 	if opt.ServiceURL == "" {
 		opt.ServiceURL = "http://127.0.0.1:7780/v1/registry/password"
@@ -455,6 +461,21 @@ func (r *Registry) revoke(ctx context.Context, id, reason string) error {
 		return fmt.Errorf("revoke certificates of %s: %w", id, err)
 	}
 	return nil
+}
+
+// Purge deletes expired codes: challenges as soon as they expire (anyone
+// may ask for them), the rest after CodeRetention. firmad runs it hourly.
+func (r *Registry) Purge(ctx context.Context) (int64, error) {
+	now := r.now().UTC()
+	a, err := r.st.DeleteCodes(ctx, kindChallenge, now)
+	if err != nil {
+		return 0, err
+	}
+	b, err := r.st.DeleteCodes(ctx, "", now.Add(-r.opt.CodeRetention))
+	if err != nil {
+		return a, err
+	}
+	return a + b, nil
 }
 
 // fail counts a refused or failed registration and passes err through.

@@ -82,6 +82,16 @@ func (o *Outbox) Messages(ctx context.Context, to string, limit int) ([]*store.S
 	return o.st.SMSes(ctx, to, limit)
 }
 
+// Purge deletes the messages older than maxAge: they carry codes that
+// expired long ago, and the outbox is not an archive.
+func (o *Outbox) Purge(ctx context.Context, maxAge time.Duration) (int64, error) {
+	n, err := o.st.DeleteSMS(ctx, o.now().Add(-maxAge))
+	if err != nil {
+		return 0, fmt.Errorf("sms outbox purge: %w", err)
+	}
+	return n, nil
+}
+
 // Mask hides all but the last three digits of a number, for logs and for
 // telling a citizen where a code went.
 func Mask(number string) string {

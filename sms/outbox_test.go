@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -22,7 +23,10 @@ func TestOutbox(t *testing.T) {
 	}
 	defer db.Close()
 	reg := prometheus.NewRegistry()
-	o, err := sms.NewOutbox(db, sms.OutboxOptions{Registerer: reg})
+	// Each reading of the clock is a second later.
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { now = now.Add(time.Second); return now }
+	o, err := sms.NewOutbox(db, sms.OutboxOptions{Registerer: reg, Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +68,16 @@ firma_sms_failed_total 5
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "firma_sms_sent_total", "firma_sms_failed_total"); err != nil {
 		t.Error(err)
+	}
+	// Sent at +1s, +2s, +3s; purging at +4s keeps the last two seconds.
+	if n, err := o.Purge(ctx, 2*time.Second); err != nil || n != 1 {
+		t.Fatalf("purge older than 2s: %d, %v", n, err)
+	}
+	if n, err := o.Purge(ctx, 0); err != nil || n != 2 {
+		t.Fatalf("purge all: %d, %v", n, err)
+	}
+	if left, _ := o.Messages(ctx, "", 10); len(left) != 0 {
+		t.Fatalf("%d messages left after purge", len(left))
 	}
 	if got := sms.Mask("+34612345678"); got != "+34******678" {
 		t.Errorf("Mask = %q", got)

@@ -114,6 +114,9 @@ type RegistryStore interface {
 	UseCode(ctx context.Context, id string, at time.Time) error
 	// CodeAttempt counts a wrong guess and returns the new count.
 	CodeAttempt(ctx context.Context, id string) (int, error)
+	// DeleteCodes deletes the codes of kind ("" for every kind) that
+	// expired before the cutoff, and returns how many.
+	DeleteCodes(ctx context.Context, kind string, expiredBefore time.Time) (int64, error)
 
 	PutFiscalRecord(ctx context.Context, r *FiscalRecord) error
 	FiscalRecord(ctx context.Context, citizenID string) (*FiscalRecord, error)
@@ -127,4 +130,6 @@ type SMSStore interface {
 	PutSMS(ctx context.Context, m *SMS) error
 	// SMSes lists messages newest first, to one number if to is not empty.
 	SMSes(ctx context.Context, to string, limit int) ([]*SMS, error)
+	// DeleteSMS deletes messages created before the cutoff.
+	DeleteSMS(ctx context.Context, before time.Time) (int64, error)
 }

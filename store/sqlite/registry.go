@@ -329,6 +329,24 @@ func (s *DB) CodeAttempt(ctx context.Context, id string) (int, error) {
 	return n, nil
 }
 
+// DeleteCodes deletes codes that expired before the cutoff.
+func (s *DB) DeleteCodes(ctx context.Context, kind string, expiredBefore time.Time) (int64, error) {
+	q, args := "DELETE FROM registration_codes WHERE expires_at < ?", []any{expiredBefore.UnixNano()}
+	if kind != "" {
+		q += " AND kind = ?"
+		args = append(args, kind)
+	}
+	res, err := s.db.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, fmt.Errorf("delete codes: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("delete codes: %w", err)
+	}
+	return n, nil
+}
+
 const fiscalUpsert = `INSERT INTO fiscal_records (citizen_id, given_name, surnames, address, updated_at) VALUES (?, ?, ?, ?, ?)
 	ON CONFLICT (citizen_id) DO UPDATE SET given_name = excluded.given_name, surnames = excluded.surnames,
 	address = excluded.address, updated_at = excluded.updated_at`
@@ -449,4 +467,17 @@ func (s *DB) SMSes(ctx context.Context, to string, limit int) ([]*store.SMS, err
 		return nil, fmt.Errorf("list sms: %w", err)
 	}
 	return out, nil
+}
+
+// DeleteSMS deletes outbox messages created before the cutoff.
+func (s *DB) DeleteSMS(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, "DELETE FROM sms_outbox WHERE created_at < ?", before.UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("delete sms: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("delete sms: %w", err)
+	}
+	return n, nil
 }
