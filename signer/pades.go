@@ -146,6 +146,15 @@ func readUpdate(doc []byte, po PDFOptions) (u *update, err error) {
 	if u.catalog.Kind() != pdf.Dict || u.size == 0 {
 		return nil, fmt.Errorf("%w: no document catalog", ErrPDF)
 	}
+	// A certification signature with DocMDP P=1 forbids any change, our
+	// signature included: adding one would invalidate it.
+	refs := u.catalog.Key("Perms").Key("DocMDP").Key("Reference")
+	for i := range refs.Len() {
+		ref := refs.Index(i)
+		if ref.Key("TransformMethod").Name() == "DocMDP" && ref.Key("TransformParams").Key("P").Int64() == 1 {
+			return nil, fmt.Errorf("%w: the document is certified with no changes allowed (DocMDP P=1)", ErrPDF)
+		}
+	}
 	n := po.Page
 	if n == 0 {
 		n = 1

@@ -31,8 +31,9 @@ func nssDB(t *testing.T, rootPEM string) string {
 	return dir
 }
 
-// testPDFs returns the hand-written PDF with a classic xref table and the
-// same document rewritten by qpdf with object and xref streams.
+// testPDFs returns the hand-written PDF with a classic xref table, the
+// same document rewritten by qpdf with object and xref streams, and as
+// cairo (poppler's pdftocairo) writes it.
 func testPDFs(t *testing.T) map[string][]byte {
 	t.Helper()
 	simple, err := os.ReadFile("testdata/simple.pdf")
@@ -50,7 +51,15 @@ func testPDFs(t *testing.T) map[string][]byte {
 	if !bytes.Contains(xsb, []byte("/XRef")) {
 		t.Fatal("qpdf did not write an xref stream")
 	}
-	return map[string][]byte{"xref table": simple, "xref stream": xsb}
+	cairo := filepath.Join(t.TempDir(), "cairo.pdf")
+	if out, err := run(t, "pdftocairo", "-pdf", "testdata/simple.pdf", cairo); err != nil {
+		t.Fatalf("pdftocairo: %v\n%s", err, out)
+	}
+	cb, err := os.ReadFile(cairo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string][]byte{"xref table": simple, "xref stream": xsb, "cairo": cb}
 }
 
 var sigStatus = regexp.MustCompile(`- Signature Validation: (.*)`)
@@ -191,6 +200,10 @@ func TestPAdESErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	certified, err := os.ReadFile("testdata/certified-nochanges.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
 	signed, err := signer.PAdES(ctx, doc, key, chain, signer.Options{}, signer.PDFOptions{FieldName: "Firma"})
 	if err != nil {
 		t.Fatal(err)
@@ -200,18 +213,23 @@ func TestPAdESErrors(t *testing.T) {
 		doc  []byte
 		po   signer.PDFOptions
 		want error
+		why  string
 	}{
-		{"not a pdf", []byte("hello, world"), signer.PDFOptions{}, signer.ErrPDF},
-		{"truncated", doc[:len(doc)/2], signer.PDFOptions{}, signer.ErrPDF},
-		{"empty", nil, signer.PDFOptions{}, signer.ErrPDF},
-		{"page out of range", doc, signer.PDFOptions{Page: 7}, signer.ErrPDF},
-		{"field name taken", signed, signer.PDFOptions{FieldName: "Firma"}, signer.ErrPDF},
+		{"not a pdf", []byte("hello, world"), signer.PDFOptions{}, signer.ErrPDF, ""},
+		{"truncated", doc[:len(doc)/2], signer.PDFOptions{}, signer.ErrPDF, ""},
+		{"empty", nil, signer.PDFOptions{}, signer.ErrPDF, ""},
+		{"page out of range", doc, signer.PDFOptions{Page: 7}, signer.ErrPDF, "page 7 of 1"},
+		{"field name taken", signed, signer.PDFOptions{FieldName: "Firma"}, signer.ErrPDF, `field "Firma" already exists`},
+		{"certified, no changes allowed", certified, signer.PDFOptions{}, signer.ErrPDF, "DocMDP P=1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := signer.PAdES(ctx, tc.doc, key, chain, signer.Options{}, tc.po)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.why) {
+				t.Errorf("error %q does not say %q", err, tc.why)
 			}
 			if out != nil {
 				t.Fatal("output returned with an error")
