@@ -1,0 +1,136 @@
+package transaction
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/firma-cloud/firma/config"
+	"github.com/firma-cloud/firma/policy"
+)
+
+// SectionName is the top-level key of Config in firmad.yaml.
+const SectionName = "transactions"
+
+// Config is the `transactions:` section of firmad.yaml. Every field has
+// a FIRMA_TRANSACTIONS_<FIELD> environment override. Secrets (the OTP key,
+// the SMS provider credential) are never in the file: only the paths of
+// files that hold them.
+type Config struct {
+	// PublicURL is the citizens' view of firmad's HTTP listener; approval
+	// links are PublicURL/sign/<id>. Empty: http://<listen.http>.
+	PublicURL string `yaml:"public_url"`
+	// TTL is how long a transaction waits for approval.
+	TTL time.Duration `yaml:"ttl"`
+	// OTP limits: validity, wrong tries, resends and their spacing.
+	OTPTTL        time.Duration `yaml:"otp_ttl"`
+	OTPMaxTries   int           `yaml:"otp_max_tries"`
+	OTPMaxResends int           `yaml:"otp_max_resends"`
+	OTPResendGap  time.Duration `yaml:"otp_resend_gap"`
+	// OTPKeyFile holds the key (at least 32 bytes, shared by every node)
+	// that the stored OTP and session hashes are keyed with. Empty: a key
+	// is made on first start next to the SQLite store (single node only).
+	OTPKeyFile string `yaml:"otp_key_file"`
+	// CallbackAttempts is how often a portal callback is tried.
+	CallbackAttempts int `yaml:"callback_attempts"`
+	// CallbackTimeout bounds one callback request.
+	CallbackTimeout time.Duration `yaml:"callback_timeout"`
+	// MaxRequestBytes bounds a REST creation request (base64 documents).
+	MaxRequestBytes int `yaml:"max_request_bytes"`
+	// AllowHTTPPortals lets portals register plain-http redirect and
+	// callback URLs off loopback; development only.
+	AllowHTTPPortals bool `yaml:"allow_http_portals"`
+	// SMS is the gateway the one-time passwords go through.
+	SMS SMSConfig `yaml:"sms"`
+}
+
+// SMSConfig selects the SMS gateway.
+type SMSConfig struct {
+	// Gateway is "outbox" (keep messages in the store; development and
+	// sandbox) or "http" (a provider's HTTP API).
+	Gateway    string `yaml:"gateway"`
+	URL        string `yaml:"url"`
+	AuthHeader string `yaml:"auth_header"`
+	// AuthFile holds the auth header's value (e.g. "Bearer ..."), a secret.
+	AuthFile string        `yaml:"auth_file"`
+	From     string        `yaml:"from"`
+	Timeout  time.Duration `yaml:"timeout"`
+	Retries  int           `yaml:"retries"`
+}
+
+// DefaultConfig is the section's defaults.
+func DefaultConfig() Config {
+	r := policy.DefaultOTPRules()
+	return Config{TTL: DefaultTTL, OTPTTL: r.TTL, OTPMaxTries: r.MaxTries, OTPMaxResends: r.MaxResends, OTPResendGap: r.ResendGap,
+		CallbackAttempts: DefaultCallbackAttempts, CallbackTimeout: 10 * time.Second, MaxRequestBytes: DefaultMaxBody,
+		SMS: SMSConfig{Gateway: "outbox", Timeout: 5 * time.Second, Retries: 3}}
+}
+
+func init() {
+	config.RegisterSection(SectionName, func() any { c := DefaultConfig(); return &c })
+}
+
+// Validate names every bad field.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, msg string) { errs = append(errs, &config.FieldError{Field: field, Msg: msg}) }
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			bad("public_url", "must be an absolute http(s) URL")
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+		min  time.Duration
+	}{{"ttl", c.TTL, time.Minute}, {"otp_ttl", c.OTPTTL, 30 * time.Second}, {"otp_resend_gap", c.OTPResendGap, time.Second},
+		{"callback_timeout", c.CallbackTimeout, time.Second}} {
+		if d.v < d.min {
+			bad(d.name, fmt.Sprintf("must be at least %s", d.min))
+		}
+	}
+	if c.OTPTTL > c.TTL {
+		bad("otp_ttl", "must not be longer than ttl")
+	}
+	if c.OTPMaxTries < 1 || c.OTPMaxTries > 10 {
+		bad("otp_max_tries", "must be 1 to 10")
+	}
+	if c.OTPMaxResends < 0 || c.OTPMaxResends > 10 {
+		bad("otp_max_resends", "must be 0 to 10")
+	}
+	if c.CallbackAttempts < 1 || c.CallbackAttempts > 50 {
+		bad("callback_attempts", "must be 1 to 50")
+	}
+	if c.MaxRequestBytes < 1<<10 {
+		bad("max_request_bytes", "must be at least 1024")
+	}
+	switch c.SMS.Gateway {
+	case "outbox":
+	case "http":
+		if u, err := url.Parse(c.SMS.URL); err != nil || !u.IsAbs() || (u.Scheme != "https" && u.Scheme != "http") {
+			bad("sms.url", "the http gateway needs the provider's absolute URL")
+		}
+		if (c.SMS.AuthHeader == "") != (c.SMS.AuthFile == "") {
+			bad("sms.auth_file", "give both auth_header and auth_file, or neither")
+		}
+		if c.SMS.Timeout <= 0 {
+			bad("sms.timeout", "must be positive")
+		}
+		if c.SMS.Retries < 0 || c.SMS.Retries > 10 {
+			bad("sms.retries", "must be 0 to 10")
+		}
+	default:
+		bad("sms.gateway", fmt.Sprintf("%q: want outbox or http", c.SMS.Gateway))
+	}
+	return errors.Join(errs...)
+}
+
+// Rules are the OTP rules the section sets.
+func (c *Config) Rules() policy.OTPRules {
+	r := policy.OTPRules{TTL: c.OTPTTL, MaxTries: c.OTPMaxTries, MaxResends: c.OTPMaxResends, ResendGap: c.OTPResendGap}
+	if c.OTPMaxResends == 0 {
+		r.MaxResends = -1 // WithDefaults reads 0 as "default"; the section means none
+	}
+	return r
+}

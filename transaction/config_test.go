@@ -1,0 +1,72 @@
+package transaction_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/firma-cloud/firma/config"
+	"github.com/firma-cloud/firma/transaction"
+)
+
+func TestConfigSection(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name   string
+		yaml   string
+		env    map[string]string
+		check  func(*transaction.Config) bool
+		errHas []string
+	}{
+		{"defaults", "", nil, func(c *transaction.Config) bool {
+			return c.TTL == 10*time.Minute && c.OTPTTL == 5*time.Minute && c.OTPMaxTries == 3 && c.OTPMaxResends == 3 && c.SMS.Gateway == "outbox"
+		}, nil},
+		{"file and env", "transactions:\n  public_url: https://firma.example.es\n  ttl: 15m\n  sms:\n    gateway: http\n    url: https://sms.example.es/send\n",
+			map[string]string{"FIRMA_TRANSACTIONS_OTP_MAX_TRIES": "5"}, func(c *transaction.Config) bool {
+				return c.PublicURL == "https://firma.example.es" && c.TTL == 15*time.Minute && c.OTPMaxTries == 5 && c.SMS.Gateway == "http"
+			}, nil},
+		{"bad values", "transactions:\n  public_url: /relative\n  otp_max_tries: 0\n  sms:\n    gateway: pigeon\n", nil, nil,
+			[]string{"transactions.public_url", "transactions.otp_max_tries", "transactions.sms.gateway"}},
+		{"http without url", "transactions:\n  sms:\n    gateway: http\n", nil, nil, []string{"transactions.sms.url"}},
+		{"unknown key", "transactions:\n  otp_lenght: 8\n", nil, nil, []string{"otp_lenght"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".yaml")
+			base := "auth:\n  operators:\n    - name: op\n      token_sha256: " + strings.Repeat("ab", 32) + "\n"
+			if err := os.WriteFile(path, []byte(base+tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			getenv := func(k string) string {
+				if k == config.EnvPIN {
+					return "1234"
+				}
+				return tc.env[k]
+			}
+			cfg, err := config.Load(path, getenv, nil)
+			if tc.errHas != nil {
+				if err == nil {
+					t.Fatal("loaded")
+				}
+				for _, s := range tc.errHas {
+					if !strings.Contains(err.Error(), s) {
+						t.Errorf("error %q does not name %s", err, s)
+					}
+				}
+				if !errors.Is(err, config.ErrInvalid) && !strings.Contains(err.Error(), "otp_lenght") {
+					t.Errorf("error %v is not ErrInvalid", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := config.SectionOf[transaction.Config](cfg, transaction.SectionName)
+			if c == nil || !tc.check(c) {
+				t.Fatalf("section %+v", c)
+			}
+		})
+	}
+}
