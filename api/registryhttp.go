@@ -34,12 +34,34 @@ var (
 )
 
 // RegisterRegistryHTTP mounts the registry's REST JSON interface under
-// /v1/registry/ on mux. Each route is the gRPC method of the same name:
-// bodies are the request messages in proto JSON (snake_case or
-// lowerCamelCase field names), responses are the response messages with
-// snake_case names, and errors are RFC 9457 application/problem+json.
-// Registration responses are the PDF confirmation instead when the
-// request says Accept: application/pdf.
+// /v1/registry/ on mux. Each route is a RegistryService method: bodies
+// are its request message in proto JSON (snake_case or lowerCamelCase
+// field names), responses its response message with snake_case names,
+// and errors are RFC 9457 application/problem+json. Registration responses
+// are the PDF confirmation instead when the request says
+// Accept: application/pdf.
+//
+//	staff (Authorization: Bearer <staff or operator token>)
+//	POST /v1/registry/registrations/in-person        RegisterInPerson
+//	POST /v1/registry/registrations/video-call       RegisterVideoCall
+//	GET  /v1/registry/citizens?level=&status=&page_size=&page_token=
+//	GET  /v1/registry/citizens/{id}                  GetCitizen
+//	POST /v1/registry/citizens/{id}/downgrade        DowngradeCitizen {"reason"}
+//	POST /v1/registry/citizens/{id}/remove           RemoveCitizen {"reason"}
+//	POST /v1/registry/citizens/{id}/activation       ReissueActivation
+//	PUT  /v1/registry/fiscal-records/{id}            PutFiscalRecord
+//	operators
+//	POST /v1/registry/import (text/csv body)         ImportCitizens
+//	GET  /v1/registry/sms-outbox?to=&limit=          ListSMS
+//	GET  /v1/registry/letters?id=&limit=             ListLetters
+//	citizens (no credentials)
+//	GET  /v1/registry/service-hours                  GetServiceHours
+//	POST /v1/registry/letters                        RequestLetter {"id"}
+//	POST /v1/registry/letters/redeem                 RedeemLetter
+//	POST /v1/registry/certificate/challenges         NewChallenge
+//	POST /v1/registry/certificate/registrations      StartCertificateRegistration (TLS client certificate or signed challenge)
+//	POST /v1/registry/certificate/registrations/{pending}/confirm   ConfirmCertificateRegistration
+//	POST /v1/registry/password                       SetPassword
 func (s *RegistryService) RegisterRegistryHTTP(mux *http.ServeMux) {
 	type route struct {
 		pattern string
