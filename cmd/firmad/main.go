@@ -27,6 +27,7 @@ var setups = []step{
 	{"tsa", (*app).setupTSA},
 	{"ca", (*app).setupCA},
 	{"registry", (*app).setupRegistry},
+	{"transactions", (*app).setupTransactions},
 }
 
 // Exit codes: 2 for a bad command line or configuration, 1 for anything

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/firma-cloud/firma/api"
+	"github.com/firma-cloud/firma/config"
+	"github.com/firma-cloud/firma/portal"
+	"github.com/firma-cloud/firma/registry"
+	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/sms"
+	"github.com/firma-cloud/firma/transaction"
+	"github.com/firma-cloud/firma/tsa"
+)
+
+// txServices holds each app's transaction service until app has a field
+// for it (the approval page and the CSC API are built on it).
+// TODO(issue 4): make it a `tx *transaction.Service` field of app.
+var txServices sync.Map // *app -> *transaction.Service
+
+// transactions returns the transaction service setupTransactions made, or
+// nil before it ran.
+func (a *app) transactions() *transaction.Service {
+	v, ok := txServices.Load(a)
+	if !ok {
+		return nil
+	}
+	return v.(*transaction.Service)
+}
+
+// setupTransactions starts the signing transactions: the portal registry
+// (PortalService, operators only), the portal API (TransactionService on
+// gRPC, REST JSON under /api/v1/), one-time passwords by SMS (outbox or
+// http gateway) and the background loop that expires transactions,
+// resumes signing interrupted by a stop and delivers portal callbacks.
+func (a *app) setupTransactions(ctx context.Context) error {
+	cfg := config.SectionOf[transaction.Config](a.cfg, transaction.SectionName)
+	if cfg == nil {
+		d := transaction.DefaultConfig()
+		cfg = &d
+	}
+	if a.ca == nil {
+		return errors.New("transactions need the certificate authority: the ca step must run first")
+	}
+	log := a.log.With("part", "transactions")
+	gw, err := a.otpGateway(cfg)
+	if err != nil {
+		return err
+	}
+	// The registry step keeps its *registry.Registry to itself; this one
+	// reads the same store with the same settings.
+	// TODO(issue 4): use the app's registry once setupRegistry stores it.
+	rcfg, err := registrySettings(os.Getenv)
+	if err != nil {
+		return err
+	}
+	ropt, err := rcfg.Options()
+	if err != nil {
+		return err
+	}
+	ropt.SMS, ropt.Log = gw, log
+	reg, err := registry.New(a.store, ropt)
+	if err != nil {
+		return err
+	}
+	key, err := otpKey(cfg.OTPKeyFile, a.cfg.Store.Path)
+	if err != nil {
+		return err
+	}
+	base := cfg.PublicURL
+	if base == "" {
+		scheme := "http"
+		if a.tls != nil {
+			scheme = "https"
+		}
+		base = scheme + "://" + a.cfg.Listen.HTTP
+	}
+	portals := portal.New(a.store, portal.Options{Log: log, AllowHTTP: cfg.AllowHTTPPortals})
+	svc, err := transaction.New(transaction.Options{
+		Store: a.store, Portals: portals, Citizens: reg, Certificates: a.ca, Core: a.core, Keys: a.ks, SMS: gw,
+		OTPKey: key, OTP: cfg.Rules(), BaseURL: base, TTL: cfg.TTL,
+		Timestamper:      signer.TimestamperFunc(tsa.TokenDER(a.tsaStamper())),
+		HTTPClient:       &http.Client{Timeout: cfg.CallbackTimeout},
+		CallbackAttempts: cfg.CallbackAttempts,
+		Log:              log, Registerer: a.reg,
+	})
+	if err != nil {
+		return err
+	}
+	txServices.Store(a, svc)
+	api.RegisterPortals(a.grpc, api.NewPortalService(portals, log))
+	api.RegisterTransactions(a.grpc, api.NewTransactionService(svc, portals, log))
+	transaction.NewHandler(svc, portals, log, int64(cfg.MaxRequestBytes)).Register(a.mux)
+
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := svc.Run(rctx); err != nil {
+			log.Error("transaction loop stopped", "err", err)
+		}
+	}()
+	a.onClose("transactions", func() error {
+		cancel()
+		<-done
+		txServices.Delete(a)
+		return nil
+	})
+	log.Info("signing transactions ready", "public_url", base, "sms_gateway", cfg.SMS.Gateway, "ttl", cfg.TTL)
+	return nil
+}
+
+// otpGateway is the SMS gateway one-time passwords go through. Its
+// metrics are left unregistered: the registry's outbox already exports
+// the firma_sms_* names, and firma_transaction_otp_sends_total counts
+// these sends.
+func (a *app) otpGateway(cfg *transaction.Config) (sms.Gateway, error) {
+	log := a.log.With("part", "sms")
+	if cfg.SMS.Gateway != "http" {
+		return sms.NewOutbox(a.store, sms.OutboxOptions{Log: log})
+	}
+	var auth string
+	if cfg.SMS.AuthFile != "" {
+		b, err := os.ReadFile(cfg.SMS.AuthFile)
+		if err != nil {
+			return nil, fmt.Errorf("transactions.sms.auth_file: %w", err)
+		}
+		auth = strings.TrimSpace(string(b))
+	}
+	retries := cfg.SMS.Retries
+	if retries == 0 {
+		retries = -1 // the section's 0 means none; HTTPOptions' 0 means the default
+	}
+	return sms.NewHTTP(sms.HTTPOptions{URL: cfg.SMS.URL, AuthHeader: cfg.SMS.AuthHeader, AuthValue: auth, From: cfg.SMS.From,
+		Timeout: cfg.SMS.Timeout, Retries: retries, Log: log})
+}
+
+// otpKey reads the key the OTP and session hashes are keyed with: hex in
+// the file, at least 32 bytes. With no file configured, a key is made on
+// first start next to the store, which is right only for a single node.
+func otpKey(path, storePath string) ([]byte, error) {
+	if path == "" {
+		path = filepath.Join(filepath.Dir(storePath), "otp.key")
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			k := make([]byte, 32)
+			if _, err := rand.Read(k); err != nil {
+				return nil, fmt.Errorf("otp key: %w", err)
+			}
+			if err := os.WriteFile(path, []byte(hex.EncodeToString(k)+"\n"), 0o600); err != nil {
+				return nil, fmt.Errorf("otp key: %w", err)
+			}
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("transactions.otp_key_file: %w", err)
+	}
+	k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(k) < 32 {
+		return nil, fmt.Errorf("transactions.otp_key_file %s: want at least 32 bytes in hex", path)
+	}
+	return k, nil
+}
