@@ -80,10 +80,12 @@ func LoadUnit(ctx context.Context, keys Keys, st store.TSAStore, cfg UnitConfig)
 	}
 	rec, err := st.TSAUnit(ctx, cfg.Name)
 	if errors.Is(err, store.ErrNotFound) {
-		u, err := createUnit(ctx, keys, st, cfg)
+		var u *Unit
+		u, err = createUnit(ctx, keys, st, cfg)
 		if !errors.Is(err, store.ErrConflict) {
 			return u, err
 		}
+		// Another replica created the unit first: use its key.
 		rec, err = st.TSAUnit(ctx, cfg.Name)
 	}
 	if err != nil {

@@ -3,6 +3,7 @@ package tsa
 import (
 	"context"
 	"crypto/x509"
+	"sync"
 	"testing"
 	"time"
 
@@ -76,5 +77,48 @@ func TestLoadUnit(t *testing.T) {
 	}
 	if _, err := VerifyToken(der, VerifyOptions{Roots: other.roots(), Hash: tokenHash, Digest: sha256Of("x")}); err != nil {
 		t.Fatalf("verify: %v", err)
+	}
+}
+
+// TestLoadUnitRace starts two replicas at once on one store: both must end
+// up with the same key, and the loser's key must be destroyed.
+func TestLoadUnitRace(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	p := e.newPKI("Firma")
+	cfg := UnitConfig{Issuer: p.issuing, Issue: IssuerFunc(p.issuing, p.issuingKey, CertOptions{})}
+	const replicas = 4
+	units := make([]*Unit, replicas)
+	errs := make([]error, replicas)
+	var wg sync.WaitGroup
+	for i := range replicas {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			units[i], errs[i] = LoadUnit(ctx, e.ks, e.db, cfg)
+		}()
+	}
+	wg.Wait()
+	for i := range replicas {
+		if errs[i] != nil {
+			t.Fatalf("replica %d: %v", i, errs[i])
+		}
+		if units[i].Signer.Key().ID != units[0].Signer.Key().ID {
+			t.Fatalf("replica %d has key %s, replica 0 %s", i, units[i].Signer.Key().ID, units[0].Signer.Key().ID)
+		}
+	}
+	keys, err := e.ks.Keys(ctx, Owner, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := 0
+	for _, k := range keys {
+		if k.DestroyedAt.IsZero() {
+			live++
+		}
+	}
+	t.Logf("%d replicas made %d keys", replicas, len(keys))
+	if live != 1 {
+		t.Fatalf("%d live TSA keys of %d made, want 1", live, len(keys))
 	}
 }
