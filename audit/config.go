@@ -27,6 +27,9 @@ type Config struct {
 	// Auditors are the operators (by name, as configured in auth) who hold
 	// the auditor role: they may read and export the log and nothing else.
 	Auditors []string `yaml:"auditors"`
+	// Flush fsyncs every commit so that records survive a power cut, not
+	// only a crash of the process (see Options.Flush).
+	Flush bool `yaml:"flush"`
 	// MaxBatch and Linger tune group commit (see Options).
 	MaxBatch int           `yaml:"max_batch"`
 	Linger   time.Duration `yaml:"linger"`

@@ -69,10 +69,13 @@ type AuditUsage struct {
 // removes what was appended.
 type AuditStore interface {
 	// AppendAudit stores records and the tree hashes they add in one
-	// transaction, durably. recs must continue the log exactly (the first
-	// Index equal to the current size); otherwise it returns ErrConflict and
-	// stores nothing.
-	AppendAudit(ctx context.Context, recs []*AuditRecord, hashes []AuditHash) error
+	// transaction. recs must continue the log exactly (the first Index
+	// equal to the current size); otherwise it returns ErrConflict and
+	// stores nothing. Once it returns, the records survive a crash of the
+	// process; with flush they are also on stable storage, surviving a
+	// crash of the machine (SQLite synchronous=FULL, PostgreSQL
+	// synchronous_commit=on for the transaction).
+	AppendAudit(ctx context.Context, recs []*AuditRecord, hashes []AuditHash, flush bool) error
 	// AuditSize returns the number of records in the log.
 	AuditSize(ctx context.Context) (int64, error)
 	// AuditHashes returns the stored hashes at the given indexes, in order;

@@ -23,8 +23,8 @@ import (
 )
 
 // EnvAuditConfig names a YAML file with the audit settings (audit.Config:
-// origin, checkpoint_interval, pseudonym_key_file, auditors, max_batch,
-// linger).
+// origin, checkpoint_interval, pseudonym_key_file, auditors, flush,
+// max_batch, linger).
 // TODO(issue 6): read an "audit:" section once config.Config carries
 // audit.Config, and keep this variable as an override.
 const EnvAuditConfig = "FIRMA_AUDIT_CONFIG"
@@ -95,7 +95,7 @@ func (a *app) setupAudit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	opt := audit.Options{Origin: cfg.Origin, Signer: ns, PseudonymKey: pkey, MaxBatch: cfg.MaxBatch, Linger: cfg.Linger,
+	opt := audit.Options{Origin: cfg.Origin, Signer: ns, PseudonymKey: pkey, Flush: cfg.Flush, MaxBatch: cfg.MaxBatch, Linger: cfg.Linger,
 		Registerer: a.reg, Logger: log}
 	if stamper != nil {
 		opt.Timestamper = audit.TimestamperFunc(func(ctx context.Context, h crypto.Hash, d []byte) ([]byte, error) {
