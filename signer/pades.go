@@ -85,6 +85,48 @@ func PAdES(ctx context.Context, doc []byte, key crypto.Signer, chain []*x509.Cer
 	return nil, fmt.Errorf("signature does not fit its reserved space: %w", ErrPDF)
 }
 
+// DocumentTimestamp adds a PAdES document timestamp (SubFilter
+// ETSI.RFC3161, as PAdES-B-LTA uses) to doc: an invisible field whose
+// /Contents is an RFC 3161 token over the digest under h (0 means SHA-256)
+// of the /ByteRange. Signatures already in doc stay valid.
+func DocumentTimestamp(ctx context.Context, doc []byte, ts Timestamper, h crypto.Hash) ([]byte, error) {
+	if ts == nil {
+		return nil, fmt.Errorf("document timestamp: %w: no timestamper configured", ErrTimestamp)
+	}
+	if h == 0 {
+		h = crypto.SHA256
+	}
+	if _, ok := digestOIDs[h]; !ok {
+		return nil, fmt.Errorf("%v: %w (want SHA-256, SHA-384 or SHA-512)", h, ErrHash)
+	}
+	u, err := readUpdate(doc, PDFOptions{FieldName: ""})
+	if err != nil {
+		return nil, err
+	}
+	u.docTimestamp = true
+	size := 8192
+	for range 2 {
+		out, gap, err := u.write(doc, PDFOptions{}, time.Now().UTC(), size)
+		if err != nil {
+			return nil, err
+		}
+		hh := h.New()
+		hh.Write(out[:gap[0]])
+		hh.Write(out[gap[1]:])
+		tok, err := ts.Timestamp(ctx, h, hh.Sum(nil))
+		if err != nil {
+			return nil, fmt.Errorf("document timestamp: %w: %w", ErrTimestamp, err)
+		}
+		if len(tok) > size {
+			size = len(tok) + 2048
+			continue
+		}
+		hex.Encode(out[gap[0]+1:], tok)
+		return out, nil
+	}
+	return nil, fmt.Errorf("timestamp does not fit its reserved space: %w", ErrPDF)
+}
+
 func estimateCMS(pub crypto.PublicKey, chain []*x509.Certificate, level Level) int {
 	n := 2048
 	for _, c := range chain {
@@ -118,6 +160,9 @@ type update struct {
 	trailer    pdf.Value
 	fieldName  string
 	mediaBox   [4]float64
+	// docTimestamp makes the update a document timestamp rather than a
+	// signature.
+	docTimestamp bool
 }
 
 // readUpdate parses doc with github.com/digitorus/pdf. The library panics
@@ -352,8 +397,13 @@ func (u *update) write(doc []byte, po PDFOptions, at time.Time, size int) (out [
 
 	// Signature dictionary; /Contents and /ByteRange are filled in last.
 	begin(sigRef)
-	b.WriteString("<</Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached /M ")
-	writeString(&b, "D:"+at.Format("20060102150405")+"Z")
+	if u.docTimestamp {
+		// ETSI EN 319 142-1 5.4: the time comes from the token only.
+		b.WriteString("<</Type /DocTimeStamp /Filter /Adobe.PPKLite /SubFilter /ETSI.RFC3161")
+	} else {
+		b.WriteString("<</Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached /M ")
+		writeString(&b, "D:"+at.Format("20060102150405")+"Z")
+	}
 	for _, kv := range [][2]string{{"Name", po.Name}, {"Reason", po.Reason}, {"Location", po.Location}, {"ContactInfo", po.ContactInfo}} {
 		if kv[1] != "" {
 			fmt.Fprintf(&b, " /%s ", kv[0])

@@ -3,6 +3,7 @@ package signer_test
 import (
 	"bytes"
 	"context"
+	"encoding/asn1"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -374,5 +375,72 @@ func TestPAdESRevokedSigner(t *testing.T) {
 	}
 	if !strings.Contains(out, "Certificate has been Revoked.") {
 		t.Fatalf("pdfsig did not see the revocation:\n%s", out)
+	}
+}
+
+// A document timestamp over a signed PDF: openssl ts -verify accepts the
+// token against the bytes of its /ByteRange, the earlier signature stays
+// valid for pdfsig, and one changed byte breaks the token.
+func TestDocumentTimestamp(t *testing.T) {
+	ctx := context.Background()
+	pki := testpki.New(t)
+	dir := t.TempDir()
+	nss := nssDB(t, testpki.WritePEM(t, dir, "root.pem", pki.Root.Cert))
+	tsaRoot := testpki.WritePEM(t, dir, "tsaroot.pem", pki.TSARoot.Cert)
+	key, chain := pki.User(t, keystore.ECP256, "MARIA GARCIA LOPEZ")
+	doc, err := os.ReadFile("testdata/simple.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := signer.PAdES(ctx, doc, key, chain, signer.Options{Level: signer.LevelT, Timestamper: pki.Timestamper(t)}, signer.PDFOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamped, err := signer.DocumentTimestamp(ctx, signed, pki.Timestamper(t), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(stamped, signed) {
+		t.Fatal("the signed revision changed")
+	}
+	if out, err := qpdfCheck(t, stamped); err != nil || !strings.Contains(out, "No syntax or stream encoding errors") {
+		t.Fatalf("qpdf --check: %v\n%s", err, out)
+	}
+	st, out := pdfsig(t, nss, stamped)
+	if len(st) != 2 || st[0] != "Signature is Valid." || !strings.Contains(out, "Signer Certificate Common Name: Firma Test TSA") {
+		t.Fatalf("pdfsig: %q\n%s", st, out)
+	}
+	if !strings.Contains(out, "/SubFilter") && !bytes.Contains(stamped[len(signed):], []byte("/SubFilter /ETSI.RFC3161")) {
+		t.Fatal("no ETSI.RFC3161 sub-filter")
+	}
+
+	// The token and the bytes it covers, for openssl.
+	tsVerify := func(file []byte) (string, error) {
+		c0 := bytes.LastIndex(file, []byte("/Contents <")) + len("/Contents <")
+		c1 := c0 + bytes.IndexByte(file[c0:], '>')
+		padded, err := hex.DecodeString(string(file[c0:c1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var raw asn1.RawValue // the token, without the zero padding
+		if _, err := asn1.Unmarshal(padded, &raw); err != nil {
+			t.Fatal(err)
+		}
+		tok := raw.FullBytes
+		d := t.TempDir()
+		data := append(bytes.Clone(file[:c0-1]), file[c1+1:]...)
+		if err := os.WriteFile(filepath.Join(d, "data"), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "tok"), tok, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return run(t, "openssl", "ts", "-verify", "-data", filepath.Join(d, "data"), "-in", filepath.Join(d, "tok"), "-token_in", "-CAfile", tsaRoot)
+	}
+	if out, err := tsVerify(stamped); err != nil || !strings.Contains(out, "Verification: OK") {
+		t.Fatalf("openssl ts -verify: %v\n%s", err, out)
+	}
+	if out, err := tsVerify(flip(stamped, 100)); err == nil {
+		t.Fatalf("openssl ts -verify accepted a changed document:\n%s", out)
 	}
 }

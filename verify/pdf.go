@@ -3,11 +3,15 @@ package verify
 import (
 	"bytes"
 	"context"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/digitorus/pdf"
+	"github.com/digitorus/timestamp"
+
+	"github.com/firma-cloud/firma/tsa"
 )
 
 // ErrNoSignature is returned for a PDF without signature fields.
@@ -45,6 +49,8 @@ func (v *Verifier) pdfSignature(ctx context.Context, doc []byte, ps pdfSig) *Sig
 	case "ETSI.CAdES.detached":
 	case "adbe.pkcs7.detached":
 		s.Format = FormatPDFPKCS7
+	case "ETSI.RFC3161":
+		return v.docTimestamp(doc, ps)
 	default:
 		s.add(CheckIntegrity, Indeterminate, "signature sub-filter /"+ps.subFilter+" is not supported (want ETSI.CAdES.detached or adbe.pkcs7.detached)")
 		return s
@@ -74,6 +80,46 @@ func (v *Verifier) pdfSignature(ctx context.Context, doc []byte, ps pdfSig) *Sig
 	if s.SigningTime.IsZero() {
 		s.SigningTime = pdfDate(ps.m)
 	}
+	return s
+}
+
+// docTimestamp checks a PAdES document timestamp: a bare RFC 3161 token
+// whose imprint is the digest of the byte range.
+func (v *Verifier) docTimestamp(doc []byte, ps pdfSig) *Signature {
+	s := &Signature{Format: FormatDocTimestamp, Field: ps.field}
+	covered, whole, why := checkByteRange(doc, ps.byteRange)
+	if covered == nil {
+		s.add(CheckByteRange, Failed, why)
+		return s
+	}
+	s.CoversWholeDocument = &whole
+	s.add(CheckByteRange, Passed, why)
+	der := ps.contents
+	var raw asn1.RawValue
+	if _, err := asn1.Unmarshal(der, &raw); err == nil {
+		der = raw.FullBytes // drop the zero padding
+	}
+	ts, err := timestamp.Parse(der)
+	if err != nil || !ts.HashAlgorithm.Available() {
+		s.add(CheckTimestamp, Failed, fmt.Sprintf("document timestamp token does not verify: %v", err))
+		return s
+	}
+	h := ts.HashAlgorithm.New()
+	for _, part := range covered {
+		h.Write(part)
+	}
+	tok, err := tsa.VerifyToken(der, tsa.VerifyOptions{Roots: v.cfg.TSARoots, Intermediates: v.cfg.Intermediates, Hash: ts.HashAlgorithm, Digest: h.Sum(nil)})
+	switch {
+	case errors.Is(err, tsa.ErrUntrusted):
+		s.add(CheckTimestamp, Indeterminate, "document timestamp is intact but its TSA does not chain to a configured TSA root: "+err.Error())
+		return s
+	case err != nil:
+		s.add(CheckTimestamp, Failed, "document timestamp: "+err.Error())
+		return s
+	}
+	s.TimestampTime, s.TSA, s.ValidationTime = tok.Time, tok.Cert.Subject.String(), tok.Time
+	s.add(CheckTimestamp, Passed, fmt.Sprintf("the covered bytes were timestamped at %s by %s (serial %s)",
+		tok.Time.UTC().Format(time.RFC3339), tok.Cert.Subject.CommonName, tok.Serial))
 	return s
 }
 

@@ -31,6 +31,10 @@ func TestPDF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stamped, err := signer.DocumentTimestamp(ctx, twice, pki.Timestamper(t), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// One byte of the first page's text, inside both signed ranges.
 	at := len("%PDF-1.7\n") + 400
 	tests := []struct {
@@ -43,6 +47,8 @@ func TestPDF(t *testing.T) {
 		{"signed once", once, []verify.Verdict{verify.Valid}, []string{"B-T"}, []bool{true}},
 		{"signed twice", twice, []verify.Verdict{verify.Valid, verify.Valid}, []string{"B-T", "B-B"}, []bool{false, true}},
 		{"changed after signing", flip(twice, at), []verify.Verdict{verify.Invalid, verify.Invalid}, []string{"B-T", "B-B"}, []bool{false, true}},
+		{"document timestamp", stamped, []verify.Verdict{verify.Valid, verify.Valid, verify.Valid}, []string{"B-T", "B-B", ""}, []bool{false, false, true}},
+		{"document timestamp, changed", flip(stamped, at), []verify.Verdict{verify.Invalid, verify.Invalid, verify.Invalid}, []string{"B-T", "B-B", ""}, []bool{false, false, true}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -57,7 +63,13 @@ func TestPDF(t *testing.T) {
 				if s.Verdict != tc.verdicts[i] || s.Level != tc.levels[i] || s.CoversWholeDocument == nil || *s.CoversWholeDocument != tc.whole[i] {
 					t.Errorf("signature %d (%s): verdict %s level %s whole %v; checks %+v", i, s.Field, s.Verdict, s.Level, s.CoversWholeDocument, s.Checks)
 				}
-				if s.Format != "pades" || s.Field == "" || s.SigningTime.IsZero() {
+				if tc.levels[i] == "" {
+					if s.Format != verify.FormatDocTimestamp || (s.Verdict == verify.Valid && s.TimestampTime.IsZero()) {
+						t.Errorf("document timestamp %d: format %q time %v", i, s.Format, s.TimestampTime)
+					}
+					continue
+				}
+				if s.Format != verify.FormatPAdES || s.Field == "" || s.SigningTime.IsZero() {
 					t.Errorf("signature %d: format %q field %q signing time %v", i, s.Format, s.Field, s.SigningTime)
 				}
 			}

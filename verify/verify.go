@@ -54,6 +54,9 @@ const (
 	FormatCAdES    = "cades"
 	FormatPAdES    = "pades"     // PDF, ETSI.CAdES.detached
 	FormatPDFPKCS7 = "pdf-pkcs7" // PDF, adbe.pkcs7.detached
+	// FormatDocTimestamp is a PAdES document timestamp (ETSI.RFC3161): a
+	// TSA's token over the document, with no signer.
+	FormatDocTimestamp = "pades-doc-timestamp"
 )
 
 // Check is the result of one check with the reason for it.
@@ -65,7 +68,7 @@ type Check struct {
 
 // Signature is the report on one signature.
 type Signature struct {
-	Format  string  `json:"format"` // cades, pades or pdf-pkcs7
+	Format  string  `json:"format"` // cades, pades, pdf-pkcs7 or pades-doc-timestamp
 	Level   string  `json:"level"`  // B-B or B-T
 	Field   string  `json:"field,omitempty"`
 	Verdict Verdict `json:"verdict"`
