@@ -1,12 +1,20 @@
-// Package tsa is the RFC 3161 time-stamping side of the service: a Client
-// that asks one or more external (or the built-in) time-stamping
-// authorities for tokens and checks every reply before it is used, a Server
-// that is the built-in TSA (its key in the HSM, its certificate from the
-// built-in CA, serial numbers from the store), and VerifyToken, which checks
-// a token on its own, for example one embedded in a CAdES signature.
+// Package tsa is the RFC 3161 time-stamping side of the service.
+//
+//   - Client asks one or more TSAs, in order with failover, retries and
+//     timeouts, and checks every reply before it is used: PKIStatus, nonce,
+//     message imprint, CMS signature, the TSA certificate's chain to the
+//     configured roots, its critical id-kp-timeStamping-only EKU, and the
+//     ESS signing-certificate attribute.
+//   - Server is the built-in TSA: an http.Handler for
+//     application/timestamp-query, its key in the HSM (LoadUnit makes it and
+//     has the built-in CA certify it), serial numbers from a store sequence,
+//     every key use written to the audit log, and no token while its time
+//     source is untrusted.
+//   - VerifyToken checks a token on its own, for example one embedded in a
+//     CAdES signature; Stamper and TokenDER let signers use either side.
 //
 // github.com/digitorus/timestamp builds requests and parses and
 // signature-checks tokens; github.com/digitorus/pkcs7 builds the SignedData
-// of issued tokens. Everything the library leaves to its caller (status,
-// nonce, imprint, chain, EKU and ESS signing-certificate checks) is here.
+// of issued tokens. Its TSTInfo and reply encoding are ours: the library's
+// response builder draws random serial numbers and writes whole seconds.
 package tsa

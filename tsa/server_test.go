@@ -1,6 +1,7 @@
 package tsa
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/sha256"
@@ -98,6 +99,28 @@ func TestOpenSSLVerifiesReplies(t *testing.T) {
 			}[tc.accuracy]
 			if !strings.Contains(text, wantAcc) {
 				t.Errorf("reply text lacks %q:\n%s", wantAcc, text)
+			}
+
+			// One byte changed in the token, in the signed TSTInfo (the
+			// policy OID) or in the signature value, and openssl refuses it.
+			policyDER, _ := asn1.Marshal(testPolicy)
+			for _, where := range []string{"policy", "signature"} {
+				bad := append([]byte(nil), body...)
+				if where == "policy" {
+					i := bytes.Index(bad, policyDER)
+					if i < 0 {
+						t.Fatal("policy OID not found in the reply")
+					}
+					bad[i+len(policyDER)-1] ^= 0x01
+				} else {
+					bad[len(bad)-1] ^= 0x01
+				}
+				f := filepath.Join(dir, where+".tsr")
+				os.WriteFile(f, bad, 0o600)
+				out, err := run(t, "openssl", "ts", "-verify", "-in", f, "-CAfile", caFile, "-untrusted", untrusted, "-data", data)
+				if err == nil || strings.Contains(out, "Verification: OK") {
+					t.Fatalf("openssl accepted a token with its %s changed:\n%s", where, out)
+				}
 			}
 
 			tampered := append([]byte(nil), doc...)
