@@ -340,5 +340,5 @@ func (r *Registry) confirmCertificate(ctx context.Context, in CertificateConfirm
 		return nil, fmt.Errorf("confirm certificate registration: pending data: %w", err)
 	}
 	return r.enrol(ctx, Person{ID: d.ID, GivenName: d.GivenName, Surnames: d.Surnames, Mobile: d.Mobile, Email: email},
-		policy.ElectronicCertificate, "citizen")
+		policy.ElectronicCertificate, citizenActor(d.ID))
 }

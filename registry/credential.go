@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/store"
 )
 
@@ -106,6 +107,8 @@ func (r *Registry) SetPassword(ctx context.Context, id, activationCode, password
 		if err := r.st.UpdateCitizen(ctx, c); err != nil {
 			return fmt.Errorf("set password: %w", err)
 		}
+		r.record(ctx, &audit.Record{Event: audit.CitizenUnlocked, Outcome: audit.Success, Actor: citizenActor(id), Citizen: id,
+			Reason: "new password set with an activation code"})
 	}
 	r.log.InfoContext(ctx, "permanent password set", "citizen", id)
 	return nil
@@ -151,6 +154,8 @@ func (r *Registry) Authenticate(ctx context.Context, id, password string) (*stor
 				}
 			}
 			r.log.WarnContext(ctx, "permanent password locked", "citizen", c.ID, "failures", cred.Failures)
+			r.record(ctx, &audit.Record{Event: audit.CitizenLocked, Outcome: audit.Success, Actor: citizenActor(c.ID), Citizen: c.ID,
+				Reason: "repeated wrong passwords", Details: map[string]string{"failures": fmt.Sprint(cred.Failures)}})
 			r.m.logins.WithLabelValues("locked").Inc()
 			return nil, r.lockedErr()
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/sms"
@@ -51,6 +52,7 @@ func (r *revocations) RevokeCitizen(ctx context.Context, id, reason string) erro
 
 type env struct {
 	reg    *registry.Registry
+	audit  *audit.Log
 	db     *sqlite.DB
 	clock  *clock
 	outbox *sms.Outbox
@@ -75,7 +77,14 @@ func newEnv(t testing.TB, mod func(*registry.Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt := registry.Options{SMS: e.outbox, Clock: e.clock.Now, Revoker: e.rev,
+	// The real audit log on the same store: its checks on records (no
+	// personal data, a citizen on citizen events) run in every test.
+	e.audit, err = audit.Open(ctx, db, audit.Options{Node: "test", Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.audit.Close() })
+	opt := registry.Options{SMS: e.outbox, Clock: e.clock.Now, Revoker: e.rev, Audit: e.audit,
 		// Cheap parameters: the tests check behaviour, not cost.
 		Argon2: registry.Argon2{Time: 1, Memory: 8 * 1024, Threads: 1}}
 	if mod != nil {

@@ -147,7 +147,7 @@ func (r *Registry) redeemLetter(ctx context.Context, in Redemption) (*Confirmati
 		return nil, fmt.Errorf("csv: %w", err)
 	}
 	return r.enrol(ctx, Person{ID: id, GivenName: rec.GivenName, Surnames: rec.Surnames, Mobile: mobile, Email: email},
-		policy.InvitationLetter, "citizen")
+		policy.InvitationLetter, citizenActor(id))
 }
 
 // PutFiscalRecord records the name and fiscal address the tax

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/sms"
 	"github.com/firma-cloud/firma/store"
@@ -65,6 +66,7 @@ type Options struct {
 	// Intermediates are CA certificates a client may omit from its chain.
 	Intermediates *x509.CertPool
 	Revoker       Revoker // nil: no CA wired (level losses are still recorded)
+	Audit         Auditor // nil: registrations are not audited
 	Log           *slog.Logger
 	Registerer    prometheus.Registerer
 	Clock         func() time.Time
@@ -252,9 +254,11 @@ func (r *Registry) MaySign(ctx context.Context, id string) error {
 // advanced level, and an activation code for the permanent password.
 func (r *Registry) RegisterInPerson(ctx context.Context, staff Staff, p Person) (*Confirmation, error) {
 	if err := r.staffMay(staff, policy.InPerson); err != nil {
+		r.denied(ctx, staffActor(staff), p.ID, policy.InPerson, err)
 		return nil, r.fail(policy.InPerson, err)
 	}
-	c, err := r.enrolPerson(ctx, p, policy.InPerson, staff.Name)
+	c, err := r.enrolPerson(ctx, p, policy.InPerson, staffActor(staff))
+	r.denied(ctx, staffActor(staff), p.ID, policy.InPerson, err)
 	return c, r.fail(policy.InPerson, err)
 }
 
@@ -262,12 +266,16 @@ func (r *Registry) RegisterInPerson(ctx context.Context, staff Staff, p Person) 
 // inside service hours only: basic level.
 func (r *Registry) RegisterVideoCall(ctx context.Context, staff Staff, p Person) (*Confirmation, error) {
 	if err := r.staffMay(staff, policy.VideoCall); err != nil {
+		r.denied(ctx, staffActor(staff), p.ID, policy.VideoCall, err)
 		return nil, r.fail(policy.VideoCall, err)
 	}
 	if now := r.now(); !r.opt.Hours.Open(now) {
-		return nil, r.fail(policy.VideoCall, &ClosedError{Service: "video-call registration", Hours: r.opt.Hours, Next: r.opt.Hours.Next(now)})
+		err := &ClosedError{Service: "video-call registration", Hours: r.opt.Hours, Next: r.opt.Hours.Next(now)}
+		r.denied(ctx, staffActor(staff), p.ID, policy.VideoCall, err)
+		return nil, r.fail(policy.VideoCall, err)
 	}
-	c, err := r.enrolPerson(ctx, p, policy.VideoCall, staff.Name)
+	c, err := r.enrolPerson(ctx, p, policy.VideoCall, staffActor(staff))
+	r.denied(ctx, staffActor(staff), p.ID, policy.VideoCall, err)
 	return c, r.fail(policy.VideoCall, err)
 }
 
@@ -278,7 +286,7 @@ func (r *Registry) staffMay(staff Staff, m policy.Method) error {
 	return policy.MayRegister(staff.Role, m)
 }
 
-func (r *Registry) enrolPerson(ctx context.Context, p Person, m policy.Method, by string) (*Confirmation, error) {
+func (r *Registry) enrolPerson(ctx context.Context, p Person, m policy.Method, by audit.Actor) (*Confirmation, error) {
 	p, err := p.normalize()
 	if err != nil {
 		return nil, err
@@ -289,7 +297,7 @@ func (r *Registry) enrolPerson(ctx context.Context, p Person, m policy.Method, b
 // enrol creates or upgrades the citizen and issues an activation code. A
 // method never lowers a citizen's level: that is a refusal, not a silent
 // change.
-func (r *Registry) enrol(ctx context.Context, p Person, m policy.Method, by string) (*Confirmation, error) {
+func (r *Registry) enrol(ctx context.Context, p Person, m policy.Method, by audit.Actor) (*Confirmation, error) {
 	now := r.now().UTC()
 	level := m.Grants()
 	conf := &Confirmation{ServiceURL: r.opt.ServiceURL}
@@ -330,7 +338,13 @@ func (r *Registry) enrol(ctx context.Context, p Person, m policy.Method, by stri
 		return nil, err
 	}
 	r.m.registrations.WithLabelValues(string(m), "ok").Inc()
-	r.log.InfoContext(ctx, "citizen registered", "citizen", c.ID, "method", m, "level", c.Level, "upgraded", conf.Upgraded, "by", by)
+	r.log.InfoContext(ctx, "citizen registered", "citizen", c.ID, "method", m, "level", c.Level, "upgraded", conf.Upgraded, "by", by.ID)
+	ev := audit.CitizenRegistered
+	if conf.Upgraded {
+		ev = audit.CitizenUpgraded
+	}
+	r.record(ctx, &audit.Record{Event: ev, Outcome: audit.Success, Actor: by, Citizen: c.ID,
+		Details: map[string]string{"method": string(m), "level": c.Level}})
 	return conf, nil
 }
 
@@ -476,6 +490,29 @@ func (r *Registry) Purge(ctx context.Context) (int64, error) {
 		return a, err
 	}
 	return a + b, nil
+}
+
+// denied audits a registration that policy refused (role, service hours,
+// no downgrade), when the DNI/NIE is valid enough to name the citizen.
+// Other errors are the caller's typos or failures, not decisions.
+func (r *Registry) denied(ctx context.Context, by audit.Actor, rawID string, m policy.Method, err error) {
+	var pr *policy.Refusal
+	var ce *ClosedError
+	reason := ""
+	switch {
+	case errors.As(err, &pr):
+		reason = pr.Rule
+	case errors.As(err, &ce):
+		reason = "outside_service_hours"
+	default:
+		return
+	}
+	id, nerr := NormalizeID("id", rawID)
+	if nerr != nil {
+		return
+	}
+	r.record(ctx, &audit.Record{Event: audit.CitizenRegistered, Outcome: audit.Denied, Actor: by, Citizen: id,
+		Reason: reason, Details: map[string]string{"method": string(m)}})
 }
 
 // fail counts a refused or failed registration and passes err through.

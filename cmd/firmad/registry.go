@@ -75,6 +75,9 @@ func (a *app) setupRegistry(ctx context.Context) error {
 	if a.ca != nil {
 		opt.Revoker = ca.CitizenRevoker{CA: a.ca}
 	}
+	if l := a.auditLog(); l != nil {
+		opt.Audit = l
+	}
 	reg, err := registry.New(a.store, opt)
 	if err != nil {
 		return err
