@@ -13,7 +13,7 @@ func TestAuditRecords(t *testing.T) {
 	e := newEnv(t, nil)
 	steps := []func() error{
 		func() error { _, err := e.reg.RegisterVideoCall(ctx, videoAgent, person("12345678Z")); return err },
-		func() error { _, err := e.reg.RegisterVideoCall(ctx, registrar, person("12345678Z")); return err }, // denied: role
+		func() error { _, err := e.reg.RegisterVideoCall(ctx, registrar, person("12345678Z")); return err },  // denied: role
 		func() error { _, err := e.reg.RegisterVideoCall(ctx, videoAgent, person("12345678A")); return err }, // typo: not audited
 		func() error {
 			c, err := e.reg.RegisterInPerson(ctx, registrar, person("12345678Z"))
