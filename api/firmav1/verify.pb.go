@@ -298,17 +298,19 @@ func (x *Check) GetReason() string {
 }
 
 type SignatureReport struct {
-	state           protoimpl.MessageState `protogen:"open.v1"`
-	Format          string                 `protobuf:"bytes,1,opt,name=format,proto3" json:"format,omitempty"` // cades or pades
-	Level           string                 `protobuf:"bytes,2,opt,name=level,proto3" json:"level,omitempty"`   // B-B or B-T
-	Field           string                 `protobuf:"bytes,3,opt,name=field,proto3" json:"field,omitempty"`   // PAdES signature field name
-	Verdict         Verdict                `protobuf:"varint,4,opt,name=verdict,proto3,enum=firma.v1.Verdict" json:"verdict,omitempty"`
-	Checks          []*Check               `protobuf:"bytes,5,rep,name=checks,proto3" json:"checks,omitempty"`
-	Signer          string                 `protobuf:"bytes,6,opt,name=signer,proto3" json:"signer,omitempty"`                                 // subject DN of the signer certificate
-	SignerSerial    string                 `protobuf:"bytes,7,opt,name=signer_serial,json=signerSerial,proto3" json:"signer_serial,omitempty"` // hex
-	Issuer          string                 `protobuf:"bytes,8,opt,name=issuer,proto3" json:"issuer,omitempty"`
-	CertSha256      string                 `protobuf:"bytes,9,opt,name=cert_sha256,json=certSha256,proto3" json:"cert_sha256,omitempty"` // hex
-	DigestAlgorithm string                 `protobuf:"bytes,10,opt,name=digest_algorithm,json=digestAlgorithm,proto3" json:"digest_algorithm,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// format is cades, pades (ETSI.CAdES.detached), pdf-pkcs7
+	// (adbe.pkcs7.detached) or pades-doc-timestamp (ETSI.RFC3161, no signer).
+	Format          string   `protobuf:"bytes,1,opt,name=format,proto3" json:"format,omitempty"`
+	Level           string   `protobuf:"bytes,2,opt,name=level,proto3" json:"level,omitempty"` // B-B or B-T; empty for a document timestamp
+	Field           string   `protobuf:"bytes,3,opt,name=field,proto3" json:"field,omitempty"` // PAdES signature field name
+	Verdict         Verdict  `protobuf:"varint,4,opt,name=verdict,proto3,enum=firma.v1.Verdict" json:"verdict,omitempty"`
+	Checks          []*Check `protobuf:"bytes,5,rep,name=checks,proto3" json:"checks,omitempty"`
+	Signer          string   `protobuf:"bytes,6,opt,name=signer,proto3" json:"signer,omitempty"`                                 // subject DN of the signer certificate
+	SignerSerial    string   `protobuf:"bytes,7,opt,name=signer_serial,json=signerSerial,proto3" json:"signer_serial,omitempty"` // hex
+	Issuer          string   `protobuf:"bytes,8,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	CertSha256      string   `protobuf:"bytes,9,opt,name=cert_sha256,json=certSha256,proto3" json:"cert_sha256,omitempty"` // hex
+	DigestAlgorithm string   `protobuf:"bytes,10,opt,name=digest_algorithm,json=digestAlgorithm,proto3" json:"digest_algorithm,omitempty"`
 	// signing_time is what the signer claims; timestamp_time is what a TSA
 	// proves.
 	SigningTime   *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=signing_time,json=signingTime,proto3" json:"signing_time,omitempty"`
