@@ -168,7 +168,7 @@ func printReport(w io.Writer, file string, r *firmav1.VerifyResponse) {
 	}
 	for i, s := range r.GetSignatures() {
 		fmt.Fprintf(w, "\nsignature %d: %s", i+1, verdictName(s.GetVerdict()))
-		fmt.Fprintf(w, " (%s %s", s.GetFormat(), s.GetLevel())
+		fmt.Fprintf(w, " (%s", strings.TrimSpace(s.GetFormat()+" "+s.GetLevel()))
 		if s.GetField() != "" {
 			fmt.Fprintf(w, ", field %q", s.GetField())
 		}
