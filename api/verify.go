@@ -96,9 +96,9 @@ func (s *VerifyService) Verify(ctx context.Context, req *firmav1.VerifyRequest) 
 }
 
 var verdicts = map[verify.Verdict]firmav1.Verdict{
-	verify.Valid:            firmav1.Verdict_VERDICT_VALID,
-	verify.Invalid:          firmav1.Verdict_VERDICT_INVALID,
-	verify.IndeterminateVer: firmav1.Verdict_VERDICT_INDETERMINATE,
+	verify.Valid:                firmav1.Verdict_VERDICT_VALID,
+	verify.Invalid:              firmav1.Verdict_VERDICT_INVALID,
+	verify.VerdictIndeterminate: firmav1.Verdict_VERDICT_INDETERMINATE,
 }
 
 var checkStatuses = map[verify.Status]firmav1.CheckStatus{

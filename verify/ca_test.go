@@ -146,7 +146,7 @@ func TestWithServiceCA(t *testing.T) {
 			// The timestamp proves the B-T signature came before the
 			// revocation; nothing proves it for B-B.
 			check(t, v, bt, verify.Valid, "after the timestamp")
-			check(t, v, bb, verify.IndeterminateVer, "no timestamp proves")
+			check(t, v, bb, verify.VerdictIndeterminate, "no timestamp proves")
 		})
 	}
 }

@@ -83,7 +83,7 @@ func TestInteropOpenSSLCMS(t *testing.T) {
 		ess     verify.Status
 	}{
 		{"cades", []string{"-cades"}, verify.Valid, verify.Passed},
-		{"plain cms without signing-certificate", nil, verify.IndeterminateVer, verify.Indeterminate},
+		{"plain cms without signing-certificate", nil, verify.VerdictIndeterminate, verify.Indeterminate},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

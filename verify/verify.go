@@ -34,9 +34,9 @@ type Verdict string
 
 // Verdicts.
 const (
-	Valid            Verdict = "valid"
-	Invalid          Verdict = "invalid"
-	IndeterminateVer Verdict = "indeterminate"
+	Valid                Verdict = "valid"
+	Invalid              Verdict = "invalid"
+	VerdictIndeterminate Verdict = "indeterminate"
 )
 
 // Names of the checks, in the order they are reported.
@@ -241,14 +241,14 @@ func verdictOf(cs []Check) Verdict {
 		case Failed:
 			return Invalid
 		case Indeterminate:
-			out = IndeterminateVer
+			out = VerdictIndeterminate
 		}
 	}
 	return out
 }
 
 func worse(a, b Verdict) Verdict {
-	rank := map[Verdict]int{Valid: 0, IndeterminateVer: 1, Invalid: 2}
+	rank := map[Verdict]int{Valid: 0, VerdictIndeterminate: 1, Invalid: 2}
 	if rank[b] > rank[a] {
 		return b
 	}

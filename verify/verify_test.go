@@ -102,8 +102,8 @@ func TestCAdES(t *testing.T) {
 		{"document changed", v, bt, flip(doc, 4), verify.Invalid, "B-T", map[string]verify.Status{verify.CheckIntegrity: verify.Failed}},
 		{"signature value changed", v, flip(bt, i-20), doc, verify.Invalid, "B-T", map[string]verify.Status{verify.CheckIntegrity: verify.Failed}},
 		{"token changed", v, flip(bt, len(bt)-5), doc, verify.Invalid, "B-T", map[string]verify.Status{verify.CheckIntegrity: verify.Passed, verify.CheckTimestamp: verify.Failed}},
-		{"untrusted root", otherRoots, bt, doc, verify.IndeterminateVer, "B-T", map[string]verify.Status{verify.CheckIntegrity: verify.Passed, verify.CheckChain: verify.Indeterminate}},
-		{"untrusted TSA", noTSARoot, bt, doc, verify.IndeterminateVer, "B-T", map[string]verify.Status{verify.CheckTimestamp: verify.Indeterminate, verify.CheckChain: verify.Passed}},
+		{"untrusted root", otherRoots, bt, doc, verify.VerdictIndeterminate, "B-T", map[string]verify.Status{verify.CheckIntegrity: verify.Passed, verify.CheckChain: verify.Indeterminate}},
+		{"untrusted TSA", noTSARoot, bt, doc, verify.VerdictIndeterminate, "B-T", map[string]verify.Status{verify.CheckTimestamp: verify.Indeterminate, verify.CheckChain: verify.Passed}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -243,7 +243,7 @@ func TestRevocation(t *testing.T) {
 			if rc.Status != tc.want || !strings.Contains(rc.Reason, tc.reason) {
 				t.Fatalf("revocation %s %q, want %s containing %q", rc.Status, rc.Reason, tc.want, tc.reason)
 			}
-			wantVerdict := map[verify.Status]verify.Verdict{verify.Passed: verify.Valid, verify.Failed: verify.Invalid, verify.Indeterminate: verify.IndeterminateVer}[tc.want]
+			wantVerdict := map[verify.Status]verify.Verdict{verify.Passed: verify.Valid, verify.Failed: verify.Invalid, verify.Indeterminate: verify.VerdictIndeterminate}[tc.want]
 			if r.Verdict != wantVerdict {
 				t.Errorf("verdict %s, want %s", r.Verdict, wantVerdict)
 			}
