@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -250,9 +251,69 @@ func (c *Config) Decode(r io.Reader) error {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(c.decodeTarget()); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: %w", ErrInvalid, err)
+		return fmt.Errorf("%w: %w", ErrInvalid, readable(err))
 	}
 	return nil
+}
+
+// LoadFilePartial reads the YAML file at path like LoadFile, but skips
+// top-level sections that no feature linked into this program registered.
+// It is for tools that link only some features (firmactl reading
+// firmad.yaml); firmad itself uses LoadFile, which refuses them.
+func (c *Config) LoadFilePartial(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return fmt.Errorf("config %s: %w: %w", path, ErrInvalid, err)
+	}
+	if c.ext == nil {
+		c.ext = defaultSections()
+	}
+	if len(doc.Content) > 0 && doc.Content[0].Kind == yaml.MappingNode {
+		known := map[string]bool{}
+		for _, f := range reflect.VisibleFields(reflect.TypeOf(Config{})) {
+			tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			known[tag] = true
+		}
+		for name := range c.ext {
+			known[name] = true
+		}
+		root := doc.Content[0]
+		kept := root.Content[:0:0]
+		for i := 0; i+1 < len(root.Content); i += 2 {
+			if known[root.Content[i].Value] {
+				kept = append(kept, root.Content[i], root.Content[i+1])
+			}
+		}
+		root.Content = kept
+		if b, err = yaml.Marshal(&doc); err != nil {
+			return fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := c.Decode(bytes.NewReader(b)); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+var unknownFieldRe = regexp.MustCompile(`field (\S+) not found in type .*$`)
+
+// readable rewrites the strict decoder's "field x not found in type
+// struct {...}", which would show the run-time type decodeTarget makes,
+// as "unknown key x".
+func readable(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		msgs[i] = unknownFieldRe.ReplaceAllString(m, "unknown key $1")
+	}
+	return &yaml.TypeError{Errors: msgs}
 }
 
 // refusePIN fails if the document has an hsm.pin (or similar) key. It is

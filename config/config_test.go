@@ -320,8 +320,26 @@ func TestPINNeverPrinted(t *testing.T) {
 
 func TestUnknownFieldRejected(t *testing.T) {
 	_, err := Load("testdata/unknown-field.yaml", envMap(nil), nil)
-	if err == nil || !strings.Contains(err.Error(), "htp") {
-		t.Fatalf("error %v should name the unknown field htp", err)
+	if err == nil || !strings.Contains(err.Error(), "line 3: unknown key htp") || strings.Contains(err.Error(), "struct {") {
+		t.Fatalf("error %v should say line 3: unknown key htp", err)
+	}
+	_, err = Load("testdata/unknown-section.yaml", envMap(nil), nil)
+	if err == nil || !strings.Contains(err.Error(), "unknown key someday") {
+		t.Fatalf("error %v should name the unknown section", err)
+	}
+}
+
+func TestLoadFilePartialSkipsUnknownSections(t *testing.T) {
+	c := Default()
+	if err := c.LoadFilePartial("testdata/unknown-section.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen.GRPC != "127.0.0.1:9443" || c.HSM.TokenLabel != "t" || c.Auth.Operators[0].Name != "ops" {
+		t.Fatalf("known settings lost: %+v", c)
+	}
+	// Known sections stay strict.
+	if err := Default().LoadFilePartial("testdata/unknown-field.yaml"); err == nil || !strings.Contains(err.Error(), "unknown key htp") {
+		t.Fatalf("error %v should name htp", err)
 	}
 }
 
