@@ -10,7 +10,21 @@ import (
 )
 
 // Config is the registry's part of the firmad configuration (YAML key
-// "registry").
+// "registry"; until config.Config carries it, firmad reads it from the file
+// named by FIRMA_REGISTRY_CONFIG). For example:
+//
+//	staff:
+//	  - name: ana.registrar
+//	    role: registrar
+//	    token_sha256: 6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b
+//	trusted_cas: [/etc/firma/fnmt-ciudadanos.pem, /etc/firma/dnie-ac.pem]
+//	video_hours: "Mon-Fri 09:00-14:00,15:00-18:00"
+//	zone: Europe/Madrid
+//	max_password_failures: 5
+//	activation_ttl: 720h
+//	letter_ttl: 2160h
+//	sms_code_ttl: 10m
+//	password_url: https://clave.example.es/v1/registry/password
 type Config struct {
 	// Staff are the registrars and video agents, by the SHA-256 of their
 	// bearer tokens (operators act with every role).
