@@ -109,6 +109,10 @@ type TransactionStore interface {
 	// UpdateDocument stores d's status, error and result if the stored
 	// status is still from; ErrConflict otherwise.
 	UpdateDocument(ctx context.Context, d *Document, from string) error
+	// UpdateDocuments is UpdateDocument for many documents in one write;
+	// those whose status is no longer from are skipped, and their indexes
+	// returned.
+	UpdateDocuments(ctx context.Context, docs []*Document, from string) ([]int, error)
 	// TransactionsDue lists transactions in one of states whose ExpiresAt
 	// is before before (zero before: any), oldest first.
 	TransactionsDue(ctx context.Context, states []string, before time.Time, limit int) ([]*Transaction, error)

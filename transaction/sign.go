@@ -78,6 +78,18 @@ func (s *Service) sign(ctx context.Context, t *store.Transaction) error {
 	}
 	raw := s.signRaw(ctx, key, docs)
 	failed := false
+	// Outcomes are stored in batches: one commit for a batch of raw
+	// signatures. A document whose outcome a crash loses is still pending
+	// and is signed again on resume; nothing was handed out yet.
+	var outcomes []*store.Document
+	flush := func() error {
+		_, err := s.st.UpdateDocuments(ctx, outcomes, string(DocPending))
+		outcomes = outcomes[:0]
+		if err != nil {
+			return fail(CodeUnavailable, "the transaction store failed; retry", err)
+		}
+		return nil
+	}
 	for _, d := range docs {
 		if d.Status != string(DocPending) {
 			failed = failed || d.Status == string(DocFailed)
@@ -87,6 +99,12 @@ func (s *Service) sign(ctx context.Context, t *store.Transaction) error {
 			return fail(CodeUnavailable, "signing was interrupted; it resumes on its own", ctx.Err())
 		}
 		next := *d
+		if _, ok := raw[d.Index]; !ok && len(outcomes) > 0 {
+			// Slow formats take a while each: keep what is done first.
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 		switch {
 		case t.StopOnError && failed:
 			next.Status, next.ErrorCode = string(DocAborted), string(CodeSigningFailed)
@@ -109,10 +127,11 @@ func (s *Service) sign(ctx context.Context, t *store.Transaction) error {
 				next.Timestamped = t.Level == string(signer.LevelT) && next.Format != string(signer.FormatRaw)
 			}
 		}
-		if err := s.st.UpdateDocument(ctx, &next, string(DocPending)); err != nil && !errors.Is(err, store.ErrConflict) {
-			return fail(CodeUnavailable, "the transaction store failed; retry", err)
-		}
+		outcomes = append(outcomes, &next)
 		s.m.documents.WithLabelValues(d.Format, next.Status).Inc()
+	}
+	if err := flush(); err != nil {
+		return err
 	}
 	// Re-read: on a conflict another node stored the outcome.
 	if docs, err = s.st.Documents(ctx, t.ID, false); err != nil {

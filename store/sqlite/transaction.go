@@ -245,8 +245,7 @@ func (s *DB) Documents(ctx context.Context, txID string, full bool) ([]*store.Do
 
 // UpdateDocument stores a document's outcome if its status is still from.
 func (s *DB) UpdateDocument(ctx context.Context, d *store.Document, from string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE transaction_documents SET status = ?, error_code = ?, error = ?, result = ?, timestamped = ?,
-		signed_at = ? WHERE transaction_id = ? AND idx = ? AND status = ?`,
+	res, err := s.db.ExecContext(ctx, updateDocSQL,
 		d.Status, d.ErrorCode, d.Error, nullBytes(d.Result), d.Timestamped, txNano(d.SignedAt), d.TransactionID, d.Index, from)
 	if err != nil {
 		return fmt.Errorf("update document %s/%d: %w", d.TransactionID, d.Index, err)
@@ -259,6 +258,44 @@ func (s *DB) UpdateDocument(ctx context.Context, d *store.Document, from string)
 		return fmt.Errorf("update document %s/%d: not %s any more: %w", d.TransactionID, d.Index, from, store.ErrConflict)
 	}
 	return nil
+}
+
+const updateDocSQL = `UPDATE transaction_documents SET status = ?, error_code = ?, error = ?, result = ?, timestamped = ?,
+	signed_at = ? WHERE transaction_id = ? AND idx = ? AND status = ?`
+
+// UpdateDocuments stores many documents' outcomes in one transaction, so
+// a batch of signatures costs one commit.
+func (s *DB) UpdateDocuments(ctx context.Context, docs []*store.Document, from string) ([]int, error) {
+	if len(docs) == 0 {
+		return nil, nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("update documents: %w", err)
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, updateDocSQL)
+	if err != nil {
+		return nil, fmt.Errorf("update documents: %w", err)
+	}
+	defer st.Close()
+	var skipped []int
+	for _, d := range docs {
+		res, err := st.ExecContext(ctx, d.Status, d.ErrorCode, d.Error, nullBytes(d.Result), d.Timestamped, txNano(d.SignedAt),
+			d.TransactionID, d.Index, from)
+		if err != nil {
+			return nil, fmt.Errorf("update document %s/%d: %w", d.TransactionID, d.Index, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return nil, fmt.Errorf("update document %s/%d: %w", d.TransactionID, d.Index, err)
+		} else if n == 0 {
+			skipped = append(skipped, d.Index)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("update documents: %w", err)
+	}
+	return skipped, nil
 }
 
 // TransactionsDue lists transactions in states expiring before before.
