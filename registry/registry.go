@@ -37,7 +37,6 @@ var (
 	ErrNoFiscalAddress   = errors.New("no fiscal address on record")
 	ErrBadCredentials    = errors.New("wrong DNI/NIE or password")
 	ErrLocked            = errors.New("Cl@ve Permanente password locked after repeated failures")
-	ErrNoPassword        = errors.New("no Cl@ve Permanente password set")
 	ErrRemoved           = errors.New("citizen registration removed")
 	ErrLettersPending    = errors.New("invitation letters already on their way")
 	ErrStaffUnidentified = errors.New("staff member not identified")
