@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -338,4 +339,21 @@ func (k *keyedMutex) lock(key string) func() {
 		}
 		k.mu.Unlock()
 	}
+}
+
+// DefaultBaseURL is the publication URL used when none is configured: the
+// HTTP listener's address, with the machine's host name in place of an
+// unspecified address (0.0.0.0, ::), since certificates must name a host
+// relying parties can reach.
+func DefaultBaseURL(listenHTTP string) string {
+	host, port, err := net.SplitHostPort(listenHTTP)
+	if err != nil {
+		return "http://" + listenHTTP
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			host = h
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }

@@ -91,7 +91,7 @@ func TestCACommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ks.Close() })
-	authority, err := ca.New(caSettings(cfg), ks, db, nil, nil, nil)
+	authority, err := ca.New(caSettings(&env{getenv: func(string) string { return "" }}, cfg), ks, db, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
@@ -11,11 +12,16 @@ import (
 )
 
 // caSettings is the CA configuration derived from firmad.yaml: CRL, OCSP
-// and CA-issuer URLs on this process's HTTP listener. It must match
-// firmactl's, which sets the CAs up.
+// and CA-issuer URLs on firmad's HTTP listener, or under FIRMA_CA_BASE_URL
+// when the public address differs (a proxy, a DNS name). firmad and
+// firmactl must agree, since the URLs go into every certificate.
 // TODO(issue 3): read a "ca:" section once config.Config carries ca.Config.
 func caSettings(cfg *config.Config) ca.Config {
-	return ca.Config{BaseURL: "http://" + cfg.Listen.HTTP}
+	base := os.Getenv("FIRMA_CA_BASE_URL")
+	if base == "" {
+		base = ca.DefaultBaseURL(cfg.Listen.HTTP)
+	}
+	return ca.Config{BaseURL: base}
 }
 
 // setupCA loads the certificate authority that 'firmactl init' set up,
