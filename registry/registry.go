@@ -36,7 +36,7 @@ var (
 	ErrUntrusted         = errors.New("certificate not issued by a trusted authority")
 	ErrNoFiscalAddress   = errors.New("no fiscal address on record")
 	ErrBadCredentials    = errors.New("wrong DNI/NIE or password")
-	ErrLocked            = errors.New("Cl@ve Permanente password locked after repeated failures")
+	ErrLocked            = errors.New("permanent password locked after repeated failures")
 	ErrRemoved           = errors.New("citizen registration removed")
 	ErrLettersPending    = errors.New("invitation letters already on their way")
 	ErrStaffUnidentified = errors.New("staff member not identified")
