@@ -91,6 +91,7 @@ func TestElectronicCertificate(t *testing.T) {
 	plain, _ := fnmt.issue(t, "plain", "/C=ES/serialNumber=X1234567L/CN=SMITH, JOHN (AUTENTICACIÓN)")
 	noSerial, _ := fnmt.issue(t, "noserial", "/C=ES/CN=Nobody")
 	badLetter, _ := fnmt.issue(t, "badletter", "/C=ES/serialNumber=IDCES-12345678A/GN=A/SN=B")
+	dnie, _ := fnmt.issue(t, "dnie", "/C=ES/serialNumber=Y1234567X/SN=GARCÍA/GN=MARÍA JOSÉ/CN=GARCÍA DE LA FUENTE, MARÍA JOSÉ (AUTENTICACIÓN)")
 
 	tests := []struct {
 		name    string
@@ -103,6 +104,7 @@ func TestElectronicCertificate(t *testing.T) {
 	}{
 		{name: "trusted CA", cert: juan, wantID: "12345678Z", given: "JUAN", surname: "ESPAÑOL LÓPEZ"},
 		{name: "plain serial and CN name", cert: plain, wantID: "X1234567L", given: "JOHN", surname: "SMITH"},
+		{name: "DNIe: full surnames from the CN", cert: dnie, wantID: "Y1234567X", given: "MARÍA JOSÉ", surname: "GARCÍA DE LA FUENTE"},
 		{name: "other CA", cert: stranger, wantErr: registry.ErrUntrusted},
 		{name: "no serialNumber", cert: noSerial, wantErr: registry.ErrInvalid, field: "certificate"},
 		{name: "bad DNI letter in certificate", cert: badLetter, wantErr: registry.ErrInvalid, field: "certificate"},

@@ -248,19 +248,15 @@ func holder(c *x509.Certificate) (string, string, string, error) {
 			surnames = v
 		}
 	}
-	if given == "" || surnames == "" {
-		// DNIe and FNMT certificates also spell the name in the CN as
-		// "SURNAMES, GIVEN (AUTENTICACIÓN)" or "SURNAMES GIVEN - DNI".
-		cn := c.Subject.CommonName
-		if i := strings.Index(cn, " ("); i > 0 {
-			cn = cn[:i]
-		}
-		if i := strings.Index(cn, " - "); i > 0 {
-			cn = cn[:i]
-		}
-		if s, g, ok := strings.Cut(cn, ","); ok && given == "" && surnames == "" {
-			given, surnames = g, s
-		}
+	// The CN spells the whole name: "SURNAMES, GIVEN (AUTENTICACIÓN)" on
+	// the DNIe, whose surname attribute holds only the first surname, and
+	// "SURNAMES GIVEN - 12345678Z" on FNMT certificates.
+	cnSurnames, cnGiven := cnName(c.Subject.CommonName, given)
+	switch {
+	case given == "" && surnames == "":
+		given, surnames = cnGiven, cnSurnames
+	case cnSurnames != "" && len(cnSurnames) > len(surnames) && strings.HasPrefix(cnSurnames, surnames+" "):
+		surnames = cnSurnames
 	}
 	if given, err = NormalizeName("certificate", given); err != nil {
 		return "", "", "", fieldErr("certificate", "the subject has no usable givenName")
@@ -269,6 +265,26 @@ func holder(c *x509.Certificate) (string, string, string, error) {
 		return "", "", "", fieldErr("certificate", "the subject has no usable surname")
 	}
 	return id, given, surnames, nil
+}
+
+// cnName splits a Spanish certificate CN into surnames and given name.
+// given, when known from the givenName attribute, locates the split in
+// the comma-less FNMT form.
+func cnName(cn, given string) (string, string) {
+	if i := strings.Index(cn, " ("); i > 0 {
+		cn = cn[:i]
+	}
+	if i := strings.Index(cn, " - "); i > 0 {
+		cn = cn[:i]
+	}
+	cn = strings.TrimSpace(cn)
+	if s, g, ok := strings.Cut(cn, ","); ok {
+		return strings.TrimSpace(s), strings.TrimSpace(g)
+	}
+	if given != "" && strings.HasSuffix(cn, " "+given) {
+		return strings.TrimSpace(strings.TrimSuffix(cn, " "+given)), given
+	}
+	return "", ""
 }
 
 // CertificateConfirmation is the last step of an electronic-certificate
