@@ -71,8 +71,10 @@ func (s *DB) CreateTransaction(ctx context.Context, t *store.Transaction, docs [
 	defer tx.Rollback()
 	if ratePerMin > 0 {
 		var n int
-		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM transactions WHERE portal_id = ? AND created_at > ? AND created_at <= ?",
-			t.PortalID, t.CreatedAt.Add(-time.Minute).UnixNano(), t.CreatedAt.UnixNano()).Scan(&n); err != nil {
+		// No upper bound: a row stamped later by a node whose clock runs
+		// ahead still counts.
+		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM transactions WHERE portal_id = ? AND created_at > ?",
+			t.PortalID, t.CreatedAt.Add(-time.Minute).UnixNano()).Scan(&n); err != nil {
 			return fmt.Errorf("create transaction: rate: %w", err)
 		}
 		if n >= ratePerMin {
