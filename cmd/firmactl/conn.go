@@ -58,7 +58,7 @@ func (c *connFlags) dial() (*grpc.ClientConn, error) {
 	addr := c.addr
 	if addr == "" {
 		cfg := config.Default()
-		if err := cfg.LoadFile(filepath.Join(c.state, "firmad.yaml")); err == nil {
+		if err := cfg.LoadFilePartial(filepath.Join(c.state, "firmad.yaml")); err == nil {
 			addr = cfg.Listen.GRPC
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return nil, err

@@ -59,7 +59,7 @@ func runInit(ctx context.Context, e *env, o initOpts) error {
 	cfgPath := filepath.Join(o.state, "firmad.yaml")
 	cfg := config.Default()
 	existing := false
-	if err := cfg.LoadFile(cfgPath); err == nil {
+	if err := cfg.LoadFilePartial(cfgPath); err == nil {
 		existing = true
 		fmt.Fprintf(e.stdout, "reusing %s\n", cfgPath)
 	} else if !errors.Is(err, os.ErrNotExist) {

@@ -21,8 +21,6 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
-
-	"github.com/firma-cloud/firma/config"
 )
 
 // writePKI writes a CA, a server certificate for 127.0.0.1 and a client
@@ -72,18 +70,25 @@ func TestTLSAndClientCertificate(t *testing.T) {
 	s := initState(t)
 	v := filepath.Join(s.dir, "var")
 	fp := writePKI(t, v)
-	cfg := config.Default()
-	if err := cfg.LoadFile(filepath.Join(v, "firmad.yaml")); err != nil {
-		t.Fatal(err)
-	}
-	cfg.Listen.GRPC, cfg.Listen.HTTP = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.TLS = config.TLS{Cert: "var/server.pem", Key: "var/server.key", ClientCA: "var/ca.pem"}
-	cfg.Auth.Operators = append(cfg.Auth.Operators, config.Operator{Name: "robot", CertSHA256: fp})
-	b, err := yaml.Marshal(cfg)
+	// Edit the file as a generic document so that sections of features
+	// this test does not link survive.
+	path := filepath.Join(v, "firmad.yaml")
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(v, "firmad.yaml"), b, 0o600); err != nil {
+	var doc map[string]any
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["tls"] = map[string]any{"cert": "var/server.pem", "key": "var/server.key", "client_ca": "var/ca.pem"}
+	auth := doc["auth"].(map[string]any)
+	auth["operators"] = append(auth["operators"].([]any), map[string]any{"name": "robot", "cert_sha256": fp})
+	b, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	d := s.start(t)
