@@ -99,7 +99,7 @@ func DocumentTimestamp(ctx context.Context, doc []byte, ts Timestamper, h crypto
 	if _, ok := digestOIDs[h]; !ok {
 		return nil, fmt.Errorf("%v: %w (want SHA-256, SHA-384 or SHA-512)", h, ErrHash)
 	}
-	u, err := readUpdate(doc, PDFOptions{FieldName: ""})
+	u, err := readUpdate(doc, PDFOptions{})
 	if err != nil {
 		return nil, err
 	}

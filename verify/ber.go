@@ -9,6 +9,9 @@ import (
 	"github.com/digitorus/pkcs7"
 )
 
+// maxBER bounds the BER input berToDER converts.
+const maxBER = 1 << 20
+
 // berToDER re-encodes a BER CMS SignedData (NSS, and so poppler and
 // Firefox, write indefinite lengths) as DER with github.com/digitorus/pkcs7's
 // BER reader. Signed attributes are DER already (CMS signs their DER
@@ -19,6 +22,11 @@ func berToDER(b []byte) (der []byte, err error) {
 			der, err = nil, fmt.Errorf("ber: %v", r)
 		}
 	}()
+	// A detached signature is kilobytes; the retries below must not run
+	// over megabytes of garbage.
+	if len(b) > maxBER {
+		return nil, fmt.Errorf("ber: %d bytes, at most %d", len(b), maxBER)
+	}
 	// A PDF's /Contents pads the signature with zeros, which a BER reader
 	// cannot tell from end-of-contents octets: strip them and put back as
 	// many as the encoding needs.

@@ -32,7 +32,8 @@ const (
 // Verdict is the overall result for a signature or a document.
 type Verdict string
 
-// Verdicts.
+// Verdicts. VerdictIndeterminate carries the prefix because Indeterminate
+// is the check status.
 const (
 	Valid                Verdict = "valid"
 	Invalid              Verdict = "invalid"
