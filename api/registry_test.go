@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -448,6 +450,48 @@ func TestRegistryRESTUntrustedCertificate(t *testing.T) {
 	if code != 403 || prob.Reason != "REGISTRY_ERROR_REASON_CERTIFICATE_UNTRUSTED" {
 		t.Fatalf("untrusted certificate: %d %+v", code, prob)
 	}
+}
+
+func TestRegistryGRPCClientCertificate(t *testing.T) {
+	rs := newRegistryServer(t, time.Time{})
+	// A server certificate for 127.0.0.1, and a gRPC server that asks for
+	// client certificates without checking them: the registry does.
+	dir := t.TempDir()
+	opensslIn(t, dir, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+		"-keyout", "srv.key", "-out", "srv.pem", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1")
+	srvCert, err := tls.LoadX509KeyPair(filepath.Join(dir, "srv.pem"), filepath.Join(dir, "srv.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{srvCert}, ClientAuth: tls.RequestClientCert})))
+	api.RegisterRegistry(gs, rs.svc)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+
+	roots := x509.NewCertPool()
+	roots.AddCert(srvCert.Leaf)
+	dial := func(certs ...tls.Certificate) firmav1.RegistryServiceClient {
+		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots, Certificates: certs})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return firmav1.NewRegistryServiceClient(conn)
+	}
+	citizen := rs.citizenCert(t, "/C=ES/serialNumber=IDCES-12345678Z/GN=ANA/SN=PÉREZ GIL/CN=PÉREZ GIL ANA - 12345678Z")
+	p, err := dial(citizen).StartCertificateRegistration(context.Background(), &firmav1.StartCertificateRegistrationRequest{Mobile: "612345678"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.GetId() != "12345678Z" || p.GetSurnames() != "PÉREZ GIL" {
+		t.Fatalf("pending %v", p)
+	}
+	_, err = dial().StartCertificateRegistration(context.Background(), &firmav1.StartCertificateRegistrationRequest{Mobile: "612345678"})
+	wantRegistryStatus(t, err, codes.InvalidArgument, "ERROR_REASON_INVALID_ARGUMENT")
 }
 
 func TestRegistryGRPCChallenge(t *testing.T) {
