@@ -36,16 +36,27 @@ func IssuerFunc(issuer *x509.Certificate, key crypto.Signer, o CertOptions) Issu
 	}
 }
 
+// DefaultKeyUsagePeriod is how long one TSA key signs tokens before a new
+// one replaces it, unless UnitConfig says otherwise. The certificate
+// (DefaultCertValidity) outlives it, so tokens stay verifiable long after
+// their key stopped signing.
+const DefaultKeyUsagePeriod = 365 * 24 * time.Hour
+
 // UnitConfig says how to find or make a TSA unit's key and certificate.
 type UnitConfig struct {
 	Name    string        // store name of the unit; "" means "default"
 	KeyType keystore.Type // of a new key; "" means ECP256
 	// Issuer is the current issuing CA; a stored certificate it did not
-	// issue (the CA was re-keyed or replaced) is re-issued with Issue.
+	// issue (the CA was re-keyed or replaced) is re-issued, for the same
+	// key, with Issue.
 	Issuer *x509.Certificate
 	Issue  IssueFunc
-	// RenewBefore re-issues the certificate, for the same key, when it has
-	// less than this left; 0 means a third of its lifetime.
+	// KeyUsagePeriod is how long a key signs; 0 means
+	// DefaultKeyUsagePeriod. An older key is rolled over: a new key and
+	// certificate replace it.
+	KeyUsagePeriod time.Duration
+	// RenewBefore rolls the key over as well when its certificate has less
+	// than this left; 0 means a third of the certificate's lifetime.
 	RenewBefore time.Duration
 	Now         func() time.Time // nil means time.Now
 	Logger      *slog.Logger
@@ -57,11 +68,13 @@ type Unit struct {
 	Cert   *x509.Certificate
 }
 
-// LoadUnit returns the named unit's HSM key and certificate, making a
-// token-mode key and having it certified on first use, and re-certifying
-// the same key when the certificate nears its end or the issuing CA
-// changed. Two replicas starting together may both make a key: the store
-// keeps the first, and the loser destroys its own.
+// LoadUnit returns the named unit's HSM key and certificate. On first use
+// it makes a token-mode key and has it certified; later it rolls the key
+// over when its usage period ends or its certificate nears its end, and
+// re-certifies the same key when the issuing CA changed. Replicas starting
+// together may each make a key: the store keeps one, and the others
+// destroy theirs. A rolled-over key is kept in the HSM, since replicas
+// still running may sign with it until they restart; destroy it then.
 func LoadUnit(ctx context.Context, keys Keys, st store.TSAStore, cfg UnitConfig) (*Unit, error) {
 	if cfg.Issue == nil || cfg.Issuer == nil {
 		return nil, errors.New("tsa unit: issuing CA is required")
@@ -72,21 +85,29 @@ func LoadUnit(ctx context.Context, keys Keys, st store.TSAStore, cfg UnitConfig)
 	if cfg.KeyType == "" {
 		cfg.KeyType = keystore.ECP256
 	}
+	if cfg.KeyUsagePeriod <= 0 {
+		cfg.KeyUsagePeriod = DefaultKeyUsagePeriod
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	rec, err := st.TSAUnit(ctx, cfg.Name)
-	if errors.Is(err, store.ErrNotFound) {
-		var u *Unit
-		u, err = createUnit(ctx, keys, st, cfg)
+	// Two rounds at most: a lost race re-reads what the winner stored.
+	for range 2 {
+		u, err := loadUnit(ctx, keys, st, cfg)
 		if !errors.Is(err, store.ErrConflict) {
 			return u, err
 		}
-		// Another replica created the unit first: use its key.
-		rec, err = st.TSAUnit(ctx, cfg.Name)
+	}
+	return nil, fmt.Errorf("tsa unit %s: %w: changed by other replicas twice while loading", cfg.Name, store.ErrConflict)
+}
+
+func loadUnit(ctx context.Context, keys Keys, st store.TSAStore, cfg UnitConfig) (*Unit, error) {
+	rec, err := st.TSAUnit(ctx, cfg.Name)
+	if errors.Is(err, store.ErrNotFound) {
+		return newKey(ctx, keys, st, cfg, nil)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("tsa unit %s: %w", cfg.Name, err)
@@ -99,38 +120,51 @@ func LoadUnit(ctx context.Context, keys Keys, st store.TSAStore, cfg UnitConfig)
 	if err != nil {
 		return nil, fmt.Errorf("tsa unit %s: stored certificate: %w", cfg.Name, err)
 	}
-	if why := renewReason(cert, signer, cfg); why != "" {
-		cfg.Logger.InfoContext(ctx, "renewing TSA certificate", "unit", cfg.Name, "reason", why)
-		cert, err = cfg.Issue(ctx, signer.Public())
-		if err != nil {
-			return nil, fmt.Errorf("tsa unit %s: renew certificate: %w", cfg.Name, err)
-		}
-		rec.Cert, rec.UpdatedAt = cert.Raw, cfg.Now().UTC()
-		if err := st.ReplaceTSAUnit(ctx, rec); err != nil {
-			return nil, fmt.Errorf("tsa unit %s: %w", cfg.Name, err)
-		}
-	}
-	return &Unit{Signer: signer, Cert: cert}, nil
-}
-
-func renewReason(cert *x509.Certificate, signer crypto.Signer, cfg UnitConfig) string {
-	if !publicKeysEqual(signer.Public(), cert.PublicKey) {
-		return "certificate is for another key"
-	}
-	if cert.CheckSignatureFrom(cfg.Issuer) != nil {
-		return "issuing CA changed"
-	}
+	now := cfg.Now()
 	renew := cfg.RenewBefore
 	if renew <= 0 {
 		renew = cert.NotAfter.Sub(cert.NotBefore) / 3
 	}
-	if cfg.Now().Add(renew).After(cert.NotAfter) {
-		return "certificate near its end"
+	switch {
+	case now.Sub(rec.KeySince) >= cfg.KeyUsagePeriod:
+		return rollOver(ctx, keys, st, cfg, rec, "key usage period over")
+	case now.Add(renew).After(cert.NotAfter):
+		return rollOver(ctx, keys, st, cfg, rec, "certificate near its end")
+	case !publicKeysEqual(signer.Public(), cert.PublicKey):
+		return recertify(ctx, st, cfg, rec, signer, "certificate is for another key")
+	case cert.CheckSignatureFrom(cfg.Issuer) != nil:
+		return recertify(ctx, st, cfg, rec, signer, "issuing CA changed")
 	}
-	return ""
+	return &Unit{Signer: signer, Cert: cert}, nil
 }
 
-func createUnit(ctx context.Context, keys Keys, st store.TSAStore, cfg UnitConfig) (*Unit, error) {
+func rollOver(ctx context.Context, keys Keys, st store.TSAStore, cfg UnitConfig, rec *store.TSAUnit, why string) (*Unit, error) {
+	cfg.Logger.InfoContext(ctx, "rolling the TSA key over", "unit", cfg.Name, "reason", why, "previous_key", rec.KeyID)
+	u, err := newKey(ctx, keys, st, cfg, rec)
+	if err == nil {
+		cfg.Logger.WarnContext(ctx, "previous TSA key retired; destroy it once every replica has restarted",
+			"unit", cfg.Name, "key", rec.KeyID)
+	}
+	return u, err
+}
+
+func recertify(ctx context.Context, st store.TSAStore, cfg UnitConfig, rec *store.TSAUnit, signer *keystore.Signer, why string) (*Unit, error) {
+	cfg.Logger.InfoContext(ctx, "re-certifying the TSA key", "unit", cfg.Name, "reason", why)
+	cert, err := cfg.Issue(ctx, signer.Public())
+	if err != nil {
+		return nil, fmt.Errorf("tsa unit %s: re-certify: %w", cfg.Name, err)
+	}
+	next := *rec
+	next.Cert, next.UpdatedAt = cert.Raw, cfg.Now().UTC()
+	if err := st.ReplaceTSAUnit(ctx, &next, rec.KeyID); err != nil {
+		return nil, fmt.Errorf("tsa unit %s: %w", cfg.Name, err)
+	}
+	return &Unit{Signer: signer, Cert: cert}, nil
+}
+
+// newKey makes and certifies a key and stores it as the unit: a new unit
+// when prev is nil, else in place of prev.
+func newKey(ctx context.Context, keys Keys, st store.TSAStore, cfg UnitConfig, prev *store.TSAUnit) (*Unit, error) {
 	key, err := keys.GenerateMode(ctx, Owner, cfg.KeyType, keystore.ModeToken)
 	if err != nil {
 		return nil, fmt.Errorf("tsa unit %s: generate key: %w", cfg.Name, err)
@@ -151,10 +185,16 @@ func createUnit(ctx context.Context, keys Keys, st store.TSAStore, cfg UnitConfi
 		return nil, drop(fmt.Errorf("tsa unit %s: issue certificate: %w", cfg.Name, err))
 	}
 	now := cfg.Now().UTC()
-	if err := st.CreateTSAUnit(ctx, &store.TSAUnit{Name: cfg.Name, KeyID: key.ID, Cert: cert.Raw, CreatedAt: now, UpdatedAt: now}); err != nil {
+	rec := &store.TSAUnit{Name: cfg.Name, KeyID: key.ID, Cert: cert.Raw, KeySince: now, UpdatedAt: now}
+	if prev == nil {
+		err = st.CreateTSAUnit(ctx, rec)
+	} else {
+		err = st.ReplaceTSAUnit(ctx, rec, prev.KeyID)
+	}
+	if err != nil {
 		return nil, drop(fmt.Errorf("tsa unit %s: %w", cfg.Name, err))
 	}
-	cfg.Logger.InfoContext(ctx, "TSA unit created", "unit", cfg.Name, "key", key.ID, "subject", cert.Subject.String(),
+	cfg.Logger.InfoContext(ctx, "TSA key in service", "unit", cfg.Name, "key", key.ID, "subject", cert.Subject.String(),
 		"not_after", cert.NotAfter)
 	return &Unit{Signer: signer, Cert: cert}, nil
 }

@@ -10,31 +10,34 @@ import (
 	"github.com/firma-cloud/firma/keystore"
 )
 
-// TestLoadUnit creates a unit, reloads it as a restart would, and renews
-// its certificate when it nears its end and when the issuing CA changes.
+// TestLoadUnit creates a unit, reloads it as a restart would, re-certifies
+// its key when the issuing CA changes, and rolls the key over when its
+// usage period ends or its certificate nears its end.
 func TestLoadUnit(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	p, other := e.newPKI("Firma"), e.newPKI("Next")
 	cfgFor := func(pk *pki, now time.Time) UnitConfig {
-		return UnitConfig{Issuer: pk.issuing, Issue: IssuerFunc(pk.issuing, pk.issuingKey, CertOptions{Now: now}),
-			Now: func() time.Time { return now }}
+		return UnitConfig{Issuer: pk.issuing, Issue: IssuerFunc(pk.issuing, pk.issuingKey, CertOptions{Now: now, Validity: 3 * 365 * 24 * time.Hour}),
+			KeyUsagePeriod: 365 * 24 * time.Hour, Now: func() time.Time { return now }}
 	}
 	now := time.Now()
 	first, err := LoadUnit(ctx, e.ks, e.db, cfgFor(p, now))
 	if err != nil {
 		t.Fatal(err)
 	}
+	day := 24 * time.Hour
 	steps := []struct {
-		name    string
-		cfg     UnitConfig
-		renewed bool
-		issuer  *pki
+		name            string
+		cfg             UnitConfig
+		newKey, newCert bool
+		issuer          *pki
 	}{
-		{"reload", cfgFor(p, now.Add(time.Hour)), false, p},
-		{"near end", cfgFor(p, first.Cert.NotAfter.Add(-24*time.Hour)), true, p},
-		{"reload after renewal", cfgFor(p, first.Cert.NotAfter.Add(-24*time.Hour)), false, p},
-		{"issuing CA changed", cfgFor(other, now), true, other},
+		{"reload", cfgFor(p, now.Add(time.Hour)), false, false, p},
+		{"issuing CA changed: same key re-certified", cfgFor(other, now.Add(2*time.Hour)), false, true, other},
+		{"reload after re-certification", cfgFor(other, now.Add(3*time.Hour)), false, false, other},
+		{"key usage period over: rollover", cfgFor(other, now.Add(366*day)), true, true, other},
+		{"reload after rollover", cfgFor(other, now.Add(367*day)), false, false, other},
 	}
 	prev := first
 	for _, s := range steps {
@@ -42,11 +45,11 @@ func TestLoadUnit(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
-		if u.Signer.Key().ID != first.Signer.Key().ID {
-			t.Fatalf("%s: key changed from %s to %s", s.name, first.Signer.Key().ID, u.Signer.Key().ID)
+		if newKey := u.Signer.Key().ID != prev.Signer.Key().ID; newKey != s.newKey {
+			t.Fatalf("%s: new key = %v, want %v", s.name, newKey, s.newKey)
 		}
-		if renewed := u.Cert.SerialNumber.Cmp(prev.Cert.SerialNumber) != 0; renewed != s.renewed {
-			t.Fatalf("%s: renewed = %v, want %v", s.name, renewed, s.renewed)
+		if newCert := !u.Cert.Equal(prev.Cert); newCert != s.newCert {
+			t.Fatalf("%s: new certificate = %v, want %v", s.name, newCert, s.newCert)
 		}
 		if err := u.Cert.CheckSignatureFrom(s.issuer.issuing); err != nil {
 			t.Fatalf("%s: certificate not from the expected CA: %v", s.name, err)
@@ -54,21 +57,44 @@ func TestLoadUnit(t *testing.T) {
 		if err := CheckCertificate(u.Cert); err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
+		if !publicKeysEqual(u.Cert.PublicKey, u.Signer.Public()) {
+			t.Fatalf("%s: certificate is not for the unit's key", s.name)
+		}
 		prev = u
 	}
+
+	// A certificate near its end rolls the key over even within the key's
+	// usage period: here a second unit's CA issues for 30 days only.
+	short := cfgFor(other, now)
+	short.Name = "short"
+	short.Issue = IssuerFunc(other.issuing, other.issuingKey, CertOptions{Now: now, Validity: 30 * day})
+	u, err := LoadUnit(ctx, e.ks, e.db, short)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short.Now = func() time.Time { return now.Add(22 * day) }
+	rolled, err := LoadUnit(ctx, e.ks, e.db, short)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rolled.Signer.Key().ID == u.Signer.Key().ID {
+		t.Fatal("certificate with 8 of 30 days left: key not rolled over")
+	}
+
 	keys, err := e.ks.Keys(ctx, Owner, "", 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(keys) != 1 || keys[0].Mode != keystore.ModeToken {
-		t.Fatalf("TSA keys in the keystore: %+v", keys)
+	if len(keys) != 4 {
+		t.Fatalf("%d TSA keys in the keystore, want 4 (two units, each rolled over once, old keys kept for running replicas)", len(keys))
 	}
-	// A token from the unit verifies under the new root.
+	// A token from the rolled-over unit verifies under the new root.
 	srv := e.tsa(other, keystore.ECP256, func(c *ServerConfig) {
-		c.Signer, c.Cert, c.Chain = prev.Signer, prev.Cert, []*x509.Certificate{other.issuing}
+		c.Signer, c.Cert, c.Chain = rolled.Signer, rolled.Cert, []*x509.Certificate{other.issuing}
+		c.Now = short.Now
 	})
 	reply, fail, err := srv.Respond(ctx, sha256Query(t, []byte("x"), true))
-	if err != nil || fail >= 0 {
+	if err != nil || fail != FailNone {
 		t.Fatalf("respond: %v %v", fail, err)
 	}
 	der, err := ParseReply(reply)
@@ -120,5 +146,56 @@ func TestLoadUnitRace(t *testing.T) {
 	t.Logf("%d replicas made %d keys", replicas, len(keys))
 	if live != 1 {
 		t.Fatalf("%d live TSA keys of %d made, want 1", live, len(keys))
+	}
+}
+
+// TestRollOverRace has replicas roll the key over at once: one new key
+// wins, the others destroy theirs and use it.
+func TestRollOverRace(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	p := e.newPKI("Firma")
+	at := func(now time.Time) UnitConfig {
+		return UnitConfig{Issuer: p.issuing, Issue: IssuerFunc(p.issuing, p.issuingKey, CertOptions{Now: now}),
+			Now: func() time.Time { return now }}
+	}
+	now := time.Now()
+	first, err := LoadUnit(ctx, e.ks, e.db, at(now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const replicas = 4
+	units := make([]*Unit, replicas)
+	errs := make([]error, replicas)
+	var wg sync.WaitGroup
+	for i := range replicas {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			units[i], errs[i] = LoadUnit(ctx, e.ks, e.db, at(now.Add(DefaultKeyUsagePeriod+time.Hour)))
+		}()
+	}
+	wg.Wait()
+	for i := range replicas {
+		if errs[i] != nil {
+			t.Fatalf("replica %d: %v", i, errs[i])
+		}
+		if id := units[i].Signer.Key().ID; id != units[0].Signer.Key().ID || id == first.Signer.Key().ID {
+			t.Fatalf("replica %d has key %s (first %s, replica 0 %s)", i, id, first.Signer.Key().ID, units[0].Signer.Key().ID)
+		}
+	}
+	keys, err := e.ks.Keys(ctx, Owner, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := 0
+	for _, k := range keys {
+		if k.DestroyedAt.IsZero() {
+			live++
+		}
+	}
+	// The first key is kept for replicas still signing with it.
+	if live != 2 {
+		t.Fatalf("%d live TSA keys of %d made, want 2", live, len(keys))
 	}
 }

@@ -17,7 +17,7 @@ var _ store.TSAStore = (*DB)(nil)
 // CreateTSAUnit stores a new TSA unit.
 func (s *DB) CreateTSAUnit(ctx context.Context, u *store.TSAUnit) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO tsa_units (name, key_id, cert, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?)`, u.Name, u.KeyID, u.Cert, u.CreatedAt.UnixNano(), u.UpdatedAt.UnixNano())
+		VALUES (?, ?, ?, ?, ?)`, u.Name, u.KeyID, u.Cert, u.KeySince.UnixNano(), u.UpdatedAt.UnixNano())
 	if err != nil {
 		if strings.Contains(err.Error(), "UNIQUE constraint failed") {
 			return fmt.Errorf("create tsa unit %s: %w", u.Name, store.ErrConflict)
@@ -27,17 +27,24 @@ func (s *DB) CreateTSAUnit(ctx context.Context, u *store.TSAUnit) error {
 	return nil
 }
 
-// ReplaceTSAUnit stores a new key and certificate for an existing unit.
-func (s *DB) ReplaceTSAUnit(ctx context.Context, u *store.TSAUnit) error {
-	res, err := s.db.ExecContext(ctx, "UPDATE tsa_units SET key_id = ?, cert = ?, updated_at = ? WHERE name = ?",
-		u.KeyID, u.Cert, u.UpdatedAt.UnixNano(), u.Name)
+// ReplaceTSAUnit stores a new key and certificate for an existing unit
+// whose key is still prevKeyID: a compare-and-swap, so that of two
+// replicas rolling the key over at once only one wins.
+func (s *DB) ReplaceTSAUnit(ctx context.Context, u *store.TSAUnit, prevKeyID string) error {
+	res, err := s.db.ExecContext(ctx, "UPDATE tsa_units SET key_id = ?, cert = ?, created_at = ?, updated_at = ? WHERE name = ? AND key_id = ?",
+		u.KeyID, u.Cert, u.KeySince.UnixNano(), u.UpdatedAt.UnixNano(), u.Name, prevKeyID)
 	if err != nil {
 		return fmt.Errorf("replace tsa unit %s: %w", u.Name, err)
 	}
-	if n, err := res.RowsAffected(); err != nil {
+	n, err := res.RowsAffected()
+	if err != nil {
 		return fmt.Errorf("replace tsa unit %s: %w", u.Name, err)
-	} else if n == 0 {
-		return fmt.Errorf("tsa unit %s: %w", u.Name, store.ErrNotFound)
+	}
+	if n == 0 {
+		if _, err := s.TSAUnit(ctx, u.Name); err != nil {
+			return err
+		}
+		return fmt.Errorf("replace tsa unit %s: key is no longer %s: %w", u.Name, prevKeyID, store.ErrConflict)
 	}
 	return nil
 }
@@ -56,7 +63,7 @@ func (s *DB) TSAUnit(ctx context.Context, name string) (*store.TSAUnit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tsa unit %s: %w", name, err)
 	}
-	u.CreatedAt = time.Unix(0, created).UTC()
+	u.KeySince = time.Unix(0, created).UTC()
 	u.UpdatedAt = time.Unix(0, updated).UTC()
 	return &u, nil
 }

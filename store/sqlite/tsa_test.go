@@ -116,11 +116,11 @@ func TestTSAUnits(t *testing.T) {
 	ctx := context.Background()
 	db := openTSA(t, filepath.Join(t.TempDir(), "firma.db"))
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	u := &store.TSAUnit{Name: "default", KeyID: "k1", Cert: []byte{0x30, 0x01}, CreatedAt: now, UpdatedAt: now}
+	u := &store.TSAUnit{Name: "default", KeyID: "k1", Cert: []byte{0x30, 0x01}, KeySince: now, UpdatedAt: now}
 	if _, err := db.TSAUnit(ctx, "default"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("missing unit: got %v, want ErrNotFound", err)
 	}
-	if err := db.ReplaceTSAUnit(ctx, u); !errors.Is(err, store.ErrNotFound) {
+	if err := db.ReplaceTSAUnit(ctx, u, "k1"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("replace missing unit: got %v, want ErrNotFound", err)
 	}
 	if err := db.CreateTSAUnit(ctx, u); err != nil {
@@ -130,14 +130,19 @@ func TestTSAUnits(t *testing.T) {
 		t.Fatalf("second create: got %v, want ErrConflict", err)
 	}
 	later := now.Add(time.Hour)
-	if err := db.ReplaceTSAUnit(ctx, &store.TSAUnit{Name: "default", KeyID: "k2", Cert: []byte{0x30, 0x02}, UpdatedAt: later}); err != nil {
+	next := &store.TSAUnit{Name: "default", KeyID: "k2", Cert: []byte{0x30, 0x02}, KeySince: later, UpdatedAt: later}
+	if err := db.ReplaceTSAUnit(ctx, next, "k1"); err != nil {
 		t.Fatal(err)
+	}
+	// A second replica that still saw k1 loses.
+	if err := db.ReplaceTSAUnit(ctx, &store.TSAUnit{Name: "default", KeyID: "k3", Cert: []byte{0x30, 0x03}, UpdatedAt: later}, "k1"); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("stale replace: got %v, want ErrConflict", err)
 	}
 	got, err := db.TSAUnit(ctx, "default")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.KeyID != "k2" || string(got.Cert) != "\x30\x02" || !got.CreatedAt.Equal(now) || !got.UpdatedAt.Equal(later) {
+	if got.KeyID != "k2" || string(got.Cert) != "\x30\x02" || !got.KeySince.Equal(later) || !got.UpdatedAt.Equal(later) {
 		t.Fatalf("unit after replace = %+v", got)
 	}
 }
