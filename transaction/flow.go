@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/sms"
@@ -214,6 +216,8 @@ func (s *Service) send(ctx context.Context, id, session string, resend bool) (*O
 			return nil, fail(CodeSMSFailed, "the text message with the code could not be sent; try again in a moment", err)
 		}
 		s.m.sms.WithLabelValues("sent").Inc()
+		s.record(ctx, &audit.Record{Event: audit.OTPSent, Outcome: audit.Success, Actor: citizenActor(t.CitizenID), Citizen: t.CitizenID,
+			Portal: t.PortalID, RequestID: t.ID, Details: map[string]string{"transaction": t.ID, "sends": strconv.Itoa(t.OTPSends)}})
 		s.log.InfoContext(ctx, "otp sent", "transaction", t.ID, "to", sms.Mask(c.Mobile), "sends", t.OTPSends)
 		return s.otpStatus(t, c.Mobile), nil
 	}
@@ -286,6 +290,8 @@ func (s *Service) approve(ctx context.Context, id, session, otp string) (*store.
 					return nil, fail(CodeUnavailable, "the transaction store failed; retry", err)
 				}
 				s.m.otp.WithLabelValues("locked").Inc()
+				s.record(ctx, &audit.Record{Event: audit.OTPLocked, Outcome: audit.Denied, Actor: citizenActor(t.CitizenID), Citizen: t.CitizenID,
+					Portal: t.PortalID, RequestID: t.ID, Reason: "too many wrong codes", Details: map[string]string{"transaction": t.ID}})
 				s.log.WarnContext(ctx, "otp locked", "transaction", t.ID)
 				return nil, refuse(CodeOTPLocked, "%s", t.ErrorMessage)
 			}
@@ -295,6 +301,9 @@ func (s *Service) approve(ctx context.Context, id, session, otp string) (*store.
 				return nil, fail(CodeUnavailable, "the transaction store failed; retry", err)
 			}
 			s.m.otp.WithLabelValues("wrong").Inc()
+			s.record(ctx, &audit.Record{Event: audit.OTPFailed, Outcome: audit.Failure, Actor: citizenActor(t.CitizenID), Citizen: t.CitizenID,
+				Portal: t.PortalID, RequestID: t.ID, Reason: "wrong code",
+				Details: map[string]string{"transaction": t.ID, "tries": strconv.Itoa(t.OTPTries)}})
 			left := s.rules.MaxTries - t.OTPTries
 			return nil, refuse(CodeOTPInvalid, "wrong code; %d %s left", left, plural(left, "try", "tries"))
 		}
@@ -306,6 +315,8 @@ func (s *Service) approve(ctx context.Context, id, session, otp string) (*store.
 			return nil, fail(CodeUnavailable, "the transaction store failed; retry", err)
 		}
 		s.m.otp.WithLabelValues("ok").Inc()
+		s.record(ctx, &audit.Record{Event: audit.OTPChecked, Outcome: audit.Success, Actor: citizenActor(t.CitizenID), Citizen: t.CitizenID,
+			Portal: t.PortalID, RequestID: t.ID, Details: map[string]string{"transaction": t.ID}})
 		s.log.InfoContext(ctx, "transaction approved", "transaction", t.ID)
 		return t, nil
 	}

@@ -12,12 +12,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/portal"
@@ -66,9 +68,12 @@ type Options struct {
 	// minutes between tries.
 	CallbackAttempts int
 	CallbackBackoff  time.Duration
-	Log              *slog.Logger
-	Registerer       prometheus.Registerer
-	Clock            func() time.Time
+	// Auditor receives key.used, otp.* and transaction.* records; nil
+	// writes none (tests only).
+	Auditor    Auditor
+	Log        *slog.Logger
+	Registerer prometheus.Registerer
+	Clock      func() time.Time
 }
 
 // Service runs signing transactions.
@@ -266,6 +271,8 @@ func (s *Service) create(ctx context.Context, p *store.Portal, req CreateRequest
 		return nil, fail(CodeUnavailable, "the transaction could not be stored; retry", err)
 	}
 	s.log.InfoContext(ctx, "transaction created", "transaction", id, "portal", p.ID, "documents", n, "stop_on_error", req.StopOnError)
+	s.record(ctx, &audit.Record{Event: audit.TransactionCreated, Outcome: audit.Success, Actor: portalActor(p.ID), Citizen: citizenID,
+		Portal: p.ID, RequestID: id, Details: map[string]string{"transaction": id, "documents": strconv.Itoa(n)}})
 	return &Created{ID: id, RedirectURL: s.citizenURL(id), State: StateCreated, ExpiresAt: t.ExpiresAt}, nil
 }
 

@@ -83,6 +83,7 @@ func (s *Service) sign(ctx context.Context, t *store.Transaction) error {
 	// and is signed again on resume; nothing was handed out yet.
 	var outcomes []*store.Document
 	flush := func() error {
+		s.auditSigned(ctx, t, key, outcomes)
 		_, err := s.st.UpdateDocuments(ctx, outcomes, string(DocPending))
 		outcomes = outcomes[:0]
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/store"
 )
 
@@ -86,6 +87,16 @@ func (s *Service) finish(ctx context.Context, t *store.Transaction, st State, co
 		return err
 	}
 	s.m.ended.WithLabelValues(string(st)).Inc()
+	outcome := audit.Success
+	switch st {
+	case StateFailed:
+		outcome = audit.Failure
+	case StateRejected, StateCancelled, StateExpired:
+		outcome = audit.Denied
+	}
+	s.record(ctx, &audit.Record{Event: audit.TransactionStateChange, Outcome: outcome, Actor: systemActor(), Citizen: t.CitizenID,
+		Portal: t.PortalID, RequestID: t.ID, Reason: msg,
+		Details: map[string]string{"transaction": t.ID, "from": prev.State, "state": string(st), "error_code": string(code)}})
 	s.log.InfoContext(ctx, "transaction ended", "transaction", t.ID, "portal", t.PortalID, "state", st, "code", code)
 	if t.CallbackState == "pending" {
 		select {

@@ -85,8 +85,13 @@ func (a *app) setupTransactions(ctx context.Context) error {
 		base = scheme + "://" + a.cfg.Listen.HTTP
 	}
 	portals := portal.New(a.store, portal.Options{Log: log, AllowHTTP: cfg.AllowHTTPPortals})
+	var auditor transaction.Auditor
+	if l := a.auditLog(); l != nil {
+		auditor = l
+	}
 	svc, err := transaction.New(transaction.Options{
-		Store: a.store, Portals: portals, Citizens: reg, Certificates: a.ca, Core: a.core, Keys: a.ks, SMS: gw,
+		Auditor: auditor,
+		Store:   a.store, Portals: portals, Citizens: reg, Certificates: a.ca, Core: a.core, Keys: a.ks, SMS: gw,
 		OTPKey: key, OTP: cfg.Rules(), BaseURL: base, TTL: cfg.TTL,
 		Timestamper:      signer.TimestamperFunc(tsa.TokenDER(a.tsaStamper())),
 		HTTPClient:       &http.Client{Timeout: cfg.CallbackTimeout},
