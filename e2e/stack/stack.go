@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/csc"
 	"github.com/firma-cloud/firma/keystore"
@@ -61,6 +62,7 @@ type Stack struct {
 	Tx       *transaction.Service
 	CSC      *csc.Service
 	Web      *web.Handler
+	Audit    *audit.Log
 	Metrics  *prometheus.Registry
 	Server   *httptest.Server
 	OTPKey   []byte
@@ -112,12 +114,16 @@ func New(t testing.TB, opt Options) *Stack {
 	if s.Tx, err = transaction.New(topt); err != nil {
 		t.Fatal(err)
 	}
+	if s.Audit, err = audit.Open(s.Ctx, s.DB, audit.Options{Node: "stack-test"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Audit.Close() })
 	hasher, err := policy.NewOTPHasher(s.OTPKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	copt := csc.Options{Store: s.DB, Certificates: s.CA, Keys: s.Keys, Signer: s.Core, Citizens: s.Registry, SMS: s.Outbox,
-		OTP: hasher, Registerer: s.Metrics}
+		OTP: hasher, Auditor: s.Audit, Registerer: s.Metrics}
 	if opt.CSC != nil {
 		opt.CSC(&copt)
 	}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"errors"
+
+	"github.com/firma-cloud/firma/config"
+	"github.com/firma-cloud/firma/csc"
+	"github.com/firma-cloud/firma/policy"
+	"github.com/firma-cloud/firma/portal"
+	"github.com/firma-cloud/firma/transaction"
+)
+
+// setupCSC serves the Cloud Signature Consortium API v2 under /csc/v2/:
+// portals authenticate with their API key or client certificate, citizens
+// authorise with an SMS one-time password under the transactions
+// section's OTP rules and key.
+func (a *app) setupCSC(ctx context.Context) error {
+	cfg := config.SectionOf[csc.Config](a.cfg, csc.SectionName)
+	if cfg == nil {
+		d := csc.DefaultConfig()
+		cfg = &d
+	}
+	log := a.log.With("part", "csc")
+	if !cfg.Enabled {
+		log.Info("CSC API disabled (csc.enabled)")
+		return nil
+	}
+	if a.ca == nil {
+		return errors.New("the CSC API needs the certificate authority: the ca step must run first")
+	}
+	tc := config.SectionOf[transaction.Config](a.cfg, transaction.SectionName)
+	if tc == nil {
+		d := transaction.DefaultConfig()
+		tc = &d
+	}
+	gw, err := a.otpGateway(tc)
+	if err != nil {
+		return err
+	}
+	key, err := otpKey(tc.OTPKeyFile, a.cfg.Store.Path)
+	if err != nil {
+		return err
+	}
+	hasher, err := policy.NewOTPHasher(key)
+	if err != nil {
+		return err
+	}
+	opt := csc.Options{Store: a.store, Certificates: a.ca, Keys: a.ks, Signer: a.core, Citizens: a.store, SMS: gw, OTP: hasher,
+		Rules: tc.Rules(), SADTTL: cfg.SADTTL, Lockout: cfg.OTPLockout, MaxSignatures: cfg.MaxSignatures,
+		Name: cfg.Name, Description: cfg.Description, Logo: cfg.Logo, Log: log, Registerer: a.reg}
+	if l := a.auditLog(); l != nil {
+		opt.Auditor = l
+	}
+	svc, err := csc.New(opt)
+	if err != nil {
+		return err
+	}
+	svc.Register(a.mux, portal.New(a.store, portal.Options{Log: log}))
+	log.Info("CSC API v2 ready", "path", csc.Prefix, "sad_ttl", cfg.SADTTL, "multisign", cfg.MaxSignatures)
+	return nil
+}

@@ -1,0 +1,53 @@
+package csc
+
+import (
+	"errors"
+	"time"
+
+	"github.com/firma-cloud/firma/config"
+)
+
+// SectionName is the top-level key of Config in firmad.yaml.
+const SectionName = "csc"
+
+// Config is the `csc:` section of firmad.yaml. The OTP limits are the
+// transactions section's.
+type Config struct {
+	// Enabled serves the CSC API under /csc/v2/.
+	Enabled bool `yaml:"enabled"`
+	// SADTTL is how long a SAD may be used after credentials/authorize.
+	SADTTL time.Duration `yaml:"sad_ttl"`
+	// OTPLockout is how long credentials/sendOTP is refused after a code
+	// locked with too many wrong tries.
+	OTPLockout time.Duration `yaml:"otp_lockout"`
+	// MaxSignatures is the most hashes one SAD may authorise (multisign).
+	MaxSignatures int `yaml:"max_signatures"`
+	// Name, Description and Logo are what info returns.
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+	Logo        string `yaml:"logo"`
+}
+
+// DefaultConfig is the section's defaults.
+func DefaultConfig() Config {
+	return Config{Enabled: true, SADTTL: DefaultSADTTL, OTPLockout: DefaultLockout, MaxSignatures: DefaultMaxSignatures}
+}
+
+func init() {
+	config.RegisterSection(SectionName, func() any { c := DefaultConfig(); return &c })
+}
+
+// Validate names every bad field.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.SADTTL < 10*time.Second || c.SADTTL > time.Hour {
+		errs = append(errs, &config.FieldError{Field: "sad_ttl", Msg: "must be 10s to 1h"})
+	}
+	if c.OTPLockout < time.Minute {
+		errs = append(errs, &config.FieldError{Field: "otp_lockout", Msg: "must be at least 1m"})
+	}
+	if c.MaxSignatures < 1 || c.MaxSignatures > 1000 {
+		errs = append(errs, &config.FieldError{Field: "max_signatures", Msg: "must be 1 to 1000"})
+	}
+	return errors.Join(errs...)
+}
