@@ -40,6 +40,10 @@ const (
 	caIssuing = "issuing"
 	// tsaRetry spaces attempts to load the TSA while there is no CA yet.
 	tsaRetry = 5 * time.Second
+	// tsaRefresh is how often a running firmad reloads the TSA unit, so
+	// that a key rollover (tsa.LoadUnit) happens without a restart and
+	// replicas pick up the unit another replica rolled over.
+	tsaRefresh = time.Hour
 )
 
 // errTSANotSetUp means there is no issuing CA to certify the TSA yet.
@@ -84,6 +88,10 @@ func (a *app) setupTSA(ctx context.Context) error {
 	} else if err != nil {
 		a.log.Warn("built-in TSA answers 503 until 'firmactl init' has set up the CA", "err", err)
 	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go b.refreshLoop(stop, done)
+	a.onClose("tsa", func() error { close(stop); <-done; return nil })
 	a.mux.Handle("/tsa", b)
 	a.mux.HandleFunc("/tsa/certs", b.serveCerts)
 	a.ready("tsa", func(ctx context.Context) error {
@@ -123,6 +131,44 @@ func (b *builtinTSA) server(ctx context.Context) (*tsa.Server, error) {
 	}
 	b.srv.Store(s)
 	return s, nil
+}
+
+// refreshLoop reloads the TSA every tsaRefresh until stop is closed.
+func (b *builtinTSA) refreshLoop(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(tsaRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			b.refresh(ctx)
+			cancel()
+		}
+	}
+}
+
+// refresh reloads the unit and swaps the server in if its key or
+// certificate changed; requests in flight finish on the old one.
+func (b *builtinTSA) refresh(ctx context.Context) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	old := b.srv.Load()
+	if old == nil {
+		return // not set up yet: server() retries on demand
+	}
+	s, err := b.a.loadTSA(ctx)
+	if err != nil {
+		b.a.log.Error("built-in TSA reload failed; serving with the current key", "err", err)
+		return
+	}
+	if !s.Certificate().Equal(old.Certificate()) {
+		b.srv.Store(s)
+		b.a.log.Info("built-in TSA now signs with a new certificate", "subject", s.Certificate().Subject.String(),
+			"serial", s.Certificate().SerialNumber.Text(16), "not_after", s.Certificate().NotAfter)
+	}
 }
 
 // loadTSA loads (making on first run) the TSA unit and builds its server.
