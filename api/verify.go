@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -35,25 +36,37 @@ func init() {
 	for _, e := range []error{signer.ErrPDF, signer.ErrFormat, signer.ErrFormatDigest, signer.ErrNeedsDocument, signer.ErrHash} {
 		AddErrorMapping(e, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "cannot sign the document", true)
 	}
+	AddErrorMapping(ErrVerifierUnavailable, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_UNSPECIFIED, "verification is not available yet", true)
 	AddErrorMapping(signer.ErrTimestamp, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_UNSPECIFIED, "time-stamping authority unavailable", false)
 }
 
 // VerifyService implements firmav1.VerifyServiceServer on a verifier.
 type VerifyService struct {
 	firmav1.UnimplementedVerifyServiceServer
-	v   *verify.Verifier
+	get func(context.Context) (*verify.Verifier, error)
 	log *slog.Logger
 }
 
 var _ firmav1.VerifyServiceServer = (*VerifyService)(nil)
 
-// NewVerifyService returns the verification service.
+// NewVerifyService returns the verification service on a verifier.
 func NewVerifyService(v *verify.Verifier, log *slog.Logger) *VerifyService {
+	return NewLazyVerifyService(func(context.Context) (*verify.Verifier, error) { return v, nil }, log)
+}
+
+// NewLazyVerifyService returns the verification service on the verifier
+// get returns for each call, for trust anchors that appear after start-up
+// (the built-in CA before `firmactl ca init`). An error from get should
+// wrap ErrVerifierUnavailable.
+func NewLazyVerifyService(get func(context.Context) (*verify.Verifier, error), log *slog.Logger) *VerifyService {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &VerifyService{v: v, log: log}
+	return &VerifyService{get: get, log: log}
 }
+
+// ErrVerifierUnavailable means no trust anchors are configured yet.
+var ErrVerifierUnavailable = errors.New("no trust anchors configured yet")
 
 // Verify checks the signatures of one document.
 func (s *VerifyService) Verify(ctx context.Context, req *firmav1.VerifyRequest) (*firmav1.VerifyResponse, error) {
@@ -62,31 +75,32 @@ func (s *VerifyService) Verify(ctx context.Context, req *firmav1.VerifyRequest) 
 	if len(sig) == 0 {
 		return nil, invalidArg("signature", "is required")
 	}
-	var (
-		r   *verify.Report
-		err error
-	)
+	v, err := s.get(ctx)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, method, err)
+	}
+	var r *verify.Report
 	switch {
 	case bytes.HasPrefix(sig, []byte("%PDF-")):
 		if req.GetSigned() != nil {
 			return nil, invalidArg("content", "a PDF carries what it signs; send no content or digest")
 		}
-		r, err = s.v.PDF(ctx, sig)
+		r, err = v.PDF(ctx, sig)
 	default:
 		if b, _ := pem.Decode(sig); b != nil {
 			sig = b.Bytes
 		}
 		switch signed := req.GetSigned().(type) {
 		case *firmav1.VerifyRequest_Content:
-			r, err = s.v.CAdES(ctx, sig, bytes.NewReader(signed.Content))
+			r, err = v.CAdES(ctx, sig, bytes.NewReader(signed.Content))
 		case *firmav1.VerifyRequest_Digest:
 			h, ok := hashes[req.GetDigestHash()]
 			if !ok {
 				return nil, invalidArg("digest_hash", fmt.Sprintf("unknown hash algorithm %d", req.GetDigestHash()))
 			}
-			r, err = s.v.CAdESDigest(ctx, sig, h, signed.Digest)
+			r, err = v.CAdESDigest(ctx, sig, h, signed.Digest)
 		default:
-			r, err = s.v.CAdES(ctx, sig, nil)
+			r, err = v.CAdES(ctx, sig, nil)
 		}
 	}
 	if err != nil {
