@@ -10,15 +10,18 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/store"
+	"github.com/firma-cloud/firma/transaction"
 )
 
 // PortalService implements firmav1.PortalServiceServer for operators.
 type PortalService struct {
 	firmav1.UnimplementedPortalServiceServer
-	reg *portal.Registry
-	log *slog.Logger
+	reg     *portal.Registry
+	log     *slog.Logger
+	auditor transaction.Auditor
 }
 
 var _ firmav1.PortalServiceServer = (*PortalService)(nil)
@@ -29,6 +32,28 @@ func NewPortalService(reg *portal.Registry, log *slog.Logger) *PortalService {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &PortalService{reg: reg, log: log}
+}
+
+// WithAuditor makes every change to a portal an audit record.
+func (s *PortalService) WithAuditor(a transaction.Auditor) *PortalService {
+	s.auditor = a
+	return s
+}
+
+// audit records a portal change by the calling operator; a lost record is
+// logged, the change itself being in the store.
+func (s *PortalService) audit(ctx context.Context, ev audit.Event, portalID, change string) {
+	if s.auditor == nil {
+		return
+	}
+	op := Operator(ctx)
+	if op == "" {
+		op = "unknown"
+	}
+	if err := s.auditor.Append(ctx, &audit.Record{Event: ev, Outcome: audit.Success, Actor: audit.Actor{Role: audit.RoleAdmin, ID: op},
+		Portal: portalID, Details: map[string]string{"change": change}}); err != nil {
+		s.log.ErrorContext(ctx, "audit record lost", "event", ev, "err", err)
+	}
 }
 
 // RegisterPortals registers PortalService on s.
@@ -73,6 +98,7 @@ func (s *PortalService) CreatePortal(ctx context.Context, req *firmav1.CreatePor
 		return nil, s.portalErr(ctx, "CreatePortal", err)
 	}
 	s.log.InfoContext(ctx, "portal created", "portal", c.Portal.ID, "operator", Operator(ctx))
+	s.audit(ctx, audit.PortalCreated, c.Portal.ID, "created")
 	return &firmav1.CreatePortalResponse{Portal: portalOut(c.Portal), ApiKey: c.APIKey, CallbackKey: c.CallbackKey}, nil
 }
 
@@ -112,6 +138,7 @@ func (s *PortalService) UpdatePortal(ctx context.Context, req *firmav1.UpdatePor
 		return nil, s.portalErr(ctx, "UpdatePortal", err)
 	}
 	s.log.InfoContext(ctx, "portal updated", "portal", p.ID, "operator", Operator(ctx))
+	s.audit(ctx, audit.PortalChanged, p.ID, "settings")
 	return &firmav1.UpdatePortalResponse{Portal: portalOut(p), CallbackKey: key}, nil
 }
 
@@ -122,6 +149,7 @@ func (s *PortalService) RotatePortalAPIKey(ctx context.Context, req *firmav1.Get
 		return nil, s.portalErr(ctx, "RotatePortalAPIKey", err)
 	}
 	s.log.InfoContext(ctx, "portal api key rotated", "portal", req.GetId(), "operator", Operator(ctx))
+	s.audit(ctx, audit.PortalChanged, req.GetId(), "access key rotated")
 	return &firmav1.RotatePortalKeyResponse{Key: k}, nil
 }
 
@@ -132,6 +160,7 @@ func (s *PortalService) RotatePortalCallbackKey(ctx context.Context, req *firmav
 		return nil, s.portalErr(ctx, "RotatePortalCallbackKey", err)
 	}
 	s.log.InfoContext(ctx, "portal callback key rotated", "portal", req.GetId(), "operator", Operator(ctx))
+	s.audit(ctx, audit.PortalChanged, req.GetId(), "callback key rotated")
 	return &firmav1.RotatePortalKeyResponse{Key: k}, nil
 }
 
@@ -142,5 +171,10 @@ func (s *PortalService) SetPortalStatus(ctx context.Context, req *firmav1.SetPor
 		return nil, s.portalErr(ctx, "SetPortalStatus", err)
 	}
 	s.log.InfoContext(ctx, "portal status set", "portal", p.ID, "status", p.Status, "operator", Operator(ctx))
+	if p.Status == store.PortalDisabled {
+		s.audit(ctx, audit.PortalDisabled, p.ID, "disabled")
+	} else {
+		s.audit(ctx, audit.PortalChanged, p.ID, "enabled")
+	}
 	return portalOut(p), nil
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/keystore"
@@ -44,6 +45,7 @@ type txServer struct {
 	portals firmav1.PortalServiceClient
 	conn    *grpc.ClientConn
 	root    []byte
+	audit   *audit.Log
 }
 
 func newTxServer(t *testing.T) *txServer {
@@ -90,7 +92,12 @@ func newTxServer(t *testing.T) *txServer {
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer(opts...)
-	api.RegisterPortals(gs, api.NewPortalService(portals, log))
+	auditLog, err := audit.Open(ctx, db, audit.Options{Node: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { auditLog.Close() })
+	api.RegisterPortals(gs, api.NewPortalService(portals, log).WithAuditor(auditLog))
 	api.RegisterTransactions(gs, api.NewTransactionService(svc, portals, log))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -103,7 +110,7 @@ func newTxServer(t *testing.T) *txServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &txServer{db: db, reg: reg, svc: svc, conn: conn, portals: firmav1.NewPortalServiceClient(conn), root: auth.Root().Raw}
+	return &txServer{db: db, reg: reg, svc: svc, conn: conn, portals: firmav1.NewPortalServiceClient(conn), root: auth.Root().Raw, audit: auditLog}
 }
 
 func opCtx() context.Context {
@@ -265,4 +272,20 @@ func TestTransactionGRPC(t *testing.T) {
 	}
 	_, err = tx.RecoverBatchState(portalCtx(a.ApiKey), ref)
 	wantReason(t, err, codes.PermissionDenied, string(transaction.CodeForbidden))
+
+	// Every portal change is in the audit log, by the operator who made it.
+	page, err := s.audit.Query(ctx, audit.Filter{Events: []audit.Event{audit.PortalCreated, audit.PortalChanged, audit.PortalDisabled}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []string
+	for _, r := range page.Records {
+		if r.Actor.Role != audit.RoleAdmin || r.Actor.ID != "op" {
+			t.Errorf("portal record by %+v", r.Actor)
+		}
+		events = append(events, string(r.Event))
+	}
+	if strings.Join(events, ",") != "portal.created,portal.created,portal.changed,portal.disabled" {
+		t.Errorf("portal audit records %v", events)
+	}
 }

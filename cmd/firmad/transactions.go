@@ -102,7 +102,7 @@ func (a *app) setupTransactions(ctx context.Context) error {
 		return err
 	}
 	txServices.Store(a, svc)
-	api.RegisterPortals(a.grpc, api.NewPortalService(portals, log))
+	api.RegisterPortals(a.grpc, api.NewPortalService(portals, log).WithAuditor(auditor))
 	api.RegisterTransactions(a.grpc, api.NewTransactionService(svc, portals, log))
 	transaction.NewHandler(svc, portals, log, int64(cfg.MaxRequestBytes)).Register(a.mux)
 
