@@ -7,11 +7,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/firma-cloud/firma/e2e/stack"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
@@ -461,5 +464,99 @@ func TestStaticAssets(t *testing.T) {
 	r := f.get(t, "/sign/assets/style.css")
 	if r.status != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "text/css") || !strings.Contains(r.body, "@media") {
 		t.Fatalf("style.css: %d %s", r.status, r.header.Get("Content-Type"))
+	}
+}
+
+// clock is the transaction core's time, moved by the tests.
+type clock struct {
+	mu  sync.Mutex
+	off time.Duration
+}
+
+func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return time.Now().Add(c.off) }
+func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.off += d; c.mu.Unlock() }
+
+func newClockFixture(t *testing.T) (*fixture, *clock) {
+	t.Helper()
+	c := &clock{}
+	s := stack.New(t, stack.Options{Transaction: func(o *transaction.Options) { o.Clock = c.Now }})
+	p, _ := s.Portal("Agencia Tributaria", okURL, errURL)
+	jar, _ := cookiejar.New(nil)
+	return &fixture{Stack: s, portal: p, citizen: s.Advanced(12345678, "Lucía", "García Pérez"),
+		c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}, c
+}
+
+func TestResendAndExpiry(t *testing.T) {
+	f, c := newClockFixture(t)
+	id := f.create(t)
+	page := f.login(t, id)
+	first, _ := f.LastOTP(f.citizen)
+
+	// After the gap, a new code replaces the old one.
+	c.Add(31 * time.Second)
+	r := f.post(t, "/sign/"+id+"/resend", url.Values{"csrf": {csrfOf(t, page.body)}}, f.Server.URL)
+	if r.status != http.StatusSeeOther || r.loc != "/sign/"+id+"?n=resent" {
+		t.Fatalf("resend: %d %q\n%s", r.status, r.loc, r.body)
+	}
+	page = f.get(t, r.loc)
+	wantIn(t, page.body, "Le hemos enviado un código nuevo.", "Puede pedir 2 códigos nuevos más.")
+	second, _ := f.LastOTP(f.citizen)
+	if f.SMSCount(f.citizen) != 2 {
+		t.Fatalf("%d SMS, want 2", f.SMSCount(f.citizen))
+	}
+	if first != second {
+		r = f.post(t, "/sign/"+id+"/approve", url.Values{"csrf": {csrfOf(t, page.body)}, "otp": {first}}, f.Server.URL)
+		wantIn(t, r.body, "Código incorrecto.")
+	}
+
+	// The code expires after five minutes.
+	c.Add(5*time.Minute + time.Second)
+	r = f.post(t, "/sign/"+id+"/approve", url.Values{"csrf": {csrfOf(t, page.body)}, "otp": {second}}, f.Server.URL)
+	if r.status != http.StatusBadRequest {
+		t.Fatalf("expired code: %d", r.status)
+	}
+	wantIn(t, r.body, "El código ha caducado. Pida uno nuevo.")
+
+	// The transaction expires after ten minutes: the page says so and
+	// offers the way back to the portal's error URL.
+	c.Add(5 * time.Minute)
+	r = f.get(t, "/sign/"+id)
+	wantIn(t, r.body, "Esta solicitud de firma ha caducado sin firmarse.", errURL+"?transaction_id="+id)
+	if strings.Contains(r.body, `name="otp"`) || strings.Contains(r.body, `name="password"`) {
+		t.Fatal("an expired transaction still shows a form")
+	}
+}
+
+// TestFlowContinuesOnAnotherNode: the citizen signs in on one node and
+// approves on another sharing the store and OTP key, as after a restart
+// or behind a load balancer: the page keeps no state of its own.
+func TestFlowContinuesOnAnotherNode(t *testing.T) {
+	f := newFixture(t, nil)
+	id := f.create(t)
+	page := f.login(t, id)
+	code, _ := f.LastOTP(f.citizen)
+
+	var node2 *httptest.Server
+	var h http.Handler
+	node2 = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	defer node2.Close()
+	tx2, err := transaction.New(transaction.Options{Store: f.DB, Portals: f.Portals, Citizens: f.Registry, Certificates: f.CA, Core: f.Core,
+		Keys: f.Keys, SMS: f.Outbox, OTPKey: f.OTPKey, BaseURL: node2.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2, err := web.New(web.Options{Transactions: tx2, BaseURL: node2.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h = w2
+	// Cookies are per host, not per port: the jar sends node 1's to node 2.
+	req, _ := http.NewRequest(http.MethodPost, node2.URL+"/sign/"+id+"/approve",
+		strings.NewReader(url.Values{"csrf": {csrfOf(t, page.body)}, "otp": {code}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", node2.URL)
+	r := f.do(t, req)
+	if r.status != http.StatusSeeOther || r.loc != okURL+"?transaction_id="+id {
+		t.Fatalf("approve on node 2: %d %q\n%s", r.status, r.loc, r.body)
 	}
 }
