@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/ca"
@@ -90,7 +91,11 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, er
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, grpc.ChainUnaryInterceptor(a.lateUnary), grpc.ChainStreamInterceptor(a.lateStream))
+	opts = append(opts, grpc.ChainUnaryInterceptor(a.lateUnary), grpc.ChainStreamInterceptor(a.lateStream),
+		// Probe idle clients so half-open connections behind NAT are freed,
+		// and refuse clients that ping more often than every 10 s.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}))
 	if a.tls != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(a.tls)))
 	}
