@@ -27,6 +27,10 @@ type Config struct {
 	// Auditors are the operators (by name, as configured in auth) who hold
 	// the auditor role: they may read and export the log and nothing else.
 	Auditors []string `yaml:"auditors"`
+	// Notify is how citizens hear of each signature made with their key:
+	// "sms" (default) or "none". Email needs a mail gateway the service
+	// does not have yet.
+	Notify string `yaml:"notify"`
 	// Flush fsyncs every commit so that records survive a power cut, not
 	// only a crash of the process (see Options.Flush).
 	Flush bool `yaml:"flush"`
@@ -37,7 +41,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{Origin: "firma.cloud/audit", CheckpointInterval: time.Minute}
+	return Config{Origin: "firma.cloud/audit", CheckpointInterval: time.Minute, Notify: "sms"}
 }
 
 // Validate checks c.
@@ -47,6 +51,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("audit.origin %q: %w: want a name without spaces or '+'", c.Origin, ErrInvalid)
 	case c.CheckpointInterval < time.Second:
 		return fmt.Errorf("audit.checkpoint_interval %v: %w: want at least 1s", c.CheckpointInterval, ErrInvalid)
+	case c.Notify != "sms" && c.Notify != "none":
+		return fmt.Errorf("audit.notify %q: %w: want sms or none", c.Notify, ErrInvalid)
 	case c.MaxBatch < 0 || c.Linger < 0:
 		return fmt.Errorf("audit.max_batch, audit.linger: %w: negative", ErrInvalid)
 	}

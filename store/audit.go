@@ -97,4 +97,9 @@ type AuditStore interface {
 	// AuditKeyUsage summarises "key.used" records in [from, to) per citizen,
 	// portal and key, for one citizen or portal if given.
 	AuditKeyUsage(ctx context.Context, citizen, portal string, from, to time.Time) ([]*AuditUsage, error)
+	// AuditCursor returns where the named reader of the log is: the next
+	// index it will read, -1 if it never saved one.
+	AuditCursor(ctx context.Context, name string) (int64, error)
+	// SetAuditCursor saves the named reader's position.
+	SetAuditCursor(ctx context.Context, name string, position int64) error
 }

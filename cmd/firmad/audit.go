@@ -18,13 +18,14 @@ import (
 	"github.com/firma-cloud/firma/api/firmav1"
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/sms"
 	"github.com/firma-cloud/firma/store"
 	"github.com/firma-cloud/firma/tsa"
 )
 
 // EnvAuditConfig names a YAML file with the audit settings (audit.Config:
-// origin, checkpoint_interval, pseudonym_key_file, auditors, flush,
-// max_batch, linger).
+// origin, checkpoint_interval, pseudonym_key_file, auditors, notify,
+// flush, max_batch, linger).
 // TODO(issue 6): read an "audit:" section once config.Config carries
 // audit.Config, and keep this variable as an override.
 const EnvAuditConfig = "FIRMA_AUDIT_CONFIG"
@@ -108,22 +109,36 @@ func (a *app) setupAudit(ctx context.Context) error {
 	} else {
 		log.Warn("audit checkpoints are not timestamped: no built-in TSA yet (run firmactl init)")
 	}
+	var outbox *sms.Outbox
+	if cfg.Notify == "sms" {
+		// The registry's outbox table; its metrics are registered by the
+		// registry's own outbox.
+		// TODO(issue 6): send through the registry's gateway once app
+		// shares it.
+		if outbox, err = sms.NewOutbox(a.store, sms.OutboxOptions{Log: a.log.With("part", "sms")}); err != nil {
+			return err
+		}
+	}
 	l, err := audit.Open(ctx, a.store, opt)
 	if err != nil {
 		return err
 	}
 	auditLogs.Store(a, l)
 	cctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		l.RunCheckpoints(cctx, cfg.CheckpointInterval)
-	}()
+	var wg sync.WaitGroup
+	wg.Go(func() { l.RunCheckpoints(cctx, cfg.CheckpointInterval) })
+	if outbox != nil {
+		wg.Go(func() {
+			if err := l.NotifySignatures(cctx, audit.NotifyOptions{Contacts: a.store, SMS: outbox, Registerer: a.reg, Logger: log}); err != nil {
+				log.Error("signature notifications stopped", "err", err)
+			}
+		})
+	}
 	// Added after the keystore, so closed before it: the final checkpoint
 	// still reaches the HSM.
 	a.onClose("audit", func() error {
 		cancel()
-		<-done
+		wg.Wait()
 		auditLogs.Delete(a)
 		return l.Close()
 	})

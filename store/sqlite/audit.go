@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -337,3 +338,47 @@ func (s *DB) AuditKeyUsage(ctx context.Context, citizen, portal string, from, to
 	return out, nil
 }
 
+// auditCursorsTable is in migration 0005 now; databases that applied an
+// earlier 0005 during development get it on first use.
+const auditCursorsTable = `CREATE TABLE IF NOT EXISTS audit_cursors (
+	name TEXT PRIMARY KEY, position INTEGER NOT NULL, updated_at INTEGER NOT NULL)`
+
+func (s *DB) withCursors(ctx context.Context, fn func() error) error {
+	err := fn()
+	if err != nil && strings.Contains(err.Error(), "no such table: audit_cursors") {
+		if _, cerr := s.db.ExecContext(ctx, auditCursorsTable); cerr != nil {
+			return cerr
+		}
+		err = fn()
+	}
+	return err
+}
+
+// AuditCursor returns a log reader's saved position.
+func (s *DB) AuditCursor(ctx context.Context, name string) (int64, error) {
+	var pos int64
+	err := s.withCursors(ctx, func() error {
+		return s.db.QueryRowContext(ctx, "SELECT position FROM audit_cursors WHERE name = ?", name).Scan(&pos)
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return -1, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("audit cursor %s: %w", name, err)
+	}
+	return pos, nil
+}
+
+// SetAuditCursor saves a log reader's position.
+func (s *DB) SetAuditCursor(ctx context.Context, name string, position int64) error {
+	err := s.withCursors(ctx, func() error {
+		_, err := s.db.ExecContext(ctx, `INSERT INTO audit_cursors (name, position, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`,
+			name, position, time.Now().UnixNano())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set audit cursor %s: %w", name, err)
+	}
+	return nil
+}

@@ -50,3 +50,11 @@ CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
 BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
 CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
 BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
+
+-- Where each consumer of the log (the signature notifier) has read up to:
+-- the index of the next record it will look at.
+CREATE TABLE IF NOT EXISTS audit_cursors (
+	name       TEXT PRIMARY KEY,
+	position   INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL
+);
