@@ -244,6 +244,10 @@ func TestBrowserRejects(t *testing.T) {
 	}
 	// Back in the browser, the page tells the request is closed.
 	do(t, ctx, "reopen", chromedp.Navigate(p.firmad+"/sign/"+id), chromedp.WaitVisible(chromedp.CSS("#final")))
+	if pr := layoutProblems(t, ctx); len(pr) > 0 {
+		t.Errorf("final page: %s", strings.Join(pr, "; "))
+	}
+	screenshot(t, ctx, "final-rejected-desktop")
 }
 
 // verifyWithOpenSSL checks the signer chain and every signature with
