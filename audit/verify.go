@@ -352,8 +352,13 @@ func VerifyExportWith(r io.Reader, o VerifyOptions) (*Report, error) {
 // export of it, and also that the store's query columns agree with each
 // record, so a query cannot be steered by editing them.
 func VerifyStore(ctx context.Context, st store.AuditStore, keys note.Verifiers, trusted ...[]byte) (*Report, error) {
-	v := &verifier{keys: keys}
-	for i, t := range trusted {
+	return VerifyStoreWith(ctx, st, VerifyOptions{Keys: keys, Trusted: trusted})
+}
+
+// VerifyStoreWith is VerifyStore with timestamp checks.
+func VerifyStoreWith(ctx context.Context, st store.AuditStore, o VerifyOptions) (*Report, error) {
+	v := &verifier{keys: o.Keys, checkTS: o.CheckTimestamp}
+	for i, t := range o.Trusted {
 		if err := v.addCheckpoint(t, nil, true, fmt.Sprintf("trusted checkpoint %d", i+1)); err != nil {
 			return nil, err
 		}

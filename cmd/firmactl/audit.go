@@ -37,23 +37,25 @@ func init() {
 		keyFile  string
 		trusted  auditListFlag
 		tsaRoots string
+		db       string
 		quiet    bool
 	}
 	register(&command{
 		name:    "audit verify",
 		args:    "EXPORT",
-		summary: "check an audit export offline: checkpoint signatures and every record; names the first bad one",
+		summary: "check an audit export offline (or the database, --db): checkpoint signatures and every record; names the first bad one",
 		flags: func(fs *flag.FlagSet) {
 			ver.keys, ver.trusted = nil, nil
 			fs.Var(&ver.keys, "key", "checkpoint verifier key (name+hash+base64), as 'audit checkpoint' prints it; repeatable (env FIRMA_AUDIT_KEY)")
 			fs.StringVar(&ver.keyFile, "key-file", "", "file of verifier keys, one per line")
 			fs.Var(&ver.trusted, "trusted", "a signed checkpoint kept elsewhere (file saved by 'audit checkpoint'); repeatable. Catches a log cut back together with its checkpoints")
 			fs.StringVar(&ver.tsaRoots, "tsa-roots", "", "PEM roots of the TSA: also check every checkpoint's RFC 3161 timestamp")
-			fs.BoolVar(&ver.quiet, "q", false, "print nothing when the export verifies")
+			fs.StringVar(&ver.db, "db", "", "verify this SQLite database file directly instead of an export (also checks the query columns)")
+			fs.BoolVar(&ver.quiet, "q", false, "print nothing when the log verifies")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
-			if len(args) != 1 {
-				return usageErr("want one EXPORT file (- for standard input)")
+			if (ver.db == "") != (len(args) == 1) || len(args) > 1 {
+				return usageErr("want one EXPORT file (- for standard input), or --db")
 			}
 			keys := append([]string(nil), ver.keys...)
 			if k := e.getenv("FIRMA_AUDIT_KEY"); k != "" && len(keys) == 0 {
@@ -85,11 +87,6 @@ func init() {
 				}
 				trusted = append(trusted, b)
 			}
-			r, closeIn, err := auditOpenIn(args[0])
-			if err != nil {
-				return err
-			}
-			defer closeIn()
 			opt := audit.VerifyOptions{Keys: v, Trusted: trusted}
 			if ver.tsaRoots != "" {
 				b, err := os.ReadFile(ver.tsaRoots)
@@ -108,7 +105,20 @@ func init() {
 					return t.Time, nil
 				}
 			}
-			rep, err := audit.VerifyExportWith(r, opt)
+			var rep *audit.Report
+			if ver.db != "" {
+				err = auditWithDB(ctx, ver.db, func(db *sqlite.DB) error {
+					rep, err = audit.VerifyStoreWith(ctx, db, opt)
+					return err
+				})
+			} else {
+				r, closeIn, oerr := auditOpenIn(args[0])
+				if oerr != nil {
+					return oerr
+				}
+				defer closeIn()
+				rep, err = audit.VerifyExportWith(r, opt)
+			}
 			if err != nil {
 				return err
 			}

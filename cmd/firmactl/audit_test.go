@@ -181,6 +181,15 @@ func TestAuditVerifyCommand(t *testing.T) {
 				t.Fatalf("exit %d, want %d with %q\nstdout: %s\nstderr: %s", code, tt.exit, tt.want, stdout, stderr)
 			}
 			t.Logf("%s%s", stdout, stderr)
+			// The same verdict reading the database directly.
+			dbArgs := append([]string{"audit", "verify", "--db", path}, args[2:len(args)-1]...)
+			if tt.trusted {
+				dbArgs = append([]string{"audit", "verify", "--db", path, "--key", ak.vkey}, args[len(args)-2:]...)
+			}
+			code, stdout, stderr = firmactl(t, nil, dbArgs...)
+			if code != tt.exit || !strings.Contains(stdout+stderr, tt.want) {
+				t.Fatalf("--db: exit %d, want %d with %q\nstdout: %s\nstderr: %s", code, tt.exit, tt.want, stdout, stderr)
+			}
 		})
 	}
 }
