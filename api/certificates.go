@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/ca"
 )
 
@@ -39,6 +40,7 @@ func init() {
 	AddErrorMapping(ca.ErrWrongMode, codes.FailedPrecondition, u, "certificate mode", true)
 	AddErrorMapping(ca.ErrNotInitialised, codes.FailedPrecondition, u, "certificate authority not initialised: run 'firmactl init'", false)
 	AddErrorMapping(ca.ErrAlreadyInitialised, codes.AlreadyExists, u, "certificate authority already set up", false)
+	AddErrorMapping(ca.ErrAuditUnavailable, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_INTERNAL, "audit log unavailable, operation refused", false)
 }
 
 // certErrors name, for ErrorInfo metadata, the CA errors a program may act on.
@@ -88,6 +90,14 @@ func NewCertificateService(a *ca.Authority, log *slog.Logger) *CertificateServic
 // RegisterCertificates registers CertificateService on s.
 func RegisterCertificates(s *grpc.Server, a *ca.Authority, log *slog.Logger) {
 	firmav1.RegisterCertificateServiceServer(s, NewCertificateService(a, log))
+}
+
+// caller tells the CA, for its audit records, which operator asked.
+func caller(ctx context.Context) context.Context {
+	if op := Operator(ctx); op != "" {
+		return ca.WithActor(ctx, audit.Actor{Role: audit.RoleAdmin, ID: op})
+	}
+	return ctx
 }
 
 func (s *CertificateService) fail(ctx context.Context, method string, err error, meta ...string) error {
@@ -171,7 +181,7 @@ func (s *CertificateService) EnsureCertificate(ctx context.Context, req *firmav1
 	if err := checkCitizenID("citizen_id", req.GetCitizenId()); err != nil {
 		return nil, err
 	}
-	c, err := s.ca.EnsureCertificate(ctx, req.GetCitizenId())
+	c, err := s.ca.EnsureCertificate(caller(ctx), req.GetCitizenId())
 	if err != nil {
 		meta := []string{"citizen_id", req.GetCitizenId()}
 		if c != nil && errors.Is(err, ca.ErrPending) {
@@ -188,7 +198,7 @@ func (s *CertificateService) IssueCertificate(ctx context.Context, req *firmav1.
 	if err := checkCitizenID("citizen_id", req.GetCitizenId()); err != nil {
 		return nil, err
 	}
-	c, err := s.ca.Issue(ctx, req.GetCitizenId())
+	c, err := s.ca.Issue(caller(ctx), req.GetCitizenId())
 	if err != nil {
 		return nil, s.fail(ctx, method, err, "citizen_id", req.GetCitizenId())
 	}
@@ -255,7 +265,7 @@ func (s *CertificateService) RenewCertificate(ctx context.Context, req *firmav1.
 	if err := checkCitizenID("citizen_id", req.GetCitizenId()); err != nil {
 		return nil, err
 	}
-	c, err := s.ca.Renew(ctx, req.GetCitizenId())
+	c, err := s.ca.Renew(caller(ctx), req.GetCitizenId())
 	if err != nil {
 		return nil, s.fail(ctx, method, err, "citizen_id", req.GetCitizenId())
 	}
@@ -272,7 +282,7 @@ func (s *CertificateService) RevokeCertificate(ctx context.Context, req *firmav1
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.ca.Revoke(ctx, req.GetId(), reason)
+	c, err := s.ca.Revoke(caller(ctx), req.GetId(), reason)
 	if err != nil {
 		return nil, s.fail(ctx, method, err, "id", req.GetId())
 	}
@@ -289,7 +299,7 @@ func (s *CertificateService) RevokeCitizenCertificates(ctx context.Context, req 
 	if err != nil {
 		return nil, err
 	}
-	list, err := s.ca.RevokeCitizen(ctx, req.GetCitizenId(), reason)
+	list, err := s.ca.RevokeCitizen(caller(ctx), req.GetCitizenId(), reason)
 	if err != nil {
 		return nil, s.fail(ctx, method, err, "citizen_id", req.GetCitizenId())
 	}
@@ -306,7 +316,7 @@ func (s *CertificateService) CreateCSR(ctx context.Context, req *firmav1.CreateC
 	if err := checkCitizenID("citizen_id", req.GetCitizenId()); err != nil {
 		return nil, err
 	}
-	c, err := s.ca.CSR(ctx, req.GetCitizenId())
+	c, err := s.ca.CSR(caller(ctx), req.GetCitizenId())
 	if err != nil {
 		return nil, s.fail(ctx, method, err, "citizen_id", req.GetCitizenId())
 	}
@@ -336,7 +346,7 @@ func (s *CertificateService) ImportCertificate(ctx context.Context, req *firmav1
 	if _, err := x509.ParseCertificate(der); err != nil {
 		return nil, invalidArg("der", "is not an X.509 certificate: "+err.Error())
 	}
-	c, err := s.ca.Import(ctx, der)
+	c, err := s.ca.Import(caller(ctx), der)
 	if err != nil {
 		return nil, s.fail(ctx, method, err)
 	}

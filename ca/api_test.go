@@ -19,6 +19,7 @@ import (
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/registry"
@@ -176,6 +177,7 @@ func TestCertificateServiceGRPC(t *testing.T) {
 
 func TestCertificateServiceREST(t *testing.T) {
 	e := newEnv(t, nil)
+	l := e.audited()
 	e.init()
 	e.advanced("12345678Z", "Juan", "Español")
 	const token = "rest-operator-token"
@@ -237,6 +239,11 @@ func TestCertificateServiceREST(t *testing.T) {
 	cert, _ := m["certificate"].(map[string]any)
 	if code != 200 || cert["status"] != "CERTIFICATE_STATUS_VALID" || !strings.HasPrefix(fmt.Sprint(cert["pem"]), "-----BEGIN CERTIFICATE") {
 		t.Fatalf("ensure: %d %v", code, m)
+	}
+	// The audit record names the operator who asked.
+	issuedRecs := records(t, e, l, audit.Filter{KeyID: fmt.Sprint(cert["key_id"]), Events: []audit.Event{audit.CertificateIssued}})
+	if len(issuedRecs) != 1 || issuedRecs[0].Actor != (audit.Actor{Role: audit.RoleAdmin, ID: "op"}) {
+		t.Errorf("issued records %+v, want one by admin op", issuedRecs)
 	}
 	code, _, m = call("POST", "/v1/certificates/"+fmt.Sprint(cert["serial"])+"/revoke", `{"reason":"REVOCATION_REASON_KEY_COMPROMISE"}`, token)
 	if rc, _ := m["certificate"].(map[string]any); code != 200 || rc["status"] != "CERTIFICATE_STATUS_REVOKED" {

@@ -126,6 +126,11 @@ type Config struct {
 	// ExternalIssuers, in external mode, are the CA certificates allowed to
 	// sign imported citizen certificates; empty accepts any issuer.
 	ExternalIssuers []*x509.Certificate `yaml:"-"`
+
+	// Audit, if set, records every key generated, used or destroyed and
+	// every certificate issued or revoked, before the result is kept or
+	// handed out; when it fails the operation is refused.
+	Audit Auditor `yaml:"-"`
 }
 
 // LoadExternalIssuers reads ExternalIssuersFile, if set, into

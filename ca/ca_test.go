@@ -49,6 +49,14 @@ type env struct {
 	ca  *ca.Authority
 	cfg ca.Config
 	srv *httptest.Server
+	h   *atomic.Pointer[http.Handler]
+}
+
+// use makes a the CA the test server publishes.
+func (e *env) use(a *ca.Authority) {
+	e.ca = a
+	h := a.Handler()
+	e.h.Store(&h)
 }
 
 var registrar = registry.Staff{Name: "registrar-test", Role: policy.Registrar}
@@ -72,8 +80,8 @@ func newEnv(t testing.TB, mut func(*ca.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, ctx: ctx, dir: dir, db: db, ks: ks}
-	var h atomic.Pointer[http.Handler]
+	e := &env{t: t, ctx: ctx, dir: dir, db: db, ks: ks, h: &atomic.Pointer[http.Handler]{}}
+	h := e.h
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*h.Load()).ServeHTTP(w, r) }))
 	t.Cleanup(e.srv.Close)
 
@@ -91,8 +99,7 @@ func newEnv(t testing.TB, mut func(*ca.Config)) *env {
 		t.Fatal(err)
 	}
 	e.ca.SetCitizens(e.reg)
-	handler := e.ca.Handler()
-	h.Store(&handler)
+	e.use(e.ca)
 	return e
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/store"
@@ -106,7 +107,7 @@ func (a *Authority) current(ctx context.Context, owner string) (*Certificate, *C
 			if err := a.st.ExpireCertificate(ctx, c.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 				return nil, nil, err
 			}
-			a.destroyKey(ctx, c.KeyID)
+			a.destroyKey(ctx, c.KeyID, c.Owner, "certificate expired")
 			continue
 		}
 		valid = c
@@ -213,7 +214,7 @@ func (a *Authority) issue(ctx context.Context, c *store.Citizen, prev *Certifica
 	if a.cfg.BaseURL == "" {
 		return nil, fmt.Errorf("issue for %s: %w: no public base URL configured for CRL and OCSP", c.ID, ErrNotInitialised)
 	}
-	key, err := a.keys.Generate(ctx, c.ID, a.cfg.CitizenKeyType)
+	key, err := a.generate(ctx, c.ID, a.cfg.CitizenKeyType, "", "citizen-certificate")
 	if err != nil {
 		return nil, fmt.Errorf("issue for %s: %w", c.ID, err)
 	}
@@ -224,6 +225,7 @@ func (a *Authority) issue(ctx context.Context, c *store.Citizen, prev *Certifica
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, s.issuing.cert, key.Public, s.issuing.signer)
 	if err != nil {
 		a.m.errors.WithLabelValues("issue").Inc()
+		a.signFailed(ctx, s.issuing.rec.KeyID, "certificate", err)
 		return nil, a.dropKey(ctx, key.ID, fmt.Errorf("issue for %s: sign: %w", c.ID, err))
 	}
 	cert, err := x509.ParseCertificate(der)
@@ -242,6 +244,18 @@ func (a *Authority) issue(ctx context.Context, c *store.Citizen, prev *Certifica
 	}
 	rec := &store.Certificate{ID: id, Owner: c.ID, KeyID: key.ID, Serial: serialHex(cert.SerialNumber), Issuer: nameIssuing,
 		Status: store.CertValid, Cert: der, NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, CreatedAt: time.Now().UTC()}
+	// Recorded before the certificate is stored or handed out: if the
+	// audit log cannot take it, the certificate is dropped with its key.
+	if err := a.record(ctx, keyUsed(s.issuing.rec.KeyID, "certificate", der, map[string]string{"serial": hexSerial(rec.Serial), "subject_key_id": key.ID})); err != nil {
+		return nil, a.dropKey(ctx, key.ID, fmt.Errorf("issue for %s: %w", c.ID, err))
+	}
+	ev, extra := audit.CertificateIssued, map[string]string{"not_after": cert.NotAfter.Format(time.RFC3339)}
+	if prev != nil {
+		ev, extra["replaces"] = audit.CertificateRenewed, prev.ID
+	}
+	if err := a.certificateEvent(ctx, ev, c.ID, key.ID, id, der, rec.Serial, nameIssuing, extra); err != nil {
+		return nil, a.dropKey(ctx, key.ID, fmt.Errorf("issue for %s: %w", c.ID, err))
+	}
 	if err := a.replace(ctx, prev, rec); err != nil {
 		return nil, a.dropKey(ctx, key.ID, fmt.Errorf("issue for %s: %w", c.ID, err))
 	}
@@ -264,6 +278,9 @@ func (a *Authority) replace(ctx context.Context, prev *Certificate, next *store.
 	if prev == nil {
 		return a.st.ReplaceCertificate(ctx, "", next, time.Time{}, 0)
 	}
+	if err := a.revocationEvent(ctx, prev, ReasonSuperseded); err != nil {
+		return err
+	}
 	now := time.Now().UTC()
 	if err := a.st.ReplaceCertificate(ctx, prev.ID, next, now, int(ReasonSuperseded)); err != nil {
 		return err
@@ -279,7 +296,7 @@ func (a *Authority) replace(ctx context.Context, prev *Certificate, next *store.
 func (a *Authority) afterRevoke(ctx context.Context, c *Certificate, reason Reason) {
 	ctx = context.WithoutCancel(ctx)
 	a.m.revoked.WithLabelValues(reason.String()).Inc()
-	a.destroyKey(ctx, c.KeyID)
+	a.destroyKey(ctx, c.KeyID, c.Owner, "certificate revoked: "+reason.String())
 	a.cache.clear()
 	a.log.Info("citizen certificate revoked", "citizen", c.Owner, "id", c.ID, "serial", c.Serial, "reason", reason.String())
 	if c.Issuer == nameIssuing {
@@ -292,11 +309,24 @@ func (a *Authority) afterRevoke(ctx context.Context, c *Certificate, reason Reas
 	}
 }
 
-func (a *Authority) destroyKey(ctx context.Context, id string) {
+// destroyKey destroys a key in the HSM and records it; citizen may be
+// empty for a system key. A key already gone is not an error. Failures
+// are logged and recorded, not returned: the certificate is already out
+// of use, and destroying again (Revoke) retries.
+func (a *Authority) destroyKey(ctx context.Context, id, citizen, why string) {
+	rec := &audit.Record{Event: audit.KeyDestroyed, KeyID: id, Citizen: citizen, Details: map[string]string{"reason": why}}
 	err := a.keys.Destroy(ctx, id)
-	if err != nil && !errors.Is(err, keystore.ErrKeyDestroyed) {
+	switch {
+	case errors.Is(err, keystore.ErrKeyDestroyed):
+		return
+	case err != nil:
 		a.m.errors.WithLabelValues("destroy").Inc()
-		a.log.Error("cannot destroy key of revoked certificate", "key", id, "err", err)
+		a.log.Error("cannot destroy key", "key", id, "reason", why, "err", err)
+		a.recordFailure(ctx, rec, err)
+	default:
+		if err := a.record(context.WithoutCancel(ctx), rec); err != nil {
+			a.log.Error("key destroyed but not recorded in the audit log", "key", id, "err", err)
+		}
 	}
 }
 
@@ -326,8 +356,11 @@ func (a *Authority) revokeLocked(ctx context.Context, id string, reason Reason) 
 		return nil, err
 	}
 	if c.Status == store.CertRevoked || c.Status == store.CertExpired {
-		a.destroyKey(ctx, c.KeyID)
+		a.destroyKey(ctx, c.KeyID, c.Owner, "certificate "+c.Status)
 		return c, fmt.Errorf("revoke %s: %w (%s)", c.ID, ErrAlreadyRevoked, c.Status)
+	}
+	if err := a.revocationEvent(ctx, c, reason); err != nil {
+		return nil, fmt.Errorf("revoke %s: %w", c.ID, err)
 	}
 	now := time.Now().UTC()
 	if err := a.st.RevokeCertificate(ctx, c.ID, now, int(reason)); err != nil {

@@ -83,7 +83,11 @@ func (a *Authority) generateCRLLocked(ctx context.Context, name string) (*store.
 	}, au.cert, au.signer)
 	if err != nil {
 		a.m.errors.WithLabelValues("crl").Inc()
+		a.signFailed(ctx, au.rec.KeyID, "crl", err)
 		return nil, fmt.Errorf("crl %s: sign: %w", name, err)
+	}
+	if err := a.record(ctx, keyUsed(au.rec.KeyID, "crl", der, map[string]string{"crl_issuer": name, "crl_number": fmt.Sprint(number)})); err != nil {
+		return nil, fmt.Errorf("crl %s: %w", name, err)
 	}
 	crl := &store.CRL{Issuer: name, Number: number, ThisUpdate: now, NextUpdate: next, DER: der}
 	if err := a.st.SaveCRL(ctx, crl); err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/store"
 )
 
@@ -18,7 +19,7 @@ func (a *Authority) requestExternal(ctx context.Context, c *store.Citizen) (*Cer
 	if err != nil {
 		return nil, err
 	}
-	key, err := a.keys.Generate(ctx, c.ID, a.cfg.CitizenKeyType)
+	key, err := a.generate(ctx, c.ID, a.cfg.CitizenKeyType, "", "citizen-certificate")
 	if err != nil {
 		return nil, fmt.Errorf("csr for %s: %w", c.ID, err)
 	}
@@ -32,7 +33,11 @@ func (a *Authority) requestExternal(ctx context.Context, c *store.Citizen) (*Cer
 	}
 	csr, err := x509.CreateCertificateRequest(rand.Reader, tmpl, signer)
 	if err != nil {
+		a.signFailed(ctx, key.ID, "csr", err)
 		return nil, a.dropKey(ctx, key.ID, fmt.Errorf("csr for %s: sign: %w", c.ID, err))
+	}
+	if err := a.record(ctx, keyUsed(key.ID, "csr", csr, nil)); err != nil {
+		return nil, a.dropKey(ctx, key.ID, fmt.Errorf("csr for %s: %w", c.ID, err))
 	}
 	id, err := newID()
 	if err != nil {
@@ -116,6 +121,13 @@ func (a *Authority) Import(ctx context.Context, der []byte) (*Certificate, error
 	rec := &store.Certificate{ID: pending.ID, Owner: owner, KeyID: pending.KeyID, Serial: serialHex(cert.SerialNumber),
 		Issuer: issuerExternal, Status: store.CertValid, Cert: der, CSR: pending.CSR,
 		NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, CreatedAt: pending.CreatedAt}
+	ev, extra := audit.CertificateIssued, map[string]string{"not_after": cert.NotAfter.Format(time.RFC3339), "imported": "true"}
+	if valid != nil {
+		ev, extra["replaces"] = audit.CertificateRenewed, valid.ID
+	}
+	if err := a.certificateEvent(ctx, ev, owner, rec.KeyID, rec.ID, der, rec.Serial, issuerExternal, extra); err != nil {
+		return nil, fmt.Errorf("import for %s: %w", owner, err)
+	}
 	if err := a.replace(ctx, valid, rec); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return nil, fmt.Errorf("import for %s: %w: serial %s already imported", owner, ErrBadCertificate, rec.Serial)

@@ -81,18 +81,22 @@ func (a *Authority) respondOCSP(ctx context.Context, reqDER []byte) (*OCSPResult
 		status = "good"
 	}
 
-	responder, signer := s.issuing.cert, s.issuing.signer
+	responder, signer, signerID := s.issuing.cert, s.issuing.signer, s.issuing.rec.KeyID
 	// The delegated responder signs while its certificate is valid; should
 	// rollover have failed, the issuing CA answers itself rather than
 	// sending responses nobody accepts.
 	if s.ocsp != nil && s.ocsp.signer != nil && now.Before(s.ocsp.cert.NotAfter) {
-		responder, signer = s.ocsp.cert, s.ocsp.signer
+		responder, signer, signerID = s.ocsp.cert, s.ocsp.signer, s.ocsp.rec.KeyID
 		tmpl.Certificate = s.ocsp.cert
 	}
 	der, err := ocsp.CreateResponse(s.issuing.cert, responder, tmpl, signer)
 	if err != nil {
 		a.m.errors.WithLabelValues("ocsp").Inc()
+		a.signFailed(ctx, signerID, "ocsp", err)
 		return &OCSPResult{DER: ocsp.InternalErrorErrorResponse, Status: "error"}, fmt.Errorf("ocsp %s: sign: %w", serial, err)
+	}
+	if err := a.record(ctx, keyUsed(signerID, "ocsp", der, map[string]string{"serial": hexSerial(serial), "status": status})); err != nil {
+		return &OCSPResult{DER: ocsp.InternalErrorErrorResponse, Status: "error"}, fmt.Errorf("ocsp %s: %w", serial, err)
 	}
 	res := &OCSPResult{DER: der, Status: status, NextUpdate: tmpl.NextUpdate}
 	if status != "unknown" {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/store"
 )
@@ -158,7 +159,7 @@ func (a *Authority) loadAuthority(ctx context.Context, name string) (*authority,
 // createCA makes a token key and a CA certificate for it, self-signed when
 // parent is nil.
 func (a *Authority) createCA(ctx context.Context, name, owner string, t keystore.Type, cn string, d time.Duration, parent *authority) (*authority, error) {
-	key, err := a.keys.GenerateMode(ctx, owner, t, keystore.ModeToken)
+	key, err := a.generate(ctx, owner, t, keystore.ModeToken, name+"-ca")
 	if err != nil {
 		return nil, fmt.Errorf("create %s ca: %w", name, err)
 	}
@@ -181,13 +182,25 @@ func (a *Authority) createCA(ctx context.Context, name, owner string, t keystore
 	if parentCert == nil {
 		parentCert = tmpl
 	}
+	signerID := key.ID
+	if parent != nil {
+		signerID = parent.rec.KeyID
+	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parentCert, key.Public, parentSigner)
 	if err != nil {
+		a.signFailed(ctx, signerID, "certificate", err)
 		return nil, a.dropKey(ctx, key.ID, fmt.Errorf("create %s ca: sign: %w", name, err))
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
 		return nil, a.dropKey(ctx, key.ID, fmt.Errorf("create %s ca: %w", name, err))
+	}
+	serial := serialHex(cert.SerialNumber)
+	if err := a.record(ctx, keyUsed(signerID, "certificate", der, map[string]string{"serial": hexSerial(serial), "subject_key_id": key.ID})); err != nil {
+		return nil, a.dropKey(ctx, key.ID, err)
+	}
+	if err := a.certificateEvent(ctx, audit.CertificateIssued, "", key.ID, "", der, serial, name, map[string]string{"profile": name + "-ca"}); err != nil {
+		return nil, a.dropKey(ctx, key.ID, err)
 	}
 	now := time.Now().UTC()
 	rec := &store.Authority{Name: name, KeyID: key.ID, Cert: der, CreatedAt: now, UpdatedAt: now}
@@ -202,9 +215,7 @@ func (a *Authority) createCA(ctx context.Context, name, owner string, t keystore
 // dropKey destroys a key made for something that then failed, so no
 // unrecorded private key stays in the HSM, and returns err.
 func (a *Authority) dropKey(ctx context.Context, id string, err error) error {
-	if derr := a.keys.Destroy(context.WithoutCancel(ctx), id); derr != nil && !errors.Is(derr, keystore.ErrKeyDestroyed) {
-		a.log.Error("cannot destroy key of failed operation", "key", id, "err", derr)
-	}
+	a.destroyKey(context.WithoutCancel(ctx), id, "", "operation failed")
 	return err
 }
 
@@ -227,7 +238,7 @@ func (a *Authority) ensureOCSPLocked(ctx context.Context) (bool, error) {
 			return false, nil
 		}
 	}
-	key, err := a.keys.GenerateMode(ctx, OwnerOCSP, keystore.ECP256, keystore.ModeToken)
+	key, err := a.generate(ctx, OwnerOCSP, keystore.ECP256, keystore.ModeToken, "ocsp-responder")
 	if err != nil {
 		return false, fmt.Errorf("ocsp responder: %w", err)
 	}
@@ -241,11 +252,19 @@ func (a *Authority) ensureOCSPLocked(ctx context.Context) (bool, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, s.issuing.cert, key.Public, s.issuing.signer)
 	if err != nil {
+		a.signFailed(ctx, s.issuing.rec.KeyID, "certificate", err)
 		return false, a.dropKey(ctx, key.ID, fmt.Errorf("ocsp responder: sign: %w", err))
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
 		return false, a.dropKey(ctx, key.ID, fmt.Errorf("ocsp responder: %w", err))
+	}
+	serial := serialHex(cert.SerialNumber)
+	if err := a.record(ctx, keyUsed(s.issuing.rec.KeyID, "certificate", der, map[string]string{"serial": hexSerial(serial), "subject_key_id": key.ID})); err != nil {
+		return false, a.dropKey(ctx, key.ID, err)
+	}
+	if err := a.certificateEvent(ctx, audit.CertificateIssued, "", key.ID, "", der, serial, nameIssuing, map[string]string{"profile": "ocsp-responder"}); err != nil {
+		return false, a.dropKey(ctx, key.ID, err)
 	}
 	now := time.Now().UTC()
 	rec := &store.Authority{Name: nameOCSP, KeyID: key.ID, Cert: der, CreatedAt: now, UpdatedAt: now}
@@ -260,9 +279,7 @@ func (a *Authority) ensureOCSPLocked(ctx context.Context) (bool, error) {
 	if cur != nil && cur.rec.KeyID != "" {
 		// Responses signed by the old key stay verifiable with the
 		// certificate they carry; the key itself is no longer needed.
-		if err := a.keys.Destroy(ctx, cur.rec.KeyID); err != nil && !errors.Is(err, keystore.ErrKeyDestroyed) {
-			a.log.Warn("cannot destroy old ocsp responder key", "key", cur.rec.KeyID, "err", err)
-		}
+		a.destroyKey(ctx, cur.rec.KeyID, "", "ocsp responder rollover")
 	}
 	a.cur.Store(&state{root: s.root, issuing: s.issuing, ocsp: &authority{rec: rec, cert: cert, signer: signer}})
 	a.cache.clear()
@@ -280,7 +297,7 @@ func (a *Authority) IssuingCSR(ctx context.Context) ([]byte, *keystore.Key, erro
 	if _, err := a.st.Authority(ctx, nameIssuing); err == nil {
 		return nil, nil, fmt.Errorf("issuing csr: %w", ErrAlreadyInitialised)
 	}
-	key, err := a.keys.GenerateMode(ctx, OwnerIssuing, a.cfg.IssuingKeyType, keystore.ModeToken)
+	key, err := a.generate(ctx, OwnerIssuing, a.cfg.IssuingKeyType, keystore.ModeToken, "issuing-ca")
 	if err != nil {
 		return nil, nil, fmt.Errorf("issuing csr: %w", err)
 	}
@@ -294,7 +311,11 @@ func (a *Authority) IssuingCSR(ctx context.Context) ([]byte, *keystore.Key, erro
 	}
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{RawSubject: subj}, signer)
 	if err != nil {
+		a.signFailed(ctx, key.ID, "csr", err)
 		return nil, nil, a.dropKey(ctx, key.ID, fmt.Errorf("issuing csr: sign: %w", err))
+	}
+	if err := a.record(ctx, keyUsed(key.ID, "csr", der, nil)); err != nil {
+		return nil, nil, a.dropKey(ctx, key.ID, err)
 	}
 	return der, key, nil
 }
@@ -331,6 +352,10 @@ func (a *Authority) ImportIssuing(ctx context.Context, certDER, rootDER []byte) 
 	key, err := a.findKey(ctx, OwnerIssuing, cert.PublicKey)
 	if err != nil {
 		return nil, fmt.Errorf("import issuing ca: %w", err)
+	}
+	if err := a.certificateEvent(ctx, audit.CertificateIssued, "", key.ID, "", certDER, serialHex(cert.SerialNumber), "external",
+		map[string]string{"profile": "issuing-ca", "imported": "true"}); err != nil {
+		return nil, err
 	}
 	now := time.Now().UTC()
 	if root != nil {

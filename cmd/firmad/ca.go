@@ -38,6 +38,9 @@ func (a *app) setupCA(ctx context.Context) error {
 	if err := cfg.LoadExternalIssuers(); err != nil {
 		return err
 	}
+	if l := a.auditLog(); l != nil {
+		cfg.Audit = l
+	}
 	auth, err := ca.New(cfg, a.ks, a.store, nil, a.log.With("part", "ca"), a.reg)
 	if err != nil {
 		return err

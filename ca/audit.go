@@ -1,0 +1,145 @@
+package ca
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/keystore"
+)
+
+// ErrAuditUnavailable means an event could not be recorded in the audit
+// log, so the operation was refused: nothing unaudited leaves the CA.
+var ErrAuditUnavailable = errors.New("audit log unavailable, operation refused")
+
+// Auditor records the CA's events; *audit.Log is one. Append returns only
+// once the record is durable; an error makes the CA refuse the operation.
+type Auditor interface {
+	Append(ctx context.Context, rec *audit.Record) error
+}
+
+var _ Auditor = (*audit.Log)(nil)
+
+type actorKey struct{}
+
+// WithActor tells the CA who asked for the operations made with ctx, for
+// the audit log; without it the CA itself (system "ca") is the actor.
+func WithActor(ctx context.Context, a audit.Actor) context.Context {
+	return context.WithValue(ctx, actorKey{}, a)
+}
+
+func actorOf(ctx context.Context) audit.Actor {
+	if a, ok := ctx.Value(actorKey{}).(audit.Actor); ok && a.Role != "" {
+		return a
+	}
+	return audit.Actor{Role: audit.RoleSystem, ID: "ca"}
+}
+
+// record appends rec, refusing (ErrAuditUnavailable) if it cannot.
+func (a *Authority) record(ctx context.Context, rec *audit.Record) error {
+	if a.cfg.Audit == nil {
+		return nil
+	}
+	if rec.Actor.Role == "" {
+		rec.Actor = actorOf(ctx)
+	}
+	if rec.Outcome == "" {
+		rec.Outcome = audit.Success
+	}
+	if err := a.cfg.Audit.Append(ctx, rec); err != nil {
+		a.m.errors.WithLabelValues("audit").Inc()
+		a.log.Error("audit append failed, refusing", "event", rec.Event, "key", rec.KeyID, "err", err)
+		return fmt.Errorf("%w: %w", ErrAuditUnavailable, err)
+	}
+	return nil
+}
+
+// recordFailure appends the record of a failed operation, best effort:
+// the operation already failed and keeps its own error.
+func (a *Authority) recordFailure(ctx context.Context, rec *audit.Record, cause error) {
+	rec.Outcome, rec.Reason = audit.Failure, truncate(cause.Error(), 250)
+	if rec.KeyID == "" {
+		rec.KeyID = "-"
+	}
+	a.record(context.WithoutCancel(ctx), rec)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// keyUsed is the record of one signature by a CA key over der (a
+// certificate, CRL, OCSP response or CSR), described by its SHA-256.
+func keyUsed(keyID, purpose string, der []byte, details map[string]string) *audit.Record {
+	sum := sha256.Sum256(der)
+	if details == nil {
+		details = map[string]string{}
+	}
+	details["purpose"] = purpose
+	return &audit.Record{Event: audit.KeyUsed, KeyID: keyID, Documents: []audit.Document{audit.Digest(crypto.SHA256, sum[:])},
+		Details: details}
+}
+
+// hexSerial spells a serial for audit details with a 0x prefix, which
+// keeps long digit runs from looking like phone numbers to the log.
+func hexSerial(s string) string { return "0x" + s }
+
+// generate makes a key for owner (a citizen's ID or a system owner) and
+// records it; mode "" is the keystore's configured mode.
+func (a *Authority) generate(ctx context.Context, owner string, t keystore.Type, m keystore.Mode, purpose string) (*keystore.Key, error) {
+	rec := &audit.Record{Event: audit.KeyGenerated, Details: map[string]string{"purpose": purpose, "type": string(t)}}
+	if !strings.HasPrefix(owner, "system:") {
+		rec.Citizen = owner
+	} else {
+		rec.Details["owner"] = owner
+	}
+	var key *keystore.Key
+	var err error
+	if m == "" {
+		key, err = a.keys.Generate(ctx, owner, t)
+	} else {
+		key, err = a.keys.GenerateMode(ctx, owner, t, m)
+	}
+	if err != nil {
+		a.recordFailure(ctx, rec, err)
+		return nil, err
+	}
+	rec.KeyID, rec.Details["mode"] = key.ID, string(key.Mode)
+	if err := a.record(ctx, rec); err != nil {
+		return nil, a.dropKey(ctx, key.ID, err)
+	}
+	return key, nil
+}
+
+// signFailed records a signature a CA key could not make.
+func (a *Authority) signFailed(ctx context.Context, keyID, purpose string, err error) {
+	a.recordFailure(ctx, &audit.Record{Event: audit.KeyUsed, KeyID: keyID, Details: map[string]string{"purpose": purpose}}, err)
+}
+
+// certificateEvent records a certificate issued (or renewed, when it
+// replaces another) for keyID.
+func (a *Authority) certificateEvent(ctx context.Context, ev audit.Event, citizen, keyID, id string, der []byte, serial, issuer string, extra map[string]string) error {
+	sum := sha256.Sum256(der)
+	d := map[string]string{"serial": hexSerial(serial), "issuer": issuer}
+	if id != "" {
+		d["certificate_id"] = id
+	}
+	for k, v := range extra {
+		d[k] = v
+	}
+	return a.record(ctx, &audit.Record{Event: ev, Citizen: citizen, KeyID: keyID,
+		Documents: []audit.Document{audit.Digest(crypto.SHA256, sum[:])}, Details: d})
+}
+
+// revocationEvent records a revocation before it is stored.
+func (a *Authority) revocationEvent(ctx context.Context, c *Certificate, reason Reason) error {
+	return a.record(ctx, &audit.Record{Event: audit.CertificateRevoked, Citizen: c.Owner, KeyID: c.KeyID,
+		Details: map[string]string{"serial": hexSerial(c.Serial), "certificate_id": c.ID, "reason": reason.String()}})
+}
