@@ -3,9 +3,13 @@ package csc_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
@@ -16,14 +20,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/csc"
 	"github.com/firma-cloud/firma/e2e/stack"
+	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/policy"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
 )
@@ -595,4 +602,99 @@ func httptestServer(t *testing.T, svc *csc.Service, f *fixture) string {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// TestRSASchemes signs with an RSA credential in each scheme a CSC client
+// can name, and checks every signature with Go and openssl.
+func TestRSASchemes(t *testing.T) {
+	clk := &clock{}
+	s := stack.New(t, stack.Options{CA: func(c *ca.Config) { c.CitizenKeyType = keystore.RSA2048 }, CSC: func(o *csc.Options) { o.Clock = clk.Now }})
+	f := &fixture{Stack: s, clock: clk, citizen: s.Advanced(55667788, "Pedro", "Sanz Gil")}
+	crt := s.Certificate(f.citizen)
+	f.cred, f.cert = crt.ID, crt.Cert
+	_, f.key = s.Portal("Portal RSA", "https://rsa.example.es/ok")
+	pub := f.cert.PublicKey.(*rsa.PublicKey)
+
+	info := f.call(t, f.key, "credentials/info", map[string]any{"credentialID": f.cred})
+	var ci csc.CredentialInfo
+	json.Unmarshal([]byte(info.raw), &ci)
+	if ci.Key.Len != 2048 || ci.Key.Curve != "" || !slices.Contains(ci.Key.Algo, "1.2.840.113549.1.1.10") {
+		t.Fatalf("key info %+v", ci.Key)
+	}
+	pssParams := func(saltLen int) string {
+		sha256ID := pkix.AlgorithmIdentifier{Algorithm: asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}, Parameters: asn1.NullRawValue}
+		mgfParams, _ := asn1.Marshal(sha256ID)
+		der, err := asn1.Marshal(struct {
+			Hash pkix.AlgorithmIdentifier `asn1:"explicit,tag:0"`
+			MGF  pkix.AlgorithmIdentifier `asn1:"explicit,tag:1"`
+			Salt int                      `asn1:"explicit,tag:2"`
+		}{sha256ID, pkix.AlgorithmIdentifier{Algorithm: asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 8}, Parameters: asn1.RawValue{FullBytes: mgfParams}}, saltLen})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base64.StdEncoding.EncodeToString(der)
+	}
+	cases := []struct {
+		name, algo, params string
+		pss                bool
+		pkeyopt            []string
+	}{
+		{"sha256WithRSAEncryption", "1.2.840.113549.1.1.11", "", false, []string{"digest:sha256"}},
+		{"rsaEncryption", "1.2.840.113549.1.1.1", "", false, []string{"digest:sha256"}},
+		{"RSASSA-PSS", "1.2.840.113549.1.1.10", pssParams(32), true, []string{"digest:sha256", "rsa_padding_mode:pss", "rsa_pss_saltlen:32"}},
+	}
+	dir := t.TempDir()
+	certPEM := filepath.Join(dir, "cert.pem")
+	os.WriteFile(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.cert.Raw}), 0o600)
+	pubPEM := filepath.Join(dir, "pub.pem")
+	if out, err := exec.Command("openssl", "x509", "-in", certPEM, "-pubkey", "-noout", "-out", pubPEM).CombinedOutput(); err != nil {
+		t.Fatalf("openssl x509: %v\n%s", err, out)
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f.clock.Add(time.Minute) // past the resend gap
+			raw, b64 := hashes(fmt.Sprint("rsa document ", i))
+			sad := f.authorize(t, f.key, b64)
+			a := f.call(t, f.key, "signatures/signHash", map[string]any{"credentialID": f.cred, "SAD": sad, "hashes": b64,
+				"hashAlgorithmOID": oidSHA256, "signAlgo": c.algo, "signAlgoParams": c.params})
+			sig := signatures(t, a)[0]
+			var err error
+			if c.pss {
+				err = rsa.VerifyPSS(pub, crypto.SHA256, raw[0], sig, &rsa.PSSOptions{SaltLength: 32})
+			} else {
+				err = rsa.VerifyPKCS1v15(pub, crypto.SHA256, raw[0], sig)
+			}
+			if err != nil {
+				t.Fatalf("Go: %v", err)
+			}
+			h, sg := filepath.Join(dir, fmt.Sprint("h", i)), filepath.Join(dir, fmt.Sprint("s", i))
+			os.WriteFile(h, raw[0], 0o600)
+			os.WriteFile(sg, sig, 0o600)
+			args := []string{"pkeyutl", "-verify", "-pubin", "-inkey", pubPEM, "-in", h, "-sigfile", sg}
+			for _, o := range c.pkeyopt {
+				args = append(args, "-pkeyopt", o)
+			}
+			if out, err := exec.Command("openssl", args...).CombinedOutput(); err != nil || !strings.Contains(string(out), "Signature Verified Successfully") {
+				t.Fatalf("openssl %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+		})
+	}
+	t.Run("PSS with a salt the key cannot use", func(t *testing.T) {
+		f.clock.Add(time.Minute)
+		_, b64 := hashes("rsa salt")
+		sad := f.authorize(t, f.key, b64)
+		a := f.call(t, f.key, "signatures/signHash", map[string]any{"credentialID": f.cred, "SAD": sad, "hashes": b64,
+			"hashAlgorithmOID": oidSHA256, "signAlgo": "1.2.840.113549.1.1.10", "signAlgoParams": pssParams(20)})
+		want(t, a, http.StatusBadRequest, csc.CodeInvalidRequest, "salt length")
+		// Refused before anything was reserved: the SAD still signs.
+		a = f.call(t, f.key, "signatures/signHash", map[string]any{"credentialID": f.cred, "SAD": sad, "hashes": b64,
+			"hashAlgorithmOID": oidSHA256, "signAlgo": "1.2.840.113549.1.1.10", "signAlgoParams": pssParams(32)})
+		signatures(t, a)
+	})
+	t.Run("ECDSA on an RSA key", func(t *testing.T) {
+		f.clock.Add(time.Minute)
+		_, b64 := hashes("rsa ecdsa")
+		sad := f.authorize(t, f.key, b64)
+		want(t, f.signHash(t, f.key, sad, b64), http.StatusBadRequest, csc.CodeInvalidRequest, "does not fit")
+	})
 }

@@ -39,6 +39,7 @@ const Password = "Correct-Horse-Battery-7"
 
 // Options tunes a Stack; the zero value is firmad's defaults.
 type Options struct {
+	CA          func(*ca.Config)
 	Transaction func(*transaction.Options)
 	CSC         func(*csc.Options)
 	Web         func(*web.Options)
@@ -91,7 +92,11 @@ func New(t testing.TB, opt Options) *Stack {
 	if s.Outbox, err = sms.NewOutbox(s.DB, sms.OutboxOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if s.CA, err = ca.New(ca.Config{BaseURL: s.Server.URL, Organization: "Firma Test"}, s.Keys, s.DB, nil, nil, s.Metrics); err != nil {
+	ccfg := ca.Config{BaseURL: s.Server.URL, Organization: "Firma Test"}
+	if opt.CA != nil {
+		opt.CA(&ccfg)
+	}
+	if s.CA, err = ca.New(ccfg, s.Keys, s.DB, nil, nil, s.Metrics); err != nil {
 		t.Fatal(err)
 	}
 	if s.Registry, err = registry.New(s.DB, registry.Options{SMS: s.Outbox, Revoker: ca.CitizenRevoker{CA: s.CA},
