@@ -127,7 +127,10 @@ func (a *Authority) signFailed(ctx context.Context, keyID, purpose string, err e
 // replaces another) for keyID.
 func (a *Authority) certificateEvent(ctx context.Context, ev audit.Event, citizen, keyID, id string, der []byte, serial, issuer string, extra map[string]string) error {
 	sum := sha256.Sum256(der)
-	d := map[string]string{"serial": hexSerial(serial), "issuer": issuer}
+	d := map[string]string{"issuer": issuer}
+	if serial != "" {
+		d["serial"] = hexSerial(serial)
+	}
 	if id != "" {
 		d["certificate_id"] = id
 	}
@@ -140,6 +143,9 @@ func (a *Authority) certificateEvent(ctx context.Context, ev audit.Event, citize
 
 // revocationEvent records a revocation before it is stored.
 func (a *Authority) revocationEvent(ctx context.Context, c *Certificate, reason Reason) error {
-	return a.record(ctx, &audit.Record{Event: audit.CertificateRevoked, Citizen: c.Owner, KeyID: c.KeyID,
-		Details: map[string]string{"serial": hexSerial(c.Serial), "certificate_id": c.ID, "reason": reason.String()}})
+	d := map[string]string{"certificate_id": c.ID, "reason": reason.String()}
+	if c.Serial != "" { // empty for a pending external request
+		d["serial"] = hexSerial(c.Serial)
+	}
+	return a.record(ctx, &audit.Record{Event: audit.CertificateRevoked, Citizen: c.Owner, KeyID: c.KeyID, Details: d})
 }
