@@ -83,6 +83,9 @@ func (a *app) setupTransactions(ctx context.Context) error {
 			scheme = "https"
 		}
 		base = scheme + "://" + a.cfg.Listen.HTTP
+		if strings.HasSuffix(a.cfg.Listen.HTTP, ":0") {
+			log.Warn("transactions.public_url is not set and listen.http has no fixed port: approval links will not work", "base", base)
+		}
 	}
 	portals := portal.New(a.store, portal.Options{Log: log, AllowHTTP: cfg.AllowHTTPPortals})
 	var auditor transaction.Auditor
