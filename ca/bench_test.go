@@ -11,18 +11,23 @@ import (
 
 // BenchmarkRespondOCSP measures OCSP answers: "uncached" signs every
 // response in the HSM (the cost of a flood of distinct queries),
+// "uncached-audited" also commits a key.used audit record per response,
 // "cached" reuses the signed response within the cache TTL.
 func BenchmarkRespondOCSP(b *testing.B) {
 	for _, bc := range []struct {
-		name string
-		ttl  int // -1 disables the cache
-	}{{"uncached", -1}, {"cached", 0}} {
+		name    string
+		ttl     int // -1 disables the cache
+		audited bool
+	}{{"uncached", -1, false}, {"uncached-audited", -1, true}, {"cached", 0, false}} {
 		b.Run(bc.name, func(b *testing.B) {
 			e := newEnv(b, func(c *ca.Config) {
 				if bc.ttl < 0 {
 					c.OCSPCacheTTL = -1
 				}
 			})
+			if bc.audited {
+				e.audited()
+			}
 			e.init()
 			e.advanced("12345678Z", "Juan", "Español")
 			c, err := e.ca.EnsureCertificate(e.ctx, "12345678Z")
