@@ -273,16 +273,20 @@ func (l *Log) fill(batch []*pending) ([]*pending, bool) {
 	return batch, true
 }
 
+// maxConflicts bounds how often a batch is placed again after other
+// writers: beyond it the store is more likely broken than busy.
+const maxConflicts = 8
+
 // commit appends one batch in one transaction and answers every waiter.
 func (l *Log) commit(batch []*pending) {
 	ctx, cancel := context.WithTimeout(context.Background(), l.opt.CommitTimeout)
 	defer cancel()
 	start := time.Now()
 	err := l.appendBatch(ctx, batch)
-	if errors.Is(err, store.ErrConflict) {
+	for try := 0; errors.Is(err, store.ErrConflict) && try < maxConflicts; try++ {
 		// Another writer (a second node on a shared database) appended
 		// first: take the log's real size and place the batch after it.
-		l.log.Warn("audit log moved under us, retrying batch", "err", err)
+		l.log.Info("audit log moved under us, retrying batch", "err", err)
 		if err = l.reload(ctx); err == nil {
 			err = l.appendBatch(ctx, batch)
 		}

@@ -346,3 +346,56 @@ func TestCheckpointOnlyWhenGrown(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Two logs on one database, as two nodes on a shared store: every append
+// lands once, and the tree they build together verifies.
+func TestTwoWriters(t *testing.T) {
+	e := newEnv(t, audit.Options{})
+	other, err := audit.Open(context.Background(), e.db, audit.Options{Node: "node-2", Origin: origin, Signer: e.signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for w := 0; w < 16; w++ {
+		l := e.log
+		if w%2 == 1 {
+			l = other
+		}
+		wg.Go(func() {
+			for i := 0; i < 25; i++ {
+				if err := l.Append(context.Background(), sample(w*25+i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("append: %v", err)
+	}
+	size, err := e.db.AuditSize(context.Background())
+	if err != nil || size != 400 {
+		t.Fatalf("size %d, %v; want 400", size, err)
+	}
+	c, err := other.Checkpoint(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Size != other.Size() {
+		t.Fatalf("checkpoint %d, log %d", c.Size, other.Size())
+	}
+	if err := e.log.Append(context.Background(), sample(1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.log.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := audit.VerifyStore(context.Background(), e.db, e.keys)
+	if err != nil || rep.Records != 401 {
+		t.Fatalf("verify: %+v, %v", rep, err)
+	}
+}
