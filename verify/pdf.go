@@ -62,6 +62,8 @@ func (v *Verifier) pdfSignature(ctx context.Context, doc []byte, ps pdfSig) *Sig
 	}
 	s.CoversWholeDocument = &whole
 	s.add(CheckByteRange, Passed, why)
+	st, why := changesAfter(doc, ps.byteRange, whole)
+	s.add(CheckChanges, st, why)
 	p, err := parseCMS(ps.contents)
 	if err != nil {
 		s.add(CheckIntegrity, Failed, err.Error())
@@ -94,6 +96,8 @@ func (v *Verifier) docTimestamp(doc []byte, ps pdfSig) *Signature {
 	}
 	s.CoversWholeDocument = &whole
 	s.add(CheckByteRange, Passed, why)
+	st, why := changesAfter(doc, ps.byteRange, whole)
+	s.add(CheckChanges, st, why)
 	der := ps.contents
 	var raw asn1.RawValue
 	if _, err := asn1.Unmarshal(der, &raw); err == nil {
@@ -121,6 +125,15 @@ func (v *Verifier) docTimestamp(doc []byte, ps pdfSig) *Signature {
 	s.add(CheckTimestamp, Passed, fmt.Sprintf("the covered bytes were timestamped at %s by %s (serial %s)",
 		tok.Time.UTC().Format(time.RFC3339), tok.Cert.Subject.CommonName, tok.Serial))
 	return s
+}
+
+// changesAfter runs laterChanges for a signature that does not cover the
+// whole file.
+func changesAfter(doc []byte, br []int64, whole bool) (Status, string) {
+	if whole {
+		return Passed, "no update follows the signature"
+	}
+	return laterChanges(doc, br[2]+br[3])
 }
 
 // checkByteRange returns the parts of doc a /ByteRange covers, whether it

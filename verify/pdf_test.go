@@ -1,9 +1,16 @@
 package verify_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
 	"testing"
 
 	"github.com/firma-cloud/firma/keystore"
@@ -113,4 +120,112 @@ func FuzzCAdES(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		v.CAdES(context.Background(), in, nil)
 	})
+}
+
+// update appends an incremental update defining objs (number -> body) to
+// doc, with a classic xref section chained to doc's.
+func update(t *testing.T, doc []byte, objs map[int]string) []byte {
+	t.Helper()
+	var startxref, size int
+	i := bytes.LastIndex(doc, []byte("startxref"))
+	if _, err := fmt.Sscanf(string(doc[i:]), "startxref\n%d", &startxref); err != nil {
+		t.Fatal(err)
+	}
+	j := bytes.LastIndex(doc, []byte("/Size "))
+	if _, err := fmt.Sscanf(string(doc[j:]), "/Size %d", &size); err != nil {
+		t.Fatal(err)
+	}
+	out := bytes.Clone(doc)
+	nums := make([]int, 0, len(objs))
+	for n := range objs {
+		nums = append(nums, n)
+		size = max(size, n+1)
+	}
+	sort.Ints(nums)
+	offs := map[int]int{}
+	for _, n := range nums {
+		offs[n] = len(out)
+		out = fmt.Appendf(out, "%d 0 obj\n%s\nendobj\n", n, objs[n])
+	}
+	x := len(out)
+	out = append(out, "xref\n"...)
+	for _, n := range nums {
+		out = fmt.Appendf(out, "%d 1\n%010d 00000 n\r\n", n, offs[n])
+	}
+	root := regexp.MustCompile(`/Root (\d+ \d+ R)`).FindAllSubmatch(doc, -1)
+	out = fmt.Appendf(out, "trailer\n<</Size %d /Prev %d /Root %s>>\nstartxref\n%d\n%%%%EOF\n", size, startxref, root[len(root)-1][1], x)
+	return out
+}
+
+// Updates appended after a signature that change what the pages show are
+// caught, though the signature itself still verifies (pdfsig only says
+// "Not total document signed").
+func TestPDFLaterChanges(t *testing.T) {
+	ctx := context.Background()
+	pki := testpki.New(t)
+	v := newVerifier(t, pki, nil)
+	doc, err := os.ReadFile("../signer/testdata/simple.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, chain := pki.User(t, keystore.ECP256, "MARIA GARCIA LOPEZ")
+	signed, err := signer.PAdES(ctx, doc, key, chain, signer.Options{}, signer.PDFOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	twice, err := signer.PAdES(ctx, signed, key, chain, signer.Options{}, signer.PDFOptions{Visible: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := "BT /F1 18 Tf 72 770 Td (Importe: 1.000.000 EUR) Tj ET\n"
+	newContent := update(t, signed, map[int]string{4: fmt.Sprintf("<< /Length %d >>\nstream\n%sendstream", len(text), text)})
+	// The page as the signature left it, with a note added to its annotations.
+	page := regexp.MustCompile(`(?s)3 0 obj\n(.*?)\nendobj`).FindAllSubmatch(signed, -1)
+	pageDict := strings.Replace(string(page[len(page)-1][1]), "/Annots [", "/Annots [60 0 R ", 1)
+	newAnnot := update(t, signed, map[int]string{3: pageDict,
+		60: "<< /Type /Annot /Subtype /FreeText /Rect [72 700 400 740] /Contents (Aprobado) /DA (/Helv 12 Tf 0 g) >>"})
+
+	// The attacks are well-formed PDFs that readers display changed.
+	for _, attack := range [][]byte{newContent, newAnnot} {
+		path := filepath.Join(t.TempDir(), "attack.pdf")
+		if err := os.WriteFile(path, attack, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("qpdf", "--check", path).CombinedOutput(); err != nil {
+			t.Fatalf("qpdf --check on the changed PDF: %v\n%s", err, out)
+		}
+	}
+	tests := []struct {
+		name    string
+		pdf     []byte
+		want    verify.Status
+		reason  string
+		verdict verify.Verdict
+	}{
+		{"whole document", signed, verify.Passed, "no update follows", verify.Valid},
+		{"signed again", twice, verify.Passed, "left every page", verify.Valid},
+		{"page content replaced", newContent, verify.Failed, "page 1 shows other content", verify.Invalid},
+		{"annotation added", newAnnot, verify.Failed, "annotations other than signature fields", verify.Invalid},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := v.PDF(ctx, tc.pdf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := r.Signatures[0]
+			var c verify.Check
+			for _, x := range s.Checks {
+				if x.Name == verify.CheckChanges {
+					c = x
+				}
+			}
+			if c.Status != tc.want || !strings.Contains(c.Reason, tc.reason) || s.Verdict != tc.verdict {
+				t.Fatalf("later-changes %s %q, verdict %s; want %s %q %s; checks %+v", c.Status, c.Reason, s.Verdict, tc.want, tc.reason, tc.verdict, s.Checks)
+			}
+			if statuses(s)[verify.CheckIntegrity] != verify.Passed {
+				t.Errorf("the signature itself should still verify: %+v", s.Checks)
+			}
+		})
+	}
 }

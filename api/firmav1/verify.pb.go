@@ -237,8 +237,9 @@ func (*VerifyRequest_Digest) isVerifyRequest_Signed() {}
 
 type Check struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// name is one of integrity, signing-certificate, byte-range, timestamp,
-	// chain, revocation.
+	// name is one of integrity, signing-certificate, byte-range,
+	// later-changes (PDF: updates after the signature left the pages as
+	// signed), timestamp, chain, revocation.
 	Name          string      `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Status        CheckStatus `protobuf:"varint,2,opt,name=status,proto3,enum=firma.v1.CheckStatus" json:"status,omitempty"`
 	Reason        string      `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
