@@ -58,11 +58,12 @@ type tstInfo struct {
 	Policy         asn1.ObjectIdentifier
 	MessageImprint messageImprint
 	SerialNumber   *big.Int
-	GenTime        asn1.RawValue // GeneralizedTime, written by hand for fractions of a second
-	Accuracy       accuracy      `asn1:"optional"`
-	Ordering       bool          `asn1:"optional,default:false"`
-	Nonce          *big.Int      `asn1:"optional"`
-	TSA            asn1.RawValue `asn1:"tag:0,optional"`
+	GenTime        asn1.RawValue    // GeneralizedTime, written by hand for fractions of a second
+	Accuracy       accuracy         `asn1:"optional"`
+	Ordering       bool             `asn1:"optional,default:false"`
+	Nonce          *big.Int         `asn1:"optional"`
+	TSA            asn1.RawValue    `asn1:"tag:0,optional"`
+	Extensions     []pkix.Extension `asn1:"tag:1,optional"`
 }
 
 type accuracy struct {

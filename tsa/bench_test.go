@@ -99,7 +99,7 @@ func benchOpenSSLReply(b *testing.B, p *pki, query []byte) {
 		}
 		out := filepath.Join(dir, fmt.Sprintf("r-%d.tsr", id))
 		cmd := exec.Command("openssl", "ts", "-reply", "-config", cnf, "-queryfile", qf, "-out", out)
-		cmd.Env = append(os.Environ(), "TSA_DIR="+dir, "TSA_SERIAL="+serial)
+		cmd.Env = append(os.Environ(), "TSA_DIR="+dir, "TSA_SERIAL="+serial, "TSA_ESS_ALG=sha256")
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("openssl ts -reply: %v: %s", err, msg)
 		}

@@ -68,6 +68,9 @@ func withCert(t testing.TB, s *Server, cert *x509.Certificate) *Server {
 		t.Fatal(err)
 	}
 	c.essAttr = ess
+	if c.tsaName, err = tsaName(cert); err != nil {
+		t.Fatal(err)
+	}
 	return &c
 }
 
@@ -162,6 +165,14 @@ func TestClient(t *testing.T) {
 			s.essAttr = ess
 			return &s
 		}())}, kind: ErrBadReply, reason: ErrSigningCertMismatch},
+		{name: "tsa name of another authority", urls: []string{serve(t, func() *Server {
+			s := *good
+			var err error
+			if s.tsaName, err = tsaName(p.issuing); err != nil {
+				t.Fatal(err)
+			}
+			return &s
+		}())}, kind: ErrBadReply, reason: ErrTSANameMismatch},
 		{name: "policy refused", urls: []string{goodURL}, policy: asn1.ObjectIdentifier{1, 2, 3, 4}, kind: ErrRejected},
 		{name: "bad TSA first, good second", urls: []string{serve(t, rewriting(t, good, func(r *request) { r.Nonce = big.NewInt(7) }, nil)), goodURL},
 			wantURL: goodURL},

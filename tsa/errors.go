@@ -37,6 +37,9 @@ var (
 	// ErrCertificateUsage is a TSA certificate whose extended key usage is
 	// missing, not critical, or not id-kp-timeStamping alone.
 	ErrCertificateUsage = fmt.Errorf("%w: TSA certificate not restricted to time stamping", ErrBadToken)
+	// ErrTSANameMismatch is a TSTInfo tsa field that names another
+	// authority than the certificate that signed the token.
+	ErrTSANameMismatch = fmt.Errorf("%w: tsa name is not the TSA certificate's", ErrBadToken)
 	// ErrSigningCertMismatch is an ESS signing-certificate attribute that
 	// is missing or names another certificate than the signer's.
 	ErrSigningCertMismatch = fmt.Errorf("%w: ESS signing-certificate attribute does not match the TSA certificate", ErrBadToken)

@@ -144,7 +144,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tsa server: %w", err)
 	}
-	dirName, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 4, IsCompound: true, Bytes: cfg.Cert.RawSubject})
+	name, err := tsaName(cfg.Cert)
 	if err != nil {
 		return nil, fmt.Errorf("tsa server: %w", err)
 	}
@@ -160,7 +160,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		clock:    clock,
 		cfg:      cfg,
 		hash:     h,
-		tsaName:  asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: dirName},
+		tsaName:  name,
 		essAttr:  ess,
 		chainPEM: chainPEM.Bytes(),
 		log:      cfg.Logger,
@@ -387,6 +387,16 @@ func (s *Server) systemFailure(cause error) ([]byte, FailInfo, error) {
 	// The cause goes to our log, not to the client: it may name internals.
 	reply, _, err := s.reject(FailSystemFailure, "the TSA cannot issue a token now; try again later")
 	return reply, FailSystemFailure, errors.Join(cause, err)
+}
+
+// tsaName is the TSTInfo tsa field naming cert's subject: [0] EXPLICIT
+// GeneralName, a directoryName ([4] EXPLICIT Name).
+func tsaName(cert *x509.Certificate) (asn1.RawValue, error) {
+	dn, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 4, IsCompound: true, Bytes: cert.RawSubject})
+	if err != nil {
+		return asn1.RawValue{}, err
+	}
+	return asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: dn}, nil
 }
 
 // resolution is the unit genTime is truncated to: no finer than the

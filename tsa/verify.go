@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/digitorus/pkcs7"
@@ -104,6 +106,18 @@ func VerifyToken(der []byte, opts VerifyOptions) (*Token, error) {
 		d := ts.HashAlgorithm.New()
 		d.Write(opts.Data)
 		opts.Hash, opts.Digest = ts.HashAlgorithm, d.Sum(nil)
+	}
+	var info tstInfo
+	if rest, err := asn1.Unmarshal(p7.Content, &info); err != nil || len(rest) > 0 {
+		return nil, fmt.Errorf("%w: TSTInfo does not parse", ErrMalformed)
+	}
+	if info.Version != 1 {
+		return nil, fmt.Errorf("%w: TSTInfo version %d, want 1", ErrMalformed, info.Version)
+	}
+	if len(info.TSA.Bytes) > 0 {
+		if err := checkTSAName(info.TSA.Bytes, cert); err != nil {
+			return nil, err
+		}
 	}
 	var ct asn1.ObjectIdentifier
 	if err := p7.UnmarshalSignedAttribute(oidContentType, &ct); err != nil || !ct.Equal(oidTSTInfo) {
@@ -253,4 +267,28 @@ func safeParse[T any](parse func([]byte) (T, error), der []byte) (T, error) {
 		out, err = parse(der)
 	}()
 	return out, err
+}
+
+// checkTSAName checks the TSTInfo tsa field, a GeneralName, against the
+// certificate: RFC 3161 section 2.4.2 has it name the TSA's subject.
+func checkTSAName(der []byte, cert *x509.Certificate) error {
+	var gn asn1.RawValue
+	if rest, err := asn1.Unmarshal(der, &gn); err != nil || len(rest) > 0 || gn.Class != asn1.ClassContextSpecific {
+		return fmt.Errorf("%w: tsa name does not parse", ErrMalformed)
+	}
+	var ok bool
+	switch gn.Tag {
+	case 1: // rfc822Name
+		ok = slices.ContainsFunc(cert.EmailAddresses, func(s string) bool { return strings.EqualFold(s, string(gn.Bytes)) })
+	case 2: // dNSName
+		ok = slices.ContainsFunc(cert.DNSNames, func(s string) bool { return strings.EqualFold(s, string(gn.Bytes)) })
+	case 4: // directoryName, explicitly tagged
+		ok = bytes.Equal(gn.Bytes, cert.RawSubject)
+	case 6: // uniformResourceIdentifier
+		ok = slices.ContainsFunc(cert.URIs, func(u *url.URL) bool { return u.String() == string(gn.Bytes) })
+	}
+	if !ok {
+		return ErrTSANameMismatch
+	}
+	return nil
 }
