@@ -78,7 +78,14 @@ var registrar = registry.Staff{Name: "registrar-test", Role: policy.Registrar}
 
 func newEnv(t *testing.T, mut func(*transaction.Options)) *env {
 	t.Helper()
-	e := &env{t: t, ctx: context.Background(), dir: t.TempDir(), tok: softhsmtest.New(t), clock: &clock{t: time.Now()}, mut: mut,
+	return newEnvOn(t, softhsmtest.New(t), mut)
+}
+
+// newEnvOn is newEnv on a token made earlier: SoftHSM2 sees only the
+// tokens that exist when the process first loads it.
+func newEnvOn(t *testing.T, tok *softhsmtest.Token, mut func(*transaction.Options)) *env {
+	t.Helper()
+	e := &env{t: t, ctx: context.Background(), dir: t.TempDir(), tok: tok, clock: &clock{t: time.Now()}, mut: mut,
 		otpKey: []byte("0123456789abcdef0123456789abcdef-test-otp-key")}
 	e.open()
 	if _, err := e.ca.Init(e.ctx); err != nil {
