@@ -123,6 +123,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Hashes == nil {
 		cfg.Hashes = DefaultHashes
 	}
+	for _, h := range cfg.Hashes {
+		if oidFromHash(h) == nil || !h.Available() {
+			return nil, fmt.Errorf("tsa server: imprint hash %v not supported (want SHA-256, SHA-384 or SHA-512)", h)
+		}
+	}
 	if cfg.MaxQueryBytes <= 0 {
 		cfg.MaxQueryBytes = DefaultMaxQueryBytes
 	}
