@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
+	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/hex"
@@ -415,6 +416,41 @@ func TestServerTimestamp(t *testing.T) {
 				"-untrusted", writePEM(t, filepath.Join(dir, "tsa.pem"), srv.Certificate(), p.issuing))
 			if err != nil || !strings.Contains(out, "Verification: OK") {
 				t.Fatalf("openssl: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
+// TestNewServerRefusesBadConfig checks a misconfigured TSA does not start.
+func TestNewServerRefusesBadConfig(t *testing.T) {
+	e := newEnv(t)
+	p, other := e.newPKI("Firma"), e.newPKI("Other")
+	good := e.tsa(p, keystore.ECP256, nil).cfg
+	otherKey := e.hsmKey(Owner, keystore.ECP256)
+	nonCritical := leafCert(t, p, good.Signer.Public(), func(c *x509.Certificate) {
+		c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping}
+	})
+	tests := []struct {
+		name  string
+		tweak func(*ServerConfig)
+		want  string
+	}{
+		{"no signer", func(c *ServerConfig) { c.Signer = nil }, "signer and certificate are required"},
+		{"no serials", func(c *ServerConfig) { c.Serials = nil }, "serial source is required"},
+		{"no policy", func(c *ServerConfig) { c.Policy = nil }, "policy OID is required"},
+		{"certificate for another key", func(c *ServerConfig) { c.Signer = otherKey }, "not for the signer's key"},
+		{"EKU not critical", func(c *ServerConfig) { c.Cert = nonCritical }, "extended key usage not critical"},
+		{"chain of another CA", func(c *ServerConfig) { c.Chain = []*x509.Certificate{other.issuing} }, "did not issue"},
+		{"MD5 imprints", func(c *ServerConfig) { c.Hashes = []crypto.Hash{crypto.MD5} }, "not supported"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := good
+			cfg.Registerer = prometheus.NewRegistry()
+			tc.tweak(&cfg)
+			_, err := NewServer(cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
 			}
 		})
 	}
