@@ -21,17 +21,25 @@ import (
 func BenchmarkAudit(b *testing.B) {
 	for _, t := range []keystore.Type{keystore.ECP256, keystore.RSA2048} {
 		b.Run(string(t), func(b *testing.B) {
-			for _, batch := range []int{1, 64} {
-				name := map[int]string{1: "batch1", 64: "batch64"}[batch]
-				b.Run("off-"+name, func(b *testing.B) { benchAudit(b, t, batch, false, false) })
-				b.Run("on-"+name, func(b *testing.B) { benchAudit(b, t, batch, true, false) })
-				b.Run("flush-"+name, func(b *testing.B) { benchAudit(b, t, batch, true, true) })
+			for _, v := range []struct {
+				name           string
+				batch, callers int
+			}{
+				{"batch1", 1, 2 * sessions()},
+				{"batch64", 64, 2 * sessions()},
+				// A service has many requests in flight, each waiting on its
+				// commit: with more callers, group commit batches more.
+				{"batch1-callers64", 1, 64},
+			} {
+				b.Run("off-"+v.name, func(b *testing.B) { benchAudit(b, t, v.batch, v.callers, false, false) })
+				b.Run("on-"+v.name, func(b *testing.B) { benchAudit(b, t, v.batch, v.callers, true, false) })
+				b.Run("flush-"+v.name, func(b *testing.B) { benchAudit(b, t, v.batch, v.callers, true, true) })
 			}
 		})
 	}
 }
 
-func benchAudit(b *testing.B, t keystore.Type, batch int, on, flush bool) {
+func benchAudit(b *testing.B, t keystore.Type, batch, callers int, on, flush bool) {
 	f := setup(b)
 	ks, st, err := f.open(keystore.ModeToken, 0)
 	if err != nil {
@@ -64,7 +72,7 @@ func benchAudit(b *testing.B, t keystore.Type, batch int, on, flush bool) {
 	if _, err := core.Sign(ctx, req); err != nil { // warm the caches
 		b.Fatal(err)
 	}
-	runParallel(b, 2*sessions(), batch, func(int) error {
+	runParallel(b, callers, batch, func(int) error {
 		if _, err := core.Sign(ctx, req); err != nil || !on {
 			return err
 		}
