@@ -56,6 +56,7 @@ type app struct {
 	health   *health.Server
 	tls      *tls.Config // nil for loopback plaintext
 	draining atomic.Bool // set at shutdown: /readyz answers 503
+	rd       readiness   // cached /readyz answers (http.go)
 
 	mu      sync.Mutex
 	checks  []readyCheck

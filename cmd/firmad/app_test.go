@@ -2,8 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
+	"log/slog"
+	"net/http/httptest"
 	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 )
@@ -36,5 +43,44 @@ func TestLateInterceptorsRunInOrder(t *testing.T) {
 	empty := &app{}
 	if resp, err := empty.lateUnary(context.Background(), 1, &grpc.UnaryServerInfo{}, func(ctx context.Context, req any) (any, error) { return req, nil }); err != nil || resp != 1 {
 		t.Fatalf("no interceptors: %v %v", resp, err)
+	}
+}
+
+func TestReadinessIsSharedAndCached(t *testing.T) {
+	var calls atomic.Int32
+	release := make(chan struct{})
+	a := &app{log: slog.New(slog.DiscardHandler)}
+	a.ready("slow", func(ctx context.Context) error {
+		calls.Add(1)
+		<-release
+		return nil
+	})
+	a.ready("broken", func(ctx context.Context) error { return errors.New("store at 10.0.0.5 refused") })
+	var wg sync.WaitGroup
+	results := make([]*readyResult, 8)
+	for i := range results {
+		wg.Add(1)
+		go func() { defer wg.Done(); results[i] = a.checkReady() }()
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d concurrent requests ran the check %d times, want once", len(results), n)
+	}
+	for _, r := range results {
+		if r.ok || r.results["slow"] != "ok" || r.results["broken"] != "fail" {
+			t.Fatalf("result %+v", r)
+		}
+	}
+	a.checkReady()
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("a fresh answer was not reused: %d runs", n)
+	}
+
+	rec := httptest.NewRecorder()
+	a.readyz(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if rec.Code != 503 || strings.Contains(rec.Body.String(), "10.0.0.5") {
+		t.Fatalf("readyz %d %s: want 503 without the error text", rec.Code, rec.Body)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/singleflight"
 )
 
 // readyTimeout bounds each readiness check, so that a hung HSM makes
@@ -24,54 +25,89 @@ func (a *app) routes() {
 		Registry: a.reg, ErrorLog: slogPrinter{a}, EnableOpenMetrics: true}))
 }
 
-// readyz runs every readiness check at once and answers 200 only if all
-// pass. The body names each check's outcome but never its error text, which
-// could describe the infrastructure; that goes to the log.
+// readyCacheFor is how long a readiness answer is reused: probes from
+// several orchestrators, or a flood of requests, then cost the HSM one
+// session check a second at most, never the sessions signatures need.
+const readyCacheFor = time.Second
+
+// readiness runs the checks at most once per readyCacheFor, and once at a
+// time however many requests ask.
+type readiness struct {
+	group singleflight.Group
+	mu    sync.Mutex
+	last  *readyResult
+}
+
+type readyResult struct {
+	ok      bool
+	results map[string]string
+	at      time.Time
+}
+
+// readyz answers 200 only if every readiness check passes. The body names
+// each check's outcome but never its error text, which could describe the
+// infrastructure; that goes to the log.
 func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
 	if a.draining.Load() {
 		// Tell load balancers to stop sending work while calls drain.
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusServiceUnavailable)
 		json.NewEncoder(w).Encode(map[string]any{"status": "shutting down"})
 		return
 	}
-	a.mu.Lock()
-	checks := append([]readyCheck(nil), a.checks...)
-	a.mu.Unlock()
-
-	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
-	defer cancel()
-	results := make(map[string]string, len(checks))
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	ok := true
-	for _, c := range checks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := c.fn(ctx)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				ok = false
-				results[c.name] = "fail"
-				a.log.Warn("readiness check failed", "check", c.name, "err", err)
-				return
-			}
-			results[c.name] = "ok"
-		}()
-	}
-	wg.Wait()
-	status := "ready"
-	code := http.StatusOK
-	if !ok {
+	res := a.checkReady()
+	status, code := "ready", http.StatusOK
+	if !res.ok {
 		status, code = "not ready", http.StatusServiceUnavailable
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(map[string]any{"status": status, "checks": results})
+	json.NewEncoder(w).Encode(map[string]any{"status": status, "checks": res.results})
+}
+
+// checkReady returns a recent result or runs every check at once, each
+// bounded by readyTimeout. The checks do not use a request's context: one
+// caller going away must not fail the answer shared with the others.
+func (a *app) checkReady() *readyResult {
+	a.rd.mu.Lock()
+	if l := a.rd.last; l != nil && time.Since(l.at) < readyCacheFor {
+		a.rd.mu.Unlock()
+		return l
+	}
+	a.rd.mu.Unlock()
+	v, _, _ := a.rd.group.Do("ready", func() (any, error) {
+		a.mu.Lock()
+		checks := append([]readyCheck(nil), a.checks...)
+		a.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+		defer cancel()
+		res := &readyResult{ok: true, results: make(map[string]string, len(checks))}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, c := range checks {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := c.fn(ctx)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					res.ok = false
+					res.results[c.name] = "fail"
+					a.log.Warn("readiness check failed", "check", c.name, "err", err)
+					return
+				}
+				res.results[c.name] = "ok"
+			}()
+		}
+		wg.Wait()
+		res.at = time.Now()
+		a.rd.mu.Lock()
+		a.rd.last = res
+		a.rd.mu.Unlock()
+		return res, nil
+	})
+	return v.(*readyResult)
 }
 
 // slogPrinter passes promhttp's errors to the app's logger.
