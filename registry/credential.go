@@ -10,31 +10,29 @@ import (
 )
 
 // checkCode finds which of a citizen's codes of kind matches the typed
-// code, in constant time per candidate. A reused or expired code is told
-// apart from a wrong one, since a citizen can do something about those.
+// code, in constant time per candidate, and spends it. A reused or expired
+// code is told apart from a wrong one, since a citizen can do something
+// about those.
+//
+// Wrong guesses are counted but never void a code: activation codes and
+// CSVs carry about 80 bits, beyond any online guessing, while voiding
+// after a few misses would let anyone who knows a DNI cancel that
+// citizen's letter or activation code. (The 4-character SMS codes, which
+// can be guessed, are limited per attempt in ConfirmCertificate.)
 func (r *Registry) checkCode(ctx context.Context, citizenID, kind, typed string) (*store.Code, error) {
 	codes, err := r.st.Codes(ctx, citizenID, kind)
 	if err != nil {
 		return nil, err
 	}
-	var match *store.Code
+	var match, live *store.Code
+	now := r.now()
 	for _, c := range codes {
 		if codeMatches(c.Hash, kind, citizenID, typed) && match == nil {
 			match = c
 		}
-	}
-	// Guesses are counted on the newest live code, so a stream of wrong
-	// guesses voids it whatever code they aim at.
-	var live *store.Code
-	now := r.now()
-	for _, c := range codes {
-		if c.UsedAt.IsZero() && now.Before(c.ExpiresAt) {
+		if live == nil && c.UsedAt.IsZero() && now.Before(c.ExpiresAt) {
 			live = c
-			break
 		}
-	}
-	if live != nil && live.Attempts >= r.opt.MaxAttempts {
-		return nil, ErrTooManyAttempts
 	}
 	switch {
 	case match == nil:
@@ -43,16 +41,11 @@ func (r *Registry) checkCode(ctx context.Context, citizenID, kind, typed string)
 			if err != nil {
 				return nil, err
 			}
-			if n >= r.opt.MaxAttempts {
-				if err := r.st.UseCode(ctx, live.ID, now); err != nil && !errors.Is(err, store.ErrConflict) {
-					return nil, err
-				}
-				return nil, ErrTooManyAttempts
+			if n%r.opt.MaxAttempts == 0 {
+				r.log.WarnContext(ctx, "repeated wrong codes", "citizen", citizenID, "kind", kind, "attempts", n)
 			}
 		}
 		return nil, ErrCodeInvalid
-	case !match.UsedAt.IsZero() && match.Attempts >= r.opt.MaxAttempts:
-		return nil, ErrTooManyAttempts // voided by guessing, not spent
 	case !match.UsedAt.IsZero():
 		return nil, ErrCodeUsed
 	case !now.Before(match.ExpiresAt):

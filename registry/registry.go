@@ -76,7 +76,7 @@ type Options struct {
 	LetterTTL     time.Duration // 0: 90 days
 	SMSCodeTTL    time.Duration // 0: 10 minutes
 	ChallengeTTL  time.Duration // 0: 5 minutes
-	MaxAttempts   int           // wrong guesses at an SMS code, CSV or activation code; 0: 3
+	MaxAttempts   int           // wrong guesses that void an SMS code; 0: 3
 	// CodeRetention is how long expired codes are kept, so that a late
 	// citizen is told "expired" rather than "wrong"; 0: 30 days.
 	CodeRetention time.Duration
