@@ -391,6 +391,15 @@ func TestSADBoundToHashes(t *testing.T) {
 	// The SAD expires.
 	f.clock.Add(6 * time.Minute)
 	want(t, f.signHash(t, f.key, sad2, b64[:1]), http.StatusBadRequest, csc.CodeExpiredSAD, "expired")
+	// An hour later it is purged, and then unknown.
+	if n, err := f.CSC.Purge(context.Background()); err != nil || n != 0 {
+		t.Fatalf("purge before the hour: %d %v", n, err)
+	}
+	f.clock.Add(time.Hour)
+	if n, err := f.CSC.Purge(context.Background()); err != nil || n != 2 {
+		t.Fatalf("purge: %d %v, want 2", n, err)
+	}
+	want(t, f.signHash(t, f.key, sad2, b64[:1]), http.StatusBadRequest, csc.CodeInvalidRequest, "invalid parameter SAD")
 }
 
 func TestAuthorizeRefusals(t *testing.T) {

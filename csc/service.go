@@ -645,3 +645,32 @@ func (s *Service) audit(ctx context.Context, rec *audit.Record) {
 		s.log.ErrorContext(ctx, "csc: audit record", "event", rec.Event, "err", err)
 	}
 }
+
+// Purge deletes SADs that expired more than an hour ago; their hashes
+// can no longer be signed, and the hour keeps a late signHash answered
+// with expired_sad rather than "invalid SAD".
+func (s *Service) Purge(ctx context.Context) (int64, error) {
+	n, err := s.opt.Store.DeleteExpiredSADs(ctx, s.now().Add(-time.Hour))
+	if err != nil {
+		return 0, fmt.Errorf("csc purge: %w", err)
+	}
+	return n, nil
+}
+
+// Run purges expired SADs every interval until ctx ends.
+func (s *Service) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.Purge(ctx); err != nil {
+				s.log.WarnContext(ctx, "csc: purge expired SADs", "err", err)
+			} else if n > 0 {
+				s.log.DebugContext(ctx, "csc: purged expired SADs", "count", n)
+			}
+		}
+	}
+}

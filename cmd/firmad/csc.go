@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/csc"
@@ -57,6 +58,13 @@ func (a *app) setupCSC(ctx context.Context) error {
 		return err
 	}
 	svc.Register(a.mux, portal.New(a.store, portal.Options{Log: log}))
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		svc.Run(rctx, 10*time.Minute)
+	}()
+	a.onClose("csc", func() error { cancel(); <-done; return nil })
 	log.Info("CSC API v2 ready", "path", csc.Prefix, "sad_ttl", cfg.SADTTL, "multisign", cfg.MaxSignatures)
 	return nil
 }
