@@ -204,16 +204,20 @@ func readUpdate(doc []byte, po PDFOptions) (u *update, err error) {
 	if n == 0 {
 		n = 1
 	}
-	if n < 1 || n > r.NumPage() {
-		return nil, fmt.Errorf("%w: page %d of %d", ErrPDF, n, r.NumPage())
+	pages, err := pageList(u.catalog)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrPDF, err)
 	}
-	p := r.Page(n)
-	u.page = p.V
-	if u.page.Kind() != pdf.Dict || ptrOf(u.page) == ptrOf(u.catalog) {
+	if n < 1 || n > len(pages) {
+		return nil, fmt.Errorf("%w: page %d of %d", ErrPDF, n, len(pages))
+	}
+	u.page = pages[n-1]
+	if u.page.Kind() != pdf.Dict || ptrOf(u.page) == ptrOf(u.catalog) || ptrOf(u.page).id == 0 {
 		return nil, fmt.Errorf("%w: page %d is not an object", ErrPDF, n)
 	}
 	var mb pdf.Value
-	for v := p.V; !v.IsNull() && mb.IsNull(); v = v.Key("Parent") {
+	// Bounded: a malformed page tree may loop through /Parent.
+	for v, depth := u.page, 0; !v.IsNull() && mb.IsNull() && depth < 64; v, depth = v.Key("Parent"), depth+1 {
 		mb = v.Key("MediaBox")
 	}
 	for i := range 4 {
@@ -249,6 +253,47 @@ func readUpdate(doc []byte, po PDFOptions) (u *update, err error) {
 		return nil, fmt.Errorf("%w: field %q already exists", ErrPDF, u.fieldName)
 	}
 	return u, nil
+}
+
+// maxPages bounds the page tree walk.
+const maxPages = 100000
+
+// pageList returns the leaves of the page tree in order. It replaces the
+// PDF library's Page, which loops forever on a page tree with a cycle.
+func pageList(catalog pdf.Value) ([]pdf.Value, error) {
+	var out []pdf.Value
+	seen := map[[2]uint64]bool{}
+	var walk func(v pdf.Value, depth int) error
+	walk = func(v pdf.Value, depth int) error {
+		p := v.GetPtr()
+		key := [2]uint64{uint64(p.GetID()), uint64(p.GetGen())}
+		switch {
+		case depth > 64:
+			return errors.New("page tree deeper than 64")
+		case p.GetID() != 0 && seen[key]:
+			return errors.New("page tree has a cycle")
+		case len(out) > maxPages:
+			return fmt.Errorf("more than %d pages", maxPages)
+		}
+		seen[key] = true
+		if v.Key("Type").Name() != "Pages" {
+			if v.Kind() == pdf.Dict {
+				out = append(out, v)
+			}
+			return nil
+		}
+		kids := v.Key("Kids")
+		for i := range kids.Len() {
+			if err := walk(kids.Index(i), depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := walk(catalog.Key("Pages"), 0); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 type ref struct {

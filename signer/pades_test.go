@@ -205,6 +205,10 @@ func TestPAdESErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cyclic, err := os.ReadFile("testdata/cyclic-page-tree.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
 	signed, err := signer.PAdES(ctx, doc, key, chain, signer.Options{}, signer.PDFOptions{FieldName: "Firma"})
 	if err != nil {
 		t.Fatal(err)
@@ -222,6 +226,8 @@ func TestPAdESErrors(t *testing.T) {
 		{"page out of range", doc, signer.PDFOptions{Page: 7}, signer.ErrPDF, "page 7 of 1"},
 		{"field name taken", signed, signer.PDFOptions{FieldName: "Firma"}, signer.ErrPDF, `field "Firma" already exists`},
 		{"certified, no changes allowed", certified, signer.PDFOptions{}, signer.ErrPDF, "DocMDP P=1"},
+		// The PDF library alone loops forever on this one.
+		{"page tree with a cycle", cyclic, signer.PDFOptions{}, signer.ErrPDF, "page tree has a cycle"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package verify
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 
@@ -64,22 +65,20 @@ func fingerprints(doc []byte) (fps []pageFingerprint, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n := r.NumPage()
-	if n < 0 || n > 100000 {
-		return nil, fmt.Errorf("page count %d", n)
+	pages, err := pageList(r.Trailer().Key("Root"))
+	if err != nil {
+		return nil, err
 	}
-	for i := 1; i <= n; i++ {
-		p := r.Page(i).V
-		if p.IsNull() {
-			return nil, fmt.Errorf("page %d missing", i)
-		}
+	for n, p := range pages {
+		i := n + 1
 		h := sha256.New()
 		if err := streams(h, p.Key("Contents")); err != nil {
 			return nil, fmt.Errorf("page %d: %w", i, err)
 		}
 		// Form XObjects the page draws, one level deep, by name.
 		var res pdf.Value
-		for v := p; !v.IsNull() && res.IsNull(); v = v.Key("Parent") {
+		// Bounded: a malformed page tree may loop through /Parent.
+		for v, depth := p, 0; !v.IsNull() && res.IsNull() && depth < 64; v, depth = v.Key("Parent"), depth+1 {
 			res = v.Key("Resources")
 		}
 		xo := res.Key("XObject")
@@ -129,4 +128,45 @@ func streams(w io.Writer, v pdf.Value) error {
 		}
 	}
 	return nil
+}
+
+// maxPages bounds the page tree walk.
+const maxPages = 100000
+
+// pageList returns the leaves of the page tree in order. It replaces the
+// PDF library's Page, which loops forever on a page tree with a cycle.
+func pageList(catalog pdf.Value) ([]pdf.Value, error) {
+	var out []pdf.Value
+	seen := map[[2]uint64]bool{}
+	var walk func(v pdf.Value, depth int) error
+	walk = func(v pdf.Value, depth int) error {
+		p := v.GetPtr()
+		key := [2]uint64{uint64(p.GetID()), uint64(p.GetGen())}
+		switch {
+		case depth > 64:
+			return errors.New("page tree deeper than 64")
+		case p.GetID() != 0 && seen[key]:
+			return errors.New("page tree has a cycle")
+		case len(out) > maxPages:
+			return fmt.Errorf("more than %d pages", maxPages)
+		}
+		seen[key] = true
+		if v.Key("Type").Name() != "Pages" {
+			if v.Kind() == pdf.Dict {
+				out = append(out, v)
+			}
+			return nil
+		}
+		kids := v.Key("Kids")
+		for i := range kids.Len() {
+			if err := walk(kids.Index(i), depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := walk(catalog.Key("Pages"), 0); err != nil {
+		return nil, err
+	}
+	return out, nil
 }

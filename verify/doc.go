@@ -4,7 +4,9 @@
 // binding, the signer's chain to configured roots, the revocation status
 // of every certificate at the time of signing, and the signature
 // timestamp (token signature, imprint over the signature value, TSA
-// chain). Every check gets a result (passed, failed, indeterminate) with a
+// chain). For PDFs it also checks what /ByteRange covers, that updates
+// appended after a signature left the pages as signed, and document
+// timestamps (ETSI.RFC3161). Every check gets a result (passed, failed, indeterminate) with a
 // reason, and each signature an overall verdict (valid, invalid,
 // indeterminate), following the spirit of ETSI EN 319 102-1.
 //

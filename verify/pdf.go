@@ -193,9 +193,18 @@ func pdfSignatures(doc []byte) (sigs []pdfSig, err error) {
 	fields := r.Trailer().Key("Root").Key("AcroForm").Key("Fields")
 	seen := map[string]bool{}
 	var walk func(f pdf.Value, name, ft string, depth int)
+	visited := map[[2]uint64]bool{}
 	walk = func(f pdf.Value, name, ft string, depth int) {
 		if depth > 32 || f.Kind() != pdf.Dict {
 			return
+		}
+		// A field tree with a cycle or shared kids is walked once per node.
+		if p := f.GetPtr(); p.GetID() != 0 {
+			k := [2]uint64{uint64(p.GetID()), uint64(p.GetGen())}
+			if visited[k] {
+				return
+			}
+			visited[k] = true
 		}
 		if t := f.Key("T").Text(); t != "" {
 			if name != "" {
