@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/firma-cloud/firma/ca"
 )
@@ -54,5 +55,62 @@ func TestConfigRefused(t *testing.T) {
 				t.Fatalf("got %v, want an error naming %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	c, err := ca.LoadConfig("testdata/ca.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BaseURL != "https://firma.example.es" || c.RootName != "Firma Raíz 2026" || c.CitizenKeyType != "ec-p384" ||
+		c.CitizenValidity != 17520*time.Hour || c.CRLInterval != 30*time.Minute || len(c.Policies) != 2 {
+		t.Errorf("loaded %+v", c)
+	}
+	tests := []struct{ path, want string }{
+		{"testdata/ca-typo.yaml", "organisation"},
+		{"testdata/missing.yaml", "no such file"},
+	}
+	for _, tc := range tests {
+		if _, err := ca.LoadConfig(tc.path); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("LoadConfig(%s) = %v, want an error naming %q", tc.path, err, tc.want)
+		}
+	}
+
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	s, err := ca.Settings(env(map[string]string{ca.EnvConfig: "testdata/ca.yaml", ca.EnvBaseURL: "http://proxy.example:8080"}), "127.0.0.1:7780")
+	if err != nil || s.BaseURL != "http://proxy.example:8080" || s.Organization != "Servicio de Firma en la Nube" {
+		t.Errorf("Settings with both variables = %+v, %v", s, err)
+	}
+	s, err = ca.Settings(env(nil), "127.0.0.1:7780")
+	if err != nil || s.BaseURL != "http://127.0.0.1:7780" {
+		t.Errorf("Settings with no variables = %+v, %v", s, err)
+	}
+}
+
+// The names configured go into the CA certificates.
+func TestConfiguredNames(t *testing.T) {
+	e := newEnv(t, func(c *ca.Config) {
+		loaded, err := ca.LoadConfig("testdata/ca.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		loaded.BaseURL = c.BaseURL
+		*c = loaded
+	})
+	res := e.init()
+	root, _ := e.chain()
+	mustContain(t, "root", openssl(t, e.dir, "x509", "-in", root, "-noout", "-subject", "-nameopt", "RFC2253,-esc_msb"),
+		"CN=Firma Raíz 2026", "organizationIdentifier=VATES-Q0000000J", "O=Servicio de Firma en la Nube", "C=ES")
+	if res.Issuing.Subject.CommonName != "Firma Ciudadanos 1" {
+		t.Errorf("issuing CN %q", res.Issuing.Subject.CommonName)
+	}
+	e.advanced("12345678Z", "Juan", "Español")
+	c, err := e.ca.EnsureCertificate(e.ctx, "12345678Z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := e.ks.Key(e.ctx, c.KeyID); k.Type != "ec-p384" {
+		t.Errorf("citizen key type %s, want ec-p384", k.Type)
 	}
 }

@@ -23,24 +23,22 @@ import (
 	"github.com/firma-cloud/firma/store/sqlite"
 )
 
-// caSettings is the CA configuration derived from firmad.yaml: CRL, OCSP
-// and CA-issuer URLs on firmad's HTTP listener, or under FIRMA_CA_BASE_URL
-// when the public address differs (a proxy, a DNS name). firmad and
-// firmactl must agree, since the URLs go into every certificate.
-// TODO(issue 3): read a "ca:" section once config.Config carries ca.Config.
-func caSettings(e *env, cfg *config.Config) ca.Config {
-	base := e.getenv("FIRMA_CA_BASE_URL")
-	if base == "" {
-		base = ca.DefaultBaseURL(cfg.Listen.HTTP)
-	}
-	return ca.Config{BaseURL: base}
+// caSettings is the CA configuration firmad uses too: FIRMA_CA_CONFIG
+// (a YAML file of ca.Config) and FIRMA_CA_BASE_URL, else URLs on firmad's
+// HTTP listener. Both must agree, since the URLs go into certificates.
+func caSettings(e *env, cfg *config.Config) (ca.Config, error) {
+	return ca.Settings(e.getenv, cfg.Listen.HTTP)
 }
 
 // initCA sets up the root and issuing CAs on the token (keeping any that
 // exist) and writes their certificates to STATE/ca/. 'firmactl init' calls
 // it after the key-encryption key; 'firmactl ca init' runs it alone.
 func initCA(ctx context.Context, e *env, cfg *config.Config, db *sqlite.DB, ks *keystore.Keystore, state string) error {
-	a, err := ca.New(caSettings(e, cfg), ks, db, nil, slog.New(slog.DiscardHandler), nil)
+	settings, err := caSettings(e, cfg)
+	if err != nil {
+		return err
+	}
+	a, err := ca.New(settings, ks, db, nil, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		return err
 	}
@@ -103,7 +101,12 @@ func localCA(ctx context.Context, e *env, state string) (*ca.Authority, *config.
 		return nil, nil, nil, fmt.Errorf("open token: %w", err)
 	}
 	closeAll := func() { ks.Close(); db.Close() }
-	a, err := ca.New(caSettings(e, cfg), ks, db, nil, slog.New(slog.DiscardHandler), nil)
+	settings, err := caSettings(e, cfg)
+	if err != nil {
+		closeAll()
+		return nil, nil, nil, err
+	}
+	a, err := ca.New(settings, ks, db, nil, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		closeAll()
 		return nil, nil, nil, err

@@ -91,7 +91,11 @@ func TestCACommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ks.Close() })
-	authority, err := ca.New(caSettings(&env{getenv: func(string) string { return "" }}, cfg), ks, db, nil, nil, nil)
+	settings, err := caSettings(&env{getenv: func(string) string { return "" }}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	authority, err := ca.New(settings, ks, db, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,17 +11,16 @@ import (
 	"github.com/firma-cloud/firma/config"
 )
 
-// caSettings is the CA configuration derived from firmad.yaml: CRL, OCSP
-// and CA-issuer URLs on firmad's HTTP listener, or under FIRMA_CA_BASE_URL
-// when the public address differs (a proxy, a DNS name). firmad and
-// firmactl must agree, since the URLs go into every certificate.
-// TODO(issue 3): read a "ca:" section once config.Config carries ca.Config.
+// caSettings is the CA configuration (ca.Settings: FIRMA_CA_CONFIG,
+// FIRMA_CA_BASE_URL, else URLs on the HTTP listener), for parts that need
+// the CA's publication URLs. A bad FIRMA_CA_CONFIG stops setupCA; here it
+// falls back to the listener.
 func caSettings(cfg *config.Config) ca.Config {
-	base := os.Getenv("FIRMA_CA_BASE_URL")
-	if base == "" {
-		base = ca.DefaultBaseURL(cfg.Listen.HTTP)
+	c, err := ca.Settings(os.Getenv, cfg.Listen.HTTP)
+	if err != nil {
+		return ca.Config{BaseURL: ca.DefaultBaseURL(cfg.Listen.HTTP)}
 	}
-	return ca.Config{BaseURL: base}
+	return c
 }
 
 // setupCA loads the certificate authority that 'firmactl init' set up,
@@ -34,8 +33,10 @@ func caSettings(cfg *config.Config) ca.Config {
 // The registry, set up after this, must call a.ca.SetCitizens(registry)
 // and pass ca.CitizenRevoker{CA: a.ca} as its revocation hook.
 func (a *app) setupCA(ctx context.Context) error {
-	cfg := caSettings(a.cfg)
-	if err := cfg.LoadExternalIssuers(); err != nil {
+	// FIRMA_CA_CONFIG (a YAML file) and FIRMA_CA_BASE_URL, as firmactl
+	// reads them: both must agree, since the URLs go into certificates.
+	cfg, err := ca.Settings(os.Getenv, a.cfg.Listen.HTTP)
+	if err != nil {
 		return err
 	}
 	if l := a.auditLog(); l != nil {
