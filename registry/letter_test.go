@@ -169,8 +169,8 @@ func TestPurge(t *testing.T) {
 	}{
 		{0, 0, 4},                   // nothing expired
 		{10 * time.Minute, 3, 1},    // challenges go once expired
-		{91 * 24 * time.Hour, 0, 1}, // the letter expired, but is kept to say so
-		{31 * 24 * time.Hour, 1, 0}, // and goes after the retention
+		{91 * 24 * time.Hour, 1, 1}, // the CSV expired: the letter leaves the outbox, its code is kept to say so
+		{31 * 24 * time.Hour, 1, 0}, // and the code goes after the retention
 	}
 	for i, s := range steps {
 		e.clock.Add(s.advance)
@@ -178,6 +178,11 @@ func TestPurge(t *testing.T) {
 			if _, err := e.reg.RedeemLetter(ctx, registry.Redemption{ID: "12345678Z", CSV: csv, Mobile: "612345678",
 				Email: "m@example.es", AcceptConditions: true}); !errors.Is(err, registry.ErrCodeExpired) {
 				t.Fatalf("expired letter before purge: %v", err)
+			}
+		}
+		if i == 2 {
+			if ls, _ := e.reg.Letters(ctx, "12345678Z", 10); len(ls) != 1 {
+				t.Fatalf("letters before purge: %d", len(ls))
 			}
 		}
 		n, err := e.reg.Purge(ctx)

@@ -476,8 +476,9 @@ func (r *Registry) revoke(ctx context.Context, id, reason string) error {
 	return nil
 }
 
-// Purge deletes expired codes: challenges as soon as they expire (anyone
-// may ask for them), the rest after CodeRetention. firmad runs it hourly.
+// Purge deletes expired codes, challenges as soon as they expire (anyone
+// may ask for them) and the rest after CodeRetention, and the outbox
+// letters whose CSV has expired. firmad runs it hourly.
 func (r *Registry) Purge(ctx context.Context) (int64, error) {
 	now := r.now().UTC()
 	a, err := r.st.DeleteCodes(ctx, kindChallenge, now)
@@ -488,7 +489,8 @@ func (r *Registry) Purge(ctx context.Context) (int64, error) {
 	if err != nil {
 		return a, err
 	}
-	return a + b, nil
+	c, err := r.st.DeleteLetters(ctx, now.Add(-r.opt.LetterTTL))
+	return a + b + c, err
 }
 
 // denied audits a registration that policy refused (role, service hours,

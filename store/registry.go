@@ -123,6 +123,8 @@ type RegistryStore interface {
 
 	PutLetter(ctx context.Context, l *Letter) error
 	Letters(ctx context.Context, citizenID string, limit int) ([]*Letter, error)
+	// DeleteLetters deletes letters created before the cutoff.
+	DeleteLetters(ctx context.Context, before time.Time) (int64, error)
 }
 
 // SMSStore persists the SMS outbox.

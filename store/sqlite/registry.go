@@ -423,6 +423,19 @@ func (s *DB) Letters(ctx context.Context, citizenID string, limit int) ([]*store
 	return out, nil
 }
 
+// DeleteLetters deletes letters created before the cutoff.
+func (s *DB) DeleteLetters(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, "DELETE FROM letter_outbox WHERE created_at < ?", before.UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("delete letters: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("delete letters: %w", err)
+	}
+	return n, nil
+}
+
 // PutSMS adds a message to the SMS outbox.
 func (s *DB) PutSMS(ctx context.Context, m *store.SMS) error {
 	_, err := s.db.ExecContext(ctx, "INSERT INTO sms_outbox (id, recipient, body, created_at) VALUES (?, ?, ?, ?)",
