@@ -9,17 +9,13 @@ import (
 	"github.com/firma-cloud/firma/web"
 )
 
-// publicURL is the citizens' view of the HTTP listener, as the
-// transactions step computes it for approval links.
+// publicURL is the configured citizens' view of the HTTP listener
+// (transactions.public_url), or "" if none is set.
 func (a *app) publicURL() string {
-	if tc := config.SectionOf[transaction.Config](a.cfg, transaction.SectionName); tc != nil && tc.PublicURL != "" {
+	if tc := config.SectionOf[transaction.Config](a.cfg, transaction.SectionName); tc != nil {
 		return tc.PublicURL
 	}
-	scheme := "http"
-	if a.tls != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + a.cfg.Listen.HTTP
+	return ""
 }
 
 // setupWeb serves the citizen approval page under /sign/ over the
@@ -34,6 +30,9 @@ func (a *app) setupWeb(ctx context.Context) error {
 		d := web.DefaultConfig()
 		cfg = &d
 	}
+	// Without a public URL, forms must come from the host the request
+	// names: the listen address (":8080", "0.0.0.0:8080") is not what a
+	// browser puts in Origin.
 	base := a.publicURL()
 	secure := cfg.Secure(base, a.tls != nil)
 	log := a.log.With("part", "web")
@@ -45,6 +44,6 @@ func (a *app) setupWeb(ctx context.Context) error {
 	if !secure {
 		log.Warn("approval page cookies are not Secure: citizens must reach it over HTTPS in production (web.secure_cookies)")
 	}
-	log.Info("approval page ready", "url", base+web.PathPrefix+"{id}", "secure_cookies", secure)
+	log.Info("approval page ready", "public_url", base, "path", web.PathPrefix+"{id}", "secure_cookies", secure)
 	return nil
 }
