@@ -177,6 +177,9 @@ func readUpdate(doc []byte, po PDFOptions) (u *update, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPDF, err)
 	}
+	if err := checkObjectStreams(r); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrPDF, err)
+	}
 	tr := r.Trailer()
 	if !tr.Key("Encrypt").IsNull() {
 		return nil, fmt.Errorf("%w: encrypted documents are not supported", ErrPDF)
@@ -654,4 +657,45 @@ func escapeLiteral(s []byte) []byte {
 		out = append(out, c)
 	}
 	return out
+}
+
+// checkObjectStreams refuses object streams that would hang the PDF
+// library, which follows /Extends without noticing a cycle and reads /N
+// entries even past the end of the stream. Each object stream is loaded
+// directly (object streams never live in object streams) before any
+// object inside one is resolved.
+func checkObjectStreams(r *pdf.Reader) error {
+	const maxN = 1 << 20
+	xs := r.Xref()
+	checked := map[uint32]bool{}
+	for i := range xs {
+		sp := xs[i].Stream()
+		if sp.GetID() == 0 || checked[sp.GetID()] {
+			continue
+		}
+		seen := map[uint32]bool{}
+		for s := sp; s.GetID() != 0; {
+			if seen[s.GetID()] {
+				return fmt.Errorf("object stream %d extends itself", s.GetID())
+			}
+			seen[s.GetID()] = true
+			checked[s.GetID()] = true
+			v := r.Resolve(s, s)
+			if v.Kind() != pdf.Stream || v.Key("Type").Name() != "ObjStm" {
+				return fmt.Errorf("object %d is not an object stream", s.GetID())
+			}
+			if n := v.Key("N").Int64(); n < 0 || n > maxN {
+				return fmt.Errorf("object stream %d claims %d objects", s.GetID(), n)
+			}
+			ext := v.Key("Extends")
+			if ext.IsNull() {
+				break
+			}
+			s = ext.GetPtr()
+			if s == sp {
+				return fmt.Errorf("object stream %d extends itself", sp.GetID())
+			}
+		}
+	}
+	return nil
 }

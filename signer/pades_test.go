@@ -209,6 +209,14 @@ func TestPAdESErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	extendsCycle, err := os.ReadFile("testdata/objstm-extends-cycle.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hugeN, err := os.ReadFile("testdata/objstm-huge-n.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
 	signed, err := signer.PAdES(ctx, doc, key, chain, signer.Options{}, signer.PDFOptions{FieldName: "Firma"})
 	if err != nil {
 		t.Fatal(err)
@@ -228,6 +236,8 @@ func TestPAdESErrors(t *testing.T) {
 		{"certified, no changes allowed", certified, signer.PDFOptions{}, signer.ErrPDF, "DocMDP P=1"},
 		// The PDF library alone loops forever on this one.
 		{"page tree with a cycle", cyclic, signer.PDFOptions{}, signer.ErrPDF, "page tree has a cycle"},
+		{"object stream extending itself", extendsCycle, signer.PDFOptions{}, signer.ErrPDF, "extends itself"},
+		{"object stream with 10^15 objects", hugeN, signer.PDFOptions{}, signer.ErrPDF, "claims"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

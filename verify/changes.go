@@ -65,6 +65,9 @@ func fingerprints(doc []byte) (fps []pageFingerprint, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkObjectStreams(r); err != nil {
+		return nil, err
+	}
 	pages, err := pageList(r.Trailer().Key("Root"))
 	if err != nil {
 		return nil, err
