@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/firma-cloud/firma/api/firmav1"
 	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/store"
 )
 
@@ -29,43 +29,30 @@ func init() {
 	AddErrorMapping(audit.ErrClosed, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_SHUTTING_DOWN, "service shutting down", false)
 }
 
-// RoleFunc returns the staff role ("admin", "registrar", "video_agent",
-// "auditor") of the authenticated operator making the call, "" if none.
-type RoleFunc func(ctx context.Context) string
-
-// OperatorRoles is a RoleFunc over a table from operator name (as Auth
-// authenticates it) to role.
-func OperatorRoles(roles map[string]string) RoleFunc {
-	return func(ctx context.Context) string { return roles[Operator(ctx)] }
+// AuditService authenticates its callers itself: auditors hold credentials
+// of their own, not operator ones, so the operator interceptor lets its
+// methods through, and an auditor's credential opens nothing else.
+func init() {
+	for _, m := range firmav1.AuditService_ServiceDesc.Methods {
+		publicMethods["/"+firmav1.AuditService_ServiceDesc.ServiceName+"/"+m.MethodName] = true
+	}
+	for _, m := range firmav1.AuditService_ServiceDesc.Streams {
+		publicMethods["/"+firmav1.AuditService_ServiceDesc.ServiceName+"/"+m.StreamName] = true
+	}
 }
 
-// auditService is the gRPC service name, the prefix of its methods.
-const auditService = "/firma.v1.AuditService/"
-
-// AuditorScope returns interceptors that confine auditors to AuditService
-// (and health checks): a security officer reads the log and can do nothing
-// else, in particular not sign, create transactions or change anything.
-// Chain them after authentication.
-func AuditorScope(roleOf RoleFunc) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
-	allowed := func(ctx context.Context, method string) error {
-		if roleOf(ctx) != audit.RoleAuditor || strings.HasPrefix(method, auditService) || publicMethods[method] {
-			return nil
-		}
-		return permissionDenied("the auditor role may only read the audit log")
+// NewAuditors authenticates auditors (security officers) by their own
+// bearer tokens or client certificates, as Auth does operators.
+func NewAuditors(creds []audit.Credential) (*Auth, error) {
+	ops := make([]config.Operator, len(creds))
+	for i, c := range creds {
+		ops[i] = config.Operator{Name: c.Name, TokenSHA256: c.TokenSHA256, CertSHA256: c.CertSHA256}
 	}
-	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if err := allowed(ctx, info.FullMethod); err != nil {
-			return nil, err
-		}
-		return handler(ctx, req)
+	a, err := NewAuth(ops)
+	if err != nil {
+		return nil, fmt.Errorf("audit auditors: %w", err)
 	}
-	stream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		if err := allowed(ss.Context(), info.FullMethod); err != nil {
-			return err
-		}
-		return handler(srv, ss)
-	}
-	return unary, stream
+	return a, nil
 }
 
 func permissionDenied(msg string) error {
@@ -75,52 +62,62 @@ func permissionDenied(msg string) error {
 // AuditService implements firmav1.AuditServiceServer for auditors.
 type AuditService struct {
 	firmav1.UnimplementedAuditServiceServer
-	log    *audit.Log
-	vkey   string
-	roleOf RoleFunc
-	slog   *slog.Logger
+	log       *audit.Log
+	vkey      string
+	auditors  *Auth
+	operators *Auth
+	slog      *slog.Logger
 }
 
 var _ firmav1.AuditServiceServer = (*AuditService)(nil)
 
-// NewAuditService serves l to auditors. verifierKey is the checkpoint
-// verifier key GetCheckpoint hands out; roleOf tells auditors apart.
-func NewAuditService(l *audit.Log, verifierKey string, roleOf RoleFunc, log *slog.Logger) *AuditService {
+// NewAuditService serves l to the auditors (NewAuditors). verifierKey is
+// the checkpoint verifier key GetCheckpoint hands out; operators, if not
+// nil, tells a refused operator from an anonymous caller in the log.
+func NewAuditService(l *audit.Log, verifierKey string, auditors, operators *Auth, log *slog.Logger) *AuditService {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &AuditService{log: l, vkey: verifierKey, roleOf: roleOf, slog: log}
+	if auditors == nil {
+		auditors = &Auth{}
+	}
+	if operators == nil {
+		operators = &Auth{}
+	}
+	return &AuditService{log: l, vkey: verifierKey, auditors: auditors, operators: operators, slog: log}
 }
 
 // authorize admits auditors only, and writes the access itself to the log
 // before any data leaves: reading personal data is accountable, and if
 // that record cannot be written the read is refused.
 func (s *AuditService) authorize(ctx context.Context, method string, ev audit.Event, details map[string]string) error {
-	role, who := s.roleOf(ctx), Operator(ctx)
-	if role != audit.RoleAuditor {
-		rec := &audit.Record{Event: audit.AuthFailed, Outcome: audit.Denied, Actor: audit.Actor{Role: roleOrNone(role), ID: who},
-			Reason: "audit log access needs the auditor role", Details: map[string]string{"method": method}}
+	name, ok := s.auditors.Authenticate(ctx)
+	if !ok {
+		actor, refusal := audit.Actor{Role: audit.RoleAnonymous, ID: "-"}, unauthenticatedAuditor()
+		if op, isOp := s.operators.Authenticate(ctx); isOp {
+			actor, refusal = audit.Actor{Role: audit.RoleAdmin, ID: op}, permissionDenied("only auditors may read the audit log")
+		}
+		rec := &audit.Record{Event: audit.AuthFailed, Outcome: audit.Denied, Actor: actor,
+			Reason: "audit log access without an auditor credential", Details: map[string]string{"method": method}}
 		if err := s.log.Append(ctx, rec); err != nil {
 			s.slog.Error("cannot audit a refused audit access", "err", err)
 		}
-		return permissionDenied("only the auditor role may read the audit log")
+		return refusal
 	}
 	if details == nil {
 		details = map[string]string{}
 	}
 	details["method"] = method
-	rec := &audit.Record{Event: ev, Outcome: audit.Success, Actor: audit.Actor{Role: role, ID: who}, Details: details}
+	rec := &audit.Record{Event: ev, Outcome: audit.Success, Actor: audit.Actor{Role: audit.RoleAuditor, ID: name}, Details: details}
 	if err := s.log.Append(ctx, rec); err != nil {
 		return toStatus(ctx, s.slog, method, err)
 	}
 	return nil
 }
 
-func roleOrNone(r string) string {
-	if r == "" {
-		return "operator"
-	}
-	return r
+func unauthenticatedAuditor() error {
+	return newStatus(codes.Unauthenticated, firmav1.ErrorReason_ERROR_REASON_UNAUTHENTICATED,
+		"an auditor bearer token or client certificate is required", nil)
 }
 
 func optTime(t *timestamppb.Timestamp) time.Time {

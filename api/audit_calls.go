@@ -33,8 +33,8 @@ var hashOfProto = map[firmav1.HashAlgorithm]crypto.Hash{
 // a signature is committed before the signatures leave: if it cannot be,
 // the caller gets Unavailable and no signature. Failed calls are recorded
 // too, best effort, and keep their own error. Chain it after
-// authentication.
-func AuditKeyCalls(l *audit.Log, roleOf RoleFunc, log *slog.Logger) grpc.UnaryServerInterceptor {
+// authentication: the actor is the operator, as an administrator.
+func AuditKeyCalls(l *audit.Log, log *slog.Logger) grpc.UnaryServerInterceptor {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -45,11 +45,7 @@ func AuditKeyCalls(l *audit.Log, roleOf RoleFunc, log *slog.Logger) grpc.UnarySe
 			return handler(ctx, req)
 		}
 		resp, err := handler(ctx, req)
-		role := roleOf(ctx)
-		if role == "" {
-			role = audit.RoleAdmin // operators administer the service
-		}
-		rec := &audit.Record{Outcome: audit.Success, Actor: audit.Actor{Role: role, ID: Operator(ctx)}}
+		rec := &audit.Record{Outcome: audit.Success, Actor: audit.Actor{Role: audit.RoleAdmin, ID: Operator(ctx)}}
 		switch r := req.(type) {
 		case *firmav1.GenerateKeyRequest:
 			rec.Event, rec.Citizen = audit.KeyGenerated, r.GetOwner()

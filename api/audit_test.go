@@ -82,19 +82,23 @@ func newAuditServer(t *testing.T) *auditServer {
 	t.Cleanup(func() { l.Close() })
 
 	log := slog.New(slog.DiscardHandler)
-	opts, err := api.ServerOptions(config.Auth{Operators: []config.Operator{
-		{Name: "alice", TokenSHA256: api.TokenSHA256(auditorToken)},
-		{Name: "root", TokenSHA256: api.TokenSHA256(adminToken)},
-	}}, prometheus.NewRegistry(), log)
+	operators := config.Auth{Operators: []config.Operator{{Name: "root", TokenSHA256: api.TokenSHA256(adminToken)}}}
+	opts, err := api.ServerOptions(operators, prometheus.NewRegistry(), log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	roles := api.OperatorRoles(map[string]string{"alice": audit.RoleAuditor, "root": audit.RoleAdmin})
-	su, ss := api.AuditorScope(roles)
-	opts = append(opts, grpc.ChainUnaryInterceptor(su, api.AuditKeyCalls(l, roles, log)), grpc.ChainStreamInterceptor(ss))
+	opts = append(opts, grpc.ChainUnaryInterceptor(api.AuditKeyCalls(l, log)))
 	gs := grpc.NewServer(opts...)
 	api.Register(gs, ks, signer.New(ks, signer.Config{}), log)
-	firmav1.RegisterAuditServiceServer(gs, api.NewAuditService(l, vkey, roles, log))
+	auditors, err := api.NewAuditors([]audit.Credential{{Name: "alice", TokenSHA256: api.TokenSHA256(auditorToken)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, err := api.NewAuth(operators.Operators)
+	if err != nil {
+		t.Fatal(err)
+	}
+	firmav1.RegisterAuditServiceServer(gs, api.NewAuditService(l, vkey, auditors, ops, log))
 	lis := bufconn.Listen(1 << 20)
 	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)
@@ -244,43 +248,52 @@ func hashes(b [][]byte) []tlog.Hash {
 	return out
 }
 
-// An auditor reads the log and does nothing else; anyone else is refused
-// the log, and the refusal is itself recorded.
+// An auditor reads the log and does nothing else: its credential is not an
+// operator's. Anyone else is refused the log, and the refusal is recorded.
 func TestAuditRoles(t *testing.T) {
 	s := newAuditServer(t)
 	ctx := context.Background()
 
-	// The auditor cannot generate keys or sign.
+	// The auditor cannot generate keys, sign or destroy keys.
 	_, err := firmav1.NewKeyServiceClient(s.auditor).GenerateKey(ctx, &firmav1.GenerateKeyRequest{Owner: "12345678Z"})
-	if status.Code(err) != codes.PermissionDenied {
-		t.Fatalf("auditor GenerateKey: %v, want PermissionDenied", err)
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("auditor GenerateKey: %v, want Unauthenticated", err)
 	}
 	key, err := firmav1.NewKeyServiceClient(s.admin).GenerateKey(ctx, &firmav1.GenerateKeyRequest{Owner: "12345678Z"})
 	if err != nil {
 		t.Fatalf("admin GenerateKey: %v", err)
 	}
 	_, err = firmav1.NewSigningServiceClient(s.auditor).SignDigests(ctx, &firmav1.SignDigestsRequest{KeyId: key.GetKey().GetId(), Digests: [][]byte{make([]byte, 32)}})
-	if status.Code(err) != codes.PermissionDenied {
-		t.Fatalf("auditor Sign: %v, want PermissionDenied", err)
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("auditor Sign: %v, want Unauthenticated", err)
 	}
 	_, err = firmav1.NewKeyServiceClient(s.auditor).DestroyKey(ctx, &firmav1.DestroyKeyRequest{KeyId: key.GetKey().GetId()})
-	if status.Code(err) != codes.PermissionDenied {
-		t.Fatalf("auditor DestroyKey: %v, want PermissionDenied", err)
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("auditor DestroyKey: %v, want Unauthenticated", err)
 	}
-	if _, err := s.ks.Key(ctx, key.GetKey().GetId()); err != nil {
-		t.Fatalf("key after the auditor's DestroyKey: %v", err)
+	if k, err := s.ks.Key(ctx, key.GetKey().GetId()); err != nil || !k.DestroyedAt.IsZero() {
+		t.Fatalf("key after the auditor's DestroyKey: %v, %v", k, err)
 	}
 
-	// The admin is refused the audit log, and that is recorded.
+	// The admin is refused the audit log, and so is a caller without
+	// credentials; both refusals are recorded.
 	_, err = firmav1.NewAuditServiceClient(s.admin).QueryAudit(ctx, &firmav1.QueryAuditRequest{})
 	if status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("admin QueryAudit: %v, want PermissionDenied", err)
+	}
+	stream, err := firmav1.NewAuditServiceClient(s.dial(t)).ExportAudit(ctx, &firmav1.ExportAuditRequest{})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("anonymous ExportAudit: %v, want Unauthenticated", err)
 	}
 	page, err := s.log.Query(ctx, audit.Filter{Events: []audit.Event{audit.AuthFailed}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(page.Records) != 1 || page.Records[0].Actor != (audit.Actor{Role: audit.RoleAdmin, ID: "root"}) || page.Records[0].Outcome != audit.Denied {
+	if len(page.Records) != 2 || page.Records[0].Actor != (audit.Actor{Role: audit.RoleAdmin, ID: "root"}) ||
+		page.Records[1].Actor.Role != audit.RoleAnonymous || page.Records[0].Outcome != audit.Denied {
 		t.Errorf("refusal records: %+v", page.Records)
 	}
 

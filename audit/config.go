@@ -24,9 +24,10 @@ type Config struct {
 	// the database, made with a random key on first start. Copy it to
 	// every node: records stay correlatable only under one key.
 	PseudonymKeyFile string `yaml:"pseudonym_key_file"`
-	// Auditors are the operators (by name, as configured in auth) who hold
-	// the auditor role: they may read and export the log and nothing else.
-	Auditors []string `yaml:"auditors"`
+	// Auditors are the security officers, each with credentials of their
+	// own (not operator credentials): they may read and export the log and
+	// nothing else.
+	Auditors []Credential `yaml:"auditors"`
 	// Notify is how citizens hear of each signature made with their key:
 	// "sms" (default) or "none". Email needs a mail gateway the service
 	// does not have yet.
@@ -37,6 +38,14 @@ type Config struct {
 	// MaxBatch and Linger tune group commit (see Options).
 	MaxBatch int           `yaml:"max_batch"`
 	Linger   time.Duration `yaml:"linger"`
+}
+
+// Credential is one auditor's bearer token or mTLS client certificate, by
+// SHA-256 (hex, colons allowed): the secret itself is never configured.
+type Credential struct {
+	Name        string `yaml:"name"`
+	TokenSHA256 string `yaml:"token_sha256,omitempty"`
+	CertSHA256  string `yaml:"cert_sha256,omitempty"`
 }
 
 // DefaultConfig returns the defaults.
@@ -55,6 +64,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("audit.notify %q: %w: want sms or none", c.Notify, ErrInvalid)
 	case c.MaxBatch < 0 || c.Linger < 0:
 		return fmt.Errorf("audit.max_batch, audit.linger: %w: negative", ErrInvalid)
+	}
+	for i, a := range c.Auditors {
+		if a.Name == "" || (a.TokenSHA256 == "" && a.CertSHA256 == "") {
+			return fmt.Errorf("audit.auditors[%d]: %w: want a name and a token_sha256 or cert_sha256", i, ErrInvalid)
+		}
 	}
 	return nil
 }

@@ -244,12 +244,16 @@ func TestAuditRemoteCommands(t *testing.T) {
 	t.Cleanup(func() { l.Close() })
 	const token = "auditor-token-5d1c"
 	log := slog.New(slog.DiscardHandler)
-	opts, err := api.ServerOptions(config.Auth{Operators: []config.Operator{{Name: "eva", TokenSHA256: api.TokenSHA256(token)}}}, prometheus.NewRegistry(), log)
+	opts, err := api.ServerOptions(config.Auth{}, prometheus.NewRegistry(), log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer(opts...)
-	firmav1.RegisterAuditServiceServer(gs, api.NewAuditService(l, ak.vkey, api.OperatorRoles(map[string]string{"eva": audit.RoleAuditor}), log))
+	auditors, err := api.NewAuditors([]audit.Credential{{Name: "eva", TokenSHA256: api.TokenSHA256(token)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	firmav1.RegisterAuditServiceServer(gs, api.NewAuditService(l, ak.vkey, auditors, nil, log))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

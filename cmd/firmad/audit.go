@@ -64,8 +64,9 @@ func auditSettings(getenv func(string) string) (audit.Config, error) {
 // setupAudit starts the audit log: group commit into the store, a
 // checkpoint signed every checkpoint_interval (and at shutdown) with an
 // ECDSA P-256 token key in the HSM and timestamped by the built-in TSA
-// when there is one, and AuditService for the operators named in
-// audit.auditors.
+// when there is one, SMS notices of signatures to citizens, and
+// AuditService for the auditors in audit.auditors, who have credentials of
+// their own and can call nothing else.
 func (a *app) setupAudit(ctx context.Context) error {
 	cfg, err := auditSettings(os.Getenv)
 	if err != nil {
@@ -146,11 +147,15 @@ func (a *app) setupAudit(ctx context.Context) error {
 		_, err := a.store.AuditSize(ctx)
 		return err
 	})
-	roles := make(map[string]string, len(cfg.Auditors))
-	for _, n := range cfg.Auditors {
-		roles[n] = audit.RoleAuditor
+	auditors, err := api.NewAuditors(cfg.Auditors)
+	if err != nil {
+		return err
 	}
-	firmav1.RegisterAuditServiceServer(a.grpc, api.NewAuditService(l, vkey, api.OperatorRoles(roles), log))
+	operators, err := api.NewAuth(a.cfg.Auth.Operators)
+	if err != nil {
+		return err
+	}
+	firmav1.RegisterAuditServiceServer(a.grpc, api.NewAuditService(l, vkey, auditors, operators, log))
 	if len(cfg.Auditors) == 0 {
 		log.Warn("no auditors configured (audit.auditors): nobody can read the audit log over the API")
 	}
