@@ -110,6 +110,17 @@ func TestInteropOpenSSLCMS(t *testing.T) {
 			}
 		})
 	}
+	// An attached signature carries its content: none need be given.
+	out := filepath.Join(t.TempDir(), "attached.p7s")
+	tool(t, "openssl", "cms", "-sign", "-nodetach", "-binary", "-cades", "-md", "sha256", "-in", doc, "-signer", s.cert, "-inkey", s.key,
+		"-certfile", s.chain, "-outform", "DER", "-out", out)
+	sig, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := v.CAdES(ctx, sig, nil); err != nil || r.Verdict != verify.Valid {
+		t.Fatalf("attached signature: %v %+v", err, r)
+	}
 }
 
 var pdfsigStatus = regexp.MustCompile(`- Signature Validation: (.*)`)
