@@ -167,7 +167,9 @@ func (l *Log) Pseudonym(kind Kind, value string) string {
 
 // Append validates rec, appends it and returns once it is durably
 // committed, setting rec.Seq (and rec.Time and rec.Node if they were
-// empty). Any error means the record is not known to be in the log and the
+// empty). Emails and phone numbers in the free text of Reason and document
+// names are redacted (Redact); anywhere else they make Append fail with
+// ErrPersonalData. Any error means the record is not known to be in the log and the
 // audited operation must be refused.
 func (l *Log) Append(ctx context.Context, rec *Record) error {
 	start := time.Now()
@@ -177,6 +179,15 @@ func (l *Log) Append(ctx context.Context, rec *Record) error {
 	rec.Time = rec.Time.UTC().Round(0)
 	if rec.Node == "" {
 		rec.Node = l.opt.Node
+	}
+	rec.Reason = Redact(rec.Reason)
+	if len(rec.Documents) > 0 {
+		docs := make([]Document, len(rec.Documents))
+		for i, d := range rec.Documents {
+			d.Name = Redact(d.Name)
+			docs[i] = d
+		}
+		rec.Documents = docs
 	}
 	if err := rec.Validate(); err != nil {
 		return fmt.Errorf("audit %s: %w", rec.Event, err)

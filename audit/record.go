@@ -172,6 +172,9 @@ var (
 	roleRE      = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
 	emailRE     = regexp.MustCompile(`[^\s@]+@[^\s@]+\.[^\s@]+`)
 	phoneRE     = regexp.MustCompile(`^\+?[0-9][0-9 ().-]{7,20}[0-9]$`)
+	// phoneInText finds phone numbers inside free text: an international
+	// number, or nine or more digits in a row as Spanish numbers are.
+	phoneInText = regexp.MustCompile(`\+[0-9][0-9 ().-]{7,20}[0-9]|\b[0-9]{9,15}\b`)
 	// Detail keys that name secrets. A record must never carry one, even
 	// hashed: OTPs and PINs are short enough to brute-force from a hash.
 	secretKeys = map[string]bool{"pin": true, "otp": true, "otp_code": true, "code": true, "password": true,
@@ -213,6 +216,17 @@ func checkText(field, v string, max int) error {
 		return fmt.Errorf("%s: %w: use audit.Pseudonym for phone numbers and emails", field, ErrPersonalData)
 	}
 	return nil
+}
+
+// redacted replaces personal data found in free text.
+const redacted = "[redacted]"
+
+// Redact removes emails and phone numbers from free text (a reason taken
+// from an error, a document's file name), which may quote them: such text
+// is kept, minus the personal data, rather than refused.
+func Redact(s string) string {
+	s = emailRE.ReplaceAllString(s, redacted)
+	return phoneInText.ReplaceAllString(s, redacted)
 }
 
 // Validate checks a record before it is appended. Error messages name the

@@ -245,3 +245,32 @@ func TestQueryAndKeyUsage(t *testing.T) {
 		t.Error("no usage for portal-1")
 	}
 }
+
+// Free text that quotes personal data (an error naming the number, a file
+// named after a person's email) is kept with the data redacted.
+func TestAppendRedactsFreeText(t *testing.T) {
+	e := newEnv(t, audit.Options{})
+	r := sample(0)
+	r.Outcome = audit.Failure
+	r.Reason = `sms to "+34 612 345 678": invalid recipient; copy to ana.garcia@example.es failed (call 612345678)`
+	r.Documents[1].Name = "contrato de ana.garcia@example.es.pdf"
+	if err := e.log.Append(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.log.Query(context.Background(), audit.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := p.Records[0]
+	if want := `sms to "[redacted]": invalid recipient; copy to [redacted] failed (call [redacted])`; got.Reason != want {
+		t.Errorf("reason %q, want %q", got.Reason, want)
+	}
+	if got.Documents[1].Name != "contrato de [redacted]" {
+		t.Errorf("document name %q", got.Documents[1].Name)
+	}
+	for _, keep := range []string{"firmado el 25/11/2026", "lote 2026-000123", "serial 0x1a2b3c4d5e"} {
+		if audit.Redact(keep) != keep {
+			t.Errorf("Redact(%q) = %q", keep, audit.Redact(keep))
+		}
+	}
+}
