@@ -222,9 +222,57 @@ func (s *TransactionService) CreateBatch(ctx context.Context, req *firmav1.Creat
 	if err != nil {
 		return nil, err
 	}
-	return s.create(ctx, method, p, transaction.CreateRequest{CitizenID: req.GetSubjectId(), Documents: docs, OKURL: req.GetOkUrl(),
+	r := transaction.CreateRequest{CitizenID: req.GetSubjectId(), Documents: docs, OKURL: req.GetOkUrl(),
 		ErrorURL: req.GetErrorUrl(), StopOnError: req.GetStopOnError(), Level: signer.Level(req.GetLevel()),
-		IdempotencyKey: req.GetIdempotencyKey()})
+		IdempotencyKey: req.GetIdempotencyKey()}
+	if len(docs) == 0 {
+		c, err := s.svc.CreateDraft(ctx, p, r)
+		if err != nil {
+			return nil, s.txStatus(ctx, method, err)
+		}
+		return createdOut(c), nil
+	}
+	return s.create(ctx, method, p, r)
+}
+
+// AddDocumentToBatch adds a document to an open batch.
+func (s *TransactionService) AddDocumentToBatch(ctx context.Context, req *firmav1.AddDocumentToBatchRequest) (*firmav1.AddDocumentToBatchResponse, error) {
+	const method = "AddDocumentToBatch"
+	p, err := s.portal(ctx, req.GetRef().GetAppId())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetDocument() == nil {
+		return nil, txStatusErr(codes.InvalidArgument, transaction.CodeInvalidRequest, "document is required", "document")
+	}
+	docs, err := documentsIn([]*firmav1.TransactionDocument{req.GetDocument()})
+	if err != nil {
+		return nil, err
+	}
+	i, err := s.svc.AddDocument(ctx, p.ID, req.GetRef().GetTransactionId(), docs[0])
+	if err != nil {
+		return nil, s.txStatus(ctx, method, err)
+	}
+	return &firmav1.AddDocumentToBatchResponse{DocumentIndex: int32(i)}, nil
+}
+
+// SignBatch closes an open batch and returns where to send the citizen.
+func (s *TransactionService) SignBatch(ctx context.Context, ref *firmav1.TransactionRef) (*firmav1.CreateTransactionResponse, error) {
+	const method = "SignBatch"
+	p, _, err := s.lookup(ctx, method, ref)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.svc.SignBatch(ctx, p.ID, ref.GetTransactionId())
+	if err != nil {
+		return nil, s.txStatus(ctx, method, err)
+	}
+	return createdOut(c), nil
+}
+
+func createdOut(c *transaction.Created) *firmav1.CreateTransactionResponse {
+	return &firmav1.CreateTransactionResponse{TransactionId: c.ID, RedirectUrl: c.RedirectURL, State: string(c.State),
+		ExpiresAt: tstamp(c.ExpiresAt), Replayed: c.Replayed}
 }
 
 func (s *TransactionService) create(ctx context.Context, method string, p *store.Portal, r transaction.CreateRequest) (*firmav1.CreateTransactionResponse, error) {
@@ -232,8 +280,7 @@ func (s *TransactionService) create(ctx context.Context, method string, p *store
 	if err != nil {
 		return nil, s.txStatus(ctx, method, err)
 	}
-	return &firmav1.CreateTransactionResponse{TransactionId: c.ID, RedirectUrl: c.RedirectURL, State: string(c.State),
-		ExpiresAt: tstamp(c.ExpiresAt), Replayed: c.Replayed}, nil
+	return createdOut(c), nil
 }
 
 // lookup authenticates the portal and fetches its transaction, applying

@@ -252,7 +252,32 @@ func TestTransactionGRPC(t *testing.T) {
 	_, err = tx.CancelTransaction(portalCtx(a.ApiKey), ref)
 	wantReason(t, err, codes.FailedPrecondition, string(transaction.CodeAlreadyUsed))
 
-	list, err := tx.ListTransactions(portalCtx(a.ApiKey), &firmav1.ListTransactionsRequest{})
+	// FIRe's three steps: an empty batch, its documents, then signBatch.
+	draft, err := tx.CreateBatch(portalCtx(a.ApiKey), &firmav1.CreateBatchRequest{SubjectId: "12345678Z", OkUrl: "https://a.example.es/ok",
+		ErrorUrl: "https://a.example.es/ko"})
+	if err != nil || draft.State != "draft" || draft.RedirectUrl != "" {
+		t.Fatalf("CreateBatch without documents: %v %+v", err, draft)
+	}
+	dref := &firmav1.TransactionRef{TransactionId: draft.TransactionId}
+	for i, d := range []string{"uno", "dos"} {
+		r, err := tx.AddDocumentToBatch(portalCtx(a.ApiKey), &firmav1.AddDocumentToBatchRequest{Ref: dref,
+			Document: &firmav1.TransactionDocument{Name: d, Content: []byte(d)}})
+		if err != nil || r.DocumentIndex != int32(i) {
+			t.Fatalf("AddDocumentToBatch %s: %v", d, err)
+		}
+	}
+	_, err = tx.AddDocumentToBatch(portalCtx(a.ApiKey), &firmav1.AddDocumentToBatchRequest{Ref: dref,
+		Document: &firmav1.TransactionDocument{Name: "uno otra vez", Content: []byte("uno")}})
+	wantReason(t, err, codes.InvalidArgument, string(transaction.CodeDuplicateDocument))
+	sb, err := tx.SignBatch(portalCtx(a.ApiKey), dref)
+	if err != nil || sb.State != "created" || !strings.HasSuffix(sb.RedirectUrl, "/sign/"+draft.TransactionId) {
+		t.Fatalf("SignBatch: %v %+v", err, sb)
+	}
+	if _, err := tx.CancelTransaction(portalCtx(a.ApiKey), dref); err != nil {
+		t.Fatal(err)
+	}
+
+	list, err := tx.ListTransactions(portalCtx(a.ApiKey), &firmav1.ListTransactionsRequest{State: "done"})
 	if err != nil || len(list.Transactions) != 1 {
 		t.Fatalf("ListTransactions: %v %d", err, len(list.Transactions))
 	}

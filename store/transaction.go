@@ -99,13 +99,17 @@ type TransactionStore interface {
 	Transaction(ctx context.Context, id string) (*Transaction, error)
 	TransactionByIdempotencyKey(ctx context.Context, portalID, key string) (*Transaction, error)
 	Transactions(ctx context.Context, f TransactionFilter) ([]*Transaction, error)
-	// UpdateTransaction stores t if the stored version is still
+	// UpdateTransaction stores t (its mutable fields, the approval digest
+	// included) if the stored version is still
 	// t.Version, and increments t.Version; ErrConflict if another update
 	// came first, ErrNotFound if there is no such transaction.
 	UpdateTransaction(ctx context.Context, t *Transaction) error
 	// Documents lists a transaction's documents in order, with their
 	// content and result only if full.
 	Documents(ctx context.Context, txID string, full bool) ([]*Document, error)
+	// AddDocument adds d to the open batch t, if t is still a draft at
+	// t.Version (ErrConflict otherwise), and increments t.Version.
+	AddDocument(ctx context.Context, t *Transaction, d *Document) error
 	// UpdateDocument stores d's status, error and result if the stored
 	// status is still from; ErrConflict otherwise.
 	UpdateDocument(ctx context.Context, d *Document, from string) error

@@ -90,7 +90,7 @@ func (s *Service) Run(ctx context.Context) error {
 // Sweep moves every transaction still waiting for its citizen past its
 // expiry to expired.
 func (s *Service) Sweep(ctx context.Context) {
-	live := []string{string(StateCreated), string(StateAuthenticated), string(StateOTPSent)}
+	live := []string{string(StateDraft), string(StateCreated), string(StateAuthenticated), string(StateOTPSent)}
 	for {
 		ts, err := s.st.TransactionsDue(ctx, live, s.now(), 100)
 		if err != nil {

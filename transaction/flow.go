@@ -23,6 +23,10 @@ func (s *Service) View(ctx context.Context, id string) (*View, error) {
 	if err != nil {
 		return nil, err
 	}
+	if State(t.State) == StateDraft {
+		// The portal has not sent the citizen yet: nothing to show.
+		return nil, notFound()
+	}
 	return s.view(ctx, t)
 }
 

@@ -134,12 +134,17 @@ func NewHandler(svc *Service, auth PortalAuth, log *slog.Logger, maxBody int64) 
 	h.mux.HandleFunc("GET /api/v1/transactions/{id}/result", h.portal(h.result))
 	h.mux.HandleFunc("GET /api/v1/transactions/{id}/documents/{index}", h.portal(h.document))
 	h.mux.HandleFunc("POST /api/v1/transactions/{id}/cancel", h.portal(h.cancel))
+	// FIRe's three-step batch: createBatch, addDocumentToBatch, signBatch.
+	// A batch id is a transaction id: its state and results are read as above.
+	h.mux.HandleFunc("POST /api/v1/batches", h.portal(h.createBatch))
+	h.mux.HandleFunc("POST /api/v1/batches/{id}/documents", h.portal(h.addDocument))
+	h.mux.HandleFunc("POST /api/v1/batches/{id}/sign", h.portal(h.signBatch))
 	return h
 }
 
 // Register adds the routes to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
-	for _, p := range []string{"/api/v1/transactions", "/api/v1/transactions/", "/api/v1/sign"} {
+	for _, p := range []string{"/api/v1/transactions", "/api/v1/transactions/", "/api/v1/sign", "/api/v1/batches", "/api/v1/batches/"} {
 		mux.Handle(p, h)
 	}
 }
@@ -321,6 +326,65 @@ func (h *Handler) createWith(w http.ResponseWriter, r *http.Request, p *store.Po
 	}
 	w.Header().Set("Location", "/api/v1/transactions/"+c.ID)
 	writeJSON(w, status, CreatedJSON{TransactionID: c.ID, RedirectURL: c.RedirectURL, State: c.State, ExpiresAt: c.ExpiresAt})
+}
+
+func (h *Handler) createBatch(w http.ResponseWriter, r *http.Request, p *store.Portal) {
+	var in CreateJSON
+	if err := h.decode(w, r, &in); err != nil {
+		WriteProblem(w, r, h.log, err, "")
+		return
+	}
+	switch {
+	case in.AppID != "" && in.AppID != p.ID:
+		WriteProblem(w, r, h.log, refuse(CodeForbidden, "app_id is not the authenticated portal"), "")
+		return
+	case len(in.Documents) > 0 || in.Document != nil:
+		WriteProblem(w, r, h.log, invalid("documents", "a batch starts empty: POST each document to /api/v1/batches/{id}/documents"), "")
+		return
+	}
+	req := CreateRequest{CitizenID: in.SubjectID, OKURL: in.OKURL, ErrorURL: in.ErrorURL, StopOnError: in.StopOnError,
+		Level: signer.Level(in.Level), IdempotencyKey: in.IdempotencyKey}
+	if k := r.Header.Get("Idempotency-Key"); k != "" && req.IdempotencyKey == "" {
+		req.IdempotencyKey = k
+	}
+	c, err := h.svc.CreateDraft(r.Context(), p, req)
+	if err != nil {
+		WriteProblem(w, r, h.log, err, "")
+		return
+	}
+	status := http.StatusCreated
+	if c.Replayed {
+		status = http.StatusOK
+	}
+	w.Header().Set("Location", "/api/v1/transactions/"+c.ID)
+	writeJSON(w, status, CreatedJSON{TransactionID: c.ID, RedirectURL: c.RedirectURL, State: c.State, ExpiresAt: c.ExpiresAt})
+}
+
+func (h *Handler) addDocument(w http.ResponseWriter, r *http.Request, p *store.Portal) {
+	var d DocumentJSON
+	if err := h.decode(w, r, &d); err != nil {
+		WriteProblem(w, r, h.log, err, r.PathValue("id"))
+		return
+	}
+	i, err := h.svc.AddDocument(r.Context(), p.ID, r.PathValue("id"), DocumentInput{Name: d.Name, MediaType: d.MediaType,
+		Content: d.Content, Digest: d.Digest, Hash: d.Hash, Format: signer.Format(d.Format)})
+	if err != nil {
+		WriteProblem(w, r, h.log, err, r.PathValue("id"))
+		return
+	}
+	writeJSON(w, http.StatusCreated, struct {
+		TransactionID string `json:"transaction_id"`
+		Index         int    `json:"index"`
+	}{r.PathValue("id"), i})
+}
+
+func (h *Handler) signBatch(w http.ResponseWriter, r *http.Request, p *store.Portal) {
+	c, err := h.svc.SignBatch(r.Context(), p.ID, r.PathValue("id"))
+	if err != nil {
+		WriteProblem(w, r, h.log, err, r.PathValue("id"))
+		return
+	}
+	writeJSON(w, http.StatusOK, CreatedJSON{TransactionID: c.ID, RedirectURL: c.RedirectURL, State: c.State, ExpiresAt: c.ExpiresAt})
 }
 
 // lookup fetches the portal's transaction and applies the optional

@@ -182,6 +182,28 @@ func TestRESTPortalAPI(t *testing.T) {
 	resp, body = a.do("POST", "/api/v1/sign", one, nil)
 	problem(t, resp, body, http.StatusBadRequest, transaction.CodeInvalidRequest)
 
+	// FIRe's three steps.
+	resp, body = a.do("POST", "/api/v1/batches", transaction.CreateJSON{SubjectID: citizen, OKURL: okURL, ErrorURL: errURL, StopOnError: true}, nil)
+	var draft transaction.CreatedJSON
+	json.Unmarshal(body, &draft)
+	if resp.StatusCode != http.StatusCreated || draft.State != transaction.StateDraft || draft.RedirectURL != "" {
+		t.Fatalf("createBatch: %d %s", resp.StatusCode, body)
+	}
+	resp, body = a.do("POST", "/api/v1/batches/"+draft.TransactionID+"/sign", nil, nil)
+	problem(t, resp, body, http.StatusBadRequest, transaction.CodeInvalidRequest)
+	resp, body = a.do("POST", "/api/v1/batches/"+draft.TransactionID+"/documents", transaction.DocumentJSON{Name: "uno.txt", Content: []byte("uno b")}, nil)
+	if resp.StatusCode != http.StatusCreated || !strings.Contains(string(body), `"index":0`) {
+		t.Fatalf("addDocumentToBatch: %d %s", resp.StatusCode, body)
+	}
+	resp, body = b.do("POST", "/api/v1/batches/"+draft.TransactionID+"/documents", transaction.DocumentJSON{Name: "dos", Content: []byte("dos")}, nil)
+	problem(t, resp, body, http.StatusNotFound, transaction.CodeNotFound)
+	resp, body = a.do("POST", "/api/v1/batches/"+draft.TransactionID+"/sign", nil, nil)
+	var signedBatch transaction.CreatedJSON
+	json.Unmarshal(body, &signedBatch)
+	if resp.StatusCode != 200 || signedBatch.State != transaction.StateCreated || !strings.HasSuffix(signedBatch.RedirectURL, "/sign/"+draft.TransactionID) {
+		t.Fatalf("signBatch: %d %s", resp.StatusCode, body)
+	}
+
 	resp, body = a.do("GET", "/api/v1/transactions?state=done", nil, nil)
 	var list struct{ Transactions []transaction.StateJSON }
 	json.Unmarshal(body, &list)

@@ -68,7 +68,7 @@ func (s *Service) Cancel(ctx context.Context, portalID, id string) (*Transaction
 			return nil, err
 		}
 		switch State(t.State) {
-		case StateCreated, StateAuthenticated, StateOTPSent:
+		case StateDraft, StateCreated, StateAuthenticated, StateOTPSent:
 		default:
 			return nil, stateError(t)
 		}

@@ -217,8 +217,10 @@ func (s *Service) create(ctx context.Context, p *store.Portal, req CreateRequest
 	}
 	n := len(req.Documents)
 	switch {
-	case n == 0:
+	case n == 0 && !req.draft:
 		return nil, invalid("documents", "at least one document is required")
+	case n > 0 && req.draft:
+		return nil, invalid("documents", "a batch starts empty: add documents with addDocumentToBatch")
 	case n > lim.MaxDocuments:
 		return nil, &Error{Code: CodeTooManyDocuments, Field: "documents",
 			Message: fmt.Sprintf("%d documents; this portal may send at most %d per transaction", n, lim.MaxDocuments)}
@@ -256,6 +258,9 @@ func (s *Service) create(ctx context.Context, p *store.Portal, req CreateRequest
 	t := &store.Transaction{ID: id, PortalID: p.ID, CitizenID: citizenID, State: string(StateCreated), StopOnError: req.StopOnError,
 		Level: string(level), OKURL: req.OKURL, ErrorURL: req.ErrorURL, IdempotencyKey: req.IdempotencyKey, RequestHash: reqHash,
 		ApprovalDigest: policy.ApprovalDigest(items), CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(s.opt.TTL)}
+	if req.draft {
+		t.State, t.ApprovalDigest = string(StateDraft), []byte{}
+	}
 	for _, d := range docs {
 		d.TransactionID = id
 	}
@@ -273,7 +278,17 @@ func (s *Service) create(ctx context.Context, p *store.Portal, req CreateRequest
 	s.log.InfoContext(ctx, "transaction created", "transaction", id, "portal", p.ID, "documents", n, "stop_on_error", req.StopOnError)
 	s.record(ctx, &audit.Record{Event: audit.TransactionCreated, Outcome: audit.Success, Actor: portalActor(p.ID), Citizen: citizenID,
 		Portal: p.ID, RequestID: id, Details: map[string]string{"transaction": id, "documents": strconv.Itoa(n)}})
-	return &Created{ID: id, RedirectURL: s.citizenURL(id), State: StateCreated, ExpiresAt: t.ExpiresAt}, nil
+	return s.created(t, false), nil
+}
+
+// created describes a stored transaction to its portal; a draft has no
+// approval page yet.
+func (s *Service) created(t *store.Transaction, replayed bool) *Created {
+	c := &Created{ID: t.ID, State: State(t.State), ExpiresAt: t.ExpiresAt, Replayed: replayed}
+	if c.State != StateDraft {
+		c.RedirectURL = s.citizenURL(t.ID)
+	}
+	return c
 }
 
 // replay returns the transaction an earlier request with the same
@@ -290,7 +305,7 @@ func (s *Service) replay(ctx context.Context, portalID, key string, reqHash []by
 		return nil, &Error{Code: CodeIdempotencyReused, Field: "idempotency_key",
 			Message: "this idempotency key was used before with a different request"}
 	}
-	return &Created{ID: t.ID, RedirectURL: s.citizenURL(t.ID), State: State(t.State), ExpiresAt: t.ExpiresAt, Replayed: true}, nil
+	return s.created(t, true), nil
 }
 
 func (s *Service) citizenURL(id string) string { return s.opt.BaseURL + "/sign/" + id }
@@ -418,7 +433,7 @@ func (s *Service) signingCertificate(ctx context.Context, id string) (*ca.Certif
 // different request that reuses its idempotency key.
 func requestHash(citizen string, req CreateRequest, level signer.Level, docs []*store.Document) []byte {
 	h := sha256.New()
-	fmt.Fprintf(h, "%q %q %q %t %q %d\n", citizen, req.OKURL, req.ErrorURL, req.StopOnError, level, len(docs))
+	fmt.Fprintf(h, "%q %q %q %t %q %d %t\n", citizen, req.OKURL, req.ErrorURL, req.StopOnError, level, len(docs), req.draft)
 	for _, d := range docs {
 		fmt.Fprintf(h, "%q %q %q %q %x\n", d.Name, d.MediaType, d.Format, d.Hash, d.Digest)
 	}

@@ -52,7 +52,7 @@ func (s *Service) load(ctx context.Context, id string) (*store.Transaction, erro
 // expiry. Approved ones are past waiting: signing finishes them.
 func (s *Service) overdue(t *store.Transaction) bool {
 	switch State(t.State) {
-	case StateCreated, StateAuthenticated, StateOTPSent:
+	case StateDraft, StateCreated, StateAuthenticated, StateOTPSent:
 		return !s.now().Before(t.ExpiresAt)
 	}
 	return false
@@ -120,6 +120,8 @@ func stateError(t *store.Transaction) *Error {
 		return refuse(CodeCancelled, "the portal cancelled this transaction")
 	case StateExpired:
 		return refuse(CodeExpired, "the transaction was not approved in time")
+	case StateDraft:
+		return refuse(CodeWrongState, "the batch is still open: sign it (signBatch) first")
 	case StateFailed:
 		code := Code(t.ErrorCode)
 		if code == "" {

@@ -17,6 +17,9 @@ type State string
 // States. created, authenticated, otp_sent, approved and signing are
 // live; the rest are final.
 const (
+	// StateDraft is a batch a portal is still adding documents to (FIRe's
+	// createBatch, then addDocumentToBatch); SignBatch makes it created.
+	StateDraft         State = "draft"
 	StateCreated       State = "created"
 	StateAuthenticated State = "authenticated"
 	StateOTPSent       State = "otp_sent"
@@ -93,12 +96,14 @@ type CreateRequest struct {
 	// IdempotencyKey makes a retried request return the first one's
 	// transaction instead of making another.
 	IdempotencyKey string
+
+	draft bool // set by CreateDraft
 }
 
 // Created is what Create returns: where to send the citizen.
 type Created struct {
 	ID          string
-	RedirectURL string // the approval page, BaseURL + "/sign/" + ID
+	RedirectURL string // the approval page, BaseURL + "/sign/" + ID; "" for a draft
 	State       State
 	ExpiresAt   time.Time
 	// Replayed is true when an idempotency key matched an earlier request.

@@ -1062,6 +1062,102 @@ func (x *ListTransactionsResponse) GetNextPageToken() string {
 	return ""
 }
 
+type AddDocumentToBatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           *TransactionRef        `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	Document      *TransactionDocument   `protobuf:"bytes,2,opt,name=document,proto3" json:"document,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddDocumentToBatchRequest) Reset() {
+	*x = AddDocumentToBatchRequest{}
+	mi := &file_firma_v1_transactions_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddDocumentToBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddDocumentToBatchRequest) ProtoMessage() {}
+
+func (x *AddDocumentToBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_firma_v1_transactions_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddDocumentToBatchRequest.ProtoReflect.Descriptor instead.
+func (*AddDocumentToBatchRequest) Descriptor() ([]byte, []int) {
+	return file_firma_v1_transactions_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *AddDocumentToBatchRequest) GetRef() *TransactionRef {
+	if x != nil {
+		return x.Ref
+	}
+	return nil
+}
+
+func (x *AddDocumentToBatchRequest) GetDocument() *TransactionDocument {
+	if x != nil {
+		return x.Document
+	}
+	return nil
+}
+
+type AddDocumentToBatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DocumentIndex int32                  `protobuf:"varint,1,opt,name=document_index,json=documentIndex,proto3" json:"document_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddDocumentToBatchResponse) Reset() {
+	*x = AddDocumentToBatchResponse{}
+	mi := &file_firma_v1_transactions_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddDocumentToBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddDocumentToBatchResponse) ProtoMessage() {}
+
+func (x *AddDocumentToBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_firma_v1_transactions_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddDocumentToBatchResponse.ProtoReflect.Descriptor instead.
+func (*AddDocumentToBatchResponse) Descriptor() ([]byte, []int) {
+	return file_firma_v1_transactions_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *AddDocumentToBatchResponse) GetDocumentIndex() int32 {
+	if x != nil {
+		return x.DocumentIndex
+	}
+	return 0
+}
+
 var File_firma_v1_transactions_proto protoreflect.FileDescriptor
 
 const file_firma_v1_transactions_proto_rawDesc = "" +
@@ -1159,15 +1255,22 @@ const file_firma_v1_transactions_proto_rawDesc = "" +
 	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\"\x82\x01\n" +
 	"\x18ListTransactionsResponse\x12>\n" +
 	"\ftransactions\x18\x01 \x03(\v2\x1a.firma.v1.TransactionStateR\ftransactions\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\x85\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x82\x01\n" +
+	"\x19AddDocumentToBatchRequest\x12*\n" +
+	"\x03ref\x18\x01 \x01(\v2\x18.firma.v1.TransactionRefR\x03ref\x129\n" +
+	"\bdocument\x18\x02 \x01(\v2\x1d.firma.v1.TransactionDocumentR\bdocument\"C\n" +
+	"\x1aAddDocumentToBatchResponse\x12%\n" +
+	"\x0edocument_index\x18\x01 \x01(\x05R\rdocumentIndex*\x85\x01\n" +
 	"\x0fSignatureFormat\x12 \n" +
 	"\x1cSIGNATURE_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14SIGNATURE_FORMAT_RAW\x10\x01\x12\x1a\n" +
 	"\x16SIGNATURE_FORMAT_CADES\x10\x02\x12\x1a\n" +
-	"\x16SIGNATURE_FORMAT_PADES\x10\x032\xb9\x04\n" +
+	"\x16SIGNATURE_FORMAT_PADES\x10\x032\xe6\x05\n" +
 	"\x12TransactionService\x12B\n" +
 	"\x04Sign\x12\x15.firma.v1.SignRequest\x1a#.firma.v1.CreateTransactionResponse\x12P\n" +
-	"\vCreateBatch\x12\x1c.firma.v1.CreateBatchRequest\x1a#.firma.v1.CreateTransactionResponse\x12I\n" +
+	"\vCreateBatch\x12\x1c.firma.v1.CreateBatchRequest\x1a#.firma.v1.CreateTransactionResponse\x12_\n" +
+	"\x12AddDocumentToBatch\x12#.firma.v1.AddDocumentToBatchRequest\x1a$.firma.v1.AddDocumentToBatchResponse\x12J\n" +
+	"\tSignBatch\x12\x18.firma.v1.TransactionRef\x1a#.firma.v1.CreateTransactionResponse\x12I\n" +
 	"\x11RecoverBatchState\x12\x18.firma.v1.TransactionRef\x1a\x1a.firma.v1.TransactionState\x12K\n" +
 	"\x12RecoverBatchResult\x12\x18.firma.v1.TransactionRef\x1a\x1b.firma.v1.TransactionResult\x12O\n" +
 	"\x10RecoverBatchSign\x12!.firma.v1.RecoverBatchSignRequest\x1a\x18.firma.v1.DocumentResult\x12I\n" +
@@ -1187,59 +1290,67 @@ func file_firma_v1_transactions_proto_rawDescGZIP() []byte {
 }
 
 var file_firma_v1_transactions_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_firma_v1_transactions_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_firma_v1_transactions_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_firma_v1_transactions_proto_goTypes = []any{
-	(SignatureFormat)(0),              // 0: firma.v1.SignatureFormat
-	(*TransactionDocument)(nil),       // 1: firma.v1.TransactionDocument
-	(*SignRequest)(nil),               // 2: firma.v1.SignRequest
-	(*CreateBatchRequest)(nil),        // 3: firma.v1.CreateBatchRequest
-	(*CreateTransactionResponse)(nil), // 4: firma.v1.CreateTransactionResponse
-	(*TransactionRef)(nil),            // 5: firma.v1.TransactionRef
-	(*DocumentState)(nil),             // 6: firma.v1.DocumentState
-	(*TransactionState)(nil),          // 7: firma.v1.TransactionState
-	(*DocumentResult)(nil),            // 8: firma.v1.DocumentResult
-	(*TransactionResult)(nil),         // 9: firma.v1.TransactionResult
-	(*RecoverBatchSignRequest)(nil),   // 10: firma.v1.RecoverBatchSignRequest
-	(*ListTransactionsRequest)(nil),   // 11: firma.v1.ListTransactionsRequest
-	(*ListTransactionsResponse)(nil),  // 12: firma.v1.ListTransactionsResponse
-	(*timestamppb.Timestamp)(nil),     // 13: google.protobuf.Timestamp
+	(SignatureFormat)(0),               // 0: firma.v1.SignatureFormat
+	(*TransactionDocument)(nil),        // 1: firma.v1.TransactionDocument
+	(*SignRequest)(nil),                // 2: firma.v1.SignRequest
+	(*CreateBatchRequest)(nil),         // 3: firma.v1.CreateBatchRequest
+	(*CreateTransactionResponse)(nil),  // 4: firma.v1.CreateTransactionResponse
+	(*TransactionRef)(nil),             // 5: firma.v1.TransactionRef
+	(*DocumentState)(nil),              // 6: firma.v1.DocumentState
+	(*TransactionState)(nil),           // 7: firma.v1.TransactionState
+	(*DocumentResult)(nil),             // 8: firma.v1.DocumentResult
+	(*TransactionResult)(nil),          // 9: firma.v1.TransactionResult
+	(*RecoverBatchSignRequest)(nil),    // 10: firma.v1.RecoverBatchSignRequest
+	(*ListTransactionsRequest)(nil),    // 11: firma.v1.ListTransactionsRequest
+	(*ListTransactionsResponse)(nil),   // 12: firma.v1.ListTransactionsResponse
+	(*AddDocumentToBatchRequest)(nil),  // 13: firma.v1.AddDocumentToBatchRequest
+	(*AddDocumentToBatchResponse)(nil), // 14: firma.v1.AddDocumentToBatchResponse
+	(*timestamppb.Timestamp)(nil),      // 15: google.protobuf.Timestamp
 }
 var file_firma_v1_transactions_proto_depIdxs = []int32{
 	0,  // 0: firma.v1.TransactionDocument.format:type_name -> firma.v1.SignatureFormat
 	1,  // 1: firma.v1.SignRequest.document:type_name -> firma.v1.TransactionDocument
 	1,  // 2: firma.v1.CreateBatchRequest.documents:type_name -> firma.v1.TransactionDocument
-	13, // 3: firma.v1.CreateTransactionResponse.expires_at:type_name -> google.protobuf.Timestamp
+	15, // 3: firma.v1.CreateTransactionResponse.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 4: firma.v1.DocumentState.format:type_name -> firma.v1.SignatureFormat
-	13, // 5: firma.v1.TransactionState.created_at:type_name -> google.protobuf.Timestamp
-	13, // 6: firma.v1.TransactionState.updated_at:type_name -> google.protobuf.Timestamp
-	13, // 7: firma.v1.TransactionState.expires_at:type_name -> google.protobuf.Timestamp
-	13, // 8: firma.v1.TransactionState.ended_at:type_name -> google.protobuf.Timestamp
+	15, // 5: firma.v1.TransactionState.created_at:type_name -> google.protobuf.Timestamp
+	15, // 6: firma.v1.TransactionState.updated_at:type_name -> google.protobuf.Timestamp
+	15, // 7: firma.v1.TransactionState.expires_at:type_name -> google.protobuf.Timestamp
+	15, // 8: firma.v1.TransactionState.ended_at:type_name -> google.protobuf.Timestamp
 	6,  // 9: firma.v1.TransactionState.documents:type_name -> firma.v1.DocumentState
 	6,  // 10: firma.v1.DocumentResult.document:type_name -> firma.v1.DocumentState
-	13, // 11: firma.v1.DocumentResult.signed_at:type_name -> google.protobuf.Timestamp
+	15, // 11: firma.v1.DocumentResult.signed_at:type_name -> google.protobuf.Timestamp
 	7,  // 12: firma.v1.TransactionResult.transaction:type_name -> firma.v1.TransactionState
 	8,  // 13: firma.v1.TransactionResult.documents:type_name -> firma.v1.DocumentResult
 	5,  // 14: firma.v1.RecoverBatchSignRequest.ref:type_name -> firma.v1.TransactionRef
 	7,  // 15: firma.v1.ListTransactionsResponse.transactions:type_name -> firma.v1.TransactionState
-	2,  // 16: firma.v1.TransactionService.Sign:input_type -> firma.v1.SignRequest
-	3,  // 17: firma.v1.TransactionService.CreateBatch:input_type -> firma.v1.CreateBatchRequest
-	5,  // 18: firma.v1.TransactionService.RecoverBatchState:input_type -> firma.v1.TransactionRef
-	5,  // 19: firma.v1.TransactionService.RecoverBatchResult:input_type -> firma.v1.TransactionRef
-	10, // 20: firma.v1.TransactionService.RecoverBatchSign:input_type -> firma.v1.RecoverBatchSignRequest
-	5,  // 21: firma.v1.TransactionService.CancelTransaction:input_type -> firma.v1.TransactionRef
-	11, // 22: firma.v1.TransactionService.ListTransactions:input_type -> firma.v1.ListTransactionsRequest
-	4,  // 23: firma.v1.TransactionService.Sign:output_type -> firma.v1.CreateTransactionResponse
-	4,  // 24: firma.v1.TransactionService.CreateBatch:output_type -> firma.v1.CreateTransactionResponse
-	7,  // 25: firma.v1.TransactionService.RecoverBatchState:output_type -> firma.v1.TransactionState
-	9,  // 26: firma.v1.TransactionService.RecoverBatchResult:output_type -> firma.v1.TransactionResult
-	8,  // 27: firma.v1.TransactionService.RecoverBatchSign:output_type -> firma.v1.DocumentResult
-	7,  // 28: firma.v1.TransactionService.CancelTransaction:output_type -> firma.v1.TransactionState
-	12, // 29: firma.v1.TransactionService.ListTransactions:output_type -> firma.v1.ListTransactionsResponse
-	23, // [23:30] is the sub-list for method output_type
-	16, // [16:23] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	5,  // 16: firma.v1.AddDocumentToBatchRequest.ref:type_name -> firma.v1.TransactionRef
+	1,  // 17: firma.v1.AddDocumentToBatchRequest.document:type_name -> firma.v1.TransactionDocument
+	2,  // 18: firma.v1.TransactionService.Sign:input_type -> firma.v1.SignRequest
+	3,  // 19: firma.v1.TransactionService.CreateBatch:input_type -> firma.v1.CreateBatchRequest
+	13, // 20: firma.v1.TransactionService.AddDocumentToBatch:input_type -> firma.v1.AddDocumentToBatchRequest
+	5,  // 21: firma.v1.TransactionService.SignBatch:input_type -> firma.v1.TransactionRef
+	5,  // 22: firma.v1.TransactionService.RecoverBatchState:input_type -> firma.v1.TransactionRef
+	5,  // 23: firma.v1.TransactionService.RecoverBatchResult:input_type -> firma.v1.TransactionRef
+	10, // 24: firma.v1.TransactionService.RecoverBatchSign:input_type -> firma.v1.RecoverBatchSignRequest
+	5,  // 25: firma.v1.TransactionService.CancelTransaction:input_type -> firma.v1.TransactionRef
+	11, // 26: firma.v1.TransactionService.ListTransactions:input_type -> firma.v1.ListTransactionsRequest
+	4,  // 27: firma.v1.TransactionService.Sign:output_type -> firma.v1.CreateTransactionResponse
+	4,  // 28: firma.v1.TransactionService.CreateBatch:output_type -> firma.v1.CreateTransactionResponse
+	14, // 29: firma.v1.TransactionService.AddDocumentToBatch:output_type -> firma.v1.AddDocumentToBatchResponse
+	4,  // 30: firma.v1.TransactionService.SignBatch:output_type -> firma.v1.CreateTransactionResponse
+	7,  // 31: firma.v1.TransactionService.RecoverBatchState:output_type -> firma.v1.TransactionState
+	9,  // 32: firma.v1.TransactionService.RecoverBatchResult:output_type -> firma.v1.TransactionResult
+	8,  // 33: firma.v1.TransactionService.RecoverBatchSign:output_type -> firma.v1.DocumentResult
+	7,  // 34: firma.v1.TransactionService.CancelTransaction:output_type -> firma.v1.TransactionState
+	12, // 35: firma.v1.TransactionService.ListTransactions:output_type -> firma.v1.ListTransactionsResponse
+	27, // [27:36] is the sub-list for method output_type
+	18, // [18:27] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_firma_v1_transactions_proto_init() }
@@ -1253,7 +1364,7 @@ func file_firma_v1_transactions_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_firma_v1_transactions_proto_rawDesc), len(file_firma_v1_transactions_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

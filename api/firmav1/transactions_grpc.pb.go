@@ -21,6 +21,8 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	TransactionService_Sign_FullMethodName               = "/firma.v1.TransactionService/Sign"
 	TransactionService_CreateBatch_FullMethodName        = "/firma.v1.TransactionService/CreateBatch"
+	TransactionService_AddDocumentToBatch_FullMethodName = "/firma.v1.TransactionService/AddDocumentToBatch"
+	TransactionService_SignBatch_FullMethodName          = "/firma.v1.TransactionService/SignBatch"
 	TransactionService_RecoverBatchState_FullMethodName  = "/firma.v1.TransactionService/RecoverBatchState"
 	TransactionService_RecoverBatchResult_FullMethodName = "/firma.v1.TransactionService/RecoverBatchResult"
 	TransactionService_RecoverBatchSign_FullMethodName   = "/firma.v1.TransactionService/RecoverBatchSign"
@@ -37,10 +39,10 @@ const (
 // approve with their Cl@ve password and an SMS one-time password), then
 // collects the results. Operations carry the names of the government's
 // FIRe component so that its integrators find their way: Sign,
-// CreateBatch (FIRe's createBatch + addDocumentToBatch + signBatch in one
-// call), RecoverBatchState, RecoverBatchResult and RecoverBatchSign,
-// addressed by application id (the calling portal), subject id (the
-// citizen's DNI/NIE) and transaction id.
+// CreateBatch + AddDocumentToBatch + SignBatch (or CreateBatch with its
+// documents, all three in one call), RecoverBatchState, RecoverBatchResult
+// and RecoverBatchSign, addressed by application id (the calling portal),
+// subject id (the citizen's DNI/NIE) and transaction id.
 //
 // Callers are portals, not operators: they authenticate with their API key
 // (metadata "x-api-key", or "authorization: Bearer <key>") or an mTLS
@@ -54,8 +56,15 @@ type TransactionServiceClient interface {
 	// Sign asks the citizen to sign one document.
 	Sign(ctx context.Context, in *SignRequest, opts ...grpc.CallOption) (*CreateTransactionResponse, error)
 	// CreateBatch asks the citizen to sign 1..N documents approved with one
-	// one-time password.
+	// one-time password. Without documents it opens an empty batch (state
+	// "draft", no redirect URL yet): add documents with AddDocumentToBatch,
+	// then SignBatch.
 	CreateBatch(ctx context.Context, in *CreateBatchRequest, opts ...grpc.CallOption) (*CreateTransactionResponse, error)
+	// AddDocumentToBatch adds a document to an open batch.
+	AddDocumentToBatch(ctx context.Context, in *AddDocumentToBatchRequest, opts ...grpc.CallOption) (*AddDocumentToBatchResponse, error)
+	// SignBatch closes an open batch, checks it whole and returns the
+	// redirect URL to send the citizen to.
+	SignBatch(ctx context.Context, in *TransactionRef, opts ...grpc.CallOption) (*CreateTransactionResponse, error)
 	// RecoverBatchState returns the transaction's state and each document's.
 	RecoverBatchState(ctx context.Context, in *TransactionRef, opts ...grpc.CallOption) (*TransactionState, error)
 	// RecoverBatchResult returns every document's outcome with its
@@ -91,6 +100,26 @@ func (c *transactionServiceClient) CreateBatch(ctx context.Context, in *CreateBa
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateTransactionResponse)
 	err := c.cc.Invoke(ctx, TransactionService_CreateBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *transactionServiceClient) AddDocumentToBatch(ctx context.Context, in *AddDocumentToBatchRequest, opts ...grpc.CallOption) (*AddDocumentToBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddDocumentToBatchResponse)
+	err := c.cc.Invoke(ctx, TransactionService_AddDocumentToBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *transactionServiceClient) SignBatch(ctx context.Context, in *TransactionRef, opts ...grpc.CallOption) (*CreateTransactionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateTransactionResponse)
+	err := c.cc.Invoke(ctx, TransactionService_SignBatch_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -156,10 +185,10 @@ func (c *transactionServiceClient) ListTransactions(ctx context.Context, in *Lis
 // approve with their Cl@ve password and an SMS one-time password), then
 // collects the results. Operations carry the names of the government's
 // FIRe component so that its integrators find their way: Sign,
-// CreateBatch (FIRe's createBatch + addDocumentToBatch + signBatch in one
-// call), RecoverBatchState, RecoverBatchResult and RecoverBatchSign,
-// addressed by application id (the calling portal), subject id (the
-// citizen's DNI/NIE) and transaction id.
+// CreateBatch + AddDocumentToBatch + SignBatch (or CreateBatch with its
+// documents, all three in one call), RecoverBatchState, RecoverBatchResult
+// and RecoverBatchSign, addressed by application id (the calling portal),
+// subject id (the citizen's DNI/NIE) and transaction id.
 //
 // Callers are portals, not operators: they authenticate with their API key
 // (metadata "x-api-key", or "authorization: Bearer <key>") or an mTLS
@@ -173,8 +202,15 @@ type TransactionServiceServer interface {
 	// Sign asks the citizen to sign one document.
 	Sign(context.Context, *SignRequest) (*CreateTransactionResponse, error)
 	// CreateBatch asks the citizen to sign 1..N documents approved with one
-	// one-time password.
+	// one-time password. Without documents it opens an empty batch (state
+	// "draft", no redirect URL yet): add documents with AddDocumentToBatch,
+	// then SignBatch.
 	CreateBatch(context.Context, *CreateBatchRequest) (*CreateTransactionResponse, error)
+	// AddDocumentToBatch adds a document to an open batch.
+	AddDocumentToBatch(context.Context, *AddDocumentToBatchRequest) (*AddDocumentToBatchResponse, error)
+	// SignBatch closes an open batch, checks it whole and returns the
+	// redirect URL to send the citizen to.
+	SignBatch(context.Context, *TransactionRef) (*CreateTransactionResponse, error)
 	// RecoverBatchState returns the transaction's state and each document's.
 	RecoverBatchState(context.Context, *TransactionRef) (*TransactionState, error)
 	// RecoverBatchResult returns every document's outcome with its
@@ -201,6 +237,12 @@ func (UnimplementedTransactionServiceServer) Sign(context.Context, *SignRequest)
 }
 func (UnimplementedTransactionServiceServer) CreateBatch(context.Context, *CreateBatchRequest) (*CreateTransactionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateBatch not implemented")
+}
+func (UnimplementedTransactionServiceServer) AddDocumentToBatch(context.Context, *AddDocumentToBatchRequest) (*AddDocumentToBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddDocumentToBatch not implemented")
+}
+func (UnimplementedTransactionServiceServer) SignBatch(context.Context, *TransactionRef) (*CreateTransactionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SignBatch not implemented")
 }
 func (UnimplementedTransactionServiceServer) RecoverBatchState(context.Context, *TransactionRef) (*TransactionState, error) {
 	return nil, status.Error(codes.Unimplemented, "method RecoverBatchState not implemented")
@@ -270,6 +312,42 @@ func _TransactionService_CreateBatch_Handler(srv interface{}, ctx context.Contex
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(TransactionServiceServer).CreateBatch(ctx, req.(*CreateBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TransactionService_AddDocumentToBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddDocumentToBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TransactionServiceServer).AddDocumentToBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TransactionService_AddDocumentToBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TransactionServiceServer).AddDocumentToBatch(ctx, req.(*AddDocumentToBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TransactionService_SignBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TransactionRef)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TransactionServiceServer).SignBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TransactionService_SignBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TransactionServiceServer).SignBatch(ctx, req.(*TransactionRef))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -378,6 +456,14 @@ var TransactionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CreateBatch",
 			Handler:    _TransactionService_CreateBatch_Handler,
+		},
+		{
+			MethodName: "AddDocumentToBatch",
+			Handler:    _TransactionService_AddDocumentToBatch_Handler,
+		},
+		{
+			MethodName: "SignBatch",
+			Handler:    _TransactionService_SignBatch_Handler,
 		},
 		{
 			MethodName: "RecoverBatchState",

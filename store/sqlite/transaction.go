@@ -34,8 +34,12 @@ const txColumns = `id, portal_id, citizen_id, state, stop_on_error, level, ok_ur
 	callback_state, callback_attempts, callback_next_at, callback_error, version`
 
 func txArgs(t *store.Transaction) []any {
+	approval := t.ApprovalDigest
+	if approval == nil {
+		approval = []byte{} // an open batch has none yet; the column is NOT NULL
+	}
 	return []any{t.ID, t.PortalID, t.CitizenID, t.State, t.StopOnError, t.Level, t.OKURL, t.ErrorURL, t.IdempotencyKey, nullBytes(t.RequestHash),
-		t.ApprovalDigest, nullBytes(t.SessionHash), nullBytes(t.OTPHash), txNano(t.OTPExpiresAt), t.OTPSends, txNano(t.OTPSentAt), t.OTPTries,
+		approval, nullBytes(t.SessionHash), nullBytes(t.OTPHash), txNano(t.OTPExpiresAt), t.OTPSends, txNano(t.OTPSentAt), t.OTPTries,
 		t.CertificateID, t.KeyID, t.Summary, t.ErrorCode, t.ErrorMessage, t.CreatedAt.UnixNano(), t.UpdatedAt.UnixNano(), t.ExpiresAt.UnixNano(),
 		txNano(t.AuthenticatedAt), txNano(t.ApprovedAt), txNano(t.EndedAt), t.CallbackState, t.CallbackAttempts, txNano(t.CallbackNextAt),
 		t.CallbackError, t.Version}
@@ -182,12 +186,12 @@ func (s *DB) queryTx(ctx context.Context, q string, args ...any) ([]*store.Trans
 func (s *DB) UpdateTransaction(ctx context.Context, t *store.Transaction) error {
 	args := txArgs(t)
 	// Every column but id, portal, citizen, creation data and version.
-	res, err := s.db.ExecContext(ctx, `UPDATE transactions SET state = ?, session_hash = ?, otp_hash = ?, otp_expires_at = ?, otp_sends = ?,
+	res, err := s.db.ExecContext(ctx, `UPDATE transactions SET state = ?, approval_digest = ?, session_hash = ?, otp_hash = ?, otp_expires_at = ?, otp_sends = ?,
 		otp_sent_at = ?, otp_tries = ?, certificate_id = ?, key_id = ?, summary = ?, error_code = ?, error_message = ?, updated_at = ?,
 		expires_at = ?, authenticated_at = ?, approved_at = ?, ended_at = ?, callback_state = ?, callback_attempts = ?,
 		callback_next_at = ?, callback_error = ?, version = version + 1
 		WHERE id = ? AND version = ?`,
-		t.State, args[11], args[12], args[13], t.OTPSends, args[15], t.OTPTries, t.CertificateID, t.KeyID, t.Summary, t.ErrorCode,
+		t.State, args[10], args[11], args[12], args[13], t.OTPSends, args[15], t.OTPTries, t.CertificateID, t.KeyID, t.Summary, t.ErrorCode,
 		t.ErrorMessage, t.UpdatedAt.UnixNano(), t.ExpiresAt.UnixNano(), args[25], args[26], args[27], t.CallbackState, t.CallbackAttempts,
 		args[30], t.CallbackError, t.ID, t.Version)
 	if err != nil {
@@ -204,6 +208,41 @@ func (s *DB) UpdateTransaction(ctx context.Context, t *store.Transaction) error 
 			return fmt.Errorf("transaction %s: %w", t.ID, store.ErrNotFound)
 		}
 		return fmt.Errorf("update transaction %s: version %d is stale: %w", t.ID, t.Version, store.ErrConflict)
+	}
+	t.Version++
+	return nil
+}
+
+// AddDocument inserts a document into a draft batch, bumping the
+// batch's version in the same transaction so that concurrent adds
+// serialise.
+func (s *DB) AddDocument(ctx context.Context, t *store.Transaction, d *store.Document) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("add document: %w", err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, "UPDATE transactions SET version = version + 1, updated_at = ? WHERE id = ? AND version = ? AND state = 'draft'",
+		t.UpdatedAt.UnixNano(), t.ID, t.Version)
+	if err != nil {
+		return fmt.Errorf("add document to %s: %w", t.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("add document to %s: %w", t.ID, err)
+	} else if n == 0 {
+		return fmt.Errorf("add document to %s: %w", t.ID, store.ErrConflict)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO transaction_documents (transaction_id, idx, name, media_type, format, hash, digest,
+		content, size, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, d.Index, d.Name, d.MediaType, d.Format, d.Hash, d.Digest, nullBytes(d.Content), d.Size, d.Status)
+	if txUnique(err) {
+		return fmt.Errorf("add document %d to %s: %w", d.Index, t.ID, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("add document to %s: %w", t.ID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("add document to %s: %w", t.ID, err)
 	}
 	t.Version++
 	return nil
