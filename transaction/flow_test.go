@@ -511,3 +511,32 @@ func TestIdempotencyAndRateLimit(t *testing.T) {
 		t.Fatalf("a minute later: %v", err)
 	}
 }
+
+// TestResumeAfterCrashMidSigning leaves a transaction approved but not
+// signed, as a crash right after the approval would, restarts, and lets
+// the background loop's Resume finish it.
+func TestResumeAfterCrashMidSigning(t *testing.T) {
+	e := newEnv(t, nil)
+	p := e.portal("Portal", nil)
+	citizen := e.advanced(12345678)
+	docs, contents := threeDocs(t)
+	c := e.create(p, citizen, docs...)
+	e.login(c.ID, citizen)
+	st, err := e.db.Transaction(e.ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.State, st.OTPHash, st.ApprovedAt = string(transaction.StateSigning), nil, e.clock.Now()
+	if err := e.db.UpdateTransaction(e.ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	e.restart()
+	if err := e.svc.Resume(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.svc.Results(e.ctx, p.ID, c.ID)
+	if err != nil || r.Transaction.State != transaction.StateDone {
+		t.Fatalf("after resume: %v %+v", err, r.Transaction)
+	}
+	verifyResults(t, e, r, contents)
+}
