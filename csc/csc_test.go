@@ -62,7 +62,7 @@ type fixture struct {
 	keyB    string // portal B's
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	c := &clock{}
 	s := stack.New(t, stack.Options{CSC: func(o *csc.Options) { o.Clock = c.Now }})
@@ -85,7 +85,7 @@ func (a answer) code() string { s, _ := a.body["error"].(string); return s }
 func (a answer) desc() string { s, _ := a.body["error_description"].(string); return s }
 
 // call posts a CSC method with the portal's API key as bearer token.
-func (f *fixture) call(t *testing.T, key, method string, body any) answer {
+func (f *fixture) call(t testing.TB, key, method string, body any) answer {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -136,7 +136,7 @@ func hashes(docs ...string) ([][]byte, []string) {
 }
 
 // otp sends a code and reads it from the SMS outbox.
-func (f *fixture) otp(t *testing.T, key string) string {
+func (f *fixture) otp(t testing.TB, key string) string {
 	t.Helper()
 	a := f.call(t, key, "credentials/sendOTP", map[string]any{"credentialID": f.cred})
 	if a.status != http.StatusNoContent {
@@ -150,7 +150,7 @@ func (f *fixture) otp(t *testing.T, key string) string {
 }
 
 // authorize returns a SAD for the hashes.
-func (f *fixture) authorize(t *testing.T, key string, b64 []string) string {
+func (f *fixture) authorize(t testing.TB, key string, b64 []string) string {
 	t.Helper()
 	code := f.otp(t, key)
 	a := f.call(t, key, "credentials/authorize", map[string]any{"credentialID": f.cred, "numSignatures": len(b64), "hashes": b64,
@@ -489,7 +489,7 @@ func TestOTPRules(t *testing.T) {
 	}
 }
 
-func (f *fixture) cert2key(t *testing.T) string {
+func (f *fixture) cert2key(t testing.TB) string {
 	t.Helper()
 	c, err := f.CA.Certificate(context.Background(), f.cred)
 	if err != nil {
