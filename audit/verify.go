@@ -3,6 +3,7 @@ package audit
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/sha256"
@@ -107,7 +108,7 @@ func (v *verifier) addCheckpoint(signed []byte, ts []byte, trusted bool, where s
 		}
 	}
 	v.cps = append(v.cps, &cpEntry{Checkpoint: c, trusted: trusted})
-	slices.SortFunc(v.cps, func(a, b *cpEntry) int { return int(min(max(a.Size-b.Size, -1), 1)) })
+	slices.SortFunc(v.cps, func(a, b *cpEntry) int { return cmp.Compare(a.Size, b.Size) })
 	return nil
 }
 
