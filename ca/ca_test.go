@@ -427,6 +427,11 @@ func TestRevocationPublishedAndKeyDestroyed(t *testing.T) {
 	if _, err := e.ca.Revoke(e.ctx, c.Serial, ca.Reason(6)); !errors.Is(err, ca.ErrBadReason) {
 		t.Errorf("revoke with certificateHold = %v, want ErrBadReason", err)
 	}
+	for _, ref := range []string{c.ID, c.Serial, strings.ToUpper(c.Serial), "0x" + c.Serial, colons(c.Serial)} {
+		if got, err := e.ca.Certificate(e.ctx, ref); err != nil || got.ID != c.ID {
+			t.Errorf("Certificate(%q) = %v, %v", ref, got, err)
+		}
+	}
 	r, err := e.ca.Revoke(e.ctx, strings.ToUpper(c.Serial), ca.ReasonKeyCompromise)
 	if err != nil {
 		t.Fatal(err)
@@ -725,4 +730,13 @@ func TestHTTPErrors(t *testing.T) {
 		}
 		openssl(t, e.dir, "x509", "-inform", "DER", "-in", p, "-noout")
 	}
+}
+
+// colons spells a hex serial as openssl prints it: "4a:0f:...".
+func colons(hex string) string {
+	var parts []string
+	for i := 0; i < len(hex); i += 2 {
+		parts = append(parts, hex[i:min(i+2, len(hex))])
+	}
+	return strings.Join(parts, ":")
 }

@@ -407,7 +407,10 @@ func (a *Authority) Certificate(ctx context.Context, ref string) (*Certificate, 
 	}
 	rec, err := a.st.Certificate(ctx, ref)
 	if errors.Is(err, store.ErrNotFound) {
-		serial := strings.ToLower(strings.TrimLeft(strings.ReplaceAll(ref, ":", ""), "0"))
+		// Serials as people copy them: openssl's colon-separated or 0x
+		// forms, any case, leading zeros.
+		serial := strings.ToLower(strings.ReplaceAll(ref, ":", ""))
+		serial = strings.TrimLeft(strings.TrimPrefix(serial, "0x"), "0")
 		for _, issuer := range []string{nameIssuing, issuerExternal} {
 			rec, err = a.st.CertificateBySerial(ctx, issuer, serial)
 			if !errors.Is(err, store.ErrNotFound) {

@@ -2,6 +2,7 @@ package ca_test
 
 import (
 	"crypto/x509"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,4 +117,65 @@ func responder(t *testing.T, e *env, cert *x509.Certificate) *x509.Certificate {
 		return resp.Certificate
 	}
 	return e.ca.Issuing()
+}
+
+// Two replicas on one store and token asked for a first certificate at
+// the same moment issue one between them; the loser's key is destroyed.
+func TestConcurrentFirstUse(t *testing.T) {
+	e := newEnv(t, nil)
+	e.init()
+	e.advanced("12345678Z", "Juan", "Español")
+	other, err := ca.New(e.cfg, e.ks, e.db, e.reg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Load(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	const callers = 8
+	ids := make(chan string, callers)
+	errs := make(chan error, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		a := e.ca
+		if i%2 == 1 {
+			a = other
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := a.EnsureCertificate(e.ctx, "12345678Z")
+			if err != nil {
+				errs <- err
+				return
+			}
+			ids <- c.ID
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	close(errs)
+	for err := range errs {
+		t.Errorf("EnsureCertificate: %v", err)
+	}
+	seen := map[string]bool{}
+	for id := range ids {
+		seen[id] = true
+	}
+	if len(seen) != 1 {
+		t.Fatalf("%d different certificates handed out: %v", len(seen), seen)
+	}
+	keys, err := e.ks.Keys(e.ctx, "12345678Z", "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := 0
+	for _, k := range keys {
+		if k.DestroyedAt.IsZero() {
+			live++
+		}
+	}
+	if live != 1 {
+		t.Errorf("%d live keys for the citizen (of %d made), want 1", live, len(keys))
+	}
 }
