@@ -346,9 +346,9 @@ func TestSADBoundToHashes(t *testing.T) {
 		code   string
 		desc   string
 	}{
-		{"same hash again", f.key, sad, b64[:1], http.StatusForbidden, csc.CodeAccessDenied, "already signed"},
-		{"hash not in the SAD", f.key, sad, other, http.StatusForbidden, csc.CodeAccessDenied, "not one the SAD authorised"},
-		{"more than numSignatures", f.key, sad, []string{b64[2], other[0]}, http.StatusForbidden, csc.CodeAccessDenied, "allows 1 more"},
+		{"same hash again", f.key, sad, b64[:1], http.StatusBadRequest, csc.CodeInvalidRequest, "Hash is not authorized by the SAD: hashes[0] was already signed"},
+		{"hash not in the SAD", f.key, sad, other, http.StatusBadRequest, csc.CodeInvalidRequest, "Hash is not authorized by the SAD: hashes[0] is not one it lists"},
+		{"more than numSignatures", f.key, sad, []string{b64[2], other[0]}, http.StatusBadRequest, csc.CodeInvalidRequest, "it allows 1 more"},
 		{"another portal", f.keyB, sad, b64[2:], http.StatusBadRequest, csc.CodeInvalidRequest, "SAD"},
 		{"forged SAD", f.key, "AAAA" + sad[4:], b64[2:], http.StatusBadRequest, csc.CodeInvalidRequest, "SAD"},
 		{"hash listed twice", f.key, sad, []string{b64[2], b64[2]}, http.StatusBadRequest, csc.CodeInvalidRequest, "repeats"},
@@ -362,7 +362,7 @@ func TestSADBoundToHashes(t *testing.T) {
 	// Nothing above spent the third hash: the all-or-nothing reservation
 	// left it for its own request.
 	f.verify(t, raw[2:], signatures(t, f.signHash(t, f.key, sad, b64[2:])))
-	want(t, f.signHash(t, f.key, sad, b64[2:]), http.StatusForbidden, csc.CodeAccessDenied, "")
+	want(t, f.signHash(t, f.key, sad, b64[2:]), http.StatusBadRequest, csc.CodeInvalidRequest, "allows 0 more")
 
 	// Security officers see every key use: one record per signing,
 	// naming each hash.
@@ -390,7 +390,7 @@ func TestSADBoundToHashes(t *testing.T) {
 	want(t, a, http.StatusBadRequest, csc.CodeInvalidRequest, "does not fit")
 	// The SAD expires.
 	f.clock.Add(6 * time.Minute)
-	want(t, f.signHash(t, f.key, sad2, b64[:1]), http.StatusBadRequest, csc.CodeExpiredSAD, "expired")
+	want(t, f.signHash(t, f.key, sad2, b64[:1]), http.StatusBadRequest, csc.CodeInvalidRequest, "SAD expired")
 	// An hour later it is purged, and then unknown.
 	if n, err := f.CSC.Purge(context.Background()); err != nil || n != 0 {
 		t.Fatalf("purge before the hour: %d %v", n, err)
@@ -549,7 +549,7 @@ func TestSADSpentOnceAcrossNodes(t *testing.T) {
 				mu.Lock()
 				wins[h]++
 				mu.Unlock()
-			} else if resp.StatusCode != http.StatusForbidden {
+			} else if resp.StatusCode != http.StatusBadRequest || !strings.Contains(out["error_description"].(string), "Hash is not authorized by the SAD") {
 				t.Errorf("hash %d: %d %v", h, resp.StatusCode, out)
 			}
 		}()

@@ -22,7 +22,10 @@
 // A SAD expires (default 5 minutes).
 //
 // Errors are JSON {"error": ..., "error_description": ...} as the CSC
-// specification has them: invalid_request, invalid_otp, access_denied,
-// expired_sad, invalid_token (HTTP 401), server_error and
-// temporarily_unavailable.
+// specification has them, with its descriptions where it gives one, since
+// clients branch on them: invalid_request (HTTP 400; "SAD expired",
+// "Hash is not authorized by the SAD", "Invalid parameter SAD", ...),
+// invalid_otp (400), access_denied (403: OTP locked, credential revoked,
+// holder no longer allowed to sign), invalid_token (401: portal
+// credentials), server_error and temporarily_unavailable.
 package csc

@@ -12,7 +12,6 @@ const (
 	CodeInvalidRequest = "invalid_request"
 	CodeInvalidOTP     = "invalid_otp"
 	CodeAccessDenied   = "access_denied"
-	CodeExpiredSAD     = "expired_sad"
 	CodeInvalidToken   = "invalid_token"
 	CodeServerError    = "server_error"
 	CodeUnavailable    = "temporarily_unavailable"
@@ -44,7 +43,6 @@ var (
 	ErrInvalidRequest = &Error{Code: CodeInvalidRequest}
 	ErrInvalidOTP     = &Error{Code: CodeInvalidOTP}
 	ErrAccessDenied   = &Error{Code: CodeAccessDenied}
-	ErrExpiredSAD     = &Error{Code: CodeExpiredSAD}
 	ErrInvalidToken   = &Error{Code: CodeInvalidToken}
 )
 

@@ -517,7 +517,7 @@ func (s *Service) SignHash(ctx context.Context, caller Caller, r SignHashRequest
 	}
 	now := s.now().UTC()
 	if !now.Before(sad.ExpiresAt) {
-		return nil, &Error{Status: http.StatusBadRequest, Code: CodeExpiredSAD, Description: "the SAD has expired; authorize again"}
+		return nil, invalid("SAD expired: authorize again")
 	}
 	if r.HashAlgorithm != "" && r.HashAlgorithm != sad.HashAlgo {
 		return nil, invalid("hashAlgorithmOID %s is not the %s the SAD was authorised for", r.HashAlgorithm, sad.HashAlgo)
@@ -528,14 +528,14 @@ func (s *Service) SignHash(ctx context.Context, caller Caller, r SignHashRequest
 		return nil, err
 	}
 	if left := sad.NumSignatures - sad.Used; len(hashes) > left {
-		return nil, denied("%d hashes asked but the SAD allows %d more (numSignatures %d, %d used)", len(hashes), left, sad.NumSignatures, sad.Used)
+		return nil, invalid("Hash is not authorized by the SAD: %d hashes asked but it allows %d more (numSignatures %d, %d used)", len(hashes), left, sad.NumSignatures, sad.Used)
 	}
 	for i, d := range hashes {
 		if !containsHash(sad.Hashes, d) {
-			return nil, denied("hashes[%d] is not one the SAD authorised", i)
+			return nil, invalid("Hash is not authorized by the SAD: hashes[%d] is not one it lists", i)
 		}
 		if containsHash(sad.Spent, d) {
-			return nil, denied("hashes[%d] was already signed with this SAD; each hash is signed once", i)
+			return nil, invalid("Hash is not authorized by the SAD: hashes[%d] was already signed with it; each hash is signed once", i)
 		}
 	}
 	c, err := s.credential(ctx, sad.CredentialID)
@@ -563,9 +563,9 @@ func (s *Service) SignHash(ctx context.Context, caller Caller, r SignHashRequest
 		}
 		// Lost a race: tell which rule it broke from the state now.
 		if cur, err2 := s.opt.Store.SAD(ctx, sad.ID); err2 == nil && !now.Before(cur.ExpiresAt) {
-			return nil, &Error{Status: http.StatusBadRequest, Code: CodeExpiredSAD, Description: "the SAD has expired; authorize again"}
+			return nil, invalid("SAD expired: authorize again")
 		}
-		return nil, denied("the hashes were signed with this SAD at the same time by another request; each hash is signed once")
+		return nil, invalid("Hash is not authorized by the SAD: another request signed these hashes with it at the same time; each hash is signed once")
 	}
 	// release gives the hashes back when no signature leaves: the
 	// citizen's authorisation still stands.
