@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"errors"
 	"fmt"
 	"math/big"
 	"strings"
@@ -252,11 +251,9 @@ func (a *Authority) ocspTemplate(pub crypto.PublicKey, issuer *x509.Certificate)
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning},
 		BasicConstraintsValid: true,
 		SubjectKeyId:          ski,
-		ExtraExtensions:       []pkixExtension{{Id: oidOCSPNoCheck, Value: asn1NULL}},
+		ExtraExtensions:       []pkix.Extension{{Id: oidOCSPNoCheck, Value: asn1NULL}},
 	}, nil
 }
-
-type pkixExtension = pkix.Extension
 
 // qcStatements encodes QcCompliance and QcType esign (ETSI EN 319 412-5).
 func qcStatements() (pkix.Extension, error) {
@@ -296,5 +293,3 @@ func samePublicKey(a, b crypto.PublicKey) bool {
 	ka, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && ka.Equal(b)
 }
-
-var errNoSigner = errors.New("no signer for this authority")
