@@ -77,6 +77,9 @@ func (s *Service) Run(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		s.Sweep(ctx)
+		if err := s.resumeStale(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "resume stale signing", "err", err)
+		}
 		s.DeliverCallbacks(ctx)
 		select {
 		case <-ctx.Done():

@@ -3,6 +3,7 @@ package transaction
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/sms"
@@ -64,7 +66,7 @@ func (s *Service) view(ctx context.Context, t *store.Transaction) (*View, error)
 func (s *Service) certificateView(ctx context.Context, t *store.Transaction) *CertificateView {
 	if t.CertificateID != "" {
 		if c, err := s.opt.Certificates.Certificate(ctx, t.CertificateID); err == nil && c.Cert != nil {
-			return &CertificateView{Subject: c.Cert.Subject.String(), Serial: c.Serial, Issuer: c.Cert.Issuer.String(), NotAfter: c.NotAfter}
+			return certView(c)
 		}
 	}
 	if State(t.State).Final() {
@@ -77,9 +79,21 @@ func (s *Service) certificateView(ctx context.Context, t *store.Transaction) *Ce
 	case c == nil:
 		return &CertificateView{WillIssue: true}
 	case c.Cert != nil:
-		return &CertificateView{Subject: c.Cert.Subject.String(), Serial: c.Serial, Issuer: c.Cert.Issuer.String(), NotAfter: c.NotAfter}
+		return certView(c)
 	}
 	return nil
+}
+
+// certView names a certificate the way people read it: its common name
+// (surnames, given name and DNI/NIE for citizens) and its issuer's.
+func certView(c *ca.Certificate) *CertificateView {
+	name := func(n pkix.Name) string {
+		if n.CommonName != "" {
+			return n.CommonName
+		}
+		return n.String()
+	}
+	return &CertificateView{Subject: name(c.Cert.Subject), Serial: c.Serial, Issuer: name(c.Cert.Issuer), NotAfter: c.NotAfter}
 }
 
 func (s *Service) otpStatus(t *store.Transaction, mobile string) *OTPStatus {
@@ -311,8 +325,10 @@ func (s *Service) approve(ctx context.Context, id, session, otp string) (*store.
 			left := s.rules.MaxTries - t.OTPTries
 			return nil, refuse(CodeOTPInvalid, "wrong code; %d %s left", left, plural(left, "try", "tries"))
 		}
-		// Single use: the hash goes in the same update that approves.
+		// Single use: the hash goes in the same update that approves. From
+		// here ExpiresAt is the signing lease (see Service.resumeStale).
 		t.State, t.OTPHash, t.ApprovedAt, t.UpdatedAt = string(StateApproved), nil, now, now
+		t.ExpiresAt = now.Add(signingLease)
 		if err := s.st.UpdateTransaction(ctx, t); errors.Is(err, store.ErrConflict) {
 			continue
 		} else if err != nil {

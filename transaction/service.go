@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -88,6 +89,7 @@ type Service struct {
 	formats signer.DefaultFormats
 	client  *http.Client
 	kick    chan struct{}
+	active  sync.Map // transaction IDs this process is signing
 }
 
 // New returns a service.

@@ -22,15 +22,23 @@ const PDFReason = "Firmado con Cl@ve Firma"
 // it is known, so a signing interrupted by a restart resumes with the
 // documents still pending (see Resume).
 func (s *Service) sign(ctx context.Context, t *store.Transaction) error {
+	if _, busy := s.active.LoadOrStore(t.ID, struct{}{}); busy {
+		return nil // this process is signing it already
+	}
+	defer s.active.Delete(t.ID)
 	start := time.Now()
+	// Taking the signing lease is itself a conditional update, so of two
+	// nodes resuming the same transaction one goes on.
 	for attempt := 0; ; attempt++ {
-		if State(t.State) == StateSigning {
-			break
+		st := State(t.State)
+		if (st != StateApproved && st != StateSigning) || attempt >= maxRetries {
+			return nil // it already ended
 		}
-		if State(t.State) != StateApproved || attempt >= maxRetries {
-			return nil // another node signs it, or it already ended
+		if attempt > 0 && st == StateSigning && s.now().Before(t.ExpiresAt) {
+			return nil // another node took the lease
 		}
-		t.State, t.UpdatedAt = string(StateSigning), s.now().UTC()
+		now := s.now().UTC()
+		t.State, t.UpdatedAt, t.ExpiresAt = string(StateSigning), now, now.Add(signingLease)
 		err := s.st.UpdateTransaction(ctx, t)
 		if err == nil {
 			break
@@ -263,22 +271,45 @@ func documentFailure(err error) (Code, string) {
 	return CodeSigningFailed, "the document could not be signed"
 }
 
+// signingLease is how long an approved transaction may stay unfinished
+// before another node (or this one's loop) takes its signing over. Its
+// end is the transaction's ExpiresAt from approval on.
+const signingLease = 10 * time.Minute
+
 // Resume finishes every approved transaction whose signing a stop of
-// firmad interrupted. Documents already signed keep their result.
+// firmad interrupted, leases or not: run it at start-up, when this node
+// cannot be signing anything yet. Documents already signed keep their
+// result.
 func (s *Service) Resume(ctx context.Context) error {
+	return s.resume(ctx, time.Time{})
+}
+
+// resumeStale takes over the signing of transactions whose lease ran out:
+// the node signing them stopped, or failed half-way.
+func (s *Service) resumeStale(ctx context.Context) error {
+	return s.resume(ctx, s.now())
+}
+
+func (s *Service) resume(ctx context.Context, before time.Time) error {
+	seen := map[string]bool{}
 	for {
-		ts, err := s.st.TransactionsDue(ctx, []string{string(StateApproved), string(StateSigning)}, time.Time{}, 100)
+		ts, err := s.st.TransactionsDue(ctx, []string{string(StateApproved), string(StateSigning)}, before, 100)
 		if err != nil {
 			return fmt.Errorf("resume signing: %w", err)
 		}
-		if len(ts) == 0 {
-			return nil
-		}
+		progress := false
 		for _, t := range ts {
+			if seen[t.ID] {
+				continue
+			}
+			seen[t.ID], progress = true, true
 			s.log.InfoContext(ctx, "resuming signing", "transaction", t.ID, "state", t.State)
 			if err := s.sign(ctx, t); err != nil {
 				return fmt.Errorf("resume signing %s: %w", t.ID, err)
 			}
+		}
+		if !progress {
+			return nil
 		}
 	}
 }
