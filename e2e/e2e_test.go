@@ -317,3 +317,48 @@ func openssl(t *testing.T, want string, args ...string) {
 		t.Fatalf("openssl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }
+
+// TestBrowserOTPLocked: three wrong codes end the transaction; the page
+// says so and its button takes the citizen to the portal's error URL.
+func TestBrowserOTPLocked(t *testing.T) {
+	s := stack.New(t, stack.Options{})
+	citizen := s.Advanced(45678901, "Elena", "Núñez Ortiz")
+	p := newPortal(t, s, citizen)
+	ctx := browser(t)
+
+	id := signIn(t, ctx, p)
+	code, _ := s.LastOTP(citizen)
+	wrong := "000000"
+	if code == wrong {
+		wrong = "111111"
+	}
+	for i, want := range []string{"2", "1"} {
+		// Mark the page, so that the wait below finds the error of the
+		// page the post brings, not the one still showing.
+		get(t, ctx, "mark page", chromedp.Evaluate[string](`document.body.dataset.old = "1"`))
+		do(t, ctx, fmt.Sprint("wrong code ", i+1),
+			chromedp.SendKeys(chromedp.CSS("#otp"), wrong),
+			chromedp.Click(chromedp.CSS("#approve")),
+			chromedp.WaitVisible(chromedp.CSS("body:not([data-old]) #page-error")))
+		msg := get(t, ctx, "error", chromedp.Text(chromedp.CSS("#page-error")))
+		if !strings.Contains(msg, want) {
+			t.Fatalf("after wrong code %d: %q", i+1, msg)
+		}
+	}
+	do(t, ctx, "third wrong code",
+		chromedp.SendKeys(chromedp.CSS("#otp"), wrong),
+		chromedp.Click(chromedp.CSS("#approve")),
+		chromedp.WaitVisible(chromedp.CSS("#final")))
+	final := get(t, ctx, "final text", chromedp.Text(chromedp.CSS("#final")))
+	if !strings.Contains(final, "incorrect") && !strings.Contains(final, "wrong code") {
+		t.Fatalf("final text %q", final)
+	}
+	screenshot(t, ctx, "otp-locked-desktop")
+	do(t, ctx, "back to the portal", chromedp.Click(chromedp.CSS("#back")), chromedp.WaitVisible(chromedp.CSS("#failed")))
+	p.mu.Lock()
+	st := p.errors[id]
+	p.mu.Unlock()
+	if st == nil || st.State != transaction.StateFailed || st.ErrorCode != transaction.CodeOTPLocked {
+		t.Fatalf("the portal sees %+v, want failed with otp_locked", st)
+	}
+}
