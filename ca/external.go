@@ -102,6 +102,12 @@ func (a *Authority) Import(ctx context.Context, der []byte) (*Certificate, error
 	if err := a.checkExternal(cert); err != nil {
 		return nil, err
 	}
+	// The citizen may have lost the advanced level since the request.
+	c, err := a.citizen(ctx, owner)
+	if err != nil {
+		return nil, fmt.Errorf("import: %w", err)
+	}
+	owner = c.ID
 	unlock := a.owners.lock(owner)
 	defer unlock()
 	valid, pending, err := a.current(ctx, owner)
