@@ -136,9 +136,11 @@ type Transaction struct {
 	ErrorMessage string
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
-	ExpiresAt    time.Time
-	EndedAt      time.Time
-	Documents    []DocumentState
+	// ExpiresAt is the approval deadline; once approved, the end of the
+	// signing lease.
+	ExpiresAt time.Time
+	EndedAt   time.Time
+	Documents []DocumentState
 }
 
 // DocumentResult is one processed document: its signature (raw), CMS
