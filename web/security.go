@@ -129,11 +129,15 @@ func (h *Handler) sameOrigin(r *http.Request) bool {
 	return o == scheme+"://"+strings.ToLower(r.Host)
 }
 
-// securityHeaders are set on every page: nothing is loaded from anywhere
-// but here, no script runs, the page cannot be framed, and the
-// transaction id in the URL is not sent to other sites as a referrer.
-func securityHeaders(w http.ResponseWriter) {
+// headers are set on every page: nothing is loaded from anywhere but
+// here, no script runs, the page cannot be framed, the transaction id in
+// the URL is not sent to other sites as a referrer, and once served over
+// HTTPS the browser keeps to HTTPS.
+func (h *Handler) headers(w http.ResponseWriter) {
 	hd := w.Header()
+	if h.opt.Secure {
+		hd.Set("Strict-Transport-Security", "max-age=31536000")
+	}
 	hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'")
 	hd.Set("X-Frame-Options", "DENY")
 	hd.Set("X-Content-Type-Options", "nosniff")

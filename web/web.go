@@ -284,11 +284,11 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, p *
 	var buf bytes.Buffer
 	if err := h.tmpl.Execute(&buf, p); err != nil {
 		h.log.ErrorContext(r.Context(), "approval page: render", "err", err)
-		securityHeaders(w)
+		h.headers(w)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	securityHeaders(w)
+	h.headers(w)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Language", string(p.L))
 	w.Header().Set("Vary", "Accept-Language, Cookie")
@@ -312,7 +312,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		if e := q.Encode(); e != "" {
 			target += "?" + e
 		}
-		securityHeaders(w)
+		h.headers(w)
 		http.Redirect(w, r, target, http.StatusSeeOther)
 		return
 	}
@@ -468,6 +468,14 @@ func statusOf(c transaction.Code) (int, string) {
 		return http.StatusServiceUnavailable, "err.unavailable"
 	case transaction.CodeSigningFailed:
 		return http.StatusBadGateway, "final.failed"
+	case transaction.CodeCertificateBlocked:
+		return http.StatusForbidden, "err.certificate_blocked"
+	case transaction.CodeNoCertificate:
+		return http.StatusConflict, "err.no_certificate"
+	case transaction.CodeWeakRegistration:
+		return http.StatusForbidden, "err.weak_registration"
+	case transaction.CodeUnknownCitizen, transaction.CodeForbidden:
+		return http.StatusForbidden, "err.forbidden"
 	}
 	return http.StatusInternalServerError, "err.internal"
 }
@@ -489,7 +497,7 @@ func (h *Handler) back(w http.ResponseWriter, r *http.Request, id, notice string
 	if notice != "" {
 		target += "?n=" + notice
 	}
-	securityHeaders(w)
+	h.headers(w)
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }
 
@@ -502,7 +510,7 @@ func (h *Handler) toPortal(w http.ResponseWriter, r *http.Request, p *page, v *t
 		h.back(w, r, p.ID, "")
 		return
 	}
-	securityHeaders(w)
+	h.headers(w)
 	http.Redirect(w, r, v.ReturnURL, http.StatusSeeOther)
 }
 

@@ -457,6 +457,9 @@ func TestSecureCookies(t *testing.T) {
 	if !found {
 		t.Fatalf("no __Host-firma-csrf cookie in %v", r.Header["Set-Cookie"])
 	}
+	if !strings.HasPrefix(r.Header.Get("Strict-Transport-Security"), "max-age=") {
+		t.Fatal("no HSTS header on a Secure page")
+	}
 }
 
 func TestStaticAssets(t *testing.T) {
