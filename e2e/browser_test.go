@@ -17,7 +17,7 @@ const chromiumPath = "/usr/bin/chromium"
 // browser starts a fresh headless Chromium with its own profile and
 // returns a tab. A missing Chromium fails the test: skipping would let the
 // browser test silently never run.
-func browser(t *testing.T) context.Context {
+func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	if _, err := exec.LookPath(chromiumPath); err != nil {
 		t.Fatalf("Chromium not found at %s: install it with `apt-get install -y chromium` (`make test` installs it): %v", chromiumPath, err)
@@ -40,6 +40,7 @@ func browser(t *testing.T) context.Context {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 900),
 	}
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(actx)
 	ctx, cancelTime := context.WithTimeout(ctx, 3*time.Minute)

@@ -18,11 +18,14 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/firma-cloud/firma/e2e/stack"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
 	"github.com/firma-cloud/firma/transaction"
+	"github.com/firma-cloud/firma/web"
 )
 
 func TestMain(m *testing.M) {
@@ -54,6 +57,7 @@ type portalApp struct {
 	apiKey  string
 	citizen string
 	srv     *httptest.Server
+	client  *http.Client // to firmad
 
 	mu      sync.Mutex
 	results map[string]*transaction.ResultJSON // by transaction id, from the OK URL
@@ -62,7 +66,7 @@ type portalApp struct {
 }
 
 func newPortal(t *testing.T, s *stack.Stack, citizen string) *portalApp {
-	p := &portalApp{t: t, firmad: s.Server.URL, citizen: citizen, results: map[string]*transaction.ResultJSON{},
+	p := &portalApp{t: t, firmad: s.Server.URL, client: s.Server.Client(), citizen: citizen, results: map[string]*transaction.ResultJSON{},
 		errors: map[string]*transaction.StateJSON{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /start", p.start)
@@ -86,7 +90,7 @@ func (p *portalApp) api(method, path string, body, out any) error {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := p.client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -361,4 +365,43 @@ func TestBrowserOTPLocked(t *testing.T) {
 	if st == nil || st.State != transaction.StateFailed || st.ErrorCode != transaction.CodeOTPLocked {
 		t.Fatalf("the portal sees %+v, want failed with otp_locked", st)
 	}
+}
+
+// TestBrowserApprovesOverHTTPS runs the approval over TLS with Secure
+// cookies, as in production: the browser must accept the __Host- cookies
+// and send them back for the flow to work.
+func TestBrowserApprovesOverHTTPS(t *testing.T) {
+	s := stack.New(t, stack.Options{TLS: true, Web: func(o *web.Options) { o.Secure = true }})
+	citizen := s.Advanced(56789012, "Raúl", "Ibáñez Soler")
+	p := newPortal(t, s, citizen)
+	ctx := browser(t, chromedp.IgnoreCertErrors)
+
+	id := signIn(t, ctx, p)
+	cookies := get(t, ctx, "cookies", chromedp.Action[[]*network.Cookie](func(ctx context.Context, tg *chromedp.Target) ([]*network.Cookie, error) {
+		r, err := cdp.Call(ctx, tg, network.GetCookies, network.GetCookiesParams{URLs: []string{s.Server.URL + "/sign/" + id}})
+		return r.Cookies, err
+	}))
+	var csrf, session bool
+	for _, c := range cookies {
+		if strings.HasPrefix(c.Name, "__Host-firma-") {
+			csrf = csrf || c.Name == "__Host-firma-csrf"
+			session = session || strings.HasPrefix(c.Name, "__Host-firma-s-")
+			if !c.Secure || !c.HTTPOnly || c.SameSite != network.CookieSameSiteStrict || c.Path != "/" {
+				t.Fatalf("cookie %s: secure %v httponly %v samesite %s path %s", c.Name, c.Secure, c.HTTPOnly, c.SameSite, c.Path)
+			}
+		}
+	}
+	if !csrf || !session {
+		t.Fatalf("the browser holds %v, want the __Host- CSRF and session cookies", cookies)
+	}
+	code, _ := s.LastOTP(citizen)
+	do(t, ctx, "approve", chromedp.SendKeys(chromedp.CSS("#otp"), code), chromedp.Click(chromedp.CSS("#approve")),
+		chromedp.WaitVisible(chromedp.CSS("#done")))
+	p.mu.Lock()
+	res := p.results[id]
+	p.mu.Unlock()
+	if res == nil || res.State != transaction.StateDone {
+		t.Fatalf("result %+v", res)
+	}
+	verifyWithOpenSSL(t, s, res)
 }

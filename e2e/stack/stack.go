@@ -45,6 +45,9 @@ type Options struct {
 	Web         func(*web.Options)
 	// Mux adds more handlers to the server's mux.
 	Mux func(s *Stack, mux *http.ServeMux)
+	// TLS serves HTTPS (with httptest's self-signed certificate; clients
+	// use Server.Client()).
+	TLS bool
 }
 
 // Stack is one service's worth of real parts behind one loopback server.
@@ -75,9 +78,14 @@ func New(t testing.TB, opt Options) *Stack {
 	s := &Stack{T: t, Ctx: context.Background(), Dir: t.TempDir(), Token: softhsmtest.New(t), Metrics: prometheus.NewRegistry(),
 		OTPKey: []byte("stack-test-otp-key-0123456789abcdef-0123456789")}
 	var handler atomic.Pointer[http.Handler]
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		(*handler.Load()).ServeHTTP(w, r)
 	}))
+	if opt.TLS {
+		s.Server.StartTLS()
+	} else {
+		s.Server.Start()
+	}
 	t.Cleanup(s.Server.Close)
 
 	var err error
