@@ -57,6 +57,7 @@ type portalApp struct {
 	apiKey  string
 	citizen string
 	srv     *httptest.Server
+	url     string       // the portal's base URL, on another site than firmad's
 	client  *http.Client // to firmad
 
 	mu      sync.Mutex
@@ -74,7 +75,11 @@ func newPortal(t *testing.T, s *stack.Stack, citizen string) *portalApp {
 	mux.HandleFunc("GET /error", p.fail)
 	p.srv = httptest.NewServer(mux)
 	t.Cleanup(p.srv.Close)
-	_, p.apiKey = s.Portal("Sede electrónica de pruebas", p.srv.URL+"/ok", p.srv.URL+"/error")
+	// localhost and 127.0.0.1 are different sites to the browser, so the
+	// redirects between portal and firmad are cross-site as in production,
+	// where SameSite=Strict cookies are not sent on arrival.
+	p.url = strings.Replace(p.srv.URL, "127.0.0.1", "localhost", 1)
+	_, p.apiKey = s.Portal("Sede electrónica de pruebas", p.url+"/ok", p.url+"/error")
 	return p
 }
 
@@ -103,7 +108,7 @@ func (p *portalApp) api(method, path string, body, out any) error {
 }
 
 func (p *portalApp) start(w http.ResponseWriter, r *http.Request) {
-	req := transaction.CreateJSON{SubjectID: p.citizen, OKURL: p.srv.URL + "/ok", ErrorURL: p.srv.URL + "/error"}
+	req := transaction.CreateJSON{SubjectID: p.citizen, OKURL: p.url + "/ok", ErrorURL: p.url + "/error"}
 	for _, d := range documents {
 		dj := transaction.DocumentJSON{Name: d.name, Format: d.format, MediaType: "text/plain"}
 		if d.digest {
@@ -164,7 +169,7 @@ func (p *portalApp) lastCreated() string {
 func signIn(t *testing.T, ctx context.Context, p *portalApp) string {
 	t.Helper()
 	do(t, ctx, "follow the portal to the approval page",
-		chromedp.Navigate(p.srv.URL+"/start"),
+		chromedp.Navigate(p.url+"/start"),
 		chromedp.WaitVisible(chromedp.CSS("#citizen")))
 	id := p.lastCreated()
 	loc := get(t, ctx, "location", chromedp.Location())
@@ -205,7 +210,7 @@ func TestBrowserApprovesBatch(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#approve")),
 		chromedp.WaitVisible(chromedp.CSS("#done")))
 	loc := get(t, ctx, "location", chromedp.Location())
-	if want := p.srv.URL + "/ok?transaction_id=" + id; loc != want {
+	if want := p.url + "/ok?transaction_id=" + id; loc != want {
 		t.Fatalf("browser landed on %s, want %s", loc, want)
 	}
 
@@ -232,7 +237,7 @@ func TestBrowserRejects(t *testing.T) {
 	id := signIn(t, ctx, p)
 	do(t, ctx, "reject", chromedp.Click(chromedp.CSS("#reject")), chromedp.WaitVisible(chromedp.CSS("#failed")))
 	loc := get(t, ctx, "location", chromedp.Location())
-	if want := p.srv.URL + "/error?transaction_id=" + id; loc != want {
+	if want := p.url + "/error?transaction_id=" + id; loc != want {
 		t.Fatalf("browser landed on %s, want %s", loc, want)
 	}
 	p.mu.Lock()
