@@ -57,7 +57,7 @@ func (c *clock) Add(d time.Duration) {
 // SQLite file, the citizen registry, the CA, the signing core, the portal
 // registry and the SMS outbox.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	dir     string
 	tok     *softhsmtest.Token
@@ -76,14 +76,14 @@ const password = "Correct-Horse-Battery-7"
 
 var registrar = registry.Staff{Name: "registrar-test", Role: policy.Registrar}
 
-func newEnv(t *testing.T, mut func(*transaction.Options)) *env {
+func newEnv(t testing.TB, mut func(*transaction.Options)) *env {
 	t.Helper()
 	return newEnvOn(t, softhsmtest.New(t), mut)
 }
 
 // newEnvOn is newEnv on a token made earlier: SoftHSM2 sees only the
 // tokens that exist when the process first loads it.
-func newEnvOn(t *testing.T, tok *softhsmtest.Token, mut func(*transaction.Options)) *env {
+func newEnvOn(t testing.TB, tok *softhsmtest.Token, mut func(*transaction.Options)) *env {
 	t.Helper()
 	e := &env{t: t, ctx: context.Background(), dir: t.TempDir(), tok: tok, clock: &clock{t: time.Now()}, mut: mut,
 		otpKey: []byte("0123456789abcdef0123456789abcdef-test-otp-key")}

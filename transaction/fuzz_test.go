@@ -1,0 +1,79 @@
+package transaction_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/firma-cloud/firma/portal"
+	"github.com/firma-cloud/firma/transaction"
+)
+
+// FuzzCreateREST feeds arbitrary bodies to the portal API's creation
+// endpoints on a real service: each answer is a creation or a
+// problem+json with a known code, never a panic, and a refusal stores
+// nothing.
+func FuzzCreateREST(f *testing.F) {
+	// One service for every input: made with f, so it outlives each run.
+	e := newEnv(f, nil)
+	e.advanced(12345678)
+	c, err := e.portals.Create(e.ctx, portal.Spec{Name: "Fuzz", RedirectURLs: []string{okURL, errURL}, APIKey: true,
+		Limits: portal.Limits{RatePerMin: 1_000_000}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	key, pid := c.APIKey, c.Portal.ID
+	h := transaction.NewHandler(e.svc, e.portals, nil, 1<<20)
+	valid, _ := json.Marshal(map[string]any{"subject_id": dni(12345678), "ok_url": okURL, "error_url": errURL,
+		"documents": []map[string]any{{"name": "a.txt", "content": []byte("a")}}})
+	for _, seed := range [][]byte{valid, []byte(`{}`), []byte(`{"subject_id":"12345678Z","documents":[{"name":"x","digest":"AAAA"}]}`),
+		[]byte(`{"documents":[{"name":"","content":""}]}`), []byte(`[`), []byte(`{"subject_id":1}`), []byte(`{"document":{}}`)} {
+		f.Add(seed, false)
+		f.Add(seed, true)
+	}
+	known := map[transaction.Code]bool{}
+	for _, c := range []transaction.Code{transaction.CodeInvalidRequest, transaction.CodeUnknownCitizen, transaction.CodeWeakRegistration,
+		transaction.CodeCertificateBlocked, transaction.CodeNoCertificate, transaction.CodeTooManyDocuments, transaction.CodeDocumentTooLarge,
+		transaction.CodeDuplicateDocument, transaction.CodeBadDigest, transaction.CodeBadRedirect, transaction.CodeUnsupportedFormat,
+		transaction.CodeForbidden, transaction.CodeRateLimited, transaction.CodeIdempotencyReused, transaction.CodeCredentialLocked} {
+		known[c] = true
+	}
+	f.Fuzz(func(t *testing.T, body []byte, batch bool) {
+		before, err := e.svc.List(e.ctx, pid, "", "", 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := "/api/v1/transactions"
+		if batch {
+			path = "/api/v1/batches"
+		}
+		req := httptest.NewRequest("POST", path, bytes.NewReader(body))
+		req.Header.Set(transaction.APIKeyHeader, key)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		after, err := e.svc.List(e.ctx, pid, "", "", 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch rec.Code {
+		case http.StatusCreated:
+			if len(after) != len(before)+1 {
+				t.Fatalf("created, but %d -> %d transactions", len(before), len(after))
+			}
+		case http.StatusOK: // an idempotent replay
+		default:
+			var p transaction.Problem
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || rec.Header().Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("status %d, body %q", rec.Code, rec.Body.Bytes())
+			}
+			if !known[p.Code] || p.Status != rec.Code || p.Detail == "" {
+				t.Fatalf("problem %+v", p)
+			}
+			if len(after) != len(before) {
+				t.Fatalf("refused (%s), but %d -> %d transactions", p.Code, len(before), len(after))
+			}
+		}
+	})
+}
