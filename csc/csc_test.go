@@ -5,8 +5,11 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -15,6 +18,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -32,6 +36,7 @@ import (
 	"github.com/firma-cloud/firma/e2e/stack"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/policy"
+	"github.com/firma-cloud/firma/portal"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
 )
 
@@ -706,4 +711,71 @@ func TestRSASchemes(t *testing.T) {
 		sad := f.authorize(t, f.key, b64)
 		want(t, f.signHash(t, f.key, sad, b64), http.StatusBadRequest, csc.CodeInvalidRequest, "does not fit")
 	})
+}
+
+// TestMutualTLSPortal: a portal registered with its client certificate's
+// fingerprint is the caller when it presents that certificate; an
+// unregistered certificate is refused.
+func TestMutualTLSPortal(t *testing.T) {
+	f := newFixture(t)
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Portal client CA"}, IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	caCert, _ := x509.ParseCertificate(caDER)
+	client := func(cn string) tls.Certificate {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k}
+	}
+	registered, stranger := client("portal-mtls"), client("stranger")
+	sum := sha256.Sum256(registered.Certificate[0])
+	if _, err := f.Portals.Create(context.Background(), portal.Spec{Name: "Portal mTLS", RedirectURLs: []string{"https://m.example.es/ok"},
+		CertSHA256: fmt.Sprintf("%x", sum)}); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	f.CSC.Register(mux, f.Portals)
+	srv := httptest.NewUnstartedServer(mux)
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	srv.TLS = &tls.Config{ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven}
+	srv.StartTLS()
+	defer srv.Close()
+
+	for _, c := range []struct {
+		name   string
+		cert   *tls.Certificate
+		status int
+	}{
+		{"registered certificate", &registered, http.StatusOK},
+		{"unregistered certificate", &stranger, http.StatusUnauthorized},
+		{"no certificate", nil, http.StatusUnauthorized},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tr := srv.Client().Transport.(*http.Transport).Clone()
+			if c.cert != nil {
+				tr.TLSClientConfig.Certificates = []tls.Certificate{*c.cert}
+			}
+			resp, err := (&http.Client{Transport: tr}).Post(srv.URL+"/csc/v2/credentials/list", "application/json",
+				strings.NewReader(`{"userID":"`+f.citizen+`"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != c.status {
+				t.Fatalf("%d %s", resp.StatusCode, body)
+			}
+			if c.status == http.StatusOK && !strings.Contains(string(body), f.cred) {
+				t.Fatalf("list: %s", body)
+			}
+		})
+	}
 }

@@ -115,8 +115,10 @@ func authenticate(ctx context.Context, portals Portals, r *http.Request) (Caller
 			return Caller{}, &Error{Status: http.StatusUnauthorized, Code: CodeInvalidToken, Description: "Authorization must be \"Bearer <portal API key>\""}
 		}
 		p, err = portals.AuthenticateAPIKey(ctx, strings.TrimSpace(tok))
-	} else if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-		sum := sha256.Sum256(r.TLS.PeerCertificates[0].Raw)
+	} else if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
+		// Only a certificate the TLS layer verified against the client CAs
+		// identifies a portal.
+		sum := sha256.Sum256(r.TLS.VerifiedChains[0][0].Raw)
 		p, err = portals.AuthenticateCert(ctx, sum[:])
 	} else {
 		return Caller{}, &Error{Status: http.StatusUnauthorized, Code: CodeInvalidToken, Description: "missing portal credentials: send the API key as a bearer token or use the portal's client certificate"}
