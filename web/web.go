@@ -491,11 +491,12 @@ func withoutCookie(r *http.Request, name string) *http.Request {
 	return r2
 }
 
-// back sends the browser to the page again, after a step that worked.
+// back sends the browser to the page again, after a step that worked,
+// scrolled to the next step's form: on a phone it is below the documents.
 func (h *Handler) back(w http.ResponseWriter, r *http.Request, id, notice string) {
 	target := PathPrefix + url.PathEscape(id)
 	if notice != "" {
-		target += "?n=" + notice
+		target += "?n=" + notice + "#action"
 	}
 	h.headers(w)
 	http.Redirect(w, r, target, http.StatusSeeOther)

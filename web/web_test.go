@@ -131,7 +131,7 @@ func (f *fixture) login(t *testing.T, id string) resp {
 	t.Helper()
 	page := f.get(t, "/sign/"+id)
 	r := f.post(t, "/sign/"+id+"/login", url.Values{"csrf": {csrfOf(t, page.body)}, "citizen": {f.citizen}, "password": {stack.Password}}, f.Server.URL)
-	if r.status != http.StatusSeeOther || r.loc != "/sign/"+id+"?n=sent" {
+	if r.status != http.StatusSeeOther || r.loc != "/sign/"+id+"?n=sent#action" {
 		t.Fatalf("login: %d %q\n%s", r.status, r.loc, r.body)
 	}
 	return f.get(t, r.loc)
@@ -498,7 +498,7 @@ func TestResendAndExpiry(t *testing.T) {
 	// After the gap, a new code replaces the old one.
 	c.Add(31 * time.Second)
 	r := f.post(t, "/sign/"+id+"/resend", url.Values{"csrf": {csrfOf(t, page.body)}}, f.Server.URL)
-	if r.status != http.StatusSeeOther || r.loc != "/sign/"+id+"?n=resent" {
+	if r.status != http.StatusSeeOther || r.loc != "/sign/"+id+"?n=resent#action" {
 		t.Fatalf("resend: %d %q\n%s", r.status, r.loc, r.body)
 	}
 	page = f.get(t, r.loc)
