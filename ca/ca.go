@@ -19,6 +19,7 @@ import (
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/store"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 )
 
 // Sentinel errors callers tell apart with errors.Is.
@@ -118,6 +119,10 @@ type Config struct {
 	CRLInterval  time.Duration `yaml:"crl_interval"`   // scheduled refresh; default 1h
 	OCSPMaxAge   time.Duration `yaml:"ocsp_max_age"`   // nextUpdate of OCSP responses; default 1h
 	OCSPCacheTTL time.Duration `yaml:"ocsp_cache_ttl"` // reuse of a signed response; default 1m, negative disables
+	// OCSPUnknownRate bounds the signed "unknown" answers per second
+	// (serials never issued here); past it the responder answers
+	// tryLater, unsigned. Default 20, negative means no limit.
+	OCSPUnknownRate float64 `yaml:"ocsp_unknown_rate"`
 
 	// ExternalIssuersFile is a PEM file of the CA certificates allowed to
 	// sign imported citizen certificates (external mode); LoadExternalIssuers
@@ -216,6 +221,9 @@ func (c *Config) defaults() error {
 	dur(&c.CRLInterval, time.Hour)
 	dur(&c.OCSPMaxAge, time.Hour)
 	dur(&c.OCSPCacheTTL, time.Minute)
+	if c.OCSPUnknownRate == 0 {
+		c.OCSPUnknownRate = 20
+	}
 	if len(c.Policies) == 0 {
 		c.Policies = []string{"0.4.0.2042.1.1"}
 	}
@@ -262,6 +270,10 @@ type Authority struct {
 	owners keyedMutex
 
 	cache *ocspCache
+	// unknown limits signed answers about serials never issued here:
+	// anyone can ask about random serials, and each answer would
+	// otherwise cost an HSM signature and an audit record.
+	unknown *rate.Limiter
 
 	runMu sync.Mutex
 	stop  chan struct{}
@@ -279,6 +291,10 @@ func New(cfg Config, keys Keys, st store.CAStore, citizens Citizens, log *slog.L
 	}
 	a := &Authority{cfg: cfg, keys: keys, st: st, citizens: citizens, log: log, m: newMetrics(reg),
 		owners: keyedMutex{m: map[string]*ownerLock{}}, cache: newOCSPCache(cfg.OCSPCacheTTL)}
+	a.unknown = rate.NewLimiter(rate.Inf, 0)
+	if cfg.OCSPUnknownRate > 0 {
+		a.unknown = rate.NewLimiter(rate.Limit(cfg.OCSPUnknownRate), max(1, int(2*cfg.OCSPUnknownRate)))
+	}
 	a.cur.Store(&state{})
 	return a, nil
 }

@@ -2,6 +2,8 @@ package ca_test
 
 import (
 	"crypto/x509"
+	"math/big"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -178,4 +180,39 @@ func TestConcurrentFirstUse(t *testing.T) {
 	if live != 1 {
 		t.Errorf("%d live keys for the citizen (of %d made), want 1", live, len(keys))
 	}
+}
+
+// Answers about serials never issued here are rate limited: past the
+// limit the responder says tryLater without signing, while certificates
+// it issued are still answered.
+func TestOCSPUnknownRateLimit(t *testing.T) {
+	e := newEnv(t, func(c *ca.Config) { c.OCSPUnknownRate = 0.001 }) // burst 1, then one per 1000 s
+	e.init()
+	e.advanced("12345678Z", "Juan", "Español")
+	c, err := e.ca.EnsureCertificate(e.ctx, "12345678Z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := range 3 {
+		fake := *c.Cert
+		fake.SerialNumber = new(big.Int).SetInt64(int64(1000 + i))
+		req, err := ocsp.CreateRequest(&fake, e.ca.Issuing(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := e.ca.RespondOCSP(e.ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, res.Status)
+		if _, err := ocsp.ParseResponse(res.DER, nil); res.Status == "trylater" && err == nil {
+			t.Errorf("tryLater answer parsed as a signed response")
+		}
+	}
+	if strings.Join(got, ",") != "unknown,trylater,trylater" {
+		t.Errorf("statuses %v, want unknown then trylater", got)
+	}
+	root, issuing := e.chain()
+	mustContain(t, "issued certificate", e.ocspStatus(root, issuing, e.file("citizen.pem", "CERTIFICATE", c.DER)), "citizen.pem: good")
 }

@@ -28,7 +28,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"op"}),
 		ocsp: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "firma_ca_ocsp_responses_total",
-			Help: "OCSP responses sent, by status (good, revoked, unknown, malformed, unauthorized, error).",
+			Help: "OCSP responses sent, by status (good, revoked, unknown, malformed, unauthorized, trylater, error).",
 		}, []string{"status"}),
 		crlNumber: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "firma_ca_crl_number",

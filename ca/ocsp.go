@@ -18,7 +18,7 @@ import (
 // OCSPResult is a signed OCSP response and what it says.
 type OCSPResult struct {
 	DER    []byte
-	Status string // good, revoked, unknown, malformed, unauthorized, error
+	Status string // good, revoked, unknown, malformed, unauthorized, trylater, error
 	// NextUpdate is when a relying party should ask again; zero for error
 	// responses.
 	NextUpdate time.Time
@@ -67,6 +67,9 @@ func (a *Authority) respondOCSP(ctx context.Context, reqDER []byte) (*OCSPResult
 	rec, err := a.st.CertificateBySerial(ctx, nameIssuing, serial)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
+		if !a.unknown.Allow() {
+			return &OCSPResult{DER: ocsp.TryLaterErrorResponse, Status: "trylater"}, nil
+		}
 		tmpl.Status = ocsp.Unknown
 	case err != nil:
 		a.m.errors.WithLabelValues("ocsp").Inc()
