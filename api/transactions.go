@@ -399,7 +399,7 @@ func docStateOut(d transaction.DocumentState) *firmav1.DocumentState {
 
 func docResultOut(d transaction.DocumentResult) *firmav1.DocumentResult {
 	return &firmav1.DocumentResult{Document: docStateOut(d.DocumentState), Signature: d.Signature, Timestamped: d.Timestamped,
-		SignedAt: tstamp(d.SignedAt)}
+		SignedAt: tstamp(d.SignedAt), TimestampToken: d.TimestampToken, TimestampTime: tstamp(d.TimestampTime)}
 }
 
 // tstamp is nil for the zero time, so unset times stay unset on the wire.

@@ -76,7 +76,11 @@ type Document struct {
 	Error         string
 	Result        []byte // signature, CMS or signed PDF
 	Timestamped   bool
-	SignedAt      time.Time
+	// TimestampToken is the RFC 3161 token in a B-T signature (DER), and
+	// TimestampedAt its time; empty otherwise.
+	TimestampToken []byte
+	TimestampedAt  time.Time
+	SignedAt       time.Time
 }
 
 // TransactionFilter selects transactions to list, ordered by ID. Zero

@@ -234,19 +234,21 @@ type CreatedJSON struct {
 
 // DocumentStateJSON is one document's status.
 type DocumentStateJSON struct {
-	Index       int       `json:"index"`
-	Name        string    `json:"name"`
-	MediaType   string    `json:"media_type,omitempty"`
-	Size        int64     `json:"size,omitempty"`
-	Hash        string    `json:"hash"`
-	Digest      []byte    `json:"digest"`
-	Format      string    `json:"format"`
-	Status      DocStatus `json:"status"`
-	ErrorCode   Code      `json:"error_code,omitempty"`
-	Error       string    `json:"error,omitempty"`
-	Signature   []byte    `json:"signature,omitempty"`
-	Timestamped bool      `json:"timestamped,omitempty"`
-	SignedAt    time.Time `json:"signed_at,omitzero"`
+	Index          int       `json:"index"`
+	Name           string    `json:"name"`
+	MediaType      string    `json:"media_type,omitempty"`
+	Size           int64     `json:"size,omitempty"`
+	Hash           string    `json:"hash"`
+	Digest         []byte    `json:"digest"`
+	Format         string    `json:"format"`
+	Status         DocStatus `json:"status"`
+	ErrorCode      Code      `json:"error_code,omitempty"`
+	Error          string    `json:"error,omitempty"`
+	Signature      []byte    `json:"signature,omitempty"`
+	Timestamped    bool      `json:"timestamped,omitempty"`
+	TimestampToken []byte    `json:"timestamp_token,omitempty"`
+	TimestampTime  time.Time `json:"timestamp_time,omitzero"`
+	SignedAt       time.Time `json:"signed_at,omitzero"`
 }
 
 // StateJSON is recoverBatchState.
@@ -544,6 +546,7 @@ func docJSON(d DocumentState, r *DocumentResult) DocumentStateJSON {
 		Format: string(d.Format), Status: d.Status, ErrorCode: d.ErrorCode, Error: d.Error}
 	if r != nil {
 		out.Signature, out.Timestamped, out.SignedAt = r.Signature, r.Timestamped, r.SignedAt
+		out.TimestampToken, out.TimestampTime = r.TimestampToken, r.TimestampTime
 	}
 	return out
 }

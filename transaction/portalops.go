@@ -37,7 +37,7 @@ func (s *Service) Results(ctx context.Context, portalID, id string) (*Results, e
 	for i, d := range docs {
 		dr := DocumentResult{DocumentState: r.Transaction.Documents[i], Timestamped: d.Timestamped, SignedAt: d.SignedAt}
 		if d.Status == string(DocSigned) {
-			dr.Signature = d.Result
+			dr.Signature, dr.TimestampToken, dr.TimestampTime = d.Result, d.TimestampToken, d.TimestampedAt
 		}
 		r.Documents = append(r.Documents, dr)
 	}

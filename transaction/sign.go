@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/digitorus/timestamp"
+
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
@@ -119,12 +121,15 @@ func (s *Service) sign(ctx context.Context, t *store.Transaction) error {
 			next.Status, next.ErrorCode = string(DocAborted), string(CodeSigningFailed)
 			next.Error = "not signed: an earlier document failed and this batch stops on the first error"
 		default:
-			var res []byte
-			var err error
+			var (
+				res []byte
+				tok []byte
+				err error
+			)
 			if r, ok := raw[d.Index]; ok {
 				res, err = r.sig, r.err
 			} else {
-				res, err = s.signDocument(ctx, t, d, key, chain)
+				res, tok, err = s.signDocument(ctx, t, d, key, chain)
 			}
 			if err != nil {
 				code, msg := documentFailure(err)
@@ -134,6 +139,12 @@ func (s *Service) sign(ctx context.Context, t *store.Transaction) error {
 			} else {
 				next.Status, next.Result, next.SignedAt = string(DocSigned), res, s.now().UTC()
 				next.Timestamped = t.Level == string(signer.LevelT) && next.Format != string(signer.FormatRaw)
+				if len(tok) > 0 {
+					next.TimestampToken = tok
+					if ts, err := timestamp.Parse(tok); err == nil {
+						next.TimestampedAt = ts.Time.UTC()
+					}
+				}
 			}
 		}
 		outcomes = append(outcomes, &next)
@@ -224,19 +235,34 @@ func (s *Service) signRaw(ctx context.Context, key *keystore.Signer, docs []*sto
 	return out
 }
 
-// signDocument makes a CAdES or PAdES signature of one document.
-func (s *Service) signDocument(ctx context.Context, t *store.Transaction, d *store.Document, key crypto.Signer, chain []*x509.Certificate) ([]byte, error) {
+// signDocument makes a CAdES or PAdES signature of one document, and
+// returns the timestamp token put in it (B-T), kept on the side for the
+// portal.
+func (s *Service) signDocument(ctx context.Context, t *store.Transaction, d *store.Document, key crypto.Signer, chain []*x509.Certificate) ([]byte, []byte, error) {
 	_, h, err := ParseHash(d.Hash)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	var token []byte
 	opt := signer.Options{Level: signer.Level(t.Level), Hash: h, SigningTime: s.now()}
-	if opt.Level == signer.LevelT {
-		opt.Timestamper = s.opt.Timestamper
+	if opt.Level == signer.LevelT && s.opt.Timestamper != nil {
+		// PAdES may sign twice when its first size estimate is short: the
+		// last token is the one in the result.
+		opt.Timestamper = signer.TimestamperFunc(func(ctx context.Context, h crypto.Hash, digest []byte) ([]byte, error) {
+			tok, err := s.opt.Timestamper.Timestamp(ctx, h, digest)
+			if err == nil {
+				token = tok
+			}
+			return tok, err
+		})
 	}
 	doc := signer.Document{Type: signer.DocumentType(d.MediaType), Content: d.Content, Digest: d.Digest}
 	po := signer.PDFOptions{Reason: PDFReason, Name: chain[0].Subject.CommonName}
-	return signer.SignDocument(ctx, signer.Format(d.Format), s.formats, doc, key, chain, opt, po)
+	res, err := signer.SignDocument(ctx, signer.Format(d.Format), s.formats, doc, key, chain, opt, po)
+	if err != nil {
+		return nil, nil, err
+	}
+	return res, token, nil
 }
 
 // certificateFailure turns a CA error at signing time into a code and a

@@ -38,6 +38,18 @@ func TestTimestampedSignatures(t *testing.T) {
 		if want := d.Format != signer.FormatRaw; d.Timestamped != want {
 			t.Errorf("document %d (%s): timestamped %t", d.Index, d.Format, d.Timestamped)
 		}
+		if d.Format != signer.FormatRaw {
+			// The token is handed out on its own too, and openssl reads it.
+			if len(d.TimestampToken) == 0 || d.TimestampTime.IsZero() {
+				t.Fatalf("document %d: no timestamp token in the results", d.Index)
+			}
+			tok := filepath.Join(t.TempDir(), "token.der")
+			os.WriteFile(tok, d.TimestampToken, 0o600)
+			out, err := run(t, "openssl", "ts", "-reply", "-token_in", "-in", tok, "-token_out", "-text")
+			if err != nil || !strings.Contains(out, "Time stamp: "+d.TimestampTime.Format("Jan _2 15:04:05")) {
+				t.Fatalf("openssl ts -reply on the token (time %s): %v\n%s", d.TimestampTime, err, out)
+			}
+		}
 		if d.Format != signer.FormatCAdES {
 			continue
 		}

@@ -149,7 +149,11 @@ type DocumentResult struct {
 	DocumentState
 	Signature   []byte
 	Timestamped bool // a signature timestamp is inside (B-T)
-	SignedAt    time.Time
+	// TimestampToken is that RFC 3161 token (DER) and TimestampTime its
+	// genTime, for portals that keep them apart from the CMS.
+	TimestampToken []byte
+	TimestampTime  time.Time
+	SignedAt       time.Time
 }
 
 // Results is what the portal collects once the transaction is done.

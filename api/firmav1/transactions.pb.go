@@ -772,11 +772,15 @@ type DocumentResult struct {
 	Document *DocumentState         `protobuf:"bytes,1,opt,name=document,proto3" json:"document,omitempty"`
 	// signature is the bare signature (raw), the DER CMS (cades) or the
 	// signed PDF (pades).
-	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
-	Timestamped   bool                   `protobuf:"varint,3,opt,name=timestamped,proto3" json:"timestamped,omitempty"`
-	SignedAt      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=signed_at,json=signedAt,proto3" json:"signed_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Signature   []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	Timestamped bool                   `protobuf:"varint,3,opt,name=timestamped,proto3" json:"timestamped,omitempty"`
+	SignedAt    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=signed_at,json=signedAt,proto3" json:"signed_at,omitempty"`
+	// timestamp_token is the RFC 3161 token inside a B-T signature (DER),
+	// timestamp_time its time.
+	TimestampToken []byte                 `protobuf:"bytes,5,opt,name=timestamp_token,json=timestampToken,proto3" json:"timestamp_token,omitempty"`
+	TimestampTime  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=timestamp_time,json=timestampTime,proto3" json:"timestamp_time,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *DocumentResult) Reset() {
@@ -833,6 +837,20 @@ func (x *DocumentResult) GetTimestamped() bool {
 func (x *DocumentResult) GetSignedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.SignedAt
+	}
+	return nil
+}
+
+func (x *DocumentResult) GetTimestampToken() []byte {
+	if x != nil {
+		return x.TimestampToken
+	}
+	return nil
+}
+
+func (x *DocumentResult) GetTimestampTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TimestampTime
 	}
 	return nil
 }
@@ -1235,12 +1253,14 @@ const file_firma_v1_transactions_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x125\n" +
 	"\bended_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\aendedAt\x125\n" +
-	"\tdocuments\x18\r \x03(\v2\x17.firma.v1.DocumentStateR\tdocuments\"\xbe\x01\n" +
+	"\tdocuments\x18\r \x03(\v2\x17.firma.v1.DocumentStateR\tdocuments\"\xaa\x02\n" +
 	"\x0eDocumentResult\x123\n" +
 	"\bdocument\x18\x01 \x01(\v2\x17.firma.v1.DocumentStateR\bdocument\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\x12 \n" +
 	"\vtimestamped\x18\x03 \x01(\bR\vtimestamped\x127\n" +
-	"\tsigned_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bsignedAt\"\xb6\x01\n" +
+	"\tsigned_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bsignedAt\x12'\n" +
+	"\x0ftimestamp_token\x18\x05 \x01(\fR\x0etimestampToken\x12A\n" +
+	"\x0etimestamp_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rtimestampTime\"\xb6\x01\n" +
 	"\x11TransactionResult\x12<\n" +
 	"\vtransaction\x18\x01 \x01(\v2\x1a.firma.v1.TransactionStateR\vtransaction\x126\n" +
 	"\tdocuments\x18\x02 \x03(\v2\x18.firma.v1.DocumentResultR\tdocuments\x12+\n" +
@@ -1322,35 +1342,36 @@ var file_firma_v1_transactions_proto_depIdxs = []int32{
 	6,  // 9: firma.v1.TransactionState.documents:type_name -> firma.v1.DocumentState
 	6,  // 10: firma.v1.DocumentResult.document:type_name -> firma.v1.DocumentState
 	15, // 11: firma.v1.DocumentResult.signed_at:type_name -> google.protobuf.Timestamp
-	7,  // 12: firma.v1.TransactionResult.transaction:type_name -> firma.v1.TransactionState
-	8,  // 13: firma.v1.TransactionResult.documents:type_name -> firma.v1.DocumentResult
-	5,  // 14: firma.v1.RecoverBatchSignRequest.ref:type_name -> firma.v1.TransactionRef
-	7,  // 15: firma.v1.ListTransactionsResponse.transactions:type_name -> firma.v1.TransactionState
-	5,  // 16: firma.v1.AddDocumentToBatchRequest.ref:type_name -> firma.v1.TransactionRef
-	1,  // 17: firma.v1.AddDocumentToBatchRequest.document:type_name -> firma.v1.TransactionDocument
-	2,  // 18: firma.v1.TransactionService.Sign:input_type -> firma.v1.SignRequest
-	3,  // 19: firma.v1.TransactionService.CreateBatch:input_type -> firma.v1.CreateBatchRequest
-	13, // 20: firma.v1.TransactionService.AddDocumentToBatch:input_type -> firma.v1.AddDocumentToBatchRequest
-	5,  // 21: firma.v1.TransactionService.SignBatch:input_type -> firma.v1.TransactionRef
-	5,  // 22: firma.v1.TransactionService.RecoverBatchState:input_type -> firma.v1.TransactionRef
-	5,  // 23: firma.v1.TransactionService.RecoverBatchResult:input_type -> firma.v1.TransactionRef
-	10, // 24: firma.v1.TransactionService.RecoverBatchSign:input_type -> firma.v1.RecoverBatchSignRequest
-	5,  // 25: firma.v1.TransactionService.CancelTransaction:input_type -> firma.v1.TransactionRef
-	11, // 26: firma.v1.TransactionService.ListTransactions:input_type -> firma.v1.ListTransactionsRequest
-	4,  // 27: firma.v1.TransactionService.Sign:output_type -> firma.v1.CreateTransactionResponse
-	4,  // 28: firma.v1.TransactionService.CreateBatch:output_type -> firma.v1.CreateTransactionResponse
-	14, // 29: firma.v1.TransactionService.AddDocumentToBatch:output_type -> firma.v1.AddDocumentToBatchResponse
-	4,  // 30: firma.v1.TransactionService.SignBatch:output_type -> firma.v1.CreateTransactionResponse
-	7,  // 31: firma.v1.TransactionService.RecoverBatchState:output_type -> firma.v1.TransactionState
-	9,  // 32: firma.v1.TransactionService.RecoverBatchResult:output_type -> firma.v1.TransactionResult
-	8,  // 33: firma.v1.TransactionService.RecoverBatchSign:output_type -> firma.v1.DocumentResult
-	7,  // 34: firma.v1.TransactionService.CancelTransaction:output_type -> firma.v1.TransactionState
-	12, // 35: firma.v1.TransactionService.ListTransactions:output_type -> firma.v1.ListTransactionsResponse
-	27, // [27:36] is the sub-list for method output_type
-	18, // [18:27] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	15, // 12: firma.v1.DocumentResult.timestamp_time:type_name -> google.protobuf.Timestamp
+	7,  // 13: firma.v1.TransactionResult.transaction:type_name -> firma.v1.TransactionState
+	8,  // 14: firma.v1.TransactionResult.documents:type_name -> firma.v1.DocumentResult
+	5,  // 15: firma.v1.RecoverBatchSignRequest.ref:type_name -> firma.v1.TransactionRef
+	7,  // 16: firma.v1.ListTransactionsResponse.transactions:type_name -> firma.v1.TransactionState
+	5,  // 17: firma.v1.AddDocumentToBatchRequest.ref:type_name -> firma.v1.TransactionRef
+	1,  // 18: firma.v1.AddDocumentToBatchRequest.document:type_name -> firma.v1.TransactionDocument
+	2,  // 19: firma.v1.TransactionService.Sign:input_type -> firma.v1.SignRequest
+	3,  // 20: firma.v1.TransactionService.CreateBatch:input_type -> firma.v1.CreateBatchRequest
+	13, // 21: firma.v1.TransactionService.AddDocumentToBatch:input_type -> firma.v1.AddDocumentToBatchRequest
+	5,  // 22: firma.v1.TransactionService.SignBatch:input_type -> firma.v1.TransactionRef
+	5,  // 23: firma.v1.TransactionService.RecoverBatchState:input_type -> firma.v1.TransactionRef
+	5,  // 24: firma.v1.TransactionService.RecoverBatchResult:input_type -> firma.v1.TransactionRef
+	10, // 25: firma.v1.TransactionService.RecoverBatchSign:input_type -> firma.v1.RecoverBatchSignRequest
+	5,  // 26: firma.v1.TransactionService.CancelTransaction:input_type -> firma.v1.TransactionRef
+	11, // 27: firma.v1.TransactionService.ListTransactions:input_type -> firma.v1.ListTransactionsRequest
+	4,  // 28: firma.v1.TransactionService.Sign:output_type -> firma.v1.CreateTransactionResponse
+	4,  // 29: firma.v1.TransactionService.CreateBatch:output_type -> firma.v1.CreateTransactionResponse
+	14, // 30: firma.v1.TransactionService.AddDocumentToBatch:output_type -> firma.v1.AddDocumentToBatchResponse
+	4,  // 31: firma.v1.TransactionService.SignBatch:output_type -> firma.v1.CreateTransactionResponse
+	7,  // 32: firma.v1.TransactionService.RecoverBatchState:output_type -> firma.v1.TransactionState
+	9,  // 33: firma.v1.TransactionService.RecoverBatchResult:output_type -> firma.v1.TransactionResult
+	8,  // 34: firma.v1.TransactionService.RecoverBatchSign:output_type -> firma.v1.DocumentResult
+	7,  // 35: firma.v1.TransactionService.CancelTransaction:output_type -> firma.v1.TransactionState
+	12, // 36: firma.v1.TransactionService.ListTransactions:output_type -> firma.v1.ListTransactionsResponse
+	28, // [28:37] is the sub-list for method output_type
+	19, // [19:28] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_firma_v1_transactions_proto_init() }

@@ -248,13 +248,13 @@ func (s *DB) AddDocument(ctx context.Context, t *store.Transaction, d *store.Doc
 	return nil
 }
 
-const docColumns = "transaction_id, idx, name, media_type, format, hash, digest, size, status, error_code, error, timestamped, signed_at"
+const docColumns = "transaction_id, idx, name, media_type, format, hash, digest, size, status, error_code, error, timestamped, signed_at, timestamped_at"
 
 // Documents lists a transaction's documents in order.
 func (s *DB) Documents(ctx context.Context, txID string, full bool) ([]*store.Document, error) {
 	cols := docColumns
 	if full {
-		cols += ", content, result"
+		cols += ", content, result, timestamp_token"
 	}
 	rows, err := s.db.QueryContext(ctx, "SELECT "+cols+" FROM transaction_documents WHERE transaction_id = ? ORDER BY idx", txID)
 	if err != nil {
@@ -264,18 +264,18 @@ func (s *DB) Documents(ctx context.Context, txID string, full bool) ([]*store.Do
 	var out []*store.Document
 	for rows.Next() {
 		var (
-			d      store.Document
-			signed sql.NullInt64
+			d                   store.Document
+			signed, timestamped sql.NullInt64
 		)
 		dst := []any{&d.TransactionID, &d.Index, &d.Name, &d.MediaType, &d.Format, &d.Hash, &d.Digest, &d.Size, &d.Status, &d.ErrorCode,
-			&d.Error, &d.Timestamped, &signed}
+			&d.Error, &d.Timestamped, &signed, &timestamped}
 		if full {
-			dst = append(dst, &d.Content, &d.Result)
+			dst = append(dst, &d.Content, &d.Result, &d.TimestampToken)
 		}
 		if err := rows.Scan(dst...); err != nil {
 			return nil, fmt.Errorf("documents of %s: %w", txID, err)
 		}
-		d.SignedAt = txTime(signed)
+		d.SignedAt, d.TimestampedAt = txTime(signed), txTime(timestamped)
 		out = append(out, &d)
 	}
 	if err := rows.Err(); err != nil {
@@ -287,7 +287,8 @@ func (s *DB) Documents(ctx context.Context, txID string, full bool) ([]*store.Do
 // UpdateDocument stores a document's outcome if its status is still from.
 func (s *DB) UpdateDocument(ctx context.Context, d *store.Document, from string) error {
 	res, err := s.db.ExecContext(ctx, updateDocSQL,
-		d.Status, d.ErrorCode, d.Error, nullBytes(d.Result), d.Timestamped, txNano(d.SignedAt), d.TransactionID, d.Index, from)
+		d.Status, d.ErrorCode, d.Error, nullBytes(d.Result), d.Timestamped, txNano(d.SignedAt), nullBytes(d.TimestampToken),
+		txNano(d.TimestampedAt), d.TransactionID, d.Index, from)
 	if err != nil {
 		return fmt.Errorf("update document %s/%d: %w", d.TransactionID, d.Index, err)
 	}
@@ -302,7 +303,7 @@ func (s *DB) UpdateDocument(ctx context.Context, d *store.Document, from string)
 }
 
 const updateDocSQL = `UPDATE transaction_documents SET status = ?, error_code = ?, error = ?, result = ?, timestamped = ?,
-	signed_at = ? WHERE transaction_id = ? AND idx = ? AND status = ?`
+	signed_at = ?, timestamp_token = ?, timestamped_at = ? WHERE transaction_id = ? AND idx = ? AND status = ?`
 
 // UpdateDocuments stores many documents' outcomes in one transaction, so
 // a batch of signatures costs one commit.
@@ -323,7 +324,7 @@ func (s *DB) UpdateDocuments(ctx context.Context, docs []*store.Document, from s
 	var skipped []int
 	for _, d := range docs {
 		res, err := st.ExecContext(ctx, d.Status, d.ErrorCode, d.Error, nullBytes(d.Result), d.Timestamped, txNano(d.SignedAt),
-			d.TransactionID, d.Index, from)
+			nullBytes(d.TimestampToken), txNano(d.TimestampedAt), d.TransactionID, d.Index, from)
 		if err != nil {
 			return nil, fmt.Errorf("update document %s/%d: %w", d.TransactionID, d.Index, err)
 		}

@@ -1,0 +1,4 @@
+-- The RFC 3161 token inside each B-T signature, and its time, so that
+-- portals get them with the results without parsing the CMS.
+ALTER TABLE transaction_documents ADD COLUMN timestamp_token BLOB;
+ALTER TABLE transaction_documents ADD COLUMN timestamped_at BIGINT;
