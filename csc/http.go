@@ -23,6 +23,8 @@ type Portals interface {
 	AuthenticateCert(ctx context.Context, sum []byte) (*store.Portal, error)
 }
 
+var _ Portals = (*portal.Registry)(nil)
+
 // maxBody bounds a request body: multisign hashes of SHA-512 in base64
 // plus the rest fit well within it.
 const maxBody = 1 << 20

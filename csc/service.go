@@ -22,6 +22,7 @@ import (
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/policy"
+	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/sms"
 	"github.com/firma-cloud/firma/store"
@@ -65,6 +66,15 @@ type Citizens interface {
 type Auditor interface {
 	Append(ctx context.Context, rec *audit.Record) error
 }
+
+var (
+	_ Certificates = (*ca.Authority)(nil)
+	_ Keys         = (*keystore.Keystore)(nil)
+	_ Signer       = (*signer.Core)(nil)
+	_ Citizens     = (*registry.Registry)(nil)
+	_ Citizens     = store.RegistryStore(nil)
+	_ Auditor      = (*audit.Log)(nil)
+)
 
 // Options configures a Service. Store, Certificates, Keys, Signer,
 // Citizens, SMS and OTP are required.
