@@ -239,6 +239,9 @@ func (a *app) serve(ctx context.Context, stdout io.Writer) error {
 		a.log.Error("server failed, shutting down", "err", serveErr)
 	}
 	a.shutdown(hs)
+	// Close before saying so: closers may still write (the audit log's
+	// last checkpoint, the store).
+	a.close()
 	if serveErr == nil {
 		a.log.Info("firmad stopped")
 	}
