@@ -82,6 +82,7 @@ type edgeHash struct {
 
 type pending struct {
 	rec   *Record
+	count counted
 	body  []byte
 	seq   int64
 	err   chan error
@@ -169,8 +170,8 @@ func (l *Log) Pseudonym(kind Kind, value string) string {
 // committed, setting rec.Seq (and rec.Time and rec.Node if they were
 // empty). Emails and phone numbers in the free text of Reason and document
 // names are redacted (Redact); anywhere else they make Append fail with
-// ErrPersonalData. Any error means the record is not known to be in the log and the
-// audited operation must be refused.
+// ErrPersonalData. Any error means the record is not known to be in the
+// log and the audited operation must be refused.
 func (l *Log) Append(ctx context.Context, rec *Record) error {
 	start := time.Now()
 	if rec.Time.IsZero() {
@@ -197,7 +198,7 @@ func (l *Log) Append(ctx context.Context, rec *Record) error {
 	if err != nil {
 		return fmt.Errorf("audit %s: %w", rec.Event, err)
 	}
-	p := &pending{rec: &r, body: body, err: make(chan error, 1), start: start}
+	p := &pending{rec: &r, count: countedOf(&r), body: body, err: make(chan error, 1), start: start}
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
@@ -314,7 +315,7 @@ func (l *Log) commit(batch []*pending) {
 	}
 	l.m.batch.Observe(float64(len(batch)))
 	for _, p := range batch {
-		l.m.observe(p.rec)
+		l.m.observe(p.count)
 		p.err <- nil
 	}
 }

@@ -309,14 +309,29 @@ func TestCheckpointSignatureHSM(t *testing.T) {
 	if !bytes.Equal(raw[:4], kh[:4]) || e.signer.KeyHash() != uint32(kh[0])<<24|uint32(kh[1])<<16|uint32(kh[2])<<8|uint32(kh[3]) {
 		t.Errorf("key id %x, want %x", raw[:4], kh[:4])
 	}
-	for i := range c.Note {
-		if c.Note[i] == '\n' {
+	// Any changed byte of the text, or of the signature itself, fails. (The
+	// signature is compared decoded: base64's unused low bits in its last
+	// character carry nothing.)
+	for i := 0; i < len(text); i++ {
+		if text[i] == '\n' {
 			continue
 		}
 		bad := bytes.Clone(c.Note)
 		bad[i] ^= 0x01
 		if _, err := audit.OpenCheckpoint(bad, e.keys); err == nil {
-			t.Fatalf("checkpoint with byte %d changed still verifies", i)
+			t.Fatalf("checkpoint with text byte %d changed still verifies", i)
+		}
+	}
+	rebuilt := text + "\n— " + origin + " " + base64.StdEncoding.EncodeToString(raw) + "\n"
+	if _, err := audit.OpenCheckpoint([]byte(rebuilt), e.keys); err != nil {
+		t.Fatalf("rebuilt checkpoint: %v", err)
+	}
+	for i := range raw {
+		bad := bytes.Clone(raw)
+		bad[i] ^= 0x01
+		forged := text + "\n— " + origin + " " + base64.StdEncoding.EncodeToString(bad) + "\n"
+		if _, err := audit.OpenCheckpoint([]byte(forged), e.keys); err == nil {
+			t.Fatalf("checkpoint with signature byte %d changed still verifies", i)
 		}
 	}
 	// note's own verifier (Ed25519) must not take our key for its own.

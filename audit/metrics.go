@@ -95,16 +95,28 @@ func label(v, def string) string {
 	return v
 }
 
+// counted is what the metrics need of a record, taken in Append so that
+// the committer never reads the caller's maps.
+type counted struct {
+	event, outcome, portal, algorithm, format string
+	documents                                 int
+}
+
+func countedOf(r *Record) counted {
+	c := counted{event: string(r.Event), outcome: string(r.Outcome)}
+	if r.Event == KeyUsed {
+		c.portal = label(r.Portal, "none")
+		c.algorithm = label(r.Details[DetailAlgorithm], "unknown")
+		c.format = label(r.Details[DetailFormat], "raw")
+		c.documents = max(len(r.Documents), 1)
+	}
+	return c
+}
+
 // observe counts a committed record.
-func (m *metrics) observe(r *Record) {
-	m.appended.WithLabelValues(string(r.Event), string(r.Outcome)).Inc()
-	if r.Event != KeyUsed {
-		return
+func (m *metrics) observe(c counted) {
+	m.appended.WithLabelValues(c.event, c.outcome).Inc()
+	if c.documents > 0 {
+		m.signatures.WithLabelValues(c.portal, c.algorithm, c.format, c.outcome).Add(float64(c.documents))
 	}
-	n := len(r.Documents)
-	if n == 0 {
-		n = 1
-	}
-	m.signatures.WithLabelValues(label(r.Portal, "none"), label(r.Details[DetailAlgorithm], "unknown"),
-		label(r.Details[DetailFormat], "raw"), string(r.Outcome)).Add(float64(n))
 }
