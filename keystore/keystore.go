@@ -8,9 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 
@@ -35,12 +33,11 @@ func DefaultSessions() int { return 2 * runtime.GOMAXPROCS(0) }
 
 // Config says which token to use and how.
 type Config struct {
+	// Module and TokenLabel name the token; package config resolves an
+	// RFC 7512 pkcs11: URI into them.
 	Module     string // path of the PKCS#11 module
 	TokenLabel string
-	// URI is an RFC 7512 pkcs11: URI; its module-path and token attributes
-	// fill Module and TokenLabel when those are empty.
-	URI string
-	PIN string
+	PIN        string
 
 	Sessions       int           // pool size; 0 means DefaultSessions()
 	AcquireTimeout time.Duration // wait for a free session; 0 means DefaultAcquireTimeout
@@ -82,18 +79,6 @@ type Keystore struct {
 func Open(ctx context.Context, cfg Config, st store.KeyStore, log *slog.Logger) (*Keystore, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
-	}
-	if cfg.URI != "" {
-		mod, label, err := parseURI(cfg.URI)
-		if err != nil {
-			return nil, err
-		}
-		if cfg.Module == "" {
-			cfg.Module = mod
-		}
-		if cfg.TokenLabel == "" {
-			cfg.TokenLabel = label
-		}
 	}
 	if cfg.Module == "" {
 		return nil, fmt.Errorf("%w: no module path configured", ErrModule)
@@ -146,32 +131,6 @@ func Open(ctx context.Context, cfg Config, st store.KeyStore, log *slog.Logger) 
 	return k, nil
 }
 
-// parseURI reads the module-path and token attributes of an RFC 7512 URI.
-func parseURI(uri string) (module, token string, err error) {
-	rest, ok := strings.CutPrefix(uri, "pkcs11:")
-	if !ok {
-		return "", "", fmt.Errorf("hsm uri %q: must start with pkcs11:", uri)
-	}
-	path, query, _ := strings.Cut(rest, "?")
-	for _, part := range append(strings.Split(path, ";"), strings.Split(query, "&")...) {
-		if part == "" {
-			continue
-		}
-		k, v, _ := strings.Cut(part, "=")
-		v, err := url.PathUnescape(v)
-		if err != nil {
-			return "", "", fmt.Errorf("hsm uri: attribute %q: %w", k, err)
-		}
-		switch k {
-		case "token":
-			token = v
-		case "module-path":
-			module = v
-		}
-	}
-	return module, token, nil
-}
-
 // Close waits for the signatures under way (at most 30 s), then releases
 // every session and unloads the module.
 func (k *Keystore) Close() error {
@@ -215,7 +174,7 @@ func (k *Keystore) Generate(ctx context.Context, owner string, t Type) (*Key, er
 // is generated inside the token and never leaves it in clear.
 func (k *Keystore) GenerateMode(ctx context.Context, owner string, t Type, m Mode) (*Key, error) {
 	if owner == "" {
-		return nil, errors.New("generate key: owner is empty")
+		return nil, fmt.Errorf("generate key: %w", ErrOwner)
 	}
 	if t.curve() == nil && t.rsaBits() == 0 {
 		return nil, fmt.Errorf("generate key: type %q: %w", t, ErrUnsupported)

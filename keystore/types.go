@@ -20,6 +20,7 @@ var (
 	ErrModule           = errors.New("cannot load PKCS#11 module")
 	ErrUnsupported      = errors.New("unsupported")
 	ErrClosed           = errors.New("keystore closed")
+	ErrOwner            = errors.New("key owner is empty")
 )
 
 // Type is a key algorithm and size.
