@@ -387,6 +387,14 @@ func TestSADBoundToHashes(t *testing.T) {
 	if len(page.Records) != 2 || signed != 3 {
 		t.Fatalf("%d key.used records covering %d signed hashes, want 2 and 3", len(page.Records), signed)
 	}
+	otps, err := f.Audit.Query(context.Background(), audit.Filter{Citizen: f.citizen, Events: []audit.Event{audit.OTPSent, audit.OTPChecked}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(otps.Records) != 2 || otps.Records[0].Event != audit.OTPSent || otps.Records[1].Event != audit.OTPChecked ||
+		len(otps.Records[1].Documents) != 3 {
+		t.Fatalf("otp records %+v", otps.Records)
+	}
 
 	// A signature algorithm that does not fit the key.
 	sad2 := f.authorize(t, f.key, b64[:1])
