@@ -194,6 +194,10 @@ func TestApproveRedirectsToRegisteredOKURL(t *testing.T) {
 		t.Fatalf("state %s, want done", got)
 	}
 
+	if n := counter(t, f, "firma_web_requests_total", map[string]string{"action": "approve", "outcome": "ok"}); n != 1 {
+		t.Fatalf("approvals counted: %v", n)
+	}
+
 	// The same form again, with the cookies it had: refused, no redirect.
 	f.c.Jar.SetCookies(mustURL(f.Server.URL), cookies)
 	r = f.post(t, "/sign/"+id+"/approve", approve, f.Server.URL)
@@ -562,4 +566,28 @@ func TestFlowContinuesOnAnotherNode(t *testing.T) {
 	if r.status != http.StatusSeeOther || r.loc != okURL+"?transaction_id="+id {
 		t.Fatalf("approve on node 2: %d %q\n%s", r.status, r.loc, r.body)
 	}
+}
+
+// counter reads a counter from the stack's registry.
+func counter(t *testing.T, f *fixture, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := f.Metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue next
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
 }
