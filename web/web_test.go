@@ -591,3 +591,29 @@ func counter(t *testing.T, f *fixture, name string, labels map[string]string) fl
 	}
 	return 0
 }
+
+// TestNamesAreEscaped: document and portal names are text, never markup.
+func TestNamesAreEscaped(t *testing.T) {
+	s := stack.New(t, stack.Options{})
+	p, _ := s.Portal(`Portal <b onmouseover="x()">`, okURL, errURL)
+	citizen := s.Advanced(12345678, "Lucía", "García Pérez")
+	c, err := s.Tx.Create(context.Background(), p, transaction.CreateRequest{CitizenID: citizen, OKURL: okURL, ErrorURL: errURL,
+		Documents: []transaction.DocumentInput{{Name: `<script>alert("x")</script>.pdf`, Content: []byte("x"), Format: "raw"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(c.RedirectURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, bad := range []string{"<script>", `<b onmouseover`} {
+		if strings.Contains(string(raw), bad) {
+			t.Fatalf("page contains %q unescaped", bad)
+		}
+	}
+	if !strings.Contains(string(raw), "&lt;script&gt;") {
+		t.Fatal("the document name is missing")
+	}
+}
