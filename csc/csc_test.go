@@ -328,6 +328,38 @@ func TestCredentialsListAndInfo(t *testing.T) {
 		t.Fatalf("cert info %+v", ci.Cert)
 	}
 	want(t, f.call(t, f.key, "credentials/info", map[string]any{"credentialID": "crt-nope"}), http.StatusBadRequest, csc.CodeInvalidRequest, "credentialID")
+
+	// After a renewal the old credential is listed unless onlyValid, page
+	// by page, and says it can no longer sign.
+	renewed, err := f.CA.Renew(context.Background(), f.citizen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	token := ""
+	for range 3 {
+		a := f.call(t, f.key, "credentials/list", map[string]any{"userID": f.citizen, "maxResults": 1, "pageToken": token})
+		for _, id := range a.body["credentialIDs"].([]any) {
+			all = append(all, id.(string))
+		}
+		token, _ = a.body["nextPageToken"].(string)
+		if token == "" {
+			break
+		}
+	}
+	if len(all) != 2 || !slices.Contains(all, f.cred) || !slices.Contains(all, renewed.ID) {
+		t.Fatalf("all credentials: %v", all)
+	}
+	a = f.call(t, f.key, "credentials/list", map[string]any{"userID": f.citizen, "onlyValid": true})
+	if ids := a.body["credentialIDs"].([]any); len(ids) != 1 || ids[0] != renewed.ID {
+		t.Fatalf("valid credentials: %s", a.raw)
+	}
+	old := f.call(t, f.key, "credentials/info", map[string]any{"credentialID": f.cred})
+	json.Unmarshal([]byte(old.raw), &ci)
+	if ci.Key.Status != "disabled" || ci.Cert.Status != "revoked" {
+		t.Fatalf("old credential: %s", old.raw)
+	}
+	want(t, f.call(t, f.key, "credentials/sendOTP", map[string]any{"credentialID": f.cred}), http.StatusForbidden, csc.CodeAccessDenied, "revoked")
 	want(t, f.call(t, f.key, "credentials/info", map[string]any{"credentialID": f.cred, "certificates": "all"}), http.StatusBadRequest, csc.CodeInvalidRequest, "certificates")
 }
 
