@@ -15,7 +15,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/digitorus/pdf"
+	pdfcpuapi "github.com/pdfcpu/pdfcpu/pkg/api"
+	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/model"
+	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
 )
 
 // ErrPDF reports a PDF that cannot be read or updated.
@@ -150,14 +152,15 @@ type update struct {
 	prevXref   int64
 	xrefStream bool
 	size       uint32 // first free object number
-	catalog    pdf.Value
-	page       pdf.Value
-	acroForm   pdf.Value // may be null
-	fields     []pdf.Value
-	annots     []pdf.Value
-	fieldsPtr  ref // the object holding the Fields array, for direct fields
-	annotsPtr  ref
-	trailer    pdf.Value
+	catRef     ref
+	catalog    types.Dict
+	pageRef    ref
+	page       types.Dict
+	acroForm   types.Dict  // nil if the document has none
+	fields     types.Array // the AcroForm's fields as they are written
+	annots     types.Array // the page's annotations as they are written
+	info       *types.IndirectRef
+	id         types.Array
 	fieldName  string
 	mediaBox   [4]float64
 	// docTimestamp makes the update a document timestamp rather than a
@@ -165,41 +168,74 @@ type update struct {
 	docTimestamp bool
 }
 
-// readUpdate parses doc with github.com/digitorus/pdf. The library panics
-// on malformed files, so panics become ErrPDF.
-func readUpdate(doc []byte, po PDFOptions) (u *update, err error) {
+// readContext parses doc with pdfcpu, which reads every object up front
+// and refuses malformed files with a reason; it also turns the library's
+// rare panics into errors.
+func readContext(doc []byte) (ctx *model.Context, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			u, err = nil, fmt.Errorf("%w: %v", ErrPDF, r)
+			ctx, err = nil, fmt.Errorf("%v", r)
 		}
 	}()
-	r, err := pdf.NewReader(bytes.NewReader(doc), int64(len(doc)))
+	if len(doc) == 0 {
+		return nil, errors.New("empty file")
+	}
+	conf := model.NewDefaultConfiguration()
+	conf.ValidationMode = model.ValidationRelaxed
+	ctx, err = pdfcpuapi.ReadContext(bytes.NewReader(doc), conf)
+	if err != nil {
+		return nil, err
+	}
+	if ctx.XRefTable.Encrypt != nil {
+		return nil, errors.New("encrypted documents are not supported")
+	}
+	if ctx.XRefTable.Root == nil {
+		return nil, errors.New("no document catalog")
+	}
+	return ctx, nil
+}
+
+// lastStartxref returns the offset the file's last startxref names and
+// whether a cross-reference stream (rather than a table) is there.
+func lastStartxref(doc []byte) (int64, bool, error) {
+	i := bytes.LastIndex(doc, []byte("startxref"))
+	if i < 0 {
+		return 0, false, errors.New("no startxref")
+	}
+	var off int64
+	if _, err := fmt.Sscan(string(doc[i+len("startxref"):min(len(doc), i+len("startxref")+32)]), &off); err != nil || off < 0 || off >= int64(len(doc)) {
+		return 0, false, errors.New("bad startxref")
+	}
+	return off, !bytes.HasPrefix(bytes.TrimLeft(doc[off:], " \t\r\n"), []byte("xref")), nil
+}
+
+func readUpdate(doc []byte, po PDFOptions) (*update, error) {
+	ctx, err := readContext(doc)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPDF, err)
 	}
-	if err := checkObjectStreams(r); err != nil {
+	xt := ctx.XRefTable
+	u := &update{info: xt.Info, id: xt.ID}
+	if u.prevXref, u.xrefStream, err = lastStartxref(doc); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPDF, err)
 	}
-	tr := r.Trailer()
-	if !tr.Key("Encrypt").IsNull() {
-		return nil, fmt.Errorf("%w: encrypted documents are not supported", ErrPDF)
+	// pdfcpu repairs a wrong trailer /Size to the highest object number
+	// plus one, so new objects never reuse a number.
+	if xt.Size == nil || *xt.Size <= 0 || *xt.Size >= 1<<31 {
+		return nil, fmt.Errorf("%w: bad trailer /Size", ErrPDF)
 	}
-	u = &update{
-		prevXref:   r.XrefInformation.StartPos,
-		xrefStream: r.XrefInformation.Type == "stream",
-		size:       uint32(tr.Key("Size").Int64()),
-		catalog:    tr.Key("Root"),
-		trailer:    tr,
-	}
-	if u.catalog.Kind() != pdf.Dict || u.size == 0 {
+	u.size = uint32(*xt.Size)
+	u.catRef = refOf(*xt.Root)
+	if u.catalog, err = xt.DereferenceDict(*xt.Root); err != nil || u.catalog == nil {
 		return nil, fmt.Errorf("%w: no document catalog", ErrPDF)
 	}
 	// A certification signature with DocMDP P=1 forbids any change, our
 	// signature included: adding one would invalidate it.
-	refs := u.catalog.Key("Perms").Key("DocMDP").Key("Reference")
-	for i := range refs.Len() {
-		ref := refs.Index(i)
-		if ref.Key("TransformMethod").Name() == "DocMDP" && ref.Key("TransformParams").Key("P").Int64() == 1 {
+	perms := dict(xt, u.catalog["Perms"])
+	refs := array(xt, dict(xt, perms["DocMDP"])["Reference"])
+	for _, r := range refs {
+		rd := dict(xt, r)
+		if name(xt, rd["TransformMethod"]) == "DocMDP" && number(xt, dict(xt, rd["TransformParams"])["P"]) == 1 {
 			return nil, fmt.Errorf("%w: the document is certified with no changes allowed (DocMDP P=1)", ErrPDF)
 		}
 	}
@@ -207,42 +243,31 @@ func readUpdate(doc []byte, po PDFOptions) (u *update, err error) {
 	if n == 0 {
 		n = 1
 	}
-	pages, err := pageList(u.catalog)
+	pages, err := pageList(xt, u.catalog)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPDF, err)
 	}
 	if n < 1 || n > len(pages) {
 		return nil, fmt.Errorf("%w: page %d of %d", ErrPDF, n, len(pages))
 	}
-	u.page = pages[n-1]
-	if u.page.Kind() != pdf.Dict || ptrOf(u.page) == ptrOf(u.catalog) || ptrOf(u.page).id == 0 {
-		return nil, fmt.Errorf("%w: page %d is not an object", ErrPDF, n)
+	u.pageRef, u.page = pages[n-1].ref, pages[n-1].dict
+	if u.pageRef == u.catRef {
+		return nil, fmt.Errorf("%w: page %d is the catalog", ErrPDF, n)
 	}
-	var mb pdf.Value
 	// Bounded: a malformed page tree may loop through /Parent.
-	for v, depth := u.page, 0; !v.IsNull() && mb.IsNull() && depth < 64; v, depth = v.Key("Parent"), depth+1 {
-		mb = v.Key("MediaBox")
+	var mb types.Array
+	for d, depth := u.page, 0; d != nil && mb == nil && depth < 64; d, depth = dict(xt, d["Parent"]), depth+1 {
+		mb = array(xt, d["MediaBox"])
 	}
-	for i := range 4 {
-		u.mediaBox[i] = mb.Index(i).Float64()
+	for i := range min(4, len(mb)) {
+		u.mediaBox[i] = number(xt, mb[i])
 	}
-	af := u.catalog.Key("AcroForm")
-	if af.Kind() == pdf.Dict {
-		u.acroForm = af
-		fs := af.Key("Fields")
-		u.fieldsPtr = ptrOf(fs)
-		for i := range fs.Len() {
-			u.fields = append(u.fields, fs.Index(i))
-		}
-	}
-	an := u.page.Key("Annots")
-	u.annotsPtr = ptrOf(an)
-	for i := range an.Len() {
-		u.annots = append(u.annots, an.Index(i))
-	}
+	u.acroForm = dict(xt, u.catalog["AcroForm"])
+	u.fields = array(xt, u.acroForm["Fields"])
+	u.annots = array(xt, u.page["Annots"])
 	names := map[string]bool{}
 	for _, f := range u.fields {
-		names[f.Key("T").Text()] = true
+		names[text(xt, dict(xt, f)["T"])] = true
 	}
 	u.fieldName = po.FieldName
 	if u.fieldName == "" {
@@ -258,42 +283,107 @@ func readUpdate(doc []byte, po PDFOptions) (u *update, err error) {
 	return u, nil
 }
 
+// dict, array, name, number and text read a value through any reference;
+// the zero value means absent or of another type.
+func dict(xt *model.XRefTable, o types.Object) types.Dict {
+	d, err := xt.DereferenceDict(o)
+	if err != nil {
+		return nil
+	}
+	return d
+}
+
+func array(xt *model.XRefTable, o types.Object) types.Array {
+	a, err := xt.DereferenceArray(o)
+	if err != nil {
+		return nil
+	}
+	return a
+}
+
+func name(xt *model.XRefTable, o types.Object) string {
+	o, err := xt.Dereference(o)
+	if n, ok := o.(types.Name); ok && err == nil {
+		return n.Value()
+	}
+	return ""
+}
+
+func number(xt *model.XRefTable, o types.Object) float64 {
+	o, err := xt.Dereference(o)
+	if err != nil {
+		return 0
+	}
+	switch v := o.(type) {
+	case types.Integer:
+		return float64(v.Value())
+	case types.Float:
+		return v.Value()
+	}
+	return 0
+}
+
+func text(xt *model.XRefTable, o types.Object) string {
+	o, err := xt.Dereference(o)
+	if err != nil {
+		return ""
+	}
+	var s string
+	switch v := o.(type) {
+	case types.StringLiteral:
+		s, err = types.StringLiteralToString(v)
+	case types.HexLiteral:
+		s, err = types.HexLiteralToString(v)
+	}
+	if err != nil {
+		return ""
+	}
+	return s
+}
+
 // maxPages bounds the page tree walk.
 const maxPages = 100000
 
-// pageList returns the leaves of the page tree in order. It replaces the
-// PDF library's Page, which loops forever on a page tree with a cycle.
-func pageList(catalog pdf.Value) ([]pdf.Value, error) {
-	var out []pdf.Value
-	seen := map[[2]uint64]bool{}
-	var walk func(v pdf.Value, depth int) error
-	walk = func(v pdf.Value, depth int) error {
-		p := v.GetPtr()
-		key := [2]uint64{uint64(p.GetID()), uint64(p.GetGen())}
+type pageObj struct {
+	ref  ref
+	dict types.Dict
+}
+
+// pageList returns the leaves of the page tree in order, with their
+// object numbers, refusing trees with cycles.
+func pageList(xt *model.XRefTable, catalog types.Dict) ([]pageObj, error) {
+	var out []pageObj
+	seen := map[ref]bool{}
+	var walk func(o types.Object, depth int) error
+	walk = func(o types.Object, depth int) error {
+		ir, ok := o.(types.IndirectRef)
 		switch {
+		case !ok:
+			return errors.New("page tree node is not an indirect object")
 		case depth > 64:
 			return errors.New("page tree deeper than 64")
-		case p.GetID() != 0 && seen[key]:
+		case seen[refOf(ir)]:
 			return errors.New("page tree has a cycle")
 		case len(out) > maxPages:
 			return fmt.Errorf("more than %d pages", maxPages)
 		}
-		seen[key] = true
-		if v.Key("Type").Name() != "Pages" {
-			if v.Kind() == pdf.Dict {
-				out = append(out, v)
-			}
+		seen[refOf(ir)] = true
+		d := dict(xt, ir)
+		if d == nil {
+			return fmt.Errorf("page tree node %d is not a dictionary", ir.ObjectNumber.Value())
+		}
+		if name(xt, d["Type"]) != "Pages" {
+			out = append(out, pageObj{refOf(ir), d})
 			return nil
 		}
-		kids := v.Key("Kids")
-		for i := range kids.Len() {
-			if err := walk(kids.Index(i), depth+1); err != nil {
+		for _, k := range array(xt, d["Kids"]) {
+			if err := walk(k, depth+1); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	if err := walk(catalog.Key("Pages"), 0); err != nil {
+	if err := walk(catalog["Pages"], 0); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -304,22 +394,16 @@ type ref struct {
 	gen uint16
 }
 
-func ptrOf(v pdf.Value) ref {
-	p := v.GetPtr()
-	return ref{p.GetID(), p.GetGen()}
+func refOf(ir types.IndirectRef) ref {
+	return ref{uint32(ir.ObjectNumber.Value()), uint16(ir.GenerationNumber.Value())}
 }
+
+func (r ref) indirect() types.IndirectRef { return *types.NewIndirectRef(int(r.id), int(r.gen)) }
 
 // write lays out doc plus the update with /Contents holding size zero
 // bytes, and returns the file and the offsets of the /Contents hex string
 // (from '<' to just past '>'), which the signature does not cover.
-func (u *update) write(doc []byte, po PDFOptions, at time.Time, size int) (out []byte, gap [2]int, err error) {
-	// Objects are read lazily while they are copied, so the PDF library's
-	// panics on malformed input can come from here too.
-	defer func() {
-		if r := recover(); r != nil {
-			out, gap, err = nil, [2]int{}, fmt.Errorf("%w: %v", ErrPDF, r)
-		}
-	}()
+func (u *update) write(doc []byte, po PDFOptions, at time.Time, size int) ([]byte, [2]int, error) {
 	var b bytes.Buffer
 	b.Grow(len(doc) + 2*size + 4096)
 	b.Write(doc)
@@ -340,65 +424,35 @@ func (u *update) write(doc []byte, po PDFOptions, at time.Time, size int) (out [
 	apRef := ref{id: u.size + 2}
 	acroRef := ref{id: u.size + 3}
 	next := u.size + 4
-	catRef, pageRef := ptrOf(u.catalog), ptrOf(u.page)
+	catRef, pageRef := u.catRef, u.pageRef
 
-	// Catalog, pointing at the new AcroForm.
+	// The catalog, the page and the AcroForm are copied as pdfcpu read
+	// them, references kept as references, with our field added.
+	cat := u.catalog.Clone().(types.Dict)
+	cat.Delete("AcroForm")
+	cat.Insert("AcroForm", acroRef.indirect())
 	begin(catRef)
-	b.WriteString("<<")
-	for _, k := range u.catalog.Keys() {
-		if k == "AcroForm" {
-			continue
-		}
-		writeName(&b, k)
-		b.WriteByte(' ')
-		writeValue(&b, u.catalog.Key(k), catRef)
-		b.WriteByte('\n')
-	}
-	fmt.Fprintf(&b, "/AcroForm %d 0 R>>", acroRef.id)
+	b.WriteString(cat.PDFString())
 	end()
 
-	// Page, with the widget added to its annotations.
+	page := u.page.Clone().(types.Dict)
+	page.Delete("Annots")
+	page.Insert("Annots", append(u.annots.Clone().(types.Array), widgetRef.indirect()))
 	begin(pageRef)
-	b.WriteString("<<")
-	for _, k := range u.page.Keys() {
-		if k == "Annots" {
-			continue
-		}
-		writeName(&b, k)
-		b.WriteByte(' ')
-		writeValue(&b, u.page.Key(k), pageRef)
-		b.WriteByte('\n')
-	}
-	b.WriteString("/Annots [")
-	for _, a := range u.annots {
-		writeValue(&b, a, u.annotsPtr)
-		b.WriteByte(' ')
-	}
-	fmt.Fprintf(&b, "%d 0 R]>>", widgetRef.id)
+	b.WriteString(page.PDFString())
 	end()
 
-	// AcroForm: the old one's entries, its fields and ours.
-	begin(acroRef)
-	b.WriteString("<<")
-	if u.acroForm.Kind() == pdf.Dict {
-		parent := ptrOf(u.acroForm)
-		for _, k := range u.acroForm.Keys() {
-			if k == "Fields" || k == "SigFlags" {
-				continue
-			}
-			writeName(&b, k)
-			b.WriteByte(' ')
-			writeValue(&b, u.acroForm.Key(k), parent)
-			b.WriteByte('\n')
-		}
+	acro := types.Dict{}
+	if u.acroForm != nil {
+		acro = u.acroForm.Clone().(types.Dict)
 	}
-	b.WriteString("/Fields [")
-	for _, f := range u.fields {
-		writeValue(&b, f, u.fieldsPtr)
-		b.WriteByte(' ')
-	}
+	acro.Delete("Fields")
+	acro.Delete("SigFlags")
+	acro.Insert("Fields", append(u.fields.Clone().(types.Array), widgetRef.indirect()))
 	// SigFlags 3: SignaturesExist and AppendOnly.
-	fmt.Fprintf(&b, "%d 0 R]\n/SigFlags 3>>", widgetRef.id)
+	acro.Insert("SigFlags", types.Integer(3))
+	begin(acroRef)
+	b.WriteString(acro.PDFString())
 	end()
 
 	// Field merged with its widget annotation.
@@ -462,7 +516,7 @@ func (u *update) write(doc []byte, po PDFOptions, at time.Time, size int) (out [
 	brAt := b.Len()
 	b.WriteString(strings.Repeat(" ", 40))
 	b.WriteString("\n/Contents ")
-	gap = [2]int{b.Len(), 0}
+	gap := [2]int{b.Len(), 0}
 	b.WriteByte('<')
 	b.Write(bytes.Repeat([]byte{'0'}, 2*size))
 	b.WriteByte('>')
@@ -478,11 +532,11 @@ func (u *update) write(doc []byte, po PDFOptions, at time.Time, size int) (out [
 	}
 	trailerKeys := func() {
 		fmt.Fprintf(&b, "/Prev %d /Root %d %d R", u.prevXref, catRef.id, catRef.gen)
-		for _, k := range []string{"Info", "ID"} {
-			if v := u.trailer.Key(k); !v.IsNull() {
-				fmt.Fprintf(&b, " /%s ", k)
-				writeValue(&b, v, ptrOf(u.trailer))
-			}
+		if u.info != nil {
+			fmt.Fprintf(&b, " /Info %s", u.info.PDFString())
+		}
+		if len(u.id) > 0 {
+			fmt.Fprintf(&b, " /ID %s", u.id.PDFString())
 		}
 	}
 	if u.xrefStream {
@@ -525,7 +579,7 @@ func (u *update) write(doc []byte, po PDFOptions, at time.Time, size int) (out [
 	}
 	fmt.Fprintf(&b, "startxref\n%d\n%%%%EOF\n", xrefAt)
 
-	out = b.Bytes()
+	out := b.Bytes()
 	br := fmt.Sprintf("[0 %d %d %d]", gap[0], gap[1], len(out)-gap[1])
 	if len(br) > 40 {
 		return nil, [2]int{}, fmt.Errorf("%w: byte range too long", ErrPDF)
@@ -545,51 +599,6 @@ func runs(ids []uint32) [][2]uint32 {
 		rs = append(rs, [2]uint32{id, 1})
 	}
 	return rs
-}
-
-// writeValue writes v in PDF syntax. Values reached through a reference
-// carry that object's pointer, so any pointer other than parent's is
-// written back as a reference rather than copied.
-func writeValue(b *bytes.Buffer, v pdf.Value, parent ref) {
-	if p := ptrOf(v); p != parent && p.id != 0 {
-		fmt.Fprintf(b, "%d %d R", p.id, p.gen)
-		return
-	}
-	switch v.Kind() {
-	case pdf.Null:
-		b.WriteString("null")
-	case pdf.Bool:
-		b.WriteString(strconv.FormatBool(v.Bool()))
-	case pdf.Integer:
-		b.WriteString(strconv.FormatInt(v.Int64(), 10))
-	case pdf.Real:
-		b.WriteString(num(v.Float64()))
-	case pdf.String:
-		writeString(b, v.RawString())
-	case pdf.Name:
-		writeName(b, v.Name())
-	case pdf.Array:
-		b.WriteByte('[')
-		for i := range v.Len() {
-			if i > 0 {
-				b.WriteByte(' ')
-			}
-			writeValue(b, v.Index(i), parent)
-		}
-		b.WriteByte(']')
-	case pdf.Dict:
-		b.WriteString("<<")
-		for _, k := range v.Keys() {
-			writeName(b, k)
-			b.WriteByte(' ')
-			writeValue(b, v.Key(k), parent)
-			b.WriteByte('\n')
-		}
-		b.WriteString(">>")
-	case pdf.Stream:
-		// A direct stream cannot occur; streams are always indirect.
-		b.WriteString("null")
-	}
 }
 
 func num(f float64) string {
@@ -623,18 +632,6 @@ func isASCII(s string) bool {
 	return true
 }
 
-func writeName(b *bytes.Buffer, n string) {
-	b.WriteByte('/')
-	for i := 0; i < len(n); i++ {
-		c := n[i]
-		if c < 0x21 || c > 0x7e || strings.IndexByte("#()<>[]{}/%", c) >= 0 {
-			fmt.Fprintf(b, "#%02X", c)
-			continue
-		}
-		b.WriteByte(c)
-	}
-}
-
 // winAnsi maps text to the WinAnsi bytes of the appearance font; runes it
 // lacks become '?'.
 func winAnsi(s string) []byte {
@@ -659,43 +656,8 @@ func escapeLiteral(s []byte) []byte {
 	return out
 }
 
-// checkObjectStreams refuses object streams that would hang the PDF
-// library, which follows /Extends without noticing a cycle and reads /N
-// entries even past the end of the stream. Each object stream is loaded
-// directly (object streams never live in object streams) before any
-// object inside one is resolved.
-func checkObjectStreams(r *pdf.Reader) error {
-	const maxN = 1 << 20
-	xs := r.Xref()
-	checked := map[uint32]bool{}
-	for i := range xs {
-		sp := xs[i].Stream()
-		if sp.GetID() == 0 || checked[sp.GetID()] {
-			continue
-		}
-		seen := map[uint32]bool{}
-		for s := sp; s.GetID() != 0; {
-			if seen[s.GetID()] {
-				return fmt.Errorf("object stream %d extends itself", s.GetID())
-			}
-			seen[s.GetID()] = true
-			checked[s.GetID()] = true
-			v := r.Resolve(s, s)
-			if v.Kind() != pdf.Stream || v.Key("Type").Name() != "ObjStm" {
-				return fmt.Errorf("object %d is not an object stream", s.GetID())
-			}
-			if n := v.Key("N").Int64(); n < 0 || n > maxN {
-				return fmt.Errorf("object stream %d claims %d objects", s.GetID(), n)
-			}
-			ext := v.Key("Extends")
-			if ext.IsNull() {
-				break
-			}
-			s = ext.GetPtr()
-			if s == sp {
-				return fmt.Errorf("object stream %d extends itself", sp.GetID())
-			}
-		}
-	}
-	return nil
+func init() {
+	// pdfcpu would otherwise read and write a configuration folder in
+	// the user's home.
+	pdfcpuapi.DisableConfigDir()
 }
