@@ -1,13 +1,14 @@
 package verify
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 
-	"github.com/digitorus/pdf"
+	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/model"
+	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
 )
 
 // CheckChanges is the PAdES check that incremental updates after a
@@ -54,53 +55,50 @@ func laterChanges(doc []byte, end int64) (Status, string) {
 	return Passed, "later updates left every page's content and annotations as signed (only signatures, timestamps or form data were added)"
 }
 
-func fingerprints(doc []byte) (fps []pageFingerprint, err error) {
-	// The PDF library panics on malformed input.
-	defer func() {
-		if r := recover(); r != nil {
-			fps, err = nil, fmt.Errorf("%v", r)
-		}
-	}()
-	r, err := pdf.NewReader(bytes.NewReader(doc), int64(len(doc)))
+func fingerprints(doc []byte) ([]pageFingerprint, error) {
+	ctx, err := readContext(doc)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkObjectStreams(r); err != nil {
-		return nil, err
-	}
-	pages, err := pageList(r.Trailer().Key("Root"))
+	xt := ctx.XRefTable
+	pages, err := pageList(xt, catalog(ctx))
 	if err != nil {
 		return nil, err
 	}
+	var fps []pageFingerprint
 	for n, p := range pages {
 		i := n + 1
 		h := sha256.New()
-		if err := streams(h, p.Key("Contents")); err != nil {
+		if err := streams(h, xt, p["Contents"], 0); err != nil {
 			return nil, fmt.Errorf("page %d: %w", i, err)
 		}
 		// Form XObjects the page draws, one level deep, by name.
-		var res pdf.Value
 		// Bounded: a malformed page tree may loop through /Parent.
-		for v, depth := p, 0; !v.IsNull() && res.IsNull() && depth < 64; v, depth = v.Key("Parent"), depth+1 {
-			res = v.Key("Resources")
+		var res types.Dict
+		for d, depth := p, 0; d != nil && res == nil && depth < 64; d, depth = dict(xt, d["Parent"]), depth+1 {
+			res = dict(xt, d["Resources"])
 		}
-		xo := res.Key("XObject")
-		for _, name := range xo.Keys() {
-			fmt.Fprintf(h, "\x00/%s\x00", name)
-			if err := streams(h, xo.Key(name)); err != nil {
-				return nil, fmt.Errorf("page %d XObject %s: %w", i, name, err)
+		xo := dict(xt, res["XObject"])
+		names := make([]string, 0, len(xo))
+		for k := range xo {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			fmt.Fprintf(h, "\x00/%s\x00", k)
+			if err := streams(h, xt, xo[k], 0); err != nil {
+				return nil, fmt.Errorf("page %d XObject %s: %w", i, k, err)
 			}
 		}
 		fp := pageFingerprint{}
 		copy(fp.content[:], h.Sum(nil))
-		annots := p.Key("Annots")
-		for j := range annots.Len() {
-			a := annots.Index(j)
-			ft := a.Key("FT").Name()
+		for _, ao := range array(xt, p["Annots"]) {
+			a := dict(xt, ao)
+			ft := name(xt, a["FT"])
 			if ft == "" {
-				ft = a.Key("Parent").Key("FT").Name()
+				ft = name(xt, dict(xt, a["Parent"])["FT"])
 			}
-			if a.Key("Subtype").Name() == "Widget" && ft == "Sig" {
+			if name(xt, a["Subtype"]) == "Widget" && ft == "Sig" {
 				continue
 			}
 			fp.annots++
@@ -111,65 +109,25 @@ func fingerprints(doc []byte) (fps []pageFingerprint, err error) {
 }
 
 // streams writes the decoded bytes of a stream or array of streams.
-func streams(w io.Writer, v pdf.Value) error {
-	switch v.Kind() {
-	case pdf.Stream:
-		rc := v.Reader()
-		defer rc.Close()
-		n, err := io.Copy(w, io.LimitReader(rc, maxStreamBytes+1))
-		if err != nil {
-			return err
-		}
-		if n > maxStreamBytes {
-			return fmt.Errorf("stream over %d bytes decoded", maxStreamBytes)
-		}
-	case pdf.Array:
-		for i := range v.Len() {
-			if err := streams(w, v.Index(i)); err != nil {
-				return err
-			}
-		}
+func streams(w io.Writer, xt *model.XRefTable, o types.Object, depth int) error {
+	if depth > 4 {
+		return errors.New("content arrays nested too deep")
 	}
-	return nil
-}
-
-// maxPages bounds the page tree walk.
-const maxPages = 100000
-
-// pageList returns the leaves of the page tree in order. It replaces the
-// PDF library's Page, which loops forever on a page tree with a cycle.
-func pageList(catalog pdf.Value) ([]pdf.Value, error) {
-	var out []pdf.Value
-	seen := map[[2]uint64]bool{}
-	var walk func(v pdf.Value, depth int) error
-	walk = func(v pdf.Value, depth int) error {
-		p := v.GetPtr()
-		key := [2]uint64{uint64(p.GetID()), uint64(p.GetGen())}
-		switch {
-		case depth > 64:
-			return errors.New("page tree deeper than 64")
-		case p.GetID() != 0 && seen[key]:
-			return errors.New("page tree has a cycle")
-		case len(out) > maxPages:
-			return fmt.Errorf("more than %d pages", maxPages)
-		}
-		seen[key] = true
-		if v.Key("Type").Name() != "Pages" {
-			if v.Kind() == pdf.Dict {
-				out = append(out, v)
-			}
-			return nil
-		}
-		kids := v.Key("Kids")
-		for i := range kids.Len() {
-			if err := walk(kids.Index(i), depth+1); err != nil {
+	if a := array(xt, o); a != nil {
+		for _, x := range a {
+			if err := streams(w, xt, x, depth+1); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	if err := walk(catalog.Key("Pages"), 0); err != nil {
-		return nil, err
+	sd, _, err := xt.DereferenceStreamDict(o)
+	if err != nil || sd == nil {
+		return nil // absent or not a stream: nothing drawn
 	}
-	return out, nil
+	if err := sd.DecodeWithLimit(maxStreamBytes); err != nil {
+		return err
+	}
+	_, err = w.Write(sd.Content)
+	return err
 }

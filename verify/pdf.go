@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/digitorus/pdf"
 	"github.com/digitorus/timestamp"
+	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
 
 	"github.com/firma-cloud/firma/tsa"
 )
@@ -175,68 +175,58 @@ func isHex(b []byte) bool {
 	return true
 }
 
-// pdfSignatures finds the signature fields of the latest revision. The
-// PDF library panics on malformed files, so panics become ErrMalformed.
-func pdfSignatures(doc []byte) (sigs []pdfSig, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			sigs, err = nil, fmt.Errorf("%w: pdf: %v", ErrMalformed, r)
-		}
-	}()
-	r, err := pdf.NewReader(bytes.NewReader(doc), int64(len(doc)))
+// pdfSignatures finds the signature fields of the latest revision.
+func pdfSignatures(doc []byte) ([]pdfSig, error) {
+	ctx, err := readContext(doc)
 	if err != nil {
 		return nil, fmt.Errorf("%w: pdf: %w", ErrMalformed, err)
 	}
-	if err := checkObjectStreams(r); err != nil {
-		return nil, fmt.Errorf("%w: pdf: %w", ErrMalformed, err)
-	}
-	if !r.Trailer().Key("Encrypt").IsNull() {
-		return nil, fmt.Errorf("%w: encrypted PDFs are not supported", ErrMalformed)
-	}
-	fields := r.Trailer().Key("Root").Key("AcroForm").Key("Fields")
+	xt := ctx.XRefTable
+	var sigs []pdfSig
 	seen := map[string]bool{}
-	var walk func(f pdf.Value, name, ft string, depth int)
-	visited := map[[2]uint64]bool{}
-	walk = func(f pdf.Value, name, ft string, depth int) {
-		if depth > 32 || f.Kind() != pdf.Dict {
-			return
-		}
+	visited := map[int]bool{}
+	var walk func(o types.Object, fieldName, ft string, depth int)
+	walk = func(o types.Object, fieldName, ft string, depth int) {
 		// A field tree with a cycle or shared kids is walked once per node.
-		if p := f.GetPtr(); p.GetID() != 0 {
-			k := [2]uint64{uint64(p.GetID()), uint64(p.GetGen())}
-			if visited[k] {
+		if ir, ok := o.(types.IndirectRef); ok {
+			if visited[ir.ObjectNumber.Value()] {
 				return
 			}
-			visited[k] = true
+			visited[ir.ObjectNumber.Value()] = true
 		}
-		if t := f.Key("T").Text(); t != "" {
-			if name != "" {
-				name += "."
-			}
-			name += t
-		}
-		if x := f.Key("FT").Name(); x != "" {
-			ft = x
-		}
-		if kids := f.Key("Kids"); kids.Len() > 0 {
-			for i := range kids.Len() {
-				walk(kids.Index(i), name, ft, depth+1)
-			}
-		}
-		sv := f.Key("V")
-		if ft != "Sig" || sv.Kind() != pdf.Dict || seen[name] {
+		f := dict(xt, o)
+		if depth > 32 || f == nil {
 			return
 		}
-		seen[name] = true
-		ps := pdfSig{field: name, subFilter: sv.Key("SubFilter").Name(), contents: []byte(sv.Key("Contents").RawString()), m: sv.Key("M").RawString()}
-		brv := sv.Key("ByteRange")
-		for i := range brv.Len() {
-			ps.byteRange = append(ps.byteRange, brv.Index(i).Int64())
+		if t := text(xt, f["T"]); t != "" {
+			if fieldName != "" {
+				fieldName += "."
+			}
+			fieldName += t
+		}
+		if x := name(xt, f["FT"]); x != "" {
+			ft = x
+		}
+		for _, k := range array(xt, f["Kids"]) {
+			walk(k, fieldName, ft, depth+1)
+		}
+		sv := dict(xt, f["V"])
+		if ft != "Sig" || sv == nil || seen[fieldName] {
+			return
+		}
+		seen[fieldName] = true
+		ps := pdfSig{field: fieldName, subFilter: name(xt, sv["SubFilter"]), contents: raw(xt, sv["Contents"]), m: text(xt, sv["M"])}
+		for _, x := range array(xt, sv["ByteRange"]) {
+			n, ok := number(xt, x)
+			if !ok {
+				n = -1 // refused by checkByteRange
+			}
+			ps.byteRange = append(ps.byteRange, n)
 		}
 		sigs = append(sigs, ps)
 	}
-	for i := range fields.Len() {
-		walk(fields.Index(i), "", "", 0)
+	for _, f := range array(xt, dict(xt, catalog(ctx)["AcroForm"])["Fields"]) {
+		walk(f, "", "", 0)
 	}
 	return sigs, nil
 }
@@ -258,45 +248,4 @@ func trimPrefix(s, p string) string {
 		return s[len(p):]
 	}
 	return s
-}
-
-// checkObjectStreams refuses object streams that would hang the PDF
-// library, which follows /Extends without noticing a cycle and reads /N
-// entries even past the end of the stream. Each object stream is loaded
-// directly (object streams never live in object streams) before any
-// object inside one is resolved.
-func checkObjectStreams(r *pdf.Reader) error {
-	const maxN = 1 << 20
-	xs := r.Xref()
-	checked := map[uint32]bool{}
-	for i := range xs {
-		sp := xs[i].Stream()
-		if sp.GetID() == 0 || checked[sp.GetID()] {
-			continue
-		}
-		seen := map[uint32]bool{}
-		for s := sp; s.GetID() != 0; {
-			if seen[s.GetID()] {
-				return fmt.Errorf("object stream %d extends itself", s.GetID())
-			}
-			seen[s.GetID()] = true
-			checked[s.GetID()] = true
-			v := r.Resolve(s, s)
-			if v.Kind() != pdf.Stream || v.Key("Type").Name() != "ObjStm" {
-				return fmt.Errorf("object %d is not an object stream", s.GetID())
-			}
-			if n := v.Key("N").Int64(); n < 0 || n > maxN {
-				return fmt.Errorf("object stream %d claims %d objects", s.GetID(), n)
-			}
-			ext := v.Key("Extends")
-			if ext.IsNull() {
-				break
-			}
-			s = ext.GetPtr()
-			if s == sp {
-				return fmt.Errorf("object stream %d extends itself", sp.GetID())
-			}
-		}
-	}
-	return nil
 }

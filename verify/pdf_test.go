@@ -190,7 +190,10 @@ func TestPDFLaterChanges(t *testing.T) {
 	newContent := update(t, signed, map[int]string{4: fmt.Sprintf("<< /Length %d >>\nstream\n%sendstream", len(text), text)})
 	// The page as the signature left it, with a note added to its annotations.
 	page := regexp.MustCompile(`(?s)3 0 obj\n(.*?)\nendobj`).FindAllSubmatch(signed, -1)
-	pageDict := strings.Replace(string(page[len(page)-1][1]), "/Annots [", "/Annots [60 0 R ", 1)
+	pageDict := regexp.MustCompile(`/Annots\s*\[`).ReplaceAllLiteralString(string(page[len(page)-1][1]), "/Annots [60 0 R ")
+	if !strings.Contains(pageDict, "60 0 R") {
+		t.Fatalf("no /Annots in the signed page: %s", pageDict)
+	}
 	newAnnot := update(t, signed, map[int]string{3: pageDict,
 		60: "<< /Type /Annot /Subtype /FreeText /Rect [72 700 400 740] /Contents (Aprobado) /DA (/Helv 12 Tf 0 g) >>"})
 
