@@ -28,9 +28,9 @@ type Config struct {
 	OTPMaxTries   int           `yaml:"otp_max_tries"`
 	OTPMaxResends int           `yaml:"otp_max_resends"`
 	OTPResendGap  time.Duration `yaml:"otp_resend_gap"`
-	// OTPKeyFile holds the key (at least 32 bytes, shared by every node)
-	// that the stored OTP and session hashes are keyed with. Empty: a key
-	// is made on first start next to the SQLite store (single node only).
+	// OTPKeyFile holds the key (hex, at least 32 bytes, the same on every
+	// node) that the stored OTP and session hashes are keyed with. Empty:
+	// the key is derived from an RSA key in the HSM (DeriveOTPKey).
 	OTPKeyFile string `yaml:"otp_key_file"`
 	// CallbackAttempts is how often a portal callback is tried.
 	CallbackAttempts int `yaml:"callback_attempts"`

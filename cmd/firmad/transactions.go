@@ -72,7 +72,7 @@ func (a *app) setupTransactions(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	key, err := otpKey(cfg.OTPKeyFile, a.cfg.Store.Path)
+	key, err := txOTPKey(ctx, cfg.OTPKeyFile, a.ks)
 	if err != nil {
 		return err
 	}
@@ -152,9 +152,20 @@ func (a *app) otpGateway(cfg *transaction.Config) (sms.Gateway, error) {
 		Timeout: cfg.SMS.Timeout, Retries: retries, Log: log})
 }
 
-// otpKey reads the key the OTP and session hashes are keyed with: hex in
-// the file, at least 32 bytes. With no file configured, a key is made on
-// first start next to the store, which is right only for a single node.
+// txOTPKey is the key the transactions' OTP and session hashes are keyed
+// with: from the file transactions.otp_key_file if set, else derived from
+// an RSA key in the HSM, the same on every node of the token.
+func txOTPKey(ctx context.Context, path string, ks transaction.KeySource) ([]byte, error) {
+	if path == "" {
+		return transaction.DeriveOTPKey(ctx, ks)
+	}
+	return readOTPKey(path)
+}
+
+// otpKey reads the key file, or with none configured makes one next to
+// the store (single node only). Kept for the CSC step (csc.go).
+// TODO(issue 4): the CSC step should use txOTPKey, so that an unset
+// otp_key_file means the HSM-derived key there too.
 func otpKey(path, storePath string) ([]byte, error) {
 	if path == "" {
 		path = filepath.Join(filepath.Dir(storePath), "otp.key")
@@ -168,6 +179,10 @@ func otpKey(path, storePath string) ([]byte, error) {
 			}
 		}
 	}
+	return readOTPKey(path)
+}
+
+func readOTPKey(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("transactions.otp_key_file: %w", err)

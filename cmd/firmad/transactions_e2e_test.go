@@ -12,7 +12,7 @@ import (
 	"testing"
 )
 
-var apiKeyRe = regexp.MustCompile(`(?m)^api key\s+(\S+\.\S+)`)
+var portalKeyLineRe = regexp.MustCompile(`(?m)^api key\s+(\S+\.\S+)`)
 
 // restCreate posts a transaction as the portal and returns the status and
 // the decoded body.
@@ -49,7 +49,7 @@ func TestTransactionsThroughFirmad(t *testing.T) {
 	addr := "--addr=" + d.grpc
 	out := s.firmactl(t, 0, "portals", "create", addr, "--name", "Sede de pruebas", "--redirect", "http://127.0.0.1:9/ok",
 		"--redirect", "http://127.0.0.1:9/ko", "--max-documents", "5")
-	m := apiKeyRe.FindStringSubmatch(out)
+	m := portalKeyLineRe.FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("portals create printed no API key:\n%s", out)
 	}
