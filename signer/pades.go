@@ -168,6 +168,12 @@ type update struct {
 	docTimestamp bool
 }
 
+// The incremental update is written here: github.com/digitorus/pdfsign
+// hard-codes SubFilter adbe.pkcs7.detached and a TSA reached by URL (our
+// timestamps come through Timestamper, checked by the tsa client), and
+// pdfcpu writes whole files, not updates. Reading is pdfcpu's:
+// github.com/digitorus/pdf loops forever on some malformed files.
+
 // readContext parses doc with pdfcpu, which reads every object up front
 // and refuses malformed files with a reason; it also turns the library's
 // rare panics into errors.
