@@ -52,6 +52,7 @@ type Store interface {
 	PortalStore
 	TransactionStore
 	CAStore
+	AuditStore
 	Ping(ctx context.Context) error
 	Close() error
 }
