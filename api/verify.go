@@ -26,6 +26,14 @@ import (
 const MaxVerifyBytes = 64 << 20
 
 func init() {
+	// Verification is public, as relying parties (courts, other
+	// administrations, citizens) hold no operator credentials, and the
+	// REST route is open too. Revocation is fetched only for chains that
+	// end at a configured root, so a caller cannot make the service fetch
+	// URLs of its choosing.
+	for _, m := range firmav1.VerifyService_ServiceDesc.Methods {
+		publicMethods["/"+firmav1.VerifyService_ServiceDesc.ServiceName+"/"+m.MethodName] = true
+	}
 	for _, e := range []error{verify.ErrMalformed, verify.ErrNoSignature, verify.ErrDigest, verify.ErrNoContent} {
 		AddErrorMapping(e, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "cannot verify", true)
 	}

@@ -14,13 +14,16 @@ import (
 	"os"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/verify"
@@ -195,5 +198,51 @@ func TestVerifyServiceREST(t *testing.T) {
 				t.Fatalf("problem: %s %v", ctype, m)
 			}
 		})
+	}
+}
+
+// VerifyService is public: behind the operator authentication that guards
+// the other services, a caller without credentials still verifies.
+func TestVerifyServiceIsPublic(t *testing.T) {
+	ctx := context.Background()
+	pki := testpki.New(t)
+	v, err := verify.New(verify.Config{Roots: testpki.Pool(pki.Root.Cert), TSARoots: testpki.Pool(pki.TSARoot.Cert)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := api.ServerOptions(config.Auth{Operators: []config.Operator{{Name: "op", TokenSHA256: api.TokenSHA256(operatorToken)}}},
+		prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(opts...)
+	firmav1.RegisterVerifyServiceServer(gs, api.NewVerifyService(v, nil))
+	firmav1.RegisterKeyServiceServer(gs, &firmav1.UnimplementedKeyServiceServer{})
+	lis := bufconn.Listen(1 << 20)
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient("passthrough:///bufnet", grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	key, chain := pki.User(t, keystore.ECP256, "ANA RUIZ")
+	sig, err := signer.CAdESDocument(ctx, bytes.NewReader([]byte("x")), key, chain, signer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := firmav1.NewVerifyServiceClient(conn).Verify(ctx, &firmav1.VerifyRequest{Signature: sig, Signed: &firmav1.VerifyRequest_Content{Content: []byte("x")}})
+	if err != nil {
+		t.Fatalf("anonymous Verify: %v", err)
+	}
+	// No revocation checker: the verdict is indeterminate, but it is a report.
+	if len(resp.GetSignatures()) != 1 || resp.GetSignatures()[0].GetChecks()[0].GetStatus() != firmav1.CheckStatus_CHECK_STATUS_PASSED {
+		t.Fatalf("report: %v", resp)
+	}
+	// The other services still want an operator.
+	_, err = firmav1.NewKeyServiceClient(conn).ListKeys(ctx, &firmav1.ListKeysRequest{})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("anonymous ListKeys: %v", err)
 	}
 }
