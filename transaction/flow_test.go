@@ -198,6 +198,8 @@ func TestCreateRefusals(t *testing.T) {
 			OKURL: okURL, ErrorURL: errURL}, transaction.CodeBadDigest, "sha512"},
 		{"document too large", transaction.CreateRequest{CitizenID: adv, Documents: []transaction.DocumentInput{{Name: "x", Content: make([]byte, 1001)}},
 			OKURL: okURL, ErrorURL: errURL}, transaction.CodeDocumentTooLarge, "1001 bytes"},
+		{"pades of something not a PDF", transaction.CreateRequest{CitizenID: adv, Documents: []transaction.DocumentInput{{Name: "x.pdf", Content: []byte("GIF89a"), Format: signer.FormatPAdES}},
+			OKURL: okURL, ErrorURL: errURL}, transaction.CodeInvalidDocument, "%PDF-"},
 		{"pades of a digest", transaction.CreateRequest{CitizenID: adv, Documents: []transaction.DocumentInput{{Name: "x", Digest: sum[:], Format: signer.FormatPAdES}},
 			OKURL: okURL, ErrorURL: errURL}, transaction.CodeUnsupportedFormat, "whole PDF"},
 		{"no documents", transaction.CreateRequest{CitizenID: adv, OKURL: okURL, ErrorURL: errURL}, transaction.CodeInvalidRequest, "documents"},

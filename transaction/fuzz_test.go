@@ -37,7 +37,8 @@ func FuzzCreateREST(f *testing.F) {
 	for _, c := range []transaction.Code{transaction.CodeInvalidRequest, transaction.CodeUnknownCitizen, transaction.CodeWeakRegistration,
 		transaction.CodeCertificateBlocked, transaction.CodeNoCertificate, transaction.CodeTooManyDocuments, transaction.CodeDocumentTooLarge,
 		transaction.CodeDuplicateDocument, transaction.CodeBadDigest, transaction.CodeBadRedirect, transaction.CodeUnsupportedFormat,
-		transaction.CodeForbidden, transaction.CodeRateLimited, transaction.CodeIdempotencyReused, transaction.CodeCredentialLocked} {
+		transaction.CodeForbidden, transaction.CodeRateLimited, transaction.CodeIdempotencyReused, transaction.CodeCredentialLocked,
+		transaction.CodeInvalidDocument} {
 		known[c] = true
 	}
 	f.Fuzz(func(t *testing.T, body []byte, batch bool) {

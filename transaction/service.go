@@ -348,6 +348,11 @@ func (s *Service) document(i int, in DocumentInput, lim portal.Limits) (*store.D
 		if f == "" {
 			f = s.formats.For(signer.DocumentType(in.MediaType))
 		}
+		// Caught now rather than after the citizen approved.
+		if f == signer.FormatPAdES && !bytes.HasPrefix(in.Content, []byte("%PDF-")) {
+			return nil, &Error{Code: CodeInvalidDocument, Field: field + ".content",
+				Message: field + ": pades needs a PDF, and this content does not start with %PDF-"}
+		}
 	case in.Digest != nil:
 		if len(in.Digest) != h.Size() {
 			return nil, &Error{Code: CodeBadDigest, Field: field + ".digest",

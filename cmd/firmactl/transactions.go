@@ -263,6 +263,45 @@ func init() {
 			return nil
 		},
 	})
+	var ls struct {
+		portal portalFlags
+		state  string
+	}
+	register(&command{
+		name:    "transactions list",
+		summary: "list the portal's transactions, as the portal",
+		remote:  true,
+		flags: func(fs *flag.FlagSet) {
+			ls.portal.register(fs)
+			fs.StringVar(&ls.state, "in-state", "", "only transactions in this state (created, otp_sent, done, failed, ...)")
+		},
+		run: func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+			client, pctx, done, err := ls.portal.txClient(ctx, e)
+			if err != nil {
+				return err
+			}
+			defer done()
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TRANSACTION	CITIZEN	STATE	SUMMARY	ERROR	CREATED")
+			token := ""
+			for {
+				cctx, cancel := e.conn.callCtx(pctx)
+				r, err := client.ListTransactions(cctx, &firmav1.ListTransactionsRequest{State: ls.state, PageToken: token, PageSize: 500})
+				cancel()
+				if err != nil {
+					return err
+				}
+				for _, t := range r.GetTransactions() {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.GetTransactionId(), t.GetSubjectId(), t.GetState(), t.GetSummary(),
+						t.GetErrorCode(), t.GetCreatedAt().AsTime().Format(time.RFC3339))
+				}
+				if token = r.GetNextPageToken(); token == "" {
+					break
+				}
+			}
+			return tw.Flush()
+		},
+	})
 	var cn portalFlags
 	register(&command{
 		name:    "transactions cancel",

@@ -105,6 +105,10 @@ func TestTransactionsThroughFirmad(t *testing.T) {
 	if out := s.firmactl(t, 1, "transactions", "cancel", addr, "--api-key-file", keyFile, id); !strings.Contains(out, "cancelled") {
 		t.Fatalf("second cancel:\n%s", out)
 	}
+	list := s.firmactl(t, 0, "transactions", "list", addr, "--api-key-file", keyFile)
+	if !regexp.MustCompile(id+`\s+10000002Q\s+cancelled`).MatchString(list) || strings.Count(list, "\n") != 3 {
+		t.Fatalf("transactions list:\n%s", list)
+	}
 	if code := d.stop(t); code != 0 {
 		t.Fatalf("firmad exit %d:\n%s", code, d.stderr)
 	}
