@@ -465,3 +465,57 @@ func TestDocumentTimestamp(t *testing.T) {
 		t.Fatalf("openssl ts -verify accepted a changed document:\n%s", out)
 	}
 }
+
+// A form with a text field and a link keeps both: the new signature field
+// joins the AcroForm's fields and the page's annotations.
+func TestPAdESKeepsFormAndAnnotations(t *testing.T) {
+	ctx := context.Background()
+	pki := testpki.New(t)
+	dir := t.TempDir()
+	nss := nssDB(t, testpki.WritePEM(t, dir, "root.pem", pki.Root.Cert))
+	key, chain := pki.User(t, keystore.ECP256, "MARIA GARCIA LOPEZ")
+	doc, err := os.ReadFile("testdata/form.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := signer.PAdES(ctx, doc, key, chain, signer.Options{}, signer.PDFOptions{Visible: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := qpdfCheck(t, signed); err != nil || !strings.Contains(out, "No syntax or stream encoding errors") {
+		t.Fatalf("qpdf --check: %v\n%s", err, out)
+	}
+	if st, out := pdfsig(t, nss, signed); len(st) != 1 || st[0] != "Signature is Valid." {
+		t.Fatalf("pdfsig: %q\n%s", st, out)
+	}
+	// qpdf reads the final revision: the text field, the link and the
+	// signature are all there, and the form's defaults too.
+	path := filepath.Join(t.TempDir(), "signed.pdf")
+	if err := os.WriteFile(path, signed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	js, err := run(t, "qpdf", "--json", "--json-key=acroform", "--json-key=pages", path)
+	if err != nil {
+		t.Fatalf("qpdf --json: %v\n%s", err, js)
+	}
+	for _, want := range []string{`"fullname": "expediente"`, `"fullname": "Signature1"`, `"fieldtype": "/Sig"`, `"fieldtype": "/Tx"`} {
+		if !strings.Contains(js, want) {
+			t.Errorf("qpdf --json lacks %s:\n%s", want, js)
+		}
+	}
+	if strings.Count(js, `"pageposfrom1": 1`) < 3 {
+		t.Errorf("the fields' widgets are not all on page 1:\n%s", js)
+	}
+	// The page as qpdf reads it keeps the text field's and the link's
+	// annotations and adds ours.
+	page, err := run(t, "qpdf", "--show-object=3", path)
+	if err != nil || !regexp.MustCompile(`/Annots \[ 7 0 R 8 0 R \d+ 0 R \]`).MatchString(page) {
+		t.Errorf("page annotations: %v\n%s", err, page)
+	}
+	if !bytes.Contains(signed[len(doc):], []byte("/DA(/Helv 10 Tf 0 g)")) && !bytes.Contains(signed[len(doc):], []byte("/DA (/Helv 10 Tf 0 g)")) {
+		t.Errorf("the AcroForm's /DA was lost:\n%s", signed[len(doc):])
+	}
+	if !bytes.Contains(signed[len(doc):], []byte("8 0 R")) {
+		t.Error("the link annotation was dropped from the page")
+	}
+}
