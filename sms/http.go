@@ -79,16 +79,17 @@ func NewHTTP(opt HTTPOptions) (*HTTP, error) {
 	h := &HTTP{opt: opt, log: opt.Log,
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "firma_sms_http_attempts_total",
 			Help: "Requests to the SMS provider, by outcome (ok, retry, refused)."}, []string{"outcome"}),
-		sent: prometheus.NewCounter(prometheus.CounterOpts{Name: "firma_sms_sent_total",
-			Help: "Text messages accepted by the SMS gateway."}),
-		fails: prometheus.NewCounter(prometheus.CounterOpts{Name: "firma_sms_failed_total",
-			Help: "Text messages the SMS gateway refused or failed to send."}),
 	}
+	// Names of their own, so that the http gateway and the outbox (which
+	// the registry keeps using) can both be registered.
+	msgs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "firma_sms_http_messages_total",
+		Help: "Text messages through the http SMS gateway, by outcome (sent, failed)."}, []string{"outcome"})
+	h.sent, h.fails = msgs.WithLabelValues("sent"), msgs.WithLabelValues("failed")
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	if opt.Registerer != nil {
-		for _, c := range []prometheus.Collector{h.attempts, h.sent, h.fails} {
+		for _, c := range []prometheus.Collector{h.attempts, msgs} {
 			if err := opt.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("sms http metrics: %w", err)
 			}

@@ -127,10 +127,10 @@ func (a *app) setupTransactions(ctx context.Context) error {
 	return nil
 }
 
-// otpGateway is the SMS gateway one-time passwords go through. Its
-// metrics are left unregistered: the registry's outbox already exports
-// the firma_sms_* names, and firma_transaction_otp_sends_total counts
-// these sends.
+// otpGateway is the SMS gateway one-time passwords go through. The
+// outbox's metrics are left unregistered here: the registry's outbox
+// already exports those names, and firma_transaction_otp_sends_total
+// counts these sends.
 func (a *app) otpGateway(cfg *transaction.Config) (sms.Gateway, error) {
 	log := a.log.With("part", "sms")
 	if cfg.SMS.Gateway != "http" {
@@ -149,7 +149,7 @@ func (a *app) otpGateway(cfg *transaction.Config) (sms.Gateway, error) {
 		retries = -1 // the section's 0 means none; HTTPOptions' 0 means the default
 	}
 	return sms.NewHTTP(sms.HTTPOptions{URL: cfg.SMS.URL, AuthHeader: cfg.SMS.AuthHeader, AuthValue: auth, From: cfg.SMS.From,
-		Timeout: cfg.SMS.Timeout, Retries: retries, Log: log})
+		Timeout: cfg.SMS.Timeout, Retries: retries, Log: log, Registerer: a.reg})
 }
 
 // txOTPKey is the key the transactions' OTP and session hashes are keyed
