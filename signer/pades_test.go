@@ -3,6 +3,7 @@ package signer_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/asn1"
 	"encoding/hex"
 	"errors"
@@ -94,6 +95,7 @@ func TestPAdESPdfsigQpdf(t *testing.T) {
 	pki := testpki.New(t)
 	dir := t.TempDir()
 	nss := nssDB(t, testpki.WritePEM(t, dir, "root.pem", pki.Root.Cert))
+	tsaRoot := testpki.WritePEM(t, dir, "tsaroot.pem", pki.TSARoot.Cert)
 	key, chain := pki.User(t, keystore.ECP256, "MARIA GARCIA LOPEZ")
 	rsaKey, rsaChain := pki.User(t, keystore.RSA2048, "JOSÉ MUÑOZ")
 
@@ -174,7 +176,27 @@ func TestPAdESPdfsigQpdf(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				sv, _ := parts(t, cms)
+				sv, token := parts(t, cms)
+				if v.level == signer.LevelT {
+					// The embedded signature timestamp, for openssl ts.
+					if token == nil {
+						t.Fatal("B-T PAdES signature has no signature timestamp")
+					}
+					d := sha256.Sum256(sv)
+					tsVerify := func(tok []byte) (string, error) {
+						p := filepath.Join(t.TempDir(), "token.der")
+						if err := os.WriteFile(p, tok, 0o600); err != nil {
+							t.Fatal(err)
+						}
+						return run(t, "openssl", "ts", "-verify", "-token_in", "-in", p, "-digest", hex.EncodeToString(d[:]), "-CAfile", tsaRoot)
+					}
+					if out, err := tsVerify(token); err != nil || !strings.Contains(out, "Verification: OK") {
+						t.Fatalf("openssl ts -verify on the PAdES token: %v\n%s", err, out)
+					}
+					if out, err := tsVerify(flip(token, len(token)-4)); err == nil {
+						t.Fatalf("openssl ts -verify accepted a changed PAdES token:\n%s", out)
+					}
+				}
 				at := bytes.Index(signed[c0:c1], []byte(strings.ToLower(hex.EncodeToString(sv)))) + c0 + 10
 				if at < c0+10 {
 					t.Fatal("signature value not found in /Contents")
