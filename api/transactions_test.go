@@ -2,19 +2,30 @@ package api_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"fmt"
 	"log/slog"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -39,16 +50,25 @@ import (
 // txServer is the portal and transaction gRPC APIs on real parts, served
 // on a loopback TCP port behind firmad's interceptors.
 type txServer struct {
-	db      *sqlite.DB
-	reg     *registry.Registry
-	svc     *transaction.Service
-	portals firmav1.PortalServiceClient
-	conn    *grpc.ClientConn
-	root    []byte
-	audit   *audit.Log
+	db       *sqlite.DB
+	reg      *registry.Registry
+	svc      *transaction.Service
+	portals  firmav1.PortalServiceClient
+	conn     *grpc.ClientConn
+	root     []byte
+	audit    *audit.Log
+	addr     string
+	registry *portal.Registry
 }
 
 func newTxServer(t *testing.T) *txServer {
+	t.Helper()
+	return newTxServerTLS(t, nil)
+}
+
+// newTxServerTLS is newTxServer serving TLS with tc; the client
+// connection is then the caller's to make (s.addr).
+func newTxServerTLS(t *testing.T, tc *tls.Config) *txServer {
 	t.Helper()
 	ctx := context.Background()
 	tok := softhsmtest.New(t)
@@ -85,11 +105,14 @@ func newTxServer(t *testing.T) *txServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.DiscardHandler)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	opts, err := api.ServerOptions(config.Auth{Operators: []config.Operator{{Name: "op", TokenSHA256: api.TokenSHA256(operatorToken)}}},
 		prometheus.NewRegistry(), log)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tc != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
 	gs := grpc.NewServer(opts...)
 	auditLog, err := audit.Open(ctx, db, audit.Options{Node: "test"})
@@ -105,12 +128,17 @@ func newTxServer(t *testing.T) *txServer {
 	}
 	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)
+	s := &txServer{db: db, reg: reg, svc: svc, root: auth.Root().Raw, audit: auditLog, addr: lis.Addr().String(), registry: portals}
+	if tc != nil {
+		return s
+	}
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &txServer{db: db, reg: reg, svc: svc, conn: conn, portals: firmav1.NewPortalServiceClient(conn), root: auth.Root().Raw, audit: auditLog}
+	s.conn, s.portals = conn, firmav1.NewPortalServiceClient(conn)
+	return s
 }
 
 func opCtx() context.Context {
@@ -313,4 +341,80 @@ func TestTransactionGRPC(t *testing.T) {
 	if strings.Join(events, ",") != "portal.created,portal.created,portal.changed,portal.disabled" {
 		t.Errorf("portal audit records %v", events)
 	}
+}
+
+// TestTransactionGRPCMutualTLS authenticates a portal by its registered
+// client certificate over a real TLS connection, with no API key.
+func TestTransactionGRPCMutualTLS(t *testing.T) {
+	pki := newPortalPKI(t)
+	s := newTxServerTLS(t, &tls.Config{Certificates: []tls.Certificate{pki.server}, ClientCAs: pki.pool,
+		ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12})
+	ctx := context.Background()
+	c, err := s.registry.Create(ctx, portal.Spec{Name: "Sede mTLS", RedirectURLs: []string{"https://a.example.es/ok"}, CertSHA256: certSum(pki.known)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(cert *tls.Certificate) firmav1.TransactionServiceClient {
+		tc := &tls.Config{RootCAs: pki.pool, ServerName: "127.0.0.1"}
+		if cert != nil {
+			tc.Certificates = []tls.Certificate{*cert}
+		}
+		conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return firmav1.NewTransactionServiceClient(conn)
+	}
+	list, err := dial(&pki.known).ListTransactions(ctx, &firmav1.ListTransactionsRequest{})
+	if err != nil || len(list.Transactions) != 0 {
+		t.Fatalf("registered certificate: %v", err)
+	}
+	_, err = dial(&pki.known).RecoverBatchState(ctx, &firmav1.TransactionRef{AppId: c.Portal.ID, TransactionId: strings.Repeat("0", 32)})
+	wantReason(t, err, codes.NotFound, string(transaction.CodeNotFound))
+	_, err = dial(&pki.unknown).ListTransactions(ctx, &firmav1.ListTransactionsRequest{})
+	wantReason(t, err, codes.Unauthenticated, "unauthenticated")
+	_, err = dial(nil).ListTransactions(ctx, &firmav1.ListTransactionsRequest{})
+	wantReason(t, err, codes.Unauthenticated, "unauthenticated")
+}
+
+// portalPKI is a CA with a server certificate for 127.0.0.1 and two
+// client certificates, one of them registered for a portal.
+type portalPKI struct {
+	pool           *x509.CertPool
+	server         tls.Certificate
+	known, unknown tls.Certificate
+}
+
+func newPortalPKI(t *testing.T) *portalPKI {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now := time.Now()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "portal test CA"}, NotBefore: now.Add(-time.Hour),
+		NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	issue := func(n int64, usage x509.ExtKeyUsage) tls.Certificate {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(n), Subject: pkix.Name{CommonName: fmt.Sprint("cert ", n)}, NotBefore: now.Add(-time.Hour),
+			NotAfter: now.Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k}
+	}
+	p := &portalPKI{pool: x509.NewCertPool()}
+	p.pool.AddCert(caCert)
+	p.server, p.known, p.unknown = issue(2, x509.ExtKeyUsageServerAuth), issue(3, x509.ExtKeyUsageClientAuth), issue(4, x509.ExtKeyUsageClientAuth)
+	return p
+}
+
+func certSum(c tls.Certificate) string {
+	s := sha256.Sum256(c.Certificate[0])
+	return hex.EncodeToString(s[:])
 }
