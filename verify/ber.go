@@ -41,12 +41,10 @@ func berToDER(b []byte) (der []byte, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(p7.Signers) != 1 {
-		return nil, fmt.Errorf("%d signer infos, want exactly 1", len(p7.Signers))
+	if len(p7.Signers) == 0 || len(p7.Signers) > maxSigners {
+		return nil, fmt.Errorf("%d signer infos, want 1 to %d", len(p7.Signers), maxSigners)
 	}
-	s := p7.Signers[0]
 	attrs := func(as any, tag int) (asn1.RawValue, error) {
-		var buf bytes.Buffer
 		enc, err := asn1.Marshal(as)
 		if err != nil {
 			return asn1.RawValue{}, err
@@ -57,26 +55,37 @@ func berToDER(b []byte) (der []byte, err error) {
 		if _, err := asn1.Unmarshal(enc, &seq); err != nil {
 			return asn1.RawValue{}, err
 		}
-		buf.Write(seq.Bytes)
-		if buf.Len() == 0 {
+		if len(seq.Bytes) == 0 {
 			return asn1.RawValue{}, nil
 		}
-		return asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: tag, IsCompound: true, Bytes: buf.Bytes()}, nil
+		return asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: tag, IsCompound: true, Bytes: seq.Bytes}, nil
 	}
-	signed, err := attrs(s.AuthenticatedAttributes, 0)
-	if err != nil {
-		return nil, err
-	}
-	if len(signed.Bytes) == 0 {
-		return nil, errors.New("no signed attributes")
-	}
-	unsigned, err := attrs(s.UnauthenticatedAttributes, 1)
-	if err != nil {
-		return nil, err
-	}
-	sid, err := asn1.Marshal(issuerAndSerial{Issuer: s.IssuerAndSerialNumber.IssuerName, Serial: s.IssuerAndSerialNumber.SerialNumber})
-	if err != nil {
-		return nil, err
+	var infos []signerInfo
+	var digestAlgs bytes.Buffer
+	for _, s := range p7.Signers {
+		signed, err := attrs(s.AuthenticatedAttributes, 0)
+		if err != nil {
+			return nil, err
+		}
+		if len(signed.Bytes) == 0 {
+			return nil, errors.New("no signed attributes")
+		}
+		unsigned, err := attrs(s.UnauthenticatedAttributes, 1)
+		if err != nil {
+			return nil, err
+		}
+		sid, err := asn1.Marshal(issuerAndSerial{Issuer: s.IssuerAndSerialNumber.IssuerName, Serial: s.IssuerAndSerialNumber.SerialNumber})
+		if err != nil {
+			return nil, err
+		}
+		infos = append(infos, signerInfo{
+			Version: s.Version, SID: asn1.RawValue{FullBytes: sid}, DigestAlgorithm: s.DigestAlgorithm,
+			SignedAttrs: signed, SignatureAlgorithm: s.DigestEncryptionAlgorithm, Signature: s.EncryptedDigest,
+			UnsignedAttrs: unsigned,
+		})
+		if da, err := asn1.Marshal(s.DigestAlgorithm); err == nil {
+			digestAlgs.Write(da)
+		}
 	}
 	var certs bytes.Buffer
 	for _, c := range p7.Certificates {
@@ -103,15 +112,9 @@ func berToDER(b []byte) (der []byte, err error) {
 		Version:          1,
 		DigestAlgorithms: asn1.RawValue{Tag: asn1.TagSet, IsCompound: true},
 		EncapContentInfo: encapOut{EContentType: oidData},
-		SignerInfos: []signerInfo{{
-			Version: s.Version, SID: asn1.RawValue{FullBytes: sid}, DigestAlgorithm: s.DigestAlgorithm,
-			SignedAttrs: signed, SignatureAlgorithm: s.DigestEncryptionAlgorithm, Signature: s.EncryptedDigest,
-			UnsignedAttrs: unsigned,
-		}},
+		SignerInfos:      infos,
 	}
-	if da, err := asn1.Marshal(s.DigestAlgorithm); err == nil {
-		sd.DigestAlgorithms.Bytes = da
-	}
+	sd.DigestAlgorithms.Bytes = digestAlgs.Bytes()
 	if certs.Len() > 0 {
 		sd.Certificates = asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: certs.Bytes()}
 	}

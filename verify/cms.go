@@ -100,7 +100,10 @@ type parsed struct {
 	eType     asn1.ObjectIdentifier      // encapsulated content type
 }
 
-func parseCMS(der []byte) (*parsed, error) {
+// parseCMS parses a CMS SignedData into its signers (more than one for
+// parallel signatures, as co-signing tools write), which share the
+// certificates and the encapsulated content.
+func parseCMS(der []byte) ([]*parsed, error) {
 	var ci contentInfo
 	// A PDF's /Contents is the DER followed by zero padding, so trailing
 	// bytes are allowed.
@@ -122,16 +125,17 @@ func parseCMS(der []byte) (*parsed, error) {
 	if _, err := asn1.Unmarshal(ci.Content.Bytes, &sd); err != nil {
 		return nil, fmt.Errorf("%w: signed-data: %w", ErrMalformed, err)
 	}
-	if len(sd.SignerInfos) != 1 {
-		return nil, fmt.Errorf("%w: %d signer infos, want exactly 1", ErrMalformed, len(sd.SignerInfos))
+	if len(sd.SignerInfos) == 0 || len(sd.SignerInfos) > maxSigners {
+		return nil, fmt.Errorf("%w: %d signer infos, want 1 to %d", ErrMalformed, len(sd.SignerInfos), maxSigners)
 	}
-	p := &parsed{si: sd.SignerInfos[0], signed: map[string]asn1.RawValue{}, unsigned: map[string][]asn1.RawValue{}, eType: sd.EncapContentInfo.EContentType}
+	var content []byte
 	if len(sd.EncapContentInfo.EContent.Bytes) > 0 {
 		var oct []byte
 		if _, err := asn1.Unmarshal(sd.EncapContentInfo.EContent.Bytes, &oct); err == nil {
-			p.content = oct
+			content = oct
 		}
 	}
+	var certs []*x509.Certificate
 	for rest := sd.Certificates.Bytes; len(rest) > 0; {
 		var raw asn1.RawValue
 		var err error
@@ -145,32 +149,40 @@ func parseCMS(der []byte) (*parsed, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: certificate: %w", ErrMalformed, err)
 		}
-		p.certs = append(p.certs, c)
+		certs = append(certs, c)
 	}
-	p.signer = findSigner(p.si.SID, p.certs)
-	p.hash, p.hashName = hashOf(p.si.DigestAlgorithm.Algorithm)
-	if len(p.si.SignedAttrs.FullBytes) == 0 {
-		return nil, fmt.Errorf("%w: no signed attributes (CAdES requires them)", ErrMalformed)
-	}
-	// The signature covers the attributes with the SET tag in place of
-	// the implicit [0]; the length octets are the same.
-	p.signedDER = bytes.Clone(p.si.SignedAttrs.FullBytes)
-	p.signedDER[0] = 0x31
-	var err error
-	if err = attributes(p.si.SignedAttrs.Bytes, func(a attribute, vals []asn1.RawValue) {
-		if _, dup := p.signed[a.Type.String()]; !dup && len(vals) > 0 {
-			p.signed[a.Type.String()] = vals[0]
+	var out []*parsed
+	for i, si := range sd.SignerInfos {
+		p := &parsed{si: si, certs: certs, content: content, eType: sd.EncapContentInfo.EContentType,
+			signed: map[string]asn1.RawValue{}, unsigned: map[string][]asn1.RawValue{}}
+		p.signer = findSigner(p.si.SID, p.certs)
+		p.hash, p.hashName = hashOf(p.si.DigestAlgorithm.Algorithm)
+		if len(p.si.SignedAttrs.FullBytes) == 0 {
+			return nil, fmt.Errorf("%w: signer %d has no signed attributes (CAdES requires them)", ErrMalformed, i+1)
 		}
-	}); err != nil {
-		return nil, fmt.Errorf("%w: signed attributes: %w", ErrMalformed, err)
+		// The signature covers the attributes with the SET tag in place of
+		// the implicit [0]; the length octets are the same.
+		p.signedDER = bytes.Clone(p.si.SignedAttrs.FullBytes)
+		p.signedDER[0] = 0x31
+		if err := attributes(p.si.SignedAttrs.Bytes, func(a attribute, vals []asn1.RawValue) {
+			if _, dup := p.signed[a.Type.String()]; !dup && len(vals) > 0 {
+				p.signed[a.Type.String()] = vals[0]
+			}
+		}); err != nil {
+			return nil, fmt.Errorf("%w: signed attributes: %w", ErrMalformed, err)
+		}
+		if err := attributes(p.si.UnsignedAttrs.Bytes, func(a attribute, vals []asn1.RawValue) {
+			p.unsigned[a.Type.String()] = append(p.unsigned[a.Type.String()], vals...)
+		}); err != nil {
+			return nil, fmt.Errorf("%w: unsigned attributes: %w", ErrMalformed, err)
+		}
+		out = append(out, p)
 	}
-	if err = attributes(p.si.UnsignedAttrs.Bytes, func(a attribute, vals []asn1.RawValue) {
-		p.unsigned[a.Type.String()] = append(p.unsigned[a.Type.String()], vals...)
-	}); err != nil {
-		return nil, fmt.Errorf("%w: unsigned attributes: %w", ErrMalformed, err)
-	}
-	return p, nil
+	return out, nil
 }
+
+// maxSigners bounds the parallel signatures of one CMS.
+const maxSigners = 64
 
 func attributes(b []byte, fn func(attribute, []asn1.RawValue)) error {
 	for len(b) > 0 {

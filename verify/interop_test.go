@@ -185,3 +185,53 @@ func TestInteropPdfsig(t *testing.T) {
 		t.Fatalf("qpdf --check:\n%s", q)
 	}
 }
+
+// A co-signature: openssl cms -resign adds an outside signer next to ours
+// in the same CMS, and each gets its own report.
+func TestInteropCoSignature(t *testing.T) {
+	ctx := context.Background()
+	pki := testpki.New(t)
+	v := newVerifier(t, pki, nil)
+	s := newSoftSigner(t, pki, false)
+	key, chain := pki.User(t, keystore.ECP256, "MARIA GARCIA LOPEZ")
+	content := []byte("Convenio entre administraciones, firmado por ambas partes.\n")
+	ours, err := signer.CAdESDocument(ctx, bytes.NewReader(content), key, chain, signer.Options{Level: signer.LevelT, Timestamper: pki.Timestamper(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	in, doc, out := filepath.Join(dir, "ours.p7s"), filepath.Join(dir, "doc.txt"), filepath.Join(dir, "both.p7s")
+	if err := os.WriteFile(in, ours, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(doc, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tool(t, "openssl", "cms", "-resign", "-binary", "-inform", "DER", "-in", in, "-content", doc, "-signer", s.cert, "-inkey", s.key,
+		"-certfile", s.chain, "-md", "sha256", "-cades", "-outform", "DER", "-out", out)
+	both, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// openssl itself accepts both signers.
+	tool(t, "openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", out, "-content", doc,
+		"-CAfile", testpki.WritePEM(t, dir, "root.pem", pki.Root.Cert), "-purpose", "any", "-out", os.DevNull)
+	r, err := v.CAdES(ctx, both, bytes.NewReader(content))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Verdict != verify.Valid || len(r.Signatures) != 2 {
+		t.Fatalf("verdict %s, %d signatures", r.Verdict, len(r.Signatures))
+	}
+	signers := map[string]string{}
+	for _, sg := range r.Signatures {
+		signers[sg.Signer] = sg.Level
+	}
+	if signers["CN=OUTSIDE TOOL SIGNER,C=ES"] != "B-B" || signers["SERIALNUMBER=IDCES-12345678Z,CN=MARIA GARCIA LOPEZ,C=ES"] != "B-T" {
+		t.Fatalf("signers: %v", signers)
+	}
+	r, err = v.CAdES(ctx, both, bytes.NewReader(append([]byte("X"), content[1:]...)))
+	if err != nil || r.Verdict != verify.Invalid || len(r.Signatures) != 2 || r.Signatures[0].Verdict != verify.Invalid || r.Signatures[1].Verdict != verify.Invalid {
+		t.Fatalf("changed content: %v %+v", err, r)
+	}
+}

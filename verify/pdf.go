@@ -64,11 +64,16 @@ func (v *Verifier) pdfSignature(ctx context.Context, doc []byte, ps pdfSig) *Sig
 	s.add(CheckByteRange, Passed, why)
 	st, why := changesAfter(doc, ps.byteRange, whole)
 	s.add(CheckChanges, st, why)
-	p, err := parseCMS(ps.contents)
+	signers, err := parseCMS(ps.contents)
 	if err != nil {
 		s.add(CheckIntegrity, Failed, err.Error())
 		return s
 	}
+	if len(signers) != 1 {
+		s.add(CheckIntegrity, Failed, fmt.Sprintf("a PDF signature holds exactly one signer, this one %d", len(signers)))
+		return s
+	}
+	p := signers[0]
 	if p.hash == 0 {
 		s.DigestAlg = p.hashName
 		s.add(CheckIntegrity, Failed, "digest algorithm "+p.hashName+" is not accepted (want SHA-256, SHA-384 or SHA-512)")

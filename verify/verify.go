@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"time"
@@ -167,48 +168,78 @@ func (v *Verifier) now() time.Time {
 }
 
 // CAdES verifies a CMS signature over the content read from content; a nil
-// content means the signature must encapsulate it.
+// content means the signature must encapsulate it. Each signer of a
+// co-signed CMS gets its own report.
 func (v *Verifier) CAdES(ctx context.Context, sig []byte, content io.Reader) (*Report, error) {
-	p, err := parseCMS(sig)
+	start := time.Now()
+	ps, err := parseCMS(sig)
 	if err != nil {
 		return nil, err
 	}
-	if p.hash == 0 {
-		return v.finish("cades", time.Now(), v.unsupportedHash(p)), nil
-	}
 	if content == nil {
-		if p.content == nil {
+		if ps[0].content == nil {
 			return nil, ErrNoContent
 		}
-		content = bytes.NewReader(p.content)
+		content = bytes.NewReader(ps[0].content)
 	}
-	h := p.hash.New()
-	if _, err := io.Copy(h, content); err != nil {
+	// One pass over the content for every digest algorithm in use.
+	hashers := map[crypto.Hash]hash.Hash{}
+	var ws []io.Writer
+	for _, p := range ps {
+		if _, ok := hashers[p.hash]; !ok && p.hash != 0 {
+			hashers[p.hash] = p.hash.New()
+			ws = append(ws, hashers[p.hash])
+		}
+	}
+	if _, err := io.Copy(io.MultiWriter(ws...), content); err != nil {
 		return nil, fmt.Errorf("read content: %w", err)
 	}
-	return v.CAdESDigest(ctx, sig, p.hash, h.Sum(nil))
+	var out []*Signature
+	for _, p := range ps {
+		if p.hash == 0 {
+			out = append(out, v.unsupportedHash(p))
+			continue
+		}
+		s := &Signature{Format: FormatCAdES}
+		v.check(ctx, s, p, hashers[p.hash].Sum(nil))
+		out = append(out, s)
+	}
+	return v.finish(FormatCAdES, start, out...), nil
 }
 
 // CAdESDigest verifies a detached CMS signature against the digest of the
-// content under h; h must be the signature's digest algorithm.
+// content under h, which must be the digest algorithm of at least one
+// signer; signers that used another cannot be checked against it.
 func (v *Verifier) CAdESDigest(ctx context.Context, sig []byte, h crypto.Hash, digest []byte) (*Report, error) {
 	start := time.Now()
-	p, err := parseCMS(sig)
+	ps, err := parseCMS(sig)
 	if err != nil {
 		return nil, err
 	}
-	if p.hash == 0 {
-		return v.finish("cades", start, v.unsupportedHash(p)), nil
+	if !h.Available() || len(digest) != h.Size() {
+		return nil, fmt.Errorf("%w: %d bytes for %v", ErrDigest, len(digest), h)
 	}
-	if h != p.hash {
-		return nil, fmt.Errorf("%w: the signature uses %s, the digest given is %v", ErrDigest, p.hashName, h)
+	var out []*Signature
+	matched := false
+	for _, p := range ps {
+		switch {
+		case p.hash == 0:
+			out = append(out, v.unsupportedHash(p))
+		case p.hash != h:
+			s := &Signature{Format: FormatCAdES, DigestAlg: p.hashName}
+			s.add(CheckIntegrity, Indeterminate, fmt.Sprintf("this signer used %s; the digest given is %v", p.hashName, h))
+			out = append(out, s)
+		default:
+			matched = true
+			s := &Signature{Format: FormatCAdES}
+			v.check(ctx, s, p, digest)
+			out = append(out, s)
+		}
 	}
-	if len(digest) != h.Size() {
-		return nil, fmt.Errorf("%w: %d bytes for %s", ErrDigest, len(digest), p.hashName)
+	if !matched {
+		return nil, fmt.Errorf("%w: the signature uses %s, the digest given is %v", ErrDigest, ps[0].hashName, h)
 	}
-	s := &Signature{Format: "cades"}
-	v.check(ctx, s, p, digest)
-	return v.finish("cades", start, s), nil
+	return v.finish(FormatCAdES, start, out...), nil
 }
 
 // Errors of bad input to the verifier.
@@ -218,7 +249,7 @@ var (
 )
 
 func (v *Verifier) unsupportedHash(p *parsed) *Signature {
-	s := &Signature{Format: "cades", DigestAlg: p.hashName}
+	s := &Signature{Format: FormatCAdES, DigestAlg: p.hashName}
 	s.add(CheckIntegrity, Failed, "digest algorithm "+p.hashName+" is not accepted (want SHA-256, SHA-384 or SHA-512)")
 	return s
 }
