@@ -463,9 +463,12 @@ func (x *SignatureReport) GetCoversWholeDocument() bool {
 }
 
 type VerifyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Verdict       Verdict                `protobuf:"varint,1,opt,name=verdict,proto3,enum=firma.v1.Verdict" json:"verdict,omitempty"`
-	Signatures    []*SignatureReport     `protobuf:"bytes,2,rep,name=signatures,proto3" json:"signatures,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// verdict is the worst of the signatures' verdicts.
+	Verdict Verdict `protobuf:"varint,1,opt,name=verdict,proto3,enum=firma.v1.Verdict" json:"verdict,omitempty"`
+	// signatures has one report per signature: per signer of a co-signed
+	// CMS, per signature field and document timestamp of a PDF.
+	Signatures    []*SignatureReport `protobuf:"bytes,2,rep,name=signatures,proto3" json:"signatures,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
