@@ -73,6 +73,11 @@ type Log struct {
 	edge map[int]edgeHash
 
 	cpMu sync.Mutex // one checkpoint signing at a time
+	// selfSize is the log size right after the last checkpoint, when the
+	// only record added meanwhile was the timestamp's own: an audited TSA
+	// records its key use, and signing again for that alone would make a
+	// quiet log grow by a record and a checkpoint every interval.
+	selfSize int64
 }
 
 type edgeHash struct {

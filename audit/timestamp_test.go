@@ -94,3 +94,39 @@ func TestCheckpointTimestamp(t *testing.T) {
 		t.Fatalf("untrusted TSA: %v", err)
 	}
 }
+
+// An audited TSA records the timestamp of each checkpoint in the log; that
+// record alone does not make the next round sign another checkpoint, or a
+// quiet log would grow forever.
+func TestCheckpointIgnoresOwnTimestampRecord(t *testing.T) {
+	e := newEnv(t, audit.Options{})
+	var l *audit.Log
+	stamps := 0
+	tsaStub := func(ctx context.Context, h crypto.Hash, d []byte) ([]byte, error) {
+		stamps++
+		// What tsa.AuditLog does for every token the TSA signs.
+		if err := l.Append(ctx, &audit.Record{Event: audit.KeyUsed, Outcome: audit.Success,
+			Actor: audit.Actor{Role: audit.RoleSystem, ID: "tsa"}, KeyID: "tsa-key",
+			Documents: []audit.Document{audit.Digest(h, d)}}); err != nil {
+			return nil, err
+		}
+		return []byte{0x30, 0x00}, nil
+	}
+	e.log.Close()
+	var err error
+	l, err = audit.Open(context.Background(), e.db, audit.Options{Origin: origin, Signer: e.signer, Timestamper: audit.TimestamperFunc(tsaStub)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	fill(t, l, 0, 3)
+	c1 := checkpoint(t, l)
+	c2 := checkpoint(t, l)
+	if c1.Size != 3 || c2.Size != 3 || stamps != 1 || l.Size() != 4 {
+		t.Fatalf("checkpoints %d, %d, %d stamps, log %d: want one checkpoint of 3 and the TSA's record", c1.Size, c2.Size, stamps, l.Size())
+	}
+	fill(t, l, 4, 5)
+	if c3 := checkpoint(t, l); c3.Size != 5 || stamps != 2 {
+		t.Fatalf("after a new record: checkpoint %d, %d stamps; want 5 and 2", c3.Size, stamps)
+	}
+}

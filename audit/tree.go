@@ -21,7 +21,8 @@ var ErrRange = errors.New("out of range")
 
 // Checkpoint signs a checkpoint of the log as it is now, timestamps it and
 // stores it. If the latest stored checkpoint already covers the current
-// size, it returns that one instead of signing again.
+// size, or all that was added since is the record of that checkpoint's own
+// timestamp, it returns the latest instead of signing again.
 func (l *Log) Checkpoint(ctx context.Context) (*Checkpoint, error) {
 	if l.opt.Signer == nil {
 		return nil, ErrNoSigner
@@ -29,7 +30,7 @@ func (l *Log) Checkpoint(ctx context.Context) (*Checkpoint, error) {
 	l.cpMu.Lock()
 	defer l.cpMu.Unlock()
 	size := l.Size()
-	if latest, err := l.st.LatestAuditCheckpoint(ctx); err == nil && latest.Size >= size {
+	if latest, err := l.st.LatestAuditCheckpoint(ctx); err == nil && (latest.Size >= size || size == l.selfSize) {
 		return l.openStored(latest)
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("checkpoint: %w", err)
@@ -56,6 +57,10 @@ func (l *Log) Checkpoint(ctx context.Context) (*Checkpoint, error) {
 			result = "untimestamped"
 		} else {
 			c.Timestamp = tok
+		}
+		l.selfSize = -1
+		if l.Size() == size+1 {
+			l.selfSize = size + 1
 		}
 	}
 	err = l.st.AddAuditCheckpoint(ctx, &store.AuditCheckpoint{Size: size, Note: signed, Timestamp: c.Timestamp, CreatedAt: c.Time})

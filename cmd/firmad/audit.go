@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -19,7 +17,6 @@ import (
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/sms"
-	"github.com/firma-cloud/firma/store"
 	"github.com/firma-cloud/firma/tsa"
 )
 
@@ -93,23 +90,10 @@ func (a *app) setupAudit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	stamper, err := a.auditStamper(ctx)
-	if err != nil {
-		return err
-	}
+	// The built-in TSA; until the CA exists its Timestamp fails and
+	// checkpoints go out signed but untimestamped (logged, counted).
 	opt := audit.Options{Origin: cfg.Origin, Signer: ns, PseudonymKey: pkey, Flush: cfg.Flush, MaxBatch: cfg.MaxBatch, Linger: cfg.Linger,
-		Registerer: a.reg, Logger: log}
-	if stamper != nil {
-		opt.Timestamper = audit.TimestamperFunc(func(ctx context.Context, h crypto.Hash, d []byte) ([]byte, error) {
-			t, err := stamper.Timestamp(ctx, h, d)
-			if err != nil {
-				return nil, err
-			}
-			return t.DER, nil
-		})
-	} else {
-		log.Warn("audit checkpoints are not timestamped: no built-in TSA yet (run firmactl init)")
-	}
+		Timestamper: audit.TimestamperFunc(tsa.TokenDER(a.tsaStamper())), Registerer: a.reg, Logger: log}
 	var outbox *sms.Outbox
 	if cfg.Notify == "sms" {
 		// The registry's outbox table; its metrics are registered by the
@@ -189,45 +173,4 @@ func (a *app) auditKey(ctx context.Context) (*keystore.Signer, error) {
 		return nil, fmt.Errorf("audit key: %w", err)
 	}
 	return s, nil
-}
-
-// auditStamper is the built-in TSA in process, loaded as setupTSA loads it
-// (same unit, key, certificate and serial sequence), or nil if there is no
-// issuing CA yet.
-// TODO(issue 6): share setupTSA's server through an app field instead.
-func (a *app) auditStamper(ctx context.Context) (tsa.Stamper, error) {
-	rec, err := a.store.Authority(ctx, caIssuing)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("audit timestamps: issuing CA: %w", err)
-	}
-	if rec.KeyID == "" {
-		return nil, nil
-	}
-	issuing, err := x509.ParseCertificate(rec.Cert)
-	if err != nil {
-		return nil, fmt.Errorf("audit timestamps: issuing CA certificate: %w", err)
-	}
-	issuerKey, err := a.ks.Signer(ctx, rec.KeyID)
-	if err != nil {
-		return nil, fmt.Errorf("audit timestamps: issuing CA key: %w", err)
-	}
-	log := a.log.With("part", "audit")
-	unit, err := tsa.LoadUnit(ctx, a.ks, a.store, tsa.UnitConfig{
-		Name: tsaUnit, KeyType: tsaKeyType, Issuer: issuing,
-		Issue: tsa.IssuerFunc(issuing, issuerKey, tsa.CertOptions{}), Logger: log,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("audit timestamps: %w", err)
-	}
-	srv, err := tsa.NewServer(tsa.ServerConfig{
-		Signer: unit.Signer, Cert: unit.Cert, Chain: []*x509.Certificate{issuing}, Policy: tsaPolicy,
-		Accuracy: tsaAccuracy, Serials: tsa.NewSequence(a.store, tsaUnit, tsaSerialBlock), Logger: log,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("audit timestamps: %w", err)
-	}
-	return srv, nil
 }
