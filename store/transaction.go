@@ -124,6 +124,11 @@ type TransactionStore interface {
 	// TransactionsDue lists transactions in one of states whose ExpiresAt
 	// is before before (zero before: any), oldest first.
 	TransactionsDue(ctx context.Context, states []string, before time.Time, limit int) ([]*Transaction, error)
+	// PurgeDocuments deletes the content, result and timestamp token of
+	// the documents of transactions that ended before endedBefore (their
+	// digests and outcomes stay), at most limit transactions' worth, and
+	// returns how many documents it emptied.
+	PurgeDocuments(ctx context.Context, endedBefore time.Time, limit int) (int64, error)
 	// CallbacksDue lists transactions with a pending callback due by now.
 	CallbacksDue(ctx context.Context, now time.Time, limit int) ([]*Transaction, error)
 }

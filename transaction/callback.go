@@ -75,7 +75,12 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var lastPurge time.Time
 	for {
+		if time.Since(lastPurge) >= time.Minute {
+			s.Purge(ctx)
+			lastPurge = time.Now()
+		}
 		s.Sweep(ctx)
 		if err := s.resumeStale(ctx); err != nil && ctx.Err() == nil {
 			s.log.ErrorContext(ctx, "resume stale signing", "err", err)
@@ -112,6 +117,28 @@ func (s *Service) Sweep(ctx context.Context) {
 				return
 			}
 		}
+	}
+}
+
+// Purge deletes the documents and results of transactions that ended
+// more than the retention period ago, keeping their digests and outcomes.
+func (s *Service) Purge(ctx context.Context) {
+	var total int64
+	for {
+		n, err := s.st.PurgeDocuments(ctx, s.now().Add(-s.opt.Retention), 100)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.ErrorContext(ctx, "purge documents", "err", err)
+			}
+			return
+		}
+		total += n
+		if n == 0 {
+			break
+		}
+	}
+	if total > 0 {
+		s.log.InfoContext(ctx, "documents past retention purged", "documents", total, "retention", s.opt.Retention)
 	}
 }
 

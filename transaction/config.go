@@ -23,6 +23,9 @@ type Config struct {
 	PublicURL string `yaml:"public_url"`
 	// TTL is how long a transaction waits for approval.
 	TTL time.Duration `yaml:"ttl"`
+	// Retention is how long documents and signed results are kept after
+	// a transaction ends; portals collect them before.
+	Retention time.Duration `yaml:"retention"`
 	// OTP limits: validity, wrong tries, resends and their spacing.
 	OTPTTL        time.Duration `yaml:"otp_ttl"`
 	OTPMaxTries   int           `yaml:"otp_max_tries"`
@@ -62,7 +65,7 @@ type SMSConfig struct {
 // DefaultConfig is the section's defaults.
 func DefaultConfig() Config {
 	r := policy.DefaultOTPRules()
-	return Config{TTL: DefaultTTL, OTPTTL: r.TTL, OTPMaxTries: r.MaxTries, OTPMaxResends: r.MaxResends, OTPResendGap: r.ResendGap,
+	return Config{TTL: DefaultTTL, Retention: DefaultRetention, OTPTTL: r.TTL, OTPMaxTries: r.MaxTries, OTPMaxResends: r.MaxResends, OTPResendGap: r.ResendGap,
 		CallbackAttempts: DefaultCallbackAttempts, CallbackTimeout: 10 * time.Second, MaxRequestBytes: DefaultMaxBody,
 		SMS: SMSConfig{Gateway: "outbox", Timeout: 5 * time.Second, Retries: 3}}
 }
@@ -84,7 +87,7 @@ func (c *Config) Validate() error {
 		name string
 		v    time.Duration
 		min  time.Duration
-	}{{"ttl", c.TTL, time.Minute}, {"otp_ttl", c.OTPTTL, 30 * time.Second}, {"otp_resend_gap", c.OTPResendGap, time.Second},
+	}{{"ttl", c.TTL, time.Minute}, {"retention", c.Retention, time.Hour}, {"otp_ttl", c.OTPTTL, 30 * time.Second}, {"otp_resend_gap", c.OTPResendGap, time.Second},
 		{"callback_timeout", c.CallbackTimeout, time.Second}} {
 		if d.v < d.min {
 			bad(d.name, fmt.Sprintf("must be at least %s", d.min))

@@ -44,6 +44,7 @@ const (
 	CodeSigningFailed      Code = "signing_failed"         // the HSM or a format failed on a document
 	CodeInvalidDocument    Code = "invalid_document"       // the document cannot be signed in its format (e.g. a broken PDF)
 	CodeTimestampFailed    Code = "timestamp_failed"       // the timestamp authority failed (B-T)
+	CodeResultsPurged      Code = "results_purged"         // the signed documents were deleted after the retention period
 	CodeUnavailable        Code = "unavailable"            // a dependency is down; retry
 )
 

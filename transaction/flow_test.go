@@ -542,3 +542,48 @@ func TestResumeAfterCrashMidSigning(t *testing.T) {
 	}
 	verifyResults(t, e, r, contents)
 }
+
+// TestRetentionPurgesDocuments keeps documents and results for the
+// retention period after the end, then only the digests and outcomes.
+func TestRetentionPurgesDocuments(t *testing.T) {
+	e := newEnv(t, func(o *transaction.Options) { o.Retention = 24 * time.Hour })
+	p := e.portal("Portal", nil)
+	citizen := e.advanced(12345678)
+	done := e.create(p, citizen, transaction.DocumentInput{Name: "a.txt", Content: []byte("a")})
+	sess, code := e.login(done.ID, citizen)
+	if _, err := e.svc.Approve(e.ctx, done.ID, sess, code); err != nil {
+		t.Fatal(err)
+	}
+	expired := e.create(p, citizen, transaction.DocumentInput{Name: "b.txt", Content: []byte("b")})
+	e.clock.Add(11 * time.Minute)
+	e.svc.Sweep(e.ctx)
+	e.clock.Add(23 * time.Hour)
+	e.svc.Purge(e.ctx)
+	if _, err := e.svc.Results(e.ctx, p.ID, done.ID); err != nil {
+		t.Fatalf("within retention: %v", err)
+	}
+	e.clock.Add(2 * time.Hour)
+	e.svc.Purge(e.ctx)
+	_, err := e.svc.Results(e.ctx, p.ID, done.ID)
+	wantCode(t, err, transaction.CodeResultsPurged)
+	tx, err := e.svc.Get(e.ctx, p.ID, done.ID)
+	if err != nil || tx.State != transaction.StateDone || tx.Documents[0].Status != transaction.DocSigned || len(tx.Documents[0].Digest) != 32 {
+		t.Fatalf("state after the purge: %v %+v", err, tx)
+	}
+	docs, err := e.db.Documents(e.ctx, done.ID, true)
+	if err != nil || docs[0].Content != nil || docs[0].Result != nil {
+		t.Fatalf("stored document after the purge: %v %+v", err, docs[0])
+	}
+	// An expired transaction is purged too once its retention ends; a
+	// live one keeps its documents.
+	live := e.create(p, citizen, transaction.DocumentInput{Name: "c.txt", Content: []byte("c")})
+	e.svc.Purge(e.ctx)
+	docs, err = e.db.Documents(e.ctx, expired.ID, true)
+	if err != nil || docs[0].Content != nil {
+		t.Fatalf("expired transaction's document: %v %q", err, docs[0].Content)
+	}
+	docs, err = e.db.Documents(e.ctx, live.ID, true)
+	if err != nil || string(docs[0].Content) != "c" {
+		t.Fatalf("live transaction's document: %v %q", err, docs[0].Content)
+	}
+}

@@ -60,6 +60,8 @@ func HTTPStatus(c Code) int {
 		return http.StatusConflict
 	case CodeRateLimited, CodeResendLimit, CodeResendTooSoon:
 		return http.StatusTooManyRequests
+	case CodeResultsPurged:
+		return http.StatusGone
 	case CodeUnavailable, CodeSMSFailed, CodeSigningFailed, CodeTimestampFailed:
 		return http.StatusServiceUnavailable
 	}

@@ -33,6 +33,12 @@ func (s *Service) Results(ctx context.Context, portalID, id string) (*Results, e
 	if err != nil {
 		return nil, fail(CodeUnavailable, "the transaction store failed; retry", err)
 	}
+	for _, d := range docs {
+		if d.Status == string(DocSigned) && len(d.Result) == 0 {
+			return nil, refuse(CodeResultsPurged, "the signed documents were deleted %s after the transaction ended; the state is still available",
+				s.opt.Retention)
+		}
+	}
 	r := &Results{Transaction: toTransaction(t, docs)}
 	for i, d := range docs {
 		dr := DocumentResult{DocumentState: r.Transaction.Documents[i], Timestamped: d.Timestamped, SignedAt: d.SignedAt}

@@ -33,6 +33,7 @@ import (
 // Defaults of Options.
 const (
 	DefaultTTL              = 10 * time.Minute
+	DefaultRetention        = 7 * 24 * time.Hour
 	DefaultCallbackAttempts = 8
 	maxNameLen              = 200
 	maxIdempotencyKey       = 128
@@ -57,6 +58,9 @@ type Options struct {
 	BaseURL string
 	// TTL is how long a transaction may wait for approval; default 10 min.
 	TTL time.Duration
+	// Retention is how long documents and signed results are kept after a
+	// transaction ends (digests and outcomes stay); default 7 days.
+	Retention time.Duration
 	// Timestamper, if set, makes CAdES and PAdES signatures B-T by default.
 	Timestamper signer.Timestamper
 	// Formats picks a format for documents that name none; default PDF ->
@@ -118,6 +122,9 @@ func New(opt Options) (*Service, error) {
 	}
 	if opt.TTL <= 0 {
 		opt.TTL = DefaultTTL
+	}
+	if opt.Retention <= 0 {
+		opt.Retention = DefaultRetention
 	}
 	if opt.CallbackAttempts <= 0 {
 		opt.CallbackAttempts = DefaultCallbackAttempts

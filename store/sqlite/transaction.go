@@ -361,6 +361,27 @@ func (s *DB) TransactionsDue(ctx context.Context, states []string, before time.T
 	return s.queryTx(ctx, q, append(args, limit)...)
 }
 
+// PurgeDocuments empties the documents of transactions ended long ago.
+func (s *DB) PurgeDocuments(ctx context.Context, endedBefore time.Time, limit int) (int64, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE transaction_documents SET content = NULL, result = NULL, timestamp_token = NULL
+		WHERE (content IS NOT NULL OR result IS NOT NULL OR timestamp_token IS NOT NULL) AND transaction_id IN (
+			SELECT t.id FROM transactions t WHERE t.ended_at IS NOT NULL AND t.ended_at < ? AND EXISTS (
+				SELECT 1 FROM transaction_documents d WHERE d.transaction_id = t.id
+				AND (d.content IS NOT NULL OR d.result IS NOT NULL OR d.timestamp_token IS NOT NULL))
+			LIMIT ?)`, endedBefore.UnixNano(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("purge documents: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("purge documents: %w", err)
+	}
+	return n, nil
+}
+
 // CallbacksDue lists transactions whose pending callback is due.
 func (s *DB) CallbacksDue(ctx context.Context, now time.Time, limit int) ([]*store.Transaction, error) {
 	if limit <= 0 {

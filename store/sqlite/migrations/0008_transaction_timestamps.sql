@@ -2,3 +2,5 @@
 -- portals get them with the results without parsing the CMS.
 ALTER TABLE transaction_documents ADD COLUMN timestamp_token BLOB;
 ALTER TABLE transaction_documents ADD COLUMN timestamped_at BIGINT;
+-- The retention purge finds ended transactions by when they ended.
+CREATE INDEX transactions_ended ON transactions (ended_at);
