@@ -46,6 +46,7 @@ type FieldError struct {
 	Msg   string
 }
 
+// Error names the field and the problem.
 func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 
 // Unwrap makes errors.Is(err, ErrInvalid) hold.

@@ -57,6 +57,7 @@ type Error struct {
 	Err     error
 }
 
+// Error returns the message for people.
 func (e *Error) Error() string {
 	if e.Message == "" {
 		return string(e.Code)

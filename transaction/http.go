@@ -151,6 +151,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	}
 }
 
+// ServeHTTP serves the portal API.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
 type portalHandler func(w http.ResponseWriter, r *http.Request, p *store.Portal)
