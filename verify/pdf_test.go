@@ -116,7 +116,9 @@ func FuzzPDF(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		v.PDF(context.Background(), in)
+		if r, err := v.PDF(context.Background(), in); err == nil && r.Verdict == verify.Valid {
+			t.Fatal("random input verified as valid")
+		}
 	})
 }
 
