@@ -35,6 +35,13 @@ var hashOfProto = map[firmav1.HashAlgorithm]crypto.Hash{
 // too, best effort, and keep their own error. Chain it after
 // authentication: the actor is the operator, as an administrator.
 func AuditKeyCalls(l *audit.Log, log *slog.Logger) grpc.UnaryServerInterceptor {
+	return AuditKeyCallsFunc(func() *audit.Log { return l }, log)
+}
+
+// AuditKeyCallsFunc is AuditKeyCalls for a server built before its audit
+// log is open (firmad: app.auditLog): the log is looked up per call, and
+// while there is none, key calls are refused rather than left unrecorded.
+func AuditKeyCallsFunc(logOf func() *audit.Log, log *slog.Logger) grpc.UnaryServerInterceptor {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -43,6 +50,11 @@ func AuditKeyCalls(l *audit.Log, log *slog.Logger) grpc.UnaryServerInterceptor {
 		case methodGenerateKey, methodDestroyKey, methodSignDigests:
 		default:
 			return handler(ctx, req)
+		}
+		l := logOf()
+		if l == nil {
+			return nil, newStatus(codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_INTERNAL,
+				"audit log not open, operation refused", nil)
 		}
 		resp, err := handler(ctx, req)
 		rec := &audit.Record{Outcome: audit.Success, Actor: audit.Actor{Role: audit.RoleAdmin, ID: Operator(ctx)}}

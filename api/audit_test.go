@@ -376,3 +376,26 @@ func TestAuditKeyCalls(t *testing.T) {
 		t.Fatalf("signing with the audit log down: %v, %v; want Unavailable and nothing", resp, err)
 	}
 }
+
+// Before the audit log is open, key calls are refused, not run unrecorded;
+// other calls pass.
+func TestAuditKeyCallsWithoutLog(t *testing.T) {
+	ic := api.AuditKeyCallsFunc(func() *audit.Log { return nil }, nil)
+	for _, tt := range []struct {
+		method string
+		want   codes.Code
+	}{
+		{"/firma.v1.SigningService/SignDigests", codes.Unavailable},
+		{"/firma.v1.KeyService/GenerateKey", codes.Unavailable},
+		{"/firma.v1.KeyService/GetPublicKey", codes.OK},
+	} {
+		ran := false
+		_, err := ic(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: tt.method}, func(context.Context, any) (any, error) {
+			ran = true
+			return nil, nil
+		})
+		if status.Code(err) != tt.want || ran != (tt.want == codes.OK) {
+			t.Errorf("%s: %v, handler ran %v", tt.method, err, ran)
+		}
+	}
+}
