@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
@@ -107,13 +108,85 @@ type Online struct {
 	HTTP        *http.Client // nil means one with DefaultTimeout
 	MaxCRLBytes int64        // 0 means DefaultMaxCRLBytes
 	Now         func() time.Time
+	// CacheTTL keeps answers that long, never past their NextUpdate, so a
+	// busy verifier does not ask the same responder for the same
+	// certificate on every call; 0 disables the cache. A revocation is
+	// then seen up to CacheTTL late.
+	CacheTTL time.Duration
+
+	mu    sync.Mutex
+	cache map[string]cached
 }
+
+type cached struct {
+	r       *Revocation
+	expires time.Time
+}
+
+// maxCached bounds the cache; when full, expired entries go first and
+// then the whole cache is dropped rather than tracking recency.
+const maxCached = 10000
+
+// defaultHTTP is shared so that connections to responders are reused.
+var defaultHTTP = &http.Client{Timeout: DefaultTimeout}
 
 var _ RevocationChecker = (*Online)(nil)
 
 // Revocation returns the first usable answer from the certificate's
 // sources.
 func (o *Online) Revocation(ctx context.Context, cert, issuer *x509.Certificate) (*Revocation, error) {
+	key := string(issuer.RawSubject) + "\x00" + string(issuer.SubjectKeyId) + "\x00" + cert.SerialNumber.String()
+	if r := o.cached(key); r != nil {
+		return r, nil
+	}
+	r, err := o.fetchStatus(ctx, cert, issuer)
+	if err == nil {
+		o.remember(key, r)
+	}
+	return r, err
+}
+
+func (o *Online) cached(key string) *Revocation {
+	if o.CacheTTL <= 0 {
+		return nil
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	c, ok := o.cache[key]
+	if !ok || !o.now().Before(c.expires) {
+		return nil
+	}
+	return c.r
+}
+
+func (o *Online) remember(key string, r *Revocation) {
+	if o.CacheTTL <= 0 {
+		return
+	}
+	now := o.now()
+	exp := now.Add(o.CacheTTL)
+	if !r.NextUpdate.IsZero() && r.NextUpdate.Before(exp) {
+		exp = r.NextUpdate
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.cache == nil {
+		o.cache = map[string]cached{}
+	}
+	if len(o.cache) >= maxCached {
+		for k, c := range o.cache {
+			if !now.Before(c.expires) {
+				delete(o.cache, k)
+			}
+		}
+		if len(o.cache) >= maxCached {
+			clear(o.cache)
+		}
+	}
+	o.cache[key] = cached{r: r, expires: exp}
+}
+
+func (o *Online) fetchStatus(ctx context.Context, cert, issuer *x509.Certificate) (*Revocation, error) {
 	var errs []error
 	for _, u := range cert.OCSPServer {
 		if !isHTTP(u) {
@@ -157,7 +230,7 @@ func (o *Online) client() *http.Client {
 	if o.HTTP != nil {
 		return o.HTTP
 	}
-	return &http.Client{Timeout: DefaultTimeout}
+	return defaultHTTP
 }
 
 func (o *Online) fetch(ctx context.Context, method, u, ctype string, body []byte, limit int64) ([]byte, error) {

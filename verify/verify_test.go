@@ -282,3 +282,30 @@ func TestOCSPResponderAdapter(t *testing.T) {
 		t.Fatal("response checked against the wrong issuer was accepted")
 	}
 }
+
+// With CacheTTL, a second question about the same certificate is answered
+// without the responders; without it, every question goes out.
+func TestOnlineCache(t *testing.T) {
+	ctx := context.Background()
+	pki := testpki.New(t)
+	_, chain := pki.User(t, keystore.ECP256, "CIUDADANO")
+	cachedOnline := &verify.Online{CacheTTL: time.Hour}
+	plain := &verify.Online{}
+	for _, o := range []*verify.Online{cachedOnline, plain} {
+		if r, err := o.Revocation(ctx, chain[0], chain[1]); err != nil || r.Status != verify.Good {
+			t.Fatalf("first question: %+v %v", r, err)
+		}
+	}
+	pki.SetDown(true, true)
+	defer pki.SetDown(false, false)
+	if r, err := cachedOnline.Revocation(ctx, chain[0], chain[1]); err != nil || r.Status != verify.Good {
+		t.Fatalf("cached answer: %+v %v", r, err)
+	}
+	if _, err := plain.Revocation(ctx, chain[0], chain[1]); !errors.Is(err, verify.ErrRevocationUnavailable) {
+		t.Fatalf("uncached, responders down: %v", err)
+	}
+	// Another certificate is not in the cache.
+	if _, err := cachedOnline.Revocation(ctx, chain[1], chain[2]); !errors.Is(err, verify.ErrRevocationUnavailable) {
+		t.Fatalf("another certificate, responders down: %v", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
@@ -37,7 +38,9 @@ func (a *app) setupVerify(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", EnvVerifyTSARoots, err)
 	}
 	log := a.log.With("part", "verify")
-	var revocation verify.RevocationChecker = &verify.Online{}
+	// Answers are kept a minute (at most until their nextUpdate): enough to
+	// spare the responders under load, short enough for revocations.
+	var revocation verify.RevocationChecker = &verify.Online{CacheTTL: time.Minute}
 	if a.ca != nil {
 		revocation = verify.Checkers{verify.OCSPResponder(func(ctx context.Context, q []byte) ([]byte, error) {
 			r, err := a.ca.RespondOCSP(ctx, q)
