@@ -225,12 +225,20 @@ func readUpdate(doc []byte, po PDFOptions) (*update, error) {
 	if u.prevXref, u.xrefStream, err = lastStartxref(doc); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPDF, err)
 	}
-	// pdfcpu repairs a wrong trailer /Size to the highest object number
-	// plus one, so new objects never reuse a number.
-	if xt.Size == nil || *xt.Size <= 0 || *xt.Size >= 1<<31 {
-		return nil, fmt.Errorf("%w: bad trailer /Size", ErrPDF)
+	// New objects take numbers past every entry of the cross-reference
+	// table, free ones included (pdfcpu repairs /Size to the highest
+	// object in use plus one, which could hand out a freed number).
+	size := 0
+	if xt.Size != nil {
+		size = *xt.Size
 	}
-	u.size = uint32(*xt.Size)
+	for n := range xt.Table {
+		size = max(size, n+1)
+	}
+	if size <= 0 || size >= 1<<31-8 {
+		return nil, fmt.Errorf("%w: bad object numbers", ErrPDF)
+	}
+	u.size = uint32(size)
 	u.catRef = refOf(*xt.Root)
 	if u.catalog, err = xt.DereferenceDict(*xt.Root); err != nil || u.catalog == nil {
 		return nil, fmt.Errorf("%w: no document catalog", ErrPDF)
