@@ -174,6 +174,8 @@ func TestVerifyServiceREST(t *testing.T) {
 		{"json garbage", "application/json", []byte(`{"signature":"aGVsbG8=","content":"aGVsbG8="}`), 400, "", "ERROR_REASON_INVALID_ARGUMENT"},
 		{"not json", "application/json", []byte(`{`), 400, "", "ERROR_REASON_INVALID_ARGUMENT"},
 		{"wrong type", "text/plain", []byte(`x`), 400, "", "ERROR_REASON_INVALID_ARGUMENT"},
+		{"over the size limit", "application/pdf", bytes.Repeat([]byte("%"), api.MaxVerifyBytes+1), 400, "", "ERROR_REASON_INVALID_ARGUMENT"},
+		{"pdf without signatures", "application/pdf", []byte("%PDF-1.7\n%%EOF\n"), 400, "", "ERROR_REASON_INVALID_ARGUMENT"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -91,6 +91,8 @@ func TestVerifyCommand(t *testing.T) {
 			[]string{"INVALID", "[failed       ] integrity"}},
 		{"untrusted roots", []string{"verify", pdfPath, "--roots", tsaRoots, "--tsa-roots", tsaRoots}, 1,
 			[]string{"INDETERMINATE", "[indeterminate] chain"}},
+		{"no revocation", append([]string{"verify", pdfPath, "--no-revocation"}, local...), 1,
+			[]string{"INDETERMINATE", "[indeterminate] revocation          no revocation checker configured"}},
 		{"json", append([]string{"verify", pdfPath, "--json"}, local...), 0,
 			[]string{`"verdict": "VERDICT_VALID"`}},
 		{"remote", []string{"verify", sigPath, "--detached", docPath, "--addr", lis.Addr().String()}, 0,
