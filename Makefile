@@ -22,7 +22,7 @@ PROTO_FILES := $(wildcard $(PROTO_DIR)/firma/v1/*.proto)
 
 # Debian packages: for running, and for the tests' outside verifiers.
 RUN_PKGS := softhsm2 opensc openssl
-TEST_PKGS := softhsm2 opensc openssl poppler-utils qpdf chromium
+TEST_PKGS := softhsm2 opensc openssl poppler-utils qpdf chromium libnss3-tools
 
 .PHONY: all build run test bench proto deps-run deps-test vet clean
 

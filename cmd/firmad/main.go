@@ -26,6 +26,7 @@ var setups = []step{
 	{"keys api", (*app).setupKeysAPI},
 	{"tsa", (*app).setupTSA},
 	{"ca", (*app).setupCA},
+	{"verify", (*app).setupVerify},
 	{"registry", (*app).setupRegistry},
 	{"transactions", (*app).setupTransactions},
 	{"web", (*app).setupWeb},
