@@ -1,0 +1,271 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/signer"
+	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
+	"github.com/firma-cloud/firma/store/sqlite"
+)
+
+// Environment of the scale curve ('make bench-scale'). It is not part of
+// 'make test': a million wrapped keys take SoftHSM2 a quarter of an hour.
+const (
+	envScaleSteps   = "FIRMA_SCALE_STEPS"   // citizens after each step, e.g. 1000,100000,1000000
+	envScaleSign    = "FIRMA_SCALE_SIGN"    // signing time per step, Go duration; default 20s
+	envScaleOut     = "FIRMA_SCALE_OUT"     // JSON report path; default bench/out/scale.json
+	envScaleDBDir   = "FIRMA_SCALE_DB_DIR"  // where the store goes; default a temporary folder
+	envScaleCache   = "FIRMA_SCALE_CACHE"   // keystore CacheSize (live unwrapped keys); default the keystore's
+	scaleEnrolBatch = 1000                  // keys per GenerateWrappedBatch call (one store commit)
+)
+
+// scalePoint is one step of the curve.
+type scalePoint struct {
+	Citizens       int     `json:"citizens"`
+	Enrolled       int     `json:"enrolled_in_step"`
+	EnrolSeconds   float64 `json:"enrol_seconds"`
+	EnrolPerSecond float64 `json:"enrol_per_second"`
+	Signatures     int64   `json:"signatures"`
+	SignSeconds    float64 `json:"sign_seconds"`
+	SignPerSecond  float64 `json:"signatures_per_second"`
+	Errors         int64   `json:"errors"`
+	RSSBytes       int64   `json:"rss_bytes"`
+	HeapBytes      uint64  `json:"heap_inuse_bytes"`
+	StoreBytes     int64   `json:"store_bytes"`
+	RatioToFirst   float64 `json:"ratio_to_first"`
+}
+
+// TestScaleCurve enrols citizens in wrapped mode in bulk up to each step,
+// then signs for random citizens and reports signatures/s and the resident
+// memory of the process holding the keystore, the signing core and the
+// store: the same parts, configured the same way, as firmad's signing path.
+// The figures are reported, not asserted (speed is never asserted in
+// tests); correctness is: every sampled signature verifies under the
+// citizen's public key, and no signature fails.
+func TestScaleCurve(t *testing.T) {
+	spec := os.Getenv(envScaleSteps)
+	if spec == "" {
+		t.Skipf("scale curve: set %s (make bench-scale)", envScaleSteps)
+	}
+	var steps []int
+	for _, f := range strings.Split(spec, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 || (len(steps) > 0 && n <= steps[len(steps)-1]) {
+			t.Fatalf("%s=%q: want increasing positive counts", envScaleSteps, spec)
+		}
+		steps = append(steps, n)
+	}
+	signFor := 20 * time.Second
+	if v := os.Getenv(envScaleSign); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			t.Fatalf("%s=%q: %v", envScaleSign, v, err)
+		}
+		signFor = d
+	}
+	out := os.Getenv(envScaleOut)
+	if out == "" {
+		out = filepath.Join("out", "scale.json")
+	}
+	dbDir := os.Getenv(envScaleDBDir)
+	if dbDir == "" {
+		dbDir = t.TempDir()
+	}
+
+	cache := 0
+	if v := os.Getenv(envScaleCache); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatalf("%s=%q: %v", envScaleCache, v, err)
+		}
+		cache = n
+	}
+
+	ctx := context.Background()
+	tok := softhsmtest.New(t)
+	dbPath := filepath.Join(dbDir, "scale.db")
+	os.Remove(dbPath)
+	db, err := sqlite.Open(ctx, dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	defer os.Remove(dbPath)
+	ks, err := keystore.Open(ctx, keystore.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN,
+		Mode: keystore.ModeWrapped, KEKLabel: "scale-kek"}, db, nil)
+	if err == nil {
+		t.Fatal("wrapped mode opened without a key-encryption key")
+	}
+	ks, err = keystore.Open(ctx, keystore.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN,
+		KEKLabel: "scale-kek"}, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ks.InitKEK(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ks.Close()
+	ks, err = keystore.Open(ctx, keystore.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN,
+		Mode: keystore.ModeWrapped, KEKLabel: "scale-kek", CacheSize: cache}, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ks.Close()
+	core := signer.New(ks, signer.Config{})
+
+	// IDs kept as 16 raw bytes: at a million citizens a []string would
+	// itself weigh on the resident memory being measured.
+	ids := make([][16]byte, 0, steps[len(steps)-1])
+	pubs := map[[16]byte]*ecdsa.PublicKey{} // a sample, to verify signatures against
+	var points []scalePoint
+	for _, target := range steps {
+		start := time.Now()
+		enrolled := 0
+		for len(ids) < target {
+			n := min(scaleEnrolBatch, target-len(ids))
+			owners := make([]string, n)
+			for i := range owners {
+				owners[i] = citizenID(len(ids) + i)
+			}
+			keys, err := ks.GenerateWrappedBatch(ctx, owners, keystore.ECP256)
+			if err != nil {
+				t.Fatalf("enrol at %d citizens: %v", len(ids), err)
+			}
+			for _, k := range keys {
+				var id [16]byte
+				if _, err := hex.Decode(id[:], []byte(k.ID)); err != nil {
+					t.Fatal(err)
+				}
+				if len(pubs) < 256 {
+					pubs[id] = k.Public.(*ecdsa.PublicKey)
+				}
+				ids = append(ids, id)
+			}
+			enrolled += n
+			if enrolled%50000 < scaleEnrolBatch {
+				t.Logf("enrolled %d citizens (%.0f/s)", len(ids), float64(enrolled)/time.Since(start).Seconds())
+			}
+		}
+		enrolTime := time.Since(start)
+		p := scalePoint{Citizens: len(ids), Enrolled: enrolled, EnrolSeconds: enrolTime.Seconds(),
+			EnrolPerSecond: float64(enrolled) / enrolTime.Seconds()}
+		p.Signatures, p.Errors, p.SignSeconds = signRandom(ctx, t, core, ids, pubs, signFor)
+		p.SignPerSecond = float64(p.Signatures) / p.SignSeconds
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		p.RSSBytes, p.HeapBytes = residentBytes(), ms.HeapInuse
+		for _, f := range []string{dbPath, dbPath + "-wal"} {
+			if fi, err := os.Stat(f); err == nil {
+				p.StoreBytes += fi.Size()
+			}
+		}
+		if len(points) > 0 {
+			p.RatioToFirst = p.SignPerSecond / points[0].SignPerSecond
+		} else {
+			p.RatioToFirst = 1
+		}
+		points = append(points, p)
+		t.Logf("%9d citizens: enrol %.0f/s, sign %.0f/s (%.2fx of %d), RSS %d MiB, heap %d MiB, store %d MiB, errors %d",
+			p.Citizens, p.EnrolPerSecond, p.SignPerSecond, p.RatioToFirst, points[0].Citizens,
+			p.RSSBytes>>20, p.HeapBytes>>20, p.StoreBytes>>20, p.Errors)
+		if p.Errors != 0 {
+			t.Errorf("%d signatures failed at %d citizens", p.Errors, p.Citizens)
+		}
+	}
+	last := points[len(points)-1]
+	verdict := "met"
+	if last.RatioToFirst < 0.8 {
+		verdict = "NOT met"
+	}
+	t.Logf("target (signatures/s at %d citizens >= 0.8x the figure at %d): %s (%.2fx)",
+		last.Citizens, points[0].Citizens, verdict, last.RatioToFirst)
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.MarshalIndent(map[string]any{"time": time.Now().UTC(), "cores": runtime.NumCPU(),
+		"sessions": ks.Sessions(), "cache_size": cache, "key_type": keystore.ECP256, "sign_duration_seconds": signFor.Seconds(),
+		"target": verdict, "points": points}, "", "  ")
+	if err := os.WriteFile(out, append(b, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s", out)
+}
+
+func citizenID(i int) string { return fmt.Sprintf("SCALE%07d", i) }
+
+// signRandom signs one SHA-256 digest at a time, each for a citizen drawn
+// at random, from twice as many goroutines as sessions (what a busy firmad
+// does), until d has passed. Signatures for the sampled keys are verified.
+func signRandom(ctx context.Context, t *testing.T, core *signer.Core, ids [][16]byte,
+	pubs map[[16]byte]*ecdsa.PublicKey, d time.Duration) (int64, int64, float64) {
+	t.Helper()
+	var sigs, errs, bad atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	n := big.NewInt(int64(len(ids)))
+	for range 2 * keystore.DefaultSessions() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			digest := make([]byte, 32)
+			for time.Now().Before(deadline) {
+				r, _ := rand.Int(rand.Reader, n)
+				id := ids[r.Int64()]
+				rand.Read(digest)
+				out, err := core.Sign(ctx, signer.Request{KeyID: hex.EncodeToString(id[:]), Scheme: keystore.ECDSA,
+					Hash: crypto.SHA256, Digests: [][]byte{digest}})
+				if err != nil {
+					if errs.Add(1) <= 3 {
+						t.Logf("sign: %v", err)
+					}
+					continue
+				}
+				if pub, ok := pubs[id]; ok && !ecdsa.VerifyASN1(pub, digest, out[0]) {
+					bad.Add(1)
+				}
+				sigs.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if bad.Load() != 0 {
+		t.Errorf("%d sampled signatures do not verify", bad.Load())
+	}
+	return sigs.Load(), errs.Load(), time.Since(start).Seconds()
+}
+
+// residentBytes is VmRSS of this process.
+func residentBytes() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
