@@ -76,16 +76,6 @@ func TestLoadConfig(t *testing.T) {
 			t.Errorf("LoadConfig(%s) = %v, want an error naming %q", tc.path, err, tc.want)
 		}
 	}
-
-	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-	s, err := ca.Settings(env(map[string]string{ca.EnvConfig: "testdata/ca.yaml", ca.EnvBaseURL: "http://proxy.example:8080"}), "127.0.0.1:7780")
-	if err != nil || s.BaseURL != "http://proxy.example:8080" || s.Organization != "Servicio de Firma en la Nube" {
-		t.Errorf("Settings with both variables = %+v, %v", s, err)
-	}
-	s, err = ca.Settings(env(nil), "127.0.0.1:7780")
-	if err != nil || s.BaseURL != "http://127.0.0.1:7780" {
-		t.Errorf("Settings with no variables = %+v, %v", s, err)
-	}
 }
 
 // The names configured go into the CA certificates.

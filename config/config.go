@@ -50,7 +50,15 @@ type Listen struct {
 	// ShutdownTimeout bounds how long in-flight calls may drain after
 	// SIGTERM before they are cut off.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// GRPCMaxMessageBytes bounds one gRPC request: a CreateBatch carries
+	// whole documents, so it must hold a portal's largest batch.
+	GRPCMaxMessageBytes int `yaml:"grpc_max_message_bytes"`
 }
+
+// DefaultGRPCMaxMessageBytes holds a batch at the portals' default limits
+// (50 documents of 8 MiB, portal.DefaultMaxDocuments and
+// portal.DefaultMaxDocBytes) with room for the rest of the request.
+const DefaultGRPCMaxMessageBytes = 50*8<<20 + 1<<20
 
 // TLS configures the server certificate and, for mTLS operators, the CA
 // that client certificates must chain to. Empty Cert and Key mean plaintext,
@@ -149,8 +157,9 @@ func (s Secret) Reveal() string { return string(s) }
 // and a SoftHSM2 token under ./var, as `make run` uses them.
 func Default() *Config {
 	return &Config{
-		ext:    defaultSections(),
-		Listen: Listen{GRPC: "127.0.0.1:7700", HTTP: "127.0.0.1:7780", ShutdownTimeout: 30 * time.Second},
+		ext: defaultSections(),
+		Listen: Listen{GRPC: "127.0.0.1:7700", HTTP: "127.0.0.1:7780", ShutdownTimeout: 30 * time.Second,
+			GRPCMaxMessageBytes: DefaultGRPCMaxMessageBytes},
 		HSM: HSM{
 			Module:     SoftHSM2Module(),
 			TokenLabel: "firma",
@@ -199,6 +208,12 @@ func Load(path string, getenv func(string) string, fs *flag.FlagSet) (*Config, e
 			return nil, err
 		}
 	}
+	return c.finish(getenv, fs)
+}
+
+// finish applies the environment and the flags over what is loaded,
+// resolves a pkcs11: URI, validates and reads the PIN.
+func (c *Config) finish(getenv func(string) string, fs *flag.FlagSet) (*Config, error) {
 	if err := c.ApplyEnv(getenv); err != nil {
 		return nil, err
 	}
@@ -631,6 +646,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Listen.ShutdownTimeout <= 0 {
 		bad("listen.shutdown_timeout", "must be > 0")
+	}
+	if c.Listen.GRPCMaxMessageBytes < 4<<20 || c.Listen.GRPCMaxMessageBytes > 2<<30-1 {
+		bad("listen.grpc_max_message_bytes", "must be from 4194304 (4 MiB, gRPC's default) to 2147483647")
 	}
 	if c.Listen.GRPC != "" && c.Listen.GRPC == c.Listen.HTTP && !strings.HasSuffix(c.Listen.GRPC, ":0") {
 		bad("listen.http", "must differ from listen.grpc")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -109,6 +110,9 @@ func (c *Config) validateSections() []error {
 			var fe *FieldError
 			if errors.As(err, &fe) {
 				errs = append(errs, &FieldError{Field: s.name + "." + fe.Field, Msg: fe.Msg})
+			} else if field, msg, ok := strings.Cut(err.Error(), " "); ok && strings.HasPrefix(field, s.name+".") {
+				// The section named the field itself ("audit.origin ...").
+				errs = append(errs, &FieldError{Field: strings.TrimSuffix(field, ","), Msg: msg})
 			} else {
 				errs = append(errs, &FieldError{Field: s.name, Msg: err.Error()})
 			}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,11 +24,11 @@ import (
 	"github.com/firma-cloud/firma/store/sqlite"
 )
 
-// caSettings is the CA configuration firmad uses too: FIRMA_CA_CONFIG
-// (a YAML file of ca.Config) and FIRMA_CA_BASE_URL, else URLs on firmad's
-// HTTP listener. Both must agree, since the URLs go into certificates.
+// caSettings is the CA configuration firmad uses too: the ca section of
+// firmad.yaml, with base_url defaulting to firmad's HTTP listener. Both
+// must agree, since the URLs go into certificates.
 func caSettings(e *env, cfg *config.Config) (ca.Config, error) {
-	return ca.Settings(e.getenv, cfg.Listen.HTTP)
+	return ca.FromConfig(cfg)
 }
 
 // initCA sets up the root and issuing CAs on the token (keeping any that
@@ -37,6 +38,12 @@ func initCA(ctx context.Context, e *env, cfg *config.Config, db *sqlite.DB, ks *
 	settings, err := caSettings(e, cfg)
 	if err != nil {
 		return err
+	}
+	// The URLs go into every certificate: a listener on port 0 (tests)
+	// has no address relying parties could use.
+	if u, err := url.Parse(settings.BaseURL); err == nil && u.Port() == "0" {
+		return fmt.Errorf("ca.base_url %s has port 0: set ca.base_url in %s (or pass --ca-base-url to 'firmactl init')",
+			settings.BaseURL, filepath.Join(state, "firmad.yaml"))
 	}
 	a, err := ca.New(settings, ks, db, nil, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
@@ -83,7 +90,7 @@ func writeChain(e *env, dir string, root, issuing *x509.Certificate) error {
 // localCA opens the store, token and CA of STATE/firmad.yaml, for the CA
 // set-up commands that act on the HSM directly rather than through firmad.
 func localCA(ctx context.Context, e *env, state string) (*ca.Authority, *config.Config, func(), error) {
-	cfg, err := config.Load(filepath.Join(state, "firmad.yaml"), e.getenv, nil)
+	cfg, err := config.LoadPartial(filepath.Join(state, "firmad.yaml"), e.getenv, nil)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/firma-cloud/firma/ca"
+	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/sms"
@@ -76,7 +77,12 @@ func demoSeed(ctx context.Context, e *env, state string) error {
 	if err != nil {
 		return err
 	}
-	opt, err := registry.DefaultConfig().Options()
+	// The registry section firmad reads: the same lockout and Argon2 costs.
+	rc := registry.DefaultConfig()
+	if c := config.SectionOf[registry.Config](cfg, registry.SectionName); c != nil {
+		rc = *c
+	}
+	opt, err := rc.Options()
 	if err != nil {
 		return err
 	}

@@ -24,11 +24,15 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/firma-cloud/firma/api"
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/store/sqlite"
+	"github.com/firma-cloud/firma/transaction"
+	"github.com/firma-cloud/firma/tsa"
 )
 
 // step is one named start-up step.
@@ -52,6 +56,13 @@ type app struct {
 	ks    *keystore.Keystore
 	core  *signer.Core
 	ca    *ca.Authority // citizen certificates; set by setupCA (ca.go)
+	// audit is the audit log (setupAudit); nil before it ran, and key
+	// calls are refused while it is.
+	audit    *audit.Log
+	registry *registry.Registry   // citizens (setupRegistry)
+	tx       *transaction.Service // signing transactions (setupTransactions)
+	stamper  tsa.Stamper          // built-in TSA or external TSAs (setupStamper)
+	builtin  *builtinTSA          // the built-in TSA; nil with external TSAs
 
 	health   *health.Server
 	tls      *tls.Config // nil for loopback plaintext

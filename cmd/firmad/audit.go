@@ -1,61 +1,33 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"sync"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
 	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/sms"
 	"github.com/firma-cloud/firma/tsa"
 )
 
-// EnvAuditConfig names a YAML file with the audit settings (audit.Config:
-// origin, checkpoint_interval, pseudonym_key_file, auditors, notify,
-// flush, max_batch, linger).
-// TODO(issue 6): read an "audit:" section once config.Config carries
-// audit.Config, and keep this variable as an override.
-const EnvAuditConfig = "FIRMA_AUDIT_CONFIG"
-
 // auditKeyOwner owns the checkpoint key in the keystore.
 const auditKeyOwner = "system:audit"
 
-// auditLogs holds each app's audit log until app has a field for it.
-// TODO(issue 6): make it an `audit *audit.Log` field of app.
-var auditLogs sync.Map // *app -> *audit.Log
+// auditLog returns the audit log, nil before setupAudit ran. The key-call
+// interceptor looks it up per call, since the gRPC server is made first.
+func (a *app) auditLog() *audit.Log { return a.audit }
 
-// auditLog returns the audit log, nil before setupAudit ran. Features that
-// must record events (signing, keys, OTPs, registry) take it from here.
-func (a *app) auditLog() *audit.Log {
-	l, _ := auditLogs.Load(a)
-	al, _ := l.(*audit.Log)
-	return al
-}
-
-func auditSettings(getenv func(string) string) (audit.Config, error) {
-	cfg := audit.DefaultConfig()
-	if path := getenv(EnvAuditConfig); path != "" {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return cfg, fmt.Errorf("audit config: %w", err)
-		}
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		dec.KnownFields(true)
-		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-			return cfg, fmt.Errorf("audit config %s: %w", path, err)
-		}
+// auditSection is the audit section of cfg, or its defaults.
+func auditSection(cfg *config.Config) audit.Config {
+	if c := config.SectionOf[audit.Config](cfg, audit.SectionName); c != nil {
+		return *c
 	}
-	return cfg, cfg.Validate()
+	return audit.DefaultConfig()
 }
 
 // setupAudit starts the audit log: group commit into the store, a
@@ -65,10 +37,7 @@ func auditSettings(getenv func(string) string) (audit.Config, error) {
 // AuditService for the auditors in audit.auditors, who have credentials of
 // their own and can call nothing else.
 func (a *app) setupAudit(ctx context.Context) error {
-	cfg, err := auditSettings(os.Getenv)
-	if err != nil {
-		return err
-	}
+	cfg := auditSection(a.cfg)
 	log := a.log.With("part", "audit")
 	signer, err := a.auditKey(ctx)
 	if err != nil {
@@ -90,8 +59,9 @@ func (a *app) setupAudit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The built-in TSA; until the CA exists its Timestamp fails and
-	// checkpoints go out signed but untimestamped (logged, counted).
+	// The service's TSA (a.stamper): with the built-in one, until the CA
+	// exists its Timestamp fails and checkpoints go out signed but
+	// untimestamped (logged, counted).
 	opt := audit.Options{Origin: cfg.Origin, Signer: ns, PseudonymKey: pkey, Flush: cfg.Flush, MaxBatch: cfg.MaxBatch, Linger: cfg.Linger,
 		Timestamper: audit.TimestamperFunc(tsa.TokenDER(a.tsaStamper())), Registerer: a.reg, Logger: log}
 	var outbox *sms.Outbox
@@ -108,7 +78,7 @@ func (a *app) setupAudit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	auditLogs.Store(a, l)
+	a.audit = l
 	cctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { l.RunCheckpoints(cctx, cfg.CheckpointInterval) })
@@ -124,7 +94,6 @@ func (a *app) setupAudit(ctx context.Context) error {
 	a.onClose("audit", func() error {
 		cancel()
 		wg.Wait()
-		auditLogs.Delete(a)
 		return l.Close()
 	})
 	a.ready("audit", func(ctx context.Context) error {

@@ -39,7 +39,7 @@ func (a *app) setupCSC(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	key, err := otpKey(tc.OTPKeyFile, a.cfg.Store.Path)
+	key, err := txOTPKey(ctx, tc.OTPKeyFile, a.ks)
 	if err != nil {
 		return err
 	}
@@ -50,8 +50,8 @@ func (a *app) setupCSC(ctx context.Context) error {
 	opt := csc.Options{Store: a.store, Certificates: a.ca, Keys: a.ks, Signer: a.core, Citizens: a.store, SMS: gw, OTP: hasher,
 		Rules: tc.Rules(), SADTTL: cfg.SADTTL, Lockout: cfg.OTPLockout, MaxSignatures: cfg.MaxSignatures,
 		Name: cfg.Name, Description: cfg.Description, Logo: cfg.Logo, Log: log, Registerer: a.reg}
-	if l := a.auditLog(); l != nil {
-		opt.Auditor = l
+	if a.audit != nil {
+		opt.Auditor = a.audit
 	}
 	svc, err := csc.New(opt)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 var setups = []step{
 	{"store", (*app).setupStore},
 	{"keystore", (*app).setupKeystore},
+	{"timestamps", (*app).setupStamper},
 	{"audit", (*app).setupAudit},
 	{"signer", (*app).setupSigner},
 	{"keys api", (*app).setupKeysAPI},

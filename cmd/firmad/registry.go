@@ -1,48 +1,24 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
-	"os"
 	"time"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/ca"
+	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/sms"
 )
 
-// EnvRegistryConfig names a YAML file with the registry settings
-// (registry.Config: staff tokens, trusted citizen CAs, video-call hours,
-// lockout and code lifetimes).
-// TODO(issue 3): read a "registry:" section once config.Config carries
-// registry.Config, and keep this variable as an override.
-const EnvRegistryConfig = "FIRMA_REGISTRY_CONFIG"
-
-// registrySettings returns the registry configuration: the defaults, then
-// the file named by FIRMA_REGISTRY_CONFIG if set. Unknown keys are errors.
-func registrySettings(getenv func(string) string) (registry.Config, error) {
-	cfg := registry.DefaultConfig()
-	path := getenv(EnvRegistryConfig)
-	if path == "" {
-		return cfg, nil
+// registrySection is the registry section of cfg, or its defaults.
+func registrySection(cfg *config.Config) registry.Config {
+	if c := config.SectionOf[registry.Config](cfg, registry.SectionName); c != nil {
+		return *c
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return cfg, fmt.Errorf("registry config: %w", err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return cfg, fmt.Errorf("registry config %s: %w", path, err)
-	}
-	return cfg, nil
+	return registry.DefaultConfig()
 }
 
 // setupRegistry starts the citizen registry: the SMS outbox gateway,
@@ -51,10 +27,7 @@ func registrySettings(getenv func(string) string) (registry.Config, error) {
 // registry, and the registry has the CA revoke the certificates of
 // citizens who lose the advanced level or are removed.
 func (a *app) setupRegistry(ctx context.Context) error {
-	cfg, err := registrySettings(os.Getenv)
-	if err != nil {
-		return err
-	}
+	cfg := registrySection(a.cfg)
 	opt, err := cfg.Options()
 	if err != nil {
 		return err
@@ -75,13 +48,14 @@ func (a *app) setupRegistry(ctx context.Context) error {
 	if a.ca != nil {
 		opt.Revoker = ca.CitizenRevoker{CA: a.ca}
 	}
-	if l := a.auditLog(); l != nil {
-		opt.Audit = l
+	if a.audit != nil {
+		opt.Audit = a.audit
 	}
 	reg, err := registry.New(a.store, opt)
 	if err != nil {
 		return err
 	}
+	a.registry = reg
 	if a.ca != nil {
 		a.ca.SetCitizens(reg)
 	}

@@ -2,40 +2,21 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/portal"
-	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/sms"
 	"github.com/firma-cloud/firma/transaction"
 	"github.com/firma-cloud/firma/tsa"
 )
-
-// txServices holds each app's transaction service until app has a field
-// for it (the approval page and the CSC API are built on it).
-// TODO(issue 4): make it a `tx *transaction.Service` field of app.
-var txServices sync.Map // *app -> *transaction.Service
-
-// transactions returns the transaction service setupTransactions made, or
-// nil before it ran.
-func (a *app) transactions() *transaction.Service {
-	v, ok := txServices.Load(a)
-	if !ok {
-		return nil
-	}
-	return v.(*transaction.Service)
-}
 
 // setupTransactions starts the signing transactions: the portal registry
 // (PortalService, operators only), the portal API (TransactionService on
@@ -56,21 +37,8 @@ func (a *app) setupTransactions(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The registry step keeps its *registry.Registry to itself; this one
-	// reads the same store with the same settings.
-	// TODO(issue 4): use the app's registry once setupRegistry stores it.
-	rcfg, err := registrySettings(os.Getenv)
-	if err != nil {
-		return err
-	}
-	ropt, err := rcfg.Options()
-	if err != nil {
-		return err
-	}
-	ropt.SMS, ropt.Log = gw, log
-	reg, err := registry.New(a.store, ropt)
-	if err != nil {
-		return err
+	if a.registry == nil {
+		return errors.New("transactions need the citizen registry: the registry step must run first")
 	}
 	key, err := txOTPKey(ctx, cfg.OTPKeyFile, a.ks)
 	if err != nil {
@@ -89,12 +57,12 @@ func (a *app) setupTransactions(ctx context.Context) error {
 	}
 	portals := portal.New(a.store, portal.Options{Log: log, AllowHTTP: cfg.AllowHTTPPortals})
 	var auditor transaction.Auditor
-	if l := a.auditLog(); l != nil {
-		auditor = l
+	if a.audit != nil {
+		auditor = a.audit
 	}
 	svc, err := transaction.New(transaction.Options{
 		Auditor: auditor,
-		Store:   a.store, Portals: portals, Citizens: reg, Certificates: a.ca, Core: a.core, Keys: a.ks, SMS: gw,
+		Store:   a.store, Portals: portals, Citizens: a.registry, Certificates: a.ca, Core: a.core, Keys: a.ks, SMS: gw,
 		OTPKey: key, OTP: cfg.Rules(), BaseURL: base, TTL: cfg.TTL, Retention: cfg.Retention,
 		Timestamper:      signer.TimestamperFunc(tsa.TokenDER(a.tsaStamper())),
 		HTTPClient:       &http.Client{Timeout: cfg.CallbackTimeout},
@@ -104,7 +72,7 @@ func (a *app) setupTransactions(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	txServices.Store(a, svc)
+	a.tx = svc
 	api.RegisterPortals(a.grpc, api.NewPortalService(portals, log).WithAuditor(auditor))
 	api.RegisterTransactions(a.grpc, api.NewTransactionService(svc, portals, log))
 	transaction.NewHandler(svc, portals, log, int64(cfg.MaxRequestBytes)).Register(a.mux)
@@ -120,7 +88,6 @@ func (a *app) setupTransactions(ctx context.Context) error {
 	a.onClose("transactions", func() error {
 		cancel()
 		<-done
-		txServices.Delete(a)
 		return nil
 	})
 	log.Info("signing transactions ready", "public_url", base, "sms_gateway", cfg.SMS.Gateway, "ttl", cfg.TTL)
@@ -158,26 +125,6 @@ func (a *app) otpGateway(cfg *transaction.Config) (sms.Gateway, error) {
 func txOTPKey(ctx context.Context, path string, ks transaction.KeySource) ([]byte, error) {
 	if path == "" {
 		return transaction.DeriveOTPKey(ctx, ks)
-	}
-	return readOTPKey(path)
-}
-
-// otpKey reads the key file, or with none configured makes one next to
-// the store (single node only). Kept for the CSC step (csc.go).
-// TODO(issue 4): the CSC step should use txOTPKey, so that an unset
-// otp_key_file means the HSM-derived key there too.
-func otpKey(path, storePath string) ([]byte, error) {
-	if path == "" {
-		path = filepath.Join(filepath.Dir(storePath), "otp.key")
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			k := make([]byte, 32)
-			if _, err := rand.Read(k); err != nil {
-				return nil, fmt.Errorf("otp key: %w", err)
-			}
-			if err := os.WriteFile(path, []byte(hex.EncodeToString(k)+"\n"), 0o600); err != nil {
-				return nil, fmt.Errorf("otp key: %w", err)
-			}
-		}
 	}
 	return readOTPKey(path)
 }

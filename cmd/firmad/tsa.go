@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,29 +12,15 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/ca"
+	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/store"
 	"github.com/firma-cloud/firma/tsa"
 )
 
-// Built-in TSA settings. They belong in config.Config (a `tsa:` section:
-// policy, accuracy, key_type, serial_block, require_synced_clock); until
-// it has one these are the values firmad uses.
-var (
-	// tsaPolicy is ETSI EN 319 421's best-practices time-stamp policy
-	// (itu-t(0) identified-organization(4) etsi(0) time-stamp-policy(2023)
-	// policy-identifiers(1) best-practices-ts-policy(1)).
-	tsaPolicy = asn1.ObjectIdentifier{0, 4, 0, 2023, 1, 1}
-)
-
+// Built-in TSA constants; the settings are the tsa section (tsa.Config).
 const (
-	tsaAccuracy = time.Second
-	tsaKeyType  = keystore.ECP256
-	// tsaSerialBlock 1 commits every serial before use: serials increase
-	// across all replicas. The benchmark shows no gain from larger blocks,
-	// since the HSM signature dominates.
-	tsaSerialBlock = 1
-	tsaUnit        = "default"
+	tsaUnit = "default"
 	// caIssuing is the ca package's store name of the issuing CA.
 	caIssuing = "issuing"
 	// tsaRetry spaces attempts to load the TSA while there is no CA yet.
@@ -65,16 +50,52 @@ var (
 	_ http.Handler = (*builtinTSA)(nil)
 )
 
-// builtinTSAs holds each app's TSA until app has a field for it.
-// TODO(issue 5): make it a `tsa *builtinTSA` field of app.
-var builtinTSAs sync.Map // *app -> *builtinTSA
+// tsaSection is the tsa section of cfg, or its defaults.
+func tsaSection(cfg *config.Config) *tsa.Config {
+	if c := config.SectionOf[tsa.Config](cfg, tsa.SectionName); c != nil {
+		return c
+	}
+	d := tsa.DefaultConfig()
+	return &d
+}
 
-// tsaStamper returns the built-in TSA in process, for CAdES-B-T, PAdES-B-T
-// and audit checkpoints (wrap it with tsa.TokenDER where a DER token is
-// wanted). Its Timestamp fails with tsa.ErrUnavailable until the CA exists.
-func (a *app) tsaStamper() tsa.Stamper {
-	b, _ := builtinTSAs.LoadOrStore(a, &builtinTSA{a: a})
-	return b.(*builtinTSA)
+// tsaStamper returns the service's timestamp source for CAdES-B-T,
+// PAdES-B-T and audit checkpoints (wrap it with tsa.TokenDER where a DER
+// token is wanted): the external TSAs of tsa.urls, or the built-in TSA in
+// process, whose Timestamp fails with tsa.ErrUnavailable until the CA
+// exists.
+func (a *app) tsaStamper() tsa.Stamper { return a.stamper }
+
+// setupStamper makes the timestamp source before the audit log, which
+// timestamps its checkpoints with it; the built-in TSA loads its key and
+// certificate only on first use, once the audit log can record its tokens.
+func (a *app) setupStamper(ctx context.Context) error {
+	cfg := tsaSection(a.cfg)
+	if !cfg.External() {
+		a.builtin = &builtinTSA{a: a}
+		a.stamper = a.builtin
+		return nil
+	}
+	roots, err := cfg.RootPool()
+	if err != nil {
+		return fmt.Errorf("tsa: %w", err)
+	}
+	policy, err := cfg.PolicyOID()
+	if err != nil {
+		return fmt.Errorf("tsa.policy: %w", err)
+	}
+	retries := cfg.Retries
+	if retries == 0 {
+		retries = -1 // the section's 0 means none; ClientConfig's 0 means the default
+	}
+	c, err := tsa.NewClient(tsa.ClientConfig{URLs: cfg.URLs, Roots: roots, Policy: policy, Timeout: cfg.Timeout, Retries: retries,
+		Logger: a.log.With("part", "tsa"), Registerer: a.reg})
+	if err != nil {
+		return err
+	}
+	a.stamper = c
+	a.log.Info("timestamps from external TSAs; the built-in TSA is off", "tsas", len(cfg.URLs))
+	return nil
 }
 
 // setupTSA serves the built-in RFC 3161 TSA: POST
@@ -82,7 +103,10 @@ func (a *app) tsaStamper() tsa.Stamper {
 // /tsa/certs. Its key is a token key in the HSM, certified by the built-in
 // issuing CA; every token it signs is a key.used record in the audit log.
 func (a *app) setupTSA(ctx context.Context) error {
-	b := a.tsaStamper().(*builtinTSA)
+	b := a.builtin
+	if b == nil {
+		return nil // external TSAs (tsa.urls): nothing to serve
+	}
 	if _, err := b.server(ctx); err != nil && !errors.Is(err, errTSANotSetUp) {
 		return err
 	} else if err != nil {
@@ -192,12 +216,22 @@ func (a *app) loadTSA(ctx context.Context) (*tsa.Server, error) {
 		return nil, fmt.Errorf("tsa: issuing CA key: %w", err)
 	}
 	log := a.log.With("part", "tsa")
+	tc := tsaSection(a.cfg)
+	policy, err := tc.PolicyOID()
+	if err != nil {
+		return nil, fmt.Errorf("tsa.policy: %w", err)
+	}
+	cc, err := ca.FromConfig(a.cfg)
+	if err != nil {
+		return nil, err
+	}
 	unit, err := tsa.LoadUnit(ctx, a.ks, a.store, tsa.UnitConfig{
-		Name:    tsaUnit,
-		KeyType: tsaKeyType,
-		Issuer:  issuing,
-		Issue:   tsa.IssuerFunc(issuing, issuerKey, tsaCertOptions(caSettings(a.cfg).BaseURL)),
-		Logger:  log,
+		Name:           tsaUnit,
+		KeyType:        tc.KeyType,
+		Issuer:         issuing,
+		Issue:          tsa.IssuerFunc(issuing, issuerKey, tsaCertOptions(cc.BaseURL)),
+		KeyUsagePeriod: tc.KeyUsagePeriod,
+		Logger:         log,
 	})
 	if err != nil {
 		return nil, err
@@ -206,28 +240,33 @@ func (a *app) loadTSA(ctx context.Context) (*tsa.Server, error) {
 		Signer:     unit.Signer,
 		Cert:       unit.Cert,
 		Chain:      []*x509.Certificate{issuing},
-		Policy:     tsaPolicy,
-		Accuracy:   tsaAccuracy,
-		Serials:    tsa.NewSequence(a.store, tsaUnit, tsaSerialBlock),
+		Policy:     policy,
+		Accuracy:   tc.Accuracy,
+		Serials:    tsa.NewSequence(a.store, tsaUnit, tc.SerialBlock),
 		Logger:     log,
 		Registerer: a.reg,
 	}
-	if l := a.auditLog(); l != nil {
-		cfg.Audit = tsa.AuditLog(l)
+	if a.audit != nil {
+		cfg.Audit = tsa.AuditLog(a.audit)
+	}
+	// A TSA must not claim an accuracy its clock does not have: with
+	// tsa.require_synced_clock tokens are refused while it is not
+	// synchronised; without it (development machines without NTP) that is
+	// only reported.
+	clock := tsa.KernelClock(tc.Accuracy)
+	if tc.RequireSyncedClock {
+		cfg.ClockCheck = clock
 	}
 	srv, err := tsa.NewServer(cfg)
 	if err != nil {
 		return nil, err
 	}
-	// A TSA must not claim an accuracy its clock does not have. Until the
-	// configuration can require it (ServerConfig.ClockCheck), an
-	// unsynchronised clock is reported, not enforced, so that development
-	// machines without NTP still run.
-	if err := tsa.KernelClock(tsaAccuracy)(); err != nil {
-		log.Warn("built-in TSA clock is not synchronised within its accuracy", "accuracy", tsaAccuracy, "err", err)
+	if err := clock(); err != nil {
+		log.Warn("built-in TSA clock is not synchronised within its accuracy", "accuracy", tc.Accuracy,
+			"enforced", tc.RequireSyncedClock, "err", err)
 	}
 	log.Info("built-in TSA serving at /tsa", "subject", unit.Cert.Subject.String(), "not_after", unit.Cert.NotAfter,
-		"policy", tsaPolicy.String(), "audited", cfg.Audit != nil)
+		"policy", policy.String(), "audited", cfg.Audit != nil)
 	return srv, nil
 }
 

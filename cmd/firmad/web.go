@@ -21,7 +21,7 @@ func (a *app) publicURL() string {
 // setupWeb serves the citizen approval page under /sign/ over the
 // transaction service.
 func (a *app) setupWeb(ctx context.Context) error {
-	svc := a.transactions()
+	svc := a.tx
 	if svc == nil {
 		return errors.New("the approval page needs the transaction service: the transactions step must run first")
 	}
