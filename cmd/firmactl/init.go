@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/firma-cloud/firma/api"
+	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/store/sqlite"
@@ -25,7 +26,7 @@ func init() {
 	var o initOpts
 	register(&command{
 		name:    "init",
-		summary: "create local state: SoftHSM2 token, PIN, operator token, firmad.yaml, key-encryption key (idempotent)",
+		summary: "create local state: SoftHSM2 token, PIN, operator token, firmad.yaml, key-encryption key, root and issuing CAs (idempotent)",
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&o.state, "state", "var", "state folder to create or reuse")
 			fs.StringVar(&o.module, "module", "", "PKCS#11 module (default: SoftHSM2)")
@@ -33,6 +34,8 @@ func init() {
 			fs.StringVar(&o.grpc, "listen-grpc", "", "gRPC address for the new config (default 127.0.0.1:7700)")
 			fs.StringVar(&o.http, "listen-http", "", "HTTP address for the new config (default 127.0.0.1:7780)")
 			fs.StringVar(&o.keyMode, "key-mode", "token", "key mode for the new config: token or wrapped")
+			fs.StringVar(&o.caBaseURL, "ca-base-url", "", "public URL of firmad's HTTP listener for the new config's ca.base_url "+
+				"(CRL, OCSP and CA certificate URLs in certificates; default http://<listen-http>)")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 			if len(args) > 0 {
@@ -44,7 +47,7 @@ func init() {
 }
 
 type initOpts struct {
-	state, module, label, grpc, http, keyMode string
+	state, module, label, grpc, http, keyMode, caBaseURL string
 }
 
 // runInit makes what firmad needs on a dev machine, reusing anything that
@@ -140,6 +143,9 @@ func runInit(ctx context.Context, e *env, o initOpts) error {
 		return fmt.Errorf("key-encryption key: %w", err)
 	}
 	fmt.Fprintf(e.stdout, "token %q ready (module %s), key-encryption key %q present\n", cfg.HSM.TokenLabel, cfg.HSM.Module, cfg.HSM.KEKLabel)
+	if err := initCA(ctx, e, cfg, db, ks, o.state); err != nil {
+		return err
+	}
 	fmt.Fprintf(e.stdout, "start the service with: firmad -config %s\n", cfgPath)
 	return nil
 }
@@ -162,6 +168,9 @@ func fillNewConfig(cfg *config.Config, o initOpts) {
 	}
 	cfg.Store.Path = filepath.Join(o.state, "firma.db")
 	cfg.Log.Format = "text"
+	if c := config.SectionOf[ca.Config](cfg, ca.SectionName); c != nil && o.caBaseURL != "" {
+		c.BaseURL = o.caBaseURL
+	}
 }
 
 // softHSMToken makes the SoftHSM2 token store under STATE/softhsm and

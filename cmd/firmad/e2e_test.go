@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,14 +55,30 @@ func TestMain(m *testing.M) {
 
 // state is a folder made by `firmactl init`, with its own SoftHSM2 token.
 type state struct {
-	dir string
+	dir  string
+	http string // listen.http and the host of ca.base_url
+}
+
+// freeAddr returns a loopback address with a port free right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
 
 func initState(t *testing.T) *state {
 	t.Helper()
 	s := &state{dir: t.TempDir()}
-	out := s.firmactl(t, 0, "init", "--state", "var", "--listen-grpc", "127.0.0.1:0", "--listen-http", "127.0.0.1:0")
-	for _, want := range []string{"created SoftHSM2 token", "wrote var/firmad.yaml", "key-encryption key"} {
+	// The HTTP port is fixed before init: the CA's URLs in certificates
+	// (ca.base_url) must name the port firmad will serve on.
+	s.http = freeAddr(t)
+	out := s.firmactl(t, 0, "init", "--state", "var", "--listen-grpc", "127.0.0.1:0", "--listen-http", s.http,
+		"--ca-base-url", "http://"+s.http)
+	for _, want := range []string{"created SoftHSM2 token", "wrote var/firmad.yaml", "key-encryption key", "certificate authority: created root, issuing"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("init output lacks %q:\n%s", want, out)
 		}

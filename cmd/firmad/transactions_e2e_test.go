@@ -43,7 +43,6 @@ func restCreate(t *testing.T, base, key, subject string) (int, map[string]any) {
 // firmactl.
 func TestTransactionsThroughFirmad(t *testing.T) {
 	s := initState(t)
-	s.firmactl(t, 0, "ca", "init", "--state", "var")
 	s.firmactl(t, 0, "demo", "seed", "--state", "var")
 	d := s.start(t)
 	addr := "--addr=" + d.grpc

@@ -16,8 +16,10 @@ import (
 var tsaSerialRe = regexp.MustCompile(`(?m)^Serial number: (0x[0-9A-F]+)$`)
 
 // TestBuiltInTSA runs the built-in TSA of a real firmad made by firmactl
-// init: openssl makes the query and verifies the reply against the root
-// firmactl wrote, and serials keep increasing across a restart.
+// init, which sets up the CA too: openssl makes the query and verifies the
+// reply against the root firmactl wrote, the TSA certificate's CRL URL is
+// on firmad's own listener and serves a CRL openssl parses, and serials
+// keep increasing across a restart.
 func TestBuiltInTSA(t *testing.T) {
 	s := initState(t)
 	data := filepath.Join(s.dir, "doc.txt")
@@ -33,18 +35,6 @@ func TestBuiltInTSA(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := filepath.Join(s.dir, "var", "ca", "root.pem")
-	// Without a CA yet the TSA answers 503 problem+json, and firmad runs.
-	d := s.start(t)
-	for _, path := range []string{"/tsa", "/tsa/certs"} {
-		if code, body := get(t, "http://"+d.http+path); code != http.StatusServiceUnavailable || !strings.Contains(body, "not set up") {
-			t.Fatalf("%s before the CA: %d %s", path, code, body)
-		}
-	}
-	if code := d.stop(t); code != 0 {
-		t.Fatalf("firmad exit %d:\n%s", code, d.stderr)
-	}
-	s.firmactl(t, 0, "ca", "init", "--state", "var")
-
 	var last *big.Int
 	for run := range 2 {
 		d := s.start(t)
@@ -54,6 +44,23 @@ func TestBuiltInTSA(t *testing.T) {
 		}
 		untrusted := filepath.Join(s.dir, "tsa-chain.pem")
 		os.WriteFile(untrusted, []byte(chain), 0o600)
+		if d.http != s.http {
+			t.Fatalf("firmad listens on %s, want %s", d.http, s.http)
+		}
+		out, err := exec.Command("openssl", "x509", "-in", untrusted, "-noout", "-ext", "crlDistributionPoints").CombinedOutput()
+		crlURL := "http://" + s.http + "/crl/issuing.crl"
+		if err != nil || !strings.Contains(string(out), crlURL) {
+			t.Fatalf("TSA certificate's CRL distribution point is not %s: %v\n%s", crlURL, err, out)
+		}
+		crl := filepath.Join(s.dir, "issuing.crl")
+		if code, body := get(t, crlURL); code != http.StatusOK {
+			t.Fatalf("GET %s: %d", crlURL, code)
+		} else {
+			os.WriteFile(crl, []byte(body), 0o600)
+		}
+		if out, err := exec.Command("openssl", "crl", "-inform", "DER", "-in", crl, "-noout", "-issuer").CombinedOutput(); err != nil {
+			t.Fatalf("openssl crl on %s: %v\n%s", crlURL, err, out)
+		}
 		for i := range 2 {
 			resp, err := http.Post("http://"+d.http+"/tsa", "application/timestamp-query", bytes.NewReader(q))
 			if err != nil {

@@ -57,7 +57,6 @@ var (
 // results, verified with openssl.
 func TestApprovalThroughBinary(t *testing.T) {
 	s := initState(t)
-	s.firmactl(t, 0, "ca", "init", "--state", "var")
 	s.firmactl(t, 0, "demo", "seed", "--state", "var")
 	d := s.start(t)
 	defer d.stop(t)
