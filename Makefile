@@ -49,9 +49,15 @@ deps-run:
 deps-test:
 	$(call apt_install,$(TEST_PKGS))
 
-# Brings up firmad on ./var state, making it on the first run.
+# Brings up firmad on ./var state, making it on the first run: token,
+# config, CAs (firmactl init), then the sandbox citizens, whose DNIs and
+# passwords are printed (firmactl demo seed; idempotent, so a seed cut
+# short is redone on the next run).
 run: deps-run build
 	@if [ ! -f $(CONFIG) ]; then $(BIN)/firmactl init --state $(STATE); fi
+	@if [ ! -f $(STATE)/demo-seeded ]; then \
+		$(BIN)/firmactl demo seed --state $(STATE) && touch $(STATE)/demo-seeded; \
+	fi
 	exec $(BIN)/firmad -config $(CONFIG)
 
 vet:
