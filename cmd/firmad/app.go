@@ -103,7 +103,12 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, er
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, grpc.ChainUnaryInterceptor(a.lateUnary), grpc.ChainStreamInterceptor(a.lateStream),
+	opts = append(opts,
+		// After authentication: every key generated, used or destroyed
+		// through KeyService and SigningService is recorded before the
+		// caller hears of it, and refused while the audit log is not open.
+		grpc.ChainUnaryInterceptor(api.AuditKeyCallsFunc(a.auditLog, log.With("part", "api")), a.lateUnary),
+		grpc.ChainStreamInterceptor(a.lateStream),
 		// Probe idle clients so half-open connections behind NAT are freed,
 		// and refuse clients that ping more often than every 10 s.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),

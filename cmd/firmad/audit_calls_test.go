@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/store/sqlite"
+)
+
+// TestKeyCallsAudited signs through a real firmad with firmactl: the
+// key's generation and use are in the audit log before firmactl has the
+// signature, and while the audit store refuses records (a trigger standing
+// in for a full or broken disk) the signature is refused and never
+// written.
+func TestKeyCallsAudited(t *testing.T) {
+	s := initState(t)
+	d := s.start(t)
+	addr := "--addr=" + d.grpc
+	m := keyIDRe.FindStringSubmatch(s.firmactl(t, 0, "keys", "generate", "--user", "12345678Z", addr))
+	if m == nil {
+		t.Fatal("keys generate printed no key id")
+	}
+	id := m[1]
+	sum := sha256.Sum256([]byte("Resolución 2026/0042\n"))
+	sig := filepath.Join(s.dir, "ok.sig")
+	s.firmactl(t, 0, "sign", "--key", id, "--digest", hex.EncodeToString(sum[:]), "--out", sig, addr)
+	if _, err := os.Stat(sig); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(s.dir, "var", "firma.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.SQL().ExecContext(ctx, `CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_records
+		BEGIN SELECT RAISE(ABORT, 'audit store unavailable'); END`); err != nil {
+		t.Fatal(err)
+	}
+	refused := filepath.Join(s.dir, "refused.sig")
+	out := s.firmactl(t, 1, "sign", "--key", id, "--digest", hex.EncodeToString(sum[:]), "--out", refused, addr)
+	if !strings.Contains(out, "Unavailable") || !strings.Contains(out, "audit") {
+		t.Errorf("sign with the audit store down: want Unavailable:\n%s", out)
+	}
+	if _, err := os.Stat(refused); !os.IsNotExist(err) {
+		t.Errorf("a signature was written while the audit log could not record it: %v", err)
+	}
+	if _, err := db.SQL().ExecContext(ctx, `DROP TRIGGER refuse_audit`); err != nil {
+		t.Fatal(err)
+	}
+	if code := d.stop(t); code != 0 {
+		t.Fatalf("firmad exit %d:\n%s", code, d.stderr)
+	}
+
+	n, err := db.AuditSize(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := db.AuditRecords(ctx, 0, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, r := range recs {
+		if r.KeyID != id {
+			continue
+		}
+		count[r.Event+"/"+r.Outcome]++
+		if r.Event == string(audit.KeyUsed) && r.Documents != 1 {
+			t.Errorf("key.used record with %d documents, want 1", r.Documents)
+		}
+	}
+	if count[string(audit.KeyGenerated)+"/"+string(audit.Success)] != 1 || count[string(audit.KeyUsed)+"/"+string(audit.Success)] != 1 {
+		t.Errorf("records of key %s: %v; want one key.generated and one successful key.used", id, count)
+	}
+}
