@@ -96,7 +96,7 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, er
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	var err error
-	if a.tls, err = serverTLS(cfg.TLS); err != nil {
+	if a.tls, err = serverTLS(cfg.TLS, registrySection(cfg).TrustedCAs); err != nil {
 		return nil, err
 	}
 	opts, err := api.ServerOptions(cfg.Auth, a.reg, log)
@@ -289,10 +289,15 @@ func (a *app) shutdown(hs *http.Server) {
 	}
 }
 
-// serverTLS builds the server TLS config, or nil for plaintext. With a
-// client CA, certificates are verified when given but not required, so that
-// bearer-token operators can still connect.
-func serverTLS(c config.TLS) (*tls.Config, error) {
+// serverTLS builds the server TLS config, or nil for plaintext. Client
+// certificates are verified when given but not required, so that
+// bearer-token operators and citizens without a certificate can still
+// connect. They may chain to tls.client_ca (operators, portals, staff) or
+// to one of citizenCAs (registry.trusted_cas: DNIe, FNMT), for
+// electronic-certificate registration. Chaining grants nothing by itself:
+// operators, portals and staff are matched by their certificate's
+// fingerprint, so a citizen's certificate never authenticates as one.
+func serverTLS(c config.TLS, citizenCAs []string) (*tls.Config, error) {
 	if !c.Enabled() {
 		return nil, nil
 	}
@@ -302,15 +307,21 @@ func serverTLS(c config.TLS) (*tls.Config, error) {
 	}
 	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"h2", "http/1.1"}}
+	pool := x509.NewCertPool()
+	files := citizenCAs
 	if c.ClientCA != "" {
-		pemBytes, err := os.ReadFile(c.ClientCA)
+		files = append([]string{c.ClientCA}, citizenCAs...)
+	}
+	for _, f := range files {
+		pemBytes, err := os.ReadFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("tls: read client CA: %w", err)
 		}
-		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pemBytes) {
-			return nil, fmt.Errorf("tls: client CA %s holds no PEM certificate", c.ClientCA)
+			return nil, fmt.Errorf("tls: client CA %s holds no PEM certificate", f)
 		}
+	}
+	if len(files) > 0 {
 		tc.ClientCAs = pool
 		tc.ClientAuth = tls.VerifyClientCertIfGiven
 	}

@@ -65,11 +65,19 @@ func writePKI(t *testing.T, dir string) string {
 }
 
 // firmad serves TLS on both listeners and admits an operator by client
-// certificate alone; plaintext clients are refused.
+// certificate alone; plaintext clients are refused. A citizen's
+// certificate from a CA of registry.trusted_cas (DNIe, FNMT) passes the
+// handshake, for electronic-certificate registration, but does not make
+// its holder an operator.
 func TestTLSAndClientCertificate(t *testing.T) {
 	s := initState(t)
 	v := filepath.Join(s.dir, "var")
 	fp := writePKI(t, v)
+	dnie := filepath.Join(v, "dnie")
+	if err := os.MkdirAll(dnie, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writePKI(t, dnie)
 	// Edit the file as a generic document so that sections of features
 	// this test does not link survive.
 	path := filepath.Join(v, "firmad.yaml")
@@ -82,6 +90,7 @@ func TestTLSAndClientCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc["tls"] = map[string]any{"cert": "var/server.pem", "key": "var/server.key", "client_ca": "var/ca.pem"}
+	doc["registry"] = map[string]any{"trusted_cas": []string{"var/dnie/ca.pem"}}
 	auth := doc["auth"].(map[string]any)
 	auth["operators"] = append(auth["operators"].([]any), map[string]any{"name": "robot", "cert_sha256": fp})
 	b, err := yaml.Marshal(doc)
@@ -102,6 +111,16 @@ func TestTLSAndClientCertificate(t *testing.T) {
 		t.Fatalf("https /healthz: %v", err)
 	}
 	resp.Body.Close()
+	citizen, err := tls.LoadX509KeyPair(filepath.Join(dnie, "client.pem"), filepath.Join(dnie, "client.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{citizen}}}}
+	resp, err = hc.Get("https://" + d.http + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("https /healthz with a citizen certificate of a trusted CA: %v", err)
+	}
+	resp.Body.Close()
 
 	run := func(env []string, args ...string) (int, string) {
 		cmd := exec.Command(filepath.Join(bin, "firmactl"), append(args, "--addr", d.grpc)...)
@@ -118,6 +137,9 @@ func TestTLSAndClientCertificate(t *testing.T) {
 	}
 	if code, out := run([]string{"FIRMA_TOKEN=wrong"}, "keys", "list", "--ca", "var/ca.pem"); code != 1 || !strings.Contains(out, "Unauthenticated") {
 		t.Fatalf("bad token over TLS: exit %d\n%s", code, out)
+	}
+	if code, out := run(noToken, "keys", "list", "--ca", "var/ca.pem", "--cert", "var/dnie/client.pem", "--key-file", "var/dnie/client.key"); code != 1 || !strings.Contains(out, "Unauthenticated") {
+		t.Fatalf("citizen certificate as an operator: exit %d, want Unauthenticated\n%s", code, out)
 	}
 	if code, out := run(nil, "keys", "list"); code != 1 {
 		t.Fatalf("plaintext client against a TLS server: exit %d\n%s", code, out)
