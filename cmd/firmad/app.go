@@ -109,6 +109,8 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, er
 		// caller hears of it, and refused while the audit log is not open.
 		grpc.ChainUnaryInterceptor(api.AuditKeyCallsFunc(a.auditLog, log.With("part", "api")), a.lateUnary),
 		grpc.ChainStreamInterceptor(a.lateStream),
+		// Whole documents travel in CreateBatch calls.
+		grpc.MaxRecvMsgSize(cfg.Listen.GRPCMaxMessageBytes),
 		// Probe idle clients so half-open connections behind NAT are freed,
 		// and refuse clients that ping more often than every 10 s.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
