@@ -53,6 +53,7 @@ type Store interface {
 	TransactionStore
 	CAStore
 	AuditStore
+	CSCStore
 	Ping(ctx context.Context) error
 	Close() error
 }

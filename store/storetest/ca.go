@@ -1,25 +1,21 @@
-package sqlite_test
+package storetest
 
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/firma-cloud/firma/store"
-	"github.com/firma-cloud/firma/store/sqlite"
 )
 
-func openCA(t *testing.T) *sqlite.DB {
-	t.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ca.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+func testCA(t *testing.T, open Open) {
+	cases(t, open, []test{
+		{"certificates", caCertificates},
+		{"crl numbers", caCRLNumbers},
+		{"authorities", caAuthorities},
+	})
 }
 
 func caCert(id, owner, serial, status string) *store.Certificate {
@@ -28,9 +24,8 @@ func caCert(id, owner, serial, status string) *store.Certificate {
 		Cert: []byte{0x30, 0x00}, NotBefore: now, NotAfter: now.Add(time.Hour), CreatedAt: now}
 }
 
-func TestCAStoreCertificates(t *testing.T) {
+func caCertificates(t *testing.T, db store.Store, _ Reopen) {
 	ctx := context.Background()
-	db := openCA(t)
 	if err := db.CreateCertificate(ctx, caCert("c1", "12345678Z", "4a01", store.CertValid)); err != nil {
 		t.Fatal(err)
 	}
@@ -95,18 +90,22 @@ func TestCAStoreCertificates(t *testing.T) {
 	}
 }
 
-func TestCAStoreCRLNumbers(t *testing.T) {
+func caCRLNumbers(t *testing.T, db store.Store, reopen Reopen) {
 	ctx := context.Background()
-	db := openCA(t)
+	other := reopen(t)
 	// Numbers are unique and increasing under concurrent allocation.
 	var mu sync.Mutex
 	seen := map[int64]bool{}
 	var wg sync.WaitGroup
-	for range 20 {
+	for i := range 20 {
+		h := db
+		if i%2 == 1 {
+			h = other // another node
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n, err := db.NextCRLNumber(ctx, "issuing")
+			n, err := h.NextCRLNumber(ctx, "issuing")
 			if err != nil {
 				t.Error(err)
 				return
@@ -138,9 +137,8 @@ func TestCAStoreCRLNumbers(t *testing.T) {
 	}
 }
 
-func TestCAStoreAuthorities(t *testing.T) {
+func caAuthorities(t *testing.T, db store.Store, _ Reopen) {
 	ctx := context.Background()
-	db := openCA(t)
 	now := time.Now().UTC()
 	a := &store.Authority{Name: "issuing", KeyID: "k1", Cert: []byte{1}, CreatedAt: now, UpdatedAt: now}
 	if err := db.CreateAuthority(ctx, a); err != nil {

@@ -1,30 +1,25 @@
-package sqlite_test
+package storetest
 
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/firma-cloud/firma/store"
-	"github.com/firma-cloud/firma/store/sqlite"
 )
 
-func openCSC(t *testing.T) *sqlite.DB {
-	t.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "firma.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+func testCSC(t *testing.T, open Open) {
+	cases(t, open, []test{
+		{"reserve all or nothing", cscReserveAllOrNothing},
+		{"reserve concurrent across handles", cscReserveConcurrent},
+		{"challenge", cscChallenge},
+	})
 }
 
-func TestReserveSADAllOrNothing(t *testing.T) {
+func cscReserveAllOrNothing(t *testing.T, db store.Store, _ Reopen) {
 	ctx := context.Background()
-	db := openCSC(t)
 	now := time.Now().UTC()
 	h := func(b byte) []byte { return []byte{b, b, b, b} }
 	sad := &store.SAD{ID: "sad-1", CredentialID: "crt-1", Caller: "portal-1", CitizenID: "12345678Z", KeyID: "k1", HashAlgo: "2.16.840.1.101.3.4.2.1",
@@ -80,9 +75,9 @@ func TestReserveSADAllOrNothing(t *testing.T) {
 	}
 }
 
-func TestReserveSADConcurrent(t *testing.T) {
+func cscReserveConcurrent(t *testing.T, db store.Store, reopen Reopen) {
 	ctx := context.Background()
-	db := openCSC(t)
+	other := reopen(t)
 	now := time.Now().UTC()
 	hashes := [][]byte{[]byte("a"), []byte("b")}
 	if err := db.CreateSAD(ctx, &store.SAD{ID: "race", CredentialID: "c", Caller: "p", CitizenID: "x", KeyID: "k", HashAlgo: "h",
@@ -94,11 +89,15 @@ func TestReserveSADConcurrent(t *testing.T) {
 		mu   sync.Mutex
 		wins int
 	)
-	for range 20 {
+	for i := range 20 {
+		h := db
+		if i%2 == 1 {
+			h = other // another node
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := db.ReserveSAD(ctx, "race", hashes, now); err == nil {
+			if err := h.ReserveSAD(ctx, "race", hashes, now); err == nil {
 				mu.Lock()
 				wins++
 				mu.Unlock()
@@ -113,9 +112,8 @@ func TestReserveSADConcurrent(t *testing.T) {
 	}
 }
 
-func TestCSCChallenge(t *testing.T) {
+func cscChallenge(t *testing.T, db store.Store, _ Reopen) {
 	ctx := context.Background()
-	db := openCSC(t)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	c := &store.CSCChallenge{ID: "ch", CredentialID: "crt", Caller: "p", CitizenID: "z", Hash: []byte("h1"), Sends: 1, SentAt: now,
 		ExpiresAt: now.Add(5 * time.Minute), CreatedAt: now}

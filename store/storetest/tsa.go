@@ -1,30 +1,25 @@
-package sqlite_test
+package storetest
 
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/firma-cloud/firma/store"
-	"github.com/firma-cloud/firma/store/sqlite"
 )
 
-func openTSA(t *testing.T, path string) *sqlite.DB {
-	t.Helper()
-	db, err := sqlite.Open(context.Background(), path)
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+func testTSA(t *testing.T, open Open) {
+	cases(t, open, []test{
+		{"serial sequences", tsaSerials},
+		{"serials unique across handles and restart", tsaSerialsAcrossHandles},
+		{"units", tsaUnits},
+	})
 }
 
-func TestAllocTSASerials(t *testing.T) {
+func tsaSerials(t *testing.T, db store.Store, _ Reopen) {
 	ctx := context.Background()
-	db := openTSA(t, filepath.Join(t.TempDir(), "firma.db"))
 	tests := []struct {
 		seq   string
 		n     int64
@@ -54,18 +49,17 @@ func TestAllocTSASerials(t *testing.T) {
 	}
 }
 
-// Two handles on one file stand for two firmad nodes sharing a database;
+// Two handles on one database stand for two firmad nodes sharing it;
 // reopening stands for a restart.
-func TestAllocTSASerialsUniqueAcrossHandlesAndRestart(t *testing.T) {
+func tsaSerialsAcrossHandles(t *testing.T, a store.Store, reopen Reopen) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "firma.db")
-	a, b := openTSA(t, path), openTSA(t, path)
+	b := reopen(t)
 	const workers, per = 8, 50
 	var (
 		mu   sync.Mutex
 		seen = map[int64]bool{}
 		wg   sync.WaitGroup
-		errs = make(chan error, workers)
+		errs = make(chan error, workers*per)
 	)
 	for w := range workers {
 		db := a
@@ -102,7 +96,7 @@ func TestAllocTSASerialsUniqueAcrossHandlesAndRestart(t *testing.T) {
 	}
 	a.Close()
 	b.Close()
-	c := openTSA(t, path)
+	c := reopen(t)
 	next, err := c.AllocTSASerials(ctx, "default", 1)
 	if err != nil {
 		t.Fatal(err)
@@ -112,9 +106,8 @@ func TestAllocTSASerialsUniqueAcrossHandlesAndRestart(t *testing.T) {
 	}
 }
 
-func TestTSAUnits(t *testing.T) {
+func tsaUnits(t *testing.T, db store.Store, _ Reopen) {
 	ctx := context.Background()
-	db := openTSA(t, filepath.Join(t.TempDir(), "firma.db"))
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	u := &store.TSAUnit{Name: "default", KeyID: "k1", Cert: []byte{0x30, 0x01}, KeySince: now, UpdatedAt: now}
 	if _, err := db.TSAUnit(ctx, "default"); !errors.Is(err, store.ErrNotFound) {

@@ -1,0 +1,30 @@
+package sqlite_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/firma-cloud/firma/store"
+	"github.com/firma-cloud/firma/store/sqlite"
+	"github.com/firma-cloud/firma/store/storetest"
+)
+
+func open(t *testing.T, path string) store.Store {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// TestStore runs the conformance suite; a second handle on the same file
+// stands for a second node.
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) (store.Store, storetest.Reopen) {
+		path := filepath.Join(t.TempDir(), "firma.db")
+		return open(t, path), func(t *testing.T) store.Store { return open(t, path) }
+	})
+}
