@@ -24,8 +24,8 @@ func init() {
 	AddErrorMapping(audit.ErrSecret, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "secret in audit request", false)
 	AddErrorMapping(audit.ErrPersonalData, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "personal data in audit request", false)
 	AddErrorMapping(audit.ErrRange, codes.OutOfRange, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "beyond the audit log", true)
-	AddErrorMapping(audit.ErrNoSigner, codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_UNSPECIFIED, "this node signs no audit checkpoints", false)
-	AddErrorMapping(audit.ErrUnavailable, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_INTERNAL, "audit log unavailable, operation refused", false)
+	AddErrorMapping(audit.ErrNoSigner, codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_AUDIT_SIGNER_MISSING, "this node signs no audit checkpoints", false)
+	AddErrorMapping(audit.ErrUnavailable, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_AUDIT_UNAVAILABLE, "audit log unavailable, operation refused", false)
 	AddErrorMapping(audit.ErrClosed, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_SHUTTING_DOWN, "service shutting down", false)
 }
 
@@ -56,7 +56,7 @@ func NewAuditors(creds []audit.Credential) (*Auth, error) {
 }
 
 func permissionDenied(msg string) error {
-	return newStatus(codes.PermissionDenied, firmav1.ErrorReason_ERROR_REASON_UNSPECIFIED, msg, nil)
+	return newStatus(codes.PermissionDenied, firmav1.ErrorReason_ERROR_REASON_PERMISSION_DENIED, msg, nil)
 }
 
 // AuditService implements firmav1.AuditServiceServer for auditors.
@@ -281,7 +281,7 @@ func (s *AuditService) GetCheckpoint(ctx context.Context, _ *firmav1.GetCheckpoi
 	if errors.Is(err, audit.ErrNoSigner) {
 		c, err = s.log.Latest(ctx)
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, newStatus(codes.NotFound, firmav1.ErrorReason_ERROR_REASON_UNSPECIFIED, "no audit checkpoint yet", nil)
+			return nil, newStatus(codes.NotFound, firmav1.ErrorReason_ERROR_REASON_CHECKPOINT_NOT_FOUND, "no audit checkpoint yet", nil)
 		}
 	}
 	if err != nil {

@@ -53,7 +53,7 @@ func AuditKeyCallsFunc(logOf func() *audit.Log, log *slog.Logger) grpc.UnaryServ
 		}
 		l := logOf()
 		if l == nil {
-			return nil, newStatus(codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_INTERNAL,
+			return nil, newStatus(codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_AUDIT_UNAVAILABLE,
 				"audit log not open, operation refused", nil)
 		}
 		resp, err := handler(ctx, req)
@@ -94,7 +94,7 @@ func AuditKeyCallsFunc(logOf func() *audit.Log, log *slog.Logger) grpc.UnaryServ
 			log.Error("audit append failed, refusing the key call", "method", info.FullMethod, "err", aerr)
 			// Fail closed: the signature or key exists, but unrecorded it
 			// must not be handed out.
-			return nil, newStatus(codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_INTERNAL,
+			return nil, newStatus(codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_AUDIT_UNAVAILABLE,
 				"audit log unavailable, operation refused", nil)
 		}
 		return resp, nil

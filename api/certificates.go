@@ -22,25 +22,23 @@ import (
 const maxCertificateDER = 64 << 10
 
 func init() {
-	// The firmav1.ErrorReason enum has no certificate reasons yet, so these
-	// go out as UNSPECIFIED with a constant message; ErrorInfo metadata
-	// "ca_error" (certErrorMeta) tells them apart for programs.
-	u := firmav1.ErrorReason_ERROR_REASON_UNSPECIFIED
+	// ErrorInfo metadata "ca_error" (certErrorMeta) repeats the CA's own
+	// name for the error.
 	inv := firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT
-	AddErrorMapping(ca.ErrNotAdvanced, codes.FailedPrecondition, u, "refused", true)
-	AddErrorMapping(ca.ErrInactive, codes.FailedPrecondition, u, "refused", true)
-	AddErrorMapping(ca.ErrUnknownCitizen, codes.NotFound, u, "citizen not registered", false)
-	AddErrorMapping(ca.ErrNotFound, codes.NotFound, u, "certificate not found", false)
-	AddErrorMapping(ca.ErrAlreadyRevoked, codes.FailedPrecondition, u, "certificate already revoked", false)
-	AddErrorMapping(ca.ErrPending, codes.FailedPrecondition, u, "certificate requested from the external CA and not yet imported", false)
-	AddErrorMapping(ca.ErrExists, codes.AlreadyExists, u, "citizen already has a valid certificate; renew it instead", false)
+	AddErrorMapping(ca.ErrNotAdvanced, codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_ADVANCED_LEVEL_REQUIRED, "refused", true)
+	AddErrorMapping(ca.ErrInactive, codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_CITIZEN_INACTIVE, "refused", true)
+	AddErrorMapping(ca.ErrUnknownCitizen, codes.NotFound, firmav1.ErrorReason_ERROR_REASON_CITIZEN_NOT_FOUND, "citizen not registered", false)
+	AddErrorMapping(ca.ErrNotFound, codes.NotFound, firmav1.ErrorReason_ERROR_REASON_CERTIFICATE_NOT_FOUND, "certificate not found", false)
+	AddErrorMapping(ca.ErrAlreadyRevoked, codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_CERTIFICATE_REVOKED, "certificate already revoked", false)
+	AddErrorMapping(ca.ErrPending, codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_CERTIFICATE_PENDING, "certificate requested from the external CA and not yet imported", false)
+	AddErrorMapping(ca.ErrExists, codes.AlreadyExists, firmav1.ErrorReason_ERROR_REASON_CERTIFICATE_EXISTS, "citizen already has a valid certificate; renew it instead", false)
 	AddErrorMapping(ca.ErrKeyMismatch, codes.InvalidArgument, inv, "certificate does not match", true)
 	AddErrorMapping(ca.ErrBadCertificate, codes.InvalidArgument, inv, "bad certificate", true)
 	AddErrorMapping(ca.ErrBadReason, codes.InvalidArgument, inv, "bad revocation reason", true)
-	AddErrorMapping(ca.ErrWrongMode, codes.FailedPrecondition, u, "certificate mode", true)
-	AddErrorMapping(ca.ErrNotInitialised, codes.FailedPrecondition, u, "certificate authority not initialised: run 'firmactl init'", false)
-	AddErrorMapping(ca.ErrAlreadyInitialised, codes.AlreadyExists, u, "certificate authority already set up", false)
-	AddErrorMapping(ca.ErrAuditUnavailable, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_INTERNAL, "audit log unavailable, operation refused", false)
+	AddErrorMapping(ca.ErrWrongMode, codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_CA_WRONG_MODE, "certificate mode", true)
+	AddErrorMapping(ca.ErrNotInitialised, codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_CA_NOT_INITIALISED, "certificate authority not initialised: run 'firmactl init'", false)
+	AddErrorMapping(ca.ErrAlreadyInitialised, codes.AlreadyExists, firmav1.ErrorReason_ERROR_REASON_CA_ALREADY_INITIALISED, "certificate authority already set up", false)
+	AddErrorMapping(ca.ErrAuditUnavailable, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_AUDIT_UNAVAILABLE, "audit log unavailable, operation refused", false)
 }
 
 // certErrors name, for ErrorInfo metadata, the CA errors a program may act on.

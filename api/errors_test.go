@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
 )
@@ -37,6 +39,22 @@ func TestToStatus(t *testing.T) {
 		{fmt.Errorf("sign: %w", context.Canceled), codes.Canceled, firmav1.ErrorReason_ERROR_REASON_UNSPECIFIED},
 		{fmt.Errorf("key k, digest 3: %w", signer.ErrFault), codes.Internal, firmav1.ErrorReason_ERROR_REASON_INTERNAL},
 		{errors.New("CKR_GENERAL_ERROR on /secret/path"), codes.Internal, firmav1.ErrorReason_ERROR_REASON_INTERNAL},
+		// The CA's, audit's and verification's errors have reasons of their own.
+		{fmt.Errorf("issue: %w", ca.ErrNotAdvanced), codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_ADVANCED_LEVEL_REQUIRED},
+		{fmt.Errorf("issue: %w", ca.ErrInactive), codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_CITIZEN_INACTIVE},
+		{fmt.Errorf("issue: %w", ca.ErrUnknownCitizen), codes.NotFound, firmav1.ErrorReason_ERROR_REASON_CITIZEN_NOT_FOUND},
+		{fmt.Errorf("get: %w", ca.ErrNotFound), codes.NotFound, firmav1.ErrorReason_ERROR_REASON_CERTIFICATE_NOT_FOUND},
+		{fmt.Errorf("revoke: %w", ca.ErrAlreadyRevoked), codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_CERTIFICATE_REVOKED},
+		{fmt.Errorf("get: %w", ca.ErrPending), codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_CERTIFICATE_PENDING},
+		{fmt.Errorf("issue: %w", ca.ErrExists), codes.AlreadyExists, firmav1.ErrorReason_ERROR_REASON_CERTIFICATE_EXISTS},
+		{fmt.Errorf("csr: %w", ca.ErrWrongMode), codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_CA_WRONG_MODE},
+		{fmt.Errorf("issue: %w", ca.ErrNotInitialised), codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_CA_NOT_INITIALISED},
+		{fmt.Errorf("init: %w", ca.ErrAlreadyInitialised), codes.AlreadyExists, firmav1.ErrorReason_ERROR_REASON_CA_ALREADY_INITIALISED},
+		{fmt.Errorf("issue: %w", ca.ErrAuditUnavailable), codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_AUDIT_UNAVAILABLE},
+		{fmt.Errorf("append: %w", audit.ErrUnavailable), codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_AUDIT_UNAVAILABLE},
+		{fmt.Errorf("checkpoint: %w", audit.ErrNoSigner), codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_AUDIT_SIGNER_MISSING},
+		{fmt.Errorf("cades: %w", signer.ErrTimestamp), codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_TSA_UNAVAILABLE},
+		{ErrVerifierUnavailable, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_VERIFIER_UNAVAILABLE},
 	}
 	for _, tt := range tests {
 		t.Run(tt.err.Error(), func(t *testing.T) {

@@ -44,8 +44,8 @@ func init() {
 	for _, e := range []error{signer.ErrPDF, signer.ErrFormat, signer.ErrFormatDigest, signer.ErrNeedsDocument, signer.ErrHash} {
 		AddErrorMapping(e, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "cannot sign the document", true)
 	}
-	AddErrorMapping(ErrVerifierUnavailable, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_UNSPECIFIED, "verification is not available yet", true)
-	AddErrorMapping(signer.ErrTimestamp, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_UNSPECIFIED, "time-stamping authority unavailable", false)
+	AddErrorMapping(ErrVerifierUnavailable, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_VERIFIER_UNAVAILABLE, "verification is not available yet", true)
+	AddErrorMapping(signer.ErrTimestamp, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_TSA_UNAVAILABLE, "time-stamping authority unavailable", false)
 }
 
 // VerifyService implements firmav1.VerifyServiceServer on a verifier.

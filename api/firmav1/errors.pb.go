@@ -49,6 +49,44 @@ const (
 	ErrorReason_ERROR_REASON_INTERNAL ErrorReason = 9
 	// The service is shutting down or closed.
 	ErrorReason_ERROR_REASON_SHUTTING_DOWN ErrorReason = 10
+	// Only citizens registered at the advanced level may hold a signing
+	// certificate; the message says how to reach it (in person, or online
+	// with an electronic certificate or DNIe).
+	ErrorReason_ERROR_REASON_ADVANCED_LEVEL_REQUIRED ErrorReason = 11
+	// The citizen is removed or otherwise not active.
+	ErrorReason_ERROR_REASON_CITIZEN_INACTIVE ErrorReason = 12
+	// No citizen is registered with that DNI/NIE.
+	ErrorReason_ERROR_REASON_CITIZEN_NOT_FOUND ErrorReason = 13
+	// No certificate matches the reference.
+	ErrorReason_ERROR_REASON_CERTIFICATE_NOT_FOUND ErrorReason = 14
+	// The certificate is already revoked.
+	ErrorReason_ERROR_REASON_CERTIFICATE_REVOKED ErrorReason = 15
+	// The certificate was requested from the external CA and is not
+	// imported yet.
+	ErrorReason_ERROR_REASON_CERTIFICATE_PENDING ErrorReason = 16
+	// The citizen already has a valid certificate; renew it instead.
+	ErrorReason_ERROR_REASON_CERTIFICATE_EXISTS ErrorReason = 17
+	// The operation does not apply to the CA's mode (internal or external).
+	ErrorReason_ERROR_REASON_CA_WRONG_MODE ErrorReason = 18
+	// The certificate authority is not set up yet ('firmactl init').
+	ErrorReason_ERROR_REASON_CA_NOT_INITIALISED ErrorReason = 19
+	// The certificate authority is already set up.
+	ErrorReason_ERROR_REASON_CA_ALREADY_INITIALISED ErrorReason = 20
+	// The audit log cannot record the operation, so it was refused (fail
+	// closed); retry later.
+	ErrorReason_ERROR_REASON_AUDIT_UNAVAILABLE ErrorReason = 21
+	// The caller is authenticated but its role may not do this (e.g. an
+	// operator reading the audit log, an auditor changing anything).
+	ErrorReason_ERROR_REASON_PERMISSION_DENIED ErrorReason = 22
+	// The audit log has no signed checkpoint yet.
+	ErrorReason_ERROR_REASON_CHECKPOINT_NOT_FOUND ErrorReason = 23
+	// This node holds no audit checkpoint key.
+	ErrorReason_ERROR_REASON_AUDIT_SIGNER_MISSING ErrorReason = 24
+	// The time-stamping authority did not answer or answered wrongly; the
+	// document was not returned half done.
+	ErrorReason_ERROR_REASON_TSA_UNAVAILABLE ErrorReason = 25
+	// Signature verification is not configured on this node.
+	ErrorReason_ERROR_REASON_VERIFIER_UNAVAILABLE ErrorReason = 26
 )
 
 // Enum value maps for ErrorReason.
@@ -65,19 +103,51 @@ var (
 		8:  "ERROR_REASON_HSM_UNAVAILABLE",
 		9:  "ERROR_REASON_INTERNAL",
 		10: "ERROR_REASON_SHUTTING_DOWN",
+		11: "ERROR_REASON_ADVANCED_LEVEL_REQUIRED",
+		12: "ERROR_REASON_CITIZEN_INACTIVE",
+		13: "ERROR_REASON_CITIZEN_NOT_FOUND",
+		14: "ERROR_REASON_CERTIFICATE_NOT_FOUND",
+		15: "ERROR_REASON_CERTIFICATE_REVOKED",
+		16: "ERROR_REASON_CERTIFICATE_PENDING",
+		17: "ERROR_REASON_CERTIFICATE_EXISTS",
+		18: "ERROR_REASON_CA_WRONG_MODE",
+		19: "ERROR_REASON_CA_NOT_INITIALISED",
+		20: "ERROR_REASON_CA_ALREADY_INITIALISED",
+		21: "ERROR_REASON_AUDIT_UNAVAILABLE",
+		22: "ERROR_REASON_PERMISSION_DENIED",
+		23: "ERROR_REASON_CHECKPOINT_NOT_FOUND",
+		24: "ERROR_REASON_AUDIT_SIGNER_MISSING",
+		25: "ERROR_REASON_TSA_UNAVAILABLE",
+		26: "ERROR_REASON_VERIFIER_UNAVAILABLE",
 	}
 	ErrorReason_value = map[string]int32{
-		"ERROR_REASON_UNSPECIFIED":      0,
-		"ERROR_REASON_UNAUTHENTICATED":  1,
-		"ERROR_REASON_INVALID_ARGUMENT": 2,
-		"ERROR_REASON_KEY_NOT_FOUND":    3,
-		"ERROR_REASON_KEY_DESTROYED":    4,
-		"ERROR_REASON_DIGEST_LENGTH":    5,
-		"ERROR_REASON_UNSUPPORTED":      6,
-		"ERROR_REASON_HSM_BUSY":         7,
-		"ERROR_REASON_HSM_UNAVAILABLE":  8,
-		"ERROR_REASON_INTERNAL":         9,
-		"ERROR_REASON_SHUTTING_DOWN":    10,
+		"ERROR_REASON_UNSPECIFIED":             0,
+		"ERROR_REASON_UNAUTHENTICATED":         1,
+		"ERROR_REASON_INVALID_ARGUMENT":        2,
+		"ERROR_REASON_KEY_NOT_FOUND":           3,
+		"ERROR_REASON_KEY_DESTROYED":           4,
+		"ERROR_REASON_DIGEST_LENGTH":           5,
+		"ERROR_REASON_UNSUPPORTED":             6,
+		"ERROR_REASON_HSM_BUSY":                7,
+		"ERROR_REASON_HSM_UNAVAILABLE":         8,
+		"ERROR_REASON_INTERNAL":                9,
+		"ERROR_REASON_SHUTTING_DOWN":           10,
+		"ERROR_REASON_ADVANCED_LEVEL_REQUIRED": 11,
+		"ERROR_REASON_CITIZEN_INACTIVE":        12,
+		"ERROR_REASON_CITIZEN_NOT_FOUND":       13,
+		"ERROR_REASON_CERTIFICATE_NOT_FOUND":   14,
+		"ERROR_REASON_CERTIFICATE_REVOKED":     15,
+		"ERROR_REASON_CERTIFICATE_PENDING":     16,
+		"ERROR_REASON_CERTIFICATE_EXISTS":      17,
+		"ERROR_REASON_CA_WRONG_MODE":           18,
+		"ERROR_REASON_CA_NOT_INITIALISED":      19,
+		"ERROR_REASON_CA_ALREADY_INITIALISED":  20,
+		"ERROR_REASON_AUDIT_UNAVAILABLE":       21,
+		"ERROR_REASON_PERMISSION_DENIED":       22,
+		"ERROR_REASON_CHECKPOINT_NOT_FOUND":    23,
+		"ERROR_REASON_AUDIT_SIGNER_MISSING":    24,
+		"ERROR_REASON_TSA_UNAVAILABLE":         25,
+		"ERROR_REASON_VERIFIER_UNAVAILABLE":    26,
 	}
 )
 
@@ -112,7 +182,7 @@ var File_firma_v1_errors_proto protoreflect.FileDescriptor
 
 const file_firma_v1_errors_proto_rawDesc = "" +
 	"\n" +
-	"\x15firma/v1/errors.proto\x12\bfirma.v1*\xe6\x02\n" +
+	"\x15firma/v1/errors.proto\x12\bfirma.v1*\xbd\a\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cERROR_REASON_UNAUTHENTICATED\x10\x01\x12!\n" +
@@ -125,7 +195,23 @@ const file_firma_v1_errors_proto_rawDesc = "" +
 	"\x1cERROR_REASON_HSM_UNAVAILABLE\x10\b\x12\x19\n" +
 	"\x15ERROR_REASON_INTERNAL\x10\t\x12\x1e\n" +
 	"\x1aERROR_REASON_SHUTTING_DOWN\x10\n" +
-	"B2Z0github.com/firma-cloud/firma/api/firmav1;firmav1b\x06proto3"
+	"\x12(\n" +
+	"$ERROR_REASON_ADVANCED_LEVEL_REQUIRED\x10\v\x12!\n" +
+	"\x1dERROR_REASON_CITIZEN_INACTIVE\x10\f\x12\"\n" +
+	"\x1eERROR_REASON_CITIZEN_NOT_FOUND\x10\r\x12&\n" +
+	"\"ERROR_REASON_CERTIFICATE_NOT_FOUND\x10\x0e\x12$\n" +
+	" ERROR_REASON_CERTIFICATE_REVOKED\x10\x0f\x12$\n" +
+	" ERROR_REASON_CERTIFICATE_PENDING\x10\x10\x12#\n" +
+	"\x1fERROR_REASON_CERTIFICATE_EXISTS\x10\x11\x12\x1e\n" +
+	"\x1aERROR_REASON_CA_WRONG_MODE\x10\x12\x12#\n" +
+	"\x1fERROR_REASON_CA_NOT_INITIALISED\x10\x13\x12'\n" +
+	"#ERROR_REASON_CA_ALREADY_INITIALISED\x10\x14\x12\"\n" +
+	"\x1eERROR_REASON_AUDIT_UNAVAILABLE\x10\x15\x12\"\n" +
+	"\x1eERROR_REASON_PERMISSION_DENIED\x10\x16\x12%\n" +
+	"!ERROR_REASON_CHECKPOINT_NOT_FOUND\x10\x17\x12%\n" +
+	"!ERROR_REASON_AUDIT_SIGNER_MISSING\x10\x18\x12 \n" +
+	"\x1cERROR_REASON_TSA_UNAVAILABLE\x10\x19\x12%\n" +
+	"!ERROR_REASON_VERIFIER_UNAVAILABLE\x10\x1aB2Z0github.com/firma-cloud/firma/api/firmav1;firmav1b\x06proto3"
 
 var (
 	file_firma_v1_errors_proto_rawDescOnce sync.Once
