@@ -93,10 +93,17 @@ type HSM struct {
 	PIN Secret `yaml:"-"`
 }
 
-// Store selects the persistence backend.
+// Store selects the persistence backend: one SQLite file, or a PostgreSQL
+// database that several firmad nodes share.
 type Store struct {
-	Driver string `yaml:"driver"` // sqlite
-	Path   string `yaml:"path"`
+	Driver string `yaml:"driver"`         // sqlite | postgres
+	Path   string `yaml:"path,omitempty"` // sqlite: the database file
+	// DSN is the PostgreSQL connection string (libpq key=value or
+	// postgres:// URL; pgxpool settings such as pool_max_conns allowed).
+	// In the file it must not hold a password: give the whole DSN in
+	// FIRMA_STORE_DSN or in DSNFile, or the password in a PGPASSFILE.
+	DSN     Secret `yaml:"dsn,omitempty"`
+	DSNFile string `yaml:"dsn_file,omitempty"` // file holding the DSN, read at start
 }
 
 // Auth lists the operators allowed to call the service.
@@ -231,6 +238,9 @@ func (c *Config) finish(getenv func(string) string, fs *flag.FlagSet) (*Config, 
 	if err := c.ReadPIN(getenv); err != nil {
 		return nil, err
 	}
+	if err := c.Store.ReadDSN(); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -258,6 +268,9 @@ func (c *Config) Decode(r io.Reader) error {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if err := refusePIN(&doc); err != nil {
+		return err
+	}
+	if err := refuseStorePassword(&doc); err != nil {
 		return err
 	}
 	if c.ext == nil {
@@ -694,12 +707,7 @@ func (c *Config) Validate() error {
 		bad("hsm.kek_label", "must be set")
 	}
 
-	if c.Store.Driver != "sqlite" {
-		bad("store.driver", "%q: must be sqlite", c.Store.Driver)
-	}
-	if c.Store.Path == "" {
-		bad("store.path", "must be set")
-	}
+	c.Store.validate(bad)
 
 	if len(c.Auth.Operators) == 0 {
 		bad("auth.operators", "at least one operator is required: signing is never anonymous")
