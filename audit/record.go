@@ -171,10 +171,16 @@ var (
 	detailKeyRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
 	roleRE      = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
 	emailRE     = regexp.MustCompile(`[^\s@]+@[^\s@]+\.[^\s@]+`)
-	phoneRE     = regexp.MustCompile(`^\+?[0-9][0-9 ().-]{7,20}[0-9]$`)
-	// phoneInText finds phone numbers inside free text: an international
-	// number, or nine or more digits in a row as Spanish numbers are.
-	phoneInText = regexp.MustCompile(`\+[0-9][0-9 ().-]{7,20}[0-9]|\b[0-9]{9,15}\b`)
+	// Phone numbers, precisely enough that identifiers made of digits are
+	// not taken for them: an E.164 number written with its "+" (8 to 15
+	// digits, grouped with spaces, hyphens, dots or brackets), or a Spanish
+	// number written nationally or after 0034: nine digits starting 6 or 7
+	// (mobiles) or 8 or 9 (landlines), grouped with spaces or hyphens. A
+	// digit run of any other length (serial numbers, times, counters) and a
+	// dotted OID are not phones.
+	phoneRE = regexp.MustCompile(`^(?:` + e164Pat + `|` + esPhonePat + `)$`)
+	// phoneInText finds the same inside free text.
+	phoneInText = regexp.MustCompile(`(?:` + e164Pat + `|\b` + esPhonePat + `)\b`)
 	// Detail keys that name secrets. A record must never carry one, even
 	// hashed: OTPs and PINs are short enough to brute-force from a hash.
 	secretKeys = map[string]bool{"pin": true, "otp": true, "otp_code": true, "code": true, "password": true,
@@ -194,6 +200,15 @@ func isSecretKey(k string) bool {
 	}
 	return false
 }
+
+const (
+	// e164Pat: "+", a country code not starting with 0, 8 to 15 digits
+	// in all, at most two separators between digits ("+34 (612) 34 56 78").
+	e164Pat = `\+[1-9](?:[ ().-]{0,2}[0-9]){7,14}`
+	// esPhonePat: an optional 0034 or +34, then 9 digits starting 6 to 9;
+	// no dots, so that OIDs ("1.3.6.1.4.1...") never match.
+	esPhonePat = `(?:(?:0034|\+34)[ -]?)?[6-9](?:[ -]?[0-9]){8}`
+)
 
 // looksPersonal reports whether v looks like an email or a phone number.
 func looksPersonal(v string) bool {
