@@ -45,8 +45,8 @@ var (
 func Open(ctx context.Context, dsn string) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		// The DSN may hold a password: name the problem, not the string.
-		return nil, fmt.Errorf("open postgres: bad dsn: %w", errors.Unwrap(err))
+		// pgconn's error shows the DSN with its password redacted.
+		return nil, fmt.Errorf("open postgres: bad dsn: %w", err)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -61,7 +61,7 @@ func New(t testing.TB) string {
 	name := fmt.Sprintf("test_%d_%d", os.Getpid(), nextDB)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := s.admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+	if _, err := s.admin.Exec(ctx, "CREATE DATABASE "+name+" STRATEGY = FILE_COPY"); err != nil {
 		t.Fatalf("pgtest: create database: %v", err)
 	}
 	t.Cleanup(func() {
