@@ -30,7 +30,7 @@ import (
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/signer"
-	"github.com/firma-cloud/firma/store/sqlite"
+	"github.com/firma-cloud/firma/store"
 	"github.com/firma-cloud/firma/transaction"
 	"github.com/firma-cloud/firma/tsa"
 )
@@ -52,7 +52,7 @@ type app struct {
 
 	// Set by the setup steps (setup.go). A feature that others need adds
 	// its field here.
-	store *sqlite.DB
+	store store.Store
 	ks    *keystore.Keystore
 	core  *signer.Core
 	ca    *ca.Authority // citizen certificates; set by setupCA (ca.go)

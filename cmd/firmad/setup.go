@@ -4,28 +4,23 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
-	"github.com/firma-cloud/firma/store/sqlite"
+	"github.com/firma-cloud/firma/store/backend"
 )
 
-// setupStore opens the store and applies pending migrations.
+// setupStore opens the store store.driver names (one SQLite file, or the
+// PostgreSQL database several nodes share) and applies pending migrations.
 func (a *app) setupStore(ctx context.Context) error {
-	if dir := filepath.Dir(a.cfg.Store.Path); dir != "" {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("create store directory: %w", err)
-		}
-	}
-	db, err := sqlite.Open(ctx, a.cfg.Store.Path)
+	st, err := backend.Open(ctx, a.cfg.Store.Driver, a.cfg.Store.Source())
 	if err != nil {
 		return err
 	}
-	a.store = db
-	a.onClose("store", db.Close)
-	a.ready("store", db.Ping)
+	a.store = st
+	a.onClose("store", st.Close)
+	a.ready("store", st.Ping)
 	return nil
 }
 
