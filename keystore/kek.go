@@ -189,7 +189,8 @@ func (s *tokenSession) checkValue(kek pkcs11.ObjectHandle) ([]byte, error) {
 
 // InitClonableKEK makes the AES-256 KEK labelled label on tok, clonable
 // under a trusted key, unless a KEK with that label exists. It returns the
-// key check value and whether the key was made now.
+// key check value and whether the key was made now. A KEK under that
+// label that cannot be cloned is refused with ErrNotClonable.
 func InitClonableKEK(ctx context.Context, tok TokenRef, label string) ([]byte, bool, error) {
 	if label == "" {
 		label = DefaultKEKLabel
@@ -207,6 +208,19 @@ func InitClonableKEK(ctx context.Context, tok TokenRef, label string) ([]byte, b
 		return nil, false, err
 	}
 	made := false
+	if h != 0 {
+		a, err := s.p.GetAttributeValue(s.h, h, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, nil),
+			pkcs11.NewAttribute(pkcs11.CKA_WRAP_WITH_TRUSTED, nil),
+		})
+		if err != nil {
+			return nil, false, fmt.Errorf("read key-encryption key attributes: %w", err)
+		}
+		if !isTrue(a[0].Value) || !isTrue(a[1].Value) {
+			return nil, false, fmt.Errorf("%q on %q exists and cannot be cloned; make the cluster's KEK under another label: %w",
+				label, tok.Label, ErrNotClonable)
+		}
+	}
 	if h == 0 {
 		h, err = s.p.GenerateKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)},
 			append(kekTemplate(label), pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32)))
