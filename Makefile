@@ -22,7 +22,10 @@ PROTO_FILES := $(wildcard $(PROTO_DIR)/firma/v1/*.proto)
 
 # Debian packages: for running, and for the tests' outside verifiers.
 RUN_PKGS := softhsm2 opensc openssl
-TEST_PKGS := softhsm2 opensc openssl poppler-utils qpdf chromium libnss3-tools
+# postgresql: the PostgreSQL store's tests start a throwaway server of their
+# own (store/postgres/pgtest) from its binaries, as the postgres user, on a
+# free loopback port; no service is used or needs to be running.
+TEST_PKGS := softhsm2 opensc openssl poppler-utils qpdf chromium libnss3-tools postgresql
 
 .PHONY: all build run test bench proto deps-run deps-test vet clean
 
