@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/problem"
 	"github.com/firma-cloud/firma/registry"
 )
 
@@ -286,13 +286,10 @@ func writeProblem(w http.ResponseWriter, err error) {
 	if code == http.StatusInternalServerError {
 		p.Detail = "internal error"
 	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", "no-store")
 	if code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="firma"`)
 	}
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(p)
+	problem.Write(w, code, p)
 }
 
 // serveImport takes a CSV body (Content-Type text/csv); operators only.

@@ -3,7 +3,6 @@ package ca
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/firma-cloud/firma/problem"
 )
 
 // maxOCSPRequest bounds a POSTed OCSP request; a real one is a few hundred
@@ -42,17 +43,17 @@ func (a *Authority) RegisterHTTP(mux *http.ServeMux) {
 func (a *Authority) serveCRL(w http.ResponseWriter, r *http.Request) {
 	name, ok := strings.CutSuffix(r.PathValue("name"), ".crl")
 	if !ok || (name != nameIssuing && name != nameRoot) {
-		problem(w, http.StatusNotFound, "unknown CRL", "CRLs are published at /crl/issuing.crl and /crl/root.crl")
+		writeProblem(w, http.StatusNotFound, "unknown CRL", "CRLs are published at /crl/issuing.crl and /crl/root.crl")
 		return
 	}
 	crl, err := a.CRL(r.Context(), name)
 	if errors.Is(err, ErrNotFound) {
-		problem(w, http.StatusNotFound, "CRL not published", "the "+name+" CA has no CRL here")
+		writeProblem(w, http.StatusNotFound, "CRL not published", "the "+name+" CA has no CRL here")
 		return
 	}
 	if err != nil {
 		a.log.Error("serve crl", "issuer", name, "err", err)
-		problem(w, http.StatusInternalServerError, "cannot read CRL", "")
+		writeProblem(w, http.StatusInternalServerError, "cannot read CRL", "")
 		return
 	}
 	h := w.Header()
@@ -74,7 +75,7 @@ func (a *Authority) serveOCSPPost(w http.ResponseWriter, r *http.Request) {
 			a.writeOCSP(w, r, malformed(), false)
 			return
 		}
-		problem(w, http.StatusBadRequest, "cannot read request", "")
+		writeProblem(w, http.StatusBadRequest, "cannot read request", "")
 		return
 	}
 	a.writeOCSP(w, r, body, false)
@@ -130,11 +131,11 @@ func (a *Authority) serveCACert(w http.ResponseWriter, r *http.Request) {
 	case "ocsp.crt":
 		au = s.ocsp
 	default:
-		problem(w, http.StatusNotFound, "unknown certificate", "CA certificates are at /ca/root.crt, /ca/issuing.crt and /ca/ocsp.crt")
+		writeProblem(w, http.StatusNotFound, "unknown certificate", "CA certificates are at /ca/root.crt, /ca/issuing.crt and /ca/ocsp.crt")
 		return
 	}
 	if au == nil {
-		problem(w, http.StatusNotFound, "certificate not set up", "run 'firmactl init'")
+		writeProblem(w, http.StatusNotFound, "certificate not set up", "run 'firmactl init'")
 		return
 	}
 	w.Header().Set("Content-Type", "application/pkix-cert")
@@ -142,10 +143,7 @@ func (a *Authority) serveCACert(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "", au.rec.UpdatedAt, bytes.NewReader(au.cert.Raw))
 }
 
-// problem writes an RFC 9457 problem document.
-func problem(w http.ResponseWriter, status int, title, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"type": "about:blank", "title": title, "status": status, "detail": detail})
+// writeProblem writes an RFC 9457 problem document.
+func writeProblem(w http.ResponseWriter, status int, title, detail string) {
+	problem.Basic(w, status, title, detail)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/firma-cloud/firma/portal"
+	"github.com/firma-cloud/firma/problem"
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/store"
@@ -99,10 +100,7 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 	if e.Code == CodeRateLimited {
 		w.Header().Set("Retry-After", "60")
 	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(Problem{Type: ProblemTypeBase + string(e.Code), Title: http.StatusText(status), Status: status,
+	problem.Write(w, status, Problem{Type: ProblemTypeBase + string(e.Code), Title: http.StatusText(status), Status: status,
 		Detail: e.Message, Code: e.Code, Field: e.Field, TransactionID: txID})
 }
 
@@ -172,9 +170,7 @@ func (h *Handler) portal(next portalHandler) http.HandlerFunc {
 				h.log.ErrorContext(r.Context(), "portal authentication", "err", err)
 				status, code, msg = http.StatusServiceUnavailable, CodeUnavailable, "authentication is unavailable; retry"
 			}
-			w.Header().Set("Content-Type", "application/problem+json")
-			w.WriteHeader(status)
-			json.NewEncoder(w).Encode(Problem{Type: ProblemTypeBase + string(code), Title: http.StatusText(status), Status: status, Detail: msg, Code: code})
+			problem.Write(w, status, Problem{Type: ProblemTypeBase + string(code), Title: http.StatusText(status), Status: status, Detail: msg, Code: code})
 			return
 		}
 		if app := r.URL.Query().Get("app_id"); app != "" && app != p.ID {

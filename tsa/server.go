@@ -10,7 +10,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/digitorus/pkcs7"
 	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/problem"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -182,7 +182,7 @@ func (s *Server) CertificatesHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			problem(w, http.StatusMethodNotAllowed, "method not allowed", "use GET")
+			writeProblem(w, http.StatusMethodNotAllowed, "method not allowed", "use GET")
 			return
 		}
 		w.Header().Set("Content-Type", "application/pem-certificate-chain")
@@ -206,12 +206,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		result = "method_not_allowed"
 		w.Header().Set("Allow", http.MethodPost)
-		problem(w, http.StatusMethodNotAllowed, "method not allowed", "time-stamp requests are POSTed")
+		writeProblem(w, http.StatusMethodNotAllowed, "method not allowed", "time-stamp requests are POSTed")
 		return
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != QueryContentType {
 		result = "unsupported_media_type"
-		problem(w, http.StatusUnsupportedMediaType, "unsupported media type", "the request body must be "+QueryContentType)
+		writeProblem(w, http.StatusUnsupportedMediaType, "unsupported media type", "the request body must be "+QueryContentType)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxQueryBytes))
@@ -219,11 +219,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			result = "too_large"
-			problem(w, http.StatusRequestEntityTooLarge, "request too large", fmt.Sprintf("a time-stamp query is at most %d bytes", mbe.Limit))
+			writeProblem(w, http.StatusRequestEntityTooLarge, "request too large", fmt.Sprintf("a time-stamp query is at most %d bytes", mbe.Limit))
 			return
 		}
 		result = "read_error"
-		problem(w, http.StatusBadRequest, "cannot read request", "the request body could not be read")
+		writeProblem(w, http.StatusBadRequest, "cannot read request", "the request body could not be read")
 		return
 	}
 	reply, fail, err := s.Respond(r.Context(), body)
@@ -487,9 +487,7 @@ func (c ctxSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) (
 	return sigs[0], nil
 }
 
-// problem writes an RFC 9457 application/problem+json error.
-func problem(w http.ResponseWriter, status int, title, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"type": "about:blank", "title": title, "status": status, "detail": detail})
+// writeProblem writes an RFC 9457 application/problem+json error.
+func writeProblem(w http.ResponseWriter, status int, title, detail string) {
+	problem.Basic(w, status, title, detail)
 }

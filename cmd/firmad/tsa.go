@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/config"
+	"github.com/firma-cloud/firma/problem"
 	"github.com/firma-cloud/firma/store"
 	"github.com/firma-cloud/firma/tsa"
 )
@@ -295,9 +295,7 @@ func (b *builtinTSA) serving(w http.ResponseWriter, r *http.Request) (*tsa.Serve
 		status, detail = http.StatusInternalServerError, "the built-in TSA cannot start"
 		b.a.log.Error("built-in TSA cannot start", "err", err)
 	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"type": "about:blank", "title": http.StatusText(status), "status": status, "detail": detail})
+	problem.Basic(w, status, http.StatusText(status), detail)
 	return nil, false
 }
 
