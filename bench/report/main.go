@@ -4,7 +4,10 @@
 // issues on standard error.
 //
 // A figure named like Sign/<key>/<variant> in sigs/s gets, as its
-// baseline, Sign/<key>/raw-pkcs11 from the same run, and their ratio.
+// baseline, Sign/<key>/raw-pkcs11 from the same run, and their ratio;
+// Audit/<key>/on-<variant> (and flush-) gets Audit/<key>/off-<variant>.
+// Other figures (TSA tokens/s, CAdES docs/s, transactions tx/s and their
+// latencies) pass through with their own units.
 // make bench runs the whole suite several times over (each run starts with
 // a "goos:" line); a value is the median over the runs, and a ratio is the
 // median of the ratios taken within each run, so that load that comes and
@@ -42,15 +45,40 @@ type target struct {
 	min            float64
 }
 
-// targets of issue 2 (the foundation), for each key type.
+// targets of issue 2 (the foundation) and issue 6 (signing with the
+// audit log on against off), for each key type.
 func targets(key string) []target {
 	raw := "Sign/" + key + "/raw-pkcs11"
+	audit := "Audit/" + key + "/"
 	return []target{
 		{"Sign/" + key + "/core-batch1", raw, 0.9},
 		{"Sign/" + key + "/core-batch64", raw, 0.9},
 		{"Sign/" + key + "/grpc-batch64", raw, 0.8},
 		{"Sign/" + key + "/wrapped-warm-batch1", "Sign/" + key + "/core-batch1", 0.9},
+		{audit + "on-batch64", audit + "off-batch64", 0.9},
+		{audit + "on-batch1", audit + "off-batch1", 0.9},
 	}
+}
+
+// baselineOf is the figure a benchmark's value is compared with in the
+// same run: raw C_Sign for the signing core, the same load with the audit
+// log off for audited signing ("on-" and "flush-" variants); "" for none.
+func baselineOf(name, unit string) string {
+	if unit != "sigs/s" {
+		return ""
+	}
+	parts := strings.Split(name, "/")
+	switch {
+	case parts[0] == "Sign" && len(parts) > 1:
+		return "Sign/" + parts[1] + "/raw-pkcs11"
+	case parts[0] == "Audit" && len(parts) == 3:
+		for _, p := range []string{"on-", "flush-"} {
+			if v, ok := strings.CutPrefix(parts[2], p); ok {
+				return "Audit/" + parts[1] + "/off-" + v
+			}
+		}
+	}
+	return ""
 }
 
 // A benchmark line: name-procs, iterations, then value/unit pairs.
@@ -137,9 +165,7 @@ func run(in io.Reader, out, tty io.Writer) error {
 			v, n, _ := med(name, unit)
 			fig := figure{Name: name, Value: v, Unit: unit, Runs: n, Time: now}
 			ratioText := ""
-			if unit == "sigs/s" && strings.HasPrefix(name, "Sign/") {
-				parts := strings.Split(name, "/")
-				base := "Sign/" + parts[1] + "/raw-pkcs11"
+			if base := baselineOf(name, unit); base != "" {
 				if r, ok := ratio(name, base); ok && base != name {
 					fig.Baseline, fig.Ratio = base, &r
 					ratioText = fmt.Sprintf("%.2fx %s", r, base)

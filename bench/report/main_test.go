@@ -25,6 +25,12 @@ BenchmarkSign/ec-p256/raw-pkcs11-2    10  5 ns/op  200 sigs/s
 BenchmarkSign/ec-p256/core-batch1-2   10  5 ns/op  180 sigs/s
 BenchmarkSign/ec-p256/grpc-batch64-2  10  5 ns/op  170 sigs/s
 BenchmarkTSA-2                        10  7 ns/op  1234 req/s
+BenchmarkAudit/ec-p256/off-batch64-2  10  5 ns/op  1000 sigs/s
+BenchmarkAudit/ec-p256/on-batch64-2   10  5 ns/op   950 sigs/s
+BenchmarkAudit/ec-p256/flush-batch64-2 10 5 ns/op   400 sigs/s
+BenchmarkAudit/ec-p256/off-batch1-2   10  5 ns/op   800 sigs/s
+BenchmarkAudit/ec-p256/on-batch1-2    10  5 ns/op   640 sigs/s
+BenchmarkTransactions/create-2        10  5 ns/op   321 tx/s  4.5 p50-ms  9.5 p99-ms
 `
 	var out bytes.Buffer
 	if err := run(strings.NewReader(in), &out, io.Discard); err != nil {
@@ -49,6 +55,14 @@ BenchmarkTSA-2                        10  7 ns/op  1234 req/s
 		{"Sign/ec-p256/grpc-batch64 sigs/s", 70, 0.85}, // median of 0.70, 0.90, 0.85
 		{"target:Sign/ec-p256/grpc-batch64 ratio", 0.85, 0.85},
 		{"TSA req/s", 1234, 0},
+		{"Audit/ec-p256/off-batch64 sigs/s", 1000, 0},
+		{"Audit/ec-p256/on-batch64 sigs/s", 950, 0.95},
+		{"Audit/ec-p256/flush-batch64 sigs/s", 400, 0.4},
+		{"Audit/ec-p256/on-batch1 sigs/s", 640, 0.8},
+		{"target:Audit/ec-p256/on-batch64 ratio", 0.95, 0.95},
+		{"target:Audit/ec-p256/on-batch1 ratio", 0.8, 0.8},
+		{"Transactions/create tx/s", 321, 0},
+		{"Transactions/create p99-ms", 9.5, 0},
 	}
 	for _, c := range cases {
 		f, ok := got[c.key]
