@@ -16,22 +16,26 @@ import (
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/keystore"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
+	"github.com/firma-cloud/firma/store"
 	"github.com/firma-cloud/firma/store/sqlite"
+	"github.com/firma-cloud/firma/store/testdb"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	softhsmtest.Cleanup()
+	testdb.Cleanup()
 	os.Exit(code)
 }
 
 const origin = "firma.test/audit"
 
-// env is a log on a fresh SQLite store, signing checkpoints with an ECDSA
-// P-256 key made on a fresh SoftHSM2 token.
+// env is a log on a fresh store (SQLite unless FIRMA_TEST_STORE says
+// postgres, or the backend newEnvOn was given), signing checkpoints with an
+// ECDSA P-256 key made on a fresh SoftHSM2 token.
 type env struct {
-	db     *sqlite.DB
-	path   string
+	b      testdb.Backend
+	db     store.Store
 	ks     *keystore.Keystore
 	key    *keystore.Key
 	signer note.Signer
@@ -53,7 +57,7 @@ func openDB(t testing.TB) (*sqlite.DB, string) {
 
 // hsmKey makes the audit key as firmad does: a token-mode P-256 key owned
 // by "system:audit".
-func hsmKey(t testing.TB, db *sqlite.DB) (*keystore.Keystore, *keystore.Key, *keystore.Signer) {
+func hsmKey(t testing.TB, db store.Store) (*keystore.Keystore, *keystore.Key, *keystore.Signer) {
 	t.Helper()
 	tok := softhsmtest.New(t)
 	ctx := context.Background()
@@ -75,8 +79,13 @@ func hsmKey(t testing.TB, db *sqlite.DB) (*keystore.Keystore, *keystore.Key, *ke
 
 func newEnv(t testing.TB, opt audit.Options) *env {
 	t.Helper()
-	e := &env{}
-	e.db, e.path = openDB(t)
+	return newEnvOn(t, testdb.Default(t), opt)
+}
+
+// newEnvOn is newEnv on the given store backend.
+func newEnvOn(t testing.TB, b testdb.Backend, opt audit.Options) *env {
+	t.Helper()
+	e := &env{b: b, db: b.Open(t)}
 	var s *keystore.Signer
 	e.ks, e.key, s = hsmKey(t, e.db)
 	var err error
@@ -154,7 +163,7 @@ func checkpoint(t testing.TB, l *audit.Log) *audit.Checkpoint {
 	return c
 }
 
-func exportOf(t testing.TB, db *sqlite.DB) []byte {
+func exportOf(t testing.TB, db store.Store) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	if err := audit.ExportStore(context.Background(), db, &b); err != nil {
@@ -163,18 +172,9 @@ func exportOf(t testing.TB, db *sqlite.DB) []byte {
 	return b.Bytes()
 }
 
-// tamper runs SQL on the database as an attacker with file access would,
-// dropping the append-only triggers first.
-func tamper(t testing.TB, db *sqlite.DB, stmts ...string) {
+// tamper runs SQL on the database as an attacker with direct access would,
+// lifting the append-only triggers first.
+func tamper(t testing.TB, e *env, stmts ...string) {
 	t.Helper()
-	all := append([]string{
-		"DROP TRIGGER audit_records_no_update", "DROP TRIGGER audit_records_no_delete",
-		"DROP TRIGGER audit_hashes_no_update", "DROP TRIGGER audit_hashes_no_delete",
-		"DROP TRIGGER audit_checkpoints_no_update", "DROP TRIGGER audit_checkpoints_no_delete",
-	}, stmts...)
-	for _, s := range all {
-		if _, err := db.SQL().ExecContext(context.Background(), s); err != nil {
-			t.Fatalf("tamper %q: %v", s, err)
-		}
-	}
+	e.b.Tamper(t, e.db, stmts...)
 }

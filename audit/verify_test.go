@@ -14,12 +14,19 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/store/testdb"
 )
 
 // tamperedLog is a 20-record log with signed checkpoints at 8 and 20.
 func tamperedLog(t *testing.T) (*env, *audit.Checkpoint) {
 	t.Helper()
-	e := newEnv(t, audit.Options{})
+	return tamperedLogOn(t, testdb.Default(t))
+}
+
+// tamperedLogOn is tamperedLog on the given store backend.
+func tamperedLogOn(t *testing.T, b testdb.Backend) (*env, *audit.Checkpoint) {
+	t.Helper()
+	e := newEnvOn(t, b, audit.Options{})
 	fill(t, e.log, 0, 8)
 	checkpoint(t, e.log)
 	fill(t, e.log, 8, 20)
@@ -29,7 +36,11 @@ func tamperedLog(t *testing.T) (*env, *audit.Checkpoint) {
 func eventAt(i int) audit.Event { return sample(i).Event }
 
 func TestVerifyUntouched(t *testing.T) {
-	e, cp := tamperedLog(t)
+	testdb.Each(t, testVerifyUntouched)
+}
+
+func testVerifyUntouched(t *testing.T, b testdb.Backend) {
+	e, cp := tamperedLogOn(t, b)
 	exp := exportOf(t, e.db)
 	rep, err := audit.VerifyExport(bytes.NewReader(exp), e.keys, cp.Note)
 	if err != nil {
@@ -53,12 +64,9 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	leaf11 := func(e *env) string {
 		// The hash an attacker who knows the scheme would store for the
 		// changed record 11, so that only the signed root catches it.
-		var data string
-		if err := e.db.SQL().QueryRow("SELECT data FROM audit_records WHERE idx = 11").Scan(&data); err != nil {
-			t.Fatal(err)
-		}
+		data := e.b.QueryString(t, e.db, "SELECT data FROM audit_records WHERE idx = 11")
 		h := tlog.RecordHash([]byte(strings.Replace(data, `"portal":"portal-2"`, `"portal":"portal-0"`, 1)))
-		return fmt.Sprintf("UPDATE audit_hashes SET hash = x'%x' WHERE idx = %d", h[:], tlog.StoredHashIndex(0, 11))
+		return fmt.Sprintf("UPDATE audit_hashes SET hash = %s WHERE idx = %d", e.b.Blob(h[:]), tlog.StoredHashIndex(0, 11))
 	}
 	tests := []struct {
 		name    string
@@ -71,7 +79,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		{
 			name: "change",
 			sql: func(*env) []string {
-				return []string{`UPDATE audit_records SET data = json_set(data, '$.portal', 'portal-evil') WHERE idx = 11`}
+				return []string{`UPDATE audit_records SET data = replace(data, '"portal":"portal-2"', '"portal":"portal-evil"') WHERE idx = 11`}
 			},
 			index: 11, event: eventAt(11), problem: "changed",
 		},
@@ -99,7 +107,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 					"UPDATE audit_records SET idx = idx - 999 WHERE idx >= 1000",
 					`INSERT INTO audit_records (idx, time, event, outcome, actor_role, actor_id, citizen, portal, key_id, request_id, documents, data)
 					 SELECT 9, time, 'key.destroyed', outcome, actor_role, actor_id, citizen, portal, key_id, request_id, 0,
-					   json_set(data, '$.event', 'key.destroyed', '$.seq', 9)
+					   replace(data, '"event":"transaction.state_changed"', '"event":"key.destroyed"')
 					 FROM audit_records WHERE idx = 10`,
 				}
 			},
@@ -134,41 +142,47 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		},
 		{
 			name: "forged checkpoint",
-			sql: func(*env) []string {
+			sql: func(e *env) []string {
+				if e.b.Name == testdb.Postgres.Name {
+					return []string{"UPDATE audit_checkpoints SET note = convert_to(replace(convert_from(note, 'UTF8'), '\n20\n', '\n21\n'), 'UTF8') WHERE size = 20"}
+				}
 				return []string{"UPDATE audit_checkpoints SET note = replace(note, '\n20\n', '\n21\n') WHERE size = 20"}
 			},
 			index: -1, problem: "signature",
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e, cp := tamperedLog(t)
-			if _, err := audit.VerifyExport(bytes.NewReader(exportOf(t, e.db)), e.keys); err != nil {
-				t.Fatalf("before tampering: %v", err)
-			}
-			tamper(t, e.db, tt.sql(e)...)
-			var trusted [][]byte
-			if tt.trusted {
-				trusted = append(trusted, cp.Note)
-			}
-			for _, via := range []string{"export", "store"} {
-				var err error
-				if via == "export" {
-					_, err = audit.VerifyExport(bytes.NewReader(exportOf(t, e.db)), e.keys, trusted...)
-				} else {
-					_, err = audit.VerifyStore(context.Background(), e.db, e.keys, trusted...)
+	// On both backends: the same attacks, in each one's SQL, are caught.
+	testdb.Each(t, func(t *testing.T, b testdb.Backend) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				e, cp := tamperedLogOn(t, b)
+				if _, err := audit.VerifyExport(bytes.NewReader(exportOf(t, e.db)), e.keys); err != nil {
+					t.Fatalf("before tampering: %v", err)
 				}
-				var te *audit.TamperError
-				if !errors.As(err, &te) || !errors.Is(err, audit.ErrTampered) {
-					t.Fatalf("%s: err = %v, want a TamperError", via, err)
+				tamper(t, e, tt.sql(e)...)
+				var trusted [][]byte
+				if tt.trusted {
+					trusted = append(trusted, cp.Note)
 				}
-				if te.Index != tt.index || te.Event != tt.event || !strings.Contains(te.Problem, tt.problem) {
-					t.Errorf("%s: got record %d (%s) %q; want record %d (%s) with %q", via, te.Index, te.Event, te.Problem, tt.index, tt.event, tt.problem)
+				for _, via := range []string{"export", "store"} {
+					var err error
+					if via == "export" {
+						_, err = audit.VerifyExport(bytes.NewReader(exportOf(t, e.db)), e.keys, trusted...)
+					} else {
+						_, err = audit.VerifyStore(context.Background(), e.db, e.keys, trusted...)
+					}
+					var te *audit.TamperError
+					if !errors.As(err, &te) || !errors.Is(err, audit.ErrTampered) {
+						t.Fatalf("%s: err = %v, want a TamperError", via, err)
+					}
+					if te.Index != tt.index || te.Event != tt.event || !strings.Contains(te.Problem, tt.problem) {
+						t.Errorf("%s: got record %d (%s) %q; want record %d (%s) with %q", via, te.Index, te.Event, te.Problem, tt.index, tt.event, tt.problem)
+					}
+					t.Logf("%s: %v", via, err)
 				}
-				t.Logf("%s: %v", via, err)
-			}
-		})
-	}
+			})
+		}
+	})
 }
 
 // Without a checkpoint kept elsewhere, cutting the tail together with its
@@ -176,7 +190,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 // checkpoints. The test pins the limit down.
 func TestVerifyTruncationNeedsTrustedCheckpoint(t *testing.T) {
 	e, _ := tamperedLog(t)
-	tamper(t, e.db,
+	tamper(t, e,
 		"DELETE FROM audit_records WHERE idx >= 8",
 		fmt.Sprintf("DELETE FROM audit_hashes WHERE idx >= %d", tlog.StoredHashCount(8)),
 		"DELETE FROM audit_checkpoints WHERE size > 8")
@@ -189,8 +203,12 @@ func TestVerifyTruncationNeedsTrustedCheckpoint(t *testing.T) {
 // Editing only a query column (not the hashed record) is caught by
 // verification against the store, which checks the columns.
 func TestVerifyStoreColumns(t *testing.T) {
-	e, _ := tamperedLog(t)
-	tamper(t, e.db, "UPDATE audit_records SET portal = 'portal-evil' WHERE idx = 3")
+	testdb.Each(t, testVerifyStoreColumns)
+}
+
+func testVerifyStoreColumns(t *testing.T, b testdb.Backend) {
+	e, _ := tamperedLogOn(t, b)
+	tamper(t, e, "UPDATE audit_records SET portal = 'portal-evil' WHERE idx = 3")
 	if _, err := audit.VerifyExport(bytes.NewReader(exportOf(t, e.db)), e.keys); err != nil {
 		t.Fatalf("the export holds the hashed record only, and it is intact: %v", err)
 	}

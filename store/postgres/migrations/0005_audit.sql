@@ -4,7 +4,7 @@
 -- data is the exact leaf that was hashed; the other columns are copies for
 -- queries, checked against it on verification.
 CREATE TABLE audit_records (
-	idx        BIGINT PRIMARY KEY CHECK (idx >= 0),
+	idx        BIGINT PRIMARY KEY,
 	time       BIGINT NOT NULL,
 	event      TEXT NOT NULL,
 	outcome    TEXT NOT NULL,
@@ -24,7 +24,7 @@ CREATE INDEX audit_records_event ON audit_records (event, idx);
 CREATE INDEX audit_records_time ON audit_records (time);
 
 CREATE TABLE audit_hashes (
-	idx  BIGINT PRIMARY KEY CHECK (idx >= 0),
+	idx  BIGINT PRIMARY KEY,
 	hash BYTEA NOT NULL
 );
 
