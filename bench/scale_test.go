@@ -6,10 +6,11 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math/big"
+	"os/exec"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -47,8 +48,10 @@ type scalePoint struct {
 	SignSeconds    float64 `json:"sign_seconds"`
 	SignPerSecond  float64 `json:"signatures_per_second"`
 	Errors         int64   `json:"errors"`
-	RSSBytes       int64   `json:"rss_bytes"`
-	HeapBytes      uint64  `json:"heap_inuse_bytes"`
+	Unverified     int64   `json:"unverified"`     // sampled signatures that failed verification
+	RSSBytes       int64   `json:"signer_rss_bytes"` // the signing process, after signing
+	HeapBytes      uint64  `json:"signer_heap_inuse_bytes"`
+	EnrolRSSBytes  int64   `json:"enrol_rss_bytes"` // the enrolling process
 	StoreBytes     int64   `json:"store_bytes"`
 	RatioToFirst   float64 `json:"ratio_to_first"`
 }
@@ -129,12 +132,10 @@ func TestScaleCurve(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ks.Close()
-	core := signer.New(ks, signer.Config{})
 
 	// IDs kept as 16 raw bytes: at a million citizens a []string would
 	// itself weigh on the resident memory being measured.
 	ids := make([][16]byte, 0, steps[len(steps)-1])
-	pubs := map[[16]byte]*ecdsa.PublicKey{} // a sample, to verify signatures against
 	var points []scalePoint
 	for _, target := range steps {
 		start := time.Now()
@@ -154,9 +155,6 @@ func TestScaleCurve(t *testing.T) {
 				if _, err := hex.Decode(id[:], []byte(k.ID)); err != nil {
 					t.Fatal(err)
 				}
-				if len(pubs) < 256 {
-					pubs[id] = k.Public.(*ecdsa.PublicKey)
-				}
 				ids = append(ids, id)
 			}
 			enrolled += n
@@ -167,11 +165,18 @@ func TestScaleCurve(t *testing.T) {
 		enrolTime := time.Since(start)
 		p := scalePoint{Citizens: len(ids), Enrolled: enrolled, EnrolSeconds: enrolTime.Seconds(),
 			EnrolPerSecond: float64(enrolled) / enrolTime.Seconds()}
-		p.Signatures, p.Errors, p.SignSeconds = signRandom(ctx, t, core, ids, pubs, signFor)
+		// Signing runs in a process of its own that opens the token and
+		// the store afresh, as a firmad node does: its resident memory is
+		// that of the signing path at this many citizens, not of the
+		// enrolment that came before.
+		ch, err := signChild(t, tok, dbPath, cache, signFor)
+		if err != nil {
+			t.Fatalf("signing at %d citizens: %v", len(ids), err)
+		}
+		p.Signatures, p.Errors, p.SignSeconds, p.Unverified = ch.Signatures, ch.Errors, ch.Seconds, ch.Unverified
 		p.SignPerSecond = float64(p.Signatures) / p.SignSeconds
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		p.RSSBytes, p.HeapBytes = residentBytes(), ms.HeapInuse
+		p.RSSBytes, p.HeapBytes = ch.RSS, ch.Heap
+		p.EnrolRSSBytes = residentBytes()
 		for _, f := range []string{dbPath, dbPath + "-wal"} {
 			if fi, err := os.Stat(f); err == nil {
 				p.StoreBytes += fi.Size()
@@ -183,11 +188,11 @@ func TestScaleCurve(t *testing.T) {
 			p.RatioToFirst = 1
 		}
 		points = append(points, p)
-		t.Logf("%9d citizens: enrol %.0f/s, sign %.0f/s (%.2fx of %d), RSS %d MiB, heap %d MiB, store %d MiB, errors %d",
+		t.Logf("%9d citizens: enrol %.0f/s, sign %.0f/s (%.2fx of %d), signer RSS %d MiB (Go heap %d MiB), store %d MiB, errors %d",
 			p.Citizens, p.EnrolPerSecond, p.SignPerSecond, p.RatioToFirst, points[0].Citizens,
 			p.RSSBytes>>20, p.HeapBytes>>20, p.StoreBytes>>20, p.Errors)
-		if p.Errors != 0 {
-			t.Errorf("%d signatures failed at %d citizens", p.Errors, p.Citizens)
+		if p.Errors != 0 || p.Unverified != 0 {
+			t.Errorf("at %d citizens: %d signatures failed, %d did not verify", p.Citizens, p.Errors, p.Unverified)
 		}
 	}
 	last := points[len(points)-1]
@@ -211,46 +216,136 @@ func TestScaleCurve(t *testing.T) {
 
 func citizenID(i int) string { return fmt.Sprintf("SCALE%07d", i) }
 
-// signRandom signs one SHA-256 digest at a time, each for a citizen drawn
-// at random, from twice as many goroutines as sessions (what a busy firmad
-// does), until d has passed. Signatures for the sampled keys are verified.
-func signRandom(ctx context.Context, t *testing.T, core *signer.Core, ids [][16]byte,
-	pubs map[[16]byte]*ecdsa.PublicKey, d time.Duration) (int64, int64, float64) {
+// Environment of the signing child (set by signChild only).
+const (
+	envChild       = "FIRMA_SCALE_CHILD"
+	envChildModule = "FIRMA_SCALE_CHILD_MODULE"
+	envChildToken  = "FIRMA_SCALE_CHILD_TOKEN"
+	envChildPIN    = "FIRMA_SCALE_CHILD_PIN"
+	envChildDB     = "FIRMA_SCALE_CHILD_DB"
+	envChildCache  = "FIRMA_SCALE_CHILD_CACHE"
+	envChildFor    = "FIRMA_SCALE_CHILD_FOR"
+)
+
+// childResult is what the signing child prints, as one JSON line.
+type childResult struct {
+	Signatures int64   `json:"signatures"`
+	Errors     int64   `json:"errors"`
+	Unverified int64   `json:"unverified"`
+	Seconds    float64 `json:"seconds"`
+	RSS        int64   `json:"rss"`
+	Heap       uint64  `json:"heap"`
+	FirstError string  `json:"first_error,omitempty"`
+}
+
+// signChild runs TestScaleSignChild in a new process of this test binary
+// and returns what it measured.
+func signChild(t *testing.T, tok *softhsmtest.Token, dbPath string, cache int, d time.Duration) (*childResult, error) {
 	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestScaleSignChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), envChild+"=1", envChildModule+"="+tok.Module, envChildToken+"="+tok.Label,
+		envChildPIN+"="+tok.PIN, envChildDB+"="+dbPath, envChildCache+"="+strconv.Itoa(cache), envChildFor+"="+d.String())
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%w\n%s%s", err, out, stderr.String())
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "SCALE-RESULT "); ok {
+			var r childResult
+			if err := json.Unmarshal([]byte(v), &r); err != nil {
+				return nil, err
+			}
+			if r.FirstError != "" {
+				t.Logf("signing child: first error: %s", r.FirstError)
+			}
+			return &r, nil
+		}
+	}
+	return nil, fmt.Errorf("no result from the signing child:\n%s%s", out, stderr.String())
+}
+
+// TestScaleSignChild is the signing half of the scale curve, run by
+// signChild in a process of its own: it opens the keystore (wrapped mode)
+// and the store as firmad does, and signs one SHA-256 digest at a time for
+// citizens drawn at random, from twice as many goroutines as sessions,
+// for the given time. A citizen is drawn by taking the first key ID at or
+// after a random one, through the store's index: nothing holds the list of
+// citizens in memory. One signature in 16 is verified.
+func TestScaleSignChild(t *testing.T) {
+	if os.Getenv(envChild) == "" {
+		t.Skip("run by TestScaleCurve")
+	}
+	ctx := context.Background()
+	d, err := time.ParseDuration(os.Getenv(envChildFor))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache, _ := strconv.Atoi(os.Getenv(envChildCache))
+	db, err := sqlite.Open(ctx, os.Getenv(envChildDB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ks, err := keystore.Open(ctx, keystore.Config{Module: os.Getenv(envChildModule), TokenLabel: os.Getenv(envChildToken),
+		PIN: os.Getenv(envChildPIN), Mode: keystore.ModeWrapped, KEKLabel: "scale-kek", CacheSize: cache}, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ks.Close()
+	core := signer.New(ks, signer.Config{})
 	var sigs, errs, bad atomic.Int64
+	var firstErr atomic.Value
 	var wg sync.WaitGroup
 	deadline := time.Now().Add(d)
 	start := time.Now()
-	n := big.NewInt(int64(len(ids)))
-	for range 2 * keystore.DefaultSessions() {
+	for range 2 * ks.Sessions() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			digest := make([]byte, 32)
-			for time.Now().Before(deadline) {
-				r, _ := rand.Int(rand.Reader, n)
-				id := ids[r.Int64()]
-				rand.Read(digest)
-				out, err := core.Sign(ctx, signer.Request{KeyID: hex.EncodeToString(id[:]), Scheme: keystore.ECDSA,
-					Hash: crypto.SHA256, Digests: [][]byte{digest}})
-				if err != nil {
-					if errs.Add(1) <= 3 {
-						t.Logf("sign: %v", err)
-					}
+			from := make([]byte, 16)
+			for n := 0; time.Now().Before(deadline); n++ {
+				rand.Read(from)
+				keys, err := db.Keys(ctx, "", hex.EncodeToString(from), 1)
+				if err == nil && len(keys) == 0 {
+					keys, err = db.Keys(ctx, "", "", 1)
+				}
+				if err != nil || len(keys) == 0 {
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("pick a citizen: %v", err))
+					errs.Add(1)
 					continue
 				}
-				if pub, ok := pubs[id]; ok && !ecdsa.VerifyASN1(pub, digest, out[0]) {
-					bad.Add(1)
+				rand.Read(digest)
+				out, err := core.Sign(ctx, signer.Request{KeyID: keys[0].ID, Scheme: keystore.ECDSA,
+					Hash: crypto.SHA256, Digests: [][]byte{digest}})
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err.Error())
+					errs.Add(1)
+					continue
+				}
+				if n%16 == 0 {
+					pub, err := x509.ParsePKIXPublicKey(keys[0].PublicKey)
+					if ep, ok := pub.(*ecdsa.PublicKey); err != nil || !ok || !ecdsa.VerifyASN1(ep, digest, out[0]) {
+						bad.Add(1)
+					}
 				}
 				sigs.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
-	if bad.Load() != 0 {
-		t.Errorf("%d sampled signatures do not verify", bad.Load())
+	secs := time.Since(start).Seconds()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	r := childResult{Signatures: sigs.Load(), Errors: errs.Load(), Unverified: bad.Load(), Seconds: secs,
+		RSS: residentBytes(), Heap: ms.HeapInuse}
+	if v, ok := firstErr.Load().(string); ok {
+		r.FirstError = v
 	}
-	return sigs.Load(), errs.Load(), time.Since(start).Seconds()
+	b, _ := json.Marshal(r)
+	fmt.Printf("SCALE-RESULT %s\n", b)
 }
 
 // residentBytes is VmRSS of this process.
