@@ -18,7 +18,9 @@ import (
 
 	"github.com/firma-cloud/firma/api/firmav1"
 	"github.com/firma-cloud/firma/audit"
-	"github.com/firma-cloud/firma/store/sqlite"
+	"github.com/firma-cloud/firma/config"
+	"github.com/firma-cloud/firma/store"
+	"github.com/firma-cloud/firma/store/backend"
 	"github.com/firma-cloud/firma/tsa"
 )
 
@@ -50,7 +52,7 @@ func init() {
 			fs.StringVar(&ver.keyFile, "key-file", "", "file of verifier keys, one per line")
 			fs.Var(&ver.trusted, "trusted", "a signed checkpoint kept elsewhere (file saved by 'audit checkpoint'); repeatable. Catches a log cut back together with its checkpoints")
 			fs.StringVar(&ver.tsaRoots, "tsa-roots", "", "PEM roots of the TSA: also check every checkpoint's RFC 3161 timestamp")
-			fs.StringVar(&ver.db, "db", "", "verify this SQLite database file directly instead of an export (also checks the query columns)")
+			fs.StringVar(&ver.db, "db", "", "verify this database (SQLite file or postgres:// URL) directly instead of an export (also checks the query columns)")
 			fs.BoolVar(&ver.quiet, "q", false, "print nothing when the log verifies")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
@@ -107,7 +109,7 @@ func init() {
 			}
 			var rep *audit.Report
 			if ver.db != "" {
-				err = auditWithDB(ctx, ver.db, func(db *sqlite.DB) error {
+				err = auditWithDB(ctx, ver.db, func(db store.Store) error {
 					rep, err = audit.VerifyStoreWith(ctx, db, opt)
 					return err
 				})
@@ -136,7 +138,7 @@ func init() {
 		remote:  true,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&exp.out, "out", "-", "file to write (- for standard output)")
-			fs.StringVar(&exp.db, "db", "", "read this SQLite database file directly instead of asking firmad (no new checkpoint)")
+			fs.StringVar(&exp.db, "db", "", "read this database (SQLite file or postgres:// URL) directly instead of asking firmad (no new checkpoint)")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 			if len(args) > 0 {
@@ -147,7 +149,7 @@ func init() {
 				return err
 			}
 			if exp.db != "" {
-				err = auditWithDB(ctx, exp.db, func(db *sqlite.DB) error { return audit.ExportStore(ctx, db, w) })
+				err = auditWithDB(ctx, exp.db, func(db store.Store) error { return audit.ExportStore(ctx, db, w) })
 			} else {
 				err = auditExportRemote(ctx, e, w)
 			}
@@ -176,7 +178,7 @@ func init() {
 			fs.IntVar(&q.limit, "limit", 100, "page size, 1 to 1000")
 			fs.StringVar(&q.page, "page", "", "page token printed at the end of the previous page")
 			fs.BoolVar(&q.json, "json", false, "print each record as its canonical JSON")
-			fs.StringVar(&q.db, "db", "", "read this SQLite database file directly instead of asking firmad")
+			fs.StringVar(&q.db, "db", "", "read this database (SQLite file or postgres:// URL) directly instead of asking firmad")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 			if len(args) > 0 {
@@ -205,7 +207,7 @@ func init() {
 						return usageErr("--page %q is not a page token", q.page)
 					}
 				}
-				err = auditWithDB(ctx, q.db, func(db *sqlite.DB) error {
+				err = auditWithDB(ctx, q.db, func(db store.Store) error {
 					p, err := audit.Query(ctx, db, f)
 					if err != nil {
 						return err
@@ -252,7 +254,7 @@ func init() {
 			fs.StringVar(&rep.portal, "portal", "", "report on this portal only")
 			fs.StringVar(&rep.from, "from", "", "from this time (RFC 3339 or YYYY-MM-DD), inclusive")
 			fs.StringVar(&rep.to, "to", "", "until this time (RFC 3339 or YYYY-MM-DD), exclusive")
-			fs.StringVar(&rep.db, "db", "", "read this SQLite database file directly instead of asking firmad")
+			fs.StringVar(&rep.db, "db", "", "read this database (SQLite file or postgres:// URL) directly instead of asking firmad")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 			if len(args) > 0 {
@@ -268,7 +270,7 @@ func init() {
 			}
 			var us []*audit.Usage
 			if rep.db != "" {
-				err = auditWithDB(ctx, rep.db, func(db *sqlite.DB) error {
+				err = auditWithDB(ctx, rep.db, func(db store.Store) error {
 					us, err = audit.KeyUsage(ctx, db, rep.citizen, rep.portal, from, to)
 					return err
 				})
@@ -375,11 +377,20 @@ func auditCreateOut(e *env, name string) (io.Writer, func(error) error, error) {
 	}, nil
 }
 
-func auditWithDB(ctx context.Context, path string, fn func(*sqlite.DB) error) error {
-	if _, err := os.Stat(path); err != nil {
+// auditWithDB opens the store --db names: a postgres:// URL (the password
+// from PGPASSWORD or PGPASSFILE, never the command line) or a SQLite file,
+// which must exist.
+func auditWithDB(ctx context.Context, source string, fn func(store.Store) error) error {
+	driver := backend.SQLite
+	if strings.HasPrefix(source, "postgres://") || strings.HasPrefix(source, "postgresql://") {
+		driver = backend.Postgres
+		if config.DSNHasPassword(source) {
+			return usageErr("--db: put the password in PGPASSWORD or PGPASSFILE, not on the command line")
+		}
+	} else if _, err := os.Stat(source); err != nil {
 		return fmt.Errorf("database: %w", err)
 	}
-	db, err := sqlite.Open(ctx, path)
+	db, err := backend.Open(ctx, driver, source)
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ import (
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/keystore"
-	"github.com/firma-cloud/firma/store/sqlite"
+	"github.com/firma-cloud/firma/store"
 )
 
 // caSettings is the CA configuration firmad uses too: the ca section of
@@ -34,7 +34,7 @@ func caSettings(e *env, cfg *config.Config) (ca.Config, error) {
 // initCA sets up the root and issuing CAs on the token (keeping any that
 // exist) and writes their certificates to STATE/ca/. 'firmactl init' calls
 // it after the key-encryption key; 'firmactl ca init' runs it alone.
-func initCA(ctx context.Context, e *env, cfg *config.Config, db *sqlite.DB, ks *keystore.Keystore, state string) error {
+func initCA(ctx context.Context, e *env, cfg *config.Config, db store.Store, ks *keystore.Keystore, state string) error {
 	settings, err := caSettings(e, cfg)
 	if err != nil {
 		return err
@@ -97,7 +97,7 @@ func localCA(ctx context.Context, e *env, state string) (*ca.Authority, *config.
 	if cfg.HSM.SoftHSM2Conf != "" {
 		os.Setenv("SOFTHSM2_CONF", cfg.HSM.SoftHSM2Conf)
 	}
-	db, err := sqlite.Open(ctx, cfg.Store.Path)
+	db, err := openStore(ctx, e, cfg)
 	if err != nil {
 		return nil, nil, nil, err
 	}

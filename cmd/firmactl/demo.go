@@ -14,7 +14,6 @@ import (
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/sms"
 	"github.com/firma-cloud/firma/store"
-	"github.com/firma-cloud/firma/store/sqlite"
 )
 
 // demoPassword is every sandbox citizen's Cl@ve Permanente password. It is
@@ -68,7 +67,7 @@ func demoSeed(ctx context.Context, e *env, state string) error {
 		return err
 	}
 	defer done()
-	db, err := sqlite.Open(ctx, cfg.Store.Path)
+	db, err := openStore(ctx, e, cfg)
 	if err != nil {
 		return err
 	}
@@ -119,7 +118,7 @@ func demoSeed(ctx context.Context, e *env, state string) error {
 }
 
 // seedOne brings one sandbox citizen to its state, unless it exists.
-func seedOne(ctx context.Context, reg *registry.Registry, db *sqlite.DB, authority *ca.Authority, haveCA bool,
+func seedOne(ctx context.Context, reg *registry.Registry, db store.Store, authority *ca.Authority, haveCA bool,
 	seeder registry.Staff, d demoCitizen) (string, error) {
 	if _, err := db.Citizen(ctx, d.id); err == nil {
 		// Seeded before: kept as is, but a certificate the CA could not

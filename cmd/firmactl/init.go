@@ -19,7 +19,6 @@ import (
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/keystore"
-	"github.com/firma-cloud/firma/store/sqlite"
 )
 
 func init() {
@@ -128,7 +127,7 @@ func runInit(ctx context.Context, e *env, o initOpts) error {
 	if cfg.HSM.SoftHSM2Conf != "" {
 		os.Setenv("SOFTHSM2_CONF", cfg.HSM.SoftHSM2Conf)
 	}
-	db, err := sqlite.Open(ctx, cfg.Store.Path)
+	db, err := openStore(ctx, e, cfg)
 	if err != nil {
 		return err
 	}
