@@ -92,13 +92,13 @@ func cleanEnv(extra ...string) []string {
 }
 
 // newCluster makes the state with 'firmactl init' on a fresh PostgreSQL
-// database, wrapped keys and light password hashing (a load test signs in
-// thousands of times; see docs/scale.md), and starts n nodes on it.
+// database, wrapped keys, an auditor and light password hashing (a load
+// test signs in thousands of times; see docs/scale.md), and starts n nodes
+// on it.
 func newCluster(t *testing.T, n int) *cluster {
 	t.Helper()
 	c := &cluster{dir: t.TempDir()}
-	c.env = []string{"FIRMA_STORE_DRIVER=postgres", "FIRMA_STORE_DSN=" + pgtest.New(t),
-		"FIRMA_REGISTRY_ARGON2_TIME=1", "FIRMA_REGISTRY_ARGON2_MEMORY_KIB=8192", "FIRMA_REGISTRY_ARGON2_THREADS=1"}
+	c.env = []string{"FIRMA_STORE_DRIVER=postgres", "FIRMA_STORE_DSN=" + pgtest.New(t)}
 	addrs := make([]string, n)
 	for i := range addrs {
 		addrs[i] = freeAddr(t)
@@ -120,12 +120,21 @@ func newCluster(t *testing.T, n int) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	withAuditor := bytes.Replace(cfg, []byte("    auditors: []\n"),
-		[]byte("    auditors:\n        - name: officer\n          token_sha256: "+hex.EncodeToString(sum[:])+"\n"), 1)
-	if bytes.Equal(withAuditor, cfg) {
-		t.Fatalf("no 'auditors: []' in firmad.yaml to replace:\n%s", cfg)
+	// The light argon2id cost of registry.argon2_* (docs/scale.md): the
+	// load signs citizens in thousands of times.
+	for _, r := range [][2]string{
+		{"    auditors: []\n", "    auditors:\n        - name: officer\n          token_sha256: " + hex.EncodeToString(sum[:]) + "\n"},
+		{"    argon2_time: 3\n", "    argon2_time: 1\n"},
+		{"    argon2_memory_kib: 65536\n", "    argon2_memory_kib: 8192\n"},
+		{"    argon2_threads: 4\n", "    argon2_threads: 1\n"},
+	} {
+		changed := bytes.Replace(cfg, []byte(r[0]), []byte(r[1]), 1)
+		if bytes.Equal(changed, cfg) {
+			t.Fatalf("no %q in firmad.yaml to replace:\n%s", r[0], cfg)
+		}
+		cfg = changed
 	}
-	if err := os.WriteFile(cfgPath, withAuditor, 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	op, err := os.ReadFile(filepath.Join(c.dir, "var/operator.token"))
