@@ -21,12 +21,13 @@ import (
 
 	"github.com/firma-cloud/firma/keystore"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
-	"github.com/firma-cloud/firma/store/sqlite"
+	"github.com/firma-cloud/firma/store/testdb"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	softhsmtest.Cleanup()
+	testdb.Cleanup()
 	os.Exit(code)
 }
 
@@ -34,11 +35,7 @@ func TestMain(m *testing.M) {
 func open(t *testing.T, mode keystore.Mode, tweak func(*keystore.Config)) (*keystore.Keystore, *softhsmtest.Token) {
 	t.Helper()
 	tok := softhsmtest.New(t)
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "firma.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := testdb.Default(t).Open(t)
 	cfg := keystore.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN, Mode: keystore.ModeToken}
 	if tweak != nil {
 		tweak(&cfg)
@@ -337,11 +334,7 @@ func TestConcurrentSigning(t *testing.T) {
 
 func TestOpenErrors(t *testing.T) {
 	tok := softhsmtest.New(t)
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "firma.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := testdb.Default(t).Open(t)
 	cases := []struct {
 		name    string
 		cfg     keystore.Config

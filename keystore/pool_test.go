@@ -6,12 +6,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
 
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
-	"github.com/firma-cloud/firma/store/sqlite"
+	"github.com/firma-cloud/firma/store/testdb"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -19,11 +18,7 @@ import (
 func openInternal(t *testing.T, sessions int) (*Keystore, *softhsmtest.Token) {
 	t.Helper()
 	tok := softhsmtest.New(t)
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "firma.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := testdb.Default(t).Open(t)
 	ks, err := Open(context.Background(), Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN,
 		Sessions: sessions, Registerer: prometheus.NewRegistry()}, st, nil)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -24,13 +23,14 @@ import (
 	"github.com/firma-cloud/firma/sms"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
 	"github.com/firma-cloud/firma/store"
-	"github.com/firma-cloud/firma/store/sqlite"
+	"github.com/firma-cloud/firma/store/testdb"
 	"github.com/firma-cloud/firma/transaction"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	softhsmtest.Cleanup()
+	testdb.Cleanup()
 	os.Exit(code)
 }
 
@@ -54,8 +54,9 @@ func (c *clock) Add(d time.Duration) {
 }
 
 // env is a whole signing service on real parts: a fresh SoftHSM2 token, a
-// SQLite file, the citizen registry, the CA, the signing core, the portal
-// registry and the SMS outbox.
+// fresh database (SQLite unless FIRMA_TEST_STORE says postgres, or the
+// backend newEnvWith was given), the citizen registry, the CA, the signing
+// core, the portal registry and the SMS outbox.
 type env struct {
 	t       testing.TB
 	ctx     context.Context
@@ -63,7 +64,8 @@ type env struct {
 	tok     *softhsmtest.Token
 	clock   *clock
 	mut     func(*transaction.Options)
-	db      *sqlite.DB
+	tdb     *testdb.DB
+	db      store.Store
 	ks      *keystore.Keystore
 	reg     *registry.Registry
 	ca      *ca.Authority
@@ -85,8 +87,14 @@ func newEnv(t testing.TB, mut func(*transaction.Options)) *env {
 // tokens that exist when the process first loads it.
 func newEnvOn(t testing.TB, tok *softhsmtest.Token, mut func(*transaction.Options)) *env {
 	t.Helper()
+	return newEnvWith(t, testdb.Default(t), tok, mut)
+}
+
+// newEnvWith is newEnvOn on the given store backend.
+func newEnvWith(t testing.TB, b testdb.Backend, tok *softhsmtest.Token, mut func(*transaction.Options)) *env {
+	t.Helper()
 	e := &env{t: t, ctx: context.Background(), dir: t.TempDir(), tok: tok, clock: &clock{t: time.Now()}, mut: mut,
-		otpKey: []byte("0123456789abcdef0123456789abcdef-test-otp-key")}
+		tdb: b.New(t), otpKey: []byte("0123456789abcdef0123456789abcdef-test-otp-key")}
 	e.open()
 	if _, err := e.ca.Init(e.ctx); err != nil {
 		t.Fatalf("ca init: %v", err)
@@ -95,14 +103,12 @@ func newEnvOn(t testing.TB, tok *softhsmtest.Token, mut func(*transaction.Option
 	return e
 }
 
-// open builds every part on the token and database file, as firmad does
-// at start-up.
+// open builds every part on the token and database, as firmad does at
+// start-up.
 func (e *env) open() {
 	t := e.t
 	var err error
-	if e.db, err = sqlite.Open(e.ctx, filepath.Join(e.dir, "firma.db")); err != nil {
-		t.Fatal(err)
-	}
+	e.db = e.tdb.Open(t)
 	if e.ks, err = keystore.Open(e.ctx, keystore.Config{Module: e.tok.Module, TokenLabel: e.tok.Label, PIN: e.tok.PIN}, e.db, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +155,7 @@ func (e *env) close() {
 }
 
 // restart closes the store, keystore and service and builds them again on
-// the same files, as a restart of firmad does.
+// the same token and database, as a restart of firmad does.
 func (e *env) restart() {
 	e.close()
 	e.open()

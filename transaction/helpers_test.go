@@ -1,23 +1,18 @@
 package transaction_test
 
 import (
-	"path/filepath"
 	"testing"
 
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/sms"
-	"github.com/firma-cloud/firma/store/sqlite"
+	"github.com/firma-cloud/firma/store"
 )
 
-// freshCAStore is an empty database for a CA that was never set up.
-func freshCAStore(t *testing.T, e *env) *sqlite.DB {
+// freshCAStore is an empty database, on e's backend, for a CA that was
+// never set up.
+func freshCAStore(t *testing.T, e *env) store.Store {
 	t.Helper()
-	db, err := sqlite.Open(e.ctx, filepath.Join(t.TempDir(), "empty-ca.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return e.tdb.Backend().Open(t)
 }
 
 func coreOf(e *env) *signer.Core { return signer.New(e.ks, signer.Config{}) }
