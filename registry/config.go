@@ -9,9 +9,8 @@ import (
 	"github.com/firma-cloud/firma/policy"
 )
 
-// Config is the registry's part of the firmad configuration (YAML key
-// "registry"; until config.Config carries it, firmad reads it from the file
-// named by FIRMA_REGISTRY_CONFIG). For example:
+// Config is the registry's part of the firmad configuration, the
+// "registry:" section of firmad.yaml (section.go). For example:
 //
 //	staff:
 //	  - name: ana.registrar

@@ -30,6 +30,7 @@ import (
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/sms"
 	"github.com/firma-cloud/firma/store"
 	"github.com/firma-cloud/firma/transaction"
 	"github.com/firma-cloud/firma/tsa"
@@ -63,6 +64,7 @@ type app struct {
 	tx       *transaction.Service // signing transactions (setupTransactions)
 	stamper  tsa.Stamper          // built-in TSA or external TSAs (setupStamper)
 	builtin  *builtinTSA          // the built-in TSA; nil with external TSAs
+	sms      sms.Gateway          // OTPs and notices (smsGateway)
 
 	health   *health.Server
 	tls      *tls.Config // nil for loopback plaintext

@@ -64,13 +64,11 @@ func (a *app) setupAudit(ctx context.Context) error {
 	// untimestamped (logged, counted).
 	opt := audit.Options{Origin: cfg.Origin, Signer: ns, PseudonymKey: pkey, Flush: cfg.Flush, MaxBatch: cfg.MaxBatch, Linger: cfg.Linger,
 		Timestamper: audit.TimestamperFunc(tsa.TokenDER(a.tsaStamper())), Registerer: a.reg, Logger: log}
-	var outbox *sms.Outbox
+	// Notices of signatures go to citizens through the OTPs' gateway (the
+	// outbox in development, the provider's http API in production).
+	var notices sms.Gateway
 	if cfg.Notify == "sms" {
-		// The registry's outbox table; its metrics are registered by the
-		// registry's own outbox.
-		// TODO(issue 6): send through the registry's gateway once app
-		// shares it.
-		if outbox, err = sms.NewOutbox(a.store, sms.OutboxOptions{Log: a.log.With("part", "sms")}); err != nil {
+		if notices, err = a.smsGateway(); err != nil {
 			return err
 		}
 	}
@@ -82,9 +80,9 @@ func (a *app) setupAudit(ctx context.Context) error {
 	cctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { l.RunCheckpoints(cctx, cfg.CheckpointInterval) })
-	if outbox != nil {
+	if notices != nil {
 		wg.Go(func() {
-			if err := l.NotifySignatures(cctx, audit.NotifyOptions{Contacts: a.store, SMS: outbox, Registerer: a.reg, Logger: log}); err != nil {
+			if err := l.NotifySignatures(cctx, audit.NotifyOptions{Contacts: a.store, SMS: notices, Registerer: a.reg, Logger: log}); err != nil {
 				log.Error("signature notifications stopped", "err", err)
 			}
 		})

@@ -35,7 +35,7 @@ func (a *app) setupCSC(ctx context.Context) error {
 		d := transaction.DefaultConfig()
 		tc = &d
 	}
-	gw, err := a.otpGateway(tc)
+	gw, err := a.smsGateway()
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ func (a *app) setupTransactions(ctx context.Context) error {
 		return errors.New("transactions need the certificate authority: the ca step must run first")
 	}
 	log := a.log.With("part", "transactions")
-	gw, err := a.otpGateway(cfg)
+	gw, err := a.smsGateway()
 	if err != nil {
 		return err
 	}
@@ -94,7 +94,28 @@ func (a *app) setupTransactions(ctx context.Context) error {
 	return nil
 }
 
-// otpGateway is the SMS gateway one-time passwords go through. The
+// smsGateway is the SMS gateway of the transactions section, made once:
+// transaction and CSC one-time passwords and the audit log's notices to
+// citizens all go through it (an http gateway registers its metrics
+// once). Setup steps run one at a time, so no lock.
+func (a *app) smsGateway() (sms.Gateway, error) {
+	if a.sms != nil {
+		return a.sms, nil
+	}
+	cfg := config.SectionOf[transaction.Config](a.cfg, transaction.SectionName)
+	if cfg == nil {
+		d := transaction.DefaultConfig()
+		cfg = &d
+	}
+	gw, err := a.otpGateway(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.sms = gw
+	return gw, nil
+}
+
+// otpGateway makes the SMS gateway the transactions section configures. The
 // outbox's metrics are left unregistered here: the registry's outbox
 // already exports those names, and firma_transaction_otp_sends_total
 // counts these sends.
