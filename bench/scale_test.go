@@ -10,8 +10,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"os/exec"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -28,14 +28,14 @@ import (
 )
 
 // Environment of the scale curve ('make bench-scale'). It is not part of
-// 'make test': a million wrapped keys take SoftHSM2 a quarter of an hour.
+// 'make test': a million wrapped keys take SoftHSM2 minutes (4-6 on 2 cores).
 const (
-	envScaleSteps   = "FIRMA_SCALE_STEPS"   // citizens after each step, e.g. 1000,100000,1000000
-	envScaleSign    = "FIRMA_SCALE_SIGN"    // signing time per step, Go duration; default 20s
-	envScaleOut     = "FIRMA_SCALE_OUT"     // JSON report path; default bench/out/scale.json
-	envScaleDBDir   = "FIRMA_SCALE_DB_DIR"  // where the store goes; default a temporary folder
-	envScaleCache   = "FIRMA_SCALE_CACHE"   // keystore CacheSize (live unwrapped keys); default the keystore's
-	scaleEnrolBatch = 1000                  // keys per GenerateWrappedBatch call (one store commit)
+	envScaleSteps   = "FIRMA_SCALE_STEPS"  // citizens after each step, e.g. 1000,100000,1000000
+	envScaleSign    = "FIRMA_SCALE_SIGN"   // signing time per step, Go duration; default 20s
+	envScaleOut     = "FIRMA_SCALE_OUT"    // JSON report path; default bench/out/scale.json
+	envScaleDBDir   = "FIRMA_SCALE_DB_DIR" // where the store goes; default a temporary folder
+	envScaleCache   = "FIRMA_SCALE_CACHE"  // keystore CacheSize (live unwrapped keys); default the keystore's
+	scaleEnrolBatch = 1000                 // keys per GenerateWrappedBatch call (one store commit)
 )
 
 // scalePoint is one step of the curve.
@@ -48,7 +48,7 @@ type scalePoint struct {
 	SignSeconds    float64 `json:"sign_seconds"`
 	SignPerSecond  float64 `json:"signatures_per_second"`
 	Errors         int64   `json:"errors"`
-	Unverified     int64   `json:"unverified"`     // sampled signatures that failed verification
+	Unverified     int64   `json:"unverified"`       // sampled signatures that failed verification
 	RSSBytes       int64   `json:"signer_rss_bytes"` // the signing process, after signing
 	HeapBytes      uint64  `json:"signer_heap_inuse_bytes"`
 	EnrolRSSBytes  int64   `json:"enrol_rss_bytes"` // the enrolling process

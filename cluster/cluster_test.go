@@ -53,11 +53,11 @@ func TestMain(m *testing.M) {
 // cluster is one state folder (config, SoftHSM2 token directory, PINs)
 // and one PostgreSQL database shared by its nodes.
 type cluster struct {
-	dir   string
-	env   []string // store, light argon2: every process gets it
-	token   string // operator bearer token
-	auditor string // security officer's bearer token
-	nodes []*node
+	dir     string
+	env     []string // the store: every process gets it
+	token   string   // operator bearer token
+	auditor string   // security officer's bearer token
+	nodes   []*node
 }
 
 // node is a running firmad.

@@ -200,7 +200,9 @@ func latency(v []float64) Latency {
 }
 
 // OK reports whether the run had no error, no loss and no duplicate.
-func (r *Report) OK() bool { return r.Failed == 0 && r.Duplicates == 0 && r.Lost == 0 && r.Transactions > 0 }
+func (r *Report) OK() bool {
+	return r.Failed == 0 && r.Duplicates == 0 && r.Lost == 0 && r.Transactions > 0
+}
 
 // WriteJSON writes the report as indented JSON.
 func (r *Report) WriteJSON(w io.Writer) error {
