@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,6 +29,10 @@ const (
 	lockAudit   = 0x6669726d61000002
 )
 
+// DefaultMaxConns is the least pool size when the DSN sets no
+// pool_max_conns; it grows with the cores (four per core).
+const DefaultMaxConns = 16
+
 // DB is a store.Store on a PostgreSQL database shared by any number of
 // firmad nodes.
 type DB struct {
@@ -47,6 +52,12 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		// pgconn's error shows the DSN with its password redacted.
 		return nil, fmt.Errorf("open postgres: bad dsn: %w", err)
+	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		// pgxpool's default, max(4, cores), queues requests behind a few
+		// connections while most of a signature's time is the HSM's, not
+		// the database's.
+		cfg.MaxConns = int32(max(DefaultMaxConns, 4*runtime.GOMAXPROCS(0)))
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

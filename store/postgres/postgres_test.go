@@ -2,8 +2,13 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/firma-cloud/firma/store"
 	"github.com/firma-cloud/firma/store/postgres"
@@ -34,4 +39,110 @@ func TestStore(t *testing.T) {
 		dsn := pgtest.New(t)
 		return open(t, dsn), func(t *testing.T) store.Store { return open(t, dsn) }
 	})
+}
+
+// TestMigrationsOnce opens several nodes on a new database at once: the
+// advisory lock lets one migrate and the others find the schema made.
+func TestMigrationsOnce(t *testing.T) {
+	dsn := pgtest.New(t)
+	const nodes = 4
+	errs := make(chan error, nodes)
+	for range nodes {
+		go func() {
+			db, err := postgres.Open(context.Background(), dsn)
+			if err == nil {
+				db.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range nodes {
+		if err := <-errs; err != nil {
+			t.Fatalf("node start: %v", err)
+		}
+	}
+	db := open(t, dsn)
+	var n, max int
+	if err := db.Pool().QueryRow(context.Background(), "SELECT COUNT(*), MAX(version) FROM schema_migrations").Scan(&n, &max); err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("migrations: %v", err)
+	}
+	if n != len(files) || max != len(files) {
+		t.Fatalf("%d migrations recorded, highest %d; want each of the %d files once", n, max, len(files))
+	}
+	// The SQLite store has the same migrations, by number and name.
+	sqliteFiles, _ := filepath.Glob("../sqlite/migrations/*.sql")
+	if len(sqliteFiles) != len(files) {
+		t.Fatalf("%d SQLite migrations, %d PostgreSQL ones", len(sqliteFiles), len(files))
+	}
+	for i := range files {
+		if filepath.Base(files[i]) != filepath.Base(sqliteFiles[i]) {
+			t.Errorf("migration %d: %s here, %s in SQLite", i+1, filepath.Base(files[i]), filepath.Base(sqliteFiles[i]))
+		}
+	}
+}
+
+// TestAuditAppendOnly checks that the database itself refuses to change or
+// remove audit rows, whoever asks.
+func TestAuditAppendOnly(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, pgtest.New(t))
+	rec := &store.AuditRecord{Index: 0, Time: time.Now(), Event: "key.used", Outcome: "success", ActorRole: "system", ActorID: "t", Data: []byte(`{"seq":0}`)}
+	if err := db.AppendAudit(ctx, []*store.AuditRecord{rec}, []store.AuditHash{{Index: 0}}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AddAuditCheckpoint(ctx, &store.AuditCheckpoint{Size: 1, Note: []byte("n"), CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"UPDATE audit_records SET data = '{}' WHERE idx = 0",
+		"DELETE FROM audit_records",
+		"TRUNCATE audit_records",
+		"UPDATE audit_hashes SET hash = '\\x00'::bytea",
+		"DELETE FROM audit_hashes",
+		"TRUNCATE audit_hashes CASCADE",
+		"UPDATE audit_checkpoints SET note = 'x'",
+		"DELETE FROM audit_checkpoints",
+		"TRUNCATE audit_checkpoints",
+	} {
+		_, err := db.Pool().Exec(ctx, q)
+		if err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s: %v, want refused as append-only", q, err)
+		}
+	}
+	if recs, err := db.AuditRecords(ctx, 0, 10); err != nil || len(recs) != 1 || string(recs[0].Data) != `{"seq":0}` {
+		t.Fatalf("record after the attempts: %v %v", recs, err)
+	}
+}
+
+// TestCreateKeys stores a bulk enrolment's keys in one COPY, all or none.
+func TestCreateKeys(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, pgtest.New(t))
+	at := time.Unix(1_700_000_000, 0).UTC()
+	var keys []*store.Key
+	for i := range 1000 {
+		keys = append(keys, &store.Key{ID: fmt.Sprintf("k%04d", i), Owner: fmt.Sprintf("%08dR", i), Type: "ec-p256", Mode: "wrapped",
+			PublicKey: []byte{0x30, byte(i)}, Wrapped: []byte{byte(i), 1}, CreatedAt: at})
+	}
+	if err := db.CreateKeys(ctx, keys); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Key(ctx, "k0999")
+	if err != nil || got.Owner != "00000999R" || got.Wrapped[0] != byte(999%256) || !got.CreatedAt.Equal(at) {
+		t.Fatalf("bulk key %+v %v", got, err)
+	}
+	again := []*store.Key{{ID: "new", Owner: "x", Type: "ec-p256", Mode: "wrapped", PublicKey: []byte{1}, CreatedAt: at}, keys[5]}
+	if err := db.CreateKeys(ctx, again); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("bulk with a taken ID: %v, want ErrConflict", err)
+	}
+	if _, err := db.Key(ctx, "new"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a refused bulk stored a key: %v", err)
+	}
+	if err := db.CreateKeys(ctx, nil); err != nil {
+		t.Fatalf("empty bulk: %v", err)
+	}
 }
