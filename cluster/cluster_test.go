@@ -297,6 +297,24 @@ func TestTwoNodes(t *testing.T) {
 		t.Fatalf("cross-node signatures:\n%s\n%+v", text.String(), rep.FailedTx)
 	}
 
+	// The same through the command: 'firmactl bench' over both nodes,
+	// with citizens it enrols itself, its report and plot.
+	keyFile, jsonOut, pngOut := filepath.Join(c.dir, "portal.key"), filepath.Join(c.dir, "b.json"), filepath.Join(c.dir, "b.png")
+	if err := os.WriteFile(keyFile, []byte(key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := c.firmactlEnv(t, []string{"FIRMA_TOKEN=" + c.token}, 0, "bench", "--enrol", "--first-citizen", "100",
+		"--nodes", a.base()+","+b.base(), "--api-key-file", keyFile, "--count", "4", "--workers", "2", "--citizens", "2",
+		"--json", jsonOut, "--png", pngOut)
+	if !regexp.MustCompile(`transactions\s+4 done, 0 failed`).MatchString(out) {
+		t.Fatalf("firmactl bench:\n%s", out)
+	}
+	for _, f := range []string{jsonOut, pngOut} {
+		if fi, err := os.Stat(f); err != nil || fi.Size() == 0 {
+			t.Fatalf("firmactl bench did not write %s: %v", f, err)
+		}
+	}
+
 	// Three wrong codes, on A, B and A: the third fails the transaction,
 	// whichever node counts it.
 	citizen := citizens[3]
@@ -321,7 +339,7 @@ func TestTwoNodes(t *testing.T) {
 		}
 	}
 
-	out := c.verifyAudit(t)
+	out = c.verifyAudit(t)
 	if !strings.Contains(out, "audit export verified") || !strings.Contains(out, "(2 trusted") {
 		t.Fatalf("audit verify:\n%s", out)
 	}
