@@ -114,9 +114,12 @@ func (s *server) stop() {
 	os.RemoveAll(s.dir)
 }
 
+// installRoot is where Debian installs server versions side by side.
+var installRoot = "/usr/lib/postgresql"
+
 // binDir finds the directory of the newest installed server version.
 func binDir() (string, error) {
-	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
+	matches, _ := filepath.Glob(filepath.Join(installRoot, "*", "bin", "postgres"))
 	sort.Slice(matches, func(i, j int) bool { return version(matches[i]) > version(matches[j]) })
 	for _, m := range matches {
 		d := filepath.Dir(m)
@@ -161,8 +164,14 @@ func start() (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	removeStale()
-	dir, err := os.MkdirTemp("", dirPrefix)
+	base := os.TempDir()
+	if cred != nil {
+		// The server user must reach the directory: a TMPDIR under
+		// /root would not let it.
+		base = "/tmp"
+	}
+	removeStale(base)
+	dir, err := os.MkdirTemp(base, dirPrefix)
 	if err != nil {
 		return nil, err
 	}
@@ -264,8 +273,8 @@ func freePort() (int, error) {
 // removeStale deletes the directories of servers whose test binary has
 // exited without calling Cleanup (killed, or a panic); the parent-death
 // signal has stopped those servers already.
-func removeStale() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
+func removeStale(base string) {
+	dirs, _ := filepath.Glob(filepath.Join(base, dirPrefix+"*"))
 	for _, d := range dirs {
 		b, err := os.ReadFile(filepath.Join(d, "owner.pid"))
 		if err != nil {
