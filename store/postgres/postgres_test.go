@@ -146,3 +146,16 @@ func TestCreateKeys(t *testing.T) {
 		t.Fatalf("empty bulk: %v", err)
 	}
 }
+
+// BenchmarkStore runs on the test server, whose durability is off
+// (fsync=off): it measures the store's round trips and locking, not disks.
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) store.Store {
+		db, err := postgres.Open(context.Background(), pgtest.New(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { db.Close() })
+		return db
+	})
+}

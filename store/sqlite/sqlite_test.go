@@ -28,3 +28,14 @@ func TestStore(t *testing.T) {
 		return open(t, path), func(t *testing.T) store.Store { return open(t, path) }
 	})
 }
+
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) store.Store {
+		db, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "firma.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { db.Close() })
+		return db
+	})
+}
