@@ -159,3 +159,51 @@ func BenchmarkStore(b *testing.B) {
 		return db
 	})
 }
+
+// TestLease: one node at a time holds a name; it passes on when the holder
+// releases it or its node goes away.
+func TestLease(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.New(t)
+	a, b := open(t, dsn), open(t, dsn)
+	la, err := a.TryLease(ctx, "notify")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := la.Check(ctx); err != nil {
+		t.Fatalf("check the held lease: %v", err)
+	}
+	if _, err := b.TryLease(ctx, "notify"); !errors.Is(err, postgres.ErrLeaseHeld) {
+		t.Fatalf("second node: %v, want ErrLeaseHeld", err)
+	}
+	other, err := b.TryLease(ctx, "another job")
+	if err != nil {
+		t.Fatalf("another name: %v", err)
+	}
+	other.Release()
+	la.Release()
+	lb, err := b.TryLease(ctx, "notify")
+	if err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	// The holder's node dies: its connection goes, and so does the lock.
+	if _, err := a.Pool().Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_locks
+		WHERE locktype = 'advisory' AND pid <> pg_backend_pid()`); err != nil {
+		t.Fatal(err)
+	}
+	if err := lb.Check(ctx); err == nil {
+		t.Fatal("check on a dead connection passed")
+	}
+	lb.Release()
+	var lc *postgres.Lease
+	for range 100 {
+		if lc, err = a.TryLease(ctx, "notify"); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("after the holder went away: %v", err)
+	}
+	lc.Release()
+}
