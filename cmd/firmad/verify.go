@@ -23,8 +23,9 @@ const (
 )
 
 // setupVerify serves VerifyService over gRPC and POST /v1/verify. It
-// trusts the built-in CA's root (for citizens and for the built-in TSA)
-// and the roots in FIRMA_VERIFY_ROOTS and FIRMA_VERIFY_TSA_ROOTS. The
+// trusts the built-in CA's root (for citizens and for the built-in TSA),
+// the roots in FIRMA_VERIFY_ROOTS and FIRMA_VERIFY_TSA_ROOTS, and for
+// timestamps those of tsa.roots. The
 // built-in CA answers revocation in process for its own certificates;
 // every other certificate is checked over HTTP (OCSP, then CRL).
 // It runs after setupCA.
@@ -36,6 +37,15 @@ func (a *app) setupVerify(ctx context.Context) error {
 	extraTSA, err := pemCerts(os.Getenv(EnvVerifyTSARoots))
 	if err != nil {
 		return fmt.Errorf("%s: %w", EnvVerifyTSARoots, err)
+	}
+	// The external TSAs this service timestamps with (tsa.urls) are
+	// trusted for the tokens in its own signatures.
+	for i, f := range tsaSection(a.cfg).Roots {
+		certs, err := pemCerts(f)
+		if err != nil {
+			return fmt.Errorf("tsa.roots[%d]: %w", i, err)
+		}
+		extraTSA = append(extraTSA, certs...)
 	}
 	log := a.log.With("part", "verify")
 	// Answers are kept a minute (at most until their nextUpdate): enough to
