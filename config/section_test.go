@@ -1,7 +1,10 @@
 package config
 
 import (
+	"errors"
 	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -93,5 +96,64 @@ func TestSectionMarshalRoundTrip(t *testing.T) {
 	}
 	if SectionOf[demoSection](c2, "demo").Policy != "7.7.7" || c2.Auth.Operators[0].TokenSHA256 != helloSHA {
 		t.Fatalf("round trip lost data:\n%s", b)
+	}
+}
+
+// fullNameSection validates with plain errors that already name the
+// field in full ("full.level ..."), as audit.Config does.
+type fullNameSection struct {
+	Level int `yaml:"level"`
+}
+
+func (f *fullNameSection) Validate() error {
+	if f.Level < 0 {
+		return errors.New("full.level -1: negative")
+	}
+	if f.Level > 9 {
+		return errors.New("too high")
+	}
+	return nil
+}
+
+func init() {
+	RegisterSection("full", func() any { return &fullNameSection{} })
+}
+
+func TestSectionPlainErrors(t *testing.T) {
+	tests := []struct{ level, want string }{
+		{"-1", "full.level: -1: negative"},
+		{"10", "full: too high"},
+	}
+	for _, tt := range tests {
+		env := envMap(map[string]string{"FIRMA_FULL_LEVEL": tt.level, EnvPIN: "1"})
+		_, err := Load("testdata/good.yaml", env, nil)
+		var fe *FieldError
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.As(err, &fe) || !errors.Is(err, ErrInvalid) {
+			t.Errorf("level %s: error %v, want a FieldError %q", tt.level, err, tt.want)
+		}
+	}
+}
+
+// LoadPartial skips sections no linked feature registered; Load refuses
+// them.
+func TestLoadPartial(t *testing.T) {
+	b, err := os.ReadFile("testdata/good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "firmad.yaml")
+	if err := os.WriteFile(path, append(b, "elsewhere:\n  setting: 1\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := envMap(map[string]string{EnvPIN: "1", "FIRMA_FULL_LEVEL": "3"})
+	if _, err := Load(path, env, nil); err == nil || !strings.Contains(err.Error(), "elsewhere") {
+		t.Fatalf("Load: %v, want an error naming the unknown section", err)
+	}
+	c, err := LoadPartial(path, env, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if SectionOf[fullNameSection](c, "full").Level != 3 || c.HSM.PIN.Reveal() != "1" {
+		t.Fatalf("LoadPartial did not apply the environment: %+v", SectionOf[fullNameSection](c, "full"))
 	}
 }
