@@ -3,7 +3,6 @@ package postgres_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,48 +115,6 @@ func TestAuditAppendOnly(t *testing.T) {
 	if recs, err := db.AuditRecords(ctx, 0, 10); err != nil || len(recs) != 1 || string(recs[0].Data) != `{"seq":0}` {
 		t.Fatalf("record after the attempts: %v %v", recs, err)
 	}
-}
-
-// TestCreateKeys stores a bulk enrolment's keys in one COPY, all or none.
-func TestCreateKeys(t *testing.T) {
-	ctx := context.Background()
-	db := open(t, pgtest.New(t))
-	at := time.Unix(1_700_000_000, 0).UTC()
-	var keys []*store.Key
-	for i := range 1000 {
-		keys = append(keys, &store.Key{ID: fmt.Sprintf("k%04d", i), Owner: fmt.Sprintf("%08dR", i), Type: "ec-p256", Mode: "wrapped",
-			PublicKey: []byte{0x30, byte(i)}, Wrapped: []byte{byte(i), 1}, CreatedAt: at})
-	}
-	if err := db.CreateKeys(ctx, keys); err != nil {
-		t.Fatal(err)
-	}
-	got, err := db.Key(ctx, "k0999")
-	if err != nil || got.Owner != "00000999R" || got.Wrapped[0] != byte(999%256) || !got.CreatedAt.Equal(at) {
-		t.Fatalf("bulk key %+v %v", got, err)
-	}
-	again := []*store.Key{{ID: "new", Owner: "x", Type: "ec-p256", Mode: "wrapped", PublicKey: []byte{1}, CreatedAt: at}, keys[5]}
-	if err := db.CreateKeys(ctx, again); !errors.Is(err, store.ErrConflict) {
-		t.Fatalf("bulk with a taken ID: %v, want ErrConflict", err)
-	}
-	if _, err := db.Key(ctx, "new"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("a refused bulk stored a key: %v", err)
-	}
-	if err := db.CreateKeys(ctx, nil); err != nil {
-		t.Fatalf("empty bulk: %v", err)
-	}
-}
-
-// BenchmarkStore runs on the test server, whose durability is off
-// (fsync=off): it measures the store's round trips and locking, not disks.
-func BenchmarkStore(b *testing.B) {
-	storetest.Bench(b, func(b *testing.B) store.Store {
-		db, err := postgres.Open(context.Background(), pgtest.New(b))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { db.Close() })
-		return db
-	})
 }
 
 // TestLease: one node at a time holds a name; it passes on when the holder

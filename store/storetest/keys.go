@@ -13,6 +13,7 @@ import (
 func testKeys(t *testing.T, open Open) {
 	cases(t, open, []test{
 		{"create, list and destroy", keysLifecycle},
+		{"bulk create all or nothing", keysBulk},
 	})
 }
 
@@ -76,5 +77,52 @@ func keysLifecycle(t *testing.T, db store.Store, _ Reopen) {
 	}
 	if _, err := db.Key(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("missing key: %v, want ErrNotFound", err)
+	}
+}
+
+// bulkKeys is the batch write keystore.BatchStore needs for bulk enrolment;
+// every backend has it.
+type bulkKeys interface {
+	CreateKeys(ctx context.Context, keys []*store.Key) error
+}
+
+func keysBulk(t *testing.T, db store.Store, _ Reopen) {
+	ctx := context.Background()
+	bulk, ok := db.(bulkKeys)
+	if !ok {
+		t.Fatalf("%T has no CreateKeys", db)
+	}
+	at := time.Unix(1_700_000_000, 0).UTC()
+	var keys []*store.Key
+	for i := range 500 {
+		keys = append(keys, &store.Key{ID: fmt.Sprintf("k%04d", i), Owner: fmt.Sprintf("%08dR", i), Type: "ec-p256", Mode: "wrapped",
+			PublicKey: []byte{0x30, byte(i)}, Wrapped: []byte{byte(i), 1}, CreatedAt: at})
+	}
+	if err := bulk.CreateKeys(ctx, keys); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Key(ctx, "k0499")
+	if err != nil || got.Owner != "00000499R" || got.Wrapped[0] != byte(499%256) || !got.CreatedAt.Equal(at) {
+		t.Fatalf("bulk key %+v %v", got, err)
+	}
+	tests := []struct {
+		name string
+		keys []*store.Key
+	}{
+		{"an ID taken before", []*store.Key{{ID: "new1", Owner: "x", Type: "ec-p256", Mode: "wrapped", PublicKey: []byte{1}, CreatedAt: at}, keys[5]}},
+		{"an ID twice", []*store.Key{
+			{ID: "new2", Owner: "x", Type: "ec-p256", Mode: "wrapped", PublicKey: []byte{1}, CreatedAt: at},
+			{ID: "new2", Owner: "y", Type: "ec-p256", Mode: "wrapped", PublicKey: []byte{1}, CreatedAt: at}}},
+	}
+	for _, tc := range tests {
+		if err := bulk.CreateKeys(ctx, tc.keys); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("%s: %v, want ErrConflict", tc.name, err)
+		}
+		if _, err := db.Key(ctx, tc.keys[0].ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s: the refused batch stored %s: %v", tc.name, tc.keys[0].ID, err)
+		}
+	}
+	if err := bulk.CreateKeys(ctx, nil); err != nil {
+		t.Errorf("empty batch: %v", err)
 	}
 }
