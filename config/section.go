@@ -44,8 +44,11 @@ func RegisterSection(name string, def func() any) {
 }
 
 // SectionOf returns the value of a registered section, or nil if no
-// section of that name and type is registered.
+// section of that name and type is registered (or c is nil).
 func SectionOf[T any](c *Config, name string) *T {
+	if c == nil {
+		return nil
+	}
 	v, _ := c.ext[name].(*T)
 	return v
 }
