@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"sync"
 	"time"
@@ -304,6 +305,14 @@ func (l *Log) commit(batch []*pending) {
 		// Another writer (a second node on a shared database) appended
 		// first: take the log's real size and place the batch after it.
 		l.log.Info("audit log moved under us, retrying batch", "err", err)
+		// Back off for a random, growing while: retrying at once loses
+		// every race against a node that is streaming commits.
+		select {
+		case <-time.After(time.Duration(rand.Int64N(int64(time.Millisecond) << try))):
+		case <-ctx.Done():
+			err = ctx.Err()
+			continue
+		}
 		if err = l.reload(ctx); err == nil {
 			err = l.appendBatch(ctx, batch)
 		}

@@ -371,14 +371,6 @@ func TestTwoWriters(t *testing.T) {
 }
 
 func testTwoWriters(t *testing.T, b testdb.Backend) {
-	if b.Name == testdb.Postgres.Name && os.Getenv("FIRMA_TEST_AUDIT_TWO_WRITERS") == "" {
-		// Issue 7: Log.commit re-places a batch after ErrConflict at once,
-		// up to 8 times; against a second node streaming commits to
-		// PostgreSQL it loses every race and fails the batch. A jittered
-		// backoff before the reload fixes it (see the store report);
-		// FIRMA_TEST_AUDIT_TWO_WRITERS=1 runs this case meanwhile.
-		t.Skip("issue 7: audit conflict retries need a backoff on a shared PostgreSQL store")
-	}
 	e := newEnvOn(t, b, audit.Options{})
 	other, err := audit.Open(context.Background(), e.db, audit.Options{Node: "node-2", Origin: origin, Signer: e.signer})
 	if err != nil {
