@@ -156,6 +156,16 @@ func (c *cluster) firmactl(t *testing.T, want int, args ...string) string {
 
 func (c *cluster) firmactlEnv(t *testing.T, env []string, want int, args ...string) string {
 	t.Helper()
+	out, code := c.run(t, env, args...)
+	if code != want {
+		t.Fatalf("firmactl %s: exit %d, want %d:\n%s", strings.Join(args, " "), code, want, out)
+	}
+	return out
+}
+
+// run runs firmactl with env added and returns its output and exit code.
+func (c *cluster) run(t *testing.T, env []string, args ...string) (string, int) {
+	t.Helper()
 	cmd := exec.Command(filepath.Join(bin, "firmactl"), args...)
 	cmd.Dir = c.dir
 	cmd.Env = cleanEnv(append(append([]string(nil), c.env...), env...)...)
@@ -166,10 +176,7 @@ func (c *cluster) firmactlEnv(t *testing.T, env []string, want int, args ...stri
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	if code != want {
-		t.Fatalf("firmactl %s: exit %d, want %d:\n%s", strings.Join(args, " "), code, want, out)
-	}
-	return string(out)
+	return string(out), code
 }
 
 var listenRe = regexp.MustCompile(`firmad: (grpc|http) listening on (?:https?://)?(\S+)`)

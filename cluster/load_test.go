@@ -56,13 +56,26 @@ func TestLoad(t *testing.T) {
 	}
 	jsonOut, pngOut := filepath.Join(out, "load.json"), filepath.Join(out, "load.png")
 	before := [2]int64{rss(c.nodes[0].cmd.Process.Pid), rss(c.nodes[1].cmd.Process.Pid)}
-	text := c.firmactlEnv(t, []string{"FIRMA_TOKEN=" + c.token}, 0, "bench", "--enrol",
+	text, code := c.run(t, []string{"FIRMA_TOKEN=" + c.token}, "bench", "--enrol",
 		"--nodes", c.nodes[0].base()+","+c.nodes[1].base(), "--api-key-file", keyFile,
 		"--duration", d.String(), "--workers", strconv.Itoa(workers), "--citizens", strconv.Itoa(8*workers),
 		"--json", jsonOut, "--png", pngOut)
 	t.Logf("firmactl bench:\n%s", text)
 	after := [2]int64{rss(c.nodes[0].cmd.Process.Pid), rss(c.nodes[1].cmd.Process.Pid)}
+	// The nodes' warnings and errors, for whoever reads a failed run.
+	for i, n := range c.nodes {
+		var b strings.Builder
+		for _, l := range strings.Split(n.stderr.String(), "\n") {
+			if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+				b.WriteString(l + "\n")
+			}
+		}
+		os.WriteFile(filepath.Join(out, fmt.Sprintf("load-node-%d.log", i)), []byte(b.String()), 0o644)
+	}
 
+	if code != 0 {
+		t.Fatalf("firmactl bench: exit %d (node logs in %s)", code, out)
+	}
 	b, err := os.ReadFile(jsonOut)
 	if err != nil {
 		t.Fatal(err)

@@ -225,7 +225,7 @@ func (cfg *Config) one(ctx context.Context, n int, c Citizen, col *collector) Tr
 	tx.Create = time.Since(t0)
 	t0 = time.Now()
 	if err := cfg.approve(ctx, cfg.Nodes[tx.Nodes[1]], cfg.Nodes[tx.Nodes[2]], id, c); err != nil {
-		return fail("approve", err)
+		return fail("approve", fmt.Errorf("%w%s", err, cfg.why(ctx, cfg.Nodes[tx.Nodes[0]], id)))
 	}
 	tx.Approve = time.Since(t0)
 	t0 = time.Now()
@@ -483,4 +483,37 @@ func (cfg *Config) result(ctx context.Context, node, id string) (*result, error)
 		return nil, fmt.Errorf("result: state %q, want done", res.State)
 	}
 	return &res, nil
+}
+
+// why asks the portal API why transaction id did not end well, for the
+// report: its state and error, and the first document error.
+func (cfg *Config) why(ctx context.Context, node, id string) string {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, node+"/api/v1/transactions/"+id, nil)
+	if err != nil {
+		return ""
+	}
+	req.Header.Set("X-API-Key", cfg.APIKey)
+	var st struct {
+		State     string `json:"state"`
+		Code      string `json:"error_code"`
+		Message   string `json:"error_message"`
+		Documents []struct {
+			Code  string `json:"error_code"`
+			Error string `json:"error"`
+		} `json:"documents"`
+	}
+	if err := cfg.do(req, http.StatusOK, &st); err != nil {
+		return ""
+	}
+	out := fmt.Sprintf(" (state %s", st.State)
+	if st.Code != "" || st.Message != "" {
+		out += fmt.Sprintf(": %s %s", st.Code, st.Message)
+	}
+	for i, d := range st.Documents {
+		if d.Code != "" || d.Error != "" {
+			out += fmt.Sprintf("; document %d: %s %s", i, d.Code, d.Error)
+			break
+		}
+	}
+	return out + ")"
 }
