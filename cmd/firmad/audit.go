@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
@@ -12,6 +15,7 @@ import (
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/sms"
+	"github.com/firma-cloud/firma/store/postgres"
 	"github.com/firma-cloud/firma/tsa"
 )
 
@@ -82,9 +86,11 @@ func (a *app) setupAudit(ctx context.Context) error {
 	wg.Go(func() { l.RunCheckpoints(cctx, cfg.CheckpointInterval) })
 	if notices != nil {
 		wg.Go(func() {
-			if err := l.NotifySignatures(cctx, audit.NotifyOptions{Contacts: a.store, SMS: notices, Registerer: a.reg, Logger: log}); err != nil {
-				log.Error("signature notifications stopped", "err", err)
-			}
+			a.exclusive(cctx, "audit-notify", log, func(ctx context.Context) {
+				if err := l.NotifySignatures(ctx, audit.NotifyOptions{Contacts: a.store, SMS: notices, Registerer: a.reg, Logger: log}); err != nil {
+					log.Error("signature notifications stopped", "err", err)
+				}
+			})
 		})
 	}
 	// Added after the keystore, so closed before it: the final checkpoint
@@ -140,4 +146,59 @@ func (a *app) auditKey(ctx context.Context) (*keystore.Signer, error) {
 		return nil, fmt.Errorf("audit key: %w", err)
 	}
 	return s, nil
+}
+
+// exclusive runs fn while this node holds the named lease, so that on a
+// shared PostgreSQL store one node at a time does the job (two notifiers
+// would each send every notice). A node that loses the lease stops fn and
+// tries to take it again; on SQLite, a single node's store, fn just runs.
+func (a *app) exclusive(ctx context.Context, name string, log *slog.Logger, fn func(context.Context)) {
+	pg, ok := a.store.(*postgres.DB)
+	if !ok {
+		fn(ctx)
+		return
+	}
+	const retry = 15 * time.Second
+	for ctx.Err() == nil {
+		lease, err := pg.TryLease(ctx, name)
+		if err != nil {
+			if !errors.Is(err, postgres.ErrLeaseHeld) {
+				log.Warn("cannot take lease", "lease", name, "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(retry):
+			}
+			continue
+		}
+		log.Info("lease taken", "lease", name)
+		jctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			fn(jctx)
+		}()
+		t := time.NewTicker(retry)
+	watch:
+		for {
+			select {
+			case <-done:
+				break watch
+			case <-t.C:
+				if err := lease.Check(ctx); err != nil {
+					log.Warn("lease lost", "lease", name, "err", err)
+					break watch
+				}
+			}
+		}
+		t.Stop()
+		stop()
+		<-done
+		lease.Release()
+		select {
+		case <-ctx.Done():
+		case <-time.After(retry):
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"github.com/firma-cloud/firma/store/postgres/pgtest"
 	"io"
 	"net"
 	"net/http"
@@ -50,6 +51,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	pgtest.Cleanup()
 	os.Exit(code)
 }
 
