@@ -275,8 +275,11 @@ func benchCrypto11(b *testing.B, t keystore.Type) {
 	})
 }
 
-// benchCore signs through the core in process, from as many goroutines as
-// there are sessions.
+// benchCore signs through the core in process from twice as many
+// goroutines as there are sessions, as a service's concurrent requests do:
+// the pool still lets only sessions() of them reach the token at once, the
+// same number the raw baseline uses, and the extra callers keep a session
+// from idling while its last caller is back in Go.
 func benchCore(b *testing.B, t keystore.Type, mode keystore.Mode, cache, batch int, verify bool) {
 	f := setup(b)
 	ks, st, err := f.open(mode, cache)
@@ -295,7 +298,7 @@ func benchCore(b *testing.B, t keystore.Type, mode keystore.Mode, cache, batch i
 	if _, err := core.Sign(ctx, req); err != nil { // warm the caches
 		b.Fatal(err)
 	}
-	runParallel(b, sessions(), batch, func(int) error {
+	runParallel(b, 2*sessions(), batch, func(int) error {
 		_, err := core.Sign(ctx, req)
 		return err
 	})

@@ -123,15 +123,19 @@ func (p *Pool) Size() int { return p.size }
 // went bad, the session is dropped and fn runs once more on a fresh one.
 func (p *Pool) Do(ctx context.Context, fn func(s *session) error) error {
 	start := time.Now()
-	actx, cancel := context.WithTimeout(ctx, p.timeout)
-	err := p.sem.Acquire(actx, 1)
-	cancel()
-	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("wait for HSM session: %w", ctx.Err())
+	// A free session is the common case: take it without the timer that
+	// bounding the wait costs.
+	if !p.sem.TryAcquire(1) {
+		actx, cancel := context.WithTimeout(ctx, p.timeout)
+		err := p.sem.Acquire(actx, 1)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("wait for HSM session: %w", ctx.Err())
+			}
+			p.m.busy.Inc()
+			return fmt.Errorf("wait for HSM session after %s: %w", p.timeout, ErrBusy)
 		}
-		p.m.busy.Inc()
-		return fmt.Errorf("wait for HSM session after %s: %w", p.timeout, ErrBusy)
 	}
 	defer p.sem.Release(1)
 	p.m.wait.Observe(time.Since(start).Seconds())
