@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	pdfcpuapi "github.com/pdfcpu/pdfcpu/pkg/api"
+	"github.com/firma-cloud/firma/internal/pdfobj"
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/model"
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
 )
@@ -174,33 +174,6 @@ type update struct {
 // pdfcpu writes whole files, not updates. Reading is pdfcpu's:
 // github.com/digitorus/pdf loops forever on some malformed files.
 
-// readContext parses doc with pdfcpu, which reads every object up front
-// and refuses malformed files with a reason; it also turns the library's
-// rare panics into errors.
-func readContext(doc []byte) (ctx *model.Context, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			ctx, err = nil, fmt.Errorf("%v", r)
-		}
-	}()
-	if len(doc) == 0 {
-		return nil, errors.New("empty file")
-	}
-	conf := model.NewDefaultConfiguration()
-	conf.ValidationMode = model.ValidationRelaxed
-	ctx, err = pdfcpuapi.ReadContext(bytes.NewReader(doc), conf)
-	if err != nil {
-		return nil, err
-	}
-	if ctx.XRefTable.Encrypt != nil {
-		return nil, errors.New("encrypted documents are not supported")
-	}
-	if ctx.XRefTable.Root == nil {
-		return nil, errors.New("no document catalog")
-	}
-	return ctx, nil
-}
-
 // lastStartxref returns the offset the file's last startxref names and
 // whether a cross-reference stream (rather than a table) is there.
 func lastStartxref(doc []byte) (int64, bool, error) {
@@ -297,32 +270,16 @@ func readUpdate(doc []byte, po PDFOptions) (*update, error) {
 	return u, nil
 }
 
-// dict, array, name, number and text read a value through any reference;
-// the zero value means absent or of another type.
-func dict(xt *model.XRefTable, o types.Object) types.Dict {
-	d, err := xt.DereferenceDict(o)
-	if err != nil {
-		return nil
-	}
-	return d
-}
+// PDF objects are read as package verify reads them (internal/pdfobj).
+var (
+	readContext = pdfobj.ReadContext
+	dict        = pdfobj.Dict
+	array       = pdfobj.Array
+	name        = pdfobj.Name
+	text        = pdfobj.Text
+)
 
-func array(xt *model.XRefTable, o types.Object) types.Array {
-	a, err := xt.DereferenceArray(o)
-	if err != nil {
-		return nil
-	}
-	return a
-}
-
-func name(xt *model.XRefTable, o types.Object) string {
-	o, err := xt.Dereference(o)
-	if n, ok := o.(types.Name); ok && err == nil {
-		return n.Value()
-	}
-	return ""
-}
-
+// number reads an integer or real; 0 if absent or of another type.
 func number(xt *model.XRefTable, o types.Object) float64 {
 	o, err := xt.Dereference(o)
 	if err != nil {
@@ -335,24 +292,6 @@ func number(xt *model.XRefTable, o types.Object) float64 {
 		return v.Value()
 	}
 	return 0
-}
-
-func text(xt *model.XRefTable, o types.Object) string {
-	o, err := xt.Dereference(o)
-	if err != nil {
-		return ""
-	}
-	var s string
-	switch v := o.(type) {
-	case types.StringLiteral:
-		s, err = types.StringLiteralToString(v)
-	case types.HexLiteral:
-		s, err = types.HexLiteralToString(v)
-	}
-	if err != nil {
-		return ""
-	}
-	return s
 }
 
 // maxPages bounds the page tree walk.
@@ -668,10 +607,4 @@ func escapeLiteral(s []byte) []byte {
 		out = append(out, c)
 	}
 	return out
-}
-
-func init() {
-	// pdfcpu would otherwise read and write a configuration folder in
-	// the user's home.
-	pdfcpuapi.DisableConfigDir()
 }

@@ -1,81 +1,30 @@
 package verify
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 
-	pdfcpuapi "github.com/pdfcpu/pdfcpu/pkg/api"
+	"github.com/firma-cloud/firma/internal/pdfobj"
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/model"
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
 )
 
-// PDFs are read with pdfcpu, which reads every object up front and
-// refuses malformed files with a reason (github.com/digitorus/pdf, the
-// other candidate, loops forever on some). These helpers mirror the
-// signer package's, which writes what this package reads.
-
-func init() {
-	// pdfcpu would otherwise read and write a configuration folder in
-	// the user's home.
-	pdfcpuapi.DisableConfigDir()
-}
-
-// readContext parses doc; panics of the library become errors.
-func readContext(doc []byte) (ctx *model.Context, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			ctx, err = nil, fmt.Errorf("%v", r)
-		}
-	}()
-	if len(doc) == 0 {
-		return nil, errors.New("empty file")
-	}
-	conf := model.NewDefaultConfiguration()
-	conf.ValidationMode = model.ValidationRelaxed
-	ctx, err = pdfcpuapi.ReadContext(bytes.NewReader(doc), conf)
-	if err != nil {
-		return nil, err
-	}
-	if ctx.XRefTable.Encrypt != nil {
-		return nil, errors.New("encrypted PDFs are not supported")
-	}
-	if ctx.XRefTable.Root == nil {
-		return nil, errors.New("no document catalog")
-	}
-	return ctx, nil
-}
+// PDF objects are read as package signer, which writes what this package
+// reads, reads them (internal/pdfobj).
+var (
+	readContext = pdfobj.ReadContext
+	dict        = pdfobj.Dict
+	array       = pdfobj.Array
+	name        = pdfobj.Name
+	text        = pdfobj.Text
+)
 
 func catalog(ctx *model.Context) types.Dict {
 	return dict(ctx.XRefTable, *ctx.XRefTable.Root)
 }
 
-// dict, array, name, number, text and raw read a value through any
-// reference; the zero value means absent or of another type.
-func dict(xt *model.XRefTable, o types.Object) types.Dict {
-	d, err := xt.DereferenceDict(o)
-	if err != nil {
-		return nil
-	}
-	return d
-}
-
-func array(xt *model.XRefTable, o types.Object) types.Array {
-	a, err := xt.DereferenceArray(o)
-	if err != nil {
-		return nil
-	}
-	return a
-}
-
-func name(xt *model.XRefTable, o types.Object) string {
-	o, err := xt.Dereference(o)
-	if n, ok := o.(types.Name); ok && err == nil {
-		return n.Value()
-	}
-	return ""
-}
-
+// number reads a whole number; false if absent, fractional or of another
+// type.
 func number(xt *model.XRefTable, o types.Object) (int64, bool) {
 	o, err := xt.Dereference(o)
 	if err != nil {
@@ -88,24 +37,6 @@ func number(xt *model.XRefTable, o types.Object) (int64, bool) {
 		return int64(v.Value()), float64(int64(v.Value())) == v.Value()
 	}
 	return 0, false
-}
-
-func text(xt *model.XRefTable, o types.Object) string {
-	o, err := xt.Dereference(o)
-	if err != nil {
-		return ""
-	}
-	var s string
-	switch v := o.(type) {
-	case types.StringLiteral:
-		s, err = types.StringLiteralToString(v)
-	case types.HexLiteral:
-		s, err = types.HexLiteralToString(v)
-	}
-	if err != nil {
-		return ""
-	}
-	return s
 }
 
 // raw returns the bytes of a string, undoing hex or literal escapes but
