@@ -59,23 +59,28 @@ func oaep() []*pkcs11.Mechanism {
 		pkcs11.NewOAEPParams(pkcs11.CKM_SHA_1, pkcs11.CKG_MGF1_SHA1, pkcs11.CKZ_DATA_SPECIFIED, nil))}
 }
 
-// kekTemplate is the template of a clonable KEK: as InitKEK's, but
-// extractable only under a trusted wrapping key.
-func kekTemplate(label string) []*pkcs11.Attribute {
-	return []*pkcs11.Attribute{
+// kekTemplate is the template of a KEK: an AES key on the token that can
+// wrap and unwrap and do nothing else. A clonable one is extractable, but
+// only under a key the security officer trusts (CKA_WRAP_WITH_TRUSTED); any
+// other never leaves the token.
+func kekTemplate(label string, clonable bool) []*pkcs11.Attribute {
+	t := []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
 		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
 		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
 		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
 		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
-		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
-		pkcs11.NewAttribute(pkcs11.CKA_WRAP_WITH_TRUSTED, true),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, clonable),
 		pkcs11.NewAttribute(pkcs11.CKA_WRAP, true),
 		pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, true),
 		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, false),
 		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false),
 		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
 	}
+	if clonable {
+		t = append(t, pkcs11.NewAttribute(pkcs11.CKA_WRAP_WITH_TRUSTED, true))
+	}
+	return t
 }
 
 // tokenSession is a read-write session on one token, outside any pool:
@@ -223,7 +228,7 @@ func InitClonableKEK(ctx context.Context, tok TokenRef, label string) ([]byte, b
 	}
 	if h == 0 {
 		h, err = s.p.GenerateKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)},
-			append(kekTemplate(label), pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32)))
+			append(kekTemplate(label, true), pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32)))
 		if err != nil {
 			return nil, false, fmt.Errorf("generate key-encryption key: %w", err)
 		}
@@ -408,7 +413,7 @@ func ImportKEK(ctx context.Context, dst TokenRef, label string, blob, kcv []byte
 	if tr == 0 {
 		return fmt.Errorf("transport key %q not found on %q (make it first): %w", TransportLabel, dst.Label, ErrKeyNotFound)
 	}
-	h, err := s.p.UnwrapKey(s.h, oaep(), tr, blob, kekTemplate(label))
+	h, err := s.p.UnwrapKey(s.h, oaep(), tr, blob, kekTemplate(label, true))
 	if err != nil {
 		return fmt.Errorf("unwrap key-encryption key: %w", err)
 	}

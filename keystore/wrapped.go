@@ -74,20 +74,7 @@ func (k *Keystore) InitKEK(ctx context.Context) error {
 		}
 		if h == 0 {
 			h, err = k.p.GenerateKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)},
-				[]*pkcs11.Attribute{
-					pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
-					pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
-					pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32),
-					pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
-					pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
-					pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
-					pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
-					pkcs11.NewAttribute(pkcs11.CKA_WRAP, true),
-					pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, true),
-					pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, false),
-					pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false),
-					pkcs11.NewAttribute(pkcs11.CKA_LABEL, k.cfg.KEKLabel),
-				})
+				append(kekTemplate(k.cfg.KEKLabel, false), pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32)))
 			if err != nil {
 				return fmt.Errorf("generate key-encryption key: %w", err)
 			}
