@@ -2,13 +2,9 @@ package keystore
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/firma-cloud/firma/store"
 )
@@ -101,19 +97,17 @@ feed:
 
 // wrappedRecord makes one wrapped key and its store record.
 func (k *Keystore) wrappedRecord(ctx context.Context, owner string, t Type) (*store.Key, *Key, error) {
-	idb := make([]byte, 16)
-	if _, err := rand.Read(idb); err != nil {
+	key, _, err := newKey(owner, t, ModeWrapped)
+	if err != nil {
 		return nil, nil, err
 	}
-	key := &Key{ID: hex.EncodeToString(idb), Owner: owner, Type: t, Mode: ModeWrapped, CreatedAt: time.Now().UTC()}
 	blob, err := k.generateWrapped(ctx, key)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", owner, err)
 	}
-	der, err := x509.MarshalPKIXPublicKey(key.Public)
+	rec, err := key.record(blob)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", owner, err)
 	}
-	return &store.Key{ID: key.ID, Owner: owner, Type: string(t), Mode: string(ModeWrapped), PublicKey: der,
-		Wrapped: blob, CreatedAt: key.CreatedAt}, key, nil
+	return rec, key, nil
 }

@@ -179,13 +179,11 @@ func (k *Keystore) GenerateMode(ctx context.Context, owner string, t Type, m Mod
 	if t.curve() == nil && t.rsaBits() == 0 {
 		return nil, fmt.Errorf("generate key: type %q: %w", t, ErrUnsupported)
 	}
-	idb := make([]byte, 16)
-	if _, err := rand.Read(idb); err != nil {
+	key, idb, err := newKey(owner, t, m)
+	if err != nil {
 		return nil, fmt.Errorf("generate key: %w", err)
 	}
-	key := &Key{ID: hex.EncodeToString(idb), Owner: owner, Type: t, Mode: m, CreatedAt: time.Now().UTC()}
 	var wrapped []byte
-	var err error
 	switch m {
 	case ModeToken:
 		err = k.generateToken(ctx, key, idb)
@@ -198,12 +196,10 @@ func (k *Keystore) GenerateMode(ctx context.Context, owner string, t Type, m Mod
 		k.m.ops.WithLabelValues("generate", "error").Inc()
 		return nil, fmt.Errorf("generate %s key for %s: %w", t, owner, err)
 	}
-	der, err := x509.MarshalPKIXPublicKey(key.Public)
+	rec, err := key.record(wrapped)
 	if err != nil {
 		return nil, fmt.Errorf("generate key: %w", err)
 	}
-	rec := &store.Key{ID: key.ID, Owner: owner, Type: string(t), Mode: string(m), PublicKey: der,
-		Wrapped: wrapped, CreatedAt: key.CreatedAt}
 	if err := k.store.CreateKey(ctx, rec); err != nil {
 		if m == ModeToken {
 			// Without its record the token object is unreachable: remove it.
@@ -321,4 +317,24 @@ func (k *Keystore) Signer(ctx context.Context, id string) (*Signer, error) {
 	}
 	k.signers.Add(id, s)
 	return s, nil
+}
+
+// newKey describes a key about to be made, with a random 16-byte ID, which
+// is also its CKA_ID in token mode.
+func newKey(owner string, t Type, m Mode) (*Key, []byte, error) {
+	idb := make([]byte, 16)
+	if _, err := rand.Read(idb); err != nil {
+		return nil, nil, err
+	}
+	return &Key{ID: hex.EncodeToString(idb), Owner: owner, Type: t, Mode: m, CreatedAt: time.Now().UTC()}, idb, nil
+}
+
+// record is the store record of a key just made.
+func (key *Key) record(wrapped []byte) (*store.Key, error) {
+	der, err := x509.MarshalPKIXPublicKey(key.Public)
+	if err != nil {
+		return nil, err
+	}
+	return &store.Key{ID: key.ID, Owner: key.Owner, Type: string(key.Type), Mode: string(key.Mode), PublicKey: der,
+		Wrapped: wrapped, CreatedAt: key.CreatedAt}, nil
 }
