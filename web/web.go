@@ -60,7 +60,16 @@ type Options struct {
 	// the request's own host.
 	BaseURL string
 	// Location is the time zone times are shown in; default Europe/Madrid.
-	Location   *time.Location
+	Location *time.Location
+	// Citizens and Audit enable the citizen's own page at /me, listing
+	// every use of their key; Portals, if set, names the portals there.
+	Citizens Citizens
+	Audit    AuditLog
+	Portals  PortalNames
+	// SessionKey signs the /me sign-in cookie (32 bytes or more). Nodes
+	// behind one balancer need the same key; empty, a random one per
+	// process, so a sign-in lasts only as long as the process.
+	SessionKey []byte
 	Log        *slog.Logger
 	Registerer prometheus.Registerer // nil registers no metrics
 }
@@ -76,6 +85,8 @@ type Handler struct {
 	loc     *time.Location
 	pages   *prometheus.CounterVec
 	mux     *http.ServeMux
+	meKey   []byte
+	meTmpl  *template.Template
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -129,12 +140,22 @@ func New(opt Options) (*Handler, error) {
 	h.mux.HandleFunc("POST "+PathPrefix+"{id}/resend", h.post("resend", h.resend))
 	h.mux.HandleFunc("POST "+PathPrefix+"{id}/approve", h.post("approve", h.approve))
 	h.mux.HandleFunc("POST "+PathPrefix+"{id}/reject", h.post("reject", h.reject))
+	if h.meEnabled() {
+		if err := h.initMe(); err != nil {
+			return nil, err
+		}
+	}
 	return h, nil
 }
 
-// Register mounts the page on mux under /sign/.
+// Register mounts the page on mux under /sign/, and the citizen's own
+// page at /me when enabled.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle(PathPrefix, h)
+	if h.meEnabled() {
+		mux.Handle(MePath, h)
+		mux.Handle(MePath+"/", h)
+	}
 }
 
 // ServeHTTP routes the page's requests.
@@ -164,6 +185,7 @@ type page struct {
 	CanReject bool
 	Leave     bool
 	Refresh   int
+	MeURL     string // the citizen's own page, "" if not served
 	loc       *time.Location
 }
 
@@ -228,6 +250,9 @@ func (h *Handler) newPage(w http.ResponseWriter, r *http.Request, id string) *pa
 	l, _ := pickLang(r)
 	p := &page{L: l, Other: l.other(), ID: id, Static: strings.TrimSuffix(staticPath, "/"), loc: h.loc}
 	p.SwitchURL = PathPrefix + url.PathEscape(id) + "?lang=" + string(p.Other)
+	if h.meEnabled() {
+		p.MeURL = MePath
+	}
 	secret := h.csrfSecret(w, r)
 	p.CSRF = csrfToken(secret, id, cookieValue(r, h.sessionCookie(id)))
 	return p

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/transaction"
@@ -36,7 +39,18 @@ func (a *app) setupWeb(ctx context.Context) error {
 	base := a.publicURL()
 	secure := cfg.Secure(base, a.tls != nil)
 	log := a.log.With("part", "web")
-	h, err := web.New(web.Options{Transactions: svc, Secure: secure, BaseURL: base, Log: log, Registerer: a.reg})
+	opt := web.Options{Transactions: svc, Secure: secure, BaseURL: base, Log: log, Registerer: a.reg}
+	// The citizen's own page at /me lists key uses from the audit log;
+	// without the log or the registry there is nothing to show.
+	if a.audit != nil && a.registry != nil {
+		opt.Citizens, opt.Audit, opt.Portals = a.registry, a.audit, a.store
+		key, err := a.webSessionKey(ctx)
+		if err != nil {
+			return err
+		}
+		opt.SessionKey = key
+	}
+	h, err := web.New(opt)
 	if err != nil {
 		return err
 	}
@@ -44,6 +58,28 @@ func (a *app) setupWeb(ctx context.Context) error {
 	if !secure {
 		log.Warn("approval page cookies are not Secure: citizens must reach it over HTTPS in production (web.secure_cookies)")
 	}
-	log.Info("approval page ready", "public_url", base, "path", web.PathPrefix+"{id}", "secure_cookies", secure)
+	log.Info("approval page ready", "public_url", base, "path", web.PathPrefix+"{id}", "secure_cookies", secure,
+		"citizen_page", opt.Audit != nil)
 	return nil
+}
+
+// webSessionKey keys the /me sign-in cookies: derived from the
+// transactions' OTP key, so every node of the token (or sharing
+// transactions.otp_key_file) accepts a sign-in made on another, while the
+// OTP key itself is never used for a second purpose.
+func (a *app) webSessionKey(ctx context.Context) ([]byte, error) {
+	tc := config.SectionOf[transaction.Config](a.cfg, transaction.SectionName)
+	path := ""
+	if tc != nil {
+		path = tc.OTPKeyFile
+	}
+	secret, err := txOTPKey(ctx, path, a.ks)
+	if err != nil {
+		return nil, err
+	}
+	key, err := hkdf.Key(sha256.New, secret, nil, "firma-web-me-session-v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("web session key: %w", err)
+	}
+	return key, nil
 }

@@ -119,7 +119,11 @@ func New(t testing.TB, opt Options) *Stack {
 	s.Portals = portal.New(s.DB, portal.Options{})
 	s.Core = signer.New(s.Keys, signer.Config{VerifyECDSA: true, Registerer: s.Metrics})
 
-	topt := transaction.Options{Store: s.DB, Portals: s.Portals, Citizens: s.Registry, Certificates: s.CA, Core: s.Core, Keys: s.Keys,
+	if s.Audit, err = audit.Open(s.Ctx, s.DB, audit.Options{Node: "stack-test"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Audit.Close() })
+	topt := transaction.Options{Auditor: s.Audit, Store: s.DB, Portals: s.Portals, Citizens: s.Registry, Certificates: s.CA, Core: s.Core, Keys: s.Keys,
 		SMS: s.Outbox, OTPKey: s.OTPKey, BaseURL: s.Server.URL, Registerer: s.Metrics}
 	if opt.Transaction != nil {
 		opt.Transaction(&topt)
@@ -127,10 +131,6 @@ func New(t testing.TB, opt Options) *Stack {
 	if s.Tx, err = transaction.New(topt); err != nil {
 		t.Fatal(err)
 	}
-	if s.Audit, err = audit.Open(s.Ctx, s.DB, audit.Options{Node: "stack-test"}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Audit.Close() })
 	hasher, err := policy.NewOTPHasher(s.OTPKey)
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +143,8 @@ func New(t testing.TB, opt Options) *Stack {
 	if s.CSC, err = csc.New(copt); err != nil {
 		t.Fatal(err)
 	}
-	wopt := web.Options{Transactions: s.Tx, BaseURL: s.Server.URL, Registerer: s.Metrics}
+	wopt := web.Options{Transactions: s.Tx, BaseURL: s.Server.URL, Registerer: s.Metrics,
+		Citizens: s.Registry, Audit: s.Audit, Portals: s.DB}
 	if opt.Web != nil {
 		opt.Web(&wopt)
 	}
