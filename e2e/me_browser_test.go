@@ -25,9 +25,13 @@ func TestBrowserSeesKeyUse(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#approve")),
 		chromedp.WaitVisible(chromedp.CSS("#done")))
 
-	do(t, ctx, "open /me and sign in",
+	do(t, ctx, "open /me on a phone", phone(),
 		chromedp.Navigate(p.firmad+"/me"),
-		chromedp.WaitVisible(chromedp.CSS("#citizen")),
+		chromedp.WaitVisible(chromedp.CSS("#citizen")))
+	if probs := layoutProblems(t, ctx); len(probs) > 0 {
+		t.Errorf("sign-in layout on a phone: %s", strings.Join(probs, "; "))
+	}
+	do(t, ctx, "sign in", desktop(),
 		chromedp.SendKeys(chromedp.CSS("#citizen"), citizen),
 		chromedp.SendKeys(chromedp.CSS("#password"), stack.Password),
 		chromedp.Submit(chromedp.CSS("#password")),

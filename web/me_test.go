@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -197,4 +198,60 @@ func TestMeRefusals(t *testing.T) {
 		g.c.Jar.SetCookies(u, []*http.Cookie{{Name: "firma-me", Value: valid}})
 		wantIn(t, g.get(t, "/me").body, "Agencia Tributaria")
 	})
+}
+
+func TestMeLockoutAndPaging(t *testing.T) {
+	f := newFixture(t, func(o *web.Options) { o.SessionKey = meKey })
+	u := mustURL(f.Server.URL)
+
+	// 21 signatures: one page of 20 and one of 1.
+	var ids []string
+	for range 21 {
+		ids = append(ids, f.signed(t))
+	}
+	if r := f.meLogin(t, f.citizen, stack.Password); r.status != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d\n%s", r.status, r.body)
+	}
+	first := f.get(t, "/me")
+	if n := strings.Count(first.body, `class="use"`); n != 20 {
+		t.Fatalf("first page: %d rows, want 20", n)
+	}
+	m := regexp.MustCompile(`href="(/me\?c=\d+)" id="next"`).FindStringSubmatch(first.body)
+	if m == nil {
+		t.Fatalf("no next link:\n%s", first.body)
+	}
+	second := f.get(t, m[1])
+	if n := strings.Count(second.body, `class="use"`); n != 1 || strings.Contains(second.body, `id="next"`) || !strings.Contains(second.body, `id="first"`) {
+		t.Fatalf("second page: %d rows\n%s", n, second.body)
+	}
+	if r := f.get(t, "/me?c=-1"); r.status != http.StatusBadRequest {
+		t.Fatalf("negative cursor: %d", r.status)
+	}
+	if r := f.get(t, "/me?c=x"); r.status != http.StatusBadRequest {
+		t.Fatalf("bad cursor: %d", r.status)
+	}
+
+	// English on request, remembered.
+	if r := f.get(t, "/me?lang=en"); r.status != http.StatusSeeOther || r.loc != "/me" {
+		t.Fatalf("language switch: %d %q", r.status, r.loc)
+	}
+	wantIn(t, f.get(t, "/me").body, "Use of your signing key", "Signed", "Sign out")
+
+	// Wrong passwords lock the credential as on the approval page, and
+	// the page says so, even with the right password afterwards.
+	g := f.browser()
+	g.c.Jar.SetCookies(u, []*http.Cookie{{Name: "firma-lang", Value: "es"}})
+	var r resp
+	for range 5 {
+		r = g.meLogin(t, f.citizen, "wrong-password-123")
+	}
+	if r.status != http.StatusForbidden {
+		t.Fatalf("fifth wrong password: %d\n%s", r.status, r.body)
+	}
+	wantIn(t, r.body, "Su contraseña de Cl@ve Permanente está bloqueada")
+	r = g.meLogin(t, f.citizen, stack.Password)
+	if r.status != http.StatusForbidden || strings.Contains(r.header.Get("Set-Cookie"), "firma-me=") {
+		t.Fatalf("right password on a locked credential: %d %q", r.status, r.header.Get("Set-Cookie"))
+	}
+	wantIn(t, r.body, "Su contraseña de Cl@ve Permanente está bloqueada")
 }
