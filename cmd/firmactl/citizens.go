@@ -27,6 +27,17 @@ func registryClient(e *env) (firmav1.RegistryServiceClient, func(), error) {
 	return firmav1.NewRegistryServiceClient(conn), func() { conn.Close() }, nil
 }
 
+// registryCall dials firmad and returns a registry client, the context for
+// one call with the usual deadline, and the function that releases both.
+func registryCall(ctx context.Context, e *env) (firmav1.RegistryServiceClient, context.Context, func(), error) {
+	c, done, err := registryClient(e)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cctx, cancel := e.conn.callCtx(ctx)
+	return c, cctx, func() { cancel(); done() }, nil
+}
+
 func shortEnum(s fmt.Stringer, prefix string) string {
 	return strings.ToLower(strings.TrimPrefix(s.String(), prefix))
 }
@@ -83,14 +94,12 @@ func init() {
 			if len(args) > 0 {
 				return usageErr("unexpected argument %q", args[0])
 			}
-			c, done, err := registryClient(e)
+			c, cctx, done, err := registryCall(ctx, e)
 			if err != nil {
 				return err
 			}
 			defer done()
 			req := &firmav1.RegisterPersonRequest{Id: reg.id, GivenName: reg.given, Surnames: reg.surnames, Mobile: reg.mobile, Email: reg.email}
-			cctx, cancel := e.conn.callCtx(ctx)
-			defer cancel()
 			var resp *firmav1.RegistrationResponse
 			switch reg.method {
 			case "in_person":
@@ -116,13 +125,11 @@ func init() {
 			if len(args) != 1 {
 				return usageErr("want one DNI/NIE")
 			}
-			c, done, err := registryClient(e)
+			c, cctx, done, err := registryCall(ctx, e)
 			if err != nil {
 				return err
 			}
 			defer done()
-			cctx, cancel := e.conn.callCtx(ctx)
-			defer cancel()
 			ct, err := c.GetCitizen(cctx, &firmav1.GetCitizenRequest{Id: args[0]})
 			if err != nil {
 				return err
@@ -207,13 +214,11 @@ func init() {
 			if len(args) != 1 {
 				return usageErr("want one DNI/NIE")
 			}
-			c, done, err := registryClient(e)
+			c, cctx, done, err := registryCall(ctx, e)
 			if err != nil {
 				return err
 			}
 			defer done()
-			cctx, cancel := e.conn.callCtx(ctx)
-			defer cancel()
 			ct, err := c.GetCitizen(cctx, &firmav1.GetCitizenRequest{Id: args[0]})
 			if err != nil {
 				return err
@@ -254,13 +259,11 @@ func init() {
 				if len(args) != 1 || strings.TrimSpace(reason) == "" {
 					return usageErr("want one DNI/NIE and --reason")
 				}
-				c, done, err := registryClient(e)
+				c, cctx, done, err := registryCall(ctx, e)
 				if err != nil {
 					return err
 				}
 				defer done()
-				cctx, cancel := e.conn.callCtx(ctx)
-				defer cancel()
 				req := &firmav1.ChangeCitizenRequest{Id: args[0], Reason: reason}
 				var ct *firmav1.Citizen
 				if op.name == "downgrade" {
@@ -290,13 +293,11 @@ func init() {
 			if len(args) != 1 {
 				return usageErr("want one DNI/NIE")
 			}
-			c, done, err := registryClient(e)
+			c, cctx, done, err := registryCall(ctx, e)
 			if err != nil {
 				return err
 			}
 			defer done()
-			cctx, cancel := e.conn.callCtx(ctx)
-			defer cancel()
 			resp, err := c.ReissueActivation(cctx, &firmav1.GetCitizenRequest{Id: args[0]})
 			if err != nil {
 				return err
@@ -320,13 +321,11 @@ func init() {
 			if len(args) != 1 {
 				return usageErr("want one DNI/NIE")
 			}
-			c, done, err := registryClient(e)
+			c, cctx, done, err := registryCall(ctx, e)
 			if err != nil {
 				return err
 			}
 			defer done()
-			cctx, cancel := e.conn.callCtx(ctx)
-			defer cancel()
 			_, err = c.PutFiscalRecord(cctx, &firmav1.PutFiscalRecordRequest{Id: args[0], GivenName: fiscal.given,
 				Surnames: fiscal.surnames, FiscalAddress: fiscal.address})
 			if err == nil {
@@ -365,13 +364,11 @@ func init() {
 			if len(args) > 0 {
 				return usageErr("unexpected argument %q", args[0])
 			}
-			c, done, err := registryClient(e)
+			c, cctx, done, err := registryCall(ctx, e)
 			if err != nil {
 				return err
 			}
 			defer done()
-			cctx, cancel := e.conn.callCtx(ctx)
-			defer cancel()
 			resp, err := c.ListSMS(cctx, &firmav1.ListSMSRequest{To: outbox.to, Limit: int32(outbox.limit)})
 			if err != nil {
 				return err
@@ -401,13 +398,11 @@ func init() {
 			if len(args) > 0 {
 				return usageErr("unexpected argument %q", args[0])
 			}
-			c, done, err := registryClient(e)
+			c, cctx, done, err := registryCall(ctx, e)
 			if err != nil {
 				return err
 			}
 			defer done()
-			cctx, cancel := e.conn.callCtx(ctx)
-			defer cancel()
 			resp, err := c.ListLetters(cctx, &firmav1.ListLettersRequest{Id: letters.id, Limit: int32(letters.limit)})
 			if err != nil {
 				return err
