@@ -25,7 +25,7 @@ var (
 	ErrCertificate   = errors.New("signer certificate does not match")
 	ErrTimestamp     = errors.New("timestamp failed")
 	ErrHash          = errors.New("unsupported hash")
-	ErrFormatDigest  = errors.New("digest length does not match the hash")
+	ErrFormatDigest  = ErrDigestLength // the core's sentinel: one error for a digest of the wrong length
 	ErrNeedsDocument = errors.New("format needs the whole document")
 )
 
