@@ -25,7 +25,7 @@ var (
 	ErrCertificate   = errors.New("signer certificate does not match")
 	ErrTimestamp     = errors.New("timestamp failed")
 	ErrHash          = errors.New("unsupported hash")
-	ErrFormatDigest  = ErrDigestLength // the core's sentinel: one error for a digest of the wrong length
+	ErrFormatDigest  = errors.New("digest length does not match the hash")
 	ErrNeedsDocument = errors.New("format needs the whole document")
 )
 
