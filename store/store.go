@@ -49,6 +49,7 @@ type Store interface {
 	TSAStore
 	RegistryStore
 	SMSStore
+	MailStore
 	PortalStore
 	TransactionStore
 	CAStore

@@ -28,6 +28,7 @@ func Run(t *testing.T, open Open) {
 		{"transactions", testTransactions},
 		{"registry", testRegistry},
 		{"sms", testSMS},
+		{"mail", testMail},
 		{"audit", testAudit},
 	}
 	for _, a := range areas {

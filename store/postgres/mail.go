@@ -1,0 +1,67 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/firma-cloud/firma/store"
+)
+
+var _ store.MailStore = (*DB)(nil)
+
+// PutEmail adds a message to the mail outbox.
+func (s *DB) PutEmail(ctx context.Context, m *store.Email) error {
+	_, err := s.pool.Exec(ctx, "INSERT INTO mail_outbox (id, recipient, subject, body, created_at) VALUES ($1, $2, $3, $4, $5)",
+		m.ID, m.To, m.Subject, m.Text, m.CreatedAt.UnixNano())
+	if isUnique(err) {
+		return fmt.Errorf("put email %s: %w", m.ID, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("put email: %w", err)
+	}
+	return nil
+}
+
+// Emails lists outbox messages newest first.
+func (s *DB) Emails(ctx context.Context, to string, limit int) ([]*store.Email, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	q := "SELECT id, recipient, subject, body, created_at FROM mail_outbox"
+	var args []any
+	if to != "" {
+		q += " WHERE recipient = $1"
+		args = append(args, to)
+	}
+	args = append(args, limit)
+	q += fmt.Sprintf(" ORDER BY created_at DESC, id DESC LIMIT $%d", len(args))
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list emails: %w", err)
+	}
+	out, err := collect(rows, func(row scanner) (*store.Email, error) {
+		var (
+			m       store.Email
+			created *int64
+		)
+		if err := row.Scan(&m.ID, &m.To, &m.Subject, &m.Text, &created); err != nil {
+			return nil, err
+		}
+		m.CreatedAt = fromNanos(created)
+		return &m, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list emails: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteEmails deletes outbox messages created before the cutoff.
+func (s *DB) DeleteEmails(ctx context.Context, before time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, "DELETE FROM mail_outbox WHERE created_at < $1", before.UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("delete emails: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
