@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/firma-cloud/firma/store"
@@ -18,77 +19,200 @@ var _ store.AuditStore = (*DB)(nil)
 //
 // The database runs WAL with synchronous=NORMAL: a commit is in the WAL, so
 // it survives a killed process, but the WAL is fsynced only at checkpoints.
-// With flush the transaction runs on a connection switched to
-// synchronous=FULL, which fsyncs the WAL at commit and survives a power
-// cut too; group commit in package audit keeps that to one fsync a batch.
+// With flush the transaction runs with synchronous=FULL, which fsyncs the
+// WAL at commit and survives a power cut too; group commit in package audit
+// keeps that to one fsync a batch.
+//
+// Appends run on one connection held for the purpose, with its statements
+// prepared once: compiling a multi-row INSERT and taking a connection from
+// the pool cost more than the rows of a small batch (issue 6 wants audit
+// on at 0.9x of audit off).
 func (s *DB) AppendAudit(ctx context.Context, recs []*store.AuditRecord, hashes []store.AuditHash, flush bool) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("append audit: %w", err)
+	for i, r := range recs {
+		if r.Index != recs[0].Index+int64(i) {
+			return fmt.Errorf("append audit: record %d out of sequence: %w", r.Index, store.ErrConflict)
+		}
 	}
-	defer conn.Close()
+	w := &s.audit
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	err := w.append(ctx, s.db, recs, hashes, flush)
+	if err != nil && !errors.Is(err, store.ErrConflict) {
+		// The connection may be broken or mid-transaction: start afresh.
+		w.reset()
+	}
+	return err
+}
+
+// auditWriter holds the connection audit appends run on. Its mutex orders
+// appenders of one process (the audit committer, and tests that run two).
+type auditWriter struct {
+	mu    sync.Mutex
+	conn  *sql.Conn
+	sync  string               // the connection's synchronous mode
+	stmts map[string]*sql.Stmt // by query
+}
+
+// auditChunks are the row counts statements are prepared for; a batch is
+// cut greedily into them, so at most a handful of statements exist and a
+// batch of any size runs without compiling one.
+var auditChunks = []int{256, 64, 16, 4, 1}
+
+func (w *auditWriter) append(ctx context.Context, db *sql.DB, recs []*store.AuditRecord, hashes []store.AuditHash, flush bool) error {
+	if w.conn == nil {
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("append audit: %w", err)
+		}
+		w.conn, w.sync, w.stmts = conn, "", map[string]*sql.Stmt{}
+	}
 	mode := "NORMAL"
 	if flush {
 		mode = "FULL"
 	}
-	// Set every time: the pool may hand back a connection another append
-	// switched.
-	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = "+mode); err != nil {
+	if w.sync != mode {
+		if _, err := w.conn.ExecContext(ctx, "PRAGMA synchronous = "+mode); err != nil {
+			return fmt.Errorf("append audit: %w", err)
+		}
+		w.sync = mode
+	}
+	// BEGIN and COMMIT as statements: database/sql re-prepares a
+	// connection's statements inside a *sql.Tx, which is the cost this
+	// writer is here to avoid.
+	if err := w.exec(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("append audit: %w", err)
 	}
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("append audit: %w", err)
-	}
-	defer tx.Rollback()
-	var size int64
-	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_records").Scan(&size); err != nil {
-		return fmt.Errorf("append audit: %w", err)
-	}
-	if recs[0].Index != size {
-		return fmt.Errorf("append audit at %d, log size %d: %w", recs[0].Index, size, store.ErrConflict)
-	}
-	// Multi-row INSERTs, a few hundred rows each: per-statement overhead,
-	// not the rows, is most of the cost of a small record.
-	for i, r := range recs {
-		if r.Index != size+int64(i) {
-			return fmt.Errorf("append audit: record %d out of sequence: %w", r.Index, store.ErrConflict)
+	if err := w.insert(ctx, recs, hashes); err != nil {
+		if rerr := w.exec(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
+			w.reset()
 		}
+		return err
 	}
-	for from := 0; from < len(recs); from += auditRowsPerInsert {
-		part := recs[from:min(from+auditRowsPerInsert, len(recs))]
-		args := make([]any, 0, 12*len(part))
-		for _, r := range part {
-			args = append(args, r.Index, r.Time.UnixNano(), r.Event, r.Outcome, r.ActorRole, r.ActorID,
-				r.Citizen, r.Portal, r.KeyID, r.RequestID, r.Documents, string(r.Data))
-		}
-		q := "INSERT INTO audit_records (" + auditColumns + ") VALUES " + rowsOf(12, len(part))
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-			return fmt.Errorf("append audit records %d-%d: %w", part[0].Index, part[len(part)-1].Index, conflict(err))
-		}
-	}
-	for from := 0; from < len(hashes); from += auditRowsPerInsert {
-		part := hashes[from:min(from+auditRowsPerInsert, len(hashes))]
-		args := make([]any, 0, 2*len(part))
-		for _, h := range part {
-			args = append(args, h.Index, h.Hash[:])
-		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO audit_hashes (idx, hash) VALUES "+rowsOf(2, len(part)), args...); err != nil {
-			return fmt.Errorf("append audit hashes from %d: %w", part[0].Index, conflict(err))
-		}
-	}
-	if err := tx.Commit(); err != nil {
+	if err := w.exec(ctx, "COMMIT"); err != nil {
 		return fmt.Errorf("append audit: %w", err)
 	}
 	return nil
 }
 
-// auditRowsPerInsert keeps a statement's parameters (12 a record) well
-// under SQLite's limit.
-const auditRowsPerInsert = 256
+func (w *auditWriter) insert(ctx context.Context, recs []*store.AuditRecord, hashes []store.AuditHash) error {
+	var size, indexed int64
+	st, err := w.stmt(ctx, "SELECT (SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_records), (SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_index)")
+	if err != nil {
+		return fmt.Errorf("append audit: %w", err)
+	}
+	if err := st.QueryRowContext(ctx).Scan(&size, &indexed); err != nil {
+		return fmt.Errorf("append audit: %w", err)
+	}
+	if recs[0].Index != size {
+		return fmt.Errorf("append audit at %d, log size %d: %w", recs[0].Index, size, store.ErrConflict)
+	}
+	args := make([]any, 0, 12*min(len(recs), auditChunks[0]))
+	for from := 0; from < len(recs); {
+		n := chunk(len(recs) - from)
+		part := recs[from : from+n]
+		args = args[:0]
+		for _, r := range part {
+			args = append(args, r.Index, r.Time.UnixNano(), r.Event, r.Outcome, r.ActorRole, r.ActorID,
+				r.Citizen, r.Portal, r.KeyID, r.RequestID, r.Documents, string(r.Data))
+		}
+		if err := w.exec(ctx, "INSERT INTO audit_records ("+auditColumns+") VALUES "+rowsOf(12, n), args...); err != nil {
+			return fmt.Errorf("append audit records %d-%d: %w", part[0].Index, part[n-1].Index, conflict(err))
+		}
+		from += n
+	}
+	for from := 0; from < len(hashes); {
+		n := chunk(len(hashes) - from)
+		args = args[:0]
+		for _, h := range hashes[from : from+n] {
+			args = append(args, h.Index, h.Hash[:])
+		}
+		if err := w.exec(ctx, "INSERT INTO audit_hashes (idx, hash) VALUES "+rowsOf(2, n), args...); err != nil {
+			return fmt.Errorf("append audit hashes from %d: %w", hashes[from].Index, conflict(err))
+		}
+		from += n
+	}
+	return w.index(ctx, indexed, size+int64(len(recs)))
+}
+
+// auditIndexLag is how many records may wait unindexed at the log's tail
+// before an append copies them into audit_index: queries scan at most this
+// many (plus one batch) records without an index, and the index's pages are
+// written once per lag, not once per commit.
+var auditIndexLag int64 = 512
+
+// index copies the records from audit_index's end up to end into it, once
+// auditIndexLag of them are waiting.
+func (w *auditWriter) index(ctx context.Context, indexed, end int64) error {
+	if end-indexed < auditIndexLag {
+		return nil
+	}
+	if _, err := w.conn.ExecContext(ctx, `INSERT INTO audit_index (idx, time, event, outcome, citizen, portal, key_id, documents)
+		SELECT idx, time, event, outcome, citizen, portal, key_id, documents FROM audit_records WHERE idx >= ?`, indexed); err != nil {
+		return fmt.Errorf("append audit: index from %d: %w", indexed, err)
+	}
+	return nil
+}
+
+// indexedTo returns where audit_index ends: records below it are indexed,
+// the rest are the tail that queries scan.
+func (s *DB) indexedTo(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_index").Scan(&n)
+	return n, err
+}
+
+func chunk(n int) int {
+	for _, c := range auditChunks {
+		if c <= n {
+			return c
+		}
+	}
+	return 1
+}
+
+// stmt returns q prepared on the held connection, preparing it the first
+// time: the appender runs a handful of fixed statements (auditChunks keeps
+// the INSERTs few).
+func (w *auditWriter) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := w.stmts[q]; ok {
+		return st, nil
+	}
+	st, err := w.conn.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	w.stmts[q] = st
+	return st, nil
+}
+
+func (w *auditWriter) exec(ctx context.Context, q string, args ...any) error {
+	st, err := w.stmt(ctx, q)
+	if err != nil {
+		return err
+	}
+	_, err = st.ExecContext(ctx, args...)
+	return err
+}
+
+// reset drops the held connection; the next append takes a new one.
+func (w *auditWriter) reset() {
+	for _, st := range w.stmts {
+		st.Close()
+	}
+	if w.conn != nil {
+		w.conn.Close()
+	}
+	w.conn, w.stmts, w.sync = nil, nil, ""
+}
+
+func (w *auditWriter) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.reset()
+}
 
 // rowsOf returns "(?, ?), (?, ?)" for rows rows of cols columns.
 func rowsOf(cols, rows int) string {
@@ -189,45 +313,79 @@ func (s *DB) AuditRecords(ctx context.Context, from, to int64) ([]*store.AuditRe
 	return out, nil
 }
 
-// QueryAudit returns the records matching f.
+// QueryAudit returns the records matching f: through audit_index below its
+// end, then from the unindexed tail.
 func (s *DB) QueryAudit(ctx context.Context, f store.AuditFilter) ([]*store.AuditRecord, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
 	}
-	q := "SELECT " + auditColumns + " FROM audit_records WHERE idx >= ?"
-	args := []any{f.Start}
+	w, err := s.indexedTo(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("query audit: %w", err)
+	}
+	var out []*store.AuditRecord
+	if f.Start < w {
+		cond, args := auditFilter("i.", f)
+		q := "SELECT " + prefixed("r.", auditColumns) + " FROM audit_index i JOIN audit_records r ON r.idx = i.idx" +
+			" WHERE i.idx >= ? AND i.idx < ?" + cond + " ORDER BY i.idx LIMIT ?"
+		rows, err := s.db.QueryContext(ctx, q, append(append([]any{f.Start, w}, args...), limit)...)
+		if err != nil {
+			return nil, fmt.Errorf("query audit: %w", err)
+		}
+		if out, err = scanAudit(rows); err != nil {
+			return nil, fmt.Errorf("query audit: %w", err)
+		}
+	}
+	if len(out) == limit {
+		return out, nil
+	}
+	cond, args := auditFilter("", f)
+	q := "SELECT " + auditColumns + " FROM audit_records WHERE idx >= ?" + cond + " ORDER BY idx LIMIT ?"
+	rows, err := s.db.QueryContext(ctx, q, append(append([]any{max(f.Start, w)}, args...), limit-len(out))...)
+	if err != nil {
+		return nil, fmt.Errorf("query audit: %w", err)
+	}
+	tail, err := scanAudit(rows)
+	if err != nil {
+		return nil, fmt.Errorf("query audit: %w", err)
+	}
+	return append(out, tail...), nil
+}
+
+// auditFilter returns the conditions of f other than its start, on the
+// columns of a table named by prefix, and their arguments.
+func auditFilter(prefix string, f store.AuditFilter) (string, []any) {
+	var (
+		q    string
+		args []any
+	)
 	for _, c := range []struct{ col, v string }{{"citizen", f.Citizen}, {"portal", f.Portal}, {"key_id", f.KeyID}} {
 		if c.v != "" {
-			q += " AND " + c.col + " = ?"
+			q += " AND " + prefix + c.col + " = ?"
 			args = append(args, c.v)
 		}
 	}
 	if len(f.Events) > 0 {
-		q += " AND event IN (?" + strings.Repeat(", ?", len(f.Events)-1) + ")"
+		q += " AND " + prefix + "event IN (?" + strings.Repeat(", ?", len(f.Events)-1) + ")"
 		for _, e := range f.Events {
 			args = append(args, e)
 		}
 	}
 	if !f.From.IsZero() {
-		q += " AND time >= ?"
+		q += " AND " + prefix + "time >= ?"
 		args = append(args, f.From.UnixNano())
 	}
 	if !f.To.IsZero() {
-		q += " AND time < ?"
+		q += " AND " + prefix + "time < ?"
 		args = append(args, f.To.UnixNano())
 	}
-	q += " ORDER BY idx LIMIT ?"
-	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query audit: %w", err)
-	}
-	out, err := scanAudit(rows)
-	if err != nil {
-		return nil, fmt.Errorf("query audit: %w", err)
-	}
-	return out, nil
+	return q, args
+}
+
+// prefixed qualifies each of a comma-separated list of columns.
+func prefixed(prefix, cols string) string {
+	return prefix + strings.ReplaceAll(cols, ", ", ", "+prefix)
 }
 
 // AddAuditCheckpoint stores a signed checkpoint.
@@ -289,32 +447,41 @@ func (s *DB) LatestAuditCheckpoint(ctx context.Context) (*store.AuditCheckpoint,
 	return out[0], nil
 }
 
-// AuditKeyUsage summarises key.used records per citizen, portal and key.
+// AuditKeyUsage summarises key.used records per citizen, portal and key,
+// from audit_index and the unindexed tail.
 func (s *DB) AuditKeyUsage(ctx context.Context, citizen, portal string, from, to time.Time) ([]*store.AuditUsage, error) {
+	w, err := s.indexedTo(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("audit key usage: %w", err)
+	}
+	cond := " AND event = 'key.used'"
+	var args []any
+	if citizen != "" {
+		cond += " AND citizen = ?"
+		args = append(args, citizen)
+	}
+	if portal != "" {
+		cond += " AND portal = ?"
+		args = append(args, portal)
+	}
+	if !from.IsZero() {
+		cond += " AND time >= ?"
+		args = append(args, from.UnixNano())
+	}
+	if !to.IsZero() {
+		cond += " AND time < ?"
+		args = append(args, to.UnixNano())
+	}
+	const cols = "citizen, portal, key_id, outcome, documents, time"
 	q := `SELECT citizen, portal, key_id,
 		SUM(CASE WHEN outcome = 'success' THEN 1 ELSE 0 END),
 		SUM(CASE WHEN outcome = 'success' THEN 0 ELSE 1 END),
 		SUM(CASE WHEN outcome = 'success' THEN documents ELSE 0 END),
 		MIN(time), MAX(time)
-		FROM audit_records WHERE event = 'key.used'`
-	var args []any
-	if citizen != "" {
-		q += " AND citizen = ?"
-		args = append(args, citizen)
-	}
-	if portal != "" {
-		q += " AND portal = ?"
-		args = append(args, portal)
-	}
-	if !from.IsZero() {
-		q += " AND time >= ?"
-		args = append(args, from.UnixNano())
-	}
-	if !to.IsZero() {
-		q += " AND time < ?"
-		args = append(args, to.UnixNano())
-	}
-	q += " GROUP BY citizen, portal, key_id ORDER BY citizen, portal, key_id"
+		FROM (SELECT ` + cols + ` FROM audit_index WHERE idx < ?` + cond + `
+			UNION ALL SELECT ` + cols + ` FROM audit_records WHERE idx >= ?` + cond + `)
+		GROUP BY citizen, portal, key_id ORDER BY citizen, portal, key_id`
+	args = append(append(append([]any{w}, args...), w), args...)
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("audit key usage: %w", err)

@@ -20,7 +20,8 @@ var migrations embed.FS
 
 // DB is a store.Store on one SQLite file.
 type DB struct {
-	db *sql.DB
+	db    *sql.DB
+	audit auditWriter
 }
 
 var _ store.Store = (*DB)(nil)
@@ -56,7 +57,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 func (s *DB) SQL() *sql.DB { return s.db }
 
 // Close closes the database.
-func (s *DB) Close() error { return s.db.Close() }
+func (s *DB) Close() error {
+	s.audit.close()
+	return s.db.Close()
+}
 
 // Ping checks that the database answers.
 func (s *DB) Ping(ctx context.Context) error {

@@ -17,6 +17,7 @@ func testAudit(t *testing.T, open Open) {
 		{"append continues the log exactly", auditAppend},
 		{"one sequence across handles", auditAppendConcurrent},
 		{"queries and usage", auditQueries},
+		{"queries across index and tail", auditLarge},
 		{"checkpoints and cursors", auditCheckpoints},
 	})
 }
