@@ -26,8 +26,8 @@ const (
 	envScaleDBDir   = "FIRMA_SCALE_DB_DIR"  // where the state (store, token) goes; default a temporary folder
 	envScaleCache   = "FIRMA_SCALE_CACHE"   // hsm.cache_size settings to measure at each step, e.g. 0,-1
 	envScaleCallers = "FIRMA_SCALE_CALLERS" // concurrent SignDigests callers; default 4 per HSM session
+	envScaleVerify  = "FIRMA_SCALE_VERIFY"  // verify one signature in this many; default 16, 1 checks all
 	scaleEnrolBatch = 1000                  // keys per GenerateWrappedBatch call (one store commit)
-	scaleVerifyOne  = 16                    // one signature in this many is verified by the bench
 )
 
 // scalePoint is one step of the curve: the enrolment that reached it and
@@ -70,6 +70,7 @@ type scaleConfig struct {
 	signFor time.Duration
 	warmup  time.Duration
 	callers int
+	verify  int // one signature in this many is verified
 	out     string
 	dir     string
 }
@@ -115,13 +116,18 @@ func scaleSettings(t *testing.T) scaleConfig {
 	// firmad's default hsm.sessions is two per core; four callers per
 	// session keep every session busy while others wait on the network,
 	// the audit log and the store.
-	c.callers = 4 * keystore.DefaultSessions()
-	if v := os.Getenv(envScaleCallers); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			t.Fatalf("%s=%q: want a positive count", envScaleCallers, v)
+	c.callers, c.verify = 4*keystore.DefaultSessions(), 16
+	for _, d := range []struct {
+		env string
+		to  *int
+	}{{envScaleCallers, &c.callers}, {envScaleVerify, &c.verify}} {
+		if v := os.Getenv(d.env); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				t.Fatalf("%s=%q: want a positive count", d.env, v)
+			}
+			*d.to = n
 		}
-		c.callers = n
 	}
 	if c.out == "" {
 		c.out = filepath.Join("out", "scale.json")
@@ -210,7 +216,7 @@ func TestScaleCurve(t *testing.T) {
 	b, _ := json.MarshalIndent(map[string]any{"time": time.Now().UTC(), "cores": runtime.NumCPU(),
 		"process": "firmad", "api": "firma.v1.SigningService/SignDigests", "callers": c.callers,
 		"key_type": keystore.ECP256, "sign_duration_seconds": c.signFor.Seconds(), "warmup_seconds": c.warmup.Seconds(),
-		"verify_one_in": scaleVerifyOne, "target_by_cache": verdicts, "points": points}, "", "  ")
+		"verify_one_in": c.verify, "target_by_cache": verdicts, "points": points}, "", "  ")
 	if err := os.WriteFile(c.out, append(b, '\n'), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +262,10 @@ func thousands(n int) string {
 	return s
 }
 
-func citizenID(i int) string { return fmt.Sprintf("SCALE%07d", i) }
+// citizenPrefix starts the owner of every key the curve enrols.
+const citizenPrefix = "SCALE"
+
+func citizenID(i int) string { return fmt.Sprintf("%s%07d", citizenPrefix, i) }
 
 // openScaleStore opens the state's SQLite store as firmad does.
 func openScaleStore(ctx context.Context, path string) (*sqlite.DB, error) {
