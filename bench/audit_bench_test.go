@@ -3,9 +3,13 @@ package bench
 import (
 	"context"
 	"crypto"
+	"fmt"
 	"path/filepath"
 	"testing"
 
+	"google.golang.org/grpc"
+
+	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
@@ -35,8 +39,35 @@ func BenchmarkAudit(b *testing.B) {
 				b.Run("on-"+v.name, func(b *testing.B) { benchAudit(b, t, v.batch, v.callers, true, false) })
 				b.Run("flush-"+v.name, func(b *testing.B) { benchAudit(b, t, v.batch, v.callers, true, true) })
 			}
+			// The service as portals and operators reach it: SignDigests
+			// over gRPC, audited by firmad's interceptor (api.AuditKeyCalls)
+			// or not.
+			for _, batch := range []int{1, 64} {
+				name := fmt.Sprintf("grpc-batch%d", batch)
+				b.Run("off-"+name, func(b *testing.B) { benchAuditGRPC(b, t, batch, false) })
+				b.Run("on-"+name, func(b *testing.B) { benchAuditGRPC(b, t, batch, true) })
+			}
 		})
 	}
+}
+
+func benchAuditGRPC(b *testing.B, t keystore.Type, batch int, on bool) {
+	var extra []grpc.ServerOption
+	if on {
+		ctx := context.Background()
+		db, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "audit.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		l, err := audit.Open(ctx, db, audit.Options{Node: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		extra = append(extra, grpc.ChainUnaryInterceptor(api.AuditKeyCalls(l, nil)))
+	}
+	benchGRPCWith(b, t, batch, extra...)
 }
 
 func benchAudit(b *testing.B, t keystore.Type, batch, callers int, on, flush bool) {

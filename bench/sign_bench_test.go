@@ -306,7 +306,11 @@ func benchCore(b *testing.B, t keystore.Type, mode keystore.Mode, cache, batch i
 
 // benchGRPC signs through firmad's gRPC service on a loopback TCP socket,
 // with the operator authentication and metrics interceptors in place.
-func benchGRPC(b *testing.B, t keystore.Type, batch int) {
+func benchGRPC(b *testing.B, t keystore.Type, batch int) { benchGRPCWith(b, t, batch) }
+
+// benchGRPCWith is benchGRPC with more server options (interceptors
+// chained after authentication).
+func benchGRPCWith(b *testing.B, t keystore.Type, batch int, extra ...grpc.ServerOption) {
 	f := setup(b)
 	ks, st, err := f.open(keystore.ModeToken, 0)
 	if err != nil {
@@ -320,7 +324,7 @@ func benchGRPC(b *testing.B, t keystore.Type, batch int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := grpc.NewServer(opts...)
+	srv := grpc.NewServer(append(opts, extra...)...)
 	api.Register(srv, ks, core, nil)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
