@@ -57,6 +57,9 @@ func targets(key string) []target {
 		{"Sign/" + key + "/wrapped-warm-batch1", "Sign/" + key + "/core-batch1", 0.9},
 		{audit + "on-batch64", audit + "off-batch64", 0.9},
 		{audit + "on-batch1", audit + "off-batch1", 0.9},
+		{audit + "on-batch1-callers64", audit + "off-batch1-callers64", 0.9},
+		{audit + "on-grpc-batch64", audit + "off-grpc-batch64", 0.9},
+		{audit + "on-grpc-batch1", audit + "off-grpc-batch1", 0.9},
 	}
 }
 
