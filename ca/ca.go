@@ -87,47 +87,47 @@ var _ Keys = (*keystore.Keystore)(nil)
 // Config sets names, lifetimes and publication URLs.
 type Config struct {
 	// Mode is ModeInternal (default) or ModeExternal.
-	Mode string `yaml:"mode"`
+	Mode string `yaml:"mode,omitempty"`
 	// BaseURL is the public URL of firmad's HTTP listener; the CRL
 	// distribution point, OCSP and CA issuers URLs in certificates are
 	// built on it. Required to issue.
-	BaseURL string `yaml:"base_url"`
+	BaseURL string `yaml:"base_url,omitempty"`
 
-	Country                string `yaml:"country"`                 // of the CAs; default "ES"
-	Organization           string `yaml:"organization"`            // default "Firma Cloud"
-	OrganizationIdentifier string `yaml:"organization_identifier"` // ETSI EN 319 412-1, e.g. "VATES-Q0000000J"; optional
-	RootName               string `yaml:"root_name"`               // root CA common name
-	IssuingName            string `yaml:"issuing_name"`            // issuing CA common name
+	Country                string `yaml:"country,omitempty"`                 // of the CAs; default "ES"
+	Organization           string `yaml:"organization,omitempty"`            // default "Firma Cloud"
+	OrganizationIdentifier string `yaml:"organization_identifier,omitempty"` // ETSI EN 319 412-1, e.g. "VATES-Q0000000J"; optional
+	RootName               string `yaml:"root_name,omitempty"`               // root CA common name
+	IssuingName            string `yaml:"issuing_name,omitempty"`            // issuing CA common name
 
-	RootKeyType    keystore.Type `yaml:"root_key_type"`    // default ECP384
-	IssuingKeyType keystore.Type `yaml:"issuing_key_type"` // default ECP384
-	CitizenKeyType keystore.Type `yaml:"citizen_key_type"` // default ECP256
+	RootKeyType    keystore.Type `yaml:"root_key_type,omitempty"`    // default ECP384
+	IssuingKeyType keystore.Type `yaml:"issuing_key_type,omitempty"` // default ECP384
+	CitizenKeyType keystore.Type `yaml:"citizen_key_type,omitempty"` // default ECP256
 
-	RootValidity    time.Duration `yaml:"root_validity"`    // default 20 years
-	IssuingValidity time.Duration `yaml:"issuing_validity"` // default 10 years
-	CitizenValidity time.Duration `yaml:"citizen_validity"` // default 2 years
-	OCSPValidity    time.Duration `yaml:"ocsp_validity"`    // responder certificate; default 90 days
+	RootValidity    time.Duration `yaml:"root_validity,omitempty"`    // default 20 years
+	IssuingValidity time.Duration `yaml:"issuing_validity,omitempty"` // default 10 years
+	CitizenValidity time.Duration `yaml:"citizen_validity,omitempty"` // default 2 years
+	OCSPValidity    time.Duration `yaml:"ocsp_validity,omitempty"`    // responder certificate; default 90 days
 
 	// Policies are the certificate policy OIDs put in citizen
 	// certificates, dotted; default ETSI NCP (0.4.0.2042.1.1).
-	Policies []string `yaml:"policies"`
+	Policies []string `yaml:"policies,omitempty"`
 	// QCStatements adds ETSI EN 319 412-5 statements (QcCompliance and
 	// QcType esign) to citizen certificates; only for a qualified service.
-	QCStatements bool `yaml:"qc_statements"`
+	QCStatements bool `yaml:"qc_statements,omitempty"`
 
-	CRLValidity  time.Duration `yaml:"crl_validity"`   // nextUpdate - thisUpdate; default 24h
-	CRLInterval  time.Duration `yaml:"crl_interval"`   // scheduled refresh; default 1h
-	OCSPMaxAge   time.Duration `yaml:"ocsp_max_age"`   // nextUpdate of OCSP responses; default 1h
-	OCSPCacheTTL time.Duration `yaml:"ocsp_cache_ttl"` // reuse of a signed response; default 1m, negative disables
+	CRLValidity  time.Duration `yaml:"crl_validity,omitempty"`   // nextUpdate - thisUpdate; default 24h
+	CRLInterval  time.Duration `yaml:"crl_interval,omitempty"`   // scheduled refresh; default 1h
+	OCSPMaxAge   time.Duration `yaml:"ocsp_max_age,omitempty"`   // nextUpdate of OCSP responses; default 1h
+	OCSPCacheTTL time.Duration `yaml:"ocsp_cache_ttl,omitempty"` // reuse of a signed response; default 1m, negative disables
 	// OCSPUnknownRate bounds the signed "unknown" answers per second
 	// (serials never issued here); past it the responder answers
 	// tryLater, unsigned. Default 20, negative means no limit.
-	OCSPUnknownRate float64 `yaml:"ocsp_unknown_rate"`
+	OCSPUnknownRate float64 `yaml:"ocsp_unknown_rate,omitempty"`
 
 	// ExternalIssuersFile is a PEM file of the CA certificates allowed to
 	// sign imported citizen certificates (external mode); LoadExternalIssuers
 	// reads it into ExternalIssuers.
-	ExternalIssuersFile string `yaml:"external_issuers_file"`
+	ExternalIssuersFile string `yaml:"external_issuers_file,omitempty"`
 	// ExternalIssuers, in external mode, are the CA certificates allowed to
 	// sign imported citizen certificates; empty accepts any issuer.
 	ExternalIssuers []*x509.Certificate `yaml:"-"`
