@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/firma-cloud/firma/store"
@@ -63,8 +64,10 @@ type Keystore struct {
 	// handle, so the signing path reads neither the store nor the token index.
 	signers *lru.Cache[string, *Signer]
 
+	// kek is the key-encryption key's handle, 0 until found; read on every
+	// unwrap without a lock. kekMu serialises finding or making it.
 	kekMu sync.Mutex
-	kek   pkcs11.ObjectHandle // 0 until found
+	kek   atomic.Uint64
 
 	live *liveCache // wrapped keys unwrapped into the token
 	// destroyed holds the IDs destroyed by this process, so that a Signer
@@ -118,9 +121,7 @@ func Open(ctx context.Context, cfg Config, st store.KeyStore, log *slog.Logger) 
 	pool.onReset = append(pool.onReset, func() {
 		k.live.dropAll()
 		k.signers.Purge()
-		k.kekMu.Lock()
-		k.kek = 0
-		k.kekMu.Unlock()
+		k.kek.Store(0)
 	})
 	if cfg.Mode == ModeWrapped {
 		if _, err := k.kekHandle(ctx); err != nil {

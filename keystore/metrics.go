@@ -12,6 +12,8 @@ type metrics struct {
 	ops     *prometheus.CounterVec
 	unwraps prometheus.Counter
 	hits    prometheus.Counter
+	// ops' sign series, looked up once: the signing path bumps one per call.
+	signOK, signErr prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -36,6 +38,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		hits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "firma_keystore_live_key_hits_total", Help: "Signatures served by a cached live wrapped key."}),
 	}
+	m.signOK, m.signErr = m.ops.WithLabelValues("sign", "ok"), m.ops.WithLabelValues("sign", "error")
 	if reg != nil {
 		reg.MustRegister(m.open, m.inUse, m.wait, m.busy, m.errors, m.ops, m.unwraps, m.hits)
 	}

@@ -114,10 +114,10 @@ func (s *Signer) SignDigests(ctx context.Context, scheme Scheme, h crypto.Hash, 
 		return err
 	})
 	if err != nil {
-		k.m.ops.WithLabelValues("sign", "error").Inc()
+		k.m.signErr.Inc()
 		return nil, fmt.Errorf("sign with key %s: %w", s.key.ID, err)
 	}
-	k.m.ops.WithLabelValues("sign", "ok").Add(float64(len(digests)))
+	k.m.signOK.Add(float64(len(digests)))
 	return out, nil
 }
 
@@ -186,14 +186,30 @@ func (s *Signer) forget(obj pkcs11.ObjectHandle) {
 	s.handle.CompareAndSwap(uint64(obj), 0)
 }
 
+// Signing mechanisms, built once: miekg/pkcs11 only reads them.
+var (
+	mechECDSA = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_ECDSA, nil)}
+	mechPKCS1 = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)}
+	mechPSS   = func() map[crypto.Hash][]*pkcs11.Mechanism {
+		m := map[crypto.Hash][]*pkcs11.Mechanism{}
+		for h, p := range pssParams {
+			m[h] = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_PSS, p)}
+		}
+		return m
+	}()
+)
+
 func mechanism(scheme Scheme, h crypto.Hash) ([]*pkcs11.Mechanism, error) {
 	switch scheme {
 	case ECDSA:
-		return []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_ECDSA, nil)}, nil
+		return mechECDSA, nil
 	case PKCS1v15:
-		return []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)}, nil
+		return mechPKCS1, nil
 	case PSS:
-		return []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_PSS, pssParams[h])}, nil
+		if m, ok := mechPSS[h]; ok {
+			return m, nil
+		}
+		return nil, fmt.Errorf("pss with hash %v: %w", h, ErrUnsupported)
 	}
 	return nil, fmt.Errorf("scheme %q: %w", scheme, ErrUnsupported)
 }

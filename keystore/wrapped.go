@@ -16,10 +16,13 @@ var wrapMech = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_P
 
 // kekHandle finds the key-encryption key and remembers its handle.
 func (k *Keystore) kekHandle(ctx context.Context) (pkcs11.ObjectHandle, error) {
+	if h := k.kek.Load(); h != 0 {
+		return pkcs11.ObjectHandle(h), nil
+	}
 	k.kekMu.Lock()
 	defer k.kekMu.Unlock()
-	if k.kek != 0 {
-		return k.kek, nil
+	if h := k.kek.Load(); h != 0 {
+		return pkcs11.ObjectHandle(h), nil
 	}
 	var h pkcs11.ObjectHandle
 	err := k.pool.Do(ctx, func(s *session) error {
@@ -34,7 +37,7 @@ func (k *Keystore) kekHandle(ctx context.Context) (pkcs11.ObjectHandle, error) {
 		return 0, fmt.Errorf("key-encryption key %q not found on token %q (run 'firmactl init'): %w",
 			k.cfg.KEKLabel, k.cfg.TokenLabel, ErrKeyNotFound)
 	}
-	k.kek = h
+	k.kek.Store(uint64(h))
 	return h, nil
 }
 
@@ -80,7 +83,7 @@ func (k *Keystore) InitKEK(ctx context.Context) error {
 			}
 			k.log.Info("generated key-encryption key", "label", k.cfg.KEKLabel, "token", k.cfg.TokenLabel)
 		}
-		k.kek = h
+		k.kek.Store(uint64(h))
 		return nil
 	})
 }
@@ -115,13 +118,24 @@ func (k *Keystore) generateWrapped(ctx context.Context, key *Key) ([]byte, error
 	return blob, err
 }
 
+// Templates of the live copies, built once: the cold path unwraps a key for
+// every signature, and miekg/pkcs11 only reads a template.
+var (
+	unwrapEC  = unwrapTemplate(pkcs11.CKK_EC)
+	unwrapRSA = unwrapTemplate(pkcs11.CKK_RSA)
+)
+
+// liveTemplate is the unwrap template for a key of type t.
+func liveTemplate(t Type) []*pkcs11.Attribute {
+	if t.IsRSA() {
+		return unwrapRSA
+	}
+	return unwrapEC
+}
+
 // unwrapTemplate is the template of a live copy of a wrapped key: a private
 // session object that can sign and can never be extracted again.
-func unwrapTemplate(t Type) []*pkcs11.Attribute {
-	kt := pkcs11.CKK_EC
-	if t.IsRSA() {
-		kt = pkcs11.CKK_RSA
-	}
+func unwrapTemplate(kt uint) []*pkcs11.Attribute {
 	return []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
 		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, kt),
@@ -296,10 +310,10 @@ func (k *Keystore) liveHandle(ss *session, sg *Signer) (pkcs11.ObjectHandle, fun
 	if _, dead := k.destroyed.Load(sg.key.ID); dead {
 		return 0, nil, fmt.Errorf("key %s: %w", sg.key.ID, ErrKeyDestroyed)
 	}
-	k.kekMu.Lock()
-	kek := k.kek
-	k.kekMu.Unlock()
+	kek := pkcs11.ObjectHandle(k.kek.Load())
 	if kek == 0 {
+		// Found on this session, not through kekHandle: that would wait
+		// for a second session while this one is held.
 		h, err := k.findKEK(ss)
 		if err != nil {
 			return 0, nil, err
@@ -307,11 +321,10 @@ func (k *Keystore) liveHandle(ss *session, sg *Signer) (pkcs11.ObjectHandle, fun
 		if h == 0 {
 			return 0, nil, fmt.Errorf("key-encryption key %q not found: %w", k.cfg.KEKLabel, ErrKeyNotFound)
 		}
-		k.kekMu.Lock()
-		k.kek, kek = h, h
-		k.kekMu.Unlock()
+		k.kek.Store(uint64(h))
+		kek = h
 	}
-	h, err := k.p.UnwrapKey(ss.h, wrapMech, kek, sg.wrapped, unwrapTemplate(sg.key.Type))
+	h, err := k.p.UnwrapKey(ss.h, wrapMech, kek, sg.wrapped, liveTemplate(sg.key.Type))
 	if err != nil {
 		if errors.Is(err, pkcs11.Error(pkcs11.CKR_WRAPPED_KEY_INVALID)) || errors.Is(err, pkcs11.Error(pkcs11.CKR_ENCRYPTED_DATA_INVALID)) {
 			return 0, nil, fmt.Errorf("unwrap key %s: blob does not decrypt under the key-encryption key: %w", sg.key.ID, err)
