@@ -94,18 +94,23 @@ proto:
 clean:
 	rm -rf $(BIN)
 
-# Scale curve (docs/scale.md): enrol citizens in wrapped mode in bulk, then
-# sign for random citizens in a fresh process at each step, reporting the
-# enrolment rate, signatures/s and the signing process's resident memory.
+# Scale curve (docs/scale.md): make the state with 'firmactl init --key-mode
+# wrapped', enrol citizens in bulk up to each of SCALE_STEPS, and at each step
+# start the firmad binary once per SCALE_CACHE setting and drive SignDigests
+# for random citizens over gRPC, reporting the enrolment rate, signatures/s,
+# firmad's resident memory and the store's size (bench/out/scale.json).
 # Not part of 'make test': a million keys take SoftHSM2 several minutes.
-# SCALE_CACHE is hsm.cache_size (live unwrapped keys); -1 unwraps per call.
+# SCALE_CACHE lists hsm.cache_size settings: 0 the default, -1 (next to) none.
 SCALE_STEPS ?= 1000,100000,1000000
 SCALE_SIGN ?= 20s
-SCALE_CACHE ?= 0
+SCALE_CACHE ?= 0,-1
+SCALE_CALLERS ?=
+SCALE_VERIFY ?= 16
 .PHONY: bench-scale bench-load
 bench-scale: deps-test
 	@mkdir -p bench/out
 	cd bench && FIRMA_SCALE_STEPS=$(SCALE_STEPS) FIRMA_SCALE_SIGN=$(SCALE_SIGN) FIRMA_SCALE_CACHE=$(SCALE_CACHE) \
+		FIRMA_SCALE_CALLERS=$(SCALE_CALLERS) FIRMA_SCALE_VERIFY=$(SCALE_VERIFY) \
 		FIRMA_SCALE_OUT=out/scale.json $(GO) test -count=1 -run '^TestScaleCurve$$' -timeout 120m -v .
 
 # Load of two firmad nodes on one PostgreSQL and one token directory with
