@@ -2,13 +2,18 @@ package audit
 
 import (
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+
+	"github.com/firma-cloud/firma/config"
+	"github.com/firma-cloud/firma/mail"
 )
 
 // Config is the audit part of firmad's configuration.
@@ -29,9 +34,11 @@ type Config struct {
 	// nothing else.
 	Auditors []Credential `yaml:"auditors"`
 	// Notify is how citizens hear of each signature made with their key:
-	// "sms" (default) or "none". Email needs a mail gateway the service
-	// does not have yet.
+	// "sms" (default), "email", "both" or "none". E-mail goes through
+	// Mail.
 	Notify string `yaml:"notify"`
+	// Mail is the gateway of e-mail notices.
+	Mail MailConfig `yaml:"mail"`
 	// Flush fsyncs every commit so that records survive a power cut, not
 	// only a crash of the process (see Options.Flush).
 	Flush bool `yaml:"flush"`
@@ -39,6 +46,41 @@ type Config struct {
 	MaxBatch int           `yaml:"max_batch"`
 	Linger   time.Duration `yaml:"linger"`
 }
+
+// MailConfig selects and configures the gateway of e-mail notices
+// (audit.mail). The SMTP password is never in the file: only the path of
+// a file holding it.
+type MailConfig struct {
+	// Gateway is "outbox" (keep messages in the store for operators to
+	// read; development and sandbox) or "smtp" (a mail relay).
+	Gateway string `yaml:"gateway"`
+	// SMTPAddr is the relay's host:port, e.g. smtp.example.es:587.
+	SMTPAddr string `yaml:"smtp_addr"`
+	// From is the sender, e.g. `"Cl@ve Firma" <no-reply@firma.example.es>`.
+	From string `yaml:"from"`
+	// Username and PasswordFile authenticate to the relay (SMTP AUTH).
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+	// TLS is "starttls" (default: required, nothing is sent without it),
+	// "implicit" (TLS from the first byte, port 465) or "none" (only to a
+	// relay on the loopback interface).
+	TLS string `yaml:"tls"`
+	// CAFile holds the PEM CAs the relay's certificate is checked
+	// against; empty means the system's.
+	CAFile string `yaml:"ca_file"`
+	// Subject of the notices.
+	Subject string `yaml:"subject"`
+	// Timeout bounds handing one message to the relay.
+	Timeout time.Duration `yaml:"timeout"`
+	// OutboxKeeps is how long the outbox keeps a message.
+	OutboxKeeps time.Duration `yaml:"outbox_keeps"`
+}
+
+// Emails reports whether notices go by e-mail.
+func (c Config) Emails() bool { return c.Notify == "email" || c.Notify == "both" }
+
+// Texts reports whether notices go by SMS.
+func (c Config) Texts() bool { return c.Notify == "sms" || c.Notify == "both" }
 
 // Credential is one auditor's bearer token or mTLS client certificate, by
 // SHA-256 (hex, colons allowed): the secret itself is never configured.
@@ -50,7 +92,9 @@ type Credential struct {
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{Origin: "firma.cloud/audit", CheckpointInterval: time.Minute, Notify: "sms"}
+	return Config{Origin: "firma.cloud/audit", CheckpointInterval: time.Minute, Notify: "sms",
+		Mail: MailConfig{Gateway: "outbox", TLS: "starttls", Subject: mail.DefaultNoticeSubject, Timeout: 30 * time.Second,
+			OutboxKeeps: 7 * 24 * time.Hour}}
 }
 
 // Validate checks c.
@@ -60,8 +104,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("audit.origin %q: %w: want a name without spaces or '+'", c.Origin, ErrInvalid)
 	case c.CheckpointInterval < time.Second:
 		return fmt.Errorf("audit.checkpoint_interval %v: %w: want at least 1s", c.CheckpointInterval, ErrInvalid)
-	case c.Notify != "sms" && c.Notify != "none":
-		return fmt.Errorf("audit.notify %q: %w: want sms or none", c.Notify, ErrInvalid)
+	case c.Notify != "sms" && c.Notify != "email" && c.Notify != "both" && c.Notify != "none":
+		return fmt.Errorf("audit.notify %q: %w: want none, sms, email or both", c.Notify, ErrInvalid)
 	case c.MaxBatch < 0 || c.Linger < 0:
 		return fmt.Errorf("audit.max_batch, audit.linger: %w: negative", ErrInvalid)
 	}
@@ -70,7 +114,89 @@ func (c Config) Validate() error {
 			return fmt.Errorf("audit.auditors[%d]: %w: want a name and a token_sha256 or cert_sha256", i, ErrInvalid)
 		}
 	}
+	if c.Emails() {
+		return c.Mail.validate()
+	}
 	return nil
+}
+
+// validate checks the mail gateway, reading the password and CA files so
+// that a missing one stops the start rather than the first notice.
+func (m MailConfig) validate() error {
+	bad := func(field, format string, a ...any) error {
+		return &config.FieldError{Field: "mail." + field, Msg: fmt.Sprintf(format, a...)}
+	}
+	if err := mail.Check("check@example.es", m.Subject, "x"); err != nil {
+		return bad("subject", "want 1 to %d characters on one line", mail.MaxSubject)
+	}
+	if m.OutboxKeeps < time.Hour {
+		return bad("outbox_keeps", "%v: want at least 1h", m.OutboxKeeps)
+	}
+	switch m.Gateway {
+	case "outbox":
+		return nil
+	case "smtp":
+	default:
+		return bad("gateway", "%q: want outbox or smtp", m.Gateway)
+	}
+	if m.SMTPAddr == "" {
+		return bad("smtp_addr", "is required with gateway smtp (host:port)")
+	}
+	if m.From == "" {
+		return bad("from", "is required with gateway smtp")
+	}
+	if m.Username != "" && m.PasswordFile == "" {
+		return bad("password_file", "is required with a username")
+	}
+	if m.Username == "" && m.PasswordFile != "" {
+		return bad("username", "is required with a password_file")
+	}
+	if m.Timeout < time.Second {
+		return bad("timeout", "%v: want at least 1s", m.Timeout)
+	}
+	opt, err := m.SMTPOptions()
+	if err != nil {
+		return err
+	}
+	if _, err := mail.NewSMTP(opt); err != nil {
+		// NewSMTP names the option; map it to its field.
+		field := "smtp_addr"
+		switch {
+		case strings.Contains(err.Error(), "from"):
+			field = "from"
+		case strings.Contains(err.Error(), "tls"):
+			field = "tls"
+		}
+		return bad(field, "%s", strings.TrimPrefix(err.Error(), "mail smtp: "))
+	}
+	return nil
+}
+
+// SMTPOptions reads the password and CA files and returns the SMTP
+// gateway's options (without logger, registerer or clock).
+func (m MailConfig) SMTPOptions() (mail.SMTPOptions, error) {
+	opt := mail.SMTPOptions{Addr: m.SMTPAddr, From: m.From, Username: m.Username, TLS: mail.TLSMode(m.TLS), Timeout: m.Timeout}
+	if m.PasswordFile != "" {
+		b, err := os.ReadFile(m.PasswordFile)
+		if err != nil {
+			return opt, &config.FieldError{Field: "mail.password_file", Msg: "cannot be read: " + readErr(err)}
+		}
+		opt.Password = strings.TrimRight(string(b), "\r\n")
+		if opt.Password == "" {
+			return opt, &config.FieldError{Field: "mail.password_file", Msg: "is empty"}
+		}
+	}
+	if m.CAFile != "" {
+		b, err := os.ReadFile(m.CAFile)
+		if err != nil {
+			return opt, &config.FieldError{Field: "mail.ca_file", Msg: "cannot be read: " + readErr(err)}
+		}
+		opt.RootCAs = x509.NewCertPool()
+		if !opt.RootCAs.AppendCertsFromPEM(b) {
+			return opt, &config.FieldError{Field: "mail.ca_file", Msg: "holds no PEM certificate"}
+		}
+	}
+	return opt, nil
 }
 
 // EnsurePseudonymKey loads the pseudonym key from path, making the file
@@ -107,4 +233,13 @@ func EnsurePseudonymKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("pseudonym key: %w", err)
 	}
 	return k, nil
+}
+
+// readErr is why a file could not be read, without repeating its path.
+func readErr(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
 }
