@@ -37,7 +37,8 @@ func auditSection(cfg *config.Config) audit.Config {
 // setupAudit starts the audit log: group commit into the store, a
 // checkpoint signed every checkpoint_interval (and at shutdown) with an
 // ECDSA P-256 token key in the HSM and timestamped by the built-in TSA
-// when there is one, SMS notices of signatures to citizens, and
+// when there is one, SMS and e-mail notices of signatures to citizens
+// (audit.notify, audit.mail), and
 // AuditService for the auditors in audit.auditors, who have credentials of
 // their own and can call nothing else.
 func (a *app) setupAudit(ctx context.Context) error {
@@ -68,13 +69,20 @@ func (a *app) setupAudit(ctx context.Context) error {
 	// untimestamped (logged, counted).
 	opt := audit.Options{Origin: cfg.Origin, Signer: ns, PseudonymKey: pkey, Flush: cfg.Flush, MaxBatch: cfg.MaxBatch, Linger: cfg.Linger,
 		Timestamper: audit.TimestamperFunc(tsa.TokenDER(a.tsaStamper())), Registerer: a.reg, Logger: log}
-	// Notices of signatures go to citizens through the OTPs' gateway (the
-	// outbox in development, the provider's http API in production).
-	var notices sms.Gateway
-	if cfg.Notify == "sms" {
-		if notices, err = a.smsGateway(); err != nil {
+	// Notices of signatures go to citizens by SMS through the OTPs'
+	// gateway (the outbox in development, the provider's http API in
+	// production), by e-mail through audit.mail, or both.
+	var texts sms.Gateway
+	if cfg.Texts() {
+		if texts, err = a.smsGateway(); err != nil {
 			return err
 		}
+	}
+	var emails audit.Sender
+	if n, err := a.setupMail(cfg, log); err != nil {
+		return err
+	} else if n != nil {
+		emails = n // a nil *mail.Notices would be a non-nil Sender
 	}
 	l, err := audit.Open(ctx, a.store, opt)
 	if err != nil {
@@ -84,11 +92,25 @@ func (a *app) setupAudit(ctx context.Context) error {
 	cctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { l.RunCheckpoints(cctx, cfg.CheckpointInterval) })
-	if notices != nil {
+	// One notifier per channel, each with its own position in the log and
+	// its own lease: a mail relay that is down then neither holds back
+	// nor repeats the SMS notices, nor the other way round.
+	notifiers := []struct {
+		lease string
+		opt   audit.NotifyOptions
+	}{
+		{"audit-notify", audit.NotifyOptions{Name: "notify", SMS: texts}},
+		{"audit-notify-email", audit.NotifyOptions{Name: "notify-email", Email: emails, Message: portalNamed(a.store)}},
+	}
+	for _, n := range notifiers {
+		if n.opt.SMS == nil && n.opt.Email == nil {
+			continue
+		}
+		n.opt.Contacts, n.opt.Registerer, n.opt.Logger = a.store, a.reg, log
 		wg.Go(func() {
-			a.exclusive(cctx, "audit-notify", log, func(ctx context.Context) {
-				if err := l.NotifySignatures(ctx, audit.NotifyOptions{Contacts: a.store, SMS: notices, Registerer: a.reg, Logger: log}); err != nil {
-					log.Error("signature notifications stopped", "err", err)
+			a.exclusive(cctx, n.lease, log, func(ctx context.Context) {
+				if err := l.NotifySignatures(ctx, n.opt); err != nil {
+					log.Error("signature notifications stopped", "err", err, "channel", n.opt.Name)
 				}
 			})
 		})
