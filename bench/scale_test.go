@@ -37,7 +37,8 @@ type scalePoint struct {
 	Enrolled       int        `json:"enrolled_in_step"`
 	EnrolSeconds   float64    `json:"enrol_seconds"`
 	EnrolPerSecond float64    `json:"enrol_per_second"`
-	StoreBytes     int64      `json:"store_bytes"` // SQLite file and WAL after a checkpoint, after signing
+	StoreBytes     int64      `json:"store_bytes"`               // SQLite file after enrolment: keys and the state init made
+	StoreAfter     int64      `json:"store_after_signing_bytes"` // and after this step's signing, with its audit records
 	Runs           []scaleRun `json:"runs"`
 }
 
@@ -168,7 +169,9 @@ func TestScaleCurve(t *testing.T) {
 		enrolled = target
 		p := scalePoint{Citizens: target, Enrolled: n, EnrolSeconds: enrolTime.Seconds(),
 			EnrolPerSecond: float64(n) / enrolTime.Seconds()}
-		t.Logf("%9d citizens: enrolled %d in %.1f s (%.0f keys/s)", target, n, p.EnrolSeconds, p.EnrolPerSecond)
+		p.StoreBytes = st.storeBytes(ctx)
+		t.Logf("%9d citizens: enrolled %d in %.1f s (%.0f keys/s), store %d MiB", target, n, p.EnrolSeconds,
+			p.EnrolPerSecond, p.StoreBytes>>20)
 		for _, cache := range c.caches {
 			r, err := st.signRun(ctx, t, c, cache)
 			if err != nil {
@@ -195,7 +198,7 @@ func TestScaleCurve(t *testing.T) {
 			}
 			p.Runs = append(p.Runs, *r)
 		}
-		p.StoreBytes = st.storeBytes(ctx)
+		p.StoreAfter = st.storeBytes(ctx)
 		points = append(points, p)
 	}
 	t.Log(scaleTable(points, c.caches))

@@ -83,11 +83,18 @@ func BenchmarkWrappedCold(b *testing.B) {
 	n := keystore.DefaultSessions()
 
 	for _, raw := range []string{"raw-unwrap-destroy", "raw-sign-live", "raw-unwrap-sign-destroy"} {
-		b.Run(raw, func(b *testing.B) { benchRawCold(b, tok, raw, blobs, digest[:], n) })
+		b.Run(raw, func(b *testing.B) { benchRawCold(b, tok, raw, blobs, digest[:], n, 0) })
 	}
 	for _, w := range []int{1, 2} {
 		b.Run(fmt.Sprintf("raw-unwrap-sign-destroy-sessions=%d", w), func(b *testing.B) {
-			benchRawCold(b, tok, "raw-unwrap-sign-destroy", blobs, digest[:], w)
+			benchRawCold(b, tok, "raw-unwrap-sign-destroy", blobs, digest[:], w, 0)
+		})
+	}
+	// What a large live-key cache costs every other unwrap: the same
+	// work with that many other keys live in the token.
+	for _, live := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("raw-unwrap-sign-destroy-live=%d", live), func(b *testing.B) {
+			benchRawCold(b, tok, "raw-unwrap-sign-destroy", blobs, digest[:], n, live)
 		})
 	}
 	b.Run("keystore-one-key", func(b *testing.B) {
@@ -176,8 +183,9 @@ func cpuTime() time.Duration {
 }
 
 // benchRawCold is SoftHSM2 with nothing of ours: miekg/pkcs11, one
-// logged-in session per goroutine, the blobs in memory.
-func benchRawCold(b *testing.B, tok *softhsmtest.Token, what string, blobs [][]byte, digest []byte, n int) {
+// logged-in session per goroutine, the blobs in memory; others keys are
+// unwrapped and left live first, as a live-key cache would hold them.
+func benchRawCold(b *testing.B, tok *softhsmtest.Token, what string, blobs [][]byte, digest []byte, n, others int) {
 	p := pkcs11.New(tok.Module)
 	if err := p.Initialize(); err != nil {
 		b.Fatal(err)
@@ -221,6 +229,11 @@ func benchRawCold(b *testing.B, tok *softhsmtest.Token, what string, blobs [][]b
 			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
 			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
 			pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+		}
+	}
+	for i := range others {
+		if _, err := p.UnwrapKey(hs[0], wrap, kek[0], blobs[i%len(blobs)], tmpl()); err != nil {
+			b.Fatal(err)
 		}
 	}
 	live := make([]pkcs11.ObjectHandle, n)
