@@ -195,7 +195,16 @@ func (s *SMTP) Send(ctx context.Context, to, subject, text string) error {
 		return err
 	}
 	start := time.Now()
-	err = s.deliver(ctx, m)
+	// go-mail stops watching ctx once connected, so a cancelled ctx (a
+	// shutdown) is answered here at once; the abandoned attempt ends by
+	// its own deadline, and may still deliver: notices are at least once.
+	done := make(chan error, 1)
+	go func() { done <- s.deliver(ctx, m) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("mail smtp: %w: %w", ErrUnreachable, ctx.Err())
+	}
 	s.latency.Observe(time.Since(start).Seconds())
 	switch {
 	case err == nil:

@@ -249,11 +249,28 @@ func TestSMTPGatewayContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	err = g.Send(ctx, rcpt, subject, body)
-	if !errors.Is(err, mail.ErrUnreachable) {
-		t.Fatalf("send to a silent relay: %v, want ErrUnreachable", err)
+	for _, tc := range []struct {
+		name string
+		ctx  func() (context.Context, context.CancelFunc)
+		want error
+	}{
+		{"deadline", func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 300*time.Millisecond)
+		}, nil},
+		{"cancelled", func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(300*time.Millisecond, cancel)
+			return ctx, cancel
+		}, context.Canceled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := tc.ctx()
+			defer cancel()
+			err := g.Send(ctx, rcpt, subject, body)
+			if !errors.Is(err, mail.ErrUnreachable) || tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("send to a silent relay: %v, want ErrUnreachable (%v)", err, tc.want)
+			}
+		})
 	}
 }
 
