@@ -72,9 +72,10 @@ func TestNotifySignaturesByEmail(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	msgs := srv.Wait(t, 2, 10*time.Second)
+	srv.Wait(t, 2, 10*time.Second)
 	time.Sleep(100 * time.Millisecond) // nothing more arrives
-	if msgs = srv.Messages(); len(msgs) != 2 {
+	msgs := srv.Messages()
+	if len(msgs) != 2 {
 		t.Fatalf("%d messages, want 2", len(msgs))
 	}
 	for i, tc := range []struct{ to, docs string }{{"ana@example.es", "1 documento"}, {"luis@example.es", "3 documentos"}} {
