@@ -162,6 +162,9 @@ func NewSMTP(opt SMTPOptions) (*SMTP, error) {
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "firma_mail_smtp_send_seconds",
 			Help: "Time to hand one e-mail to the SMTP relay, connection included.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 12)}),
 	}
+	for _, o := range []string{"sent", "refused", "failed"} {
+		s.msgs.WithLabelValues(o) // exported at 0 before the first message, for alerts on rate()
+	}
 	if opt.Registerer != nil {
 		for _, col := range []prometheus.Collector{s.msgs, s.latency} {
 			if err := opt.Registerer.Register(col); err != nil {

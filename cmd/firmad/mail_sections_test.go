@@ -1,7 +1,9 @@
 package main
 
 import (
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -74,4 +76,57 @@ func TestMailSection(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The built firmad refuses to start with a bad audit.mail (exit 2, the
+// field named), and a relay that is down does not stop it: notices wait.
+func TestMailStartup(t *testing.T) {
+	s := initState(t)
+	smtpEnv := []string{"FIRMA_AUDIT_NOTIFY=email", "FIRMA_AUDIT_MAIL_GATEWAY=smtp", "FIRMA_AUDIT_MAIL_FROM=no-reply@firma.example.es"}
+	tests := []struct {
+		name string
+		env  []string
+		code int
+		want string
+	}{
+		{"no relay address", smtpEnv, exitConfig, "audit.mail.smtp_addr"},
+		{"plaintext to a remote relay", append(smtpEnv, "FIRMA_AUDIT_MAIL_SMTP_ADDR=smtp.example.es:25", "FIRMA_AUDIT_MAIL_TLS=none"), exitConfig, "audit.mail.tls"},
+		{"password file missing", append(smtpEnv, "FIRMA_AUDIT_MAIL_SMTP_ADDR=smtp.example.es:587", "FIRMA_AUDIT_MAIL_USERNAME=firmad",
+			"FIRMA_AUDIT_MAIL_PASSWORD_FILE=var/nope.pass"), exitConfig, "audit.mail.password_file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(filepath.Join(bin, "firmad"), "-config", "var/firmad.yaml")
+			cmd.Dir = s.dir
+			cmd.Env = cleanEnv(tt.env...)
+			done := make(chan struct{})
+			var out []byte
+			var err error
+			go func() { out, err = cmd.CombinedOutput(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				t.Fatal("firmad kept running")
+			}
+			if code := exitCode(err); code != tt.code || !strings.Contains(string(out), tt.want) {
+				t.Fatalf("exit %d, want %d and %q:\n%s", code, tt.code, tt.want, out)
+			}
+		})
+	}
+	t.Run("relay down", func(t *testing.T) {
+		d := s.start(t, append(smtpEnv, "FIRMA_AUDIT_MAIL_SMTP_ADDR="+freeAddr(t))...)
+		if code, body := get(t, "http://"+d.http+"/readyz"); code != http.StatusOK {
+			t.Fatalf("/readyz: %d %s", code, body)
+		}
+		_, body := get(t, "http://"+d.http+"/metrics")
+		for _, m := range []string{`firma_mail_smtp_messages_total{outcome="sent"} 0`, "firma_mail_smtp_send_seconds_count 0", "firma_mail_notices_dropped_total 0"} {
+			if !strings.Contains(body, m) {
+				t.Errorf("/metrics lacks %s", m)
+			}
+		}
+		if code := d.stop(t); code != 0 {
+			t.Fatalf("firmad exit %d:\n%s", code, d.stderr)
+		}
+	})
 }
