@@ -4,14 +4,70 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/config"
+	"github.com/firma-cloud/firma/mail"
 )
 
+// testText is the body of `mail test`: it says what it is, so a
+// recipient who did not expect it knows to ignore it.
+const testText = "Mensaje de prueba de Cl@ve Firma: la pasarela de correo de los avisos de firma funciona.\n" +
+	"No responda a este mensaje.\n"
+
 func init() {
+	var test struct {
+		state, to string
+	}
+	register(&command{
+		name:    "mail test",
+		summary: "send a test e-mail through the SMTP relay of STATE/firmad.yaml (audit.mail, FIRMA_AUDIT_MAIL_* overrides) to check its settings",
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&test.state, "state", "var", "state folder made by 'firmactl init'")
+			fs.StringVar(&test.to, "to", "", "address to send the test message to (required)")
+		},
+		run: func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+			if len(args) > 0 {
+				return usageErr("unexpected argument %q", args[0])
+			}
+			if test.to == "" {
+				return usageErr("--to is required")
+			}
+			if err := mail.Check(test.to, "s", "t"); err != nil {
+				return usageErr("--to: want a bare address such as ops@example.es")
+			}
+			cfg, err := config.LoadPartial(filepath.Join(test.state, "firmad.yaml"), e.getenv, nil)
+			if err != nil {
+				return err
+			}
+			a := audit.DefaultConfig()
+			if c := config.SectionOf[audit.Config](cfg, audit.SectionName); c != nil {
+				a = *c
+			}
+			if a.Mail.Gateway != "smtp" {
+				return fmt.Errorf("audit.mail.gateway is %q: messages stay in the outbox ('firmactl mail outbox'), there is no relay to test", a.Mail.Gateway)
+			}
+			opt, err := a.Mail.SMTPOptions()
+			if err != nil {
+				return err
+			}
+			g, err := mail.NewSMTP(opt)
+			if err != nil {
+				return err
+			}
+			if err := g.Send(ctx, test.to, a.Mail.Subject+" (prueba)", testText); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "test message sent to %s through %s (tls %s)\n", mail.Mask(test.to), a.Mail.SMTPAddr, a.Mail.TLS)
+			return nil
+		},
+	})
+
 	var outbox struct {
 		to    string
 		limit int

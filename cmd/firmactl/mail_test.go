@@ -7,7 +7,8 @@ import (
 	"testing"
 )
 
-// Bad arguments to `mail outbox` are refused before any connection.
+// Bad arguments to `mail outbox` and `mail test` are refused before any
+// connection.
 func TestMailOutboxUsage(t *testing.T) {
 	tests := []struct {
 		args []string
@@ -16,6 +17,8 @@ func TestMailOutboxUsage(t *testing.T) {
 		{[]string{"mail", "outbox", "--limit", "0"}, "--limit 0"},
 		{[]string{"mail", "outbox", "--limit", "5000"}, "--limit 5000"},
 		{[]string{"mail", "outbox", "extra"}, `unexpected argument "extra"`},
+		{[]string{"mail", "test"}, "--to is required"},
+		{[]string{"mail", "test", "--to", "Ops <ops@example.es>"}, "--to: want a bare address"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

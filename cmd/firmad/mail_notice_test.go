@@ -15,6 +15,7 @@ import (
 	netmail "net/mail"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -274,5 +275,53 @@ func restOutbox(t *testing.T, s *state, d *daemon, sig signedOnce) {
 			t.Fatalf("%s: %s (%v)", tc.name, b, err)
 		}
 		checkNotice(t, out.Messages[0].Text, sig)
+	}
+}
+
+// `firmactl mail test` sends one message through the relay that
+// firmad.yaml (with FIRMA_AUDIT_MAIL_* overrides) names, and reports a
+// refused password without repeating it.
+func TestFirmactlMailTest(t *testing.T) {
+	s := initState(t)
+	const pass = "relay-secret-pass-77aa"
+	relay := smtptest.New(t, smtptest.Options{Username: "firmad", Password: pass})
+	passFile := filepath.Join(s.dir, "var", "smtp.pass")
+	wrongFile := filepath.Join(s.dir, "var", "wrong.pass")
+	os.WriteFile(passFile, []byte(pass+"\n"), 0o600)
+	os.WriteFile(wrongFile, []byte("not-the-password\n"), 0o600)
+	smtpEnv := []string{"FIRMA_AUDIT_MAIL_GATEWAY=smtp", "FIRMA_AUDIT_MAIL_SMTP_ADDR=" + relay.Addr, "FIRMA_AUDIT_MAIL_FROM=no-reply@firma.example.es",
+		"FIRMA_AUDIT_MAIL_USERNAME=firmad", "FIRMA_AUDIT_MAIL_CA_FILE=" + relay.CAFile}
+	tests := []struct {
+		name   string
+		env    []string
+		code   int
+		want   string
+		secret string
+		sent   int
+	}{
+		{"sent", append(smtpEnv, "FIRMA_AUDIT_MAIL_PASSWORD_FILE="+passFile), 0, "test message sent to o***@example.es", pass, 1},
+		{"wrong password", append(smtpEnv, "FIRMA_AUDIT_MAIL_PASSWORD_FILE="+wrongFile), 1, "mail relay refused the credentials", "not-the-password", 1},
+		{"outbox gateway", nil, 1, "no relay to test", "", 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(filepath.Join(bin, "firmactl"), "mail", "test", "--state", "var", "--to", "ops@example.es")
+			cmd.Dir = s.dir
+			cmd.Env = cleanEnv(tc.env...)
+			out, err := cmd.CombinedOutput()
+			if code := exitCode(err); code != tc.code || !strings.Contains(string(out), tc.want) {
+				t.Fatalf("exit %d, want %d and %q:\n%s", code, tc.code, tc.want, out)
+			}
+			if tc.secret != "" && strings.Contains(string(out), tc.secret) {
+				t.Errorf("output repeats the password:\n%s", out)
+			}
+			if got := len(relay.Messages()); got != tc.sent {
+				t.Errorf("%d messages at the relay, want %d", got, tc.sent)
+			}
+		})
+	}
+	m := relay.Messages()[0]
+	if len(m.To) != 1 || m.To[0] != "ops@example.es" || !m.TLS || m.User != "firmad" || !bytes.Contains(m.Data, []byte("Mensaje de prueba")) {
+		t.Errorf("test message to %v, tls %t, user %q:\n%s", m.To, m.TLS, m.User, m.Data)
 	}
 }
