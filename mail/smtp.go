@@ -206,7 +206,11 @@ func (s *SMTP) Send(ctx context.Context, to, subject, text string) error {
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		err = fmt.Errorf("mail smtp: %w: %w", ErrUnreachable, ctx.Err())
+		select {
+		case err = <-done: // finished as ctx ended: its outcome stands
+		default:
+			err = fmt.Errorf("mail smtp: %w: %w", ErrUnreachable, ctx.Err())
+		}
 	}
 	s.latency.Observe(time.Since(start).Seconds())
 	switch {
