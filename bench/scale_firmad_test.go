@@ -102,10 +102,14 @@ func (st *scaleState) path(p string) string {
 func (st *scaleState) storePath() string { return st.path(st.cfg.Store.Path) }
 
 // storeBytes is the size of the SQLite file after its WAL is folded in,
-// so that it counts the rows, not the churn of the last run.
-func (st *scaleState) storeBytes(ctx context.Context) int64 {
+// so that it counts the rows, not the churn of the last run, and the part
+// of it the keys table and its indexes take (SQLite's dbstat).
+func (st *scaleState) storeBytes(ctx context.Context) (int64, int64) {
+	var keys int64
 	if db, err := openScaleStore(ctx, st.storePath()); err == nil {
 		db.SQL().ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+		db.SQL().QueryRowContext(ctx, `SELECT COALESCE(SUM(pgsize), 0) FROM dbstat
+			WHERE name IN (SELECT name FROM sqlite_schema WHERE tbl_name = 'keys')`).Scan(&keys)
 		db.Close()
 	}
 	var n int64
@@ -114,7 +118,7 @@ func (st *scaleState) storeBytes(ctx context.Context) int64 {
 			n += fi.Size()
 		}
 	}
-	return n
+	return n, keys
 }
 
 // enrol makes wrapped EC P-256 keys for citizens from..to-1 in batches,
