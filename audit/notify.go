@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/firma-cloud/firma/mail"
 	"github.com/firma-cloud/firma/store"
 )
 
@@ -187,6 +188,13 @@ func (n *notifier) notify(ctx context.Context, r *Record) error {
 			continue
 		}
 		if err := ch.s.Send(ctx, ch.to, text); err != nil {
+			// An address that can never receive it: counted, skipped, and
+			// not retried, or it would hold back every later citizen's
+			// notice.
+			if errors.Is(err, mail.ErrUndeliverable) {
+				n.sent.WithLabelValues(ch.name, "dropped").Inc()
+				continue
+			}
 			n.sent.WithLabelValues(ch.name, "error").Inc()
 			return &sendError{channel: ch.name, seq: r.Seq, err: err}
 		}

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/mail"
 	"github.com/firma-cloud/firma/mail/smtptest"
@@ -44,10 +47,12 @@ func TestNotifySignaturesByEmail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reg := prometheus.NewRegistry()
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- e.log.NotifySignatures(cctx, audit.NotifyOptions{Contacts: e.db, Email: notices, Name: "notify-email", Interval: 20 * time.Millisecond})
+		done <- e.log.NotifySignatures(cctx, audit.NotifyOptions{Contacts: e.db, Email: notices, Name: "notify-email",
+			Interval: 20 * time.Millisecond, Registerer: reg})
 	}()
 	defer func() {
 		cancel()
@@ -77,6 +82,16 @@ func TestNotifySignaturesByEmail(t *testing.T) {
 	msgs := srv.Messages()
 	if len(msgs) != 2 {
 		t.Fatalf("%d messages, want 2", len(msgs))
+	}
+	// The refused address is counted as dropped, not as sent.
+	want := `
+# HELP firma_audit_notifications_total Messages telling citizens of signatures made with their key, by channel and outcome.
+# TYPE firma_audit_notifications_total counter
+firma_audit_notifications_total{channel="email",outcome="dropped"} 1
+firma_audit_notifications_total{channel="email",outcome="sent"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "firma_audit_notifications_total"); err != nil {
+		t.Error(err)
 	}
 	for i, tc := range []struct{ to, docs string }{{"ana@example.es", "1 documento"}, {"luis@example.es", "3 documentos"}} {
 		m := msgs[i]

@@ -9,6 +9,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// ErrUndeliverable is what Notices.Send reports for an address that can
+// never receive a notice; audit.NotifySignatures skips it instead of
+// retrying.
+var ErrUndeliverable = errors.New("address cannot receive notices")
+
 // DefaultNoticeSubject is the subject of signature notices.
 const DefaultNoticeSubject = "Cl@ve Firma: firma realizada con su certificado"
 
@@ -47,15 +52,15 @@ func NewNotices(gw Gateway, subject string, log *slog.Logger, reg prometheus.Reg
 
 // Send sends text to the address. An address that can never receive it
 // (invalid, or refused for good by the relay) is logged, counted and
-// skipped rather than returned as an error: the notifier retries a
-// failed record until it goes through, so one bad address would hold
-// back every later citizen's notice. Any other failure is returned.
+// reported as ErrUndeliverable, which the notifier skips: it retries
+// any other failed record until it goes through. Any other failure is
+// returned as it is.
 func (n *Notices) Send(ctx context.Context, to, text string) error {
 	err := n.gw.Send(ctx, to, n.subject, text)
 	if errors.Is(err, ErrRecipient) || errors.Is(err, ErrRefused) {
 		n.dropped.Inc()
 		n.log.WarnContext(ctx, "signature notice dropped: the address cannot receive it", "to", Mask(to), "err", err)
-		return nil
+		return fmt.Errorf("%w: %w", ErrUndeliverable, err)
 	}
 	return err
 }

@@ -13,9 +13,9 @@ import (
 	"github.com/firma-cloud/firma/mail/smtptest"
 )
 
-// Notices give every text the subject, skip addresses that can never
-// receive it (so the notifier is not held back) and return every other
-// failure (so the notifier retries).
+// Notices give every text the subject, report addresses that can never
+// receive it as ErrUndeliverable (which the notifier skips, so it is not
+// held back) and return every other failure (so the notifier retries).
 func TestNotices(t *testing.T) {
 	const bad, later = "bad@example.es", "later@example.es"
 	srv := smtptest.New(t, smtptest.Options{Refuse: []string{bad}, Defer: []string{later}})
@@ -35,8 +35,8 @@ func TestNotices(t *testing.T) {
 		dropped   float64
 	}{
 		{"delivered", rcpt, nil, 1, 0},
-		{"refused for good: dropped", bad, nil, 1, 1},
-		{"invalid address: dropped", "not an address", nil, 1, 2},
+		{"refused for good: dropped", bad, mail.ErrUndeliverable, 1, 1},
+		{"invalid address: dropped", "not an address", mail.ErrUndeliverable, 1, 2},
 		{"deferred: returned for a retry", later, mail.ErrRejected, 1, 2},
 	}
 	for _, tc := range tests {
