@@ -100,7 +100,7 @@ clean:
 # for random citizens over gRPC, reporting the enrolment rate, signatures/s,
 # firmad's resident memory and the store's size (bench/out/scale.json).
 # Not part of 'make test': a million keys take SoftHSM2 several minutes.
-# SCALE_CACHE lists hsm.cache_size settings: 0 the default, -1 (next to) none.
+# SCALE_CACHE lists hsm.cache_size settings: 0 the default, -1 none.
 SCALE_STEPS ?= 1000,100000,1000000
 SCALE_SIGN ?= 20s
 SCALE_CACHE ?= 0,-1

@@ -305,10 +305,7 @@ func procStatus(pid int) (int64, int64) {
 func (st *scaleState) signRun(ctx context.Context, t *testing.T, c scaleConfig, cache int) (*scaleRun, error) {
 	r := &scaleRun{Cache: cache, CacheSize: cache}
 	if cache < 0 {
-		// hsm.cache_size must be positive in firmad.yaml; one live key,
-		// admitted only on its second use within four first uses, is as
-		// near to none as firmad can be configured (see the hits counted).
-		r.CacheSize = 1
+		r.CacheSize = -1 // hsm.cache_size -1: no cache, every signature unwraps
 	}
 	d, err := st.start(t, r.CacheSize)
 	if err != nil {

@@ -700,8 +700,8 @@ func (c *Config) Validate() error {
 	if h.KeyMode != "token" && h.KeyMode != "wrapped" {
 		bad("hsm.key_mode", "%q: must be token or wrapped", h.KeyMode)
 	}
-	if h.CacheSize <= 0 {
-		bad("hsm.cache_size", "must be > 0")
+	if h.CacheSize == 0 || h.CacheSize < -1 {
+		bad("hsm.cache_size", "must be > 0, or -1 for no cache (an unwrap for every signature)")
 	}
 	if h.KEKLabel == "" {
 		bad("hsm.kek_label", "must be set")

@@ -70,6 +70,7 @@ func TestValidateNamesField(t *testing.T) {
 		{"acquire timeout", func(c *Config) { c.HSM.AcquireTimeout = 0 }, "hsm.acquire_timeout", "must be > 0"},
 		{"key mode", func(c *Config) { c.HSM.KeyMode = "cloud" }, "hsm.key_mode", "token or wrapped"},
 		{"cache size", func(c *Config) { c.HSM.CacheSize = 0 }, "hsm.cache_size", "must be > 0"},
+		{"cache size below -1", func(c *Config) { c.HSM.CacheSize = -2 }, "hsm.cache_size", "or -1 for no cache"},
 		{"kek label", func(c *Config) { c.HSM.KEKLabel = "" }, "hsm.kek_label", "must be set"},
 		{"no module", func(c *Config) { c.HSM.Module = "" }, "hsm.module", "must be set"},
 		{"no token", func(c *Config) { c.HSM.TokenLabel = "" }, "hsm.token_label", "must be set"},
@@ -451,4 +452,14 @@ func FuzzParsePKCS11URI(f *testing.F) {
 		}
 		_, _ = u.PINFile()
 	})
+}
+
+// hsm.cache_size -1 turns the live-key cache off (keystore.Config.CacheSize
+// < 0): every wrapped-mode signature unwraps, as the scale curve measures.
+func TestCacheSizeOff(t *testing.T) {
+	c := valid()
+	c.HSM.CacheSize = -1
+	if err := c.Validate(); err != nil {
+		t.Errorf("cache_size -1: %v", err)
+	}
 }
