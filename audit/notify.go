@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/firma-cloud/firma/mail"
+	"github.com/firma-cloud/firma/sms"
 	"github.com/firma-cloud/firma/store"
 )
 
@@ -191,7 +192,7 @@ func (n *notifier) notify(ctx context.Context, r *Record) error {
 			// An address that can never receive it: counted, skipped, and
 			// not retried, or it would hold back every later citizen's
 			// notice.
-			if errors.Is(err, mail.ErrUndeliverable) {
+			if errors.Is(err, mail.ErrUndeliverable) || errors.Is(err, sms.ErrRecipient) {
 				n.sent.WithLabelValues(ch.name, "dropped").Inc()
 				continue
 			}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/sms"
@@ -21,6 +22,13 @@ func TestNotifySignatures(t *testing.T) {
 	const mobile = "+34612345678"
 	if err := e.db.CreateCitizen(ctx, &store.Citizen{ID: "12345678Z", GivenName: "ANA", Surnames: "GARCIA", Mobile: mobile,
 		Email: "ana@example.es", Level: "advanced", Method: "in_person", Status: "active"}); err != nil {
+		t.Fatal(err)
+	}
+	// A mobile stored in a form no SMS gateway takes (the registry never
+	// stores one): that citizen's notice is dropped, not retried for ever
+	// ahead of everyone else's.
+	if err := e.db.CreateCitizen(ctx, &store.Citizen{ID: "87654321X", GivenName: "LUIS", Surnames: "PEREZ", Mobile: "612345678",
+		Level: "advanced", Method: "in_person", Status: "active"}); err != nil {
 		t.Fatal(err)
 	}
 	outbox, err := sms.NewOutbox(e.db, sms.OutboxOptions{})
@@ -75,6 +83,7 @@ func TestNotifySignatures(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	signed("87654321X", audit.Success, 1) // undeliverable: dropped
 	signed("12345678Z", audit.Success, 2)
 	signed("12345678Z", audit.Failure, 1)                // nothing was signed
 	signed("99999999R", audit.Success, 1)                // not a registered citizen
@@ -102,7 +111,16 @@ func TestNotifySignatures(t *testing.T) {
 	if len(msgs) != 2 || !strings.Contains(msgs[0].Text+msgs[1].Text, "se firmaron 1 documento con") {
 		t.Fatalf("after restart: %+v", msgs)
 	}
-	if got := counterSum(t, reg, "firma_audit_notifications_total"); got != 2 {
-		t.Errorf("notifications counter %v, want 2", got)
+	if got := counterSum(t, reg, "firma_audit_notifications_total"); got != 3 {
+		t.Errorf("notifications counter %v, want 3 (2 sent, 1 dropped)", got)
+	}
+	want = `
+# HELP firma_audit_notifications_total Messages telling citizens of signatures made with their key, by channel and outcome.
+# TYPE firma_audit_notifications_total counter
+firma_audit_notifications_total{channel="sms",outcome="dropped"} 1
+firma_audit_notifications_total{channel="sms",outcome="sent"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "firma_audit_notifications_total"); err != nil {
+		t.Error(err)
 	}
 }
