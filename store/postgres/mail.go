@@ -25,22 +25,7 @@ func (s *DB) PutEmail(ctx context.Context, m *store.Email) error {
 
 // Emails lists outbox messages newest first.
 func (s *DB) Emails(ctx context.Context, to string, limit int) ([]*store.Email, error) {
-	if limit <= 0 {
-		limit = 100
-	}
-	q := "SELECT id, recipient, subject, body, created_at FROM mail_outbox"
-	var args []any
-	if to != "" {
-		q += " WHERE recipient = $1"
-		args = append(args, to)
-	}
-	args = append(args, limit)
-	q += fmt.Sprintf(" ORDER BY created_at DESC, id DESC LIMIT $%d", len(args))
-	rows, err := s.pool.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list emails: %w", err)
-	}
-	out, err := collect(rows, func(row scanner) (*store.Email, error) {
+	return listOutbox(ctx, s, mailOutbox, to, limit, func(row scanner) (*store.Email, error) {
 		var (
 			m       store.Email
 			created *int64
@@ -51,17 +36,9 @@ func (s *DB) Emails(ctx context.Context, to string, limit int) ([]*store.Email, 
 		m.CreatedAt = fromNanos(created)
 		return &m, nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("list emails: %w", err)
-	}
-	return out, nil
 }
 
 // DeleteEmails deletes outbox messages created before the cutoff.
 func (s *DB) DeleteEmails(ctx context.Context, before time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, "DELETE FROM mail_outbox WHERE created_at < $1", before.UnixNano())
-	if err != nil {
-		return 0, fmt.Errorf("delete emails: %w", err)
-	}
-	return tag.RowsAffected(), nil
+	return s.purgeOutbox(ctx, mailOutbox, before)
 }

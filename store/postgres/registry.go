@@ -310,45 +310,22 @@ func (s *DB) PutLetter(ctx context.Context, l *store.Letter) error {
 
 // Letters lists letters newest first, to one citizen if citizenID is set.
 func (s *DB) Letters(ctx context.Context, citizenID string, limit int) ([]*store.Letter, error) {
-	if limit <= 0 {
-		limit = 100
-	}
-	q := "SELECT id, citizen_id, address, body, created_at FROM letter_outbox"
-	var args []any
-	if citizenID != "" {
-		q += " WHERE citizen_id = $1"
-		args = append(args, citizenID)
-	}
-	args = append(args, limit)
-	q += fmt.Sprintf(" ORDER BY created_at DESC, id LIMIT $%d", len(args))
-	rows, err := s.pool.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list letters: %w", err)
-	}
-	out, err := collect(rows, func(row scanner) (*store.Letter, error) {
+	return listOutbox(ctx, s, letterOutbox, citizenID, limit, func(row scanner) (*store.Letter, error) {
 		var (
-			l       store.Letter
+			m       store.Letter
 			created *int64
 		)
-		if err := row.Scan(&l.ID, &l.CitizenID, &l.Address, &l.Body, &created); err != nil {
+		if err := row.Scan(&m.ID, &m.CitizenID, &m.Address, &m.Body, &created); err != nil {
 			return nil, err
 		}
-		l.CreatedAt = fromNanos(created)
-		return &l, nil
+		m.CreatedAt = fromNanos(created)
+		return &m, nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("list letters: %w", err)
-	}
-	return out, nil
 }
 
 // DeleteLetters deletes letters created before the cutoff.
 func (s *DB) DeleteLetters(ctx context.Context, before time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, "DELETE FROM letter_outbox WHERE created_at < $1", before.UnixNano())
-	if err != nil {
-		return 0, fmt.Errorf("delete letters: %w", err)
-	}
-	return tag.RowsAffected(), nil
+	return s.purgeOutbox(ctx, letterOutbox, before)
 }
 
 // PutSMS adds a message to the SMS outbox.
@@ -363,22 +340,7 @@ func (s *DB) PutSMS(ctx context.Context, m *store.SMS) error {
 
 // SMSes lists outbox messages newest first.
 func (s *DB) SMSes(ctx context.Context, to string, limit int) ([]*store.SMS, error) {
-	if limit <= 0 {
-		limit = 100
-	}
-	q := "SELECT id, recipient, body, created_at FROM sms_outbox"
-	var args []any
-	if to != "" {
-		q += " WHERE recipient = $1"
-		args = append(args, to)
-	}
-	args = append(args, limit)
-	q += fmt.Sprintf(" ORDER BY created_at DESC, id DESC LIMIT $%d", len(args))
-	rows, err := s.pool.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list sms: %w", err)
-	}
-	out, err := collect(rows, func(row scanner) (*store.SMS, error) {
+	return listOutbox(ctx, s, smsOutbox, to, limit, func(row scanner) (*store.SMS, error) {
 		var (
 			m       store.SMS
 			created *int64
@@ -389,17 +351,9 @@ func (s *DB) SMSes(ctx context.Context, to string, limit int) ([]*store.SMS, err
 		m.CreatedAt = fromNanos(created)
 		return &m, nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("list sms: %w", err)
-	}
-	return out, nil
 }
 
 // DeleteSMS deletes outbox messages created before the cutoff.
 func (s *DB) DeleteSMS(ctx context.Context, before time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, "DELETE FROM sms_outbox WHERE created_at < $1", before.UnixNano())
-	if err != nil {
-		return 0, fmt.Errorf("delete sms: %w", err)
-	}
-	return tag.RowsAffected(), nil
+	return s.purgeOutbox(ctx, smsOutbox, before)
 }

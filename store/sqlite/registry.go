@@ -389,51 +389,22 @@ func (s *DB) PutLetter(ctx context.Context, l *store.Letter) error {
 
 // Letters lists letters newest first, to one citizen if citizenID is set.
 func (s *DB) Letters(ctx context.Context, citizenID string, limit int) ([]*store.Letter, error) {
-	if limit <= 0 {
-		limit = 100
-	}
-	q := "SELECT id, citizen_id, address, body, created_at FROM letter_outbox"
-	var args []any
-	if citizenID != "" {
-		q += " WHERE citizen_id = ?"
-		args = append(args, citizenID)
-	}
-	q += " ORDER BY created_at DESC, id LIMIT ?"
-	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list letters: %w", err)
-	}
-	defer rows.Close()
-	var out []*store.Letter
-	for rows.Next() {
+	return listOutbox(ctx, s, letterOutbox, citizenID, limit, func(rows *sql.Rows) (*store.Letter, error) {
 		var (
 			l       store.Letter
 			created sql.NullInt64
 		)
 		if err := rows.Scan(&l.ID, &l.CitizenID, &l.Address, &l.Body, &created); err != nil {
-			return nil, fmt.Errorf("list letters: %w", err)
+			return nil, err
 		}
 		l.CreatedAt = regTime(created)
-		out = append(out, &l)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list letters: %w", err)
-	}
-	return out, nil
+		return &l, nil
+	})
 }
 
 // DeleteLetters deletes letters created before the cutoff.
 func (s *DB) DeleteLetters(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, "DELETE FROM letter_outbox WHERE created_at < ?", before.UnixNano())
-	if err != nil {
-		return 0, fmt.Errorf("delete letters: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("delete letters: %w", err)
-	}
-	return n, nil
+	return s.purgeOutbox(ctx, letterOutbox, before)
 }
 
 // PutSMS adds a message to the SMS outbox.
@@ -448,49 +419,20 @@ func (s *DB) PutSMS(ctx context.Context, m *store.SMS) error {
 
 // SMSes lists outbox messages newest first.
 func (s *DB) SMSes(ctx context.Context, to string, limit int) ([]*store.SMS, error) {
-	if limit <= 0 {
-		limit = 100
-	}
-	q := "SELECT id, recipient, body, created_at FROM sms_outbox"
-	var args []any
-	if to != "" {
-		q += " WHERE recipient = ?"
-		args = append(args, to)
-	}
-	q += " ORDER BY created_at DESC, id DESC LIMIT ?"
-	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list sms: %w", err)
-	}
-	defer rows.Close()
-	var out []*store.SMS
-	for rows.Next() {
+	return listOutbox(ctx, s, smsOutbox, to, limit, func(rows *sql.Rows) (*store.SMS, error) {
 		var (
 			m       store.SMS
 			created sql.NullInt64
 		)
 		if err := rows.Scan(&m.ID, &m.To, &m.Text, &created); err != nil {
-			return nil, fmt.Errorf("list sms: %w", err)
+			return nil, err
 		}
 		m.CreatedAt = regTime(created)
-		out = append(out, &m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list sms: %w", err)
-	}
-	return out, nil
+		return &m, nil
+	})
 }
 
 // DeleteSMS deletes outbox messages created before the cutoff.
 func (s *DB) DeleteSMS(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, "DELETE FROM sms_outbox WHERE created_at < ?", before.UnixNano())
-	if err != nil {
-		return 0, fmt.Errorf("delete sms: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("delete sms: %w", err)
-	}
-	return n, nil
+	return s.purgeOutbox(ctx, smsOutbox, before)
 }
