@@ -11,7 +11,6 @@ import (
 	"mime"
 	"mime/quotedprintable"
 	"net/http"
-	"net/http/cookiejar"
 	netmail "net/mail"
 	"net/url"
 	"os"
@@ -58,35 +57,8 @@ func signOnce(t *testing.T, s *state, d *daemon) signedOnce {
 	if code := webJSON(t, req, &created); code != http.StatusCreated {
 		t.Fatalf("create: %d %+v", code, created)
 	}
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	page := func(method, path string, form url.Values) (int, string, string) {
-		t.Helper()
-		var rd io.Reader
-		if form != nil {
-			rd = strings.NewReader(form.Encode())
-		}
-		req, _ := http.NewRequest(method, base+path, rd)
-		if form != nil {
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.Header.Set("Origin", base)
-		}
-		resp, err := browser.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b), resp.Header.Get("Location")
-	}
-	csrf := func(html string) string {
-		t.Helper()
-		m := webCSRFRe.FindStringSubmatch(html)
-		if m == nil {
-			t.Fatalf("no form token in:\n%s", html)
-		}
-		return m[1]
-	}
+	b := newBrowser(t, base)
+	page, csrf := b.page, b.csrf
 	signPath := "/sign/" + created.ID
 	_, html, _ := page(http.MethodGet, signPath, nil)
 	code, html, loc := page(http.MethodPost, signPath+"/login", url.Values{"csrf": {csrf(html)}, "citizen": {citizen}, "password": {"Firma-Demo-2026"}})

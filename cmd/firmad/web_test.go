@@ -7,7 +7,6 @@ import (
 	"encoding/pem"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
@@ -85,35 +84,8 @@ func TestApprovalThroughBinary(t *testing.T) {
 		t.Fatalf("create: %d %+v", code, created)
 	}
 
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	page := func(method, path string, form url.Values) (int, string, string) {
-		t.Helper()
-		var rd io.Reader
-		if form != nil {
-			rd = strings.NewReader(form.Encode())
-		}
-		req, _ := http.NewRequest(method, base+path, rd)
-		if form != nil {
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.Header.Set("Origin", base)
-		}
-		resp, err := browser.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b), resp.Header.Get("Location")
-	}
-	token := func(html string) string {
-		t.Helper()
-		m := webCSRFRe.FindStringSubmatch(html)
-		if m == nil {
-			t.Fatalf("no form token in:\n%s", html)
-		}
-		return m[1]
-	}
+	b := newBrowser(t, base)
+	page, token := b.page, b.csrf
 	signPath := "/sign/" + created.ID
 	_, html, _ := page(http.MethodGet, signPath, nil)
 	code, html, loc := page(http.MethodPost, signPath+"/login", url.Values{"csrf": {token(html)}, "citizen": {citizen}, "password": {"Firma-Demo-2026"}})
