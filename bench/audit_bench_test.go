@@ -104,7 +104,15 @@ func benchAudit(b *testing.B, t keystore.Type, batch, callers int, on, flush boo
 		b.Fatal(err)
 	}
 	runParallel(b, callers, batch, func(int) error {
-		if _, err := core.Sign(ctx, req); err != nil || !on {
+		if !on {
+			_, err := core.Sign(ctx, req)
+			return err
+		}
+		// As firmad's audit interceptor does (api.AuditKeyCalls).
+		end := l.Begin()
+		_, err := core.Sign(ctx, req)
+		end()
+		if err != nil {
 			return err
 		}
 		return l.Append(ctx, &audit.Record{
