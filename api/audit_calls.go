@@ -56,11 +56,7 @@ func AuditKeyCallsFunc(logOf func() *audit.Log, log *slog.Logger) grpc.UnaryServ
 			return nil, newStatus(codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_AUDIT_UNAVAILABLE,
 				"audit log not open, operation refused", nil)
 		}
-		// Begin lets the log hold its next commit for this call's record
-		// while the HSM works: concurrent calls then share one commit.
-		end := l.Begin()
 		resp, err := handler(ctx, req)
-		end()
 		rec := &audit.Record{Outcome: audit.Success, Actor: audit.Actor{Role: audit.RoleAdmin, ID: Operator(ctx)}}
 		switch r := req.(type) {
 		case *firmav1.GenerateKeyRequest:

@@ -42,11 +42,9 @@ type Config struct {
 	// Flush fsyncs every commit so that records survive a power cut, not
 	// only a crash of the process (see Options.Flush).
 	Flush bool `yaml:"flush"`
-	// MaxBatch, Linger and MaxWait tune group commit (see Options); a
-	// negative MaxWait never holds a commit for operations under way.
+	// MaxBatch and Linger tune group commit (see Options).
 	MaxBatch int           `yaml:"max_batch"`
 	Linger   time.Duration `yaml:"linger"`
-	MaxWait  time.Duration `yaml:"max_wait"`
 }
 
 // MailConfig selects and configures the gateway of e-mail notices

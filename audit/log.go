@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,12 +38,6 @@ type Options struct {
 	// arrive while a commit runs already form the next batch, so waiting
 	// only adds latency.
 	Linger time.Duration
-	// MaxWait bounds how long the committer holds a batch for the records
-	// of operations under way (Begin), so that they share its commit:
-	// each commit costs the same whatever its size, and on a busy
-	// service commits of one or two records spend the CPU the signing
-	// needs. Default 2ms; negative: commit at once, never wait.
-	MaxWait time.Duration
 	// Queue is how many records may wait for commit before Append blocks;
 	// default 8192.
 	Queue int
@@ -66,11 +59,6 @@ type Log struct {
 	opt Options
 	m   *metrics
 	log *slog.Logger
-
-	// inflight counts operations under way that will append a record
-	// (Begin); idle is signalled when it falls to zero.
-	inflight atomic.Int64
-	idle     chan struct{}
 
 	mu     sync.RWMutex // guards closed against sends on queue
 	closed bool
@@ -123,9 +111,6 @@ func Open(ctx context.Context, st store.AuditStore, opt Options) (*Log, error) {
 	if opt.Queue <= 0 {
 		opt.Queue = 8192
 	}
-	if opt.MaxWait == 0 {
-		opt.MaxWait = 2 * time.Millisecond
-	}
 	if opt.CommitTimeout <= 0 {
 		opt.CommitTimeout = 30 * time.Second
 	}
@@ -145,7 +130,6 @@ func Open(ctx context.Context, st store.AuditStore, opt Options) (*Log, error) {
 		log:   opt.Logger.With("component", "audit"),
 		queue: make(chan *pending, opt.Queue),
 		done:  make(chan struct{}),
-		idle:  make(chan struct{}, 1),
 		edge:  map[int]edgeHash{},
 	}
 	size, err := st.AuditSize(ctx)
@@ -171,27 +155,6 @@ func (l *Log) Close() error {
 	l.mu.Unlock()
 	<-l.done
 	return nil
-}
-
-// Begin tells the log that an audited operation has started and will
-// append its record when done; call the returned function (once is
-// enough; more calls do nothing) when it is done, before its Append, or
-// when it ends without one. While operations are under way the committer
-// holds a batch for up to MaxWait so that their records share one commit.
-// Appending without Begin is fine: such a record is committed at once.
-func (l *Log) Begin() (done func()) {
-	l.inflight.Add(1)
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			if l.inflight.Add(-1) == 0 {
-				select {
-				case l.idle <- struct{}{}:
-				default:
-				}
-			}
-		})
-	}
 }
 
 // Size returns the number of committed records.
@@ -294,40 +257,8 @@ func (l *Log) commitLoop() {
 }
 
 // fill adds queued records to batch, up to MaxBatch, waiting up to Linger
-// for more, then, while operations are under way (Begin), for theirs, up to
-// MaxWait after the first record of the batch was appended. It reports
-// false if the queue was closed.
+// for more. It reports false if the queue was closed.
 func (l *Log) fill(batch []*pending) ([]*pending, bool) {
-	batch, open := l.linger(batch)
-	if !open || l.opt.MaxWait < 0 {
-		return batch, open
-	}
-	deadline := batch[0].start.Add(l.opt.MaxWait)
-	for len(batch) < l.opt.MaxBatch && l.inflight.Load() > int64(len(batch)) {
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			break
-		}
-		t := time.NewTimer(wait)
-		select {
-		case p, ok := <-l.queue:
-			t.Stop()
-			if !ok {
-				return batch, false
-			}
-			batch = append(batch, p)
-		case <-l.idle:
-			t.Stop() // the loop looks at inflight again
-		case <-t.C:
-			return batch, true
-		}
-	}
-	return batch, true
-}
-
-// linger adds queued records to batch, up to MaxBatch, waiting up to
-// Linger for more. It reports false if the queue was closed.
-func (l *Log) linger(batch []*pending) ([]*pending, bool) {
 	var timer <-chan time.Time
 	if l.opt.Linger > 0 {
 		t := time.NewTimer(l.opt.Linger)

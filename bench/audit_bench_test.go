@@ -104,15 +104,7 @@ func benchAudit(b *testing.B, t keystore.Type, batch, callers int, on, flush boo
 		b.Fatal(err)
 	}
 	runParallel(b, callers, batch, func(int) error {
-		if !on {
-			_, err := core.Sign(ctx, req)
-			return err
-		}
-		// As firmad's audit interceptor does (api.AuditKeyCalls).
-		end := l.Begin()
-		_, err := core.Sign(ctx, req)
-		end()
-		if err != nil {
+		if _, err := core.Sign(ctx, req); err != nil || !on {
 			return err
 		}
 		return l.Append(ctx, &audit.Record{

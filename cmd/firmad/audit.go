@@ -67,7 +67,7 @@ func (a *app) setupAudit(ctx context.Context) error {
 	// The service's TSA (a.stamper): with the built-in one, until the CA
 	// exists its Timestamp fails and checkpoints go out signed but
 	// untimestamped (logged, counted).
-	opt := audit.Options{Origin: cfg.Origin, Signer: ns, PseudonymKey: pkey, Flush: cfg.Flush, MaxBatch: cfg.MaxBatch, Linger: cfg.Linger, MaxWait: cfg.MaxWait,
+	opt := audit.Options{Origin: cfg.Origin, Signer: ns, PseudonymKey: pkey, Flush: cfg.Flush, MaxBatch: cfg.MaxBatch, Linger: cfg.Linger,
 		Timestamper: audit.TimestamperFunc(tsa.TokenDER(a.tsaStamper())), Registerer: a.reg, Logger: log}
 	// Notices of signatures go to citizens by SMS through the OTPs'
 	// gateway (the outbox in development, the provider's http API in
