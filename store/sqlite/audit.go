@@ -61,6 +61,19 @@ type auditWriter struct {
 // batch of any size runs without compiling one.
 var auditChunks = []int{256, 64, 16, 4, 1}
 
+// auditInserts are the INSERTs of records and of their hashes for each of
+// auditChunks, built once rather than on every commit.
+var auditInserts = func() map[int]struct{ records, hashes string } {
+	m := map[int]struct{ records, hashes string }{}
+	for _, n := range auditChunks {
+		m[n] = struct{ records, hashes string }{
+			"INSERT INTO audit_records (" + auditColumns + ") VALUES " + rowsOf(12, n),
+			"INSERT INTO audit_hashes (idx, hash) VALUES " + rowsOf(2, n),
+		}
+	}
+	return m
+}()
+
 func (w *auditWriter) append(ctx context.Context, db *sql.DB, recs []*store.AuditRecord, hashes []store.AuditHash, flush bool) error {
 	if w.conn == nil {
 		conn, err := db.Conn(ctx)
@@ -118,7 +131,7 @@ func (w *auditWriter) insert(ctx context.Context, recs []*store.AuditRecord, has
 			args = append(args, r.Index, r.Time.UnixNano(), r.Event, r.Outcome, r.ActorRole, r.ActorID,
 				r.Citizen, r.Portal, r.KeyID, r.RequestID, r.Documents, string(r.Data))
 		}
-		if err := w.exec(ctx, "INSERT INTO audit_records ("+auditColumns+") VALUES "+rowsOf(12, n), args...); err != nil {
+		if err := w.exec(ctx, auditInserts[n].records, args...); err != nil {
 			return fmt.Errorf("append audit records %d-%d: %w", part[0].Index, part[n-1].Index, conflict(err))
 		}
 		from += n
@@ -129,7 +142,7 @@ func (w *auditWriter) insert(ctx context.Context, recs []*store.AuditRecord, has
 		for _, h := range hashes[from : from+n] {
 			args = append(args, h.Index, h.Hash[:])
 		}
-		if err := w.exec(ctx, "INSERT INTO audit_hashes (idx, hash) VALUES "+rowsOf(2, n), args...); err != nil {
+		if err := w.exec(ctx, auditInserts[n].hashes, args...); err != nil {
 			return fmt.Errorf("append audit hashes from %d: %w", hashes[from].Index, conflict(err))
 		}
 		from += n
