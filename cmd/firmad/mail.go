@@ -11,10 +11,6 @@ import (
 	"github.com/firma-cloud/firma/store"
 )
 
-// mailPurgeEvery is how often the mail outbox drops messages older than
-// audit.mail.outbox_keeps.
-const mailPurgeEvery = time.Hour
-
 // setupMail makes the mail gateway of audit.mail and serves its outbox to
 // operators (MailService, GET /v1/mail/outbox). It returns the gateway
 // wrapped for signature notices, or nil when notices do not go by e-mail.
@@ -50,7 +46,14 @@ func (a *app) setupMail(cfg audit.Config, log *slog.Logger) (*mail.Notices, erro
 			return nil, err
 		}
 		gw, outbox = o, o
-		a.purgeMail(o, cfg.Mail.OutboxKeeps, log)
+		// The outbox holds citizens' addresses and is no archive.
+		a.every("mail outbox purge", purgeEvery, func(ctx context.Context) {
+			if n, err := o.Purge(ctx, cfg.Mail.OutboxKeeps); err != nil {
+				log.Error("mail outbox purge failed", "err", err)
+			} else if n > 0 {
+				log.Info("mail outbox purged", "messages", n)
+			}
+		})
 	}
 	svc := api.NewMailService(outbox, ops, log)
 	svc.Register(a.grpc)
@@ -59,34 +62,6 @@ func (a *app) setupMail(cfg audit.Config, log *slog.Logger) (*mail.Notices, erro
 		return nil, nil
 	}
 	return mail.NewNotices(gw, cfg.Mail.Subject, log, a.reg)
-}
-
-// purgeMail deletes outbox messages older than keep every hour until
-// shutdown: they hold citizens' addresses, and the outbox is no archive.
-func (a *app) purgeMail(o *mail.Outbox, keep time.Duration, log *slog.Logger) {
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(mailPurgeEvery)
-		defer t.Stop()
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			n, err := o.Purge(ctx, keep)
-			cancel()
-			if err != nil {
-				log.Error("mail outbox purge failed", "err", err)
-			} else if n > 0 {
-				log.Info("mail outbox purged", "messages", n)
-			}
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	a.onClose("mail outbox purge", func() error { close(stop); <-done; return nil })
 }
 
 // portalNamer looks a portal up; store.Store is one.

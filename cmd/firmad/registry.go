@@ -70,10 +70,8 @@ func (a *app) setupRegistry(ctx context.Context) error {
 	svc := api.NewRegistryService(reg, staff, outbox, log)
 	api.RegisterRegistry(a.grpc, svc)
 	svc.RegisterRegistryHTTP(a.mux)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go purgeLoop(reg, outbox, a.log.With("part", "registry"), stop, done)
-	a.onClose("registry purge", func() error { close(stop); <-done; return nil })
+	purgeLog := a.log.With("part", "registry")
+	a.every("registry purge", purgeEvery, func(ctx context.Context) { purge(ctx, reg, outbox, purgeLog) })
 	if opt.TrustedCAs == nil {
 		log.Warn("no trusted citizen CAs configured (registry.trusted_cas): electronic-certificate registration is refused")
 	}
@@ -86,27 +84,15 @@ const (
 	smsOutboxKeeps = 7 * 24 * time.Hour
 )
 
-// purgeLoop deletes expired codes and old outbox messages every hour, so
+// purge deletes expired codes and old outbox messages (every hour), so
 // that unauthenticated challenge requests cannot grow the store without
 // bound and codes do not linger in the outbox.
-func purgeLoop(reg *registry.Registry, outbox *sms.Outbox, log *slog.Logger, stop <-chan struct{}, done chan<- struct{}) {
-	defer close(done)
-	t := time.NewTicker(purgeEvery)
-	defer t.Stop()
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		codes, err1 := reg.Purge(ctx)
-		msgs, err2 := outbox.Purge(ctx, smsOutboxKeeps)
-		cancel()
-		if err := errors.Join(err1, err2); err != nil {
-			log.Error("registry purge failed", "err", err)
-		} else if codes+msgs > 0 {
-			log.Info("registry purged", "codes", codes, "sms", msgs)
-		}
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
+func purge(ctx context.Context, reg *registry.Registry, outbox *sms.Outbox, log *slog.Logger) {
+	codes, err1 := reg.Purge(ctx)
+	msgs, err2 := outbox.Purge(ctx, smsOutboxKeeps)
+	if err := errors.Join(err1, err2); err != nil {
+		log.Error("registry purge failed", "err", err)
+	} else if codes+msgs > 0 {
+		log.Info("registry purged", "codes", codes, "sms", msgs)
 	}
 }
