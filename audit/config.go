@@ -42,6 +42,11 @@ type Config struct {
 	// Flush fsyncs every commit so that records survive a power cut, not
 	// only a crash of the process (see Options.Flush).
 	Flush bool `yaml:"flush"`
+	// Journal sends appends, with the SQLite store, through an append-only
+	// journal file beside the database that moves into its tables in bulk
+	// (sqlite.DB.JournalAudit): one write a commit instead of a SQLite
+	// transaction. Default true; no effect with PostgreSQL.
+	Journal bool `yaml:"journal"`
 	// MaxBatch and Linger tune group commit (see Options).
 	MaxBatch int           `yaml:"max_batch"`
 	Linger   time.Duration `yaml:"linger"`
@@ -92,7 +97,7 @@ type Credential struct {
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{Origin: "firma.cloud/audit", CheckpointInterval: time.Minute, Notify: "sms",
+	return Config{Origin: "firma.cloud/audit", CheckpointInterval: time.Minute, Notify: "sms", Journal: true,
 		Mail: MailConfig{Gateway: "outbox", TLS: "starttls", Subject: mail.DefaultNoticeSubject, Timeout: 30 * time.Second,
 			OutboxKeeps: 7 * 24 * time.Hour}}
 }

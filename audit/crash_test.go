@@ -16,7 +16,10 @@ import (
 	"github.com/firma-cloud/firma/store/sqlite"
 )
 
-const crashEnv = "FIRMA_AUDIT_CRASH_DB"
+const (
+	crashEnv        = "FIRMA_AUDIT_CRASH_DB"
+	crashJournalEnv = "FIRMA_AUDIT_CRASH_JOURNAL"
+)
 
 // TestCrashHelper is the process TestCrashLosesNothing kills: it appends
 // from many goroutines and prints each record it got an acknowledgement
@@ -29,6 +32,11 @@ func TestCrashHelper(t *testing.T) {
 	db, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if os.Getenv(crashJournalEnv) != "" {
+		if err := db.JournalAudit(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	l, err := audit.Open(context.Background(), db, audit.Options{Node: "crash"})
 	if err != nil {
@@ -59,14 +67,25 @@ func TestCrashHelper(t *testing.T) {
 }
 
 // A process killed with SIGKILL while appending loses no record it had
-// acknowledged, and the log it leaves verifies and goes on.
+// acknowledged, and the log it leaves verifies and goes on: with records
+// committed straight into the tables, and through the journal (firmad's
+// default), where the next appender moves in what the killed one left.
 func TestCrashLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a child process")
 	}
+	for _, journal := range []bool{false, true} {
+		t.Run(map[bool]string{false: "tables", true: "journal"}[journal], func(t *testing.T) { crashLosesNothing(t, journal) })
+	}
+}
+
+func crashLosesNothing(t *testing.T, journal bool) {
 	db, path := openDB(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$", "-test.count=1")
 	cmd.Env = append(os.Environ(), crashEnv+"="+path)
+	if journal {
+		cmd.Env = append(cmd.Env, crashJournalEnv+"=1")
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -93,6 +112,17 @@ func TestCrashLosesNothing(t *testing.T) {
 	cmd.Wait()
 	if len(acked) < 2000 {
 		t.Fatalf("helper acknowledged only %d records before it stopped", len(acked))
+	}
+	if journal {
+		var moved int64
+		if err := db.SQL().QueryRow("SELECT COUNT(*) FROM audit_records").Scan(&moved); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.JournalAudit(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		size, _ := db.AuditSize(context.Background())
+		t.Logf("%d records were in the tables at the kill, %d only in the journal", moved, size-moved)
 	}
 
 	size, err := db.AuditSize(context.Background())

@@ -16,6 +16,7 @@ import (
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/sms"
 	"github.com/firma-cloud/firma/store/postgres"
+	"github.com/firma-cloud/firma/store/sqlite"
 	"github.com/firma-cloud/firma/tsa"
 )
 
@@ -44,6 +45,13 @@ func auditSection(cfg *config.Config) audit.Config {
 func (a *app) setupAudit(ctx context.Context) error {
 	cfg := auditSection(a.cfg)
 	log := a.log.With("part", "audit")
+	// Before anything reads the log's size: the journal first moves in
+	// what a crashed run left in it.
+	if db, ok := a.store.(*sqlite.DB); ok && cfg.Journal {
+		if err := db.JournalAudit(ctx); err != nil {
+			return err
+		}
+	}
 	signer, err := a.auditKey(ctx)
 	if err != nil {
 		return err

@@ -93,6 +93,10 @@ func New(t testing.TB, opt Options) *Stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.DB.Close() })
+	// As firmad does by default (audit.journal).
+	if err := s.DB.JournalAudit(s.Ctx); err != nil {
+		t.Fatal(err)
+	}
 	if s.Keys, err = keystore.Open(s.Ctx, keystore.Config{Module: s.Token.Module, TokenLabel: s.Token.Label, PIN: s.Token.PIN}, s.DB, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,12 @@ func (s *DB) AppendAudit(ctx context.Context, recs []*store.AuditRecord, hashes 
 			return fmt.Errorf("append audit: record %d out of sequence: %w", r.Index, store.ErrConflict)
 		}
 	}
+	if s.journal != nil {
+		return s.journal.append(recs, hashes, flush)
+	}
+	if err := s.lockAudit(false); err != nil {
+		return fmt.Errorf("append audit: %w", err)
+	}
 	w := &s.audit
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -240,8 +246,26 @@ func conflict(err error) error {
 	return err
 }
 
-// AuditSize returns the number of audit records.
+// AuditSize returns the number of audit records, those still in this
+// handle's journal included.
 func (s *DB) AuditSize(ctx context.Context) (int64, error) {
+	if s.journal != nil {
+		return s.journal.size(), nil
+	}
+	return s.tableSize(ctx)
+}
+
+// settle moves what waits in this handle's journal into the tables, so
+// that a read sees every record appended through the handle.
+func (s *DB) settle(ctx context.Context) error {
+	if s.journal == nil {
+		return nil
+	}
+	return s.journal.move(ctx)
+}
+
+// tableSize returns the number of audit records in the tables.
+func (s *DB) tableSize(ctx context.Context) (int64, error) {
 	var n int64
 	if err := s.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_records").Scan(&n); err != nil {
 		return 0, fmt.Errorf("audit size: %w", err)
@@ -251,6 +275,9 @@ func (s *DB) AuditSize(ctx context.Context) (int64, error) {
 
 // AuditHashes returns stored tree hashes by index.
 func (s *DB) AuditHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
+	if err := s.settle(ctx); err != nil {
+		return nil, fmt.Errorf("audit hashes: %w", err)
+	}
 	out := make([][32]byte, len(indexes))
 	if len(indexes) == 0 {
 		return out, nil
@@ -315,6 +342,9 @@ func scanAudit(rows *sql.Rows) ([]*store.AuditRecord, error) {
 
 // AuditRecords returns records in [from, to) by index.
 func (s *DB) AuditRecords(ctx context.Context, from, to int64) ([]*store.AuditRecord, error) {
+	if err := s.settle(ctx); err != nil {
+		return nil, fmt.Errorf("audit records: %w", err)
+	}
 	rows, err := s.db.QueryContext(ctx, "SELECT "+auditColumns+" FROM audit_records WHERE idx >= ? AND idx < ? ORDER BY idx", from, to)
 	if err != nil {
 		return nil, fmt.Errorf("audit records: %w", err)
@@ -329,6 +359,9 @@ func (s *DB) AuditRecords(ctx context.Context, from, to int64) ([]*store.AuditRe
 // QueryAudit returns the records matching f: through audit_index below its
 // end, then from the unindexed tail.
 func (s *DB) QueryAudit(ctx context.Context, f store.AuditFilter) ([]*store.AuditRecord, error) {
+	if err := s.settle(ctx); err != nil {
+		return nil, fmt.Errorf("query audit: %w", err)
+	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
@@ -403,6 +436,11 @@ func prefixed(prefix, cols string) string {
 
 // AddAuditCheckpoint stores a signed checkpoint.
 func (s *DB) AddAuditCheckpoint(ctx context.Context, c *store.AuditCheckpoint) error {
+	// Records before checkpoints: a reader of the tables never sees a
+	// checkpoint over records still in the journal.
+	if err := s.settle(ctx); err != nil {
+		return fmt.Errorf("add audit checkpoint %d: %w", c.Size, err)
+	}
 	_, err := s.db.ExecContext(ctx, "INSERT INTO audit_checkpoints (size, note, timestamp, created_at) VALUES (?, ?, ?, ?)",
 		c.Size, c.Note, c.Timestamp, c.CreatedAt.UnixNano())
 	if err != nil {
@@ -463,6 +501,9 @@ func (s *DB) LatestAuditCheckpoint(ctx context.Context) (*store.AuditCheckpoint,
 // AuditKeyUsage summarises key.used records per citizen, portal and key,
 // from audit_index and the unindexed tail.
 func (s *DB) AuditKeyUsage(ctx context.Context, citizen, portal string, from, to time.Time) ([]*store.AuditUsage, error) {
+	if err := s.settle(ctx); err != nil {
+		return nil, fmt.Errorf("audit key usage: %w", err)
+	}
 	w, err := s.indexedTo(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("audit key usage: %w", err)

@@ -4,12 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/firma-cloud/firma/store"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -21,7 +24,14 @@ var migrations embed.FS
 // DB is a store.Store on one SQLite file.
 type DB struct {
 	db    *sql.DB
+	path  string
 	audit auditWriter
+
+	journal *journal // nil unless JournalAudit was called
+
+	lockMu sync.Mutex
+	lock   *os.File // the audit lock file, once this handle appended
+	lockEx bool     // lock is held exclusive, for the journal
 }
 
 var _ store.Store = (*DB)(nil)
@@ -45,7 +55,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %q: %w", path, err)
 	}
-	s := &DB{db: db}
+	s := &DB{db: db, path: path}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -58,8 +68,16 @@ func (s *DB) SQL() *sql.DB { return s.db }
 
 // Close closes the database.
 func (s *DB) Close() error {
+	var jerr error
+	if s.journal != nil {
+		jerr = s.journal.close()
+	}
 	s.audit.close()
-	return s.db.Close()
+	err := s.db.Close()
+	if s.lock != nil {
+		s.lock.Close() // releases the flock
+	}
+	return errors.Join(jerr, err)
 }
 
 // Ping checks that the database answers.

@@ -29,6 +29,27 @@ func TestStore(t *testing.T) {
 	})
 }
 
+// TestStoreJournal runs the audit conformance cases with appends going
+// through the journal: every read must see every append at once, though
+// the records reach the tables later.
+func TestStoreJournal(t *testing.T) {
+	storetest.RunAudit(t, func(t *testing.T) (store.Store, storetest.Reopen) {
+		db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "firma.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := db.Close(); err != nil {
+				t.Error(err)
+			}
+		})
+		if err := db.JournalAudit(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return db, nil
+	})
+}
+
 func BenchmarkStore(b *testing.B) {
 	storetest.Bench(b, func(b *testing.B) store.Store {
 		db, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "firma.db"))

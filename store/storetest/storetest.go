@@ -11,7 +11,9 @@ import (
 // same node after a restart. Both close when the test ends.
 type Open func(t *testing.T) (store.Store, Reopen)
 
-// Reopen opens another handle on the database Open made.
+// Reopen opens another handle on the database Open made. Nil for a store
+// with one appender to the audit log (sqlite.DB.JournalAudit): RunAudit
+// then skips what takes a second one.
 type Reopen func(t *testing.T) store.Store
 
 // Run runs the whole suite, one subtest per area.
@@ -35,6 +37,10 @@ func Run(t *testing.T, open Open) {
 		t.Run(a.name, func(t *testing.T) { a.run(t, open) })
 	}
 }
+
+// RunAudit runs the audit area alone, for a backend's other mode of
+// keeping the log.
+func RunAudit(t *testing.T, open Open) { testAudit(t, open) }
 
 // test is one behaviour, checked on a store of its own.
 type test struct {
