@@ -5,7 +5,8 @@
 //
 // A figure named like Sign/<key>/<variant> in sigs/s gets, as its
 // baseline, Sign/<key>/raw-pkcs11 from the same run, and their ratio;
-// Audit/<key>/on-<variant> (and flush-) gets Audit/<key>/off-<variant>.
+// Audit/<key>/on-<variant> (and flush- and tables-) gets
+// Audit/<key>/off-<variant>.
 // Other figures (TSA tokens/s, CAdES docs/s, transactions tx/s and their
 // latencies) pass through with their own units.
 // make bench runs the whole suite several times over (each run starts with
@@ -65,7 +66,8 @@ func targets(key string) []target {
 
 // baselineOf is the figure a benchmark's value is compared with in the
 // same run: raw C_Sign for the signing core, the same load with the audit
-// log off for audited signing ("on-" and "flush-" variants); "" for none.
+// log off for audited signing ("on-", "flush-" and "tables-" variants); ""
+// for none.
 func baselineOf(name, unit string) string {
 	if unit != "sigs/s" {
 		return ""
@@ -75,7 +77,7 @@ func baselineOf(name, unit string) string {
 	case parts[0] == "Sign" && len(parts) > 1:
 		return "Sign/" + parts[1] + "/raw-pkcs11"
 	case parts[0] == "Audit" && len(parts) == 3:
-		for _, p := range []string{"on-", "flush-"} {
+		for _, p := range []string{"on-", "flush-", "tables-"} {
 			if v, ok := strings.CutPrefix(parts[2], p); ok {
 				return "Audit/" + parts[1] + "/off-" + v
 			}
