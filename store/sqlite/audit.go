@@ -250,7 +250,7 @@ func conflict(err error) error {
 // handle's journal included.
 func (s *DB) AuditSize(ctx context.Context) (int64, error) {
 	if s.journal != nil {
-		return s.journal.size(), nil
+		return s.journal.size()
 	}
 	return s.tableSize(ctx)
 }

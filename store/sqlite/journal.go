@@ -100,6 +100,7 @@ func (s *DB) JournalAudit(ctx context.Context) error {
 	}
 	j := &journal{db: s, path: s.path, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if err := j.recover(ctx); err != nil {
+		s.unlockAudit()
 		return fmt.Errorf("audit journal: %w", err)
 	}
 	s.journal = j
@@ -139,6 +140,16 @@ func (s *DB) lockAudit(exclusive bool) error {
 	}
 	s.lock, s.lockEx = f, exclusive
 	return nil
+}
+
+// unlockAudit lets go of the audit lock, for a journal that did not start.
+func (s *DB) unlockAudit() {
+	s.lockMu.Lock()
+	defer s.lockMu.Unlock()
+	if s.lock != nil {
+		s.lock.Close() // releases the flock
+		s.lock, s.lockEx = nil, false
+	}
 }
 
 func (j *journal) segmentPath(first int64) string {
@@ -401,11 +412,16 @@ func (j *journal) move(ctx context.Context) error {
 	return nil
 }
 
-// size returns the log size, the records waiting to move included.
-func (j *journal) size() int64 {
+// size returns the log size, the records waiting to move included, or
+// the error of the last move while moves fail: readiness checks read the
+// size, so a journal that cannot empty shows there.
+func (j *journal) size() (int64, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.base + int64(len(j.pending))
+	if j.moveErr != nil {
+		return 0, fmt.Errorf("audit size: the tables refuse records: %w", j.moveErr)
+	}
+	return j.base + int64(len(j.pending)), nil
 }
 
 // close moves what waits and deletes the journal; if the move fails the
