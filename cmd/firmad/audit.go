@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
 	"github.com/firma-cloud/firma/audit"
@@ -51,6 +53,9 @@ func (a *app) setupAudit(ctx context.Context) error {
 		if err := db.JournalAudit(ctx); err != nil {
 			return err
 		}
+		a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "firma_store_audit_journal_records",
+			Help: "Audit records committed to the SQLite journal and not yet moved into the tables."},
+			func() float64 { return float64(db.AuditJournalWaiting()) }))
 	}
 	signer, err := a.auditKey(ctx)
 	if err != nil {

@@ -335,7 +335,7 @@ func TestEndToEnd(t *testing.T) {
 
 	_, metrics := get(t, "http://"+d.http+"/metrics")
 	for _, want := range []string{"firma_keystore_sessions_open", "firma_api_requests_total", "firma_signer_signatures_total",
-		"go_goroutines", "process_cpu_seconds_total"} {
+		"go_goroutines", "process_cpu_seconds_total", "firma_store_audit_journal_records"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -412,6 +412,18 @@ func (j *journal) move(ctx context.Context) error {
 	return nil
 }
 
+// AuditJournalWaiting returns how many audit records are in the journal
+// and not yet in the tables; 0 without a journal.
+func (s *DB) AuditJournalWaiting() int {
+	j := s.journal
+	if j == nil {
+		return 0
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return len(j.pending)
+}
+
 // size returns the log size, the records waiting to move included, or
 // the error of the last move while moves fail: readiness checks read the
 // size, so a journal that cannot empty shows there.
