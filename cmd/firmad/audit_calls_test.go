@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,8 +70,22 @@ func TestKeyCallsAudited(t *testing.T) {
 		t.Errorf("sign with the audit store down: want Unavailable:\n%s", out)
 	}
 	t.Logf("signatures returned after the store broke, their records in the journal: %d", returned-1)
+	if code, body := get(t, "http://"+d.http+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "refuse records") {
+		t.Errorf("/readyz with the audit store down: %d %s", code, body)
+	}
 	if _, err := db.SQL().ExecContext(ctx, `DROP TRIGGER refuse_audit`); err != nil {
 		t.Fatal(err)
+	}
+	// The journal's next move empties it, and the service is ready again.
+	for try := 0; ; try++ {
+		code, body := get(t, "http://"+d.http+"/readyz")
+		if code == http.StatusOK {
+			break
+		}
+		if try == 100 {
+			t.Fatalf("/readyz once the audit store is back: %d %s", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if code := d.stop(t); code != 0 {
 		t.Fatalf("firmad exit %d:\n%s", code, d.stderr)
