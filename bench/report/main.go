@@ -66,13 +66,16 @@ func targets(key string) []target {
 
 // baselineOf is the figure a benchmark's value is compared with in the
 // same run: raw C_Sign for the signing core, the same load with the audit
-// log off for audited signing ("on-", "flush-" and "tables-" variants); ""
-// for none.
+// log off for audited signing ("on-", "flush-" and "tables-" variants,
+// their throughput and their CPU per signature); "" for none.
 func baselineOf(name, unit string) string {
+	parts := strings.Split(name, "/")
+	if unit == "cpu-µs/sig" && parts[0] == "Audit" {
+		unit = "sigs/s" // CPU a signature costs with audit, against without
+	}
 	if unit != "sigs/s" {
 		return ""
 	}
-	parts := strings.Split(name, "/")
 	switch {
 	case parts[0] == "Sign" && len(parts) > 1:
 		return "Sign/" + parts[1] + "/raw-pkcs11"
@@ -97,8 +100,8 @@ func main() {
 }
 
 func run(in io.Reader, out, tty io.Writer) error {
-	values := map[string]map[string][]float64{} // name -> unit -> runs
-	byRun := map[string]map[int]float64{}       // name (sigs/s) -> run -> value
+	values := map[string]map[string][]float64{}      // name -> unit -> runs
+	byRun := map[string]map[string]map[int]float64{} // name -> unit -> run -> value
 	var order []string
 	run := 0
 	sc := bufio.NewScanner(in)
@@ -123,12 +126,13 @@ func run(in io.Reader, out, tty io.Writer) error {
 				order = append(order, name)
 			}
 			values[name][unit] = append(values[name][unit], v)
-			if unit == "sigs/s" {
-				if byRun[name] == nil {
-					byRun[name] = map[int]float64{}
-				}
-				byRun[name][run] = v
+			if byRun[name] == nil {
+				byRun[name] = map[string]map[int]float64{}
 			}
+			if byRun[name][unit] == nil {
+				byRun[name][unit] = map[int]float64{}
+			}
+			byRun[name][unit][run] = v
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -146,11 +150,12 @@ func run(in io.Reader, out, tty io.Writer) error {
 		}
 		return median(runs), len(runs), true
 	}
-	// ratio is the median over runs of name/base within the same run.
-	ratio := func(name, base string) (float64, bool) {
+	// ratio is the median over runs of name/base in unit within the same
+	// run.
+	ratio := func(name, base, unit string) (float64, bool) {
 		var rs []float64
-		for r, v := range byRun[name] {
-			if b, ok := byRun[base][r]; ok && b > 0 {
+		for r, v := range byRun[name][unit] {
+			if b, ok := byRun[base][unit][r]; ok && b > 0 {
 				rs = append(rs, v/b)
 			}
 		}
@@ -171,7 +176,7 @@ func run(in io.Reader, out, tty io.Writer) error {
 			fig := figure{Name: name, Value: v, Unit: unit, Runs: n, Time: now}
 			ratioText := ""
 			if base := baselineOf(name, unit); base != "" {
-				if r, ok := ratio(name, base); ok && base != name {
+				if r, ok := ratio(name, base, unit); ok && base != name {
 					fig.Baseline, fig.Ratio = base, &r
 					ratioText = fmt.Sprintf("%.2fx %s", r, base)
 				}
@@ -188,7 +193,7 @@ func run(in io.Reader, out, tty io.Writer) error {
 	fmt.Fprintln(tty, "\ntargets:")
 	for _, key := range []string{"ec-p256", "rsa-2048"} {
 		for _, t := range targets(key) {
-			r, ok := ratio(t.name, t.baseline)
+			r, ok := ratio(t.name, t.baseline, "sigs/s")
 			if !ok {
 				continue
 			}
