@@ -70,7 +70,7 @@ func TestKeyCallsAudited(t *testing.T) {
 		t.Errorf("sign with the audit store down: want Unavailable:\n%s", out)
 	}
 	t.Logf("signatures returned after the store broke, their records in the journal: %d", returned-1)
-	if code, body := get(t, "http://"+d.http+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "refuse records") {
+	if code, body := get(t, "http://"+d.http+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, `"audit":"fail"`) {
 		t.Errorf("/readyz with the audit store down: %d %s", code, body)
 	}
 	if _, err := db.SQL().ExecContext(ctx, `DROP TRIGGER refuse_audit`); err != nil {
