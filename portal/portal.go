@@ -336,12 +336,16 @@ func EffectiveLimits(p *store.Portal) Limits {
 	return l
 }
 
+// MaxName is the longest portal name, in characters: short enough for
+// citizens' SMS notices to name the portal in full.
+const MaxName = 100
+
 // check validates a spec and returns the portal it describes, without ID,
 // status, keys or times.
 func (r *Registry) check(s Spec) (*store.Portal, error) {
 	name := strings.TrimSpace(s.Name)
-	if name == "" || utf8.RuneCountInString(name) > 100 {
-		return nil, &FieldError{"name", "is required, at most 100 characters"}
+	if name == "" || utf8.RuneCountInString(name) > MaxName {
+		return nil, &FieldError{"name", fmt.Sprintf("is required, at most %d characters", MaxName)}
 	}
 	if len(s.RedirectURLs) == 0 {
 		return nil, &FieldError{"redirect_urls", "at least one URL is required"}

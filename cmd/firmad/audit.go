@@ -112,7 +112,7 @@ func (a *app) setupAudit(ctx context.Context) error {
 		lease string
 		opt   audit.NotifyOptions
 	}{
-		{"audit-notify", audit.NotifyOptions{Name: "notify", SMS: texts}},
+		{"audit-notify", audit.NotifyOptions{Name: "notify", SMS: texts, Message: portalNamed(a.store)}},
 		{"audit-notify-email", audit.NotifyOptions{Name: "notify-email", Email: emails, Message: portalNamed(a.store)}},
 	}
 	for _, n := range notifiers {

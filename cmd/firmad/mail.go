@@ -71,8 +71,8 @@ type portalNamer interface {
 
 // portalNamed writes the default notice, naming the portal by the name
 // citizens know it by rather than its ID (the ID if it cannot be looked
-// up: a notice is worth more late-named than not sent). Only e-mail uses
-// it: a long name could push an SMS past its length limit.
+// up: a notice is worth more late-named than not sent). Both channels use
+// it: with portal.MaxName the longest notice is still one valid SMS.
 func portalNamed(st portalNamer) func(*audit.Record) string {
 	return func(r *audit.Record) string {
 		if r.Portal != "" {

@@ -181,9 +181,11 @@ func TestSignatureNoticeByEmail(t *testing.T) {
 			}
 			checkNotice(t, text, sig)
 
-			// SMS notices only when asked for, and then beside the e-mail.
+			// SMS notices only when asked for, and then beside the e-mail,
+			// naming the portal as the e-mail does.
 			smsNotice := func() bool {
-				return strings.Contains(s.firmactl(t, 0, "sms", "outbox", "--to", "+34600000002", addr), "se firmaron 1 documento")
+				return strings.Contains(s.firmactl(t, 0, "sms", "outbox", "--to", "+34600000002", addr),
+					"se firmaron 1 documento con su certificado a petición de "+sig.portal+".")
 			}
 			if tc.wantSMS {
 				deadline := time.Now().Add(30 * time.Second)
