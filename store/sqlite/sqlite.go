@@ -71,6 +71,7 @@ func (s *DB) Close() error {
 	var jerr error
 	if s.journal != nil {
 		jerr = s.journal.close()
+		s.journal = nil
 	}
 	s.audit.close()
 	err := s.db.Close()
