@@ -5,11 +5,11 @@ import (
 	"crypto"
 	"crypto/rand"
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/internal/cputime"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
 )
@@ -34,7 +34,7 @@ func BenchmarkSignDigests(b *testing.B) {
 				// Several calls in flight per core, as a loaded server sees:
 				// one call's round trip then never leaves a session idle.
 				b.SetParallelism(4)
-				cpu0 := cpuTime()
+				cpu0 := cputime.Process()
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
 						if _, err := core.Sign(context.Background(), signer.Request{KeyID: k.GetId(), Scheme: keystore.ECDSA, Hash: crypto.SHA256, Digests: digests}); err != nil {
@@ -50,7 +50,7 @@ func BenchmarkSignDigests(b *testing.B) {
 				// Several calls in flight per core, as a loaded server sees:
 				// one call's round trip then never leaves a session idle.
 				b.SetParallelism(4)
-				cpu0 := cpuTime()
+				cpu0 := cputime.Process()
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
 						if _, err := s.sign.SignDigests(context.Background(), req); err != nil {
@@ -65,17 +65,8 @@ func BenchmarkSignDigests(b *testing.B) {
 	}
 }
 
-// cpuTime is the CPU time this process has used, the HSM's (SoftHSM2 runs
-// in process) included: unlike wall time it hardly moves with the load
-// other processes put on a shared machine.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func reportRates(b *testing.B, batch int, cpu0 time.Duration) {
 	sigs := float64(b.N * batch)
 	b.ReportMetric(sigs/b.Elapsed().Seconds(), "sigs/s")
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/sigs, "cpu-us/sig")
+	b.ReportMetric(float64((cputime.Process()-cpu0).Microseconds())/sigs, "cpu-us/sig")
 }

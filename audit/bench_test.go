@@ -2,11 +2,11 @@ package audit_test
 
 import (
 	"context"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/internal/cputime"
 )
 
 // BenchmarkAppend measures committed appends per second, one goroutine
@@ -44,7 +44,7 @@ func benchAppend(b *testing.B, journal, flush bool, par int) {
 	rec := sample(0)
 	b.ReportAllocs()
 	b.ResetTimer()
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), cputime.Process()
 	if par == 1 {
 		for i := 0; i < b.N; i++ {
 			r := *rec
@@ -65,14 +65,5 @@ func benchAppend(b *testing.B, journal, flush bool, par int) {
 		})
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "appends/s")
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/append")
-}
-
-// cpuTime returns the CPU time the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N), "cpu-ns/append")
 }

@@ -5,14 +5,13 @@ import (
 	"crypto"
 	"fmt"
 	"path/filepath"
-	"syscall"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/internal/cputime"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/store/sqlite"
@@ -116,7 +115,7 @@ func benchAudit(b *testing.B, t keystore.Type, batch, callers int, mode auditMod
 	if _, err := core.Sign(ctx, req); err != nil { // warm the caches
 		b.Fatal(err)
 	}
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	runParallel(b, callers, batch, func(int) error {
 		if _, err := core.Sign(ctx, req); err != nil || !on {
 			return err
@@ -136,16 +135,7 @@ func benchAudit(b *testing.B, t keystore.Type, batch, callers int, mode auditMod
 	}
 	// CPU per signature, SoftHSM2's included (it runs in the process): on
 	// minus off is what audit costs, whatever else the machine runs.
-	b.ReportMetric(float64(cpuTime()-cpu0)/1e3/float64(b.N*batch), "cpu-µs/sig")
-}
-
-// cpuTime returns the CPU time (user and system) the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64(cputime.Process()-cpu0)/1e3/float64(b.N*batch), "cpu-µs/sig")
 }
 
 // auditDB opens a SQLite database for the audit log as firmad does: its
