@@ -42,6 +42,12 @@ func (s *DB) AppendAudit(ctx context.Context, recs []*store.AuditRecord, hashes 
 	if err := s.lockAudit(false); err != nil {
 		return fmt.Errorf("append audit: %w", err)
 	}
+	return s.appendTables(ctx, recs, hashes, flush)
+}
+
+// appendTables writes records and their hashes into the tables in one
+// transaction: every append without a journal, every move with one.
+func (s *DB) appendTables(ctx context.Context, recs []*store.AuditRecord, hashes []store.AuditHash, flush bool) error {
 	w := &s.audit
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -57,8 +57,7 @@ var (
 // acknowledged and is cut off; anything else that does not decode stops
 // the start.
 type journal struct {
-	db   *DB
-	path string // the database file; segments and the lock are named after it
+	db *DB // segments are named after its file
 
 	mu       sync.Mutex
 	f        *os.File // the segment appends go to
@@ -98,7 +97,7 @@ func (s *DB) JournalAudit(ctx context.Context) error {
 	if err := s.lockAudit(true); err != nil {
 		return err
 	}
-	j := &journal{db: s, path: s.path, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	j := &journal{db: s, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if err := j.recover(ctx); err != nil {
 		s.unlockAudit()
 		return fmt.Errorf("audit journal: %w", err)
@@ -142,7 +141,7 @@ func (s *DB) lockAudit(exclusive bool) error {
 	return nil
 }
 
-// unlockAudit lets go of the audit lock, for a journal that did not start.
+// unlockAudit lets go of the audit lock, if this handle holds it.
 func (s *DB) unlockAudit() {
 	s.lockMu.Lock()
 	defer s.lockMu.Unlock()
@@ -153,12 +152,12 @@ func (s *DB) unlockAudit() {
 }
 
 func (j *journal) segmentPath(first int64) string {
-	return fmt.Sprintf("%s-audit-%020d.journal", j.path, first)
+	return fmt.Sprintf("%s-audit-%020d.journal", j.db.path, first)
 }
 
 // segments lists the journal's segment files by first index.
 func (j *journal) segments() ([]string, error) {
-	dir, base := filepath.Split(j.path)
+	dir, base := filepath.Split(j.db.path)
 	if dir == "" {
 		dir = "."
 	}
@@ -169,11 +168,10 @@ func (j *journal) segments() ([]string, error) {
 	var out []string
 	prefix := base + "-audit-"
 	for _, e := range entries {
-		n := e.Name()
-		if num, ok := strings.CutSuffix(strings.TrimPrefix(n, prefix), ".journal"); ok && strings.HasPrefix(n, prefix) {
-			if _, err := strconv.ParseInt(num, 10, 64); err == nil {
-				out = append(out, filepath.Join(dir, n))
-			}
+		num, prefixed := strings.CutPrefix(e.Name(), prefix)
+		num, suffixed := strings.CutSuffix(num, ".journal")
+		if _, err := strconv.ParseInt(num, 10, 64); prefixed && suffixed && err == nil {
+			out = append(out, filepath.Join(dir, e.Name()))
 		}
 	}
 	sort.Strings(out) // fixed-width numbers
@@ -236,27 +234,28 @@ func (j *journal) replay(path string, last bool) error {
 		case first != next:
 			return fmt.Errorf("%s at byte %d: records from %d do not continue the log at %d", filepath.Base(path), off-n, first, next)
 		}
-		if err := j.checkHashes(hashes); err != nil {
+		hashNext, err := j.hashesFrom(hashes)
+		if err != nil {
 			return fmt.Errorf("%s at byte %d: %w", filepath.Base(path), off-n, err)
 		}
+		j.hashNext = hashNext
 		j.pending = append(j.pending, recs...)
 		j.hashes = append(j.hashes, hashes...)
 	}
 	return nil
 }
 
-// checkHashes refuses hashes at an index already stored or waiting, as
-// the tables' key would at the move, and advances hashNext past them.
-func (j *journal) checkHashes(hashes []store.AuditHash) error {
+// hashesFrom refuses hashes at an index already stored or waiting, as the
+// tables' key would at the move, and returns hashNext past them.
+func (j *journal) hashesFrom(hashes []store.AuditHash) (int64, error) {
 	next := j.hashNext
 	for _, h := range hashes {
 		if h.Index < next {
-			return fmt.Errorf("audit hash %d stored twice: %w", h.Index, store.ErrConflict)
+			return 0, fmt.Errorf("audit hash %d stored twice: %w", h.Index, store.ErrConflict)
 		}
 		next = h.Index + 1
 	}
-	j.hashNext = next
-	return nil
+	return next, nil
 }
 
 // open starts a new segment for records from first on.
@@ -266,7 +265,7 @@ func (j *journal) open(first int64) error {
 		return err
 	}
 	// The new name must survive a power cut before records do.
-	if err := syncDir(filepath.Dir(j.path)); err != nil {
+	if err := syncDir(filepath.Dir(j.db.path)); err != nil {
 		f.Close()
 		return err
 	}
@@ -306,11 +305,11 @@ func (j *journal) append(recs []*store.AuditRecord, hashes []store.AuditHash, fl
 	if len(j.pending) >= journalMaxPending {
 		return fmt.Errorf("append audit: %d records wait to move into the tables", len(j.pending))
 	}
-	hashNext := j.hashNext
-	if err := j.checkHashes(hashes); err != nil {
+	hashNext, err := j.hashesFrom(hashes)
+	if err != nil {
 		return fmt.Errorf("append audit: %w", err)
 	}
-	_, err := j.f.Write(frame)
+	_, err = j.f.Write(frame)
 	if err == nil && flush {
 		err = j.f.Sync()
 	}
@@ -320,10 +319,10 @@ func (j *journal) append(recs []*store.AuditRecord, hashes []store.AuditHash, fl
 		if terr := j.f.Truncate(j.fSize); terr != nil {
 			j.broken = fmt.Errorf("cannot undo a failed write: %w", terr)
 		}
-		j.hashNext = hashNext
 		return fmt.Errorf("append audit: journal: %w", err)
 	}
 	j.fSize += int64(len(frame))
+	j.hashNext = hashNext
 	j.pending = append(j.pending, recs...)
 	j.hashes = append(j.hashes, hashes...)
 	end := j.base + int64(len(j.pending))
@@ -384,13 +383,7 @@ func (j *journal) move(ctx context.Context) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	w := &j.db.audit
-	w.mu.Lock()
-	err := w.append(ctx, j.db.db, recs, hashes, flush)
-	if err != nil && !errors.Is(err, store.ErrConflict) {
-		w.reset()
-	}
-	w.mu.Unlock()
+	err := j.db.appendTables(ctx, recs, hashes, flush)
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if err != nil {

@@ -75,9 +75,7 @@ func (s *DB) Close() error {
 	}
 	s.audit.close()
 	err := s.db.Close()
-	if s.lock != nil {
-		s.lock.Close() // releases the flock
-	}
+	s.unlockAudit()
 	return errors.Join(jerr, err)
 }
 
