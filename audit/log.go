@@ -293,7 +293,10 @@ func (l *Log) fill(batch []*pending) ([]*pending, bool) {
 
 // maxConflicts bounds how often a batch is placed again after other
 // writers: beyond it the store is more likely broken than busy.
-const maxConflicts = 8
+// A writer that is descheduled while another streams commits (a loaded
+// machine, the race detector) can lose a dozen races in a row, so the
+// bound is generous and the backoff stops growing at 32 ms.
+const maxConflicts = 32
 
 // commit appends one batch in one transaction and answers every waiter.
 func (l *Log) commit(batch []*pending) {
@@ -308,7 +311,7 @@ func (l *Log) commit(batch []*pending) {
 		// Back off for a random, growing while: retrying at once loses
 		// every race against a node that is streaming commits.
 		select {
-		case <-time.After(time.Duration(rand.Int64N(int64(time.Millisecond) << try))):
+		case <-time.After(time.Duration(rand.Int64N(int64(time.Millisecond) << min(try, 5)))):
 		case <-ctx.Done():
 			err = ctx.Err()
 			continue
