@@ -9,13 +9,10 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,6 +30,7 @@ import (
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
 	"github.com/firma-cloud/firma/config"
+	"github.com/firma-cloud/firma/internal/firmadtest"
 	"github.com/firma-cloud/firma/keystore"
 )
 
@@ -52,21 +50,17 @@ type scaleState struct {
 func newScaleState(t *testing.T, dir string) *scaleState {
 	t.Helper()
 	st := &scaleState{dir: dir, bin: t.TempDir()}
-	for _, b := range []string{"firmad", "firmactl"} {
-		out, err := exec.Command("go", "build", "-o", filepath.Join(st.bin, b),
-			"github.com/firma-cloud/firma/cmd/"+b).CombinedOutput()
-		if err != nil {
-			t.Fatalf("build %s: %v\n%s", b, err, out)
-		}
+	if err := firmadtest.Build(st.bin); err != nil {
+		t.Fatal(err)
 	}
 	if err := os.RemoveAll(filepath.Join(dir, "var")); err != nil {
 		t.Fatal(err)
 	}
-	httpAddr := freeAddr(t)
+	httpAddr := firmadtest.FreeAddr(t)
 	cmd := exec.Command(filepath.Join(st.bin, "firmactl"), "init", "--state", "var", "--key-mode", "wrapped",
 		"--listen-grpc", "127.0.0.1:0", "--listen-http", httpAddr, "--ca-base-url", "http://"+httpAddr)
 	cmd.Dir = dir
-	cmd.Env = cleanEnv()
+	cmd.Env = firmadtest.CleanEnv()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("firmactl init: %v\n%s", err, out)
 	}
@@ -168,65 +162,30 @@ type firmad struct {
 	stopErr    error
 }
 
-var listenRe = regexp.MustCompile(`firmad: (grpc|http) listening on (?:https?://)?(\S+)`)
-
 // start runs firmad on the state with hsm.cache_size set as asked (0
 // leaves the default) and waits until it listens.
 func (st *scaleState) start(t *testing.T, cacheSize int) (*firmad, error) {
 	st.runs++
-	d := &firmad{log: filepath.Join(st.dir, fmt.Sprintf("firmad-%d.log", st.runs)), done: make(chan error, 1)}
+	d := &firmad{log: filepath.Join(st.dir, fmt.Sprintf("firmad-%d.log", st.runs))}
 	logf, err := os.Create(d.log)
 	if err != nil {
 		return nil, err
 	}
-	env := []string{"FIRMA_LISTEN_HTTP=" + freeAddr(t)}
+	defer logf.Close() // firmad has its own copy once started
+	env := []string{"FIRMA_LISTEN_HTTP=" + firmadtest.FreeAddr(t)}
 	if cacheSize != 0 {
 		env = append(env, "FIRMA_HSM_CACHE_SIZE="+strconv.Itoa(cacheSize))
 	}
 	d.cmd = exec.Command(filepath.Join(st.bin, "firmad"), "-config", filepath.Join("var", "firmad.yaml"))
 	d.cmd.Dir = st.dir
-	d.cmd.Env = cleanEnv(env...)
+	d.cmd.Env = firmadtest.CleanEnv(env...)
 	d.cmd.Stderr = logf
-	stdout, err := d.cmd.StdoutPipe()
+	p, err := firmadtest.Start(d.cmd, 2*time.Minute)
 	if err != nil {
-		logf.Close()
-		return nil, err
+		b, _ := os.ReadFile(d.log)
+		return nil, fmt.Errorf("%w\n%s", err, b)
 	}
-	if err := d.cmd.Start(); err != nil {
-		logf.Close()
-		return nil, err
-	}
-	addrs := make(chan [2]string, 2)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := listenRe.FindStringSubmatch(sc.Text()); m != nil {
-				addrs <- [2]string{m[1], m[2]}
-			}
-		}
-		io.Copy(io.Discard, stdout)
-		d.done <- d.cmd.Wait()
-		logf.Close()
-	}()
-	deadline := time.After(2 * time.Minute)
-	for d.grpc == "" || d.http == "" {
-		select {
-		case a := <-addrs:
-			if a[0] == "grpc" {
-				d.grpc = a[1]
-			} else {
-				d.http = a[1]
-			}
-		case err := <-d.done:
-			d.stopOnce.Do(func() {})
-			b, _ := os.ReadFile(d.log)
-			return nil, fmt.Errorf("firmad exited at start-up: %v\n%s", err, b)
-		case <-deadline:
-			d.stop()
-			b, _ := os.ReadFile(d.log)
-			return nil, fmt.Errorf("firmad did not print its addresses:\n%s", b)
-		}
-	}
+	d.grpc, d.http, d.done = p.GRPC, p.HTTP, p.Done
 	return d, nil
 }
 
@@ -434,27 +393,4 @@ func tail(b []byte, n int) []byte {
 		return b[len(b)-n:]
 	}
 	return b
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// cleanEnv drops FIRMA_* and SOFTHSM2_CONF, so firmad and firmactl see
-// only the state's own settings, and adds extra.
-func cleanEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "FIRMA_") || strings.HasPrefix(kv, "SOFTHSM2_CONF=") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, extra...)
 }

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -10,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -23,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/firma-cloud/firma/internal/firmadtest"
 	"github.com/firma-cloud/firma/loadgen"
 	"github.com/firma-cloud/firma/store/postgres/pgtest"
 )
@@ -37,12 +36,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = dir
-	for _, b := range []string{"firmad", "firmactl"} {
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, b), "../cmd/"+b).CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b, err, out)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
+	if err := firmadtest.Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
 	}
 	code := m.Run()
 	pgtest.Cleanup()
@@ -68,29 +65,6 @@ type node struct {
 	done       chan error
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// cleanEnv drops FIRMA_* and SOFTHSM2_CONF so the processes see only the
-// state's own settings.
-func cleanEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "FIRMA_") || strings.HasPrefix(kv, "SOFTHSM2_CONF=") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, extra...)
-}
-
 // newCluster makes the state with 'firmactl init' on a fresh PostgreSQL
 // database, wrapped keys, an auditor and light password hashing (a load
 // test signs in thousands of times; see docs/scale.md), and starts n nodes
@@ -101,7 +75,7 @@ func newCluster(t *testing.T, n int) *cluster {
 	c.env = []string{"FIRMA_STORE_DRIVER=postgres", "FIRMA_STORE_DSN=" + pgtest.New(t)}
 	addrs := make([]string, n)
 	for i := range addrs {
-		addrs[i] = freeAddr(t)
+		addrs[i] = firmadtest.FreeAddr(t)
 	}
 	// ca.base_url names node A: every node serves the same CRL and OCSP.
 	c.firmactl(t, 0, "init", "--state", "var", "--listen-grpc", "127.0.0.1:0", "--listen-http", addrs[0],
@@ -168,7 +142,7 @@ func (c *cluster) run(t *testing.T, env []string, args ...string) (string, int) 
 	t.Helper()
 	cmd := exec.Command(filepath.Join(bin, "firmactl"), args...)
 	cmd.Dir = c.dir
-	cmd.Env = cleanEnv(append(append([]string(nil), c.env...), env...)...)
+	cmd.Env = firmadtest.CleanEnv(append(append([]string(nil), c.env...), env...)...)
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -179,33 +153,18 @@ func (c *cluster) run(t *testing.T, env []string, args ...string) (string, int) 
 	return string(out), code
 }
 
-var listenRe = regexp.MustCompile(`firmad: (grpc|http) listening on (?:https?://)?(\S+)`)
-
 func (c *cluster) start(t *testing.T, env ...string) *node {
 	t.Helper()
-	d := &node{stderr: &bytes.Buffer{}, done: make(chan error, 1)}
-	d.cmd = exec.Command(filepath.Join(bin, "firmad"), "-config", "var/firmad.yaml")
-	d.cmd.Dir = c.dir
-	d.cmd.Env = cleanEnv(append(c.env, env...)...)
-	d.cmd.Stderr = d.stderr
-	stdout, err := d.cmd.StdoutPipe()
+	d := &node{stderr: &bytes.Buffer{}}
+	cmd := exec.Command(filepath.Join(bin, "firmad"), "-config", "var/firmad.yaml")
+	cmd.Dir = c.dir
+	cmd.Env = firmadtest.CleanEnv(append(c.env, env...)...)
+	cmd.Stderr = d.stderr
+	p, err := firmadtest.Start(cmd, 60*time.Second)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\n%s", err, d.stderr)
 	}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	addrs := make(chan [2]string, 2)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := listenRe.FindStringSubmatch(sc.Text()); m != nil {
-				addrs <- [2]string{m[1], m[2]}
-			}
-		}
-		io.Copy(io.Discard, stdout)
-		d.done <- d.cmd.Wait()
-	}()
+	d.cmd, d.grpc, d.http, d.done = cmd, p.GRPC, p.HTTP, p.Done
 	t.Cleanup(func() {
 		if d.cmd.ProcessState == nil {
 			d.cmd.Process.Signal(syscall.SIGTERM)
@@ -216,21 +175,6 @@ func (c *cluster) start(t *testing.T, env ...string) *node {
 			}
 		}
 	})
-	deadline := time.After(60 * time.Second)
-	for d.grpc == "" || d.http == "" {
-		select {
-		case a := <-addrs:
-			if a[0] == "grpc" {
-				d.grpc = a[1]
-			} else {
-				d.http = a[1]
-			}
-		case err := <-d.done:
-			t.Fatalf("firmad exited at start-up: %v\n%s", err, d.stderr)
-		case <-deadline:
-			t.Fatalf("firmad did not print its addresses:\n%s", d.stderr)
-		}
-	}
 	return d
 }
 

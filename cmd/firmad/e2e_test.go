@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto"
@@ -11,9 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"github.com/firma-cloud/firma/store/postgres/pgtest"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,6 +26,8 @@ import (
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/internal/firmadtest"
+	"github.com/firma-cloud/firma/store/postgres/pgtest"
 )
 
 // bin holds firmad and firmactl, built once for every test here.
@@ -41,13 +40,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = dir
-	for _, b := range []struct{ out, pkg string }{{"firmad", "."}, {"firmactl", "../firmactl"}} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b.out, err, out)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
+	if err := firmadtest.Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -61,23 +57,12 @@ type state struct {
 	http string // listen.http and the host of ca.base_url
 }
 
-// freeAddr returns a loopback address with a port free right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func initState(t *testing.T) *state {
 	t.Helper()
 	s := &state{dir: t.TempDir()}
 	// The HTTP port is fixed before init: the CA's URLs in certificates
 	// (ca.base_url) must name the port firmad will serve on.
-	s.http = freeAddr(t)
+	s.http = firmadtest.FreeAddr(t)
 	out := s.firmactl(t, 0, "init", "--state", "var", "--listen-grpc", "127.0.0.1:0", "--listen-http", s.http,
 		"--ca-base-url", "http://"+s.http)
 	for _, want := range []string{"created SoftHSM2 token", "wrote var/firmad.yaml", "key-encryption key", "certificate authority: created root, issuing"} {
@@ -111,25 +96,12 @@ func (s *state) firmactl(t *testing.T, wantCode int, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(bin, "firmactl"), args...)
 	cmd.Dir = s.dir
-	cmd.Env = cleanEnv()
+	cmd.Env = firmadtest.CleanEnv()
 	out, err := cmd.CombinedOutput()
 	if code := exitCode(err); wantCode >= 0 && code != wantCode { // -1: any
 		t.Fatalf("firmactl %s: exit %d, want %d:\n%s", strings.Join(args, " "), code, wantCode, out)
 	}
 	return string(out)
-}
-
-// cleanEnv drops FIRMA_* and SOFTHSM2_CONF so the test sees only the
-// state's own settings.
-func cleanEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "FIRMA_") || strings.HasPrefix(kv, "SOFTHSM2_CONF=") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, extra...)
 }
 
 func exitCode(err error) int {
@@ -150,53 +122,23 @@ type daemon struct {
 	done       chan error
 }
 
-var listenRe = regexp.MustCompile(`firmad: (grpc|http) listening on (?:https?://)?(\S+)`)
-
 func (s *state) start(t *testing.T, env ...string) *daemon {
 	t.Helper()
-	d := &daemon{stderr: &bytes.Buffer{}, done: make(chan error, 1)}
-	d.cmd = exec.Command(filepath.Join(bin, "firmad"), "-config", "var/firmad.yaml")
-	d.cmd.Dir = s.dir
-	d.cmd.Env = cleanEnv(env...)
-	d.cmd.Stderr = d.stderr
-	stdout, err := d.cmd.StdoutPipe()
+	d := &daemon{stderr: &bytes.Buffer{}}
+	cmd := exec.Command(filepath.Join(bin, "firmad"), "-config", "var/firmad.yaml")
+	cmd.Dir = s.dir
+	cmd.Env = firmadtest.CleanEnv(env...)
+	cmd.Stderr = d.stderr
+	p, err := firmadtest.Start(cmd, 30*time.Second)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\n%s", err, d.stderr)
 	}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	addrs := make(chan [2]string, 2)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := listenRe.FindStringSubmatch(sc.Text()); m != nil {
-				addrs <- [2]string{m[1], m[2]}
-			}
-		}
-		io.Copy(io.Discard, stdout)
-		d.done <- d.cmd.Wait()
-	}()
+	d.cmd, d.grpc, d.http, d.done = cmd, p.GRPC, p.HTTP, p.Done
 	t.Cleanup(func() {
 		if d.cmd.ProcessState == nil {
 			d.cmd.Process.Kill()
 		}
 	})
-	deadline := time.After(30 * time.Second)
-	for d.grpc == "" || d.http == "" {
-		select {
-		case a := <-addrs:
-			if a[0] == "grpc" {
-				d.grpc = a[1]
-			} else {
-				d.http = a[1]
-			}
-		case err := <-d.done:
-			t.Fatalf("firmad exited at start-up: %v\n%s", err, d.stderr)
-		case <-deadline:
-			t.Fatalf("firmad did not print its addresses:\n%s", d.stderr)
-		}
-	}
 	return d
 }
 
@@ -328,7 +270,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("pubkey of unknown key: %s", out)
 	}
 	cmd := exec.Command(filepath.Join(bin, "firmactl"), "keys", "list", addr)
-	cmd.Dir, cmd.Env = s.dir, cleanEnv("FIRMA_TOKEN=not-the-token")
+	cmd.Dir, cmd.Env = s.dir, firmadtest.CleanEnv("FIRMA_TOKEN=not-the-token")
 	if out, err := cmd.CombinedOutput(); exitCode(err) != 1 || !strings.Contains(string(out), "Unauthenticated") {
 		t.Fatalf("bad token: exit %d: %s", exitCode(err), out)
 	}
@@ -459,7 +401,7 @@ func TestStartupErrors(t *testing.T) {
 			args := append([]string{"-config", "var/firmad.yaml"}, tt.args...)
 			cmd := exec.Command(filepath.Join(bin, "firmad"), args...)
 			cmd.Dir = s.dir
-			cmd.Env = cleanEnv(tt.env...)
+			cmd.Env = firmadtest.CleanEnv(tt.env...)
 			done := make(chan struct{})
 			var out []byte
 			var err error

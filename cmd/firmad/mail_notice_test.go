@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/firma-cloud/firma/internal/firmadtest"
 	"github.com/firma-cloud/firma/mail"
 	"github.com/firma-cloud/firma/mail/smtptest"
 )
@@ -281,7 +282,7 @@ func TestFirmactlMailTest(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.Command(filepath.Join(bin, "firmactl"), "mail", "test", "--state", "var", "--to", "ops@example.es")
 			cmd.Dir = s.dir
-			cmd.Env = cleanEnv(tc.env...)
+			cmd.Env = firmadtest.CleanEnv(tc.env...)
 			out, err := cmd.CombinedOutput()
 			if code := exitCode(err); code != tc.code || !strings.Contains(string(out), tc.want) {
 				t.Fatalf("exit %d, want %d and %q:\n%s", code, tc.code, tc.want, out)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/firma-cloud/firma/internal/firmadtest"
 )
 
 // audit.notify and audit.mail come from firmad.yaml with FIRMA_AUDIT_*
@@ -98,7 +100,7 @@ func TestMailStartup(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := exec.Command(filepath.Join(bin, "firmad"), "-config", "var/firmad.yaml")
 			cmd.Dir = s.dir
-			cmd.Env = cleanEnv(tt.env...)
+			cmd.Env = firmadtest.CleanEnv(tt.env...)
 			done := make(chan struct{})
 			var out []byte
 			var err error
@@ -115,7 +117,7 @@ func TestMailStartup(t *testing.T) {
 		})
 	}
 	t.Run("relay down", func(t *testing.T) {
-		d := s.start(t, append(smtpEnv, "FIRMA_AUDIT_MAIL_SMTP_ADDR="+freeAddr(t))...)
+		d := s.start(t, append(smtpEnv, "FIRMA_AUDIT_MAIL_SMTP_ADDR="+firmadtest.FreeAddr(t))...)
 		if code, body := get(t, "http://"+d.http+"/readyz"); code != http.StatusOK {
 			t.Fatalf("/readyz: %d %s", code, body)
 		}

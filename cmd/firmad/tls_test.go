@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/firma-cloud/firma/internal/firmadtest"
 )
 
 // writePKI writes a CA, a server certificate for 127.0.0.1 and a client
@@ -124,7 +126,7 @@ func TestTLSAndClientCertificate(t *testing.T) {
 
 	run := func(env []string, args ...string) (int, string) {
 		cmd := exec.Command(filepath.Join(bin, "firmactl"), append(args, "--addr", d.grpc)...)
-		cmd.Dir, cmd.Env = s.dir, cleanEnv(env...)
+		cmd.Dir, cmd.Env = s.dir, firmadtest.CleanEnv(env...)
 		out, err := cmd.CombinedOutput()
 		return exitCode(err), string(out)
 	}
