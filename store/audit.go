@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -102,4 +103,19 @@ type AuditStore interface {
 	AuditCursor(ctx context.Context, name string) (int64, error)
 	// SetAuditCursor saves the named reader's position.
 	SetAuditCursor(ctx context.Context, name string, position int64) error
+}
+
+// AuditHashesInOrder returns the hashes a backend read, by index, in the
+// order of indexes: what AuditHashes returns. ErrNotFound names the first
+// index missing or not 32 bytes long.
+func AuditHashesInOrder(indexes []int64, got map[int64][]byte) ([][32]byte, error) {
+	out := make([][32]byte, len(indexes))
+	for i, x := range indexes {
+		h, ok := got[x]
+		if !ok || len(h) != 32 {
+			return nil, fmt.Errorf("audit hash %d: %w", x, ErrNotFound)
+		}
+		copy(out[i][:], h)
+	}
+	return out, nil
 }

@@ -87,9 +87,8 @@ func (s *DB) AuditSize(ctx context.Context) (int64, error) {
 
 // AuditHashes returns stored tree hashes by index.
 func (s *DB) AuditHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
-	out := make([][32]byte, len(indexes))
 	if len(indexes) == 0 {
-		return out, nil
+		return [][32]byte{}, nil
 	}
 	rows, err := s.pool.Query(ctx, "SELECT idx, hash FROM audit_hashes WHERE idx = ANY($1)", indexes)
 	if err != nil {
@@ -110,14 +109,7 @@ func (s *DB) AuditHashes(ctx context.Context, indexes []int64) ([][32]byte, erro
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("audit hashes: %w", err)
 	}
-	for i, x := range indexes {
-		h, ok := got[x]
-		if !ok || len(h) != 32 {
-			return nil, fmt.Errorf("audit hash %d: %w", x, store.ErrNotFound)
-		}
-		copy(out[i][:], h)
-	}
-	return out, nil
+	return store.AuditHashesInOrder(indexes, got)
 }
 
 func scanAudit(row scanner) (*store.AuditRecord, error) {

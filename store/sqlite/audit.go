@@ -284,9 +284,8 @@ func (s *DB) AuditHashes(ctx context.Context, indexes []int64) ([][32]byte, erro
 	if err := s.settle(ctx); err != nil {
 		return nil, fmt.Errorf("audit hashes: %w", err)
 	}
-	out := make([][32]byte, len(indexes))
 	if len(indexes) == 0 {
-		return out, nil
+		return [][32]byte{}, nil
 	}
 	// One query for the lot: proofs and tree hashes ask for ~log2(n)
 	// hashes at a time.
@@ -314,14 +313,7 @@ func (s *DB) AuditHashes(ctx context.Context, indexes []int64) ([][32]byte, erro
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("audit hashes: %w", err)
 	}
-	for i, x := range indexes {
-		h, ok := got[x]
-		if !ok || len(h) != 32 {
-			return nil, fmt.Errorf("audit hash %d: %w", x, store.ErrNotFound)
-		}
-		copy(out[i][:], h)
-	}
-	return out, nil
+	return store.AuditHashesInOrder(indexes, got)
 }
 
 const auditColumns = "idx, time, event, outcome, actor_role, actor_id, citizen, portal, key_id, request_id, documents, data"
