@@ -107,13 +107,15 @@ func (a *app) setupAudit(ctx context.Context) error {
 	wg.Go(func() { l.RunCheckpoints(cctx, cfg.CheckpointInterval) })
 	// One notifier per channel, each with its own position in the log and
 	// its own lease: a mail relay that is down then neither holds back
-	// nor repeats the SMS notices, nor the other way round.
+	// nor repeats the SMS notices, nor the other way round. Both name the
+	// portal as citizens know it.
+	named := portalNamed(a.store)
 	notifiers := []struct {
 		lease string
 		opt   audit.NotifyOptions
 	}{
-		{"audit-notify", audit.NotifyOptions{Name: "notify", SMS: texts, Message: portalNamed(a.store)}},
-		{"audit-notify-email", audit.NotifyOptions{Name: "notify-email", Email: emails, Message: portalNamed(a.store)}},
+		{"audit-notify", audit.NotifyOptions{Name: "notify", SMS: texts, Message: named}},
+		{"audit-notify-email", audit.NotifyOptions{Name: "notify-email", Email: emails, Message: named}},
 	}
 	for _, n := range notifiers {
 		if n.opt.SMS == nil && n.opt.Email == nil {
