@@ -76,6 +76,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 const (
 	DetailAlgorithm = "algorithm" // e.g. "ecdsa-p256", "rsa-pss-3072"
 	DetailFormat    = "format"    // e.g. "pades", "cades", "xades", "raw"
+	// DetailActivation links a key.used record to the key.activated record
+	// of the decision it carries out.
+	DetailActivation = "activation"
 )
 
 // label keeps metric label values bounded: a caller's free text must not

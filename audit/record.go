@@ -35,8 +35,14 @@ type Event string
 
 // Events. Names are stable: they are hashed into the log.
 const (
-	KeyGenerated           Event = "key.generated"
-	KeyUsed                Event = "key.used" // one record per signing operation, with each document's digest
+	KeyGenerated Event = "key.generated"
+	KeyUsed      Event = "key.used" // one record per signing operation, with each document's digest
+	// KeyActivated is the signature-activation record: the decision to use
+	// a key (who, which key, which digests, on what evidence), appended
+	// before the HSM is asked. Its key.used follows with the result and the
+	// same DetailActivation; one without a key.used is a decision a crash
+	// cut short, which verification reports.
+	KeyActivated           Event = "key.activated"
 	KeyDestroyed           Event = "key.destroyed"
 	CertificateIssued      Event = "certificate.issued"
 	CertificateRenewed     Event = "certificate.renewed"
@@ -64,7 +70,7 @@ const (
 
 // Events lists every event type.
 var Events = []Event{
-	KeyGenerated, KeyUsed, KeyDestroyed,
+	KeyGenerated, KeyActivated, KeyUsed, KeyDestroyed,
 	CertificateIssued, CertificateRenewed, CertificateRevoked,
 	OTPSent, OTPChecked, OTPFailed, OTPLocked,
 	TransactionCreated, TransactionStateChange,
