@@ -65,6 +65,63 @@ type Report struct {
 	// Unsigned is how many records the log held beyond the largest
 	// checkpoint when exported: they are not proven until the next one.
 	Unsigned int64
+	// Activations counts key.activated records: decisions to use a key.
+	Activations int
+	// Unfinished lists the decisions with no key.used after them: a crash
+	// (or a fault that also stopped the result's record) came between the
+	// decision and its result. The key may or may not have been used; the
+	// record says who decided what, so none of them is unexplained.
+	Unfinished []Activation
+	// Unannounced counts key.used records naming an activation the log
+	// does not hold before them: a result without its decision, which the
+	// signing path never writes.
+	Unannounced int
+}
+
+// Activation is a key.activated record, as verification reports it.
+type Activation struct {
+	ID    string // DetailActivation
+	Index int64  // position in the log
+	Time  time.Time
+	KeyID string
+}
+
+// activations follows decisions to their results while records are
+// checked, in log order.
+type activations struct {
+	open map[string]*Activation // decided, no result yet
+	done map[string]bool        // decided and with a result
+}
+
+func (a *activations) see(index int64, r *Record, rep *Report) {
+	id := r.Details[DetailActivation]
+	if id == "" {
+		return // records from before activation records existed
+	}
+	switch r.Event {
+	case KeyActivated:
+		if a.open == nil {
+			a.open, a.done = map[string]*Activation{}, map[string]bool{}
+		}
+		rep.Activations++
+		a.open[id] = &Activation{ID: id, Index: index, Time: r.Time, KeyID: r.KeyID}
+	case KeyUsed:
+		if _, ok := a.open[id]; ok {
+			delete(a.open, id)
+			a.done[id] = true
+		} else if !a.done[id] {
+			rep.Unannounced++
+		}
+	}
+}
+
+func (a *activations) unfinished() []Activation {
+	out := make([]Activation, 0, len(a.open))
+	for _, x := range a.open {
+		out = append(out, *x)
+	}
+	slices.SortFunc(out, func(x, y Activation) int { return cmp.Compare(x.Index, y.Index) })
+	return out
 }
 
 type cpEntry struct {
@@ -80,6 +137,7 @@ type verifier struct {
 	next    int        // first checkpoint not yet reached
 	good    int64      // size of the last checkpoint matched
 	tree    frontier
+	acts    activations
 	rep     Report
 }
 
@@ -168,6 +226,7 @@ func (v *verifier) record(index int64, hint *tlog.Hash, data []byte, cols *store
 	}
 	v.tree.push(leaf)
 	v.rep.Records++
+	v.acts.see(p, rec, &v.rep)
 	return v.reach()
 }
 
@@ -223,6 +282,9 @@ func (v *verifier) finish() (*Report, error) {
 			"missing: the log is truncated: it ends after %d records but a %s checkpoint covers %d", v.tree.n, kind, c.Size)}
 	}
 	v.rep.Origin = v.origin
+	if u := v.acts.unfinished(); len(u) > 0 {
+		v.rep.Unfinished = u
+	}
 	return &v.rep, nil
 }
 

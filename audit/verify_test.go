@@ -259,3 +259,44 @@ func TestVerifyExportMalformed(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyReportsUnfinishedActivations: a decision to use a key with no
+// result after it (a crash between the two) is reported, never hidden; a
+// result without its decision is counted apart.
+func TestVerifyReportsUnfinishedActivations(t *testing.T) {
+	e := newEnv(t, audit.Options{})
+	ctx := context.Background()
+	rec := func(ev audit.Event, act string) *audit.Record {
+		r := &audit.Record{Event: ev, Outcome: audit.Success, Actor: audit.Actor{Role: audit.RoleCitizen, ID: "cit-1"},
+			Citizen: "cit-1", KeyID: "key-1", Details: map[string]string{audit.DetailActivation: act}}
+		return r
+	}
+	for _, r := range []*audit.Record{
+		rec(audit.KeyActivated, "act-done"),
+		rec(audit.KeyUsed, "act-done"),
+		rec(audit.KeyUsed, "act-done"), // a second batch of the same decision
+		rec(audit.KeyActivated, "act-cut"),
+		rec(audit.KeyUsed, "act-never-decided"),
+		sample(0), // a key.used of before activation records: not counted
+	} {
+		if err := e.log.Append(ctx, r); err != nil {
+			t.Fatalf("append %s: %v", r.Event, err)
+		}
+	}
+	cp := checkpoint(t, e.log)
+	for name, verify := range map[string]func() (*audit.Report, error){
+		"export": func() (*audit.Report, error) { return audit.VerifyExport(bytes.NewReader(exportOf(t, e.db)), e.keys, cp.Note) },
+		"store":  func() (*audit.Report, error) { return audit.VerifyStore(ctx, e.db, e.keys, cp.Note) },
+	} {
+		rep, err := verify()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if rep.Activations != 2 || rep.Unannounced != 1 || len(rep.Unfinished) != 1 {
+			t.Fatalf("%s: activations %d, unannounced %d, unfinished %+v; want 2, 1, [act-cut]", name, rep.Activations, rep.Unannounced, rep.Unfinished)
+		}
+		if u := rep.Unfinished[0]; u.ID != "act-cut" || u.Index != 3 || u.KeyID != "key-1" {
+			t.Errorf("%s: unfinished = %+v, want act-cut at record 3 of key-1", name, u)
+		}
+	}
+}
