@@ -86,9 +86,8 @@ func (s *SigningService) SignDigests(ctx context.Context, req *firmav1.SignDiges
 		if err != nil {
 			return nil, toStatus(ctx, s.log, method, err, "key_id", req.GetKeyId())
 		}
-		scheme = keystore.ECDSA
-		if sg.Key().Type.IsRSA() {
-			scheme = keystore.PKCS1v15
+		if scheme, err = keystore.SchemeFor(sg.Key().Type, nil); err != nil {
+			return nil, toStatus(ctx, s.log, method, err, "key_id", req.GetKeyId())
 		}
 	} else if scheme, ok = schemes[req.GetScheme()]; !ok {
 		return nil, invalidArg("scheme", fmt.Sprintf("unknown signature scheme %d", req.GetScheme()))

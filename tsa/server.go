@@ -476,15 +476,7 @@ func (c ctxSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) (
 	if !ok {
 		return c.Signer.Sign(rand, digest, opts)
 	}
-	scheme := keystore.ECDSA
-	if ks.Key().Type.IsRSA() {
-		scheme = keystore.PKCS1v15
-	}
-	sigs, err := ks.SignDigests(c.ctx, scheme, opts.HashFunc(), [][]byte{digest})
-	if err != nil {
-		return nil, err
-	}
-	return sigs[0], nil
+	return ks.SignContext(c.ctx, digest, opts)
 }
 
 // writeProblem writes an RFC 9457 application/problem+json error.
