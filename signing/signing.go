@@ -41,6 +41,10 @@ var (
 	// ErrEvidence means the request's evidence does not fit its purpose: a
 	// citizen's key without consent, or a service key with a citizen's.
 	ErrEvidence = errors.New("evidence does not fit the purpose")
+	// ErrEvidenceUsed is what an Evidence's Consume wraps when the
+	// evidence was used already or taken by a concurrent request, as
+	// opposed to a failure to look.
+	ErrEvidenceUsed = errors.New("the evidence was already used")
 	// ErrRequest is a request this package cannot act on (no purpose, no
 	// key, ...): a wiring mistake of the way in, not the client's.
 	ErrRequest = errors.New("malformed signing request")
@@ -250,6 +254,7 @@ func (s *Service) Authorise(ctx context.Context, r Request) (*Grant, error) {
 	if r.Purpose.citizen() {
 		cert, err := s.certificate(ctx, r)
 		if err != nil {
+			s.deny(ctx, r, "", err)
 			return nil, err
 		}
 		g.cert, g.citizen, keyID = cert, r.Citizen, cert.KeyID
@@ -260,11 +265,15 @@ func (s *Service) Authorise(ctx context.Context, r Request) (*Grant, error) {
 	}
 	key, err := s.opt.Keys.Signer(ctx, keyID)
 	if err != nil {
-		return nil, fmt.Errorf("signing: %w", err)
+		err = fmt.Errorf("signing: %w", err)
+		s.deny(ctx, r, keyID, err)
+		return nil, err
 	}
 	g.key = key
 	if err := r.Evidence.Consume(ctx); err != nil {
-		return nil, fmt.Errorf("signing: %s evidence: %w", r.Evidence.Kind(), err)
+		err = fmt.Errorf("signing: %s evidence: %w", r.Evidence.Kind(), err)
+		s.deny(ctx, r, keyID, err)
+		return nil, err
 	}
 	if g.id, err = activationID(); err != nil {
 		s.restore(ctx, r.Evidence)
@@ -285,6 +294,54 @@ func (s *Service) Authorise(ctx context.Context, r Request) (*Grant, error) {
 		return nil, fmt.Errorf("signing: %w: %w", ErrAuditUnavailable, err)
 	}
 	return g, nil
+}
+
+// deny records a refused activation, best effort: the refusal stands
+// whether or not it is recorded, and nothing was signed. The reason is a
+// fixed phrase, never the error text, which may name people.
+func (s *Service) deny(ctx context.Context, r Request, keyID string, err error) {
+	if ctx.Err() != nil {
+		return // the caller went away: not a decision
+	}
+	reason := reasonOf(err)
+	if reason == "" {
+		return // a failure (store, HSM), not a refusal: nothing was decided
+	}
+	if keyID == "" {
+		keyID = "-" // refused before the key was known
+	}
+	rec := &audit.Record{Event: audit.KeyActivated, Outcome: audit.Denied, Actor: r.Actor, Citizen: r.Citizen, Portal: r.Portal,
+		KeyID: keyID, RequestID: r.RequestID, Documents: r.Documents, Reason: reason,
+		Details: map[string]string{"signing_purpose": string(r.Purpose), "evidence": r.Evidence.Kind()}}
+	if !r.Purpose.citizen() {
+		rec.Citizen = ""
+	}
+	if aerr := s.opt.Auditor.Append(context.WithoutCancel(ctx), rec); aerr != nil {
+		s.log.ErrorContext(ctx, "refused key activation not recorded", "purpose", r.Purpose, "err", aerr)
+	}
+}
+
+// reasonOf names a refusal for the record, or is "" for an error that is
+// no refusal.
+func reasonOf(err error) string {
+	switch {
+	case errors.Is(err, ErrRefused), errors.Is(err, ca.ErrNotAdvanced), errors.Is(err, ca.ErrInactive),
+		errors.Is(err, ca.ErrUnknownCitizen):
+		return "the citizen may not sign"
+	case errors.Is(err, ErrCertificateRevoked):
+		return "certificate revoked"
+	case errors.Is(err, ErrCertificateExpired):
+		return "certificate expired"
+	case errors.Is(err, ErrCertificatePending), errors.Is(err, ca.ErrPending):
+		return "no certificate issued"
+	case errors.Is(err, keystore.ErrKeyDestroyed):
+		return "key destroyed"
+	case errors.Is(err, keystore.ErrKeyNotFound), errors.Is(err, ca.ErrNotFound):
+		return "key or certificate not found"
+	case errors.Is(err, ErrEvidenceUsed):
+		return "evidence already used"
+	}
+	return ""
 }
 
 // restore gives the evidence back, even when the request was cancelled:

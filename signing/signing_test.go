@@ -152,7 +152,7 @@ type consent struct {
 	restored int
 }
 
-var errUsed = errors.New("consent already used")
+var errUsed = fmt.Errorf("consent: %w", signing.ErrEvidenceUsed)
 
 func (c *consent) Kind() string { return "test-consent" }
 func (c *consent) Ref() string  { return "consent-1" }
@@ -310,8 +310,8 @@ func TestAuthorise(t *testing.T) {
 }
 
 // TestReplayedEvidence checks consent is single use: the second request
-// presenting it is refused with the evidence's own error, and records
-// nothing.
+// presenting it is refused with the evidence's own error, and the refusal
+// is recorded as a denied key.activated.
 func TestReplayedEvidence(t *testing.T) {
 	e := newEnv(t)
 	c := e.advanced(10000011)
@@ -324,8 +324,12 @@ func TestReplayedEvidence(t *testing.T) {
 	if _, err := e.svc.Authorise(e.ctx, citizenRequest(c, ev, digest("a"))); !errors.Is(err, errUsed) {
 		t.Fatalf("replayed evidence: %v, want %v", err, errUsed)
 	}
-	if after := len(e.records(g.Key().ID)); after != before {
-		t.Fatalf("%d records after a replay, %d before", after, before)
+	recs := e.records(g.Key().ID)
+	if len(recs) != before+1 {
+		t.Fatalf("%d records after a replay, %d before", len(recs), before)
+	}
+	if last := recs[len(recs)-1]; last.Event != audit.KeyActivated || last.Outcome != audit.Denied || last.Reason != "evidence already used" {
+		t.Fatalf("replay recorded as %+v", last)
 	}
 }
 
