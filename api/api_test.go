@@ -55,8 +55,8 @@ type server struct {
 	audit *audit.Log
 	db    *sqlite.DB
 	lis   *bufconn.Listener
-	keys firmav1.KeyServiceClient
-	sign firmav1.SigningServiceClient
+	keys  firmav1.KeyServiceClient
+	sign  firmav1.SigningServiceClient
 }
 
 func newServer(t testing.TB) *server {

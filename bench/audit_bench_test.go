@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 
-
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/internal/cputime"
 	"github.com/firma-cloud/firma/keystore"

@@ -19,8 +19,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/firma-cloud/firma/api"
-	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
