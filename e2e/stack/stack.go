@@ -132,7 +132,7 @@ func New(t testing.TB, opt Options) *Stack {
 	if s.Signing, err = signing.New(signing.Options{Keys: s.Keys, Core: s.Core, CA: s.CA, Citizens: s.Registry, Auditor: s.Audit}); err != nil {
 		t.Fatal(err)
 	}
-	topt := transaction.Options{Auditor: s.Audit, Store: s.DB, Portals: s.Portals, Citizens: s.Registry, Certificates: s.CA, Core: s.Core, Keys: s.Keys,
+	topt := transaction.Options{Store: s.DB, Portals: s.Portals, Citizens: s.Registry, Certificates: s.CA, Signing: s.Signing,
 		SMS: s.Outbox, OTPKey: s.OTPKey, BaseURL: s.Server.URL, Registerer: s.Metrics}
 	if opt.Transaction != nil {
 		opt.Transaction(&topt)
