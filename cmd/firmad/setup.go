@@ -80,6 +80,9 @@ func (a *app) setupSigning(ctx context.Context) error {
 		return err
 	}
 	a.signing = sg
+	if a.builtin != nil {
+		a.builtin.sg.Store(sg)
+	}
 	return nil
 }
 
