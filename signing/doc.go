@@ -36,5 +36,16 @@
 //     signed.
 //   - TSA and CA key set-up (tsa.LoadUnit, firmad's loadTSA) loads
 //     signers to issue the TSA certificate with the issuing CA's key;
-//     those are CA operations.
+//     those are CA operations. The TSA's own key is only loaded there:
+//     its tokens are signed through a Grant.
+//   - verify/testpki, a test helper, signs with its own test CAs' keys to
+//     build certificates and CRLs; its TSA signs through this package.
+//
+// The grep that checks this rule,
+//
+//	grep -rn "SignDigests\|\.Signer(ctx\|core.Sign\|Core.Sign" --include=*.go . | grep -v _test
+//
+// also finds the gRPC method and its generated code (api, api/firmav1,
+// firmactl's client), the keystore's own Signer, and the ways in calling
+// Grant.SignDigests and Grant.Signer, which are this package's.
 package signing
