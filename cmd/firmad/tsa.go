@@ -145,6 +145,10 @@ func (b *builtinTSA) server(ctx context.Context) (*tsa.Server, error) {
 	if s := b.srv.Load(); s != nil {
 		return s, nil
 	}
+	if b.sg.Load() == nil {
+		// Not a try: the first request after start-up loads it at once.
+		return nil, fmt.Errorf("%w: the signing service is not up yet", errTSANotSetUp)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if s := b.srv.Load(); s != nil {
