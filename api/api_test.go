@@ -30,9 +30,11 @@ import (
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signing"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
 	"github.com/firma-cloud/firma/store/sqlite"
 )
@@ -48,11 +50,13 @@ const operatorToken = "test-operator-token-7f3a"
 // server is a firmad gRPC server on a fresh SoftHSM2 token, reached over
 // an in-memory connection.
 type server struct {
-	ks   *keystore.Keystore
-	core *signer.Core
-	lis  *bufconn.Listener
-	keys firmav1.KeyServiceClient
-	sign firmav1.SigningServiceClient
+	ks    *keystore.Keystore
+	core  *signer.Core
+	audit *audit.Log
+	db    *sqlite.DB
+	lis   *bufconn.Listener
+	keys  firmav1.KeyServiceClient
+	sign  firmav1.SigningServiceClient
 }
 
 func newServer(t testing.TB) *server {
@@ -86,13 +90,24 @@ func newServerCore(t testing.TB, cc signer.Config) *server {
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer(opts...)
-	api.Register(gs, ks, core, log)
+	al, err := audit.Open(ctx, db, audit.Options{Node: "api-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { al.Close() })
+	sg, err := signing.New(signing.Options{Keys: ks, Core: core, Auditor: al})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := api.Register(gs, ks, sg, log); err != nil {
+		t.Fatal(err)
+	}
 	healthpb.RegisterHealthServer(gs, health.NewServer())
 	lis := bufconn.Listen(1 << 20)
 	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)
 
-	s := &server{ks: ks, core: core, lis: lis}
+	s := &server{ks: ks, core: core, lis: lis, audit: al, db: db}
 	conn := s.dial(t, grpc.WithPerRPCCredentials(api.BearerCredentials{Token: operatorToken, Insecure: true}))
 	s.keys = firmav1.NewKeyServiceClient(conn)
 	s.sign = firmav1.NewSigningServiceClient(conn)

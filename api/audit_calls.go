@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto"
 	"log/slog"
 
 	"google.golang.org/grpc"
@@ -17,23 +16,13 @@ import (
 const (
 	methodGenerateKey = "/firma.v1.KeyService/GenerateKey"
 	methodDestroyKey  = "/firma.v1.KeyService/DestroyKey"
-	methodSignDigests = "/firma.v1.SigningService/SignDigests"
 )
 
-var hashOfProto = map[firmav1.HashAlgorithm]crypto.Hash{
-	firmav1.HashAlgorithm_HASH_ALGORITHM_UNSPECIFIED: crypto.SHA256,
-	firmav1.HashAlgorithm_HASH_ALGORITHM_SHA256:      crypto.SHA256,
-	firmav1.HashAlgorithm_HASH_ALGORITHM_SHA384:      crypto.SHA384,
-	firmav1.HashAlgorithm_HASH_ALGORITHM_SHA512:      crypto.SHA512,
-}
-
 // AuditKeyCalls returns a unary interceptor that writes an audit record
-// for every key generated, destroyed or used through KeyService and
-// SigningService, with the digest of every document signed. The record of
-// a signature is committed before the signatures leave: if it cannot be,
-// the caller gets Unavailable and no signature. Failed calls are recorded
-// too, best effort, and keep their own error. Chain it after
+// for every key generated or destroyed through KeyService. Failed calls
+// are recorded too, best effort, and keep their own error. Chain it after
 // authentication: the actor is the operator, as an administrator.
+// SigningService records its key use itself, through package signing.
 func AuditKeyCalls(l *audit.Log, log *slog.Logger) grpc.UnaryServerInterceptor {
 	return AuditKeyCallsFunc(func() *audit.Log { return l }, log)
 }
@@ -47,7 +36,7 @@ func AuditKeyCallsFunc(logOf func() *audit.Log, log *slog.Logger) grpc.UnaryServ
 	}
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		switch info.FullMethod {
-		case methodGenerateKey, methodDestroyKey, methodSignDigests:
+		case methodGenerateKey, methodDestroyKey:
 		default:
 			return handler(ctx, req)
 		}
@@ -66,16 +55,6 @@ func AuditKeyCallsFunc(logOf func() *audit.Log, log *slog.Logger) grpc.UnaryServ
 			}
 		case *firmav1.DestroyKeyRequest:
 			rec.Event, rec.KeyID = audit.KeyDestroyed, r.GetKeyId()
-		case *firmav1.SignDigestsRequest:
-			rec.Event, rec.KeyID = audit.KeyUsed, r.GetKeyId()
-			if h, ok := hashOfProto[r.GetHash()]; ok {
-				for _, d := range r.GetDigests() {
-					if len(d) == h.Size() {
-						rec.Documents = append(rec.Documents, audit.Digest(h, d))
-					}
-				}
-			}
-			rec.Details = map[string]string{"scheme": r.GetScheme().String()}
 		}
 		if err != nil {
 			rec.Outcome, rec.Reason = audit.Failure, status.Code(err).String()

@@ -25,6 +25,7 @@ import (
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signing"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
 	"github.com/firma-cloud/firma/store/sqlite"
 )
@@ -89,7 +90,13 @@ func newAuditServer(t *testing.T) *auditServer {
 	}
 	opts = append(opts, grpc.ChainUnaryInterceptor(api.AuditKeyCalls(l, log)))
 	gs := grpc.NewServer(opts...)
-	api.Register(gs, ks, signer.New(ks, signer.Config{}), log)
+	sg, err := signing.New(signing.Options{Keys: ks, Core: signer.New(ks, signer.Config{}), Auditor: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := api.Register(gs, ks, sg, log); err != nil {
+		t.Fatal(err)
+	}
 	auditors, err := api.NewAuditors([]audit.Credential{{Name: "alice", TokenSHA256: api.TokenSHA256(auditorToken)}})
 	if err != nil {
 		t.Fatal(err)
@@ -334,7 +341,7 @@ func TestAuditKeyCalls(t *testing.T) {
 	if _, err := keys.DestroyKey(ctx, &firmav1.DestroyKeyRequest{KeyId: id}); err != nil {
 		t.Fatal(err)
 	}
-	page, err := s.log.Query(ctx, audit.Filter{Events: []audit.Event{audit.KeyGenerated, audit.KeyUsed, audit.KeyDestroyed}})
+	page, err := s.log.Query(ctx, audit.Filter{Events: []audit.Event{audit.KeyGenerated, audit.KeyActivated, audit.KeyUsed, audit.KeyDestroyed}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,15 +361,20 @@ func TestAuditKeyCalls(t *testing.T) {
 	}
 	want := []row{
 		{audit.KeyGenerated, audit.Success, id, 0, "12345678Z"},
+		// One decision and one result per call, linked by the activation.
+		{audit.KeyActivated, audit.Success, id, 2, ""},
 		{audit.KeyUsed, audit.Success, id, 2, ""},
-		{audit.KeyUsed, audit.Denied, "no-such-key", 1, ""},
+		{audit.KeyActivated, audit.Denied, "no-such-key", 1, ""},
 		{audit.KeyDestroyed, audit.Success, id, 0, ""},
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("records\n%+v\nwant\n%+v", got, want)
 	}
-	if page.Records[1].Documents[0] != audit.Digest(crypto.SHA256, d1[:]) {
-		t.Errorf("document %+v", page.Records[1].Documents[0])
+	if page.Records[2].Documents[0] != audit.Digest(crypto.SHA256, d1[:]) {
+		t.Errorf("document %+v", page.Records[2].Documents[0])
+	}
+	if a := page.Records[1].Details[audit.DetailActivation]; a == "" || page.Records[2].Details[audit.DetailActivation] != a {
+		t.Errorf("key.used not linked to its key.activated: %v / %v", page.Records[1].Details, page.Records[2].Details)
 	}
 
 	// With the log gone, a signature is refused rather than unrecorded.
@@ -377,15 +389,17 @@ func TestAuditKeyCalls(t *testing.T) {
 	}
 }
 
-// Before the audit log is open, key calls are refused, not run unrecorded;
-// other calls pass.
+// Before the audit log is open, key calls the interceptor records are
+// refused, not run unrecorded; other calls pass.
 func TestAuditKeyCallsWithoutLog(t *testing.T) {
 	ic := api.AuditKeyCallsFunc(func() *audit.Log { return nil }, nil)
 	for _, tt := range []struct {
 		method string
 		want   codes.Code
 	}{
-		{"/firma.v1.SigningService/SignDigests", codes.Unavailable},
+		// Signing records itself (package signing), so the interceptor
+		// lets it through.
+		{"/firma.v1.SigningService/SignDigests", codes.OK},
 		{"/firma.v1.KeyService/GenerateKey", codes.Unavailable},
 		{"/firma.v1.KeyService/GetPublicKey", codes.OK},
 	} {

@@ -14,16 +14,22 @@ import (
 	"github.com/firma-cloud/firma/api/firmav1"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/keystore"
-	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signing"
 )
 
-// Register registers KeyService and SigningService on s.
-func Register(s *grpc.Server, ks *keystore.Keystore, core *signer.Core, log *slog.Logger) {
+// Register registers KeyService and SigningService on s; it refuses
+// without a signing service.
+func Register(s *grpc.Server, ks *keystore.Keystore, sg *signing.Service, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	sv, err := NewSigningService(sg, log)
+	if err != nil {
+		return err
+	}
 	firmav1.RegisterKeyServiceServer(s, NewKeyService(ks, log))
-	firmav1.RegisterSigningServiceServer(s, NewSigningService(ks, core, log))
+	firmav1.RegisterSigningServiceServer(s, sv)
+	return nil
 }
 
 // ServerOptions returns the interceptors every firmad gRPC server runs, in

@@ -3,12 +3,17 @@ package api
 import (
 	"context"
 	"crypto"
+	"errors"
 	"fmt"
 	"log/slog"
 
+	"google.golang.org/grpc/codes"
+
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signing"
 )
 
 // MaxDigests is the most digests one SignDigests call may carry: the
@@ -16,28 +21,33 @@ import (
 // one call cannot hold every HSM session for long.
 const MaxDigests = signer.DefaultMaxBatch
 
-// Core is what the signing RPC needs from the signing core; *signer.Core
-// is the implementation.
-type Core interface {
-	Sign(ctx context.Context, r signer.Request) ([][]byte, error)
+func init() {
+	// The caller hears that the audit log, not the key, is the problem; the
+	// cause (a database error) stays in the server's log.
+	AddErrorMapping(signing.ErrAuditUnavailable, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_AUDIT_UNAVAILABLE,
+		"audit log unavailable, operation refused", false)
 }
 
-var _ Core = (*signer.Core)(nil)
-
-// SigningService implements firmav1.SigningServiceServer on the signing core.
+// SigningService implements firmav1.SigningServiceServer on the signing
+// service: every call is one key.activated and one key.used record.
 type SigningService struct {
 	firmav1.UnimplementedSigningServiceServer
-	ks   *keystore.Keystore
-	core Core
-	log  *slog.Logger
+	sg  *signing.Service
+	log *slog.Logger
 }
 
 var _ firmav1.SigningServiceServer = (*SigningService)(nil)
 
-// NewSigningService returns the signing service. ks is used only to find a
-// key's type when a request leaves the scheme unspecified.
-func NewSigningService(ks *keystore.Keystore, core Core, log *slog.Logger) *SigningService {
-	return &SigningService{ks: ks, core: core, log: log}
+// NewSigningService returns the signing RPC service, or an error without
+// a signing service: operators' signatures are audited like any other.
+func NewSigningService(sg *signing.Service, log *slog.Logger) (*SigningService, error) {
+	if sg == nil {
+		return nil, errors.New("api: SigningService needs the signing service")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &SigningService{sg: sg, log: log}, nil
 }
 
 var hashes = map[firmav1.HashAlgorithm]crypto.Hash{
@@ -47,15 +57,19 @@ var hashes = map[firmav1.HashAlgorithm]crypto.Hash{
 	firmav1.HashAlgorithm_HASH_ALGORITHM_SHA512:      crypto.SHA512,
 }
 
+// schemes maps the request's scheme; UNSPECIFIED is "", which the grant
+// resolves to the key type's default.
 var schemes = map[firmav1.SignatureScheme]keystore.Scheme{
+	firmav1.SignatureScheme_SIGNATURE_SCHEME_UNSPECIFIED:  "",
 	firmav1.SignatureScheme_SIGNATURE_SCHEME_ECDSA:        keystore.ECDSA,
 	firmav1.SignatureScheme_SIGNATURE_SCHEME_RSA_PKCS1V15: keystore.PKCS1v15,
 	firmav1.SignatureScheme_SIGNATURE_SCHEME_RSA_PSS:      keystore.PSS,
 }
 
-// SignDigests signs every digest with the key, all or nothing. It does no
-// work per digest beyond the length check, so a batch of 64 costs little
-// more than the HSM's signatures.
+// SignDigests signs every digest with the key, all or nothing. Beyond the
+// length check and the digests' names in the two audit records, it does
+// no work per digest, so a batch of 64 costs little more than the HSM's
+// signatures and two audit appends.
 func (s *SigningService) SignDigests(ctx context.Context, req *firmav1.SignDigestsRequest) (*firmav1.SignDigestsResponse, error) {
 	const method = "SignDigests"
 	if err := checkKeyID(req.GetKeyId()); err != nil {
@@ -72,29 +86,39 @@ func (s *SigningService) SignDigests(ctx context.Context, req *firmav1.SignDiges
 	case n > MaxDigests:
 		return nil, invalidArg("digests", fmt.Sprintf("%d digests, at most %d per call", n, MaxDigests))
 	}
+	docs := make([]audit.Document, n)
 	for i, d := range req.GetDigests() {
 		if len(d) != h.Size() {
 			return nil, invalidArg(fmt.Sprintf("digests[%d]", i),
 				fmt.Sprintf("%d bytes, a %v digest is %d bytes", len(d), h, h.Size()))
 		}
+		docs[i] = audit.Digest(h, d)
 	}
-	var scheme keystore.Scheme
-	if req.GetScheme() == firmav1.SignatureScheme_SIGNATURE_SCHEME_UNSPECIFIED {
-		// The keystore caches signers, so this reads neither store nor token
-		// once the key has been used.
-		sg, err := s.ks.Signer(ctx, req.GetKeyId())
-		if err != nil {
-			return nil, toStatus(ctx, s.log, method, err, "key_id", req.GetKeyId())
-		}
-		scheme = keystore.ECDSA
-		if sg.Key().Type.IsRSA() {
-			scheme = keystore.PKCS1v15
-		}
-	} else if scheme, ok = schemes[req.GetScheme()]; !ok {
+	scheme, ok := schemes[req.GetScheme()]
+	if !ok {
 		return nil, invalidArg("scheme", fmt.Sprintf("unknown signature scheme %d", req.GetScheme()))
 	}
-	sigs, err := s.core.Sign(ctx, signer.Request{KeyID: req.GetKeyId(), Scheme: scheme, Hash: h, Digests: req.GetDigests()})
+	op := Operator(ctx)
+	if op == "" {
+		// Only an unauthenticated server gets here; the record must name
+		// who signed.
+		return nil, unauthenticated()
+	}
+	g, err := s.sg.Authorise(ctx, signing.Request{Purpose: signing.PurposeOperator, Actor: audit.Actor{Role: audit.RoleAdmin, ID: op},
+		KeyID: req.GetKeyId(), Documents: docs, Details: map[string]string{"scheme": req.GetScheme().String()},
+		Evidence: signing.OperatorCall(op)})
 	if err != nil {
+		return nil, toStatus(ctx, s.log, method, err, "key_id", req.GetKeyId())
+	}
+	sigs, err := g.SignDigests(ctx, scheme, h, req.GetDigests())
+	if err != nil {
+		if rerr := g.Release(ctx, signing.Result{Documents: docs, Scheme: scheme, Failure: "signing failed"}); rerr != nil {
+			s.log.ErrorContext(ctx, "failed signature not recorded", "key_id", req.GetKeyId(), "err", rerr)
+		}
+		return nil, toStatus(ctx, s.log, method, err, "key_id", req.GetKeyId())
+	}
+	if err := g.Release(ctx, signing.Result{Documents: docs, Scheme: scheme, Format: "raw"}); err != nil {
+		// Made but unrecorded: it must not be handed out.
 		return nil, toStatus(ctx, s.log, method, err, "key_id", req.GetKeyId())
 	}
 	return &firmav1.SignDigestsResponse{Signatures: sigs}, nil

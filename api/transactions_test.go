@@ -41,6 +41,7 @@ import (
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signing"
 	"github.com/firma-cloud/firma/sms"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
 	"github.com/firma-cloud/firma/store/sqlite"
@@ -99,8 +100,17 @@ func newTxServerTLS(t *testing.T, tc *tls.Config) *txServer {
 	}
 	auth.SetCitizens(reg)
 	portals := portal.New(db, portal.Options{})
+	auditLog, err := audit.Open(ctx, db, audit.Options{Node: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { auditLog.Close() })
+	sg, err := signing.New(signing.Options{Keys: ks, Core: signer.New(ks, signer.Config{}), CA: auth, Citizens: reg, Auditor: auditLog})
+	if err != nil {
+		t.Fatal(err)
+	}
 	svc, err := transaction.New(transaction.Options{Store: db, Portals: portals, Citizens: reg, Certificates: auth,
-		Core: signer.New(ks, signer.Config{}), Keys: ks, SMS: outbox, OTPKey: []byte("an otp key of at least thirty-two bytes"),
+		Signing: sg, SMS: outbox, OTPKey: []byte("an otp key of at least thirty-two bytes"),
 		BaseURL: "https://firma.example.es"})
 	if err != nil {
 		t.Fatal(err)
@@ -115,11 +125,6 @@ func newTxServerTLS(t *testing.T, tc *tls.Config) *txServer {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
 	gs := grpc.NewServer(opts...)
-	auditLog, err := audit.Open(ctx, db, audit.Options{Node: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { auditLog.Close() })
 	api.RegisterPortals(gs, api.NewPortalService(portals, log).WithAuditor(auditLog))
 	api.RegisterTransactions(gs, api.NewTransactionService(svc, portals, log))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

@@ -7,9 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"google.golang.org/grpc"
-
-	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/internal/cputime"
 	"github.com/firma-cloud/firma/keystore"
@@ -46,31 +43,15 @@ func BenchmarkAudit(b *testing.B) {
 					b.Run(string(m)+"-"+v.name, func(b *testing.B) { benchAudit(b, t, v.batch, v.callers, m) })
 				}
 			}
-			// The service as portals and operators reach it: SignDigests
-			// over gRPC, audited by firmad's interceptor (api.AuditKeyCalls)
-			// or not.
+			// The service as operators reach it: SignDigests over gRPC,
+			// always audited now (package signing: key.activated and
+			// key.used per call); BenchmarkSign's grpc cases are the same.
 			for _, batch := range []int{1, 64} {
 				name := fmt.Sprintf("grpc-batch%d", batch)
-				b.Run("off-"+name, func(b *testing.B) { benchAuditGRPC(b, t, batch, false) })
-				b.Run("on-"+name, func(b *testing.B) { benchAuditGRPC(b, t, batch, true) })
+				b.Run("on-"+name, func(b *testing.B) { benchGRPC(b, t, batch) })
 			}
 		})
 	}
-}
-
-func benchAuditGRPC(b *testing.B, t keystore.Type, batch int, on bool) {
-	var extra []grpc.ServerOption
-	if on {
-		ctx := context.Background()
-		db := auditDB(b, false)
-		l, err := audit.Open(ctx, db, audit.Options{Node: "bench"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer l.Close()
-		extra = append(extra, grpc.ChainUnaryInterceptor(api.AuditKeyCalls(l, nil)))
-	}
-	benchGRPCWith(b, t, batch, extra...)
 }
 
 // auditMode is how benchAudit keeps the log.

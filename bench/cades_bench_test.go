@@ -64,7 +64,7 @@ func BenchmarkFormats(b *testing.B) {
 		b.Fatal(err)
 	}
 	srv, err := tsa.NewServer(tsa.ServerConfig{
-		Signer: tsaKey, Cert: tsaCert, Chain: []*x509.Certificate{caCert},
+		Signer: tsaKey, Cert: tsaCert, Chain: []*x509.Certificate{caCert}, Signing: benchSigning(b, ks),
 		Policy: tsaBenchPolicy, Serials: tsa.NewSequence(st, "bench-formats-"+randHex(4), 64),
 	})
 	if err != nil {

@@ -20,9 +20,11 @@ import (
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signing"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
 	"github.com/firma-cloud/firma/store/sqlite"
 )
@@ -325,7 +327,20 @@ func benchGRPCWith(b *testing.B, t keystore.Type, batch int, extra ...grpc.Serve
 		b.Fatal(err)
 	}
 	srv := grpc.NewServer(append(opts, extra...)...)
-	api.Register(srv, ks, core, nil)
+	// Every signature is audited: a key.activated and a key.used per
+	// call, committed through the journal as firmad does by default.
+	al, err := audit.Open(context.Background(), auditDB(b, false), audit.Options{Node: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer al.Close()
+	sg, err := signing.New(signing.Options{Keys: ks, Core: core, Auditor: al})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := api.Register(srv, ks, sg, nil); err != nil {
+		b.Fatal(err)
+	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

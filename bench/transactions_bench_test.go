@@ -15,12 +15,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signing"
 	"github.com/firma-cloud/firma/sms"
 	"github.com/firma-cloud/firma/store"
 	"github.com/firma-cloud/firma/store/sqlite"
@@ -102,8 +104,19 @@ func newTxBench(b *testing.B, kdf registry.Argon2, workers int) *txBench {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// Signing is always audited: key.activated and key.used per
+	// transaction, as in firmad.
+	al, err := audit.Open(ctx, db, audit.Options{Node: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { al.Close() })
+	sg, err := signing.New(signing.Options{Keys: ks, Core: signer.New(ks, signer.Config{}), CA: auth, Citizens: reg, Auditor: al})
+	if err != nil {
+		b.Fatal(err)
+	}
 	svc, err := transaction.New(transaction.Options{Store: db, Portals: portals, Citizens: reg, Certificates: auth,
-		Core: signer.New(ks, signer.Config{}), Keys: ks, SMS: outbox, OTPKey: []byte("bench otp key, thirty-two bytes or more"),
+		Signing: sg, SMS: outbox, OTPKey: []byte("bench otp key, thirty-two bytes or more"),
 		BaseURL: "https://firma.example.es"})
 	if err != nil {
 		b.Fatal(err)

@@ -552,7 +552,7 @@ func (f *fixture) mustLastOTP(t *testing.T) string {
 // sharing the store, as two firmad nodes do: each hash is signed once.
 func TestSADSpentOnceAcrossNodes(t *testing.T) {
 	f := newFixture(t)
-	other, err := csc.New(csc.Options{Store: f.DB, Certificates: f.CA, Keys: f.Keys, Signer: f.Core, Citizens: f.Registry, SMS: f.Outbox,
+	other, err := csc.New(csc.Options{Store: f.DB, Certificates: f.CA, Keys: f.Keys, Signing: f.Signing, Citizens: f.Registry, SMS: f.Outbox,
 		OTP: mustHasher(t, f.OTPKey)})
 	if err != nil {
 		t.Fatal(err)
@@ -817,5 +817,53 @@ func TestMutualTLSPortal(t *testing.T) {
 				t.Fatalf("list: %s", body)
 			}
 		})
+	}
+}
+
+// TestSignHashAuditRefused checks that with the audit store refusing
+// appends signHash releases nothing and spends nothing: the same SAD signs
+// the same hash once the log is back, and then never again.
+func TestSignHashAuditRefused(t *testing.T) {
+	f := newFixture(t)
+	raw, b64 := hashes("acta-1")
+	sad := f.authorize(t, f.key, b64)
+	repair := f.RefuseAudit(t)
+	a := f.signHash(t, f.key, sad, b64)
+	want(t, a, http.StatusServiceUnavailable, a.code(), "audit log is unavailable")
+	if _, ok := a.body["signatures"]; ok {
+		t.Fatalf("signatures left with the audit store down: %s", a.raw)
+	}
+	repair()
+	f.verify(t, raw, signatures(t, f.signHash(t, f.key, sad, b64)))
+	// Replayed: the SAD's hash is spent.
+	want(t, f.signHash(t, f.key, sad, b64), http.StatusBadRequest, csc.CodeInvalidRequest, "Hash is not authorized by the SAD")
+
+	page, err := f.Audit.Query(context.Background(), audit.Filter{KeyID: f.cert2key(t), Events: []audit.Event{audit.KeyActivated, audit.KeyUsed}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The refused try left no record (the log was down); the signature
+	// left its two, linked.
+	var act, used *audit.Record
+	for _, r := range page.Records {
+		switch {
+		case r.Event == audit.KeyActivated && r.Outcome == audit.Success:
+			act = r
+		case r.Event == audit.KeyUsed && r.Outcome == audit.Success:
+			used = r
+		}
+	}
+	if act == nil || used == nil || act.Details[audit.DetailActivation] != used.Details[audit.DetailActivation] ||
+		act.Details["evidence"] != "csc-sad" || used.Details[audit.DetailAlgorithm] != "ecdsa-p256" || used.Details[audit.DetailFormat] != "raw" ||
+		used.Details["api"] != "csc" || act.Seq > used.Seq {
+		t.Fatalf("records %+v", page.Records)
+	}
+}
+
+func TestNewNeedsSigning(t *testing.T) {
+	f := newFixture(t)
+	if _, err := csc.New(csc.Options{Store: f.DB, Certificates: f.CA, Keys: f.Keys, Citizens: f.Registry, SMS: f.Outbox,
+		OTP: mustHasher(t, f.OTPKey)}); err == nil {
+		t.Fatal("csc.New accepted no signing service")
 	}
 }

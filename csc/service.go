@@ -24,6 +24,7 @@ import (
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signing"
 	"github.com/firma-cloud/firma/sms"
 	"github.com/firma-cloud/firma/store"
 )
@@ -51,18 +52,13 @@ type Keys interface {
 	Key(ctx context.Context, id string) (*keystore.Key, error)
 }
 
-// Signer signs digests; *signer.Core is one.
-type Signer interface {
-	Sign(ctx context.Context, r signer.Request) ([][]byte, error)
-}
-
 // Citizens looks citizens up; the registry and the store are ones.
 type Citizens interface {
 	Citizen(ctx context.Context, id string) (*store.Citizen, error)
 }
 
-// Auditor records key use and OTP events; *audit.Log is one. Signing is
-// refused when the record before it cannot be written.
+// Auditor records OTP events; *audit.Log is one. Key use is recorded by
+// the signing service.
 type Auditor interface {
 	Append(ctx context.Context, rec *audit.Record) error
 }
@@ -70,24 +66,26 @@ type Auditor interface {
 var (
 	_ Certificates = (*ca.Authority)(nil)
 	_ Keys         = (*keystore.Keystore)(nil)
-	_ Signer       = (*signer.Core)(nil)
 	_ Citizens     = (*registry.Registry)(nil)
 	_ Citizens     = store.RegistryStore(nil)
 	_ Auditor      = (*audit.Log)(nil)
 )
 
-// Options configures a Service. Store, Certificates, Keys, Signer,
+// Options configures a Service. Store, Certificates, Keys, Signing,
 // Citizens, SMS and OTP are required.
 type Options struct {
 	Store        store.CSCStore
 	Certificates Certificates
-	Keys         Keys
-	Signer       Signer
-	Citizens     Citizens
-	SMS          sms.Gateway
-	OTP          *policy.OTPHasher
-	Rules        policy.OTPRules // zero: policy.DefaultOTPRules
-	Auditor      Auditor         // nil: no audit records (tests only)
+	Keys         Keys // looks keys up for credentials/info; signing is Signing's
+	// Signing authorises, makes and records every signature.
+	Signing  *signing.Service
+	Citizens Citizens
+	SMS      sms.Gateway
+	OTP      *policy.OTPHasher
+	Rules    policy.OTPRules // zero: policy.DefaultOTPRules
+	// Auditor receives the OTP records; nil means the signing service's
+	// audit log.
+	Auditor Auditor
 
 	SADTTL        time.Duration // how long a SAD may be used; default 5 minutes
 	Lockout       time.Duration // how long sendOTP is refused after an OTP locked; default 15 minutes
@@ -112,10 +110,15 @@ type Service struct {
 // New returns a Service.
 func New(opt Options) (*Service, error) {
 	switch {
-	case opt.Store == nil, opt.Certificates == nil, opt.Keys == nil, opt.Signer == nil, opt.Citizens == nil:
-		return nil, errors.New("csc: store, certificates, keys, signer and citizens are required")
+	case opt.Store == nil, opt.Certificates == nil, opt.Keys == nil, opt.Citizens == nil:
+		return nil, errors.New("csc: store, certificates, keys and citizens are required")
+	case opt.Signing == nil:
+		return nil, errors.New("csc: the signing service is required: no signature is made or released without its audit records")
 	case opt.SMS == nil || opt.OTP == nil:
 		return nil, errors.New("csc: an SMS gateway and an OTP hasher are required")
+	}
+	if opt.Auditor == nil {
+		opt.Auditor = opt.Signing.Auditor()
 	}
 	opt.Rules = opt.Rules.WithDefaults()
 	if opt.SADTTL <= 0 {
@@ -552,59 +555,113 @@ func (s *Service) SignHash(ctx context.Context, caller Caller, r SignHashRequest
 	if err != nil {
 		return nil, err
 	}
-	cz, err := s.mayUse(ctx, c)
-	if err != nil {
-		return nil, err
-	}
 	if c.cert.KeyID != sad.KeyID {
 		return nil, denied("the credential's key changed since the SAD was issued; authorize again")
 	}
-	scheme, err := resolveSignAlgo(c.key.Type, r.SignAlgo, r.SignAlgoParams, h)
-	if err != nil {
-		return nil, err
+	// The citizen, certificate and key are the signing service's to check;
+	// a missing or destroyed key has no type to pick a scheme with, and is
+	// refused there.
+	var scheme keystore.Scheme
+	if c.key != nil && c.key.DestroyedAt.IsZero() {
+		if scheme, err = resolveSignAlgo(c.key.Type, r.SignAlgo, r.SignAlgoParams, h); err != nil {
+			return nil, err
+		}
 	}
-	actor := audit.Actor{Role: audit.RolePortal, ID: caller.ID}
 	docs := auditDocs(h, hashes)
-	details := map[string]string{"api": "csc", "credential_id": c.cert.ID, audit.DetailAlgorithm: auditAlgorithm(c.key.Type, scheme),
-		audit.DetailFormat: "raw"}
-	if err := s.opt.Store.ReserveSAD(ctx, sad.ID, hashes, now); err != nil {
-		if !errors.Is(err, store.ErrConflict) {
-			return nil, internal(err)
-		}
-		// Lost a race: tell which rule it broke from the state now.
-		if cur, err2 := s.opt.Store.SAD(ctx, sad.ID); err2 == nil && !now.Before(cur.ExpiresAt) {
-			return nil, invalid("SAD expired: authorize again")
-		}
-		return nil, invalid("Hash is not authorized by the SAD: another request signed these hashes with it at the same time; each hash is signed once")
-	}
-	// release gives the hashes back when no signature leaves: the
-	// citizen's authorisation still stands.
-	release := func() {
-		if err := s.opt.Store.ReleaseSAD(context.WithoutCancel(ctx), sad.ID, hashes); err != nil {
-			s.log.ErrorContext(ctx, "csc: release sad", "err", err)
-		}
-	}
-	sigs, err := s.opt.Signer.Sign(ctx, signer.Request{KeyID: c.cert.KeyID, Scheme: scheme, Hash: h, Digests: hashes})
+	g, err := s.opt.Signing.Authorise(ctx, signing.Request{Purpose: signing.PurposeCSC, Actor: audit.Actor{Role: audit.RolePortal, ID: caller.ID},
+		Citizen: c.cert.Owner, Certificate: c.cert.ID, Portal: caller.ID, Documents: docs,
+		Details:  map[string]string{"api": "csc", "credential_id": c.cert.ID},
+		Evidence: &sadEvidence{st: s.opt.Store, id: sad.ID, hashes: hashes, now: now, log: s.log}})
 	if err != nil {
-		release()
+		return nil, s.authoriseError(ctx, sad.ID, now, err)
+	}
+	sigs, err := g.SignDigests(ctx, scheme, h, hashes)
+	if err != nil {
+		s.giveBack(ctx, sad.ID, hashes)
 		s.m.signatures.WithLabelValues("error").Add(float64(len(hashes)))
-		s.audit(ctx, &audit.Record{Event: audit.KeyUsed, Outcome: audit.Failure, Actor: actor, Citizen: cz.ID, Portal: caller.ID,
-			KeyID: c.cert.KeyID, Documents: docs, Reason: "signing failed", Details: details})
+		if rerr := g.Release(ctx, signing.Result{Documents: docs, Format: "raw", Scheme: scheme, Failure: "signing failed"}); rerr != nil {
+			s.log.ErrorContext(ctx, "csc: failed signing not recorded", "err", rerr)
+		}
 		return nil, signError(err)
 	}
-	// One record per signing, as every key use in the service: committed
-	// before the signatures leave, or they never do.
-	if s.opt.Auditor != nil {
-		if err := s.opt.Auditor.Append(ctx, &audit.Record{Event: audit.KeyUsed, Outcome: audit.Success, Actor: actor,
-			Citizen: cz.ID, Portal: caller.ID, KeyID: c.cert.KeyID, Documents: docs, Details: details}); err != nil {
-			release()
-			s.m.signatures.WithLabelValues("error").Add(float64(len(hashes)))
-			return nil, unavailable("the audit log is unavailable; no signature was released", err)
-		}
+	// Committed before the signatures leave, or they never do; the hashes
+	// then stay the citizen's to sign.
+	if err := g.Release(ctx, signing.Result{Documents: docs, Format: "raw", Scheme: scheme}); err != nil {
+		s.giveBack(ctx, sad.ID, hashes)
+		s.m.signatures.WithLabelValues("error").Add(float64(len(hashes)))
+		return nil, unavailable("the audit log is unavailable; no signature was released", err)
 	}
 	s.m.signatures.WithLabelValues("ok").Add(float64(len(hashes)))
 	s.log.InfoContext(ctx, "csc hashes signed", "portal", caller.ID, "credential", c.cert.ID, "count", len(sigs))
 	return sigs, nil
+}
+
+// sadEvidence is a CSC signature's consent: the SAD the citizen
+// authorised with an OTP, of which these hashes are reserved (each signed
+// once, all or none) when consumed and given back when nothing left.
+type sadEvidence struct {
+	st     store.CSCStore
+	id     string
+	hashes [][]byte
+	now    time.Time
+	log    *slog.Logger
+}
+
+func (e *sadEvidence) Kind() string { return "csc-sad" }
+
+// Ref is the stored SAD ID, a hash of the SAD: the SAD itself is a bearer
+// secret.
+func (e *sadEvidence) Ref() string { return e.id }
+
+func (e *sadEvidence) Consume(ctx context.Context) error {
+	err := e.st.ReserveSAD(ctx, e.id, e.hashes, e.now)
+	if errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("sad: %w: %w", signing.ErrEvidenceUsed, err)
+	}
+	return err
+}
+
+func (e *sadEvidence) Restore(ctx context.Context) error { return e.st.ReleaseSAD(ctx, e.id, e.hashes) }
+
+// giveBack returns reserved hashes when no signature leaves: the citizen's
+// authorisation still stands.
+func (s *Service) giveBack(ctx context.Context, sadID string, hashes [][]byte) {
+	if err := s.opt.Store.ReleaseSAD(context.WithoutCancel(ctx), sadID, hashes); err != nil {
+		s.log.ErrorContext(ctx, "csc: release sad", "err", err)
+	}
+}
+
+// authoriseError tells the client why the signing service refused, in the
+// CSC terms the checks had before they moved there.
+func (s *Service) authoriseError(ctx context.Context, sadID string, now time.Time, err error) error {
+	var r *policy.Refusal
+	switch {
+	case errors.Is(err, signing.ErrAuditUnavailable):
+		return unavailable("the audit log is unavailable; nothing was signed, try again", err)
+	case errors.Is(err, signing.ErrEvidenceUsed):
+		// Lost a race: tell which rule it broke from the state now.
+		if cur, err2 := s.opt.Store.SAD(ctx, sadID); err2 == nil && !now.Before(cur.ExpiresAt) {
+			return invalid("SAD expired: authorize again")
+		}
+		return invalid("Hash is not authorized by the SAD: another request signed these hashes with it at the same time; each hash is signed once")
+	case errors.Is(err, ca.ErrUnknownCitizen):
+		return denied("the credential's owner is no longer registered")
+	case errors.As(err, &r):
+		return denied("the credential's owner may not sign: %s", r.Reason)
+	case errors.Is(err, signing.ErrRefused):
+		return denied("the credential's owner may not sign")
+	case errors.Is(err, signing.ErrCertificateRevoked):
+		return denied("the credential's certificate is revoked")
+	case errors.Is(err, signing.ErrCertificateExpired):
+		return denied("the credential's certificate has expired")
+	case errors.Is(err, signing.ErrCertificatePending):
+		return denied("the credential's certificate is not issued yet")
+	case errors.Is(err, keystore.ErrKeyDestroyed), errors.Is(err, keystore.ErrKeyNotFound):
+		return denied("the credential's key is destroyed")
+	case errors.Is(err, ca.ErrNotFound):
+		return invalid("invalid parameter credentialID")
+	}
+	return internal(err)
 }
 
 func containsHash(list [][]byte, d []byte) bool {
@@ -614,22 +671,6 @@ func containsHash(list [][]byte, d []byte) bool {
 		}
 	}
 	return false
-}
-
-// auditAlgorithm names key type and scheme as the audit log's
-// signature counts label them.
-func auditAlgorithm(t keystore.Type, scheme keystore.Scheme) string {
-	switch t {
-	case keystore.ECP256:
-		return "ecdsa-p256"
-	case keystore.ECP384:
-		return "ecdsa-p384"
-	}
-	bits, _ := keyInfo(t)
-	if scheme == keystore.PSS {
-		return fmt.Sprintf("rsa-pss-%d", bits)
-	}
-	return fmt.Sprintf("rsa-pkcs1-%d", bits)
 }
 
 // signError maps a signing-core failure.
@@ -648,9 +689,6 @@ func signError(err error) error {
 // audit writes a record that is not a precondition of the operation; a
 // failure is logged.
 func (s *Service) audit(ctx context.Context, rec *audit.Record) {
-	if s.opt.Auditor == nil {
-		return
-	}
 	if err := s.opt.Auditor.Append(context.WithoutCancel(ctx), rec); err != nil {
 		s.log.ErrorContext(ctx, "csc: audit record", "event", rec.Event, "err", err)
 	}

@@ -63,21 +63,44 @@ func (s *Signer) Key() *Key { return s.key }
 // Public returns the public key.
 func (s *Signer) Public() crypto.PublicKey { return s.key.Public }
 
+// SchemeFor is the one place a signature scheme is chosen from a key type
+// and crypto.SignerOpts: ECDSA for EC keys; for RSA keys PSS when opts is
+// *rsa.PSSOptions (the only salt length the token is asked for is the
+// hash length, so any other is refused rather than silently changed), and
+// PKCS#1 v1.5 otherwise. A nil opts asks for the key type's default.
+func SchemeFor(t Type, opts crypto.SignerOpts) (Scheme, error) {
+	if !t.IsRSA() {
+		return ECDSA, nil
+	}
+	pss, ok := opts.(*rsa.PSSOptions)
+	if !ok {
+		return PKCS1v15, nil
+	}
+	if pss.SaltLength != rsa.PSSSaltLengthEqualsHash && pss.SaltLength != rsa.PSSSaltLengthAuto &&
+		pss.SaltLength != opts.HashFunc().Size() {
+		return "", fmt.Errorf("pss salt length %d: %w (only the hash length)", pss.SaltLength, ErrUnsupported)
+	}
+	return PSS, nil
+}
+
 // Sign signs digest, as crypto.Signer does: opts is the hash for ECDSA and
 // PKCS#1 v1.5, or *rsa.PSSOptions for PSS. ECDSA signatures are ASN.1 DER.
+// It has no context, so a caller that has one uses SignContext.
 func (s *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
-	scheme := ECDSA
-	if s.key.Type.IsRSA() {
-		scheme = PKCS1v15
-		if pss, ok := opts.(*rsa.PSSOptions); ok {
-			scheme = PSS
-			if pss.SaltLength != rsa.PSSSaltLengthEqualsHash && pss.SaltLength != rsa.PSSSaltLengthAuto &&
-				pss.SaltLength != opts.HashFunc().Size() {
-				return nil, fmt.Errorf("pss salt length %d: %w (only the hash length)", pss.SaltLength, ErrUnsupported)
-			}
-		}
+	return s.SignContext(context.Background(), digest, opts)
+}
+
+// SignContext is Sign with the caller's context, so that a cancelled
+// request stops waiting for an HSM session.
+func (s *Signer) SignContext(ctx context.Context, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if opts == nil {
+		return nil, fmt.Errorf("sign: %w: no hash given", ErrUnsupported)
 	}
-	sigs, err := s.SignDigests(context.Background(), scheme, opts.HashFunc(), [][]byte{digest})
+	scheme, err := SchemeFor(s.key.Type, opts)
+	if err != nil {
+		return nil, err
+	}
+	sigs, err := s.SignDigests(ctx, scheme, opts.HashFunc(), [][]byte{digest})
 	if err != nil {
 		return nil, err
 	}

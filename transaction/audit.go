@@ -4,12 +4,12 @@ import (
 	"context"
 
 	"github.com/firma-cloud/firma/audit"
-	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/signing"
 	"github.com/firma-cloud/firma/store"
 )
 
-// Auditor records key use, OTP and transaction events; *audit.Log is one.
-// A signature is not released when its key.used record cannot be written.
+// Auditor records OTP and transaction events; *audit.Log is one. Key use
+// is recorded by the signing service, never here.
 type Auditor interface {
 	Append(ctx context.Context, rec *audit.Record) error
 }
@@ -23,37 +23,33 @@ func systemActor() audit.Actor           { return audit.Actor{Role: audit.RoleSy
 // record appends an event whose loss does not stop the operation (the
 // operation's own state is the record of truth); failures are logged.
 func (s *Service) record(ctx context.Context, rec *audit.Record) {
-	if s.opt.Auditor == nil {
-		return
-	}
-	if err := s.opt.Auditor.Append(ctx, rec); err != nil {
+	if err := s.audit.Append(ctx, rec); err != nil {
 		s.log.ErrorContext(ctx, "audit record lost", "event", rec.Event, "err", err)
 	}
 }
 
-// algorithmName is the key.used algorithm detail for a key type.
-func algorithmName(t keystore.Type) string {
-	switch t {
-	case keystore.ECP256:
-		return "ecdsa-p256"
-	case keystore.ECP384:
-		return "ecdsa-p384"
-	case keystore.RSA2048:
-		return "rsa-pkcs1-2048"
-	case keystore.RSA3072:
-		return "rsa-pkcs1-3072"
-	}
-	return string(t)
+// auditDocument names a document in key records by its digest and name.
+func auditDocument(d *store.Document) audit.Document {
+	_, h, _ := ParseHash(d.Hash)
+	doc := audit.Digest(h, d.Digest)
+	doc.Name = d.Name
+	return doc
 }
 
-// auditSigned writes one key.used record per format for the signed
-// documents among outcomes, before their signatures are stored. If a
-// record cannot be written those documents fail instead: no signature
-// leaves without its audit record.
-func (s *Service) auditSigned(ctx context.Context, t *store.Transaction, key *keystore.Signer, outcomes []*store.Document) {
-	if s.opt.Auditor == nil {
-		return
-	}
+// release writes, through the grant, one key.used record per format for
+// the signed documents among outcomes, before their signatures are
+// stored, and one for the failed ones.
+//
+// If a record cannot be written those documents fail instead, with the
+// audit message: no signature leaves without its record. They are not
+// put back to pending for a later retry: other documents of the batch may
+// already be stored as signed, the portal and the citizen get a definite
+// answer now rather than a transaction that waits on the audit log, and
+// the consent (the OTP) was given for this signing, not for one at an
+// unknown later time. The audit log refusing the key.activated record
+// before anything is signed is different: then the lease is given back
+// and the transaction signs later (see Service.authorise).
+func (s *Service) release(ctx context.Context, t *store.Transaction, g *signing.Grant, outcomes []*store.Document) {
 	byFormat := map[string][]*store.Document{}
 	var order []string
 	for _, d := range outcomes {
@@ -67,16 +63,11 @@ func (s *Service) auditSigned(ctx context.Context, t *store.Transaction, key *ke
 	}
 	for _, f := range order {
 		ds := byFormat[f]
-		rec := &audit.Record{Event: audit.KeyUsed, Outcome: audit.Success, Actor: citizenActor(t.CitizenID), Citizen: t.CitizenID,
-			Portal: t.PortalID, KeyID: key.Key().ID, RequestID: t.ID,
-			Details: map[string]string{audit.DetailAlgorithm: algorithmName(key.Key().Type), audit.DetailFormat: f, "transaction": t.ID}}
+		res := signing.Result{Format: f}
 		for _, d := range ds {
-			_, h, _ := ParseHash(d.Hash)
-			doc := audit.Digest(h, d.Digest)
-			doc.Name = d.Name
-			rec.Documents = append(rec.Documents, doc)
+			res.Documents = append(res.Documents, auditDocument(d))
 		}
-		if err := s.opt.Auditor.Append(ctx, rec); err != nil {
+		if err := g.Release(ctx, res); err != nil {
 			s.log.ErrorContext(ctx, "audit unavailable: signatures withheld", "transaction", t.ID, "documents", len(ds), "err", err)
 			for _, d := range ds {
 				d.Status, d.Result, d.Timestamped = string(DocFailed), nil, false
@@ -87,15 +78,12 @@ func (s *Service) auditSigned(ctx context.Context, t *store.Transaction, key *ke
 	var failed []audit.Document
 	for _, d := range outcomes {
 		if d.Status == string(DocFailed) {
-			_, h, _ := ParseHash(d.Hash)
-			doc := audit.Digest(h, d.Digest)
-			doc.Name = d.Name
-			failed = append(failed, doc)
+			failed = append(failed, auditDocument(d))
 		}
 	}
 	if len(failed) > 0 {
-		s.record(ctx, &audit.Record{Event: audit.KeyUsed, Outcome: audit.Failure, Actor: citizenActor(t.CitizenID), Citizen: t.CitizenID,
-			Portal: t.PortalID, KeyID: key.Key().ID, RequestID: t.ID, Documents: failed, Reason: "documents not signed",
-			Details: map[string]string{audit.DetailAlgorithm: algorithmName(key.Key().Type), "transaction": t.ID}})
+		if err := g.Release(ctx, signing.Result{Documents: failed, Failure: "documents not signed"}); err != nil {
+			s.log.ErrorContext(ctx, "audit record lost", "event", audit.KeyUsed, "transaction", t.ID, "err", err)
+		}
 	}
 }

@@ -6,27 +6,37 @@ import (
 	"testing"
 
 	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/store/sqlite"
 	"github.com/firma-cloud/firma/transaction"
 )
 
-func openAudit(t *testing.T, e *env) *audit.Log {
+// refuseAudit makes the audit store refuse the records when matches
+// (an SQL condition on the new audit_records row), as a full disk or a
+// broken database would; the returned func repairs it. SQLite only: the
+// trigger is SQLite's.
+func refuseAudit(t *testing.T, e *env, when string) func() {
 	t.Helper()
-	l, err := audit.Open(e.ctx, e.db, audit.Options{Node: "test-node"})
-	if err != nil {
+	db, ok := e.db.(*sqlite.DB)
+	if !ok {
+		t.Skip("refusing audit appends is done with an SQLite trigger")
+	}
+	if _, err := db.SQL().ExecContext(e.ctx, `CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_records
+		WHEN `+when+` BEGIN SELECT RAISE(ABORT, 'audit store unavailable'); END`); err != nil {
 		t.Fatal(err)
 	}
-	return l
+	return func() {
+		if _, err := db.SQL().ExecContext(e.ctx, `DROP TRIGGER refuse_audit`); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // TestAuditRecordsEveryStep runs a transaction with one wrong code and
-// reads the audit log back: every step is there, each signature as a
-// key.used record with its documents' digests, and no code anywhere.
+// reads the audit log back: every step is there, the signing as one
+// key.activated and a key.used per format with its documents' digests,
+// linked by the activation, and no code anywhere.
 func TestAuditRecordsEveryStep(t *testing.T) {
-	var log *audit.Log
 	e := newEnv(t, nil)
-	e.mut = func(o *transaction.Options) { log = openAudit(t, e); o.Auditor = log }
-	e.restart()
-	defer log.Close()
 	p := e.portal("Portal", nil)
 	citizen := e.advanced(12345678)
 	docs, _ := threeDocs(t)
@@ -42,16 +52,25 @@ func TestAuditRecordsEveryStep(t *testing.T) {
 	if _, err := e.svc.Approve(e.ctx, c.ID, sess, code); err != nil {
 		t.Fatal(err)
 	}
-	page, err := log.Query(e.ctx, audit.Filter{Portal: p.ID, Limit: 1000})
+	page, err := e.audit.Query(e.ctx, audit.Filter{Portal: p.ID, Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
 	count := map[audit.Event]int{}
 	formats := map[string]int{}
+	activation := ""
 	for _, r := range page.Records {
 		count[r.Event]++
-		if r.Event == audit.KeyUsed {
-			if r.Outcome != audit.Success || r.Citizen != citizen || r.KeyID == "" || r.RequestID != c.ID {
+		switch r.Event {
+		case audit.KeyActivated:
+			activation = r.Details[audit.DetailActivation]
+			if r.Outcome != audit.Success || r.Citizen != citizen || len(r.Documents) != 3 || r.Details["evidence"] != "transaction-lease" ||
+				r.Details["evidence_ref"] != c.ID || count[audit.KeyUsed] > 0 {
+				t.Errorf("key.activated %+v", r)
+			}
+		case audit.KeyUsed:
+			if r.Outcome != audit.Success || r.Citizen != citizen || r.KeyID == "" || r.RequestID != c.ID ||
+				r.Details[audit.DetailActivation] != activation || r.Details[audit.DetailAlgorithm] != "ecdsa-p256" {
 				t.Errorf("key.used %+v", r)
 			}
 			formats[r.Details[audit.DetailFormat]] += len(r.Documents)
@@ -62,7 +81,7 @@ func TestAuditRecordsEveryStep(t *testing.T) {
 		}
 	}
 	for ev, n := range map[audit.Event]int{audit.TransactionCreated: 1, audit.OTPSent: 1, audit.OTPFailed: 1, audit.OTPChecked: 1,
-		audit.KeyUsed: 3, audit.TransactionStateChange: 1} {
+		audit.KeyActivated: 1, audit.KeyUsed: 3, audit.TransactionStateChange: 1} {
 		if count[ev] != n {
 			t.Errorf("%d %s records, want %d (all: %v)", count[ev], ev, n, count)
 		}
@@ -72,18 +91,56 @@ func TestAuditRecordsEveryStep(t *testing.T) {
 	}
 }
 
-// TestAuditUnavailableWithholdsSignatures closes the audit log before the
-// approval: nothing signed may leave without its record.
-func TestAuditUnavailableWithholdsSignatures(t *testing.T) {
-	var log *audit.Log
+// TestAuditUnavailableKeepsApproval breaks the audit store before the
+// approval: nothing is signed, the transaction is approved again (the
+// citizen's consent still stands) and a second approval is refused; once
+// the log works, the resume loop signs it.
+func TestAuditUnavailableKeepsApproval(t *testing.T) {
 	e := newEnv(t, nil)
-	e.mut = func(o *transaction.Options) { log = openAudit(t, e); o.Auditor = log }
-	e.restart()
 	p := e.portal("Portal", nil)
 	citizen := e.advanced(12345678)
 	c := e.create(p, citizen, transaction.DocumentInput{Name: "a.txt", Content: []byte("a")})
 	sess, code := e.login(c.ID, citizen)
-	log.Close()
+	repair := refuseAudit(t, e, "1")
+	_, err := e.svc.Approve(e.ctx, c.ID, sess, code)
+	wantCode(t, err, transaction.CodeUnavailable)
+	if !strings.Contains(err.Error(), "audit") {
+		t.Fatalf("approve with the audit store down: %v", err)
+	}
+	r, err := e.svc.Results(e.ctx, p.ID, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Transaction.State != transaction.StateApproved || r.Documents[0].Status != transaction.DocPending || len(r.Documents[0].Signature) != 0 {
+		t.Fatalf("after the refused signing: state %s, document %+v", r.Transaction.State, r.Documents[0])
+	}
+	// The approval is spent: approving again is refused, and signs nothing.
+	_, err = e.svc.Approve(e.ctx, c.ID, sess, code)
+	wantCode(t, err, transaction.CodeAlreadyUsed)
+
+	repair()
+	if err := e.svc.Resume(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err = e.svc.Results(e.ctx, p.ID, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Transaction.State != transaction.StateDone || r.Documents[0].Status != transaction.DocSigned || len(r.Documents[0].Signature) == 0 {
+		t.Fatalf("after resuming: state %s, document %+v", r.Transaction.State, r.Documents[0])
+	}
+}
+
+// TestAuditUnavailableWithholdsSignatures lets the signing be authorised
+// and then refuses its key.used record: nothing signed may leave without
+// its record.
+func TestAuditUnavailableWithholdsSignatures(t *testing.T) {
+	e := newEnv(t, nil)
+	p := e.portal("Portal", nil)
+	citizen := e.advanced(12345678)
+	c := e.create(p, citizen, transaction.DocumentInput{Name: "a.txt", Content: []byte("a")})
+	sess, code := e.login(c.ID, citizen)
+	defer refuseAudit(t, e, "NEW.event = 'key.used' AND NEW.outcome = 'success'")()
 	v, err := e.svc.Approve(e.ctx, c.ID, sess, code)
 	if err != nil {
 		t.Fatal(err)
@@ -97,5 +154,14 @@ func TestAuditUnavailableWithholdsSignatures(t *testing.T) {
 	}
 	if d := r.Documents[0]; d.Status != transaction.DocFailed || len(d.Signature) != 0 || !strings.Contains(d.Error, "audit") {
 		t.Fatalf("document %+v", d)
+	}
+}
+
+// TestNewNeedsSigning: no signing service, no transaction service.
+func TestNewNeedsSigning(t *testing.T) {
+	e := newEnv(t, nil)
+	if _, err := transaction.New(transaction.Options{Store: e.db, Portals: e.portals, Citizens: e.reg, Certificates: e.ca,
+		SMS: outboxOf(t, e), OTPKey: e.otpKey, BaseURL: "https://firma.example.es"}); err == nil {
+		t.Fatal("transaction.New accepted no signing service")
 	}
 }

@@ -70,7 +70,7 @@ func TestNoCertificateWithoutCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc, err := transaction.New(transaction.Options{Store: e.db, Portals: e.portals, Citizens: e.reg, Certificates: noCA,
-		Core: coreOf(e), Keys: e.ks, SMS: outboxOf(t, e), OTPKey: e.otpKey, BaseURL: "https://firma.example.es"})
+		Signing: e.signing, SMS: outboxOf(t, e), OTPKey: e.otpKey, BaseURL: "https://firma.example.es"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,12 +14,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signing"
 	"github.com/firma-cloud/firma/sms"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
 	"github.com/firma-cloud/firma/store"
@@ -56,7 +58,7 @@ func (c *clock) Add(d time.Duration) {
 // env is a whole signing service on real parts: a fresh SoftHSM2 token, a
 // fresh database (SQLite unless FIRMA_TEST_STORE says postgres, or the
 // backend newEnvWith was given), the citizen registry, the CA, the signing
-// core, the portal registry and the SMS outbox.
+// core and service, the audit log, the portal registry and the SMS outbox.
 type env struct {
 	t       testing.TB
 	ctx     context.Context
@@ -71,6 +73,8 @@ type env struct {
 	ca      *ca.Authority
 	portals *portal.Registry
 	svc     *transaction.Service
+	audit   *audit.Log
+	signing *signing.Service
 	otpKey  []byte
 }
 
@@ -131,8 +135,14 @@ func (e *env) open() {
 	}
 	e.ca.SetCitizens(e.reg)
 	e.portals = portal.New(e.db, portal.Options{Clock: e.clock.Now})
+	if e.audit, err = audit.Open(e.ctx, e.db, audit.Options{Node: "test-node"}); err != nil {
+		t.Fatal(err)
+	}
 	core := signer.New(e.ks, signer.Config{VerifyECDSA: true})
-	opt := transaction.Options{Store: e.db, Portals: e.portals, Citizens: e.reg, Certificates: e.ca, Core: core, Keys: e.ks,
+	if e.signing, err = signing.New(signing.Options{Keys: e.ks, Core: core, CA: e.ca, Citizens: e.reg, Auditor: e.audit}); err != nil {
+		t.Fatal(err)
+	}
+	opt := transaction.Options{Store: e.db, Portals: e.portals, Citizens: e.reg, Certificates: e.ca, Signing: e.signing,
 		SMS: outbox, OTPKey: e.otpKey, BaseURL: "https://firma.example.es/", Clock: e.clock.Now, Registerer: prometheus.NewRegistry(),
 		CallbackBackoff: 50 * time.Millisecond}
 	if e.mut != nil {
@@ -144,6 +154,10 @@ func (e *env) open() {
 }
 
 func (e *env) close() {
+	if e.audit != nil {
+		e.audit.Close()
+		e.audit = nil
+	}
 	if e.ks != nil {
 		e.ks.Close()
 		e.ks = nil

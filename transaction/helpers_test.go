@@ -3,7 +3,6 @@ package transaction_test
 import (
 	"testing"
 
-	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/sms"
 	"github.com/firma-cloud/firma/store"
 )
@@ -14,8 +13,6 @@ func freshCAStore(t *testing.T, e *env) store.Store {
 	t.Helper()
 	return e.tdb.Backend().Open(t)
 }
-
-func coreOf(e *env) *signer.Core { return signer.New(e.ks, signer.Config{}) }
 
 func outboxOf(t *testing.T, e *env) *sms.Outbox {
 	t.Helper()

@@ -33,7 +33,7 @@ func TestDeriveOTPKey(t *testing.T) {
 	}
 	// The derived key works as the service's OTP key.
 	if _, err := transaction.New(transaction.Options{Store: e.db, Portals: e.portals, Citizens: e.reg, Certificates: e.ca,
-		Core: coreOf(e), Keys: e.ks, SMS: outboxOf(t, e), OTPKey: k1, BaseURL: "https://firma.example.es"}); err != nil {
+		Signing: e.signing, SMS: outboxOf(t, e), OTPKey: k1, BaseURL: "https://firma.example.es"}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signing"
 	"github.com/firma-cloud/firma/sms"
 	"github.com/firma-cloud/firma/store"
 )
@@ -39,16 +40,16 @@ const (
 	maxIdempotencyKey       = 128
 )
 
-// Options wires a Service. Store, Portals, Citizens, Certificates, Core,
-// Keys, SMS, OTPKey and BaseURL are required.
+// Options wires a Service. Store, Portals, Citizens, Certificates,
+// Signing, SMS, OTPKey and BaseURL are required.
 type Options struct {
 	Store        store.TransactionStore
 	Portals      Portals
 	Citizens     Citizens
 	Certificates Certificates
-	Core         Core
-	Keys         Keys
-	SMS          sms.Gateway
+	// Signing authorises, makes and records every signature.
+	Signing *signing.Service
+	SMS     sms.Gateway
 	// OTPKey keys the stored hashes of one-time passwords and citizen
 	// sessions: at least 32 random bytes, the same on every node.
 	OTPKey []byte
@@ -73,8 +74,8 @@ type Options struct {
 	// minutes between tries.
 	CallbackAttempts int
 	CallbackBackoff  time.Duration
-	// Auditor receives key.used, otp.* and transaction.* records; nil
-	// writes none (tests only).
+	// Auditor receives the otp.* and transaction.* records; nil means the
+	// signing service's audit log. Key use is recorded by Signing.
 	Auditor    Auditor
 	Log        *slog.Logger
 	Registerer prometheus.Registerer
@@ -94,6 +95,7 @@ type Service struct {
 	client  *http.Client
 	kick    chan struct{}
 	active  sync.Map // transaction IDs this process is signing
+	audit   Auditor
 }
 
 // New returns a service.
@@ -107,8 +109,8 @@ func New(opt Options) (*Service, error) {
 		return nil, errors.New("transaction: a citizen registry is required")
 	case opt.Certificates == nil:
 		return nil, errors.New("transaction: a certificate authority is required")
-	case opt.Core == nil || opt.Keys == nil:
-		return nil, errors.New("transaction: the signing core and keystore are required")
+	case opt.Signing == nil:
+		return nil, errors.New("transaction: the signing service is required: no signature is made or released without its audit records")
 	case opt.SMS == nil:
 		return nil, errors.New("transaction: an SMS gateway is required")
 	}
@@ -133,7 +135,10 @@ func New(opt Options) (*Service, error) {
 		opt.CallbackBackoff = time.Second
 	}
 	s := &Service{st: opt.Store, opt: opt, rules: opt.OTP.WithDefaults(), otp: h, log: opt.Log, now: opt.Clock,
-		client: opt.HTTPClient, kick: make(chan struct{}, 1)}
+		client: opt.HTTPClient, kick: make(chan struct{}, 1), audit: opt.Auditor}
+	if s.audit == nil {
+		s.audit = opt.Signing.Auditor()
+	}
 	s.opt.BaseURL = strings.TrimRight(opt.BaseURL, "/")
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

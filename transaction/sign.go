@@ -3,97 +3,176 @@ package transaction
 import (
 	"context"
 	"crypto"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/digitorus/timestamp"
 
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signing"
 	"github.com/firma-cloud/firma/store"
 )
 
 // PDFReason is the /Reason of PAdES signatures made here.
 const PDFReason = "Firmado con Cl@ve Firma"
 
-// sign takes an approved transaction through signing to done (or failed).
-// Each document's outcome is stored with a conditional update as soon as
-// it is known, so a signing interrupted by a restart resumes with the
-// documents still pending (see Resume).
+// sign takes an approved transaction through signing to done (or failed),
+// in steps: the signing service authorises it (certificate, the signing
+// lease as the citizen's consent, the key.activated record), the
+// documents are signed, and the outcome summarised. Each document's
+// outcome is stored with a conditional update as soon as it is known, so
+// a signing interrupted by a restart resumes with the documents still
+// pending (see Resume).
 func (s *Service) sign(ctx context.Context, t *store.Transaction) error {
 	if _, busy := s.active.LoadOrStore(t.ID, struct{}{}); busy {
 		return nil // this process is signing it already
 	}
 	defer s.active.Delete(t.ID)
+	if st := State(t.State); st != StateApproved && st != StateSigning {
+		return nil // it already ended
+	}
 	start := time.Now()
-	// Taking the signing lease is itself a conditional update, so of two
-	// nodes resuming the same transaction one goes on.
+	g, err := s.authorise(ctx, t)
+	if g == nil {
+		return err
+	}
+	if err := s.signDocuments(ctx, t, g); err != nil {
+		return err
+	}
+	return s.summarise(ctx, t, start)
+}
+
+// authorise asks the signing service for the citizen's key, with the
+// signing lease as the evidence. It returns no grant when the
+// transaction is not this node's to sign: ended, signed by another node,
+// refused (then ended here as failed), or waiting for the audit log or
+// the store (then the error says so and signing resumes later).
+func (s *Service) authorise(ctx context.Context, t *store.Transaction) (*signing.Grant, error) {
+	docs, err := s.st.Documents(ctx, t.ID, false)
+	if err != nil {
+		return nil, fail(CodeUnavailable, "the transaction store failed; retry", err)
+	}
+	var approved []audit.Document
+	for _, d := range docs {
+		if d.Status == string(DocPending) {
+			approved = append(approved, auditDocument(d))
+		}
+	}
+	g, err := s.opt.Signing.Authorise(ctx, signing.Request{Purpose: signing.PurposeTransaction, Actor: citizenActor(t.CitizenID),
+		Citizen: t.CitizenID, Portal: t.PortalID, RequestID: t.ID, Documents: approved,
+		Details: map[string]string{"transaction": t.ID}, Evidence: &lease{s: s, t: t}})
+	switch {
+	case err == nil:
+	case errors.Is(err, signing.ErrEvidenceUsed):
+		return nil, nil // it ended, or another node holds the lease
+	case errors.Is(err, errLeaseStore):
+		return nil, fail(CodeUnavailable, "the transaction store failed; retry", err)
+	case errors.Is(err, signing.ErrAuditUnavailable):
+		// The lease was given back: the transaction is approved again and
+		// the resume loop signs it once the log takes records.
+		return nil, fail(CodeUnavailable, "the audit log is unavailable; signing resumes on its own", err)
+	case ctx.Err() != nil:
+		return nil, fail(CodeUnavailable, "signing was interrupted; it resumes on its own", err)
+	case errors.Is(err, keystore.ErrKeyDestroyed), errors.Is(err, keystore.ErrKeyNotFound):
+		s.log.ErrorContext(ctx, "signing key unavailable", "transaction", t.ID, "err", err)
+		return nil, s.end(ctx, t, StateFailed, CodeSigningFailed, "the citizen's signing key is not available")
+	default:
+		code, msg := certificateFailure(err)
+		s.log.WarnContext(ctx, "no certificate for signing", "transaction", t.ID, "code", code, "err", err)
+		return nil, s.end(ctx, t, StateFailed, code, msg)
+	}
+	if cert := g.Certificate(); t.CertificateID != cert.ID {
+		t.CertificateID, t.KeyID, t.UpdatedAt = cert.ID, cert.KeyID, s.now().UTC()
+		if err := s.st.UpdateTransaction(ctx, t); err != nil {
+			// The key.activated record stands with no key.used: a decision
+			// cut short, which verification reports; the lease runs out and
+			// another try signs.
+			return nil, fail(CodeUnavailable, "the transaction store failed; retry", err)
+		}
+	}
+	return g, nil
+}
+
+// errLeaseStore marks a store failure while taking or giving back the
+// signing lease, as opposed to losing it.
+var errLeaseStore = errors.New("signing lease: transaction store failed")
+
+// lease is a transaction's evidence for the signing service: the citizen
+// approved with the OTP, and the approved transaction is signed once.
+// Consume takes the signing lease (approved, or signing with the lease run
+// out, to signing) with the store's conditional update, so of two nodes
+// one wins; Restore puts the transaction back to approved, its lease end
+// as it was, for the resume loop to sign later.
+type lease struct {
+	s    *Service
+	t    *store.Transaction
+	prev store.Transaction
+}
+
+func (l *lease) Kind() string { return "transaction-lease" }
+func (l *lease) Ref() string  { return l.t.ID }
+
+func (l *lease) Consume(ctx context.Context) error {
+	s, t := l.s, l.t
 	for attempt := 0; ; attempt++ {
 		st := State(t.State)
 		if (st != StateApproved && st != StateSigning) || attempt >= maxRetries {
-			return nil // it already ended
+			return fmt.Errorf("transaction %s is %s: %w", t.ID, st, signing.ErrEvidenceUsed)
 		}
 		if attempt > 0 && st == StateSigning && s.now().Before(t.ExpiresAt) {
-			return nil // another node took the lease
+			return fmt.Errorf("transaction %s: another node took the lease: %w", t.ID, signing.ErrEvidenceUsed)
 		}
+		l.prev = *t
 		now := s.now().UTC()
 		t.State, t.UpdatedAt, t.ExpiresAt = string(StateSigning), now, now.Add(signingLease)
 		err := s.st.UpdateTransaction(ctx, t)
 		if err == nil {
-			break
+			return nil
 		}
 		if !errors.Is(err, store.ErrConflict) {
-			return fail(CodeUnavailable, "the transaction store failed; retry", err)
+			*t = l.prev
+			return fmt.Errorf("%w: %w", errLeaseStore, err)
 		}
-		if t, err = s.st.Transaction(ctx, t.ID); err != nil {
-			return fail(CodeUnavailable, "the transaction store failed; retry", err)
+		cur, err := s.st.Transaction(ctx, t.ID)
+		if err != nil {
+			*t = l.prev
+			return fmt.Errorf("%w: %w", errLeaseStore, err)
 		}
+		*t = *cur
 	}
-	cert, err := s.opt.Certificates.EnsureCertificate(ctx, t.CitizenID)
-	if err == nil && cert.Cert == nil {
-		err = ca.ErrPending
+}
+
+func (l *lease) Restore(ctx context.Context) error {
+	s, t := l.s, l.t
+	back := *t
+	back.State, back.ExpiresAt, back.UpdatedAt = string(StateApproved), l.prev.ExpiresAt, s.now().UTC()
+	if err := s.st.UpdateTransaction(ctx, &back); err != nil {
+		return fmt.Errorf("%w: %w", errLeaseStore, err)
 	}
-	if err != nil {
-		if ctx.Err() != nil {
-			return fail(CodeUnavailable, "signing was interrupted; it resumes on its own", err)
-		}
-		code, msg := certificateFailure(err)
-		s.log.WarnContext(ctx, "no certificate for signing", "transaction", t.ID, "code", code, "err", err)
-		return s.end(ctx, t, StateFailed, code, msg)
-	}
-	if t.CertificateID != cert.ID {
-		t.CertificateID, t.KeyID, t.UpdatedAt = cert.ID, cert.KeyID, s.now().UTC()
-		if err := s.st.UpdateTransaction(ctx, t); err != nil {
-			return fail(CodeUnavailable, "the transaction store failed; retry", err)
-		}
-	}
-	key, err := s.opt.Keys.Signer(ctx, cert.KeyID)
-	if err != nil {
-		if ctx.Err() != nil {
-			return fail(CodeUnavailable, "signing was interrupted; it resumes on its own", err)
-		}
-		s.log.ErrorContext(ctx, "signing key unavailable", "transaction", t.ID, "key", cert.KeyID, "err", err)
-		return s.end(ctx, t, StateFailed, CodeSigningFailed, "the citizen's signing key is not available")
-	}
+	*t = back
+	return nil
+}
+
+// signDocuments signs every pending document with the grant and stores
+// the outcomes. Raw documents are signed first in batches through the
+// signing core; CAdES and PAdES one at a time.
+func (s *Service) signDocuments(ctx context.Context, t *store.Transaction, g *signing.Grant) error {
 	docs, err := s.st.Documents(ctx, t.ID, true)
 	if err != nil {
 		return fail(CodeUnavailable, "the transaction store failed; retry", err)
 	}
-	chain := []*x509.Certificate{cert.Cert}
-	if is := s.opt.Certificates.Issuing(); is != nil && cert.Issuer != "external" {
-		chain = append(chain, is)
-	}
-	raw := s.signRaw(ctx, key, docs)
+	raw := s.signRaw(ctx, g, docs)
 	failed := false
 	// Outcomes are stored in batches: one commit for a batch of raw
 	// signatures. A document whose outcome a crash loses is still pending
 	// and is signed again on resume; nothing was handed out yet.
 	var outcomes []*store.Document
 	flush := func() error {
-		s.auditSigned(ctx, t, key, outcomes)
+		s.release(ctx, t, g, outcomes)
 		_, err := s.st.UpdateDocuments(ctx, outcomes, string(DocPending))
 		outcomes = outcomes[:0]
 		if err != nil {
@@ -109,52 +188,61 @@ func (s *Service) sign(ctx context.Context, t *store.Transaction) error {
 		if ctx.Err() != nil {
 			return fail(CodeUnavailable, "signing was interrupted; it resumes on its own", ctx.Err())
 		}
-		next := *d
 		if _, ok := raw[d.Index]; !ok && len(outcomes) > 0 {
 			// Slow formats take a while each: keep what is done first.
 			if err := flush(); err != nil {
 				return err
 			}
 		}
-		switch {
-		case t.StopOnError && failed:
-			next.Status, next.ErrorCode = string(DocAborted), string(CodeSigningFailed)
-			next.Error = "not signed: an earlier document failed and this batch stops on the first error"
-		default:
-			var (
-				res []byte
-				tok []byte
-				err error
-			)
-			if r, ok := raw[d.Index]; ok {
-				res, err = r.sig, r.err
-			} else {
-				res, tok, err = s.signDocument(ctx, t, d, key, chain)
-			}
-			if err != nil {
-				code, msg := documentFailure(err)
-				s.log.WarnContext(ctx, "document not signed", "transaction", t.ID, "document", d.Index, "code", code, "err", err)
-				next.Status, next.ErrorCode, next.Error = string(DocFailed), string(code), msg
-				failed = true
-			} else {
-				next.Status, next.Result, next.SignedAt = string(DocSigned), res, s.now().UTC()
-				next.Timestamped = t.Level == string(signer.LevelT) && next.Format != string(signer.FormatRaw)
-				if len(tok) > 0 {
-					next.TimestampToken = tok
-					if ts, err := timestamp.Parse(tok); err == nil {
-						next.TimestampedAt = ts.Time.UTC()
-					}
-				}
-			}
-		}
-		outcomes = append(outcomes, &next)
+		next := s.outcome(ctx, t, g, d, raw, t.StopOnError && failed)
+		failed = failed || next.Status == string(DocFailed)
+		outcomes = append(outcomes, next)
 		s.m.documents.WithLabelValues(d.Format, next.Status).Inc()
 	}
-	if err := flush(); err != nil {
-		return err
+	return flush()
+}
+
+// outcome signs one pending document (or takes its raw signature) and
+// returns it with its new status; abort says an earlier document failed
+// and the batch stops on the first error.
+func (s *Service) outcome(ctx context.Context, t *store.Transaction, g *signing.Grant, d *store.Document, raw map[int]rawResult, abort bool) *store.Document {
+	next := *d
+	if abort {
+		next.Status, next.ErrorCode = string(DocAborted), string(CodeSigningFailed)
+		next.Error = "not signed: an earlier document failed and this batch stops on the first error"
+		return &next
 	}
+	var (
+		res, tok []byte
+		err      error
+	)
+	if r, ok := raw[d.Index]; ok {
+		res, err = r.sig, r.err
+	} else {
+		res, tok, err = s.signDocument(ctx, t, d, g)
+	}
+	if err != nil {
+		code, msg := documentFailure(err)
+		s.log.WarnContext(ctx, "document not signed", "transaction", t.ID, "document", d.Index, "code", code, "err", err)
+		next.Status, next.ErrorCode, next.Error = string(DocFailed), string(code), msg
+		return &next
+	}
+	next.Status, next.Result, next.SignedAt = string(DocSigned), res, s.now().UTC()
+	next.Timestamped = t.Level == string(signer.LevelT) && next.Format != string(signer.FormatRaw)
+	if len(tok) > 0 {
+		next.TimestampToken = tok
+		if ts, err := timestamp.Parse(tok); err == nil {
+			next.TimestampedAt = ts.Time.UTC()
+		}
+	}
+	return &next
+}
+
+// summarise ends the transaction from its documents' outcomes.
+func (s *Service) summarise(ctx context.Context, t *store.Transaction, start time.Time) error {
 	// Re-read: on a conflict another node stored the outcome.
-	if docs, err = s.st.Documents(ctx, t.ID, false); err != nil {
+	docs, err := s.st.Documents(ctx, t.ID, false)
+	if err != nil {
 		return fail(CodeUnavailable, "the transaction store failed; retry", err)
 	}
 	signed := 0
@@ -191,11 +279,11 @@ type rawResult struct {
 	err error
 }
 
-// signRaw signs every pending raw document through the signing core, one
-// batch per hash, so that a batch costs the HSM's signatures and little
-// else. A failed batch is retried one document at a time to find which
-// one failed.
-func (s *Service) signRaw(ctx context.Context, key *keystore.Signer, docs []*store.Document) map[int]rawResult {
+// signRaw signs every pending raw document through the grant, one batch
+// per hash, so that a batch costs the HSM's signatures and little else. A
+// failed batch is retried one document at a time to find which one
+// failed.
+func (s *Service) signRaw(ctx context.Context, g *signing.Grant, docs []*store.Document) map[int]rawResult {
 	byHash := map[string][]*store.Document{}
 	for _, d := range docs {
 		if d.Status == string(DocPending) && d.Format == string(signer.FormatRaw) {
@@ -203,17 +291,13 @@ func (s *Service) signRaw(ctx context.Context, key *keystore.Signer, docs []*sto
 		}
 	}
 	out := make(map[int]rawResult)
-	scheme := keystore.ECDSA
-	if key.Key().Type.IsRSA() {
-		scheme = keystore.PKCS1v15
-	}
 	for name, ds := range byHash {
 		h := hashes[name]
-		req := signer.Request{KeyID: key.Key().ID, Scheme: scheme, Hash: h}
-		for _, d := range ds {
-			req.Digests = append(req.Digests, d.Digest)
+		digests := make([][]byte, len(ds))
+		for i, d := range ds {
+			digests[i] = d.Digest
 		}
-		sigs, err := s.opt.Core.Sign(ctx, req)
+		sigs, err := g.SignDigests(ctx, "", h, digests)
 		if err == nil && len(sigs) == len(ds) {
 			for i, d := range ds {
 				out[d.Index] = rawResult{sig: sigs[i]}
@@ -221,7 +305,7 @@ func (s *Service) signRaw(ctx context.Context, key *keystore.Signer, docs []*sto
 			continue
 		}
 		for _, d := range ds {
-			sig, err := s.opt.Core.Sign(ctx, signer.Request{KeyID: req.KeyID, Scheme: scheme, Hash: h, Digests: [][]byte{d.Digest}})
+			sig, err := g.SignDigests(ctx, "", h, [][]byte{d.Digest})
 			if err == nil && len(sig) != 1 {
 				err = errors.New("signing core returned no signature")
 			}
@@ -238,7 +322,7 @@ func (s *Service) signRaw(ctx context.Context, key *keystore.Signer, docs []*sto
 // signDocument makes a CAdES or PAdES signature of one document, and
 // returns the timestamp token put in it (B-T), kept on the side for the
 // portal.
-func (s *Service) signDocument(ctx context.Context, t *store.Transaction, d *store.Document, key crypto.Signer, chain []*x509.Certificate) ([]byte, []byte, error) {
+func (s *Service) signDocument(ctx context.Context, t *store.Transaction, d *store.Document, g *signing.Grant) ([]byte, []byte, error) {
 	_, h, err := ParseHash(d.Hash)
 	if err != nil {
 		return nil, nil, err
@@ -256,9 +340,10 @@ func (s *Service) signDocument(ctx context.Context, t *store.Transaction, d *sto
 			return tok, err
 		})
 	}
+	chain := g.Chain()
 	doc := signer.Document{Type: signer.DocumentType(d.MediaType), Content: d.Content, Digest: d.Digest}
 	po := signer.PDFOptions{Reason: PDFReason, Name: chain[0].Subject.CommonName}
-	res, err := signer.SignDocument(ctx, signer.Format(d.Format), s.formats, doc, key, chain, opt, po)
+	res, err := signer.SignDocument(ctx, signer.Format(d.Format), s.formats, doc, g.Signer(ctx), chain, opt, po)
 	if err != nil {
 		return nil, nil, err
 	}

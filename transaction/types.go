@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/firma-cloud/firma/ca"
-	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/store"
 )
@@ -240,17 +239,6 @@ type Certificates interface {
 	Mode() string
 	Issuing() *x509.Certificate
 	Root() *x509.Certificate
-}
-
-// Core signs batches of digests; *signer.Core implements it.
-type Core interface {
-	Sign(ctx context.Context, r signer.Request) ([][]byte, error)
-}
-
-// Keys gives a crypto.Signer per key for CAdES and PAdES;
-// *keystore.Keystore implements it.
-type Keys interface {
-	Signer(ctx context.Context, id string) (*keystore.Signer, error)
 }
 
 // Portals looks portals up; *portal.Registry implements it.

@@ -3,54 +3,38 @@ package tsa
 import (
 	"context"
 	"crypto"
-	"encoding/asn1"
 	"fmt"
 	"math/big"
 	"time"
 
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/signing"
 )
 
-// Issued describes one use of the TSA key: a token signed, or an attempt
-// that failed.
-type Issued struct {
-	KeyID  string // keystore key ID; empty for a signer outside the keystore
-	Serial *big.Int
-	Hash   crypto.Hash
-	Digest []byte // the message imprint
-	Policy asn1.ObjectIdentifier
-	Time   time.Time
+// Actor is who the audit records of the built-in TSA name: the service
+// itself, since it signs for anyone by design.
+var Actor = audit.Actor{Role: audit.RoleSystem, ID: "tsa"}
+
+// Details are the audit details of one token: its purpose, serial and
+// time, on both the key.activated and the key.used record.
+func Details(serial *big.Int, genTime time.Time) map[string]string {
+	return map[string]string{
+		"purpose": "rfc3161-timestamp",
+		// Hex: the audit log refuses long digit strings as possible phone
+		// numbers.
+		"tsa_serial": fmt.Sprintf("%#x", serial),
+		"gen_time":   genTime.UTC().Format(time.RFC3339Nano),
+	}
 }
 
-// AuditFunc records one use of the TSA key; err is the signing error, nil
-// when the token was signed. When it returns an error the token is not
-// handed out: the request fails closed with systemFailure.
-type AuditFunc func(ctx context.Context, iss *Issued, err error) error
-
-// AuditLog returns an AuditFunc writing a key.used record per token to l,
-// with the imprint as the document digest and the token serial.
-func AuditLog(l *audit.Log) AuditFunc {
-	return func(ctx context.Context, iss *Issued, err error) error {
-		rec := &audit.Record{
-			Event:     audit.KeyUsed,
-			Outcome:   audit.Success,
-			Actor:     audit.Actor{Role: audit.RoleSystem, ID: "tsa"},
-			KeyID:     iss.KeyID,
-			Documents: []audit.Document{audit.Digest(iss.Hash, iss.Digest)},
-			Details: map[string]string{
-				"purpose": "rfc3161-timestamp",
-				// Hex: the audit log refuses long digit strings as
-				// possible phone numbers.
-				"tsa_serial": fmt.Sprintf("%#x", iss.Serial),
-				"gen_time":   iss.Time.UTC().Format(time.RFC3339Nano),
-			},
-		}
-		if err != nil {
-			rec.Outcome, rec.Reason = audit.Failure, err.Error()
-		}
-		return l.Append(ctx, rec)
-	}
+// authorise asks the signing service for the TSA key for one token, the
+// imprint as the document. The TSA has no consent to consume: it
+// timestamps for anyone, so its evidence is the request's standing.
+func (s *Server) authorise(ctx context.Context, h crypto.Hash, imprint []byte, serial *big.Int, genTime time.Time) (*signing.Grant, error) {
+	return s.cfg.Signing.Authorise(ctx, signing.Request{Purpose: signing.PurposeTSA, Actor: Actor, KeyID: keyID(s.cfg.Signer),
+		Documents: []audit.Document{audit.Digest(h, imprint)}, Details: Details(serial, genTime),
+		Evidence: signing.TimestampRequest(fmt.Sprintf("%#x", serial))})
 }
 
 func keyID(s crypto.Signer) string {

@@ -22,7 +22,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signing"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
 	"github.com/firma-cloud/firma/store/sqlite"
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,12 +39,43 @@ func TestMain(m *testing.M) {
 
 var testPolicy = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1, 1}
 
-// env is one test's HSM token, keystore and database.
+// env is one test's HSM token, keystore and database, and the audit log
+// and signing service on them, made on first use.
 type env struct {
 	t   testing.TB
 	ks  *keystore.Keystore
 	db  *sqlite.DB
 	dir string
+
+	log *audit.Log
+	sg  *signing.Service
+}
+
+// signing is the signing service every HSM key of the TSA signs through,
+// recording in e.auditLog().
+func (e *env) signing() *signing.Service {
+	e.t.Helper()
+	if e.sg == nil {
+		sg, err := signing.New(signing.Options{Keys: e.ks, Core: signer.New(e.ks, signer.Config{}), Auditor: e.auditLog()})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		e.sg = sg
+	}
+	return e.sg
+}
+
+func (e *env) auditLog() *audit.Log {
+	e.t.Helper()
+	if e.log == nil {
+		l, err := audit.Open(context.Background(), e.db, audit.Options{Node: "test"})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		e.t.Cleanup(func() { l.Close() })
+		e.log = l
+	}
+	return e.log
 }
 
 func newEnv(t testing.TB) *env {
@@ -132,6 +166,7 @@ func (e *env) tsa(p *pki, typ keystore.Type, tweak func(*ServerConfig)) *Server 
 		Policy:     testPolicy,
 		Serials:    NewSequence(e.db, "default", 1),
 		Registerer: prometheus.NewRegistry(),
+		Signing:    e.signing(),
 	}
 	if p != nil {
 		key := e.hsmKey(Owner, typ)

@@ -22,8 +22,10 @@ import (
 	"time"
 
 	"github.com/digitorus/pkcs7"
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/problem"
+	"github.com/firma-cloud/firma/signing"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -53,8 +55,13 @@ type ServerConfig struct {
 	// (*keystore.Signer); Cert is its certificate and Chain the issuing
 	// CA certificates sent with it when a request sets certReq.
 	Signer crypto.Signer
-	Cert   *x509.Certificate
-	Chain  []*x509.Certificate
+	// Signing authorises and records every use of an HSM key: required
+	// when Signer is a *keystore.Signer, whose tokens are then signed only
+	// through it (a key.activated and a key.used record each), and handed
+	// out only once recorded.
+	Signing *signing.Service
+	Cert    *x509.Certificate
+	Chain   []*x509.Certificate
 	// Policy is the TSA policy OID written in every token. A request for
 	// any other policy is refused with unacceptedPolicy.
 	Policy asn1.ObjectIdentifier
@@ -69,9 +76,6 @@ type ServerConfig struct {
 	// the reply is timeNotAvailable. KernelClock(Accuracy) is the check
 	// for a production TSA, whose time must be within its accuracy.
 	ClockCheck func() error
-	// Audit, if set, records every use of the key (AuditLog writes to the
-	// audit log); a token is handed out only once it is recorded.
-	Audit      AuditFunc
 	Now        func() time.Time // nil means time.Now
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // nil registers no metrics
@@ -103,6 +107,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, errors.New("tsa server: serial source is required")
 	case len(cfg.Policy) == 0:
 		return nil, errors.New("tsa server: policy OID is required")
+	}
+	if _, hsm := cfg.Signer.(*keystore.Signer); hsm && cfg.Signing == nil {
+		return nil, errors.New("tsa server: an HSM key signs only through the signing service, which records every token")
 	}
 	if err := CheckCertificate(cfg.Cert); err != nil {
 		return nil, fmt.Errorf("tsa server: %w", err)
@@ -315,14 +322,7 @@ func (s *Server) respond(ctx context.Context, query []byte) ([]byte, FailInfo, e
 	if err != nil {
 		return s.systemFailure(err)
 	}
-	token, err := s.token(ctx, &req, h, serial, genTime)
-	if s.cfg.Audit != nil {
-		iss := &Issued{KeyID: keyID(s.cfg.Signer), Serial: serial, Hash: h, Digest: req.MessageImprint.HashedMessage,
-			Policy: s.cfg.Policy, Time: genTime}
-		if aerr := s.cfg.Audit(ctx, iss, err); aerr != nil {
-			return s.systemFailure(errors.Join(err, fmt.Errorf("audit: %w", aerr)))
-		}
-	}
+	token, err := s.sign(ctx, &req, h, serial, genTime)
 	if err != nil {
 		return s.systemFailure(err)
 	}
@@ -333,7 +333,30 @@ func (s *Server) respond(ctx context.Context, query []byte) ([]byte, FailInfo, e
 	return reply, FailNone, nil
 }
 
-func (s *Server) token(ctx context.Context, req *request, h crypto.Hash, serial *big.Int, genTime time.Time) ([]byte, error) {
+// sign makes the token: with an HSM key through the signing service,
+// which records the decision before the key is used and the result after;
+// the token leaves only once both are recorded.
+func (s *Server) sign(ctx context.Context, req *request, h crypto.Hash, serial *big.Int, genTime time.Time) ([]byte, error) {
+	if s.cfg.Signing == nil {
+		return s.token(req, h, serial, genTime, s.cfg.Signer)
+	}
+	imprint := req.MessageImprint.HashedMessage
+	g, err := s.authorise(ctx, h, imprint, serial, genTime)
+	if err != nil {
+		return nil, fmt.Errorf("authorise: %w", err)
+	}
+	token, err := s.token(req, h, serial, genTime, g.Signer(ctx))
+	res := signing.Result{Documents: []audit.Document{audit.Digest(h, imprint)}}
+	if err != nil {
+		res.Failure = err.Error()
+	}
+	if rerr := g.Release(ctx, res); rerr != nil {
+		return nil, errors.Join(err, fmt.Errorf("audit: %w", rerr))
+	}
+	return token, err
+}
+
+func (s *Server) token(req *request, h crypto.Hash, serial *big.Int, genTime time.Time, key crypto.Signer) ([]byte, error) {
 	info := tstInfo{
 		Version: 1,
 		Policy:  s.cfg.Policy,
@@ -366,7 +389,7 @@ func (s *Server) token(ctx context.Context, req *request, h crypto.Hash, serial 
 		ExtraSignedAttributes: []pkcs7.Attribute{s.essAttr},
 		SkipCertificates:      !req.CertReq,
 	}
-	if err := sd.AddSignerChain(s.cfg.Cert, ctxSigner{ctx, s.cfg.Signer}, s.cfg.Chain, conf); err != nil {
+	if err := sd.AddSignerChain(s.cfg.Cert, key, s.cfg.Chain, conf); err != nil {
 		return nil, fmt.Errorf("sign token: %w", err)
 	}
 	der, err := sd.Finish()
@@ -460,31 +483,6 @@ func essAttribute(cert *x509.Certificate) (pkcs7.Attribute, error) {
 		return pkcs7.Attribute{}, err
 	}
 	return pkcs7.Attribute{Type: oidSigningCertV2, Value: asn1.RawValue{FullBytes: v}}, nil
-}
-
-// ctxSigner lets the request's context reach the HSM: pkcs7 calls Sign,
-// which has no context, so a cancelled request would otherwise still wait
-// for a session.
-type ctxSigner struct {
-	ctx context.Context
-	crypto.Signer
-}
-
-// Sign signs with the request's context when the key is in the keystore.
-func (c ctxSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
-	ks, ok := c.Signer.(*keystore.Signer)
-	if !ok {
-		return c.Signer.Sign(rand, digest, opts)
-	}
-	scheme := keystore.ECDSA
-	if ks.Key().Type.IsRSA() {
-		scheme = keystore.PKCS1v15
-	}
-	sigs, err := ks.SignDigests(c.ctx, scheme, opts.HashFunc(), [][]byte{digest})
-	if err != nil {
-		return nil, err
-	}
-	return sigs[0], nil
 }
 
 // writeProblem writes an RFC 9457 application/problem+json error.

@@ -547,8 +547,8 @@ func TestFlowContinuesOnAnotherNode(t *testing.T) {
 	var h http.Handler
 	node2 = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	defer node2.Close()
-	tx2, err := transaction.New(transaction.Options{Store: f.DB, Portals: f.Portals, Citizens: f.Registry, Certificates: f.CA, Core: f.Core,
-		Keys: f.Keys, SMS: f.Outbox, OTPKey: f.OTPKey, BaseURL: node2.URL})
+	tx2, err := transaction.New(transaction.Options{Store: f.DB, Portals: f.Portals, Citizens: f.Registry, Certificates: f.CA, Signing: f.Signing,
+		SMS: f.Outbox, OTPKey: f.OTPKey, BaseURL: node2.URL})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signing"
 	"github.com/firma-cloud/firma/sms"
 	"github.com/firma-cloud/firma/store"
 	"github.com/firma-cloud/firma/transaction"
@@ -57,6 +58,9 @@ type app struct {
 	ks    *keystore.Keystore
 	core  *signer.Core
 	ca    *ca.Authority // citizen certificates; set by setupCA (ca.go)
+	// signing is the one way to a key (setupSigning): every key use is
+	// authorised and recorded there.
+	signing *signing.Service
 	// audit is the audit log (setupAudit); nil before it ran, and key
 	// calls are refused while it is.
 	audit    *audit.Log

@@ -47,12 +47,9 @@ func (a *app) setupCSC(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	opt := csc.Options{Store: a.store, Certificates: a.ca, Keys: a.ks, Signer: a.core, Citizens: a.store, SMS: gw, OTP: hasher,
+	opt := csc.Options{Store: a.store, Certificates: a.ca, Keys: a.ks, Signing: a.signing, Citizens: a.store, SMS: gw, OTP: hasher,
 		Rules: tc.Rules(), SADTTL: cfg.SADTTL, Lockout: cfg.OTPLockout, MaxSignatures: cfg.MaxSignatures,
 		Name: cfg.Name, Description: cfg.Description, Logo: cfg.Logo, Log: log, Registerer: a.reg}
-	if a.audit != nil {
-		opt.Auditor = a.audit
-	}
 	svc, err := csc.New(opt)
 	if err != nil {
 		return err

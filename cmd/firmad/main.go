@@ -24,9 +24,12 @@ var setups = []step{
 	{"timestamps", (*app).setupStamper},
 	{"audit", (*app).setupAudit},
 	{"signer", (*app).setupSigner},
+	// The CA before the signing service, which checks citizens'
+	// certificates with it; every way to a key after it.
+	{"ca", (*app).setupCA},
+	{"signing", (*app).setupSigning},
 	{"keys api", (*app).setupKeysAPI},
 	{"tsa", (*app).setupTSA},
-	{"ca", (*app).setupCA},
 	{"verify", (*app).setupVerify},
 	{"registry", (*app).setupRegistry},
 	{"transactions", (*app).setupTransactions},

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signing"
 	"github.com/firma-cloud/firma/store/backend"
 )
 
@@ -64,8 +66,27 @@ func (a *app) setupSigner(ctx context.Context) error {
 	return nil
 }
 
+// setupSigning builds the one signing service every way to a key goes
+// through: the operator RPC, transactions, CSC and the built-in TSA.
+// Citizens are read from the store, as the CSC API always did; the
+// registry is set up later and reads the same records.
+func (a *app) setupSigning(ctx context.Context) error {
+	if a.audit == nil {
+		return errors.New("signing needs the audit log: the audit step must run first")
+	}
+	sg, err := signing.New(signing.Options{Keys: a.ks, Core: a.core, CA: a.ca, Citizens: a.store, Auditor: a.audit,
+		Log: a.log.With("part", "signing")})
+	if err != nil {
+		return err
+	}
+	a.signing = sg
+	if a.builtin != nil {
+		a.builtin.sg.Store(sg)
+	}
+	return nil
+}
+
 // setupKeysAPI registers KeyService and SigningService.
 func (a *app) setupKeysAPI(ctx context.Context) error {
-	api.Register(a.grpc, a.ks, a.core, a.log.With("part", "api"))
-	return nil
+	return api.Register(a.grpc, a.ks, a.signing, a.log.With("part", "api"))
 }

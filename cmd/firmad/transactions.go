@@ -56,13 +56,8 @@ func (a *app) setupTransactions(ctx context.Context) error {
 		}
 	}
 	portals := portal.New(a.store, portal.Options{Log: log, AllowHTTP: cfg.AllowHTTPPortals})
-	var auditor transaction.Auditor
-	if a.audit != nil {
-		auditor = a.audit
-	}
 	svc, err := transaction.New(transaction.Options{
-		Auditor: auditor,
-		Store:   a.store, Portals: portals, Citizens: a.registry, Certificates: a.ca, Core: a.core, Keys: a.ks, SMS: gw,
+		Store: a.store, Portals: portals, Citizens: a.registry, Certificates: a.ca, Signing: a.signing, SMS: gw,
 		OTPKey: key, OTP: cfg.Rules(), BaseURL: base, TTL: cfg.TTL, Retention: cfg.Retention,
 		Timestamper:      signer.TimestamperFunc(tsa.TokenDER(a.tsaStamper())),
 		HTTPClient:       &http.Client{Timeout: cfg.CallbackTimeout},
@@ -73,7 +68,7 @@ func (a *app) setupTransactions(ctx context.Context) error {
 		return err
 	}
 	a.tx = svc
-	api.RegisterPortals(a.grpc, api.NewPortalService(portals, log).WithAuditor(auditor))
+	api.RegisterPortals(a.grpc, api.NewPortalService(portals, log).WithAuditor(a.audit))
 	api.RegisterTransactions(a.grpc, api.NewTransactionService(svc, portals, log))
 	transaction.NewHandler(svc, portals, log, int64(cfg.MaxRequestBytes)).Register(a.mux)
 

@@ -14,6 +14,7 @@ import (
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/problem"
+	"github.com/firma-cloud/firma/signing"
 	"github.com/firma-cloud/firma/store"
 	"github.com/firma-cloud/firma/tsa"
 )
@@ -40,6 +41,10 @@ var errTSANotSetUp = errors.New("built-in TSA not set up: no issuing CA yet (run
 type builtinTSA struct {
 	a   *app
 	srv atomic.Pointer[tsa.Server]
+	// sg is the signing service its key signs through, set by
+	// setupSigning; the audit log's checkpointer may ask for a timestamp
+	// before that, and is told the TSA is not set up yet.
+	sg atomic.Pointer[signing.Service]
 
 	mu      sync.Mutex
 	lastTry time.Time
@@ -140,6 +145,10 @@ func (b *builtinTSA) server(ctx context.Context) (*tsa.Server, error) {
 	if s := b.srv.Load(); s != nil {
 		return s, nil
 	}
+	if b.sg.Load() == nil {
+		// Not a try: the first request after start-up loads it at once.
+		return nil, fmt.Errorf("%w: the signing service is not up yet", errTSANotSetUp)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if s := b.srv.Load(); s != nil {
@@ -149,7 +158,7 @@ func (b *builtinTSA) server(ctx context.Context) (*tsa.Server, error) {
 		return nil, errTSANotSetUp
 	}
 	b.lastTry = time.Now()
-	s, err := b.a.loadTSA(ctx)
+	s, err := b.load(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +192,7 @@ func (b *builtinTSA) refresh(ctx context.Context) {
 	if old == nil {
 		return // not set up yet: server() retries on demand
 	}
-	s, err := b.a.loadTSA(ctx)
+	s, err := b.load(ctx)
 	if err != nil {
 		b.a.log.Error("built-in TSA reload failed; serving with the current key", "err", err)
 		return
@@ -195,8 +204,18 @@ func (b *builtinTSA) refresh(ctx context.Context) {
 	}
 }
 
-// loadTSA loads (making on first run) the TSA unit and builds its server.
-func (a *app) loadTSA(ctx context.Context) (*tsa.Server, error) {
+// load builds the TSA server once the signing service is up.
+func (b *builtinTSA) load(ctx context.Context) (*tsa.Server, error) {
+	sg := b.sg.Load()
+	if sg == nil {
+		return nil, fmt.Errorf("%w: the signing service is not up yet", errTSANotSetUp)
+	}
+	return b.a.loadTSA(ctx, sg)
+}
+
+// loadTSA loads (making on first run) the TSA unit and builds its server,
+// whose key signs through sg.
+func (a *app) loadTSA(ctx context.Context, sg *signing.Service) (*tsa.Server, error) {
 	rec, err := a.store.Authority(ctx, caIssuing)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errTSANotSetUp
@@ -243,11 +262,9 @@ func (a *app) loadTSA(ctx context.Context) (*tsa.Server, error) {
 		Policy:     policy,
 		Accuracy:   tc.Accuracy,
 		Serials:    tsa.NewSequence(a.store, tsaUnit, tc.SerialBlock),
+		Signing:    sg,
 		Logger:     log,
 		Registerer: a.reg,
-	}
-	if a.audit != nil {
-		cfg.Audit = tsa.AuditLog(a.audit)
 	}
 	// A TSA must not claim an accuracy its clock does not have: with
 	// tsa.require_synced_clock tokens are refused while it is not
@@ -266,7 +283,7 @@ func (a *app) loadTSA(ctx context.Context) (*tsa.Server, error) {
 			"enforced", tc.RequireSyncedClock, "err", err)
 	}
 	log.Info("built-in TSA serving at /tsa", "subject", unit.Cert.Subject.String(), "not_after", unit.Cert.NotAfter,
-		"policy", policy.String(), "audited", cfg.Audit != nil)
+		"policy", policy.String())
 	return srv, nil
 }
 

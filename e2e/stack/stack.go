@@ -26,6 +26,7 @@ import (
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signing"
 	"github.com/firma-cloud/firma/sms"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
 	"github.com/firma-cloud/firma/store"
@@ -67,6 +68,7 @@ type Stack struct {
 	CSC      *csc.Service
 	Web      *web.Handler
 	Audit    *audit.Log
+	Signing  *signing.Service // every signature's way to a key
 	Metrics  *prometheus.Registry
 	Server   *httptest.Server
 	OTPKey   []byte
@@ -127,7 +129,10 @@ func New(t testing.TB, opt Options) *Stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Audit.Close() })
-	topt := transaction.Options{Auditor: s.Audit, Store: s.DB, Portals: s.Portals, Citizens: s.Registry, Certificates: s.CA, Core: s.Core, Keys: s.Keys,
+	if s.Signing, err = signing.New(signing.Options{Keys: s.Keys, Core: s.Core, CA: s.CA, Citizens: s.Registry, Auditor: s.Audit}); err != nil {
+		t.Fatal(err)
+	}
+	topt := transaction.Options{Store: s.DB, Portals: s.Portals, Citizens: s.Registry, Certificates: s.CA, Signing: s.Signing,
 		SMS: s.Outbox, OTPKey: s.OTPKey, BaseURL: s.Server.URL, Registerer: s.Metrics}
 	if opt.Transaction != nil {
 		opt.Transaction(&topt)
@@ -139,8 +144,8 @@ func New(t testing.TB, opt Options) *Stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	copt := csc.Options{Store: s.DB, Certificates: s.CA, Keys: s.Keys, Signer: s.Core, Citizens: s.Registry, SMS: s.Outbox,
-		OTP: hasher, Auditor: s.Audit, Registerer: s.Metrics}
+	copt := csc.Options{Store: s.DB, Certificates: s.CA, Keys: s.Keys, Signing: s.Signing, Citizens: s.Registry, SMS: s.Outbox,
+		OTP: hasher, Registerer: s.Metrics}
 	if opt.CSC != nil {
 		opt.CSC(&copt)
 	}
@@ -250,4 +255,39 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// RefuseAudit makes the audit store refuse appends, as a full disk or a
+// broken database would, and waits until the audit log does (records
+// pass through the journal, which refuses once its next move into the
+// tables fails). The returned func repairs the store and waits until
+// appends pass again.
+func (s *Stack) RefuseAudit(t testing.TB) func() {
+	t.Helper()
+	if _, err := s.DB.SQL().ExecContext(s.Ctx, `CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_records
+		BEGIN SELECT RAISE(ABORT, 'audit store unavailable'); END`); err != nil {
+		t.Fatal(err)
+	}
+	s.waitAudit(t, false)
+	return func() {
+		t.Helper()
+		if _, err := s.DB.SQL().ExecContext(s.Ctx, `DROP TRIGGER refuse_audit`); err != nil {
+			t.Fatal(err)
+		}
+		s.waitAudit(t, true)
+	}
+}
+
+// waitAudit appends probe records until appends pass (ok) or fail.
+func (s *Stack) waitAudit(t testing.TB, ok bool) {
+	t.Helper()
+	for try := 0; try < 500; try++ {
+		err := s.Audit.Append(s.Ctx, &audit.Record{Event: audit.AuditRead, Outcome: audit.Success,
+			Actor: audit.Actor{Role: audit.RoleSystem, ID: "audit-probe"}})
+		if (err == nil) == ok {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("audit appends still %s after 5 s", map[bool]string{true: "refused", false: "accepted"}[ok])
 }

@@ -25,7 +25,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signing"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
 	"github.com/firma-cloud/firma/store/sqlite"
 	"github.com/firma-cloud/firma/tsa"
@@ -98,8 +101,20 @@ func New(tb testing.TB) *PKI {
 	// RFC 3161 wants the timeStamping EKU critical; crypto/x509 writes it
 	// non-critical, so it is re-issued with the extension spelt out.
 	p.TSACert = p.reissueCriticalEKU(tb, p.TSARoot, p.TSACert, tsaKey.Public())
+	// The TSA's HSM key signs through the signing service, as firmad's
+	// does, recording in an audit log of the PKI's own.
+	al, err := audit.Open(ctx, st, audit.Options{Node: "testpki"})
+	if err != nil {
+		tb.Fatalf("testpki: audit log: %v", err)
+	}
+	tb.Cleanup(func() { al.Close() })
+	sg, err := signing.New(signing.Options{Keys: ks, Core: signer.New(ks, signer.Config{}), Auditor: al})
+	if err != nil {
+		tb.Fatalf("testpki: signing: %v", err)
+	}
 	p.tsa, err = tsa.NewServer(tsa.ServerConfig{
 		Signer:     tsaKey,
+		Signing:    sg,
 		Cert:       p.TSACert,
 		Chain:      []*x509.Certificate{p.TSARoot.Cert},
 		Policy:     asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1},
