@@ -44,11 +44,12 @@ func BenchmarkAudit(b *testing.B) {
 				}
 			}
 			// The service as operators reach it: SignDigests over gRPC,
-			// always audited now (package signing: key.activated and
-			// key.used per call); BenchmarkSign's grpc cases are the same.
+			// each call a key.activated and a key.used record (package
+			// signing), or with the records discarded as the baseline.
 			for _, batch := range []int{1, 64} {
 				name := fmt.Sprintf("grpc-batch%d", batch)
-				b.Run("on-"+name, func(b *testing.B) { benchGRPC(b, t, batch) })
+				b.Run("off-"+name, func(b *testing.B) { benchGRPCWith(b, t, batch, false) })
+				b.Run("on-"+name, func(b *testing.B) { benchGRPCWith(b, t, batch, true) })
 			}
 		})
 	}

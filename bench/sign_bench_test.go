@@ -307,12 +307,23 @@ func benchCore(b *testing.B, t keystore.Type, mode keystore.Mode, cache, batch i
 }
 
 // benchGRPC signs through firmad's gRPC service on a loopback TCP socket,
-// with the operator authentication and metrics interceptors in place.
-func benchGRPC(b *testing.B, t keystore.Type, batch int) { benchGRPCWith(b, t, batch) }
+// with the operator authentication and metrics interceptors in place and
+// the audit records discarded: the API layer's cost alone (BenchmarkAudit
+// measures the records).
+func benchGRPC(b *testing.B, t keystore.Type, batch int) { benchGRPCWith(b, t, batch, false) }
 
-// benchGRPCWith is benchGRPC with more server options (interceptors
-// chained after authentication).
-func benchGRPCWith(b *testing.B, t keystore.Type, batch int, extra ...grpc.ServerOption) {
+// discardAuditor is the audit log of the "audit off" baselines only: it
+// keeps nothing, so a benchmark shows what the real log costs against it.
+// firmad cannot run without a real one (signing.New requires an auditor
+// and firmad passes its audit log).
+type discardAuditor struct{}
+
+func (discardAuditor) Append(context.Context, *audit.Record) error { return nil }
+
+// benchGRPCWith is benchGRPC with the audit log on (audited: through the
+// journal, as firmad by default) or discarded, and more server options
+// (interceptors chained after authentication).
+func benchGRPCWith(b *testing.B, t keystore.Type, batch int, audited bool, extra ...grpc.ServerOption) {
 	f := setup(b)
 	ks, st, err := f.open(keystore.ModeToken, 0)
 	if err != nil {
@@ -327,14 +338,18 @@ func benchGRPCWith(b *testing.B, t keystore.Type, batch int, extra ...grpc.Serve
 		b.Fatal(err)
 	}
 	srv := grpc.NewServer(append(opts, extra...)...)
-	// Every signature is audited: a key.activated and a key.used per
-	// call, committed through the journal as firmad does by default.
-	al, err := audit.Open(context.Background(), auditDB(b, false), audit.Options{Node: "bench"})
-	if err != nil {
-		b.Fatal(err)
+	// Audited, every call is a key.activated and a key.used record,
+	// committed through the journal as firmad does by default.
+	var auditor signing.Auditor = discardAuditor{}
+	if audited {
+		al, err := audit.Open(context.Background(), auditDB(b, false), audit.Options{Node: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer al.Close()
+		auditor = al
 	}
-	defer al.Close()
-	sg, err := signing.New(signing.Options{Keys: ks, Core: core, Auditor: al})
+	sg, err := signing.New(signing.Options{Keys: ks, Core: core, Auditor: auditor})
 	if err != nil {
 		b.Fatal(err)
 	}
