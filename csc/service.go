@@ -34,7 +34,6 @@ const Spec = "2.0.0.2"
 // Defaults of Options.
 const (
 	DefaultSADTTL        = 5 * time.Minute
-	DefaultLockout       = 15 * time.Minute
 	DefaultMaxSignatures = 100
 )
 
@@ -88,9 +87,14 @@ type Options struct {
 	OTP          *policy.OTPHasher
 	Rules        policy.OTPRules // zero: policy.DefaultOTPRules
 	Auditor      Auditor         // nil: no audit records (tests only)
+	// Attempts counts wrong codes on the holder's SMS-code channel
+	// (policy.OTPScope), whichever portal calls and shared with the
+	// approval page: firmad passes the one it gives every service. Nil:
+	// the policy's defaults on Store, which must then be a
+	// policy.AttemptStore (every store.Store is).
+	Attempts *policy.Attempts
 
 	SADTTL        time.Duration // how long a SAD may be used; default 5 minutes
-	Lockout       time.Duration // how long sendOTP is refused after an OTP locked; default 15 minutes
 	MaxSignatures int           // numSignatures allowed in one SAD ("multisign"); default 100
 
 	// What info returns.
@@ -118,11 +122,15 @@ func New(opt Options) (*Service, error) {
 		return nil, errors.New("csc: an SMS gateway and an OTP hasher are required")
 	}
 	opt.Rules = opt.Rules.WithDefaults()
+	if opt.Attempts == nil {
+		as, ok := opt.Store.(policy.AttemptStore)
+		if !ok {
+			return nil, errors.New("csc: an attempt policy is required (the store keeps no attempt counters)")
+		}
+		opt.Attempts = policy.NewAttempts(as, policy.AttemptRules{})
+	}
 	if opt.SADTTL <= 0 {
 		opt.SADTTL = DefaultSADTTL
-	}
-	if opt.Lockout <= 0 {
-		opt.Lockout = DefaultLockout
 	}
 	if opt.MaxSignatures <= 0 {
 		opt.MaxSignatures = DefaultMaxSignatures
@@ -253,6 +261,12 @@ func (s *Service) SendOTP(ctx context.Context, caller Caller, credentialID strin
 		return err
 	}
 	now := s.now().UTC()
+	// The lock is the holder's, not this caller's: once wrong codes locked
+	// the channel (through any portal, or the approval page), no portal
+	// gets an SMS sent until it ends.
+	if err := s.opt.Attempts.Check(ctx, policy.OTPScope(cz.ID), now); err != nil {
+		return s.locked(err)
+	}
 	id := challengeID(c.cert.ID, caller.ID)
 	prev, err := s.opt.Store.CSCChallenge(ctx, id)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -260,12 +274,9 @@ func (s *Service) SendOTP(ctx context.Context, caller Caller, credentialID strin
 	}
 	resend := false
 	if prev != nil {
-		if !prev.LockedAt.IsZero() {
-			if until := prev.LockedAt.Add(s.opt.Lockout); now.Before(until) {
-				return denied("OTP locked after %d wrong codes; a new one can be sent after %s", s.opt.Rules.MaxTries,
-					until.Format(time.RFC3339))
-			}
-		} else if prev.UsedAt.IsZero() && now.Before(prev.ExpiresAt) {
+		// A challenge locked by the per-caller count of earlier versions
+		// is spent: a new one replaces it.
+		if prev.LockedAt.IsZero() && prev.UsedAt.IsZero() && now.Before(prev.ExpiresAt) {
 			resend = true
 			if err := s.opt.Rules.MaySend(prev.Sends, prev.SentAt, now); err != nil {
 				var r *policy.Refusal
@@ -313,6 +324,16 @@ func (s *Service) SendOTP(ctx context.Context, caller Caller, credentialID strin
 		Citizen: cz.ID, Portal: caller.ID, KeyID: c.cert.KeyID, Details: map[string]string{"api": "csc", "credential_id": c.cert.ID}})
 	s.log.InfoContext(ctx, "csc otp sent", "portal", caller.ID, "credential", c.cert.ID, "to", sms.Mask(cz.Mobile), "resend", resend)
 	return nil
+}
+
+// locked turns the attempt policy's refusal into the API's: a lock is
+// access_denied with the reason, which says until when.
+func (s *Service) locked(err error) error {
+	if r, ok := policy.IsLocked(err); ok {
+		return &Error{Status: http.StatusForbidden, Code: CodeAccessDenied,
+			Description: "the holder's codes are locked for every portal: " + r.Reason, Err: err}
+	}
+	return internal(err)
 }
 
 // otpText is the SMS of a CSC authorisation: it names the portal so the
@@ -389,11 +410,12 @@ func (s *Service) Authorize(ctx context.Context, caller Caller, r AuthorizeReque
 		return nil, internal(err)
 	}
 	actor := audit.Actor{Role: audit.RolePortal, ID: caller.ID}
+	scope := policy.OTPScope(cz.ID)
+	if err := s.opt.Attempts.Check(ctx, scope, now); err != nil {
+		return nil, s.locked(err)
+	}
 	switch {
-	case !ch.LockedAt.IsZero():
-		return nil, denied("OTP locked after %d wrong codes; ask for a new one with credentials/sendOTP after %s",
-			s.opt.Rules.MaxTries, ch.LockedAt.Add(s.opt.Lockout).Format(time.RFC3339))
-	case !ch.UsedAt.IsZero():
+	case !ch.UsedAt.IsZero(), !ch.LockedAt.IsZero():
 		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP, Description: "the OTP was already used; ask for a new one with credentials/sendOTP"}
 	case !now.Before(ch.ExpiresAt):
 		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP, Description: "the OTP has expired; ask for a new one with credentials/sendOTP"}
@@ -401,21 +423,28 @@ func (s *Service) Authorize(ctx context.Context, caller Caller, r AuthorizeReque
 		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP, Description: "the OTP was sent for another holder; ask for a new one"}
 	}
 	if !s.opt.OTP.Check(ch.Hash, id, otpBinding(c.cert.ID), r.OTP) {
-		ch, err := s.opt.Store.CSCChallengeFailed(ctx, id, s.opt.Rules.MaxTries, now)
+		f, err := s.opt.Attempts.Fail(ctx, scope, now)
 		if err != nil {
-			return nil, internal(err)
+			// Locked meanwhile by a wrong code elsewhere: not counted.
+			return nil, s.locked(err)
 		}
-		if !ch.LockedAt.IsZero() {
+		if f.Locked {
+			// The code dies with the lock, so it cannot be tried once the
+			// lockout ends.
+			if err := s.opt.Store.UseCSCChallenge(ctx, id, now); err != nil && !errors.Is(err, store.ErrConflict) {
+				s.log.WarnContext(ctx, "csc locked otp not voided", "credential", c.cert.ID, "err", err)
+			}
 			s.m.otps.WithLabelValues("locked").Inc()
 			s.audit(ctx, &audit.Record{Event: audit.OTPLocked, Outcome: audit.Denied, Actor: actor, Citizen: cz.ID, Portal: caller.ID,
-				KeyID: c.cert.KeyID, Reason: "too many wrong codes", Details: map[string]string{"api": "csc"}})
-			return nil, denied("wrong OTP %d times: it is locked; ask for a new one with credentials/sendOTP after %s",
-				ch.Attempts, ch.LockedAt.Add(s.opt.Lockout).Format(time.RFC3339))
+				KeyID: c.cert.KeyID, Reason: "too many wrong codes", Details: map[string]string{"api": "csc",
+					"failures": fmt.Sprint(f.Failures), "locked_until": f.LockedUntil.UTC().Format(time.RFC3339)}})
+			return nil, denied("wrong OTP %d times: the holder's codes are locked for every portal; ask for a new one with credentials/sendOTP after %s",
+				f.Failures, f.LockedUntil.Format(time.RFC3339))
 		}
 		s.m.otps.WithLabelValues("wrong").Inc()
 		s.audit(ctx, &audit.Record{Event: audit.OTPFailed, Outcome: audit.Failure, Actor: actor, Citizen: cz.ID, Portal: caller.ID,
-			KeyID: c.cert.KeyID, Reason: "wrong code", Details: map[string]string{"api": "csc"}})
-		left := s.opt.Rules.MaxTries - ch.Attempts
+			KeyID: c.cert.KeyID, Reason: "wrong code", Details: map[string]string{"api": "csc", "failures": fmt.Sprint(f.Failures)}})
+		left := f.Left
 		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP,
 			Description: fmt.Sprintf("wrong OTP; %d %s left", left, plural(left, "try", "tries"))}
 	}
@@ -424,6 +453,11 @@ func (s *Service) Authorize(ctx context.Context, caller Caller, r AuthorizeReque
 			return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP, Description: "the OTP was already used; ask for a new one with credentials/sendOTP"}
 		}
 		return nil, internal(err)
+	}
+	if err := s.opt.Attempts.Succeed(ctx, scope); err != nil {
+		// The SAD is still issued; the failures stay counted, which errs
+		// on the safe side.
+		s.log.WarnContext(ctx, "csc otp failures not reset", "credential", c.cert.ID, "err", err)
 	}
 	tok := make([]byte, 32)
 	if _, err := rand.Read(tok); err != nil {

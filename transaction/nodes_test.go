@@ -70,6 +70,20 @@ func TestTwoNodes(t *testing.T) {
 				t.Fatalf("after three wrong codes: %+v, %v; want failed otp_locked", tx, err)
 			}
 		}
+		// The lock is the citizen's channel's, on both nodes: a new
+		// transaction gets no code until the lockout ends. (Before the one
+		// attempt policy each transaction had its own three tries, and
+		// the steps below ran at once.)
+		locked := a.create(p, citizen, docs...)
+		for _, node := range []*env{a, n2} {
+			s, err := node.svc.Authenticate(a.ctx, locked.ID, citizen, password)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = node.svc.SendOTP(a.ctx, locked.ID, s.Token)
+			wantCode(t, err, transaction.CodeOTPChannelLocked)
+		}
+		a.clock.Add(a.svc.Attempts().Rules().Lockout)
 
 		// The same code sent to both nodes at once signs once.
 		c = a.create(p, citizen, docs...)

@@ -63,7 +63,7 @@ func (a *app) setupTransactions(ctx context.Context) error {
 	svc, err := transaction.New(transaction.Options{
 		Auditor: auditor,
 		Store:   a.store, Portals: portals, Citizens: a.registry, Certificates: a.ca, Core: a.core, Keys: a.ks, SMS: gw,
-		OTPKey: key, OTP: cfg.Rules(), BaseURL: base, TTL: cfg.TTL, Retention: cfg.Retention,
+		OTPKey: key, OTP: cfg.Rules(), Attempts: a.attempts(), BaseURL: base, TTL: cfg.TTL, Retention: cfg.Retention,
 		Timestamper:      signer.TimestamperFunc(tsa.TokenDER(a.tsaStamper())),
 		HTTPClient:       &http.Client{Timeout: cfg.CallbackTimeout},
 		CallbackAttempts: cfg.CallbackAttempts,
