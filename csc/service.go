@@ -240,6 +240,9 @@ func (s *Service) mayUse(ctx context.Context, c *credential) (*store.Citizen, er
 	return cz, nil
 }
 
+// Attempts is the wrong-code policy in force.
+func (s *Service) Attempts() *policy.Attempts { return s.opt.Attempts }
+
 // challengeID names the one OTP challenge of a credential and caller.
 func challengeID(credentialID, caller string) string {
 	sum := sha256.Sum256([]byte("csc-otp\x00" + credentialID + "\x00" + caller))
@@ -401,6 +404,12 @@ func (s *Service) Authorize(ctx context.Context, caller Caller, r AuthorizeReque
 		return nil, err
 	}
 	now := s.now().UTC()
+	// The holder's lock comes first: whichever portal asks, and whether
+	// or not it holds a code, the answer is that codes are locked.
+	scope := policy.OTPScope(cz.ID)
+	if err := s.opt.Attempts.Check(ctx, scope, now); err != nil {
+		return nil, s.locked(err)
+	}
 	id := challengeID(c.cert.ID, caller.ID)
 	ch, err := s.opt.Store.CSCChallenge(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -410,10 +419,6 @@ func (s *Service) Authorize(ctx context.Context, caller Caller, r AuthorizeReque
 		return nil, internal(err)
 	}
 	actor := audit.Actor{Role: audit.RolePortal, ID: caller.ID}
-	scope := policy.OTPScope(cz.ID)
-	if err := s.opt.Attempts.Check(ctx, scope, now); err != nil {
-		return nil, s.locked(err)
-	}
 	switch {
 	case !ch.UsedAt.IsZero(), !ch.LockedAt.IsZero():
 		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP, Description: "the OTP was already used; ask for a new one with credentials/sendOTP"}
