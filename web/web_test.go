@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/firma-cloud/firma/e2e/stack"
-	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
 	"github.com/firma-cloud/firma/policy"
+	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
 	"github.com/firma-cloud/firma/store"
 	"github.com/firma-cloud/firma/transaction"
 	"github.com/firma-cloud/firma/web"
