@@ -238,6 +238,51 @@ func (a *Attempts) Fail(ctx context.Context, scope string, now time.Time) (Attem
 	return res, nil
 }
 
+// ErrWrongCode is Verify's answer to a secret that did not match; the
+// AttemptFailure returned with it says what it did to the scope.
+var ErrWrongCode = errors.New("wrong code")
+
+// Verify checks a secret on the scope in one atomic step of the store:
+// refused unchecked while locked (the lock's *Refusal), reset if match
+// reports the secret right (nil), counted and locked at the limit if not
+// (ErrWrongCode). Because the check, the comparison and the count are
+// one step under the scope's lock, concurrent guesses through any node
+// take turns: the secret is compared at most MaxFailures times wrongly
+// before the lock, however many arrive at once; Check-then-Fail would
+// let a burst all pass Check before the first Fail. match must be pure
+// (a constant-time comparison) and may be called more than once.
+func (a *Attempts) Verify(ctx context.Context, scope string, now time.Time, match func() bool) (AttemptFailure, error) {
+	var (
+		res     AttemptFailure
+		refusal *Refusal
+		ok      bool
+	)
+	err := a.st.UpdateAttempts(ctx, scope, func(n int, last, until time.Time) (int, time.Time, time.Time) {
+		st := AttemptState{Failures: n, LastFailure: last, LockedUntil: until}
+		res, refusal, ok = AttemptFailure{}, nil, false
+		if r := a.rules.Check(st, now); r != nil {
+			refusal = r
+			return n, last, until
+		}
+		if match() {
+			ok = true
+			return 0, time.Time{}, time.Time{}
+		}
+		next, f, r := a.rules.Fail(st, now)
+		res, refusal = f, r
+		return next.Failures, next.LastFailure, next.LockedUntil
+	})
+	switch {
+	case err != nil:
+		return AttemptFailure{}, fmt.Errorf("attempts %s: %w", scope, err)
+	case refusal != nil:
+		return res, refusal
+	case ok:
+		return AttemptFailure{}, nil
+	}
+	return res, ErrWrongCode
+}
+
 // Succeed forgets the scope's failures: the right secret was given.
 func (a *Attempts) Succeed(ctx context.Context, scope string) error {
 	if err := a.st.ResetAttempts(ctx, scope); err != nil {

@@ -219,3 +219,69 @@ func TestAttemptsConcurrent(t *testing.T) {
 		t.Fatalf("counted %d, refused %d, locked %d times; want 4, 28, 1", counted, refused, locks)
 	}
 }
+
+// TestAttemptsVerify: right, wrong and locked, in sequence.
+func TestAttemptsVerify(t *testing.T) {
+	ctx := context.Background()
+	a := policy.NewAttempts(&memStore{m: map[string]policy.AttemptState{}}, policy.AttemptRules{})
+	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	right, wrong := func() bool { return true }, func() bool { return false }
+	for i, s := range []struct {
+		match  func() bool
+		err    error // nil, ErrWrongCode or ErrRefused
+		left   int
+		locked bool
+	}{
+		{wrong, policy.ErrWrongCode, 2, false},
+		{right, nil, 0, false}, // resets
+		{wrong, policy.ErrWrongCode, 2, false},
+		{wrong, policy.ErrWrongCode, 1, false},
+		{wrong, policy.ErrWrongCode, 0, true},
+		{right, policy.ErrRefused, 0, false}, // not even compared
+	} {
+		f, err := a.Verify(ctx, "otp:x", now, s.match)
+		if !errors.Is(err, s.err) && !(s.err == nil && err == nil) {
+			t.Fatalf("step %d: %v, want %v", i, err, s.err)
+		}
+		if f.Left != s.left || f.Locked != s.locked {
+			t.Fatalf("step %d: %+v", i, f)
+		}
+	}
+}
+
+// TestAttemptsVerifyConcurrent: a burst of wrong guesses at once is
+// compared at most MaxFailures times; the rest are refused unchecked, so
+// a right guess among them cannot slip in after the budget is spent.
+func TestAttemptsVerifyConcurrent(t *testing.T) {
+	a := policy.NewAttempts(&memStore{m: map[string]policy.AttemptState{}}, policy.AttemptRules{MaxFailures: 3})
+	now := time.Now()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		compares int
+		wrongs   int
+	)
+	for range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := a.Verify(context.Background(), "otp:y", now, func() bool {
+				mu.Lock()
+				compares++
+				mu.Unlock()
+				return false
+			})
+			if errors.Is(err, policy.ErrWrongCode) {
+				mu.Lock()
+				wrongs++
+				mu.Unlock()
+			} else if _, ok := policy.IsLocked(err); !ok {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if compares != 3 || wrongs != 3 {
+		t.Fatalf("%d compares, %d wrong answers; want 3 and 3", compares, wrongs)
+	}
+}
