@@ -427,12 +427,15 @@ func (s *Service) Authorize(ctx context.Context, caller Caller, r AuthorizeReque
 	case ch.CitizenID != cz.ID:
 		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP, Description: "the OTP was sent for another holder; ask for a new one"}
 	}
-	if !s.opt.OTP.Check(ch.Hash, id, otpBinding(c.cert.ID), r.OTP) {
-		f, err := s.opt.Attempts.Fail(ctx, scope, now)
-		if err != nil {
-			// Locked meanwhile by a wrong code elsewhere: not counted.
-			return nil, s.locked(err)
-		}
+	// The lock, the comparison and the count are one step on the holder's
+	// channel: guesses from several portals and nodes at once take turns,
+	// and none is compared once the budget is spent. A right code resets.
+	f, err := s.opt.Attempts.Verify(ctx, scope, now, func() bool { return s.opt.OTP.Check(ch.Hash, id, otpBinding(c.cert.ID), r.OTP) })
+	if err != nil && !errors.Is(err, policy.ErrWrongCode) {
+		// Locked meanwhile by a wrong code elsewhere: not compared.
+		return nil, s.locked(err)
+	}
+	if err != nil {
 		if f.Locked {
 			// The code dies with the lock, so it cannot be tried once the
 			// lockout ends.
@@ -458,11 +461,6 @@ func (s *Service) Authorize(ctx context.Context, caller Caller, r AuthorizeReque
 			return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP, Description: "the OTP was already used; ask for a new one with credentials/sendOTP"}
 		}
 		return nil, internal(err)
-	}
-	if err := s.opt.Attempts.Succeed(ctx, scope); err != nil {
-		// The SAD is still issued; the failures stay counted, which errs
-		// on the safe side.
-		s.log.WarnContext(ctx, "csc otp failures not reset", "credential", c.cert.ID, "err", err)
 	}
 	tok := make([]byte, 32)
 	if _, err := rand.Read(tok); err != nil {

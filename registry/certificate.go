@@ -337,15 +337,15 @@ func (r *Registry) confirmCertificate(ctx context.Context, in CertificateConfirm
 	case !now.Before(rec.ExpiresAt):
 		return nil, fmt.Errorf("sms code: %w; start again to get a new one", ErrCodeExpired)
 	}
-	scope := policy.RegistrationScope(rec.CitizenID)
-	if err := r.opt.Attempts.Check(ctx, scope, now.UTC()); err != nil {
+	// The lock, the comparison and the count are one step on the
+	// citizen's registration scope; a right code resets it.
+	f, err := r.opt.Attempts.Verify(ctx, policy.RegistrationScope(rec.CitizenID), now.UTC(), func() bool {
+		return codeMatches(rec.Hash, kindSMS, rec.ID, code)
+	})
+	if err != nil && !errors.Is(err, policy.ErrWrongCode) {
 		return nil, codeLocked(err)
 	}
-	if !codeMatches(rec.Hash, kindSMS, rec.ID, code) {
-		f, err := r.opt.Attempts.Fail(ctx, scope, now.UTC())
-		if err != nil {
-			return nil, codeLocked(err)
-		}
+	if err != nil {
 		if f.Locked {
 			// The code dies with the lock: once it ends, the citizen
 			// starts again and gets a new one.
@@ -363,11 +363,6 @@ func (r *Registry) confirmCertificate(ctx context.Context, in CertificateConfirm
 			return nil, fmt.Errorf("sms code: %w", ErrCodeUsed)
 		}
 		return nil, fmt.Errorf("confirm certificate registration: %w", err)
-	}
-	if err := r.opt.Attempts.Succeed(ctx, scope); err != nil {
-		// The registration goes on; the failures stay counted, which
-		// errs on the safe side.
-		r.log.WarnContext(ctx, "registration code failures not reset", "citizen", rec.CitizenID, "err", err)
 	}
 	var d pendingData
 	if err := json.Unmarshal([]byte(rec.Data), &d); err != nil {

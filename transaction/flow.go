@@ -323,24 +323,26 @@ func (s *Service) approve(ctx context.Context, id, session, otp string) (*store.
 			s.m.otp.WithLabelValues("expired").Inc()
 			return nil, refuse(CodeOTPExpired, "the code has expired; ask for a new one")
 		}
-		scope := policy.OTPScope(t.CitizenID)
 		if failure == nil {
-			if err := s.attempt.Check(ctx, scope, now); err != nil {
-				s.m.otp.WithLabelValues("channel_locked").Inc()
+			// The lock, the comparison and the count are one step on the
+			// citizen's channel, so that guesses arriving at once through
+			// any node and transaction take turns. Locked (here or by
+			// wrong codes elsewhere), the code is not compared and this
+			// transaction waits. A right code resets the count.
+			f, err := s.attempt.Verify(ctx, policy.OTPScope(t.CitizenID), now, func() bool {
+				return s.otp.Check(t.OTPHash, t.ID, t.ApprovalDigest, otp)
+			})
+			switch {
+			case errors.Is(err, policy.ErrWrongCode):
+				failure = &f
+			case err != nil:
+				if _, ok := policy.IsLocked(err); ok {
+					s.m.otp.WithLabelValues("channel_locked").Inc()
+				}
 				return nil, channelLocked(err)
 			}
 		}
-		if failure != nil || !s.otp.Check(t.OTPHash, t.ID, t.ApprovalDigest, otp) {
-			if failure == nil {
-				f, err := s.attempt.Fail(ctx, scope, now)
-				if err != nil {
-					// Locked meanwhile by a wrong code elsewhere: this
-					// one is not counted, and this transaction waits.
-					s.m.otp.WithLabelValues("channel_locked").Inc()
-					return nil, channelLocked(err)
-				}
-				failure = &f
-			}
+		if failure != nil {
 			t.OTPTries++
 			t.UpdatedAt = now
 			if failure.Locked {
@@ -379,11 +381,6 @@ func (s *Service) approve(ctx context.Context, id, session, otp string) (*store.
 			continue
 		} else if err != nil {
 			return nil, fail(CodeUnavailable, "the transaction store failed; retry", err)
-		}
-		if err := s.attempt.Succeed(ctx, scope); err != nil {
-			// The signature goes on; the failures stay counted, which errs
-			// on the safe side.
-			s.log.WarnContext(ctx, "otp failures not reset", "transaction", t.ID, "err", err)
 		}
 		s.m.otp.WithLabelValues("ok").Inc()
 		s.record(ctx, &audit.Record{Event: audit.OTPChecked, Outcome: audit.Success, Actor: citizenActor(t.CitizenID), Citizen: t.CitizenID,
