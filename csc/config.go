@@ -10,16 +10,17 @@ import (
 // SectionName is the top-level key of Config in firmad.yaml.
 const SectionName = "csc"
 
-// Config is the `csc:` section of firmad.yaml. The OTP limits are the
-// transactions section's.
+// Config is the `csc:` section of firmad.yaml. The OTP limits, and the
+// wrong-code rule with its lockout, are the transactions section's.
 type Config struct {
 	// Enabled serves the CSC API under /csc/v2/.
 	Enabled bool `yaml:"enabled"`
 	// SADTTL is how long a SAD may be used after credentials/authorize.
 	SADTTL time.Duration `yaml:"sad_ttl"`
-	// OTPLockout is how long credentials/sendOTP is refused after a code
-	// locked with too many wrong tries.
-	OTPLockout time.Duration `yaml:"otp_lockout"`
+	// OTPLockout is deprecated: transactions.otp_lockout is the one
+	// lockout of every way a code is typed. Set (non-zero), it still
+	// overrides that one, for configurations written before.
+	OTPLockout time.Duration `yaml:"otp_lockout,omitempty"`
 	// MaxSignatures is the most hashes one SAD may authorise (multisign).
 	MaxSignatures int `yaml:"max_signatures"`
 	// Name, Description and Logo are what info returns.
@@ -30,7 +31,7 @@ type Config struct {
 
 // DefaultConfig is the section's defaults.
 func DefaultConfig() Config {
-	return Config{Enabled: true, SADTTL: DefaultSADTTL, OTPLockout: DefaultLockout, MaxSignatures: DefaultMaxSignatures}
+	return Config{Enabled: true, SADTTL: DefaultSADTTL, MaxSignatures: DefaultMaxSignatures}
 }
 
 func init() {
@@ -43,8 +44,8 @@ func (c *Config) Validate() error {
 	if c.SADTTL < 10*time.Second || c.SADTTL > time.Hour {
 		errs = append(errs, &config.FieldError{Field: "sad_ttl", Msg: "must be 10s to 1h"})
 	}
-	if c.OTPLockout < time.Minute {
-		errs = append(errs, &config.FieldError{Field: "otp_lockout", Msg: "must be at least 1m"})
+	if c.OTPLockout != 0 && (c.OTPLockout < time.Minute || c.OTPLockout > 24*time.Hour) {
+		errs = append(errs, &config.FieldError{Field: "otp_lockout", Msg: "must be 1m to 24h (deprecated: set transactions.otp_lockout)"})
 	}
 	if c.MaxSignatures < 1 || c.MaxSignatures > 1000 {
 		errs = append(errs, &config.FieldError{Field: "max_signatures", Msg: "must be 1 to 1000"})

@@ -159,8 +159,9 @@ func (s *Service) credentialInfo(c *credential, in InfoRequest) (*CredentialInfo
 	}
 	out.Cert = cert
 	ttl := s.opt.Rules.TTL
-	desc := fmt.Sprintf("6-digit code sent by SMS to the holder's mobile by credentials/sendOTP; valid %d minutes, %d tries",
-		int(ttl.Minutes()), s.opt.Rules.MaxTries)
+	a := s.opt.Attempts.Rules()
+	desc := fmt.Sprintf("6-digit code sent by SMS to the holder's mobile by credentials/sendOTP; valid %d minutes; %d wrong codes from any portal lock the holder's codes for %d minutes",
+		int(ttl.Minutes()), a.MaxFailures, int(a.Lockout.Minutes()))
 	if in.AuthInfo {
 		out.Auth = &AuthInfo{Mode: "explicit", Expression: "otp", Objects: []AuthObject{{
 			Type: "OTP", ID: "otp", Format: "N", Label: "SMS code", Description: desc, Generator: "sms"}}}

@@ -35,7 +35,6 @@ const Spec = "2.0.0.2"
 // Defaults of Options.
 const (
 	DefaultSADTTL        = 5 * time.Minute
-	DefaultLockout       = 15 * time.Minute
 	DefaultMaxSignatures = 100
 )
 
@@ -86,9 +85,14 @@ type Options struct {
 	// Auditor receives the OTP records; nil means the signing service's
 	// audit log.
 	Auditor Auditor
+	// Attempts counts wrong codes on the holder's SMS-code channel
+	// (policy.OTPScope), whichever portal calls and shared with the
+	// approval page: firmad passes the one it gives every service. Nil:
+	// the policy's defaults on Store, which must then be a
+	// policy.AttemptStore (every store.Store is).
+	Attempts *policy.Attempts
 
 	SADTTL        time.Duration // how long a SAD may be used; default 5 minutes
-	Lockout       time.Duration // how long sendOTP is refused after an OTP locked; default 15 minutes
 	MaxSignatures int           // numSignatures allowed in one SAD ("multisign"); default 100
 
 	// What info returns.
@@ -121,11 +125,15 @@ func New(opt Options) (*Service, error) {
 		opt.Auditor = opt.Signing.Auditor()
 	}
 	opt.Rules = opt.Rules.WithDefaults()
+	if opt.Attempts == nil {
+		as, ok := opt.Store.(policy.AttemptStore)
+		if !ok {
+			return nil, errors.New("csc: an attempt policy is required (the store keeps no attempt counters)")
+		}
+		opt.Attempts = policy.NewAttempts(as, policy.AttemptRules{})
+	}
 	if opt.SADTTL <= 0 {
 		opt.SADTTL = DefaultSADTTL
-	}
-	if opt.Lockout <= 0 {
-		opt.Lockout = DefaultLockout
 	}
 	if opt.MaxSignatures <= 0 {
 		opt.MaxSignatures = DefaultMaxSignatures
@@ -235,6 +243,9 @@ func (s *Service) mayUse(ctx context.Context, c *credential) (*store.Citizen, er
 	return cz, nil
 }
 
+// Attempts is the wrong-code policy in force.
+func (s *Service) Attempts() *policy.Attempts { return s.opt.Attempts }
+
 // challengeID names the one OTP challenge of a credential and caller.
 func challengeID(credentialID, caller string) string {
 	sum := sha256.Sum256([]byte("csc-otp\x00" + credentialID + "\x00" + caller))
@@ -256,6 +267,12 @@ func (s *Service) SendOTP(ctx context.Context, caller Caller, credentialID strin
 		return err
 	}
 	now := s.now().UTC()
+	// The lock is the holder's, not this caller's: once wrong codes locked
+	// the channel (through any portal, or the approval page), no portal
+	// gets an SMS sent until it ends.
+	if err := s.opt.Attempts.Check(ctx, policy.OTPScope(cz.ID), now); err != nil {
+		return s.locked(err)
+	}
 	id := challengeID(c.cert.ID, caller.ID)
 	prev, err := s.opt.Store.CSCChallenge(ctx, id)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -263,12 +280,9 @@ func (s *Service) SendOTP(ctx context.Context, caller Caller, credentialID strin
 	}
 	resend := false
 	if prev != nil {
-		if !prev.LockedAt.IsZero() {
-			if until := prev.LockedAt.Add(s.opt.Lockout); now.Before(until) {
-				return denied("OTP locked after %d wrong codes; a new one can be sent after %s", s.opt.Rules.MaxTries,
-					until.Format(time.RFC3339))
-			}
-		} else if prev.UsedAt.IsZero() && now.Before(prev.ExpiresAt) {
+		// A challenge locked by the per-caller count of earlier versions
+		// is spent: a new one replaces it.
+		if prev.LockedAt.IsZero() && prev.UsedAt.IsZero() && now.Before(prev.ExpiresAt) {
 			resend = true
 			if err := s.opt.Rules.MaySend(prev.Sends, prev.SentAt, now); err != nil {
 				var r *policy.Refusal
@@ -316,6 +330,16 @@ func (s *Service) SendOTP(ctx context.Context, caller Caller, credentialID strin
 		Citizen: cz.ID, Portal: caller.ID, KeyID: c.cert.KeyID, Details: map[string]string{"api": "csc", "credential_id": c.cert.ID}})
 	s.log.InfoContext(ctx, "csc otp sent", "portal", caller.ID, "credential", c.cert.ID, "to", sms.Mask(cz.Mobile), "resend", resend)
 	return nil
+}
+
+// locked turns the attempt policy's refusal into the API's: a lock is
+// access_denied with the reason, which says until when.
+func (s *Service) locked(err error) error {
+	if r, ok := policy.IsLocked(err); ok {
+		return &Error{Status: http.StatusForbidden, Code: CodeAccessDenied,
+			Description: "the holder's codes are locked for every portal: " + r.Reason, Err: err}
+	}
+	return internal(err)
 }
 
 // otpText is the SMS of a CSC authorisation: it names the portal so the
@@ -383,6 +407,12 @@ func (s *Service) Authorize(ctx context.Context, caller Caller, r AuthorizeReque
 		return nil, err
 	}
 	now := s.now().UTC()
+	// The holder's lock comes first: whichever portal asks, and whether
+	// or not it holds a code, the answer is that codes are locked.
+	scope := policy.OTPScope(cz.ID)
+	if err := s.opt.Attempts.Check(ctx, scope, now); err != nil {
+		return nil, s.locked(err)
+	}
 	id := challengeID(c.cert.ID, caller.ID)
 	ch, err := s.opt.Store.CSCChallenge(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -393,32 +423,39 @@ func (s *Service) Authorize(ctx context.Context, caller Caller, r AuthorizeReque
 	}
 	actor := audit.Actor{Role: audit.RolePortal, ID: caller.ID}
 	switch {
-	case !ch.LockedAt.IsZero():
-		return nil, denied("OTP locked after %d wrong codes; ask for a new one with credentials/sendOTP after %s",
-			s.opt.Rules.MaxTries, ch.LockedAt.Add(s.opt.Lockout).Format(time.RFC3339))
-	case !ch.UsedAt.IsZero():
+	case !ch.UsedAt.IsZero(), !ch.LockedAt.IsZero():
 		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP, Description: "the OTP was already used; ask for a new one with credentials/sendOTP"}
 	case !now.Before(ch.ExpiresAt):
 		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP, Description: "the OTP has expired; ask for a new one with credentials/sendOTP"}
 	case ch.CitizenID != cz.ID:
 		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP, Description: "the OTP was sent for another holder; ask for a new one"}
 	}
-	if !s.opt.OTP.Check(ch.Hash, id, otpBinding(c.cert.ID), r.OTP) {
-		ch, err := s.opt.Store.CSCChallengeFailed(ctx, id, s.opt.Rules.MaxTries, now)
-		if err != nil {
-			return nil, internal(err)
-		}
-		if !ch.LockedAt.IsZero() {
+	// The lock, the comparison and the count are one step on the holder's
+	// channel: guesses from several portals and nodes at once take turns,
+	// and none is compared once the budget is spent. A right code resets.
+	f, err := s.opt.Attempts.Verify(ctx, scope, now, func() bool { return s.opt.OTP.Check(ch.Hash, id, otpBinding(c.cert.ID), r.OTP) })
+	if err != nil && !errors.Is(err, policy.ErrWrongCode) {
+		// Locked meanwhile by a wrong code elsewhere: not compared.
+		return nil, s.locked(err)
+	}
+	if err != nil {
+		if f.Locked {
+			// The code dies with the lock, so it cannot be tried once the
+			// lockout ends.
+			if err := s.opt.Store.UseCSCChallenge(ctx, id, now); err != nil && !errors.Is(err, store.ErrConflict) {
+				s.log.WarnContext(ctx, "csc locked otp not voided", "credential", c.cert.ID, "err", err)
+			}
 			s.m.otps.WithLabelValues("locked").Inc()
 			s.audit(ctx, &audit.Record{Event: audit.OTPLocked, Outcome: audit.Denied, Actor: actor, Citizen: cz.ID, Portal: caller.ID,
-				KeyID: c.cert.KeyID, Reason: "too many wrong codes", Details: map[string]string{"api": "csc"}})
-			return nil, denied("wrong OTP %d times: it is locked; ask for a new one with credentials/sendOTP after %s",
-				ch.Attempts, ch.LockedAt.Add(s.opt.Lockout).Format(time.RFC3339))
+				KeyID: c.cert.KeyID, Reason: "too many wrong codes", Details: map[string]string{"api": "csc",
+					"failures": fmt.Sprint(f.Failures), "locked_until": f.LockedUntil.UTC().Format(time.RFC3339)}})
+			return nil, denied("wrong OTP %d times: the holder's codes are locked for every portal; ask for a new one with credentials/sendOTP after %s",
+				f.Failures, f.LockedUntil.Format(time.RFC3339))
 		}
 		s.m.otps.WithLabelValues("wrong").Inc()
 		s.audit(ctx, &audit.Record{Event: audit.OTPFailed, Outcome: audit.Failure, Actor: actor, Citizen: cz.ID, Portal: caller.ID,
-			KeyID: c.cert.KeyID, Reason: "wrong code", Details: map[string]string{"api": "csc"}})
-		left := s.opt.Rules.MaxTries - ch.Attempts
+			KeyID: c.cert.KeyID, Reason: "wrong code", Details: map[string]string{"api": "csc", "failures": fmt.Sprint(f.Failures)}})
+		left := f.Left
 		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP,
 			Description: fmt.Sprintf("wrong OTP; %d %s left", left, plural(left, "try", "tries"))}
 	}

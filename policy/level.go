@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Level is a Cl@ve registration level.
@@ -57,6 +58,9 @@ var ErrRefused = errors.New("refused by policy")
 type Refusal struct {
 	Rule   string // short machine name of the rule, e.g. "advanced_level_required"
 	Reason string
+	// Until is when a temporary refusal (a lockout) ends; zero for the
+	// others. Transports may turn it into Retry-After.
+	Until time.Time
 }
 
 func (r *Refusal) Error() string { return r.Reason }

@@ -26,17 +26,17 @@ const (
 var ErrOTPKey = errors.New("otp key must be at least 32 bytes")
 
 // OTPRules are the limits on signature one-time passwords. The zero value
-// of a field means its default.
+// of a field means its default. Wrong codes are AttemptRules', counted on
+// the citizen's channel (OTPScope).
 type OTPRules struct {
 	TTL        time.Duration // how long a code is valid; default 5 minutes
-	MaxTries   int           // wrong codes before the transaction fails; default 3
 	MaxResends int           // new codes after the first; default 3
 	ResendGap  time.Duration // least time between two sends; default 30 s
 }
 
 // DefaultOTPRules are the Cl@ve Firma limits.
 func DefaultOTPRules() OTPRules {
-	return OTPRules{TTL: 5 * time.Minute, MaxTries: 3, MaxResends: 3, ResendGap: 30 * time.Second}
+	return OTPRules{TTL: 5 * time.Minute, MaxResends: 3, ResendGap: 30 * time.Second}
 }
 
 // WithDefaults fills unset fields with the defaults.
@@ -44,9 +44,6 @@ func (r OTPRules) WithDefaults() OTPRules {
 	d := DefaultOTPRules()
 	if r.TTL <= 0 {
 		r.TTL = d.TTL
-	}
-	if r.MaxTries <= 0 {
-		r.MaxTries = d.MaxTries
 	}
 	if r.MaxResends < 0 {
 		r.MaxResends = 0

@@ -8,9 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/registry"
 )
 
@@ -180,6 +182,29 @@ func TestElectronicCertificateSMSCode(t *testing.T) {
 	if err := confirm(p.ID, code, true); !errors.Is(err, registry.ErrCodeUsed) && !errors.Is(err, registry.ErrTooManyAttempts) {
 		t.Fatalf("right code after lockout: %v", err)
 	}
+	// The lock is the citizen's registrations', by the attempt policy's
+	// rule: starting again sends no SMS and gives no fresh tries until
+	// the lockout ends. (Before it, each start had its own three tries,
+	// and the expiry check below started again at once.)
+	messages := func() int {
+		msgs, err := e.outbox.Messages(ctx, "+34612345678", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(msgs)
+	}
+	sent := messages()
+	if _, err := e.reg.StartCertificate(ctx, registry.CertificateProof{Chain: []*x509.Certificate{juan}, FromTLS: true}, "+34612345678"); !errors.Is(err, registry.ErrTooManyAttempts) || !strings.Contains(err.Error(), "UTC") {
+		t.Fatalf("start while locked: %v", err)
+	}
+	if n := messages(); n != sent {
+		t.Fatalf("start while locked sent an SMS (%d, was %d)", n, sent)
+	}
+	// Its own scope: the citizen's signature codes are not locked by it.
+	if err := policy.NewAttempts(e.db, policy.AttemptRules{}).Check(ctx, policy.OTPScope("12345678Z"), e.clock.Now()); err != nil {
+		t.Fatalf("a registration lock locked the signing channel: %v", err)
+	}
+	e.clock.Add(policy.DefaultAttemptRules().Lockout)
 	p = start()
 	code = e.lastSMSCode(t, "+34612345678")
 	e.clock.Add(11 * time.Minute)

@@ -112,6 +112,11 @@ func (r *Registry) startCertificate(ctx context.Context, proof CertificateProof,
 			return nil, err
 		}
 	}
+	// Starting again does not give fresh tries: while wrong codes have
+	// locked the citizen's registrations, no SMS is sent.
+	if err := r.opt.Attempts.Check(ctx, policy.RegistrationScope(id), r.now().UTC()); err != nil {
+		return nil, codeLocked(err)
+	}
 	code, err := randomCode(readableAlphabet, smsCodeLength)
 	if err != nil {
 		return nil, err
@@ -331,19 +336,27 @@ func (r *Registry) confirmCertificate(ctx context.Context, in CertificateConfirm
 		return nil, fmt.Errorf("sms code: %w", ErrCodeUsed)
 	case !now.Before(rec.ExpiresAt):
 		return nil, fmt.Errorf("sms code: %w; start again to get a new one", ErrCodeExpired)
-	case rec.Attempts >= r.opt.MaxAttempts:
-		return nil, fmt.Errorf("sms code: %w; start again to get a new one", ErrTooManyAttempts)
 	}
-	if !codeMatches(rec.Hash, kindSMS, rec.ID, code) {
-		n, err := r.st.CodeAttempt(ctx, rec.ID)
-		if err != nil {
-			return nil, fmt.Errorf("confirm certificate registration: %w", err)
+	// The lock, the comparison and the count are one step on the
+	// citizen's registration scope; a right code resets it.
+	f, err := r.opt.Attempts.Verify(ctx, policy.RegistrationScope(rec.CitizenID), now.UTC(), func() bool {
+		return codeMatches(rec.Hash, kindSMS, rec.ID, code)
+	})
+	if err != nil && !errors.Is(err, policy.ErrWrongCode) {
+		return nil, codeLocked(err)
+	}
+	if err != nil {
+		if f.Locked {
+			// The code dies with the lock: once it ends, the citizen
+			// starts again and gets a new one.
+			if err := r.st.UseCode(ctx, rec.ID, now.UTC()); err != nil && !errors.Is(err, store.ErrConflict) {
+				r.log.WarnContext(ctx, "locked registration code not voided", "pending", rec.ID, "err", err)
+			}
+			r.log.WarnContext(ctx, "registration codes locked", "citizen", rec.CitizenID, "until", f.LockedUntil)
+			return nil, fmt.Errorf("sms code: %w: %d wrong codes; start again after %s UTC to get a new one",
+				ErrTooManyAttempts, f.Failures, f.LockedUntil.UTC().Format("2006-01-02 15:04:05"))
 		}
-		if n >= r.opt.MaxAttempts {
-			r.st.UseCode(ctx, rec.ID, now.UTC())
-			return nil, fmt.Errorf("sms code: %w; start again to get a new one", ErrTooManyAttempts)
-		}
-		return nil, fmt.Errorf("sms code: %w (%d attempts left)", ErrCodeInvalid, r.opt.MaxAttempts-n)
+		return nil, fmt.Errorf("sms code: %w (%d attempts left)", ErrCodeInvalid, f.Left)
 	}
 	if err := r.st.UseCode(ctx, rec.ID, now.UTC()); err != nil {
 		if errors.Is(err, store.ErrConflict) {
@@ -357,4 +370,14 @@ func (r *Registry) confirmCertificate(ctx context.Context, in CertificateConfirm
 	}
 	return r.enrol(ctx, Person{ID: d.ID, GivenName: d.GivenName, Surnames: d.Surnames, Mobile: d.Mobile, Email: email},
 		policy.ElectronicCertificate, citizenActor(d.ID))
+}
+
+// codeLocked is the error while wrong registration codes lock the
+// citizen's registrations: ErrTooManyAttempts, saying until when. Any
+// other error is the attempt counter's.
+func codeLocked(err error) error {
+	if r, ok := policy.IsLocked(err); ok {
+		return fmt.Errorf("sms code: %w: %s", ErrTooManyAttempts, r.Reason)
+	}
+	return fmt.Errorf("registration code attempts: %w", err)
 }

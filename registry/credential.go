@@ -41,7 +41,7 @@ func (r *Registry) checkCode(ctx context.Context, citizenID, kind, typed string)
 			if err != nil {
 				return nil, err
 			}
-			if n%r.opt.MaxAttempts == 0 {
+			if n%r.opt.Attempts.Rules().MaxFailures == 0 {
 				r.log.WarnContext(ctx, "repeated wrong codes", "citizen", citizenID, "kind", kind, "attempts", n)
 			}
 		}

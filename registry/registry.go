@@ -76,7 +76,12 @@ type Options struct {
 	LetterTTL     time.Duration // 0: 90 days
 	SMSCodeTTL    time.Duration // 0: 10 minutes
 	ChallengeTTL  time.Duration // 0: 5 minutes
-	MaxAttempts   int           // wrong guesses that void an SMS code; 0: 3
+	// Attempts counts wrong registration SMS codes per citizen
+	// (policy.RegistrationScope), by the rule the signature codes follow:
+	// firmad passes the one it gives every service. Nil: the policy's
+	// defaults on the store, which must then be a policy.AttemptStore
+	// (every store.Store is).
+	Attempts *policy.Attempts
 	// CodeRetention is how long expired codes are kept, so that a late
 	// citizen is told "expired" rather than "wrong"; 0: 30 days.
 	CodeRetention time.Duration
@@ -127,8 +132,12 @@ func New(st store.RegistryStore, opt Options) (*Registry, error) {
 	if opt.ChallengeTTL <= 0 {
 		opt.ChallengeTTL = 5 * time.Minute
 	}
-	if opt.MaxAttempts <= 0 {
-		opt.MaxAttempts = 3
+	if opt.Attempts == nil {
+		as, ok := st.(policy.AttemptStore)
+		if !ok {
+			return nil, errors.New("registry: an attempt policy is required (the store keeps no attempt counters)")
+		}
+		opt.Attempts = policy.NewAttempts(as, policy.AttemptRules{})
 	}
 	if opt.CodeRetention <= 0 {
 		opt.CodeRetention = 30 * 24 * time.Hour

@@ -16,11 +16,11 @@ type CSCChallenge struct {
 	CitizenID    string
 	Hash         []byte // keyed hash of the code, never the code
 	Sends        int    // SMS sent for this challenge, the first included
-	Attempts     int    // wrong codes typed
+	Attempts     int    // legacy: wrong codes are counted by policy.Attempts on the holder's channel
 	SentAt       time.Time
 	ExpiresAt    time.Time
 	UsedAt       time.Time // zero while unused
-	LockedAt     time.Time // zero unless too many wrong codes locked it
+	LockedAt     time.Time // legacy: set by the per-caller count before policy.Attempts; such a challenge is spent
 	CreatedAt    time.Time
 }
 
@@ -55,9 +55,6 @@ type CSCStore interface {
 	// maxSends sends and was last sent no later than notAfter; ErrConflict
 	// otherwise.
 	ResendCSCChallenge(ctx context.Context, id string, hash []byte, maxSends int, notAfter, at, expires time.Time) (*CSCChallenge, error)
-	// CSCChallengeFailed counts a wrong code and locks the challenge once
-	// attempts reach max, in one step.
-	CSCChallengeFailed(ctx context.Context, id string, max int, at time.Time) (*CSCChallenge, error)
 	// UseCSCChallenge spends the challenge; ErrConflict if it was spent or
 	// locked already.
 	UseCSCChallenge(ctx context.Context, id string, at time.Time) error

@@ -55,6 +55,7 @@ type Store interface {
 	CAStore
 	AuditStore
 	CSCStore
+	AttemptStore
 	Ping(ctx context.Context) error
 	Close() error
 }

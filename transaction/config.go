@@ -26,11 +26,19 @@ type Config struct {
 	// Retention is how long documents and signed results are kept after
 	// a transaction ends; portals collect them before.
 	Retention time.Duration `yaml:"retention"`
-	// OTP limits: validity, wrong tries, resends and their spacing.
+	// OTP limits: validity, resends and their spacing.
 	OTPTTL        time.Duration `yaml:"otp_ttl"`
-	OTPMaxTries   int           `yaml:"otp_max_tries"`
 	OTPMaxResends int           `yaml:"otp_max_resends"`
 	OTPResendGap  time.Duration `yaml:"otp_resend_gap"`
+	// The one wrong-code rule (policy.AttemptRules), for every code a
+	// citizen types: signature codes on the approval page and in the CSC
+	// API (counted together on the citizen's channel, whatever the portal
+	// or transaction) and registration SMS codes (counted on their own).
+	// OTPMaxTries wrong codes, each less than OTPFailureWindow after the
+	// last, lock for OTPLockout; a right code starts the count again.
+	OTPMaxTries      int           `yaml:"otp_max_tries"`
+	OTPFailureWindow time.Duration `yaml:"otp_failure_window"`
+	OTPLockout       time.Duration `yaml:"otp_lockout"`
 	// OTPKeyFile holds the key (hex, at least 32 bytes, the same on every
 	// node) that the stored OTP and session hashes are keyed with. Empty:
 	// the key is derived from an RSA key in the HSM (DeriveOTPKey).
@@ -64,8 +72,9 @@ type SMSConfig struct {
 
 // DefaultConfig is the section's defaults.
 func DefaultConfig() Config {
-	r := policy.DefaultOTPRules()
-	return Config{TTL: DefaultTTL, Retention: DefaultRetention, OTPTTL: r.TTL, OTPMaxTries: r.MaxTries, OTPMaxResends: r.MaxResends, OTPResendGap: r.ResendGap,
+	r, a := policy.DefaultOTPRules(), policy.DefaultAttemptRules()
+	return Config{TTL: DefaultTTL, Retention: DefaultRetention, OTPTTL: r.TTL, OTPMaxResends: r.MaxResends, OTPResendGap: r.ResendGap,
+		OTPMaxTries: a.MaxFailures, OTPFailureWindow: a.Window, OTPLockout: a.Lockout,
 		CallbackAttempts: DefaultCallbackAttempts, CallbackTimeout: 10 * time.Second, MaxRequestBytes: DefaultMaxBody,
 		SMS: SMSConfig{Gateway: "outbox", Timeout: 5 * time.Second, Retries: 3}}
 }
@@ -88,7 +97,8 @@ func (c *Config) Validate() error {
 		v    time.Duration
 		min  time.Duration
 	}{{"ttl", c.TTL, time.Minute}, {"retention", c.Retention, time.Hour}, {"otp_ttl", c.OTPTTL, 30 * time.Second}, {"otp_resend_gap", c.OTPResendGap, time.Second},
-		{"callback_timeout", c.CallbackTimeout, time.Second}} {
+		{"callback_timeout", c.CallbackTimeout, time.Second},
+		{"otp_failure_window", c.OTPFailureWindow, time.Minute}, {"otp_lockout", c.OTPLockout, time.Minute}} {
 		if d.v < d.min {
 			bad(d.name, fmt.Sprintf("must be at least %s", d.min))
 		}
@@ -98,6 +108,12 @@ func (c *Config) Validate() error {
 	}
 	if c.OTPMaxTries < 1 || c.OTPMaxTries > 10 {
 		bad("otp_max_tries", "must be 1 to 10")
+	}
+	if c.OTPFailureWindow > 24*time.Hour {
+		bad("otp_failure_window", "must be at most 24h")
+	}
+	if c.OTPLockout > 24*time.Hour {
+		bad("otp_lockout", "must be at most 24h")
 	}
 	if c.OTPMaxResends < 0 || c.OTPMaxResends > 10 {
 		bad("otp_max_resends", "must be 0 to 10")
@@ -131,9 +147,15 @@ func (c *Config) Validate() error {
 
 // Rules are the OTP rules the section sets.
 func (c *Config) Rules() policy.OTPRules {
-	r := policy.OTPRules{TTL: c.OTPTTL, MaxTries: c.OTPMaxTries, MaxResends: c.OTPMaxResends, ResendGap: c.OTPResendGap}
+	r := policy.OTPRules{TTL: c.OTPTTL, MaxResends: c.OTPMaxResends, ResendGap: c.OTPResendGap}
 	if c.OTPMaxResends == 0 {
 		r.MaxResends = -1 // WithDefaults reads 0 as "default"; the section means none
 	}
 	return r
+}
+
+// AttemptRules is the wrong-code rule the section sets, for the signature
+// codes of every way in and the registration codes alike.
+func (c *Config) AttemptRules() policy.AttemptRules {
+	return policy.AttemptRules{MaxFailures: c.OTPMaxTries, Window: c.OTPFailureWindow, Lockout: c.OTPLockout}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/firma-cloud/firma/config"
+	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/transaction"
 )
 
@@ -31,6 +32,15 @@ func TestConfigSection(t *testing.T) {
 		{"bad values", "transactions:\n  public_url: /relative\n  otp_max_tries: 0\n  sms:\n    gateway: pigeon\n", nil, nil,
 			[]string{"transactions.public_url", "transactions.otp_max_tries", "transactions.sms.gateway"}},
 		{"http without url", "transactions:\n  sms:\n    gateway: http\n", nil, nil, []string{"transactions.sms.url"}},
+		{"attempt rule defaults", "", nil, func(c *transaction.Config) bool {
+			return c.AttemptRules() == policy.DefaultAttemptRules()
+		}, nil},
+		{"attempt rule from file and env", "transactions:\n  otp_max_tries: 4\n  otp_failure_window: 30m\n",
+			map[string]string{"FIRMA_TRANSACTIONS_OTP_LOCKOUT": "1h"}, func(c *transaction.Config) bool {
+				return c.AttemptRules() == policy.AttemptRules{MaxFailures: 4, Window: 30 * time.Minute, Lockout: time.Hour}
+			}, nil},
+		{"bad attempt rule", "transactions:\n  otp_max_tries: 11\n  otp_failure_window: 10s\n  otp_lockout: 48h\n", nil, nil,
+			[]string{"transactions.otp_max_tries", "transactions.otp_failure_window", "transactions.otp_lockout"}},
 		{"unknown key", "transactions:\n  otp_lenght: 8\n", nil, nil, []string{"otp_lenght"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

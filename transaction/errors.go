@@ -37,6 +37,7 @@ const (
 	CodeOTPInvalid         Code = "otp_invalid"            // wrong code; tries remain
 	CodeOTPExpired         Code = "otp_expired"            // the code's 5 minutes passed; ask for a new one
 	CodeOTPLocked          Code = "otp_locked"             // too many wrong codes: the transaction failed
+	CodeOTPChannelLocked   Code = "otp_channel_locked"     // the citizen's codes are locked a while by wrong codes (any portal); the transaction waits
 	CodeOTPNotSent         Code = "otp_not_sent"           // no code was sent yet
 	CodeResendLimit        Code = "otp_resend_limit"       // no more codes may be sent
 	CodeResendTooSoon      Code = "otp_resend_too_soon"    // wait before asking again

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/ca"
@@ -56,7 +57,7 @@ func (s *Service) view(ctx context.Context, t *store.Transaction) (*View, error)
 	}
 	if t.OTPSends > 0 && !State(t.State).Final() {
 		if c, err := s.opt.Citizens.Citizen(ctx, t.CitizenID); err == nil {
-			v.OTP = s.otpStatus(t, c.Mobile)
+			v.OTP = s.otpStatus(ctx, t, c.Mobile)
 		}
 	}
 	v.Certificate = s.certificateView(ctx, t)
@@ -96,9 +97,27 @@ func certView(c *ca.Certificate) *CertificateView {
 	return &CertificateView{Subject: name(c.Cert.Subject), Serial: c.Serial, Issuer: name(c.Cert.Issuer), NotAfter: c.NotAfter}
 }
 
-func (s *Service) otpStatus(t *store.Transaction, mobile string) *OTPStatus {
-	return &OTPStatus{SentTo: sms.Mask(mobile), ExpiresAt: t.OTPExpiresAt, TriesLeft: max(0, s.rules.MaxTries-t.OTPTries),
+// otpStatus shows the tries left on the citizen's channel, which wrong
+// codes of other transactions and the CSC API count down as well.
+func (s *Service) otpStatus(ctx context.Context, t *store.Transaction, mobile string) *OTPStatus {
+	left, err := s.attempt.Left(ctx, policy.OTPScope(t.CitizenID), s.now().UTC())
+	if err != nil {
+		// Only shown: the decision is taken on the code itself.
+		s.log.WarnContext(ctx, "otp tries left unknown", "transaction", t.ID, "err", err)
+		left = max(0, s.attempt.Rules().MaxFailures-t.OTPTries)
+	}
+	return &OTPStatus{SentTo: sms.Mask(mobile), ExpiresAt: t.OTPExpiresAt, TriesLeft: left,
 		ResendsLeft: s.rules.ResendsLeft(t.OTPSends), ResendAt: t.OTPSentAt.Add(s.rules.ResendGap)}
+}
+
+// channelLocked is the refusal while the citizen's SMS-code channel is
+// locked by wrong codes typed anywhere (this or another transaction, a
+// CSC portal): the transaction itself waits and may go on afterwards.
+func channelLocked(err error) error {
+	if r, ok := policy.IsLocked(err); ok {
+		return &Error{Code: CodeOTPChannelLocked, Message: r.Reason, Err: err}
+	}
+	return fail(CodeUnavailable, "the attempt counter failed; retry", err)
 }
 
 // Authenticate signs the citizen in with DNI/NIE and Cl@ve Permanente
@@ -189,6 +208,10 @@ func (s *Service) send(ctx context.Context, id, session string, resend bool) (*O
 			return nil, refuse(CodeOTPNotSent, "no code was sent yet")
 		}
 		now := s.now().UTC()
+		// No SMS while wrong codes have locked the citizen's channel.
+		if err := s.attempt.Check(ctx, policy.OTPScope(t.CitizenID), now); err != nil {
+			return nil, channelLocked(err)
+		}
 		if err := s.rules.MaySend(t.OTPSends, t.OTPSentAt, now); err != nil {
 			var r *policy.Refusal
 			errors.As(err, &r)
@@ -237,7 +260,7 @@ func (s *Service) send(ctx context.Context, id, session string, resend bool) (*O
 		s.record(ctx, &audit.Record{Event: audit.OTPSent, Outcome: audit.Success, Actor: citizenActor(t.CitizenID), Citizen: t.CitizenID,
 			Portal: t.PortalID, RequestID: t.ID, Details: map[string]string{"transaction": t.ID, "sends": strconv.Itoa(t.OTPSends)}})
 		s.log.InfoContext(ctx, "otp sent", "transaction", t.ID, "to", sms.Mask(c.Mobile), "sends", t.OTPSends)
-		return s.otpStatus(t, c.Mobile), nil
+		return s.otpStatus(ctx, t, c.Mobile), nil
 	}
 	return nil, fail(CodeUnavailable, "the transaction is busy; retry", nil)
 }
@@ -255,7 +278,9 @@ func (s *Service) unsend(ctx context.Context, t, prev *store.Transaction) {
 
 // Approve checks the one-time password and, if it is right, signs every
 // document. It returns the transaction as it ended (done or failed). A
-// wrong code counts a try; at the last one the transaction fails.
+// wrong code counts a try on the citizen's channel (policy.OTPScope); the
+// one that locks the channel fails the transaction, and while it is
+// locked no code of the citizen's is checked or sent, from any portal.
 func (s *Service) Approve(ctx context.Context, id, session, otp string) (*View, error) {
 	t, err := s.approve(ctx, id, session, otp)
 	if err != nil {
@@ -272,6 +297,9 @@ func (s *Service) Approve(ctx context.Context, id, session, otp string) (*View, 
 }
 
 func (s *Service) approve(ctx context.Context, id, session, otp string) (*store.Transaction, error) {
+	// A wrong code is counted once, even if the transaction's update is
+	// retried after a conflict.
+	var failure *policy.AttemptFailure
 	for range maxRetries {
 		t, err := s.load(ctx, id)
 		if err != nil {
@@ -295,12 +323,32 @@ func (s *Service) approve(ctx context.Context, id, session, otp string) (*store.
 			s.m.otp.WithLabelValues("expired").Inc()
 			return nil, refuse(CodeOTPExpired, "the code has expired; ask for a new one")
 		}
-		if !s.otp.Check(t.OTPHash, t.ID, t.ApprovalDigest, otp) {
+		if failure == nil {
+			// The lock, the comparison and the count are one step on the
+			// citizen's channel, so that guesses arriving at once through
+			// any node and transaction take turns. Locked (here or by
+			// wrong codes elsewhere), the code is not compared and this
+			// transaction waits. A right code resets the count.
+			f, err := s.attempt.Verify(ctx, policy.OTPScope(t.CitizenID), now, func() bool {
+				return s.otp.Check(t.OTPHash, t.ID, t.ApprovalDigest, otp)
+			})
+			switch {
+			case errors.Is(err, policy.ErrWrongCode):
+				failure = &f
+			case err != nil:
+				if _, ok := policy.IsLocked(err); ok {
+					s.m.otp.WithLabelValues("channel_locked").Inc()
+				}
+				return nil, channelLocked(err)
+			}
+		}
+		if failure != nil {
 			t.OTPTries++
 			t.UpdatedAt = now
-			if t.OTPTries >= s.rules.MaxTries {
+			if failure.Locked {
 				err := s.finish(ctx, t, StateFailed, CodeOTPLocked, fmt.Sprintf(
-					"a wrong code was entered %d times; the signature was not made and must be started again from the portal", t.OTPTries))
+					"a wrong code was entered %d times; the signature was not made and must be started again from the portal, after %s UTC",
+					failure.Failures, failure.LockedUntil.UTC().Format("2006-01-02 15:04:05")))
 				if errors.Is(err, store.ErrConflict) {
 					continue
 				}
@@ -309,8 +357,9 @@ func (s *Service) approve(ctx context.Context, id, session, otp string) (*store.
 				}
 				s.m.otp.WithLabelValues("locked").Inc()
 				s.record(ctx, &audit.Record{Event: audit.OTPLocked, Outcome: audit.Denied, Actor: citizenActor(t.CitizenID), Citizen: t.CitizenID,
-					Portal: t.PortalID, RequestID: t.ID, Reason: "too many wrong codes", Details: map[string]string{"transaction": t.ID}})
-				s.log.WarnContext(ctx, "otp locked", "transaction", t.ID)
+					Portal: t.PortalID, RequestID: t.ID, Reason: "too many wrong codes", Details: map[string]string{"transaction": t.ID,
+						"failures": strconv.Itoa(failure.Failures), "locked_until": failure.LockedUntil.UTC().Format(time.RFC3339)}})
+				s.log.WarnContext(ctx, "otp locked", "transaction", t.ID, "until", failure.LockedUntil)
 				return nil, refuse(CodeOTPLocked, "%s", t.ErrorMessage)
 			}
 			if err := s.st.UpdateTransaction(ctx, t); errors.Is(err, store.ErrConflict) {
@@ -321,9 +370,8 @@ func (s *Service) approve(ctx context.Context, id, session, otp string) (*store.
 			s.m.otp.WithLabelValues("wrong").Inc()
 			s.record(ctx, &audit.Record{Event: audit.OTPFailed, Outcome: audit.Failure, Actor: citizenActor(t.CitizenID), Citizen: t.CitizenID,
 				Portal: t.PortalID, RequestID: t.ID, Reason: "wrong code",
-				Details: map[string]string{"transaction": t.ID, "tries": strconv.Itoa(t.OTPTries)}})
-			left := s.rules.MaxTries - t.OTPTries
-			return nil, refuse(CodeOTPInvalid, "wrong code; %d %s left", left, plural(left, "try", "tries"))
+				Details: map[string]string{"transaction": t.ID, "tries": strconv.Itoa(t.OTPTries), "failures": strconv.Itoa(failure.Failures)}})
+			return nil, refuse(CodeOTPInvalid, "wrong code; %d %s left", failure.Left, plural(failure.Left, "try", "tries"))
 		}
 		// Single use: the hash goes in the same update that approves. From
 		// here ExpiresAt is the signing lease (see Service.resumeStale).

@@ -59,7 +59,7 @@ func HTTPStatus(c Code) int {
 	case CodeExpired, CodeWrongState, CodeAlreadyUsed, CodeCancelledByCitizen, CodeCancelled, CodeOTPLocked, CodeOTPExpired,
 		CodeOTPNotSent, CodeIdempotencyReused:
 		return http.StatusConflict
-	case CodeRateLimited, CodeResendLimit, CodeResendTooSoon:
+	case CodeRateLimited, CodeResendLimit, CodeResendTooSoon, CodeOTPChannelLocked:
 		return http.StatusTooManyRequests
 	case CodeResultsPurged:
 		return http.StatusGone

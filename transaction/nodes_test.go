@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/portal"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
 	"github.com/firma-cloud/firma/store/testdb"
@@ -70,6 +71,20 @@ func TestTwoNodes(t *testing.T) {
 				t.Fatalf("after three wrong codes: %+v, %v; want failed otp_locked", tx, err)
 			}
 		}
+		// The lock is the citizen's channel's, on both nodes: a new
+		// transaction gets no code until the lockout ends. (Before the one
+		// attempt policy each transaction had its own three tries, and
+		// the steps below ran at once.)
+		locked := a.create(p, citizen, docs...)
+		for _, node := range []*env{a, n2} {
+			s, err := node.svc.Authenticate(a.ctx, locked.ID, citizen, password)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = node.svc.SendOTP(a.ctx, locked.ID, s.Token)
+			wantCode(t, err, transaction.CodeOTPChannelLocked)
+		}
+		a.clock.Add(a.svc.Attempts().Rules().Lockout)
 
 		// The same code sent to both nodes at once signs once.
 		c = a.create(p, citizen, docs...)
@@ -130,6 +145,85 @@ func TestTwoNodes(t *testing.T) {
 		}
 		if ok != 5 {
 			t.Fatalf("%d creations got through, want the portal's 5 a minute (%v)", ok, created)
+		}
+	})
+}
+
+// TestTwoNodesShareOTPBudget fails codes of several transactions of one
+// citizen at once on two nodes sharing the database: the citizen's
+// channel counts MaxFailures wrong codes in total, never more, whichever
+// node and transaction they came through; the rest are refused unchecked.
+func TestTwoNodesShareOTPBudget(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, b testdb.Backend) {
+		a := newEnvWith(t, b, softhsmtest.New(t), nil)
+		n2 := a.node()
+		p := a.portal("Portal", nil)
+		citizen := a.advanced(23456789)
+		docs, _ := threeDocs(t)
+		max := a.svc.Attempts().Rules().MaxFailures
+		const txs, perTx = 6, 3
+		type tx struct{ id, sess, wrong string }
+		var all []tx
+		for i := range txs {
+			node := []*env{a, n2}[i%2]
+			c := node.create(p, citizen, docs[:1]...)
+			sess, code := node.login(c.ID, citizen)
+			wrong := "000000"
+			if code == wrong {
+				wrong = "111111"
+			}
+			all = append(all, tx{c.ID, sess, wrong})
+		}
+		var (
+			wg    sync.WaitGroup
+			mu    sync.Mutex
+			codes = map[transaction.Code]int{}
+		)
+		for i := range txs * perTx {
+			x, node := all[i%txs], []*env{a, n2}[i%2]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := node.svc.Approve(a.ctx, x.id, x.sess, x.wrong)
+				mu.Lock()
+				codes[transaction.CodeOf(err)]++
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		for c := range codes {
+			switch c {
+			case transaction.CodeOTPInvalid, transaction.CodeOTPLocked, transaction.CodeOTPChannelLocked:
+			default:
+				t.Errorf("unexpected answer %q (%d times)", c, codes[c])
+			}
+		}
+		// At most max-1 "wrong code, tries left" answers: a counted code
+		// whose transaction another one failed meanwhile is answered as
+		// locked.
+		if codes[transaction.CodeOTPInvalid] > max-1 {
+			t.Fatalf("%d wrong-code answers, want at most %d (%v)", codes[transaction.CodeOTPInvalid], max-1, codes)
+		}
+		tries, failed := 0, 0
+		for _, x := range all {
+			st, err := a.db.Transaction(a.ctx, x.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tries += st.OTPTries
+			if st.State == string(transaction.StateFailed) && st.ErrorCode == string(transaction.CodeOTPLocked) {
+				failed++
+			} else if st.State != string(transaction.StateOTPSent) {
+				t.Fatalf("transaction %s is %s", x.id, st.State)
+			}
+		}
+		if tries > max || failed != 1 {
+			t.Fatalf("%d wrong codes counted on the transactions and %d failed; want at most %d and 1 (%v)", tries, failed, max, codes)
+		}
+		// The citizen's counter, the one that decides: exactly max.
+		n, _, until, err := a.db.Attempts(a.ctx, policy.OTPScope(citizen))
+		if err != nil || n != max || until.IsZero() {
+			t.Fatalf("the citizen's counter: %d, locked until %s, %v", n, until, err)
 		}
 	})
 }

@@ -54,6 +54,11 @@ type Options struct {
 	// sessions: at least 32 random bytes, the same on every node.
 	OTPKey []byte
 	OTP    policy.OTPRules
+	// Attempts counts wrong codes on the citizen's SMS-code channel
+	// (policy.OTPScope), shared with the CSC API: firmad passes the one
+	// it gives every service. Nil: the policy's defaults on Store, which
+	// must then be a policy.AttemptStore (every store.Store is).
+	Attempts *policy.Attempts
 	// BaseURL is the public URL of firmad's HTTP listener; citizens are
 	// sent to BaseURL + "/sign/" + id.
 	BaseURL string
@@ -87,6 +92,7 @@ type Service struct {
 	st      store.TransactionStore
 	opt     Options
 	rules   policy.OTPRules
+	attempt *policy.Attempts // wrong codes, on the citizen's channel
 	otp     *policy.OTPHasher
 	log     *slog.Logger
 	now     func() time.Time
@@ -134,7 +140,15 @@ func New(opt Options) (*Service, error) {
 	if opt.CallbackBackoff <= 0 {
 		opt.CallbackBackoff = time.Second
 	}
-	s := &Service{st: opt.Store, opt: opt, rules: opt.OTP.WithDefaults(), otp: h, log: opt.Log, now: opt.Clock,
+	attempts := opt.Attempts
+	if attempts == nil {
+		as, ok := opt.Store.(policy.AttemptStore)
+		if !ok {
+			return nil, errors.New("transaction: an attempt policy is required (the store keeps no attempt counters)")
+		}
+		attempts = policy.NewAttempts(as, policy.AttemptRules{})
+	}
+	s := &Service{st: opt.Store, opt: opt, rules: opt.OTP.WithDefaults(), attempt: attempts, otp: h, log: opt.Log, now: opt.Clock,
 		client: opt.HTTPClient, kick: make(chan struct{}, 1), audit: opt.Auditor}
 	if s.audit == nil {
 		s.audit = opt.Signing.Auditor()
@@ -165,6 +179,9 @@ func (s *Service) TTL() time.Duration { return s.opt.TTL }
 
 // OTPRules are the one-time password limits in force.
 func (s *Service) OTPRules() policy.OTPRules { return s.rules }
+
+// Attempts is the wrong-code policy in force.
+func (s *Service) Attempts() *policy.Attempts { return s.attempt }
 
 var hashes = map[string]crypto.Hash{HashSHA256: crypto.SHA256, HashSHA384: crypto.SHA384, HashSHA512: crypto.SHA512}
 

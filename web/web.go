@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/transaction"
 )
@@ -415,6 +416,15 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, p *page, action s
 		h.log.WarnContext(r.Context(), "approval page: step refused", "action", action, "code", code)
 	}
 	msg := p.L.T(key)
+	if code == transaction.CodeOTPChannelLocked {
+		// Says until when, in the page's time.
+		until := "—"
+		var r *policy.Refusal
+		if errors.As(err, &r) && !r.Until.IsZero() {
+			until = p.Clock(r.Until)
+		}
+		msg = p.L.T(key, until)
+	}
 	if code == transaction.CodeNotFound {
 		p.Step = "missing"
 		p.Error = msg
@@ -473,6 +483,8 @@ func statusOf(c transaction.Code) (int, string) {
 		return http.StatusConflict, "err.otp_not_sent"
 	case transaction.CodeResendLimit:
 		return http.StatusTooManyRequests, "err.otp_resend_limit"
+	case transaction.CodeOTPChannelLocked:
+		return http.StatusTooManyRequests, "err.otp_channel_locked"
 	case transaction.CodeResendTooSoon:
 		return http.StatusTooManyRequests, "err.otp_resend_too_soon"
 	case transaction.CodeSMSFailed:

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/firma-cloud/firma/e2e/stack"
+	"github.com/firma-cloud/firma/policy"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
 	"github.com/firma-cloud/firma/store"
 	"github.com/firma-cloud/firma/transaction"
@@ -615,5 +616,44 @@ func TestNamesAreEscaped(t *testing.T) {
 	}
 	if !strings.Contains(string(raw), "&lt;script&gt;") {
 		t.Fatal("the document name is missing")
+	}
+}
+
+// TestOTPChannelLocked: three wrong codes on one transaction lock the
+// citizen's codes, so signing in to another transaction sends none and
+// the page says until when; that transaction is not failed.
+func TestOTPChannelLocked(t *testing.T) {
+	f := newFixture(t, nil)
+	first := f.create(t)
+	page := f.login(t, first)
+	code, _ := f.LastOTP(f.citizen)
+	wrong := "000000"
+	if code == wrong {
+		wrong = "111111"
+	}
+	for range 3 {
+		page = f.post(t, "/sign/"+first+"/approve", url.Values{"csrf": {csrfOf(t, page.body)}, "otp": {wrong}}, f.Server.URL)
+	}
+	if got := state(t, f, first); got != transaction.StateFailed {
+		t.Fatalf("first transaction %s, want failed", got)
+	}
+	until, err := f.Tx.Attempts().State(context.Background(), policy.OTPScope(f.citizen), time.Now())
+	if err != nil || until.LockedUntil.IsZero() {
+		t.Fatalf("the citizen's channel is not locked: %+v %v", until, err)
+	}
+	sent := f.SMSCount(f.citizen)
+	second := f.create(t)
+	p := f.get(t, "/sign/"+second)
+	r := f.post(t, "/sign/"+second+"/login", url.Values{"csrf": {csrfOf(t, p.body)}, "citizen": {f.citizen}, "password": {stack.Password}}, f.Server.URL)
+	if r.status != http.StatusTooManyRequests {
+		t.Fatalf("sign-in on a locked channel: %d\n%s", r.status, r.body)
+	}
+	madrid, _ := time.LoadLocation("Europe/Madrid")
+	wantIn(t, r.body, "no se envían ni se comprueban códigos hasta las "+until.LockedUntil.In(madrid).Format("15:04"))
+	if n := f.SMSCount(f.citizen); n != sent {
+		t.Fatalf("%d SMS sent on a locked channel", n-sent)
+	}
+	if got := state(t, f, second); got != transaction.StateAuthenticated {
+		t.Fatalf("second transaction %s, want authenticated (waiting)", got)
 	}
 }

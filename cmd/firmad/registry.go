@@ -38,6 +38,7 @@ func (a *app) setupRegistry(ctx context.Context) error {
 		return err
 	}
 	opt.SMS, opt.Log, opt.Registerer = outbox, log, a.reg
+	opt.Attempts = a.attempts()
 	if opt.ServiceURL == "" {
 		scheme := "http"
 		if a.tls != nil {

@@ -58,7 +58,7 @@ func (a *app) setupTransactions(ctx context.Context) error {
 	portals := portal.New(a.store, portal.Options{Log: log, AllowHTTP: cfg.AllowHTTPPortals})
 	svc, err := transaction.New(transaction.Options{
 		Store: a.store, Portals: portals, Citizens: a.registry, Certificates: a.ca, Signing: a.signing, SMS: gw,
-		OTPKey: key, OTP: cfg.Rules(), BaseURL: base, TTL: cfg.TTL, Retention: cfg.Retention,
+		OTPKey: key, OTP: cfg.Rules(), Attempts: a.attempts(), BaseURL: base, TTL: cfg.TTL, Retention: cfg.Retention,
 		Timestamper:      signer.TimestamperFunc(tsa.TokenDER(a.tsaStamper())),
 		HTTPClient:       &http.Client{Timeout: cfg.CallbackTimeout},
 		CallbackAttempts: cfg.CallbackAttempts,

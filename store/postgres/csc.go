@@ -82,19 +82,6 @@ func (s *DB) ResendCSCChallenge(ctx context.Context, id string, hash []byte, max
 	return c, nil
 }
 
-// CSCChallengeFailed counts a wrong code, locking at max, in one UPDATE
-// that re-reads the row after any concurrent one on another node.
-func (s *DB) CSCChallengeFailed(ctx context.Context, id string, max int, at time.Time) (*store.CSCChallenge, error) {
-	c, err := scanChallenge(s.pool.QueryRow(ctx, `UPDATE csc_challenges
-		SET attempts = attempts + 1,
-		    locked_at = CASE WHEN attempts + 1 >= $1 AND locked_at IS NULL THEN $2 ELSE locked_at END
-		WHERE id = $3 RETURNING `+cscChallengeColumns, max, at.UnixNano(), id))
-	if err != nil {
-		return nil, fmt.Errorf("csc challenge: %w", notFound(err))
-	}
-	return c, nil
-}
-
 // UseCSCChallenge spends a challenge once.
 func (s *DB) UseCSCChallenge(ctx context.Context, id string, at time.Time) error {
 	tag, err := s.pool.Exec(ctx, "UPDATE csc_challenges SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND locked_at IS NULL",

@@ -83,21 +83,6 @@ func (s *DB) ResendCSCChallenge(ctx context.Context, id string, hash []byte, max
 	return c, nil
 }
 
-// CSCChallengeFailed counts a wrong code, locking at max.
-func (s *DB) CSCChallengeFailed(ctx context.Context, id string, max int, at time.Time) (*store.CSCChallenge, error) {
-	c, err := cscScanChallenge(s.db.QueryRowContext(ctx, `UPDATE csc_challenges
-		SET attempts = attempts + 1,
-		    locked_at = CASE WHEN attempts + 1 >= ? AND locked_at IS NULL THEN ? ELSE locked_at END
-		WHERE id = ? RETURNING `+cscChallengeColumns, max, at.UnixNano(), id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("csc challenge: %w", store.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("csc challenge: %w", err)
-	}
-	return c, nil
-}
-
 // UseCSCChallenge spends a challenge once.
 func (s *DB) UseCSCChallenge(ctx context.Context, id string, at time.Time) error {
 	res, err := s.db.ExecContext(ctx, "UPDATE csc_challenges SET used_at = ? WHERE id = ? AND used_at IS NULL AND locked_at IS NULL",

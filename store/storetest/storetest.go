@@ -26,6 +26,7 @@ func Run(t *testing.T, open Open) {
 		{"tsa", testTSA},
 		{"ca", testCA},
 		{"csc", testCSC},
+		{"attempts", testAttempts},
 		{"portals", testPortals},
 		{"transactions", testTransactions},
 		{"registry", testRegistry},
