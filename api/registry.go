@@ -40,8 +40,8 @@ func init() {
 	}
 }
 
-// maxImportBytes bounds one bulk import (about a million rows).
-const maxImportBytes = 256 << 20
+// MaxImportBytes bounds one bulk import (about a million rows).
+const MaxImportBytes = 256 << 20
 
 // RegistryService implements firmav1.RegistryServiceServer on a registry.
 type RegistryService struct {
@@ -313,8 +313,8 @@ func (s *RegistryService) ImportCitizens(stream grpc.ClientStreamingServer[firma
 				return
 			}
 			total += len(msg.GetCsvChunk())
-			if total > maxImportBytes {
-				pw.CloseWithError(fmt.Errorf("import larger than %d bytes", maxImportBytes))
+			if total > MaxImportBytes {
+				pw.CloseWithError(fmt.Errorf("import larger than %d bytes", MaxImportBytes))
 				return
 			}
 			if _, err := pw.Write(msg.GetCsvChunk()); err != nil {

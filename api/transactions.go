@@ -42,14 +42,14 @@ const PortalAPIKeyMetadata = "x-api-key"
 type TransactionService struct {
 	firmav1.UnimplementedTransactionServiceServer
 	svc  *transaction.Service
-	auth transaction.PortalAuth
+	auth portal.Authenticator
 	log  *slog.Logger
 }
 
 var _ firmav1.TransactionServiceServer = (*TransactionService)(nil)
 
 // NewTransactionService returns the portal gRPC API.
-func NewTransactionService(svc *transaction.Service, auth transaction.PortalAuth, log *slog.Logger) *TransactionService {
+func NewTransactionService(svc *transaction.Service, auth portal.Authenticator, log *slog.Logger) *TransactionService {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -6,11 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"mime"
-	"net/http"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -150,47 +146,4 @@ func reportProto(r *verify.Report) *firmav1.VerifyResponse {
 		out.Signatures = append(out.Signatures, sr)
 	}
 	return out
-}
-
-// RegisterVerifyHTTP mounts POST /v1/verify on mux. The body is either a
-// VerifyRequest in proto JSON (Content-Type application/json; bytes are
-// base64) or the signed PDF itself (application/pdf). The answer is the
-// VerifyResponse in JSON with snake_case names, 200 whatever the verdict;
-// input that is not a signature is a 400 application/problem+json.
-func (s *VerifyService) RegisterVerifyHTTP(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1/verify", s.serveVerify)
-}
-
-func (s *VerifyService) serveVerify(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxVerifyBytes))
-	if err != nil {
-		writeProblem(w, invalidArg("body", fmt.Sprintf("cannot be read or is larger than %d MiB", MaxVerifyBytes>>20)))
-		return
-	}
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	req := &firmav1.VerifyRequest{}
-	switch strings.ToLower(mt) {
-	case "application/pdf":
-		req.Signature = body
-	case "application/json", "":
-		if err := restIn.Unmarshal(body, req); err != nil {
-			writeProblem(w, invalidArg("body", "is not a valid JSON VerifyRequest: "+err.Error()))
-			return
-		}
-	default:
-		writeProblem(w, invalidArg("Content-Type", "want application/json or application/pdf, got "+mt))
-		return
-	}
-	resp, err := s.Verify(callContext(r), req)
-	if err != nil {
-		writeProblem(w, err)
-		return
-	}
-	b, err := restOut.Marshal(resp)
-	if err != nil {
-		writeProblem(w, toStatus(r.Context(), s.log, "Verify", err))
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(b)
 }

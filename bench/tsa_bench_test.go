@@ -25,6 +25,7 @@ import (
 
 	"github.com/digitorus/timestamp"
 
+	"github.com/firma-cloud/firma/api/rest/tsahttp"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/tsa"
 )
@@ -86,7 +87,7 @@ func BenchmarkTSA(b *testing.B) {
 		report(b)
 	})
 	b.Run("builtin-http", func(b *testing.B) {
-		hs := httptest.NewServer(srv)
+		hs := httptest.NewServer(tsahttp.Handler(srv, nil))
 		defer hs.Close()
 		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/firma-cloud/firma/api/rest/tsahttp"
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/problem"
@@ -274,14 +275,14 @@ func (a *app) loadTSA(ctx context.Context) (*tsa.Server, error) {
 func (b *builtinTSA) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	srv, ok := b.serving(w, r)
 	if ok {
-		srv.ServeHTTP(w, r)
+		tsahttp.Handler(srv, b.a.log.With("part", "tsa")).ServeHTTP(w, r)
 	}
 }
 
 func (b *builtinTSA) serveCerts(w http.ResponseWriter, r *http.Request) {
 	srv, ok := b.serving(w, r)
 	if ok {
-		srv.CertificatesHandler().ServeHTTP(w, r)
+		tsahttp.CertificatesHandler(srv).ServeHTTP(w, r)
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/firma-cloud/firma/api/rest/tsahttp"
 	"github.com/firma-cloud/firma/keystore"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
 	"github.com/firma-cloud/firma/store/sqlite"
@@ -250,7 +251,7 @@ func (p *PKI) serve(w http.ResponseWriter, r *http.Request) {
 	parts := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 3)
 	switch {
 	case parts[0] == "tsa":
-		p.tsa.ServeHTTP(w, r)
+		tsahttp.Handler(p.tsa, nil).ServeHTTP(w, r)
 		return
 	case len(parts) >= 2 && (parts[0] == "ocsp" || parts[0] == "crl"):
 		ca := p.cas[parts[1]]

@@ -1,7 +1,6 @@
-package transaction
+package portalhttp
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/store"
+	"github.com/firma-cloud/firma/transaction"
 )
 
 // ProblemTypeBase prefixes the type URI of every problem document; the
@@ -27,43 +27,34 @@ const ProblemTypeBase = "https://firma.cloud/problems/"
 // APIKeyHeader carries a portal's API key (Authorization: Bearer works too).
 const APIKeyHeader = "X-API-Key"
 
-// DefaultMaxBody bounds a REST request body: base64 documents up to the
-// largest batch a portal is normally allowed.
-const DefaultMaxBody = 128 << 20
-
-// PortalAuth finds the portal behind a credential; *portal.Registry
-// implements it.
-type PortalAuth interface {
-	AuthenticateAPIKey(ctx context.Context, key string) (*store.Portal, error)
-	AuthenticateCert(ctx context.Context, sum []byte) (*store.Portal, error)
-}
-
-var _ PortalAuth = (*portal.Registry)(nil)
+// DefaultMaxBody bounds a REST request body unless NewHandler is given
+// another bound.
+const DefaultMaxBody = transaction.DefaultMaxBody
 
 // HTTPStatus is the HTTP status a code leaves the REST API with.
-func HTTPStatus(c Code) int {
+func HTTPStatus(c transaction.Code) int {
 	switch c {
-	case CodeInvalidRequest, CodeBadDigest, CodeDuplicateDocument, CodeTooManyDocuments, CodeBadRedirect, CodeUnsupportedFormat,
-		CodeOTPInvalid, CodeInvalidDocument:
+	case transaction.CodeInvalidRequest, transaction.CodeBadDigest, transaction.CodeDuplicateDocument, transaction.CodeTooManyDocuments, transaction.CodeBadRedirect, transaction.CodeUnsupportedFormat,
+		transaction.CodeOTPInvalid, transaction.CodeInvalidDocument:
 		return http.StatusBadRequest
-	case CodeDocumentTooLarge:
+	case transaction.CodeDocumentTooLarge:
 		return http.StatusRequestEntityTooLarge
-	case CodeBadCredentials, CodeSessionInvalid:
+	case transaction.CodeBadCredentials, transaction.CodeSessionInvalid:
 		return http.StatusUnauthorized
-	case CodeForbidden, CodeCitizenMismatch:
+	case transaction.CodeForbidden, transaction.CodeCitizenMismatch:
 		return http.StatusForbidden
-	case CodeNotFound:
+	case transaction.CodeNotFound:
 		return http.StatusNotFound
-	case CodeUnknownCitizen, CodeWeakRegistration, CodeCertificateBlocked, CodeNoCertificate, CodeCredentialLocked:
+	case transaction.CodeUnknownCitizen, transaction.CodeWeakRegistration, transaction.CodeCertificateBlocked, transaction.CodeNoCertificate, transaction.CodeCredentialLocked:
 		return http.StatusUnprocessableEntity
-	case CodeExpired, CodeWrongState, CodeAlreadyUsed, CodeCancelledByCitizen, CodeCancelled, CodeOTPLocked, CodeOTPExpired,
-		CodeOTPNotSent, CodeIdempotencyReused:
+	case transaction.CodeExpired, transaction.CodeWrongState, transaction.CodeAlreadyUsed, transaction.CodeCancelledByCitizen, transaction.CodeCancelled, transaction.CodeOTPLocked, transaction.CodeOTPExpired,
+		transaction.CodeOTPNotSent, transaction.CodeIdempotencyReused:
 		return http.StatusConflict
-	case CodeRateLimited, CodeResendLimit, CodeResendTooSoon:
+	case transaction.CodeRateLimited, transaction.CodeResendLimit, transaction.CodeResendTooSoon:
 		return http.StatusTooManyRequests
-	case CodeResultsPurged:
+	case transaction.CodeResultsPurged:
 		return http.StatusGone
-	case CodeUnavailable, CodeSMSFailed, CodeSigningFailed, CodeTimestampFailed:
+	case transaction.CodeUnavailable, transaction.CodeSMSFailed, transaction.CodeSigningFailed, transaction.CodeTimestampFailed:
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
@@ -71,22 +62,22 @@ func HTTPStatus(c Code) int {
 
 // Problem is an RFC 9457 problem document with the stable code.
 type Problem struct {
-	Type          string `json:"type"`
-	Title         string `json:"title"`
-	Status        int    `json:"status"`
-	Detail        string `json:"detail,omitempty"`
-	Code          Code   `json:"code"`
-	Field         string `json:"field,omitempty"`
-	TransactionID string `json:"transaction_id,omitempty"`
+	Type          string           `json:"type"`
+	Title         string           `json:"title"`
+	Status        int              `json:"status"`
+	Detail        string           `json:"detail,omitempty"`
+	Code          transaction.Code `json:"code"`
+	Field         string           `json:"field,omitempty"`
+	TransactionID string           `json:"transaction_id,omitempty"`
 }
 
 // WriteProblem writes err as application/problem+json. An error that is
-// not an *Error is reported as internal without its text, which goes to
+// not an *transaction.Error is reported as internal without its text, which goes to
 // the log.
 func WriteProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error, txID string) {
-	var e *Error
+	var e *transaction.Error
 	if !errors.As(err, &e) {
-		e = &Error{Code: "internal", Message: "internal error", Err: err}
+		e = &transaction.Error{Code: "internal", Message: "internal error", Err: err}
 	}
 	status := HTTPStatus(e.Code)
 	lvl := slog.LevelWarn
@@ -97,7 +88,7 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 		log.LogAttrs(r.Context(), lvl, "request refused", slog.String("path", r.URL.Path), slog.String("code", string(e.Code)),
 			slog.Int("status", status), slog.Any("err", err))
 	}
-	if e.Code == CodeRateLimited {
+	if e.Code == transaction.CodeRateLimited {
 		w.Header().Set("Retry-After", "60")
 	}
 	problem.Write(w, status, Problem{Type: ProblemTypeBase + string(e.Code), Title: http.StatusText(status), Status: status,
@@ -111,15 +102,15 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 // addressed by application id (the authenticated portal), subject id
 // (the citizen, optional query parameter subject_id) and transaction id.
 type Handler struct {
-	svc     *Service
-	auth    PortalAuth
+	svc     *transaction.Service
+	auth    portal.Authenticator
 	log     *slog.Logger
 	maxBody int64
 	mux     *http.ServeMux
 }
 
 // NewHandler returns the REST API over svc; maxBody 0 means DefaultMaxBody.
-func NewHandler(svc *Service, auth PortalAuth, log *slog.Logger, maxBody int64) *Handler {
+func NewHandler(svc *transaction.Service, auth portal.Authenticator, log *slog.Logger, maxBody int64) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -162,19 +153,19 @@ func (h *Handler) portal(next portalHandler) http.HandlerFunc {
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="firma"`)
 			status := http.StatusUnauthorized
-			code := Code("unauthenticated")
+			code := transaction.Code("unauthenticated")
 			msg := "a portal API key (X-API-Key or Authorization: Bearer) or client certificate is required"
 			if errors.Is(err, portal.ErrDisabled) {
-				status, code, msg = http.StatusForbidden, CodeForbidden, "the portal is disabled"
+				status, code, msg = http.StatusForbidden, transaction.CodeForbidden, "the portal is disabled"
 			} else if !errors.Is(err, portal.ErrUnauthenticated) {
 				h.log.ErrorContext(r.Context(), "portal authentication", "err", err)
-				status, code, msg = http.StatusServiceUnavailable, CodeUnavailable, "authentication is unavailable; retry"
+				status, code, msg = http.StatusServiceUnavailable, transaction.CodeUnavailable, "authentication is unavailable; retry"
 			}
 			problem.Write(w, status, Problem{Type: ProblemTypeBase + string(code), Title: http.StatusText(status), Status: status, Detail: msg, Code: code})
 			return
 		}
 		if app := r.URL.Query().Get("app_id"); app != "" && app != p.ID {
-			WriteProblem(w, r, h.log, refuse(CodeForbidden, "app_id is not the authenticated portal"), "")
+			WriteProblem(w, r, h.log, refuse(transaction.CodeForbidden, "app_id is not the authenticated portal"), "")
 			return
 		}
 		next(w, r, p)
@@ -225,29 +216,29 @@ type CreateJSON struct {
 
 // CreatedJSON answers a creation.
 type CreatedJSON struct {
-	TransactionID string    `json:"transaction_id"`
-	RedirectURL   string    `json:"redirect_url"`
-	State         State     `json:"state"`
-	ExpiresAt     time.Time `json:"expires_at"`
+	TransactionID string            `json:"transaction_id"`
+	RedirectURL   string            `json:"redirect_url"`
+	State         transaction.State `json:"state"`
+	ExpiresAt     time.Time         `json:"expires_at"`
 }
 
 // DocumentStateJSON is one document's status.
 type DocumentStateJSON struct {
-	Index          int       `json:"index"`
-	Name           string    `json:"name"`
-	MediaType      string    `json:"media_type,omitempty"`
-	Size           int64     `json:"size,omitempty"`
-	Hash           string    `json:"hash"`
-	Digest         []byte    `json:"digest"`
-	Format         string    `json:"format"`
-	Status         DocStatus `json:"status"`
-	ErrorCode      Code      `json:"error_code,omitempty"`
-	Error          string    `json:"error,omitempty"`
-	Signature      []byte    `json:"signature,omitempty"`
-	Timestamped    bool      `json:"timestamped,omitempty"`
-	TimestampToken []byte    `json:"timestamp_token,omitempty"`
-	TimestampTime  time.Time `json:"timestamp_time,omitzero"`
-	SignedAt       time.Time `json:"signed_at,omitzero"`
+	Index          int                   `json:"index"`
+	Name           string                `json:"name"`
+	MediaType      string                `json:"media_type,omitempty"`
+	Size           int64                 `json:"size,omitempty"`
+	Hash           string                `json:"hash"`
+	Digest         []byte                `json:"digest"`
+	Format         string                `json:"format"`
+	Status         transaction.DocStatus `json:"status"`
+	ErrorCode      transaction.Code      `json:"error_code,omitempty"`
+	Error          string                `json:"error,omitempty"`
+	Signature      []byte                `json:"signature,omitempty"`
+	Timestamped    bool                  `json:"timestamped,omitempty"`
+	TimestampToken []byte                `json:"timestamp_token,omitempty"`
+	TimestampTime  time.Time             `json:"timestamp_time,omitzero"`
+	SignedAt       time.Time             `json:"signed_at,omitzero"`
 }
 
 // StateJSON is recoverBatchState.
@@ -255,10 +246,10 @@ type StateJSON struct {
 	TransactionID string              `json:"transaction_id"`
 	AppID         string              `json:"app_id"`
 	SubjectID     string              `json:"subject_id"`
-	State         State               `json:"state"`
+	State         transaction.State   `json:"state"`
 	StopOnError   bool                `json:"stop_on_error"`
-	Summary       Summary             `json:"summary,omitempty"`
-	ErrorCode     Code                `json:"error_code,omitempty"`
+	Summary       transaction.Summary `json:"summary,omitempty"`
+	ErrorCode     transaction.Code    `json:"error_code,omitempty"`
 	ErrorMessage  string              `json:"error_message,omitempty"`
 	CreatedAt     time.Time           `json:"created_at"`
 	UpdatedAt     time.Time           `json:"updated_at"`
@@ -289,7 +280,7 @@ func (h *Handler) createWith(w http.ResponseWriter, r *http.Request, p *store.Po
 		return
 	}
 	if in.AppID != "" && in.AppID != p.ID {
-		WriteProblem(w, r, h.log, refuse(CodeForbidden, "app_id is not the authenticated portal"), "")
+		WriteProblem(w, r, h.log, refuse(transaction.CodeForbidden, "app_id is not the authenticated portal"), "")
 		return
 	}
 	docs := in.Documents
@@ -303,7 +294,7 @@ func (h *Handler) createWith(w http.ResponseWriter, r *http.Request, p *store.Po
 		WriteProblem(w, r, h.log, invalid("document", "a batch takes documents, not document"), "")
 		return
 	}
-	req := CreateRequest{CitizenID: in.SubjectID, OKURL: in.OKURL, ErrorURL: in.ErrorURL, StopOnError: in.StopOnError,
+	req := transaction.CreateRequest{CitizenID: in.SubjectID, OKURL: in.OKURL, ErrorURL: in.ErrorURL, StopOnError: in.StopOnError,
 		Level: signer.Level(in.Level), IdempotencyKey: in.IdempotencyKey}
 	if k := r.Header.Get("Idempotency-Key"); k != "" {
 		if req.IdempotencyKey != "" && req.IdempotencyKey != k {
@@ -313,7 +304,7 @@ func (h *Handler) createWith(w http.ResponseWriter, r *http.Request, p *store.Po
 		req.IdempotencyKey = k
 	}
 	for _, d := range docs {
-		req.Documents = append(req.Documents, DocumentInput{Name: d.Name, MediaType: d.MediaType, Content: d.Content, Digest: d.Digest,
+		req.Documents = append(req.Documents, transaction.DocumentInput{Name: d.Name, MediaType: d.MediaType, Content: d.Content, Digest: d.Digest,
 			Hash: d.Hash, Format: signer.Format(d.Format)})
 	}
 	c, err := h.svc.Create(r.Context(), p, req)
@@ -337,13 +328,13 @@ func (h *Handler) createBatch(w http.ResponseWriter, r *http.Request, p *store.P
 	}
 	switch {
 	case in.AppID != "" && in.AppID != p.ID:
-		WriteProblem(w, r, h.log, refuse(CodeForbidden, "app_id is not the authenticated portal"), "")
+		WriteProblem(w, r, h.log, refuse(transaction.CodeForbidden, "app_id is not the authenticated portal"), "")
 		return
 	case len(in.Documents) > 0 || in.Document != nil:
 		WriteProblem(w, r, h.log, invalid("documents", "a batch starts empty: POST each document to /api/v1/batches/{id}/documents"), "")
 		return
 	}
-	req := CreateRequest{CitizenID: in.SubjectID, OKURL: in.OKURL, ErrorURL: in.ErrorURL, StopOnError: in.StopOnError,
+	req := transaction.CreateRequest{CitizenID: in.SubjectID, OKURL: in.OKURL, ErrorURL: in.ErrorURL, StopOnError: in.StopOnError,
 		Level: signer.Level(in.Level), IdempotencyKey: in.IdempotencyKey}
 	if k := r.Header.Get("Idempotency-Key"); k != "" && req.IdempotencyKey == "" {
 		req.IdempotencyKey = k
@@ -367,7 +358,7 @@ func (h *Handler) addDocument(w http.ResponseWriter, r *http.Request, p *store.P
 		WriteProblem(w, r, h.log, err, r.PathValue("id"))
 		return
 	}
-	i, err := h.svc.AddDocument(r.Context(), p.ID, r.PathValue("id"), DocumentInput{Name: d.Name, MediaType: d.MediaType,
+	i, err := h.svc.AddDocument(r.Context(), p.ID, r.PathValue("id"), transaction.DocumentInput{Name: d.Name, MediaType: d.MediaType,
 		Content: d.Content, Digest: d.Digest, Hash: d.Hash, Format: signer.Format(d.Format)})
 	if err != nil {
 		WriteProblem(w, r, h.log, err, r.PathValue("id"))
@@ -390,7 +381,7 @@ func (h *Handler) signBatch(w http.ResponseWriter, r *http.Request, p *store.Por
 
 // lookup fetches the portal's transaction and applies the optional
 // subject_id: a wrong citizen is reported as not found, like a wrong id.
-func (h *Handler) lookup(r *http.Request, p *store.Portal) (*Transaction, error) {
+func (h *Handler) lookup(r *http.Request, p *store.Portal) (*transaction.Transaction, error) {
 	t, err := h.svc.Get(r.Context(), p.ID, r.PathValue("id"))
 	if err != nil {
 		return nil, err
@@ -444,8 +435,8 @@ func (h *Handler) document(w http.ResponseWriter, r *http.Request, p *store.Port
 		return
 	}
 	if strings.Contains(r.Header.Get("Accept"), "application/octet-stream") {
-		if d.Status != DocSigned {
-			WriteProblem(w, r, h.log, refuse(CodeWrongState, "document %d is %s, not signed", i, d.Status), r.PathValue("id"))
+		if d.Status != transaction.DocSigned {
+			WriteProblem(w, r, h.log, refuse(transaction.CodeWrongState, "document %d is %s, not signed", i, d.Status), r.PathValue("id"))
 			return
 		}
 		ct := map[signer.Format]string{signer.FormatCAdES: "application/pkcs7-signature", signer.FormatPAdES: "application/pdf"}[d.Format]
@@ -499,7 +490,7 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return &Error{Code: CodeDocumentTooLarge, Message: fmt.Sprintf("request body over %d bytes", mbe.Limit)}
+			return &transaction.Error{Code: transaction.CodeDocumentTooLarge, Message: fmt.Sprintf("request body over %d bytes", mbe.Limit)}
 		}
 		return invalid("body", "not valid JSON for this operation: %s", jsonProblem(err))
 	}
@@ -526,12 +517,12 @@ func jsonProblem(err error) string {
 	return "malformed"
 }
 
-func stateJSON(t *Transaction, docs []DocumentResult) StateJSON {
+func stateJSON(t *transaction.Transaction, docs []transaction.DocumentResult) StateJSON {
 	out := StateJSON{TransactionID: t.ID, AppID: t.PortalID, SubjectID: t.CitizenID, State: t.State, StopOnError: t.StopOnError,
 		Summary: t.Summary, ErrorCode: t.ErrorCode, ErrorMessage: t.ErrorMessage, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
 		ExpiresAt: t.ExpiresAt, EndedAt: t.EndedAt}
 	for i, d := range t.Documents {
-		var r *DocumentResult
+		var r *transaction.DocumentResult
 		if docs != nil {
 			r = &docs[i]
 		}
@@ -540,7 +531,7 @@ func stateJSON(t *Transaction, docs []DocumentResult) StateJSON {
 	return out
 }
 
-func docJSON(d DocumentState, r *DocumentResult) DocumentStateJSON {
+func docJSON(d transaction.DocumentState, r *transaction.DocumentResult) DocumentStateJSON {
 	out := DocumentStateJSON{Index: d.Index, Name: d.Name, MediaType: d.MediaType, Size: d.Size, Hash: d.Hash, Digest: d.Digest,
 		Format: string(d.Format), Status: d.Status, ErrorCode: d.ErrorCode, Error: d.Error}
 	if r != nil {
@@ -555,4 +546,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
+}
+
+// refuse, invalid and notFound are the refusals this layer finds itself,
+// in the transaction package's vocabulary.
+
+func refuse(code transaction.Code, format string, args ...any) *transaction.Error {
+	return &transaction.Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func invalid(field, format string, args ...any) *transaction.Error {
+	return &transaction.Error{Code: transaction.CodeInvalidRequest, Field: field, Message: field + ": " + fmt.Sprintf(format, args...)}
+}
+
+func notFound() *transaction.Error {
+	return refuse(transaction.CodeNotFound, "no such transaction")
 }

@@ -1,4 +1,4 @@
-package ca
+package pkihttp
 
 import (
 	"bytes"
@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/problem"
 )
 
@@ -19,40 +21,50 @@ import (
 const maxOCSPRequest = 16 << 10
 
 // Handler serves the publication endpoints: the CRLs, the OCSP responder
-// and the CA certificates named in AIA extensions.
-func (a *Authority) Handler() http.Handler {
+// and the CA certificates named in AIA extensions. log nil discards.
+func Handler(a *ca.Authority, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	a.RegisterHTTP(mux)
+	Register(mux, a, log)
 	return mux
 }
 
-// RegisterHTTP adds the publication endpoints to mux:
+// Register adds the publication endpoints to mux:
 //
 //	GET  /crl/issuing.crl, /crl/root.crl   DER CRL (application/pkix-crl)
 //	POST /ocsp                             RFC 6960 OCSP, request in the body
 //	GET  /ocsp/{base64 request}            RFC 6960 appendix A.1 GET form
 //	GET  /ca/root.crt, /ca/issuing.crt, /ca/ocsp.crt  DER certificates
-func (a *Authority) RegisterHTTP(mux *http.ServeMux) {
-	mux.HandleFunc("GET /crl/{name}", a.serveCRL)
-	mux.HandleFunc("POST /ocsp", a.serveOCSPPost)
-	mux.HandleFunc("POST /ocsp/", a.serveOCSPPost)
-	mux.HandleFunc("GET /ocsp/{req...}", a.serveOCSPGet)
-	mux.HandleFunc("GET /ca/{name}", a.serveCACert)
+func Register(mux *http.ServeMux, a *ca.Authority, log *slog.Logger) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &publisher{a: a, log: log}
+	mux.HandleFunc("GET /crl/{name}", p.serveCRL)
+	mux.HandleFunc("POST /ocsp", p.serveOCSPPost)
+	mux.HandleFunc("POST /ocsp/", p.serveOCSPPost)
+	mux.HandleFunc("GET /ocsp/{req...}", p.serveOCSPGet)
+	mux.HandleFunc("GET /ca/{name}", p.serveCACert)
 }
 
-func (a *Authority) serveCRL(w http.ResponseWriter, r *http.Request) {
+// publisher serves one CA's publication endpoints.
+type publisher struct {
+	a   *ca.Authority
+	log *slog.Logger
+}
+
+func (p *publisher) serveCRL(w http.ResponseWriter, r *http.Request) {
 	name, ok := strings.CutSuffix(r.PathValue("name"), ".crl")
-	if !ok || (name != nameIssuing && name != nameRoot) {
+	if !ok || (name != ca.IssuingCA && name != ca.RootCA) {
 		writeProblem(w, http.StatusNotFound, "unknown CRL", "CRLs are published at /crl/issuing.crl and /crl/root.crl")
 		return
 	}
-	crl, err := a.CRL(r.Context(), name)
-	if errors.Is(err, ErrNotFound) {
+	crl, err := p.a.CRL(r.Context(), name)
+	if errors.Is(err, ca.ErrNotFound) {
 		writeProblem(w, http.StatusNotFound, "CRL not published", "the "+name+" CA has no CRL here")
 		return
 	}
 	if err != nil {
-		a.log.Error("serve crl", "issuer", name, "err", err)
+		p.log.Error("serve crl", "issuer", name, "err", err)
 		writeProblem(w, http.StatusInternalServerError, "cannot read CRL", "")
 		return
 	}
@@ -63,25 +75,25 @@ func (a *Authority) serveCRL(w http.ResponseWriter, r *http.Request) {
 	h.Set("ETag", strconv.Quote(name+"-"+strconv.FormatInt(crl.Number, 10)))
 	// Caches may keep it until the next scheduled refresh, not until
 	// nextUpdate, so revocations show within one interval.
-	h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d", max(0, int(min(a.cfg.CRLInterval, time.Until(crl.NextUpdate)).Seconds()))))
+	h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d", max(0, int(min(p.a.CRLInterval(), time.Until(crl.NextUpdate)).Seconds()))))
 	http.ServeContent(w, r, "", crl.ThisUpdate, bytes.NewReader(crl.DER))
 }
 
-func (a *Authority) serveOCSPPost(w http.ResponseWriter, r *http.Request) {
+func (p *publisher) serveOCSPPost(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxOCSPRequest))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			a.writeOCSP(w, r, malformed(), false)
+			p.writeOCSP(w, r, malformed(), false)
 			return
 		}
 		writeProblem(w, http.StatusBadRequest, "cannot read request", "")
 		return
 	}
-	a.writeOCSP(w, r, body, false)
+	p.writeOCSP(w, r, body, false)
 }
 
-func (a *Authority) serveOCSPGet(w http.ResponseWriter, r *http.Request) {
+func (p *publisher) serveOCSPGet(w http.ResponseWriter, r *http.Request) {
 	enc := r.PathValue("req")
 	var der []byte
 	var err error
@@ -93,24 +105,24 @@ func (a *Authority) serveOCSPGet(w http.ResponseWriter, r *http.Request) {
 	if err != nil || len(der) > maxOCSPRequest {
 		der = malformed()
 	}
-	a.writeOCSP(w, r, der, true)
+	p.writeOCSP(w, r, der, true)
 }
 
 // malformed is input that ParseRequest rejects, so bad transport encoding
 // and a bad request get the same malformedRequest answer.
 func malformed() []byte { return []byte{0} }
 
-func (a *Authority) writeOCSP(w http.ResponseWriter, r *http.Request, der []byte, cacheable bool) {
-	res, err := a.RespondOCSP(r.Context(), der)
+func (p *publisher) writeOCSP(w http.ResponseWriter, r *http.Request, der []byte, cacheable bool) {
+	res, err := p.a.RespondOCSP(r.Context(), der)
 	if err != nil {
-		a.log.Error("ocsp", "err", err)
+		p.log.Error("ocsp", "err", err)
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/ocsp-response")
 	if cacheable && !res.NextUpdate.IsZero() {
 		// RFC 5019 section 5: GET responses may be cached until nextUpdate.
 		h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d, no-transform, must-revalidate",
-			max(0, int(min(a.cfg.OCSPCacheTTL, time.Until(res.NextUpdate)).Seconds()))))
+			max(0, int(min(p.a.OCSPCacheTTL(), time.Until(res.NextUpdate)).Seconds()))))
 		h.Set("Expires", res.NextUpdate.UTC().Format(http.TimeFormat))
 	} else {
 		h.Set("Cache-Control", "no-store")
@@ -120,27 +132,20 @@ func (a *Authority) writeOCSP(w http.ResponseWriter, r *http.Request, der []byte
 	w.Write(res.DER)
 }
 
-func (a *Authority) serveCACert(w http.ResponseWriter, r *http.Request) {
-	s := a.cur.Load()
-	var au *authority
-	switch r.PathValue("name") {
-	case "root.crt":
-		au = s.root
-	case "issuing.crt":
-		au = s.issuing
-	case "ocsp.crt":
-		au = s.ocsp
-	default:
+func (p *publisher) serveCACert(w http.ResponseWriter, r *http.Request) {
+	name := map[string]string{"root.crt": ca.RootCA, "issuing.crt": ca.IssuingCA, "ocsp.crt": ca.OCSPCA}[r.PathValue("name")]
+	if name == "" {
 		writeProblem(w, http.StatusNotFound, "unknown certificate", "CA certificates are at /ca/root.crt, /ca/issuing.crt and /ca/ocsp.crt")
 		return
 	}
-	if au == nil {
+	cert, updated := p.a.CACertificate(name)
+	if cert == nil {
 		writeProblem(w, http.StatusNotFound, "certificate not set up", "run 'firmactl init'")
 		return
 	}
 	w.Header().Set("Content-Type", "application/pkix-cert")
 	w.Header().Set("Cache-Control", "public, max-age=3600")
-	http.ServeContent(w, r, "", au.rec.UpdatedAt, bytes.NewReader(au.cert.Raw))
+	http.ServeContent(w, r, "", updated, bytes.NewReader(cert.Raw))
 }
 
 // writeProblem writes an RFC 9457 problem document.
