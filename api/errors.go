@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/store"
@@ -36,7 +39,9 @@ type mapping struct {
 // mappings is checked in order; the first sentinel that matches wins.
 var mappings = []mapping{
 	{keystore.ErrKeyNotFound, codes.NotFound, firmav1.ErrorReason_ERROR_REASON_KEY_NOT_FOUND, "key not found", false},
-	{store.ErrNotFound, codes.NotFound, firmav1.ErrorReason_ERROR_REASON_KEY_NOT_FOUND, "key not found", false},
+	// Not found of whatever was asked: the keystore reports its keys as
+	// ErrKeyNotFound above, so a bare store miss is not a key.
+	{store.ErrNotFound, codes.NotFound, firmav1.ErrorReason_ERROR_REASON_UNSPECIFIED, "not found", false},
 	{keystore.ErrKeyDestroyed, codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_KEY_DESTROYED, "key destroyed", false},
 	{keystore.ErrDigestLength, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_DIGEST_LENGTH, "wrong digest length", true},
 	{signer.ErrBatch, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "bad batch", true},
@@ -74,6 +79,9 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error, m
 	}
 	m, ok := find(err)
 	if !ok {
+		if e := errs.As(err); e != nil && e.Kind != errs.Internal {
+			return fromErrs(ctx, log, method, e, meta)
+		}
 		log.LogAttrs(ctx, slog.LevelError, "request failed", slog.String("method", method), slog.Any("err", err))
 		return newStatus(codes.Internal, firmav1.ErrorReason_ERROR_REASON_INTERNAL, "internal error", meta)
 	}
@@ -96,6 +104,78 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error, m
 		}
 	}
 	return st
+}
+
+// grpcCodes is the one table from an error's kind to its gRPC code.
+var grpcCodes = map[errs.Kind]codes.Code{
+	errs.Invalid:            codes.InvalidArgument,
+	errs.TooLarge:           codes.InvalidArgument,
+	errs.NotFound:           codes.NotFound,
+	errs.Conflict:           codes.AlreadyExists,
+	errs.FailedPrecondition: codes.FailedPrecondition,
+	errs.Unprocessable:      codes.FailedPrecondition,
+	errs.Gone:               codes.FailedPrecondition,
+	errs.Denied:             codes.PermissionDenied,
+	errs.Unauthenticated:    codes.Unauthenticated,
+	errs.TooMany:            codes.ResourceExhausted,
+	errs.Unavailable:        codes.Unavailable,
+	errs.Canceled:           codes.Canceled,
+	errs.Timeout:            codes.DeadlineExceeded,
+	errs.Internal:           codes.Internal,
+}
+
+// GRPCCode is the gRPC code of an error of kind k.
+func GRPCCode(k errs.Kind) codes.Code {
+	if c, ok := grpcCodes[k]; ok {
+		return c
+	}
+	return codes.Internal
+}
+
+// fromErrs is the status of an *errs.Error: its kind's code, its code as
+// the ErrorInfo reason (the ErrorReason of that name when the enum has
+// one, else the code itself), its field as a BadRequest violation and its
+// RetryAfter as RetryInfo.
+func fromErrs(ctx context.Context, log *slog.Logger, method string, e *errs.Error, meta []string) error {
+	c := GRPCCode(e.Kind)
+	lvl := slog.LevelWarn
+	if c == codes.Unavailable || c == codes.ResourceExhausted || c == codes.Internal {
+		lvl = slog.LevelError
+	}
+	log.LogAttrs(ctx, lvl, "request failed", slog.String("method", method), slog.String("code", e.Code), slog.Any("err", e))
+	if c == codes.Internal {
+		return newStatus(codes.Internal, firmav1.ErrorReason_ERROR_REASON_INTERNAL, "internal error", meta)
+	}
+	reason := e.Code
+	if v, ok := firmav1.ErrorReason_value["ERROR_REASON_"+strings.ToUpper(e.Code)]; ok {
+		reason = firmav1.ErrorReason(v).String()
+	}
+	st := status.New(c, e.Detail)
+	info := &errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain}
+	if len(meta) > 1 || e.Field != "" {
+		info.Metadata = map[string]string{}
+		for i := 0; i+1 < len(meta); i += 2 {
+			info.Metadata[meta[i]] = meta[i+1]
+		}
+		if e.Field != "" {
+			info.Metadata["field"] = e.Field
+		}
+	}
+	details := []protoadapt.MessageV1{info}
+	if e.Field != "" {
+		details = append(details, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: e.Field, Description: e.Detail}}})
+	}
+	if c == codes.ResourceExhausted {
+		wait := e.RetryAfter
+		if wait <= 0 {
+			wait = retryDelay
+		}
+		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(wait)})
+	}
+	if s, err := st.WithDetails(details...); err == nil {
+		return s.Err()
+	}
+	return st.Err()
 }
 
 func find(err error) (mapping, bool) {

@@ -415,7 +415,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, p *page, action s
 		h.log.WarnContext(r.Context(), "approval page: step refused", "action", action, "code", code)
 	}
 	msg := p.L.T(key)
-	if code == transaction.CodeNotFound {
+	if code == transaction.CodeUnknownTransaction {
 		p.Step = "missing"
 		p.Error = msg
 		h.render(w, r, status, p)
@@ -425,7 +425,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, p *page, action s
 	if verr != nil {
 		p.Step = "missing"
 		p.Error = msg
-		if transaction.CodeOf(verr) == transaction.CodeNotFound {
+		if transaction.CodeOf(verr) == transaction.CodeUnknownTransaction {
 			p.Error = p.L.T("err.not_found")
 		}
 		h.render(w, r, status, p)
@@ -453,7 +453,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, p *page, action s
 // statusOf maps a transaction code to the HTTP status and message key.
 func statusOf(c transaction.Code) (int, string) {
 	switch c {
-	case transaction.CodeNotFound:
+	case transaction.CodeUnknownTransaction:
 		return http.StatusNotFound, "err.not_found"
 	case transaction.CodeBadCredentials:
 		return http.StatusUnauthorized, "err.bad_credentials"

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/firma-cloud/firma/api/rest"
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/problem"
 	"github.com/firma-cloud/firma/registry"
@@ -31,34 +32,9 @@ const APIKeyHeader = "X-API-Key"
 // another bound.
 const DefaultMaxBody = transaction.DefaultMaxBody
 
-// HTTPStatus is the HTTP status a code leaves the REST API with.
-func HTTPStatus(c transaction.Code) int {
-	switch c {
-	case transaction.CodeInvalidRequest, transaction.CodeBadDigest, transaction.CodeDuplicateDocument, transaction.CodeTooManyDocuments, transaction.CodeBadRedirect, transaction.CodeUnsupportedFormat,
-		transaction.CodeOTPInvalid, transaction.CodeInvalidDocument:
-		return http.StatusBadRequest
-	case transaction.CodeDocumentTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case transaction.CodeBadCredentials, transaction.CodeSessionInvalid:
-		return http.StatusUnauthorized
-	case transaction.CodeForbidden, transaction.CodeCitizenMismatch:
-		return http.StatusForbidden
-	case transaction.CodeNotFound:
-		return http.StatusNotFound
-	case transaction.CodeUnknownCitizen, transaction.CodeWeakRegistration, transaction.CodeCertificateBlocked, transaction.CodeNoCertificate, transaction.CodeCredentialLocked:
-		return http.StatusUnprocessableEntity
-	case transaction.CodeExpired, transaction.CodeWrongState, transaction.CodeAlreadyUsed, transaction.CodeCancelledByCitizen, transaction.CodeCancelled, transaction.CodeOTPLocked, transaction.CodeOTPExpired,
-		transaction.CodeOTPNotSent, transaction.CodeIdempotencyReused:
-		return http.StatusConflict
-	case transaction.CodeRateLimited, transaction.CodeResendLimit, transaction.CodeResendTooSoon:
-		return http.StatusTooManyRequests
-	case transaction.CodeResultsPurged:
-		return http.StatusGone
-	case transaction.CodeUnavailable, transaction.CodeSMSFailed, transaction.CodeSigningFailed, transaction.CodeTimestampFailed:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
+// HTTPStatus is the HTTP status a code leaves the REST API with: its
+// kind's, from the REST layer's one table.
+func HTTPStatus(c transaction.Code) int { return rest.Status(c.Kind()) }
 
 // Problem is an RFC 9457 problem document with the stable code.
 type Problem struct {
@@ -560,5 +536,5 @@ func invalid(field, format string, args ...any) *transaction.Error {
 }
 
 func notFound() *transaction.Error {
-	return refuse(transaction.CodeNotFound, "no such transaction")
+	return refuse(transaction.CodeUnknownTransaction, "no such transaction")
 }
