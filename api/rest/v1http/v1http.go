@@ -120,10 +120,16 @@ func wantsPDF(r *http.Request) bool {
 // Problem is an RFC 9457 problem document; the extension members carry
 // the ErrorInfo reason and metadata (field, rule, next_opening).
 type Problem struct {
-	Type        string `json:"type"`
-	Title       string `json:"title"`
-	Status      int    `json:"status"`
-	Detail      string `json:"detail,omitempty"`
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	// Code is the stable machine code, as /api/v1 problems carry it: the
+	// ErrorInfo reason without its enum prefix, lower case
+	// (key_not_found), or the gRPC code's name in snake case.
+	Code string `json:"code"`
+	// Reason is the ErrorInfo reason as gRPC clients see it
+	// (ERROR_REASON_KEY_NOT_FOUND), kept because REST clients read it.
 	Reason      string `json:"reason,omitempty"`
 	Field       string `json:"field,omitempty"`
 	Rule        string `json:"rule,omitempty"`
@@ -144,6 +150,32 @@ var httpStatus = map[codes.Code]int{
 	codes.Canceled:           499,
 }
 
+// reasonCode is the code of an ErrorInfo reason: ERROR_REASON_KEY_NOT_FOUND
+// and REGISTRY_ERROR_REASON_CLOSED give key_not_found and closed; a reason
+// that is a code already (the portal API's) is kept.
+func reasonCode(reason string) string {
+	if _, after, ok := strings.Cut(reason, "ERROR_REASON_"); ok {
+		reason = after
+	}
+	return strings.ToLower(reason)
+}
+
+// snake is a gRPC code's name in snake case: InvalidArgument gives
+// invalid_argument.
+func snake(name string) string {
+	var b strings.Builder
+	for i, r := range name {
+		if 'A' <= r && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
 // writeProblem turns a gRPC status error into application/problem+json.
 func writeProblem(w http.ResponseWriter, err error) {
 	st, _ := status.FromError(err)
@@ -156,6 +188,7 @@ func writeProblem(w http.ResponseWriter, err error) {
 		switch d := d.(type) {
 		case *errdetails.ErrorInfo:
 			p.Reason = d.GetReason()
+			p.Code = reasonCode(d.GetReason())
 			p.Type = "https://firma.cloud/problems/" + strings.ToLower(strings.ReplaceAll(d.GetReason(), "_", "-"))
 			p.Field, p.Rule, p.NextOpening = d.GetMetadata()["field"], d.GetMetadata()["rule"], d.GetMetadata()["next_opening"]
 		case *errdetails.BadRequest:
@@ -163,6 +196,9 @@ func writeProblem(w http.ResponseWriter, err error) {
 				p.Field = v[0].GetField()
 			}
 		}
+	}
+	if p.Code == "" {
+		p.Code = snake(st.Code().String())
 	}
 	if code == http.StatusInternalServerError {
 		p.Detail = "internal error"
