@@ -4,16 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/firma-cloud/firma/api/firmav1"
-	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/verify"
 )
 
@@ -30,18 +28,6 @@ func init() {
 	for _, m := range firmav1.VerifyService_ServiceDesc.Methods {
 		publicMethods["/"+firmav1.VerifyService_ServiceDesc.ServiceName+"/"+m.MethodName] = true
 	}
-	for _, e := range []error{verify.ErrMalformed, verify.ErrNoSignature, verify.ErrDigest, verify.ErrNoContent} {
-		AddErrorMapping(e, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "cannot verify", true)
-	}
-	// The document formats' errors, for the services that sign documents:
-	// the caller's document or choices are wrong, or the TSA is down. A
-	// certificate that does not match its key (signer.ErrCertificate) is
-	// ours, so it stays an internal error.
-	for _, e := range []error{signer.ErrPDF, signer.ErrFormat, signer.ErrFormatDigest, signer.ErrNeedsDocument, signer.ErrHash} {
-		AddErrorMapping(e, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "cannot sign the document", true)
-	}
-	AddErrorMapping(ErrVerifierUnavailable, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_VERIFIER_UNAVAILABLE, "verification is not available yet", true)
-	AddErrorMapping(signer.ErrTimestamp, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_TSA_UNAVAILABLE, "time-stamping authority unavailable", false)
 }
 
 // VerifyService implements firmav1.VerifyServiceServer on a verifier.
@@ -70,7 +56,7 @@ func NewLazyVerifyService(get func(context.Context) (*verify.Verifier, error), l
 }
 
 // ErrVerifierUnavailable means no trust anchors are configured yet.
-var ErrVerifierUnavailable = errors.New("no trust anchors configured yet")
+var ErrVerifierUnavailable = errs.Sentinel(errs.Unavailable, "verifier_unavailable", "no trust anchors configured yet")
 
 // Verify checks the signatures of one document.
 func (s *VerifyService) Verify(ctx context.Context, req *firmav1.VerifyRequest) (*firmav1.VerifyResponse, error) {

@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,23 +24,23 @@ import (
 
 // Sentinel errors callers tell apart with errors.Is.
 var (
-	ErrNotInitialised = errors.New("certificate authority not initialised: run 'firmactl init'")
+	ErrNotInitialised = errs.Sentinel(errs.FailedPrecondition, "ca_not_initialised", "certificate authority not initialised: run 'firmactl init'")
 	// ErrNotAdvanced is wrapped together with the *policy.Refusal that says
 	// how to reach the advanced level.
-	ErrNotAdvanced = errors.New("advanced registration level required")
+	ErrNotAdvanced = errs.Sentinel(errs.FailedPrecondition, "advanced_level_required", "advanced registration level required")
 	// ErrInactive is wrapped with the *policy.Refusal for a locked or
 	// removed citizen.
-	ErrInactive           = errors.New("citizen registration not active")
-	ErrUnknownCitizen     = errors.New("unknown citizen")
-	ErrNotFound           = errors.New("certificate not found")
-	ErrAlreadyRevoked     = errors.New("certificate already revoked")
-	ErrPending            = errors.New("certificate requested from the external CA and not yet imported")
-	ErrKeyMismatch        = errors.New("certificate does not certify the HSM key")
-	ErrBadCertificate     = errors.New("bad certificate")
-	ErrBadReason          = errors.New("bad revocation reason")
-	ErrWrongMode          = errors.New("not available in this certificate mode")
-	ErrAlreadyInitialised = errors.New("certificate authority already set up")
-	ErrExists             = errors.New("citizen already has a valid certificate")
+	ErrInactive           = errs.Sentinel(errs.FailedPrecondition, "citizen_inactive", "citizen registration not active")
+	ErrUnknownCitizen     = errs.Sentinel(errs.NotFound, "citizen_not_found", "unknown citizen")
+	ErrNotFound           = errs.Sentinel(errs.NotFound, "certificate_not_found", "certificate not found")
+	ErrAlreadyRevoked     = errs.Sentinel(errs.FailedPrecondition, "certificate_revoked", "certificate already revoked")
+	ErrPending            = errs.Sentinel(errs.FailedPrecondition, "certificate_pending", "certificate requested from the external CA and not yet imported")
+	ErrKeyMismatch        = errs.Sentinel(errs.Invalid, "certificate_key_mismatch", "certificate does not certify the HSM key")
+	ErrBadCertificate     = errs.Sentinel(errs.Invalid, "bad_certificate", "bad certificate")
+	ErrBadReason          = errs.Sentinel(errs.Invalid, "bad_revocation_reason", "bad revocation reason")
+	ErrWrongMode          = errs.Sentinel(errs.FailedPrecondition, "ca_wrong_mode", "not available in this certificate mode")
+	ErrAlreadyInitialised = errs.Sentinel(errs.Conflict, "ca_already_initialised", "certificate authority already set up")
+	ErrExists             = errs.Sentinel(errs.Conflict, "certificate_exists", "citizen already has a valid certificate")
 )
 
 // Authority names in the store.

@@ -27,10 +27,11 @@ const (
 	Unavailable                    // a dependency is down: retry
 	Canceled                       // the caller gave up
 	Timeout                        // the deadline passed
+	OutOfRange                     // a position or size beyond what exists (e.g. past the end of the audit log)
 )
 
 var kindNames = [...]string{"internal", "invalid", "not_found", "conflict", "failed_precondition", "unprocessable", "denied",
-	"unauthenticated", "too_many", "too_large", "gone", "unavailable", "canceled", "timeout"}
+	"unauthenticated", "too_many", "too_large", "gone", "unavailable", "canceled", "timeout", "out_of_range"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {

@@ -76,7 +76,7 @@ func TestKindAndCode(t *testing.T) {
 
 func TestKindNames(t *testing.T) {
 	seen := map[string]bool{}
-	for k := errs.Internal; k <= errs.Timeout; k++ {
+	for k := errs.Internal; k <= errs.OutOfRange; k++ {
 		n := k.String()
 		if n == "" || seen[n] {
 			t.Errorf("kind %d: name %q empty or repeated", k, n)

@@ -23,6 +23,7 @@ var statuses = map[errs.Kind]int{
 	errs.Unavailable:        http.StatusServiceUnavailable,
 	errs.Canceled:           499, // nginx's "client closed request": nobody reads it
 	errs.Timeout:            http.StatusGatewayTimeout,
+	errs.OutOfRange:         http.StatusBadRequest,
 	errs.Internal:           http.StatusInternalServerError,
 }
 
