@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/firma-cloud/firma/api/rest"
+	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/problem"
 	"github.com/firma-cloud/firma/registry"
@@ -457,40 +457,20 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, p *store.Portal) 
 	writeJSON(w, http.StatusOK, out)
 }
 
+// decode reads the JSON body into v with the REST layer's decoder and
+// puts its refusals in the portal API's codes.
 func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return invalid("content-type", "send application/json")
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, h.maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return &transaction.Error{Code: transaction.CodeDocumentTooLarge, Message: fmt.Sprintf("request body over %d bytes", mbe.Limit)}
-		}
-		return invalid("body", "not valid JSON for this operation: %s", jsonProblem(err))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return invalid("body", "one JSON object expected")
-	}
-	return nil
-}
-
-// jsonProblem describes a decoding error without echoing the input.
-func jsonProblem(err error) string {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
+	err := rest.DecodeJSON(w, r, v, h.maxBody)
+	e := errs.As(err)
 	switch {
-	case errors.As(err, &se):
-		return fmt.Sprintf("syntax error at byte %d", se.Offset)
-	case errors.As(err, &te):
-		return fmt.Sprintf("field %s has the wrong type", te.Field)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return strings.TrimPrefix(err.Error(), "json: ")
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "the body ends too early"
+	case err == nil:
+		return nil
+	case e != nil && e.Kind == errs.TooLarge:
+		return &transaction.Error{Code: transaction.CodeDocumentTooLarge, Message: e.Detail}
+	case e != nil:
+		return &transaction.Error{Code: transaction.CodeInvalidRequest, Field: e.Field, Message: e.Detail}
 	}
-	return "malformed"
+	return err
 }
 
 func stateJSON(t *transaction.Transaction, docs []transaction.DocumentResult) StateJSON {
