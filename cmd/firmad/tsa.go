@@ -291,12 +291,12 @@ func (b *builtinTSA) serving(w http.ResponseWriter, r *http.Request) (*tsa.Serve
 	if err == nil {
 		return srv, true
 	}
-	status, detail := http.StatusServiceUnavailable, "the built-in TSA is not set up yet"
+	status, code, detail := http.StatusServiceUnavailable, "tsa_not_set_up", "the built-in TSA is not set up yet"
 	if !errors.Is(err, errTSANotSetUp) {
-		status, detail = http.StatusInternalServerError, "the built-in TSA cannot start"
+		status, code, detail = http.StatusInternalServerError, "internal", "the built-in TSA cannot start"
 		b.a.log.Error("built-in TSA cannot start", "err", err)
 	}
-	problem.Basic(w, status, http.StatusText(status), detail)
+	problem.Send(w, status, code, detail)
 	return nil, false
 }
 

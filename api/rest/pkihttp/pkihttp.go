@@ -55,17 +55,17 @@ type publisher struct {
 func (p *publisher) serveCRL(w http.ResponseWriter, r *http.Request) {
 	name, ok := strings.CutSuffix(r.PathValue("name"), ".crl")
 	if !ok || (name != ca.IssuingCA && name != ca.RootCA) {
-		writeProblem(w, http.StatusNotFound, "unknown CRL", "CRLs are published at /crl/issuing.crl and /crl/root.crl")
+		writeProblem(w, http.StatusNotFound, "unknown_crl", "CRLs are published at /crl/issuing.crl and /crl/root.crl")
 		return
 	}
 	crl, err := p.a.CRL(r.Context(), name)
 	if errors.Is(err, ca.ErrNotFound) {
-		writeProblem(w, http.StatusNotFound, "CRL not published", "the "+name+" CA has no CRL here")
+		writeProblem(w, http.StatusNotFound, "crl_not_published", "the "+name+" CA has no CRL here")
 		return
 	}
 	if err != nil {
 		p.log.Error("serve crl", "issuer", name, "err", err)
-		writeProblem(w, http.StatusInternalServerError, "cannot read CRL", "")
+		writeProblem(w, http.StatusInternalServerError, "internal", "the CRL cannot be read now")
 		return
 	}
 	h := w.Header()
@@ -87,7 +87,7 @@ func (p *publisher) serveOCSPPost(w http.ResponseWriter, r *http.Request) {
 			p.writeOCSP(w, r, malformed(), false)
 			return
 		}
-		writeProblem(w, http.StatusBadRequest, "cannot read request", "")
+		writeProblem(w, http.StatusBadRequest, "invalid_request", "the request body could not be read")
 		return
 	}
 	p.writeOCSP(w, r, body, false)
@@ -135,12 +135,12 @@ func (p *publisher) writeOCSP(w http.ResponseWriter, r *http.Request, der []byte
 func (p *publisher) serveCACert(w http.ResponseWriter, r *http.Request) {
 	name := map[string]string{"root.crt": ca.RootCA, "issuing.crt": ca.IssuingCA, "ocsp.crt": ca.OCSPCA}[r.PathValue("name")]
 	if name == "" {
-		writeProblem(w, http.StatusNotFound, "unknown certificate", "CA certificates are at /ca/root.crt, /ca/issuing.crt and /ca/ocsp.crt")
+		writeProblem(w, http.StatusNotFound, "unknown_certificate", "CA certificates are at /ca/root.crt, /ca/issuing.crt and /ca/ocsp.crt")
 		return
 	}
 	cert, updated := p.a.CACertificate(name)
 	if cert == nil {
-		writeProblem(w, http.StatusNotFound, "certificate not set up", "run 'firmactl init'")
+		writeProblem(w, http.StatusNotFound, "ca_not_initialised", "run 'firmactl init'")
 		return
 	}
 	w.Header().Set("Content-Type", "application/pkix-cert")
@@ -148,7 +148,7 @@ func (p *publisher) serveCACert(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "", updated, bytes.NewReader(cert.Raw))
 }
 
-// writeProblem writes an RFC 9457 problem document.
-func writeProblem(w http.ResponseWriter, status int, title, detail string) {
-	problem.Basic(w, status, title, detail)
+// writeProblem writes the REST layer's problem document.
+func writeProblem(w http.ResponseWriter, status int, code, detail string) {
+	problem.Send(w, status, code, detail)
 }

@@ -23,7 +23,7 @@ import (
 
 // ProblemTypeBase prefixes the type URI of every problem document; the
 // code follows it.
-const ProblemTypeBase = "https://firma.cloud/problems/"
+const ProblemTypeBase = problem.TypeBase
 
 // APIKeyHeader carries a portal's API key (Authorization: Bearer works too).
 const APIKeyHeader = "X-API-Key"
@@ -36,12 +36,14 @@ const DefaultMaxBody = transaction.DefaultMaxBody
 // kind's, from the REST layer's one table.
 func HTTPStatus(c transaction.Code) int { return rest.Status(c.Kind()) }
 
-// Problem is an RFC 9457 problem document with the stable code.
+// Problem is the REST layer's problem document (problem.Details: type,
+// title, status, detail, code, field) with the portal API's extension
+// member transaction_id.
 type Problem struct {
 	Type          string           `json:"type"`
 	Title         string           `json:"title"`
 	Status        int              `json:"status"`
-	Detail        string           `json:"detail,omitempty"`
+	Detail        string           `json:"detail"`
 	Code          transaction.Code `json:"code"`
 	Field         string           `json:"field,omitempty"`
 	TransactionID string           `json:"transaction_id,omitempty"`

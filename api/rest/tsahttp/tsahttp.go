@@ -37,12 +37,12 @@ func serve(srv *tsa.Server, log *slog.Logger, w http.ResponseWriter, r *http.Req
 	if r.Method != http.MethodPost {
 		result = "method_not_allowed"
 		w.Header().Set("Allow", http.MethodPost)
-		writeProblem(w, http.StatusMethodNotAllowed, "method not allowed", "time-stamp requests are POSTed")
+		writeProblem(w, http.StatusMethodNotAllowed, "method_not_allowed", "time-stamp requests are POSTed")
 		return
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != tsa.QueryContentType {
 		result = "unsupported_media_type"
-		writeProblem(w, http.StatusUnsupportedMediaType, "unsupported media type", "the request body must be "+tsa.QueryContentType)
+		writeProblem(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "the request body must be "+tsa.QueryContentType)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, srv.MaxQueryBytes()))
@@ -50,11 +50,11 @@ func serve(srv *tsa.Server, log *slog.Logger, w http.ResponseWriter, r *http.Req
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			result = "too_large"
-			writeProblem(w, http.StatusRequestEntityTooLarge, "request too large", fmt.Sprintf("a time-stamp query is at most %d bytes", mbe.Limit))
+			writeProblem(w, http.StatusRequestEntityTooLarge, "request_too_large", fmt.Sprintf("a time-stamp query is at most %d bytes", mbe.Limit))
 			return
 		}
 		result = "read_error"
-		writeProblem(w, http.StatusBadRequest, "cannot read request", "the request body could not be read")
+		writeProblem(w, http.StatusBadRequest, "invalid_request", "the request body could not be read")
 		return
 	}
 	reply, fail, err := srv.Respond(r.Context(), body)
@@ -81,7 +81,7 @@ func CertificatesHandler(srv *tsa.Server) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			writeProblem(w, http.StatusMethodNotAllowed, "method not allowed", "use GET")
+			writeProblem(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET")
 			return
 		}
 		w.Header().Set("Content-Type", "application/pem-certificate-chain")
@@ -89,7 +89,7 @@ func CertificatesHandler(srv *tsa.Server) http.Handler {
 	})
 }
 
-// writeProblem writes an RFC 9457 application/problem+json error.
-func writeProblem(w http.ResponseWriter, status int, title, detail string) {
-	problem.Basic(w, status, title, detail)
+// writeProblem writes the REST layer's problem document.
+func writeProblem(w http.ResponseWriter, status int, code, detail string) {
+	problem.Send(w, status, code, detail)
 }

@@ -19,6 +19,8 @@ import (
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/api/rest"
+	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/problem"
 )
 
@@ -117,37 +119,52 @@ func wantsPDF(r *http.Request) bool {
 	return false
 }
 
-// Problem is an RFC 9457 problem document; the extension members carry
-// the ErrorInfo reason and metadata (field, rule, next_opening).
+// Problem is the REST layer's problem document (problem.Details: type,
+// title, status, detail, code, field) with the /v1 extension members:
+// the ErrorInfo reason as gRPC clients see it (ERROR_REASON_KEY_NOT_FOUND,
+// kept because REST clients read it) and the registry refusals' rule and
+// next_opening.
 type Problem struct {
 	Type   string `json:"type"`
 	Title  string `json:"title"`
 	Status int    `json:"status"`
-	Detail string `json:"detail,omitempty"`
-	// Code is the stable machine code, as /api/v1 problems carry it: the
+	Detail string `json:"detail"`
+	// Code is the stable machine code, as on every REST surface: the
 	// ErrorInfo reason without its enum prefix, lower case
 	// (key_not_found), or the gRPC code's name in snake case.
-	Code string `json:"code"`
-	// Reason is the ErrorInfo reason as gRPC clients see it
-	// (ERROR_REASON_KEY_NOT_FOUND), kept because REST clients read it.
-	Reason      string `json:"reason,omitempty"`
+	Code        string `json:"code"`
 	Field       string `json:"field,omitempty"`
+	Reason      string `json:"reason,omitempty"`
 	Rule        string `json:"rule,omitempty"`
 	NextOpening string `json:"next_opening,omitempty"`
 }
 
-var httpStatus = map[codes.Code]int{
-	codes.InvalidArgument:    http.StatusBadRequest,
-	codes.NotFound:           http.StatusNotFound,
-	codes.AlreadyExists:      http.StatusConflict,
-	codes.FailedPrecondition: http.StatusConflict,
-	codes.PermissionDenied:   http.StatusForbidden,
-	codes.Unauthenticated:    http.StatusUnauthorized,
-	codes.ResourceExhausted:  http.StatusTooManyRequests,
-	codes.Unavailable:        http.StatusServiceUnavailable,
-	codes.Unimplemented:      http.StatusNotImplemented,
-	codes.DeadlineExceeded:   http.StatusGatewayTimeout,
-	codes.Canceled:           499,
+// kinds puts a status code back in the error vocabulary, whose kind
+// gives the HTTP status from the REST layer's one table (rest.Status).
+var kinds = map[codes.Code]errs.Kind{
+	codes.InvalidArgument:    errs.Invalid,
+	codes.OutOfRange:         errs.OutOfRange,
+	codes.NotFound:           errs.NotFound,
+	codes.AlreadyExists:      errs.Conflict,
+	codes.FailedPrecondition: errs.FailedPrecondition,
+	codes.PermissionDenied:   errs.Denied,
+	codes.Unauthenticated:    errs.Unauthenticated,
+	codes.ResourceExhausted:  errs.TooMany,
+	codes.Unavailable:        errs.Unavailable,
+	codes.DeadlineExceeded:   errs.Timeout,
+	codes.Canceled:           errs.Canceled,
+}
+
+// httpStatusOf is the HTTP status of a gRPC code.
+func httpStatusOf(c codes.Code) int {
+	if c == codes.Unimplemented {
+		return http.StatusNotImplemented
+	}
+	k, ok := kinds[c]
+	if !ok {
+		k = errs.Internal
+	}
+	return rest.Status(k)
 }
 
 // reasonCode is the code of an ErrorInfo reason: ERROR_REASON_KEY_NOT_FOUND
@@ -179,17 +196,13 @@ func snake(name string) string {
 // writeProblem turns a gRPC status error into application/problem+json.
 func writeProblem(w http.ResponseWriter, err error) {
 	st, _ := status.FromError(err)
-	code, ok := httpStatus[st.Code()]
-	if !ok {
-		code = http.StatusInternalServerError
-	}
-	p := Problem{Type: "about:blank", Title: http.StatusText(code), Status: code, Detail: st.Message()}
+	code := httpStatusOf(st.Code())
+	p := Problem{Title: http.StatusText(code), Status: code, Detail: st.Message()}
 	for _, d := range st.Details() {
 		switch d := d.(type) {
 		case *errdetails.ErrorInfo:
 			p.Reason = d.GetReason()
 			p.Code = reasonCode(d.GetReason())
-			p.Type = "https://firma.cloud/problems/" + strings.ToLower(strings.ReplaceAll(d.GetReason(), "_", "-"))
 			p.Field, p.Rule, p.NextOpening = d.GetMetadata()["field"], d.GetMetadata()["rule"], d.GetMetadata()["next_opening"]
 		case *errdetails.BadRequest:
 			if v := d.GetFieldViolations(); len(v) > 0 && p.Field == "" {
@@ -200,6 +213,7 @@ func writeProblem(w http.ResponseWriter, err error) {
 	if p.Code == "" {
 		p.Code = snake(st.Code().String())
 	}
+	p.Type = problem.TypeBase + p.Code
 	if code == http.StatusInternalServerError {
 		p.Detail = "internal error"
 	}
