@@ -31,7 +31,7 @@ var (
 	// ErrInactive is wrapped with the *policy.Refusal for a locked or
 	// removed citizen.
 	ErrInactive           = errs.Sentinel(errs.FailedPrecondition, "citizen_inactive", "citizen registration not active")
-	ErrUnknownCitizen     = errs.Sentinel(errs.NotFound, "citizen_not_found", "unknown citizen")
+	ErrUnknownCitizen     = errs.Sentinel(errs.NotFound, "citizen_not_found", "citizen not registered")
 	ErrNotFound           = errs.Sentinel(errs.NotFound, "certificate_not_found", "certificate not found")
 	ErrAlreadyRevoked     = errs.Sentinel(errs.FailedPrecondition, "certificate_revoked", "certificate already revoked")
 	ErrPending            = errs.Sentinel(errs.FailedPrecondition, "certificate_pending", "certificate requested from the external CA and not yet imported")

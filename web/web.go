@@ -150,7 +150,7 @@ func New(opt Options) (*Handler, error) {
 
 // Register mounts the page on mux under /sign/, and the citizen's own
 // page at /me when enabled.
-func (h *Handler) Register(mux *http.ServeMux) {
+func (h *Handler) Register(mux interface{ Handle(string, http.Handler) }) {
 	mux.Handle(PathPrefix, h)
 	if h.meEnabled() {
 		mux.Handle(MePath, h)

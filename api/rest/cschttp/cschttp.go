@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/firma-cloud/firma/api/rest"
 	"github.com/firma-cloud/firma/csc"
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/store"
@@ -38,8 +39,21 @@ func Handler(svc *csc.Service, portals portal.Authenticator, log *slog.Logger) h
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &server{svc: svc, log: log}
 	mux := http.NewServeMux()
+	register(mux, svc, portals, log)
+	return mux
+}
+
+// Register mounts the API on mux, each method under its own pattern.
+func Register(mux rest.Router, svc *csc.Service, portals portal.Authenticator, log *slog.Logger) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	register(mux, svc, portals, log)
+}
+
+func register(mux rest.Router, svc *csc.Service, portals portal.Authenticator, log *slog.Logger) {
+	s := &server{svc: svc, log: log}
 	mux.HandleFunc("GET "+Prefix+"info", s.serveInfo)
 	mux.HandleFunc("POST "+Prefix+"info", s.serveInfo)
 	mux.Handle("POST "+Prefix+"credentials/list", s.authed(portals, "credentials/list", s.serveList))
@@ -47,6 +61,8 @@ func Handler(svc *csc.Service, portals portal.Authenticator, log *slog.Logger) h
 	mux.Handle("POST "+Prefix+"credentials/sendOTP", s.authed(portals, "credentials/sendOTP", s.serveSendOTP))
 	mux.Handle("POST "+Prefix+"credentials/authorize", s.authed(portals, "credentials/authorize", s.serveAuthorize))
 	mux.Handle("POST "+Prefix+"signatures/signHash", s.authed(portals, "signatures/signHash", s.serveSignHash))
+	// Anything else under the prefix, wrong methods included, gets a CSC
+	// error rather than the mux's plain-text one.
 	mux.HandleFunc(Prefix, func(w http.ResponseWriter, r *http.Request) {
 		if slices.Contains(csc.Methods, strings.TrimPrefix(r.URL.Path, Prefix)) {
 			w.Header().Set("Allow", http.MethodPost)
@@ -57,12 +73,6 @@ func Handler(svc *csc.Service, portals portal.Authenticator, log *slog.Logger) h
 		writeError(w, &csc.Error{Status: http.StatusNotFound, Code: csc.CodeInvalidRequest,
 			Description: fmt.Sprintf("no CSC method %s %s; methods: info, %s (all POST)", r.Method, strings.TrimPrefix(r.URL.Path, Prefix), strings.Join(csc.Methods, ", "))})
 	})
-	return mux
-}
-
-// Register mounts the API on mux.
-func Register(mux *http.ServeMux, svc *csc.Service, portals portal.Authenticator, log *slog.Logger) {
-	mux.Handle(Prefix, Handler(svc, portals, log))
 }
 
 type handlerFunc func(ctx context.Context, caller csc.Caller, body []byte) (any, error)

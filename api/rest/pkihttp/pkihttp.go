@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/firma-cloud/firma/api/rest"
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/problem"
 )
@@ -34,7 +35,7 @@ func Handler(a *ca.Authority, log *slog.Logger) http.Handler {
 //	POST /ocsp                             RFC 6960 OCSP, request in the body
 //	GET  /ocsp/{base64 request}            RFC 6960 appendix A.1 GET form
 //	GET  /ca/root.crt, /ca/issuing.crt, /ca/ocsp.crt  DER certificates
-func Register(mux *http.ServeMux, a *ca.Authority, log *slog.Logger) {
+func Register(mux rest.Router, a *ca.Authority, log *slog.Logger) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

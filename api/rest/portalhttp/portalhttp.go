@@ -84,7 +84,8 @@ type Handler struct {
 	auth    portal.Authenticator
 	log     *slog.Logger
 	maxBody int64
-	mux     *http.ServeMux
+	routes  []route
+	mux     *http.ServeMux // the routes, for ServeHTTP
 }
 
 // NewHandler returns the REST API over svc; maxBody 0 means DefaultMaxBody.
@@ -96,25 +97,33 @@ func NewHandler(svc *transaction.Service, auth portal.Authenticator, log *slog.L
 		maxBody = DefaultMaxBody
 	}
 	h := &Handler{svc: svc, auth: auth, log: log, maxBody: maxBody, mux: http.NewServeMux()}
-	h.mux.HandleFunc("POST /api/v1/transactions", h.portal(h.create))
-	h.mux.HandleFunc("POST /api/v1/sign", h.portal(h.sign))
-	h.mux.HandleFunc("GET /api/v1/transactions", h.portal(h.list))
-	h.mux.HandleFunc("GET /api/v1/transactions/{id}", h.portal(h.state))
-	h.mux.HandleFunc("GET /api/v1/transactions/{id}/result", h.portal(h.result))
-	h.mux.HandleFunc("GET /api/v1/transactions/{id}/documents/{index}", h.portal(h.document))
-	h.mux.HandleFunc("POST /api/v1/transactions/{id}/cancel", h.portal(h.cancel))
-	// FIRe's three-step batch: createBatch, addDocumentToBatch, signBatch.
-	// A batch id is a transaction id: its state and results are read as above.
-	h.mux.HandleFunc("POST /api/v1/batches", h.portal(h.createBatch))
-	h.mux.HandleFunc("POST /api/v1/batches/{id}/documents", h.portal(h.addDocument))
-	h.mux.HandleFunc("POST /api/v1/batches/{id}/sign", h.portal(h.signBatch))
+	h.routes = []route{
+		{"POST /api/v1/transactions", h.portal(h.create)},
+		{"POST /api/v1/sign", h.portal(h.sign)},
+		{"GET /api/v1/transactions", h.portal(h.list)},
+		{"GET /api/v1/transactions/{id}", h.portal(h.state)},
+		{"GET /api/v1/transactions/{id}/result", h.portal(h.result)},
+		{"GET /api/v1/transactions/{id}/documents/{index}", h.portal(h.document)},
+		{"POST /api/v1/transactions/{id}/cancel", h.portal(h.cancel)},
+		// FIRe's three-step batch: createBatch, addDocumentToBatch, signBatch.
+		// A batch id is a transaction id: its state and results are read as above.
+		{"POST /api/v1/batches", h.portal(h.createBatch)},
+		{"POST /api/v1/batches/{id}/documents", h.portal(h.addDocument)},
+		{"POST /api/v1/batches/{id}/sign", h.portal(h.signBatch)},
+	}
+	h.Register(h.mux)
 	return h
 }
 
-// Register adds the routes to mux.
-func (h *Handler) Register(mux *http.ServeMux) {
-	for _, p := range []string{"/api/v1/transactions", "/api/v1/transactions/", "/api/v1/sign", "/api/v1/batches", "/api/v1/batches/"} {
-		mux.Handle(p, h)
+type route struct {
+	pattern string
+	handle  http.HandlerFunc
+}
+
+// Register adds the routes to mux, each under its own pattern.
+func (h *Handler) Register(mux rest.Router) {
+	for _, rt := range h.routes {
+		mux.HandleFunc(rt.pattern, rt.handle)
 	}
 }
 

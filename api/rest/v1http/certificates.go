@@ -11,6 +11,7 @@ import (
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/api/rest"
 )
 
 // RegisterCertificates mounts CertificateService's REST JSON interface
@@ -30,7 +31,7 @@ import (
 //	POST /v1/certificates/{id}/revoke           {"reason": "REVOCATION_REASON_KEY_COMPROMISE"}
 //	POST /v1/certificates/revoke-citizen        {"citizen_id": ..., "reason": ...}
 //	GET  /v1/ca/chain
-func RegisterCertificates(mux *http.ServeMux, s *api.CertificateService, auth *api.Auth) {
+func RegisterCertificates(mux rest.Router, s *api.CertificateService, auth *api.Auth) {
 	h := certHTTP{s: s, auth: auth}
 	post := func(pattern string, newReq func() proto.Message, call func(context.Context, *http.Request, proto.Message) (proto.Message, error)) {
 		mux.HandleFunc("POST "+pattern, h.json(newReq, call))

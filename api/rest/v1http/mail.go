@@ -6,6 +6,7 @@ import (
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/api/rest"
 )
 
 // RegisterMail mounts the REST route on mux:
@@ -15,7 +16,7 @@ import (
 //
 // Responses are the proto JSON of ListEmailsResponse; errors are
 // application/problem+json.
-func RegisterMail(mux *http.ServeMux, s *api.MailService) {
+func RegisterMail(mux rest.Router, s *api.MailService) {
 	mux.HandleFunc("GET /v1/mail/outbox", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		req := &firmav1.ListEmailsRequest{To: q.Get("to")}

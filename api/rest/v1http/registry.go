@@ -10,6 +10,7 @@ import (
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/api/rest"
 )
 
 // RegisterRegistry mounts the registry's REST JSON interface under
@@ -41,7 +42,7 @@ import (
 //	POST /v1/registry/certificate/registrations      StartCertificateRegistration (TLS client certificate or signed challenge)
 //	POST /v1/registry/certificate/registrations/{pending}/confirm   ConfirmCertificateRegistration
 //	POST /v1/registry/password                       SetPassword
-func RegisterRegistry(mux *http.ServeMux, s *api.RegistryService) {
+func RegisterRegistry(mux rest.Router, s *api.RegistryService) {
 	type route struct {
 		pattern string
 		handle  func(w http.ResponseWriter, r *http.Request)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/api/rest"
 )
 
 // RegisterVerify mounts POST /v1/verify on mux. The body is either a
@@ -19,7 +20,7 @@ import (
 // base64) or the signed PDF itself (application/pdf). The answer is the
 // VerifyResponse in JSON with snake_case names, 200 whatever the verdict;
 // input that is not a signature is a 400 application/problem+json.
-func RegisterVerify(mux *http.ServeMux, s *api.VerifyService) {
+func RegisterVerify(mux rest.Router, s *api.VerifyService) {
 	mux.HandleFunc("POST /v1/verify", func(w http.ResponseWriter, r *http.Request) { serveVerify(s, w, r) })
 }
 
