@@ -146,7 +146,7 @@ func (c *Config) LoadExternalIssuers() error {
 	}
 	b, err := os.ReadFile(c.ExternalIssuersFile)
 	if err != nil {
-		return fmt.Errorf("ca config: external issuers: %w", err)
+		return cfgErr("external_issuers_file", "", err, "external issuers: %v", err)
 	}
 	for len(b) > 0 {
 		var blk *pem.Block
@@ -159,14 +159,29 @@ func (c *Config) LoadExternalIssuers() error {
 		}
 		cert, err := x509.ParseCertificate(blk.Bytes)
 		if err != nil {
-			return fmt.Errorf("ca config: external issuers %s: %w", c.ExternalIssuersFile, err)
+			return cfgErr("external_issuers_file", "", err, "external issuers %s: %v", c.ExternalIssuersFile, err)
 		}
 		c.ExternalIssuers = append(c.ExternalIssuers, cert)
 	}
 	if len(c.ExternalIssuers) == 0 {
-		return fmt.Errorf("ca config: external issuers %s: no PEM certificate", c.ExternalIssuersFile)
+		return cfgErr("external_issuers_file", "", nil, "external issuers %s: no PEM certificate", c.ExternalIssuersFile)
 	}
 	return nil
+}
+
+// configError is a settings error of defaults or LoadExternalIssuers. It
+// names its YAML key, so Validate needs not read the message; its text is
+// "ca config: " + prefix + msg, as the errors always read.
+type configError struct {
+	field, prefix, msg string
+	err                error
+}
+
+func (e *configError) Error() string { return "ca config: " + e.prefix + e.msg }
+func (e *configError) Unwrap() error { return e.err }
+
+func cfgErr(field, prefix string, cause error, format string, args ...any) error {
+	return &configError{field: field, prefix: prefix, msg: fmt.Sprintf(format, args...), err: cause}
 }
 
 func (c *Config) defaults() error {
@@ -174,12 +189,12 @@ func (c *Config) defaults() error {
 		c.Mode = ModeInternal
 	}
 	if c.Mode != ModeInternal && c.Mode != ModeExternal {
-		return fmt.Errorf("ca config: mode %q: want internal or external", c.Mode)
+		return cfgErr("mode", "mode ", nil, "%q: want internal or external", c.Mode)
 	}
 	if c.BaseURL != "" {
 		u, err := url.Parse(c.BaseURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("ca config: base URL %q: want an absolute http(s) URL", c.BaseURL)
+			return cfgErr("base_url", "base URL ", nil, "%q: want an absolute http(s) URL", c.BaseURL)
 		}
 		c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	}
@@ -193,7 +208,7 @@ func (c *Config) defaults() error {
 	def(&c.RootName, c.Organization+" Root CA")
 	def(&c.IssuingName, c.Organization+" Issuing CA 1")
 	if len(c.Country) != 2 {
-		return fmt.Errorf("ca config: country %q: want a two-letter ISO 3166 code", c.Country)
+		return cfgErr("country", "country ", nil, "%q: want a two-letter ISO 3166 code", c.Country)
 	}
 	for _, t := range []*keystore.Type{&c.RootKeyType, &c.IssuingKeyType, &c.CitizenKeyType} {
 		def := keystore.ECP384
@@ -204,7 +219,7 @@ func (c *Config) defaults() error {
 			*t = def
 		}
 		if _, err := keystore.ParseType(string(*t)); err != nil {
-			return fmt.Errorf("ca config: %w", err)
+			return cfgErr("ca", "", err, "%v", err)
 		}
 	}
 	dur := func(d *time.Duration, v time.Duration) {
@@ -229,11 +244,11 @@ func (c *Config) defaults() error {
 	}
 	for _, p := range c.Policies {
 		if _, err := x509.ParseOID(p); err != nil {
-			return fmt.Errorf("ca config: policy %q: %w", p, err)
+			return cfgErr("policies", "policy ", err, "%q: %v", p, err)
 		}
 	}
 	if c.CRLInterval >= c.CRLValidity {
-		return fmt.Errorf("ca config: crl interval %s must be shorter than crl validity %s", c.CRLInterval, c.CRLValidity)
+		return cfgErr("crl_interval", "crl interval ", nil, "%s must be shorter than crl validity %s", c.CRLInterval, c.CRLValidity)
 	}
 	return nil
 }
