@@ -40,7 +40,7 @@ var (
 	ErrBadReason          = errs.Sentinel(errs.Invalid, "bad_revocation_reason", "bad revocation reason")
 	ErrWrongMode          = errs.Sentinel(errs.FailedPrecondition, "ca_wrong_mode", "not available in this certificate mode")
 	ErrAlreadyInitialised = errs.Sentinel(errs.Conflict, "ca_already_initialised", "certificate authority already set up")
-	ErrExists             = errs.Sentinel(errs.Conflict, "certificate_exists", "citizen already has a valid certificate")
+	ErrExists             = errs.Sentinel(errs.Conflict, "certificate_exists", "citizen already has a valid certificate; renew it instead")
 )
 
 // Authority names in the store.

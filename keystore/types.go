@@ -16,7 +16,7 @@ import (
 var (
 	ErrKeyNotFound      = errs.Sentinel(errs.NotFound, "key_not_found", "key not found")
 	ErrKeyDestroyed     = errs.Sentinel(errs.FailedPrecondition, "key_destroyed", "key destroyed")
-	ErrBusy             = errs.Sentinel(errs.TooMany, "hsm_busy", "all HSM sessions busy")
+	ErrBusy             = errs.Sentinel(errs.TooMany, "hsm_busy", "all HSM sessions busy, retry later")
 	ErrTokenUnavailable = errs.Sentinel(errs.Unavailable, "hsm_unavailable", "token unavailable")
 	ErrLogin            = errs.Sentinel(errs.Unavailable, "hsm_login_failed", "token login failed")
 	ErrModule           = errors.New("cannot load PKCS#11 module")

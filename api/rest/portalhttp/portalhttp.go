@@ -50,7 +50,7 @@ type Problem struct {
 }
 
 // WriteProblem writes err as application/problem+json. An error that is
-// not an *transaction.Error is reported as internal without its text, which goes to
+// not a *transaction.Error is reported as internal without its text, which goes to
 // the log.
 func WriteProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error, txID string) {
 	var e *transaction.Error
