@@ -19,16 +19,6 @@ import (
 	"github.com/firma-cloud/firma/store"
 )
 
-func init() {
-	AddErrorMapping(audit.ErrInvalid, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "bad audit request", true)
-	AddErrorMapping(audit.ErrSecret, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "secret in audit request", false)
-	AddErrorMapping(audit.ErrPersonalData, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "personal data in audit request", false)
-	AddErrorMapping(audit.ErrRange, codes.OutOfRange, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "beyond the audit log", true)
-	AddErrorMapping(audit.ErrNoSigner, codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_AUDIT_SIGNER_MISSING, "this node signs no audit checkpoints", false)
-	AddErrorMapping(audit.ErrUnavailable, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_AUDIT_UNAVAILABLE, "audit log unavailable, operation refused", false)
-	AddErrorMapping(audit.ErrClosed, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_SHUTTING_DOWN, "service shutting down", false)
-}
-
 // AuditService authenticates its callers itself: auditors hold credentials
 // of their own, not operator ones, so the operator interceptor lets its
 // methods through, and an auditor's credential opens nothing else.

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/firma-cloud/firma/api/firmav1"
@@ -20,26 +19,6 @@ import (
 
 // maxCertificateDER bounds an imported certificate; real ones are a few KB.
 const maxCertificateDER = 64 << 10
-
-func init() {
-	// ErrorInfo metadata "ca_error" (certErrorMeta) repeats the CA's own
-	// name for the error.
-	inv := firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT
-	AddErrorMapping(ca.ErrNotAdvanced, codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_ADVANCED_LEVEL_REQUIRED, "refused", true)
-	AddErrorMapping(ca.ErrInactive, codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_CITIZEN_INACTIVE, "refused", true)
-	AddErrorMapping(ca.ErrUnknownCitizen, codes.NotFound, firmav1.ErrorReason_ERROR_REASON_CITIZEN_NOT_FOUND, "citizen not registered", false)
-	AddErrorMapping(ca.ErrNotFound, codes.NotFound, firmav1.ErrorReason_ERROR_REASON_CERTIFICATE_NOT_FOUND, "certificate not found", false)
-	AddErrorMapping(ca.ErrAlreadyRevoked, codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_CERTIFICATE_REVOKED, "certificate already revoked", false)
-	AddErrorMapping(ca.ErrPending, codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_CERTIFICATE_PENDING, "certificate requested from the external CA and not yet imported", false)
-	AddErrorMapping(ca.ErrExists, codes.AlreadyExists, firmav1.ErrorReason_ERROR_REASON_CERTIFICATE_EXISTS, "citizen already has a valid certificate; renew it instead", false)
-	AddErrorMapping(ca.ErrKeyMismatch, codes.InvalidArgument, inv, "certificate does not match", true)
-	AddErrorMapping(ca.ErrBadCertificate, codes.InvalidArgument, inv, "bad certificate", true)
-	AddErrorMapping(ca.ErrBadReason, codes.InvalidArgument, inv, "bad revocation reason", true)
-	AddErrorMapping(ca.ErrWrongMode, codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_CA_WRONG_MODE, "certificate mode", true)
-	AddErrorMapping(ca.ErrNotInitialised, codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_CA_NOT_INITIALISED, "certificate authority not initialised: run 'firmactl init'", false)
-	AddErrorMapping(ca.ErrAlreadyInitialised, codes.AlreadyExists, firmav1.ErrorReason_ERROR_REASON_CA_ALREADY_INITIALISED, "certificate authority already set up", false)
-	AddErrorMapping(ca.ErrAuditUnavailable, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_AUDIT_UNAVAILABLE, "audit log unavailable, operation refused", false)
-}
 
 // certErrors name, for ErrorInfo metadata, the CA errors a program may act on.
 var certErrors = []struct {

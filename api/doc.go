@@ -4,5 +4,8 @@
 //
 // It holds no policy and no keys: those are the keystore's and, in later
 // issues, package policy's. Every error leaves through toStatus in
-// errors.go, so the mapping from sentinel errors to codes lives in one place.
+// errors.go: its errs.Kind picks the gRPC code from one table (grpcCodes)
+// and its errs code the ErrorInfo reason (reasonOf), so no package
+// registers its sentinels here. The REST face of these services is
+// api/rest/v1http.
 package api

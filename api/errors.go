@@ -4,17 +4,18 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/firma-cloud/firma/api/firmav1"
-	"github.com/firma-cloud/firma/keystore"
-	"github.com/firma-cloud/firma/signer"
-	"github.com/firma-cloud/firma/store"
+	"github.com/firma-cloud/firma/errs"
+	"github.com/firma-cloud/firma/policy"
 )
 
 // retryDelay is what a ResourceExhausted status suggests waiting: about
@@ -24,42 +25,53 @@ const retryDelay = time.Second
 // ErrorDomain is the domain of every google.rpc.ErrorInfo firmad returns.
 const ErrorDomain = "firma.cloud"
 
-// mapping is how one kind of error leaves the service.
-type mapping struct {
-	sentinel error
-	code     codes.Code
-	reason   firmav1.ErrorReason
-	msg      string // constant client-facing message
-	detail   bool   // append the error text: it names the caller's mistake and holds no secret
+// reasons names the ErrorInfo reason of the codes whose reason is not
+// their own name: ERROR_REASON_<CODE> of firmav1.ErrorReason, else
+// REGISTRY_ERROR_REASON_<CODE> of firmav1.RegistryErrorReason, is the rule
+// (see reasonOf). The reasons are API: clients branch on them.
+var reasons = map[string]string{
+	"hsm_login_failed":       firmav1.ErrorReason_ERROR_REASON_HSM_UNAVAILABLE.String(),
+	"keystore_closed":        firmav1.ErrorReason_ERROR_REASON_SHUTTING_DOWN.String(),
+	"audit_log_closed":       firmav1.ErrorReason_ERROR_REASON_SHUTTING_DOWN.String(),
+	"ca_audit_unavailable":   firmav1.ErrorReason_ERROR_REASON_AUDIT_UNAVAILABLE.String(),
+	"timestamp_failed":       firmav1.ErrorReason_ERROR_REASON_TSA_UNAVAILABLE.String(),
+	"citizen_not_registered": firmav1.RegistryErrorReason_REGISTRY_ERROR_REASON_CITIZEN_NOT_FOUND.String(),
+	"staff_unidentified":     firmav1.RegistryErrorReason_REGISTRY_ERROR_REASON_STAFF_REQUIRED.String(),
+	"canceled":               firmav1.ErrorReason_ERROR_REASON_UNSPECIFIED.String(),
+	"deadline_exceeded":      firmav1.ErrorReason_ERROR_REASON_UNSPECIFIED.String(),
+	"not_found":              firmav1.ErrorReason_ERROR_REASON_UNSPECIFIED.String(),
 }
 
-// mappings is checked in order; the first sentinel that matches wins.
-var mappings = []mapping{
-	{keystore.ErrKeyNotFound, codes.NotFound, firmav1.ErrorReason_ERROR_REASON_KEY_NOT_FOUND, "key not found", false},
-	{store.ErrNotFound, codes.NotFound, firmav1.ErrorReason_ERROR_REASON_KEY_NOT_FOUND, "key not found", false},
-	{keystore.ErrKeyDestroyed, codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_KEY_DESTROYED, "key destroyed", false},
-	{keystore.ErrDigestLength, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_DIGEST_LENGTH, "wrong digest length", true},
-	{signer.ErrBatch, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "bad batch", true},
-	{keystore.ErrUnsupported, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_UNSUPPORTED, "unsupported", true},
-	{keystore.ErrBusy, codes.ResourceExhausted, firmav1.ErrorReason_ERROR_REASON_HSM_BUSY, "all HSM sessions busy, retry later", false},
-	{keystore.ErrTokenUnavailable, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_HSM_UNAVAILABLE, "HSM unavailable", false},
-	{keystore.ErrLogin, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_HSM_UNAVAILABLE, "HSM unavailable", false},
-	{keystore.ErrClosed, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_SHUTTING_DOWN, "service shutting down", false},
-	{context.Canceled, codes.Canceled, firmav1.ErrorReason_ERROR_REASON_UNSPECIFIED, "request canceled", false},
-	{context.DeadlineExceeded, codes.DeadlineExceeded, firmav1.ErrorReason_ERROR_REASON_UNSPECIFIED, "deadline exceeded", false},
+// reasonOf is the ErrorInfo reason of an error: by the reasons table, or
+// the enum value named for its code, or for a request the caller got wrong
+// INVALID_ARGUMENT, or UNSPECIFIED.
+func reasonOf(e *errs.Error) string {
+	if r, ok := reasons[e.Code]; ok {
+		return r
+	}
+	name := strings.ToUpper(e.Code)
+	if v, ok := firmav1.ErrorReason_value["ERROR_REASON_"+name]; ok {
+		return firmav1.ErrorReason(v).String()
+	}
+	if v, ok := firmav1.RegistryErrorReason_value["REGISTRY_ERROR_REASON_"+name]; ok {
+		return firmav1.RegistryErrorReason(v).String()
+	}
+	switch e.Kind {
+	case errs.Invalid, errs.TooLarge, errs.OutOfRange:
+		return firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT.String()
+	case errs.Internal:
+		return firmav1.ErrorReason_ERROR_REASON_INTERNAL.String()
+	}
+	return firmav1.ErrorReason_ERROR_REASON_UNSPECIFIED.String()
 }
 
-// extraMappings lets packages built later (signer, policy, ...) add their
-// sentinels without editing this file's table: call AddErrorMapping from an
-// init function in a file of this package.
-var extraMappings []mapping
-
-// AddErrorMapping makes errors matching sentinel leave with the given code,
-// reason and constant message; detail appends the error text, which must
-// then never carry a secret. Call it only from init.
-func AddErrorMapping(sentinel error, code codes.Code, reason firmav1.ErrorReason, msg string, detail bool) {
-	extraMappings = append(extraMappings, mapping{sentinel, code, reason, msg, detail})
-}
+// shownWhole are the kinds whose whole error text is the status message:
+// the caller's request or the subject's state, described by our own
+// wrapping (which names the digest, field or rule at fault and never
+// carries a secret). Other kinds show only the Detail of the *errs.Error
+// found, which was written for people where it was created.
+var shownWhole = map[errs.Kind]bool{errs.Invalid: true, errs.TooLarge: true, errs.OutOfRange: true,
+	errs.FailedPrecondition: true, errs.Unprocessable: true}
 
 // toStatus turns err into a gRPC status error with an ErrorInfo detail.
 // Client errors are logged at Warn, server errors at Error with their cause;
@@ -72,41 +84,90 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error, m
 	if _, ok := status.FromError(err); ok {
 		return err // already mapped, e.g. by invalidArg
 	}
-	m, ok := find(err)
-	if !ok {
+	e := errs.As(err)
+	if e == nil {
+		var pr *policy.Refusal
+		if errors.As(err, &pr) {
+			// policy is pure and knows no kinds: a refusal is Denied, its
+			// rule the code.
+			e = &errs.Error{Kind: errs.Denied, Code: pr.Rule, Detail: pr.Reason, Err: err}
+		}
+	}
+	if e == nil || e.Kind == errs.Internal {
 		log.LogAttrs(ctx, slog.LevelError, "request failed", slog.String("method", method), slog.Any("err", err))
 		return newStatus(codes.Internal, firmav1.ErrorReason_ERROR_REASON_INTERNAL, "internal error", meta)
 	}
-	msg := m.msg
-	if m.detail {
-		msg = msg + ": " + err.Error()
+	msg := e.Detail
+	if shownWhole[e.Kind] {
+		msg = err.Error()
 	}
-	lvl := slog.LevelWarn
-	if m.code == codes.Unavailable || m.code == codes.ResourceExhausted {
-		lvl = slog.LevelError
-	}
-	log.LogAttrs(ctx, lvl, "request failed", slog.String("method", method), slog.String("code", m.code.String()), slog.Any("err", err))
-	st := newStatus(m.code, m.reason, msg, meta)
-	if m.code == codes.ResourceExhausted {
-		// Tell clients how long to back off rather than letting them spin.
-		if s, ok := status.FromError(st); ok {
-			if s2, err := s.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(retryDelay)}); err == nil {
-				return s2.Err()
-			}
-		}
-	}
-	return st
+	return fromErrs(ctx, log, method, e, msg, err, meta)
 }
 
-func find(err error) (mapping, bool) {
-	for _, tbl := range [][]mapping{extraMappings, mappings} {
-		for _, m := range tbl {
-			if errors.Is(err, m.sentinel) {
-				return m, true
-			}
+// grpcCodes is the one table from an error's kind to its gRPC code.
+var grpcCodes = map[errs.Kind]codes.Code{
+	errs.Invalid:            codes.InvalidArgument,
+	errs.TooLarge:           codes.InvalidArgument,
+	errs.NotFound:           codes.NotFound,
+	errs.Conflict:           codes.AlreadyExists,
+	errs.FailedPrecondition: codes.FailedPrecondition,
+	errs.Unprocessable:      codes.FailedPrecondition,
+	errs.Gone:               codes.FailedPrecondition,
+	errs.Denied:             codes.PermissionDenied,
+	errs.Unauthenticated:    codes.Unauthenticated,
+	errs.TooMany:            codes.ResourceExhausted,
+	errs.Unavailable:        codes.Unavailable,
+	errs.Canceled:           codes.Canceled,
+	errs.Timeout:            codes.DeadlineExceeded,
+	errs.OutOfRange:         codes.OutOfRange,
+	errs.Internal:           codes.Internal,
+}
+
+// GRPCCode is the gRPC code of an error of kind k.
+func GRPCCode(k errs.Kind) codes.Code {
+	if c, ok := grpcCodes[k]; ok {
+		return c
+	}
+	return codes.Internal
+}
+
+// fromErrs is the status of an *errs.Error: its kind's code, message msg,
+// the reason of its code (reasonOf), its field as a BadRequest violation
+// and its RetryAfter as RetryInfo.
+func fromErrs(ctx context.Context, log *slog.Logger, method string, e *errs.Error, msg string, err error, meta []string) error {
+	c := GRPCCode(e.Kind)
+	lvl := slog.LevelWarn
+	if c == codes.Unavailable || c == codes.ResourceExhausted {
+		lvl = slog.LevelError
+	}
+	log.LogAttrs(ctx, lvl, "request failed", slog.String("method", method), slog.String("code", c.String()),
+		slog.String("reason", e.Code), slog.Any("err", err))
+	st := status.New(c, msg)
+	info := &errdetails.ErrorInfo{Reason: reasonOf(e), Domain: ErrorDomain}
+	if len(meta) > 1 || e.Field != "" {
+		info.Metadata = map[string]string{}
+		for i := 0; i+1 < len(meta); i += 2 {
+			info.Metadata[meta[i]] = meta[i+1]
+		}
+		if e.Field != "" {
+			info.Metadata["field"] = e.Field
 		}
 	}
-	return mapping{}, false
+	details := []protoadapt.MessageV1{info}
+	if e.Field != "" {
+		details = append(details, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: e.Field, Description: e.Detail}}})
+	}
+	if c == codes.ResourceExhausted {
+		wait := e.RetryAfter
+		if wait <= 0 {
+			wait = retryDelay
+		}
+		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(wait)})
+	}
+	if s, err := st.WithDetails(details...); err == nil {
+		return s.Err()
+	}
+	return st.Err()
 }
 
 func newStatus(code codes.Code, reason firmav1.ErrorReason, msg string, meta []string) error {

@@ -17,8 +17,10 @@ import (
 	"github.com/firma-cloud/firma/api/firmav1"
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/ca"
+	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/store"
 )
 
 func TestToStatus(t *testing.T) {
@@ -55,6 +57,10 @@ func TestToStatus(t *testing.T) {
 		{fmt.Errorf("checkpoint: %w", audit.ErrNoSigner), codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_AUDIT_SIGNER_MISSING},
 		{fmt.Errorf("cades: %w", signer.ErrTimestamp), codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_TSA_UNAVAILABLE},
 		{ErrVerifierUnavailable, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_VERIFIER_UNAVAILABLE},
+		// A store miss is not found of whatever was asked, not a key.
+		{fmt.Errorf("checkpoint 9: %w", store.ErrNotFound), codes.NotFound, firmav1.ErrorReason_ERROR_REASON_UNSPECIFIED},
+		{fmt.Errorf("proof: %w", audit.ErrRange), codes.OutOfRange, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT},
+		{fmt.Errorf("pdf: %w", signer.ErrPDF), codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT},
 	}
 	for _, tt := range tests {
 		t.Run(tt.err.Error(), func(t *testing.T) {
@@ -112,3 +118,13 @@ func TestPanicBecomesInternal(t *testing.T) {
 }
 
 var grpcInfo = grpc.UnaryServerInfo{FullMethod: "/firma.v1.SigningService/SignDigests"}
+
+// TestEveryKindHasACode makes a new errs.Kind fail here until the gRPC
+// table says how it leaves.
+func TestEveryKindHasACode(t *testing.T) {
+	for k := errs.Internal; k <= errs.OutOfRange; k++ {
+		if _, ok := grpcCodes[k]; !ok {
+			t.Errorf("kind %v has no gRPC code", k)
+		}
+	}
+}

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"log/slog"
-	"net/http"
 	"strconv"
 
 	"google.golang.org/grpc"
@@ -24,8 +23,8 @@ func init() {
 	}
 }
 
-// maxOutboxPage bounds one ListEmails answer.
-const maxOutboxPage = 1000
+// MaxOutboxPage bounds one ListEmails answer.
+const MaxOutboxPage = 1000
 
 // MailReader is the part of the outbox mail gateway ListEmails reads;
 // *mail.Outbox is one.
@@ -71,8 +70,8 @@ func (s *MailService) ListEmails(ctx context.Context, req *firmav1.ListEmailsReq
 		return nil, newStatus(codes.FailedPrecondition, firmav1.ErrorReason_ERROR_REASON_UNSUPPORTED,
 			"the mail gateway is not the outbox: messages are really sent", nil)
 	}
-	if req.GetLimit() < 0 || req.GetLimit() > maxOutboxPage {
-		return nil, invalidArg("limit", "must be 0 (the default, 100) to "+strconv.Itoa(maxOutboxPage))
+	if req.GetLimit() < 0 || req.GetLimit() > MaxOutboxPage {
+		return nil, invalidArg("limit", "must be 0 (the default, 100) to "+strconv.Itoa(MaxOutboxPage))
 	}
 	if to := req.GetTo(); to != "" {
 		if err := mail.Check(to, "s", "t"); err != nil {
@@ -90,32 +89,4 @@ func (s *MailService) ListEmails(ctx context.Context, req *firmav1.ListEmailsReq
 			CreatedAt: timestamppb.New(m.CreatedAt)})
 	}
 	return resp, nil
-}
-
-// RegisterHTTP mounts the REST route on mux:
-//
-//	operators (Authorization: Bearer <operator token>, or mTLS)
-//	GET /v1/mail/outbox?to=&limit=     ListEmails
-//
-// Responses are the proto JSON of ListEmailsResponse; errors are
-// application/problem+json.
-func (s *MailService) RegisterHTTP(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/mail/outbox", func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		req := &firmav1.ListEmailsRequest{To: q.Get("to")}
-		if v := q.Get("limit"); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 || n > maxOutboxPage {
-				writeProblem(w, invalidArg("limit", "must be a number from 0 to "+strconv.Itoa(maxOutboxPage)))
-				return
-			}
-			req.Limit = int32(n)
-		}
-		resp, err := s.ListEmails(callContext(r), req)
-		if err != nil {
-			writeProblem(w, err)
-			return
-		}
-		writeResult(w, r, resp, nil)
-	})
 }

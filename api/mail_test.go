@@ -19,6 +19,7 @@ import (
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/api/rest/v1http"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/mail"
 	"github.com/firma-cloud/firma/store/sqlite"
@@ -45,7 +46,7 @@ func mailServer(t *testing.T, outbox api.MailReader) (firmav1.MailServiceClient,
 	}
 	t.Cleanup(func() { conn.Close() })
 	mux := http.NewServeMux()
-	svc.RegisterHTTP(mux)
+	v1http.RegisterMail(mux, svc)
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)
 	return firmav1.NewMailServiceClient(conn), hs

@@ -40,8 +40,8 @@ func init() {
 	}
 }
 
-// maxImportBytes bounds one bulk import (about a million rows).
-const maxImportBytes = 256 << 20
+// MaxImportBytes bounds one bulk import (about a million rows).
+const MaxImportBytes = 256 << 20
 
 // RegistryService implements firmav1.RegistryServiceServer on a registry.
 type RegistryService struct {
@@ -313,8 +313,8 @@ func (s *RegistryService) ImportCitizens(stream grpc.ClientStreamingServer[firma
 				return
 			}
 			total += len(msg.GetCsvChunk())
-			if total > maxImportBytes {
-				pw.CloseWithError(fmt.Errorf("import larger than %d bytes", maxImportBytes))
+			if total > MaxImportBytes {
+				pw.CloseWithError(fmt.Errorf("import larger than %d bytes", MaxImportBytes))
 				return
 			}
 			if _, err := pw.Write(msg.GetCsvChunk()); err != nil {
@@ -544,27 +544,6 @@ func citizenStatusName(s firmav1.CitizenStatus) string {
 	return ""
 }
 
-// registryMapping is how one registry sentinel leaves the service. Their
-// messages name the caller's mistake and carry no secret (codes are never
-// echoed), so the error text is the client message.
-var registryMappings = []struct {
-	sentinel error
-	code     codes.Code
-	reason   firmav1.RegistryErrorReason
-}{
-	{registry.ErrNotFound, codes.NotFound, firmav1.RegistryErrorReason_REGISTRY_ERROR_REASON_CITIZEN_NOT_FOUND},
-	{registry.ErrStaffUnidentified, codes.Unauthenticated, firmav1.RegistryErrorReason_REGISTRY_ERROR_REASON_STAFF_REQUIRED},
-	{registry.ErrCodeInvalid, codes.InvalidArgument, firmav1.RegistryErrorReason_REGISTRY_ERROR_REASON_CODE_INVALID},
-	{registry.ErrCodeUsed, codes.FailedPrecondition, firmav1.RegistryErrorReason_REGISTRY_ERROR_REASON_CODE_USED},
-	{registry.ErrCodeExpired, codes.FailedPrecondition, firmav1.RegistryErrorReason_REGISTRY_ERROR_REASON_CODE_EXPIRED},
-	{registry.ErrTooManyAttempts, codes.FailedPrecondition, firmav1.RegistryErrorReason_REGISTRY_ERROR_REASON_TOO_MANY_ATTEMPTS},
-	{registry.ErrConditions, codes.FailedPrecondition, firmav1.RegistryErrorReason_REGISTRY_ERROR_REASON_CONDITIONS_NOT_ACCEPTED},
-	{registry.ErrUntrusted, codes.PermissionDenied, firmav1.RegistryErrorReason_REGISTRY_ERROR_REASON_CERTIFICATE_UNTRUSTED},
-	{registry.ErrNoFiscalAddress, codes.FailedPrecondition, firmav1.RegistryErrorReason_REGISTRY_ERROR_REASON_NO_FISCAL_ADDRESS},
-	{registry.ErrLettersPending, codes.ResourceExhausted, firmav1.RegistryErrorReason_REGISTRY_ERROR_REASON_LETTERS_PENDING},
-	{registry.ErrRemoved, codes.FailedPrecondition, firmav1.RegistryErrorReason_REGISTRY_ERROR_REASON_CITIZEN_REMOVED},
-}
-
 // status maps a registry error to a gRPC status with ErrorInfo and, for
 // bad fields, a BadRequest violation. 4xx-like errors log at Warn, the
 // rest at Error with the cause hidden from the client.
@@ -592,14 +571,7 @@ func (s *RegistryService) status(ctx context.Context, method string, err error) 
 		return registryStatusf(codes.FailedPrecondition, firmav1.RegistryErrorReason_REGISTRY_ERROR_REASON_OUTSIDE_SERVICE_HOURS, ce.Error(),
 			map[string]string{"next_opening": ce.Next.Format(time.RFC3339)})
 	}
-	for _, m := range registryMappings {
-		if errors.Is(err, m.sentinel) {
-			s.log.WarnContext(ctx, "registry request refused", "method", method, "err", err)
-			return registryStatusf(m.code, m.reason, err.Error(), nil)
-		}
-	}
-	s.log.ErrorContext(ctx, "registry request failed", "method", method, "err", err)
-	return newStatus(codes.Internal, firmav1.ErrorReason_ERROR_REASON_INTERNAL, "internal error", nil)
+	return toStatus(ctx, s.log, method, err)
 }
 
 func registryStatusf(code codes.Code, reason firmav1.RegistryErrorReason, msg string, meta map[string]string) error {

@@ -31,6 +31,7 @@ import (
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/api/rest/v1http"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/sms"
@@ -119,7 +120,7 @@ func newRegistryServer(t *testing.T, now time.Time) *registryServer {
 	rs.client = firmav1.NewRegistryServiceClient(conn)
 
 	mux := http.NewServeMux()
-	rs.svc.RegisterRegistryHTTP(mux)
+	v1http.RegisterRegistry(mux, rs.svc)
 	rs.http = httptest.NewUnstartedServer(mux)
 	rs.http.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
 	rs.http.StartTLS()
@@ -312,7 +313,7 @@ func TestRegistryREST(t *testing.T) {
 	client := rs.http.Client()
 
 	// Bad input is problem+json naming the field.
-	var prob api.Problem
+	var prob v1http.Problem
 	code, h := rs.rest(t, client, "POST", "/v1/registry/registrations/in-person", registrarToken, "",
 		map[string]string{"id": "12345678A", "given_name": "A", "surnames": "B", "mobile": "612345678", "email": "a@example.es"}, &prob)
 	if code != 400 || h.Get("Content-Type") != "application/problem+json" || prob.Field != "id" || !strings.Contains(prob.Detail, "check letter") {
@@ -445,7 +446,7 @@ func TestRegistryRESTUntrustedCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	client := rs.clientWith(cert)
-	var prob api.Problem
+	var prob v1http.Problem
 	code, _ := rs.rest(t, client, "POST", "/v1/registry/certificate/registrations", "", "", map[string]string{"mobile": "612345678"}, &prob)
 	if code != 403 || prob.Reason != "REGISTRY_ERROR_REASON_CERTIFICATE_UNTRUSTED" {
 		t.Fatalf("untrusted certificate: %d %+v", code, prob)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"google.golang.org/grpc/codes"
 
 	"github.com/firma-cloud/firma/api/firmav1"
 	"github.com/firma-cloud/firma/audit"
@@ -21,12 +20,6 @@ import (
 // one call cannot hold every HSM session for long.
 const MaxDigests = signer.DefaultMaxBatch
 
-func init() {
-	// The caller hears that the audit log, not the key, is the problem; the
-	// cause (a database error) stays in the server's log.
-	AddErrorMapping(signing.ErrAuditUnavailable, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_AUDIT_UNAVAILABLE,
-		"audit log unavailable, operation refused", false)
-}
 
 // SigningService implements firmav1.SigningServiceServer on the signing
 // service: every call is one key.activated and one key.used record.

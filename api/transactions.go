@@ -42,14 +42,14 @@ const PortalAPIKeyMetadata = "x-api-key"
 type TransactionService struct {
 	firmav1.UnimplementedTransactionServiceServer
 	svc  *transaction.Service
-	auth transaction.PortalAuth
+	auth portal.Authenticator
 	log  *slog.Logger
 }
 
 var _ firmav1.TransactionServiceServer = (*TransactionService)(nil)
 
 // NewTransactionService returns the portal gRPC API.
-func NewTransactionService(svc *transaction.Service, auth transaction.PortalAuth, log *slog.Logger) *TransactionService {
+func NewTransactionService(svc *transaction.Service, auth portal.Authenticator, log *slog.Logger) *TransactionService {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -105,28 +105,6 @@ func portalKey(ctx context.Context) (string, bool) {
 	return "", false
 }
 
-// txCodes maps transaction codes to gRPC codes; unlisted ones are
-// FailedPrecondition, the state of the world refusing the request.
-var txCodes = map[transaction.Code]codes.Code{
-	transaction.CodeInvalidRequest:    codes.InvalidArgument,
-	transaction.CodeBadDigest:         codes.InvalidArgument,
-	transaction.CodeDuplicateDocument: codes.InvalidArgument,
-	transaction.CodeTooManyDocuments:  codes.InvalidArgument,
-	transaction.CodeDocumentTooLarge:  codes.InvalidArgument,
-	transaction.CodeBadRedirect:       codes.InvalidArgument,
-	transaction.CodeUnsupportedFormat: codes.InvalidArgument,
-	transaction.CodeInvalidDocument:   codes.InvalidArgument,
-	transaction.CodeForbidden:         codes.PermissionDenied,
-	transaction.CodeCitizenMismatch:   codes.PermissionDenied,
-	transaction.CodeNotFound:          codes.NotFound,
-	transaction.CodeIdempotencyReused: codes.AlreadyExists,
-	transaction.CodeRateLimited:       codes.ResourceExhausted,
-	transaction.CodeUnavailable:       codes.Unavailable,
-	transaction.CodeSMSFailed:         codes.Unavailable,
-	transaction.CodeSigningFailed:     codes.Unavailable,
-	transaction.CodeTimestampFailed:   codes.Unavailable,
-}
-
 // txStatus turns a transaction error into a status whose ErrorInfo reason
 // is the stable code; other errors are Internal, their text logged only.
 func (s *TransactionService) txStatus(ctx context.Context, method string, err error) error {
@@ -135,10 +113,7 @@ func (s *TransactionService) txStatus(ctx context.Context, method string, err er
 		s.log.LogAttrs(ctx, slog.LevelError, "request failed", slog.String("method", method), slog.Any("err", err))
 		return newStatus(codes.Internal, firmav1.ErrorReason_ERROR_REASON_INTERNAL, "internal error", nil)
 	}
-	c, ok := txCodes[e.Code]
-	if !ok {
-		c = codes.FailedPrecondition
-	}
+	c := GRPCCode(e.Code.Kind())
 	lvl := slog.LevelWarn
 	if c == codes.Unavailable {
 		lvl = slog.LevelError

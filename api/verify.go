@@ -4,20 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/pem"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"mime"
-	"net/http"
-	"strings"
 	"time"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/firma-cloud/firma/api/firmav1"
-	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/verify"
 )
 
@@ -34,18 +28,6 @@ func init() {
 	for _, m := range firmav1.VerifyService_ServiceDesc.Methods {
 		publicMethods["/"+firmav1.VerifyService_ServiceDesc.ServiceName+"/"+m.MethodName] = true
 	}
-	for _, e := range []error{verify.ErrMalformed, verify.ErrNoSignature, verify.ErrDigest, verify.ErrNoContent} {
-		AddErrorMapping(e, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "cannot verify", true)
-	}
-	// The document formats' errors, for the services that sign documents:
-	// the caller's document or choices are wrong, or the TSA is down. A
-	// certificate that does not match its key (signer.ErrCertificate) is
-	// ours, so it stays an internal error.
-	for _, e := range []error{signer.ErrPDF, signer.ErrFormat, signer.ErrFormatDigest, signer.ErrNeedsDocument, signer.ErrHash} {
-		AddErrorMapping(e, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "cannot sign the document", true)
-	}
-	AddErrorMapping(ErrVerifierUnavailable, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_VERIFIER_UNAVAILABLE, "verification is not available yet", true)
-	AddErrorMapping(signer.ErrTimestamp, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_TSA_UNAVAILABLE, "time-stamping authority unavailable", false)
 }
 
 // VerifyService implements firmav1.VerifyServiceServer on a verifier.
@@ -74,7 +56,7 @@ func NewLazyVerifyService(get func(context.Context) (*verify.Verifier, error), l
 }
 
 // ErrVerifierUnavailable means no trust anchors are configured yet.
-var ErrVerifierUnavailable = errors.New("no trust anchors configured yet")
+var ErrVerifierUnavailable = errs.Sentinel(errs.Unavailable, "verifier_unavailable", "no trust anchors configured yet")
 
 // Verify checks the signatures of one document.
 func (s *VerifyService) Verify(ctx context.Context, req *firmav1.VerifyRequest) (*firmav1.VerifyResponse, error) {
@@ -150,47 +132,4 @@ func reportProto(r *verify.Report) *firmav1.VerifyResponse {
 		out.Signatures = append(out.Signatures, sr)
 	}
 	return out
-}
-
-// RegisterVerifyHTTP mounts POST /v1/verify on mux. The body is either a
-// VerifyRequest in proto JSON (Content-Type application/json; bytes are
-// base64) or the signed PDF itself (application/pdf). The answer is the
-// VerifyResponse in JSON with snake_case names, 200 whatever the verdict;
-// input that is not a signature is a 400 application/problem+json.
-func (s *VerifyService) RegisterVerifyHTTP(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1/verify", s.serveVerify)
-}
-
-func (s *VerifyService) serveVerify(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxVerifyBytes))
-	if err != nil {
-		writeProblem(w, invalidArg("body", fmt.Sprintf("cannot be read or is larger than %d MiB", MaxVerifyBytes>>20)))
-		return
-	}
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	req := &firmav1.VerifyRequest{}
-	switch strings.ToLower(mt) {
-	case "application/pdf":
-		req.Signature = body
-	case "application/json", "":
-		if err := restIn.Unmarshal(body, req); err != nil {
-			writeProblem(w, invalidArg("body", "is not a valid JSON VerifyRequest: "+err.Error()))
-			return
-		}
-	default:
-		writeProblem(w, invalidArg("Content-Type", "want application/json or application/pdf, got "+mt))
-		return
-	}
-	resp, err := s.Verify(callContext(r), req)
-	if err != nil {
-		writeProblem(w, err)
-		return
-	}
-	b, err := restOut.Marshal(resp)
-	if err != nil {
-		writeProblem(w, toStatus(r.Context(), s.log, "Verify", err))
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(b)
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/api/rest/v1http"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
@@ -61,7 +62,7 @@ func newVerifyFixture(t *testing.T) *verifyFixture {
 	}
 	t.Cleanup(func() { conn.Close() })
 	mux := http.NewServeMux()
-	svc.RegisterVerifyHTTP(mux)
+	v1http.RegisterVerify(mux, svc)
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)
 

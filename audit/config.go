@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/firma-cloud/firma/config"
+	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/mail"
 )
 
@@ -106,17 +107,17 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	switch {
 	case !validName(c.Origin):
-		return fmt.Errorf("audit.origin %q: %w: want a name without spaces or '+'", c.Origin, ErrInvalid)
+		return &config.FieldError{Field: "audit.origin", Msg: fmt.Sprintf("%q: want a name without spaces or '+'", c.Origin)}
 	case c.CheckpointInterval < time.Second:
-		return fmt.Errorf("audit.checkpoint_interval %v: %w: want at least 1s", c.CheckpointInterval, ErrInvalid)
+		return &config.FieldError{Field: "audit.checkpoint_interval", Msg: fmt.Sprintf("%v: want at least 1s", c.CheckpointInterval)}
 	case c.Notify != "sms" && c.Notify != "email" && c.Notify != "both" && c.Notify != "none":
-		return fmt.Errorf("audit.notify %q: %w: want none, sms, email or both", c.Notify, ErrInvalid)
+		return &config.FieldError{Field: "audit.notify", Msg: fmt.Sprintf("%q: want none, sms, email or both", c.Notify)}
 	case c.MaxBatch < 0 || c.Linger < 0:
-		return fmt.Errorf("audit.max_batch, audit.linger: %w: negative", ErrInvalid)
+		return &config.FieldError{Field: "audit.max_batch", Msg: "max_batch and linger must not be negative"}
 	}
 	for i, a := range c.Auditors {
 		if a.Name == "" || (a.TokenSHA256 == "" && a.CertSHA256 == "") {
-			return fmt.Errorf("audit.auditors[%d]: %w: want a name and a token_sha256 or cert_sha256", i, ErrInvalid)
+			return &config.FieldError{Field: fmt.Sprintf("audit.auditors[%d]", i), Msg: "want a name and a token_sha256 or cert_sha256"}
 		}
 	}
 	if c.Emails() {
@@ -164,13 +165,10 @@ func (m MailConfig) validate() error {
 		return err
 	}
 	if _, err := mail.NewSMTP(opt); err != nil {
-		// NewSMTP names the option; map it to its field.
+		// NewSMTP names the option at fault.
 		field := "smtp_addr"
-		switch {
-		case strings.Contains(err.Error(), "from"):
-			field = "from"
-		case strings.Contains(err.Error(), "tls"):
-			field = "tls"
+		if e := errs.As(err); e != nil && e.Field != "" {
+			field = e.Field
 		}
 		return bad(field, "%s", strings.TrimPrefix(err.Error(), "mail smtp: "))
 	}

@@ -5,29 +5,30 @@ import (
 	"crypto"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/firma-cloud/firma/errs"
 )
 
 // Sentinel errors callers tell apart with errors.Is.
 var (
 	// ErrInvalid means a record is malformed; nothing was appended.
-	ErrInvalid = errors.New("invalid audit record")
+	ErrInvalid = errs.Sentinel(errs.Invalid, "invalid_audit_record", "invalid audit record")
 	// ErrSecret means a record looked as if it carried a secret.
-	ErrSecret = errors.New("secret in audit record")
+	ErrSecret = errs.Sentinel(errs.Invalid, "secret_in_audit_record", "secret in audit record")
 	// ErrPersonalData means a record carried a phone number or email in
 	// clear instead of its Pseudonym.
-	ErrPersonalData = errors.New("personal data in audit record")
+	ErrPersonalData = errs.Sentinel(errs.Invalid, "personal_data_in_audit_record", "personal data in audit record")
 	// ErrClosed means the log was closed.
-	ErrClosed = errors.New("audit log closed")
+	ErrClosed = errs.Sentinel(errs.Unavailable, "audit_log_closed", "audit log closed")
 	// ErrUnavailable means the record could not be committed: the audited
 	// operation must be refused.
-	ErrUnavailable = errors.New("audit log unavailable")
+	ErrUnavailable = errs.Sentinel(errs.Unavailable, "audit_unavailable", "audit log unavailable")
 )
 
 // Event is what a record is about.

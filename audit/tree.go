@@ -10,14 +10,15 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/store"
 )
 
 // ErrNoSigner means this log was opened without a checkpoint signer.
-var ErrNoSigner = errors.New("audit log has no checkpoint signer")
+var ErrNoSigner = errs.Sentinel(errs.FailedPrecondition, "audit_signer_missing", "audit log has no checkpoint signer")
 
 // ErrRange means a proof was asked for sizes or indexes outside the log.
-var ErrRange = errors.New("out of range")
+var ErrRange = errs.Sentinel(errs.OutOfRange, "out_of_range", "out of range")
 
 // Checkpoint signs a checkpoint of the log as it is now, timestamps it and
 // stores it. If the latest stored checkpoint already covers the current

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/firma-cloud/firma/api/rest/tsahttp"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/tsa"
@@ -70,7 +71,7 @@ func BenchmarkFormats(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	hs := httptest.NewServer(srv)
+	hs := httptest.NewServer(tsahttp.Handler(srv, nil))
 	defer hs.Close()
 	roots := x509.NewCertPool()
 	roots.AddCert(caCert)

@@ -26,6 +26,7 @@ import (
 	"github.com/digitorus/timestamp"
 
 	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/api/rest/tsahttp"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/signing"
@@ -89,7 +90,7 @@ func BenchmarkTSA(b *testing.B) {
 		report(b)
 	})
 	b.Run("builtin-http", func(b *testing.B) {
-		hs := httptest.NewServer(srv)
+		hs := httptest.NewServer(tsahttp.Handler(srv, nil))
 		defer hs.Close()
 		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/api/rest/v1http"
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/policy"
@@ -186,7 +187,7 @@ func TestCertificateServiceREST(t *testing.T) {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	api.NewCertificateService(e.ca, nil).RegisterCertificatesHTTP(mux, auth)
+	v1http.RegisterCertificates(mux, api.NewCertificateService(e.ca, nil), auth)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 

@@ -4,17 +4,17 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/keystore"
 )
 
 // ErrAuditUnavailable means an event could not be recorded in the audit
 // log, so the operation was refused: nothing unaudited leaves the CA.
-var ErrAuditUnavailable = errors.New("audit log unavailable, operation refused")
+var ErrAuditUnavailable = errs.Sentinel(errs.Unavailable, "ca_audit_unavailable", "audit log unavailable, operation refused")
 
 // Auditor records the CA's events; *audit.Log is one. Append returns only
 // once the record is durable; an error makes the CA refuse the operation.

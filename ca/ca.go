@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,23 +24,23 @@ import (
 
 // Sentinel errors callers tell apart with errors.Is.
 var (
-	ErrNotInitialised = errors.New("certificate authority not initialised: run 'firmactl init'")
+	ErrNotInitialised = errs.Sentinel(errs.FailedPrecondition, "ca_not_initialised", "certificate authority not initialised: run 'firmactl init'")
 	// ErrNotAdvanced is wrapped together with the *policy.Refusal that says
 	// how to reach the advanced level.
-	ErrNotAdvanced = errors.New("advanced registration level required")
+	ErrNotAdvanced = errs.Sentinel(errs.FailedPrecondition, "advanced_level_required", "advanced registration level required")
 	// ErrInactive is wrapped with the *policy.Refusal for a locked or
 	// removed citizen.
-	ErrInactive           = errors.New("citizen registration not active")
-	ErrUnknownCitizen     = errors.New("unknown citizen")
-	ErrNotFound           = errors.New("certificate not found")
-	ErrAlreadyRevoked     = errors.New("certificate already revoked")
-	ErrPending            = errors.New("certificate requested from the external CA and not yet imported")
-	ErrKeyMismatch        = errors.New("certificate does not certify the HSM key")
-	ErrBadCertificate     = errors.New("bad certificate")
-	ErrBadReason          = errors.New("bad revocation reason")
-	ErrWrongMode          = errors.New("not available in this certificate mode")
-	ErrAlreadyInitialised = errors.New("certificate authority already set up")
-	ErrExists             = errors.New("citizen already has a valid certificate")
+	ErrInactive           = errs.Sentinel(errs.FailedPrecondition, "citizen_inactive", "citizen registration not active")
+	ErrUnknownCitizen     = errs.Sentinel(errs.NotFound, "citizen_not_found", "citizen not registered")
+	ErrNotFound           = errs.Sentinel(errs.NotFound, "certificate_not_found", "certificate not found")
+	ErrAlreadyRevoked     = errs.Sentinel(errs.FailedPrecondition, "certificate_revoked", "certificate already revoked")
+	ErrPending            = errs.Sentinel(errs.FailedPrecondition, "certificate_pending", "certificate requested from the external CA and not yet imported")
+	ErrKeyMismatch        = errs.Sentinel(errs.Invalid, "certificate_key_mismatch", "certificate does not certify the HSM key")
+	ErrBadCertificate     = errs.Sentinel(errs.Invalid, "bad_certificate", "bad certificate")
+	ErrBadReason          = errs.Sentinel(errs.Invalid, "bad_revocation_reason", "bad revocation reason")
+	ErrWrongMode          = errs.Sentinel(errs.FailedPrecondition, "ca_wrong_mode", "not available in this certificate mode")
+	ErrAlreadyInitialised = errs.Sentinel(errs.Conflict, "ca_already_initialised", "certificate authority already set up")
+	ErrExists             = errs.Sentinel(errs.Conflict, "certificate_exists", "citizen already has a valid certificate; renew it instead")
 )
 
 // Authority names in the store.
@@ -146,7 +146,7 @@ func (c *Config) LoadExternalIssuers() error {
 	}
 	b, err := os.ReadFile(c.ExternalIssuersFile)
 	if err != nil {
-		return fmt.Errorf("ca config: external issuers: %w", err)
+		return cfgErr("external_issuers_file", "", err, "external issuers: %v", err)
 	}
 	for len(b) > 0 {
 		var blk *pem.Block
@@ -159,14 +159,29 @@ func (c *Config) LoadExternalIssuers() error {
 		}
 		cert, err := x509.ParseCertificate(blk.Bytes)
 		if err != nil {
-			return fmt.Errorf("ca config: external issuers %s: %w", c.ExternalIssuersFile, err)
+			return cfgErr("external_issuers_file", "", err, "external issuers %s: %v", c.ExternalIssuersFile, err)
 		}
 		c.ExternalIssuers = append(c.ExternalIssuers, cert)
 	}
 	if len(c.ExternalIssuers) == 0 {
-		return fmt.Errorf("ca config: external issuers %s: no PEM certificate", c.ExternalIssuersFile)
+		return cfgErr("external_issuers_file", "", nil, "external issuers %s: no PEM certificate", c.ExternalIssuersFile)
 	}
 	return nil
+}
+
+// configError is a settings error of defaults or LoadExternalIssuers. It
+// names its YAML key, so Validate needs not read the message; its text is
+// "ca config: " + prefix + msg, as the errors always read.
+type configError struct {
+	field, prefix, msg string
+	err                error
+}
+
+func (e *configError) Error() string { return "ca config: " + e.prefix + e.msg }
+func (e *configError) Unwrap() error { return e.err }
+
+func cfgErr(field, prefix string, cause error, format string, args ...any) error {
+	return &configError{field: field, prefix: prefix, msg: fmt.Sprintf(format, args...), err: cause}
 }
 
 func (c *Config) defaults() error {
@@ -174,12 +189,12 @@ func (c *Config) defaults() error {
 		c.Mode = ModeInternal
 	}
 	if c.Mode != ModeInternal && c.Mode != ModeExternal {
-		return fmt.Errorf("ca config: mode %q: want internal or external", c.Mode)
+		return cfgErr("mode", "mode ", nil, "%q: want internal or external", c.Mode)
 	}
 	if c.BaseURL != "" {
 		u, err := url.Parse(c.BaseURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("ca config: base URL %q: want an absolute http(s) URL", c.BaseURL)
+			return cfgErr("base_url", "base URL ", nil, "%q: want an absolute http(s) URL", c.BaseURL)
 		}
 		c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	}
@@ -193,7 +208,7 @@ func (c *Config) defaults() error {
 	def(&c.RootName, c.Organization+" Root CA")
 	def(&c.IssuingName, c.Organization+" Issuing CA 1")
 	if len(c.Country) != 2 {
-		return fmt.Errorf("ca config: country %q: want a two-letter ISO 3166 code", c.Country)
+		return cfgErr("country", "country ", nil, "%q: want a two-letter ISO 3166 code", c.Country)
 	}
 	for _, t := range []*keystore.Type{&c.RootKeyType, &c.IssuingKeyType, &c.CitizenKeyType} {
 		def := keystore.ECP384
@@ -204,7 +219,7 @@ func (c *Config) defaults() error {
 			*t = def
 		}
 		if _, err := keystore.ParseType(string(*t)); err != nil {
-			return fmt.Errorf("ca config: %w", err)
+			return cfgErr("ca", "", err, "%v", err)
 		}
 	}
 	dur := func(d *time.Duration, v time.Duration) {
@@ -229,11 +244,11 @@ func (c *Config) defaults() error {
 	}
 	for _, p := range c.Policies {
 		if _, err := x509.ParseOID(p); err != nil {
-			return fmt.Errorf("ca config: policy %q: %w", p, err)
+			return cfgErr("policies", "policy ", err, "%q: %v", p, err)
 		}
 	}
 	if c.CRLInterval >= c.CRLValidity {
-		return fmt.Errorf("ca config: crl interval %s must be shorter than crl validity %s", c.CRLInterval, c.CRLValidity)
+		return cfgErr("crl_interval", "crl interval ", nil, "%s must be shorter than crl validity %s", c.CRLInterval, c.CRLValidity)
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/firma-cloud/firma/api/rest/pkihttp"
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/policy"
@@ -55,7 +56,7 @@ type env struct {
 // use makes a the CA the test server publishes.
 func (e *env) use(a *ca.Authority) {
 	e.ca = a
-	h := a.Handler()
+	h := pkihttp.Handler(a, nil)
 	e.h.Store(&h)
 }
 

@@ -35,7 +35,7 @@
 //
 // # Publication
 //
-// Handler serves, without authentication as relying parties need:
+// api/rest/pkihttp serves, without authentication as relying parties need:
 //
 //	GET  /crl/issuing.crl, /crl/root.crl   DER CRLs, re-signed every CRLInterval
 //	POST /ocsp, GET /ocsp/{base64}         RFC 6960 responder

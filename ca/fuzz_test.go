@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/ocsp"
+
+	"github.com/firma-cloud/firma/api/rest/pkihttp"
 )
 
 // FuzzRespondOCSP feeds arbitrary bytes to the responder, as anyone on the
@@ -52,7 +54,7 @@ func FuzzRespondOCSP(f *testing.F) {
 func FuzzOCSPGet(f *testing.F) {
 	e := newEnv(f, nil)
 	e.init()
-	h := e.ca.Handler()
+	h := pkihttp.Handler(e.ca, nil)
 	f.Add("MEMwQTA/MD0wOzAJBgUrDgMCGgUABBQ=")
 	f.Add("%2F%2B%3D")
 	f.Add("")

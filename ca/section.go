@@ -1,7 +1,7 @@
 package ca
 
 import (
-	"strings"
+	"errors"
 
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/keystore"
@@ -16,15 +16,6 @@ func init() {
 	config.RegisterSection(SectionName, func() any { return &Config{} })
 }
 
-// sectionFields maps the start of a defaults() message to its YAML key.
-var sectionFields = []struct{ prefix, field string }{
-	{"mode ", "mode"},
-	{"base URL ", "base_url"},
-	{"country ", "country"},
-	{"policy ", "policies"},
-	{"crl interval ", "crl_interval"},
-}
-
 // Validate checks the settings as New will, naming the field at fault.
 func (c *Config) Validate() error {
 	for _, t := range []struct {
@@ -37,20 +28,11 @@ func (c *Config) Validate() error {
 	}
 	check := *c
 	if err := check.defaults(); err != nil {
-		msg := strings.TrimPrefix(err.Error(), "ca config: ")
-		field := "ca"
-		for _, f := range sectionFields {
-			if strings.HasPrefix(msg, f.prefix) {
-				field = f.field
-				msg = strings.TrimPrefix(msg, f.prefix)
-				break
-			}
-		}
-		return &config.FieldError{Field: field, Msg: msg}
+		return fieldOf(err)
 	}
 	if c.ExternalIssuersFile != "" {
 		if err := check.LoadExternalIssuers(); err != nil {
-			return &config.FieldError{Field: "external_issuers_file", Msg: strings.TrimPrefix(err.Error(), "ca config: ")}
+			return fieldOf(err)
 		}
 	}
 	return nil
@@ -71,4 +53,13 @@ func FromConfig(c *config.Config) (Config, error) {
 		return s, err
 	}
 	return s, nil
+}
+
+// fieldOf names the field a settings error is about.
+func fieldOf(err error) error {
+	var ce *configError
+	if !errors.As(err, &ce) {
+		return &config.FieldError{Field: "ca", Msg: err.Error()}
+	}
+	return &config.FieldError{Field: ce.field, Msg: ce.msg}
 }

@@ -112,10 +112,13 @@ func (c *Config) validateSections() []error {
 		for _, err := range flatten(v.Validate()) {
 			var fe *FieldError
 			if errors.As(err, &fe) {
-				errs = append(errs, &FieldError{Field: s.name + "." + fe.Field, Msg: fe.Msg})
-			} else if field, msg, ok := strings.Cut(err.Error(), " "); ok && strings.HasPrefix(field, s.name+".") {
-				// The section named the field itself ("audit.origin ...").
-				errs = append(errs, &FieldError{Field: strings.TrimSuffix(field, ","), Msg: msg})
+				field := fe.Field
+				if !strings.HasPrefix(field, s.name+".") {
+					// Named within the section ("origin"), not already
+					// with it ("audit.origin").
+					field = s.name + "." + field
+				}
+				errs = append(errs, &FieldError{Field: field, Msg: fe.Msg})
 			} else {
 				errs = append(errs, &FieldError{Field: s.name, Msg: err.Error()})
 			}

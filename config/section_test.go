@@ -99,15 +99,16 @@ func TestSectionMarshalRoundTrip(t *testing.T) {
 	}
 }
 
-// fullNameSection validates with plain errors that already name the
-// field in full ("full.level ..."), as audit.Config does.
+// fullNameSection validates with a FieldError that already names the
+// field in full ("full.level"), as audit.Config does, and with a plain
+// error, which is about the whole section.
 type fullNameSection struct {
 	Level int `yaml:"level"`
 }
 
 func (f *fullNameSection) Validate() error {
 	if f.Level < 0 {
-		return errors.New("full.level -1: negative")
+		return &FieldError{Field: "full.level", Msg: "-1: negative"}
 	}
 	if f.Level > 9 {
 		return errors.New("too high")

@@ -30,6 +30,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/firma-cloud/firma/api/rest/cschttp"
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/csc"
@@ -652,7 +653,7 @@ func mustHasher(t *testing.T, key []byte) *policy.OTPHasher {
 func httptestServer(t *testing.T, svc *csc.Service, f *fixture) string {
 	t.Helper()
 	mux := http.NewServeMux()
-	svc.Register(mux, f.Portals)
+	cschttp.Register(mux, svc, f.Portals, nil)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv.URL
@@ -781,7 +782,7 @@ func TestMutualTLSPortal(t *testing.T) {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	f.CSC.Register(mux, f.Portals)
+	cschttp.Register(mux, f.CSC, f.Portals, nil)
 	srv := httptest.NewUnstartedServer(mux)
 	pool := x509.NewCertPool()
 	pool.AddCert(caCert)

@@ -1,5 +1,6 @@
-// Package csc is the core of the Cloud Signature Consortium API v2 over
-// REST (/csc/v2/...), so that existing CSC clients can sign with the
+// Package csc is the core of the Cloud Signature Consortium API v2 (served
+// over REST at /csc/v2/... by api/rest/cschttp), so that existing CSC
+// clients can sign with the
 // citizens' cloud keys: info, credentials/list, credentials/info,
 // credentials/sendOTP, credentials/authorize and signatures/signHash.
 //

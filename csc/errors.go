@@ -1,10 +1,10 @@
 package csc
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/firma-cloud/firma/errs"
 )
 
 // Error codes of the CSC error body.
@@ -31,6 +31,28 @@ func (e *Error) Error() string { return e.Code + ": " + e.Description }
 
 // Unwrap returns the internal cause.
 func (e *Error) Unwrap() error { return e.Err }
+
+// As gives the *errs.Error edges other than the CSC API read (logs,
+// metrics, a future gRPC face): its kind follows the CSC status.
+func (e *Error) As(target any) bool {
+	p, ok := target.(**errs.Error)
+	if !ok {
+		return false
+	}
+	k, ok := statusKinds[e.Status]
+	if !ok {
+		k = errs.Internal
+	}
+	*p = &errs.Error{Kind: k, Code: e.Code, Detail: e.Description, Err: e.Err}
+	return true
+}
+
+var statusKinds = map[int]errs.Kind{
+	http.StatusBadRequest: errs.Invalid, http.StatusUnauthorized: errs.Unauthenticated, http.StatusForbidden: errs.Denied,
+	http.StatusNotFound: errs.NotFound, http.StatusMethodNotAllowed: errs.Invalid, http.StatusRequestEntityTooLarge: errs.TooLarge,
+	http.StatusUnsupportedMediaType: errs.Invalid, http.StatusTooManyRequests: errs.TooMany,
+	http.StatusServiceUnavailable: errs.Unavailable,
+}
 
 // Is matches a sentinel with the same code.
 func (e *Error) Is(target error) bool {
@@ -60,23 +82,4 @@ func internal(err error) *Error {
 
 func unavailable(desc string, err error) *Error {
 	return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Description: desc, Err: err}
-}
-
-// asError turns any error into the *Error to send.
-func asError(err error) *Error {
-	var e *Error
-	if errors.As(err, &e) {
-		return e
-	}
-	return internal(err)
-}
-
-func writeError(w http.ResponseWriter, e *Error) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	if e.Status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="csc"`)
-	}
-	w.WriteHeader(e.Status)
-	json.NewEncoder(w).Encode(map[string]string{"error": e.Code, "error_description": e.Description})
 }

@@ -22,7 +22,7 @@ func FuzzResolveSignAlgo(f *testing.F) {
 				t.Fatalf("%s %s: no scheme and no error", kt, oid)
 			}
 			if err != nil {
-				if e := asError(err); e.Code != CodeInvalidRequest {
+				if e, ok := err.(*Error); !ok || e.Code != CodeInvalidRequest {
 					t.Fatalf("%s %s: %v", kt, oid, err)
 				}
 			}

@@ -34,3 +34,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	return m, nil
 }
+
+// CountRequest counts one API request by method and CSC error code ("ok"
+// when none); the HTTP binding (api/rest/cschttp) calls it, as only it
+// sees every request, refused ones included.
+func (s *Service) CountRequest(method, code string) {
+	s.m.requests.WithLabelValues(method, code).Inc()
+}

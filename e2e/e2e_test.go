@@ -22,6 +22,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/firma-cloud/firma/api/rest/portalhttp"
 	"github.com/firma-cloud/firma/e2e/stack"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
 	"github.com/firma-cloud/firma/transaction"
@@ -61,14 +62,14 @@ type portalApp struct {
 	client  *http.Client // to firmad
 
 	mu      sync.Mutex
-	results map[string]*transaction.ResultJSON // by transaction id, from the OK URL
-	errors  map[string]*transaction.StateJSON  // by transaction id, from the error URL
+	results map[string]*portalhttp.ResultJSON // by transaction id, from the OK URL
+	errors  map[string]*portalhttp.StateJSON  // by transaction id, from the error URL
 	created []string
 }
 
 func newPortal(t *testing.T, s *stack.Stack, citizen string) *portalApp {
-	p := &portalApp{t: t, firmad: s.Server.URL, client: s.Server.Client(), citizen: citizen, results: map[string]*transaction.ResultJSON{},
-		errors: map[string]*transaction.StateJSON{}}
+	p := &portalApp{t: t, firmad: s.Server.URL, client: s.Server.Client(), citizen: citizen, results: map[string]*portalhttp.ResultJSON{},
+		errors: map[string]*portalhttp.StateJSON{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /start", p.start)
 	mux.HandleFunc("GET /ok", p.ok)
@@ -108,9 +109,9 @@ func (p *portalApp) api(method, path string, body, out any) error {
 }
 
 func (p *portalApp) start(w http.ResponseWriter, r *http.Request) {
-	req := transaction.CreateJSON{SubjectID: p.citizen, OKURL: p.url + "/ok", ErrorURL: p.url + "/error"}
+	req := portalhttp.CreateJSON{SubjectID: p.citizen, OKURL: p.url + "/ok", ErrorURL: p.url + "/error"}
 	for _, d := range documents {
-		dj := transaction.DocumentJSON{Name: d.name, Format: d.format, MediaType: "text/plain"}
+		dj := portalhttp.DocumentJSON{Name: d.name, Format: d.format, MediaType: "text/plain"}
 		if d.digest {
 			sum := sha256.Sum256(d.content)
 			dj.Digest, dj.Hash = sum[:], "sha256"
@@ -119,7 +120,7 @@ func (p *portalApp) start(w http.ResponseWriter, r *http.Request) {
 		}
 		req.Documents = append(req.Documents, dj)
 	}
-	var c transaction.CreatedJSON
+	var c portalhttp.CreatedJSON
 	if err := p.api(http.MethodPost, "/api/v1/transactions", req, &c); err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
@@ -132,7 +133,7 @@ func (p *portalApp) start(w http.ResponseWriter, r *http.Request) {
 
 func (p *portalApp) ok(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("transaction_id")
-	var res transaction.ResultJSON
+	var res portalhttp.ResultJSON
 	if err := p.api(http.MethodGet, "/api/v1/transactions/"+id+"/result", nil, &res); err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
@@ -145,7 +146,7 @@ func (p *portalApp) ok(w http.ResponseWriter, r *http.Request) {
 
 func (p *portalApp) fail(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("transaction_id")
-	var st transaction.StateJSON
+	var st portalhttp.StateJSON
 	if err := p.api(http.MethodGet, "/api/v1/transactions/"+id, nil, &st); err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
@@ -262,7 +263,7 @@ func TestBrowserRejects(t *testing.T) {
 // verifyWithOpenSSL checks the signer chain and every signature with
 // openssl: pkeyutl for raw signatures over the SHA-256, cms -verify for
 // CAdES against the document.
-func verifyWithOpenSSL(t *testing.T, s *stack.Stack, res *transaction.ResultJSON) {
+func verifyWithOpenSSL(t *testing.T, s *stack.Stack, res *portalhttp.ResultJSON) {
 	t.Helper()
 	dir := t.TempDir()
 	if len(res.CertificateChain) < 2 {

@@ -12,11 +12,13 @@ import (
 	"sync/atomic"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/firma-cloud/firma/errs"
 )
 
 // ErrDigestLength is returned for a digest whose length does not match its
 // hash function.
-var ErrDigestLength = errors.New("digest length does not match the hash")
+var ErrDigestLength = errs.Sentinel(errs.Invalid, "digest_length", "digest length does not match the hash")
 
 // digestInfoPrefix holds the DER DigestInfo prefixes of RFC 8017 section
 // 9.2, built once: CKM_RSA_PKCS signs DigestInfo || digest.

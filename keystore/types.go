@@ -8,18 +8,20 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/firma-cloud/firma/errs"
 )
 
 // Sentinel errors callers tell apart with errors.Is.
 var (
-	ErrKeyNotFound      = errors.New("key not found")
-	ErrKeyDestroyed     = errors.New("key destroyed")
-	ErrBusy             = errors.New("all HSM sessions busy")
-	ErrTokenUnavailable = errors.New("token unavailable")
-	ErrLogin            = errors.New("token login failed")
+	ErrKeyNotFound      = errs.Sentinel(errs.NotFound, "key_not_found", "key not found")
+	ErrKeyDestroyed     = errs.Sentinel(errs.FailedPrecondition, "key_destroyed", "key destroyed")
+	ErrBusy             = errs.Sentinel(errs.TooMany, "hsm_busy", "all HSM sessions busy, retry later")
+	ErrTokenUnavailable = errs.Sentinel(errs.Unavailable, "hsm_unavailable", "token unavailable")
+	ErrLogin            = errs.Sentinel(errs.Unavailable, "hsm_login_failed", "token login failed")
 	ErrModule           = errors.New("cannot load PKCS#11 module")
-	ErrUnsupported      = errors.New("unsupported")
-	ErrClosed           = errors.New("keystore closed")
+	ErrUnsupported      = errs.Sentinel(errs.Invalid, "unsupported", "unsupported")
+	ErrClosed           = errs.Sentinel(errs.Unavailable, "keystore_closed", "keystore closed")
 	ErrOwner            = errors.New("key owner is empty")
 )
 

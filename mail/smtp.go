@@ -19,6 +19,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	gomail "github.com/wneessen/go-mail"
+
+	"github.com/firma-cloud/firma/errs"
 )
 
 // TLSMode is how the SMTP gateway protects its connection to the relay.
@@ -101,11 +103,11 @@ func NewSMTP(opt SMTPOptions) (*SMTP, error) {
 	host, portText, err := net.SplitHostPort(opt.Addr)
 	port, perr := strconv.Atoi(portText)
 	if err != nil || host == "" || perr != nil || port < 1 || port > 65535 {
-		return nil, fmt.Errorf("mail smtp: address %q: want host:port", opt.Addr)
+		return nil, optionError("smtp_addr", "mail smtp: address %q: want host:port", opt.Addr)
 	}
 	from, err := netmail.ParseAddress(opt.From)
 	if err != nil {
-		return nil, fmt.Errorf("mail smtp: from %q: want an address such as \"Firma\" <no-reply@example.es> (quote a name holding @)", opt.From)
+		return nil, optionError("from", "mail smtp: from %q: want an address such as \"Firma\" <no-reply@example.es> (quote a name holding @)", opt.From)
 	}
 	at := strings.LastIndexByte(from.Address, '@')
 	domain := from.Address[at+1:]
@@ -134,11 +136,11 @@ func NewSMTP(opt SMTPOptions) (*SMTP, error) {
 		opts = append(opts, gomail.WithSSL(), gomail.WithTLSPolicy(gomail.NoTLS))
 	case NoTLS:
 		if !loopback(host) {
-			return nil, fmt.Errorf("mail smtp: tls none is allowed only to a relay on the loopback interface, not %q", host)
+			return nil, optionError("tls", "mail smtp: tls none is allowed only to a relay on the loopback interface, not %q", host)
 		}
 		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
 	default:
-		return nil, fmt.Errorf("mail smtp: tls %q: want starttls, implicit or none", opt.TLS)
+		return nil, optionError("tls", "mail smtp: tls %q: want starttls, implicit or none", opt.TLS)
 	}
 	if opt.Username != "" {
 		if opt.Password == "" {
@@ -397,4 +399,10 @@ func IsTemporary(err error) bool {
 		return re.temporary
 	}
 	return errors.Is(err, ErrUnreachable)
+}
+
+// optionError is NewSMTP's refusal of an option; Field is the audit
+// section's key for it (smtp_addr, from, tls).
+func optionError(field, format string, args ...any) error {
+	return &errs.Error{Kind: errs.Invalid, Code: "invalid_smtp_option", Field: field, Detail: fmt.Sprintf(format, args...)}
 }

@@ -8,13 +8,28 @@ import (
 // ContentType is the media type of a problem document.
 const ContentType = "application/problem+json"
 
-// Details is the problem document with RFC 9457's members only; callers
-// with extension members embed it or use a struct of their own.
+// TypeBase prefixes the type URI of every problem document; the code
+// follows it.
+const TypeBase = "https://firma.cloud/problems/"
+
+// Details is the one problem document every firmad REST surface answers
+// errors with: RFC 9457's members and the stable code (as clients branch
+// on it) and, when one request field is at fault, its name. A surface that
+// adds an extension member (the portal API's transaction_id) embeds it or
+// keeps these members in this order in a struct of its own.
 type Details struct {
 	Type   string `json:"type"`
 	Title  string `json:"title"`
 	Status int    `json:"status"`
 	Detail string `json:"detail"`
+	Code   string `json:"code"`
+	Field  string `json:"field,omitempty"`
+}
+
+// New is the problem document for status and code: its type is TypeBase
+// and the code, its title the status text.
+func New(status int, code, detail string) Details {
+	return Details{Type: TypeBase + code, Title: http.StatusText(status), Status: status, Detail: detail, Code: code}
 }
 
 // Write sends doc, a problem document, with the given HTTP status. An
@@ -29,8 +44,7 @@ func Write(w http.ResponseWriter, status int, doc any) {
 	_ = json.NewEncoder(w).Encode(doc)
 }
 
-// Basic sends an "about:blank" problem: title and detail for people, the
-// status for programs.
-func Basic(w http.ResponseWriter, status int, title, detail string) {
-	Write(w, status, Details{Type: "about:blank", Title: title, Status: status, Detail: detail})
+// Send writes New(status, code, detail).
+func Send(w http.ResponseWriter, status int, code, detail string) {
+	Write(w, status, New(status, code, detail))
 }

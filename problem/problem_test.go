@@ -10,9 +10,9 @@ import (
 )
 
 func TestWrite(t *testing.T) {
-	type withCode struct {
+	type withTx struct {
 		problem.Details
-		Code string `json:"code"`
+		TransactionID string `json:"transaction_id,omitempty"`
 	}
 	tests := []struct {
 		name   string
@@ -20,15 +20,21 @@ func TestWrite(t *testing.T) {
 		status int
 		want   map[string]any
 	}{
-		{"basic", func(w http.ResponseWriter) {
-			problem.Basic(w, http.StatusServiceUnavailable, "Service Unavailable", "not set up")
+		{"send", func(w http.ResponseWriter) {
+			problem.Send(w, http.StatusServiceUnavailable, "tsa_not_set_up", "not set up")
 		},
-			http.StatusServiceUnavailable, map[string]any{"type": "about:blank", "title": "Service Unavailable", "status": 503.0, "detail": "not set up"}},
+			http.StatusServiceUnavailable, map[string]any{"type": "https://firma.cloud/problems/tsa_not_set_up", "title": "Service Unavailable",
+				"status": 503.0, "detail": "not set up", "code": "tsa_not_set_up"}},
+		{"field", func(w http.ResponseWriter) {
+			d := problem.New(http.StatusBadRequest, "invalid_request", "ok_url: not allowed")
+			d.Field = "ok_url"
+			problem.Write(w, http.StatusBadRequest, d)
+		}, http.StatusBadRequest, map[string]any{"type": "https://firma.cloud/problems/invalid_request", "title": "Bad Request", "status": 400.0,
+			"detail": "ok_url: not allowed", "code": "invalid_request", "field": "ok_url"}},
 		{"extension members", func(w http.ResponseWriter) {
-			problem.Write(w, http.StatusUnprocessableEntity, withCode{problem.Details{Type: "https://firma.cloud/problems/weak", Title: "Unprocessable Entity",
-				Status: 422, Detail: "basic level"}, "weak_registration"})
-		}, http.StatusUnprocessableEntity, map[string]any{"type": "https://firma.cloud/problems/weak", "title": "Unprocessable Entity", "status": 422.0,
-			"detail": "basic level", "code": "weak_registration"}},
+			problem.Write(w, http.StatusUnprocessableEntity, withTx{problem.New(422, "weak_registration", "basic level"), "tx1"})
+		}, http.StatusUnprocessableEntity, map[string]any{"type": "https://firma.cloud/problems/weak_registration", "title": "Unprocessable Entity",
+			"status": 422.0, "detail": "basic level", "code": "weak_registration", "transaction_id": "tx1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/policy"
 )
 
@@ -73,15 +74,15 @@ func (c Config) Options() (Options, error) {
 	}
 	h, err := ParseHours(spec, c.Zone)
 	if err != nil {
-		return opt, fmt.Errorf("registry.video_hours: %w", err)
+		return opt, optErr("video_hours", "%v", err)
 	}
 	opt.Hours = h
 	for i, s := range c.Staff {
 		if s.Name == "" {
-			return opt, fmt.Errorf("registry.staff[%d].name: is required", i)
+			return opt, optErr(fmt.Sprintf("staff[%d].name", i), "is required")
 		}
 		if r, err := policy.ParseRole(s.Role); err != nil || r == policy.Administrator {
-			return opt, fmt.Errorf("registry.staff[%d].role: %q is not registrar or video_agent", i, s.Role)
+			return opt, optErr(fmt.Sprintf("staff[%d].role", i), "%q is not registrar or video_agent", s.Role)
 		}
 	}
 	if len(c.TrustedCAs) > 0 {
@@ -89,10 +90,10 @@ func (c Config) Options() (Options, error) {
 		for i, f := range c.TrustedCAs {
 			b, err := os.ReadFile(f)
 			if err != nil {
-				return opt, fmt.Errorf("registry.trusted_cas[%d]: %w", i, err)
+				return opt, optErr(fmt.Sprintf("trusted_cas[%d]", i), "%v", err)
 			}
 			if !pool.AppendCertsFromPEM(b) {
-				return opt, fmt.Errorf("registry.trusted_cas[%d]: %s holds no PEM certificate", i, f)
+				return opt, optErr(fmt.Sprintf("trusted_cas[%d]", i), "%s holds no PEM certificate", f)
 			}
 		}
 		opt.TrustedCAs = pool
@@ -102,7 +103,14 @@ func (c Config) Options() (Options, error) {
 	opt.ServiceURL = c.PasswordURL
 	opt.Argon2 = Argon2{Time: c.Argon2Time, Memory: c.Argon2Memory, Threads: c.Argon2Threads}
 	if opt.Argon2 != (Argon2{}) && (opt.Argon2.Time == 0 || opt.Argon2.Memory < 8*1024 || opt.Argon2.Threads == 0) {
-		return opt, fmt.Errorf("registry.argon2_*: time and threads must be at least 1 and memory at least 8192 KiB")
+		return opt, optErr("argon2_*", "time and threads must be at least 1 and memory at least 8192 KiB")
 	}
 	return opt, nil
+}
+
+// optErr is an Options error naming its field within the section, so
+// that Validate can say which one without reading the message; its text is
+// "registry.<field>: <problem>".
+func optErr(field, format string, args ...any) error {
+	return &config.FieldError{Field: SectionName + "." + field, Msg: fmt.Sprintf(format, args...)}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/sms"
 	"github.com/firma-cloud/firma/store"
@@ -27,19 +28,19 @@ const (
 // *policy.Refusal (errors.Is policy.ErrRefused); bad input is *FieldError
 // (ErrInvalid); outside service hours is *ClosedError (ErrClosed).
 var (
-	ErrNotFound          = errors.New("citizen not registered")
-	ErrCodeInvalid       = errors.New("code is not valid")
-	ErrCodeUsed          = errors.New("code has already been used")
-	ErrCodeExpired       = errors.New("code has expired")
-	ErrTooManyAttempts   = errors.New("too many wrong attempts")
-	ErrConditions        = errors.New("the conditions of use must be accepted")
-	ErrUntrusted         = errors.New("certificate not issued by a trusted authority")
-	ErrNoFiscalAddress   = errors.New("no fiscal address on record")
+	ErrNotFound          = errs.Sentinel(errs.NotFound, "citizen_not_registered", "citizen not registered")
+	ErrCodeInvalid       = errs.Sentinel(errs.Invalid, "code_invalid", "code is not valid")
+	ErrCodeUsed          = errs.Sentinel(errs.FailedPrecondition, "code_used", "code has already been used")
+	ErrCodeExpired       = errs.Sentinel(errs.FailedPrecondition, "code_expired", "code has expired")
+	ErrTooManyAttempts   = errs.Sentinel(errs.FailedPrecondition, "too_many_attempts", "too many wrong attempts")
+	ErrConditions        = errs.Sentinel(errs.FailedPrecondition, "conditions_not_accepted", "the conditions of use must be accepted")
+	ErrUntrusted         = errs.Sentinel(errs.Denied, "certificate_untrusted", "certificate not issued by a trusted authority")
+	ErrNoFiscalAddress   = errs.Sentinel(errs.FailedPrecondition, "no_fiscal_address", "no fiscal address on record")
 	ErrBadCredentials    = errors.New("wrong DNI/NIE or password")
 	ErrLocked            = errors.New("permanent password locked after repeated failures")
-	ErrRemoved           = errors.New("citizen registration removed")
-	ErrLettersPending    = errors.New("invitation letters already on their way")
-	ErrStaffUnidentified = errors.New("staff member not identified")
+	ErrRemoved           = errs.Sentinel(errs.FailedPrecondition, "citizen_removed", "citizen registration removed")
+	ErrLettersPending    = errs.Sentinel(errs.TooMany, "letters_pending", "invitation letters already on their way")
+	ErrStaffUnidentified = errs.Sentinel(errs.Unauthenticated, "staff_unidentified", "staff member not identified")
 )
 
 // Revoker is told when a citizen may no longer hold a signing certificate:

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/firma-cloud/firma/config"
@@ -16,12 +17,12 @@ func init() {
 // Validate checks the settings as Options will, naming the field at fault.
 func (c *Config) Validate() error {
 	if _, err := c.Options(); err != nil {
-		// Options' errors start with "registry.<field>: ".
-		field, msg, ok := strings.Cut(strings.TrimPrefix(err.Error(), SectionName+"."), ": ")
-		if !ok {
+		// Options names its fields within the section ("registry.<field>").
+		var fe *config.FieldError
+		if !errors.As(err, &fe) {
 			return err
 		}
-		return &config.FieldError{Field: field, Msg: msg}
+		return &config.FieldError{Field: strings.TrimPrefix(fe.Field, SectionName+"."), Msg: fe.Msg}
 	}
 	return nil
 }

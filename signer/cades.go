@@ -17,16 +17,18 @@ import (
 	"math/big"
 	"sort"
 	"time"
+
+	"github.com/firma-cloud/firma/errs"
 )
 
 // Sentinel errors of the document formats, told apart with errors.Is.
 var (
-	ErrFormat        = errors.New("unknown signature format")
+	ErrFormat        = errs.Sentinel(errs.Invalid, "unknown_format", "unknown signature format")
 	ErrCertificate   = errors.New("signer certificate does not match")
-	ErrTimestamp     = errors.New("timestamp failed")
-	ErrHash          = errors.New("unsupported hash")
-	ErrFormatDigest  = errors.New("digest length does not match the hash")
-	ErrNeedsDocument = errors.New("format needs the whole document")
+	ErrTimestamp     = errs.Sentinel(errs.Unavailable, "timestamp_failed", "timestamp failed")
+	ErrHash          = errs.Sentinel(errs.Invalid, "unsupported_hash", "unsupported hash")
+	ErrFormatDigest  = errs.Sentinel(errs.Invalid, "format_digest_length", "digest length does not match the hash")
+	ErrNeedsDocument = errs.Sentinel(errs.Invalid, "needs_document", "format needs the whole document")
 )
 
 // Format is the signature format of one document.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
@@ -21,7 +22,7 @@ var (
 	// does not match its hash.
 	ErrDigestLength = keystore.ErrDigestLength
 	// ErrBatch is a batch that is empty or larger than the core accepts.
-	ErrBatch = errors.New("bad batch size")
+	ErrBatch = errs.Sentinel(errs.Invalid, "bad_batch", "bad batch size")
 	// ErrFault is a signature the token made that does not verify: it is
 	// never returned, since a faulty RSA-CRT signature leaks the key.
 	ErrFault = errors.New("signature failed its check against the public key")

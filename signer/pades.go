@@ -15,13 +15,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/internal/pdfobj"
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/model"
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
 )
 
 // ErrPDF reports a PDF that cannot be read or updated.
-var ErrPDF = errors.New("bad pdf")
+var ErrPDF = errs.Sentinel(errs.Invalid, "bad_pdf", "bad pdf")
 
 // PDFOptions tune a PAdES signature.
 type PDFOptions struct {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/ca"
+	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/registry"
@@ -29,25 +30,25 @@ var (
 	// ErrAuditUnavailable means a record the signing depends on could not
 	// be written: from Authorise, nothing was signed and the evidence was
 	// given back; from Release, the signatures must be withheld.
-	ErrAuditUnavailable = errors.New("audit log unavailable; no signature was released")
+	ErrAuditUnavailable = errs.Sentinel(errs.Unavailable, "audit_unavailable", "audit log unavailable, operation refused")
 	// ErrRefused means policy refused the signature: the citizen may not
 	// sign, or is unknown.
-	ErrRefused = errors.New("signature refused")
+	ErrRefused = errs.Sentinel(errs.Unprocessable, "signing_refused", "signature refused")
 	// ErrCertificateRevoked, ErrCertificateExpired and
 	// ErrCertificatePending mean the certificate named cannot sign now.
-	ErrCertificateRevoked = errors.New("the certificate is revoked")
-	ErrCertificateExpired = errors.New("the certificate has expired")
-	ErrCertificatePending = errors.New("the certificate is not issued yet")
+	ErrCertificateRevoked = errs.Sentinel(errs.Unprocessable, "certificate_revoked", "the certificate is revoked")
+	ErrCertificateExpired = errs.Sentinel(errs.Unprocessable, "certificate_expired", "the certificate has expired")
+	ErrCertificatePending = errs.Sentinel(errs.Unprocessable, "certificate_pending", "the certificate is not issued yet")
 	// ErrEvidence means the request's evidence does not fit its purpose: a
 	// citizen's key without consent, or a service key with a citizen's.
-	ErrEvidence = errors.New("evidence does not fit the purpose")
+	ErrEvidence = errs.Sentinel(errs.Internal, "evidence_mismatch", "evidence does not fit the purpose")
 	// ErrEvidenceUsed is what an Evidence's Consume wraps when the
 	// evidence was used already or taken by a concurrent request, as
 	// opposed to a failure to look.
-	ErrEvidenceUsed = errors.New("the evidence was already used")
+	ErrEvidenceUsed = errs.Sentinel(errs.FailedPrecondition, "evidence_used", "the evidence was already used")
 	// ErrRequest is a request this package cannot act on (no purpose, no
 	// key, ...): a wiring mistake of the way in, not the client's.
-	ErrRequest = errors.New("malformed signing request")
+	ErrRequest = errs.Sentinel(errs.Internal, "signing_request_malformed", "malformed signing request")
 )
 
 // Purpose is why a key is used. It decides whose key it is (a citizen's

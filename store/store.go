@@ -2,15 +2,16 @@ package store
 
 import (
 	"context"
-	"errors"
 	"time"
+
+	"github.com/firma-cloud/firma/errs"
 )
 
 // Sentinel errors every backend returns, wrapped, so callers can tell them
 // apart with errors.Is.
 var (
-	ErrNotFound = errors.New("not found")
-	ErrConflict = errors.New("already exists")
+	ErrNotFound = errs.Sentinel(errs.NotFound, "not_found", "not found")
+	ErrConflict = errs.Sentinel(errs.Conflict, "conflict", "already exists")
 )
 
 // Key is the persisted record of one key pair held for an owner.

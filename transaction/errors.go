@@ -3,6 +3,9 @@ package transaction
 import (
 	"errors"
 	"fmt"
+	"time"
+
+	"github.com/firma-cloud/firma/errs"
 )
 
 // Code is a stable machine-readable reason a portal or page can branch on.
@@ -24,7 +27,7 @@ const (
 	CodeForbidden          Code = "forbidden"              // the caller may not do this
 	CodeRateLimited        Code = "rate_limited"           // the portal's transactions-per-minute limit
 	CodeIdempotencyReused  Code = "idempotency_key_reused" // the key came before with a different request
-	CodeNotFound           Code = "invalid_transaction"    // no such transaction (for this caller)
+	CodeUnknownTransaction Code = "invalid_transaction"    // no such transaction (for this caller)
 	CodeExpired            Code = "transaction_expired"    // not approved in time
 	CodeWrongState         Code = "invalid_state"          // the step does not apply in the current state
 	CodeAlreadyUsed        Code = "already_used"           // approved (or ended) before: a replay
@@ -49,6 +52,36 @@ const (
 	CodeUnavailable        Code = "unavailable"            // a dependency is down; retry
 )
 
+// CodeNotFound is CodeUnknownTransaction's former name: the value
+// ("invalid_transaction") is FIRe's, the Go name now says what it is.
+//
+// Deprecated: use CodeUnknownTransaction.
+const CodeNotFound = CodeUnknownTransaction
+
+// kinds classes every code for the edges (errs.Kind); a code not listed
+// is errs.Internal.
+var kinds = map[Code]errs.Kind{
+	CodeInvalidRequest: errs.Invalid, CodeBadDigest: errs.Invalid, CodeDuplicateDocument: errs.Invalid,
+	CodeTooManyDocuments: errs.Invalid, CodeBadRedirect: errs.Invalid, CodeUnsupportedFormat: errs.Invalid,
+	CodeOTPInvalid: errs.Invalid, CodeInvalidDocument: errs.Invalid,
+	CodeDocumentTooLarge: errs.TooLarge,
+	CodeBadCredentials:   errs.Unauthenticated, CodeSessionInvalid: errs.Unauthenticated,
+	CodeForbidden: errs.Denied, CodeCitizenMismatch: errs.Denied,
+	CodeUnknownTransaction: errs.NotFound,
+	CodeUnknownCitizen:     errs.Unprocessable, CodeWeakRegistration: errs.Unprocessable, CodeCertificateBlocked: errs.Unprocessable,
+	CodeNoCertificate: errs.Unprocessable, CodeCredentialLocked: errs.Unprocessable,
+	CodeExpired: errs.FailedPrecondition, CodeWrongState: errs.FailedPrecondition, CodeAlreadyUsed: errs.FailedPrecondition,
+	CodeCancelledByCitizen: errs.FailedPrecondition, CodeCancelled: errs.FailedPrecondition, CodeOTPLocked: errs.FailedPrecondition,
+	CodeOTPExpired: errs.FailedPrecondition, CodeOTPNotSent: errs.FailedPrecondition,
+	CodeIdempotencyReused: errs.Conflict,
+	CodeRateLimited:       errs.TooMany, CodeResendLimit: errs.TooMany, CodeResendTooSoon: errs.TooMany,
+	CodeResultsPurged: errs.Gone,
+	CodeUnavailable:   errs.Unavailable, CodeSMSFailed: errs.Unavailable, CodeSigningFailed: errs.Unavailable, CodeTimestampFailed: errs.Unavailable,
+}
+
+// Kind is the errs.Kind of a code.
+func (c Code) Kind() errs.Kind { return kinds[c] }
+
 // Error is a refusal or failure with a stable code and a message written
 // for people. Err, when set, is the internal cause; it is never shown.
 type Error struct {
@@ -68,6 +101,20 @@ func (e *Error) Error() string {
 
 // Unwrap returns the internal cause.
 func (e *Error) Unwrap() error { return e.Err }
+
+// As gives the *errs.Error the edges read: the code's kind, the code, the
+// message as detail and the field. The rate limit asks for a minute.
+func (e *Error) As(target any) bool {
+	p, ok := target.(**errs.Error)
+	if !ok {
+		return false
+	}
+	*p = &errs.Error{Kind: e.Code.Kind(), Code: string(e.Code), Detail: e.Message, Field: e.Field, Err: e.Err}
+	if e.Code == CodeRateLimited {
+		(*p).RetryAfter = time.Minute
+	}
+	return true
+}
 
 // Is matches another *Error with the same code, so the sentinels below
 // work with errors.Is.
@@ -90,7 +137,7 @@ var (
 	ErrBadRedirect        = &Error{Code: CodeBadRedirect}
 	ErrForbidden          = &Error{Code: CodeForbidden}
 	ErrRateLimited        = &Error{Code: CodeRateLimited}
-	ErrNotFound           = &Error{Code: CodeNotFound}
+	ErrNotFound           = &Error{Code: CodeUnknownTransaction}
 	ErrExpired            = &Error{Code: CodeExpired}
 	ErrWrongState         = &Error{Code: CodeWrongState}
 	ErrAlreadyUsed        = &Error{Code: CodeAlreadyUsed}

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/firma-cloud/firma/api/rest/portalhttp"
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/transaction"
 )
@@ -25,7 +26,7 @@ func FuzzCreateREST(f *testing.F) {
 		f.Fatal(err)
 	}
 	key, pid := c.APIKey, c.Portal.ID
-	h := transaction.NewHandler(e.svc, e.portals, nil, 1<<20)
+	h := portalhttp.NewHandler(e.svc, e.portals, nil, 1<<20)
 	valid, _ := json.Marshal(map[string]any{"subject_id": dni(12345678), "ok_url": okURL, "error_url": errURL,
 		"documents": []map[string]any{{"name": "a.txt", "content": []byte("a")}}})
 	for _, seed := range [][]byte{valid, []byte(`{}`), []byte(`{"subject_id":"12345678Z","documents":[{"name":"x","digest":"AAAA"}]}`),
@@ -51,7 +52,7 @@ func FuzzCreateREST(f *testing.F) {
 			path = "/api/v1/batches"
 		}
 		req := httptest.NewRequest("POST", path, bytes.NewReader(body))
-		req.Header.Set(transaction.APIKeyHeader, key)
+		req.Header.Set(portalhttp.APIKeyHeader, key)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		after, err := e.svc.List(e.ctx, pid, "", "", 1000)
@@ -65,7 +66,7 @@ func FuzzCreateREST(f *testing.F) {
 			}
 		case http.StatusOK: // an idempotent replay
 		default:
-			var p transaction.Problem
+			var p portalhttp.Problem
 			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || rec.Header().Get("Content-Type") != "application/problem+json" {
 				t.Fatalf("status %d, body %q", rec.Code, rec.Body.Bytes())
 			}

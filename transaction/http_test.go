@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/firma-cloud/firma/api/rest/portalhttp"
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/transaction"
@@ -38,7 +39,7 @@ func (c *restClient) do(method, path string, body any, hdr map[string]string) (*
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.key != "" {
-		req.Header.Set(transaction.APIKeyHeader, c.key)
+		req.Header.Set(portalhttp.APIKeyHeader, c.key)
 	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
@@ -52,16 +53,16 @@ func (c *restClient) do(method, path string, body any, hdr map[string]string) (*
 	return resp, out
 }
 
-func problem(t *testing.T, resp *http.Response, body []byte, status int, code transaction.Code) transaction.Problem {
+func problem(t *testing.T, resp *http.Response, body []byte, status int, code transaction.Code) portalhttp.Problem {
 	t.Helper()
 	if resp.StatusCode != status || resp.Header.Get("Content-Type") != "application/problem+json" {
 		t.Fatalf("status %d %s, want %d problem+json: %s", resp.StatusCode, resp.Header.Get("Content-Type"), status, body)
 	}
-	var p transaction.Problem
+	var p portalhttp.Problem
 	if err := json.Unmarshal(body, &p); err != nil {
 		t.Fatal(err)
 	}
-	if p.Code != code || p.Status != status || p.Type != transaction.ProblemTypeBase+string(code) || p.Detail == "" {
+	if p.Code != code || p.Status != status || p.Type != portalhttp.ProblemTypeBase+string(code) || p.Detail == "" {
 		t.Fatalf("problem %+v, want code %s", p, code)
 	}
 	return p
@@ -77,17 +78,17 @@ func TestRESTPortalAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(transaction.NewHandler(e.svc, e.portals, nil, 0))
+	srv := httptest.NewServer(portalhttp.NewHandler(e.svc, e.portals, nil, 0))
 	defer srv.Close()
 	a := &restClient{t: t, url: srv.URL, key: ca.APIKey}
 	b := &restClient{t: t, url: srv.URL, key: cb.APIKey}
 	anon := &restClient{t: t, url: srv.URL}
 	citizen := e.advanced(12345678)
 	docs, contents := threeDocs(t)
-	var in transaction.CreateJSON
+	var in portalhttp.CreateJSON
 	in.SubjectID, in.OKURL, in.ErrorURL = citizen, okURL, errURL
 	for _, d := range docs {
-		in.Documents = append(in.Documents, transaction.DocumentJSON{Name: d.Name, MediaType: d.MediaType, Content: d.Content,
+		in.Documents = append(in.Documents, portalhttp.DocumentJSON{Name: d.Name, MediaType: d.MediaType, Content: d.Content,
 			Digest: d.Digest, Hash: d.Hash, Format: string(d.Format)})
 	}
 
@@ -115,13 +116,13 @@ func TestRESTPortalAPI(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("create: %d %s", resp.StatusCode, body)
 	}
-	var created transaction.CreatedJSON
+	var created portalhttp.CreatedJSON
 	json.Unmarshal(body, &created)
 	if created.RedirectURL != "https://firma.example.es/sign/"+created.TransactionID || created.State != transaction.StateCreated {
 		t.Fatalf("created %+v", created)
 	}
 	resp, body = a.do("POST", "/api/v1/transactions", in, map[string]string{"Idempotency-Key": "exp-1"})
-	var again transaction.CreatedJSON
+	var again portalhttp.CreatedJSON
 	json.Unmarshal(body, &again)
 	if resp.StatusCode != http.StatusOK || again.TransactionID != created.TransactionID {
 		t.Fatalf("retried create: %d %s", resp.StatusCode, body)
@@ -137,7 +138,7 @@ func TestRESTPortalAPI(t *testing.T) {
 	problem(t, resp, body, http.StatusNotFound, transaction.CodeNotFound)
 
 	resp, body = a.do("GET", "/api/v1/transactions/"+id+"?subject_id="+citizen, nil, nil)
-	var st transaction.StateJSON
+	var st portalhttp.StateJSON
 	json.Unmarshal(body, &st)
 	if resp.StatusCode != 200 || st.State != transaction.StateCreated || len(st.Documents) != 3 {
 		t.Fatalf("recoverBatchState: %d %s", resp.StatusCode, body)
@@ -148,7 +149,7 @@ func TestRESTPortalAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp, body = a.do("GET", "/api/v1/transactions/"+id+"/result", nil, nil)
-	var res transaction.ResultJSON
+	var res portalhttp.ResultJSON
 	if err := json.Unmarshal(body, &res); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("recoverBatchResult: %d %s", resp.StatusCode, body)
 	}
@@ -173,39 +174,39 @@ func TestRESTPortalAPI(t *testing.T) {
 	problem(t, resp, body, http.StatusConflict, transaction.CodeAlreadyUsed)
 
 	// sign: FIRe's single-document operation.
-	one := transaction.CreateJSON{SubjectID: citizen, OKURL: okURL, ErrorURL: errURL, Document: &transaction.DocumentJSON{Name: "uno.txt", Content: []byte("uno")}}
+	one := portalhttp.CreateJSON{SubjectID: citizen, OKURL: okURL, ErrorURL: errURL, Document: &portalhttp.DocumentJSON{Name: "uno.txt", Content: []byte("uno")}}
 	resp, body = a.do("POST", "/api/v1/sign", one, nil)
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("sign: %d %s", resp.StatusCode, body)
 	}
-	one.Documents = []transaction.DocumentJSON{{Name: "dos", Content: []byte("dos")}}
+	one.Documents = []portalhttp.DocumentJSON{{Name: "dos", Content: []byte("dos")}}
 	resp, body = a.do("POST", "/api/v1/sign", one, nil)
 	problem(t, resp, body, http.StatusBadRequest, transaction.CodeInvalidRequest)
 
 	// FIRe's three steps.
-	resp, body = a.do("POST", "/api/v1/batches", transaction.CreateJSON{SubjectID: citizen, OKURL: okURL, ErrorURL: errURL, StopOnError: true}, nil)
-	var draft transaction.CreatedJSON
+	resp, body = a.do("POST", "/api/v1/batches", portalhttp.CreateJSON{SubjectID: citizen, OKURL: okURL, ErrorURL: errURL, StopOnError: true}, nil)
+	var draft portalhttp.CreatedJSON
 	json.Unmarshal(body, &draft)
 	if resp.StatusCode != http.StatusCreated || draft.State != transaction.StateDraft || draft.RedirectURL != "" {
 		t.Fatalf("createBatch: %d %s", resp.StatusCode, body)
 	}
 	resp, body = a.do("POST", "/api/v1/batches/"+draft.TransactionID+"/sign", nil, nil)
 	problem(t, resp, body, http.StatusBadRequest, transaction.CodeInvalidRequest)
-	resp, body = a.do("POST", "/api/v1/batches/"+draft.TransactionID+"/documents", transaction.DocumentJSON{Name: "uno.txt", Content: []byte("uno b")}, nil)
+	resp, body = a.do("POST", "/api/v1/batches/"+draft.TransactionID+"/documents", portalhttp.DocumentJSON{Name: "uno.txt", Content: []byte("uno b")}, nil)
 	if resp.StatusCode != http.StatusCreated || !strings.Contains(string(body), `"index":0`) {
 		t.Fatalf("addDocumentToBatch: %d %s", resp.StatusCode, body)
 	}
-	resp, body = b.do("POST", "/api/v1/batches/"+draft.TransactionID+"/documents", transaction.DocumentJSON{Name: "dos", Content: []byte("dos")}, nil)
+	resp, body = b.do("POST", "/api/v1/batches/"+draft.TransactionID+"/documents", portalhttp.DocumentJSON{Name: "dos", Content: []byte("dos")}, nil)
 	problem(t, resp, body, http.StatusNotFound, transaction.CodeNotFound)
 	resp, body = a.do("POST", "/api/v1/batches/"+draft.TransactionID+"/sign", nil, nil)
-	var signedBatch transaction.CreatedJSON
+	var signedBatch portalhttp.CreatedJSON
 	json.Unmarshal(body, &signedBatch)
 	if resp.StatusCode != 200 || signedBatch.State != transaction.StateCreated || !strings.HasSuffix(signedBatch.RedirectURL, "/sign/"+draft.TransactionID) {
 		t.Fatalf("signBatch: %d %s", resp.StatusCode, body)
 	}
 
 	resp, body = a.do("GET", "/api/v1/transactions?state=done", nil, nil)
-	var list struct{ Transactions []transaction.StateJSON }
+	var list struct{ Transactions []portalhttp.StateJSON }
 	json.Unmarshal(body, &list)
 	if resp.StatusCode != 200 || len(list.Transactions) != 1 || list.Transactions[0].TransactionID != id {
 		t.Fatalf("list: %d %s", resp.StatusCode, body)

@@ -220,7 +220,11 @@ func (s *Service) create(ctx context.Context, p *store.Portal, req CreateRequest
 	lim := portal.EffectiveLimits(p)
 	citizenID, err := registry.NormalizeID("citizen_id", req.CitizenID)
 	if err != nil {
-		return nil, invalid("citizen_id", "%s", strings.TrimPrefix(err.Error(), "citizen_id: "))
+		reason := "is not a DNI or NIE"
+		if fe := (*registry.FieldError)(nil); errors.As(err, &fe) {
+			reason = fe.Reason
+		}
+		return nil, invalid("citizen_id", "%s", reason)
 	}
 	if !portal.RedirectAllowed(p, req.OKURL) {
 		return nil, &Error{Code: CodeBadRedirect, Field: "ok_url", Message: "ok_url is not one of the portal's registered redirect URLs"}

@@ -16,7 +16,7 @@ import (
 const maxRetries = 4
 
 func notFound() *Error {
-	return refuse(CodeNotFound, "no such transaction")
+	return refuse(CodeUnknownTransaction, "no such transaction")
 }
 
 // load returns the transaction; a live one past its expiry is first moved

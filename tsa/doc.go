@@ -5,8 +5,8 @@
 //     message imprint, CMS signature, the TSA certificate's chain to the
 //     configured roots, its critical id-kp-timeStamping-only EKU, and the
 //     ESS signing-certificate attribute.
-//   - Server is the built-in TSA: an http.Handler for
-//     application/timestamp-query, its key in the HSM (LoadUnit makes it and
+//   - Server is the built-in TSA, answering DER TimeStampReqs (its HTTP
+//     binding, application/timestamp-query, is api/rest/tsahttp), its key in the HSM (LoadUnit makes it and
 //     has the built-in CA certify it), serial numbers from a store sequence,
 //     every key use written to the audit log, and no token while its time
 //     source is untrusted.

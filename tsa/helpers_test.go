@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
+	"errors"
 	"io"
 	"math/big"
 	"net"
@@ -186,9 +187,22 @@ func (e *env) tsa(p *pki, typ keystore.Type, tweak func(*ServerConfig)) *Server 
 	return s
 }
 
-func serve(t testing.TB, h http.Handler) string {
+// serve serves h, a handler or a *Server. A *Server is reached through a
+// bare RFC 3161 binding: the real one, with its HTTP refusals, is
+// api/rest/tsahttp, which imports this package and so cannot be imported
+// by its internal tests; api/rest/tsahttp's tests cover it.
+func serve(t testing.TB, h any) string {
 	t.Helper()
-	srv := httptest.NewServer(h)
+	var hh http.Handler
+	switch h := h.(type) {
+	case *Server:
+		hh = bareHTTP(h)
+	case http.Handler:
+		hh = h
+	default:
+		t.Fatalf("serve %T", h)
+	}
+	srv := httptest.NewServer(hh)
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
@@ -244,4 +258,24 @@ const tokenHash = crypto.SHA256
 func sha256Of(s string) []byte {
 	d := sha256.Sum256([]byte(s))
 	return d[:]
+}
+
+// bareHTTP answers a POSTed query with s's reply, with the statuses of
+// api/rest/tsahttp: 503 while the time source is untrusted, 500 on our
+// failure, else 200.
+func bareHTTP(s *Server) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		reply, _, err := s.Respond(r.Context(), body)
+		status := http.StatusOK
+		switch {
+		case errors.Is(err, ErrTimeNotAvailable):
+			status = http.StatusServiceUnavailable
+		case err != nil:
+			status = http.StatusInternalServerError
+		}
+		w.Header().Set("Content-Type", ReplyContentType)
+		w.WriteHeader(status)
+		w.Write(reply)
+	})
 }

@@ -13,18 +13,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/big"
-	"mime"
-	"net/http"
 	"slices"
 	"time"
 
 	"github.com/digitorus/pkcs7"
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/keystore"
-	"github.com/firma-cloud/firma/problem"
 	"github.com/firma-cloud/firma/signing"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -81,10 +77,12 @@ type ServerConfig struct {
 	Registerer prometheus.Registerer // nil registers no metrics
 }
 
-var errTimeNotAvailable = errors.New("time source not available")
+// ErrTimeNotAvailable is Respond's error when the time source is not
+// trusted: the reply says timeNotAvailable and the HTTP status is 503.
+var ErrTimeNotAvailable = errors.New("time source not available")
 
-// Server is the built-in RFC 3161 TSA, an http.Handler answering
-// application/timestamp-query POSTs.
+// Server is the built-in RFC 3161 TSA. It answers DER queries (Respond);
+// api/rest/tsahttp serves it over HTTP.
 type Server struct {
 	cfg      ServerConfig
 	hash     crypto.Hash // of the token signature
@@ -95,8 +93,6 @@ type Server struct {
 	m        *serverMetrics
 	clock    *clockGate // nil without a ClockCheck
 }
-
-var _ http.Handler = (*Server)(nil)
 
 // NewServer checks cfg and returns the TSA.
 func NewServer(cfg ServerConfig) (*Server, error) {
@@ -183,73 +179,13 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 // Certificate returns the TSA certificate.
 func (s *Server) Certificate() *x509.Certificate { return s.cfg.Cert }
 
-// CertificatesHandler serves the TSA certificate and its chain as PEM, for
-// relying parties that verify tokens with openssl ts -verify -untrusted.
-func (s *Server) CertificatesHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			writeProblem(w, http.StatusMethodNotAllowed, "method not allowed", "use GET")
-			return
-		}
-		w.Header().Set("Content-Type", "application/pem-certificate-chain")
-		w.Write(s.chainPEM)
-	})
-}
+// ChainPEM is the TSA certificate and its chain as PEM, for relying
+// parties that verify tokens with openssl ts -verify -untrusted.
+func (s *Server) ChainPEM() []byte { return s.chainPEM }
 
-// ServeHTTP answers one RFC 3161 request. Protocol-level refusals
-// (malformed query, unsupported hash, policy or extension) are replies
-// with PKIStatus rejection and HTTP 200, as clients expect; a failure on
-// our side is a systemFailure reply with HTTP 500 so that clients fail
-// over; HTTP misuse gets an application/problem+json error.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	result := "" // set for HTTP errors; Respond counts the rest
-	defer func() {
-		if result != "" {
-			s.observe(result, start)
-		}
-	}()
-	if r.Method != http.MethodPost {
-		result = "method_not_allowed"
-		w.Header().Set("Allow", http.MethodPost)
-		writeProblem(w, http.StatusMethodNotAllowed, "method not allowed", "time-stamp requests are POSTed")
-		return
-	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != QueryContentType {
-		result = "unsupported_media_type"
-		writeProblem(w, http.StatusUnsupportedMediaType, "unsupported media type", "the request body must be "+QueryContentType)
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxQueryBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			result = "too_large"
-			writeProblem(w, http.StatusRequestEntityTooLarge, "request too large", fmt.Sprintf("a time-stamp query is at most %d bytes", mbe.Limit))
-			return
-		}
-		result = "read_error"
-		writeProblem(w, http.StatusBadRequest, "cannot read request", "the request body could not be read")
-		return
-	}
-	reply, fail, err := s.Respond(r.Context(), body)
-	status := http.StatusOK
-	switch {
-	case errors.Is(err, errTimeNotAvailable):
-		// Logged when the clock's verdict changes, not per request.
-		status = http.StatusServiceUnavailable
-	case err != nil:
-		status = http.StatusInternalServerError
-		s.log.ErrorContext(r.Context(), "time-stamp request failed", "err", err)
-	case fail != FailNone:
-		s.log.WarnContext(r.Context(), "time-stamp request refused", "fail_info", fail.String(), "remote", r.RemoteAddr)
-	}
-	w.Header().Set("Content-Type", ReplyContentType)
-	w.Header().Set("Content-Length", fmt.Sprint(len(reply)))
-	w.WriteHeader(status)
-	w.Write(reply)
-}
+// MaxQueryBytes bounds a time-stamp query: the HTTP layer refuses a
+// larger body before Respond.
+func (s *Server) MaxQueryBytes() int64 { return s.cfg.MaxQueryBytes }
 
 // Respond answers one DER TimeStampReq with a DER TimeStampResp. fail is
 // the PKIFailureInfo of a refusal, FailNone when a token was granted. err is set
@@ -263,11 +199,14 @@ func (s *Server) Respond(ctx context.Context, query []byte) ([]byte, FailInfo, e
 	if fail != FailNone {
 		result = fail.String()
 	}
-	s.observe(result, start)
+	s.Observe(result, start)
 	return reply, fail, err
 }
 
-func (s *Server) observe(result string, start time.Time) {
+// Observe counts a request that ended with result: Respond counts its
+// own; the HTTP layer counts the requests it refuses before Respond
+// (method_not_allowed, unsupported_media_type, too_large, read_error).
+func (s *Server) Observe(result string, start time.Time) {
 	s.m.requests.WithLabelValues(result).Inc()
 	s.m.duration.WithLabelValues(result).Observe(time.Since(start).Seconds())
 }
@@ -308,7 +247,7 @@ func (s *Server) respond(ctx context.Context, query []byte) ([]byte, FailInfo, e
 				s.log.ErrorContext(ctx, "TSA stops issuing: time source not trusted", "err", err)
 			}
 			reply, _, _ := s.reject(FailTimeNotAvailable, "the TSA's time source is not available")
-			return reply, FailTimeNotAvailable, errTimeNotAvailable
+			return reply, FailTimeNotAvailable, ErrTimeNotAvailable
 		} else if changed {
 			s.log.InfoContext(ctx, "TSA time source trusted")
 		}
@@ -485,7 +424,3 @@ func essAttribute(cert *x509.Certificate) (pkcs7.Attribute, error) {
 	return pkcs7.Attribute{Type: oidSigningCertV2, Value: asn1.RawValue{FullBytes: v}}, nil
 }
 
-// writeProblem writes an RFC 9457 application/problem+json error.
-func writeProblem(w http.ResponseWriter, status int, title, detail string) {
-	problem.Basic(w, status, title, detail)
-}

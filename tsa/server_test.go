@@ -9,7 +9,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"math/big"
 	"net/http"
@@ -294,65 +293,6 @@ func TestRejections(t *testing.T) {
 
 func algID(oid asn1.ObjectIdentifier) pkix.AlgorithmIdentifier {
 	return pkix.AlgorithmIdentifier{Algorithm: oid, Parameters: asn1.NullRawValue}
-}
-
-// TestHTTPErrors checks HTTP misuse gets a problem+json error.
-func TestHTTPErrors(t *testing.T) {
-	e := newEnv(t)
-	reg := prometheus.NewRegistry()
-	srv := e.tsa(e.newPKI("Firma"), keystore.ECP256, func(c *ServerConfig) { c.MaxQueryBytes = 512; c.Registerer = reg })
-	url := serve(t, srv)
-	q := sha256Query(t, []byte("x"), true)
-	tests := []struct {
-		name       string
-		method, ct string
-		body       []byte
-		status     int
-	}{
-		{"GET", http.MethodGet, "", nil, http.StatusMethodNotAllowed},
-		{"PUT", http.MethodPut, QueryContentType, q, http.StatusMethodNotAllowed},
-		{"no content type", http.MethodPost, "", q, http.StatusUnsupportedMediaType},
-		{"json", http.MethodPost, "application/json", []byte("{}"), http.StatusUnsupportedMediaType},
-		{"too large", http.MethodPost, QueryContentType, make([]byte, 4096), http.StatusRequestEntityTooLarge},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			req, err := http.NewRequest(tc.method, url, strings.NewReader(string(tc.body)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tc.ct != "" {
-				req.Header.Set("Content-Type", tc.ct)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			if resp.StatusCode != tc.status {
-				t.Fatalf("HTTP %d, want %d", resp.StatusCode, tc.status)
-			}
-			if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
-				t.Fatalf("content type %q", ct)
-			}
-			var pb struct {
-				Title  string
-				Status int
-				Detail string
-			}
-			if err := json.NewDecoder(resp.Body).Decode(&pb); err != nil || pb.Status != tc.status || pb.Title == "" || pb.Detail == "" {
-				t.Fatalf("problem %+v, %v", pb, err)
-			}
-			if tc.status == http.StatusMethodNotAllowed && resp.Header.Get("Allow") != http.MethodPost {
-				t.Errorf("Allow = %q", resp.Header.Get("Allow"))
-			}
-		})
-	}
-	for result, want := range map[string]float64{"method_not_allowed": 2, "unsupported_media_type": 2, "too_large": 1, "granted": 0} {
-		if got := testutil.ToFloat64(srv.m.requests.WithLabelValues(result)); got != want {
-			t.Errorf("requests{result=%q} = %v, want %v", result, got, want)
-		}
-	}
 }
 
 // TestCertReq checks certificates are in the token only when asked for.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/firma-cloud/firma/api/rest/pkihttp"
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/policy"
@@ -63,7 +64,7 @@ func TestWithServiceCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	authority.SetCitizens(reg)
-	handler := authority.Handler()
+	handler := pkihttp.Handler(authority, nil)
 	h.Store(&handler)
 	if _, err := authority.Init(ctx); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"math/big"
 	"time"
+
+	"github.com/firma-cloud/firma/errs"
 )
 
 // Object identifiers of CMS (RFC 5652), ESS (RFC 5035) and the algorithms.
@@ -45,7 +47,7 @@ var (
 
 // ErrMalformed is returned for input that is not a CMS SignedData (or a
 // PDF with signatures) at all: there is nothing to report on.
-var ErrMalformed = errors.New("malformed signature")
+var ErrMalformed = errs.Sentinel(errs.Invalid, "malformed_signature", "malformed signature")
 
 type contentInfo struct {
 	ContentType asn1.ObjectIdentifier

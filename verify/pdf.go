@@ -11,11 +11,12 @@ import (
 	"github.com/digitorus/timestamp"
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
 
+	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/tsa"
 )
 
 // ErrNoSignature is returned for a PDF without signature fields.
-var ErrNoSignature = errors.New("no signature in the document")
+var ErrNoSignature = errs.Sentinel(errs.Invalid, "no_signature", "no signature in the document")
 
 // pdfSig is one signature dictionary found in a PDF.
 type pdfSig struct {

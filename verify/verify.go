@@ -17,6 +17,7 @@ import (
 	"github.com/digitorus/timestamp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/tsa"
 )
 
@@ -244,8 +245,8 @@ func (v *Verifier) CAdESDigest(ctx context.Context, sig []byte, h crypto.Hash, d
 
 // Errors of bad input to the verifier.
 var (
-	ErrDigest    = errors.New("bad digest")
-	ErrNoContent = errors.New("detached signature: the signed content or its digest is needed")
+	ErrDigest    = errs.Sentinel(errs.Invalid, "bad_digest", "bad digest")
+	ErrNoContent = errs.Sentinel(errs.Invalid, "no_signed_content", "detached signature: the signed content or its digest is needed")
 )
 
 func (v *Verifier) unsupportedHash(p *parsed) *Signature {

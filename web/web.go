@@ -151,7 +151,7 @@ func New(opt Options) (*Handler, error) {
 
 // Register mounts the page on mux under /sign/, and the citizen's own
 // page at /me when enabled.
-func (h *Handler) Register(mux *http.ServeMux) {
+func (h *Handler) Register(mux interface{ Handle(string, http.Handler) }) {
 	mux.Handle(PathPrefix, h)
 	if h.meEnabled() {
 		mux.Handle(MePath, h)
@@ -425,7 +425,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, p *page, action s
 		}
 		msg = p.L.T(key, until)
 	}
-	if code == transaction.CodeNotFound {
+	if code == transaction.CodeUnknownTransaction {
 		p.Step = "missing"
 		p.Error = msg
 		h.render(w, r, status, p)
@@ -435,7 +435,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, p *page, action s
 	if verr != nil {
 		p.Step = "missing"
 		p.Error = msg
-		if transaction.CodeOf(verr) == transaction.CodeNotFound {
+		if transaction.CodeOf(verr) == transaction.CodeUnknownTransaction {
 			p.Error = p.L.T("err.not_found")
 		}
 		h.render(w, r, status, p)
@@ -463,7 +463,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, p *page, action s
 // statusOf maps a transaction code to the HTTP status and message key.
 func statusOf(c transaction.Code) (int, string) {
 	switch c {
-	case transaction.CodeNotFound:
+	case transaction.CodeUnknownTransaction:
 		return http.StatusNotFound, "err.not_found"
 	case transaction.CodeBadCredentials:
 		return http.StatusUnauthorized, "err.bad_credentials"

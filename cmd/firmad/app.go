@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/firma-cloud/firma/api"
+	"github.com/firma-cloud/firma/api/rest"
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/config"
@@ -50,7 +51,7 @@ type app struct {
 	log  *slog.Logger
 	reg  *prometheus.Registry
 	grpc *grpc.Server
-	mux  *http.ServeMux
+	mux  *rest.Mux
 
 	// Set by the setup steps (setup.go). A feature that others need adds
 	// its field here.
@@ -98,7 +99,7 @@ type closer struct {
 // newApp builds the shared parts and runs every setup step. If a step
 // fails, what earlier steps opened is closed again.
 func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, error) {
-	a := &app{cfg: cfg, log: log, reg: prometheus.NewRegistry(), mux: http.NewServeMux()}
+	a := &app{cfg: cfg, log: log, reg: prometheus.NewRegistry(), mux: rest.NewMux()}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	var err error

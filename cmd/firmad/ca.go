@@ -6,6 +6,8 @@ import (
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/api/rest/pkihttp"
+	"github.com/firma-cloud/firma/api/rest/v1http"
 	"github.com/firma-cloud/firma/ca"
 )
 
@@ -40,14 +42,14 @@ func (a *app) setupCA(ctx context.Context) error {
 		a.log.Warn("certificate authority not set up: citizen certificates are refused until 'firmactl init' (or 'firmactl ca init') runs")
 	}
 	a.ca = auth
-	auth.RegisterHTTP(a.mux)
+	pkihttp.Register(a.mux, auth, a.log.With("part", "ca"))
 	svc := api.NewCertificateService(auth, a.log.With("part", "api"))
 	firmav1.RegisterCertificateServiceServer(a.grpc, svc)
 	operators, err := api.NewAuth(a.cfg.Auth.Operators)
 	if err != nil {
 		return err
 	}
-	svc.RegisterCertificatesHTTP(a.mux, operators)
+	v1http.RegisterCertificates(a.mux, svc, operators)
 	auth.Start()
 	a.onClose("ca", func() error { auth.Stop(); return nil })
 	return nil

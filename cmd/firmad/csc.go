@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/firma-cloud/firma/api/rest/cschttp"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/csc"
 	"github.com/firma-cloud/firma/policy"
@@ -58,7 +59,7 @@ func (a *app) setupCSC(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	svc.Register(a.mux, portal.New(a.store, portal.Options{Log: log}))
+	cschttp.Register(a.mux, svc, portal.New(a.store, portal.Options{Log: log}), log)
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
@@ -66,6 +67,6 @@ func (a *app) setupCSC(ctx context.Context) error {
 		svc.Run(rctx, 10*time.Minute)
 	}()
 	a.onClose("csc", func() error { cancel(); <-done; return nil })
-	log.Info("CSC API v2 ready", "path", csc.Prefix, "sad_ttl", cfg.SADTTL, "multisign", cfg.MaxSignatures)
+	log.Info("CSC API v2 ready", "path", cschttp.Prefix, "sad_ttl", cfg.SADTTL, "multisign", cfg.MaxSignatures)
 	return nil
 }

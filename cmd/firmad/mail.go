@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/firma-cloud/firma/api"
+	"github.com/firma-cloud/firma/api/rest/v1http"
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/mail"
 	"github.com/firma-cloud/firma/store"
@@ -57,7 +58,7 @@ func (a *app) setupMail(cfg audit.Config, log *slog.Logger) (*mail.Notices, erro
 	}
 	svc := api.NewMailService(outbox, ops, log)
 	svc.Register(a.grpc)
-	svc.RegisterHTTP(a.mux)
+	v1http.RegisterMail(a.mux, svc)
 	if !cfg.Emails() {
 		return nil, nil
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/firma-cloud/firma/api"
+	"github.com/firma-cloud/firma/api/rest/v1http"
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/registry"
@@ -70,7 +71,7 @@ func (a *app) setupRegistry(ctx context.Context) error {
 	}
 	svc := api.NewRegistryService(reg, staff, outbox, log)
 	api.RegisterRegistry(a.grpc, svc)
-	svc.RegisterRegistryHTTP(a.mux)
+	v1http.RegisterRegistry(a.mux, svc)
 	purgeLog := a.log.With("part", "registry")
 	a.every("registry purge", purgeEvery, func(ctx context.Context) { purge(ctx, reg, outbox, purgeLog) })
 	if opt.TrustedCAs == nil {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/firma-cloud/firma/api"
+	"github.com/firma-cloud/firma/api/rest/portalhttp"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/signer"
@@ -70,7 +71,7 @@ func (a *app) setupTransactions(ctx context.Context) error {
 	a.tx = svc
 	api.RegisterPortals(a.grpc, api.NewPortalService(portals, log).WithAuditor(a.audit))
 	api.RegisterTransactions(a.grpc, api.NewTransactionService(svc, portals, log))
-	transaction.NewHandler(svc, portals, log, int64(cfg.MaxRequestBytes)).Register(a.mux)
+	portalhttp.NewHandler(svc, portals, log, int64(cfg.MaxRequestBytes)).Register(a.mux)
 
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/firma-cloud/firma/api/rest/tsahttp"
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/problem"
@@ -291,14 +292,14 @@ func (a *app) loadTSA(ctx context.Context, sg *signing.Service) (*tsa.Server, er
 func (b *builtinTSA) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	srv, ok := b.serving(w, r)
 	if ok {
-		srv.ServeHTTP(w, r)
+		tsahttp.Handler(srv, b.a.log.With("part", "tsa")).ServeHTTP(w, r)
 	}
 }
 
 func (b *builtinTSA) serveCerts(w http.ResponseWriter, r *http.Request) {
 	srv, ok := b.serving(w, r)
 	if ok {
-		srv.CertificatesHandler().ServeHTTP(w, r)
+		tsahttp.CertificatesHandler(srv).ServeHTTP(w, r)
 	}
 }
 
@@ -307,12 +308,12 @@ func (b *builtinTSA) serving(w http.ResponseWriter, r *http.Request) (*tsa.Serve
 	if err == nil {
 		return srv, true
 	}
-	status, detail := http.StatusServiceUnavailable, "the built-in TSA is not set up yet"
+	status, code, detail := http.StatusServiceUnavailable, "tsa_not_set_up", "the built-in TSA is not set up yet"
 	if !errors.Is(err, errTSANotSetUp) {
-		status, detail = http.StatusInternalServerError, "the built-in TSA cannot start"
+		status, code, detail = http.StatusInternalServerError, "internal", "the built-in TSA cannot start"
 		b.a.log.Error("built-in TSA cannot start", "err", err)
 	}
-	problem.Basic(w, status, http.StatusText(status), detail)
+	problem.Send(w, status, code, detail)
 	return nil, false
 }
 

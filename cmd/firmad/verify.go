@@ -11,6 +11,7 @@ import (
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/api/rest/v1http"
 	"github.com/firma-cloud/firma/verify"
 )
 
@@ -106,7 +107,7 @@ func (a *app) setupVerify(ctx context.Context) error {
 	}
 	svc := api.NewLazyVerifyService(get, log)
 	firmav1.RegisterVerifyServiceServer(a.grpc, svc)
-	svc.RegisterVerifyHTTP(a.mux)
+	v1http.RegisterVerify(a.mux, svc)
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
+	"github.com/firma-cloud/firma/api/rest"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
@@ -47,7 +48,7 @@ func TestSetupVerify(t *testing.T) {
 		return resp.StatusCode, m
 	}
 	newApp := func() *app {
-		return &app{cfg: config.Default(), log: slog.New(slog.DiscardHandler), reg: prometheus.NewRegistry(), grpc: grpc.NewServer(), mux: http.NewServeMux()}
+		return &app{cfg: config.Default(), log: slog.New(slog.DiscardHandler), reg: prometheus.NewRegistry(), grpc: grpc.NewServer(), mux: rest.NewMux()}
 	}
 
 	t.Run("no trust anchors", func(t *testing.T) {

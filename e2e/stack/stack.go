@@ -18,6 +18,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/firma-cloud/firma/api/rest/cschttp"
+	"github.com/firma-cloud/firma/api/rest/pkihttp"
+	"github.com/firma-cloud/firma/api/rest/portalhttp"
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/csc"
@@ -161,10 +164,10 @@ func New(t testing.TB, opt Options) *Stack {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	transaction.NewHandler(s.Tx, s.Portals, nil, 0).Register(mux)
+	portalhttp.NewHandler(s.Tx, s.Portals, nil, 0).Register(mux)
 	s.Web.Register(mux)
-	s.CSC.Register(mux, s.Portals)
-	s.CA.RegisterHTTP(mux)
+	cschttp.Register(mux, s.CSC, s.Portals, nil)
+	pkihttp.Register(mux, s.CA, nil)
 	if opt.Mux != nil {
 		opt.Mux(s, mux)
 	}

@@ -246,7 +246,7 @@ func rowsOf(cols, rows int) string {
 }
 
 func conflict(err error) error {
-	if strings.Contains(err.Error(), "UNIQUE constraint failed") {
+	if uniqueViolation(err) {
 		return store.ErrConflict
 	}
 	return err

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/firma-cloud/firma/store"
@@ -14,7 +13,7 @@ import (
 var _ store.CAStore = (*DB)(nil)
 
 func isUnique(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+	return uniqueViolation(err)
 }
 
 func nullTime(t time.Time) sql.NullInt64 {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/firma-cloud/firma/store"
@@ -16,7 +15,7 @@ func (s *DB) CreateKey(ctx context.Context, k *store.Key) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO keys (id, owner, type, mode, public_key, wrapped, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, k.ID, k.Owner, k.Type, k.Mode, k.PublicKey, k.Wrapped, k.CreatedAt.UnixNano())
 	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		if uniqueViolation(err) {
 			return fmt.Errorf("create key %s: %w", k.ID, store.ErrConflict)
 		}
 		return fmt.Errorf("create key %s: %w", k.ID, err)

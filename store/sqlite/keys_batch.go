@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/firma-cloud/firma/store"
 )
@@ -27,7 +26,7 @@ func (s *DB) CreateKeys(ctx context.Context, keys []*store.Key) error {
 	defer st.Close()
 	for _, k := range keys {
 		if _, err := st.ExecContext(ctx, k.ID, k.Owner, k.Type, k.Mode, k.PublicKey, k.Wrapped, k.CreatedAt.UnixNano()); err != nil {
-			if strings.Contains(err.Error(), "UNIQUE constraint failed") {
+			if uniqueViolation(err) {
 				return fmt.Errorf("create key %s: %w", k.ID, store.ErrConflict)
 			}
 			return fmt.Errorf("create key %s: %w", k.ID, err)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/firma-cloud/firma/store"
 )
@@ -51,7 +50,7 @@ func nullBytes(b []byte) any {
 }
 
 func txUnique(err error) bool {
-	return err != nil && (strings.Contains(err.Error(), "UNIQUE constraint failed") || strings.Contains(err.Error(), "PRIMARY KEY"))
+	return uniqueViolation(err)
 }
 
 // CreatePortal inserts a portal; ErrConflict if its ID, name or

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/firma-cloud/firma/store"
@@ -32,7 +31,7 @@ func regTime(n sql.NullInt64) time.Time {
 }
 
 func regUnique(err error) bool {
-	return err != nil && (strings.Contains(err.Error(), "UNIQUE constraint failed") || strings.Contains(err.Error(), "PRIMARY KEY"))
+	return uniqueViolation(err)
 }
 
 const citizenColumns = "id, given_name, surnames, mobile, email, level, method, status, created_at, updated_at, level_at"
@@ -182,7 +181,7 @@ func (s *DB) PutCredential(ctx context.Context, c *store.Credential) error {
 		locked_at = excluded.locked_at, set_at = excluded.set_at`,
 		c.CitizenID, c.Hash, c.Failures, regNano(c.LockedAt), c.SetAt.UnixNano())
 	if err != nil {
-		if strings.Contains(err.Error(), "FOREIGN KEY") {
+		if foreignKeyViolation(err) {
 			return fmt.Errorf("put credential %s: %w", c.CitizenID, store.ErrNotFound)
 		}
 		return fmt.Errorf("put credential %s: %w", c.CitizenID, err)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"github.com/firma-cloud/firma/store"
@@ -19,7 +18,7 @@ func (s *DB) CreateTSAUnit(ctx context.Context, u *store.TSAUnit) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO tsa_units (name, key_id, cert, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?)`, u.Name, u.KeyID, u.Cert, u.KeySince.UnixNano(), u.UpdatedAt.UnixNano())
 	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		if uniqueViolation(err) {
 			return fmt.Errorf("create tsa unit %s: %w", u.Name, store.ErrConflict)
 		}
 		return fmt.Errorf("create tsa unit %s: %w", u.Name, err)

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/api/rest/tsahttp"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/signing"
@@ -265,7 +266,7 @@ func (p *PKI) serve(w http.ResponseWriter, r *http.Request) {
 	parts := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 3)
 	switch {
 	case parts[0] == "tsa":
-		p.tsa.ServeHTTP(w, r)
+		tsahttp.Handler(p.tsa, nil).ServeHTTP(w, r)
 		return
 	case len(parts) >= 2 && (parts[0] == "ocsp" || parts[0] == "crl"):
 		ca := p.cas[parts[1]]

@@ -1,4 +1,4 @@
-package api
+package v1http
 
 import (
 	"context"
@@ -9,10 +9,12 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/api/rest"
 )
 
-// RegisterCertificatesHTTP mounts CertificateService's REST JSON interface
+// RegisterCertificates mounts CertificateService's REST JSON interface
 // on mux, for the same operators as gRPC (bearer token or client
 // certificate, checked by auth). Each route is the gRPC method of the same
 // name; bodies are the request messages in proto JSON, responses the
@@ -29,7 +31,7 @@ import (
 //	POST /v1/certificates/{id}/revoke           {"reason": "REVOCATION_REASON_KEY_COMPROMISE"}
 //	POST /v1/certificates/revoke-citizen        {"citizen_id": ..., "reason": ...}
 //	GET  /v1/ca/chain
-func (s *CertificateService) RegisterCertificatesHTTP(mux *http.ServeMux, auth *Auth) {
+func RegisterCertificates(mux rest.Router, s *api.CertificateService, auth *api.Auth) {
 	h := certHTTP{s: s, auth: auth}
 	post := func(pattern string, newReq func() proto.Message, call func(context.Context, *http.Request, proto.Message) (proto.Message, error)) {
 		mux.HandleFunc("POST "+pattern, h.json(newReq, call))
@@ -42,7 +44,7 @@ func (s *CertificateService) RegisterCertificatesHTTP(mux *http.ServeMux, auth *
 			if err != nil || n < 0 {
 				return nil, invalidArg("page_size", "must be a positive number")
 			}
-			req.PageSize = int32(min(n, MaxPageSize))
+			req.PageSize = int32(min(n, api.MaxPageSize))
 		}
 		if v := q.Get("status"); v != "" {
 			st, ok := firmav1.CertificateStatus_value["CERTIFICATE_STATUS_"+strings.ToUpper(v)]
@@ -92,20 +94,19 @@ func (s *CertificateService) RegisterCertificatesHTTP(mux *http.ServeMux, auth *
 }
 
 type certHTTP struct {
-	s    *CertificateService
-	auth *Auth
+	s    *api.CertificateService
+	auth *api.Auth
 }
 
 // authed authenticates the operator as the gRPC interceptor does and
 // returns the call's context, or writes the problem and returns nil.
 func (h certHTTP) authed(w http.ResponseWriter, r *http.Request) context.Context {
-	ctx := callContext(r)
-	name, ok := h.auth.Authenticate(ctx)
-	if !ok {
-		writeProblem(w, unauthenticated())
+	ctx, err := h.auth.Operator(callContext(r))
+	if err != nil {
+		writeProblem(w, err)
 		return nil
 	}
-	return context.WithValue(ctx, operatorKey{}, name)
+	return ctx
 }
 
 func (h certHTTP) json(newReq func() proto.Message, call func(context.Context, *http.Request, proto.Message) (proto.Message, error)) http.HandlerFunc {

@@ -1,92 +1,61 @@
-package transaction
+package portalhttp
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/firma-cloud/firma/api/rest"
+	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/problem"
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/store"
+	"github.com/firma-cloud/firma/transaction"
 )
 
 // ProblemTypeBase prefixes the type URI of every problem document; the
 // code follows it.
-const ProblemTypeBase = "https://firma.cloud/problems/"
+const ProblemTypeBase = problem.TypeBase
 
 // APIKeyHeader carries a portal's API key (Authorization: Bearer works too).
 const APIKeyHeader = "X-API-Key"
 
-// DefaultMaxBody bounds a REST request body: base64 documents up to the
-// largest batch a portal is normally allowed.
-const DefaultMaxBody = 128 << 20
+// DefaultMaxBody bounds a REST request body unless NewHandler is given
+// another bound.
+const DefaultMaxBody = transaction.DefaultMaxBody
 
-// PortalAuth finds the portal behind a credential; *portal.Registry
-// implements it.
-type PortalAuth interface {
-	AuthenticateAPIKey(ctx context.Context, key string) (*store.Portal, error)
-	AuthenticateCert(ctx context.Context, sum []byte) (*store.Portal, error)
-}
+// HTTPStatus is the HTTP status a code leaves the REST API with: its
+// kind's, from the REST layer's one table.
+func HTTPStatus(c transaction.Code) int { return rest.Status(c.Kind()) }
 
-var _ PortalAuth = (*portal.Registry)(nil)
-
-// HTTPStatus is the HTTP status a code leaves the REST API with.
-func HTTPStatus(c Code) int {
-	switch c {
-	case CodeInvalidRequest, CodeBadDigest, CodeDuplicateDocument, CodeTooManyDocuments, CodeBadRedirect, CodeUnsupportedFormat,
-		CodeOTPInvalid, CodeInvalidDocument:
-		return http.StatusBadRequest
-	case CodeDocumentTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case CodeBadCredentials, CodeSessionInvalid:
-		return http.StatusUnauthorized
-	case CodeForbidden, CodeCitizenMismatch:
-		return http.StatusForbidden
-	case CodeNotFound:
-		return http.StatusNotFound
-	case CodeUnknownCitizen, CodeWeakRegistration, CodeCertificateBlocked, CodeNoCertificate, CodeCredentialLocked:
-		return http.StatusUnprocessableEntity
-	case CodeExpired, CodeWrongState, CodeAlreadyUsed, CodeCancelledByCitizen, CodeCancelled, CodeOTPLocked, CodeOTPExpired,
-		CodeOTPNotSent, CodeIdempotencyReused:
-		return http.StatusConflict
-	case CodeRateLimited, CodeResendLimit, CodeResendTooSoon, CodeOTPChannelLocked:
-		return http.StatusTooManyRequests
-	case CodeResultsPurged:
-		return http.StatusGone
-	case CodeUnavailable, CodeSMSFailed, CodeSigningFailed, CodeTimestampFailed:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
-// Problem is an RFC 9457 problem document with the stable code.
+// Problem is the REST layer's problem document (problem.Details: type,
+// title, status, detail, code, field) with the portal API's extension
+// member transaction_id.
 type Problem struct {
-	Type          string `json:"type"`
-	Title         string `json:"title"`
-	Status        int    `json:"status"`
-	Detail        string `json:"detail,omitempty"`
-	Code          Code   `json:"code"`
-	Field         string `json:"field,omitempty"`
-	TransactionID string `json:"transaction_id,omitempty"`
+	Type          string           `json:"type"`
+	Title         string           `json:"title"`
+	Status        int              `json:"status"`
+	Detail        string           `json:"detail"`
+	Code          transaction.Code `json:"code"`
+	Field         string           `json:"field,omitempty"`
+	TransactionID string           `json:"transaction_id,omitempty"`
 }
 
 // WriteProblem writes err as application/problem+json. An error that is
-// not an *Error is reported as internal without its text, which goes to
+// not a *transaction.Error is reported as internal without its text, which goes to
 // the log.
 func WriteProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error, txID string) {
-	var e *Error
+	var e *transaction.Error
 	if !errors.As(err, &e) {
-		e = &Error{Code: "internal", Message: "internal error", Err: err}
+		e = &transaction.Error{Code: "internal", Message: "internal error", Err: err}
 	}
 	status := HTTPStatus(e.Code)
 	lvl := slog.LevelWarn
@@ -97,7 +66,7 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 		log.LogAttrs(r.Context(), lvl, "request refused", slog.String("path", r.URL.Path), slog.String("code", string(e.Code)),
 			slog.Int("status", status), slog.Any("err", err))
 	}
-	if e.Code == CodeRateLimited {
+	if e.Code == transaction.CodeRateLimited {
 		w.Header().Set("Retry-After", "60")
 	}
 	problem.Write(w, status, Problem{Type: ProblemTypeBase + string(e.Code), Title: http.StatusText(status), Status: status,
@@ -111,15 +80,16 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 // addressed by application id (the authenticated portal), subject id
 // (the citizen, optional query parameter subject_id) and transaction id.
 type Handler struct {
-	svc     *Service
-	auth    PortalAuth
+	svc     *transaction.Service
+	auth    portal.Authenticator
 	log     *slog.Logger
 	maxBody int64
-	mux     *http.ServeMux
+	routes  []route
+	mux     *http.ServeMux // the routes, for ServeHTTP
 }
 
 // NewHandler returns the REST API over svc; maxBody 0 means DefaultMaxBody.
-func NewHandler(svc *Service, auth PortalAuth, log *slog.Logger, maxBody int64) *Handler {
+func NewHandler(svc *transaction.Service, auth portal.Authenticator, log *slog.Logger, maxBody int64) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -127,25 +97,33 @@ func NewHandler(svc *Service, auth PortalAuth, log *slog.Logger, maxBody int64) 
 		maxBody = DefaultMaxBody
 	}
 	h := &Handler{svc: svc, auth: auth, log: log, maxBody: maxBody, mux: http.NewServeMux()}
-	h.mux.HandleFunc("POST /api/v1/transactions", h.portal(h.create))
-	h.mux.HandleFunc("POST /api/v1/sign", h.portal(h.sign))
-	h.mux.HandleFunc("GET /api/v1/transactions", h.portal(h.list))
-	h.mux.HandleFunc("GET /api/v1/transactions/{id}", h.portal(h.state))
-	h.mux.HandleFunc("GET /api/v1/transactions/{id}/result", h.portal(h.result))
-	h.mux.HandleFunc("GET /api/v1/transactions/{id}/documents/{index}", h.portal(h.document))
-	h.mux.HandleFunc("POST /api/v1/transactions/{id}/cancel", h.portal(h.cancel))
-	// FIRe's three-step batch: createBatch, addDocumentToBatch, signBatch.
-	// A batch id is a transaction id: its state and results are read as above.
-	h.mux.HandleFunc("POST /api/v1/batches", h.portal(h.createBatch))
-	h.mux.HandleFunc("POST /api/v1/batches/{id}/documents", h.portal(h.addDocument))
-	h.mux.HandleFunc("POST /api/v1/batches/{id}/sign", h.portal(h.signBatch))
+	h.routes = []route{
+		{"POST /api/v1/transactions", h.portal(h.create)},
+		{"POST /api/v1/sign", h.portal(h.sign)},
+		{"GET /api/v1/transactions", h.portal(h.list)},
+		{"GET /api/v1/transactions/{id}", h.portal(h.state)},
+		{"GET /api/v1/transactions/{id}/result", h.portal(h.result)},
+		{"GET /api/v1/transactions/{id}/documents/{index}", h.portal(h.document)},
+		{"POST /api/v1/transactions/{id}/cancel", h.portal(h.cancel)},
+		// FIRe's three-step batch: createBatch, addDocumentToBatch, signBatch.
+		// A batch id is a transaction id: its state and results are read as above.
+		{"POST /api/v1/batches", h.portal(h.createBatch)},
+		{"POST /api/v1/batches/{id}/documents", h.portal(h.addDocument)},
+		{"POST /api/v1/batches/{id}/sign", h.portal(h.signBatch)},
+	}
+	h.Register(h.mux)
 	return h
 }
 
-// Register adds the routes to mux.
-func (h *Handler) Register(mux *http.ServeMux) {
-	for _, p := range []string{"/api/v1/transactions", "/api/v1/transactions/", "/api/v1/sign", "/api/v1/batches", "/api/v1/batches/"} {
-		mux.Handle(p, h)
+type route struct {
+	pattern string
+	handle  http.HandlerFunc
+}
+
+// Register adds the routes to mux, each under its own pattern.
+func (h *Handler) Register(mux rest.Router) {
+	for _, rt := range h.routes {
+		mux.HandleFunc(rt.pattern, rt.handle)
 	}
 }
 
@@ -162,19 +140,19 @@ func (h *Handler) portal(next portalHandler) http.HandlerFunc {
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="firma"`)
 			status := http.StatusUnauthorized
-			code := Code("unauthenticated")
+			code := transaction.Code("unauthenticated")
 			msg := "a portal API key (X-API-Key or Authorization: Bearer) or client certificate is required"
 			if errors.Is(err, portal.ErrDisabled) {
-				status, code, msg = http.StatusForbidden, CodeForbidden, "the portal is disabled"
+				status, code, msg = http.StatusForbidden, transaction.CodeForbidden, "the portal is disabled"
 			} else if !errors.Is(err, portal.ErrUnauthenticated) {
 				h.log.ErrorContext(r.Context(), "portal authentication", "err", err)
-				status, code, msg = http.StatusServiceUnavailable, CodeUnavailable, "authentication is unavailable; retry"
+				status, code, msg = http.StatusServiceUnavailable, transaction.CodeUnavailable, "authentication is unavailable; retry"
 			}
 			problem.Write(w, status, Problem{Type: ProblemTypeBase + string(code), Title: http.StatusText(status), Status: status, Detail: msg, Code: code})
 			return
 		}
 		if app := r.URL.Query().Get("app_id"); app != "" && app != p.ID {
-			WriteProblem(w, r, h.log, refuse(CodeForbidden, "app_id is not the authenticated portal"), "")
+			WriteProblem(w, r, h.log, refuse(transaction.CodeForbidden, "app_id is not the authenticated portal"), "")
 			return
 		}
 		next(w, r, p)
@@ -225,29 +203,29 @@ type CreateJSON struct {
 
 // CreatedJSON answers a creation.
 type CreatedJSON struct {
-	TransactionID string    `json:"transaction_id"`
-	RedirectURL   string    `json:"redirect_url"`
-	State         State     `json:"state"`
-	ExpiresAt     time.Time `json:"expires_at"`
+	TransactionID string            `json:"transaction_id"`
+	RedirectURL   string            `json:"redirect_url"`
+	State         transaction.State `json:"state"`
+	ExpiresAt     time.Time         `json:"expires_at"`
 }
 
 // DocumentStateJSON is one document's status.
 type DocumentStateJSON struct {
-	Index          int       `json:"index"`
-	Name           string    `json:"name"`
-	MediaType      string    `json:"media_type,omitempty"`
-	Size           int64     `json:"size,omitempty"`
-	Hash           string    `json:"hash"`
-	Digest         []byte    `json:"digest"`
-	Format         string    `json:"format"`
-	Status         DocStatus `json:"status"`
-	ErrorCode      Code      `json:"error_code,omitempty"`
-	Error          string    `json:"error,omitempty"`
-	Signature      []byte    `json:"signature,omitempty"`
-	Timestamped    bool      `json:"timestamped,omitempty"`
-	TimestampToken []byte    `json:"timestamp_token,omitempty"`
-	TimestampTime  time.Time `json:"timestamp_time,omitzero"`
-	SignedAt       time.Time `json:"signed_at,omitzero"`
+	Index          int                   `json:"index"`
+	Name           string                `json:"name"`
+	MediaType      string                `json:"media_type,omitempty"`
+	Size           int64                 `json:"size,omitempty"`
+	Hash           string                `json:"hash"`
+	Digest         []byte                `json:"digest"`
+	Format         string                `json:"format"`
+	Status         transaction.DocStatus `json:"status"`
+	ErrorCode      transaction.Code      `json:"error_code,omitempty"`
+	Error          string                `json:"error,omitempty"`
+	Signature      []byte                `json:"signature,omitempty"`
+	Timestamped    bool                  `json:"timestamped,omitempty"`
+	TimestampToken []byte                `json:"timestamp_token,omitempty"`
+	TimestampTime  time.Time             `json:"timestamp_time,omitzero"`
+	SignedAt       time.Time             `json:"signed_at,omitzero"`
 }
 
 // StateJSON is recoverBatchState.
@@ -255,10 +233,10 @@ type StateJSON struct {
 	TransactionID string              `json:"transaction_id"`
 	AppID         string              `json:"app_id"`
 	SubjectID     string              `json:"subject_id"`
-	State         State               `json:"state"`
+	State         transaction.State   `json:"state"`
 	StopOnError   bool                `json:"stop_on_error"`
-	Summary       Summary             `json:"summary,omitempty"`
-	ErrorCode     Code                `json:"error_code,omitempty"`
+	Summary       transaction.Summary `json:"summary,omitempty"`
+	ErrorCode     transaction.Code    `json:"error_code,omitempty"`
 	ErrorMessage  string              `json:"error_message,omitempty"`
 	CreatedAt     time.Time           `json:"created_at"`
 	UpdatedAt     time.Time           `json:"updated_at"`
@@ -289,7 +267,7 @@ func (h *Handler) createWith(w http.ResponseWriter, r *http.Request, p *store.Po
 		return
 	}
 	if in.AppID != "" && in.AppID != p.ID {
-		WriteProblem(w, r, h.log, refuse(CodeForbidden, "app_id is not the authenticated portal"), "")
+		WriteProblem(w, r, h.log, refuse(transaction.CodeForbidden, "app_id is not the authenticated portal"), "")
 		return
 	}
 	docs := in.Documents
@@ -303,7 +281,7 @@ func (h *Handler) createWith(w http.ResponseWriter, r *http.Request, p *store.Po
 		WriteProblem(w, r, h.log, invalid("document", "a batch takes documents, not document"), "")
 		return
 	}
-	req := CreateRequest{CitizenID: in.SubjectID, OKURL: in.OKURL, ErrorURL: in.ErrorURL, StopOnError: in.StopOnError,
+	req := transaction.CreateRequest{CitizenID: in.SubjectID, OKURL: in.OKURL, ErrorURL: in.ErrorURL, StopOnError: in.StopOnError,
 		Level: signer.Level(in.Level), IdempotencyKey: in.IdempotencyKey}
 	if k := r.Header.Get("Idempotency-Key"); k != "" {
 		if req.IdempotencyKey != "" && req.IdempotencyKey != k {
@@ -313,7 +291,7 @@ func (h *Handler) createWith(w http.ResponseWriter, r *http.Request, p *store.Po
 		req.IdempotencyKey = k
 	}
 	for _, d := range docs {
-		req.Documents = append(req.Documents, DocumentInput{Name: d.Name, MediaType: d.MediaType, Content: d.Content, Digest: d.Digest,
+		req.Documents = append(req.Documents, transaction.DocumentInput{Name: d.Name, MediaType: d.MediaType, Content: d.Content, Digest: d.Digest,
 			Hash: d.Hash, Format: signer.Format(d.Format)})
 	}
 	c, err := h.svc.Create(r.Context(), p, req)
@@ -337,13 +315,13 @@ func (h *Handler) createBatch(w http.ResponseWriter, r *http.Request, p *store.P
 	}
 	switch {
 	case in.AppID != "" && in.AppID != p.ID:
-		WriteProblem(w, r, h.log, refuse(CodeForbidden, "app_id is not the authenticated portal"), "")
+		WriteProblem(w, r, h.log, refuse(transaction.CodeForbidden, "app_id is not the authenticated portal"), "")
 		return
 	case len(in.Documents) > 0 || in.Document != nil:
 		WriteProblem(w, r, h.log, invalid("documents", "a batch starts empty: POST each document to /api/v1/batches/{id}/documents"), "")
 		return
 	}
-	req := CreateRequest{CitizenID: in.SubjectID, OKURL: in.OKURL, ErrorURL: in.ErrorURL, StopOnError: in.StopOnError,
+	req := transaction.CreateRequest{CitizenID: in.SubjectID, OKURL: in.OKURL, ErrorURL: in.ErrorURL, StopOnError: in.StopOnError,
 		Level: signer.Level(in.Level), IdempotencyKey: in.IdempotencyKey}
 	if k := r.Header.Get("Idempotency-Key"); k != "" && req.IdempotencyKey == "" {
 		req.IdempotencyKey = k
@@ -367,7 +345,7 @@ func (h *Handler) addDocument(w http.ResponseWriter, r *http.Request, p *store.P
 		WriteProblem(w, r, h.log, err, r.PathValue("id"))
 		return
 	}
-	i, err := h.svc.AddDocument(r.Context(), p.ID, r.PathValue("id"), DocumentInput{Name: d.Name, MediaType: d.MediaType,
+	i, err := h.svc.AddDocument(r.Context(), p.ID, r.PathValue("id"), transaction.DocumentInput{Name: d.Name, MediaType: d.MediaType,
 		Content: d.Content, Digest: d.Digest, Hash: d.Hash, Format: signer.Format(d.Format)})
 	if err != nil {
 		WriteProblem(w, r, h.log, err, r.PathValue("id"))
@@ -390,7 +368,7 @@ func (h *Handler) signBatch(w http.ResponseWriter, r *http.Request, p *store.Por
 
 // lookup fetches the portal's transaction and applies the optional
 // subject_id: a wrong citizen is reported as not found, like a wrong id.
-func (h *Handler) lookup(r *http.Request, p *store.Portal) (*Transaction, error) {
+func (h *Handler) lookup(r *http.Request, p *store.Portal) (*transaction.Transaction, error) {
 	t, err := h.svc.Get(r.Context(), p.ID, r.PathValue("id"))
 	if err != nil {
 		return nil, err
@@ -444,8 +422,8 @@ func (h *Handler) document(w http.ResponseWriter, r *http.Request, p *store.Port
 		return
 	}
 	if strings.Contains(r.Header.Get("Accept"), "application/octet-stream") {
-		if d.Status != DocSigned {
-			WriteProblem(w, r, h.log, refuse(CodeWrongState, "document %d is %s, not signed", i, d.Status), r.PathValue("id"))
+		if d.Status != transaction.DocSigned {
+			WriteProblem(w, r, h.log, refuse(transaction.CodeWrongState, "document %d is %s, not signed", i, d.Status), r.PathValue("id"))
 			return
 		}
 		ct := map[signer.Format]string{signer.FormatCAdES: "application/pkcs7-signature", signer.FormatPAdES: "application/pdf"}[d.Format]
@@ -490,48 +468,28 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, p *store.Portal) 
 	writeJSON(w, http.StatusOK, out)
 }
 
+// decode reads the JSON body into v with the REST layer's decoder and
+// puts its refusals in the portal API's codes.
 func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return invalid("content-type", "send application/json")
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, h.maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return &Error{Code: CodeDocumentTooLarge, Message: fmt.Sprintf("request body over %d bytes", mbe.Limit)}
-		}
-		return invalid("body", "not valid JSON for this operation: %s", jsonProblem(err))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return invalid("body", "one JSON object expected")
-	}
-	return nil
-}
-
-// jsonProblem describes a decoding error without echoing the input.
-func jsonProblem(err error) string {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
+	err := rest.DecodeJSON(w, r, v, h.maxBody)
+	e := errs.As(err)
 	switch {
-	case errors.As(err, &se):
-		return fmt.Sprintf("syntax error at byte %d", se.Offset)
-	case errors.As(err, &te):
-		return fmt.Sprintf("field %s has the wrong type", te.Field)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return strings.TrimPrefix(err.Error(), "json: ")
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "the body ends too early"
+	case err == nil:
+		return nil
+	case e != nil && e.Kind == errs.TooLarge:
+		return &transaction.Error{Code: transaction.CodeDocumentTooLarge, Message: e.Detail}
+	case e != nil:
+		return &transaction.Error{Code: transaction.CodeInvalidRequest, Field: e.Field, Message: e.Detail}
 	}
-	return "malformed"
+	return err
 }
 
-func stateJSON(t *Transaction, docs []DocumentResult) StateJSON {
+func stateJSON(t *transaction.Transaction, docs []transaction.DocumentResult) StateJSON {
 	out := StateJSON{TransactionID: t.ID, AppID: t.PortalID, SubjectID: t.CitizenID, State: t.State, StopOnError: t.StopOnError,
 		Summary: t.Summary, ErrorCode: t.ErrorCode, ErrorMessage: t.ErrorMessage, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
 		ExpiresAt: t.ExpiresAt, EndedAt: t.EndedAt}
 	for i, d := range t.Documents {
-		var r *DocumentResult
+		var r *transaction.DocumentResult
 		if docs != nil {
 			r = &docs[i]
 		}
@@ -540,7 +498,7 @@ func stateJSON(t *Transaction, docs []DocumentResult) StateJSON {
 	return out
 }
 
-func docJSON(d DocumentState, r *DocumentResult) DocumentStateJSON {
+func docJSON(d transaction.DocumentState, r *transaction.DocumentResult) DocumentStateJSON {
 	out := DocumentStateJSON{Index: d.Index, Name: d.Name, MediaType: d.MediaType, Size: d.Size, Hash: d.Hash, Digest: d.Digest,
 		Format: string(d.Format), Status: d.Status, ErrorCode: d.ErrorCode, Error: d.Error}
 	if r != nil {
@@ -555,4 +513,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
+}
+
+// refuse, invalid and notFound are the refusals this layer finds itself,
+// in the transaction package's vocabulary.
+
+func refuse(code transaction.Code, format string, args ...any) *transaction.Error {
+	return &transaction.Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func invalid(field, format string, args ...any) *transaction.Error {
+	return &transaction.Error{Code: transaction.CodeInvalidRequest, Field: field, Message: field + ": " + fmt.Sprintf(format, args...)}
+}
+
+func notFound() *transaction.Error {
+	return refuse(transaction.CodeUnknownTransaction, "no such transaction")
 }

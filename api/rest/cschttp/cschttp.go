@@ -1,4 +1,4 @@
-package csc
+package cschttp
 
 import (
 	"context"
@@ -8,22 +8,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"slices"
 	"strings"
 
+	"github.com/firma-cloud/firma/api/rest"
+	"github.com/firma-cloud/firma/csc"
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/store"
 )
-
-// Portals authenticates portals; *portal.Registry is one.
-type Portals interface {
-	AuthenticateAPIKey(ctx context.Context, key string) (*store.Portal, error)
-	AuthenticateCert(ctx context.Context, sum []byte) (*store.Portal, error)
-}
-
-var _ Portals = (*portal.Registry)(nil)
 
 // maxBody bounds a request body: multisign hashes of SHA-512 in base64
 // plus the rest fit well within it.
@@ -32,10 +27,33 @@ const maxBody = 1 << 20
 // Prefix is where the API is mounted.
 const Prefix = "/csc/v2/"
 
+// server is the CSC API's HTTP binding over one service.
+type server struct {
+	svc *csc.Service
+	log *slog.Logger
+}
+
 // Handler serves the CSC API under Prefix, authenticating callers with
-// portals.
-func (s *Service) Handler(portals Portals) http.Handler {
+// portals. log nil discards.
+func Handler(svc *csc.Service, portals portal.Authenticator, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	mux := http.NewServeMux()
+	register(mux, svc, portals, log)
+	return mux
+}
+
+// Register mounts the API on mux, each method under its own pattern.
+func Register(mux rest.Router, svc *csc.Service, portals portal.Authenticator, log *slog.Logger) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	register(mux, svc, portals, log)
+}
+
+func register(mux rest.Router, svc *csc.Service, portals portal.Authenticator, log *slog.Logger) {
+	s := &server{svc: svc, log: log}
 	mux.HandleFunc("GET "+Prefix+"info", s.serveInfo)
 	mux.HandleFunc("POST "+Prefix+"info", s.serveInfo)
 	mux.Handle("POST "+Prefix+"credentials/list", s.authed(portals, "credentials/list", s.serveList))
@@ -43,29 +61,25 @@ func (s *Service) Handler(portals Portals) http.Handler {
 	mux.Handle("POST "+Prefix+"credentials/sendOTP", s.authed(portals, "credentials/sendOTP", s.serveSendOTP))
 	mux.Handle("POST "+Prefix+"credentials/authorize", s.authed(portals, "credentials/authorize", s.serveAuthorize))
 	mux.Handle("POST "+Prefix+"signatures/signHash", s.authed(portals, "signatures/signHash", s.serveSignHash))
+	// Anything else under the prefix, wrong methods included, gets a CSC
+	// error rather than the mux's plain-text one.
 	mux.HandleFunc(Prefix, func(w http.ResponseWriter, r *http.Request) {
-		if slices.Contains(Methods, strings.TrimPrefix(r.URL.Path, Prefix)) {
+		if slices.Contains(csc.Methods, strings.TrimPrefix(r.URL.Path, Prefix)) {
 			w.Header().Set("Allow", http.MethodPost)
-			writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: CodeInvalidRequest,
+			writeError(w, &csc.Error{Status: http.StatusMethodNotAllowed, Code: csc.CodeInvalidRequest,
 				Description: fmt.Sprintf("%s takes POST, not %s", strings.TrimPrefix(r.URL.Path, Prefix), r.Method)})
 			return
 		}
-		writeError(w, &Error{Status: http.StatusNotFound, Code: CodeInvalidRequest,
-			Description: fmt.Sprintf("no CSC method %s %s; methods: info, %s (all POST)", r.Method, strings.TrimPrefix(r.URL.Path, Prefix), strings.Join(Methods, ", "))})
+		writeError(w, &csc.Error{Status: http.StatusNotFound, Code: csc.CodeInvalidRequest,
+			Description: fmt.Sprintf("no CSC method %s %s; methods: info, %s (all POST)", r.Method, strings.TrimPrefix(r.URL.Path, Prefix), strings.Join(csc.Methods, ", "))})
 	})
-	return mux
 }
 
-// Register mounts the API on mux.
-func (s *Service) Register(mux *http.ServeMux, portals Portals) {
-	mux.Handle(Prefix, s.Handler(portals))
-}
-
-type handlerFunc func(ctx context.Context, caller Caller, body []byte) (any, error)
+type handlerFunc func(ctx context.Context, caller csc.Caller, body []byte) (any, error)
 
 // authed authenticates the portal, reads the body and writes the answer
 // or the error in CSC form.
-func (s *Service) authed(portals Portals, method string, h handlerFunc) http.Handler {
+func (s *server) authed(portals portal.Authenticator, method string, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		caller, err := authenticate(ctx, portals, r)
@@ -74,7 +88,7 @@ func (s *Service) authed(portals Portals, method string, h handlerFunc) http.Han
 			if body, err = readBody(w, r); err == nil {
 				var out any
 				if out, err = h(ctx, caller, body); err == nil {
-					s.m.requests.WithLabelValues(method, "ok").Inc()
+					s.svc.CountRequest(method, "ok")
 					w.Header().Set("Cache-Control", "no-store")
 					if out == nil {
 						w.WriteHeader(http.StatusNoContent)
@@ -87,7 +101,7 @@ func (s *Service) authed(portals Portals, method string, h handlerFunc) http.Han
 			}
 		}
 		e := asError(err)
-		s.m.requests.WithLabelValues(method, e.Code).Inc()
+		s.svc.CountRequest(method, e.Code)
 		switch {
 		case e.Status >= 500:
 			s.log.ErrorContext(ctx, "csc request failed", "method", method, "portal", caller.ID, "code", e.Code, "err", e.Err)
@@ -98,15 +112,15 @@ func (s *Service) authed(portals Portals, method string, h handlerFunc) http.Han
 	})
 }
 
-func (s *Service) serveInfo(w http.ResponseWriter, r *http.Request) {
-	s.m.requests.WithLabelValues("info", "ok").Inc()
+func (s *server) serveInfo(w http.ResponseWriter, r *http.Request) {
+	s.svc.CountRequest("info", "ok")
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(s.Info())
+	json.NewEncoder(w).Encode(s.svc.Info())
 }
 
 // authenticate finds the calling portal by bearer API key, else by TLS
 // client certificate.
-func authenticate(ctx context.Context, portals Portals, r *http.Request) (Caller, error) {
+func authenticate(ctx context.Context, portals portal.Authenticator, r *http.Request) (csc.Caller, error) {
 	var (
 		p   *store.Portal
 		err error
@@ -114,7 +128,7 @@ func authenticate(ctx context.Context, portals Portals, r *http.Request) (Caller
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, ok := strings.Cut(h, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
-			return Caller{}, &Error{Status: http.StatusUnauthorized, Code: CodeInvalidToken, Description: "Authorization must be \"Bearer <portal API key>\""}
+			return csc.Caller{}, &csc.Error{Status: http.StatusUnauthorized, Code: csc.CodeInvalidToken, Description: "Authorization must be \"Bearer <portal API key>\""}
 		}
 		p, err = portals.AuthenticateAPIKey(ctx, strings.TrimSpace(tok))
 	} else if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
@@ -123,31 +137,31 @@ func authenticate(ctx context.Context, portals Portals, r *http.Request) (Caller
 		sum := sha256.Sum256(r.TLS.VerifiedChains[0][0].Raw)
 		p, err = portals.AuthenticateCert(ctx, sum[:])
 	} else {
-		return Caller{}, &Error{Status: http.StatusUnauthorized, Code: CodeInvalidToken, Description: "missing portal credentials: send the API key as a bearer token or use the portal's client certificate"}
+		return csc.Caller{}, &csc.Error{Status: http.StatusUnauthorized, Code: csc.CodeInvalidToken, Description: "missing portal credentials: send the API key as a bearer token or use the portal's client certificate"}
 	}
 	switch {
 	case errors.Is(err, portal.ErrDisabled):
-		return Caller{}, &Error{Status: http.StatusForbidden, Code: CodeAccessDenied, Description: "the portal is disabled"}
+		return csc.Caller{}, &csc.Error{Status: http.StatusForbidden, Code: csc.CodeAccessDenied, Description: "the portal is disabled"}
 	case errors.Is(err, portal.ErrUnauthenticated), errors.Is(err, portal.ErrNotFound):
-		return Caller{}, &Error{Status: http.StatusUnauthorized, Code: CodeInvalidToken, Description: "portal credentials not recognised"}
+		return csc.Caller{}, &csc.Error{Status: http.StatusUnauthorized, Code: csc.CodeInvalidToken, Description: "portal credentials not recognised"}
 	case err != nil:
-		return Caller{}, internal(fmt.Errorf("authenticate portal: %w", err))
+		return csc.Caller{}, internal(fmt.Errorf("authenticate portal: %w", err))
 	}
-	return Caller{ID: p.ID, Name: p.Name}, nil
+	return csc.Caller{ID: p.ID, Name: p.Name}, nil
 }
 
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
-			return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: CodeInvalidRequest, Description: "the body must be application/json"}
+			return nil, &csc.Error{Status: http.StatusUnsupportedMediaType, Code: csc.CodeInvalidRequest, Description: "the body must be application/json"}
 		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeInvalidRequest, Description: fmt.Sprintf("the body is over %d bytes", maxBody)}
+			return nil, &csc.Error{Status: http.StatusRequestEntityTooLarge, Code: csc.CodeInvalidRequest, Description: fmt.Sprintf("the body is over %d bytes", maxBody)}
 		}
 		return nil, invalid("the body could not be read")
 	}
@@ -181,13 +195,13 @@ type listBody struct {
 	PageToken    string `json:"pageToken"`
 }
 
-func (s *Service) serveList(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *server) serveList(ctx context.Context, c csc.Caller, body []byte) (any, error) {
 	var b listBody
 	if err := decode(body, &b); err != nil {
 		return nil, err
 	}
-	return s.List(ctx, c, ListRequest{UserID: b.UserID, CredInfo: b.CredInfo, OnlyValid: b.OnlyValid, MaxResults: b.MaxResults,
-		PageToken: b.PageToken, Info: InfoRequest{Certificates: b.Certificates, CertInfo: b.CertInfo, AuthInfo: b.AuthInfo}})
+	return s.svc.List(ctx, c, csc.ListRequest{UserID: b.UserID, CredInfo: b.CredInfo, OnlyValid: b.OnlyValid, MaxResults: b.MaxResults,
+		PageToken: b.PageToken, Info: csc.InfoRequest{Certificates: b.Certificates, CertInfo: b.CertInfo, AuthInfo: b.AuthInfo}})
 }
 
 type infoBody struct {
@@ -197,24 +211,24 @@ type infoBody struct {
 	AuthInfo     bool   `json:"authInfo"`
 }
 
-func (s *Service) serveCredInfo(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *server) serveCredInfo(ctx context.Context, c csc.Caller, body []byte) (any, error) {
 	var b infoBody
 	if err := decode(body, &b); err != nil {
 		return nil, err
 	}
-	return s.CredentialInfo(ctx, c, b.CredentialID, InfoRequest{Certificates: b.Certificates, CertInfo: b.CertInfo, AuthInfo: b.AuthInfo})
+	return s.svc.CredentialInfo(ctx, c, b.CredentialID, csc.InfoRequest{Certificates: b.Certificates, CertInfo: b.CertInfo, AuthInfo: b.AuthInfo})
 }
 
 type sendOTPBody struct {
 	CredentialID string `json:"credentialID"`
 }
 
-func (s *Service) serveSendOTP(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *server) serveSendOTP(ctx context.Context, c csc.Caller, body []byte) (any, error) {
 	var b sendOTPBody
 	if err := decode(body, &b); err != nil {
 		return nil, err
 	}
-	return nil, s.SendOTP(ctx, c, b.CredentialID)
+	return nil, s.svc.SendOTP(ctx, c, b.CredentialID)
 }
 
 type authData struct {
@@ -239,7 +253,7 @@ type authorizeResponse struct {
 	ExpiresIn int    `json:"expiresIn"`
 }
 
-func (s *Service) serveAuthorize(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *server) serveAuthorize(ctx context.Context, c csc.Caller, body []byte) (any, error) {
 	var b authorizeBody
 	if err := decode(body, &b); err != nil {
 		return nil, err
@@ -263,7 +277,7 @@ func (s *Service) serveAuthorize(ctx context.Context, c Caller, body []byte) (an
 	if alg == "" {
 		alg = b.HashAlgo
 	}
-	a, err := s.Authorize(ctx, c, AuthorizeRequest{CredentialID: b.CredentialID, NumSignatures: *b.NumSignatures, Hashes: b.Hashes,
+	a, err := s.svc.Authorize(ctx, c, csc.AuthorizeRequest{CredentialID: b.CredentialID, NumSignatures: *b.NumSignatures, Hashes: b.Hashes,
 		HashAlgorithm: alg, OTP: otp, Description: b.Description})
 	if err != nil {
 		return nil, err
@@ -287,7 +301,7 @@ type signHashResponse struct {
 	Signatures []string `json:"signatures"`
 }
 
-func (s *Service) serveSignHash(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *server) serveSignHash(ctx context.Context, c csc.Caller, body []byte) (any, error) {
 	var b signHashBody
 	if err := decode(body, &b); err != nil {
 		return nil, err
@@ -303,7 +317,7 @@ func (s *Service) serveSignHash(ctx context.Context, c Caller, body []byte) (any
 	if alg == "" {
 		alg = b.HashAlgo
 	}
-	sigs, err := s.SignHash(ctx, c, SignHashRequest{CredentialID: b.CredentialID, SAD: b.SAD, Hashes: hashes, HashAlgorithm: alg,
+	sigs, err := s.svc.SignHash(ctx, c, csc.SignHashRequest{CredentialID: b.CredentialID, SAD: b.SAD, Hashes: hashes, HashAlgorithm: alg,
 		SignAlgo: b.SignAlgo, SignAlgoParams: b.SignAlgoParams})
 	if err != nil {
 		return nil, err
@@ -313,4 +327,34 @@ func (s *Service) serveSignHash(ctx context.Context, c Caller, body []byte) (any
 		out.Signatures[i] = base64.StdEncoding.EncodeToString(sig)
 	}
 	return out, nil
+}
+
+// The CSC error form: {"error", "error_description"} with the status the
+// error carries.
+
+func invalid(format string, args ...any) *csc.Error {
+	return &csc.Error{Status: http.StatusBadRequest, Code: csc.CodeInvalidRequest, Description: fmt.Sprintf(format, args...)}
+}
+
+func internal(err error) *csc.Error {
+	return &csc.Error{Status: http.StatusInternalServerError, Code: csc.CodeServerError, Description: "internal error", Err: err}
+}
+
+// asError turns any error into the *csc.Error to send.
+func asError(err error) *csc.Error {
+	var e *csc.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return internal(err)
+}
+
+func writeError(w http.ResponseWriter, e *csc.Error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if e.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="csc"`)
+	}
+	w.WriteHeader(e.Status)
+	json.NewEncoder(w).Encode(map[string]string{"error": e.Code, "error_description": e.Description})
 }
