@@ -40,6 +40,9 @@ var reasons = map[string]string{
 	"canceled":               firmav1.ErrorReason_ERROR_REASON_UNSPECIFIED.String(),
 	"deadline_exceeded":      firmav1.ErrorReason_ERROR_REASON_UNSPECIFIED.String(),
 	"not_found":              firmav1.ErrorReason_ERROR_REASON_UNSPECIFIED.String(),
+	// PortalService has always said INVALID_ARGUMENT for these.
+	"portal_not_found": firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT.String(),
+	"portal_exists":    firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT.String(),
 }
 
 // reasonOf is the ErrorInfo reason of an error: by the reasons table, or

@@ -3,11 +3,9 @@ package api
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"log/slog"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 
 	"github.com/firma-cloud/firma/api/firmav1"
 	"github.com/firma-cloud/firma/audit"
@@ -61,17 +59,9 @@ func RegisterPortals(s *grpc.Server, svc *PortalService) {
 	firmav1.RegisterPortalServiceServer(s, svc)
 }
 
-// portalErr maps the portal registry's errors to statuses.
+// portalErr maps the portal registry's errors to statuses: they are
+// *errs.Error like every other's.
 func (s *PortalService) portalErr(ctx context.Context, method string, err error) error {
-	var fe *portal.FieldError
-	switch {
-	case errors.As(err, &fe):
-		return invalidArg(fe.Field, fe.Msg)
-	case errors.Is(err, portal.ErrNotFound):
-		return newStatus(codes.NotFound, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "portal not found", nil)
-	case errors.Is(err, portal.ErrConflict):
-		return newStatus(codes.AlreadyExists, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, err.Error(), nil)
-	}
 	return toStatus(ctx, s.log, method, err)
 }
 

@@ -66,7 +66,7 @@ func RegisterTransactions(s *grpc.Server, svc *TransactionService) {
 func (s *TransactionService) portal(ctx context.Context, appID string) (*store.Portal, error) {
 	var (
 		p   *store.Portal
-		err = portal.ErrUnauthenticated
+		err error = portal.ErrUnauthenticated
 	)
 	if key, ok := portalKey(ctx); ok {
 		p, err = s.auth.AuthenticateAPIKey(ctx, key)

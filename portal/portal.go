@@ -16,16 +16,17 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/store"
 )
 
 // Sentinel errors callers tell apart with errors.Is.
 var (
-	ErrInvalid         = errors.New("invalid portal")
-	ErrNotFound        = errors.New("portal not found")
-	ErrUnauthenticated = errors.New("portal credentials not recognised")
-	ErrDisabled        = errors.New("portal disabled")
-	ErrConflict        = errors.New("portal already exists")
+	ErrInvalid         = errs.Sentinel(errs.Invalid, "invalid_portal", "invalid portal")
+	ErrNotFound        = errs.Sentinel(errs.NotFound, "portal_not_found", "portal not found")
+	ErrUnauthenticated = errs.Sentinel(errs.Unauthenticated, "portal_unauthenticated", "portal credentials not recognised")
+	ErrDisabled        = errs.Sentinel(errs.Denied, "portal_disabled", "portal disabled")
+	ErrConflict        = errs.Sentinel(errs.Conflict, "portal_exists", "portal already exists (name or certificate already registered)")
 )
 
 // Defaults of a portal's limits.
@@ -48,6 +49,15 @@ type FieldError struct {
 
 // Error names the field and the problem.
 func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// As gives the edges an *errs.Error naming the field.
+func (e *FieldError) As(target any) bool {
+	p, ok := target.(**errs.Error)
+	if ok {
+		*p = &errs.Error{Kind: errs.Invalid, Code: ErrInvalid.Code, Field: e.Field, Detail: e.Error()}
+	}
+	return ok
+}
 
 // Unwrap makes errors.Is(err, ErrInvalid) hold.
 func (e *FieldError) Unwrap() error { return ErrInvalid }
@@ -141,7 +151,7 @@ func (r *Registry) Create(ctx context.Context, s Spec) (*Created, error) {
 	}
 	if err := r.st.CreatePortal(ctx, p); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			return nil, fmt.Errorf("portal %q: %w (name or certificate already registered)", p.Name, ErrConflict)
+			return nil, fmt.Errorf("portal %q: %w", p.Name, ErrConflict)
 		}
 		return nil, fmt.Errorf("create portal: %w", err)
 	}
@@ -179,7 +189,7 @@ func (r *Registry) Update(ctx context.Context, id string, s Spec) (*store.Portal
 	}
 	if err := r.st.UpdatePortal(ctx, p); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			return nil, "", fmt.Errorf("portal %q: %w (name or certificate already registered)", p.Name, ErrConflict)
+			return nil, "", fmt.Errorf("portal %q: %w", p.Name, ErrConflict)
 		}
 		return nil, "", fmt.Errorf("update portal %s: %w", id, err)
 	}
