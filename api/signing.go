@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 
-
 	"github.com/firma-cloud/firma/api/firmav1"
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/keystore"
@@ -19,7 +18,6 @@ import (
 // core's limit, enough for any batch a portal sends and small enough that
 // one call cannot hold every HSM session for long.
 const MaxDigests = signer.DefaultMaxBatch
-
 
 // SigningService implements firmav1.SigningServiceServer on the signing
 // service: every call is one key.activated and one key.used record.

@@ -1,13 +1,12 @@
 package csc
 
 import (
-	"fmt"
-	"net/http"
-
 	"github.com/firma-cloud/firma/errs"
 )
 
-// Error codes of the CSC error body.
+// Error codes of the CSC error body. The service's refusals are
+// *errs.Error values with these codes; the CSC edge (api/rest/cschttp)
+// takes the HTTP status from the kind, in its one table.
 const (
 	CodeInvalidRequest = "invalid_request"
 	CodeInvalidOTP     = "invalid_otp"
@@ -17,69 +16,40 @@ const (
 	CodeUnavailable    = "temporarily_unavailable"
 )
 
-// Error is a refusal in CSC form. Description is written for the
-// integrator and never carries a secret; Err is the internal cause, logged
-// and never sent.
-type Error struct {
-	Status      int
-	Code        string
-	Description string
-	Err         error
-}
+// Codes lists every CSC error code: the edge sends an error's own code when
+// it is one of these, and its kind's CSC code otherwise.
+var Codes = []string{CodeInvalidRequest, CodeInvalidOTP, CodeAccessDenied, CodeInvalidToken, CodeServerError, CodeUnavailable}
 
-func (e *Error) Error() string { return e.Code + ": " + e.Description }
-
-// Unwrap returns the internal cause.
-func (e *Error) Unwrap() error { return e.Err }
-
-// As gives the *errs.Error edges other than the CSC API read (logs,
-// metrics, a future gRPC face): its kind follows the CSC status.
-func (e *Error) As(target any) bool {
-	p, ok := target.(**errs.Error)
-	if !ok {
-		return false
-	}
-	k, ok := statusKinds[e.Status]
-	if !ok {
-		k = errs.Internal
-	}
-	*p = &errs.Error{Kind: k, Code: e.Code, Detail: e.Description, Err: e.Err}
-	return true
-}
-
-var statusKinds = map[int]errs.Kind{
-	http.StatusBadRequest: errs.Invalid, http.StatusUnauthorized: errs.Unauthenticated, http.StatusForbidden: errs.Denied,
-	http.StatusNotFound: errs.NotFound, http.StatusMethodNotAllowed: errs.Invalid, http.StatusRequestEntityTooLarge: errs.TooLarge,
-	http.StatusUnsupportedMediaType: errs.Invalid, http.StatusTooManyRequests: errs.TooMany,
-	http.StatusServiceUnavailable: errs.Unavailable,
-}
-
-// Is matches a sentinel with the same code.
-func (e *Error) Is(target error) bool {
-	t, ok := target.(*Error)
-	return ok && t.Description == "" && t.Code == e.Code
-}
-
-// Sentinels for errors.Is.
+// Sentinels for errors.Is: they match any refusal with the same code.
 var (
-	ErrInvalidRequest = &Error{Code: CodeInvalidRequest}
-	ErrInvalidOTP     = &Error{Code: CodeInvalidOTP}
-	ErrAccessDenied   = &Error{Code: CodeAccessDenied}
-	ErrInvalidToken   = &Error{Code: CodeInvalidToken}
+	ErrInvalidRequest = errs.Sentinel(errs.Invalid, CodeInvalidRequest, "invalid request")
+	ErrInvalidOTP     = errs.Sentinel(errs.Invalid, CodeInvalidOTP, "invalid OTP")
+	ErrAccessDenied   = errs.Sentinel(errs.Denied, CodeAccessDenied, "access denied")
+	ErrInvalidToken   = errs.Sentinel(errs.Unauthenticated, CodeInvalidToken, "invalid token")
 )
 
-func invalid(format string, args ...any) *Error {
-	return &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Description: fmt.Sprintf(format, args...)}
+func invalid(format string, args ...any) *errs.Error {
+	return errs.Newf(errs.Invalid, CodeInvalidRequest, format, args...)
 }
 
-func denied(format string, args ...any) *Error {
-	return &Error{Status: http.StatusForbidden, Code: CodeAccessDenied, Description: fmt.Sprintf(format, args...)}
+// invalidOTP is a code that is wrong, expired, spent or never sent: a
+// client mistake, told apart from other bad requests by its CSC code.
+func invalidOTP(format string, args ...any) *errs.Error {
+	return errs.Newf(errs.Invalid, CodeInvalidOTP, format, args...)
 }
 
-func internal(err error) *Error {
-	return &Error{Status: http.StatusInternalServerError, Code: CodeServerError, Description: "internal error", Err: err}
+func denied(format string, args ...any) *errs.Error {
+	return errs.Newf(errs.Denied, CodeAccessDenied, format, args...)
 }
 
-func unavailable(desc string, err error) *Error {
-	return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Description: desc, Err: err}
+func tooMany(detail string) *errs.Error { return errs.New(errs.TooMany, CodeInvalidRequest, detail) }
+
+func conflict(detail string) *errs.Error { return errs.New(errs.Conflict, CodeInvalidRequest, detail) }
+
+func internal(err error) *errs.Error {
+	return &errs.Error{Kind: errs.Internal, Code: CodeServerError, Detail: "internal error", Err: err}
+}
+
+func unavailable(desc string, err error) *errs.Error {
+	return &errs.Error{Kind: errs.Unavailable, Code: CodeUnavailable, Detail: desc, Err: err}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"testing"
 
+	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/keystore"
 )
 
@@ -22,7 +23,7 @@ func FuzzResolveSignAlgo(f *testing.F) {
 				t.Fatalf("%s %s: no scheme and no error", kt, oid)
 			}
 			if err != nil {
-				if e, ok := err.(*Error); !ok || e.Code != CodeInvalidRequest {
+				if e := errs.As(err); e == nil || e.Code != CodeInvalidRequest || e.Kind != errs.Invalid {
 					t.Fatalf("%s %s: %v", kt, oid, err)
 				}
 			}

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/ca"
+	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/registry"
@@ -287,7 +287,7 @@ func (s *Service) SendOTP(ctx context.Context, caller Caller, credentialID strin
 			if err := s.opt.Rules.MaySend(prev.Sends, prev.SentAt, now); err != nil {
 				var r *policy.Refusal
 				if errors.As(err, &r) {
-					return &Error{Status: http.StatusTooManyRequests, Code: CodeInvalidRequest, Description: r.Reason}
+					return tooMany(r.Reason)
 				}
 				return internal(err)
 			}
@@ -319,8 +319,7 @@ func (s *Service) SendOTP(ctx context.Context, caller Caller, credentialID strin
 		err = s.opt.Store.PutCSCChallenge(ctx, ch, prevCreated)
 	}
 	if errors.Is(err, store.ErrConflict) {
-		return &Error{Status: http.StatusConflict, Code: CodeInvalidRequest,
-			Description: "another OTP request for this credential came at the same time; use the code of the last SMS or try again"}
+		return conflict("another OTP request for this credential came at the same time; use the code of the last SMS or try again")
 	}
 	if err != nil {
 		return internal(err)
@@ -336,8 +335,9 @@ func (s *Service) SendOTP(ctx context.Context, caller Caller, credentialID strin
 // access_denied with the reason, which says until when.
 func (s *Service) locked(err error) error {
 	if r, ok := policy.IsLocked(err); ok {
-		return &Error{Status: http.StatusForbidden, Code: CodeAccessDenied,
-			Description: "the holder's codes are locked for every portal: " + r.Reason, Err: err}
+		e := denied("the holder's codes are locked for every portal: %s", r.Reason)
+		e.Err = err
+		return e
 	}
 	return internal(err)
 }
@@ -396,7 +396,7 @@ func (s *Service) Authorize(ctx context.Context, caller Caller, r AuthorizeReque
 		return nil, invalid("missing OTP: give it in authData as {\"id\": \"otp\", \"value\": \"...\"}")
 	}
 	if !policy.WellFormedOTP(r.OTP) {
-		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP, Description: fmt.Sprintf("the OTP must be %d digits", policy.OTPDigits)}
+		return nil, invalidOTP("the OTP must be %d digits", policy.OTPDigits)
 	}
 	c, err := s.credential(ctx, r.CredentialID)
 	if err != nil {
@@ -416,7 +416,7 @@ func (s *Service) Authorize(ctx context.Context, caller Caller, r AuthorizeReque
 	id := challengeID(c.cert.ID, caller.ID)
 	ch, err := s.opt.Store.CSCChallenge(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP, Description: "no OTP was sent for this credential: call credentials/sendOTP first"}
+		return nil, invalidOTP("no OTP was sent for this credential: call credentials/sendOTP first")
 	}
 	if err != nil {
 		return nil, internal(err)
@@ -424,11 +424,11 @@ func (s *Service) Authorize(ctx context.Context, caller Caller, r AuthorizeReque
 	actor := audit.Actor{Role: audit.RolePortal, ID: caller.ID}
 	switch {
 	case !ch.UsedAt.IsZero(), !ch.LockedAt.IsZero():
-		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP, Description: "the OTP was already used; ask for a new one with credentials/sendOTP"}
+		return nil, invalidOTP("the OTP was already used; ask for a new one with credentials/sendOTP")
 	case !now.Before(ch.ExpiresAt):
-		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP, Description: "the OTP has expired; ask for a new one with credentials/sendOTP"}
+		return nil, invalidOTP("the OTP has expired; ask for a new one with credentials/sendOTP")
 	case ch.CitizenID != cz.ID:
-		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP, Description: "the OTP was sent for another holder; ask for a new one"}
+		return nil, invalidOTP("the OTP was sent for another holder; ask for a new one")
 	}
 	// The lock, the comparison and the count are one step on the holder's
 	// channel: guesses from several portals and nodes at once take turns,
@@ -456,12 +456,11 @@ func (s *Service) Authorize(ctx context.Context, caller Caller, r AuthorizeReque
 		s.audit(ctx, &audit.Record{Event: audit.OTPFailed, Outcome: audit.Failure, Actor: actor, Citizen: cz.ID, Portal: caller.ID,
 			KeyID: c.cert.KeyID, Reason: "wrong code", Details: map[string]string{"api": "csc", "failures": fmt.Sprint(f.Failures)}})
 		left := f.Left
-		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP,
-			Description: fmt.Sprintf("wrong OTP; %d %s left", left, plural(left, "try", "tries"))}
+		return nil, invalidOTP("wrong OTP; %d %s left", left, plural(left, "try", "tries"))
 	}
 	if err := s.opt.Store.UseCSCChallenge(ctx, id, now); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidOTP, Description: "the OTP was already used; ask for a new one with credentials/sendOTP"}
+			return nil, invalidOTP("the OTP was already used; ask for a new one with credentials/sendOTP")
 		}
 		return nil, internal(err)
 	}
@@ -718,7 +717,7 @@ func signError(err error) error {
 	case errors.Is(err, keystore.ErrKeyDestroyed), errors.Is(err, keystore.ErrKeyNotFound):
 		return denied("the credential's key is destroyed")
 	case errors.Is(err, keystore.ErrUnsupported), errors.Is(err, signer.ErrDigestLength):
-		return &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Description: "the key cannot sign with that algorithm", Err: err}
+		return &errs.Error{Kind: errs.Invalid, Code: CodeInvalidRequest, Detail: "the key cannot sign with that algorithm", Err: err}
 	}
 	return internal(err)
 }

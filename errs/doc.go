@@ -9,7 +9,7 @@
 // An Error is created where the problem is found. Domain packages declare
 // their sentinels as *Error values (errors.Is matches on Code) and wrap
 // them with context as usual; domain error types with their own fields
-// (transaction.Error, csc.Error) convert to an *Error through errors.As.
+// (transaction.Error) convert to an *Error through errors.As.
 // Edges call KindOf and CodeOf and never read an error's text to decide.
 //
 // Standard library only: every package may import it.

@@ -11,7 +11,7 @@ import (
 
 var errThing = errs.Sentinel(errs.NotFound, "thing_not_found", "thing not found")
 
-// domainError stands for transaction.Error and csc.Error: a type of its
+// domainError stands for transaction.Error: a type of its
 // own that converts to an *errs.Error through errors.As.
 type domainError struct{ code string }
 

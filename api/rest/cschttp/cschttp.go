@@ -12,10 +12,14 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/firma-cloud/firma/api/rest"
 	"github.com/firma-cloud/firma/csc"
+	"github.com/firma-cloud/firma/errs"
+	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/store"
 )
@@ -66,12 +70,12 @@ func register(mux rest.Router, svc *csc.Service, portals portal.Authenticator, l
 	mux.HandleFunc(Prefix, func(w http.ResponseWriter, r *http.Request) {
 		if slices.Contains(csc.Methods, strings.TrimPrefix(r.URL.Path, Prefix)) {
 			w.Header().Set("Allow", http.MethodPost)
-			writeError(w, &csc.Error{Status: http.StatusMethodNotAllowed, Code: csc.CodeInvalidRequest,
-				Description: fmt.Sprintf("%s takes POST, not %s", strings.TrimPrefix(r.URL.Path, Prefix), r.Method)})
+			writeForm(w, http.StatusMethodNotAllowed, csc.CodeInvalidRequest,
+				fmt.Sprintf("%s takes POST, not %s", strings.TrimPrefix(r.URL.Path, Prefix), r.Method))
 			return
 		}
-		writeError(w, &csc.Error{Status: http.StatusNotFound, Code: csc.CodeInvalidRequest,
-			Description: fmt.Sprintf("no CSC method %s %s; methods: info, %s (all POST)", r.Method, strings.TrimPrefix(r.URL.Path, Prefix), strings.Join(csc.Methods, ", "))})
+		writeForm(w, http.StatusNotFound, csc.CodeInvalidRequest,
+			fmt.Sprintf("no CSC method %s %s; methods: info, %s (all POST)", r.Method, strings.TrimPrefix(r.URL.Path, Prefix), strings.Join(csc.Methods, ", ")))
 	})
 }
 
@@ -100,15 +104,15 @@ func (s *server) authed(portals portal.Authenticator, method string, h handlerFu
 				}
 			}
 		}
-		e := asError(err)
-		s.svc.CountRequest(method, e.Code)
+		f := formOf(err)
+		s.svc.CountRequest(method, f.code)
 		switch {
-		case e.Status >= 500:
-			s.log.ErrorContext(ctx, "csc request failed", "method", method, "portal", caller.ID, "code", e.Code, "err", e.Err)
+		case f.status >= 500:
+			s.log.ErrorContext(ctx, "csc request failed", "method", method, "portal", caller.ID, "code", f.code, "err", err)
 		default:
-			s.log.WarnContext(ctx, "csc request refused", "method", method, "portal", caller.ID, "code", e.Code, "reason", e.Description)
+			s.log.WarnContext(ctx, "csc request refused", "method", method, "portal", caller.ID, "code", f.code, "reason", f.desc)
 		}
-		writeError(w, e)
+		f.write(w)
 	})
 }
 
@@ -128,7 +132,7 @@ func authenticate(ctx context.Context, portals portal.Authenticator, r *http.Req
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, ok := strings.Cut(h, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
-			return csc.Caller{}, &csc.Error{Status: http.StatusUnauthorized, Code: csc.CodeInvalidToken, Description: "Authorization must be \"Bearer <portal API key>\""}
+			return csc.Caller{}, errs.New(errs.Unauthenticated, csc.CodeInvalidToken, "Authorization must be \"Bearer <portal API key>\"")
 		}
 		p, err = portals.AuthenticateAPIKey(ctx, strings.TrimSpace(tok))
 	} else if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
@@ -137,13 +141,13 @@ func authenticate(ctx context.Context, portals portal.Authenticator, r *http.Req
 		sum := sha256.Sum256(r.TLS.VerifiedChains[0][0].Raw)
 		p, err = portals.AuthenticateCert(ctx, sum[:])
 	} else {
-		return csc.Caller{}, &csc.Error{Status: http.StatusUnauthorized, Code: csc.CodeInvalidToken, Description: "missing portal credentials: send the API key as a bearer token or use the portal's client certificate"}
+		return csc.Caller{}, errs.New(errs.Unauthenticated, csc.CodeInvalidToken, "missing portal credentials: send the API key as a bearer token or use the portal's client certificate")
 	}
 	switch {
 	case errors.Is(err, portal.ErrDisabled):
-		return csc.Caller{}, &csc.Error{Status: http.StatusForbidden, Code: csc.CodeAccessDenied, Description: "the portal is disabled"}
+		return csc.Caller{}, errs.New(errs.Denied, csc.CodeAccessDenied, "the portal is disabled")
 	case errors.Is(err, portal.ErrUnauthenticated), errors.Is(err, portal.ErrNotFound):
-		return csc.Caller{}, &csc.Error{Status: http.StatusUnauthorized, Code: csc.CodeInvalidToken, Description: "portal credentials not recognised"}
+		return csc.Caller{}, errs.New(errs.Unauthenticated, csc.CodeInvalidToken, "portal credentials not recognised")
 	case err != nil:
 		return csc.Caller{}, internal(fmt.Errorf("authenticate portal: %w", err))
 	}
@@ -154,14 +158,14 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
-			return nil, &csc.Error{Status: http.StatusUnsupportedMediaType, Code: csc.CodeInvalidRequest, Description: "the body must be application/json"}
+			return nil, form{status: http.StatusUnsupportedMediaType, code: csc.CodeInvalidRequest, desc: "the body must be application/json"}
 		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, &csc.Error{Status: http.StatusRequestEntityTooLarge, Code: csc.CodeInvalidRequest, Description: fmt.Sprintf("the body is over %d bytes", maxBody)}
+			return nil, errs.Newf(errs.TooLarge, csc.CodeInvalidRequest, "the body is over %d bytes", maxBody)
 		}
 		return nil, invalid("the body could not be read")
 	}
@@ -329,32 +333,97 @@ func (s *server) serveSignHash(ctx context.Context, c csc.Caller, body []byte) (
 	return out, nil
 }
 
-// The CSC error form: {"error", "error_description"} with the status the
-// error carries.
+// The CSC error form: {"error", "error_description"}. The service's
+// refusals are *errs.Error values; formOf takes their status from the kind,
+// in the one table below, and their CSC code from the error when it is one
+// (csc.Codes), else from the kind.
 
-func invalid(format string, args ...any) *csc.Error {
-	return &csc.Error{Status: http.StatusBadRequest, Code: csc.CodeInvalidRequest, Description: fmt.Sprintf(format, args...)}
+func invalid(format string, args ...any) *errs.Error {
+	return errs.Newf(errs.Invalid, csc.CodeInvalidRequest, format, args...)
 }
 
-func internal(err error) *csc.Error {
-	return &csc.Error{Status: http.StatusInternalServerError, Code: csc.CodeServerError, Description: "internal error", Err: err}
+func internal(err error) *errs.Error {
+	return &errs.Error{Kind: errs.Internal, Code: csc.CodeServerError, Detail: "internal error", Err: err}
 }
 
-// asError turns any error into the *csc.Error to send.
-func asError(err error) *csc.Error {
-	var e *csc.Error
-	if errors.As(err, &e) {
-		return e
+// forms is the one table from an error's kind to the CSC answer: HTTP
+// status and the CSC error code used when the error's own is not a CSC
+// code. The CSC specification answers most refusals 400 invalid_request.
+var forms = map[errs.Kind]form{
+	errs.Invalid:            {status: http.StatusBadRequest, code: csc.CodeInvalidRequest},
+	errs.OutOfRange:         {status: http.StatusBadRequest, code: csc.CodeInvalidRequest},
+	errs.NotFound:           {status: http.StatusBadRequest, code: csc.CodeInvalidRequest},
+	errs.FailedPrecondition: {status: http.StatusBadRequest, code: csc.CodeInvalidRequest},
+	errs.Gone:               {status: http.StatusBadRequest, code: csc.CodeInvalidRequest},
+	errs.Conflict:           {status: http.StatusConflict, code: csc.CodeInvalidRequest},
+	errs.TooLarge:           {status: http.StatusRequestEntityTooLarge, code: csc.CodeInvalidRequest},
+	errs.TooMany:            {status: http.StatusTooManyRequests, code: csc.CodeInvalidRequest},
+	errs.Unauthenticated:    {status: http.StatusUnauthorized, code: csc.CodeInvalidToken},
+	errs.Denied:             {status: http.StatusForbidden, code: csc.CodeAccessDenied},
+	errs.Unprocessable:      {status: http.StatusForbidden, code: csc.CodeAccessDenied},
+	errs.Unavailable:        {status: http.StatusServiceUnavailable, code: csc.CodeUnavailable},
+	errs.Timeout:            {status: http.StatusServiceUnavailable, code: csc.CodeUnavailable},
+	errs.Canceled:           {status: http.StatusServiceUnavailable, code: csc.CodeUnavailable},
+	errs.Internal:           {status: http.StatusInternalServerError, code: csc.CodeServerError},
+}
+
+// form is one CSC error answer. Answers about HTTP itself (a method or
+// route that does not exist, a body that is not JSON) are forms made
+// here; everything else comes from an *errs.Error through forms.
+type form struct {
+	status     int
+	code, desc string
+	retryAfter time.Duration
+}
+
+func (f form) Error() string { return f.code + ": " + f.desc }
+
+// formOf is the CSC answer to err.
+func formOf(err error) form {
+	var f form
+	if errors.As(err, &f) {
+		return f
 	}
-	return internal(err)
+	e := errs.As(err)
+	if e == nil {
+		var pr *policy.Refusal
+		if errors.As(err, &pr) {
+			e = &errs.Error{Kind: errs.Denied, Code: pr.Rule, Detail: pr.Reason}
+		} else {
+			e = internal(err)
+		}
+	}
+	f, ok := forms[e.Kind]
+	if !ok {
+		f = forms[errs.Internal]
+	}
+	if slices.Contains(csc.Codes, e.Code) {
+		f.code = e.Code
+	}
+	f.desc, f.retryAfter = e.Detail, e.RetryAfter
+	if e.Kind == errs.Internal {
+		f.desc = "internal error" // the cause stays in our log
+	}
+	if f.retryAfter <= 0 && (e.Kind == errs.TooMany || e.Kind == errs.Unavailable) {
+		f.retryAfter = time.Second
+	}
+	return f
 }
 
-func writeError(w http.ResponseWriter, e *csc.Error) {
+func (f form) write(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	if e.Status == http.StatusUnauthorized {
+	if f.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="csc"`)
 	}
-	w.WriteHeader(e.Status)
-	json.NewEncoder(w).Encode(map[string]string{"error": e.Code, "error_description": e.Description})
+	if f.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((f.retryAfter+time.Second-1)/time.Second)))
+	}
+	w.WriteHeader(f.status)
+	json.NewEncoder(w).Encode(map[string]string{"error": f.code, "error_description": f.desc})
+}
+
+// writeForm answers a request about HTTP itself in CSC form.
+func writeForm(w http.ResponseWriter, status int, code, desc string) {
+	form{status: status, code: code, desc: desc}.write(w)
 }
