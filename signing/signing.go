@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"sync"
 	"time"
 
 	"github.com/firma-cloud/firma/audit"
@@ -49,6 +50,9 @@ var (
 	// ErrRequest is a request this package cannot act on (no purpose, no
 	// key, ...): a wiring mistake of the way in, not the client's.
 	ErrRequest = errs.Sentinel(errs.Internal, "signing_request_malformed", "malformed signing request")
+	// ErrNotApproved is a raw digest the grant's activation does not list:
+	// consent covers the exact digests approved, nothing else.
+	ErrNotApproved = errs.Sentinel(errs.Denied, "digest_not_approved", "a digest was not among those approved")
 )
 
 // Purpose is why a key is used. It decides whose key it is (a citizen's
@@ -418,6 +422,9 @@ type Grant struct {
 	cert    *ca.Certificate // nil for a service key
 	chain   []*x509.Certificate
 	citizen string
+
+	approvedOnce sync.Once
+	approvedSet  map[audit.Document]bool // the request's digests, by hash and hex
 }
 
 // Activation is the activation ID the grant's records share.
@@ -436,6 +443,9 @@ func (g *Grant) Chain() []*x509.Certificate { return g.chain }
 // SignDigests signs a batch of digests of hash h through the signing
 // core, all or nothing. An empty scheme is the key type's default.
 func (g *Grant) SignDigests(ctx context.Context, scheme keystore.Scheme, h crypto.Hash, digests [][]byte) ([][]byte, error) {
+	if err := g.approved(h, digests); err != nil {
+		return nil, err
+	}
 	if scheme == "" {
 		var err error
 		if scheme, err = keystore.SchemeFor(g.key.Key().Type, nil); err != nil {
@@ -443,6 +453,25 @@ func (g *Grant) SignDigests(ctx context.Context, scheme keystore.Scheme, h crypt
 		}
 	}
 	return g.s.opt.Core.Sign(ctx, signer.Request{KeyID: g.key.Key().ID, Scheme: scheme, Hash: h, Digests: digests})
+}
+
+// approved checks that every raw digest is one the key.activated record
+// lists, so that a grant cannot sign more than the consent behind it. (The
+// CMS builders sign signed attributes that cover the approved digests;
+// Signer is theirs, and the record names the documents.)
+func (g *Grant) approved(h crypto.Hash, digests [][]byte) error {
+	g.approvedOnce.Do(func() {
+		g.approvedSet = make(map[audit.Document]bool, len(g.req.Documents))
+		for _, d := range g.req.Documents {
+			g.approvedSet[audit.Document{Hash: d.Hash, Digest: d.Digest}] = true
+		}
+	})
+	for i, d := range digests {
+		if !g.approvedSet[audit.Digest(h, d)] {
+			return fmt.Errorf("signing: digest %d: %w", i, ErrNotApproved)
+		}
+	}
+	return nil
 }
 
 // Signer returns a crypto.Signer for the CMS builders (CAdES, PAdES, the

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/sha512"
 	"errors"
 	"fmt"
 	"os"
@@ -481,5 +482,42 @@ func TestRecords(t *testing.T) {
 	}
 	if _, ok := cg.Signer(e.ctx).Public().(*ecdsa.PublicKey); !ok {
 		t.Fatal("citizen key is not the ECDSA key of the certificate")
+	}
+}
+
+// TestGrantBoundToDigests: a grant signs the raw digests its activation
+// lists and nothing else, neither another digest nor the same digest under
+// another hash.
+func TestGrantBoundToDigests(t *testing.T) {
+	e := newEnv(t)
+	c := e.advanced(10000033)
+	if _, err := e.ca.EnsureCertificate(e.ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	g, err := e.svc.Authorise(e.ctx, citizenRequest(c, &consent{}, digest("a"), digest("b")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha384 := sha512.Sum384([]byte("a"))
+	for _, tc := range []struct {
+		name    string
+		h       crypto.Hash
+		digests [][]byte
+		ok      bool
+	}{
+		{"approved", crypto.SHA256, [][]byte{digest("b"), digest("a")}, true},
+		{"one of them", crypto.SHA256, [][]byte{digest("a")}, true},
+		{"another digest", crypto.SHA256, [][]byte{digest("a"), digest("c")}, false},
+		{"another hash", crypto.SHA384, [][]byte{sha384[:]}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sigs, err := g.SignDigests(e.ctx, "", tc.h, tc.digests)
+			switch {
+			case tc.ok && (err != nil || len(sigs) != len(tc.digests)):
+				t.Fatalf("approved digests refused: %v", err)
+			case !tc.ok && (!errors.Is(err, signing.ErrNotApproved) || sigs != nil):
+				t.Fatalf("got %d signatures, %v; want ErrNotApproved and none", len(sigs), err)
+			}
+		})
 	}
 }
