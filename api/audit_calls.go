@@ -49,10 +49,18 @@ func AuditKeyCallsFunc(logOf func() *audit.Log, log *slog.Logger) grpc.UnaryServ
 		}
 		c := audit.KeyChange{Actor: audit.Actor{Role: audit.RoleAdmin, ID: Operator(ctx)}}
 		switch r := req.(type) {
+		// A malformed call is refused as it is, before any record: its
+		// fields would not make one.
 		case *firmav1.GenerateKeyRequest:
+			if err := checkOwner(r.GetOwner()); err != nil {
+				return nil, err
+			}
 			c.Citizen = r.GetOwner()
 			c.Details = map[string]string{"type": r.GetType().String(), "mode": r.GetMode().String()}
 		case *firmav1.DestroyKeyRequest:
+			if err := checkKeyID(r.GetKeyId()); err != nil {
+				return nil, err
+			}
 			c.Destroy, c.KeyID = true, r.GetKeyId()
 		default:
 			return nil, toStatus(ctx, log, info.FullMethod, errs.Internalf(nil, "unexpected request %T", req))

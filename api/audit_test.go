@@ -412,6 +412,14 @@ func TestKeyChangesAuditedFirst(t *testing.T) {
 	}
 	d := sha256.Sum256([]byte("acta"))
 
+	// A malformed call is refused as such, before any record.
+	size := s.log.Size()
+	_, err = keys.GenerateKey(ctx, &firmav1.GenerateKeyRequest{Owner: "1234 5678Z"})
+	wantStatus(t, err, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT)
+	if s.log.Size() != size {
+		t.Errorf("a malformed GenerateKey was recorded")
+	}
+
 	// The HSM fails after the intent: no KEK on this token, so a wrapped
 	// key cannot be made.
 	if _, err := keys.GenerateKey(ctx, &firmav1.GenerateKeyRequest{Owner: "22222222J", Mode: firmav1.KeyMode_KEY_MODE_WRAPPED}); err == nil {
@@ -431,7 +439,7 @@ func TestKeyChangesAuditedFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	size := s.log.Size()
+	size = s.log.Size()
 	if _, err := s.db.SQL().ExecContext(ctx, `CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_records
 		BEGIN SELECT RAISE(ABORT, 'audit store unavailable'); END`); err != nil {
 		t.Fatal(err)
