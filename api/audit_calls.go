@@ -10,6 +10,7 @@ import (
 
 	"github.com/firma-cloud/firma/api/firmav1"
 	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/errs"
 )
 
 // Methods AuditKeyCalls records.
@@ -18,11 +19,12 @@ const (
 	methodDestroyKey  = "/firma.v1.KeyService/DestroyKey"
 )
 
-// AuditKeyCalls returns a unary interceptor that writes an audit record
-// for every key generated or destroyed through KeyService. Failed calls
-// are recorded too, best effort, and keep their own error. Chain it after
-// authentication: the actor is the operator, as an administrator.
-// SigningService records its key use itself, through package signing.
+// AuditKeyCalls returns a unary interceptor that puts every key generated
+// or destroyed through KeyService under audit.ChangeKey: the intent is
+// recorded before the handler runs, and the call refused, nothing done,
+// when it cannot be; the result follows. Chain it after authentication:
+// the actor is the operator, as an administrator. SigningService records
+// its key use itself, through package signing.
 func AuditKeyCalls(l *audit.Log, log *slog.Logger) grpc.UnaryServerInterceptor {
 	return AuditKeyCallsFunc(func() *audit.Log { return l }, log)
 }
@@ -45,37 +47,41 @@ func AuditKeyCallsFunc(logOf func() *audit.Log, log *slog.Logger) grpc.UnaryServ
 			return nil, newStatus(codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_AUDIT_UNAVAILABLE,
 				"audit log not open, operation refused", nil)
 		}
-		resp, err := handler(ctx, req)
-		rec := &audit.Record{Outcome: audit.Success, Actor: audit.Actor{Role: audit.RoleAdmin, ID: Operator(ctx)}}
+		c := audit.KeyChange{Actor: audit.Actor{Role: audit.RoleAdmin, ID: Operator(ctx)}}
 		switch r := req.(type) {
+		// A malformed call is refused as it is, before any record: its
+		// fields would not make one.
 		case *firmav1.GenerateKeyRequest:
-			rec.Event, rec.Citizen = audit.KeyGenerated, r.GetOwner()
-			if g, ok := resp.(*firmav1.GenerateKeyResponse); ok && err == nil {
-				rec.KeyID = g.GetKey().GetId()
+			if err := checkOwner(r.GetOwner()); err != nil {
+				return nil, err
 			}
+			c.Citizen = r.GetOwner()
+			c.Details = map[string]string{"type": r.GetType().String(), "mode": r.GetMode().String()}
 		case *firmav1.DestroyKeyRequest:
-			rec.Event, rec.KeyID = audit.KeyDestroyed, r.GetKeyId()
-		}
-		if err != nil {
-			rec.Outcome, rec.Reason = audit.Failure, status.Code(err).String()
-			if status.Code(err) == codes.InvalidArgument || status.Code(err) == codes.NotFound {
-				rec.Outcome = audit.Denied
+			if err := checkKeyID(r.GetKeyId()); err != nil {
+				return nil, err
 			}
-			if rec.KeyID == "" {
-				rec.KeyID = "-" // a key event without a key: generation failed
-			}
-			if aerr := l.Append(ctx, rec); aerr != nil {
-				log.Error("cannot audit a failed key call", "method", info.FullMethod, "err", aerr)
-			}
-			return nil, err
+			c.Destroy, c.KeyID = true, r.GetKeyId()
+		default:
+			return nil, toStatus(ctx, log, info.FullMethod, errs.Internalf(nil, "unexpected request %T", req))
 		}
-		if aerr := l.Append(ctx, rec); aerr != nil {
-			log.Error("audit append failed, refusing the key call", "method", info.FullMethod, "err", aerr)
-			// Fail closed: the signature or key exists, but unrecorded it
-			// must not be handed out.
-			return nil, newStatus(codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_AUDIT_UNAVAILABLE,
-				"audit log unavailable, operation refused", nil)
+		var resp any
+		_, err := audit.ChangeKey(ctx, l, c, func(ctx context.Context) (string, error) {
+			var err error
+			resp, err = handler(ctx, req)
+			if g, ok := resp.(*firmav1.GenerateKeyResponse); ok && err == nil {
+				return g.GetKey().GetId(), nil
+			}
+			return "", err
+		})
+		if err == nil {
+			return resp, nil
 		}
-		return resp, nil
+		if _, ok := status.FromError(err); ok {
+			return nil, err // the handler's own error, its failure recorded
+		}
+		// Fail closed: a key whose change is not recorded is not handed out.
+		log.Error("key call refused: audit", "method", info.FullMethod, "err", err)
+		return nil, toStatus(ctx, log, info.FullMethod, err)
 	}
 }

@@ -109,7 +109,7 @@ func newAuditServer(t *testing.T) *auditServer {
 	lis := bufconn.Listen(1 << 20)
 	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)
-	s := &auditServer{server: &server{ks: ks, lis: lis}, log: l, ks: ks}
+	s := &auditServer{server: &server{ks: ks, lis: lis, db: db}, log: l, ks: ks}
 	s.auditor = s.dial(t, grpc.WithPerRPCCredentials(api.BearerCredentials{Token: auditorToken, Insecure: true}))
 	s.admin = s.dial(t, grpc.WithPerRPCCredentials(api.BearerCredentials{Token: adminToken, Insecure: true}))
 	return s
@@ -341,7 +341,8 @@ func TestAuditKeyCalls(t *testing.T) {
 	if _, err := keys.DestroyKey(ctx, &firmav1.DestroyKeyRequest{KeyId: id}); err != nil {
 		t.Fatal(err)
 	}
-	page, err := s.log.Query(ctx, audit.Filter{Events: []audit.Event{audit.KeyGenerated, audit.KeyActivated, audit.KeyUsed, audit.KeyDestroyed}})
+	page, err := s.log.Query(ctx, audit.Filter{Events: []audit.Event{audit.KeyGenerateRequested, audit.KeyGenerated,
+		audit.KeyActivated, audit.KeyUsed, audit.KeyDestroyRequested, audit.KeyDestroyed}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,21 +361,29 @@ func TestAuditKeyCalls(t *testing.T) {
 		}
 	}
 	want := []row{
+		// A key change's intent comes before it, its result after.
+		{audit.KeyGenerateRequested, audit.Success, audit.NoKey, 0, "12345678Z"},
 		{audit.KeyGenerated, audit.Success, id, 0, "12345678Z"},
 		// One decision and one result per call, linked by the activation.
 		{audit.KeyActivated, audit.Success, id, 2, ""},
 		{audit.KeyUsed, audit.Success, id, 2, ""},
 		{audit.KeyActivated, audit.Denied, "no-such-key", 1, ""},
+		{audit.KeyDestroyRequested, audit.Success, id, 0, ""},
 		{audit.KeyDestroyed, audit.Success, id, 0, ""},
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("records\n%+v\nwant\n%+v", got, want)
 	}
-	if page.Records[2].Documents[0] != audit.Digest(crypto.SHA256, d1[:]) {
-		t.Errorf("document %+v", page.Records[2].Documents[0])
+	if page.Records[3].Documents[0] != audit.Digest(crypto.SHA256, d1[:]) {
+		t.Errorf("document %+v", page.Records[3].Documents[0])
 	}
-	if a := page.Records[1].Details[audit.DetailActivation]; a == "" || page.Records[2].Details[audit.DetailActivation] != a {
-		t.Errorf("key.used not linked to its key.activated: %v / %v", page.Records[1].Details, page.Records[2].Details)
+	if a := page.Records[2].Details[audit.DetailActivation]; a == "" || page.Records[3].Details[audit.DetailActivation] != a {
+		t.Errorf("key.used not linked to its key.activated: %v / %v", page.Records[2].Details, page.Records[3].Details)
+	}
+	for _, i := range []int{0, 5} {
+		if c := page.Records[i].Details[audit.DetailKeyChange]; c == "" || page.Records[i+1].Details[audit.DetailKeyChange] != c {
+			t.Errorf("%s not linked to its intent: %v / %v", page.Records[i+1].Event, page.Records[i].Details, page.Records[i+1].Details)
+		}
 	}
 
 	// With the log gone, a signature is refused rather than unrecorded.
@@ -386,6 +395,101 @@ func TestAuditKeyCalls(t *testing.T) {
 	resp, err := sign.SignDigests(ctx, &firmav1.SignDigestsRequest{KeyId: k2.GetKey().GetId(), Digests: [][]byte{d1[:]}})
 	if status.Code(err) != codes.Unavailable || resp != nil {
 		t.Fatalf("signing with the audit log down: %v, %v; want Unavailable and nothing", resp, err)
+	}
+}
+
+// A key change is recorded before it takes effect: with the audit store
+// refusing writes, GenerateKey and DestroyKey are refused and the keys are
+// as they were; a change the HSM refuses after its intent is recorded as a
+// failure. Cost: one SoftHSM2 token, a few EC keys.
+func TestKeyChangesAuditedFirst(t *testing.T) {
+	s := newAuditServer(t)
+	ctx := context.Background()
+	keys, sign := firmav1.NewKeyServiceClient(s.admin), firmav1.NewSigningServiceClient(s.admin)
+	kept, err := keys.GenerateKey(ctx, &firmav1.GenerateKeyRequest{Owner: "11111111H"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := sha256.Sum256([]byte("acta"))
+
+	// A malformed call is refused as such, before any record.
+	size := s.log.Size()
+	_, err = keys.GenerateKey(ctx, &firmav1.GenerateKeyRequest{Owner: "1234 5678Z"})
+	wantStatus(t, err, codes.InvalidArgument, firmav1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT)
+	if s.log.Size() != size {
+		t.Errorf("a malformed GenerateKey was recorded")
+	}
+
+	// The HSM fails after the intent: no KEK on this token, so a wrapped
+	// key cannot be made.
+	if _, err := keys.GenerateKey(ctx, &firmav1.GenerateKeyRequest{Owner: "22222222J", Mode: firmav1.KeyMode_KEY_MODE_WRAPPED}); err == nil {
+		t.Fatal("a wrapped key without a KEK")
+	}
+	page, err := s.log.Query(ctx, audit.Filter{Events: []audit.Event{audit.KeyGenerateRequested, audit.KeyGenerated}, Citizen: "22222222J"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Records) != 2 || page.Records[0].Event != audit.KeyGenerateRequested || page.Records[0].Details["mode"] != "KEY_MODE_WRAPPED" ||
+		page.Records[1].Event != audit.KeyGenerated || page.Records[1].Outcome != audit.Failure || page.Records[1].Reason == "" ||
+		page.Records[1].KeyID != audit.NoKey || page.Records[1].Details[audit.DetailKeyChange] != page.Records[0].Details[audit.DetailKeyChange] {
+		t.Fatalf("a failed generation's records: %+v", page.Records)
+	}
+
+	before, err := s.ks.Keys(ctx, "", "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size = s.log.Size()
+	if _, err := s.db.SQL().ExecContext(ctx, `CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_records
+		BEGIN SELECT RAISE(ABORT, 'audit store unavailable'); END`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = keys.GenerateKey(ctx, &firmav1.GenerateKeyRequest{Owner: "33333333P"})
+	wantStatus(t, err, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_AUDIT_UNAVAILABLE)
+	_, err = keys.DestroyKey(ctx, &firmav1.DestroyKeyRequest{KeyId: kept.GetKey().GetId()})
+	wantStatus(t, err, codes.Unavailable, firmav1.ErrorReason_ERROR_REASON_AUDIT_UNAVAILABLE)
+	if _, err := s.db.SQL().ExecContext(ctx, `DROP TRIGGER refuse_audit`); err != nil {
+		t.Fatal(err)
+	}
+
+	after, err := s.ks.Keys(ctx, "", "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Errorf("%d keys before the refused calls, %d after", len(before), len(after))
+	}
+	for _, k := range after {
+		if k.Owner == "33333333P" {
+			t.Errorf("refused generation left key %s", k.ID)
+		}
+	}
+	if s.log.Size() != size {
+		t.Errorf("log grew from %d to %d while refusing", size, s.log.Size())
+	}
+	// The key the refused destroy named still signs (its own records
+	// written now that the store takes them).
+	if _, err := sign.SignDigests(ctx, &firmav1.SignDigestsRequest{KeyId: kept.GetKey().GetId(), Digests: [][]byte{d[:]}}); err != nil {
+		t.Fatalf("the key a refused destroy named: %v", err)
+	}
+	// Destroying a destroyed key fails in the keystore, after its intent.
+	if _, err := keys.DestroyKey(ctx, &firmav1.DestroyKeyRequest{KeyId: kept.GetKey().GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.DestroyKey(ctx, &firmav1.DestroyKeyRequest{KeyId: kept.GetKey().GetId()}); err == nil {
+		t.Fatal("destroyed twice")
+	}
+	page, err = s.log.Query(ctx, audit.Filter{Events: []audit.Event{audit.KeyDestroyRequested, audit.KeyDestroyed}, KeyID: kept.GetKey().GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range page.Records {
+		got = append(got, string(r.Event)+"/"+string(r.Outcome))
+	}
+	want := []string{"key.destroy_requested/success", "key.destroyed/success", "key.destroy_requested/success", "key.destroyed/failure"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("destroy records %v, want %v", got, want)
 	}
 }
 

@@ -43,8 +43,14 @@ const (
 	// before the HSM is asked. Its key.used follows with the result and the
 	// same DetailActivation; one without a key.used is a decision a crash
 	// cut short, which verification reports.
-	KeyActivated           Event = "key.activated"
-	KeyDestroyed           Event = "key.destroyed"
+	KeyActivated Event = "key.activated"
+	KeyDestroyed Event = "key.destroyed"
+	// KeyGenerateRequested and KeyDestroyRequested are the intent of a
+	// key change (ChangeKey), appended before the HSM is asked; the
+	// key.generated or key.destroyed record follows with the result and
+	// the same DetailKeyChange.
+	KeyGenerateRequested   Event = "key.generate_requested"
+	KeyDestroyRequested    Event = "key.destroy_requested"
 	CertificateIssued      Event = "certificate.issued"
 	CertificateRenewed     Event = "certificate.renewed"
 	CertificateRevoked     Event = "certificate.revoked"
@@ -71,7 +77,7 @@ const (
 
 // Events lists every event type.
 var Events = []Event{
-	KeyGenerated, KeyActivated, KeyUsed, KeyDestroyed,
+	KeyGenerated, KeyActivated, KeyUsed, KeyDestroyed, KeyGenerateRequested, KeyDestroyRequested,
 	CertificateIssued, CertificateRenewed, CertificateRevoked,
 	OTPSent, OTPChecked, OTPFailed, OTPLocked,
 	TransactionCreated, TransactionStateChange,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -91,31 +92,57 @@ func keyUsed(keyID, purpose string, der []byte, details map[string]string) *audi
 // keeps long digit runs from looking like phone numbers to the log.
 func hexSerial(s string) string { return "0x" + s }
 
-// generate makes a key for owner (a citizen's ID or a system owner) and
-// records it; mode "" is the keystore's configured mode.
+// generate makes a key for owner (a citizen's ID or a system owner) under
+// audit.ChangeKey: recorded before the HSM is asked, refused when it
+// cannot be; mode "" is the keystore's configured mode.
 func (a *Authority) generate(ctx context.Context, owner string, t keystore.Type, m keystore.Mode, purpose string) (*keystore.Key, error) {
-	rec := &audit.Record{Event: audit.KeyGenerated, Details: map[string]string{"purpose": purpose, "type": string(t)}}
+	c := audit.KeyChange{Details: map[string]string{"purpose": purpose, "type": string(t)}}
 	if !strings.HasPrefix(owner, "system:") {
-		rec.Citizen = owner
+		c.Citizen = owner
 	} else {
-		rec.Details["owner"] = owner
+		c.Details["owner"] = owner
+	}
+	if m != "" {
+		c.Details["mode"] = string(m)
 	}
 	var key *keystore.Key
-	var err error
-	if m == "" {
-		key, err = a.keys.Generate(ctx, owner, t)
-	} else {
-		key, err = a.keys.GenerateMode(ctx, owner, t, m)
-	}
+	_, err := a.changeKey(ctx, c, func(ctx context.Context) (string, error) {
+		var err error
+		if m == "" {
+			key, err = a.keys.Generate(ctx, owner, t)
+		} else {
+			key, err = a.keys.GenerateMode(ctx, owner, t, m)
+		}
+		if err != nil {
+			return "", err
+		}
+		return key.ID, nil
+	})
 	if err != nil {
-		a.recordFailure(ctx, rec, err)
+		if key != nil {
+			// Made, its result not recorded: not handed out.
+			return nil, a.dropKey(ctx, key.ID, err)
+		}
 		return nil, err
 	}
-	rec.KeyID, rec.Details["mode"] = key.ID, string(key.Mode)
-	if err := a.record(ctx, rec); err != nil {
-		return nil, a.dropKey(ctx, key.ID, err)
-	}
 	return key, nil
+}
+
+// changeKey is audit.ChangeKey on the CA's audit log, the actor the one
+// ctx names; a CA without one (tests) changes keys unrecorded, as it
+// records nothing else.
+func (a *Authority) changeKey(ctx context.Context, c audit.KeyChange, do func(context.Context) (string, error)) (string, error) {
+	if a.cfg.Audit == nil {
+		return do(ctx)
+	}
+	c.Actor = actorOf(ctx)
+	id, err := audit.ChangeKey(ctx, a.cfg.Audit, c, do)
+	if errors.Is(err, audit.ErrUnavailable) {
+		a.m.errors.WithLabelValues("audit").Inc()
+		a.log.Error("audit append failed, refusing a key change", "key", c.KeyID, "err", err)
+		err = fmt.Errorf("%w: %w", ErrAuditUnavailable, err)
+	}
+	return id, err
 }
 
 // signFailed records a signature a CA key could not make.

@@ -78,7 +78,7 @@ func TestAuditTrail(t *testing.T) {
 			t.Errorf("revoked record %+v", r)
 		}
 	}
-	want := []audit.Event{audit.KeyGenerated, audit.CertificateIssued, audit.CertificateRevoked, audit.KeyDestroyed}
+	want := []audit.Event{audit.KeyGenerated, audit.CertificateIssued, audit.CertificateRevoked, audit.KeyDestroyRequested, audit.KeyDestroyed}
 	if len(got) != len(want) {
 		t.Fatalf("citizen key records %v, want %v", got, want)
 	}
@@ -86,6 +86,14 @@ func TestAuditTrail(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("citizen key records %v, want %v", got, want)
 		}
+	}
+
+	// The key's generation was asked for, and recorded, before it was made
+	// (its ID unknown then): the intent precedes the result, linked.
+	gen := records(t, e, l, audit.Filter{Citizen: "12345678Z", Events: []audit.Event{audit.KeyGenerateRequested, audit.KeyGenerated}})
+	if len(gen) != 2 || gen[0].Event != audit.KeyGenerateRequested || gen[0].KeyID != audit.NoKey || gen[1].KeyID != c.KeyID ||
+		gen[0].Seq >= gen[1].Seq || gen[0].Details[audit.DetailKeyChange] != gen[1].Details[audit.DetailKeyChange] {
+		t.Errorf("citizen key generation records %+v, want its intent then its result", gen)
 	}
 
 	// Every signature by the issuing CA key is a key.used record with the
@@ -149,10 +157,10 @@ func TestAuditFailsClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range keys {
-		if k.DestroyedAt.IsZero() {
-			t.Errorf("key %s left live in the HSM", k.ID)
-		}
+	// Its intent unrecorded, no key was made at all (not made, then
+	// destroyed).
+	if len(keys) != 0 {
+		t.Errorf("%d keys made for a refused issue: %+v", len(keys), keys[0])
 	}
 
 	if _, err := e.ca.Revoke(e.ctx, live.ID, ca.ReasonKeyCompromise); !errors.Is(err, ca.ErrAuditUnavailable) {

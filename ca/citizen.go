@@ -309,24 +309,22 @@ func (a *Authority) afterRevoke(ctx context.Context, c *Certificate, reason Reas
 	}
 }
 
-// destroyKey destroys a key in the HSM and records it; citizen may be
-// empty for a system key. A key already gone is not an error. Failures
-// are logged and recorded, not returned: the certificate is already out
-// of use, and destroying again (Revoke) retries.
+// destroyKey destroys a key in the HSM under audit.ChangeKey (recorded
+// first, refused when that cannot be); citizen may be empty for a system
+// key. A key already gone is not an error. Failures are logged and
+// recorded, not returned: the certificate is already out of use, and
+// destroying again (Revoke) retries.
 func (a *Authority) destroyKey(ctx context.Context, id, citizen, why string) {
-	rec := &audit.Record{Event: audit.KeyDestroyed, KeyID: id, Citizen: citizen, Details: map[string]string{"reason": why}}
-	err := a.keys.Destroy(ctx, id)
+	if k, err := a.keys.Key(ctx, id); err == nil && !k.DestroyedAt.IsZero() {
+		return // gone already: nothing to change, nothing to record
+	}
+	_, err := a.changeKey(ctx, audit.KeyChange{Destroy: true, KeyID: id, Citizen: citizen, Details: map[string]string{"reason": why}},
+		func(ctx context.Context) (string, error) { return id, a.keys.Destroy(ctx, id) })
 	switch {
 	case errors.Is(err, keystore.ErrKeyDestroyed):
-		return
 	case err != nil:
 		a.m.errors.WithLabelValues("destroy").Inc()
 		a.log.Error("cannot destroy key", "key", id, "reason", why, "err", err)
-		a.recordFailure(ctx, rec, err)
-	default:
-		if err := a.record(context.WithoutCancel(ctx), rec); err != nil {
-			a.log.Error("key destroyed but not recorded in the audit log", "key", id, "err", err)
-		}
 	}
 }
 

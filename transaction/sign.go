@@ -370,6 +370,10 @@ func certificateFailure(err error) (Code, string) {
 // names the document's problem but never the service's internals.
 func documentFailure(err error) (Code, string) {
 	switch {
+	// First: the built-in TSA's records (a B-T timestamp) failing come
+	// wrapped in signer.ErrTimestamp, but the audit log is what failed.
+	case errors.Is(err, signing.ErrAuditUnavailable), errors.Is(err, audit.ErrUnavailable), errors.Is(err, audit.ErrClosed):
+		return CodeSigningFailed, "the audit log was unavailable, so the document was not signed"
 	case errors.Is(err, signer.ErrPDF):
 		return CodeInvalidDocument, fmt.Sprintf("the PDF cannot be signed: %v", err)
 	case errors.Is(err, signer.ErrNeedsDocument), errors.Is(err, signer.ErrFormat), errors.Is(err, signer.ErrHash):

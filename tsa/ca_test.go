@@ -35,7 +35,7 @@ func TestBuiltInCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unit, err := LoadUnit(ctx, e.ks, e.db, UnitConfig{Issuer: res.Issuing, Issue: IssuerFunc(res.Issuing, issuerKey, CertOptions{})})
+	unit, err := LoadUnit(ctx, e.ks, e.db, UnitConfig{Auditor: e.auditLog(), Issuer: res.Issuing, Issue: IssuerFunc(res.Issuing, issuerKey, CertOptions{})})
 	if err != nil {
 		t.Fatal(err)
 	}

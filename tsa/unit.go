@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/store"
 )
@@ -60,6 +61,9 @@ type UnitConfig struct {
 	RenewBefore time.Duration
 	Now         func() time.Time // nil means time.Now
 	Logger      *slog.Logger
+	// Auditor records every key the unit makes or destroys, before it
+	// does (audit.ChangeKey); required.
+	Auditor audit.Appender
 }
 
 // Unit is a loaded TSA unit, ready to go in a ServerConfig.
@@ -78,6 +82,9 @@ type Unit struct {
 func LoadUnit(ctx context.Context, keys Keys, st store.TSAStore, cfg UnitConfig) (*Unit, error) {
 	if cfg.Issue == nil || cfg.Issuer == nil {
 		return nil, errors.New("tsa unit: issuing CA is required")
+	}
+	if cfg.Auditor == nil {
+		return nil, errors.New("tsa unit: an audit log is required: key changes are recorded")
 	}
 	if cfg.Name == "" {
 		cfg.Name = "default"
@@ -165,17 +172,27 @@ func recertify(ctx context.Context, st store.TSAStore, cfg UnitConfig, rec *stor
 // newKey makes and certifies a key and stores it as the unit: a new unit
 // when prev is nil, else in place of prev.
 func newKey(ctx context.Context, keys Keys, st store.TSAStore, cfg UnitConfig, prev *store.TSAUnit) (*Unit, error) {
-	key, err := keys.GenerateMode(ctx, Owner, cfg.KeyType, keystore.ModeToken)
+	details := map[string]string{"purpose": "tsa-unit", "unit": cfg.Name, "type": string(cfg.KeyType)}
+	if prev != nil {
+		details["replaces"] = prev.KeyID
+	}
+	var key *keystore.Key
+	_, err := audit.ChangeKey(ctx, cfg.Auditor, audit.KeyChange{Actor: Actor, Details: details}, func(ctx context.Context) (string, error) {
+		var err error
+		if key, err = keys.GenerateMode(ctx, Owner, cfg.KeyType, keystore.ModeToken); err != nil {
+			return "", err
+		}
+		return key.ID, nil
+	})
 	if err != nil {
+		if key != nil {
+			// Made, but its result is not recorded: not put in service.
+			return nil, dropKey(ctx, keys, cfg, key.ID, fmt.Errorf("tsa unit %s: generate key: %w", cfg.Name, err))
+		}
 		return nil, fmt.Errorf("tsa unit %s: generate key: %w", cfg.Name, err)
 	}
 	// Whatever fails from here leaves no unrecorded private key behind.
-	drop := func(err error) error {
-		if derr := keys.Destroy(context.WithoutCancel(ctx), key.ID); derr != nil {
-			cfg.Logger.ErrorContext(ctx, "cannot destroy key of failed TSA set-up", "key", key.ID, "err", derr)
-		}
-		return err
-	}
+	drop := func(err error) error { return dropKey(ctx, keys, cfg, key.ID, err) }
 	signer, err := keys.Signer(ctx, key.ID)
 	if err != nil {
 		return nil, drop(fmt.Errorf("tsa unit %s: key: %w", cfg.Name, err))
@@ -197,4 +214,18 @@ func newKey(ctx context.Context, keys Keys, st store.TSAStore, cfg UnitConfig, p
 	cfg.Logger.InfoContext(ctx, "TSA key in service", "unit", cfg.Name, "key", key.ID, "subject", cert.Subject.String(),
 		"not_after", cert.NotAfter)
 	return &Unit{Signer: signer, Cert: cert}, nil
+}
+
+// dropKey destroys a key a failed set-up made, under audit.ChangeKey like
+// its generation; err is the set-up's error, returned.
+func dropKey(ctx context.Context, keys Keys, cfg UnitConfig, id string, err error) error {
+	ctx = context.WithoutCancel(ctx)
+	_, derr := audit.ChangeKey(ctx, cfg.Auditor, audit.KeyChange{Destroy: true, KeyID: id, Actor: Actor,
+		Details: map[string]string{"purpose": "tsa-unit", "unit": cfg.Name}}, func(ctx context.Context) (string, error) {
+		return id, keys.Destroy(ctx, id)
+	})
+	if derr != nil {
+		cfg.Logger.ErrorContext(ctx, "cannot destroy key of failed TSA set-up", "key", id, "err", derr)
+	}
+	return err
 }

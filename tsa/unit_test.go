@@ -3,10 +3,13 @@ package tsa
 import (
 	"context"
 	"crypto/x509"
+	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/keystore"
 )
 
@@ -18,7 +21,7 @@ func TestLoadUnit(t *testing.T) {
 	e := newEnv(t)
 	p, other := e.newPKI("Firma"), e.newPKI("Next")
 	cfgFor := func(pk *pki, now time.Time) UnitConfig {
-		return UnitConfig{Issuer: pk.issuing, Issue: IssuerFunc(pk.issuing, pk.issuingKey, CertOptions{Now: now, Validity: 3 * 365 * 24 * time.Hour}),
+		return UnitConfig{Auditor: e.auditLog(), Issuer: pk.issuing, Issue: IssuerFunc(pk.issuing, pk.issuingKey, CertOptions{Now: now, Validity: 3 * 365 * 24 * time.Hour}),
 			KeyUsagePeriod: 365 * 24 * time.Hour, Now: func() time.Time { return now }}
 	}
 	now := time.Now()
@@ -112,7 +115,7 @@ func TestLoadUnitRace(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	p := e.newPKI("Firma")
-	cfg := UnitConfig{Issuer: p.issuing, Issue: IssuerFunc(p.issuing, p.issuingKey, CertOptions{})}
+	cfg := UnitConfig{Auditor: e.auditLog(), Issuer: p.issuing, Issue: IssuerFunc(p.issuing, p.issuingKey, CertOptions{})}
 	const replicas = 4
 	units := make([]*Unit, replicas)
 	errs := make([]error, replicas)
@@ -156,7 +159,7 @@ func TestRollOverRace(t *testing.T) {
 	e := newEnv(t)
 	p := e.newPKI("Firma")
 	at := func(now time.Time) UnitConfig {
-		return UnitConfig{Issuer: p.issuing, Issue: IssuerFunc(p.issuing, p.issuingKey, CertOptions{Now: now}),
+		return UnitConfig{Auditor: e.auditLog(), Issuer: p.issuing, Issue: IssuerFunc(p.issuing, p.issuingKey, CertOptions{Now: now}),
 			Now: func() time.Time { return now }}
 	}
 	now := time.Now()
@@ -197,5 +200,99 @@ func TestRollOverRace(t *testing.T) {
 	// The first key is kept for replicas still signing with it.
 	if live != 2 {
 		t.Fatalf("%d live TSA keys of %d made, want 2", live, len(keys))
+	}
+}
+
+// TestLoadUnitAuditedFirst: a TSA key is made (first set-up, rollover)
+// only once its intent is in the audit log. With the audit store refusing
+// writes the set-up and the rollover are refused and the keys are as they
+// were; a generation that fails after its intent is recorded as a
+// failure. Cost: one token, three EC keys.
+func TestLoadUnitAuditedFirst(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	p := e.newPKI("Firma")
+	now := time.Now()
+	at := func(now time.Time) UnitConfig {
+		return UnitConfig{Auditor: e.auditLog(), Issuer: p.issuing, Issue: IssuerFunc(p.issuing, p.issuingKey, CertOptions{Now: now}),
+			Now: func() time.Time { return now }}
+	}
+	refuse := func(on bool) {
+		t.Helper()
+		q := `DROP TRIGGER refuse_audit`
+		if on {
+			q = `CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_records BEGIN SELECT RAISE(ABORT, 'audit store unavailable'); END`
+		}
+		if _, err := e.db.SQL().ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tsaKeys := func() int {
+		t.Helper()
+		keys, err := e.ks.Keys(ctx, Owner, "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(keys)
+	}
+	changes := func() []string {
+		t.Helper()
+		page, err := e.auditLog().Query(ctx, audit.Filter{Events: []audit.Event{audit.KeyGenerateRequested, audit.KeyGenerated,
+			audit.KeyDestroyRequested, audit.KeyDestroyed}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for i, r := range page.Records {
+			out = append(out, string(r.Event)+"/"+string(r.Outcome))
+			if i%2 == 1 && r.Details[audit.DetailKeyChange] != page.Records[i-1].Details[audit.DetailKeyChange] {
+				t.Errorf("record %d not linked to its intent", i)
+			}
+		}
+		return out
+	}
+
+	refuse(true)
+	if _, err := LoadUnit(ctx, e.ks, e.db, at(now)); !errors.Is(err, audit.ErrUnavailable) {
+		t.Fatalf("first set-up with the audit store refusing: %v, want audit unavailable", err)
+	}
+	if n := tsaKeys(); n != 0 {
+		t.Fatalf("%d TSA keys after a refused set-up", n)
+	}
+	refuse(false)
+	first, err := LoadUnit(ctx, e.ks, e.db, at(now))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A rollover refused keeps the old key in service.
+	later := now.Add(DefaultKeyUsagePeriod + time.Hour)
+	refuse(true)
+	if _, err := LoadUnit(ctx, e.ks, e.db, at(later)); !errors.Is(err, audit.ErrUnavailable) {
+		t.Fatalf("rollover with the audit store refusing: %v, want audit unavailable", err)
+	}
+	refuse(false)
+	if n := tsaKeys(); n != 1 {
+		t.Fatalf("%d TSA keys after a refused rollover, want 1", n)
+	}
+	if rec, err := e.db.TSAUnit(ctx, "default"); err != nil || rec.KeyID != first.Signer.Key().ID {
+		t.Fatalf("unit after a refused rollover: %v, %v", rec, err)
+	}
+
+	// The HSM refuses after the intent: a key type it cannot make.
+	bad := at(now)
+	bad.Name, bad.KeyType = "bad", keystore.Type("ec-p999")
+	if _, err := LoadUnit(ctx, e.ks, e.db, bad); err == nil {
+		t.Fatal("a unit with a key type nobody makes")
+	}
+	rolled, err := LoadUnit(ctx, e.ks, e.db, at(later))
+	if err != nil || rolled.Signer.Key().ID == first.Signer.Key().ID {
+		t.Fatalf("rollover: %v", err)
+	}
+	want := []string{"key.generate_requested/success", "key.generated/success", // first set-up
+		"key.generate_requested/success", "key.generated/failure", // bad type
+		"key.generate_requested/success", "key.generated/success"} // rollover
+	if got := changes(); !slices.Equal(got, want) {
+		t.Fatalf("key change records\n%v\nwant\n%v", got, want)
 	}
 }

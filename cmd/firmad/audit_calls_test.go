@@ -73,6 +73,16 @@ func TestKeyCallsAudited(t *testing.T) {
 	if code, body := get(t, "http://"+d.http+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, `"audit":"fail"`) {
 		t.Errorf("/readyz with the audit store down: %d %s", code, body)
 	}
+	// Key changes are refused as well, before they take effect: their
+	// intent cannot be recorded (audit.ChangeKey).
+	out = s.firmactl(t, -1, "keys", "generate", "--user", "87654321X", addr)
+	if keyIDRe.MatchString(out) || !strings.Contains(out, "Unavailable") || !strings.Contains(out, "audit") {
+		t.Errorf("keys generate with the audit store down: want Unavailable naming the audit log:\n%s", out)
+	}
+	out = s.firmactl(t, -1, "keys", "destroy", id, addr)
+	if strings.Contains(out, "destroyed at") || !strings.Contains(out, "Unavailable") || !strings.Contains(out, "audit") {
+		t.Errorf("keys destroy with the audit store down: want Unavailable naming the audit log:\n%s", out)
+	}
 	if _, err := db.SQL().ExecContext(ctx, `DROP TRIGGER refuse_audit`); err != nil {
 		t.Fatal(err)
 	}
@@ -87,10 +97,18 @@ func TestKeyCallsAudited(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The key the refused destroy named still signs; the refused
+	// generate made no key.
+	again := filepath.Join(s.dir, "again.sig")
+	s.firmactl(t, 0, "sign", "--key", id, "--digest", hex.EncodeToString(sum[:]), "--out", again, addr)
+	returned++
 	if code := d.stop(t); code != 0 {
 		t.Fatalf("firmad exit %d:\n%s", code, d.stderr)
 	}
 
+	if keys, err := db.Keys(ctx, "87654321X", "", 10); err != nil || len(keys) != 0 {
+		t.Errorf("keys of a refused generate: %d, %v", len(keys), err)
+	}
 	n, err := db.AuditSize(ctx)
 	if err != nil {
 		t.Fatal(err)

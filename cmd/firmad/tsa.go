@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/firma-cloud/firma/api/rest/tsahttp"
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/problem"
@@ -245,7 +246,12 @@ func (a *app) loadTSA(ctx context.Context, sg *signing.Service) (*tsa.Server, er
 	if err != nil {
 		return nil, err
 	}
+	var auditor audit.Appender // nil, refused by LoadUnit, while there is no log
+	if l := a.auditLog(); l != nil {
+		auditor = l
+	}
 	unit, err := tsa.LoadUnit(ctx, a.ks, a.store, tsa.UnitConfig{
+		Auditor:        auditor,
 		Name:           tsaUnit,
 		KeyType:        tc.KeyType,
 		Issuer:         issuing,
