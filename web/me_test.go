@@ -293,3 +293,25 @@ func TestMeSameAnswerForUnknownDNI(t *testing.T) {
 		}
 	}
 }
+
+// TestMeSignOutRevokesWithoutStore: without Options.Sessions the sign-out
+// is kept in the process, and still refuses a copy of the old cookie.
+func TestMeSignOutRevokesWithoutStore(t *testing.T) {
+	f := newFixture(t, func(o *web.Options) { o.SessionKey, o.Sessions = meKey, nil })
+	f.signed(t)
+	r := f.meLogin(t, f.citizen, stack.Password)
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d\n%s", r.status, r.body)
+	}
+	old := sessionCookie(t, r.header.Get("Set-Cookie"))
+	me := f.get(t, "/me")
+	wantIn(t, me.body, "Agencia Tributaria")
+	if so := f.post(t, "/me/logout", url.Values{"csrf": {csrfOf(t, me.body)}}, f.Server.URL); so.status != http.StatusSeeOther {
+		t.Fatalf("sign-out: %d", so.status)
+	}
+	g := f.browser()
+	g.c.Jar.SetCookies(mustURL(f.Server.URL), []*http.Cookie{{Name: "firma-me", Value: old}})
+	if r := g.get(t, "/me"); strings.Contains(r.body, "Agencia Tributaria") || !strings.Contains(r.body, `action="/me/login"`) {
+		t.Fatal("the cookie of a signed-out session still works")
+	}
+}
