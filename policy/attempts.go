@@ -31,6 +31,37 @@ func OTPScope(citizenID string) string { return "otp:" + citizenID }
 // longer gives fresh tries (or sends another SMS) while it is locked.
 func RegistrationScope(citizenID string) string { return "registration:" + citizenID }
 
+// RuleAttemptsDelayed names the refusal of a scope that must wait after a
+// wrong secret before the next one is checked (AttemptRules.Delay).
+const RuleAttemptsDelayed = "attempts_delayed"
+
+// PasswordScope is the attempt scope of the Cl@ve Permanente password of
+// the DNI/NIE id, registered or not: an unregistered DNI/NIE is counted,
+// delayed and locked exactly as a registered one, so that the answers
+// never tell which DNIs/NIEs are registered.
+func PasswordScope(id string) string { return "password:" + id }
+
+// PasswordClientScope is the attempt scope of the passwords one client
+// (network address) types, for any DNI/NIE: it slows a client trying one
+// password on many DNIs/NIEs, which no per-DNI count sees.
+func PasswordClientScope(client string) string { return "password-client:" + client }
+
+// DefaultPasswordRules are the password rules per DNI/NIE (NIST SP
+// 800-63B 5.2.2: rate limiting that ends by itself): a delay after each
+// wrong password, 1 s doubling up to 1 min, and after 5 within the hour a
+// 15-minute lock that lifts by itself. Nothing that anonymous guessing
+// reaches locks the citizen for good.
+func DefaultPasswordRules() AttemptRules {
+	return AttemptRules{MaxFailures: 5, Window: time.Hour, Lockout: 15 * time.Minute, Delay: time.Second, MaxDelay: time.Minute}
+}
+
+// DefaultPasswordClientRules are the password rules per client: 30 wrong
+// passwords within the hour (for any DNIs/NIEs) lock the client out for
+// an hour, with the same growing delay after each from the fifth on.
+func DefaultPasswordClientRules() AttemptRules {
+	return AttemptRules{MaxFailures: 30, Window: time.Hour, Lockout: time.Hour, Delay: time.Second, MaxDelay: time.Minute, DelayAfter: 4}
+}
+
 // AttemptRules is the one rule for secrets that a person types and that
 // can be guessed (SMS one-time passwords, registration codes): count the
 // wrong ones, lock at a limit, unlock after a while. The zero value of a
@@ -47,6 +78,43 @@ type AttemptRules struct {
 	// Lockout is how long a locked scope refuses to send or check a
 	// secret; default 15 minutes, the CSC lockout it replaces.
 	Lockout time.Duration
+	// Delay, when set, is how long the scope refuses to check a secret
+	// after a wrong one, doubling with each further failure in the
+	// window up to MaxDelay (default 1 minute): guessing slows down long
+	// before the lock. Zero: no delay (the SMS codes, which cost an SMS
+	// each, need none). The first DelayAfter failures are not delayed,
+	// so a few typos cost nothing.
+	Delay      time.Duration
+	MaxDelay   time.Duration
+	DelayAfter int
+}
+
+// delay is how long a check waits after the failures-th wrong secret.
+func (r AttemptRules) delay(failures int) time.Duration {
+	n := failures - r.DelayAfter
+	if r.Delay <= 0 || n <= 0 {
+		return 0
+	}
+	maxD := r.MaxDelay
+	if maxD <= 0 {
+		maxD = time.Minute
+	}
+	d := r.Delay
+	for i := 1; i < n && d < maxD; i++ {
+		d *= 2
+	}
+	return min(d, maxD)
+}
+
+// delayedUntil is when st's delay ends; zero if it has none at now.
+func (r AttemptRules) delayedUntil(st AttemptState, now time.Time) time.Time {
+	if st.Failures == 0 || st.LastFailure.IsZero() {
+		return time.Time{}
+	}
+	if until := st.LastFailure.Add(r.delay(st.Failures)); now.Before(until) {
+		return until
+	}
+	return time.Time{}
 }
 
 // DefaultAttemptRules are 3 wrong codes within 15 minutes lock for 15
@@ -127,6 +195,9 @@ func (r AttemptRules) Fail(st AttemptState, now time.Time) (AttemptState, Attemp
 	if !st.LockedUntil.IsZero() {
 		return st, AttemptFailure{Failures: st.Failures, LockedUntil: st.LockedUntil}, r.refusal(st.LockedUntil)
 	}
+	if until := r.delayedUntil(st, now); !until.IsZero() {
+		return st, AttemptFailure{Failures: st.Failures, Left: max(0, r.MaxFailures-st.Failures)}, delayRefusal(until)
+	}
 	st.Failures++
 	st.LastFailure = now
 	f := AttemptFailure{Failures: st.Failures, Left: max(0, r.MaxFailures-st.Failures)}
@@ -137,12 +208,31 @@ func (r AttemptRules) Fail(st AttemptState, now time.Time) (AttemptState, Attemp
 	return st, f, nil
 }
 
-// Check refuses while st locks its scope at now.
+// Check refuses while st locks its scope at now, or while the delay
+// after its last wrong secret runs.
 func (r AttemptRules) Check(st AttemptState, now time.Time) *Refusal {
 	if until, locked := r.Locked(st, now); locked {
 		return r.refusal(until)
 	}
+	if until := r.WithDefaults().delayedUntil(r.current(st, now), now); !until.IsZero() {
+		return delayRefusal(until)
+	}
 	return nil
+}
+
+func delayRefusal(until time.Time) *Refusal {
+	return &Refusal{Rule: RuleAttemptsDelayed, Until: until, Reason: fmt.Sprintf(
+		"a wrong secret was entered: the next one is checked from %s UTC", until.UTC().Format("2006-01-02 15:04:05"))}
+}
+
+// IsThrottled reports whether err refuses a scope for now, locked or
+// delayed, and returns the refusal (Until says when to try again).
+func IsThrottled(err error) (*Refusal, bool) {
+	var r *Refusal
+	if errors.As(err, &r) && (r.Rule == RuleAttemptsLocked || r.Rule == RuleAttemptsDelayed) {
+		return r, true
+	}
+	return nil, false
 }
 
 func (r AttemptRules) refusal(until time.Time) *Refusal {

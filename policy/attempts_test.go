@@ -285,3 +285,58 @@ func TestAttemptsVerifyConcurrent(t *testing.T) {
 		t.Fatalf("%d compares, %d wrong answers; want 3 and 3", compares, wrongs)
 	}
 }
+
+// TestAttemptRulesDelay walks the password rules: each wrong secret past
+// DelayAfter makes the next check wait, twice as long each time up to
+// MaxDelay; a secret inside the delay is refused uncounted; the lock at
+// MaxFailures lifts by itself.
+func TestAttemptRulesDelay(t *testing.T) {
+	r := policy.AttemptRules{MaxFailures: 6, Window: time.Hour, Lockout: 15 * time.Minute, Delay: time.Second, MaxDelay: 3 * time.Second, DelayAfter: 1}
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	var st policy.AttemptState
+	now := t0
+	for i, step := range []struct {
+		wait     time.Duration // before this try
+		refused  string        // rule of the refusal, "" if counted
+		failures int
+	}{
+		{0, "", 1},
+		{0, "", 2}, // the first is not delayed
+		{0, policy.RuleAttemptsDelayed, 2},
+		{999 * time.Millisecond, policy.RuleAttemptsDelayed, 2},
+		{time.Millisecond, "", 3},                    // 1 s after the second
+		{time.Second, policy.RuleAttemptsDelayed, 3}, // 2 s after the third
+		{time.Second, "", 4},
+		{3 * time.Second, "", 5}, // capped at 3 s, not 4
+		{3 * time.Second, "", 6}, // locks
+		{3 * time.Second, policy.RuleAttemptsLocked, 6},
+	} {
+		now = now.Add(step.wait)
+		if c := r.Check(st, now); (c != nil) != (step.refused != "") || (c != nil && c.Rule != step.refused) {
+			t.Fatalf("step %d: Check %+v, want refusal %q", i, c, step.refused)
+		}
+		next, _, refusal := r.Fail(st, now)
+		switch {
+		case step.refused == "" && refusal != nil, step.refused != "" && (refusal == nil || refusal.Rule != step.refused):
+			t.Fatalf("step %d: Fail refused %+v, want %q", i, refusal, step.refused)
+		case next.Failures != step.failures:
+			t.Fatalf("step %d: %d failures, want %d", i, next.Failures, step.failures)
+		}
+		if refusal != nil && !refusal.Until.After(now) {
+			t.Errorf("step %d: refusal until %v, not after now", i, refusal.Until)
+		}
+		st = next
+	}
+	if _, locked := r.Locked(st, now.Add(15*time.Minute)); locked {
+		t.Fatal("the lock did not lift by itself")
+	}
+	if c := r.Check(st, now.Add(15*time.Minute)); c != nil {
+		t.Fatalf("after the lockout: %+v", c)
+	}
+	// The SMS-code rules have no delay.
+	otp := policy.DefaultAttemptRules()
+	st2, _, _ := otp.Fail(policy.AttemptState{}, t0)
+	if c := otp.Check(st2, t0); c != nil {
+		t.Fatalf("OTP rules delayed: %+v", c)
+	}
+}

@@ -36,8 +36,9 @@ type Config struct {
 	// "Mon-Fri 09:00-14:00,15:00-18:00"; Zone its IANA time zone.
 	VideoHours string `yaml:"video_hours"`
 	Zone       string `yaml:"zone"`
-	// MaxPasswordFailures locks the permanent password after that many
-	// wrong ones in a row.
+	// MaxPasswordFailures wrong passwords for one DNI/NIE within the
+	// hour lock its sign-in for 15 minutes (it lifts by itself; see
+	// policy.DefaultPasswordRules).
 	MaxPasswordFailures int           `yaml:"max_password_failures"`
 	ActivationTTL       time.Duration `yaml:"activation_ttl"`
 	LetterTTL           time.Duration `yaml:"letter_ttl"`

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/errs"
+	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/store"
 )
 
@@ -95,6 +98,11 @@ func (r *Registry) SetPassword(ctx context.Context, id, activationCode, password
 	if err := r.st.PutCredential(ctx, &store.Credential{CitizenID: id, Hash: hash, SetAt: now}); err != nil {
 		return fmt.Errorf("set password: %w", err)
 	}
+	// The new password starts with a clean count: whoever locked the
+	// old one a while did not have the activation code.
+	if err := r.opt.PasswordAttempts.Succeed(ctx, policy.PasswordScope(id)); err != nil {
+		return fmt.Errorf("set password: %w", err)
+	}
 	if c.Status == StatusLocked {
 		c.Status, c.UpdatedAt = StatusActive, now
 		if err := r.st.UpdateCitizen(ctx, c); err != nil {
@@ -108,67 +116,138 @@ func (r *Registry) SetPassword(ctx context.Context, id, activationCode, password
 }
 
 // Authenticate checks a citizen's Cl@ve Permanente password. Wrong DNI and
-// wrong password give the same error; after MaxFailures wrong passwords
-// in a row the credential locks and ErrLocked is returned until a new
-// activation code is used.
+// wrong password give the same error, ErrBadCredentials, and count the
+// same way. Wrong passwords are rate limited, never locked for good
+// (NIST SP 800-63B 5.2.2): per DNI/NIE (policy.PasswordScope, registered
+// or not) and per client (policy.PasswordClientScope, the address
+// WithClient put in ctx), each wrong one delays the next check, twice as
+// long each time, and enough of them lock the scope a while. While a
+// scope waits, every answer is ErrThrottled, for known and unknown DNIs
+// alike, with no password checked; the citizen is told (SMS) once per
+// lock. ErrLocked is only for a credential locked by staff or by earlier
+// versions, and only once the right password is given, so it tells
+// nothing to someone guessing.
 func (r *Registry) Authenticate(ctx context.Context, id, password string) (*store.Citizen, error) {
-	c, cred, err := r.authLookup(ctx, id)
+	nid, err := NormalizeID("id", id)
 	if err != nil {
-		if errors.Is(err, ErrBadCredentials) {
-			// Same cost as a real check, so timing does not tell which
-			// DNIs are registered.
-			checkPassword(r.dummyHash, password)
-			r.m.logins.WithLabelValues("bad").Inc()
-		} else {
-			r.m.logins.WithLabelValues("error").Inc()
-		}
+		r.m.logins.WithLabelValues("bad").Inc()
 		return nil, err
+	}
+	now := r.now().UTC()
+	client := clientOf(ctx)
+	if client != "" {
+		if err := r.opt.ClientAttempts.Check(ctx, policy.PasswordClientScope(client), now); err != nil {
+			return nil, r.throttled(ctx, err)
+		}
+	}
+	// The try is counted before the password is compared, atomically, so
+	// that a burst of guesses sent at once through any node gets no more
+	// comparisons than one sent slowly; the right password takes it back.
+	scope := policy.PasswordScope(nid)
+	f, err := r.opt.PasswordAttempts.Fail(ctx, scope, now)
+	if err != nil {
+		return nil, r.throttled(ctx, err)
+	}
+	c, cred, err := r.authLookup(ctx, nid)
+	ok := false
+	switch {
+	case errors.Is(err, ErrBadCredentials):
+		// Same cost as a real check, so timing does not tell which DNIs
+		// are registered.
+		checkPassword(r.dummyHash, password)
+	case err != nil:
+		r.m.logins.WithLabelValues("error").Inc()
+		return nil, err
+	default:
+		ok, err = checkPassword(cred.Hash, password)
+		if err != nil {
+			r.m.logins.WithLabelValues("error").Inc()
+			return nil, fmt.Errorf("authenticate %s: %w", c.ID, err)
+		}
+	}
+	if !ok {
+		if client != "" {
+			if _, err := r.opt.ClientAttempts.Fail(ctx, policy.PasswordClientScope(client), now); err != nil {
+				if _, throttled := policy.IsThrottled(err); !throttled {
+					r.log.WarnContext(ctx, "password attempts per client not counted", "err", err)
+				}
+			}
+		}
+		if f.Locked && c != nil {
+			r.passwordLocked(ctx, c, f)
+		}
+		r.m.logins.WithLabelValues("bad").Inc()
+		return nil, ErrBadCredentials
+	}
+	if err := r.opt.PasswordAttempts.Succeed(ctx, scope); err != nil {
+		return nil, fmt.Errorf("authenticate %s: %w", c.ID, err)
 	}
 	if cred.Locked() {
 		r.m.logins.WithLabelValues("locked").Inc()
 		return nil, r.lockedErr()
 	}
-	ok, err := checkPassword(cred.Hash, password)
-	if err != nil {
-		r.m.logins.WithLabelValues("error").Inc()
-		return nil, fmt.Errorf("authenticate %s: %w", c.ID, err)
-	}
-	if !ok {
-		now := r.now().UTC()
-		cred, err := r.st.CredentialFailed(ctx, c.ID, r.opt.MaxFailures, now)
-		if err != nil {
-			return nil, fmt.Errorf("authenticate %s: %w", c.ID, err)
-		}
-		if cred.Locked() {
-			if c.Status == StatusActive {
-				c.Status, c.UpdatedAt = StatusLocked, now
-				if err := r.st.UpdateCitizen(ctx, c); err != nil {
-					return nil, fmt.Errorf("authenticate %s: %w", c.ID, err)
-				}
-			}
-			r.log.WarnContext(ctx, "permanent password locked", "citizen", c.ID, "failures", cred.Failures)
-			r.record(ctx, &audit.Record{Event: audit.CitizenLocked, Outcome: audit.Success, Actor: citizenActor(c.ID), Citizen: c.ID,
-				Reason: "repeated wrong passwords", Details: map[string]string{"failures": fmt.Sprint(cred.Failures)}})
-			r.m.logins.WithLabelValues("locked").Inc()
-			return nil, r.lockedErr()
-		}
-		r.m.logins.WithLabelValues("bad").Inc()
-		return nil, ErrBadCredentials
-	}
-	if cred.Failures > 0 {
-		if err := r.st.CredentialSucceeded(ctx, c.ID); err != nil {
-			return nil, fmt.Errorf("authenticate %s: %w", c.ID, err)
-		}
-	}
 	r.m.logins.WithLabelValues("ok").Inc()
 	return c, nil
 }
 
-func (r *Registry) authLookup(ctx context.Context, id string) (*store.Citizen, *store.Credential, error) {
-	nid, err := NormalizeID("id", id)
-	if err != nil {
-		return nil, nil, err
+// throttled is the answer while a password scope waits: the refusal's
+// time as RetryAfter, the rest the same for every DNI/NIE.
+func (r *Registry) throttled(ctx context.Context, err error) error {
+	ref, ok := policy.IsThrottled(err)
+	if !ok {
+		r.m.logins.WithLabelValues("error").Inc()
+		return fmt.Errorf("authenticate: %w", err)
 	}
+	r.m.logins.WithLabelValues("throttled").Inc()
+	return &errs.Error{Kind: ErrThrottled.Kind, Code: ErrThrottled.Code, Detail: ErrThrottled.Detail,
+		RetryAfter: max(time.Second, ref.Until.Sub(r.now()).Round(time.Second)), Err: err}
+}
+
+// passwordLocked tells the citizen that wrong passwords locked their
+// sign-in a while: the one notice per lock, since only the failure that
+// locks gets here. Sent apart from the request, so the answer's timing
+// does not tell a registered DNI/NIE from another.
+func (r *Registry) passwordLocked(ctx context.Context, c *store.Citizen, f policy.AttemptFailure) {
+	r.log.WarnContext(ctx, "permanent password locked for a while", "citizen", c.ID, "failures", f.Failures,
+		"until", f.LockedUntil.UTC().Format(time.RFC3339))
+	r.record(ctx, &audit.Record{Event: audit.CitizenLocked, Outcome: audit.Success, Actor: citizenActor(c.ID), Citizen: c.ID,
+		Reason: "repeated wrong passwords (lifts by itself)", Details: map[string]string{"failures": fmt.Sprint(f.Failures),
+			"locked_until": f.LockedUntil.UTC().Format(time.RFC3339)}})
+	if c.Mobile == "" {
+		return
+	}
+	text := fmt.Sprintf("Cl@ve: %d contraseñas erróneas con su DNI/NIE. El acceso queda bloqueado hasta las %s. Si no ha sido usted, no haga nada: se desbloquea solo.",
+		f.Failures, f.LockedUntil.In(r.opt.Hours.Location()).Format("15:04"))
+	r.notices.Add(1)
+	go func() {
+		defer r.notices.Done()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := r.opt.SMS.Send(ctx, c.Mobile, text); err != nil {
+			r.log.WarnContext(ctx, "password lock notice not sent", "citizen", c.ID, "err", err)
+		}
+	}()
+}
+
+// WaitNotices waits for the password-lock notices on their way, for a
+// clean shutdown and for tests.
+func (r *Registry) WaitNotices() { r.notices.Wait() }
+
+type clientKey struct{}
+
+// WithClient returns ctx naming the client (its network address) a
+// password check comes from, so that Authenticate limits each client's
+// wrong passwords across DNIs/NIEs.
+func WithClient(ctx context.Context, client string) context.Context {
+	return context.WithValue(ctx, clientKey{}, client)
+}
+
+func clientOf(ctx context.Context) string {
+	s, _ := ctx.Value(clientKey{}).(string)
+	return s
+}
+
+func (r *Registry) authLookup(ctx context.Context, nid string) (*store.Citizen, *store.Credential, error) {
 	c, err := r.st.Citizen(ctx, nid)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil, ErrBadCredentials
@@ -190,6 +269,6 @@ func (r *Registry) authLookup(ctx context.Context, id string) (*store.Citizen, *
 }
 
 func (r *Registry) lockedErr() error {
-	return fmt.Errorf("%w (%d wrong passwords in a row): get a new activation code at a registry office, or register again with your electronic certificate or DNIe",
-		ErrLocked, r.opt.MaxFailures)
+	return fmt.Errorf("%w: get a new activation code at a registry office, or register again with your electronic certificate or DNIe",
+		ErrLocked)
 }

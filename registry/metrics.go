@@ -17,7 +17,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		registrations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "firma_registry_registrations_total",
 			Help: "Registration attempts by method and result (ok, invalid, refused, rejected, error)."}, []string{"method", "result"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "firma_registry_logins_total",
-			Help: "Cl@ve Permanente password checks by result (ok, bad, locked, error)."}, []string{"result"}),
+			Help: "Cl@ve Permanente password checks by result (ok, bad, throttled, locked, error)."}, []string{"result"}),
 		imported: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "firma_registry_imported_rows_total",
 			Help: "Bulk-import rows by result (created, existing, bad)."}, []string{"result"}),
 	}

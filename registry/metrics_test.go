@@ -29,7 +29,7 @@ firma_registry_registrations_total{method="in_person",result="invalid"} 1
 firma_registry_registrations_total{method="in_person",result="ok"} 1
 firma_registry_registrations_total{method="in_person",result="refused"} 1
 firma_registry_registrations_total{method="video_call",result="refused"} 1
-# HELP firma_registry_logins_total Cl@ve Permanente password checks by result (ok, bad, locked, error).
+# HELP firma_registry_logins_total Cl@ve Permanente password checks by result (ok, bad, throttled, locked, error).
 # TYPE firma_registry_logins_total counter
 firma_registry_logins_total{result="bad"} 1
 `

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/firma-cloud/firma/errs"
+	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/registry"
 )
 
@@ -68,29 +70,35 @@ func TestPermanentPassword(t *testing.T) {
 		t.Fatalf("unknown DNI: %v", err)
 	}
 
-	// Lockout after 5 failures; a success before that resets the count.
+	// A success resets the count: four wrong ones (waiting out each
+	// delay), the right one, and the next wrong one is answered at once.
 	for i := 0; i < 4; i++ {
+		e.clock.Add(time.Minute)
 		if _, err := e.reg.Authenticate(ctx, "12345678Z", "Wrong1pass"); !errors.Is(err, registry.ErrBadCredentials) {
 			t.Fatalf("failure %d: %v", i+1, err)
 		}
 	}
+	e.clock.Add(time.Minute)
 	if _, err := e.reg.Authenticate(ctx, "12345678Z", pw); err != nil {
 		t.Fatalf("success after 4 failures: %v", err)
 	}
-	for i := 0; i < 4; i++ {
-		if _, err := e.reg.Authenticate(ctx, "12345678Z", "Wrong1pass"); !errors.Is(err, registry.ErrBadCredentials) {
-			t.Fatalf("failure %d after reset: %v", i+1, err)
-		}
+	if _, err := e.reg.Authenticate(ctx, "12345678Z", "Wrong1pass"); !errors.Is(err, registry.ErrBadCredentials) {
+		t.Fatalf("failure after reset: %v", err)
 	}
-	_, err = e.reg.Authenticate(ctx, "12345678Z", "Wrong1pass")
+
+	// A credential locked for good (by the lock of earlier versions)
+	// says so only to whoever gives the right password.
+	e.clock.Add(time.Minute)
+	if _, err := e.db.CredentialFailed(ctx, "12345678Z", 1, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.reg.Authenticate(ctx, "12345678Z", "Wrong1pass"); !errors.Is(err, registry.ErrBadCredentials) {
+		t.Fatalf("wrong password on a locked credential: %v", err)
+	}
+	e.clock.Add(time.Minute)
+	_, err = e.reg.Authenticate(ctx, "12345678Z", pw)
 	if !errors.Is(err, registry.ErrLocked) || !strings.Contains(err.Error(), "new activation code") {
-		t.Fatalf("fifth failure: %v", err)
-	}
-	if _, err := e.reg.Authenticate(ctx, "12345678Z", pw); !errors.Is(err, registry.ErrLocked) {
-		t.Fatalf("right password while locked: %v", err)
-	}
-	if c := e.citizen(t, "12345678Z"); c.Status != "locked" {
-		t.Fatalf("citizen status %s, want locked", c.Status)
+		t.Fatalf("right password on a locked credential: %v", err)
 	}
 
 	// A registrar reissues a code; the old one is void; setting a new
@@ -108,6 +116,9 @@ func TestPermanentPassword(t *testing.T) {
 	if c := e.citizen(t, "12345678Z"); c.Status != "active" {
 		t.Fatalf("citizen status %s, want active", c.Status)
 	}
+	if c, _ := e.db.Credential(ctx, "12345678Z"); c.Locked() {
+		t.Fatal("a new password left the credential locked")
+	}
 
 	// Activation codes expire.
 	re, err = e.reg.ReissueActivation(ctx, registrar, "12345678Z")
@@ -120,6 +131,119 @@ func TestPermanentPassword(t *testing.T) {
 	}
 }
 
+// TestPasswordThrottling guesses the password of a registered citizen
+// and of an unregistered DNI side by side: each wrong one delays the
+// next, 1 s doubling; the fifth locks for 15 minutes; while waiting, even
+// the right password is answered "try again later"; the two DNIs get the
+// same answers throughout; the citizen is told once, by SMS; the lock
+// lifts by itself and nothing locks the citizen for good (NIST SP 800-63B
+// 5.2.2).
+func TestPasswordThrottling(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, nil)
+	conf, err := e.reg.RegisterInPerson(ctx, registrar, person("12345678Z"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pw = "Correct7Horse"
+	if err := e.reg.SetPassword(ctx, "12345678Z", conf.ActivationCode, pw); err != nil {
+		t.Fatal(err)
+	}
+	before := smsCount(t, e, "+34612345678")
+	answer := func(err error) string {
+		switch {
+		case err == nil:
+			return "ok"
+		case errors.Is(err, registry.ErrThrottled):
+			return "throttled " + errs.As(err).RetryAfter.String() + " " + err.Error()
+		case errors.Is(err, registry.ErrBadCredentials):
+			return "bad " + err.Error()
+		}
+		return "other " + err.Error()
+	}
+	for i, step := range []struct {
+		wait     time.Duration
+		password string
+		want     string // answer for both DNIs, prefix
+	}{
+		{0, "Wrong1pass", "bad"},
+		{0, "Wrong1pass", "throttled 1s"},
+		{time.Second, "Wrong1pass", "bad"},
+		{time.Second, pw, "throttled 1s"},
+		{time.Second, "Wrong1pass", "bad"},
+		{4 * time.Second, "Wrong1pass", "bad"},
+		{8 * time.Second, "Wrong1pass", "bad"}, // the fifth: locks
+		{time.Minute, pw, "throttled 14m"},
+		{14 * time.Minute, pw, "ok"},
+	} {
+		e.clock.Add(step.wait)
+		known := answer(func() error { _, err := e.reg.Authenticate(ctx, "12345678Z", step.password); return err }())
+		if !strings.HasPrefix(known, step.want) {
+			t.Fatalf("step %d: registered DNI answered %q, want %q", i, known, step.want)
+		}
+		if step.want == "ok" {
+			continue
+		}
+		unknown := answer(func() error { _, err := e.reg.Authenticate(ctx, "X1234567L", step.password); return err }())
+		if unknown != known {
+			t.Fatalf("step %d: unregistered DNI answered %q, registered %q", i, unknown, known)
+		}
+	}
+	if c := e.citizen(t, "12345678Z"); c.Status != registry.StatusActive {
+		t.Fatalf("citizen status %s after guessing, want active", c.Status)
+	}
+	e.reg.WaitNotices()
+	if n := smsCount(t, e, "+34612345678") - before; n != 1 {
+		t.Fatalf("%d lock notices sent, want 1", n)
+	}
+	msgs, _ := e.outbox.Messages(ctx, "+34612345678", 1)
+	if !strings.Contains(msgs[0].Text, "bloqueado") || strings.Contains(msgs[0].Text, pw) {
+		t.Errorf("notice %q", msgs[0].Text)
+	}
+}
+
+// TestPasswordThrottlingPerClient sprays one wrong password on many
+// DNIs/NIEs from one client: the client, not the citizens, is stopped;
+// another client signs in.
+func TestPasswordThrottlingPerClient(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, nil)
+	conf, err := e.reg.RegisterInPerson(ctx, registrar, person("12345678Z"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.reg.SetPassword(ctx, "12345678Z", conf.ActivationCode, "Correct7Horse"); err != nil {
+		t.Fatal(err)
+	}
+	// Three wrong passwords lock a client, so a few DNIs show it.
+	e.reg, err = registry.New(e.db, registry.Options{SMS: e.outbox, Clock: e.clock.Now, Argon2: registry.Argon2{Time: 1, Memory: 8 * 1024, Threads: 1},
+		ClientAttempts: policy.NewAttempts(e.db, policy.AttemptRules{MaxFailures: 3, Window: time.Hour, Lockout: time.Hour})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spray := registry.WithClient(ctx, "192.0.2.7")
+	for _, id := range []string{"00000001R", "00000002W", "00000003A"} {
+		if _, err := e.reg.Authenticate(spray, id, "Summer2026"); !errors.Is(err, registry.ErrBadCredentials) {
+			t.Fatalf("%s: %v", id, err)
+		}
+	}
+	if _, err := e.reg.Authenticate(spray, "12345678Z", "Correct7Horse"); !errors.Is(err, registry.ErrThrottled) {
+		t.Fatalf("locked client: %v", err)
+	}
+	if _, err := e.reg.Authenticate(registry.WithClient(ctx, "198.51.100.1"), "12345678Z", "Correct7Horse"); err != nil {
+		t.Fatalf("another client: %v", err)
+	}
+}
+
+func smsCount(t *testing.T, e *env, to string) int {
+	t.Helper()
+	msgs, err := e.outbox.Messages(context.Background(), to, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(msgs)
+}
+
 func TestLockoutConfigurable(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, func(o *registry.Options) { o.MaxFailures = 2 })
@@ -130,8 +254,16 @@ func TestLockoutConfigurable(t *testing.T) {
 	if err := e.reg.SetPassword(ctx, "12345678Z", conf.ActivationCode, "Correct7Horse"); err != nil {
 		t.Fatal(err)
 	}
-	e.reg.Authenticate(ctx, "12345678Z", "Wrong1pass")
-	if _, err := e.reg.Authenticate(ctx, "12345678Z", "Wrong1pass"); !errors.Is(err, registry.ErrLocked) {
-		t.Fatalf("second failure with MaxFailures=2: %v", err)
+	for range 2 {
+		e.clock.Add(time.Minute)
+		e.reg.Authenticate(ctx, "12345678Z", "Wrong1pass")
+	}
+	e.clock.Add(time.Minute)
+	if _, err := e.reg.Authenticate(ctx, "12345678Z", "Correct7Horse"); !errors.Is(err, registry.ErrThrottled) {
+		t.Fatalf("right password after 2 failures with MaxFailures=2: %v", err)
+	}
+	e.clock.Add(15 * time.Minute)
+	if _, err := e.reg.Authenticate(ctx, "12345678Z", "Correct7Horse"); err != nil {
+		t.Fatalf("after the lockout: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,16 +29,20 @@ const (
 // *policy.Refusal (errors.Is policy.ErrRefused); bad input is *FieldError
 // (ErrInvalid); outside service hours is *ClosedError (ErrClosed).
 var (
-	ErrNotFound          = errs.Sentinel(errs.NotFound, "citizen_not_registered", "citizen not registered")
-	ErrCodeInvalid       = errs.Sentinel(errs.Invalid, "code_invalid", "code is not valid")
-	ErrCodeUsed          = errs.Sentinel(errs.FailedPrecondition, "code_used", "code has already been used")
-	ErrCodeExpired       = errs.Sentinel(errs.FailedPrecondition, "code_expired", "code has expired")
-	ErrTooManyAttempts   = errs.Sentinel(errs.FailedPrecondition, "too_many_attempts", "too many wrong attempts")
-	ErrConditions        = errs.Sentinel(errs.FailedPrecondition, "conditions_not_accepted", "the conditions of use must be accepted")
-	ErrUntrusted         = errs.Sentinel(errs.Denied, "certificate_untrusted", "certificate not issued by a trusted authority")
-	ErrNoFiscalAddress   = errs.Sentinel(errs.FailedPrecondition, "no_fiscal_address", "no fiscal address on record")
-	ErrBadCredentials    = errors.New("wrong DNI/NIE or password")
-	ErrLocked            = errors.New("permanent password locked after repeated failures")
+	ErrNotFound        = errs.Sentinel(errs.NotFound, "citizen_not_registered", "citizen not registered")
+	ErrCodeInvalid     = errs.Sentinel(errs.Invalid, "code_invalid", "code is not valid")
+	ErrCodeUsed        = errs.Sentinel(errs.FailedPrecondition, "code_used", "code has already been used")
+	ErrCodeExpired     = errs.Sentinel(errs.FailedPrecondition, "code_expired", "code has expired")
+	ErrTooManyAttempts = errs.Sentinel(errs.FailedPrecondition, "too_many_attempts", "too many wrong attempts")
+	ErrConditions      = errs.Sentinel(errs.FailedPrecondition, "conditions_not_accepted", "the conditions of use must be accepted")
+	ErrUntrusted       = errs.Sentinel(errs.Denied, "certificate_untrusted", "certificate not issued by a trusted authority")
+	ErrNoFiscalAddress = errs.Sentinel(errs.FailedPrecondition, "no_fiscal_address", "no fiscal address on record")
+	ErrBadCredentials  = errors.New("wrong DNI/NIE or password")
+	ErrLocked          = errors.New("permanent password locked")
+	// ErrThrottled answers a password check while wrong passwords make
+	// the DNI/NIE or the client wait (*errs.Error with RetryAfter): the
+	// same for every DNI/NIE, registered or not.
+	ErrThrottled         = errs.Sentinel(errs.TooMany, "login_throttled", "too many wrong passwords: try again later")
 	ErrRemoved           = errs.Sentinel(errs.FailedPrecondition, "citizen_removed", "citizen registration removed")
 	ErrLettersPending    = errs.Sentinel(errs.TooMany, "letters_pending", "invitation letters already on their way")
 	ErrStaffUnidentified = errs.Sentinel(errs.Unauthenticated, "staff_unidentified", "staff member not identified")
@@ -71,12 +76,21 @@ type Options struct {
 	Registerer    prometheus.Registerer
 	Clock         func() time.Time
 
-	Argon2        Argon2        // zero: DefaultArgon2
-	MaxFailures   int           // password failures before lockout; 0: 5
-	ActivationTTL time.Duration // 0: 30 days
-	LetterTTL     time.Duration // 0: 90 days
-	SMSCodeTTL    time.Duration // 0: 10 minutes
-	ChallengeTTL  time.Duration // 0: 5 minutes
+	Argon2 Argon2 // zero: DefaultArgon2
+	// MaxFailures wrong passwords for one DNI/NIE lock its sign-in for
+	// a while (PasswordAttempts); 0: 5.
+	MaxFailures int
+	// PasswordAttempts limits wrong passwords per DNI/NIE
+	// (policy.PasswordScope) and ClientAttempts per client
+	// (policy.PasswordClientScope). Nil: policy.DefaultPasswordRules
+	// (with MaxFailures) and policy.DefaultPasswordClientRules on the
+	// store.
+	PasswordAttempts *policy.Attempts
+	ClientAttempts   *policy.Attempts
+	ActivationTTL    time.Duration // 0: 30 days
+	LetterTTL        time.Duration // 0: 90 days
+	SMSCodeTTL       time.Duration // 0: 10 minutes
+	ChallengeTTL     time.Duration // 0: 5 minutes
 	// Attempts counts wrong registration SMS codes per citizen
 	// (policy.RegistrationScope), by the rule the signature codes follow:
 	// firmad passes the one it gives every service. Nil: the policy's
@@ -98,6 +112,8 @@ type Registry struct {
 	log *slog.Logger
 	now func() time.Time
 	m   *metrics
+	// notices are the password-lock SMS on their way.
+	notices sync.WaitGroup
 	// dummyHash is checked against when a citizen has no credential, so
 	// that a login for an unknown DNI costs the same as a wrong password.
 	dummyHash string
@@ -139,6 +155,20 @@ func New(st store.RegistryStore, opt Options) (*Registry, error) {
 			return nil, errors.New("registry: an attempt policy is required (the store keeps no attempt counters)")
 		}
 		opt.Attempts = policy.NewAttempts(as, policy.AttemptRules{})
+	}
+	if opt.PasswordAttempts == nil || opt.ClientAttempts == nil {
+		as, ok := st.(policy.AttemptStore)
+		if !ok {
+			return nil, errors.New("registry: password attempt policies are required (the store keeps no attempt counters)")
+		}
+		if opt.PasswordAttempts == nil {
+			rules := policy.DefaultPasswordRules()
+			rules.MaxFailures = opt.MaxFailures
+			opt.PasswordAttempts = policy.NewAttempts(as, rules)
+		}
+		if opt.ClientAttempts == nil {
+			opt.ClientAttempts = policy.NewAttempts(as, policy.DefaultPasswordClientRules())
+		}
 	}
 	if opt.CodeRetention <= 0 {
 		opt.CodeRetention = 30 * 24 * time.Hour

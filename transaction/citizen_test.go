@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/firma-cloud/firma/ca"
+	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/transaction"
 )
 
@@ -43,15 +44,31 @@ func TestCreateRefusesCitizensWhoCannotSign(t *testing.T) {
 	if err != nil {
 		t.Fatalf("citizen with a revoked (not compromised) certificate: %v", err)
 	}
-	v, err := e.svc.View(e.ctx, c.ID)
-	if err != nil || v.Certificate == nil || !v.Certificate.WillIssue {
-		t.Fatalf("view: %v %+v", err, v.Certificate)
+	s, err := e.svc.Authenticate(e.ctx, c.ID, renewed, password)
+	if err != nil || s.View.Certificate == nil || !s.View.Certificate.WillIssue {
+		t.Fatalf("view after sign-in: %v %+v", err, s)
 	}
 
-	// A locked Cl@ve Permanente password.
-	locked := e.advanced(33333333)
+	// Wrong passwords typed by anyone lock nothing for good: the portal
+	// may still ask the citizen.
+	guessed := e.advanced(44444444)
 	for range 5 {
-		e.reg.Authenticate(e.ctx, locked, "Wrong-Password-1")
+		e.reg.Authenticate(e.ctx, guessed, "Wrong-Password-1")
+	}
+	if _, err := e.svc.Create(e.ctx, p, req(guessed)); err != nil {
+		t.Fatalf("after wrong passwords: %v", err)
+	}
+
+	// A Cl@ve Permanente password locked by staff (or by the permanent
+	// lock of earlier versions).
+	locked := e.advanced(33333333)
+	lc, err := e.db.Citizen(e.ctx, locked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc.Status = registry.StatusLocked
+	if err := e.db.UpdateCitizen(e.ctx, lc); err != nil {
+		t.Fatal(err)
 	}
 	_, err = e.svc.Create(e.ctx, p, req(locked))
 	wantCode(t, err, transaction.CodeCredentialLocked)

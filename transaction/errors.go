@@ -35,6 +35,7 @@ const (
 	CodeCancelled          Code = "cancelled"              // the portal cancelled
 	CodeBadCredentials     Code = "bad_credentials"        // wrong DNI/NIE or password
 	CodeCredentialLocked   Code = "credential_locked"      // Cl@ve Permanente password locked
+	CodeLoginThrottled     Code = "login_throttled"        // wrong passwords make this DNI/NIE or client wait; try again later
 	CodeCitizenMismatch    Code = "citizen_mismatch"       // signed in as another citizen than the transaction's
 	CodeSessionInvalid     Code = "session_invalid"        // missing or wrong citizen session
 	CodeOTPInvalid         Code = "otp_invalid"            // wrong code; tries remain
@@ -74,7 +75,7 @@ var kinds = map[Code]errs.Kind{
 	CodeCancelledByCitizen: errs.FailedPrecondition, CodeCancelled: errs.FailedPrecondition, CodeOTPLocked: errs.FailedPrecondition,
 	CodeOTPExpired: errs.FailedPrecondition, CodeOTPNotSent: errs.FailedPrecondition,
 	CodeIdempotencyReused: errs.Conflict,
-	CodeRateLimited:       errs.TooMany, CodeResendLimit: errs.TooMany, CodeResendTooSoon: errs.TooMany,
+	CodeRateLimited:       errs.TooMany, CodeLoginThrottled: errs.TooMany, CodeResendLimit: errs.TooMany, CodeResendTooSoon: errs.TooMany,
 	CodeResultsPurged: errs.Gone,
 	CodeUnavailable:   errs.Unavailable, CodeSMSFailed: errs.Unavailable, CodeSigningFailed: errs.Unavailable, CodeTimestampFailed: errs.Unavailable,
 }
@@ -112,6 +113,13 @@ func (e *Error) As(target any) bool {
 	*p = &errs.Error{Kind: e.Code.Kind(), Code: string(e.Code), Detail: e.Message, Field: e.Field, Err: e.Err}
 	if e.Code == CodeRateLimited {
 		(*p).RetryAfter = time.Minute
+	}
+	if e.Code == CodeLoginThrottled {
+		// The registry's wait, carried by the cause.
+		var cause *errs.Error
+		if e.Err != nil && errors.As(e.Err, &cause) {
+			(*p).RetryAfter = cause.RetryAfter
+		}
 	}
 	return true
 }

@@ -19,9 +19,22 @@ import (
 	"github.com/firma-cloud/firma/store"
 )
 
-// View is what the approval page shows for the transaction id: it needs
-// no sign-in, since the id in the citizen's URL is the capability.
+// View is what the approval page shows for the transaction id before
+// sign-in: the portal, the documents and the masked DNI/NIE. The id in
+// the citizen's URL is a capability to see what is asked, not to learn
+// who is asked: the certificate (whose subject is the citizen's full name
+// and DNI/NIE) and the masked mobile number are left out; SessionView
+// adds them for the signed-in citizen.
 func (s *Service) View(ctx context.Context, id string) (*View, error) {
+	return s.SessionView(ctx, id, "")
+}
+
+// SessionView is View for the citizen holding session: the whole view
+// (certificate, code status) when session is the transaction's live
+// sign-in, the public one of View otherwise, so a stale or forged cookie
+// shows the page as before sign-in instead of failing. View.SignedIn
+// tells which.
+func (s *Service) SessionView(ctx context.Context, id, session string) (*View, error) {
 	t, err := s.load(ctx, id)
 	if err != nil {
 		return nil, err
@@ -30,7 +43,16 @@ func (s *Service) View(ctx context.Context, id string) (*View, error) {
 		// The portal has not sent the citizen yet: nothing to show.
 		return nil, notFound()
 	}
-	return s.view(ctx, t)
+	v, err := s.view(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	if session != "" && s.checkSession(t, session) == nil {
+		v.SignedIn = true
+		return v, nil
+	}
+	v.Certificate, v.OTP = nil, nil
+	return v, nil
 }
 
 func (s *Service) view(ctx context.Context, t *store.Transaction) (*View, error) {
@@ -147,6 +169,8 @@ func (s *Service) Authenticate(ctx context.Context, id, citizenID, password stri
 			switch {
 			case errors.Is(err, registry.ErrLocked):
 				return nil, refuse(CodeCredentialLocked, "%s", err.Error())
+			case errors.Is(err, registry.ErrThrottled):
+				return nil, &Error{Code: CodeLoginThrottled, Message: "too many wrong passwords: try again later", Err: err}
 			case errors.Is(err, registry.ErrBadCredentials), errors.Is(err, registry.ErrInvalid):
 				return nil, refuse(CodeBadCredentials, "wrong DNI/NIE or password")
 			}
@@ -172,6 +196,7 @@ func (s *Service) Authenticate(ctx context.Context, id, citizenID, password stri
 		if err != nil {
 			return nil, err
 		}
+		v.SignedIn = true
 		return &Session{Token: token, View: v}, nil
 	}
 	return nil, fail(CodeUnavailable, "the transaction is busy; retry", nil)
@@ -391,9 +416,11 @@ func (s *Service) approve(ctx context.Context, id, session, otp string) (*store.
 	return nil, fail(CodeUnavailable, "the transaction is busy; retry", nil)
 }
 
-// Reject ends the transaction at the citizen's request. Before sign-in
-// no session is needed (the citizen only has the link); after it, the
-// session is.
+// Reject ends the transaction at the citizen's request, signed in: the
+// link alone is not the citizen (it travels in e-mails, browser
+// histories and referrers), and whoever else holds it must not be able
+// to end a request the citizen still means to sign. A portal that wants
+// the request gone cancels it through its API.
 func (s *Service) Reject(ctx context.Context, id, session string) (*View, error) {
 	for range maxRetries {
 		t, err := s.load(ctx, id)
@@ -401,8 +428,7 @@ func (s *Service) Reject(ctx context.Context, id, session string) (*View, error)
 			return nil, err
 		}
 		switch State(t.State) {
-		case StateCreated:
-		case StateAuthenticated, StateOTPSent:
+		case StateCreated, StateAuthenticated, StateOTPSent:
 			if err := s.checkSession(t, session); err != nil {
 				return nil, err
 			}

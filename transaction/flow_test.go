@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/firma-cloud/firma/ca"
+	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/transaction"
@@ -123,10 +124,13 @@ func TestApproveSignsEveryDocument(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.PortalName != p.Name || len(v.Documents) != 3 || v.Certificate == nil || !v.Certificate.WillIssue {
+	if v.PortalName != p.Name || len(v.Documents) != 3 || v.Certificate != nil {
 		t.Fatalf("view before sign-in: %+v", v)
 	}
 	sess, code := e.login(c.ID, citizen)
+	if v, err := e.svc.SessionView(e.ctx, c.ID, sess); err != nil || v.Certificate == nil || !v.Certificate.WillIssue {
+		t.Fatalf("view after sign-in: %v %+v", err, v)
+	}
 	_, sms := e.lastOTP(citizen)
 	// The SMS names the portal, the number of documents and the approval
 	// short code the page shows.
@@ -155,7 +159,7 @@ func TestApproveSignsEveryDocument(t *testing.T) {
 	if err != nil || len(certs) != 1 || !bytes.Equal(certs[0].DER, r.Chain[0]) {
 		t.Fatalf("citizen certificates after the first signature: %v, %d", err, len(certs))
 	}
-	if v, err := e.svc.View(e.ctx, c.ID); err != nil || v.Certificate == nil || !strings.Contains(v.Certificate.Subject, citizen) {
+	if v, err := e.svc.SessionView(e.ctx, c.ID, sess); err != nil || v.Certificate == nil || !strings.Contains(v.Certificate.Subject, citizen) {
 		t.Errorf("view of the done transaction names certificate %+v (%v)", v.Certificate, err)
 	}
 
@@ -203,6 +207,22 @@ func TestCreateRefusals(t *testing.T) {
 		{"pades of a digest", transaction.CreateRequest{CitizenID: adv, Documents: []transaction.DocumentInput{{Name: "x", Digest: sum[:], Format: signer.FormatPAdES}},
 			OKURL: okURL, ErrorURL: errURL}, transaction.CodeUnsupportedFormat, "whole PDF"},
 		{"no documents", transaction.CreateRequest{CitizenID: adv, OKURL: okURL, ErrorURL: errURL}, transaction.CodeInvalidRequest, "documents"},
+		{"name with right-to-left override", transaction.CreateRequest{CitizenID: adv, Documents: []transaction.DocumentInput{doc, {Name: "x\u202egpj.exe", Content: []byte("n")}},
+			OKURL: okURL, ErrorURL: errURL}, transaction.CodeInvalidRequest, "documents[1].name"},
+		{"name with NUL", transaction.CreateRequest{CitizenID: adv, Documents: []transaction.DocumentInput{doc, {Name: "a\x00b.pdf", Content: []byte("n")}},
+			OKURL: okURL, ErrorURL: errURL}, transaction.CodeInvalidRequest, "documents[1].name"},
+		{"name with C1 control", transaction.CreateRequest{CitizenID: adv, Documents: []transaction.DocumentInput{doc, {Name: "a\u0085b", Content: []byte("n")}},
+			OKURL: okURL, ErrorURL: errURL}, transaction.CodeInvalidRequest, "documents[1].name"},
+		{"name with DEL", transaction.CreateRequest{CitizenID: adv, Documents: []transaction.DocumentInput{doc, {Name: "a\x7fb", Content: []byte("n")}},
+			OKURL: okURL, ErrorURL: errURL}, transaction.CodeInvalidRequest, "documents[1].name"},
+		{"name with first-strong isolate", transaction.CreateRequest{CitizenID: adv, Documents: []transaction.DocumentInput{doc, {Name: "\u2068a.pdf", Content: []byte("n")}},
+			OKURL: okURL, ErrorURL: errURL}, transaction.CodeInvalidRequest, "documents[1].name"},
+		{"name with right-to-left mark", transaction.CreateRequest{CitizenID: adv, Documents: []transaction.DocumentInput{doc, {Name: "a\u200f.pdf", Content: []byte("n")}},
+			OKURL: okURL, ErrorURL: errURL}, transaction.CodeInvalidRequest, "documents[1].name"},
+		{"name with Arabic letter mark", transaction.CreateRequest{CitizenID: adv, Documents: []transaction.DocumentInput{doc, {Name: "a\u061c.pdf", Content: []byte("n")}},
+			OKURL: okURL, ErrorURL: errURL}, transaction.CodeInvalidRequest, "documents[1].name"},
+		{"name with invalid UTF-8", transaction.CreateRequest{CitizenID: adv, Documents: []transaction.DocumentInput{doc, {Name: "a\xffb", Content: []byte("n")}},
+			OKURL: okURL, ErrorURL: errURL}, transaction.CodeInvalidRequest, "documents[1].name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := e.svc.Create(e.ctx, p, tc.req)
@@ -356,7 +376,7 @@ func TestRestartMidTransaction(t *testing.T) {
 	c := e.create(p, citizen, docs...)
 	sess, code := e.login(c.ID, citizen)
 	e.restart()
-	v, err := e.svc.View(e.ctx, c.ID)
+	v, err := e.svc.SessionView(e.ctx, c.ID, sess)
 	if err != nil || v.State != transaction.StateOTPSent || v.OTP == nil {
 		t.Fatalf("after restart: %v %+v", err, v)
 	}
@@ -376,6 +396,14 @@ func TestRejectAndCancel(t *testing.T) {
 	p := e.portal("Portal", nil)
 	citizen := e.advanced(12345678)
 	a := e.create(p, citizen, transaction.DocumentInput{Name: "a.txt", Content: []byte("a")})
+	// Holding the link is not being the citizen: no rejection before
+	// sign-in.
+	if _, err := e.svc.Reject(e.ctx, a.ID, ""); transaction.CodeOf(err) != transaction.CodeSessionInvalid {
+		t.Fatalf("reject before sign-in: %v", err)
+	}
+	if v, err := e.svc.View(e.ctx, a.ID); err != nil || v.State != transaction.StateCreated {
+		t.Fatalf("after the refused rejection: %v %+v", err, v)
+	}
 	sess, code := e.login(a.ID, citizen)
 	if _, err := e.svc.Reject(e.ctx, a.ID, ""); transaction.CodeOf(err) != transaction.CodeSessionInvalid {
 		t.Fatalf("reject after sign-in without the session: %v", err)
@@ -423,6 +451,7 @@ func TestAuthenticate(t *testing.T) {
 	wantCode(t, err, transaction.CodeBadCredentials)
 	_, err = e.svc.SendOTP(e.ctx, c.ID, "")
 	wantCode(t, err, transaction.CodeWrongState)
+	e.clock.Add(time.Second) // the wait after a wrong password
 	s, err := e.svc.Authenticate(e.ctx, c.ID, citizen, password)
 	if err != nil || s.View.State != transaction.StateAuthenticated {
 		t.Fatalf("authenticate: %v", err)
@@ -585,5 +614,58 @@ func TestRetentionPurgesDocuments(t *testing.T) {
 	docs, err = e.db.Documents(e.ctx, live.ID, true)
 	if err != nil || string(docs[0].Content) != "c" {
 		t.Fatalf("live transaction's document: %v %q", err, docs[0].Content)
+	}
+}
+
+// The page's view before sign-in names no one: the masked DNI/NIE only,
+// no certificate (its subject is the citizen's full name and DNI/NIE) and
+// no masked mobile; the signed-in citizen's session view has them.
+func TestViewBeforeSignInHidesTheCitizen(t *testing.T) {
+	e := newEnv(t, nil)
+	p := e.portal("Portal", nil)
+	citizen := e.advanced(12345678)
+	c := e.create(p, citizen, transaction.DocumentInput{Name: "a.txt", Content: []byte("a")})
+	sess, _ := e.login(c.ID, citizen)
+	for _, tc := range []struct {
+		name     string
+		session  string
+		signedIn bool
+	}{
+		{"no session", "", false},
+		{"forged session", "forged", false},
+		{"the citizen's session", sess, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := e.svc.SessionView(e.ctx, c.ID, tc.session)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.CitizenMasked != "****"+citizen[len(citizen)-4:] || v.PortalName != "Portal" || len(v.Documents) != 1 {
+				t.Errorf("view: %+v", v)
+			}
+			if v.SignedIn != tc.signedIn || (v.Certificate != nil) != tc.signedIn || (v.OTP != nil) != tc.signedIn {
+				t.Errorf("signed in %v: certificate %+v, otp %+v", v.SignedIn, v.Certificate, v.OTP)
+			}
+		})
+	}
+	v, err := e.svc.View(e.ctx, c.ID)
+	if err != nil || v.SignedIn || v.Certificate != nil || v.OTP != nil {
+		t.Fatalf("View: %v %+v", err, v)
+	}
+}
+
+// Wrong passwords on the page delay the next try: "try again later",
+// never a lock that says the DNI/NIE is registered.
+func TestAuthenticateThrottled(t *testing.T) {
+	e := newEnv(t, nil)
+	p := e.portal("Portal", nil)
+	citizen := e.advanced(12345678)
+	c := e.create(p, citizen, transaction.DocumentInput{Name: "a.txt", Content: []byte("a")})
+	_, err := e.svc.Authenticate(e.ctx, c.ID, citizen, "Wrong-Password-1")
+	wantCode(t, err, transaction.CodeBadCredentials)
+	_, err = e.svc.Authenticate(e.ctx, c.ID, citizen, password)
+	wantCode(t, err, transaction.CodeLoginThrottled)
+	if ee := errs.As(err); ee == nil || ee.Kind != errs.TooMany || ee.RetryAfter <= 0 {
+		t.Fatalf("throttled login at the edge: %+v", ee)
 	}
 }

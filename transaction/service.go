@@ -352,6 +352,9 @@ func (s *Service) document(i int, in DocumentInput, lim portal.Limits) (*store.D
 	if name == "" || utf8.RuneCountInString(name) > maxNameLen || !utf8.ValidString(name) {
 		return nil, invalid(field+".name", "is required, at most %d characters", maxNameLen)
 	}
+	if r, ok := unsafeNameRune(name); ok {
+		return nil, invalid(field+".name", "must not contain control or bidirectional-formatting characters (U+%04X)", r)
+	}
 	if len(in.MediaType) > 100 || !printable(in.MediaType) {
 		return nil, invalid(field+".media_type", "not a media type")
 	}
@@ -507,4 +510,24 @@ func validID(id string) bool {
 	}
 	_, err := hex.DecodeString(id)
 	return err == nil && strings.ToLower(id) == id
+}
+
+// unsafeNameRune finds the first character a document name must not
+// hold: C0 and C1 controls (NUL included) and DEL, which can cut or
+// garble the name where it is shown or logged, and the bidirectional
+// formatting characters, with which "x\u202egpj.exe" shows as
+// "xexe.jpg" on the consent page: the citizen must read the name the
+// portal sent, in the order it was sent.
+func unsafeNameRune(name string) (rune, bool) {
+	for _, r := range name {
+		switch {
+		case r < 0x20, r >= 0x7f && r <= 0x9f: // C0, DEL, C1
+			return r, true
+		case r >= 0x202a && r <= 0x202e, // embeddings and overrides
+			r >= 0x2066 && r <= 0x2069, // isolates
+			r == 0x200e, r == 0x200f, r == 0x061c: // LRM, RLM, ALM
+			return r, true
+		}
+	}
+	return 0, false
 }

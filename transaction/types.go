@@ -204,6 +204,9 @@ type View struct {
 	ReturnURL string
 	// ErrorURL is where a citizen who gives up goes (with the id).
 	ErrorURL string
+	// SignedIn is set by SessionView for the transaction's signed-in
+	// citizen; only then are Certificate and OTP filled in.
+	SignedIn bool
 }
 
 // OTPStatus tells the page about the one-time password.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/store"
@@ -109,11 +110,67 @@ func (h *Handler) initMe() error {
 	return nil
 }
 
-// meSession signs "citizen|expiry" with the server key. The value holds
-// no secret: only the HMAC makes it worth anything.
-func (h *Handler) meSession(citizen string, exp time.Time) string {
-	payload := base64.RawURLEncoding.EncodeToString([]byte(citizen)) + "." + strconv.FormatInt(exp.Unix(), 10)
+// meSession signs "citizen.expiry.issued" with the server key (expiry
+// in Unix seconds, issued in Unix nanoseconds). The value holds no
+// secret: only the HMAC makes it worth anything.
+func (h *Handler) meSession(citizen string, issued, exp time.Time) string {
+	payload := base64.RawURLEncoding.EncodeToString([]byte(citizen)) + "." + strconv.FormatInt(exp.Unix(), 10) +
+		"." + strconv.FormatInt(issued.UnixNano(), 10)
 	return payload + "." + h.meMAC(payload)
+}
+
+// meSignedOutScope is the store cell that keeps when the citizen last
+// signed out of /me (in its last-failure time; the count and lock are
+// unused): every session issued before it is revoked. One cell per
+// citizen, so signing out ends the sessions of every browser, and the
+// cookie stays stateless otherwise.
+func meSignedOutScope(citizen string) string { return "me-signed-out:" + citizen }
+
+// meRevoked reports whether the citizen signed out after issued.
+func (h *Handler) meRevoked(ctx context.Context, citizen string, issued time.Time) (bool, error) {
+	if h.opt.Sessions == nil {
+		h.meMu.Lock()
+		defer h.meMu.Unlock()
+		out, ok := h.meOut[citizen]
+		return ok && !issued.After(out), nil
+	}
+	_, out, _, err := h.opt.Sessions.Attempts(ctx, meSignedOutScope(citizen))
+	if err != nil {
+		return false, err
+	}
+	return !out.IsZero() && !issued.After(out), nil
+}
+
+// meRevoke revokes the citizen's sessions issued until now. The record
+// outlives them by meTTL at most: a sign-out older than that revokes
+// nothing still alive, so the next sign-in purges it.
+func (h *Handler) meRevoke(ctx context.Context, citizen string, now time.Time) error {
+	if h.opt.Sessions == nil {
+		h.meMu.Lock()
+		defer h.meMu.Unlock()
+		for c, out := range h.meOut {
+			if now.Sub(out) > meTTL {
+				delete(h.meOut, c)
+			}
+		}
+		h.meOut[citizen] = now
+		return nil
+	}
+	return h.opt.Sessions.UpdateAttempts(ctx, meSignedOutScope(citizen), func(int, time.Time, time.Time) (int, time.Time, time.Time) {
+		return 0, now, time.Time{}
+	})
+}
+
+// mePurge forgets a sign-out that no live session predates.
+func (h *Handler) mePurge(ctx context.Context, citizen string, now time.Time) error {
+	if h.opt.Sessions == nil {
+		return nil
+	}
+	_, out, _, err := h.opt.Sessions.Attempts(ctx, meSignedOutScope(citizen))
+	if err != nil || out.IsZero() || now.Sub(out) <= meTTL {
+		return err
+	}
+	return h.opt.Sessions.ResetAttempts(ctx, meSignedOutScope(citizen))
 }
 
 func (h *Handler) meMAC(payload string) string {
@@ -122,31 +179,43 @@ func (h *Handler) meMAC(payload string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// meCitizen returns the citizen a valid, unexpired session cookie names,
-// or "".
-func (h *Handler) meCitizen(r *http.Request) string {
+// meCitizen returns the citizen a valid, unexpired, unrevoked session
+// cookie names, or "". The error is the store's, when it cannot say
+// whether the session was revoked.
+func (h *Handler) meCitizen(r *http.Request) (string, error) {
 	v := cookieValue(r, h.cookieName(meCookieName))
 	i := strings.LastIndexByte(v, '.')
 	if v == "" || i < 0 {
-		return ""
+		return "", nil
 	}
 	payload, mac := v[:i], v[i+1:]
 	if !hmac.Equal([]byte(mac), []byte(h.meMAC(payload))) {
-		return ""
+		return "", nil
 	}
-	enc, expS, ok := strings.Cut(payload, ".")
-	if !ok {
-		return ""
+	parts := strings.Split(payload, ".")
+	if len(parts) != 3 {
+		return "", nil
 	}
-	exp, err := strconv.ParseInt(expS, 10, 64)
+	exp, err := strconv.ParseInt(parts[1], 10, 64)
 	if err != nil || !time.Now().Before(time.Unix(exp, 0)) {
-		return ""
+		return "", nil
 	}
-	id, err := base64.RawURLEncoding.DecodeString(enc)
+	iat, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil {
+		return "", nil
+	}
+	id, err := base64.RawURLEncoding.DecodeString(parts[0])
 	if err != nil || len(id) == 0 {
-		return ""
+		return "", nil
 	}
-	return string(id)
+	revoked, err := h.meRevoked(r.Context(), string(id), time.Unix(0, iat))
+	if err != nil {
+		return "", err
+	}
+	if revoked {
+		return "", nil
+	}
+	return string(id), nil
 }
 
 func (h *Handler) newMe(w http.ResponseWriter, r *http.Request) *meData {
@@ -166,7 +235,14 @@ func (h *Handler) meGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := h.newMe(w, r)
-	citizen := h.meCitizen(r)
+	citizen, err := h.meCitizen(r)
+	if err != nil {
+		h.pages.WithLabelValues("me_view", "internal").Inc()
+		h.log.ErrorContext(r.Context(), "citizen page: session check", "err", err)
+		d.Error = d.L.T("err.unavailable")
+		h.renderMe(w, r, http.StatusServiceUnavailable, d)
+		return
+	}
 	if citizen == "" {
 		if cookieValue(r, h.cookieName(meCookieName)) != "" {
 			// Forged or expired: drop it and ask to sign in again.
@@ -286,10 +362,18 @@ func (h *Handler) meLogin(w http.ResponseWriter, r *http.Request, d *meData) {
 		refuse(http.StatusUnauthorized, "bad_credentials", "err.bad_credentials")
 		return
 	}
-	c, err := h.opt.Citizens.Authenticate(r.Context(), id, password)
+	c, err := h.opt.Citizens.Authenticate(registry.WithClient(r.Context(), clientAddr(r)), id, password)
 	switch {
 	case errors.Is(err, registry.ErrLocked):
 		refuse(http.StatusForbidden, "credential_locked", "err.credential_locked")
+		return
+	case errors.Is(err, registry.ErrThrottled):
+		// The same for every DNI/NIE, registered or not.
+		h.log.WarnContext(r.Context(), "citizen page: sign-in throttled")
+		if ee := errs.As(err); ee != nil && ee.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(ee.RetryAfter.Seconds())))
+		}
+		refuse(http.StatusTooManyRequests, "throttled", "err.try_later")
 		return
 	case errors.Is(err, registry.ErrBadCredentials), errors.Is(err, registry.ErrInvalid), errors.Is(err, registry.ErrNotFound):
 		h.log.WarnContext(r.Context(), "citizen page: sign-in refused")
@@ -300,13 +384,31 @@ func (h *Handler) meLogin(w http.ResponseWriter, r *http.Request, d *meData) {
 		refuse(http.StatusServiceUnavailable, "unavailable", "err.unavailable")
 		return
 	}
+	now := time.Now()
+	if err := h.mePurge(r.Context(), c.ID, now); err != nil {
+		h.log.WarnContext(r.Context(), "citizen page: old sign-out not purged", "err", err)
+	}
 	h.pages.WithLabelValues("me_login", "ok").Inc()
-	h.setCookie(w, h.cookieName(meCookieName), h.meSession(c.ID, time.Now().Add(meTTL)), time.Now().Add(meTTL))
+	h.setCookie(w, h.cookieName(meCookieName), h.meSession(c.ID, now, now.Add(meTTL)), now.Add(meTTL))
 	h.headers(w)
 	http.Redirect(w, r, MePath, http.StatusSeeOther)
 }
 
-func (h *Handler) meLogout(w http.ResponseWriter, r *http.Request, _ *meData) {
+// meLogout ends the sign-in on the server too: the cookie is stateless,
+// so a copy of it (a shared computer, a stolen cookie) would otherwise
+// stay good for the rest of its 15 minutes.
+func (h *Handler) meLogout(w http.ResponseWriter, r *http.Request, d *meData) {
+	citizen, err := h.meCitizen(r)
+	if err == nil && citizen != "" {
+		err = h.meRevoke(r.Context(), citizen, time.Now())
+	}
+	if err != nil {
+		h.pages.WithLabelValues("me_logout", "internal").Inc()
+		h.log.ErrorContext(r.Context(), "citizen page: sign-out not recorded", "err", err)
+		d.SignedIn, d.Error = true, d.L.T("err.unavailable")
+		h.renderMe(w, r, http.StatusServiceUnavailable, d)
+		return
+	}
 	h.pages.WithLabelValues("me_logout", "ok").Inc()
 	h.clearCookie(w, h.cookieName(meCookieName))
 	h.headers(w)
@@ -332,38 +434,40 @@ func (h *Handler) renderMe(w http.ResponseWriter, r *http.Request, status int, d
 // meMessages are the page's texts, merged into messages at start-up.
 var meMessages = map[Lang]map[string]string{
 	Spanish: {
-		"me.title":     "Uso de su clave de firma",
-		"me.link":      "Ver el uso de su clave de firma",
-		"me.intro":     "Identifíquese con su DNI o NIE y su contraseña de Cl@ve Permanente para ver cada firma hecha con su clave.",
-		"me.signin":    "Acceder",
-		"me.signout":   "Salir",
-		"me.when":      "Fecha (hora peninsular)",
-		"me.portal":    "Servicio",
-		"me.docs":      "Documentos",
-		"me.outcome":   "Resultado",
-		"me.ok":        "Firmado",
-		"me.failed":    "No firmado",
-		"me.none":      "Su clave no se ha usado todavía.",
-		"me.next":      "Ver más",
-		"me.first":     "Volver al principio",
-		"me.doc_count": "%d documento(s)",
+		"me.title":      "Uso de su clave de firma",
+		"me.link":       "Ver el uso de su clave de firma",
+		"me.intro":      "Identifíquese con su DNI o NIE y su contraseña de Cl@ve Permanente para ver cada firma hecha con su clave.",
+		"me.signin":     "Acceder",
+		"me.signout":    "Salir",
+		"me.when":       "Fecha (hora peninsular)",
+		"me.portal":     "Servicio",
+		"me.docs":       "Documentos",
+		"me.outcome":    "Resultado",
+		"me.ok":         "Firmado",
+		"me.failed":     "No firmado",
+		"me.none":       "Su clave no se ha usado todavía.",
+		"me.next":       "Ver más",
+		"me.first":      "Volver al principio",
+		"me.doc_count":  "%d documento(s)",
+		"err.try_later": "No se ha podido comprobar su DNI/NIE y contraseña. Espere unos minutos y vuelva a intentarlo.",
 	},
 	English: {
-		"me.title":     "Use of your signing key",
-		"me.link":      "See the use of your signing key",
-		"me.intro":     "Sign in with your DNI or NIE and your Cl@ve Permanente password to see every signature made with your key.",
-		"me.signin":    "Sign in",
-		"me.signout":   "Sign out",
-		"me.when":      "Date (Madrid time)",
-		"me.portal":    "Service",
-		"me.docs":      "Documents",
-		"me.outcome":   "Outcome",
-		"me.ok":        "Signed",
-		"me.failed":    "Not signed",
-		"me.none":      "Your key has not been used yet.",
-		"me.next":      "See more",
-		"me.first":     "Back to the start",
-		"me.doc_count": "%d document(s)",
+		"me.title":      "Use of your signing key",
+		"me.link":       "See the use of your signing key",
+		"me.intro":      "Sign in with your DNI or NIE and your Cl@ve Permanente password to see every signature made with your key.",
+		"me.signin":     "Sign in",
+		"me.signout":    "Sign out",
+		"me.when":       "Date (Madrid time)",
+		"me.portal":     "Service",
+		"me.docs":       "Documents",
+		"me.outcome":    "Outcome",
+		"me.ok":         "Signed",
+		"me.failed":     "Not signed",
+		"me.none":       "Your key has not been used yet.",
+		"me.next":       "See more",
+		"me.first":      "Back to the start",
+		"me.doc_count":  "%d document(s)",
+		"err.try_later": "Your DNI/NIE and password could not be checked. Wait a few minutes and try again.",
 	},
 }
 

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/firma-cloud/firma/e2e/stack"
+	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/web"
 )
 
@@ -48,7 +50,8 @@ func (f *fixture) browser() *fixture {
 }
 
 func meCookie(citizen string, exp time.Time, key []byte) string {
-	payload := base64.RawURLEncoding.EncodeToString([]byte(citizen)) + "." + strconv.FormatInt(exp.Unix(), 10)
+	payload := base64.RawURLEncoding.EncodeToString([]byte(citizen)) + "." + strconv.FormatInt(exp.Unix(), 10) +
+		"." + strconv.FormatInt(time.Now().UnixNano(), 10)
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte("firma-me-v1\x00" + payload))
 	return payload + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
@@ -111,6 +114,7 @@ func TestMeShowsOwnKeyUses(t *testing.T) {
 	}
 
 	// Sign out: the cookie goes and the page asks to sign in again.
+	old := sessionCookie(t, c)
 	so := f.post(t, "/me/logout", url.Values{"csrf": {csrfOf(t, me.body)}}, f.Server.URL)
 	if so.status != http.StatusSeeOther || !strings.Contains(so.header.Get("Set-Cookie"), "Max-Age=0") {
 		t.Fatalf("sign-out: %d %q", so.status, so.header.Get("Set-Cookie"))
@@ -119,6 +123,28 @@ func TestMeShowsOwnKeyUses(t *testing.T) {
 	if strings.Contains(after.body, "Agencia Tributaria") || !strings.Contains(after.body, `action="/me/login"`) {
 		t.Fatal("still signed in after signing out")
 	}
+	// A copy of the old cookie (another browser, a stolen one) is refused
+	// too: signing out revoked it on the server.
+	h := f.browser()
+	h.c.Jar.SetCookies(mustURL(f.Server.URL), []*http.Cookie{{Name: "firma-me", Value: old}})
+	if r := h.get(t, "/me"); strings.Contains(r.body, "Agencia Tributaria") || !strings.Contains(r.body, `action="/me/login"`) {
+		t.Fatal("the cookie of a signed-out session still works")
+	}
+	// Signing in again works, with a new cookie.
+	if r := f.meLogin(t, f.citizen, stack.Password); r.status != http.StatusSeeOther {
+		t.Fatalf("sign-in after sign-out: %d\n%s", r.status, r.body)
+	}
+	wantIn(t, f.get(t, "/me").body, "Agencia Tributaria")
+}
+
+// sessionCookie is the value of firma-me in a Set-Cookie header.
+func sessionCookie(t *testing.T, setCookie string) string {
+	t.Helper()
+	m := regexp.MustCompile(`firma-me=([^;]+)`).FindStringSubmatch(setCookie)
+	if m == nil {
+		t.Fatalf("no session cookie in %q", setCookie)
+	}
+	return m[1]
 }
 
 func TestMeRefusals(t *testing.T) {
@@ -178,9 +204,10 @@ func TestMeRefusals(t *testing.T) {
 		for _, tc := range []struct{ name, value string }{
 			{"expired", meCookie(f.citizen, time.Now().Add(-time.Second), meKey)},
 			{"other key", meCookie(f.citizen, time.Now().Add(time.Minute), []byte("another-key-0123456789abcdef-0123456"))},
-			{"citizen swapped", base64.RawURLEncoding.EncodeToString([]byte(stack.DNI(11111111))) + "." + parts[1] + "." + parts[2]},
-			{"expiry extended", parts[0] + "." + strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10) + "." + parts[2]},
-			{"no mac", parts[0] + "." + parts[1]},
+			{"citizen swapped", base64.RawURLEncoding.EncodeToString([]byte(stack.DNI(11111111))) + "." + parts[1] + "." + parts[2] + "." + parts[3]},
+			{"expiry extended", parts[0] + "." + strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10) + "." + parts[2] + "." + parts[3]},
+			{"no mac", parts[0] + "." + parts[1] + "." + parts[2]},
+			{"issued later", parts[0] + "." + parts[1] + "." + strconv.FormatInt(time.Now().Add(time.Hour).UnixNano(), 10) + "." + parts[3]},
 			{"garbage", "x"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
@@ -202,7 +229,6 @@ func TestMeRefusals(t *testing.T) {
 
 func TestMeLockoutAndPaging(t *testing.T) {
 	f := newFixture(t, func(o *web.Options) { o.SessionKey = meKey })
-	u := mustURL(f.Server.URL)
 
 	// 21 signatures: one page of 20 and one of 1.
 	var ids []string
@@ -237,21 +263,55 @@ func TestMeLockoutAndPaging(t *testing.T) {
 	}
 	wantIn(t, f.get(t, "/me").body, "Use of your signing key", "Signed", "Sign out")
 
-	// Wrong passwords lock the credential as on the approval page, and
-	// the page says so, even with the right password afterwards.
+}
+
+// TestMeSameAnswerForUnknownDNI: a wrong password for an unregistered
+// DNI/NIE is answered exactly as one for a registered citizen's, and so
+// is the wait that follows (the typed DNI, echoed in the form, and the
+// form token aside): the page never tells which DNIs are registered.
+func TestMeSameAnswerForUnknownDNI(t *testing.T) {
+	clk := &testClock{t: time.Now()} // still: the second try falls in the first one's delay
+	f := newFixtureWith(t, stack.Options{Web: func(o *web.Options) { o.SessionKey = meKey },
+		Registry: func(o *registry.Options) { o.Clock = clk.Now }})
+	u := mustURL(f.Server.URL)
 	g := f.browser()
 	g.c.Jar.SetCookies(u, []*http.Cookie{{Name: "firma-lang", Value: "es"}})
-	var r resp
-	for range 5 {
-		r = g.meLogin(t, f.citizen, "wrong-password-123")
+	unknown := stack.DNI(11111111)
+	strip := func(r resp, dni string) string {
+		return fmt.Sprintf("%d %s", r.status, strings.ReplaceAll(csrfRE.ReplaceAllString(r.body, ""), dni, "DNI"))
 	}
-	if r.status != http.StatusForbidden {
-		t.Fatalf("fifth wrong password: %d\n%s", r.status, r.body)
+	for i := range 2 {
+		known, other := g.meLogin(t, f.citizen, "wrong-password-123"), g.meLogin(t, unknown, "wrong-password-123")
+		if a, b := strip(known, f.citizen), strip(other, unknown); a != b {
+			t.Fatalf("try %d: a registered and an unregistered DNI are answered differently:\n%s\n---\n%s", i+1, a, b)
+		}
+		if want := []int{http.StatusUnauthorized, http.StatusTooManyRequests}[i]; known.status != want {
+			t.Fatalf("try %d: %d, want %d\n%s", i+1, known.status, want, known.body)
+		}
+		if strings.Contains(known.body, "bloqueada") {
+			t.Fatalf("try %d: the page says the password is locked", i+1)
+		}
 	}
-	wantIn(t, r.body, "Su contraseña de Cl@ve Permanente está bloqueada")
-	r = g.meLogin(t, f.citizen, stack.Password)
-	if r.status != http.StatusForbidden || strings.Contains(r.header.Get("Set-Cookie"), "firma-me=") {
-		t.Fatalf("right password on a locked credential: %d %q", r.status, r.header.Get("Set-Cookie"))
+}
+
+// TestMeSignOutRevokesWithoutStore: without Options.Sessions the sign-out
+// is kept in the process, and still refuses a copy of the old cookie.
+func TestMeSignOutRevokesWithoutStore(t *testing.T) {
+	f := newFixture(t, func(o *web.Options) { o.SessionKey, o.Sessions = meKey, nil })
+	f.signed(t)
+	r := f.meLogin(t, f.citizen, stack.Password)
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d\n%s", r.status, r.body)
 	}
-	wantIn(t, r.body, "Su contraseña de Cl@ve Permanente está bloqueada")
+	old := sessionCookie(t, r.header.Get("Set-Cookie"))
+	me := f.get(t, "/me")
+	wantIn(t, me.body, "Agencia Tributaria")
+	if so := f.post(t, "/me/logout", url.Values{"csrf": {csrfOf(t, me.body)}}, f.Server.URL); so.status != http.StatusSeeOther {
+		t.Fatalf("sign-out: %d", so.status)
+	}
+	g := f.browser()
+	g.c.Jar.SetCookies(mustURL(f.Server.URL), []*http.Cookie{{Name: "firma-me", Value: old}})
+	if r := g.get(t, "/me"); strings.Contains(r.body, "Agencia Tributaria") || !strings.Contains(r.body, `action="/me/login"`) {
+		t.Fatal("the cookie of a signed-out session still works")
+	}
 }

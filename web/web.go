@@ -9,17 +9,22 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	_ "time/tzdata" // Europe/Madrid on hosts without a zoneinfo database
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/policy"
+	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/store"
 	"github.com/firma-cloud/firma/transaction"
 )
 
@@ -33,6 +38,7 @@ var staticFS embed.FS
 // *transaction.Service is one.
 type Transactions interface {
 	View(ctx context.Context, id string) (*transaction.View, error)
+	SessionView(ctx context.Context, id, session string) (*transaction.View, error)
 	Authenticate(ctx context.Context, id, citizenID, password string) (*transaction.Session, error)
 	SendOTP(ctx context.Context, id, session string) (*transaction.OTPStatus, error)
 	Resend(ctx context.Context, id, session string) (*transaction.OTPStatus, error)
@@ -71,6 +77,10 @@ type Options struct {
 	// behind one balancer need the same key; empty, a random one per
 	// process, so a sign-in lasts only as long as the process.
 	SessionKey []byte
+	// Sessions keeps when each citizen last signed out of /me, so that
+	// signing out revokes the stateless cookie on every node sharing the
+	// store (any store.Store is one). Nil: kept in this process only.
+	Sessions   store.AttemptStore
 	Log        *slog.Logger
 	Registerer prometheus.Registerer // nil registers no metrics
 }
@@ -88,6 +98,8 @@ type Handler struct {
 	mux     *http.ServeMux
 	meKey   []byte
 	meTmpl  *template.Template
+	meMu    sync.Mutex
+	meOut   map[string]time.Time // sign-outs, without Options.Sessions
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -97,7 +109,7 @@ func New(opt Options) (*Handler, error) {
 	if opt.Transactions == nil {
 		return nil, errors.New("web: a transaction service is required")
 	}
-	h := &Handler{opt: opt, tx: opt.Transactions, log: opt.Log, loc: opt.Location}
+	h := &Handler{opt: opt, tx: opt.Transactions, log: opt.Log, loc: opt.Location, meOut: map[string]time.Time{}}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -260,15 +272,16 @@ func (h *Handler) newPage(w http.ResponseWriter, r *http.Request, id string) *pa
 }
 
 // fill sets the step from the transaction's state and whether this
-// browser holds a session for it.
-func (h *Handler) fill(p *page, v *transaction.View, hasSession bool) {
+// browser holds its live session (v.SignedIn). Rejecting needs the
+// session: the link alone is not the citizen.
+func (h *Handler) fill(p *page, v *transaction.View) {
+	hasSession := v.SignedIn
 	p.View = v
 	p.Live = !v.State.Final()
 	p.Leave = p.Live
 	switch v.State {
 	case transaction.StateCreated:
 		p.Step = "login"
-		p.CanReject = true
 	case transaction.StateAuthenticated:
 		p.Step, p.CanReject = "login", false
 		if hasSession {
@@ -322,6 +335,23 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, p *
 	w.Write(buf.Bytes())
 }
 
+// view is the transaction as this browser may see it: whole for the
+// signed-in citizen, without the certificate otherwise.
+func (h *Handler) view(r *http.Request, id string) (*transaction.View, error) {
+	return h.tx.SessionView(r.Context(), id, cookieValue(r, h.sessionCookie(id)))
+}
+
+// clientAddr is the address password tries are counted by, per client:
+// the peer's. Behind a proxy it is the proxy's, which then shares one
+// client budget; the per-DNI/NIE limits hold either way.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
 // flash messages travel in the redirect's query as a key, never as text,
 // so a crafted link cannot put words on the page.
 var notices = map[string]bool{"sent": true, "resent": true}
@@ -343,12 +373,12 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := h.newPage(w, r, id)
-	v, err := h.tx.View(r.Context(), id)
+	v, err := h.view(r, id)
 	if err != nil {
 		h.fail(w, r, p, "view", err)
 		return
 	}
-	h.fill(p, v, cookieValue(r, h.sessionCookie(id)) != "")
+	h.fill(p, v)
 	if n := r.URL.Query().Get("n"); notices[n] && p.Step == "otp" {
 		p.Notice = p.L.T("notice." + n)
 	}
@@ -390,12 +420,12 @@ func (h *Handler) post(action string, fn func(w http.ResponseWriter, r *http.Req
 
 // refuse shows the current page with an error.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, p *page, status int, msg string) {
-	v, err := h.tx.View(r.Context(), p.ID)
+	v, err := h.view(r, p.ID)
 	if err != nil {
 		h.fail(w, r, p, "view", err)
 		return
 	}
-	h.fill(p, v, cookieValue(r, h.sessionCookie(p.ID)) != "")
+	h.fill(p, v)
 	p.Error = msg
 	h.render(w, r, status, p)
 }
@@ -416,6 +446,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, p *page, action s
 		h.log.WarnContext(r.Context(), "approval page: step refused", "action", action, "code", code)
 	}
 	msg := p.L.T(key)
+	if ee := errs.As(err); status == http.StatusTooManyRequests && ee != nil && ee.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(ee.RetryAfter.Seconds())))
+	}
 	if code == transaction.CodeOTPChannelLocked {
 		// Says until when, in the page's time.
 		until := "—"
@@ -431,7 +464,14 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, p *page, action s
 		h.render(w, r, status, p)
 		return
 	}
-	v, verr := h.tx.View(r.Context(), p.ID)
+	if code == transaction.CodeSessionInvalid {
+		// The session is gone (signed in elsewhere, or the cookie is
+		// stale): drop it so the page asks to sign in again.
+		h.clearCookie(w, h.sessionCookie(p.ID))
+		r = withoutCookie(r, h.sessionCookie(p.ID))
+		p.CSRF = csrfToken(cookieValue(r, h.cookieName(csrfCookieName)), p.ID, "")
+	}
+	v, verr := h.view(r, p.ID)
 	if verr != nil {
 		p.Step = "missing"
 		p.Error = msg
@@ -441,14 +481,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, p *page, action s
 		h.render(w, r, status, p)
 		return
 	}
-	if code == transaction.CodeSessionInvalid {
-		// The session is gone (signed in elsewhere, or the cookie is
-		// stale): drop it so the page asks to sign in again.
-		h.clearCookie(w, h.sessionCookie(p.ID))
-		r = withoutCookie(r, h.sessionCookie(p.ID))
-		p.CSRF = csrfToken(cookieValue(r, h.cookieName(csrfCookieName)), p.ID, "")
-	}
-	h.fill(p, v, cookieValue(r, h.sessionCookie(p.ID)) != "")
+	h.fill(p, v)
 	if code == transaction.CodeOTPInvalid && v.OTP != nil {
 		msg += " " + p.Tries(v.OTP.TriesLeft)
 	}
@@ -469,6 +502,8 @@ func statusOf(c transaction.Code) (int, string) {
 		return http.StatusUnauthorized, "err.bad_credentials"
 	case transaction.CodeCredentialLocked:
 		return http.StatusForbidden, "err.credential_locked"
+	case transaction.CodeLoginThrottled:
+		return http.StatusTooManyRequests, "err.try_later"
 	case transaction.CodeCitizenMismatch:
 		return http.StatusForbidden, "err.citizen_mismatch"
 	case transaction.CodeSessionInvalid:
@@ -566,7 +601,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, p *page, _ strin
 		h.refuse(w, r, p, http.StatusBadRequest, p.L.T("err.missing_password"))
 		return
 	}
-	s, err := h.tx.Authenticate(r.Context(), p.ID, citizen, password)
+	s, err := h.tx.Authenticate(registry.WithClient(r.Context(), clientAddr(r)), p.ID, citizen, password)
 	if err != nil {
 		if transaction.CodeOf(err) == transaction.CodeInvalidRequest {
 			err = &transaction.Error{Code: transaction.CodeBadCredentials}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/firma-cloud/firma/e2e/stack"
 	"github.com/firma-cloud/firma/policy"
+	"github.com/firma-cloud/firma/registry"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
 	"github.com/firma-cloud/firma/store"
 	"github.com/firma-cloud/firma/transaction"
@@ -47,7 +48,12 @@ type fixture struct {
 
 func newFixture(t *testing.T, mut func(*web.Options)) *fixture {
 	t.Helper()
-	s := stack.New(t, stack.Options{Web: mut})
+	return newFixtureWith(t, stack.Options{Web: mut})
+}
+
+func newFixtureWith(t *testing.T, opt stack.Options) *fixture {
+	t.Helper()
+	s := stack.New(t, opt)
 	p, _ := s.Portal("Agencia Tributaria", okURL, errURL)
 	jar, _ := cookiejar.New(nil)
 	return &fixture{Stack: s, portal: p, citizen: s.Advanced(12345678, "Lucía", "García Pérez"),
@@ -167,7 +173,7 @@ func TestApproveRedirectsToRegisteredOKURL(t *testing.T) {
 	v, _ := f.Tx.View(context.Background(), id)
 	wantIn(t, page.body, "Agencia Tributaria le pide que firme 3 documentos.", "Declaración IRPF 2025.pdf", "Anexo A — gastos.txt",
 		"Resolución.xml", "solo huella digital", v.ApprovalCode, v.Documents[0].ShortCode, v.Documents[2].ShortCode,
-		"se le emitirá uno al aprobar", `name="citizen"`, `autocomplete="current-password"`, `<meta name="viewport"`)
+		`name="citizen"`, `autocomplete="current-password"`, `<meta name="viewport"`)
 	for _, h := range []string{"Content-Security-Policy", "X-Frame-Options", "Referrer-Policy"} {
 		if page.header.Get(h) == "" {
 			t.Errorf("no %s header", h)
@@ -179,7 +185,9 @@ func TestApproveRedirectsToRegisteredOKURL(t *testing.T) {
 	if !strings.Contains(text, v.ApprovalCode) {
 		t.Fatalf("SMS %q does not carry the page's code %s", text, v.ApprovalCode)
 	}
-	wantIn(t, otpPage.body, "Le hemos enviado el código por SMS.", `autocomplete="one-time-code"`, "Le quedan 3 intentos.", v.ApprovalCode)
+	// The certificate part is for the signed-in citizen only.
+	wantIn(t, otpPage.body, "Le hemos enviado el código por SMS.", `autocomplete="one-time-code"`, "Le quedan 3 intentos.", v.ApprovalCode,
+		"se le emitirá uno al aprobar")
 	if strings.Contains(otpPage.body, stack.Mobile(f.citizen)) {
 		t.Fatal("the page shows the whole mobile number")
 	}
@@ -216,26 +224,95 @@ func mustURL(s string) *url.URL {
 	return u
 }
 
+// TestRejectRedirectsToErrorURL: the signed-in citizen rejects and goes
+// back to the portal. Before sign-in the page offers no rejection and a
+// posted one is refused: whoever holds the link is not the citizen (the
+// portal can still cancel through its API).
 func TestRejectRedirectsToErrorURL(t *testing.T) {
-	for _, signedIn := range []bool{false, true} {
-		t.Run(map[bool]string{false: "before sign-in", true: "after sign-in"}[signedIn], func(t *testing.T) {
-			f := newFixture(t, nil)
-			id := f.create(t)
-			page := f.get(t, "/sign/"+id)
-			if signedIn {
-				page = f.login(t, id)
-			}
-			r := f.post(t, "/sign/"+id+"/reject", url.Values{"csrf": {csrfOf(t, page.body)}}, f.Server.URL)
-			if r.status != http.StatusSeeOther || r.loc != errURL+"?transaction_id="+id {
-				t.Fatalf("reject: %d %q", r.status, r.loc)
-			}
-			if got := state(t, f, id); got != transaction.StateRejected {
-				t.Fatalf("state %s", got)
-			}
-			wantIn(t, f.get(t, "/sign/"+id).body, "Rechazó esta solicitud de firma.", errURL+"?transaction_id="+id)
-		})
+	f := newFixture(t, nil)
+	id := f.create(t)
+	page := f.get(t, "/sign/"+id)
+	if strings.Contains(page.body, `id="reject"`) {
+		t.Fatal("the page offers to reject before sign-in")
 	}
+	r := f.post(t, "/sign/"+id+"/reject", url.Values{"csrf": {csrfOf(t, page.body)}}, f.Server.URL)
+	if r.status != http.StatusUnauthorized {
+		t.Fatalf("reject before sign-in: %d %q", r.status, r.loc)
+	}
+	if got := state(t, f, id); got != transaction.StateCreated {
+		t.Fatalf("state %s after a rejection before sign-in", got)
+	}
+	page = f.login(t, id)
+	wantIn(t, page.body, `id="reject"`)
+	r = f.post(t, "/sign/"+id+"/reject", url.Values{"csrf": {csrfOf(t, page.body)}}, f.Server.URL)
+	if r.status != http.StatusSeeOther || r.loc != errURL+"?transaction_id="+id {
+		t.Fatalf("reject: %d %q", r.status, r.loc)
+	}
+	if got := state(t, f, id); got != transaction.StateRejected {
+		t.Fatalf("state %s", got)
+	}
+	wantIn(t, f.get(t, "/sign/"+id).body, "Rechazó esta solicitud de firma.", errURL+"?transaction_id="+id)
 }
+
+// TestPageBeforeSignInNamesNoOne: whoever holds the link sees the portal,
+// the documents and the masked DNI/NIE, not the citizen's name, DNI/NIE
+// or certificate; the signed-in citizen sees the certificate.
+func TestPageBeforeSignInNamesNoOne(t *testing.T) {
+	f := newFixture(t, nil)
+	id := f.create(t)
+	// A certificate exists already, so the page would have a subject to
+	// show.
+	if _, err := f.CA.EnsureCertificate(context.Background(), f.citizen); err != nil {
+		t.Fatal(err)
+	}
+	page := f.get(t, "/sign/"+id, "Accept-Language", "es")
+	wantIn(t, page.body, "Agencia Tributaria", "Declaración IRPF 2025.pdf", "Anexo A — gastos.txt", "Resolución.xml",
+		"****"+f.citizen[len(f.citizen)-4:])
+	for _, leak := range []string{f.citizen, "Lucía", "LUCÍA", "García", "GARCÍA", `id="cert-subject"`, `id="cert-serial"`} {
+		if strings.Contains(page.body, leak) {
+			t.Errorf("page before sign-in shows %q", leak)
+		}
+	}
+	signed := f.login(t, id)
+	wantIn(t, signed.body, `id="cert-subject"`, f.citizen)
+}
+
+// TestPasswordThrottledNotLocked: five wrong passwords on the page delay
+// and then lock the sign-in a while, never for good; the right password
+// works once the stated wait is over.
+func TestPasswordThrottledNotLocked(t *testing.T) {
+	clk := &testClock{t: time.Now()}
+	f := newFixtureWith(t, stack.Options{Registry: func(o *registry.Options) { o.Clock = clk.Now }})
+	id := f.create(t)
+	try := func(password string) resp {
+		page := f.get(t, "/sign/"+id)
+		return f.post(t, "/sign/"+id+"/login", url.Values{"csrf": {csrfOf(t, page.body)}, "citizen": {f.citizen}, "password": {password}}, f.Server.URL)
+	}
+	for i := range 5 {
+		clk.Add(time.Minute) // past each delay
+		if r := try("wrong-password-1"); r.status != http.StatusUnauthorized {
+			t.Fatalf("wrong password %d: %d\n%s", i+1, r.status, r.body)
+		}
+	}
+	r := try(stack.Password)
+	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
+		t.Fatalf("right password during the lock: %d %q", r.status, r.header.Get("Retry-After"))
+	}
+	wantIn(t, r.body, "Espere unos minutos y vuelva a intentarlo.")
+	if strings.Contains(r.body, "bloqueada") {
+		t.Fatal("the page says the password is locked")
+	}
+	clk.Add(15 * time.Minute)
+	f.login(t, id)
+}
+
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *testClock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 // TestForgedPostsRefused: a post without the page's token, with a wrong
 // one, from another origin, or with no origin at all changes nothing.
@@ -332,16 +409,8 @@ func TestSignInRefusals(t *testing.T) {
 			}
 		})
 	}
-	// Five wrong passwords lock the Cl@ve Permanente credential.
-	var r resp
-	for range 5 {
-		page := f.get(t, "/sign/"+id)
-		r = f.post(t, "/sign/"+id+"/login", url.Values{"csrf": {csrfOf(t, page.body)}, "citizen": {f.citizen}, "password": {"wrong"}}, f.Server.URL)
-	}
-	if r.status != http.StatusForbidden {
-		t.Fatalf("locked: status %d", r.status)
-	}
-	wantIn(t, r.body, "Su contraseña de Cl@ve Permanente está bloqueada")
+	// Wrong passwords slow down and lock a while, never for good:
+	// TestPasswordThrottledNotLocked, on a test clock.
 }
 
 func TestResendLimits(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"text/tabwriter"
+	"time"
 
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/config"
@@ -35,7 +36,7 @@ var demoCitizens = []demoCitizen{
 	{id: "10000003V", given: "Carmen", surnames: "Básica Por Carta", mobile: "+34600000003",
 		state: "basic (invitation letter): may not sign", basic: true},
 	{id: "10000004H", given: "David", surnames: "Bloqueado Contraseña", mobile: "+34600000004",
-		state: "advanced, password locked after 5 failures", locked: true},
+		state: "advanced, password locked (new activation code needed)", locked: true},
 	{id: "10000005L", given: "Elena", surnames: "Certificado Revocado", mobile: "+34600000005",
 		state: "advanced, certificate revoked (keyCompromise)", cert: true, revoke: true},
 }
@@ -156,10 +157,19 @@ func seedOne(ctx context.Context, reg *registry.Registry, db store.Store, author
 		return "", err
 	}
 	if d.locked {
-		for i := 0; i < 5; i++ {
-			if _, err := reg.Authenticate(ctx, d.id, "Wrong-Demo-0"); errors.Is(err, registry.ErrLocked) {
-				break
-			}
+		// Wrong passwords no longer lock for good (they slow down and
+		// lock a while), so the sandbox's locked citizen is locked the
+		// way only staff or earlier versions could: in the store.
+		if _, err := db.CredentialFailed(ctx, d.id, 1, time.Now()); err != nil {
+			return "", err
+		}
+		c, err := db.Citizen(ctx, d.id)
+		if err != nil {
+			return "", err
+		}
+		c.Status = registry.StatusLocked
+		if err := db.UpdateCitizen(ctx, c); err != nil {
+			return "", err
 		}
 	}
 	return seedCert(ctx, authority, haveCA, d)

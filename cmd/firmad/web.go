@@ -44,6 +44,8 @@ func (a *app) setupWeb(ctx context.Context) error {
 	// without the log or the registry there is nothing to show.
 	if a.audit != nil && a.registry != nil {
 		opt.Citizens, opt.Audit, opt.Portals = a.registry, a.audit, a.store
+		// Signing out revokes the /me cookie on every node.
+		opt.Sessions = a.store
 		key, err := a.webSessionKey(ctx)
 		if err != nil {
 			return err

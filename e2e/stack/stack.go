@@ -47,6 +47,7 @@ type Options struct {
 	Transaction func(*transaction.Options)
 	CSC         func(*csc.Options)
 	Web         func(*web.Options)
+	Registry    func(*registry.Options)
 	// Mux adds more handlers to the server's mux.
 	Mux func(s *Stack, mux *http.ServeMux)
 	// TLS serves HTTPS (with httptest's self-signed certificate; clients
@@ -116,9 +117,13 @@ func New(t testing.TB, opt Options) *Stack {
 	if s.CA, err = ca.New(ccfg, s.Keys, s.DB, nil, nil, s.Metrics); err != nil {
 		t.Fatal(err)
 	}
-	if s.Registry, err = registry.New(s.DB, registry.Options{SMS: s.Outbox, Revoker: ca.CitizenRevoker{CA: s.CA},
+	ropt := registry.Options{SMS: s.Outbox, Revoker: ca.CitizenRevoker{CA: s.CA},
 		// Cheap hashing: the tests check behaviour, not cost.
-		Argon2: registry.Argon2{Time: 1, Memory: 8 * 1024, Threads: 1}}); err != nil {
+		Argon2: registry.Argon2{Time: 1, Memory: 8 * 1024, Threads: 1}}
+	if opt.Registry != nil {
+		opt.Registry(&ropt)
+	}
+	if s.Registry, err = registry.New(s.DB, ropt); err != nil {
 		t.Fatal(err)
 	}
 	s.CA.SetCitizens(s.Registry)
@@ -156,7 +161,7 @@ func New(t testing.TB, opt Options) *Stack {
 		t.Fatal(err)
 	}
 	wopt := web.Options{Transactions: s.Tx, BaseURL: s.Server.URL, Registerer: s.Metrics,
-		Citizens: s.Registry, Audit: s.Audit, Portals: s.DB}
+		Citizens: s.Registry, Audit: s.Audit, Portals: s.DB, Sessions: s.DB}
 	if opt.Web != nil {
 		opt.Web(&wopt)
 	}
