@@ -67,21 +67,28 @@ type Report struct {
 	Unsigned int64
 	// Activations counts key.activated records: decisions to use a key.
 	Activations int
-	// Unfinished lists the decisions with no key.used after them: a crash
-	// (or a fault that also stopped the result's record) came between the
-	// decision and its result. The key may or may not have been used; the
-	// record says who decided what, so none of them is unexplained.
+	// KeyChanges counts key.generate_requested and key.destroy_requested
+	// records: decisions to make or destroy a key.
+	KeyChanges int
+	// Unfinished lists the decisions with no result after them (no
+	// key.used, key.generated or key.destroyed): a crash, or a fault that
+	// also stopped the result's record, came between the two. The key may
+	// or may not have been used or changed; the record says who decided
+	// what, so none of them is unexplained.
 	Unfinished []Activation
-	// Unannounced counts key.used records naming an activation the log
-	// does not hold before them: a result without its decision, which the
-	// signing path never writes.
+	// Unannounced counts results naming a decision the log does not hold
+	// before them: a result without its decision, which firma never
+	// writes.
 	Unannounced int
 }
 
-// Activation is a key.activated record, as verification reports it.
+// Activation is a decision about a key, as verification reports it: a
+// key.activated record (a use), or a key.generate_requested or
+// key.destroy_requested record (a change).
 type Activation struct {
-	ID    string // DetailActivation
-	Index int64  // position in the log
+	ID    string // DetailActivation, or "key-change:" and DetailKeyChange
+	Event Event
+	Index int64 // position in the log
 	Time  time.Time
 	KeyID string
 }
@@ -94,6 +101,11 @@ type activations struct {
 }
 
 func (a *activations) see(index int64, r *Record, rep *Report) {
+	switch r.Event {
+	case KeyGenerateRequested, KeyDestroyRequested, KeyGenerated, KeyDestroyed:
+		a.seeKeyChange(index, r, rep)
+		return
+	}
 	id := r.Details[DetailActivation]
 	if id == "" {
 		return // records from before activation records existed
@@ -104,8 +116,34 @@ func (a *activations) see(index int64, r *Record, rep *Report) {
 			a.open, a.done = map[string]*Activation{}, map[string]bool{}
 		}
 		rep.Activations++
-		a.open[id] = &Activation{ID: id, Index: index, Time: r.Time, KeyID: r.KeyID}
+		a.open[id] = &Activation{ID: id, Index: index, Time: r.Time, KeyID: r.KeyID, Event: r.Event}
 	case KeyUsed:
+		if _, ok := a.open[id]; ok {
+			delete(a.open, id)
+			a.done[id] = true
+		} else if !a.done[id] {
+			rep.Unannounced++
+		}
+	}
+}
+
+// seeKeyChange follows a key change's intent (key.generate_requested,
+// key.destroy_requested) to its result, as see does for key use: the
+// same report, since a crash between the two leaves the same question.
+func (a *activations) seeKeyChange(index int64, r *Record, rep *Report) {
+	id := r.Details[DetailKeyChange]
+	if id == "" {
+		return // a change from before intents were recorded
+	}
+	id = "key-change:" + id
+	if a.open == nil {
+		a.open, a.done = map[string]*Activation{}, map[string]bool{}
+	}
+	switch r.Event {
+	case KeyGenerateRequested, KeyDestroyRequested:
+		rep.KeyChanges++
+		a.open[id] = &Activation{ID: id, Index: index, Time: r.Time, KeyID: r.KeyID, Event: r.Event}
+	default:
 		if _, ok := a.open[id]; ok {
 			delete(a.open, id)
 			a.done[id] = true

@@ -271,6 +271,10 @@ func TestVerifyReportsUnfinishedActivations(t *testing.T) {
 			Citizen: "cit-1", KeyID: "key-1", Details: map[string]string{audit.DetailActivation: act}}
 		return r
 	}
+	change := func(ev audit.Event, id string) *audit.Record {
+		return &audit.Record{Event: ev, Outcome: audit.Success, Actor: audit.Actor{Role: audit.RoleAdmin, ID: "ops"},
+			KeyID: "key-2", Details: map[string]string{audit.DetailKeyChange: id}}
+	}
 	for _, r := range []*audit.Record{
 		rec(audit.KeyActivated, "act-done"),
 		rec(audit.KeyUsed, "act-done"),
@@ -278,6 +282,9 @@ func TestVerifyReportsUnfinishedActivations(t *testing.T) {
 		rec(audit.KeyActivated, "act-cut"),
 		rec(audit.KeyUsed, "act-never-decided"),
 		sample(0), // a key.used of before activation records: not counted
+		change(audit.KeyGenerateRequested, "kc-done"),
+		change(audit.KeyGenerated, "kc-done"),
+		change(audit.KeyDestroyRequested, "kc-cut"),
 	} {
 		if err := e.log.Append(ctx, r); err != nil {
 			t.Fatalf("append %s: %v", r.Event, err)
@@ -285,18 +292,24 @@ func TestVerifyReportsUnfinishedActivations(t *testing.T) {
 	}
 	cp := checkpoint(t, e.log)
 	for name, verify := range map[string]func() (*audit.Report, error){
-		"export": func() (*audit.Report, error) { return audit.VerifyExport(bytes.NewReader(exportOf(t, e.db)), e.keys, cp.Note) },
-		"store":  func() (*audit.Report, error) { return audit.VerifyStore(ctx, e.db, e.keys, cp.Note) },
+		"export": func() (*audit.Report, error) {
+			return audit.VerifyExport(bytes.NewReader(exportOf(t, e.db)), e.keys, cp.Note)
+		},
+		"store": func() (*audit.Report, error) { return audit.VerifyStore(ctx, e.db, e.keys, cp.Note) },
 	} {
 		rep, err := verify()
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if rep.Activations != 2 || rep.Unannounced != 1 || len(rep.Unfinished) != 1 {
-			t.Fatalf("%s: activations %d, unannounced %d, unfinished %+v; want 2, 1, [act-cut]", name, rep.Activations, rep.Unannounced, rep.Unfinished)
+		if rep.Activations != 2 || rep.KeyChanges != 2 || rep.Unannounced != 1 || len(rep.Unfinished) != 2 {
+			t.Fatalf("%s: activations %d, key changes %d, unannounced %d, unfinished %+v; want 2, 2, 1, [act-cut kc-cut]",
+				name, rep.Activations, rep.KeyChanges, rep.Unannounced, rep.Unfinished)
 		}
-		if u := rep.Unfinished[0]; u.ID != "act-cut" || u.Index != 3 || u.KeyID != "key-1" {
-			t.Errorf("%s: unfinished = %+v, want act-cut at record 3 of key-1", name, u)
+		if u := rep.Unfinished[0]; u.ID != "act-cut" || u.Index != 3 || u.KeyID != "key-1" || u.Event != audit.KeyActivated {
+			t.Errorf("%s: unfinished[0] = %+v, want act-cut at record 3 of key-1", name, u)
+		}
+		if u := rep.Unfinished[1]; u.ID != "key-change:kc-cut" || u.Index != 8 || u.Event != audit.KeyDestroyRequested {
+			t.Errorf("%s: unfinished[1] = %+v, want the destroy asked at record 8", name, u)
 		}
 	}
 }

@@ -463,15 +463,16 @@ func printAuditReport(w io.Writer, r *audit.Report) {
 	if r.Unsigned > 0 {
 		fmt.Fprintf(w, "note: %d newer records were not yet under a checkpoint and are not in this export\n", r.Unsigned)
 	}
-	if r.Activations > 0 {
-		fmt.Fprintf(w, "%d key activations (decisions to use a key), %d without a result\n", r.Activations, len(r.Unfinished))
+	if r.Activations > 0 || r.KeyChanges > 0 {
+		fmt.Fprintf(w, "%d key activations (decisions to use a key) and %d key changes asked; %d without a result\n",
+			r.Activations, r.KeyChanges, len(r.Unfinished))
 	}
 	for _, a := range r.Unfinished {
-		fmt.Fprintf(w, "decided, not completed: record %d, key %s, activation %s at %s: no key.used followed (a crash or fault between the decision and its result)\n",
-			a.Index, a.KeyID, a.ID, a.Time.UTC().Format(time.RFC3339))
+		fmt.Fprintf(w, "decided, not completed: record %d (%s), key %s, %s at %s: no result followed (a crash or fault between the decision and its result)\n",
+			a.Index, a.Event, a.KeyID, a.ID, a.Time.UTC().Format(time.RFC3339))
 	}
 	if r.Unannounced > 0 {
-		fmt.Fprintf(w, "warning: %d key.used records name an activation the log does not hold before them\n", r.Unannounced)
+		fmt.Fprintf(w, "warning: %d results name a decision the log does not hold before them\n", r.Unannounced)
 	}
 }
 
