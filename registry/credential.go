@@ -87,7 +87,12 @@ func (r *Registry) SetPassword(ctx context.Context, id, activationCode, password
 	if _, err := r.checkCode(ctx, id, kindActivation, activationCode); err != nil {
 		return fmt.Errorf("activation code: %w", err)
 	}
+	release, err := r.passwordSlot(ctx)
+	if err != nil {
+		return fmt.Errorf("set password: %w", err)
+	}
 	hash, err := hashPassword(r.opt.Argon2, password)
+	release()
 	if err != nil {
 		return err
 	}
@@ -112,6 +117,14 @@ func (r *Registry) SetPassword(ctx context.Context, id, activationCode, password
 // in a row the credential locks and ErrLocked is returned until a new
 // activation code is used.
 func (r *Registry) Authenticate(ctx context.Context, id, password string) (*store.Citizen, error) {
+	// Taken before the lookup, so that a busy server refuses known and
+	// unknown DNIs alike.
+	release, err := r.passwordSlot(ctx)
+	if err != nil {
+		r.m.logins.WithLabelValues("busy").Inc()
+		return nil, fmt.Errorf("authenticate: %w", err)
+	}
+	defer release() // released early after the check; this covers the returns before it
 	c, cred, err := r.authLookup(ctx, id)
 	if err != nil {
 		if errors.Is(err, ErrBadCredentials) {
@@ -129,6 +142,7 @@ func (r *Registry) Authenticate(ctx context.Context, id, password string) (*stor
 		return nil, r.lockedErr()
 	}
 	ok, err := checkPassword(cred.Hash, password)
+	release()
 	if err != nil {
 		r.m.logins.WithLabelValues("error").Inc()
 		return nil, fmt.Errorf("authenticate %s: %w", c.ID, err)

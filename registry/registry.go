@@ -12,6 +12,7 @@ import (
 
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/errs"
+	"github.com/firma-cloud/firma/limit"
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/sms"
 	"github.com/firma-cloud/firma/store"
@@ -72,6 +73,11 @@ type Options struct {
 	Clock         func() time.Time
 
 	Argon2        Argon2        // zero: DefaultArgon2
+	// PasswordGate bounds the argon2id hashes computed at once, each
+	// holding Argon2.Memory (or the stored hash's cost): its size counts
+	// checks. A check that finds no room within its wait fails with the
+	// gate's Unavailable error (RetryAfter set). Nil: unbounded.
+	PasswordGate *limit.Gate
 	MaxFailures   int           // password failures before lockout; 0: 5
 	ActivationTTL time.Duration // 0: 30 days
 	LetterTTL     time.Duration // 0: 90 days

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/firma-cloud/firma/limit"
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/transaction"
@@ -71,6 +72,12 @@ type Options struct {
 	// behind one balancer need the same key; empty, a random one per
 	// process, so a sign-in lasts only as long as the process.
 	SessionKey []byte
+	// LoginRate limits sign-ins (the approval page's and /me's) per
+	// client, SMSRate the approval page's code sends and resends; a
+	// client over it gets the page with a 429 and Retry-After. Nil: no
+	// limit.
+	LoginRate  *limit.Clients
+	SMSRate    *limit.Clients
 	Log        *slog.Logger
 	Registerer prometheus.Registerer // nil registers no metrics
 }
@@ -415,6 +422,12 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, p *page, action s
 	} else {
 		h.log.WarnContext(r.Context(), "approval page: step refused", "action", action, "code", code)
 	}
+	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
+		// A busy server (no room for the password check) says when.
+		if ra := limit.RetryAfterSeconds(err); ra != "" {
+			w.Header().Set("Retry-After", ra)
+		}
+	}
 	msg := p.L.T(key)
 	if code == transaction.CodeOTPChannelLocked {
 		// Says until when, in the page's time.
@@ -458,6 +471,18 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, p *page, action s
 	}
 	p.Error = msg
 	h.render(w, r, status, p)
+}
+
+// overRate reports whether r's client is over rate, and if so counts it
+// and sets Retry-After; the caller renders its page with a 429.
+func (h *Handler) overRate(w http.ResponseWriter, r *http.Request, rate *limit.Clients, action string) bool {
+	err := rate.Check(limit.ClientKey(r))
+	if err == nil {
+		return false
+	}
+	h.pages.WithLabelValues(action, limit.CodeRateLimited).Inc()
+	w.Header().Set("Retry-After", limit.RetryAfterSeconds(err))
+	return true
 }
 
 // statusOf maps a transaction code to the HTTP status and message key.
@@ -566,6 +591,10 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, p *page, _ strin
 		h.refuse(w, r, p, http.StatusBadRequest, p.L.T("err.missing_password"))
 		return
 	}
+	if h.overRate(w, r, h.opt.LoginRate, "login") {
+		h.refuse(w, r, p, http.StatusTooManyRequests, p.L.T("err.rate_limited"))
+		return
+	}
 	s, err := h.tx.Authenticate(r.Context(), p.ID, citizen, password)
 	if err != nil {
 		if transaction.CodeOf(err) == transaction.CodeInvalidRequest {
@@ -593,6 +622,10 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, p *page, _ strin
 }
 
 func (h *Handler) send(w http.ResponseWriter, r *http.Request, p *page, session string) {
+	if h.overRate(w, r, h.opt.SMSRate, "send") {
+		h.refuse(w, r, p, http.StatusTooManyRequests, p.L.T("err.rate_limited"))
+		return
+	}
 	if _, err := h.tx.SendOTP(r.Context(), p.ID, session); err != nil {
 		h.fail(w, r, p, "send", err)
 		return
@@ -602,6 +635,10 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request, p *page, session 
 }
 
 func (h *Handler) resend(w http.ResponseWriter, r *http.Request, p *page, session string) {
+	if h.overRate(w, r, h.opt.SMSRate, "resend") {
+		h.refuse(w, r, p, http.StatusTooManyRequests, p.L.T("err.rate_limited"))
+		return
+	}
 	if _, err := h.tx.Resend(r.Context(), p.ID, session); err != nil {
 		h.fail(w, r, p, "resend", err)
 		return
