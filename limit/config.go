@@ -59,8 +59,8 @@ type Config struct {
 // DefaultConfig is the section's defaults.
 func DefaultConfig() Config {
 	return Config{
-		MemoryLimitMiB: 448, QueueWait: 5 * time.Second,
-		VerifyBytesMiB: 96, VerifyPerClient: 2, VerifyPerMinute: 60, VerifyBurst: 10,
+		MemoryLimitMiB: 384, QueueWait: 5 * time.Second,
+		VerifyBytesMiB: 64, VerifyPerClient: 2, VerifyPerMinute: 60, VerifyBurst: 10,
 		PasswordChecks: 2,
 		TSAPerMinute:   600, TSABurst: 50,
 		OCSPPerMinute: 1200, OCSPBurst: 100,

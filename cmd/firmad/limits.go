@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"os"
+	"runtime/debug"
+
+	"github.com/firma-cloud/firma/api/rest/v1http"
+	"github.com/firma-cloud/firma/config"
+	"github.com/firma-cloud/firma/limit"
+)
+
+// limits are the bounds on what anonymous and cheap requests may make
+// firmad spend (the limits: section), made once by setupLimits and
+// shared by every surface that serves such requests.
+type limits struct {
+	cfg       limit.Config
+	verify    v1http.VerifyLimits
+	passwords *limit.Gate
+	tsa       *limit.Clients
+	ocsp      *limit.Clients
+	login     *limit.Clients
+	sms       *limit.Clients
+}
+
+func limitsSection(cfg *config.Config) limit.Config {
+	if c := config.SectionOf[limit.Config](cfg, limit.SectionName); c != nil {
+		return *c
+	}
+	return limit.DefaultConfig()
+}
+
+// setupLimits makes the limiters and sets the runtime's soft memory
+// limit. It runs first: every surface after it reads a.lim.
+func (a *app) setupLimits(context.Context) error {
+	c := limitsSection(a.cfg)
+	a.lim = &limits{
+		cfg: c,
+		verify: v1http.VerifyLimits{
+			Bytes:     limit.NewGate(int64(c.VerifyBytesMiB)<<20, c.QueueWait),
+			PerClient: limit.NewConcurrent(c.VerifyPerClient),
+			Rate:      c.Rate(c.VerifyPerMinute, c.VerifyBurst),
+		},
+		passwords: limit.NewGate(int64(c.PasswordChecks), c.QueueWait),
+		tsa:       c.Rate(c.TSAPerMinute, c.TSABurst),
+		ocsp:      c.Rate(c.OCSPPerMinute, c.OCSPBurst),
+		login:     c.Rate(c.LoginPerMinute, c.LoginBurst),
+		sms:       c.Rate(c.SMSPerMinute, c.SMSBurst),
+	}
+	// GOMEMLIMIT, the runtime's own setting, wins over the file.
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && c.MemoryLimitMiB > 0 {
+		debug.SetMemoryLimit(int64(c.MemoryLimitMiB) << 20)
+	}
+	a.log.Info("limits", "memory_limit_mib", c.MemoryLimitMiB, "verify_bytes_mib", c.VerifyBytesMiB,
+		"password_checks", c.PasswordChecks, "queue_wait", c.QueueWait)
+	return nil
+}
+
+// limiter returns the limits, or the defaults when setupLimits did not
+// run (tests that run single steps).
+func (a *app) limiter() *limits {
+	if a.lim == nil {
+		a.setupLimits(context.Background())
+	}
+	return a.lim
+}
