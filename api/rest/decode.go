@@ -33,7 +33,7 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, maxBody int64) er
 		// Refused before reading a byte of it.
 		return errs.Newf(errs.TooLarge, CodeTooLarge, "request body over %d bytes", maxBody)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	body, err := ReadBody(w, r, maxBody)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -51,6 +51,25 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, maxBody int64) er
 		return errs.InvalidField(CodeInvalidRequest, "body", "one JSON object expected")
 	}
 	return nil
+}
+
+// ReadBody reads r's body, at most maxBody bytes (an *http.MaxBytesError
+// beyond), into one buffer of the declared length: io.ReadAll's doublings
+// would hold up to twice a large body while reading it.
+func ReadBody(w http.ResponseWriter, r *http.Request, maxBody int64) ([]byte, error) {
+	rd := http.MaxBytesReader(w, r.Body, maxBody)
+	if r.ContentLength < 0 || r.ContentLength > maxBody {
+		return io.ReadAll(rd)
+	}
+	// One byte more than declared: the server ends the body at its
+	// declared length, so a full buffer cannot happen, and a short one is
+	// the whole body.
+	b := make([]byte, r.ContentLength+1)
+	n, err := io.ReadFull(rd, b)
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return b[:n], err
 }
 
 // IsJSON reports whether a Content-Type header value is application/json

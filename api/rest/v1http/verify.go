@@ -1,9 +1,7 @@
 package v1http
 
 import (
-	"bytes"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 
@@ -78,7 +76,7 @@ func serveVerify(s *api.VerifyService, lim VerifyLimits, w http.ResponseWriter, 
 		}
 		defer release()
 	}
-	body, err := readBody(http.MaxBytesReader(w, r.Body, size), size)
+	body, err := rest.ReadBody(w, r, size)
 	if err != nil {
 		writeProblem(w, invalidArg("body", fmt.Sprintf("cannot be read or is larger than %d MiB", api.MaxVerifyBytes>>20)))
 		return
@@ -114,15 +112,6 @@ func serveVerify(s *api.VerifyService, lim VerifyLimits, w http.ResponseWriter, 
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(b)
-}
-
-// readBody reads all of rd into one buffer of the expected size, rather
-// than io.ReadAll's doublings, which hold up to twice the body meanwhile.
-func readBody(rd io.Reader, size int64) ([]byte, error) {
-	var b bytes.Buffer
-	b.Grow(int(min(size, api.MaxVerifyBytes)) + bytes.MinRead)
-	_, err := b.ReadFrom(rd)
-	return b.Bytes(), err
 }
 
 // writeLimited writes a limit's refusal (an *errs.Error of kind TooMany
