@@ -73,11 +73,6 @@ type Options struct {
 	Clock         func() time.Time
 
 	Argon2        Argon2        // zero: DefaultArgon2
-	// PasswordGate bounds the argon2id hashes computed at once, each
-	// holding Argon2.Memory (or the stored hash's cost): its size counts
-	// checks. A check that finds no room within its wait fails with the
-	// gate's Unavailable error (RetryAfter set). Nil: unbounded.
-	PasswordGate *limit.Gate
 	MaxFailures   int           // password failures before lockout; 0: 5
 	ActivationTTL time.Duration // 0: 30 days
 	LetterTTL     time.Duration // 0: 90 days
@@ -95,6 +90,11 @@ type Options struct {
 	// ServiceURL is where citizens set their password; printed on the
 	// confirmation PDF and the letters. Empty: the REST route on localhost.
 	ServiceURL string
+	// PasswordGate bounds the argon2id hashes computed at once, each
+	// holding Argon2.Memory (or the stored hash's cost): its size counts
+	// checks. A check that finds no room within its wait fails with the
+	// gate's Unavailable error (RetryAfter set). Nil: unbounded.
+	PasswordGate *limit.Gate
 }
 
 // Registry is the citizen registry.
