@@ -152,10 +152,17 @@ func floodVerify(t *testing.T, base string) {
 			req, _ := http.NewRequest(http.MethodPost, base+"/v1/verify", &filler{n: size})
 			req.ContentLength = size
 			req.Header.Set("Content-Type", "application/pdf")
-			req.Header.Set("Expect", "100-continue")
+			// Half wait for 100 Continue, half send at once, as a flood
+			// would: firmad must not read (and hold) what it has no room for.
+			if i%2 == 0 {
+				req.Header.Set("Expect", "100-continue")
+			}
 			resp, err := clientFrom(fmt.Sprintf("127.0.2.%d", i+1), nil).Do(req)
 			if err != nil {
-				t.Errorf("verify %d: %v", i, err)
+				t.Logf("verify %d (expect %v): %v", i, i%2 == 0, err)
+				mu.Lock()
+				counts[-1]++
+				mu.Unlock()
 				return
 			}
 			io.Copy(io.Discard, resp.Body)
@@ -174,6 +181,9 @@ func floodVerify(t *testing.T, base string) {
 	}
 	wg.Wait()
 	t.Logf("32 × 60 MiB verify: statuses %v", counts)
+	if counts[-1] > 0 {
+		t.Errorf("%d verify requests got no answer", counts[-1])
+	}
 	if counts[http.StatusOK]+counts[http.StatusBadRequest] == 0 {
 		t.Error("no verify body was read at all")
 	}
@@ -307,7 +317,9 @@ func floodTSA(t *testing.T, base string) {
 	added := auditAppended(t, base) - before
 	allowed := burst + int(elapsed.Seconds()*perSecond) + 1
 	t.Logf("tsa flood of %d in %v: statuses %v; %d audit records (%d per stamp)", flood, elapsed.Round(time.Millisecond), counts, added, per)
-	if counts[http.StatusTooManyRequests] == 0 {
+	// Only a flood sent faster than the rate refills must be refused:
+	// on a machine so slow it was not, there is nothing to see.
+	if counts[http.StatusTooManyRequests] == 0 && elapsed < time.Duration(flood-burst)*time.Second/perSecond {
 		t.Errorf("%d stamps in %v from one client, none refused", flood, elapsed)
 	}
 	if counts[http.StatusOK] > allowed {
