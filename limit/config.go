@@ -109,7 +109,10 @@ func (c *Config) Validate() error {
 	return errors.Join(all...)
 }
 
-// Rate is a per-client limiter of perMinute requests with burst.
-func (c *Config) Rate(perMinute, burst int) *Clients {
-	return NewClients(float64(perMinute)/60, burst, c.Clients, c.ClientTTL)
+// Rate is a per-client limiter of perMinute requests with burst, named
+// name in Refusals.
+func (c *Config) Rate(name string, perMinute, burst int) *Clients {
+	r := NewClients(float64(perMinute)/60, burst, c.Clients, c.ClientTTL)
+	r.Name = name
+	return r
 }

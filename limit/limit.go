@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/time/rate"
 
@@ -22,10 +23,24 @@ const (
 	CodeBusy        = "busy"
 )
 
+// Refusals counts the refusals of every named limiter, by its name;
+// firmad registers it. Unnamed limiters (tests) are not counted.
+var Refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "firma_limit_refusals_total",
+	Help: "Requests refused by a limit (busy or over a per-client rate), by limit.",
+}, []string{"limit"})
+
+func refused(name string) {
+	if name != "" {
+		Refusals.WithLabelValues(name).Inc()
+	}
+}
+
 // Gate is a weighted semaphore whose callers wait at most a bounded time
 // for room, then are refused: a queue with a deadline rather than an
 // unbounded pile of goroutines each holding what it came with.
 type Gate struct {
+	Name string // its label in Refusals; set before use
 	sem  *semaphore.Weighted
 	size int64
 	wait time.Duration
@@ -52,6 +67,7 @@ func (g *Gate) Acquire(ctx context.Context, n int64) (release func(), err error)
 			if ctx.Err() != nil {
 				return nil, errs.Wrap(errs.Sentinel(errs.Canceled, "canceled", "the client went away"), ctx.Err(), "waiting for room")
 			}
+			refused(g.Name)
 			return nil, &errs.Error{Kind: errs.Unavailable, Code: CodeBusy, Detail: "the server is busy; retry later",
 				RetryAfter: retryAfter(g.wait)}
 		}
@@ -65,6 +81,7 @@ func (g *Gate) Acquire(ctx context.Context, n int64) (release func(), err error)
 // bounded whatever the number of addresses. A client evicted early starts
 // again with a full bucket: the bound trades that leniency for memory.
 type Clients struct {
+	Name  string // its label in Refusals; set before use
 	mu    sync.Mutex
 	lru   *expirable.LRU[string, *rate.Limiter]
 	every rate.Limit
@@ -105,6 +122,7 @@ func (c *Clients) Check(key string) error {
 		return nil
 	}
 	if ok, d := c.Allow(key); !ok {
+		refused(c.Name)
 		return &errs.Error{Kind: errs.TooMany, Code: CodeRateLimited, Detail: "too many requests from this client; retry later",
 			RetryAfter: retryAfter(d)}
 	}
@@ -118,9 +136,10 @@ func (c *Clients) Len() int { return c.lru.Len() }
 // only while it has requests in flight, so the map is bounded by what the
 // server is serving.
 type Concurrent struct {
-	mu  sync.Mutex
-	n   map[string]int
-	max int
+	Name string // its label in Refusals; set before use
+	mu   sync.Mutex
+	n    map[string]int
+	max  int
 }
 
 // NewConcurrent allows each key max requests in flight.
@@ -134,6 +153,7 @@ func (c *Concurrent) Enter(key string) (leave func(), err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.n[key] >= c.max {
+		refused(c.Name)
 		return nil, &errs.Error{Kind: errs.TooMany, Code: CodeRateLimited, Detail: "too many requests in flight from this client",
 			RetryAfter: time.Second}
 	}

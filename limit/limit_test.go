@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/errs"
 )
@@ -80,7 +82,12 @@ func TestClients(t *testing.T) {
 	if ok || retry <= 0 || retry > time.Second {
 		t.Fatalf("over the burst: ok %v retry %v", ok, retry)
 	}
+	c.Name = "test_rate"
+	before := testutil.ToFloat64(Refusals.WithLabelValues("test_rate"))
 	err := c.Check("a")
+	if got := testutil.ToFloat64(Refusals.WithLabelValues("test_rate")) - before; got != 1 {
+		t.Errorf("refusals counted %v, want 1", got)
+	}
 	if e := errs.As(err); e == nil || e.Kind != errs.TooMany || e.Code != CodeRateLimited || RetryAfterSeconds(err) != "1" {
 		t.Fatalf("Check: %#v", e)
 	}

@@ -90,6 +90,9 @@ func TestAbuse(t *testing.T) {
 	if code, _ := get(t, base+"/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz after the flood: %d", code)
 	}
+	if _, body := get(t, base+"/metrics"); !regexp.MustCompile(`(?m)^firma_limit_refusals_total\{limit="tsa_rate"\} [1-9]`).MatchString(body) {
+		t.Error("/metrics does not count the refused stamps")
+	}
 }
 
 // procMemKiB reads a VmXXX line of /proc/<pid>/status.

@@ -34,18 +34,23 @@ func limitsSection(cfg *config.Config) limit.Config {
 // limit. It runs first: every surface after it reads a.lim.
 func (a *app) setupLimits(context.Context) error {
 	c := limitsSection(a.cfg)
+	bytes, inFlight := limit.NewGate(int64(c.VerifyBytesMiB)<<20, c.QueueWait), limit.NewConcurrent(c.VerifyPerClient)
+	bytes.Name, inFlight.Name = "verify_bytes", "verify_per_client"
+	passwords := limit.NewGate(int64(c.PasswordChecks), c.QueueWait)
+	passwords.Name = "password_checks"
 	a.lim = &limits{
-		cfg: c,
-		verify: v1http.VerifyLimits{
-			Bytes:     limit.NewGate(int64(c.VerifyBytesMiB)<<20, c.QueueWait),
-			PerClient: limit.NewConcurrent(c.VerifyPerClient),
-			Rate:      c.Rate(c.VerifyPerMinute, c.VerifyBurst),
-		},
-		passwords: limit.NewGate(int64(c.PasswordChecks), c.QueueWait),
-		tsa:       c.Rate(c.TSAPerMinute, c.TSABurst),
-		ocsp:      c.Rate(c.OCSPPerMinute, c.OCSPBurst),
-		login:     c.Rate(c.LoginPerMinute, c.LoginBurst),
-		sms:       c.Rate(c.SMSPerMinute, c.SMSBurst),
+		cfg:       c,
+		verify:    v1http.VerifyLimits{Bytes: bytes, PerClient: inFlight, Rate: c.Rate("verify_rate", c.VerifyPerMinute, c.VerifyBurst)},
+		passwords: passwords,
+		tsa:       c.Rate("tsa_rate", c.TSAPerMinute, c.TSABurst),
+		ocsp:      c.Rate("ocsp_rate", c.OCSPPerMinute, c.OCSPBurst),
+		login:     c.Rate("login_rate", c.LoginPerMinute, c.LoginBurst),
+		sms:       c.Rate("sms_rate", c.SMSPerMinute, c.SMSBurst),
+	}
+	if a.reg != nil {
+		if err := a.reg.Register(limit.Refusals); err != nil {
+			return err
+		}
 	}
 	// GOMEMLIMIT, the runtime's own setting, wins over the file.
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && c.MemoryLimitMiB > 0 {
