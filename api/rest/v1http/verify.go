@@ -58,6 +58,20 @@ func serveVerify(s *api.VerifyService, lim VerifyLimits, w http.ResponseWriter, 
 		return
 	}
 	defer leave()
+	// The media type is parsed, not prefix-matched, and refused before
+	// the body is read or waits for room.
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	switch {
+	case ct == "":
+		mt = "application/json"
+	case err != nil:
+		writeProblem(w, invalidArg("Content-Type", "want application/json or application/pdf"))
+		return
+	case mt != "application/json" && mt != "application/pdf":
+		writeProblem(w, invalidArg("Content-Type", "want application/json or application/pdf, got "+mt))
+		return
+	}
 	// Checked before reading (and before waiting for room): a body
 	// declared too large is refused at no cost.
 	size := r.ContentLength
@@ -81,23 +95,11 @@ func serveVerify(s *api.VerifyService, lim VerifyLimits, w http.ResponseWriter, 
 		writeProblem(w, invalidArg("body", fmt.Sprintf("cannot be read or is larger than %d MiB", api.MaxVerifyBytes>>20)))
 		return
 	}
-	ct := r.Header.Get("Content-Type")
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil && ct != "" {
-		writeProblem(w, invalidArg("Content-Type", "want application/json or application/pdf"))
-		return
-	}
 	req := &firmav1.VerifyRequest{}
-	switch mt {
-	case "application/pdf":
+	if mt == "application/pdf" {
 		req.Signature = body
-	case "application/json", "":
-		if err := restIn.Unmarshal(body, req); err != nil {
-			writeProblem(w, invalidArg("body", "is not a valid JSON VerifyRequest: "+err.Error()))
-			return
-		}
-	default:
-		writeProblem(w, invalidArg("Content-Type", "want application/json or application/pdf, got "+mt))
+	} else if err := restIn.Unmarshal(body, req); err != nil {
+		writeProblem(w, invalidArg("body", "is not a valid JSON VerifyRequest: "+err.Error()))
 		return
 	}
 	resp, err := s.Verify(callContext(r), req)

@@ -75,10 +75,10 @@ func TestVerifyBytesBound(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// Unparsable Content-Type: refused after the body was read,
-			// before any verifier is asked.
+			// Not JSON: refused after the body was read, before any
+			// verifier is asked.
 			r := httptest.NewRequest(http.MethodPost, "/v1/verify", strings.NewReader(strings.Repeat("x", body)))
-			r.Header.Set("Content-Type", "application/pdf;;")
+			r.Header.Set("Content-Type", "application/json")
 			w := httptest.NewRecorder()
 			mux.ServeHTTP(w, r)
 			if w.Code != http.StatusBadRequest {
@@ -93,4 +93,26 @@ func TestVerifyBytesBound(t *testing.T) {
 		t.Fatalf("bytes not given back: %v", err)
 	}
 	r()
+}
+
+// TestVerifyContentTypeFirst checks a media type that is not JSON or PDF
+// (parsed, so application/jsonpwned is not JSON) is refused before the
+// body takes room: the gate is full, yet the answer is the 400.
+func TestVerifyContentTypeFirst(t *testing.T) {
+	full := limit.NewGate(1, time.Millisecond)
+	release, _ := full.Acquire(t.Context(), 1)
+	defer release()
+	mux := http.NewServeMux()
+	RegisterVerifyLimited(mux, nil, VerifyLimits{Bytes: full})
+	for _, ct := range []string{"application/jsonpwned", "application/pdf;;", "text/plain"} {
+		r := httptest.NewRequest(http.MethodPost, "/v1/verify", strings.NewReader("{}"))
+		r.Header.Set("Content-Type", ct)
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r)
+		var p Problem
+		json.Unmarshal(w.Body.Bytes(), &p)
+		if w.Code != http.StatusBadRequest || p.Field != "Content-Type" {
+			t.Errorf("%s: %d %+v", ct, w.Code, p)
+		}
+	}
 }
