@@ -34,19 +34,7 @@ func limitsSection(cfg *config.Config) limit.Config {
 // limit. It runs first: every surface after it reads a.lim.
 func (a *app) setupLimits(context.Context) error {
 	c := limitsSection(a.cfg)
-	bytes, inFlight := limit.NewGate(int64(c.VerifyBytesMiB)<<20, c.QueueWait), limit.NewConcurrent(c.VerifyPerClient)
-	bytes.Name, inFlight.Name = "verify_bytes", "verify_per_client"
-	passwords := limit.NewGate(int64(c.PasswordChecks), c.QueueWait)
-	passwords.Name = "password_checks"
-	a.lim = &limits{
-		cfg:       c,
-		verify:    v1http.VerifyLimits{Bytes: bytes, PerClient: inFlight, Rate: c.Rate("verify_rate", c.VerifyPerMinute, c.VerifyBurst)},
-		passwords: passwords,
-		tsa:       c.Rate("tsa_rate", c.TSAPerMinute, c.TSABurst),
-		ocsp:      c.Rate("ocsp_rate", c.OCSPPerMinute, c.OCSPBurst),
-		login:     c.Rate("login_rate", c.LoginPerMinute, c.LoginBurst),
-		sms:       c.Rate("sms_rate", c.SMSPerMinute, c.SMSBurst),
-	}
+	a.lim = newLimits(c)
 	if a.reg != nil {
 		if err := a.reg.Register(limit.Refusals); err != nil {
 			return err
@@ -61,11 +49,28 @@ func (a *app) setupLimits(context.Context) error {
 	return nil
 }
 
-// limiter returns the limits, or the defaults when setupLimits did not
-// run (tests that run single steps).
+func newLimits(c limit.Config) *limits {
+	bytes, inFlight := limit.NewGate(int64(c.VerifyBytesMiB)<<20, c.QueueWait), limit.NewConcurrent(c.VerifyPerClient)
+	bytes.Name, inFlight.Name = "verify_bytes", "verify_per_client"
+	passwords := limit.NewGate(int64(c.PasswordChecks), c.QueueWait)
+	passwords.Name = "password_checks"
+	return &limits{
+		cfg:       c,
+		verify:    v1http.VerifyLimits{Bytes: bytes, PerClient: inFlight, Rate: c.Rate("verify_rate", c.VerifyPerMinute, c.VerifyBurst)},
+		passwords: passwords,
+		tsa:       c.Rate("tsa_rate", c.TSAPerMinute, c.TSABurst),
+		ocsp:      c.Rate("ocsp_rate", c.OCSPPerMinute, c.OCSPBurst),
+		login:     c.Rate("login_rate", c.LoginPerMinute, c.LoginBurst),
+		sms:       c.Rate("sms_rate", c.SMSPerMinute, c.SMSBurst),
+	}
+}
+
+// limiter returns the limits; when setupLimits did not run (tests that
+// run single steps), the configured ones, without touching the process's
+// memory limit or metrics.
 func (a *app) limiter() *limits {
 	if a.lim == nil {
-		a.setupLimits(context.Background())
+		a.lim = newLimits(limitsSection(a.cfg))
 	}
 	return a.lim
 }
