@@ -175,6 +175,9 @@ func TestVerifyServiceREST(t *testing.T) {
 		{"json garbage", "application/json", []byte(`{"signature":"aGVsbG8=","content":"aGVsbG8="}`), 400, "", "ERROR_REASON_INVALID_ARGUMENT"},
 		{"not json", "application/json", []byte(`{`), 400, "", "ERROR_REASON_INVALID_ARGUMENT"},
 		{"wrong type", "text/plain", []byte(`x`), 400, "", "ERROR_REASON_INVALID_ARGUMENT"},
+		{"pdf prefix is not pdf", "application/pdfx", f.pdf, 400, "", "ERROR_REASON_INVALID_ARGUMENT"},
+		{"malformed type", "application/pdf;;", f.pdf, 400, "", "ERROR_REASON_INVALID_ARGUMENT"},
+		{"type with parameters", "Application/PDF; name=doc.pdf", f.pdf, 200, "VERDICT_VALID", ""},
 		{"over the size limit", "application/pdf", bytes.Repeat([]byte("%"), api.MaxVerifyBytes+1), 400, "", "ERROR_REASON_INVALID_ARGUMENT"},
 		{"pdf without signatures", "application/pdf", []byte("%PDF-1.7\n%%EOF\n"), 400, "", "ERROR_REASON_INVALID_ARGUMENT"},
 	}

@@ -90,7 +90,12 @@ func (r *Registry) SetPassword(ctx context.Context, id, activationCode, password
 	if _, err := r.checkCode(ctx, id, kindActivation, activationCode); err != nil {
 		return fmt.Errorf("activation code: %w", err)
 	}
+	release, err := r.passwordSlot(ctx)
+	if err != nil {
+		return fmt.Errorf("set password: %w", err)
+	}
 	hash, err := hashPassword(r.opt.Argon2, password)
+	release()
 	if err != nil {
 		return err
 	}
@@ -140,6 +145,15 @@ func (r *Registry) Authenticate(ctx context.Context, id, password string) (*stor
 			return nil, r.throttled(ctx, err)
 		}
 	}
+	// The room for the argon2id check is taken before the try is counted
+	// and the DNI looked up: a busy server refuses known and unknown DNIs
+	// alike, and a refusal for want of room costs the citizen no try.
+	release, err := r.passwordSlot(ctx)
+	if err != nil {
+		r.m.logins.WithLabelValues("busy").Inc()
+		return nil, fmt.Errorf("authenticate: %w", err)
+	}
+	defer release() // released early after the check; this covers the returns before it
 	// The try is counted before the password is compared, atomically, so
 	// that a burst of guesses sent at once through any node gets no more
 	// comparisons than one sent slowly; the right password takes it back.
@@ -165,6 +179,7 @@ func (r *Registry) Authenticate(ctx context.Context, id, password string) (*stor
 			return nil, fmt.Errorf("authenticate %s: %w", c.ID, err)
 		}
 	}
+	release()
 	if !ok {
 		if client != "" {
 			if _, err := r.opt.ClientAttempts.Fail(ctx, policy.PasswordClientScope(client), now); err != nil {

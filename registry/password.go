@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -69,6 +70,14 @@ func checkPassword(encoded, password string) (bool, error) {
 	}
 	got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}
+
+// passwordSlot takes a place at the password gate, if there is one.
+func (r *Registry) passwordSlot(ctx context.Context) (release func(), err error) {
+	if r.opt.PasswordGate == nil {
+		return func() {}, nil
+	}
+	return r.opt.PasswordGate.Acquire(ctx, 1)
 }
 
 // checkPasswordRules applies the Cl@ve Permanente password rules: 8 to 64

@@ -13,6 +13,7 @@ import (
 
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/errs"
+	"github.com/firma-cloud/firma/limit"
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/sms"
 	"github.com/firma-cloud/firma/store"
@@ -103,6 +104,11 @@ type Options struct {
 	// ServiceURL is where citizens set their password; printed on the
 	// confirmation PDF and the letters. Empty: the REST route on localhost.
 	ServiceURL string
+	// PasswordGate bounds the argon2id hashes computed at once, each
+	// holding Argon2.Memory (or the stored hash's cost): its size counts
+	// checks. A check that finds no room within its wait fails with the
+	// gate's Unavailable error (RetryAfter set). Nil: unbounded.
+	PasswordGate *limit.Gate
 }
 
 // Registry is the citizen registry.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/errs"
+	"github.com/firma-cloud/firma/limit"
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/store"
@@ -362,6 +363,11 @@ func (h *Handler) meLogin(w http.ResponseWriter, r *http.Request, d *meData) {
 		refuse(http.StatusUnauthorized, "bad_credentials", "err.bad_credentials")
 		return
 	}
+	if h.overRate(w, r, h.opt.LoginRate, "me_login") {
+		d.Error = d.L.T("err.rate_limited")
+		h.renderMe(w, r, http.StatusTooManyRequests, d)
+		return
+	}
 	c, err := h.opt.Citizens.Authenticate(registry.WithClient(r.Context(), clientAddr(r)), id, password)
 	switch {
 	case errors.Is(err, registry.ErrLocked):
@@ -378,6 +384,13 @@ func (h *Handler) meLogin(w http.ResponseWriter, r *http.Request, d *meData) {
 	case errors.Is(err, registry.ErrBadCredentials), errors.Is(err, registry.ErrInvalid), errors.Is(err, registry.ErrNotFound):
 		h.log.WarnContext(r.Context(), "citizen page: sign-in refused")
 		refuse(http.StatusUnauthorized, "bad_credentials", "err.bad_credentials")
+		return
+	case errs.KindOf(err) == errs.Unavailable:
+		// No room for the password check now: the server is busy.
+		if ra := limit.RetryAfterSeconds(err); ra != "" {
+			w.Header().Set("Retry-After", ra)
+		}
+		refuse(http.StatusServiceUnavailable, "busy", "err.unavailable")
 		return
 	case err != nil:
 		h.log.ErrorContext(r.Context(), "citizen page: sign-in failed", "err", err)

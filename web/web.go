@@ -20,7 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/firma-cloud/firma/errs"
+	"github.com/firma-cloud/firma/limit"
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/signer"
@@ -81,6 +81,12 @@ type Options struct {
 	// signing out revokes the stateless cookie on every node sharing the
 	// store (any store.Store is one). Nil: kept in this process only.
 	Sessions   store.AttemptStore
+	// LoginRate limits sign-ins (the approval page's and /me's) per
+	// client, SMSRate the approval page's code sends and resends; a
+	// client over it gets the page with a 429 and Retry-After. Nil: no
+	// limit.
+	LoginRate  *limit.Clients
+	SMSRate    *limit.Clients
 	Log        *slog.Logger
 	Registerer prometheus.Registerer // nil registers no metrics
 }
@@ -445,10 +451,14 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, p *page, action s
 	} else {
 		h.log.WarnContext(r.Context(), "approval page: step refused", "action", action, "code", code)
 	}
-	msg := p.L.T(key)
-	if ee := errs.As(err); status == http.StatusTooManyRequests && ee != nil && ee.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(ee.RetryAfter.Seconds())))
+	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
+		// A busy server (no room for the password check) or a throttled
+		// sign-in says when to come back.
+		if ra := limit.RetryAfterSeconds(err); ra != "" {
+			w.Header().Set("Retry-After", ra)
+		}
 	}
+	msg := p.L.T(key)
 	if code == transaction.CodeOTPChannelLocked {
 		// Says until when, in the page's time.
 		until := "—"
@@ -491,6 +501,18 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, p *page, action s
 	}
 	p.Error = msg
 	h.render(w, r, status, p)
+}
+
+// overRate reports whether r's client is over rate, and if so counts it
+// and sets Retry-After; the caller renders its page with a 429.
+func (h *Handler) overRate(w http.ResponseWriter, r *http.Request, rate *limit.Clients, action string) bool {
+	err := rate.Check(limit.ClientKey(r))
+	if err == nil {
+		return false
+	}
+	h.pages.WithLabelValues(action, limit.CodeRateLimited).Inc()
+	w.Header().Set("Retry-After", limit.RetryAfterSeconds(err))
+	return true
 }
 
 // statusOf maps a transaction code to the HTTP status and message key.
@@ -601,6 +623,10 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, p *page, _ strin
 		h.refuse(w, r, p, http.StatusBadRequest, p.L.T("err.missing_password"))
 		return
 	}
+	if h.overRate(w, r, h.opt.LoginRate, "login") {
+		h.refuse(w, r, p, http.StatusTooManyRequests, p.L.T("err.rate_limited"))
+		return
+	}
 	s, err := h.tx.Authenticate(registry.WithClient(r.Context(), clientAddr(r)), p.ID, citizen, password)
 	if err != nil {
 		if transaction.CodeOf(err) == transaction.CodeInvalidRequest {
@@ -628,6 +654,10 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, p *page, _ strin
 }
 
 func (h *Handler) send(w http.ResponseWriter, r *http.Request, p *page, session string) {
+	if h.overRate(w, r, h.opt.SMSRate, "send") {
+		h.refuse(w, r, p, http.StatusTooManyRequests, p.L.T("err.rate_limited"))
+		return
+	}
 	if _, err := h.tx.SendOTP(r.Context(), p.ID, session); err != nil {
 		h.fail(w, r, p, "send", err)
 		return
@@ -637,6 +667,10 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request, p *page, session 
 }
 
 func (h *Handler) resend(w http.ResponseWriter, r *http.Request, p *page, session string) {
+	if h.overRate(w, r, h.opt.SMSRate, "resend") {
+		h.refuse(w, r, p, http.StatusTooManyRequests, p.L.T("err.rate_limited"))
+		return
+	}
 	if _, err := h.tx.Resend(r.Context(), p.ID, session); err != nil {
 		h.fail(w, r, p, "resend", err)
 		return

@@ -1,10 +1,12 @@
 package rest
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"reflect"
 	"strings"
@@ -24,10 +26,14 @@ const (
 // *errs.Error: Invalid with field "content-type" or "body", or TooLarge.
 // They describe the problem without echoing the input.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, maxBody int64) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+	if !IsJSON(r.Header.Get("Content-Type")) {
 		return errs.InvalidField(CodeInvalidRequest, "content-type", "send application/json")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if r.ContentLength > maxBody {
+		// Refused before reading a byte of it.
+		return errs.Newf(errs.TooLarge, CodeTooLarge, "request body over %d bytes", maxBody)
+	}
+	body, err := ReadBody(w, r, maxBody)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -35,7 +41,8 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, maxBody int64) er
 		}
 		return errs.InvalidField(CodeInvalidRequest, "body", "cannot be read")
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	// A bytes.Reader, not a string copy: the body may be hundreds of MiB.
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return errs.InvalidField(CodeInvalidRequest, "body", "not valid JSON for this operation: %s", jsonProblem(err, body, v))
@@ -44,6 +51,37 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, maxBody int64) er
 		return errs.InvalidField(CodeInvalidRequest, "body", "one JSON object expected")
 	}
 	return nil
+}
+
+// ReadBody reads r's body, at most maxBody bytes (an *http.MaxBytesError
+// beyond), into one buffer of the declared length: io.ReadAll's doublings
+// would hold up to twice a large body while reading it.
+func ReadBody(w http.ResponseWriter, r *http.Request, maxBody int64) ([]byte, error) {
+	rd := http.MaxBytesReader(w, r.Body, maxBody)
+	if r.ContentLength < 0 || r.ContentLength > maxBody {
+		return io.ReadAll(rd)
+	}
+	// One byte more than declared: the server ends the body at its
+	// declared length, so a full buffer cannot happen, and a short one is
+	// the whole body.
+	b := make([]byte, r.ContentLength+1)
+	n, err := io.ReadFull(rd, b)
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return b[:n], err
+}
+
+// IsJSON reports whether a Content-Type header value is application/json
+// (parameters such as charset allowed); none at all is taken as JSON.
+// It is parsed, not prefix-matched, so application/jsonp or
+// application/json-seq are not JSON.
+func IsJSON(contentType string) bool {
+	if contentType == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
 }
 
 // jsonProblem describes a decoding error without echoing the input.

@@ -70,6 +70,7 @@ type app struct {
 	stamper  tsa.Stamper          // built-in TSA or external TSAs (setupStamper)
 	builtin  *builtinTSA          // the built-in TSA; nil with external TSAs
 	sms      sms.Gateway          // OTPs and notices (smsGateway)
+	lim      *limits              // bounds on anonymous requests (setupLimits)
 
 	health   *health.Server
 	tls      *tls.Config // nil for loopback plaintext

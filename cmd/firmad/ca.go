@@ -42,7 +42,7 @@ func (a *app) setupCA(ctx context.Context) error {
 		a.log.Warn("certificate authority not set up: citizen certificates are refused until 'firmactl init' (or 'firmactl ca init') runs")
 	}
 	a.ca = auth
-	pkihttp.Register(a.mux, auth, a.log.With("part", "ca"))
+	pkihttp.RegisterLimited(a.mux, auth, a.log.With("part", "ca"), a.limiter().ocsp)
 	svc := api.NewCertificateService(auth, a.log.With("part", "api"))
 	firmav1.RegisterCertificateServiceServer(a.grpc, svc)
 	operators, err := api.NewAuth(a.cfg.Auth.Operators)

@@ -19,6 +19,7 @@ import (
 // by writing `func (a *app) setupX(ctx context.Context) error` in its own
 // file and one line here.
 var setups = []step{
+	{"limits", (*app).setupLimits},
 	{"store", (*app).setupStore},
 	{"keystore", (*app).setupKeystore},
 	{"timestamps", (*app).setupStamper},

@@ -40,6 +40,7 @@ func (a *app) setupRegistry(ctx context.Context) error {
 	}
 	opt.SMS, opt.Log, opt.Registerer = outbox, log, a.reg
 	opt.Attempts = a.attempts()
+	opt.PasswordGate = a.limiter().passwords
 	if opt.ServiceURL == "" {
 		scheme := "http"
 		if a.tls != nil {

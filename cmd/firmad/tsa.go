@@ -298,7 +298,7 @@ func (a *app) loadTSA(ctx context.Context, sg *signing.Service) (*tsa.Server, er
 func (b *builtinTSA) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	srv, ok := b.serving(w, r)
 	if ok {
-		tsahttp.Handler(srv, b.a.log.With("part", "tsa")).ServeHTTP(w, r)
+		tsahttp.HandlerLimited(srv, b.a.log.With("part", "tsa"), b.a.limiter().tsa).ServeHTTP(w, r)
 	}
 }
 

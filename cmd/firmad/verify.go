@@ -107,7 +107,7 @@ func (a *app) setupVerify(ctx context.Context) error {
 	}
 	svc := api.NewLazyVerifyService(get, log)
 	firmav1.RegisterVerifyServiceServer(a.grpc, svc)
-	v1http.RegisterVerify(a.mux, svc)
+	v1http.RegisterVerifyLimited(a.mux, svc, a.limiter().verify)
 	return nil
 }
 

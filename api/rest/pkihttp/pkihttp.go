@@ -14,6 +14,7 @@ import (
 
 	"github.com/firma-cloud/firma/api/rest"
 	"github.com/firma-cloud/firma/ca"
+	"github.com/firma-cloud/firma/limit"
 	"github.com/firma-cloud/firma/problem"
 )
 
@@ -35,11 +36,17 @@ func Handler(a *ca.Authority, log *slog.Logger) http.Handler {
 //	POST /ocsp                             RFC 6960 OCSP, request in the body
 //	GET  /ocsp/{base64 request}            RFC 6960 appendix A.1 GET form
 //	GET  /ca/root.crt, /ca/issuing.crt, /ca/ocsp.crt  DER certificates
-func Register(mux rest.Router, a *ca.Authority, log *slog.Logger) {
+func Register(mux rest.Router, a *ca.Authority, log *slog.Logger) { RegisterLimited(mux, a, log, nil) }
+
+// RegisterLimited is Register with a per-client rate on the OCSP
+// responder (each answer is a signature): a client over it gets HTTP 429
+// with Retry-After and the OCSP tryLater response (RFC 6960 section
+// 2.3), before its request is read. rate nil is no limit.
+func RegisterLimited(mux rest.Router, a *ca.Authority, log *slog.Logger, rate *limit.Clients) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &publisher{a: a, log: log}
+	p := &publisher{a: a, log: log, rate: rate}
 	mux.HandleFunc("GET /crl/{name}", p.serveCRL)
 	mux.HandleFunc("POST /ocsp", p.serveOCSPPost)
 	mux.HandleFunc("POST /ocsp/", p.serveOCSPPost)
@@ -49,8 +56,28 @@ func Register(mux rest.Router, a *ca.Authority, log *slog.Logger) {
 
 // publisher serves one CA's publication endpoints.
 type publisher struct {
-	a   *ca.Authority
-	log *slog.Logger
+	a    *ca.Authority
+	log  *slog.Logger
+	rate *limit.Clients
+}
+
+// tryLater is the OCSPResponse with status tryLater(3) and no body.
+var tryLater = []byte{0x30, 0x03, 0x0a, 0x01, 0x03}
+
+// limited answers tryLater when r's client is over its rate.
+func (p *publisher) limited(w http.ResponseWriter, r *http.Request) bool {
+	err := p.rate.Check(limit.ClientKey(r))
+	if err == nil {
+		return false
+	}
+	h := w.Header()
+	h.Set("Retry-After", limit.RetryAfterSeconds(err))
+	h.Set("Content-Type", "application/ocsp-response")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(tryLater)))
+	w.WriteHeader(http.StatusTooManyRequests)
+	w.Write(tryLater)
+	return true
 }
 
 func (p *publisher) serveCRL(w http.ResponseWriter, r *http.Request) {
@@ -81,6 +108,9 @@ func (p *publisher) serveCRL(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *publisher) serveOCSPPost(w http.ResponseWriter, r *http.Request) {
+	if p.limited(w, r) {
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxOCSPRequest))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -95,6 +125,9 @@ func (p *publisher) serveOCSPPost(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *publisher) serveOCSPGet(w http.ResponseWriter, r *http.Request) {
+	if p.limited(w, r) {
+		return
+	}
 	enc := r.PathValue("req")
 	var der []byte
 	var err error

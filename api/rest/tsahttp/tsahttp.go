@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/firma-cloud/firma/limit"
 	"github.com/firma-cloud/firma/problem"
 	"github.com/firma-cloud/firma/tsa"
 )
@@ -19,14 +20,20 @@ import (
 // our side is a systemFailure reply with HTTP 500 so that clients fail
 // over; HTTP misuse gets an application/problem+json error. log nil
 // discards.
-func Handler(srv *tsa.Server, log *slog.Logger) http.Handler {
+func Handler(srv *tsa.Server, log *slog.Logger) http.Handler { return HandlerLimited(srv, log, nil) }
+
+// HandlerLimited is Handler with a per-client request rate: a client over
+// it gets HTTP 429 with Retry-After and a problem document, before its
+// query is read, so a flood costs neither signatures nor audit records.
+// rate nil is no limit.
+func HandlerLimited(srv *tsa.Server, log *slog.Logger, rate *limit.Clients) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serve(srv, log, w, r) })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serve(srv, log, rate, w, r) })
 }
 
-func serve(srv *tsa.Server, log *slog.Logger, w http.ResponseWriter, r *http.Request) {
+func serve(srv *tsa.Server, log *slog.Logger, rate *limit.Clients, w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	result := "" // set for HTTP errors; Respond counts the rest
 	defer func() {
@@ -38,6 +45,12 @@ func serve(srv *tsa.Server, log *slog.Logger, w http.ResponseWriter, r *http.Req
 		result = "method_not_allowed"
 		w.Header().Set("Allow", http.MethodPost)
 		writeProblem(w, http.StatusMethodNotAllowed, "method_not_allowed", "time-stamp requests are POSTed")
+		return
+	}
+	if err := rate.Check(limit.ClientKey(r)); err != nil {
+		result = "rate_limited"
+		w.Header().Set("Retry-After", limit.RetryAfterSeconds(err))
+		writeProblem(w, http.StatusTooManyRequests, limit.CodeRateLimited, "too many time-stamp requests from this client; retry later")
 		return
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != tsa.QueryContentType {

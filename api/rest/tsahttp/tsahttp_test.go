@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/firma-cloud/firma/api/rest/tsahttp"
+	"github.com/firma-cloud/firma/limit"
 	"github.com/firma-cloud/firma/tsa"
 )
 
@@ -170,5 +172,41 @@ func TestCertificates(t *testing.T) {
 	}
 	if n := strings.Count(string(srv.ChainPEM()), "BEGIN CERTIFICATE"); n != 2 {
 		t.Errorf("chain of %d certificates, want 2", n)
+	}
+}
+
+// TestRateLimit checks a client over its rate gets 429 with Retry-After
+// and a problem document before its query is read, while another client
+// is still served.
+func TestRateLimit(t *testing.T) {
+	srv := newServer(t, 512, nil)
+	h := tsahttp.HandlerLimited(srv, nil, limit.NewClients(1.0/60, 2, 100, time.Minute))
+	send := func(remote string) *httptest.ResponseRecorder {
+		// Not a query: a request let through is answered 200 with a
+		// rejection; a limited one is refused before that.
+		r := httptest.NewRequest(http.MethodPost, "/tsa", strings.NewReader("0\x00"))
+		r.RemoteAddr = remote
+		r.Header.Set("Content-Type", tsa.QueryContentType)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	for i, want := range []int{200, 200, 429, 429} {
+		w := send("192.0.2.1:1000")
+		if w.Code != want {
+			t.Fatalf("request %d: %d, want %d", i, w.Code, want)
+		}
+		if want != 429 {
+			continue
+		}
+		if ct := w.Header().Get("Content-Type"); ct != "application/problem+json" {
+			t.Fatalf("429 content type %q", ct)
+		}
+		if n, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || n < 1 {
+			t.Fatalf("Retry-After %q", w.Header().Get("Retry-After"))
+		}
+	}
+	if w := send("192.0.2.2:1000"); w.Code != 200 {
+		t.Fatalf("another client: %d", w.Code)
 	}
 }

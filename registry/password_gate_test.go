@@ -1,0 +1,61 @@
+package registry_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/firma-cloud/firma/errs"
+	"github.com/firma-cloud/firma/limit"
+	"github.com/firma-cloud/firma/registry"
+)
+
+// TestPasswordGate checks argon2id checks wait for the gate: with it
+// full, sign-ins (known and unknown DNIs alike) and password changes fail
+// as busy with a Retry-After, without counting as wrong passwords; with
+// room, many at once all finish.
+func TestPasswordGate(t *testing.T) {
+	ctx := context.Background()
+	gate := limit.NewGate(2, time.Second)
+	e := newEnv(t, func(o *registry.Options) { o.PasswordGate = gate })
+	conf, err := e.reg.RegisterInPerson(ctx, registrar, person("12345678Z"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.reg.SetPassword(ctx, "12345678Z", conf.ActivationCode, "Correct7Horse"); err != nil {
+		t.Fatal(err)
+	}
+
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := e.reg.Authenticate(ctx, "12345678Z", "Correct7Horse"); err != nil {
+				t.Errorf("with room: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+
+	release, err := gate.Acquire(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ name, id, password string }{
+		{"known", "12345678Z", "Wrong1pass"},
+		{"unknown", "87654321X", "Wrong1pass"},
+	} {
+		_, err := e.reg.Authenticate(ctx, tt.id, tt.password)
+		if ee := errs.As(err); ee == nil || ee.Kind != errs.Unavailable || ee.RetryAfter <= 0 || errors.Is(err, registry.ErrBadCredentials) {
+			t.Errorf("%s DNI with the gate full: %v", tt.name, err)
+		}
+	}
+	release()
+	// The busy refusals did not count towards the lockout.
+	if _, err := e.reg.Authenticate(ctx, "12345678Z", "Correct7Horse"); err != nil {
+		t.Fatalf("after the gate emptied: %v", err)
+	}
+}
