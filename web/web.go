@@ -80,7 +80,7 @@ type Options struct {
 	// Sessions keeps when each citizen last signed out of /me, so that
 	// signing out revokes the stateless cookie on every node sharing the
 	// store (any store.Store is one). Nil: kept in this process only.
-	Sessions   store.AttemptStore
+	Sessions store.AttemptStore
 	// LoginRate limits sign-ins (the approval page's and /me's) per
 	// client, SMSRate the approval page's code sends and resends; a
 	// client over it gets the page with a 429 and Retry-After. Nil: no
