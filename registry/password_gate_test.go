@@ -20,21 +20,28 @@ func TestPasswordGate(t *testing.T) {
 	ctx := context.Background()
 	gate := limit.NewGate(2, time.Second)
 	e := newEnv(t, func(o *registry.Options) { o.PasswordGate = gate })
-	conf, err := e.reg.RegisterInPerson(ctx, registrar, person("12345678Z"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.reg.SetPassword(ctx, "12345678Z", conf.ActivationCode, "Correct7Horse"); err != nil {
-		t.Fatal(err)
+	// Four citizens signing in at once: more checks than the gate holds,
+	// each waits its turn. (One citizen's own tries are throttled among
+	// themselves by the attempt policy, which counts a try before it is
+	// checked.)
+	dnis := []string{"12345678Z", "11111111H", "22222222J", "33333333P"}
+	for _, dni := range dnis {
+		conf, err := e.reg.RegisterInPerson(ctx, registrar, person(dni))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.reg.SetPassword(ctx, dni, conf.ActivationCode, "Correct7Horse"); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	var wg sync.WaitGroup
-	for range 4 {
+	for _, dni := range dnis {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := e.reg.Authenticate(ctx, "12345678Z", "Correct7Horse"); err != nil {
-				t.Errorf("with room: %v", err)
+			if _, err := e.reg.Authenticate(ctx, dni, "Correct7Horse"); err != nil {
+				t.Errorf("with room: %s: %v", dni, err)
 			}
 		}()
 	}
