@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"io/fs"
@@ -12,13 +13,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/firma-cloud/firma/store/sqlite"
 )
 
 // TestHSMOutageRecovers moves the SoftHSM2 token's directory away from a
 // running firmad and back: meanwhile /readyz fails naming the hsm check
 // and an approved transaction is not failed; once the token is back,
 // /readyz passes again and the transaction ends signed, without a restart.
-// Cost: a firmad start and a few seconds of polling.
+// Then the store's write lock is held from outside: /readyz fails naming
+// the store, and passes once it is let go. Cost: a firmad start and about
+// 15 s of polling.
 func TestHSMOutageRecovers(t *testing.T) {
 	s := initState(t)
 	s.firmactl(t, 0, "demo", "seed", "--state", "var")
@@ -136,5 +141,25 @@ func TestHSMOutageRecovers(t *testing.T) {
 	}
 	if st != "done" {
 		t.Fatalf("transaction after the token came back is %q, want done\n%s", st, d.stderr)
+	}
+
+	// The store: another process holding the SQLite write lock leaves
+	// reads working, and readiness must still fail until it lets go.
+	db, err := sqlite.Open(context.Background(), filepath.Join(s.dir, "var", "firma.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tx, err := db.SQL().BeginTx(context.Background(), nil) // BEGIN IMMEDIATE
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := ready(http.StatusServiceUnavailable); !strings.Contains(body, `"store":"fail"`) {
+		tx.Rollback()
+		t.Fatalf("/readyz with the store locked names no failed store check: %s", body)
+	}
+	tx.Rollback()
+	if body := ready(http.StatusOK); !strings.Contains(body, `"store":"ok"`) {
+		t.Fatalf("/readyz after the store lock went: %s", body)
 	}
 }
