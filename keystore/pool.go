@@ -194,8 +194,7 @@ func (p *Pool) Do(ctx context.Context, fn func(s *session) error) error {
 			last = err
 			continue
 		}
-		err = fn(s)
-		p.mod.rw.RUnlock()
+		err = p.run(fn, s)
 		switch classify(err) {
 		case classOK:
 			p.put(s)
@@ -229,6 +228,14 @@ func (p *Pool) Do(ctx context.Context, fn func(s *session) error) error {
 		return fmt.Errorf("%w: %w", ErrTokenUnavailable, last)
 	}
 	return last
+}
+
+// run calls fn with the module's read lock held, and lets go of it even if
+// fn panics, so that a panic cannot stop the module from ever being
+// re-initialised or closed.
+func (p *Pool) run(fn func(s *session) error, s *session) error {
+	defer p.mod.rw.RUnlock()
+	return fn(s)
 }
 
 // tokenLost re-initialises the module (at most once per backoff period,

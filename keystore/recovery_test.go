@@ -6,7 +6,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +13,10 @@ import (
 	"testing"
 
 	"github.com/miekg/pkcs11"
+	"github.com/prometheus/client_golang/prometheus"
+
+	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
+	"github.com/firma-cloud/firma/store/testdb"
 )
 
 func TestClassify(t *testing.T) {
@@ -72,8 +75,32 @@ func tokenDir(t *testing.T, dir, label string) string {
 // with the Signer callers held all along. A destroyed key stays destroyed.
 // Cost: well under a second (a few module re-initialisations).
 func TestTokenOutageRecovers(t *testing.T) {
-	ks, tok := openInternal(t, 2)
+	for _, mode := range []Mode{ModeToken, ModeWrapped} {
+		t.Run(string(mode), func(t *testing.T) { tokenOutage(t, mode) })
+	}
+}
+
+func tokenOutage(t *testing.T, mode Mode) {
 	ctx := context.Background()
+	tok := softhsmtest.New(t)
+	st := testdb.Default(t).Open(t)
+	cfg := Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN, Sessions: 2, Registerer: prometheus.NewRegistry()}
+	if mode == ModeWrapped {
+		ks, err := Open(ctx, cfg, st, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ks.InitKEK(ctx); err != nil {
+			t.Fatal(err)
+		}
+		ks.Close()
+		cfg.Mode, cfg.Registerer = ModeWrapped, prometheus.NewRegistry()
+	}
+	ks, err := Open(ctx, cfg, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ks.Close() })
 	key, err := ks.Generate(ctx, "12345678Z", ECP256)
 	if err != nil {
 		t.Fatal(err)
@@ -142,13 +169,17 @@ func TestTokenOutageRecovers(t *testing.T) {
 	}
 	signOK(t, ks, key)
 
+	gs, err := ks.Signer(ctx, gone.ID) // held by a caller across the destruction
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := ks.Destroy(ctx, gone.ID); err != nil {
 		t.Fatal(err)
 	}
-	// Forget what this process saw, so the store alone decides.
-	ks.destroyed.Delete(gone.ID)
-	cka, _ := hex.DecodeString(gone.ID)
-	gs := &Signer{ks: ks, key: gone, cka: cka}
+	if mode == ModeToken {
+		// Forget what this process saw, so the store alone decides.
+		ks.destroyed.Delete(gone.ID)
+	}
 	if _, err := gs.SignDigests(ctx, ECDSA, crypto.SHA256, [][]byte{d[:]}); !errors.Is(err, ErrKeyDestroyed) {
 		t.Fatalf("sign with a destroyed key: %v, want ErrKeyDestroyed", err)
 	}
