@@ -96,10 +96,11 @@ func openSession(t TokenRef) (*tokenSession, error) {
 	if t.Module == "" || t.Label == "" {
 		return nil, fmt.Errorf("%w: module and token label are required", ErrModule)
 	}
-	p, err := loadModule(t.Module)
+	m, err := loadModule(t.Module)
 	if err != nil {
 		return nil, err
 	}
+	p := m.ctx
 	slot, err := findSlot(p, t.Label)
 	if err != nil {
 		releaseModule(t.Module)

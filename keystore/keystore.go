@@ -74,6 +74,9 @@ type Keystore struct {
 	// still held by a caller cannot unwrap its key again.
 	destroyed sync.Map
 
+	// health says the token holds the health object, so Ping looks for it.
+	health bool
+
 	closeOnce sync.Once
 }
 
@@ -104,12 +107,13 @@ func Open(ctx context.Context, cfg Config, st store.KeyStore, log *slog.Logger) 
 	if cfg.KEKLabel == "" {
 		cfg.KEKLabel = DefaultKEKLabel
 	}
-	p, err := loadModule(cfg.Module)
+	mod, err := loadModule(cfg.Module)
 	if err != nil {
 		return nil, err
 	}
+	p := mod.ctx
 	m := newMetrics(cfg.Registerer)
-	pool, err := newPool(ctx, p, cfg.TokenLabel, cfg.PIN, cfg.Sessions, cfg.AcquireTimeout, m, log)
+	pool, err := newPool(ctx, mod, cfg.TokenLabel, cfg.PIN, cfg.Sessions, cfg.AcquireTimeout, m, log)
 	if err != nil {
 		releaseModule(cfg.Module)
 		return nil, err
@@ -123,6 +127,7 @@ func Open(ctx context.Context, cfg Config, st store.KeyStore, log *slog.Logger) 
 		k.signers.Purge()
 		k.kek.Store(0)
 	})
+	k.ensureHealth(ctx)
 	if cfg.Mode == ModeWrapped {
 		if _, err := k.kekHandle(ctx); err != nil {
 			k.Close()
@@ -152,7 +157,16 @@ func (k *Keystore) Sessions() int { return k.pool.Size() }
 // Mode is the mode new user keys are made in.
 func (k *Keystore) Mode() Mode { return k.cfg.Mode }
 
-// Ping checks that the token answers and the login holds.
+// healthLabel labels the data object Ping looks for. It holds nothing
+// secret; finding it proves the token's objects are there, which an
+// answer to C_GetSessionInfo does not (SoftHSM2 answers it with its
+// storage gone).
+const healthLabel = "firma-health"
+
+// Ping checks that the token answers, the login holds and the token's
+// objects are there: it finds the health object Open made. A token that
+// went away is looked for again (see Pool), so Ping succeeds again once it
+// is back.
 func (k *Keystore) Ping(ctx context.Context) error {
 	return k.pool.Do(ctx, func(s *session) error {
 		info, err := k.p.GetSessionInfo(s.h)
@@ -162,8 +176,61 @@ func (k *Keystore) Ping(ctx context.Context) error {
 		if info.State != pkcs11.CKS_RW_USER_FUNCTIONS && info.State != pkcs11.CKS_RO_USER_FUNCTIONS {
 			return fmt.Errorf("ping token %q: %w", k.cfg.TokenLabel, pkcs11.Error(pkcs11.CKR_USER_NOT_LOGGED_IN))
 		}
+		if !k.health {
+			return nil
+		}
+		hs, err := k.findHealth(s)
+		if err != nil {
+			return fmt.Errorf("ping token %q: %w", k.cfg.TokenLabel, err)
+		}
+		if len(hs) == 0 {
+			return fmt.Errorf("ping token %q: health object: %w", k.cfg.TokenLabel, errObjectLost)
+		}
 		return nil
 	})
+}
+
+func (k *Keystore) findHealth(s *session) ([]pkcs11.ObjectHandle, error) {
+	if err := k.p.FindObjectsInit(s.h, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_DATA),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_APPLICATION, healthLabel),
+	}); err != nil {
+		return nil, fmt.Errorf("find health object: %w", err)
+	}
+	hs, _, err := k.p.FindObjects(s.h, 1)
+	if ferr := k.p.FindObjectsFinal(s.h); err == nil && ferr != nil {
+		err = ferr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find health object: %w", err)
+	}
+	return hs, nil
+}
+
+// ensureHealth makes the health object unless the token has one. A token
+// that refuses it (read-only, say) is pinged without it.
+func (k *Keystore) ensureHealth(ctx context.Context) {
+	err := k.pool.Do(ctx, func(s *session) error {
+		hs, err := k.findHealth(s)
+		if err != nil || len(hs) > 0 {
+			return err
+		}
+		_, err = k.p.CreateObject(s.h, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_DATA),
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, false),
+			pkcs11.NewAttribute(pkcs11.CKA_LABEL, healthLabel),
+			pkcs11.NewAttribute(pkcs11.CKA_APPLICATION, healthLabel),
+			pkcs11.NewAttribute(pkcs11.CKA_VALUE, []byte("firma readiness check")),
+		})
+		return err
+	})
+	if err != nil {
+		k.log.Warn("no health object on the token: readiness checks the session only", "token", k.cfg.TokenLabel, "err", err)
+		return
+	}
+	k.health = true
 }
 
 // Generate makes a key pair for owner in the configured mode.
@@ -272,7 +339,11 @@ func (k *Keystore) Destroy(ctx context.Context, id string) error {
 		if err != nil {
 			return fmt.Errorf("destroy key %s: bad id: %w", id, err)
 		}
+		// Marked first: a Signer signing meanwhile must see a destroyed
+		// key, not a token that lost an object.
+		k.destroyed.Store(id, struct{}{})
 		if err := k.destroyToken(ctx, idb); err != nil {
+			k.destroyed.Delete(id)
 			k.m.ops.WithLabelValues("destroy", "error").Inc()
 			return fmt.Errorf("destroy key %s: %w", id, err)
 		}

@@ -52,9 +52,18 @@ func CheckDigest(h crypto.Hash, d []byte) error {
 type Signer struct {
 	ks      *Keystore
 	key     *Key
-	wrapped []byte        // wrapped mode: the blob to unwrap
-	cka     []byte        // token mode: CKA_ID of the private key
-	handle  atomic.Uint64 // token mode: cached private key handle, 0 if unknown
+	wrapped []byte // wrapped mode: the blob to unwrap
+	cka     []byte // token mode: CKA_ID of the private key
+	// handle is, in token mode, the cached private key handle and the pool
+	// generation it was found in, nil if unknown. Handles are numbers the
+	// module may give to other objects after a re-initialisation, so one
+	// is used only by sessions of its own generation.
+	handle atomic.Pointer[cachedHandle]
+}
+
+type cachedHandle struct {
+	obj pkcs11.ObjectHandle
+	gen uint64
 }
 
 var _ crypto.Signer = (*Signer)(nil)
@@ -131,7 +140,7 @@ func (s *Signer) SignDigests(ctx context.Context, scheme Scheme, h crypto.Hash, 
 		// token object re-created); look it up again once.
 		var err error
 		for attempt := 0; attempt < 2; attempt++ {
-			err = s.signOn(ss, mech, scheme, h, digests, out)
+			err = s.signOn(ctx, ss, mech, scheme, h, digests, out)
 			if !isStaleHandle(err) {
 				return err
 			}
@@ -152,7 +161,7 @@ func isStaleHandle(err error) bool {
 }
 
 // signOn signs digests into out on session ss.
-func (s *Signer) signOn(ss *session, mech []*pkcs11.Mechanism, scheme Scheme, h crypto.Hash, digests, out [][]byte) error {
+func (s *Signer) signOn(ctx context.Context, ss *session, mech []*pkcs11.Mechanism, scheme Scheme, h crypto.Hash, digests, out [][]byte) error {
 	k := s.ks
 	var (
 		obj  pkcs11.ObjectHandle
@@ -165,13 +174,14 @@ func (s *Signer) signOn(ss *session, mech []*pkcs11.Mechanism, scheme Scheme, h 
 			return err
 		}
 	} else {
-		obj = pkcs11.ObjectHandle(s.handle.Load())
-		if obj == 0 {
+		if c := s.handle.Load(); c != nil && c.gen == ss.gen {
+			obj = c.obj
+		} else {
 			var err error
-			if obj, err = k.findPrivate(ss, s.cka); err != nil {
+			if obj, err = k.findPrivate(ctx, ss, s.cka); err != nil {
 				return err
 			}
-			s.handle.Store(uint64(obj))
+			s.handle.Store(&cachedHandle{obj: obj, gen: ss.gen})
 		}
 	}
 	defer done()
@@ -208,7 +218,9 @@ func (s *Signer) forget(obj pkcs11.ObjectHandle) {
 		s.ks.live.forget(s.key.ID, obj)
 		return
 	}
-	s.handle.CompareAndSwap(uint64(obj), 0)
+	if c := s.handle.Load(); c != nil && c.obj == obj {
+		s.handle.CompareAndSwap(c, nil)
+	}
 }
 
 // Signing mechanisms, built once: miekg/pkcs11 only reads them.

@@ -6,11 +6,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"encoding/asn1"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/big"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/firma-cloud/firma/store"
 )
 
 var (
@@ -128,15 +131,33 @@ func (k *Keystore) findObjects(s *session, class uint, id []byte) ([]pkcs11.Obje
 
 // findPrivate finds the private key token object with CKA_ID id. It runs
 // once per key and process; the handle is cached by the Signer.
-func (k *Keystore) findPrivate(s *session, id []byte) (pkcs11.ObjectHandle, error) {
+func (k *Keystore) findPrivate(ctx context.Context, s *session, id []byte) (pkcs11.ObjectHandle, error) {
 	hs, err := k.findObjects(s, pkcs11.CKO_PRIVATE_KEY, id)
 	if err != nil {
 		return 0, err
 	}
 	if len(hs) == 0 {
-		return 0, fmt.Errorf("private key %x not on token: %w", id, ErrKeyDestroyed)
+		return 0, fmt.Errorf("private key %x not on token: %w", id, k.missing(ctx, hex.EncodeToString(id)))
 	}
 	return hs[0], nil
+}
+
+// missing says why the object of a key is not on the token. Only the
+// store decides that a key was destroyed; a live key's object that cannot
+// be found means the token is not all there (its storage went away, a
+// failover is under way), which the pool treats as a lost token.
+func (k *Keystore) missing(ctx context.Context, id string) error {
+	if _, dead := k.destroyed.Load(id); dead {
+		return ErrKeyDestroyed
+	}
+	rec, err := k.store.Key(ctx, id)
+	switch {
+	case err == nil && rec.Destroyed():
+		return ErrKeyDestroyed
+	case errors.Is(err, store.ErrNotFound):
+		return ErrKeyNotFound
+	}
+	return errObjectLost
 }
 
 // destroyToken destroys the token key pair with CKA_ID id.

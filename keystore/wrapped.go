@@ -28,6 +28,11 @@ func (k *Keystore) kekHandle(ctx context.Context) (pkcs11.ObjectHandle, error) {
 	err := k.pool.Do(ctx, func(s *session) error {
 		var err error
 		h, err = k.findKEK(s)
+		if err == nil && h != 0 {
+			// Stored while the module cannot be re-initialised, so a
+			// reset after this call clears it (see Open's onReset).
+			k.kek.Store(uint64(h))
+		}
 		return err
 	})
 	if err != nil {
@@ -37,7 +42,6 @@ func (k *Keystore) kekHandle(ctx context.Context) (pkcs11.ObjectHandle, error) {
 		return 0, fmt.Errorf("key-encryption key %q not found on token %q (run 'firmactl init'): %w",
 			k.cfg.KEKLabel, k.cfg.TokenLabel, ErrKeyNotFound)
 	}
-	k.kek.Store(uint64(h))
 	return h, nil
 }
 
@@ -319,6 +323,11 @@ func (k *Keystore) liveHandle(ss *session, sg *Signer) (pkcs11.ObjectHandle, fun
 			return 0, nil, err
 		}
 		if h == 0 {
+			if k.cfg.Mode == ModeWrapped {
+				// Open found it: gone now means the token is not all
+				// there, not that the key is.
+				return 0, nil, fmt.Errorf("key-encryption key %q: %w", k.cfg.KEKLabel, errObjectLost)
+			}
 			return 0, nil, fmt.Errorf("key-encryption key %q not found: %w", k.cfg.KEKLabel, ErrKeyNotFound)
 		}
 		k.kek.Store(uint64(h))

@@ -1,6 +1,7 @@
 package transaction
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"errors"
@@ -41,6 +42,8 @@ func (s *Service) sign(ctx context.Context, t *store.Transaction) error {
 		return err
 	}
 	if err := s.signDocuments(ctx, t, g); err != nil {
+		// A transient HSM fault left the transaction approved, due again
+		// soon (see retryLater); other errors leave it for the lease.
 		return err
 	}
 	return s.summarise(ctx, t, start)
@@ -77,6 +80,10 @@ func (s *Service) authorise(ctx context.Context, t *store.Transaction) (*signing
 		return nil, fail(CodeUnavailable, "the audit log is unavailable; signing resumes on its own", err)
 	case ctx.Err() != nil:
 		return nil, fail(CodeUnavailable, "signing was interrupted; it resumes on its own", err)
+	case transientDevice(err):
+		// The HSM failed before the consent was taken (issuing the
+		// certificate, say): the transaction stays approved, due soon.
+		return nil, s.retryLater(ctx, t, err)
 	case errors.Is(err, keystore.ErrKeyDestroyed), errors.Is(err, keystore.ErrKeyNotFound):
 		s.log.ErrorContext(ctx, "signing key unavailable", "transaction", t.ID, "err", err)
 		return nil, s.end(ctx, t, StateFailed, CodeSigningFailed, "the citizen's signing key is not available")
@@ -167,6 +174,7 @@ func (s *Service) signDocuments(ctx context.Context, t *store.Transaction, g *si
 	}
 	raw := s.signRaw(ctx, g, docs)
 	failed := false
+	var deviceErr error // the first transient HSM fault: those documents stay pending
 	// Outcomes are stored in batches: one commit for a batch of raw
 	// signatures. A document whose outcome a crash loses is still pending
 	// and is signed again on resume; nothing was handed out yet.
@@ -194,23 +202,64 @@ func (s *Service) signDocuments(ctx context.Context, t *store.Transaction, g *si
 				return err
 			}
 		}
-		next := s.outcome(ctx, t, g, d, raw, t.StopOnError && failed)
+		next, err := s.outcome(ctx, t, g, d, raw, t.StopOnError && failed)
+		if err != nil {
+			deviceErr = cmp.Or(deviceErr, err)
+			continue
+		}
 		failed = failed || next.Status == string(DocFailed)
 		outcomes = append(outcomes, next)
 		s.m.documents.WithLabelValues(d.Format, next.Status).Inc()
 	}
-	return flush()
+	if err := flush(); err != nil {
+		return err
+	}
+	if deviceErr != nil {
+		return s.retryLater(ctx, t, deviceErr)
+	}
+	return nil
+}
+
+// hsmRetryAfter is how soon a transaction whose signing a transient HSM
+// fault interrupted is signed again, by the resume loop (which looks
+// every second). The keystore bounds what each try costs the HSM.
+const hsmRetryAfter = 2 * time.Second
+
+// transientDevice reports whether err is an HSM fault that passes: the
+// token went away for a while, or every session was busy. The citizen's
+// consent still stands then; the documents stay pending.
+func transientDevice(err error) bool {
+	return errors.Is(err, keystore.ErrTokenUnavailable) || errors.Is(err, keystore.ErrBusy)
+}
+
+// retryLater gives the signing lease back after a transient HSM fault:
+// the transaction is approved again, due for the resume loop in
+// hsmRetryAfter, instead of failing with its OTP spent.
+func (s *Service) retryLater(ctx context.Context, t *store.Transaction, cause error) error {
+	now := s.now().UTC()
+	back := *t
+	back.State, back.ExpiresAt, back.UpdatedAt = string(StateApproved), now.Add(hsmRetryAfter), now
+	if err := s.st.UpdateTransaction(ctx, &back); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil // another node took it over
+		}
+		return fail(CodeUnavailable, "the transaction store failed; retry", err)
+	}
+	*t = back
+	s.log.WarnContext(ctx, "signing device unavailable; signing resumes on its own", "transaction", t.ID, "retry_in", hsmRetryAfter, "err", cause)
+	return fail(CodeUnavailable, "the signing device is unavailable; signing resumes on its own", cause)
 }
 
 // outcome signs one pending document (or takes its raw signature) and
 // returns it with its new status; abort says an earlier document failed
-// and the batch stops on the first error.
-func (s *Service) outcome(ctx context.Context, t *store.Transaction, g *signing.Grant, d *store.Document, raw map[int]rawResult, abort bool) *store.Document {
+// and the batch stops on the first error. A transient HSM fault is
+// returned as the error instead: the document stays pending.
+func (s *Service) outcome(ctx context.Context, t *store.Transaction, g *signing.Grant, d *store.Document, raw map[int]rawResult, abort bool) (*store.Document, error) {
 	next := *d
 	if abort {
 		next.Status, next.ErrorCode = string(DocAborted), string(CodeSigningFailed)
 		next.Error = "not signed: an earlier document failed and this batch stops on the first error"
-		return &next
+		return &next, nil
 	}
 	var (
 		res, tok []byte
@@ -221,11 +270,14 @@ func (s *Service) outcome(ctx context.Context, t *store.Transaction, g *signing.
 	} else {
 		res, tok, err = s.signDocument(ctx, t, d, g)
 	}
+	if err != nil && transientDevice(err) {
+		return nil, err
+	}
 	if err != nil {
 		code, msg := documentFailure(err)
 		s.log.WarnContext(ctx, "document not signed", "transaction", t.ID, "document", d.Index, "code", code, "err", err)
 		next.Status, next.ErrorCode, next.Error = string(DocFailed), string(code), msg
-		return &next
+		return &next, nil
 	}
 	next.Status, next.Result, next.SignedAt = string(DocSigned), res, s.now().UTC()
 	next.Timestamped = t.Level == string(signer.LevelT) && next.Format != string(signer.FormatRaw)
@@ -235,7 +287,7 @@ func (s *Service) outcome(ctx context.Context, t *store.Transaction, g *signing.
 			next.TimestampedAt = ts.Time.UTC()
 		}
 	}
-	return &next
+	return &next, nil
 }
 
 // summarise ends the transaction from its documents' outcomes.

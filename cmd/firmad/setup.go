@@ -22,7 +22,14 @@ func (a *app) setupStore(ctx context.Context) error {
 	}
 	a.store = st
 	a.onClose("store", st.Close)
-	a.ready("store", st.Ping)
+	// Readiness proves writes work (a locked SQLite file or a read-only
+	// PostgreSQL still answers SELECT 1); a store without the check is
+	// pinged.
+	check := st.Ping
+	if w, ok := st.(interface{ PingWrite(context.Context) error }); ok {
+		check = w.PingWrite
+	}
+	a.ready("store", check)
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -89,6 +90,28 @@ func (s *DB) Ping(ctx context.Context) error {
 	var one int
 	if err := s.pool.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
 		return fmt.Errorf("postgres ping: %w", err)
+	}
+	return nil
+}
+
+// PingWrite checks, within a second, that the database takes writes now:
+// a read-write transaction is given a transaction ID (which a read-only
+// standby or a database out of XIDs refuses) and rolled back, so nothing
+// is written.
+func (s *DB) PingWrite(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadWrite})
+	if err != nil {
+		return fmt.Errorf("postgres write check: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 1000"); err != nil {
+		return fmt.Errorf("postgres write check: %w", err)
+	}
+	var xid int64
+	if err := tx.QueryRow(ctx, "SELECT txid_current()").Scan(&xid); err != nil {
+		return fmt.Errorf("postgres write check: %w", err)
 	}
 	return nil
 }

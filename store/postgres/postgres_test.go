@@ -164,3 +164,16 @@ func TestLease(t *testing.T) {
 	}
 	lc.Release()
 }
+
+// TestPingWrite checks that the write check passes on a writable database
+// and fails once the database is gone (its pool closed).
+func TestPingWrite(t *testing.T) {
+	db := open(t, pgtest.New(t))
+	if err := db.PingWrite(context.Background()); err != nil {
+		t.Fatalf("write check on a writable database: %v", err)
+	}
+	db.Close()
+	if err := db.PingWrite(context.Background()); err == nil {
+		t.Fatal("write check passed with the pool closed")
+	}
+}

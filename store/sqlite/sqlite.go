@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/firma-cloud/firma/store"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -84,6 +85,35 @@ func (s *DB) Ping(ctx context.Context) error {
 	var one int
 	if err := s.db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
 		return fmt.Errorf("sqlite ping: %w", err)
+	}
+	return nil
+}
+
+// writeCheckWait bounds how long PingWrite waits for the write lock,
+// instead of the 10 s busy_timeout writes wait: a readiness probe must
+// answer within its own timeout.
+const writeCheckWait = time.Second
+
+// PingWrite checks that a write could be made now: it takes the write lock
+// (BEGIN IMMEDIATE) and rolls back, so it writes nothing. A database
+// locked by another process, or a file that cannot be written, fails it
+// while SELECT 1 still answers.
+func (s *DB) PingWrite(ctx context.Context) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlite write check: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", writeCheckWait.Milliseconds())); err != nil {
+		return fmt.Errorf("sqlite write check: %w", err)
+	}
+	// The connection goes back to the pool: give it the writes' wait again.
+	defer conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA busy_timeout = 10000")
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("sqlite write check: %w", err)
+	}
+	if _, err := conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); err != nil {
+		return fmt.Errorf("sqlite write check: rollback: %w", err)
 	}
 	return nil
 }
