@@ -66,7 +66,7 @@ func (s *PortalService) portalErr(ctx context.Context, method string, err error)
 }
 
 func specIn(p *firmav1.PortalSpec) portal.Spec {
-	return portal.Spec{Name: p.GetName(), RedirectURLs: p.GetRedirectUrls(), CertSHA256: p.GetCertSha256(), APIKey: p.GetApiKey(),
+	return portal.Spec{Name: p.GetName(), RedirectURLs: p.GetRedirectUrls(), CertSHA256: p.GetCertSha256(), IssueAPIKey: p.GetApiKey(),
 		Limits:      portal.Limits{MaxDocuments: int(p.GetMaxDocuments()), MaxDocBytes: p.GetMaxDocumentBytes(), RatePerMin: int(p.GetRatePerMinute())},
 		CallbackURL: p.GetCallbackUrl()}
 }

@@ -46,7 +46,7 @@ const MaxImportBytes = 256 << 20
 // RegistryService implements firmav1.RegistryServiceServer on a registry.
 type RegistryService struct {
 	firmav1.UnimplementedRegistryServiceServer
-	reg    *registry.Registry
+	reg    *registry.Service
 	outbox SMSReader
 	staff  *StaffAuth
 	log    *slog.Logger
@@ -61,7 +61,7 @@ type SMSReader interface {
 }
 
 // NewRegistryService returns the registry service. outbox may be nil.
-func NewRegistryService(reg *registry.Registry, staff *StaffAuth, outbox SMSReader, log *slog.Logger) *RegistryService {
+func NewRegistryService(reg *registry.Service, staff *StaffAuth, outbox SMSReader, log *slog.Logger) *RegistryService {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

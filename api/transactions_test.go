@@ -52,7 +52,7 @@ import (
 // on a loopback TCP port behind firmad's interceptors.
 type txServer struct {
 	db       *sqlite.DB
-	reg      *registry.Registry
+	reg      *registry.Service
 	svc      *transaction.Service
 	portals  firmav1.PortalServiceClient
 	conn     *grpc.ClientConn

@@ -15,7 +15,7 @@ import (
 	"github.com/firma-cloud/firma/store"
 )
 
-// Contacts finds a citizen's mobile number and email; *registry.Registry
+// Contacts finds a citizen's mobile number and email; *registry.Service
 // is one.
 type Contacts interface {
 	Citizen(ctx context.Context, id string) (*store.Citizen, error)

@@ -99,7 +99,7 @@ func newTxBench(b *testing.B, kdf registry.Argon2, workers int) *txBench {
 	}
 	auth.SetCitizens(reg)
 	portals := portal.New(db, portal.Options{})
-	p, err := portals.Create(ctx, portal.Spec{Name: "Bench portal", RedirectURLs: []string{"https://bench.example.es/ok"}, APIKey: true,
+	p, err := portals.Create(ctx, portal.Spec{Name: "Bench portal", RedirectURLs: []string{"https://bench.example.es/ok"}, IssueAPIKey: true,
 		Limits: portal.Limits{RatePerMin: 1_000_000}})
 	if err != nil {
 		b.Fatal(err)

@@ -65,7 +65,7 @@ const (
 	ModeExternal = "external" // an outside CA signs them from CSRs exported here
 )
 
-// Citizens looks citizens up in the registry; *registry.Registry is one.
+// Citizens looks citizens up in the registry; *registry.Service is one.
 // Citizen returns an error wrapping store.ErrNotFound, ErrUnknownCitizen or
 // the registry's own not-found error when there is no such citizen.
 type Citizens interface {

@@ -46,7 +46,7 @@ type env struct {
 	dir string
 	db  *sqlite.DB
 	ks  *keystore.Keystore
-	reg *registry.Registry
+	reg *registry.Service
 	ca  *ca.Authority
 	cfg ca.Config
 	srv *httptest.Server

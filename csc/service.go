@@ -65,7 +65,7 @@ type Auditor interface {
 var (
 	_ Certificates = (*ca.Authority)(nil)
 	_ Keys         = (*keystore.Keystore)(nil)
-	_ Citizens     = (*registry.Registry)(nil)
+	_ Citizens     = (*registry.Service)(nil)
 	_ Citizens     = store.RegistryStore(nil)
 	_ Auditor      = (*audit.Log)(nil)
 )

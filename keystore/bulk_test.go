@@ -14,7 +14,7 @@ import (
 )
 
 // oneByOne is a key store without batch inserts.
-type oneByOne struct{ store.KeyStore }
+type oneByOne struct{ store.KeyRecordStore }
 
 func TestGenerateWrappedBatch(t *testing.T) {
 	ctx := context.Background()

@@ -56,7 +56,7 @@ type Keystore struct {
 	cfg   Config
 	p     *pkcs11.Ctx
 	pool  *Pool
-	store store.KeyStore
+	store store.KeyRecordStore
 	log   *slog.Logger
 	m     *metrics
 
@@ -82,7 +82,7 @@ type Keystore struct {
 
 // Open loads the PKCS#11 module, finds the token and logs in. Records are
 // kept in st.
-func Open(ctx context.Context, cfg Config, st store.KeyStore, log *slog.Logger) (*Keystore, error) {
+func Open(ctx context.Context, cfg Config, st store.KeyRecordStore, log *slog.Logger) (*Keystore, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

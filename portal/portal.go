@@ -76,9 +76,9 @@ type Spec struct {
 	// CertSHA256 is the hex SHA-256 of the portal's client certificate
 	// (DER), colons allowed; "" for none.
 	CertSHA256 string
-	// APIKey asks for an API key (shown once). A portal needs an API key,
+	// IssueAPIKey asks for an API key (shown once). A portal needs an API key,
 	// a certificate or both.
-	APIKey      bool
+	IssueAPIKey bool
 	Limits      Limits
 	CallbackURL string // "" for none; a callback key is then issued
 }
@@ -132,7 +132,7 @@ func (r *Registry) Create(ctx context.Context, s Spec) (*Created, error) {
 	now := r.now().UTC()
 	p.Status, p.CreatedAt, p.UpdatedAt = store.PortalActive, now, now
 	out := &Created{Portal: p}
-	if s.APIKey {
+	if s.IssueAPIKey {
 		key, hash, err := newAPIKey(p.ID)
 		if err != nil {
 			return nil, err
@@ -155,7 +155,7 @@ func (r *Registry) Create(ctx context.Context, s Spec) (*Created, error) {
 		}
 		return nil, fmt.Errorf("create portal: %w", err)
 	}
-	r.log.InfoContext(ctx, "portal registered", "portal", p.ID, "name", p.Name, "api_key", s.APIKey, "cert", p.CertSHA256 != nil)
+	r.log.InfoContext(ctx, "portal registered", "portal", p.ID, "name", p.Name, "api_key", s.IssueAPIKey, "cert", p.CertSHA256 != nil)
 	return out, nil
 }
 

@@ -33,16 +33,16 @@ func TestCreateValidates(t *testing.T) {
 		spec  portal.Spec
 		field string
 	}{
-		{"no name", portal.Spec{RedirectURLs: ok, APIKey: true}, "name"},
-		{"no redirect", portal.Spec{Name: "x", APIKey: true}, "redirect_urls"},
-		{"relative redirect", portal.Spec{Name: "x", RedirectURLs: []string{"/ok"}, APIKey: true}, "redirect_urls[0]"},
-		{"plain http off loopback", portal.Spec{Name: "x", RedirectURLs: []string{"http://sede.example.es/ok"}, APIKey: true}, "redirect_urls[0]"},
-		{"javascript", portal.Spec{Name: "x", RedirectURLs: []string{"javascript:alert(1)"}, APIKey: true}, "redirect_urls[0]"},
-		{"user info", portal.Spec{Name: "x", RedirectURLs: []string{"https://a@evil.example/ok"}, APIKey: true}, "redirect_urls[0]"},
+		{"no name", portal.Spec{RedirectURLs: ok, IssueAPIKey: true}, "name"},
+		{"no redirect", portal.Spec{Name: "x", IssueAPIKey: true}, "redirect_urls"},
+		{"relative redirect", portal.Spec{Name: "x", RedirectURLs: []string{"/ok"}, IssueAPIKey: true}, "redirect_urls[0]"},
+		{"plain http off loopback", portal.Spec{Name: "x", RedirectURLs: []string{"http://sede.example.es/ok"}, IssueAPIKey: true}, "redirect_urls[0]"},
+		{"javascript", portal.Spec{Name: "x", RedirectURLs: []string{"javascript:alert(1)"}, IssueAPIKey: true}, "redirect_urls[0]"},
+		{"user info", portal.Spec{Name: "x", RedirectURLs: []string{"https://a@evil.example/ok"}, IssueAPIKey: true}, "redirect_urls[0]"},
 		{"no credentials", portal.Spec{Name: "x", RedirectURLs: ok}, "credentials"},
 		{"bad fingerprint", portal.Spec{Name: "x", RedirectURLs: ok, CertSHA256: "abcd"}, "cert_sha256"},
-		{"bad callback", portal.Spec{Name: "x", RedirectURLs: ok, APIKey: true, CallbackURL: "ftp://x/"}, "callback_url"},
-		{"negative limit", portal.Spec{Name: "x", RedirectURLs: ok, APIKey: true, Limits: portal.Limits{MaxDocuments: -1}}, "max_documents"},
+		{"bad callback", portal.Spec{Name: "x", RedirectURLs: ok, IssueAPIKey: true, CallbackURL: "ftp://x/"}, "callback_url"},
+		{"negative limit", portal.Spec{Name: "x", RedirectURLs: ok, IssueAPIKey: true, Limits: portal.Limits{MaxDocuments: -1}}, "max_documents"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := r.Create(ctx, tc.spec)
@@ -57,7 +57,7 @@ func TestCreateValidates(t *testing.T) {
 func TestAPIKeyShownOnceAndStoredHashed(t *testing.T) {
 	r, db := newRegistry(t)
 	ctx := context.Background()
-	c, err := r.Create(ctx, portal.Spec{Name: "Sede", RedirectURLs: []string{"https://sede.example.es/ok"}, APIKey: true,
+	c, err := r.Create(ctx, portal.Spec{Name: "Sede", RedirectURLs: []string{"https://sede.example.es/ok"}, IssueAPIKey: true,
 		CallbackURL: "https://sede.example.es/aviso"})
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +130,7 @@ func TestCertificateFingerprint(t *testing.T) {
 	if _, err := r.Create(ctx, portal.Spec{Name: "mTLS 2", RedirectURLs: []string{"https://a.example.es/ok"}, CertSHA256: fp}); !errors.Is(err, portal.ErrConflict) {
 		t.Errorf("second portal with the certificate: %v", err)
 	}
-	if _, err := r.Create(ctx, portal.Spec{Name: "mTLS", RedirectURLs: []string{"https://a.example.es/ok"}, APIKey: true}); !errors.Is(err, portal.ErrConflict) {
+	if _, err := r.Create(ctx, portal.Spec{Name: "mTLS", RedirectURLs: []string{"https://a.example.es/ok"}, IssueAPIKey: true}); !errors.Is(err, portal.ErrConflict) {
 		t.Errorf("second portal with the name: %v", err)
 	}
 }
@@ -159,7 +159,7 @@ func TestRedirectAllowedIsExact(t *testing.T) {
 func TestUpdateKeepsKeys(t *testing.T) {
 	r, _ := newRegistry(t)
 	ctx := context.Background()
-	c, err := r.Create(ctx, portal.Spec{Name: "Sede", RedirectURLs: []string{"https://sede.example.es/ok"}, APIKey: true})
+	c, err := r.Create(ctx, portal.Spec{Name: "Sede", RedirectURLs: []string{"https://sede.example.es/ok"}, IssueAPIKey: true})
 	if err != nil {
 		t.Fatal(err)
 	}

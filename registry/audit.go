@@ -30,7 +30,7 @@ func citizenActor(id string) audit.Actor { return audit.Actor{Role: audit.RoleCi
 // record appends an audit record. Registry changes are committed before
 // they are audited, so a failing audit log cannot undo them: the failure
 // is logged at Error for the operators, and the caller is not failed.
-func (r *Registry) record(ctx context.Context, rec *audit.Record) {
+func (r *Service) record(ctx context.Context, rec *audit.Record) {
 	if r.opt.Audit == nil {
 		return
 	}

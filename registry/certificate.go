@@ -38,7 +38,7 @@ type Challenge struct {
 }
 
 // NewChallenge issues a single-use challenge for CertificateProof.
-func (r *Registry) NewChallenge(ctx context.Context) (*Challenge, error) {
+func (r *Service) NewChallenge(ctx context.Context) (*Challenge, error) {
 	nonce := make([]byte, 32)
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("challenge: %w", err)
@@ -90,12 +90,12 @@ type pendingData struct {
 // registration: it checks the certificate against the trusted CAs, reads
 // the holder's DNI/NIE and name from it, and sends a 4-character code by
 // SMS to mobile.
-func (r *Registry) StartCertificate(ctx context.Context, proof CertificateProof, mobile string) (*Pending, error) {
+func (r *Service) StartCertificate(ctx context.Context, proof CertificateProof, mobile string) (*Pending, error) {
 	p, err := r.startCertificate(ctx, proof, mobile)
 	return p, r.fail(policy.ElectronicCertificate, err)
 }
 
-func (r *Registry) startCertificate(ctx context.Context, proof CertificateProof, mobile string) (*Pending, error) {
+func (r *Service) startCertificate(ctx context.Context, proof CertificateProof, mobile string) (*Pending, error) {
 	leaf, err := r.verifyProof(ctx, proof)
 	if err != nil {
 		return nil, err
@@ -147,7 +147,7 @@ func (r *Registry) startCertificate(ctx context.Context, proof CertificateProof,
 	return &Pending{ID: pid, CitizenID: id, GivenName: given, Surnames: surnames, Mobile: sms.Mask(mobile), ExpiresAt: rec.ExpiresAt}, nil
 }
 
-func (r *Registry) verifyProof(ctx context.Context, proof CertificateProof) (*x509.Certificate, error) {
+func (r *Service) verifyProof(ctx context.Context, proof CertificateProof) (*x509.Certificate, error) {
 	if len(proof.Chain) == 0 || proof.Chain[0] == nil {
 		return nil, fieldErr("certificate", "is required: present a client certificate or sign a challenge")
 	}
@@ -303,12 +303,12 @@ type CertificateConfirmation struct {
 
 // ConfirmCertificate completes an electronic-certificate registration with
 // the SMS code: advanced level and an activation code.
-func (r *Registry) ConfirmCertificate(ctx context.Context, in CertificateConfirmation) (*Confirmation, error) {
+func (r *Service) ConfirmCertificate(ctx context.Context, in CertificateConfirmation) (*Confirmation, error) {
 	c, err := r.confirmCertificate(ctx, in)
 	return c, r.fail(policy.ElectronicCertificate, err)
 }
 
-func (r *Registry) confirmCertificate(ctx context.Context, in CertificateConfirmation) (*Confirmation, error) {
+func (r *Service) confirmCertificate(ctx context.Context, in CertificateConfirmation) (*Confirmation, error) {
 	if in.PendingID == "" {
 		return nil, fieldErr("pending_id", "is required")
 	}

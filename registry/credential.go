@@ -22,7 +22,7 @@ import (
 // after a few misses would let anyone who knows a DNI cancel that
 // citizen's letter or activation code. (The 4-character SMS codes, which
 // can be guessed, are limited per attempt in ConfirmCertificate.)
-func (r *Registry) checkCode(ctx context.Context, citizenID, kind, typed string) (*store.Code, error) {
+func (r *Service) checkCode(ctx context.Context, citizenID, kind, typed string) (*store.Code, error) {
 	codes, err := r.st.Codes(ctx, citizenID, kind)
 	if err != nil {
 		return nil, err
@@ -66,7 +66,7 @@ func (r *Registry) checkCode(ctx context.Context, citizenID, kind, typed string)
 // SetPassword sets the citizen's Cl@ve Permanente password with the
 // activation code they were given at registration. The code is spent, and
 // any lockout is cleared.
-func (r *Registry) SetPassword(ctx context.Context, id, activationCode, password string) error {
+func (r *Service) SetPassword(ctx context.Context, id, activationCode, password string) error {
 	id, err := NormalizeID("id", id)
 	if err != nil {
 		return err
@@ -132,7 +132,7 @@ func (r *Registry) SetPassword(ctx context.Context, id, activationCode, password
 // lock. ErrLocked is only for a credential locked by staff or by earlier
 // versions, and only once the right password is given, so it tells
 // nothing to someone guessing.
-func (r *Registry) Authenticate(ctx context.Context, id, password string) (*store.Citizen, error) {
+func (r *Service) Authenticate(ctx context.Context, id, password string) (*store.Citizen, error) {
 	nid, err := NormalizeID("id", id)
 	if err != nil {
 		r.m.logins.WithLabelValues("bad").Inc()
@@ -207,7 +207,7 @@ func (r *Registry) Authenticate(ctx context.Context, id, password string) (*stor
 
 // throttled is the answer while a password scope waits: the refusal's
 // time as RetryAfter, the rest the same for every DNI/NIE.
-func (r *Registry) throttled(ctx context.Context, err error) error {
+func (r *Service) throttled(ctx context.Context, err error) error {
 	ref, ok := policy.IsThrottled(err)
 	if !ok {
 		r.m.logins.WithLabelValues("error").Inc()
@@ -222,7 +222,7 @@ func (r *Registry) throttled(ctx context.Context, err error) error {
 // sign-in a while: the one notice per lock, since only the failure that
 // locks gets here. Sent apart from the request, so the answer's timing
 // does not tell a registered DNI/NIE from another.
-func (r *Registry) passwordLocked(ctx context.Context, c *store.Citizen, f policy.AttemptFailure) {
+func (r *Service) passwordLocked(ctx context.Context, c *store.Citizen, f policy.AttemptFailure) {
 	r.log.WarnContext(ctx, "permanent password locked for a while", "citizen", c.ID, "failures", f.Failures,
 		"until", f.LockedUntil.UTC().Format(time.RFC3339))
 	r.record(ctx, &audit.Record{Event: audit.CitizenLocked, Outcome: audit.Success, Actor: citizenActor(c.ID), Citizen: c.ID,
@@ -246,7 +246,7 @@ func (r *Registry) passwordLocked(ctx context.Context, c *store.Citizen, f polic
 
 // WaitNotices waits for the password-lock notices on their way, for a
 // clean shutdown and for tests.
-func (r *Registry) WaitNotices() { r.notices.Wait() }
+func (r *Service) WaitNotices() { r.notices.Wait() }
 
 type clientKey struct{}
 
@@ -262,7 +262,7 @@ func clientOf(ctx context.Context) string {
 	return s
 }
 
-func (r *Registry) authLookup(ctx context.Context, nid string) (*store.Citizen, *store.Credential, error) {
+func (r *Service) authLookup(ctx context.Context, nid string) (*store.Citizen, *store.Credential, error) {
 	c, err := r.st.Citizen(ctx, nid)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil, ErrBadCredentials
@@ -283,7 +283,7 @@ func (r *Registry) authLookup(ctx context.Context, nid string) (*store.Citizen, 
 	return c, cred, nil
 }
 
-func (r *Registry) lockedErr() error {
+func (r *Service) lockedErr() error {
 	return fmt.Errorf("%w: get a new activation code at a registry office, or register again with your electronic certificate or DNIe",
 		ErrLocked)
 }

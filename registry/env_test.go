@@ -51,7 +51,7 @@ func (r *revocations) RevokeCitizen(ctx context.Context, id, reason string) erro
 }
 
 type env struct {
-	reg    *registry.Registry
+	reg    *registry.Service
 	audit  *audit.Log
 	db     *sqlite.DB
 	clock  *clock

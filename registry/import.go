@@ -49,7 +49,7 @@ type ImportOptions struct {
 // migrated), committing them in batches. Bad rows are reported by line
 // and skipped; good ones are kept. Imported citizens get no activation
 // code: a registrar reissues one when they first come.
-func (r *Registry) Import(ctx context.Context, in io.Reader, opt ImportOptions) (*ImportReport, error) {
+func (r *Service) Import(ctx context.Context, in io.Reader, opt ImportOptions) (*ImportReport, error) {
 	if opt.BatchSize <= 0 {
 		opt.BatchSize = 1000
 	}

@@ -26,12 +26,12 @@ type LetterRequest struct {
 // RequestLetter starts an invitation-letter registration: a letter with a
 // fresh 16-character CSV is put in the letter outbox, addressed to the
 // fiscal address on record for the DNI/NIE.
-func (r *Registry) RequestLetter(ctx context.Context, id string) (*LetterRequest, error) {
+func (r *Service) RequestLetter(ctx context.Context, id string) (*LetterRequest, error) {
 	req, err := r.requestLetter(ctx, id)
 	return req, r.fail(policy.InvitationLetter, err)
 }
 
-func (r *Registry) requestLetter(ctx context.Context, id string) (*LetterRequest, error) {
+func (r *Service) requestLetter(ctx context.Context, id string) (*LetterRequest, error) {
 	id, err := NormalizeID("id", id)
 	if err != nil {
 		return nil, err
@@ -111,12 +111,12 @@ type Redemption struct {
 
 // RedeemLetter completes an invitation-letter registration with the CSV
 // from the letter: basic level and an activation code.
-func (r *Registry) RedeemLetter(ctx context.Context, in Redemption) (*Confirmation, error) {
+func (r *Service) RedeemLetter(ctx context.Context, in Redemption) (*Confirmation, error) {
 	c, err := r.redeemLetter(ctx, in)
 	return c, r.fail(policy.InvitationLetter, err)
 }
 
-func (r *Registry) redeemLetter(ctx context.Context, in Redemption) (*Confirmation, error) {
+func (r *Service) redeemLetter(ctx context.Context, in Redemption) (*Confirmation, error) {
 	id, err := NormalizeID("id", in.ID)
 	if err != nil {
 		return nil, err
@@ -152,7 +152,7 @@ func (r *Registry) redeemLetter(ctx context.Context, in Redemption) (*Confirmati
 
 // PutFiscalRecord records the name and fiscal address the tax
 // administration holds for a DNI/NIE (the addresses letters go to).
-func (r *Registry) PutFiscalRecord(ctx context.Context, id, givenName, surnames, address string) error {
+func (r *Service) PutFiscalRecord(ctx context.Context, id, givenName, surnames, address string) error {
 	rec, err := normalizeFiscal(id, givenName, surnames, address)
 	if err != nil {
 		return err
@@ -181,7 +181,7 @@ func normalizeFiscal(id, givenName, surnames, address string) (*store.FiscalReco
 }
 
 // Letters lists the letter outbox, newest first, for one DNI/NIE if set.
-func (r *Registry) Letters(ctx context.Context, id string, limit int) ([]*store.Letter, error) {
+func (r *Service) Letters(ctx context.Context, id string, limit int) ([]*store.Letter, error) {
 	if id != "" {
 		var err error
 		if id, err = NormalizeID("id", id); err != nil {

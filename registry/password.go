@@ -73,7 +73,7 @@ func checkPassword(encoded, password string) (bool, error) {
 }
 
 // passwordSlot takes a place at the password gate, if there is one.
-func (r *Registry) passwordSlot(ctx context.Context) (release func(), err error) {
+func (r *Service) passwordSlot(ctx context.Context) (release func(), err error) {
 	if r.opt.PasswordGate == nil {
 		return func() {}, nil
 	}

@@ -111,8 +111,8 @@ type Options struct {
 	PasswordGate *limit.Gate
 }
 
-// Registry is the citizen registry.
-type Registry struct {
+// Service is the citizen registry.
+type Service struct {
 	st  store.RegistryStore
 	opt Options
 	log *slog.Logger
@@ -126,7 +126,7 @@ type Registry struct {
 }
 
 // New returns a registry on st.
-func New(st store.RegistryStore, opt Options) (*Registry, error) {
+func New(st store.RegistryStore, opt Options) (*Service, error) {
 	if opt.SMS == nil {
 		return nil, errors.New("registry: an SMS gateway is required")
 	}
@@ -182,7 +182,7 @@ func New(st store.RegistryStore, opt Options) (*Registry, error) {
 	if opt.ServiceURL == "" {
 		opt.ServiceURL = "http://127.0.0.1:7780/v1/registry/password"
 	}
-	r := &Registry{st: st, opt: opt, log: opt.Log, now: opt.Clock}
+	r := &Service{st: st, opt: opt, log: opt.Log, now: opt.Clock}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -201,11 +201,11 @@ func New(st store.RegistryStore, opt Options) (*Registry, error) {
 }
 
 // Hours returns the video-call service hours.
-func (r *Registry) Hours() *Hours { return r.opt.Hours }
+func (r *Service) Hours() *Hours { return r.opt.Hours }
 
 // VideoCallOpen reports, on the registry's clock, whether video-call
 // registration is open now and when its next window starts.
-func (r *Registry) VideoCallOpen() (bool, time.Time) {
+func (r *Service) VideoCallOpen() (bool, time.Time) {
 	now := r.now()
 	return r.opt.Hours.Open(now), r.opt.Hours.Next(now)
 }
@@ -252,7 +252,7 @@ type Confirmation struct {
 }
 
 // Citizen returns a registered citizen by DNI/NIE.
-func (r *Registry) Citizen(ctx context.Context, id string) (*store.Citizen, error) {
+func (r *Service) Citizen(ctx context.Context, id string) (*store.Citizen, error) {
 	id, err := NormalizeID("id", id)
 	if err != nil {
 		return nil, err
@@ -267,7 +267,7 @@ func (r *Registry) Citizen(ctx context.Context, id string) (*store.Citizen, erro
 }
 
 // Citizens lists citizens ordered by DNI/NIE.
-func (r *Registry) Citizens(ctx context.Context, q store.CitizenQuery) ([]*store.Citizen, error) {
+func (r *Service) Citizens(ctx context.Context, q store.CitizenQuery) ([]*store.Citizen, error) {
 	if q.Level != "" {
 		if _, err := policy.ParseLevel(q.Level); err != nil {
 			return nil, fieldErr("level", "%v", err)
@@ -287,7 +287,7 @@ func (r *Registry) Citizens(ctx context.Context, q store.CitizenQuery) ([]*store
 // MaySign is the policy decision for Cl@ve Firma: nil for an active
 // advanced citizen, a *policy.Refusal saying how to reach advanced level
 // otherwise.
-func (r *Registry) MaySign(ctx context.Context, id string) error {
+func (r *Service) MaySign(ctx context.Context, id string) error {
 	c, err := r.Citizen(ctx, id)
 	if err != nil {
 		return err
@@ -297,7 +297,7 @@ func (r *Registry) MaySign(ctx context.Context, id string) error {
 
 // RegisterInPerson records a registrar's face-to-face registration:
 // advanced level, and an activation code for the permanent password.
-func (r *Registry) RegisterInPerson(ctx context.Context, staff Staff, p Person) (*Confirmation, error) {
+func (r *Service) RegisterInPerson(ctx context.Context, staff Staff, p Person) (*Confirmation, error) {
 	if err := r.staffMay(staff, policy.InPerson); err != nil {
 		r.denied(ctx, staffActor(staff), p.ID, policy.InPerson, err)
 		return nil, r.fail(policy.InPerson, err)
@@ -309,7 +309,7 @@ func (r *Registry) RegisterInPerson(ctx context.Context, staff Staff, p Person) 
 
 // RegisterVideoCall records a registration completed by a video agent,
 // inside service hours only: basic level.
-func (r *Registry) RegisterVideoCall(ctx context.Context, staff Staff, p Person) (*Confirmation, error) {
+func (r *Service) RegisterVideoCall(ctx context.Context, staff Staff, p Person) (*Confirmation, error) {
 	if err := r.staffMay(staff, policy.VideoCall); err != nil {
 		r.denied(ctx, staffActor(staff), p.ID, policy.VideoCall, err)
 		return nil, r.fail(policy.VideoCall, err)
@@ -324,14 +324,14 @@ func (r *Registry) RegisterVideoCall(ctx context.Context, staff Staff, p Person)
 	return c, r.fail(policy.VideoCall, err)
 }
 
-func (r *Registry) staffMay(staff Staff, m policy.Method) error {
+func (r *Service) staffMay(staff Staff, m policy.Method) error {
 	if staff.Name == "" {
 		return ErrStaffUnidentified
 	}
 	return policy.MayRegister(staff.Role, m)
 }
 
-func (r *Registry) enrolPerson(ctx context.Context, p Person, m policy.Method, by audit.Actor) (*Confirmation, error) {
+func (r *Service) enrolPerson(ctx context.Context, p Person, m policy.Method, by audit.Actor) (*Confirmation, error) {
 	p, err := p.normalize()
 	if err != nil {
 		return nil, err
@@ -342,7 +342,7 @@ func (r *Registry) enrolPerson(ctx context.Context, p Person, m policy.Method, b
 // enrol creates or upgrades the citizen and issues an activation code. A
 // method never lowers a citizen's level: that is a refusal, not a silent
 // change.
-func (r *Registry) enrol(ctx context.Context, p Person, m policy.Method, by audit.Actor) (*Confirmation, error) {
+func (r *Service) enrol(ctx context.Context, p Person, m policy.Method, by audit.Actor) (*Confirmation, error) {
 	now := r.now().UTC()
 	level := m.Grants()
 	conf := &Confirmation{ServiceURL: r.opt.ServiceURL}
@@ -395,7 +395,7 @@ func (r *Registry) enrol(ctx context.Context, p Person, m policy.Method, by audi
 
 // issueActivation makes a new activation code, voiding earlier unused
 // ones so that only the newest printed code works.
-func (r *Registry) issueActivation(ctx context.Context, conf *Confirmation) error {
+func (r *Service) issueActivation(ctx context.Context, conf *Confirmation) error {
 	now := r.now().UTC()
 	old, err := r.st.Codes(ctx, conf.Citizen.ID, kindActivation)
 	if err != nil {
@@ -427,7 +427,7 @@ func (r *Registry) issueActivation(ctx context.Context, conf *Confirmation) erro
 
 // ReissueActivation gives a registered citizen a new activation code (a
 // forgotten or locked password), after a registrar has checked their ID.
-func (r *Registry) ReissueActivation(ctx context.Context, staff Staff, id string) (*Confirmation, error) {
+func (r *Service) ReissueActivation(ctx context.Context, staff Staff, id string) (*Confirmation, error) {
 	if staff.Name == "" {
 		return nil, ErrStaffUnidentified
 	}
@@ -452,7 +452,7 @@ func (r *Registry) ReissueActivation(ctx context.Context, staff Staff, id string
 // Downgrade lowers an advanced citizen to basic, an explicit registrar act
 // with a reason (e.g. the identity check is disputed). The citizen's
 // signing certificates are revoked.
-func (r *Registry) Downgrade(ctx context.Context, staff Staff, id, reason string) (*store.Citizen, error) {
+func (r *Service) Downgrade(ctx context.Context, staff Staff, id, reason string) (*store.Citizen, error) {
 	if staff.Name == "" {
 		return nil, ErrStaffUnidentified
 	}
@@ -484,7 +484,7 @@ func (r *Registry) Downgrade(ctx context.Context, staff Staff, id, reason string
 // Remove ends a citizen's registration: they can no longer log in or
 // sign, and their signing certificates are revoked. The record is kept
 // (marked removed) for the audit trail; registering again reactivates it.
-func (r *Registry) Remove(ctx context.Context, staff Staff, id, reason string) (*store.Citizen, error) {
+func (r *Service) Remove(ctx context.Context, staff Staff, id, reason string) (*store.Citizen, error) {
 	if staff.Name == "" {
 		return nil, ErrStaffUnidentified
 	}
@@ -511,7 +511,7 @@ func (r *Registry) Remove(ctx context.Context, staff Staff, id, reason string) (
 	return c, r.revoke(ctx, c.ID, "cessationOfOperation")
 }
 
-func (r *Registry) revoke(ctx context.Context, id, reason string) error {
+func (r *Service) revoke(ctx context.Context, id, reason string) error {
 	if r.opt.Revoker == nil {
 		return nil
 	}
@@ -525,7 +525,7 @@ func (r *Registry) revoke(ctx context.Context, id, reason string) error {
 // Purge deletes expired codes, challenges as soon as they expire (anyone
 // may ask for them) and the rest after CodeRetention, and the outbox
 // letters whose CSV has expired. firmad runs it hourly.
-func (r *Registry) Purge(ctx context.Context) (int64, error) {
+func (r *Service) Purge(ctx context.Context) (int64, error) {
 	now := r.now().UTC()
 	a, err := r.st.DeleteCodes(ctx, kindChallenge, now)
 	if err != nil {
@@ -542,7 +542,7 @@ func (r *Registry) Purge(ctx context.Context) (int64, error) {
 // denied audits a registration that policy refused (role, service hours,
 // no downgrade), when the DNI/NIE is valid enough to name the citizen.
 // Other errors are the caller's typos or failures, not decisions.
-func (r *Registry) denied(ctx context.Context, by audit.Actor, rawID string, m policy.Method, err error) {
+func (r *Service) denied(ctx context.Context, by audit.Actor, rawID string, m policy.Method, err error) {
 	var pr *policy.Refusal
 	var ce *ClosedError
 	reason := ""
@@ -563,7 +563,7 @@ func (r *Registry) denied(ctx context.Context, by audit.Actor, rawID string, m p
 }
 
 // fail counts a refused or failed registration and passes err through.
-func (r *Registry) fail(m policy.Method, err error) error {
+func (r *Service) fail(m policy.Method, err error) error {
 	if err == nil {
 		return nil
 	}

@@ -149,7 +149,7 @@ type Auditor interface {
 
 var (
 	_ CA       = (*ca.Authority)(nil)
-	_ Citizens = (*registry.Registry)(nil)
+	_ Citizens = (*registry.Service)(nil)
 	_ Citizens = store.RegistryStore(nil)
 	_ Auditor  = (*audit.Log)(nil)
 )

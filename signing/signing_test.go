@@ -44,7 +44,7 @@ type env struct {
 	db   *sqlite.DB
 	ks   *keystore.Keystore
 	ca   *ca.Authority
-	reg  *registry.Registry
+	reg  *registry.Service
 	log  *audit.Log
 	core *signer.Core
 	svc  *signing.Service

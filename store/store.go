@@ -32,8 +32,8 @@ type Key struct {
 // Destroyed reports whether the key has been destroyed.
 func (k *Key) Destroyed() bool { return !k.DestroyedAt.IsZero() }
 
-// KeyStore persists key records.
-type KeyStore interface {
+// KeyRecordStore persists key records.
+type KeyRecordStore interface {
 	CreateKey(ctx context.Context, k *Key) error
 	Key(ctx context.Context, id string) (*Key, error)
 	// Keys lists keys ordered by ID, those of owner only if it is not
@@ -46,7 +46,7 @@ type KeyStore interface {
 
 // Store is everything firmad persists.
 type Store interface {
-	KeyStore
+	KeyRecordStore
 	TSAStore
 	RegistryStore
 	SMSStore

@@ -64,7 +64,7 @@ func TestCallbackSignedAndRetried(t *testing.T) {
 	rcv := &receiver{failN: 2, got: make(chan struct{}, 1)}
 	srv := httptest.NewServer(rcv)
 	defer srv.Close()
-	created, err := e.portals.Create(e.ctx, portal.Spec{Name: "Portal con aviso", RedirectURLs: []string{okURL, errURL}, APIKey: true,
+	created, err := e.portals.Create(e.ctx, portal.Spec{Name: "Portal con aviso", RedirectURLs: []string{okURL, errURL}, IssueAPIKey: true,
 		CallbackURL: srv.URL + "/firma/aviso"})
 	if err != nil {
 		t.Fatal(err)

@@ -69,7 +69,7 @@ type env struct {
 	tdb     *testdb.DB
 	db      store.Store
 	ks      *keystore.Keystore
-	reg     *registry.Registry
+	reg     *registry.Service
 	ca      *ca.Authority
 	portals *portal.Registry
 	svc     *transaction.Service
@@ -218,7 +218,7 @@ const (
 // portal registers a portal with an API key.
 func (e *env) portal(name string, mut func(*portal.Spec)) *store.Portal {
 	e.t.Helper()
-	s := portal.Spec{Name: name, RedirectURLs: []string{okURL, errURL}, APIKey: true}
+	s := portal.Spec{Name: name, RedirectURLs: []string{okURL, errURL}, IssueAPIKey: true}
 	if mut != nil {
 		mut(&s)
 	}

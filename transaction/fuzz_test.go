@@ -20,7 +20,7 @@ func FuzzCreateREST(f *testing.F) {
 	// One service for every input: made with f, so it outlives each run.
 	e := newEnv(f, nil)
 	e.advanced(12345678)
-	c, err := e.portals.Create(e.ctx, portal.Spec{Name: "Fuzz", RedirectURLs: []string{okURL, errURL}, APIKey: true,
+	c, err := e.portals.Create(e.ctx, portal.Spec{Name: "Fuzz", RedirectURLs: []string{okURL, errURL}, IssueAPIKey: true,
 		Limits: portal.Limits{RatePerMin: 1_000_000}})
 	if err != nil {
 		f.Fatal(err)

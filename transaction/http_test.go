@@ -70,11 +70,11 @@ func problem(t *testing.T, resp *http.Response, body []byte, status int, code tr
 
 func TestRESTPortalAPI(t *testing.T) {
 	e := newEnv(t, nil)
-	ca, err := e.portals.Create(e.ctx, portal.Spec{Name: "Sede A", RedirectURLs: []string{okURL, errURL}, APIKey: true})
+	ca, err := e.portals.Create(e.ctx, portal.Spec{Name: "Sede A", RedirectURLs: []string{okURL, errURL}, IssueAPIKey: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cb, err := e.portals.Create(e.ctx, portal.Spec{Name: "Sede B", RedirectURLs: []string{okURL, errURL}, APIKey: true})
+	cb, err := e.portals.Create(e.ctx, portal.Spec{Name: "Sede B", RedirectURLs: []string{okURL, errURL}, IssueAPIKey: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -227,7 +227,7 @@ type Session struct {
 }
 
 // Citizens is the part of the registry the service uses;
-// *registry.Registry implements it.
+// *registry.Service implements it.
 type Citizens interface {
 	Citizen(ctx context.Context, id string) (*store.Citizen, error)
 	Authenticate(ctx context.Context, id, password string) (*store.Citizen, error)

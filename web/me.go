@@ -24,7 +24,7 @@ import (
 	"github.com/firma-cloud/firma/store"
 )
 
-// Citizens checks a citizen's permanent password; *registry.Registry is one.
+// Citizens checks a citizen's permanent password; *registry.Service is one.
 type Citizens interface {
 	Authenticate(ctx context.Context, id, password string) (*store.Citizen, error)
 }
@@ -41,7 +41,7 @@ type PortalNames interface {
 }
 
 var (
-	_ Citizens = (*registry.Registry)(nil)
+	_ Citizens = (*registry.Service)(nil)
 	_ AuditLog = (*audit.Log)(nil)
 )
 

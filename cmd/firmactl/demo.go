@@ -119,7 +119,7 @@ func demoSeed(ctx context.Context, e *env, state string) error {
 }
 
 // seedOne brings one sandbox citizen to its state, unless it exists.
-func seedOne(ctx context.Context, reg *registry.Registry, db store.Store, authority *ca.Authority, haveCA bool,
+func seedOne(ctx context.Context, reg *registry.Service, db store.Store, authority *ca.Authority, haveCA bool,
 	seeder registry.Staff, d demoCitizen) (string, error) {
 	if _, err := db.Citizen(ctx, d.id); err == nil {
 		// Seeded before: kept as is, but a certificate the CA could not

@@ -65,7 +65,7 @@ type app struct {
 	// audit is the audit log (setupAudit); nil before it ran, and key
 	// calls are refused while it is.
 	audit    *audit.Log
-	registry *registry.Registry   // citizens (setupRegistry)
+	registry *registry.Service    // citizens (setupRegistry)
 	tx       *transaction.Service // signing transactions (setupTransactions)
 	stamper  tsa.Stamper          // built-in TSA or external TSAs (setupStamper)
 	builtin  *builtinTSA          // the built-in TSA; nil with external TSAs

@@ -27,7 +27,7 @@ func TestPortalNamedNotices(t *testing.T) {
 	long := string([]rune(strings.Repeat("Consejería de Hacienda y Administración Pública, ", 3))[:portal.MaxName])
 	ids := map[string]string{}
 	for _, name := range []string{"Sede de Pruebas", long} {
-		c, err := portals.Create(ctx, portal.Spec{Name: name, RedirectURLs: []string{"https://sede.example.es/ok"}, APIKey: true})
+		c, err := portals.Create(ctx, portal.Spec{Name: name, RedirectURLs: []string{"https://sede.example.es/ok"}, IssueAPIKey: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -66,7 +66,7 @@ func TestEveryRouteAnswersOneProblemShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := portal.New(a.store, portal.Options{}).Create(ctx, portal.Spec{Name: "Sede de prueba", RedirectURLs: []string{"https://sede.example.es/ok"}, APIKey: true})
+	p, err := portal.New(a.store, portal.Options{}).Create(ctx, portal.Spec{Name: "Sede de prueba", RedirectURLs: []string{"https://sede.example.es/ok"}, IssueAPIKey: true})
 	if err != nil {
 		t.Fatal(err)
 	}

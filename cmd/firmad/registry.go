@@ -90,7 +90,7 @@ const (
 // purge deletes expired codes and old outbox messages (every hour), so
 // that unauthenticated challenge requests cannot grow the store without
 // bound and codes do not linger in the outbox.
-func purge(ctx context.Context, reg *registry.Registry, outbox *sms.Outbox, log *slog.Logger) {
+func purge(ctx context.Context, reg *registry.Service, outbox *sms.Outbox, log *slog.Logger) {
 	codes, err1 := reg.Purge(ctx)
 	msgs, err2 := outbox.Purge(ctx, smsOutboxKeeps)
 	if err := errors.Join(err1, err2); err != nil {

@@ -65,7 +65,7 @@ type Stack struct {
 	Keys     *keystore.Keystore
 	Outbox   *sms.Outbox
 	CA       *ca.Authority
-	Registry *registry.Registry
+	Registry *registry.Service
 	Portals  *portal.Registry
 	Core     *signer.Core
 	Tx       *transaction.Service
@@ -209,7 +209,7 @@ func (s *Stack) Advanced(n int, given, surnames string) string {
 // Portal registers a portal with an API key and the given redirect URLs.
 func (s *Stack) Portal(name string, redirects ...string) (*store.Portal, string) {
 	s.T.Helper()
-	c, err := s.Portals.Create(s.Ctx, portal.Spec{Name: name, RedirectURLs: redirects, APIKey: true})
+	c, err := s.Portals.Create(s.Ctx, portal.Spec{Name: name, RedirectURLs: redirects, IssueAPIKey: true})
 	if err != nil {
 		s.T.Fatalf("create portal: %v", err)
 	}
