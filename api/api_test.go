@@ -50,7 +50,7 @@ const operatorToken = "test-operator-token-7f3a"
 // server is a firmad gRPC server on a fresh SoftHSM2 token, reached over
 // an in-memory connection.
 type server struct {
-	ks    *keystore.Keystore
+	ks    *keystore.HSM
 	core  *signer.Core
 	audit *audit.Log
 	db    *sqlite.DB

@@ -38,7 +38,7 @@ const (
 type auditServer struct {
 	*server
 	log     *audit.Log
-	ks      *keystore.Keystore
+	ks      *keystore.HSM
 	auditor *grpc.ClientConn
 	admin   *grpc.ClientConn
 }

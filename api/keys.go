@@ -28,14 +28,14 @@ const (
 // KeyService implements firmav1.KeyServiceServer on a keystore.
 type KeyService struct {
 	firmav1.UnimplementedKeyServiceServer
-	ks  *keystore.Keystore
+	ks  *keystore.HSM
 	log *slog.Logger
 }
 
 var _ firmav1.KeyServiceServer = (*KeyService)(nil)
 
 // NewKeyService returns the key service over ks.
-func NewKeyService(ks *keystore.Keystore, log *slog.Logger) *KeyService {
+func NewKeyService(ks *keystore.HSM, log *slog.Logger) *KeyService {
 	return &KeyService{ks: ks, log: log}
 }
 

@@ -19,7 +19,7 @@ import (
 
 // Register registers KeyService and SigningService on s; it refuses
 // without a signing service.
-func Register(s *grpc.Server, ks *keystore.Keystore, sg *signing.Service, log *slog.Logger) error {
+func Register(s *grpc.Server, ks *keystore.HSM, sg *signing.Service, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

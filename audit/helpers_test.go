@@ -36,7 +36,7 @@ const origin = "firma.test/audit"
 type env struct {
 	b      testdb.Backend
 	db     store.Store
-	ks     *keystore.Keystore
+	ks     *keystore.HSM
 	key    *keystore.Key
 	signer note.Signer
 	vkey   string
@@ -57,7 +57,7 @@ func openDB(t testing.TB) (*sqlite.DB, string) {
 
 // hsmKey makes the audit key as firmad does: a token-mode P-256 key owned
 // by "system:audit".
-func hsmKey(t testing.TB, db store.Store) (*keystore.Keystore, *keystore.Key, *keystore.Signer) {
+func hsmKey(t testing.TB, db store.Store) (*keystore.HSM, *keystore.Key, *keystore.Signer) {
 	t.Helper()
 	tok := softhsmtest.New(t)
 	ctx := context.Background()

@@ -97,7 +97,7 @@ func makeFixture() (*benchFixture, error) {
 
 // open opens the keystore in its default configuration, bar the mode and
 // the live-key cache size (0: default).
-func (f *benchFixture) open(mode keystore.Mode, cache int) (*keystore.Keystore, *sqlite.DB, error) {
+func (f *benchFixture) open(mode keystore.Mode, cache int) (*keystore.HSM, *sqlite.DB, error) {
 	st, err := sqlite.Open(context.Background(), f.dbPath)
 	if err != nil {
 		return nil, nil, err

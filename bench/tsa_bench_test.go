@@ -25,8 +25,8 @@ import (
 
 	"github.com/digitorus/timestamp"
 
-	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/api/rest/tsahttp"
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/signing"
@@ -222,7 +222,7 @@ func tsaBenchOpenSSL(b *testing.B, caCert *x509.Certificate, caKey crypto.Signer
 // benchSigning is a signing service on ks, recording in an audit log of
 // its own (through the journal, as firmad's): the built-in TSA's key signs
 // only through one, two audit records per token.
-func benchSigning(b *testing.B, ks *keystore.Keystore) *signing.Service {
+func benchSigning(b *testing.B, ks *keystore.HSM) *signing.Service {
 	al, err := audit.Open(context.Background(), auditDB(b, false), audit.Options{Node: "bench"})
 	if err != nil {
 		b.Fatal(err)

@@ -82,7 +82,7 @@ type Keys interface {
 	Signer(ctx context.Context, id string) (*keystore.Signer, error)
 }
 
-var _ Keys = (*keystore.Keystore)(nil)
+var _ Keys = (*keystore.HSM)(nil)
 
 // Config sets names, lifetimes and publication URLs.
 type Config struct {

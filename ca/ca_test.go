@@ -45,7 +45,7 @@ type env struct {
 	ctx context.Context
 	dir string
 	db  *sqlite.DB
-	ks  *keystore.Keystore
+	ks  *keystore.HSM
 	reg *registry.Service
 	ca  *ca.Authority
 	cfg ca.Config
@@ -189,7 +189,7 @@ func (e *env) crl(name string) string {
 	return p
 }
 
-func sign(t *testing.T, ks *keystore.Keystore, keyID string) ([]byte, []byte, error) {
+func sign(t *testing.T, ks *keystore.HSM, keyID string) ([]byte, []byte, error) {
 	t.Helper()
 	digest := sha256.Sum256([]byte("documento a firmar"))
 	s, err := ks.Signer(context.Background(), keyID)

@@ -46,7 +46,7 @@ type Certificates interface {
 	Root() *x509.Certificate
 }
 
-// Keys looks keys up; *keystore.Keystore is one.
+// Keys looks keys up; *keystore.HSM is one.
 type Keys interface {
 	Key(ctx context.Context, id string) (*keystore.Key, error)
 }
@@ -64,7 +64,7 @@ type Auditor interface {
 
 var (
 	_ Certificates = (*ca.Authority)(nil)
-	_ Keys         = (*keystore.Keystore)(nil)
+	_ Keys         = (*keystore.HSM)(nil)
 	_ Citizens     = (*registry.Service)(nil)
 	_ Citizens     = store.RegistryStore(nil)
 	_ Auditor      = (*audit.Log)(nil)

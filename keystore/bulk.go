@@ -25,7 +25,7 @@ var ErrBatchStore = errors.New("store cannot insert key records in batches")
 // parallel over the session pool, and writes all the records in one batch.
 // Either every key is stored or none is: a failure discards the blobs,
 // which were never anywhere but in memory.
-func (k *Keystore) GenerateWrappedBatch(ctx context.Context, owners []string, t Type) ([]*Key, error) {
+func (k *HSM) GenerateWrappedBatch(ctx context.Context, owners []string, t Type) ([]*Key, error) {
 	bs, ok := k.store.(BatchStore)
 	if !ok {
 		return nil, fmt.Errorf("generate wrapped keys: %w", ErrBatchStore)
@@ -96,7 +96,7 @@ feed:
 }
 
 // wrappedRecord makes one wrapped key and its store record.
-func (k *Keystore) wrappedRecord(ctx context.Context, owner string, t Type) (*store.Key, *Key, error) {
+func (k *HSM) wrappedRecord(ctx context.Context, owner string, t Type) (*store.Key, *Key, error) {
 	key, _, err := newKey(owner, t, ModeWrapped)
 	if err != nil {
 		return nil, nil, err

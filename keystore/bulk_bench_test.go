@@ -44,7 +44,7 @@ func BenchmarkEnrolWrapped(b *testing.B) {
 }
 
 // openWrapped opens a keystore in wrapped mode on a fresh token and store.
-func openWrapped(tb testing.TB) *keystore.Keystore {
+func openWrapped(tb testing.TB) *keystore.HSM {
 	tb.Helper()
 	ctx := context.Background()
 	tok := softhsmtest.New(tb)

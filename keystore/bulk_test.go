@@ -77,7 +77,7 @@ func TestGenerateWrappedBatchRefusals(t *testing.T) {
 	defer plain.Close()
 	tests := []struct {
 		name   string
-		ks     *keystore.Keystore
+		ks     *keystore.HSM
 		owners []string
 		typ    keystore.Type
 		want   error

@@ -22,7 +22,7 @@ func ref(tok *softhsmtest.Token) keystore.TokenRef {
 	return keystore.TokenRef{Module: tok.Module, Label: tok.Label, PIN: tok.PIN, SOPIN: tok.SOPIN}
 }
 
-func openOn(t *testing.T, tok *softhsmtest.Token, st *sqlite.DB, label string) *keystore.Keystore {
+func openOn(t *testing.T, tok *softhsmtest.Token, st *sqlite.DB, label string) *keystore.HSM {
 	t.Helper()
 	ks, err := keystore.Open(context.Background(), keystore.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN,
 		Mode: keystore.ModeWrapped, KEKLabel: label}, st, nil)
@@ -74,7 +74,7 @@ func TestCloneKEKWrappedKeySignsOnOtherToken(t *testing.T) {
 	digest := sha256.Sum256(msg)
 	for _, tc := range []struct {
 		name     string
-		gen, use *keystore.Keystore
+		gen, use *keystore.HSM
 		typ      keystore.Type
 		scheme   keystore.Scheme
 	}{

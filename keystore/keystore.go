@@ -51,8 +51,8 @@ type Config struct {
 	Registerer prometheus.Registerer // nil registers no metrics
 }
 
-// Keystore is the set of key pairs held on one token.
-type Keystore struct {
+// HSM is the set of key pairs held on one token.
+type HSM struct {
 	cfg   Config
 	p     *pkcs11.Ctx
 	pool  *Pool
@@ -82,7 +82,7 @@ type Keystore struct {
 
 // Open loads the PKCS#11 module, finds the token and logs in. Records are
 // kept in st.
-func Open(ctx context.Context, cfg Config, st store.KeyRecordStore, log *slog.Logger) (*Keystore, error) {
+func Open(ctx context.Context, cfg Config, st store.KeyRecordStore, log *slog.Logger) (*HSM, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -119,7 +119,7 @@ func Open(ctx context.Context, cfg Config, st store.KeyRecordStore, log *slog.Lo
 		return nil, err
 	}
 	signers, _ := lru.New[string, *Signer](signerCacheSize)
-	k := &Keystore{cfg: cfg, p: p, pool: pool, store: st, log: log, m: m, signers: signers}
+	k := &HSM{cfg: cfg, p: p, pool: pool, store: st, log: log, m: m, signers: signers}
 	k.live = newLiveCache(cfg.CacheSize)
 	pool.onEvict = append(pool.onEvict, k.live.dropSession)
 	pool.onReset = append(pool.onReset, func() {
@@ -139,7 +139,7 @@ func Open(ctx context.Context, cfg Config, st store.KeyRecordStore, log *slog.Lo
 
 // Close waits for the signatures under way (at most 30 s), then releases
 // every session and unloads the module.
-func (k *Keystore) Close() error {
+func (k *HSM) Close() error {
 	var err error
 	k.closeOnce.Do(func() {
 		k.pool.close(30 * time.Second)
@@ -152,10 +152,10 @@ func (k *Keystore) Close() error {
 }
 
 // Sessions is the pool size: how many signing operations can run at once.
-func (k *Keystore) Sessions() int { return k.pool.Size() }
+func (k *HSM) Sessions() int { return k.pool.Size() }
 
 // Mode is the mode new user keys are made in.
-func (k *Keystore) Mode() Mode { return k.cfg.Mode }
+func (k *HSM) Mode() Mode { return k.cfg.Mode }
 
 // healthLabel labels the data object Ping looks for. It holds nothing
 // secret; finding it proves the token's objects are there, which an
@@ -167,7 +167,7 @@ const healthLabel = "firma-health"
 // objects are there: it finds the health object Open made. A token that
 // went away is looked for again (see Pool), so Ping succeeds again once it
 // is back.
-func (k *Keystore) Ping(ctx context.Context) error {
+func (k *HSM) Ping(ctx context.Context) error {
 	return k.pool.Do(ctx, func(s *session) error {
 		info, err := k.p.GetSessionInfo(s.h)
 		if err != nil {
@@ -190,7 +190,7 @@ func (k *Keystore) Ping(ctx context.Context) error {
 	})
 }
 
-func (k *Keystore) findHealth(s *session) ([]pkcs11.ObjectHandle, error) {
+func (k *HSM) findHealth(s *session) ([]pkcs11.ObjectHandle, error) {
 	if err := k.p.FindObjectsInit(s.h, []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_DATA),
 		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
@@ -210,7 +210,7 @@ func (k *Keystore) findHealth(s *session) ([]pkcs11.ObjectHandle, error) {
 
 // ensureHealth makes the health object unless the token has one. A token
 // that refuses it (read-only, say) is pinged without it.
-func (k *Keystore) ensureHealth(ctx context.Context) {
+func (k *HSM) ensureHealth(ctx context.Context) {
 	err := k.pool.Do(ctx, func(s *session) error {
 		hs, err := k.findHealth(s)
 		if err != nil || len(hs) > 0 {
@@ -234,13 +234,13 @@ func (k *Keystore) ensureHealth(ctx context.Context) {
 }
 
 // Generate makes a key pair for owner in the configured mode.
-func (k *Keystore) Generate(ctx context.Context, owner string, t Type) (*Key, error) {
+func (k *HSM) Generate(ctx context.Context, owner string, t Type) (*Key, error) {
 	return k.GenerateMode(ctx, owner, t, k.cfg.Mode)
 }
 
 // GenerateMode makes a key pair for owner in the given mode. The private key
 // is generated inside the token and never leaves it in clear.
-func (k *Keystore) GenerateMode(ctx context.Context, owner string, t Type, m Mode) (*Key, error) {
+func (k *HSM) GenerateMode(ctx context.Context, owner string, t Type, m Mode) (*Key, error) {
 	if owner == "" {
 		return nil, fmt.Errorf("generate key: %w", ErrOwner)
 	}
@@ -281,7 +281,7 @@ func (k *Keystore) GenerateMode(ctx context.Context, owner string, t Type, m Mod
 }
 
 // Key returns the key with the given ID, live or destroyed.
-func (k *Keystore) Key(ctx context.Context, id string) (*Key, error) {
+func (k *HSM) Key(ctx context.Context, id string) (*Key, error) {
 	rec, err := k.store.Key(ctx, id)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -293,7 +293,7 @@ func (k *Keystore) Key(ctx context.Context, id string) (*Key, error) {
 }
 
 // Keys lists keys ordered by ID, those of owner only if it is not empty.
-func (k *Keystore) Keys(ctx context.Context, owner, after string, limit int) ([]*Key, error) {
+func (k *HSM) Keys(ctx context.Context, owner, after string, limit int) ([]*Key, error) {
 	recs, err := k.store.Keys(ctx, owner, after, limit)
 	if err != nil {
 		return nil, err
@@ -321,7 +321,7 @@ func keyFromRecord(r *store.Key) (*Key, error) {
 // Destroy deletes the private key from the token (token mode) or erases
 // its wrapped blob and any live copy (wrapped mode). Signing with it
 // afterwards fails with ErrKeyDestroyed.
-func (k *Keystore) Destroy(ctx context.Context, id string) error {
+func (k *HSM) Destroy(ctx context.Context, id string) error {
 	rec, err := k.store.Key(ctx, id)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -362,7 +362,7 @@ func (k *Keystore) Destroy(ctx context.Context, id string) error {
 }
 
 // Signer returns a crypto.Signer for the live key with the given ID.
-func (k *Keystore) Signer(ctx context.Context, id string) (*Signer, error) {
+func (k *HSM) Signer(ctx context.Context, id string) (*Signer, error) {
 	if s, ok := k.signers.Get(id); ok {
 		return s, nil
 	}

@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 }
 
 // open makes a fresh token and store and opens a keystore on them.
-func open(t *testing.T, mode keystore.Mode, tweak func(*keystore.Config)) (*keystore.Keystore, *softhsmtest.Token) {
+func open(t *testing.T, mode keystore.Mode, tweak func(*keystore.Config)) (*keystore.HSM, *softhsmtest.Token) {
 	t.Helper()
 	tok := softhsmtest.New(t)
 	st := testdb.Default(t).Open(t)

@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-func openInternal(t *testing.T, sessions int) (*Keystore, *softhsmtest.Token) {
+func openInternal(t *testing.T, sessions int) (*HSM, *softhsmtest.Token) {
 	t.Helper()
 	tok := softhsmtest.New(t)
 	st := testdb.Default(t).Open(t)
@@ -29,7 +29,7 @@ func openInternal(t *testing.T, sessions int) (*Keystore, *softhsmtest.Token) {
 }
 
 // signOK signs one digest and checks the signature.
-func signOK(t *testing.T, ks *Keystore, key *Key) {
+func signOK(t *testing.T, ks *HSM, key *Key) {
 	t.Helper()
 	sg, err := ks.Signer(context.Background(), key.ID)
 	if err != nil {

@@ -47,10 +47,10 @@ func CheckDigest(h crypto.Hash, d []byte) error {
 	return nil
 }
 
-// Signer signs with one key held by a Keystore. It implements
+// Signer signs with one key held by an HSM (keystore.HSM). It implements
 // crypto.Signer, so the CA, TSA and CMS code use HSM keys like any other.
 type Signer struct {
-	ks      *Keystore
+	ks      *HSM
 	key     *Key
 	wrapped []byte // wrapped mode: the blob to unwrap
 	cka     []byte // token mode: CKA_ID of the private key

@@ -64,7 +64,7 @@ func keyPairTemplates(t Type, token bool, id []byte, label string) (*pkcs11.Mech
 }
 
 // readPublic reads the public key of type t from a public key object.
-func (k *Keystore) readPublic(s *session, h pkcs11.ObjectHandle, t Type) (crypto.PublicKey, error) {
+func (k *HSM) readPublic(s *session, h pkcs11.ObjectHandle, t Type) (crypto.PublicKey, error) {
 	if t.IsRSA() {
 		attrs, err := k.p.GetAttributeValue(s.h, h, []*pkcs11.Attribute{
 			pkcs11.NewAttribute(pkcs11.CKA_MODULUS, nil),
@@ -96,7 +96,7 @@ func (k *Keystore) readPublic(s *session, h pkcs11.ObjectHandle, t Type) (crypto
 }
 
 // generateToken makes a key pair of token objects identified by id.
-func (k *Keystore) generateToken(ctx context.Context, key *Key, id []byte) error {
+func (k *HSM) generateToken(ctx context.Context, key *Key, id []byte) error {
 	mech, pubT, privT, err := keyPairTemplates(key.Type, true, id, "firma:"+key.Owner)
 	if err != nil {
 		return err
@@ -112,7 +112,7 @@ func (k *Keystore) generateToken(ctx context.Context, key *Key, id []byte) error
 }
 
 // findObjects returns the handles of the objects of class with CKA_ID id.
-func (k *Keystore) findObjects(s *session, class uint, id []byte) ([]pkcs11.ObjectHandle, error) {
+func (k *HSM) findObjects(s *session, class uint, id []byte) ([]pkcs11.ObjectHandle, error) {
 	if err := k.p.FindObjectsInit(s.h, []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, class),
 		pkcs11.NewAttribute(pkcs11.CKA_ID, id),
@@ -131,7 +131,7 @@ func (k *Keystore) findObjects(s *session, class uint, id []byte) ([]pkcs11.Obje
 
 // findPrivate finds the private key token object with CKA_ID id. It runs
 // once per key and process; the handle is cached by the Signer.
-func (k *Keystore) findPrivate(ctx context.Context, s *session, id []byte) (pkcs11.ObjectHandle, error) {
+func (k *HSM) findPrivate(ctx context.Context, s *session, id []byte) (pkcs11.ObjectHandle, error) {
 	hs, err := k.findObjects(s, pkcs11.CKO_PRIVATE_KEY, id)
 	if err != nil {
 		return 0, err
@@ -146,7 +146,7 @@ func (k *Keystore) findPrivate(ctx context.Context, s *session, id []byte) (pkcs
 // store decides that a key was destroyed; a live key's object that cannot
 // be found means the token is not all there (its storage went away, a
 // failover is under way), which the pool treats as a lost token.
-func (k *Keystore) missing(ctx context.Context, id string) error {
+func (k *HSM) missing(ctx context.Context, id string) error {
 	if _, dead := k.destroyed.Load(id); dead {
 		return ErrKeyDestroyed
 	}
@@ -161,7 +161,7 @@ func (k *Keystore) missing(ctx context.Context, id string) error {
 }
 
 // destroyToken destroys the token key pair with CKA_ID id.
-func (k *Keystore) destroyToken(ctx context.Context, id []byte) error {
+func (k *HSM) destroyToken(ctx context.Context, id []byte) error {
 	return k.pool.Do(ctx, func(s *session) error {
 		for _, class := range []uint{pkcs11.CKO_PRIVATE_KEY, pkcs11.CKO_PUBLIC_KEY} {
 			hs, err := k.findObjects(s, class, id)

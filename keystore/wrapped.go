@@ -15,7 +15,7 @@ import (
 var wrapMech = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}
 
 // kekHandle finds the key-encryption key and remembers its handle.
-func (k *Keystore) kekHandle(ctx context.Context) (pkcs11.ObjectHandle, error) {
+func (k *HSM) kekHandle(ctx context.Context) (pkcs11.ObjectHandle, error) {
 	if h := k.kek.Load(); h != 0 {
 		return pkcs11.ObjectHandle(h), nil
 	}
@@ -45,7 +45,7 @@ func (k *Keystore) kekHandle(ctx context.Context) (pkcs11.ObjectHandle, error) {
 	return h, nil
 }
 
-func (k *Keystore) findKEK(s *session) (pkcs11.ObjectHandle, error) {
+func (k *HSM) findKEK(s *session) (pkcs11.ObjectHandle, error) {
 	if err := k.p.FindObjectsInit(s.h, []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
 		pkcs11.NewAttribute(pkcs11.CKA_LABEL, k.cfg.KEKLabel),
@@ -71,7 +71,7 @@ func (k *Keystore) findKEK(s *session) (pkcs11.ObjectHandle, error) {
 // InitKEK makes the AES-256 key-encryption key on the token unless it
 // exists. It can wrap and unwrap and do nothing else, and never leaves the
 // token.
-func (k *Keystore) InitKEK(ctx context.Context) error {
+func (k *HSM) InitKEK(ctx context.Context) error {
 	k.kekMu.Lock()
 	defer k.kekMu.Unlock()
 	return k.pool.Do(ctx, func(s *session) error {
@@ -94,7 +94,7 @@ func (k *Keystore) InitKEK(ctx context.Context) error {
 
 // generateWrapped makes a key pair as session objects, wraps the private
 // key under the KEK and destroys both objects. It returns the wrapped blob.
-func (k *Keystore) generateWrapped(ctx context.Context, key *Key) ([]byte, error) {
+func (k *HSM) generateWrapped(ctx context.Context, key *Key) ([]byte, error) {
 	kek, err := k.kekHandle(ctx)
 	if err != nil {
 		return nil, err
@@ -306,7 +306,7 @@ func (c *liveCache) dropAll() {
 // liveHandle returns a live handle for the wrapped key of sg, unwrapping it
 // on session ss if it is not cached. done must be called once the
 // signatures are made, on the same session.
-func (k *Keystore) liveHandle(ss *session, sg *Signer) (pkcs11.ObjectHandle, func(), error) {
+func (k *HSM) liveHandle(ss *session, sg *Signer) (pkcs11.ObjectHandle, func(), error) {
 	if lk, ok := k.live.acquire(sg.key.ID); ok {
 		k.m.hits.Inc()
 		return lk.h, func() { k.releaseLive(ss, lk) }, nil
@@ -351,7 +351,7 @@ func (k *Keystore) liveHandle(ss *session, sg *Signer) (pkcs11.ObjectHandle, fun
 	return use.h, func() { k.releaseLive(ss, use) }, nil
 }
 
-func (k *Keystore) releaseLive(ss *session, lk *liveKey) {
+func (k *HSM) releaseLive(ss *session, lk *liveKey) {
 	if k.live.release(lk) {
 		k.p.DestroyObject(ss.h, lk.h)
 	}
@@ -359,7 +359,7 @@ func (k *Keystore) releaseLive(ss *session, lk *liveKey) {
 
 // dropLive destroys the live copy of a wrapped key, if any, and stops it
 // from being unwrapped again by this process.
-func (k *Keystore) dropLive(ctx context.Context, id string) error {
+func (k *HSM) dropLive(ctx context.Context, id string) error {
 	k.destroyed.Store(id, struct{}{})
 	lk, now := k.live.remove(id)
 	if !now {

@@ -121,7 +121,7 @@ func BenchmarkWrappedCold(b *testing.B) {
 	})
 }
 
-func openCold(b *testing.B, cfg keystore.Config, st *sqlite.DB) *keystore.Keystore {
+func openCold(b *testing.B, cfg keystore.Config, st *sqlite.DB) *keystore.HSM {
 	b.Helper()
 	ks, err := keystore.Open(context.Background(), cfg, st, nil)
 	if err != nil {

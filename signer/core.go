@@ -54,7 +54,7 @@ type Request struct {
 
 // Core is the high-throughput signing core.
 type Core struct {
-	ks  *keystore.Keystore
+	ks  *keystore.HSM
 	cfg Config
 	log *slog.Logger
 
@@ -64,7 +64,7 @@ type Core struct {
 }
 
 // New returns a core signing with keys of ks.
-func New(ks *keystore.Keystore, cfg Config) *Core {
+func New(ks *keystore.HSM, cfg Config) *Core {
 	if cfg.Parallelism <= 0 {
 		cfg.Parallelism = ks.Sessions()
 	}

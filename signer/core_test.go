@@ -25,7 +25,7 @@ import (
 )
 
 // newCore opens a keystore on a fresh token and a core on it.
-func newCore(t *testing.T, mode keystore.Mode, cfg signer.Config) (*signer.Core, *keystore.Keystore, *sqlite.DB) {
+func newCore(t *testing.T, mode keystore.Mode, cfg signer.Config) (*signer.Core, *keystore.HSM, *sqlite.DB) {
 	t.Helper()
 	tok := softhsmtest.New(t)
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "firma.db"))

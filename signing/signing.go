@@ -159,7 +159,7 @@ var (
 // them those purposes are refused, which suits a TSA-only or
 // operator-only service.
 type Options struct {
-	Keys     *keystore.Keystore
+	Keys     *keystore.HSM
 	Core     *signer.Core // raw digest batches
 	CA       CA
 	Citizens Citizens

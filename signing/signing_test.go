@@ -42,7 +42,7 @@ type env struct {
 	t    *testing.T
 	ctx  context.Context
 	db   *sqlite.DB
-	ks   *keystore.Keystore
+	ks   *keystore.HSM
 	ca   *ca.Authority
 	reg  *registry.Service
 	log  *audit.Log

@@ -68,7 +68,7 @@ type env struct {
 	mut     func(*transaction.Options)
 	tdb     *testdb.DB
 	db      store.Store
-	ks      *keystore.Keystore
+	ks      *keystore.HSM
 	reg     *registry.Service
 	ca      *ca.Authority
 	portals *portal.Registry

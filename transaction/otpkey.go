@@ -17,14 +17,14 @@ const OTPKeyOwner = "system:otp"
 const otpKeyLabel = "firma otp and session hash key v1"
 
 // KeySource is the part of the keystore DeriveOTPKey uses;
-// *keystore.Keystore implements it.
+// *keystore.HSM implements it.
 type KeySource interface {
 	Keys(ctx context.Context, owner, after string, limit int) ([]*keystore.Key, error)
 	GenerateMode(ctx context.Context, owner string, t keystore.Type, m keystore.Mode) (*keystore.Key, error)
 	Signer(ctx context.Context, id string) (*keystore.Signer, error)
 }
 
-var _ KeySource = (*keystore.Keystore)(nil)
+var _ KeySource = (*keystore.HSM)(nil)
 
 // DeriveOTPKey returns the key the OTP and session hashes are keyed with,
 // derived from an RSA key that never leaves the HSM: the SHA-256 of its

@@ -44,7 +44,7 @@ var testPolicy = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1, 1}
 // and signing service on them, made on first use.
 type env struct {
 	t   testing.TB
-	ks  *keystore.Keystore
+	ks  *keystore.HSM
 	db  *sqlite.DB
 	dir string
 

@@ -24,7 +24,7 @@ type Keys interface {
 	Destroy(ctx context.Context, id string) error
 }
 
-var _ Keys = (*keystore.Keystore)(nil)
+var _ Keys = (*keystore.HSM)(nil)
 
 // IssueFunc certifies a TSA public key; IssuerFunc adapts a CA certificate
 // and key to one.

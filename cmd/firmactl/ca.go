@@ -34,7 +34,7 @@ func caSettings(e *env, cfg *config.Config) (ca.Config, error) {
 // initCA sets up the root and issuing CAs on the token (keeping any that
 // exist) and writes their certificates to STATE/ca/. 'firmactl init' calls
 // it after the key-encryption key; 'firmactl ca init' runs it alone.
-func initCA(ctx context.Context, e *env, cfg *config.Config, db store.Store, ks *keystore.Keystore, state string) error {
+func initCA(ctx context.Context, e *env, cfg *config.Config, db store.Store, ks *keystore.HSM, state string) error {
 	settings, err := caSettings(e, cfg)
 	if err != nil {
 		return err

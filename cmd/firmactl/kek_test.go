@@ -108,7 +108,7 @@ func TestKEKCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	open := func(tok *softhsmtest.Token) *keystore.Keystore {
+	open := func(tok *softhsmtest.Token) *keystore.HSM {
 		ks, err := keystore.Open(ctx, keystore.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN,
 			Mode: keystore.ModeWrapped, KEKLabel: label}, st, nil)
 		if err != nil {

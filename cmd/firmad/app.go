@@ -56,7 +56,7 @@ type app struct {
 	// Set by the setup steps (setup.go). A feature that others need adds
 	// its field here.
 	store store.Store
-	ks    *keystore.Keystore
+	ks    *keystore.HSM
 	core  *signer.Core
 	ca    *ca.Authority // citizen certificates; set by setupCA (ca.go)
 	// signing is the one way to a key (setupSigning): every key use is

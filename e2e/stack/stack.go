@@ -62,7 +62,7 @@ type Stack struct {
 	Dir      string
 	Token    *softhsmtest.Token
 	DB       *sqlite.DB
-	Keys     *keystore.Keystore
+	Keys     *keystore.HSM
 	Outbox   *sms.Outbox
 	CA       *ca.Authority
 	Registry *registry.Service

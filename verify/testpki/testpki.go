@@ -25,8 +25,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/ocsp"
 
-	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/api/rest/tsahttp"
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/signing"
@@ -49,7 +49,7 @@ type CA struct {
 
 // PKI is the whole test PKI.
 type PKI struct {
-	KS       *keystore.Keystore
+	KS       *keystore.HSM
 	Root     *CA // signer root
 	Issuing  *CA // issues signer certificates
 	TSARoot  *CA // root of the TSA
