@@ -524,7 +524,7 @@ func unsafeNameRune(name string) (rune, bool) {
 		case r < 0x20, r >= 0x7f && r <= 0x9f: // C0, DEL, C1
 			return r, true
 		case r >= 0x202a && r <= 0x202e, // embeddings and overrides
-			r >= 0x2066 && r <= 0x2069, // isolates
+			r >= 0x2066 && r <= 0x2069,            // isolates
 			r == 0x200e, r == 0x200f, r == 0x061c: // LRM, RLM, ALM
 			return r, true
 		}

@@ -423,4 +423,3 @@ func essAttribute(cert *x509.Certificate) (pkcs7.Attribute, error) {
 	}
 	return pkcs7.Attribute{Type: oidSigningCertV2, Value: asn1.RawValue{FullBytes: v}}, nil
 }
-
