@@ -191,3 +191,47 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, url string) float
 	t.Fatalf("no %s for %s", name, url)
 	return 0
 }
+
+// TestClientBreakerIgnoresAnswers checks that a TSA that answers at once,
+// with a refusal or an HTTP error, is asked every time: only timeouts and
+// failed connections cost a deadline worth skipping.
+func TestClientBreakerIgnoresAnswers(t *testing.T) {
+	e := newEnv(t)
+	p := e.newPKI("Firma")
+	good := e.tsa(p, keystore.ECP256, nil)
+	tests := []struct {
+		name   string
+		next   http.Handler
+		policy []int
+		kind   error
+	}{
+		{name: "policy refused", next: bareHTTP(good), policy: []int{1, 2, 3, 4}, kind: ErrRejected},
+		{name: "HTTP 503", next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "maintenance", http.StatusServiceUnavailable)
+		}), kind: ErrUnavailable},
+	}
+	digest := sha256.Sum256([]byte("document"))
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &flaky{next: tc.next, stop: make(chan struct{})}
+			u := serve(t, f)
+			reg := prometheus.NewRegistry()
+			c, err := NewClient(ClientConfig{URLs: []string{u}, Roots: p.roots(), Policy: tc.policy,
+				Retries: -1, BreakerCooldown: time.Hour, Registerer: reg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 3 {
+				if _, err := c.Timestamp(context.Background(), crypto.SHA256, digest[:]); !errors.Is(err, tc.kind) || errors.Is(err, ErrCircuitOpen) {
+					t.Fatalf("timestamp: %v, want %v", err, tc.kind)
+				}
+			}
+			if got := f.n.Load(); got != 3 {
+				t.Errorf("TSA received %d requests, want 3", got)
+			}
+			if got := metricValue(t, reg, "firma_tsa_breaker_state", u); got != breakerClosed {
+				t.Errorf("breaker state %v, want closed", got)
+			}
+		})
+	}
+}
