@@ -43,8 +43,13 @@ type ClientConfig struct {
 	Intermediates *x509.CertPool
 	// Policy, when set, is asked for and required in the token.
 	Policy asn1.ObjectIdentifier
-	// Timeout bounds each HTTP exchange; 0 means DefaultTimeout.
+	// Timeout bounds each whole HTTP exchange, reading the reply
+	// included; 0 means DefaultTimeout.
 	Timeout time.Duration
+	// BreakerCooldown is how long a TSA that timed out or could not be
+	// reached is skipped (failing over to the next at once) before one
+	// trial request goes to it again; 0 means DefaultBreakerCooldown.
+	BreakerCooldown time.Duration
 	// Retries is how many more rounds over URLs follow the first when
 	// every TSA is down; 0 means DefaultRetries, negative means none.
 	Retries int
@@ -61,12 +66,14 @@ type ClientConfig struct {
 
 // Client obtains verified time-stamp tokens from one or more TSAs.
 type Client struct {
-	cfg    ClientConfig
-	urls   []string // as configured
-	labels []string // redacted, for logs and metrics
-	http   *http.Client
-	log    *slog.Logger
-	m      *clientMetrics
+	cfg      ClientConfig
+	urls     []string // as configured
+	labels   []string // redacted, for logs and metrics
+	http     *http.Client
+	log      *slog.Logger
+	m        *clientMetrics
+	breakers []*breaker       // one per URL
+	now      func() time.Time // time.Now; tests move it past a cool-down
 }
 
 // NewClient checks cfg and returns a Client.
@@ -77,7 +84,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.Roots == nil {
 		return nil, errors.New("tsa client: no trusted roots configured")
 	}
-	c := &Client{cfg: cfg, http: cfg.HTTPClient, log: cfg.Logger}
+	c := &Client{cfg: cfg, http: cfg.HTTPClient, log: cfg.Logger, now: time.Now}
 	for _, raw := range cfg.URLs {
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -88,6 +95,9 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	if c.cfg.Timeout <= 0 {
 		c.cfg.Timeout = DefaultTimeout
+	}
+	if c.cfg.BreakerCooldown <= 0 {
+		c.cfg.BreakerCooldown = DefaultBreakerCooldown
 	}
 	if c.cfg.Retries == 0 {
 		c.cfg.Retries = DefaultRetries
@@ -111,6 +121,11 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		return nil, fmt.Errorf("tsa client: %w", err)
 	}
 	c.m = m
+	for _, l := range c.labels {
+		b := &breaker{cooldown: c.cfg.BreakerCooldown, state: m.breaker.WithLabelValues(l), opened: m.opened.WithLabelValues(l)}
+		b.set(breakerClosed)
+		c.breakers = append(c.breakers, b)
+	}
 	return c, nil
 }
 
@@ -192,6 +207,11 @@ func (c *Client) Timestamp(ctx context.Context, h crypto.Hash, digest []byte) (*
 	var attempts []error
 	for round := 0; round <= c.cfg.Retries; round++ {
 		if round > 0 {
+			if c.allSkipped() {
+				// Every TSA is cooling down after a timeout or failed
+				// connection: another round would only wait the backoff.
+				break
+			}
 			if err := sleep(ctx, backoff(c.cfg.Backoff, round)); err != nil {
 				attempts = append(attempts, fmt.Errorf("%w: %w", ErrUnavailable, err))
 				break
@@ -221,6 +241,17 @@ func (c *Client) Timestamp(ctx context.Context, h crypto.Hash, digest []byte) (*
 	return nil, c.fail(attempts)
 }
 
+// allSkipped reports whether every TSA's breaker would skip it now.
+func (c *Client) allSkipped() bool {
+	now := c.now()
+	for _, b := range c.breakers {
+		if !b.skipping(now) {
+			return false
+		}
+	}
+	return true
+}
+
 func (c *Client) fail(attempts []error) error {
 	kind := ErrUnavailable
 	for _, a := range attempts {
@@ -238,8 +269,21 @@ func (c *Client) fail(attempts []error) error {
 // try makes one exchange with the i-th TSA and checks the reply.
 func (c *Client) try(ctx context.Context, i int, query []byte, opts VerifyOptions) (*Token, error) {
 	label := c.labels[i]
+	b := c.breakers[i]
+	if !b.allow(c.now()) {
+		return nil, fmt.Errorf("tsa %s: %w: %w", label, ErrUnavailable, ErrCircuitOpen)
+	}
 	start := time.Now()
-	tok, outcome, err := c.exchange(ctx, c.urls[i], query, opts)
+	tok, outcome, answered, err := c.exchange(ctx, c.urls[i], query, opts)
+	switch {
+	case answered:
+		b.answered()
+	case ctx.Err() != nil:
+		b.abandoned(c.now())
+	default:
+		b.unreachable(c.now())
+		c.log.WarnContext(ctx, "TSA skipped until its cool-down ends", "tsa", label, "cooldown", c.cfg.BreakerCooldown)
+	}
 	c.m.duration.WithLabelValues(label, outcome).Observe(time.Since(start).Seconds())
 	if err != nil {
 		c.m.failures.WithLabelValues(label, outcome).Inc()
@@ -249,12 +293,14 @@ func (c *Client) try(ctx context.Context, i int, query []byte, opts VerifyOption
 	return tok, nil
 }
 
-func (c *Client) exchange(ctx context.Context, u string, query []byte, opts VerifyOptions) (*Token, string, error) {
+func (c *Client) exchange(ctx context.Context, u string, query []byte, opts VerifyOptions) (tok *Token, outcome string, answered bool, err error) {
+	// The deadline covers the whole exchange, reading the reply included,
+	// so that a TSA that sends headers and then stalls is cut off too.
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(query))
 	if err != nil {
-		return nil, "unavailable", fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return nil, "unavailable", false, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	req.Header.Set("Content-Type", QueryContentType)
 	req.Header.Set("Accept", ReplyContentType)
@@ -265,44 +311,44 @@ func (c *Client) exchange(ctx context.Context, u string, query []byte, opts Veri
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, "unavailable", fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return nil, "unavailable", false, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes+1))
 	if err != nil {
-		return nil, "unavailable", fmt.Errorf("%w: read reply: %w", ErrUnavailable, err)
+		return nil, "unavailable", false, fmt.Errorf("%w: read reply: %w", ErrUnavailable, err)
 	}
 	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
-		return nil, "unavailable", fmt.Errorf("%w: HTTP %s", ErrUnavailable, resp.Status)
+		return nil, "unavailable", true, fmt.Errorf("%w: HTTP %s", ErrUnavailable, resp.Status)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, "bad_reply", fmt.Errorf("%w: HTTP %s", ErrBadReply, resp.Status)
+		return nil, "bad_reply", true, fmt.Errorf("%w: HTTP %s", ErrBadReply, resp.Status)
 	}
 	// application/timestamp-response is what some TSAs still send, from
 	// drafts of RFC 3161.
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != ReplyContentType && mt != "application/timestamp-response" {
-		return nil, "bad_reply", fmt.Errorf("%w: content type %q, want %s", ErrBadReply, mt, ReplyContentType)
+		return nil, "bad_reply", true, fmt.Errorf("%w: content type %q, want %s", ErrBadReply, mt, ReplyContentType)
 	}
 	if len(body) > maxReplyBytes {
-		return nil, "bad_reply", fmt.Errorf("%w: reply larger than %d bytes", ErrBadReply, maxReplyBytes)
+		return nil, "bad_reply", true, fmt.Errorf("%w: reply larger than %d bytes", ErrBadReply, maxReplyBytes)
 	}
 	token, err := ParseReply(body)
 	if errors.Is(err, ErrRejected) {
-		return nil, "rejected", err
+		return nil, "rejected", true, err
 	}
 	if err != nil {
-		return nil, "bad_reply", fmt.Errorf("%w: %w", ErrBadReply, err)
+		return nil, "bad_reply", true, fmt.Errorf("%w: %w", ErrBadReply, err)
 	}
-	tok, err := VerifyToken(token, opts)
+	tok, err = VerifyToken(token, opts)
 	if err != nil {
-		return nil, "bad_reply", fmt.Errorf("%w: %w", ErrBadReply, err)
+		return nil, "bad_reply", true, fmt.Errorf("%w: %w", ErrBadReply, err)
 	}
 	if c.cfg.MaxClockSkew > 0 {
 		if d := time.Since(tok.Time).Abs(); d > c.cfg.MaxClockSkew+tok.Accuracy {
-			return nil, "bad_reply", fmt.Errorf("%w: token time %s is %s away from ours", ErrBadReply, tok.Time.Format(time.RFC3339), d.Round(time.Second))
+			return nil, "bad_reply", true, fmt.Errorf("%w: token time %s is %s away from ours", ErrBadReply, tok.Time.Format(time.RFC3339), d.Round(time.Second))
 		}
 	}
-	return tok, "ok", nil
+	return tok, "ok", true, nil
 }
 
 // RejectionError is a TSA's refusal of a request.

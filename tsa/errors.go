@@ -44,3 +44,8 @@ var (
 	// is missing or names another certificate than the signer's.
 	ErrSigningCertMismatch = fmt.Errorf("%w: ESS signing-certificate attribute does not match the TSA certificate", ErrBadToken)
 )
+
+// ErrCircuitOpen is a TSA skipped without asking because it timed out or
+// could not be reached within its breaker's cool-down; the attempt also
+// wraps ErrUnavailable.
+var ErrCircuitOpen = errors.New("skipped: timed out or unreachable recently (circuit breaker open)")

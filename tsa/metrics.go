@@ -29,6 +29,8 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C, err *error
 type clientMetrics struct {
 	duration *prometheus.HistogramVec
 	failures *prometheus.CounterVec
+	breaker  *prometheus.GaugeVec
+	opened   *prometheus.CounterVec
 }
 
 func newClientMetrics(reg prometheus.Registerer) (*clientMetrics, error) {
@@ -43,6 +45,14 @@ func newClientMetrics(reg prometheus.Registerer) (*clientMetrics, error) {
 			Name: "firma_tsa_failures_total",
 			Help: "Failed time-stamp requests to a TSA, by URL and outcome (unavailable, rejected, bad_reply).",
 		}, []string{"url", "outcome"}), &err),
+		breaker: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "firma_tsa_breaker_state",
+			Help: "Circuit breaker of each external TSA: 0 closed, 1 open (skipped after a timeout or failed connection), 2 half-open (one trial request).",
+		}, []string{"url"}), &err),
+		opened: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "firma_tsa_breaker_open_total",
+			Help: "Times an external TSA's circuit breaker opened after a timeout or failed connection.",
+		}, []string{"url"}), &err),
 	}
 	return m, err
 }

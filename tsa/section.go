@@ -56,12 +56,17 @@ type Config struct {
 	// Retries is how many more rounds over URLs follow the first; 0
 	// means none.
 	Retries int `yaml:"retries"`
+	// BreakerCooldown is how long an external TSA that timed out or
+	// could not be reached is skipped before one trial request goes to
+	// it again, so that a hung TSA costs one timeout, not one per document.
+	BreakerCooldown time.Duration `yaml:"breaker_cooldown"`
 }
 
 // DefaultConfig is the section's defaults: the built-in TSA.
 func DefaultConfig() Config {
 	return Config{Policy: DefaultPolicy, Accuracy: time.Second, KeyType: keystore.ECP256, SerialBlock: 1,
-		KeyUsagePeriod: DefaultKeyUsagePeriod, Timeout: DefaultTimeout, Retries: DefaultRetries}
+		KeyUsagePeriod: DefaultKeyUsagePeriod, Timeout: DefaultTimeout, Retries: DefaultRetries,
+		BreakerCooldown: DefaultBreakerCooldown}
 }
 
 func init() {
@@ -131,6 +136,9 @@ func (c *Config) Validate() error {
 		}
 		if c.Retries < 0 {
 			bad("retries", "must be >= 0")
+		}
+		if c.BreakerCooldown <= 0 {
+			bad("breaker_cooldown", "must be > 0")
 		}
 	} else {
 		if len(c.Roots) > 0 {

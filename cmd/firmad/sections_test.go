@@ -110,6 +110,8 @@ func TestSectionsValidate(t *testing.T) {
 		{name: "tsa key type", env: map[string]string{"FIRMA_TSA_KEY_TYPE": "ed25519"}, want: []string{"tsa.key_type"}},
 		{name: "tsa urls without roots", yaml: "tsa:\n  urls: [https://tsa.example]\n", want: []string{"tsa.roots", "urls"}},
 		{name: "tsa bad url", yaml: "tsa:\n  urls: [tsa.example]\n  roots: [" + root + "]\n", want: []string{"tsa.urls[0]", "tsa.roots[0]", "no PEM"}},
+		{name: "tsa breaker cooldown", yaml: "tsa:\n  urls: [https://tsa.example]\n  roots: [" + root + "]\n  breaker_cooldown: 0s\n",
+			want: []string{"tsa.breaker_cooldown", "must be > 0"}},
 		{name: "tsa roots without urls", yaml: "tsa:\n  roots: [" + root + "]\n", want: []string{"tsa.roots", "built-in"}},
 		{name: "grpc message size", env: map[string]string{"FIRMA_LISTEN_GRPC_MAX_MESSAGE_BYTES": "1024"}, want: []string{"listen.grpc_max_message_bytes"}},
 	}

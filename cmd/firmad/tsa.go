@@ -96,7 +96,7 @@ func (a *app) setupStamper(ctx context.Context) error {
 		retries = -1 // the section's 0 means none; ClientConfig's 0 means the default
 	}
 	c, err := tsa.NewClient(tsa.ClientConfig{URLs: cfg.URLs, Roots: roots, Policy: policy, Timeout: cfg.Timeout, Retries: retries,
-		Logger: a.log.With("part", "tsa"), Registerer: a.reg})
+		BreakerCooldown: cfg.BreakerCooldown, Logger: a.log.With("part", "tsa"), Registerer: a.reg})
 	if err != nil {
 		return err
 	}
