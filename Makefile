@@ -122,3 +122,20 @@ bench-load: deps-test
 	@mkdir -p bench/out
 	FIRMA_BENCH_LOAD=$(LOAD_DURATION) FIRMA_BENCH_LOAD_WORKERS=$(LOAD_WORKERS) FIRMA_BENCH_LOAD_OUT=$(CURDIR)/bench/out \
 		$(GO) test -count=1 -run '^TestLoad$$' -timeout 60m -v ./cluster/
+
+# fuzz runs every fuzz target for FUZZTIME, one after another with one
+# worker (the machine is shared); docs/fuzzing.md lists them. The bound on
+# -fuzzminimizetime matters: unbounded, the fuzzer spends up to 60 s
+# minimising each new interesting input and most targets stall. It goes
+# on past a failing target: a real finding writes testdata/fuzz/<Target>/
+# (git status shows it); a bare "context deadline exceeded" with no file is
+# Go's coordinator race at the end of -fuzztime (golang/go#75804, Go 1.26).
+FUZZTIME ?= 10s
+.PHONY: fuzz
+fuzz:
+	@for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
+		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "== $$t ./$$(dirname $${f#./})"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 100x -parallel 1 ./$$(dirname $${f#./}); \
+		done; \
+	done

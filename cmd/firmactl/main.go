@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/firma-cloud/firma/config"
 )
 
 // command is one subcommand, e.g. "keys generate".
@@ -48,7 +50,9 @@ var errUsage = errors.New("usage")
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	// init reads FIRMA_HSM_PIN and runs softhsm2-util: the PIN leaves the
+	// environment first (see config.TakePINFromEnv).
+	code := run(ctx, os.Args[1:], config.TakePINFromEnv(), os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }

@@ -46,7 +46,9 @@ const (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	// The PIN leaves the environment before anything else runs; see
+	// config.TakePINFromEnv for what that does and does not hide.
+	os.Exit(run(os.Args[1:], config.TakePINFromEnv(), os.Stdout, os.Stderr))
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
