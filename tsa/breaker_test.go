@@ -115,11 +115,18 @@ func TestClientBreaker(t *testing.T) {
 			// Alone: the first document waits one deadline; the retry
 			// rounds do not ask it again, nor do the next documents.
 			alone := client(hungURL)
+			if err := alone.Reachable(); err != nil {
+				t.Fatalf("Reachable before any exchange: %v", err)
+			}
 			if _, err := stamp(alone); !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrCircuitOpen) {
 				t.Fatalf("first timestamp: %v, want a timeout", err)
 			}
 			received(1)
 			state(breakerOpen)
+			// Readiness: no TSA to ask until the cool-down.
+			if err := alone.Reachable(); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("Reachable with the only TSA open: %v, want ErrUnavailable", err)
+			}
 			for range 3 {
 				if _, err := stamp(alone); !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrCircuitOpen) {
 					t.Fatalf("timestamp while open: %v, want ErrCircuitOpen", err)
@@ -136,6 +143,9 @@ func TestClientBreaker(t *testing.T) {
 				}
 			}
 			received(2)
+			if err := pair.Reachable(); err != nil {
+				t.Fatalf("Reachable with one TSA answering: %v", err)
+			}
 
 			// After the cool-down, still hung: one trial, open again.
 			clock.add(cooldown)
@@ -160,6 +170,10 @@ func TestClientBreaker(t *testing.T) {
 			}
 			received(5)
 			state(breakerClosed)
+			clock.add(cooldown) // alone's breaker may try again: ready again
+			if err := alone.Reachable(); err != nil {
+				t.Fatalf("Reachable after the cool-down: %v", err)
+			}
 			if got := metricValue(t, reg, "firma_tsa_breaker_open_total", hungURL); got != 3 {
 				t.Errorf("firma_tsa_breaker_open_total = %v, want 3 (alone, pair, failed trial)", got)
 			}

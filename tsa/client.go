@@ -241,6 +241,19 @@ func (c *Client) Timestamp(ctx context.Context, h crypto.Hash, digest []byte) (*
 	return nil, c.fail(attempts)
 }
 
+// Reachable reports, without asking any TSA, whether a timestamp may be
+// had now: ErrUnavailable when every TSA's breaker is open after a timeout
+// or a failed connection, so that readiness says the node cannot make B-T
+// signatures until one answers again (the cool-down's trial finds out).
+// Readiness does not send queries of its own: an outside TSA's tokens are
+// not ours to spend on health checks.
+func (c *Client) Reachable() error {
+	if c.allSkipped() {
+		return fmt.Errorf("%w: every TSA timed out or refused the connection; the next try is after the cool-down", ErrUnavailable)
+	}
+	return nil
+}
+
 // allSkipped reports whether every TSA's breaker would skip it now.
 func (c *Client) allSkipped() bool {
 	now := c.now()

@@ -101,6 +101,9 @@ func (a *app) setupStamper(ctx context.Context) error {
 		return err
 	}
 	a.stamper = c
+	// Not ready while every external TSA is known unreachable: B-T
+	// signatures would fail here and may succeed on another node.
+	a.ready("tsa", func(context.Context) error { return c.Reachable() })
 	a.log.Info("timestamps from external TSAs; the built-in TSA is off", "tsas", len(cfg.URLs))
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -61,5 +62,44 @@ func TestExternalTSAStamper(t *testing.T) {
 			}
 			t.Logf("refused: %v", err)
 		})
+	}
+}
+
+// TestExternalTSAReadiness: with tsa.urls set, /readyz's tsa check fails
+// once every external TSA is known unreachable, without asking any itself.
+func TestExternalTSAReadiness(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + lis.Addr().String() + "/tsa"
+	lis.Close() // nothing listens there now: connections are refused
+	cfg := config.Default()
+	tc := config.SectionOf[tsa.Config](cfg, tsa.SectionName)
+	dir := t.TempDir()
+	writePKI(t, dir) // a root for the section to load; no token gets that far
+	tc.URLs, tc.Roots, tc.Retries, tc.Timeout = []string{down}, []string{filepath.Join(dir, "ca.pem")}, 0, 2*time.Second
+	a := &app{cfg: cfg, log: slog.New(slog.DiscardHandler), reg: prometheus.NewRegistry()}
+	if err := a.setupStamper(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	check := func() error {
+		for _, c := range a.checks {
+			if c.name == "tsa" {
+				return c.fn(context.Background())
+			}
+		}
+		t.Fatal("no tsa readiness check with tsa.urls set")
+		return nil
+	}
+	if err := check(); err != nil {
+		t.Fatalf("ready before any exchange: %v", err)
+	}
+	sum := sha256.Sum256([]byte("x"))
+	if _, err := a.tsaStamper().Timestamp(context.Background(), crypto.SHA256, sum[:]); !errors.Is(err, tsa.ErrUnavailable) {
+		t.Fatalf("timestamp from a TSA that refuses connections: %v", err)
+	}
+	if err := check(); !errors.Is(err, tsa.ErrUnavailable) {
+		t.Fatalf("readiness with the only TSA unreachable: %v, want it failing", err)
 	}
 }
