@@ -299,12 +299,7 @@ func (h *Handler) createWith(w http.ResponseWriter, r *http.Request, p *store.Po
 		WriteProblem(w, r, h.log, err, "")
 		return
 	}
-	status := http.StatusCreated
-	if c.Replayed {
-		status = http.StatusOK
-	}
-	w.Header().Set("Location", "/api/v1/transactions/"+c.ID)
-	writeJSON(w, status, CreatedJSON{TransactionID: c.ID, RedirectURL: c.RedirectURL, State: c.State, ExpiresAt: c.ExpiresAt})
+	writeCreated(w, c)
 }
 
 func (h *Handler) createBatch(w http.ResponseWriter, r *http.Request, p *store.Portal) {
@@ -331,12 +326,7 @@ func (h *Handler) createBatch(w http.ResponseWriter, r *http.Request, p *store.P
 		WriteProblem(w, r, h.log, err, "")
 		return
 	}
-	status := http.StatusCreated
-	if c.Replayed {
-		status = http.StatusOK
-	}
-	w.Header().Set("Location", "/api/v1/transactions/"+c.ID)
-	writeJSON(w, status, CreatedJSON{TransactionID: c.ID, RedirectURL: c.RedirectURL, State: c.State, ExpiresAt: c.ExpiresAt})
+	writeCreated(w, c)
 }
 
 func (h *Handler) addDocument(w http.ResponseWriter, r *http.Request, p *store.Portal) {
@@ -506,6 +496,17 @@ func docJSON(d transaction.DocumentState, r *transaction.DocumentResult) Documen
 		out.TimestampToken, out.TimestampTime = r.TimestampToken, r.TimestampTime
 	}
 	return out
+}
+
+// writeCreated answers a creation: 201 with its Location, or 200 when
+// the Idempotency-Key replayed an earlier one.
+func writeCreated(w http.ResponseWriter, c *transaction.Created) {
+	status := http.StatusCreated
+	if c.Replayed {
+		status = http.StatusOK
+	}
+	w.Header().Set("Location", "/api/v1/transactions/"+c.ID)
+	writeJSON(w, status, CreatedJSON{TransactionID: c.ID, RedirectURL: c.RedirectURL, State: c.State, ExpiresAt: c.ExpiresAt})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

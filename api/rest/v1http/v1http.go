@@ -101,6 +101,12 @@ func writeResult(w http.ResponseWriter, r *http.Request, resp proto.Message, err
 		w.Write(reg.GetConfirmationPdf())
 		return
 	}
+	writeMessage(w, resp)
+}
+
+// writeMessage answers with a gRPC response message as the REST face's
+// JSON (restOut's field names).
+func writeMessage(w http.ResponseWriter, resp proto.Message) {
 	b, err := restOut.Marshal(resp)
 	if err != nil {
 		writeProblem(w, status.Error(codes.Internal, "internal error"))

@@ -107,13 +107,7 @@ func serveVerify(s *api.VerifyService, lim VerifyLimits, w http.ResponseWriter, 
 		writeProblem(w, err)
 		return
 	}
-	b, err := restOut.Marshal(resp)
-	if err != nil {
-		writeProblem(w, status.Error(codes.Internal, "internal error"))
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(b)
+	writeMessage(w, resp)
 }
 
 // writeLimited writes a limit's refusal (an *errs.Error of kind TooMany
