@@ -37,12 +37,16 @@ build:
 	$(GO) build -o $(BIN)/firmactl ./cmd/firmactl
 
 # Installs only what is missing, so it is quick when everything is present.
+# Another apt or dpkg run (unattended upgrades on a fresh machine) holds the
+# lock for a while: wait for it, bounded, rather than fail at once.
+APT_LOCK_WAIT ?= 300
 define apt_install
 	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+		$$SUDO apt-get -o DPkg::Lock::Timeout=$(APT_LOCK_WAIT) update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get -o DPkg::Lock::Timeout=$(APT_LOCK_WAIT) install -y -qq $$missing; \
 	fi
 endef
 
