@@ -56,18 +56,20 @@ var madrid = func() *time.Location {
 // a message that asked the reader to act could be copied by phishers.
 func DefaultMessage(r *Record) string {
 	n := len(r.Documents)
-	docs := "1 documento"
+	// Spanish agrees the verb with the count: "se firmó 1 documento",
+	// "se firmaron 2 documentos".
+	verb, docs := "se firmó", "1 documento"
 	if n != 1 {
-		docs = fmt.Sprintf("%d documentos", n)
+		verb, docs = "se firmaron", fmt.Sprintf("%d documentos", n)
 	}
 	portal := r.Portal
 	if portal == "" {
 		portal = "un servicio"
 	}
 	t := r.Time.In(madrid)
-	return fmt.Sprintf("Cl@ve Firma: el %s a las %s se firmaron %s con su certificado a petición de %s. "+
+	return fmt.Sprintf("Cl@ve Firma: el %s a las %s %s %s con su certificado a petición de %s. "+
 		"Si no reconoce esta firma, revóquelo y contacte con su oficina de registro.",
-		t.Format("02/01/2006"), t.Format("15:04"), docs, portal)
+		t.Format("02/01/2006"), t.Format("15:04"), verb, docs, portal)
 }
 
 // NotifySignatures tells citizens of every signature made with their key,

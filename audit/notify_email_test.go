@@ -93,7 +93,7 @@ firma_audit_notifications_total{channel="email",outcome="sent"} 2
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "firma_audit_notifications_total"); err != nil {
 		t.Error(err)
 	}
-	for i, tc := range []struct{ to, docs string }{{"ana@example.es", "1 documento"}, {"luis@example.es", "3 documentos"}} {
+	for i, tc := range []struct{ to, docs string }{{"ana@example.es", "se firmó 1 documento"}, {"luis@example.es", "se firmaron 3 documentos"}} {
 		m := msgs[i]
 		if len(m.To) != 1 || m.To[0] != tc.to || !m.TLS || m.User != "firma" {
 			t.Errorf("message %d: to %v, tls %t, user %q", i, m.To, m.TLS, m.User)
@@ -108,7 +108,7 @@ firma_audit_notifications_total{channel="email",outcome="sent"} 2
 		}
 		b, _ := io.ReadAll(quotedprintable.NewReader(pm.Body))
 		text := string(b)
-		want := "el 25/11/2026 a las 10:30 se firmaron " + tc.docs + " con su certificado a petición de aeat."
+		want := "el 25/11/2026 a las 10:30 " + tc.docs + " con su certificado a petición de aeat."
 		if !strings.Contains(text, want) || strings.Contains(text, digest) {
 			t.Errorf("body %q, want it to hold %q and no digest", text, want)
 		}

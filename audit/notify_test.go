@@ -108,7 +108,7 @@ func TestNotifySignatures(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	stop()
 	msgs, _ = e.db.SMSes(ctx, mobile, 100)
-	if len(msgs) != 2 || !strings.Contains(msgs[0].Text+msgs[1].Text, "se firmaron 1 documento con") {
+	if len(msgs) != 2 || !strings.Contains(msgs[0].Text+msgs[1].Text, "se firmó 1 documento con") {
 		t.Fatalf("after restart: %+v", msgs)
 	}
 	if got := counterSum(t, reg, "firma_audit_notifications_total"); got != 3 {

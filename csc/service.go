@@ -350,7 +350,7 @@ func otpText(portal string, code string, ttl time.Duration) string {
 		portal = string(r[:40])
 	}
 	mins := max(1, int(ttl.Round(time.Minute)/time.Minute))
-	return fmt.Sprintf("Cl@ve Firma: %s es su codigo para autorizar firmas con su certificado pedidas por %s. Caduca en %d min. No lo comparta. / Code to authorise signatures for %s.",
+	return fmt.Sprintf("Cl@ve Firma: %s es su código para autorizar firmas con su certificado pedidas por %s. Caduca en %d min. No lo comparta. / Code to authorise signatures for %s.",
 		code, portal, mins, portal)
 }
 

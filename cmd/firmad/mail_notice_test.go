@@ -83,7 +83,7 @@ func signOnce(t *testing.T, s *state, d *daemon) signedOnce {
 // the citizen (the digest, the one-time password).
 func checkNotice(t *testing.T, text string, sig signedOnce) {
 	t.Helper()
-	for _, want := range []string{"Cl@ve Firma: el ", "se firmaron 1 documento con su certificado", "a petición de " + sig.portal + ".",
+	for _, want := range []string{"Cl@ve Firma: el ", "se firmó 1 documento con su certificado", "a petición de " + sig.portal + ".",
 		"Si no reconoce esta firma"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("notice %q lacks %q", text, want)
@@ -168,7 +168,7 @@ func TestSignatureNoticeByEmail(t *testing.T) {
 				var out string
 				for {
 					out = s.firmactl(t, 0, "mail", "outbox", "--to", noticeTo, "--full", addr)
-					if strings.Contains(out, "se firmaron") || time.Now().After(deadline) {
+					if strings.Contains(out, "con su certificado a petición de") || time.Now().After(deadline) {
 						break
 					}
 					time.Sleep(200 * time.Millisecond)
@@ -186,7 +186,7 @@ func TestSignatureNoticeByEmail(t *testing.T) {
 			// naming the portal as the e-mail does.
 			smsNotice := func() bool {
 				return strings.Contains(s.firmactl(t, 0, "sms", "outbox", "--to", "+34600000002", addr),
-					"se firmaron 1 documento con su certificado a petición de "+sig.portal+".")
+					"se firmó 1 documento con su certificado a petición de "+sig.portal+".")
 			}
 			if tc.wantSMS {
 				deadline := time.Now().Add(30 * time.Second)
