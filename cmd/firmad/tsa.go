@@ -301,19 +301,19 @@ func (a *app) loadTSA(ctx context.Context, sg *signing.Service) (*tsa.Server, er
 		return nil, err
 	}
 	cfg := tsa.ServerConfig{
-		Signer:     unit.Signer,
-		Cert:       unit.Cert,
-		Chain:      []*x509.Certificate{issuing},
-		Policy:     policy,
-		Accuracy:   tc.Accuracy,
-		Serials:    tsa.NewSequence(a.store, tsaUnit, tc.SerialBlock),
-		Signing:    sg,
+		Signer:   unit.Signer,
+		Cert:     unit.Cert,
+		Chain:    []*x509.Certificate{issuing},
+		Policy:   policy,
+		Accuracy: tc.Accuracy,
+		Serials:  tsa.NewSequence(a.store, tsaUnit, tc.SerialBlock),
+		Signing:  sg,
 		// Every token's row, before it leaves; the audit log gets one
 		// summary per interval.
 		Issuance:      a.store,
 		AuditInterval: tc.AuditInterval,
 		Logger:        log,
-		Registerer: a.reg,
+		Registerer:    a.reg,
 	}
 	// A TSA must not claim an accuracy its clock does not have: with
 	// tsa.require_synced_clock tokens are refused while it is not
