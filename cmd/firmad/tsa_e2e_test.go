@@ -9,17 +9,24 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
 
-var tsaSerialRe = regexp.MustCompile(`(?m)^Serial number: (0x[0-9A-F]+)$`)
+var (
+	tsaSerialRe   = regexp.MustCompile(`(?m)^Serial number: (0x[0-9A-F]+)$`)
+	verifierKeyRe = regexp.MustCompile(`verifier_key[=":]+([^"\s]+)`)
+	tsaSummaryRe  = regexp.MustCompile(`(?m)^(\d+) TSA interval summaries, (\d+) tokens: each matches the issuance log`)
+)
 
 // TestBuiltInTSA runs the built-in TSA of a real firmad made by firmactl
 // init, which sets up the CA too: openssl makes the query and verifies the
 // reply against the root firmactl wrote, the TSA certificate's CRL URL is
 // on firmad's own listener and serves a CRL openssl parses, and serials
-// keep increasing across a restart.
+// keep increasing across a restart. Each run's tokens are one audit
+// interval, closed on SIGTERM, which firmactl audit verify checks against
+// the issuance log.
 func TestBuiltInTSA(t *testing.T) {
 	s := initState(t)
 	data := filepath.Join(s.dir, "doc.txt")
@@ -93,6 +100,24 @@ func TestBuiltInTSA(t *testing.T) {
 		}
 		if code := d.stop(t); code != 0 {
 			t.Fatalf("firmad exit %d:\n%s", code, d.stderr)
+		}
+		m := verifierKeyRe.FindStringSubmatch(d.stderr.String())
+		if m == nil {
+			t.Fatalf("firmad logged no audit verifier key:\n%s", d.stderr)
+		}
+		verified := s.firmactl(t, 0, "audit", "verify", "--db", "var/firma.db", "--key", m[1])
+		sm := tsaSummaryRe.FindStringSubmatch(verified)
+		// One interval per run (more only if one outlasted
+		// tsa.audit_interval); at least the two tokens asked for, and those
+		// that timestamped audit checkpoints.
+		if sm == nil || strings.Contains(verified, "decided, not completed") {
+			t.Fatalf("run %d: audit verify:\n%s", run, verified)
+		}
+		if n, _ := strconv.Atoi(sm[1]); n < run+1 {
+			t.Errorf("run %d: %s summaries, want one per run at least", run, sm[1])
+		}
+		if n, _ := strconv.Atoi(sm[2]); n < 2*(run+1) {
+			t.Errorf("run %d: %s tokens summarised, want at least %d", run, sm[2], 2*(run+1))
 		}
 	}
 }
