@@ -137,3 +137,35 @@ func TestParseIssuanceSummary(t *testing.T) {
 		t.Error("a record without a root taken for a summary")
 	}
 }
+
+// TestVerifyTSAIntervalCutShort: an interval a crash left without its
+// summary is reported unfinished, with the tokens the issuance log holds
+// for it.
+func TestVerifyTSAIntervalCutShort(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, audit.Options{})
+	tsaInterval(t, e, "i1", 1, 2)
+	if err := e.log.Append(ctx, &audit.Record{Event: audit.KeyActivated, Outcome: audit.Success, Actor: audit.Actor{Role: audit.RoleSystem, ID: "tsa"},
+		KeyID: "tsa-key", Details: map[string]string{audit.DetailActivation: "i2", "signing_purpose": "tsa"}}); err != nil {
+		t.Fatal(err)
+	}
+	for s := int64(3); s <= 5; s++ {
+		if err := e.db.AddTSAIssuance(ctx, &store.TSAIssuance{Serial: s, Interval: "i2", KeyID: "tsa-key", IssuedAt: time.Unix(s, 0),
+			TokenHash: make([]byte, 32), ImprintHash: "sha-256", Policy: "1.2"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkpoint(t, e.log)
+	for _, tc := range []struct {
+		issuance audit.IssuanceLog
+		rows     int
+	}{{e.db, 3}, {nil, -1}} {
+		rep, err := audit.VerifyStoreWith(ctx, e.db, audit.VerifyOptions{Keys: e.keys, Issuance: tc.issuance})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Unfinished) != 1 || !rep.Unfinished[0].TSA || rep.Unfinished[0].ID != "i2" || rep.Unfinished[0].IssuanceRows != tc.rows {
+			t.Fatalf("unfinished %+v, want interval i2 with %d rows", rep.Unfinished, tc.rows)
+		}
+	}
+}

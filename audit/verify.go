@@ -99,6 +99,12 @@ type Activation struct {
 	Index int64 // position in the log
 	Time  time.Time
 	KeyID string
+	// TSA marks an audit interval of the built-in TSA (purpose tsa);
+	// IssuanceRows is, for an unfinished one checked against the issuance
+	// log, how many tokens it issued before it was cut short, -1 when not
+	// checked.
+	TSA          bool
+	IssuanceRows int
 }
 
 // activations follows decisions to their results while records are
@@ -124,7 +130,8 @@ func (a *activations) see(index int64, r *Record, rep *Report) {
 			a.open, a.done = map[string]*Activation{}, map[string]bool{}
 		}
 		rep.Activations++
-		a.open[id] = &Activation{ID: id, Index: index, Time: r.Time, KeyID: r.KeyID, Event: r.Event}
+		a.open[id] = &Activation{ID: id, Index: index, Time: r.Time, KeyID: r.KeyID, Event: r.Event,
+			TSA: r.Details["signing_purpose"] == "tsa", IssuanceRows: -1}
 	case KeyUsed:
 		if _, ok := a.open[id]; ok {
 			delete(a.open, id)
@@ -336,6 +343,18 @@ func (v *verifier) finish() (*Report, error) {
 	v.rep.Origin = v.origin
 	if u := v.acts.unfinished(); len(u) > 0 {
 		v.rep.Unfinished = u
+	}
+	for i, a := range v.rep.Unfinished {
+		if !a.TSA || v.issuance == nil {
+			continue
+		}
+		// A TSA interval a crash cut short: its tokens are in the issuance
+		// log, with no summary to check them against.
+		rows, err := v.issuance.TSAIssuances(v.ctx, a.ID)
+		if err != nil {
+			return nil, fmt.Errorf("verify: TSA issuance log: %w", err)
+		}
+		v.rep.Unfinished[i].IssuanceRows = len(rows)
 	}
 	return &v.rep, nil
 }

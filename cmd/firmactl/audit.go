@@ -484,6 +484,9 @@ func printAuditReport(w io.Writer, r *audit.Report) {
 	for _, a := range r.Unfinished {
 		fmt.Fprintf(w, "decided, not completed: record %d (%s), key %s, %s at %s: no result followed (a crash or fault between the decision and its result)\n",
 			a.Index, a.Event, a.KeyID, a.ID, a.Time.UTC().Format(time.RFC3339))
+		if a.IssuanceRows >= 0 {
+			fmt.Fprintf(w, "  a TSA audit interval with no summary: the issuance log holds %d tokens issued under it\n", a.IssuanceRows)
+		}
 	}
 	if r.Unannounced > 0 {
 		fmt.Fprintf(w, "warning: %d results name a decision the log does not hold before them\n", r.Unannounced)
