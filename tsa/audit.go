@@ -81,8 +81,12 @@ type intervals struct {
 	mu      sync.Mutex
 	cur     *interval
 	closed  bool
-	pending []*interval // closed, summary not yet recorded
+	pending []*interval // closed, tokens done, summary not yet recorded
 	retry   *time.Timer
+	// closing counts intervals taken out of cur whose tokens in flight
+	// are not done yet: they join pending only then, so that no summary
+	// misses a token, and close waits for them.
+	closing sync.WaitGroup
 }
 
 // acquire returns the open interval, opening one if needed, with one
@@ -122,12 +126,22 @@ func (iv *intervals) rotate(x *interval) {
 	}
 	iv.cur = nil
 	iv.s.m.intervalOpen.Set(0)
-	iv.pending = append(iv.pending, x)
+	iv.closing.Add(1)
 	iv.mu.Unlock()
-	x.inflight.Wait() // no Add after this: x is no longer current
+	iv.retire(x)
 	ctx, cancel := context.WithTimeout(context.Background(), summaryTimeout)
 	defer cancel()
 	iv.flush(ctx)
+}
+
+// retire queues x's summary once its tokens in flight are done; x is no
+// longer current, so none is added meanwhile.
+func (iv *intervals) retire(x *interval) {
+	x.inflight.Wait()
+	iv.mu.Lock()
+	iv.pending = append(iv.pending, x)
+	iv.mu.Unlock()
+	iv.closing.Done()
 }
 
 // flush writes the pending summaries, in order; one that fails stays
@@ -203,13 +217,14 @@ func (iv *intervals) close(ctx context.Context) error {
 	}
 	if x != nil {
 		x.timer.Stop()
-		iv.pending = append(iv.pending, x)
+		iv.closing.Add(1)
 		iv.s.m.intervalOpen.Set(0)
 	}
 	iv.mu.Unlock()
 	if x != nil {
-		x.inflight.Wait()
+		iv.retire(x)
 	}
+	iv.closing.Wait() // intervals rotating right now
 	return iv.flush(ctx)
 }
 
