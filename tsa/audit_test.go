@@ -148,64 +148,91 @@ func TestAuditIntervalRotates(t *testing.T) {
 }
 
 // TestAuditFlood: a few hundred anonymous requests grow the audit log by
-// the records of their interval (2), not by two per token. Cost: 300
-// P-256 signatures in SoftHSM2, well under a second of CPU.
+// the records of their intervals (2 each), not by two per token; with
+// intervals short enough to close while tokens are in flight, every
+// summary still matches its interval's issuance rows. Cost: 2 x 300 P-256
+// signatures in SoftHSM2, about a second of CPU.
 func TestAuditFlood(t *testing.T) {
 	const n, workers = 300, 6
-	ctx := context.Background()
-	e := newEnv(t)
-	reg := prometheus.NewRegistry()
-	srv := e.tsa(e.newPKI("Firma"), keystore.ECP256, func(c *ServerConfig) { c.Registerer = reg })
-	l := e.auditLog()
-	before, err := e.db.AuditSize(ctx)
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name     string
+		interval time.Duration
+	}{
+		{"one interval", time.Hour},
+		{"intervals closing under load", 5 * time.Millisecond},
 	}
-	url := serve(t, srv)
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += workers {
-				resp, err := http.Post(url, QueryContentType, bytes.NewReader(sha256Query(t, []byte(fmt.Sprint(i)), false)))
-				if err != nil {
-					errs <- err
-					return
-				}
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					errs <- fmt.Errorf("request %d: HTTP %d", i, resp.StatusCode)
-				}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t)
+			reg := prometheus.NewRegistry()
+			srv := e.tsa(e.newPKI("Firma"), keystore.ECP256, func(c *ServerConfig) { c.Registerer, c.AuditInterval = reg, tc.interval })
+			l := e.auditLog()
+			before, err := e.db.AuditSize(ctx)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	if err := srv.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	after, err := e.db.AuditSize(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if after-before != 2 {
-		t.Fatalf("%d requests added %d audit records, want 2 (one interval)", n, after-before)
-	}
-	recs := keyRecords(t, l, srv.cfg.Signer.(*keystore.Signer).Key().ID)
-	rows, err := e.db.TSAIssuances(ctx, recs[0].Details[audit.DetailActivation])
-	if err != nil || len(rows) != n {
-		t.Fatalf("%d issuance rows, %v; want %d", len(rows), err, n)
-	}
-	if got := testutil.ToFloat64(srv.m.rows.WithLabelValues("stored")); got != n {
-		t.Errorf("firma_tsa_issuance_rows_total{stored} = %v, want %d", got, n)
-	}
-	if got := testutil.ToFloat64(srv.m.summaries.WithLabelValues("recorded")); got != 1 {
-		t.Errorf("firma_tsa_audit_summaries_total{recorded} = %v, want 1", got)
+			url := serve(t, srv)
+			var wg sync.WaitGroup
+			errs := make(chan error, n)
+			for w := range workers {
+				wg.Go(func() {
+					for i := w; i < n; i += workers {
+						resp, err := http.Post(url, QueryContentType, bytes.NewReader(sha256Query(t, []byte(fmt.Sprint(i)), false)))
+						if err != nil {
+							errs <- err
+							return
+						}
+						resp.Body.Close()
+						if resp.StatusCode != http.StatusOK {
+							errs <- fmt.Errorf("request %d: HTTP %d", i, resp.StatusCode)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			if err := srv.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			after, err := e.db.AuditSize(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs := keyRecords(t, l, srv.cfg.Signer.(*keystore.Signer).Key().ID)
+			summaries := int(testutil.ToFloat64(srv.m.summaries.WithLabelValues("recorded")))
+			if int(after-before) != 2*summaries || len(recs) != 2*summaries || summaries < 1 {
+				t.Fatalf("%d requests added %d audit records, %d summaries: want two per interval", n, after-before, summaries)
+			}
+			if tc.interval == time.Hour && summaries != 1 {
+				t.Fatalf("%d summaries, want one interval", summaries)
+			}
+			t.Logf("%d tokens: %d intervals, %d audit records", n, summaries, after-before)
+			var total int64
+			for _, r := range recs {
+				if r.Event != audit.KeyUsed {
+					continue
+				}
+				rows, err := e.db.TSAIssuances(ctx, r.Details[audit.DetailActivation])
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, _, err := audit.ParseIssuanceSummary(r.Details)
+				if want := audit.SummariseIssuance(rows); err != nil || got != want {
+					t.Fatalf("summary %+v, its rows %+v (%v)", got, want, err)
+				}
+				total += got.Count
+			}
+			if total != n {
+				t.Fatalf("summaries count %d tokens, want %d", total, n)
+			}
+			if got := testutil.ToFloat64(srv.m.rows.WithLabelValues("stored")); got != n {
+				t.Errorf("firma_tsa_issuance_rows_total{stored} = %v, want %d", got, n)
+			}
+		})
 	}
 }
 
