@@ -130,7 +130,8 @@ func (a *app) setupStamper(ctx context.Context) error {
 // setupTSA serves the built-in RFC 3161 TSA: POST
 // application/timestamp-query to /tsa, and its certificate chain (PEM) at
 // /tsa/certs. Its key is a token key in the HSM, certified by the built-in
-// issuing CA; every token it signs is a key.used record in the audit log.
+// issuing CA; its key use is one audit interval at a time (tsa.audit_interval),
+// each token's detail in the issuance log.
 func (a *app) setupTSA(ctx context.Context) error {
 	b := a.builtin
 	if b == nil {
