@@ -112,6 +112,10 @@ func countedOf(r *Record) counted {
 		c.algorithm = label(r.Details[DetailAlgorithm], "unknown")
 		c.format = label(r.Details[DetailFormat], "raw")
 		c.documents = max(len(r.Documents), 1)
+		if s, ok, err := ParseIssuanceSummary(r.Details); ok && err == nil {
+			// A TSA interval summary stands for every token it counts.
+			c.documents = int(s.Count + s.Withheld)
+		}
 	}
 	return c
 }

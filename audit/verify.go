@@ -80,6 +80,14 @@ type Report struct {
 	// before them: a result without its decision, which firma never
 	// writes.
 	Unannounced int
+	// TSASummaries counts the built-in TSA's interval summaries (key.used
+	// records closing an interval) and TSATokens the tokens they say were
+	// issued. TSAChecked is how many were recomputed from the TSA's
+	// issuance log and agreed (VerifyOptions.Issuance); every one, or
+	// verification fails.
+	TSASummaries int
+	TSATokens    int64
+	TSAChecked   int
 }
 
 // Activation is a decision about a key, as verification reports it: a
@@ -91,6 +99,12 @@ type Activation struct {
 	Index int64 // position in the log
 	Time  time.Time
 	KeyID string
+	// TSA marks an audit interval of the built-in TSA (purpose tsa);
+	// IssuanceRows is, for an unfinished one checked against the issuance
+	// log, how many tokens it issued before it was cut short, -1 when not
+	// checked.
+	TSA          bool
+	IssuanceRows int
 }
 
 // activations follows decisions to their results while records are
@@ -116,7 +130,8 @@ func (a *activations) see(index int64, r *Record, rep *Report) {
 			a.open, a.done = map[string]*Activation{}, map[string]bool{}
 		}
 		rep.Activations++
-		a.open[id] = &Activation{ID: id, Index: index, Time: r.Time, KeyID: r.KeyID, Event: r.Event}
+		a.open[id] = &Activation{ID: id, Index: index, Time: r.Time, KeyID: r.KeyID, Event: r.Event,
+			TSA: r.Details["signing_purpose"] == "tsa", IssuanceRows: -1}
 	case KeyUsed:
 		if _, ok := a.open[id]; ok {
 			delete(a.open, id)
@@ -177,6 +192,9 @@ type verifier struct {
 	tree    frontier
 	acts    activations
 	rep     Report
+
+	ctx      context.Context
+	issuance IssuanceLog // nil: summaries are counted, not checked
 }
 
 // addCheckpoint verifies a signed checkpoint and adds it.
@@ -265,6 +283,9 @@ func (v *verifier) record(index int64, hint *tlog.Hash, data []byte, cols *store
 	v.tree.push(leaf)
 	v.rep.Records++
 	v.acts.see(p, rec, &v.rep)
+	if err := v.checkSummary(p, rec); err != nil {
+		return err
+	}
 	return v.reach()
 }
 
@@ -323,6 +344,18 @@ func (v *verifier) finish() (*Report, error) {
 	if u := v.acts.unfinished(); len(u) > 0 {
 		v.rep.Unfinished = u
 	}
+	for i, a := range v.rep.Unfinished {
+		if !a.TSA || v.issuance == nil {
+			continue
+		}
+		// A TSA interval a crash cut short: its tokens are in the issuance
+		// log, with no summary to check them against.
+		rows, err := v.issuance.TSAIssuances(v.ctx, a.ID)
+		if err != nil {
+			return nil, fmt.Errorf("verify: TSA issuance log: %w", err)
+		}
+		v.rep.Unfinished[i].IssuanceRows = len(rows)
+	}
 	return &v.rep, nil
 }
 
@@ -372,6 +405,10 @@ type VerifyOptions struct {
 	// (signature, chain to the TSA roots, that it covers SHA-256 of the
 	// signed checkpoint); tsa.VerifyToken does that.
 	CheckTimestamp TimestampChecker
+	// Issuance, if set, is the built-in TSA's issuance log: every interval
+	// summary is recomputed from its rows (count, serial range, root), and
+	// a difference fails verification as tampering.
+	Issuance IssuanceLog
 }
 
 // TimestampChecker verifies a DER RFC 3161 TimeStampToken over digest
@@ -380,7 +417,13 @@ type TimestampChecker func(token []byte, h crypto.Hash, digest []byte) (time.Tim
 
 // VerifyExportWith is VerifyExport with timestamp checks.
 func VerifyExportWith(r io.Reader, o VerifyOptions) (*Report, error) {
-	v := &verifier{keys: o.Keys, checkTS: o.CheckTimestamp}
+	return VerifyExportContext(context.Background(), r, o)
+}
+
+// VerifyExportContext is VerifyExportWith with a context for the issuance
+// log's reads.
+func VerifyExportContext(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) {
+	v := &verifier{keys: o.Keys, checkTS: o.CheckTimestamp, ctx: ctx, issuance: o.Issuance}
 	trusted := o.Trusted
 	for i, t := range trusted {
 		if err := v.addCheckpoint(t, nil, true, fmt.Sprintf("trusted checkpoint %d", i+1)); err != nil {
@@ -458,7 +501,7 @@ func VerifyStore(ctx context.Context, st store.AuditStore, keys note.Verifiers, 
 
 // VerifyStoreWith is VerifyStore with timestamp checks.
 func VerifyStoreWith(ctx context.Context, st store.AuditStore, o VerifyOptions) (*Report, error) {
-	v := &verifier{keys: o.Keys, checkTS: o.CheckTimestamp}
+	v := &verifier{keys: o.Keys, checkTS: o.CheckTimestamp, ctx: ctx, issuance: o.Issuance}
 	for i, t := range o.Trusted {
 		if err := v.addCheckpoint(t, nil, true, fmt.Sprintf("trusted checkpoint %d", i+1)); err != nil {
 			return nil, err

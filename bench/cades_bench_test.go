@@ -66,11 +66,12 @@ func BenchmarkFormats(b *testing.B) {
 	}
 	srv, err := tsa.NewServer(tsa.ServerConfig{
 		Signer: tsaKey, Cert: tsaCert, Chain: []*x509.Certificate{caCert}, Signing: benchSigning(b, ks),
-		Policy: tsaBenchPolicy, Serials: tsa.NewSequence(st, "bench-formats-"+randHex(4), 64),
+		Policy: tsaBenchPolicy, Serials: tsa.NewSequence(st, "bench-formats-"+randHex(4), 64), Issuance: st,
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer srv.Close(ctx)
 	hs := httptest.NewServer(tsahttp.Handler(srv, nil))
 	defer hs.Close()
 	roots := x509.NewCertPool()

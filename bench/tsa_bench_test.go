@@ -66,11 +66,12 @@ func BenchmarkTSA(b *testing.B) {
 	}
 	srv, err := tsa.NewServer(tsa.ServerConfig{
 		Signer: tsaKey, Cert: tsaCert, Chain: []*x509.Certificate{caCert}, Signing: benchSigning(b, ks),
-		Policy: tsaBenchPolicy, Serials: tsa.NewSequence(st, "bench-"+randHex(4), 1),
+		Policy: tsaBenchPolicy, Serials: tsa.NewSequence(st, "bench-"+randHex(4), 1), Issuance: st,
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer srv.Close(ctx)
 	d := benchDigest
 	query, err := (&timestamp.Request{HashAlgorithm: crypto.SHA256, HashedMessage: d, Certificates: true, Nonce: big.NewInt(42)}).Marshal()
 	if err != nil {

@@ -16,6 +16,12 @@
 //     the key.used record(s), linked to key.activated by the same
 //     audit.DetailActivation; when it returns an error the caller must
 //     withhold the signatures.
+//   - The built-in TSA, which signs for anyone, is granted its key per
+//     interval (TimestampInterval): the key.activated record opens the
+//     interval before its first token is signed, each token is handed out
+//     only once its row is in the TSA's issuance log, and the interval's
+//     key.used record summarises those rows (audit.IssuanceSummary), so
+//     anonymous requests grow the audit log by O(intervals), not O(tokens).
 //   - There is no unaudited signer: New refuses a Service without an
 //     Auditor, and the ways in refuse to start without a Service.
 //

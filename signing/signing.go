@@ -107,10 +107,15 @@ func OperatorCall(operator string) Standing {
 	return Standing{kind: "operator-call", ref: operator}
 }
 
-// TimestampRequest is the standing of an RFC 3161 request to the built-in
-// TSA; ref names the token (its serial).
-func TimestampRequest(ref string) Standing {
-	return Standing{kind: "rfc3161-request", ref: ref}
+// TimestampInterval is the standing of an audit interval of the built-in
+// TSA; ref names the interval (its opening time). One grant covers every
+// token the TSA signs until the interval's summary, Grant.Release with
+// the audit.IssuanceSummary details, closes it: anonymous requests must
+// not grow the audit log one record per token, and the key.activated
+// record opening the interval is still written before the first of them
+// is signed.
+func TimestampInterval(ref string) Standing {
+	return Standing{kind: "tsa-interval", ref: ref}
 }
 
 // Kind implements Evidence.

@@ -453,7 +453,7 @@ func TestRecords(t *testing.T) {
 	// The crypto.Signer of a grant signs with the options' scheme, and a
 	// failure is a key.used Failure under the same activation.
 	g, err := e.svc.Authorise(e.ctx, signing.Request{Purpose: signing.PurposeTSA, Actor: audit.Actor{Role: audit.RoleSystem, ID: "tsa"},
-		KeyID: rsaKey.ID, Evidence: signing.TimestampRequest("0x1")})
+		KeyID: rsaKey.ID, Evidence: signing.TimestampInterval("2026-01-01T00:00:00Z")})
 	if err != nil {
 		t.Fatal(err)
 	}

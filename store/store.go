@@ -48,6 +48,7 @@ type KeyRecordStore interface {
 type Store interface {
 	KeyRecordStore
 	TSAStore
+	TSAIssuanceStore
 	RegistryStore
 	SMSStore
 	MailStore

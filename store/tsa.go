@@ -35,3 +35,33 @@ type TSAStore interface {
 	// reserved but did not use are skipped, never reused.
 	AllocTSASerials(ctx context.Context, sequence string, n int64) (int64, error)
 }
+
+// TSAIssuance is one token of the built-in TSA in its issuance log: what
+// an auditor needs to tie the token to the audit log's summary of its
+// interval, and nothing secret. The token itself is not kept, only its
+// hash: the requester holds it.
+type TSAIssuance struct {
+	Serial int64
+	// Interval is the activation ID of the audit interval the token was
+	// signed under: the key.activated record that opened it and the
+	// key.used summary that closed it carry it as their activation.
+	Interval    string
+	KeyID       string
+	IssuedAt    time.Time // the token's genTime
+	TokenHash   []byte    // SHA-256 of the DER TimeStampToken
+	ImprintHash string    // the message imprint's hash, "sha-256", "sha-384" or "sha-512"
+	Policy      string    // the TSA policy OID, dotted
+	// Client is the requester's rate-limit key (its IP address) for HTTP
+	// requests, "" for tokens the service asked for itself (CAdES and
+	// PAdES B-T, audit checkpoints).
+	Client string
+}
+
+// TSAIssuanceStore is the built-in TSA's issuance log.
+type TSAIssuanceStore interface {
+	// AddTSAIssuance stores one token's row before the token is handed
+	// out; ErrConflict if the interval already holds the serial.
+	AddTSAIssuance(ctx context.Context, r *TSAIssuance) error
+	// TSAIssuances lists an interval's rows by serial, ascending.
+	TSAIssuances(ctx context.Context, interval string) ([]*TSAIssuance, error)
+}

@@ -190,10 +190,11 @@ func builtinTSA(t *testing.T, e *env) *tsa.Server {
 		t.Fatal(err)
 	}
 	s, err := tsa.NewServer(tsa.ServerConfig{Signer: key, Cert: cert, Chain: []*x509.Certificate{caCert}, Signing: e.signing,
-		Policy: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, Serials: tsa.NewSequence(e.db, "default", 1),
+		Policy: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, Serials: tsa.NewSequence(e.db, "default", 1), Issuance: e.db,
 		Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close(context.Background()) })
 	return s
 }

@@ -8,8 +8,12 @@
 //   - Server is the built-in TSA, answering DER TimeStampReqs (its HTTP
 //     binding, application/timestamp-query, is api/rest/tsahttp), its key in the HSM (LoadUnit makes it and
 //     has the built-in CA certify it), serial numbers from a store sequence,
-//     every key use written to the audit log, and no token while its time
-//     source is untrusted.
+//     and no token while its time source is untrusted. Its key use is
+//     audited per interval (audit.go): a key.activated record opens the
+//     interval before its first token, every token leaves only once its
+//     row is in the issuance log (store.TSAIssuance), and one key.used
+//     summary over those rows closes it, so that anonymous requests do not
+//     grow the audit log one record per token.
 //   - VerifyToken checks a token on its own, for example one embedded in a
 //     CAdES signature; Stamper and TokenDER let signers use either side.
 //

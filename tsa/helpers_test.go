@@ -168,6 +168,10 @@ func (e *env) tsa(p *pki, typ keystore.Type, tweak func(*ServerConfig)) *Server 
 		Serials:    NewSequence(e.db, "default", 1),
 		Registerer: prometheus.NewRegistry(),
 		Signing:    e.signing(),
+		Issuance:   e.db,
+		// Long enough that no test sees an interval close on its own
+		// unless it asks for a shorter one; Close records the summary.
+		AuditInterval: time.Hour,
 	}
 	if p != nil {
 		key := e.hsmKey(Owner, typ)
@@ -184,6 +188,8 @@ func (e *env) tsa(p *pki, typ keystore.Type, tweak func(*ServerConfig)) *Server 
 	if err != nil {
 		e.t.Fatalf("new tsa server: %v", err)
 	}
+	// Before the audit log closes (cleanups run last first).
+	e.t.Cleanup(func() { s.Close(context.Background()) })
 	return s
 }
 

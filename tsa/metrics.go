@@ -60,6 +60,11 @@ func newClientMetrics(reg prometheus.Registerer) (*clientMetrics, error) {
 type serverMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+
+	rows         *prometheus.CounterVec
+	summaries    *prometheus.CounterVec
+	pending      prometheus.Gauge
+	intervalOpen prometheus.Gauge
 }
 
 func newServerMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
@@ -74,6 +79,28 @@ func newServerMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
 			Help:    "Time the built-in TSA took to answer, by result.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12),
 		}, []string{"result"}), &err),
+		rows: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "firma_tsa_issuance_rows_total",
+			Help: "Tokens of the built-in TSA by issuance-log write: stored (the token was handed out) or failed (signed, withheld).",
+		}, []string{"result"}), &err),
+		summaries: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "firma_tsa_audit_summaries_total",
+			Help: "Audit interval summaries of the built-in TSA, by result: recorded, or failed (kept and retried).",
+		}, []string{"result"}), &err),
+		pending: register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "firma_tsa_audit_summaries_pending",
+			Help: "Closed audit intervals of the built-in TSA whose summary is not recorded yet.",
+		}), &err),
+		intervalOpen: register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "firma_tsa_audit_interval_open",
+			Help: "1 while an audit interval of the built-in TSA is open (its key.activated written, its summary not yet).",
+		}), &err),
+	}
+	for _, r := range []string{"stored", "failed"} {
+		m.rows.WithLabelValues(r)
+	}
+	for _, r := range []string{"recorded", "failed"} {
+		m.summaries.WithLabelValues(r)
 	}
 	return m, err
 }

@@ -45,6 +45,12 @@ type Config struct {
 	// kernel clock is not synchronised within Accuracy; off, it is only
 	// logged, for development machines without NTP.
 	RequireSyncedClock bool `yaml:"require_synced_clock"`
+	// AuditInterval is how long one audit interval of the built-in TSA
+	// lasts: its key use is one key.activated record opening the interval
+	// and one key.used summary closing it, the per-token detail being in
+	// the issuance log, so that anonymous requests cannot grow the audit
+	// log one record per token. Also closed on shutdown.
+	AuditInterval time.Duration `yaml:"audit_interval"`
 
 	// URLs are external TSAs, tried in order with failover.
 	URLs []string `yaml:"urls,omitempty"`
@@ -66,7 +72,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{Policy: DefaultPolicy, Accuracy: time.Second, KeyType: keystore.ECP256, SerialBlock: 1,
 		KeyUsagePeriod: DefaultKeyUsagePeriod, Timeout: DefaultTimeout, Retries: DefaultRetries,
-		BreakerCooldown: DefaultBreakerCooldown}
+		BreakerCooldown: DefaultBreakerCooldown, AuditInterval: DefaultAuditInterval}
 }
 
 func init() {
@@ -155,6 +161,9 @@ func (c *Config) Validate() error {
 		}
 		if c.KeyUsagePeriod < time.Hour {
 			bad("key_usage_period", "must be at least 1h")
+		}
+		if c.AuditInterval < time.Second || c.AuditInterval > 24*time.Hour {
+			bad("audit_interval", "must be 1s to 24h")
 		}
 	}
 	return errors.Join(errs...)

@@ -19,9 +19,9 @@ import (
 	"time"
 
 	"github.com/digitorus/pkcs7"
-	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signing"
+	"github.com/firma-cloud/firma/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -53,11 +53,18 @@ type ServerConfig struct {
 	Signer crypto.Signer
 	// Signing authorises and records every use of an HSM key: required
 	// when Signer is a *keystore.Signer, whose tokens are then signed only
-	// through it (a key.activated and a key.used record each), and handed
-	// out only once recorded.
+	// through it, per audit interval: a key.activated record opens the
+	// interval before its first token, a key.used summary closes it.
 	Signing *signing.Service
-	Cert    *x509.Certificate
-	Chain   []*x509.Certificate
+	// Issuance is the TSA's issuance log, required with Signing: every
+	// token's row is stored before the token is handed out, and interval
+	// summaries are over these rows.
+	Issuance store.TSAIssuanceStore
+	// AuditInterval is how long an audit interval stays open; 0 means
+	// DefaultAuditInterval. Close closes the last one.
+	AuditInterval time.Duration
+	Cert          *x509.Certificate
+	Chain         []*x509.Certificate
 	// Policy is the TSA policy OID written in every token. A request for
 	// any other policy is refused with unacceptedPolicy.
 	Policy asn1.ObjectIdentifier
@@ -92,6 +99,7 @@ type Server struct {
 	log      *slog.Logger
 	m        *serverMetrics
 	clock    *clockGate // nil without a ClockCheck
+	iv       *intervals // nil without Signing
 }
 
 // NewServer checks cfg and returns the TSA.
@@ -106,6 +114,15 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if _, hsm := cfg.Signer.(*keystore.Signer); hsm && cfg.Signing == nil {
 		return nil, errors.New("tsa server: an HSM key signs only through the signing service, which records every token")
+	}
+	if cfg.Signing != nil && cfg.Issuance == nil {
+		return nil, errors.New("tsa server: the issuance log is required with the signing service: audit summaries are over its rows")
+	}
+	if cfg.AuditInterval < 0 {
+		return nil, errors.New("tsa server: negative audit interval")
+	}
+	if cfg.AuditInterval == 0 {
+		cfg.AuditInterval = DefaultAuditInterval
 	}
 	if err := CheckCertificate(cfg.Cert); err != nil {
 		return nil, fmt.Errorf("tsa server: %w", err)
@@ -164,7 +181,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.ClockCheck != nil {
 		clock = &clockGate{check: cfg.ClockCheck}
 	}
-	return &Server{
+	srv := &Server{
 		clock:    clock,
 		cfg:      cfg,
 		hash:     h,
@@ -173,7 +190,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		chainPEM: chainPEM.Bytes(),
 		log:      cfg.Logger,
 		m:        m,
-	}, nil
+	}
+	if cfg.Signing != nil {
+		srv.iv = &intervals{s: srv}
+	}
+	return srv, nil
 }
 
 // Certificate returns the TSA certificate.
@@ -273,26 +294,12 @@ func (s *Server) respond(ctx context.Context, query []byte) ([]byte, FailInfo, e
 }
 
 // sign makes the token: with an HSM key through the signing service,
-// which records the decision before the key is used and the result after;
-// the token leaves only once both are recorded.
+// under the open audit interval, and only once its issuance row is stored.
 func (s *Server) sign(ctx context.Context, req *request, h crypto.Hash, serial *big.Int, genTime time.Time) ([]byte, error) {
 	if s.cfg.Signing == nil {
 		return s.token(req, h, serial, genTime, s.cfg.Signer)
 	}
-	imprint := req.MessageImprint.HashedMessage
-	g, err := s.authorise(ctx, h, imprint, serial, genTime)
-	if err != nil {
-		return nil, fmt.Errorf("authorise: %w", err)
-	}
-	token, err := s.token(req, h, serial, genTime, g.Signer(ctx))
-	res := signing.Result{Documents: []audit.Document{audit.Digest(h, imprint)}}
-	if err != nil {
-		res.Failure = err.Error()
-	}
-	if rerr := g.Release(ctx, res); rerr != nil {
-		return nil, errors.Join(err, fmt.Errorf("audit: %w", rerr))
-	}
-	return token, err
+	return s.issue(ctx, req, h, serial, genTime)
 }
 
 func (s *Server) token(req *request, h crypto.Hash, serial *big.Int, genTime time.Time, key crypto.Signer) ([]byte, error) {

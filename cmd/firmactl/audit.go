@@ -40,6 +40,7 @@ func init() {
 		trusted  auditListFlag
 		tsaRoots string
 		db       string
+		issuance string
 		quiet    bool
 	}
 	register(&command{
@@ -52,12 +53,16 @@ func init() {
 			fs.StringVar(&ver.keyFile, "key-file", "", "file of verifier keys, one per line")
 			fs.Var(&ver.trusted, "trusted", "a signed checkpoint kept elsewhere (file saved by 'audit checkpoint'); repeatable. Catches a log cut back together with its checkpoints")
 			fs.StringVar(&ver.tsaRoots, "tsa-roots", "", "PEM roots of the TSA: also check every checkpoint's RFC 3161 timestamp")
-			fs.StringVar(&ver.db, "db", "", "verify this database (SQLite file or postgres:// URL) directly instead of an export (also checks the query columns)")
+			fs.StringVar(&ver.db, "db", "", "verify this database (SQLite file or postgres:// URL) directly instead of an export (also checks the query columns and the TSA's interval summaries against its issuance log)")
+			fs.StringVar(&ver.issuance, "issuance-db", "", "with an EXPORT: check the built-in TSA's interval summaries against the issuance log in this database (SQLite file or postgres:// URL)")
 			fs.BoolVar(&ver.quiet, "q", false, "print nothing when the log verifies")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 			if (ver.db == "") != (len(args) == 1) || len(args) > 1 {
 				return usageErr("want one EXPORT file (- for standard input), or --db")
+			}
+			if ver.issuance != "" && ver.db != "" {
+				return usageErr("--issuance-db goes with an EXPORT; --db checks its own issuance log")
 			}
 			keys := append([]string(nil), ver.keys...)
 			if k := e.getenv("FIRMA_AUDIT_KEY"); k != "" && len(keys) == 0 {
@@ -110,6 +115,7 @@ func init() {
 			var rep *audit.Report
 			if ver.db != "" {
 				err = auditWithDB(ctx, ver.db, func(db store.Store) error {
+					opt.Issuance = db
 					rep, err = audit.VerifyStoreWith(ctx, db, opt)
 					return err
 				})
@@ -119,7 +125,15 @@ func init() {
 					return oerr
 				}
 				defer closeIn()
-				rep, err = audit.VerifyExportWith(r, opt)
+				if ver.issuance != "" {
+					err = auditWithDB(ctx, ver.issuance, func(db store.Store) error {
+						opt.Issuance = db
+						rep, err = audit.VerifyExportContext(ctx, r, opt)
+						return err
+					})
+				} else {
+					rep, err = audit.VerifyExportContext(ctx, r, opt)
+				}
 			}
 			if err != nil {
 				return err
@@ -470,9 +484,19 @@ func printAuditReport(w io.Writer, r *audit.Report) {
 	for _, a := range r.Unfinished {
 		fmt.Fprintf(w, "decided, not completed: record %d (%s), key %s, %s at %s: no result followed (a crash or fault between the decision and its result)\n",
 			a.Index, a.Event, a.KeyID, a.ID, a.Time.UTC().Format(time.RFC3339))
+		if a.IssuanceRows >= 0 {
+			fmt.Fprintf(w, "  a TSA audit interval with no summary: the issuance log holds %d tokens issued under it\n", a.IssuanceRows)
+		}
 	}
 	if r.Unannounced > 0 {
 		fmt.Fprintf(w, "warning: %d results name a decision the log does not hold before them\n", r.Unannounced)
+	}
+	if r.TSASummaries > 0 {
+		checked := "not checked against the issuance log (give --db or --issuance-db)"
+		if r.TSAChecked == r.TSASummaries {
+			checked = "each matches the issuance log (count, serial range, root)"
+		}
+		fmt.Fprintf(w, "%d TSA interval summaries, %d tokens: %s\n", r.TSASummaries, r.TSATokens, checked)
 	}
 }
 

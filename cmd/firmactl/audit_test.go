@@ -25,6 +25,7 @@ import (
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/keystore"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
+	"github.com/firma-cloud/firma/store"
 	"github.com/firma-cloud/firma/store/sqlite"
 )
 
@@ -292,5 +293,83 @@ func TestAuditRemoteCommands(t *testing.T) {
 	code, _, errs = firmactl(t, env, "audit", "query", "--from", "yesterday")
 	if code != 2 || !strings.Contains(errs, "--from") {
 		t.Fatalf("bad --from: %d %s", code, errs)
+	}
+}
+
+// The built-in TSA's interval summaries are checked against its issuance
+// log with --db (and --issuance-db for an export): a changed or deleted
+// row fails verification, naming the interval's summary.
+func TestAuditVerifyTSASummaries(t *testing.T) {
+	ak := newAuditKey(t)
+	tests := []struct {
+		name string
+		sql  []string
+		open bool // a crash cut the interval short: no summary
+		exit int
+		want string
+	}{
+		{name: "untouched", exit: 0, want: "1 TSA interval summaries, 4 tokens: each matches the issuance log"},
+		{name: "cut short", open: true, exit: 0, want: "a TSA audit interval with no summary: the issuance log holds 4 tokens issued under it"},
+		{name: "row changed", sql: []string{"UPDATE tsa_issuance SET token_hash = x'00' WHERE serial = 3"},
+			exit: 1, want: "first bad record is 21 (key.used): TSA interval iv-1: the issuance log's rows no longer hash to the summary's root"},
+		{name: "row deleted", sql: []string{"DELETE FROM tsa_issuance WHERE serial = 2"},
+			exit: 1, want: "first bad record is 21 (key.used): TSA interval iv-1: the issuance log holds 3 tokens for it, the summary says 4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			db, path, _ := auditLog(t, ak)
+			l, err := audit.Open(ctx, db, audit.Options{Origin: auditOrigin, Signer: ak.signer, Node: "n1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tsa := audit.Actor{Role: audit.RoleSystem, ID: "tsa"}
+			if err := l.Append(ctx, &audit.Record{Event: audit.KeyActivated, Outcome: audit.Success, Actor: tsa, KeyID: "tsa-key",
+				Details: map[string]string{audit.DetailActivation: "iv-1", "signing_purpose": "tsa"}}); err != nil {
+				t.Fatal(err)
+			}
+			var rows []*store.TSAIssuance
+			for s := int64(1); s <= 4; s++ {
+				r := &store.TSAIssuance{Serial: s, Interval: "iv-1", KeyID: "tsa-key", IssuedAt: time.Unix(1790000000+s, 0),
+					TokenHash: bytes.Repeat([]byte{byte(s)}, 32), ImprintHash: "sha-256", Policy: "0.4.0.2023.1.1"}
+				if err := db.AddTSAIssuance(ctx, r); err != nil {
+					t.Fatal(err)
+				}
+				rows = append(rows, r)
+			}
+			d := audit.SummariseIssuance(rows).Details()
+			d[audit.DetailActivation] = "iv-1"
+			if !tt.open {
+				if err := l.Append(ctx, &audit.Record{Event: audit.KeyUsed, Outcome: audit.Success, Actor: tsa, KeyID: "tsa-key", Details: d}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := l.Checkpoint(ctx); err != nil {
+				t.Fatal(err)
+			}
+			l.Close()
+			tamperSQL(t, db, tt.sql...)
+			code, stdout, stderr := firmactl(t, nil, "audit", "verify", "--db", path, "--key", ak.vkey)
+			if code != tt.exit || !strings.Contains(stdout+stderr, tt.want) {
+				t.Fatalf("--db: exit %d, want %d with %q\nstdout: %s\nstderr: %s", code, tt.exit, tt.want, stdout, stderr)
+			}
+			// An export, against the issuance log, gives the same verdict;
+			// without it the summaries are only counted.
+			exp := filepath.Join(t.TempDir(), "audit.jsonl")
+			if code, _, stderr := firmactl(t, nil, "audit", "export", "--db", path, "--out", exp); code != 0 {
+				t.Fatalf("audit export: %d %s", code, stderr)
+			}
+			code, stdout, stderr = firmactl(t, nil, "audit", "verify", "--key", ak.vkey, "--issuance-db", path, exp)
+			if code != tt.exit || !strings.Contains(stdout+stderr, tt.want) {
+				t.Fatalf("--issuance-db: exit %d, want %d with %q\nstdout: %s\nstderr: %s", code, tt.exit, tt.want, stdout, stderr)
+			}
+			code, stdout, _ = firmactl(t, nil, "audit", "verify", "--key", ak.vkey, exp)
+			if !tt.open && (code != 0 || !strings.Contains(stdout, "1 TSA interval summaries, 4 tokens: not checked against the issuance log")) {
+				t.Fatalf("export alone: exit %d\n%s", code, stdout)
+			}
+		})
+	}
+	if code, _, stderr := firmactl(t, nil, "audit", "verify", "--key", ak.vkey, "--db", "x.db", "--issuance-db", "y.db"); code != 2 {
+		t.Fatalf("--db with --issuance-db: exit %d, want 2: %s", code, stderr)
 	}
 }

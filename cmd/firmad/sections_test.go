@@ -58,7 +58,7 @@ func TestSectionsLoad(t *testing.T) {
 		t.Errorf("tsa policy %v, %v", oid, err)
 	}
 	if ts.Accuracy != 250*time.Millisecond || ts.KeyType != "rsa-3072" || ts.SerialBlock != 10 || ts.KeyUsagePeriod != 2160*time.Hour ||
-		!ts.RequireSyncedClock || ts.External() {
+		!ts.RequireSyncedClock || ts.External() || ts.AuditInterval != 5*time.Minute {
 		t.Errorf("tsa section: %+v", ts)
 	}
 	if cfg.Listen.GRPCMaxMessageBytes != 16<<20 {
@@ -76,7 +76,7 @@ func TestSectionsLoad(t *testing.T) {
 	if got := auditSection(def); got.Origin != audit.DefaultConfig().Origin {
 		t.Errorf("default audit section %+v", got)
 	}
-	if got := tsaSection(def); got.Policy != tsa.DefaultPolicy || got.External() {
+	if got := tsaSection(def); got.Policy != tsa.DefaultPolicy || got.External() || got.AuditInterval != tsa.DefaultAuditInterval {
 		t.Errorf("default tsa section %+v", got)
 	}
 }
@@ -108,6 +108,7 @@ func TestSectionsValidate(t *testing.T) {
 		{name: "tsa policy", env: map[string]string{"FIRMA_TSA_POLICY": "best"}, want: []string{"tsa.policy"}},
 		{name: "tsa serial block", env: map[string]string{"FIRMA_TSA_SERIAL_BLOCK": "0"}, want: []string{"tsa.serial_block"}},
 		{name: "tsa key type", env: map[string]string{"FIRMA_TSA_KEY_TYPE": "ed25519"}, want: []string{"tsa.key_type"}},
+		{name: "tsa audit interval", env: map[string]string{"FIRMA_TSA_AUDIT_INTERVAL": "500ms"}, want: []string{"tsa.audit_interval", "1s to 24h"}},
 		{name: "tsa urls without roots", yaml: "tsa:\n  urls: [https://tsa.example]\n", want: []string{"tsa.roots", "urls"}},
 		{name: "tsa bad url", yaml: "tsa:\n  urls: [tsa.example]\n  roots: [" + root + "]\n", want: []string{"tsa.urls[0]", "tsa.roots[0]", "no PEM"}},
 		{name: "tsa breaker cooldown", yaml: "tsa:\n  urls: [https://tsa.example]\n  roots: [" + root + "]\n  breaker_cooldown: 0s\n",

@@ -32,6 +32,9 @@ const (
 	// that a key rollover (tsa.LoadUnit) happens without a restart and
 	// replicas pick up the unit another replica rolled over.
 	tsaRefresh = time.Hour
+	// tsaCloseTimeout bounds recording the last audit interval's summary
+	// on shutdown.
+	tsaCloseTimeout = 30 * time.Second
 )
 
 // errTSANotSetUp means there is no issuing CA to certify the TSA yet.
@@ -50,6 +53,22 @@ type builtinTSA struct {
 
 	mu      sync.Mutex
 	lastTry time.Time
+	retired []*tsa.Server // replaced, their last summary not yet recorded
+}
+
+// close records the audit summaries of the current server and of any
+// replaced one still owing its own.
+func (b *builtinTSA) close(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var errs []error
+	for _, s := range append(b.retired, b.srv.Load()) {
+		if s != nil {
+			errs = append(errs, s.Close(ctx))
+		}
+	}
+	b.retired = nil
+	return errors.Join(errs...)
 }
 
 var (
@@ -111,7 +130,8 @@ func (a *app) setupStamper(ctx context.Context) error {
 // setupTSA serves the built-in RFC 3161 TSA: POST
 // application/timestamp-query to /tsa, and its certificate chain (PEM) at
 // /tsa/certs. Its key is a token key in the HSM, certified by the built-in
-// issuing CA; every token it signs is a key.used record in the audit log.
+// issuing CA; its key use is one audit interval at a time (tsa.audit_interval),
+// each token's detail in the issuance log.
 func (a *app) setupTSA(ctx context.Context) error {
 	b := a.builtin
 	if b == nil {
@@ -125,7 +145,16 @@ func (a *app) setupTSA(ctx context.Context) error {
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go b.refreshLoop(stop, done)
-	a.onClose("tsa", func() error { close(stop); <-done; return nil })
+	// Added after the audit log, so run before it closes: the last
+	// interval's summary is recorded (and the audit log's final
+	// checkpoint then goes untimestamped, since the TSA is closed).
+	a.onClose("tsa", func() error {
+		close(stop)
+		<-done
+		ctx, cancel := context.WithTimeout(context.Background(), tsaCloseTimeout)
+		defer cancel()
+		return b.close(ctx)
+	})
 	a.mux.Handle("/tsa", b)
 	a.mux.HandleFunc("/tsa/certs", b.serveCerts)
 	a.ready("tsa", func(ctx context.Context) error {
@@ -204,6 +233,13 @@ func (b *builtinTSA) refresh(ctx context.Context) {
 	}
 	if !s.Certificate().Equal(old.Certificate()) {
 		b.srv.Store(s)
+		// The old key's last interval closes once its tokens in flight
+		// are done; a request that still picks it up is retried on the new
+		// one (Timestamp) or fails over (HTTP clients).
+		if err := old.Close(ctx); err != nil {
+			b.a.log.Error("built-in TSA: the old key's last interval summary is not recorded yet", "err", err)
+			b.retired = append(b.retired, old)
+		}
 		b.a.log.Info("built-in TSA now signs with a new certificate", "subject", s.Certificate().Subject.String(),
 			"serial", s.Certificate().SerialNumber.Text(16), "not_after", s.Certificate().NotAfter)
 	}
@@ -266,15 +302,19 @@ func (a *app) loadTSA(ctx context.Context, sg *signing.Service) (*tsa.Server, er
 		return nil, err
 	}
 	cfg := tsa.ServerConfig{
-		Signer:     unit.Signer,
-		Cert:       unit.Cert,
-		Chain:      []*x509.Certificate{issuing},
-		Policy:     policy,
-		Accuracy:   tc.Accuracy,
-		Serials:    tsa.NewSequence(a.store, tsaUnit, tc.SerialBlock),
-		Signing:    sg,
-		Logger:     log,
-		Registerer: a.reg,
+		Signer:   unit.Signer,
+		Cert:     unit.Cert,
+		Chain:    []*x509.Certificate{issuing},
+		Policy:   policy,
+		Accuracy: tc.Accuracy,
+		Serials:  tsa.NewSequence(a.store, tsaUnit, tc.SerialBlock),
+		Signing:  sg,
+		// Every token's row, before it leaves; the audit log gets one
+		// summary per interval.
+		Issuance:      a.store,
+		AuditInterval: tc.AuditInterval,
+		Logger:        log,
+		Registerer:    a.reg,
 	}
 	// A TSA must not claim an accuracy its clock does not have: with
 	// tsa.require_synced_clock tokens are refused while it is not
@@ -326,13 +366,20 @@ func (b *builtinTSA) serving(w http.ResponseWriter, r *http.Request) (*tsa.Serve
 	return nil, false
 }
 
-// Timestamp issues a token in process.
+// Timestamp issues a token in process; once more on the new server if a
+// key rollover closed the one it asked.
 func (b *builtinTSA) Timestamp(ctx context.Context, h crypto.Hash, digest []byte) (*tsa.Token, error) {
 	srv, err := b.server(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("timestamp: %w: %w", tsa.ErrUnavailable, err)
 	}
-	return srv.Timestamp(ctx, h, digest)
+	tok, err := srv.Timestamp(ctx, h, digest)
+	if errors.Is(err, tsa.ErrClosed) {
+		if next := b.srv.Load(); next != nil && next != srv {
+			return next.Timestamp(ctx, h, digest)
+		}
+	}
+	return tok, err
 }
 
 // tsaCertOptions points relying parties at the issuing CA's certificate

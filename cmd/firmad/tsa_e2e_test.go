@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto"
 	"io"
 	"math/big"
 	"net/http"
@@ -9,17 +10,26 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/digitorus/timestamp"
 )
 
-var tsaSerialRe = regexp.MustCompile(`(?m)^Serial number: (0x[0-9A-F]+)$`)
+var (
+	tsaSerialRe   = regexp.MustCompile(`(?m)^Serial number: (0x[0-9A-F]+)$`)
+	verifierKeyRe = regexp.MustCompile(`verifier_key[=":]+([^"\s]+)`)
+	tsaSummaryRe  = regexp.MustCompile(`(?m)^(\d+) TSA interval summaries, (\d+) tokens: each matches the issuance log`)
+)
 
 // TestBuiltInTSA runs the built-in TSA of a real firmad made by firmactl
 // init, which sets up the CA too: openssl makes the query and verifies the
 // reply against the root firmactl wrote, the TSA certificate's CRL URL is
 // on firmad's own listener and serves a CRL openssl parses, and serials
-// keep increasing across a restart.
+// keep increasing across a restart. Each run's tokens are one audit
+// interval, closed on SIGTERM, which firmactl audit verify checks against
+// the issuance log.
 func TestBuiltInTSA(t *testing.T) {
 	s := initState(t)
 	data := filepath.Join(s.dir, "doc.txt")
@@ -94,5 +104,78 @@ func TestBuiltInTSA(t *testing.T) {
 		if code := d.stop(t); code != 0 {
 			t.Fatalf("firmad exit %d:\n%s", code, d.stderr)
 		}
+		m := verifierKeyRe.FindStringSubmatch(d.stderr.String())
+		if m == nil {
+			t.Fatalf("firmad logged no audit verifier key:\n%s", d.stderr)
+		}
+		verified := s.firmactl(t, 0, "audit", "verify", "--db", "var/firma.db", "--key", m[1])
+		sm := tsaSummaryRe.FindStringSubmatch(verified)
+		// One interval per run (more only if one outlasted
+		// tsa.audit_interval); at least the two tokens asked for, and those
+		// that timestamped audit checkpoints.
+		if sm == nil || strings.Contains(verified, "decided, not completed") {
+			t.Fatalf("run %d: audit verify:\n%s", run, verified)
+		}
+		if n, _ := strconv.Atoi(sm[1]); n < run+1 {
+			t.Errorf("run %d: %s summaries, want one per run at least", run, sm[1])
+		}
+		if n, _ := strconv.Atoi(sm[2]); n < 2*(run+1) {
+			t.Errorf("run %d: %s tokens summarised, want at least %d", run, sm[2], 2*(run+1))
+		}
+	}
+}
+
+// TestBuiltInTSAKilled: a firmad killed (SIGKILL) with an audit interval
+// open leaves its key.activated and the tokens' issuance rows, no
+// summary; after a restart, firmactl audit verify passes and reports that
+// interval as decided, not completed, with the tokens it issued, and the
+// next run's interval summarised. Cost: two firmad starts.
+func TestBuiltInTSAKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills a real firmad")
+	}
+	s := initState(t)
+	q, err := timestamp.CreateRequest(strings.NewReader("acta 2026/0042"), &timestamp.RequestOptions{Hash: crypto.SHA256, Certificates: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamp := func(d *daemon, n int) {
+		t.Helper()
+		for range n {
+			resp, err := http.Post("http://"+d.http+"/tsa", "application/timestamp-query", bytes.NewReader(q))
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("POST /tsa: %d\n%s", resp.StatusCode, d.stderr)
+			}
+		}
+	}
+	d := s.start(t)
+	stamp(d, 3)
+	if err := d.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-d.done
+	d = s.start(t)
+	stamp(d, 2)
+	if code := d.stop(t); code != 0 {
+		t.Fatalf("firmad exit %d:\n%s", code, d.stderr)
+	}
+	m := verifierKeyRe.FindStringSubmatch(d.stderr.String())
+	if m == nil {
+		t.Fatalf("firmad logged no audit verifier key:\n%s", d.stderr)
+	}
+	out := s.firmactl(t, 0, "audit", "verify", "--db", "var/firma.db", "--key", m[1])
+	t.Logf("audit verify:\n%s", out)
+	if !strings.Contains(out, "a TSA audit interval with no summary: the issuance log holds 3 tokens issued under it") {
+		t.Errorf("the killed run's interval is not reported with its 3 tokens:\n%s", out)
+	}
+	if sm := tsaSummaryRe.FindStringSubmatch(out); sm == nil {
+		t.Errorf("no summary checked against the issuance log:\n%s", out)
+	} else if n, _ := strconv.Atoi(sm[2]); n < 2 {
+		t.Errorf("%s tokens summarised, want the second run's 2 at least", sm[2])
 	}
 }

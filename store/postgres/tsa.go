@@ -75,3 +75,39 @@ func (s *DB) AllocTSASerials(ctx context.Context, sequence string, n int64) (int
 	}
 	return last - n + 1, nil
 }
+
+var _ store.TSAIssuanceStore = (*DB)(nil)
+
+// AddTSAIssuance stores one token's issuance row.
+func (s *DB) AddTSAIssuance(ctx context.Context, r *store.TSAIssuance) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO tsa_issuance (interval_id, serial, key_id, issued_at, token_hash, imprint_hash, policy, client)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, r.Interval, r.Serial, r.KeyID, r.IssuedAt.UnixNano(), r.TokenHash, r.ImprintHash, r.Policy, r.Client)
+	if err != nil {
+		return fmt.Errorf("tsa issuance %d: %w", r.Serial, conflict(err))
+	}
+	return nil
+}
+
+// TSAIssuances lists an interval's rows by serial.
+func (s *DB) TSAIssuances(ctx context.Context, interval string) ([]*store.TSAIssuance, error) {
+	rows, err := s.pool.Query(ctx, `SELECT interval_id, serial, key_id, issued_at, token_hash, imprint_hash, policy, client
+		FROM tsa_issuance WHERE interval_id = $1 ORDER BY serial`, interval)
+	if err != nil {
+		return nil, fmt.Errorf("tsa issuances %s: %w", interval, err)
+	}
+	out, err := collect(rows, func(sc scanner) (*store.TSAIssuance, error) {
+		var (
+			r  store.TSAIssuance
+			at int64
+		)
+		if err := sc.Scan(&r.Interval, &r.Serial, &r.KeyID, &at, &r.TokenHash, &r.ImprintHash, &r.Policy, &r.Client); err != nil {
+			return nil, err
+		}
+		r.IssuedAt = time.Unix(0, at).UTC()
+		return &r, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tsa issuances %s: %w", interval, err)
+	}
+	return out, nil
+}

@@ -98,3 +98,44 @@ func (s *DB) AllocTSASerials(ctx context.Context, sequence string, n int64) (int
 	}
 	return last - n + 1, nil
 }
+
+var _ store.TSAIssuanceStore = (*DB)(nil)
+
+// AddTSAIssuance stores one token's issuance row.
+func (s *DB) AddTSAIssuance(ctx context.Context, r *store.TSAIssuance) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO tsa_issuance (interval_id, serial, key_id, issued_at, token_hash, imprint_hash, policy, client)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, r.Interval, r.Serial, r.KeyID, r.IssuedAt.UnixNano(), r.TokenHash, r.ImprintHash, r.Policy, r.Client)
+	if err != nil {
+		if uniqueViolation(err) {
+			return fmt.Errorf("tsa issuance %d: %w", r.Serial, store.ErrConflict)
+		}
+		return fmt.Errorf("tsa issuance %d: %w", r.Serial, err)
+	}
+	return nil
+}
+
+// TSAIssuances lists an interval's rows by serial.
+func (s *DB) TSAIssuances(ctx context.Context, interval string) ([]*store.TSAIssuance, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT interval_id, serial, key_id, issued_at, token_hash, imprint_hash, policy, client
+		FROM tsa_issuance WHERE interval_id = ? ORDER BY serial`, interval)
+	if err != nil {
+		return nil, fmt.Errorf("tsa issuances %s: %w", interval, err)
+	}
+	defer rows.Close()
+	var out []*store.TSAIssuance
+	for rows.Next() {
+		var (
+			r  store.TSAIssuance
+			at int64
+		)
+		if err := rows.Scan(&r.Interval, &r.Serial, &r.KeyID, &at, &r.TokenHash, &r.ImprintHash, &r.Policy, &r.Client); err != nil {
+			return nil, fmt.Errorf("tsa issuances %s: %w", interval, err)
+		}
+		r.IssuedAt = time.Unix(0, at).UTC()
+		out = append(out, &r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("tsa issuances %s: %w", interval, err)
+	}
+	return out, nil
+}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync"
@@ -15,6 +16,7 @@ func testTSA(t *testing.T, open Open) {
 		{"serial sequences", tsaSerials},
 		{"serials unique across handles and restart", tsaSerialsAcrossHandles},
 		{"units", tsaUnits},
+		{"issuance log", tsaIssuance},
 	})
 }
 
@@ -137,5 +139,58 @@ func tsaUnits(t *testing.T, db store.Store, _ Reopen) {
 	}
 	if got.KeyID != "k2" || string(got.Cert) != "\x30\x02" || !got.KeySince.Equal(later) || !got.UpdatedAt.Equal(later) {
 		t.Fatalf("unit after replace = %+v", got)
+	}
+}
+
+func tsaIssuance(t *testing.T, db store.Store, reopen Reopen) {
+	ctx := context.Background()
+	at := time.Unix(1700000000, 123456789).UTC()
+	row := func(interval string, serial int64, client string) *store.TSAIssuance {
+		return &store.TSAIssuance{Serial: serial, Interval: interval, KeyID: "tsa-key", IssuedAt: at.Add(time.Duration(serial) * time.Millisecond),
+			TokenHash: bytes.Repeat([]byte{byte(serial)}, 32), ImprintHash: "sha-256", Policy: "0.4.0.2023.1.1", Client: client}
+	}
+	// Stored out of serial order, as concurrent requests finish.
+	for _, r := range []*store.TSAIssuance{row("i1", 3, "192.0.2.1"), row("i1", 1, ""), row("i2", 2, "2001:db8::1"), row("i1", 5, "")} {
+		if err := db.AddTSAIssuance(ctx, r); err != nil {
+			t.Fatalf("add %s/%d: %v", r.Interval, r.Serial, err)
+		}
+	}
+	if err := db.AddTSAIssuance(ctx, row("i1", 3, "")); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second row for serial 3: got %v, want ErrConflict", err)
+	}
+	tests := []struct {
+		interval string
+		serials  []int64
+	}{
+		{"i1", []int64{1, 3, 5}},
+		{"i2", []int64{2}},
+		{"none", nil},
+	}
+	for _, tc := range tests {
+		got, err := db.TSAIssuances(ctx, tc.interval)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.interval, err)
+		}
+		if len(got) != len(tc.serials) {
+			t.Fatalf("%s: %d rows, want %d", tc.interval, len(got), len(tc.serials))
+		}
+		for i, r := range got {
+			want := row(tc.interval, tc.serials[i], r.Client)
+			if r.Serial != tc.serials[i] || r.Interval != want.Interval || r.KeyID != want.KeyID || !r.IssuedAt.Equal(want.IssuedAt) ||
+				!bytes.Equal(r.TokenHash, want.TokenHash) || r.ImprintHash != want.ImprintHash || r.Policy != want.Policy {
+				t.Errorf("%s row %d = %+v, want %+v", tc.interval, i, r, want)
+			}
+		}
+	}
+	if got, _ := db.TSAIssuances(ctx, "i2"); len(got) == 1 && got[0].Client != "2001:db8::1" {
+		t.Errorf("client = %q", got[0].Client)
+	}
+	if reopen == nil {
+		return
+	}
+	// Another node sees the rows.
+	got, err := reopen(t).TSAIssuances(ctx, "i1")
+	if err != nil || len(got) != 3 {
+		t.Fatalf("other handle: %d rows, %v", len(got), err)
 	}
 }

@@ -120,11 +120,14 @@ func New(tb testing.TB) *PKI {
 		Chain:      []*x509.Certificate{p.TSARoot.Cert},
 		Policy:     asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1},
 		Serials:    tsa.NewSequence(st, "testpki", 1),
+		Issuance:   st,
 		Registerer: prometheus.NewRegistry(),
 	})
 	if err != nil {
 		tb.Fatalf("testpki: tsa server: %v", err)
 	}
+	// Its last audit interval's summary, before the audit log closes.
+	tb.Cleanup(func() { p.tsa.Close(context.Background()) })
 	return p
 }
 

@@ -70,7 +70,8 @@ func serve(srv *tsa.Server, log *slog.Logger, rate *limit.Clients, w http.Respon
 		writeProblem(w, http.StatusBadRequest, "invalid_request", "the request body could not be read")
 		return
 	}
-	reply, fail, err := srv.Respond(r.Context(), body)
+	// The requester's rate-limit key goes in the TSA's issuance log.
+	reply, fail, err := srv.Respond(tsa.WithClient(r.Context(), limit.ClientKey(r)), body)
 	status := http.StatusOK
 	switch {
 	case errors.Is(err, tsa.ErrTimeNotAvailable):
