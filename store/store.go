@@ -57,6 +57,7 @@ type Store interface {
 	AuditStore
 	CSCStore
 	AttemptStore
+	FireStore
 	Ping(ctx context.Context) error
 	Close() error
 }
