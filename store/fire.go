@@ -28,8 +28,12 @@ type FireTransaction struct {
 	Batch    bool
 	OKURL    string
 	ErrorURL string
-	Upgrade  string   // the level asked for at creation, as the client wrote it
-	DocIDs   []string // a batch's docid of each document index
+	Upgrade  string // the level asked for at creation, as the client wrote it
+	// Format and Algorithm are a batch's defaults for the documents added
+	// to it: the FIRe format and algorithm names as the client wrote them.
+	Format    string
+	Algorithm string
+	DocIDs    []string // a batch's docid of each document index
 	// Recovered are the docids whose signatures were handed out (op 10).
 	Recovered []string
 	// ResultTaken is set once op 8 answered (a batch) or op 11 (one

@@ -16,6 +16,8 @@ CREATE TABLE IF NOT EXISTS fire_transactions (
 	ok_url       TEXT NOT NULL,
 	error_url    TEXT NOT NULL,
 	upgrade      TEXT NOT NULL,
+	format       TEXT NOT NULL,
+	algorithm    TEXT NOT NULL,
 	doc_ids      TEXT NOT NULL,
 	recovered    TEXT NOT NULL,
 	result_taken BOOLEAN NOT NULL,
