@@ -34,7 +34,7 @@ require (
 	modernc.org/sqlite v1.62.0
 )
 
-require github.com/magiconair/properties v1.8.10 // indirect
+require github.com/magiconair/properties v1.8.10
 
 require (
 	codeberg.org/go-fonts/liberation v0.5.0 // indirect
