@@ -94,7 +94,10 @@ func TestFIReClientsInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs := map[string][]byte{"solicitud-1": doc, "anexo.pdf": pdf}
+	docs := []struct {
+		id      string
+		content []byte
+	}{{"solicitud-1", doc}, {"anexo.pdf", pdf}}
 	// op 5 as the .NET client builds it.
 	a = e.post(e.client, "appid="+e.appID+"&subjectid="+citizen+"&cop=sign&op=5&algorithm=SHA256withRSA&format=CAdES&properties=&upgrade=&config="+config)
 	if a.status != 200 || json.Unmarshal(a.body, &started) != nil || started["transactionid"] == "" {
@@ -146,10 +149,16 @@ func TestFIReClientsInBrowser(t *testing.T) {
 		t.Fatalf("op 8 cert: %v", err)
 	}
 	wantError(t, e.post(e.client, "op=8&appid="+e.appID+"&subjectid="+citizen+"&transactionid="+batch), 500, 54)
-	for docID, content := range docs {
+	wantError(t, e.post(e.client, "op=10&appid="+e.appID+"&subjectid="+citizen+"&transactionid="+batch+"&docid=nope"), 500, 53)
+	for i, d := range docs {
+		docID, content := d.id, d.content
 		a = e.post(e.client, "op=10&appid="+e.appID+"&subjectid="+citizen+"&transactionid="+batch+"&docid="+docID)
 		if a.status != 200 || len(a.body) == 0 {
 			t.Fatalf("op 10 %s: HTTP %d %q", docID, a.status, a.ct)
+		}
+		if i == 0 {
+			// Handed out once.
+			wantError(t, e.post(e.client, "op=10&appid="+e.appID+"&subjectid="+citizen+"&transactionid="+batch+"&docid="+docID), 500, 51)
 		}
 		if strings.HasSuffix(docID, ".pdf") {
 			out, err := exec.Command("pdfsig", write(t, filepath.Join(dir, "signed.pdf"), a.body)).CombinedOutput()
