@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"io"
 	"log/slog"
 	"net"
@@ -250,15 +249,15 @@ func (h *Handler) clientCert(r *http.Request) ([]byte, error) {
 		c = r.TLS.PeerCertificates[0]
 	case h.opt.CertHeader != "" && r.Header.Get(h.opt.CertHeader) != "" && fromLoopback(r):
 		v := r.Header.Get(h.opt.CertHeader)
-		der := []byte(nil)
-		if u, err := url.QueryUnescape(v); err == nil && strings.Contains(u, "BEGIN") {
-			v = u // nginx's $ssl_client_escaped_cert
+		if strings.Contains(v, "%") {
+			if u, err := url.PathUnescape(v); err == nil {
+				v = u // nginx's $ssl_client_escaped_cert
+			}
 		}
-		if b, _ := pem.Decode([]byte(strings.ReplaceAll(v, "\t", "\n"))); b != nil {
-			der = b.Bytes
-		} else if d, err := decodeB64(v); err == nil {
-			der = d
-		}
+		// PEM whose line breaks a proxy turned into spaces or tabs, or
+		// bare base64 DER: the markers off, the rest is base64.
+		v = strings.NewReplacer("-----BEGIN CERTIFICATE-----", "", "-----END CERTIFICATE-----", "").Replace(v)
+		der, _ := decodeB64(v)
 		var err error
 		if c, err = x509.ParseCertificate(der); err != nil {
 			return nil, &errs.Error{Kind: errs.Invalid, Code: "bad_client_certificate", Detail: "the client certificate header is not a certificate", Err: err}
