@@ -97,7 +97,7 @@ func TestFIReClientsInBrowser(t *testing.T) {
 	docs := []struct {
 		id      string
 		content []byte
-	}{{"solicitud-1", doc}, {"anexo.pdf", pdf}}
+	}{{"solicitud-1", doc}, {"anexo.pdf", pdf}, {"resguardo", []byte("Resguardo 2026-77\n")}}
 	// op 5 as the .NET client builds it.
 	a = e.post(e.client, "appid="+e.appID+"&subjectid="+citizen+"&cop=sign&op=5&algorithm=SHA256withRSA&format=CAdES&properties=&upgrade=&config="+config)
 	if a.status != 200 || json.Unmarshal(a.body, &started) != nil || started["transactionid"] == "" {
@@ -114,6 +114,12 @@ func TestFIReClientsInBrowser(t *testing.T) {
 		"&cop=sign&format=PAdES&properties=&upgrade=")
 	if a.status != 200 || string(a.body) != "true" {
 		t.Fatalf("op 6 (custom): %v", a)
+	}
+	// FIRe's NONE: a bare PKCS#1 (or ECDSA) signature of the data.
+	a = e.post(e.client, "op=6&appid="+e.appID+"&subjectid="+citizen+"&transactionid="+batch+"&docid=resguardo&config=&dat="+b64(docs[2].content)+
+		"&cop=sign&format=NONE&properties=&upgrade=")
+	if a.status != 200 || string(a.body) != "true" {
+		t.Fatalf("op 6 (NONE): %v", a)
 	}
 	// op 10 before the batch is signed and recovered.
 	wantError(t, e.post(e.client, "appid="+e.appID+"&subjectid="+citizen+"&transactionid="+batch+"&docid=anexo.pdf&op=10"), 500, 49)
@@ -141,7 +147,7 @@ func TestFIReClientsInBrowser(t *testing.T) {
 			Errorm string `json:"errorm"`
 		} `json:"batch"`
 	}
-	if a.status != 200 || json.Unmarshal(a.body, &r8) != nil || r8.Prov != "clavefirma" || r8.Cert == "" || len(r8.Batch) != 2 ||
+	if a.status != 200 || json.Unmarshal(a.body, &r8) != nil || r8.Prov != "clavefirma" || r8.Cert == "" || len(r8.Batch) != 3 ||
 		r8.Batch[0].ID != "solicitud-1" || !r8.Batch[0].OK || r8.Batch[1].ID != "anexo.pdf" || !r8.Batch[1].OK || r8.Batch[1].Dt != "" {
 		t.Fatalf("op 8: %v", a)
 	}
@@ -159,6 +165,15 @@ func TestFIReClientsInBrowser(t *testing.T) {
 		if i == 0 {
 			// Handed out once.
 			wantError(t, e.post(e.client, "op=10&appid="+e.appID+"&subjectid="+citizen+"&transactionid="+batch+"&docid="+docID), 500, 51)
+		}
+		if docID == "resguardo" {
+			cert, _ := base64.StdEncoding.DecodeString(r8.Cert)
+			leaf := writePEM(t, filepath.Join(dir, "leaf.pem"), cert)
+			pub := filepath.Join(dir, "pub.pem")
+			openssl(t, "", "x509", "-in", leaf, "-pubkey", "-noout", "-out", pub)
+			openssl(t, "Verified OK", "dgst", "-sha256", "-verify", pub, "-signature", write(t, filepath.Join(dir, "raw.sig"), a.body),
+				write(t, filepath.Join(dir, "raw.txt"), content))
+			continue
 		}
 		if strings.HasSuffix(docID, ".pdf") {
 			out, err := exec.Command("pdfsig", write(t, filepath.Join(dir, "signed.pdf"), a.body)).CombinedOutput()
