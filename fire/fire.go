@@ -283,7 +283,8 @@ func (s *Service) Sign(ctx context.Context, a *App, req SignRequest) (*Started, 
 		return nil, err
 	}
 	now := s.now().UTC()
-	ft := &store.FireTransaction{ID: c.ID, AppID: a.ID, OKURL: ok, ErrorURL: ko, Upgrade: req.Upgrade, Format: req.Format,
+	sub, _ := registry.NormalizeID("subjectid", req.SubjectID) // valid: the transaction was made
+	ft := &store.FireTransaction{ID: c.ID, AppID: a.ID, Subject: sub, OKURL: ok, ErrorURL: ko, Upgrade: req.Upgrade, Format: req.Format,
 		Algorithm: req.Algorithm, CreatedAt: now, ExpiresAt: now.Add(s.life)}
 	if err := s.st.CreateFireTransaction(ctx, ft); err != nil {
 		// The firma transaction stays, unreachable by FIRe; cancel it so
@@ -300,28 +301,36 @@ func unavailable(err error) error {
 
 // load returns the app's FIRe transaction id, checking it belongs to
 // subject; every miss is the same ErrTransaction (FIRe's 503).
-func (s *Service) load(ctx context.Context, a *App, subject, id string, batch bool) (*store.FireTransaction, *transaction.Transaction, error) {
+func (s *Service) load(ctx context.Context, a *App, subject, id string, batch bool) (*store.FireTransaction, error) {
 	ft, err := s.st.FireTransaction(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil, ErrTransaction
+		return nil, ErrTransaction
 	}
 	if err != nil {
-		return nil, nil, unavailable(err)
+		return nil, unavailable(err)
 	}
 	if ft.AppID != a.ID || ft.Batch != batch || s.now().After(ft.ExpiresAt) {
-		return nil, nil, ErrTransaction
+		return nil, ErrTransaction
 	}
-	t, err := s.tx.Get(ctx, a.Portal.ID, id)
+	if sub, err := registry.NormalizeID("subjectid", subject); err != nil || sub != ft.Subject {
+		return nil, ErrTransaction
+	}
+	return ft, nil
+}
+
+// notFound turns the transaction service's unknown transaction into
+// FIRe's.
+func notFound(err error) error {
 	if transaction.CodeOf(err) == transaction.CodeUnknownTransaction {
-		return nil, nil, ErrTransaction
+		return ErrTransaction
 	}
-	if err != nil {
-		return nil, nil, err
-	}
-	if sub, err := registry.NormalizeID("subjectid", subject); err != nil || sub != t.CitizenID {
-		return nil, nil, ErrTransaction
-	}
-	return ft, t, nil
+	return err
+}
+
+// results are the firma transaction's outcome and signatures.
+func (s *Service) results(ctx context.Context, a *App, id string) (*transaction.Results, error) {
+	r, err := s.tx.Results(ctx, a.Portal.ID, id)
+	return r, notFound(err)
 }
 
 // stored is the error a transaction ended with, as FIRe reports it; nil
@@ -356,10 +365,15 @@ type Recovered struct {
 // Recover is op 2: the outcome of a single signature, without it. An
 // error outcome ends the FIRe transaction, as in FIRe.
 func (s *Service) Recover(ctx context.Context, a *App, subject, id, upgrade string) (*Recovered, error) {
-	ft, t, err := s.load(ctx, a, subject, id, false)
+	ft, err := s.load(ctx, a, subject, id, false)
 	if err != nil {
 		return nil, err
 	}
+	r, err := s.results(ctx, a, id)
+	if err != nil {
+		return nil, err
+	}
+	t := r.Transaction
 	if !t.State.Final() {
 		return nil, errs.Wrap(ErrNotSigned, nil, "the citizen has not signed yet (transaction %s); call again once they are back at redirectOkUrl", t.State)
 	}
@@ -373,10 +387,6 @@ func (s *Service) Recover(ctx context.Context, a *App, subject, id, upgrade stri
 	u, err := lookup(upgrades, "upgrade", upgrade)
 	if err == nil && u.refuse != "" {
 		err = refused("upgrade", upgrade, u.refuse)
-	}
-	r, rerr := s.tx.Results(ctx, a.Portal.ID, id)
-	if rerr != nil {
-		return nil, rerr
 	}
 	if err == nil && u.level != "" && (len(r.Documents) == 0 || !r.Documents[0].Timestamped) {
 		err = errs.Wrap(ErrUpgrade, nil, "upgrade %q: the signature has no timestamp (no timestamp authority is configured)", upgrade)
@@ -398,21 +408,21 @@ func (s *Service) Recover(ctx context.Context, a *App, subject, id, upgrade stri
 // transaction ends with it.
 func (s *Service) RecoverResult(ctx context.Context, a *App, subject, id string) ([]byte, error) {
 	for range maxRetries {
-		ft, t, err := s.load(ctx, a, subject, id, false)
+		ft, err := s.load(ctx, a, subject, id, false)
 		if err != nil {
-			return nil, err
-		}
-		if !t.State.Final() {
-			return nil, errs.Wrap(ErrNotSigned, nil, "the citizen has not signed yet (transaction %s)", t.State)
-		}
-		if err := stored(t); err != nil {
 			return nil, err
 		}
 		if ft.ResultTaken {
 			return nil, ErrTransaction
 		}
-		r, err := s.tx.Results(ctx, a.Portal.ID, id)
+		r, err := s.results(ctx, a, id)
 		if err != nil {
+			return nil, err
+		}
+		if t := r.Transaction; !t.State.Final() {
+			return nil, errs.Wrap(ErrNotSigned, nil, "the citizen has not signed yet (transaction %s)", t.State)
+		}
+		if err := stored(r.Transaction); err != nil {
 			return nil, err
 		}
 		ft.ResultTaken = true
@@ -435,12 +445,14 @@ func (s *Service) RecoverResult(ctx context.Context, a *App, subject, id string)
 // which the FIRe transaction is gone. ErrTransaction if unknown or
 // expired; ErrNoStoredError if it holds none.
 func (s *Service) RecoverError(ctx context.Context, a *App, subject, id string) error {
-	_, t, err := s.load(ctx, a, subject, id, false)
-	if err != nil {
-		_, t, err = s.load(ctx, a, subject, id, true)
+	if _, err := s.load(ctx, a, subject, id, false); err != nil {
+		if _, err := s.load(ctx, a, subject, id, true); err != nil {
+			return err
+		}
 	}
+	t, err := s.tx.Get(ctx, a.Portal.ID, id)
 	if err != nil {
-		return err
+		return notFound(err)
 	}
 	_ = s.st.DeleteFireTransaction(ctx, id)
 	if err := stored(t); err != nil {
@@ -491,7 +503,8 @@ func (s *Service) CreateBatch(ctx context.Context, a *App, req SignRequest) (*St
 		return nil, err
 	}
 	now := s.now().UTC()
-	ft := &store.FireTransaction{ID: c.ID, AppID: a.ID, Batch: true, OKURL: ok, ErrorURL: ko, Upgrade: req.Upgrade, Format: req.Format,
+	sub, _ := registry.NormalizeID("subjectid", req.SubjectID) // valid: the transaction was made
+	ft := &store.FireTransaction{ID: c.ID, AppID: a.ID, Subject: sub, Batch: true, OKURL: ok, ErrorURL: ko, Upgrade: req.Upgrade, Format: req.Format,
 		Algorithm: req.Algorithm, CreatedAt: now, ExpiresAt: now.Add(s.life)}
 	if err := s.st.CreateFireTransaction(ctx, ft); err != nil {
 		_, _ = s.tx.Cancel(context.WithoutCancel(ctx), a.Portal.ID, c.ID)
@@ -514,7 +527,7 @@ func (s *Service) AddDocument(ctx context.Context, a *App, req AddRequest) error
 	if !docIDPattern.MatchString(req.DocID) {
 		return errs.Wrap(ErrBadDocID, nil, "docid %q: 1 to 40 of 0-9, a-z, A-Z, -, _ and .", req.DocID)
 	}
-	ft, _, err := s.load(ctx, a, req.SubjectID, req.TransactionID, true)
+	ft, err := s.load(ctx, a, req.SubjectID, req.TransactionID, true)
 	if err != nil {
 		return err
 	}
@@ -541,7 +554,7 @@ func (s *Service) AddDocument(ctx context.Context, a *App, req AddRequest) error
 	idx, err := s.tx.AddDocument(ctx, a.Portal.ID, req.TransactionID, transaction.DocumentInput{Name: docName(req.Config, req.DocID),
 		MediaType: set.spec.mediaType, Content: req.Data, Hash: set.hash, Format: set.spec.format})
 	if err != nil {
-		return err
+		return notFound(err)
 	}
 	for range maxRetries {
 		for len(ft.DocIDs) <= idx {
@@ -555,7 +568,7 @@ func (s *Service) AddDocument(ctx context.Context, a *App, req AddRequest) error
 			}
 			return nil
 		}
-		if ft, _, err = s.load(ctx, a, req.SubjectID, req.TransactionID, true); err != nil {
+		if ft, err = s.load(ctx, a, req.SubjectID, req.TransactionID, true); err != nil {
 			return err
 		}
 	}
@@ -575,7 +588,7 @@ func countIDs(ids []string) int {
 // SignBatch is op 7: the batch is closed and the citizen sent to approve
 // it. stopOnError is FIRe's, read as Java's Boolean.parseBoolean does.
 func (s *Service) SignBatch(ctx context.Context, a *App, subject, id string, stopOnError bool) (*Started, error) {
-	ft, _, err := s.load(ctx, a, subject, id, true)
+	ft, err := s.load(ctx, a, subject, id, true)
 	if err != nil {
 		return nil, err
 	}
@@ -586,7 +599,7 @@ func (s *Service) SignBatch(ctx context.Context, a *App, subject, id string, sto
 	}
 	c, err := s.tx.SignBatchStopping(ctx, a.Portal.ID, id, stopOnError)
 	if err != nil {
-		return nil, err
+		return nil, notFound(err)
 	}
 	return &Started{TransactionID: c.ID, RedirectURL: c.RedirectURL}, nil
 }
@@ -619,22 +632,23 @@ type BatchResult struct {
 // RecoverBatch is op 8: the outcome of each document, once.
 func (s *Service) RecoverBatch(ctx context.Context, a *App, subject, id string) (*BatchResult, error) {
 	for range maxRetries {
-		ft, t, err := s.load(ctx, a, subject, id, true)
+		ft, err := s.load(ctx, a, subject, id, true)
 		if err != nil {
 			return nil, err
 		}
+		if ft.ResultTaken {
+			return nil, ErrResultRecovered
+		}
+		r, err := s.results(ctx, a, id)
+		if err != nil {
+			return nil, err
+		}
+		t := r.Transaction
 		if !t.State.Final() {
 			return nil, errs.Wrap(ErrBatchNotSigned, nil, "the batch is not signed yet (transaction %s)", t.State)
 		}
 		if t.State != transaction.StateDone {
 			return nil, errs.Wrap(ErrBatchFailed, stored(t), "the batch was not signed: %v", stored(t))
-		}
-		if ft.ResultTaken {
-			return nil, ErrResultRecovered
-		}
-		r, err := s.tx.Results(ctx, a.Portal.ID, id)
-		if err != nil {
-			return nil, err
 		}
 		out := &BatchResult{Provider: Provider}
 		if len(r.Chain) > 0 {
@@ -678,9 +692,12 @@ func (s *Service) RecoverBatch(ctx context.Context, a *App, subject, id string) 
 // BatchProgress is op 9: the share of documents no longer pending, 1 for
 // an empty batch.
 func (s *Service) BatchProgress(ctx context.Context, a *App, subject, id string) (float32, error) {
-	_, t, err := s.load(ctx, a, subject, id, true)
-	if err != nil {
+	if _, err := s.load(ctx, a, subject, id, true); err != nil {
 		return 0, err
+	}
+	t, err := s.tx.Get(ctx, a.Portal.ID, id)
+	if err != nil {
+		return 0, notFound(err)
 	}
 	if len(t.Documents) == 0 {
 		return 1, nil
@@ -698,7 +715,7 @@ func (s *Service) BatchProgress(ctx context.Context, a *App, subject, id string)
 // The FIRe transaction ends once every document is handed out or failed.
 func (s *Service) RecoverBatchSign(ctx context.Context, a *App, subject, id, docID string) ([]byte, error) {
 	for range maxRetries {
-		ft, _, err := s.load(ctx, a, subject, id, true)
+		ft, err := s.load(ctx, a, subject, id, true)
 		if err != nil {
 			return nil, err
 		}
@@ -712,7 +729,7 @@ func (s *Service) RecoverBatchSign(ctx context.Context, a *App, subject, id, doc
 		if slices.Contains(ft.Recovered, docID) {
 			return nil, ErrDocRecovered
 		}
-		r, err := s.tx.Results(ctx, a.Portal.ID, id)
+		r, err := s.results(ctx, a, id)
 		if err != nil {
 			return nil, err
 		}

@@ -25,6 +25,7 @@ type FireApp struct {
 type FireTransaction struct {
 	ID       string // the firma transaction's id
 	AppID    string
+	Subject  string // the citizen's DNI/NIE, normalised: every operation must name them
 	Batch    bool
 	OKURL    string
 	ErrorURL string

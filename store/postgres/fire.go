@@ -46,7 +46,7 @@ func (s *DB) FireApp(ctx context.Context, appID string) (*store.FireApp, error) 
 	return &a, nil
 }
 
-const fireTxColumns = "id, app_id, batch, ok_url, error_url, upgrade, format, algorithm, doc_ids, recovered, result_taken, created_at, expires_at, version"
+const fireTxColumns = "id, app_id, subject, batch, ok_url, error_url, upgrade, format, algorithm, doc_ids, recovered, result_taken, created_at, expires_at, version"
 
 func fireTxArgs(t *store.FireTransaction) ([]any, error) {
 	docs, err := json.Marshal(nonNil(t.DocIDs))
@@ -57,7 +57,7 @@ func fireTxArgs(t *store.FireTransaction) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []any{t.ID, t.AppID, t.Batch, t.OKURL, t.ErrorURL, t.Upgrade, t.Format, t.Algorithm, string(docs), string(rec), t.ResultTaken,
+	return []any{t.ID, t.AppID, t.Subject, t.Batch, t.OKURL, t.ErrorURL, t.Upgrade, t.Format, t.Algorithm, string(docs), string(rec), t.ResultTaken,
 		t.CreatedAt.UnixNano(), t.ExpiresAt.UnixNano(), t.Version}, nil
 }
 
@@ -74,7 +74,7 @@ func (s *DB) CreateFireTransaction(ctx context.Context, t *store.FireTransaction
 	if err != nil {
 		return fmt.Errorf("create fire transaction: %w", err)
 	}
-	if _, err := s.pool.Exec(ctx, "INSERT INTO fire_transactions ("+fireTxColumns+") VALUES ("+placeholders(1, 14)+")", args...); err != nil {
+	if _, err := s.pool.Exec(ctx, "INSERT INTO fire_transactions ("+fireTxColumns+") VALUES ("+placeholders(1, 15)+")", args...); err != nil {
 		return fmt.Errorf("create fire transaction %s: %w", t.ID, conflict(err))
 	}
 	return nil
@@ -87,7 +87,7 @@ func (s *DB) FireTransaction(ctx context.Context, id string) (*store.FireTransac
 		docs, rec        string
 		created, expires int64
 	)
-	err := s.pool.QueryRow(ctx, "SELECT "+fireTxColumns+" FROM fire_transactions WHERE id = $1", id).Scan(&t.ID, &t.AppID, &t.Batch,
+	err := s.pool.QueryRow(ctx, "SELECT "+fireTxColumns+" FROM fire_transactions WHERE id = $1", id).Scan(&t.ID, &t.AppID, &t.Subject, &t.Batch,
 		&t.OKURL, &t.ErrorURL, &t.Upgrade, &t.Format, &t.Algorithm, &docs, &rec, &t.ResultTaken, &created, &expires, &t.Version)
 	if err != nil {
 		return nil, fmt.Errorf("fire transaction %s: %w", id, notFound(err))
@@ -105,10 +105,10 @@ func (s *DB) UpdateFireTransaction(ctx context.Context, t *store.FireTransaction
 	if err != nil {
 		return fmt.Errorf("update fire transaction: %w", err)
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE fire_transactions SET app_id = $1, batch = $2, ok_url = $3, error_url = $4, upgrade = $5, format = $6,
-		algorithm = $7, doc_ids = $8, recovered = $9, result_taken = $10, created_at = $11, expires_at = $12, version = version + 1
-		WHERE id = $13 AND version = $14`,
-		append(args[1:13:13], t.ID, t.Version)...)
+	tag, err := s.pool.Exec(ctx, `UPDATE fire_transactions SET app_id = $1, subject = $2, batch = $3, ok_url = $4, error_url = $5, upgrade = $6,
+		format = $7, algorithm = $8, doc_ids = $9, recovered = $10, result_taken = $11, created_at = $12, expires_at = $13,
+		version = version + 1 WHERE id = $14 AND version = $15`,
+		append(args[1:14:14], t.ID, t.Version)...)
 	if err != nil {
 		return fmt.Errorf("update fire transaction %s: %w", t.ID, err)
 	}

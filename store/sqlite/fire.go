@@ -53,7 +53,7 @@ func (s *DB) FireApp(ctx context.Context, appID string) (*store.FireApp, error) 
 	return &a, nil
 }
 
-const fireTxColumns = "id, app_id, batch, ok_url, error_url, upgrade, format, algorithm, doc_ids, recovered, result_taken, created_at, expires_at, version"
+const fireTxColumns = "id, app_id, subject, batch, ok_url, error_url, upgrade, format, algorithm, doc_ids, recovered, result_taken, created_at, expires_at, version"
 
 func fireTxArgs(t *store.FireTransaction) ([]any, error) {
 	docs, err := json.Marshal(nonNil(t.DocIDs))
@@ -64,7 +64,7 @@ func fireTxArgs(t *store.FireTransaction) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []any{t.ID, t.AppID, t.Batch, t.OKURL, t.ErrorURL, t.Upgrade, t.Format, t.Algorithm, string(docs), string(rec), t.ResultTaken,
+	return []any{t.ID, t.AppID, t.Subject, t.Batch, t.OKURL, t.ErrorURL, t.Upgrade, t.Format, t.Algorithm, string(docs), string(rec), t.ResultTaken,
 		t.CreatedAt.UnixNano(), t.ExpiresAt.UnixNano(), t.Version}, nil
 }
 
@@ -81,7 +81,7 @@ func (s *DB) CreateFireTransaction(ctx context.Context, t *store.FireTransaction
 	if err != nil {
 		return fmt.Errorf("create fire transaction: %w", err)
 	}
-	_, err = s.db.ExecContext(ctx, "INSERT INTO fire_transactions ("+fireTxColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", args...)
+	_, err = s.db.ExecContext(ctx, "INSERT INTO fire_transactions ("+fireTxColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", args...)
 	if txUnique(err) {
 		return fmt.Errorf("create fire transaction %s: %w", t.ID, store.ErrConflict)
 	}
@@ -98,7 +98,7 @@ func (s *DB) FireTransaction(ctx context.Context, id string) (*store.FireTransac
 		docs, rec        string
 		created, expires int64
 	)
-	err := s.db.QueryRowContext(ctx, "SELECT "+fireTxColumns+" FROM fire_transactions WHERE id = ?", id).Scan(&t.ID, &t.AppID, &t.Batch,
+	err := s.db.QueryRowContext(ctx, "SELECT "+fireTxColumns+" FROM fire_transactions WHERE id = ?", id).Scan(&t.ID, &t.AppID, &t.Subject, &t.Batch,
 		&t.OKURL, &t.ErrorURL, &t.Upgrade, &t.Format, &t.Algorithm, &docs, &rec, &t.ResultTaken, &created, &expires, &t.Version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("fire transaction %s: %w", id, store.ErrNotFound)
@@ -119,9 +119,9 @@ func (s *DB) UpdateFireTransaction(ctx context.Context, t *store.FireTransaction
 	if err != nil {
 		return fmt.Errorf("update fire transaction: %w", err)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE fire_transactions SET app_id = ?, batch = ?, ok_url = ?, error_url = ?, upgrade = ?, format = ?, algorithm = ?,
+	res, err := s.db.ExecContext(ctx, `UPDATE fire_transactions SET app_id = ?, subject = ?, batch = ?, ok_url = ?, error_url = ?, upgrade = ?, format = ?, algorithm = ?,
 		doc_ids = ?, recovered = ?, result_taken = ?, created_at = ?, expires_at = ?, version = version + 1 WHERE id = ? AND version = ?`,
-		append(args[1:13:13], t.ID, t.Version)...)
+		append(args[1:14:14], t.ID, t.Version)...)
 	if err != nil {
 		return fmt.Errorf("update fire transaction %s: %w", t.ID, err)
 	}

@@ -49,7 +49,7 @@ func fireApps(t *testing.T, db store.Store, _ Reopen) {
 func fireTransactions(t *testing.T, db store.Store, reopen Reopen) {
 	ctx := context.Background()
 	at := time.Unix(1_700_000_000, 11).UTC()
-	ft := &store.FireTransaction{ID: "T1", AppID: "A1", Batch: true, OKURL: "https://a/ok?x=1", ErrorURL: "https://a/ko", Upgrade: "T-LEVEL", Format: "CAdES", Algorithm: "SHA256withRSA",
+	ft := &store.FireTransaction{ID: "T1", AppID: "A1", Subject: "12345678Z", Batch: true, OKURL: "https://a/ok?x=1", ErrorURL: "https://a/ko", Upgrade: "T-LEVEL", Format: "CAdES", Algorithm: "SHA256withRSA",
 		DocIDs: []string{}, Recovered: []string{}, CreatedAt: at, ExpiresAt: at.Add(10 * time.Minute)}
 	if err := db.CreateFireTransaction(ctx, ft); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ CREATE TABLE IF NOT EXISTS fire_apps (
 CREATE TABLE IF NOT EXISTS fire_transactions (
 	id           TEXT PRIMARY KEY,
 	app_id       TEXT NOT NULL,
+	subject      TEXT NOT NULL,
 	batch        BOOLEAN NOT NULL,
 	ok_url       TEXT NOT NULL,
 	error_url    TEXT NOT NULL,
