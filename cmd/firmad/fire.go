@@ -8,6 +8,7 @@ import (
 	"github.com/firma-cloud/firma/api/rest/firehttp"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/fire"
+	"github.com/firma-cloud/firma/limit"
 	"github.com/firma-cloud/firma/portal"
 )
 
@@ -32,8 +33,12 @@ func (a *app) setupFire(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Bodies held at once: eight of the largest, waiting as other
+	// bounded requests do (limits.queue_wait).
+	bytes := limit.NewGate(8*int64(cfg.MaxRequestBytes), a.lim.cfg.QueueWait)
+	bytes.Name = "fire_bytes"
 	h, err := firehttp.New(svc, firehttp.Options{Path: cfg.Path, MaxParamBytes: cfg.MaxParamBytes, MaxRequestBytes: cfg.MaxRequestBytes,
-		CertHeader: cfg.CertHeader, Log: log, Registerer: a.reg})
+		CertHeader: cfg.CertHeader, Bytes: bytes, Log: log, Registerer: a.reg})
 	if err != nil {
 		return err
 	}

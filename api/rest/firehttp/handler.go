@@ -21,6 +21,7 @@ import (
 	"github.com/firma-cloud/firma/api/rest"
 	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/fire"
+	"github.com/firma-cloud/firma/limit"
 )
 
 // Options configure a Handler; the zero values are fire.DefaultConfig's.
@@ -31,6 +32,9 @@ type Options struct {
 	// CertHeader names the header a TLS-terminating proxy on loopback
 	// puts the client certificate in; "" believes no header.
 	CertHeader string
+	// Bytes, if set, bounds the request bodies held at once: each takes
+	// its length (or MaxRequestBytes when unknown) before it is read.
+	Bytes      *limit.Gate
 	Log        *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -193,6 +197,26 @@ func props(name, v string) (map[string]string, error) {
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
+	// No certificate, no body read: a caller that cannot authenticate
+	// makes firmad hold nothing (FIRe checks appid first; error 6 comes
+	// before 2 here).
+	der, err := h.clientCert(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if h.opt.Bytes != nil {
+		n := r.ContentLength
+		if n < 0 || n > int64(h.opt.MaxRequestBytes) {
+			n = int64(h.opt.MaxRequestBytes)
+		}
+		release, err := h.opt.Bytes.Acquire(r.Context(), n)
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		defer release()
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(h.opt.MaxRequestBytes)))
 	if err != nil {
 		h.writeError(w, r, &errs.Error{Kind: errs.TooLarge, Code: "unreadable", Detail: "the request is unreadable or larger than " +
@@ -209,11 +233,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	appID, err := p.need("appid")
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	der, err := h.clientCert(r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
