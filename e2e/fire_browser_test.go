@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -203,6 +204,16 @@ func TestFIReClientsInBrowser(t *testing.T) {
 	if a.status != 200 || !strings.HasPrefix(string(a.body), `{"result":{"state":-1,"ermsg":"`) ||
 		!strings.HasSuffix(string(a.body), `,"ercod":507,"prov":"clavefirma"}}`) {
 		t.Fatalf("op 99: %v", a)
+	}
+	// The same audit records as any transaction: a recorded key use for
+	// each of the four documents signed (one alone, three in the batch).
+	usage, err := s.Audit.KeyUsage(s.Ctx, citizen, "", time.Time{}, time.Time{})
+	var sigs, ndocs int64
+	for _, u := range usage {
+		sigs, ndocs = sigs+u.Signatures, ndocs+u.Documents
+	}
+	if err != nil || sigs != 4 || ndocs != 4 {
+		t.Fatalf("audit key usage: %d signatures of %d documents (%v), want 4 of 4", sigs, ndocs, err)
 	}
 	// And it is gone after op 99.
 	if a = e.post(e.client, "op=99&appid="+e.appID+"&subjectid="+citizen+"&transactionid="+id); !strings.Contains(string(a.body), `"ercod":503`) {
