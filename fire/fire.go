@@ -648,7 +648,8 @@ func (s *Service) RecoverBatch(ctx context.Context, a *App, subject, id string) 
 			return nil, errs.Wrap(ErrBatchNotSigned, nil, "the batch is not signed yet (transaction %s)", t.State)
 		}
 		if t.State != transaction.StateDone {
-			return nil, errs.Wrap(ErrBatchFailed, stored(t), "the batch was not signed: %v", stored(t))
+			// Rejected (507), expired (503), failed: as op 2 reports it.
+			return nil, stored(t)
 		}
 		out := &BatchResult{Provider: Provider}
 		if len(r.Chain) > 0 {
