@@ -151,6 +151,28 @@ func TestFIReErrors(t *testing.T) {
 		t.Errorf("%d transactions stored by refused requests", after-before)
 	}
 
+	// A batch that ends unsigned: op 8 says why (the portal cancelled: 507).
+	a0 := e.post(e.client, "op=5&"+app+"&subjectid="+citizen+"&cop=sign&algorithm=SHA256withRSA&format=CAdES&config="+config)
+	i := strings.Index(string(a0.body), `"transactionid":"`)
+	if i < 0 {
+		t.Fatalf("op 5: %v", a0)
+	}
+	b2 := strings.SplitN(string(a0.body)[i+17:], `"`, 2)[0]
+	if a := e.post(e.client, "op=6&"+app+"&subjectid="+citizen+"&transactionid="+b2+"&docid=x&dat="+dat); a.status != 200 {
+		t.Fatalf("op 6: %v", a)
+	}
+	if a := e.post(e.client, "op=7&"+app+"&subjectid="+citizen+"&transactionid="+b2+"&stoponerror=true"); a.status != 200 {
+		t.Fatalf("op 7: %v", a)
+	}
+	fa, err := s.DB.FireApp(s.Ctx, e.appID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Tx.Cancel(s.Ctx, fa.PortalID, b2); err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, e.post(e.client, "op=8&"+app+"&subjectid="+citizen+"&transactionid="+b2), 400, 507)
+
 	// Expired: past its life the FIRe transaction is unknown (503).
 	e.now, e.clock = time.Now().Add(time.Hour), true
 	wantError(t, e.post(e.client, "op=2&"+app+"&subjectid="+citizen+"&transactionid="+one), 403, 503)
