@@ -59,6 +59,7 @@ type txBench struct {
 	svc      *transaction.Service
 	db       *sqlite.DB
 	portal   *store.Portal
+	apiKey   string
 	citizens []string
 }
 
@@ -121,7 +122,7 @@ func newTxBench(b *testing.B, kdf registry.Argon2, workers int) *txBench {
 	if err != nil {
 		b.Fatal(err)
 	}
-	tb := &txBench{svc: svc, db: db, portal: p.Portal}
+	tb := &txBench{svc: svc, db: db, portal: p.Portal, apiKey: p.APIKey}
 	// One citizen per worker, so that the newest SMS to a number is always
 	// that worker's code. Their certificates are issued here, not timed.
 	for w := range workers {
@@ -162,11 +163,17 @@ func (tb *txBench) one(ctx context.Context, w, seq int) error {
 	if err != nil {
 		return fmt.Errorf("create: %w", err)
 	}
-	sess, err := tb.svc.Authenticate(ctx, c.ID, citizen, txPassword)
+	return tb.approve(ctx, c.ID, citizen)
+}
+
+// approve signs the citizen in to transaction id, sends the code, reads
+// it from the outbox and approves, which signs.
+func (tb *txBench) approve(ctx context.Context, id, citizen string) error {
+	sess, err := tb.svc.Authenticate(ctx, id, citizen, txPassword)
 	if err != nil {
 		return fmt.Errorf("authenticate: %w", err)
 	}
-	st, err := tb.svc.SendOTP(ctx, c.ID, sess.Token)
+	st, err := tb.svc.SendOTP(ctx, id, sess.Token)
 	if err != nil {
 		return fmt.Errorf("send otp: %w", err)
 	}
@@ -178,7 +185,7 @@ func (tb *txBench) one(ctx context.Context, w, seq int) error {
 	if m == nil {
 		return fmt.Errorf("no code in the SMS")
 	}
-	v, err := tb.svc.Approve(ctx, c.ID, sess.Token, m[1])
+	v, err := tb.svc.Approve(ctx, id, sess.Token, m[1])
 	if err != nil {
 		return fmt.Errorf("approve: %w", err)
 	}

@@ -58,6 +58,7 @@ type Store interface {
 	AuditStore
 	CSCStore
 	AttemptStore
+	FireStore
 	Ping(ctx context.Context) error
 	Close() error
 }

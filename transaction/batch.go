@@ -73,6 +73,17 @@ func (s *Service) AddDocument(ctx context.Context, portalID, id string, in Docum
 // the approval time; the portal then sends the citizen to RedirectURL.
 // Called again on a signed batch, it returns the same answer.
 func (s *Service) SignBatch(ctx context.Context, portalID, id string) (*Created, error) {
+	return s.signBatch(ctx, portalID, id, nil)
+}
+
+// SignBatchStopping is SignBatch that also sets whether signing stops at
+// the first document that fails: FIRe's signBatch carries stoponerror,
+// which its createBatch does not.
+func (s *Service) SignBatchStopping(ctx context.Context, portalID, id string, stopOnError bool) (*Created, error) {
+	return s.signBatch(ctx, portalID, id, &stopOnError)
+}
+
+func (s *Service) signBatch(ctx context.Context, portalID, id string, stopOnError *bool) (*Created, error) {
 	for range maxRetries {
 		t, err := s.loadFor(ctx, portalID, id)
 		if err != nil {
@@ -101,6 +112,9 @@ func (s *Service) SignBatch(ctx context.Context, portalID, id string) (*Created,
 		}
 		now := s.now().UTC()
 		t.State, t.ApprovalDigest, t.UpdatedAt, t.ExpiresAt = string(StateCreated), policy.ApprovalDigest(items), now, now.Add(s.opt.TTL)
+		if stopOnError != nil {
+			t.StopOnError = *stopOnError
+		}
 		err = s.st.UpdateTransaction(ctx, t)
 		if errors.Is(err, store.ErrConflict) {
 			continue

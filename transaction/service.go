@@ -531,3 +531,6 @@ func unsafeNameRune(name string) (rune, bool) {
 	}
 	return 0, false
 }
+
+// BaseURL is the public URL approval links start with.
+func (s *Service) BaseURL() string { return s.opt.BaseURL }

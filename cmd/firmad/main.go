@@ -35,6 +35,7 @@ var setups = []step{
 	{"registry", (*app).setupRegistry},
 	{"transactions", (*app).setupTransactions},
 	{"web", (*app).setupWeb},
+	{"fire", (*app).setupFire},
 	{"csc", (*app).setupCSC},
 }
 

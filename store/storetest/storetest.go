@@ -33,6 +33,7 @@ func Run(t *testing.T, open Open) {
 		{"sms", testSMS},
 		{"mail", testMail},
 		{"audit", testAudit},
+		{"fire", testFire},
 	}
 	for _, a := range areas {
 		t.Run(a.name, func(t *testing.T) { a.run(t, open) })

@@ -1,0 +1,172 @@
+package fire
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/firma-cloud/firma/errs"
+	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/transaction"
+)
+
+// What firma does with each FIRe value. Every table is keyed by the
+// value in lower case; a value firma cannot honour yet carries the reason
+// it is refused, so that adding a format, operation or upgrade is one
+// line here once firma can make it.
+
+type formatSpec struct {
+	format    signer.Format
+	mediaType string // what the approval page says the document is
+	refuse    string
+}
+
+var formats = map[string]formatSpec{
+	"cades":            {format: signer.FormatCAdES, mediaType: "application/octet-stream"},
+	"pades":            {format: signer.FormatPAdES, mediaType: "application/pdf"},
+	"none":             {format: signer.FormatRaw, mediaType: "application/octet-stream"},
+	"xades":            {refuse: "XAdES signatures are not made by firma yet"},
+	"facturae":         {refuse: "FacturaE signatures are not made by firma yet"},
+	"cades-asic-s":     {refuse: "ASiC-S containers are not made by firma yet"},
+	"xades-asic-s":     {refuse: "ASiC-S containers are not made by firma yet"},
+	"cades-asic-s-tri": {refuse: "ASiC-S containers are not made by firma yet"},
+	"xades-asic-s-tri": {refuse: "ASiC-S containers are not made by firma yet"},
+}
+
+var cops = map[string]string{ // "" means supported
+	"sign":        "",
+	"cosign":      "co-signing an existing signature is not supported by firma yet",
+	"countersign": "counter-signing is not supported by firma yet",
+}
+
+var algorithms = map[string]struct {
+	hash   string
+	refuse string
+}{
+	"sha256withrsa": {hash: transaction.HashSHA256}, "sha256": {hash: transaction.HashSHA256},
+	"sha384withrsa": {hash: transaction.HashSHA384}, "sha384": {hash: transaction.HashSHA384},
+	"sha512withrsa": {hash: transaction.HashSHA512}, "sha512": {hash: transaction.HashSHA512},
+	"sha1withrsa": {refuse: "SHA-1 signatures are not made: use SHA256withRSA or stronger"},
+	"sha1":        {refuse: "SHA-1 signatures are not made: use SHA256withRSA or stronger"},
+}
+
+type upgradeSpec struct {
+	level  signer.Level // "" keeps firma's default level
+	refuse string
+}
+
+const noLongTerm = "long-term levels (LT, LTA, ES-C, ES-X, ES-A) are not made by firma yet"
+
+// upgrades: "verify" validates without upgrading; firma verifies every
+// signature before it is released, so it asks for nothing more.
+var upgrades = map[string]upgradeSpec{
+	"": {}, "verify": {},
+	"t-level": {level: signer.LevelT}, "es-t": {level: signer.LevelT},
+	"lt-level": {refuse: noLongTerm}, "lta-level": {refuse: noLongTerm}, "es-ltv": {refuse: noLongTerm},
+	"es-c": {refuse: noLongTerm}, "es-x": {refuse: noLongTerm}, "es-x-1": {refuse: noLongTerm}, "es-x-2": {refuse: noLongTerm},
+	"es-x-l": {refuse: noLongTerm}, "es-x-l-1": {refuse: noLongTerm}, "es-x-l-2": {refuse: noLongTerm}, "es-a": {refuse: noLongTerm},
+}
+
+// propertyRule decides one extraParams key: nil accepts the value
+// (it does not change a firma signature), a string refuses it.
+type propertyRule func(value string, f signer.Format) string
+
+func ignore(string, signer.Format) string { return "" }
+
+func refuseAlways(reason string) propertyRule {
+	return func(string, signer.Format) string { return reason }
+}
+
+const noVisible = "visible PAdES signatures and their attributes are not made by firma yet"
+
+var properties = map[string]propertyRule{
+	// Certificate choice and dialogs: firma signs with the citizen's one
+	// certificate, without dialogs.
+	"filters": ignore, "filter": ignore, "headless": ignore,
+	"mode": func(v string, f signer.Format) string {
+		switch {
+		case f != signer.FormatCAdES || strings.EqualFold(v, "explicit"):
+			return ""
+		case strings.EqualFold(v, "implicit"):
+			return "mode=implicit (CAdES with the data inside) is not made by firma yet: use mode=explicit"
+		}
+		return "mode must be explicit or implicit"
+	},
+	"signingCertificateV2": func(v string, _ signer.Format) string {
+		if strings.EqualFold(v, "true") {
+			return ""
+		}
+		return "firma always uses signingCertificateV2"
+	},
+	"expPolicy":                     refuseAlways("signature policies (expPolicy) are not added by firma yet"),
+	"policyIdentifier":              refuseAlways("signature policies are not added by firma yet"),
+	"policyIdentifierHash":          refuseAlways("signature policies are not added by firma yet"),
+	"policyIdentifierHashAlgorithm": refuseAlways("signature policies are not added by firma yet"),
+	"policyQualifier":               refuseAlways("signature policies are not added by firma yet"),
+	"layer2Text":                    refuseAlways(noVisible),
+	"layer2FontFamily":              refuseAlways(noVisible),
+	"layer2FontSize":                refuseAlways(noVisible),
+	"layer2FontStyle":               refuseAlways(noVisible),
+	"layer2FontColor":               refuseAlways(noVisible),
+	"signaturePage":                 refuseAlways(noVisible),
+	"signaturePages":                refuseAlways(noVisible),
+	"signatureField":                refuseAlways(noVisible),
+	"signatureRubricImage":          refuseAlways(noVisible),
+	"signatureProductionCity":       refuseAlways("signature attributes (production place, reason, contact) are not added by firma yet"),
+	"signReason":                    refuseAlways("signature attributes (production place, reason, contact) are not added by firma yet"),
+	"signerContact":                 refuseAlways("signature attributes (production place, reason, contact) are not added by firma yet"),
+}
+
+// propertyPrefixes cover the numbered and positional families.
+var propertyPrefixes = map[string]propertyRule{
+	"filters.":                ignore,
+	"signaturePositionOnPage": refuseAlways(noVisible),
+	"imagePositionOnPage":     refuseAlways(noVisible),
+}
+
+func lookup[T any](table map[string]T, field, value string) (T, error) {
+	v, ok := table[strings.ToLower(strings.TrimSpace(value))]
+	if !ok {
+		known := make([]string, 0, len(table))
+		for k := range table {
+			if k != "" {
+				known = append(known, k)
+			}
+		}
+		sort.Strings(known)
+		return v, errs.Wrap(ErrUnsupported, nil, "%s %q is not known to firma (known: %s)", field, value, strings.Join(known, ", "))
+	}
+	return v, nil
+}
+
+func refused(field, value, reason string) error {
+	return errs.Wrap(ErrUnsupported, nil, "%s %q: %s", field, value, reason)
+}
+
+// checkProperties refuses every key that would change the signature in a
+// way firma cannot make, and every key it does not know: none is dropped
+// silently.
+func checkProperties(props map[string]string, f signer.Format) error {
+	keys := make([]string, 0, len(props))
+	for k := range props {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		rule, ok := properties[k]
+		if !ok {
+			for p, r := range propertyPrefixes {
+				if strings.HasPrefix(k, p) {
+					rule, ok = r, true
+					break
+				}
+			}
+		}
+		if !ok {
+			return errs.Wrap(ErrUnsupported, nil, "property %q is not supported by firma; remove it or ask for it to be added", k)
+		}
+		if why := rule(props[k], f); why != "" {
+			return errs.Wrap(ErrUnsupported, nil, "property %s=%s: %s", k, props[k], why)
+		}
+	}
+	return nil
+}

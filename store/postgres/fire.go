@@ -1,0 +1,140 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/firma-cloud/firma/store"
+)
+
+var _ store.FireStore = (*DB)(nil)
+
+// PutFireApp creates or replaces the application.
+func (s *DB) PutFireApp(ctx context.Context, a *store.FireApp) error {
+	d, err := json.Marshal(a.CertDigests)
+	if err != nil {
+		return fmt.Errorf("put fire app: %w", err)
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO fire_apps (app_id, portal_id, cert_digests, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (app_id) DO UPDATE SET portal_id = excluded.portal_id, cert_digests = excluded.cert_digests, updated_at = excluded.updated_at`,
+		a.AppID, a.PortalID, string(d), a.CreatedAt.UnixNano(), a.UpdatedAt.UnixNano())
+	if err != nil {
+		return fmt.Errorf("put fire app %s: %w", a.AppID, conflict(err))
+	}
+	return nil
+}
+
+// FireApp returns an application by appid.
+func (s *DB) FireApp(ctx context.Context, appID string) (*store.FireApp, error) {
+	var (
+		a                store.FireApp
+		d                string
+		created, updated int64
+	)
+	err := s.pool.QueryRow(ctx, "SELECT app_id, portal_id, cert_digests, created_at, updated_at FROM fire_apps WHERE app_id = $1", appID).
+		Scan(&a.AppID, &a.PortalID, &d, &created, &updated)
+	if err != nil {
+		return nil, fmt.Errorf("fire app %s: %w", appID, notFound(err))
+	}
+	if err := json.Unmarshal([]byte(d), &a.CertDigests); err != nil {
+		return nil, fmt.Errorf("fire app %s: digests: %w", appID, err)
+	}
+	a.CreatedAt, a.UpdatedAt = fromNanos(&created), fromNanos(&updated)
+	return &a, nil
+}
+
+const fireTxColumns = "id, app_id, subject, batch, ok_url, error_url, upgrade, format, algorithm, doc_ids, recovered, result_taken, created_at, expires_at, version"
+
+func fireTxArgs(t *store.FireTransaction) ([]any, error) {
+	docs, err := json.Marshal(nonNil(t.DocIDs))
+	if err != nil {
+		return nil, err
+	}
+	rec, err := json.Marshal(nonNil(t.Recovered))
+	if err != nil {
+		return nil, err
+	}
+	return []any{t.ID, t.AppID, t.Subject, t.Batch, t.OKURL, t.ErrorURL, t.Upgrade, t.Format, t.Algorithm, string(docs), string(rec), t.ResultTaken,
+		t.CreatedAt.UnixNano(), t.ExpiresAt.UnixNano(), t.Version}, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// CreateFireTransaction inserts t; ErrConflict if its id is taken.
+func (s *DB) CreateFireTransaction(ctx context.Context, t *store.FireTransaction) error {
+	args, err := fireTxArgs(t)
+	if err != nil {
+		return fmt.Errorf("create fire transaction: %w", err)
+	}
+	if _, err := s.pool.Exec(ctx, "INSERT INTO fire_transactions ("+fireTxColumns+") VALUES ("+placeholders(1, 15)+")", args...); err != nil {
+		return fmt.Errorf("create fire transaction %s: %w", t.ID, conflict(err))
+	}
+	return nil
+}
+
+// FireTransaction returns the FIRe side of transaction id.
+func (s *DB) FireTransaction(ctx context.Context, id string) (*store.FireTransaction, error) {
+	var (
+		t                store.FireTransaction
+		docs, rec        string
+		created, expires int64
+	)
+	err := s.pool.QueryRow(ctx, "SELECT "+fireTxColumns+" FROM fire_transactions WHERE id = $1", id).Scan(&t.ID, &t.AppID, &t.Subject, &t.Batch,
+		&t.OKURL, &t.ErrorURL, &t.Upgrade, &t.Format, &t.Algorithm, &docs, &rec, &t.ResultTaken, &created, &expires, &t.Version)
+	if err != nil {
+		return nil, fmt.Errorf("fire transaction %s: %w", id, notFound(err))
+	}
+	if err := errors.Join(json.Unmarshal([]byte(docs), &t.DocIDs), json.Unmarshal([]byte(rec), &t.Recovered)); err != nil {
+		return nil, fmt.Errorf("fire transaction %s: %w", id, err)
+	}
+	t.CreatedAt, t.ExpiresAt = fromNanos(&created), fromNanos(&expires)
+	return &t, nil
+}
+
+// UpdateFireTransaction stores t against the version read.
+func (s *DB) UpdateFireTransaction(ctx context.Context, t *store.FireTransaction) error {
+	args, err := fireTxArgs(t)
+	if err != nil {
+		return fmt.Errorf("update fire transaction: %w", err)
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE fire_transactions SET app_id = $1, subject = $2, batch = $3, ok_url = $4, error_url = $5, upgrade = $6,
+		format = $7, algorithm = $8, doc_ids = $9, recovered = $10, result_taken = $11, created_at = $12, expires_at = $13,
+		version = version + 1 WHERE id = $14 AND version = $15`,
+		append(args[1:14:14], t.ID, t.Version)...)
+	if err != nil {
+		return fmt.Errorf("update fire transaction %s: %w", t.ID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		if _, err := s.FireTransaction(ctx, t.ID); err != nil {
+			return err
+		}
+		return fmt.Errorf("update fire transaction %s: %w", t.ID, store.ErrConflict)
+	}
+	t.Version++
+	return nil
+}
+
+// DeleteFireTransaction deletes the FIRe side of transaction id.
+func (s *DB) DeleteFireTransaction(ctx context.Context, id string) error {
+	if _, err := s.pool.Exec(ctx, "DELETE FROM fire_transactions WHERE id = $1", id); err != nil {
+		return fmt.Errorf("delete fire transaction %s: %w", id, err)
+	}
+	return nil
+}
+
+// PurgeFireTransactions deletes those that expired before t.
+func (s *DB) PurgeFireTransactions(ctx context.Context, before time.Time) (int, error) {
+	tag, err := s.pool.Exec(ctx, "DELETE FROM fire_transactions WHERE expires_at < $1", before.UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("purge fire transactions: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}

@@ -1,0 +1,100 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/firma-cloud/firma/store"
+)
+
+func testFire(t *testing.T, open Open) {
+	cases(t, open, []test{
+		{"apps", fireApps},
+		{"transactions", fireTransactions},
+	})
+}
+
+func fireApps(t *testing.T, db store.Store, _ Reopen) {
+	ctx := context.Background()
+	at := time.Unix(1_700_000_000, 9).UTC()
+	a := &store.FireApp{AppID: "A1B2C3", PortalID: "P1", CertDigests: []string{"sha256:00ff", "sha1:ab"}, CreatedAt: at, UpdatedAt: at}
+	if err := db.PutFireApp(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.FireApp(ctx, "A1B2C3")
+	if err != nil || fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", a) {
+		t.Fatalf("round trip %+v, %v; want %+v", got, err, a)
+	}
+	// Rotation replaces the digests and keeps the creation time.
+	b := *a
+	b.CertDigests, b.UpdatedAt, b.CreatedAt = []string{"sha512:01"}, at.Add(time.Hour), at.Add(time.Hour)
+	if err := db.PutFireApp(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	got, err = db.FireApp(ctx, "A1B2C3")
+	if err != nil || len(got.CertDigests) != 1 || got.CertDigests[0] != "sha512:01" || !got.CreatedAt.Equal(at) || !got.UpdatedAt.Equal(b.UpdatedAt) {
+		t.Fatalf("after rotation %+v, %v", got, err)
+	}
+	if err := db.PutFireApp(ctx, &store.FireApp{AppID: "OTHER", PortalID: "P1", CertDigests: []string{}, CreatedAt: at, UpdatedAt: at}); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("a second appid for the portal: %v, want ErrConflict", err)
+	}
+	if _, err := db.FireApp(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("unknown app: %v", err)
+	}
+}
+
+func fireTransactions(t *testing.T, db store.Store, reopen Reopen) {
+	ctx := context.Background()
+	at := time.Unix(1_700_000_000, 11).UTC()
+	ft := &store.FireTransaction{ID: "T1", AppID: "A1", Subject: "12345678Z", Batch: true, OKURL: "https://a/ok?x=1", ErrorURL: "https://a/ko", Upgrade: "T-LEVEL", Format: "CAdES", Algorithm: "SHA256withRSA",
+		DocIDs: []string{}, Recovered: []string{}, CreatedAt: at, ExpiresAt: at.Add(10 * time.Minute)}
+	if err := db.CreateFireTransaction(ctx, ft); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateFireTransaction(ctx, ft); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("same id twice: %v", err)
+	}
+	got, err := db.FireTransaction(ctx, "T1")
+	if err != nil || fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", ft) {
+		t.Fatalf("round trip %+v, %v; want %+v", got, err, ft)
+	}
+	got.DocIDs = append(got.DocIDs, "doc1", "doc2")
+	if err := db.UpdateFireTransaction(ctx, got); err != nil || got.Version != 1 {
+		t.Fatalf("update: %v (version %d)", err, got.Version)
+	}
+	// A writer holding the old version loses.
+	ft.Recovered = []string{"doc1"}
+	if err := db.UpdateFireTransaction(ctx, ft); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("stale update: %v, want ErrConflict", err)
+	}
+	other := db
+	if reopen != nil {
+		other = reopen(t)
+	}
+	got, err = other.FireTransaction(ctx, "T1")
+	if err != nil || len(got.DocIDs) != 2 || got.DocIDs[1] != "doc2" || len(got.Recovered) != 0 || got.Version != 1 {
+		t.Fatalf("after update %+v, %v", got, err)
+	}
+	if err := db.CreateFireTransaction(ctx, &store.FireTransaction{ID: "T2", AppID: "A1", CreatedAt: at, ExpiresAt: at.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.PurgeFireTransactions(ctx, at.Add(30*time.Minute)); err != nil || n != 1 {
+		t.Errorf("purge: %d, %v; want 1", n, err)
+	}
+	if _, err := db.FireTransaction(ctx, "T1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("purged: %v", err)
+	}
+	if err := db.DeleteFireTransaction(ctx, "T2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteFireTransaction(ctx, "T2"); err != nil {
+		t.Errorf("deleting again: %v", err)
+	}
+	got = &store.FireTransaction{ID: "T2", Version: 0}
+	if err := db.UpdateFireTransaction(ctx, got); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("updating a deleted one: %v, want ErrNotFound", err)
+	}
+}
