@@ -76,6 +76,21 @@ func (g *Gate) Acquire(ctx context.Context, n int64) (release func(), err error)
 	return func() { once.Do(func() { g.sem.Release(n) }) }, nil
 }
 
+// TryAcquire takes n units (at most Size) only if they are free now, for
+// callers that must not wait (a gRPC tap handle runs under the
+// connection's lock). The refusal is Unavailable, code busy, with a
+// RetryAfter of the gate's wait.
+func (g *Gate) TryAcquire(n int64) (release func(), err error) {
+	n = min(max(n, 1), g.size)
+	if !g.sem.TryAcquire(n) {
+		refused(g.Name)
+		return nil, &errs.Error{Kind: errs.Unavailable, Code: CodeBusy, Detail: "the server is busy; retry later",
+			RetryAfter: retryAfter(g.wait)}
+	}
+	var once sync.Once
+	return func() { once.Do(func() { g.sem.Release(n) }) }, nil
+}
+
 // Clients is a token bucket per client key (an IP address), kept in an
 // LRU of bounded size whose entries expire after idle, so that the map is
 // bounded whatever the number of addresses. A client evicted early starts

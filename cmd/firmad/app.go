@@ -126,6 +126,8 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, er
 	if a.tls != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(a.tls)))
 	}
+	// First, so that an anonymous call refused for its size stops there.
+	opts = append(a.limiter().anonymousGRPC(cfg.Listen.GRPCMaxMessageBytes), opts...)
 	a.grpc = grpc.NewServer(opts...)
 	a.health = health.NewServer()
 	healthpb.RegisterHealthServer(a.grpc, a.health)

@@ -5,6 +5,9 @@ import (
 	"os"
 	"runtime/debug"
 
+	"google.golang.org/grpc"
+
+	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/rest/v1http"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/limit"
@@ -33,8 +36,8 @@ func limitsSection(cfg *config.Config) limit.Config {
 // setupLimits makes the limiters and sets the runtime's soft memory
 // limit. It runs first: every surface after it reads a.lim.
 func (a *app) setupLimits(context.Context) error {
-	c := limitsSection(a.cfg)
-	a.lim = newLimits(c)
+	// The limiters may exist already: the gRPC server is made with them.
+	c := a.limiter().cfg
 	if a.reg != nil {
 		if err := a.reg.Register(limit.Refusals); err != nil {
 			return err
@@ -73,4 +76,15 @@ func (a *app) limiter() *limits {
 		a.lim = newLimits(limitsSection(a.cfg))
 	}
 	return a.lim
+}
+
+// anonymousGRPC are the gRPC server options bounding the anonymous methods
+// (VerifyService) with the limiters of POST /v1/verify. Each call takes
+// limits.verify_grpc_message_mib of the verify bytes, and no more may be
+// sent.
+func (l *limits) anonymousGRPC(serverMax int) []grpc.ServerOption {
+	return (&api.AnonymousLimits{
+		Bytes: l.verify.Bytes, PerClient: l.verify.PerClient, Rate: l.verify.Rate,
+		MaxMessageBytes: min(api.MaxVerifyBytes, serverMax, l.cfg.VerifyBytesMiB<<20, l.cfg.VerifyGRPCMessageMiB<<20),
+	}).ServerOptions()
 }
