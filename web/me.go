@@ -120,6 +120,11 @@ func (h *Handler) meSession(citizen string, issued, exp time.Time) string {
 	return payload + "." + h.meMAC(payload)
 }
 
+// MeSessionLifetime is how long a /me sign-in lasts, and so how long its
+// sign-out cell (me-signed-out:<citizen> in the attempt store) matters:
+// the store's sweeper must keep such cells at least this long.
+const MeSessionLifetime = meTTL
+
 // meSignedOutScope is the store cell that keeps when the citizen last
 // signed out of /me (in its last-failure time; the count and lock are
 // unused): every session issued before it is revoked. One cell per

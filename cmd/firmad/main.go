@@ -36,6 +36,7 @@ var setups = []step{
 	{"transactions", (*app).setupTransactions},
 	{"web", (*app).setupWeb},
 	{"csc", (*app).setupCSC},
+	{"attempt sweep", (*app).setupAttemptSweep},
 }
 
 // Exit codes: 2 for a bad command line or configuration, 1 for anything
