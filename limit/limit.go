@@ -3,8 +3,6 @@ package limit
 import (
 	"context"
 	"math"
-	"net"
-	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -183,17 +181,6 @@ func (c *Concurrent) Enter(key string) (leave func(), err error) {
 			}
 		})
 	}, nil
-}
-
-// ClientKey is the key a request is limited by: its peer's IP address.
-// Forwarding headers are not trusted, as they are the client's to write;
-// behind a proxy, the proxy limits.
-func ClientKey(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // RetryAfterSeconds is the Retry-After header value for err: its

@@ -9,7 +9,6 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -348,15 +347,9 @@ func (h *Handler) view(r *http.Request, id string) (*transaction.View, error) {
 }
 
 // clientAddr is the address password tries are counted by, per client:
-// the peer's. Behind a proxy it is the proxy's, which then shares one
-// client budget; the per-DNI/NIE limits hold either way.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+// limit.ClientKey's, the one every limiter uses (the peer, or behind a
+// trusted proxy the client it forwarded for).
+func clientAddr(r *http.Request) string { return limit.ClientKey(r) }
 
 // flash messages travel in the redirect's query as a key, never as text,
 // so a crafted link cannot put words on the page.

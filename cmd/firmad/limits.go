@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/rest/v1http"
@@ -18,6 +19,7 @@ import (
 // shared by every surface that serves such requests.
 type limits struct {
 	cfg       limit.Config
+	proxies   *limit.Proxies // server.trusted_proxies: who finds each client
 	verify    v1http.VerifyLimits
 	passwords *limit.Gate
 	tsa       *limit.Clients
@@ -74,6 +76,10 @@ func newLimits(c limit.Config) *limits {
 func (a *app) limiter() *limits {
 	if a.lim == nil {
 		a.lim = newLimits(limitsSection(a.cfg))
+		if sc := config.SectionOf[limit.ServerConfig](a.cfg, limit.ServerSectionName); sc != nil {
+			// Checked by config validation already.
+			a.lim.proxies, _ = limit.ParseProxies(sc.TrustedProxies)
+		}
 	}
 	return a.lim
 }
@@ -85,6 +91,10 @@ func (a *app) limiter() *limits {
 func (l *limits) anonymousGRPC(serverMax int) []grpc.ServerOption {
 	return (&api.AnonymousLimits{
 		Bytes: l.verify.Bytes, PerClient: l.verify.PerClient, Rate: l.verify.Rate,
+		ClientKey: func(ctx context.Context) string {
+			md, _ := metadata.FromIncomingContext(ctx)
+			return l.proxies.Client(api.PeerIP(ctx), md.Get("x-forwarded-for"))
+		},
 		MaxMessageBytes: min(api.MaxVerifyBytes, serverMax, l.cfg.VerifyBytesMiB<<20, l.cfg.VerifyGRPCMessageMiB<<20),
 	}).ServerOptions()
 }
