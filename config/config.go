@@ -104,6 +104,10 @@ type Store struct {
 	// FIRMA_STORE_DSN or in DSNFile, or the password in a PGPASSFILE.
 	DSN     Secret `yaml:"dsn,omitempty"`
 	DSNFile string `yaml:"dsn_file,omitempty"` // file holding the DSN, read at start
+	// AttemptSweepInterval is how often firmad deletes the attempt
+	// counters (wrong codes and passwords, /me sign-outs) that count
+	// nothing any more.
+	AttemptSweepInterval time.Duration `yaml:"attempt_sweep_interval"`
 }
 
 // Auth lists the operators allowed to call the service.
@@ -178,7 +182,7 @@ func Default() *Config {
 			CacheSize:      10000,
 			KEKLabel:       "firma-kek",
 		},
-		Store: Store{Driver: "sqlite", Path: "var/firma.db"},
+		Store: Store{Driver: "sqlite", Path: "var/firma.db", AttemptSweepInterval: 10 * time.Minute},
 		Log:   Log{Level: "info", Format: "json"},
 	}
 }

@@ -32,6 +32,9 @@ func (s *Store) validate(bad func(field, format string, a ...any)) {
 	default:
 		bad("store.driver", "%q: must be sqlite or postgres", s.Driver)
 	}
+	if s.AttemptSweepInterval <= 0 {
+		bad("store.attempt_sweep_interval", "%s: must be positive", s.AttemptSweepInterval)
+	}
 }
 
 // Source returns what the driver opens: the SQLite file or the PostgreSQL

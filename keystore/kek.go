@@ -193,6 +193,25 @@ func (s *tokenSession) checkValue(kek pkcs11.ObjectHandle) ([]byte, error) {
 	return sum[:8], nil
 }
 
+// HasKEK reports whether tok holds a key-encryption key labelled label,
+// so that a caller can record the intent to make one (audit.ChangeKey)
+// only when InitClonableKEK will make it.
+func HasKEK(ctx context.Context, tok TokenRef, label string) (bool, error) {
+	if label == "" {
+		label = DefaultKEKLabel
+	}
+	s, err := openSession(tok)
+	if err != nil {
+		return false, err
+	}
+	defer s.close()
+	if err := s.login(pkcs11.CKU_USER, tok.PIN, tok.Label); err != nil {
+		return false, err
+	}
+	h, err := s.findOne(pkcs11.CKO_SECRET_KEY, label)
+	return h != 0, err
+}
+
 // InitClonableKEK makes the AES-256 KEK labelled label on tok, clonable
 // under a trusted key, unless a KEK with that label exists. It returns the
 // key check value and whether the key was made now. A KEK under that

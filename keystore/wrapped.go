@@ -68,6 +68,19 @@ func (k *HSM) findKEK(s *session) (pkcs11.ObjectHandle, error) {
 	return hs[0], nil
 }
 
+// HasKEK reports whether the token holds the key-encryption key, so that
+// a caller can record the intent to make one (audit.ChangeKey) only when
+// InitKEK will make it.
+func (k *HSM) HasKEK(ctx context.Context) (bool, error) {
+	var found bool
+	err := k.pool.Do(ctx, func(s *session) error {
+		h, err := k.findKEK(s)
+		found = h != 0
+		return err
+	})
+	return found, err
+}
+
 // InitKEK makes the AES-256 key-encryption key on the token unless it
 // exists. It can wrap and unwrap and do nothing else, and never leaves the
 // token.

@@ -34,6 +34,10 @@ type Config struct {
 	VerifyPerClient int `yaml:"verify_per_client"`
 	VerifyPerMinute int `yaml:"verify_per_minute"`
 	VerifyBurst     int `yaml:"verify_burst"`
+	// VerifyGRPCMessageMiB is the largest gRPC Verify request, and what
+	// each call takes of VerifyBytesMiB: gRPC declares no length before
+	// the message, so a call takes its bound (at most VerifyBytesMiB).
+	VerifyGRPCMessageMiB int `yaml:"verify_grpc_message_mib"`
 
 	// PasswordChecks bounds argon2id hashes computed at once (sign-ins,
 	// password changes): each takes the hash's memory cost.
@@ -60,7 +64,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		MemoryLimitMiB: 384, QueueWait: 5 * time.Second,
-		VerifyBytesMiB: 64, VerifyPerClient: 2, VerifyPerMinute: 60, VerifyBurst: 10,
+		VerifyBytesMiB: 64, VerifyPerClient: 2, VerifyPerMinute: 60, VerifyBurst: 10, VerifyGRPCMessageMiB: 16,
 		PasswordChecks: 2,
 		TSAPerMinute:   600, TSABurst: 50,
 		OCSPPerMinute: 1200, OCSPBurst: 100,
@@ -97,6 +101,7 @@ func (c *Config) Validate() error {
 	}{
 		{"verify_bytes_mib", c.VerifyBytesMiB}, {"verify_per_client", c.VerifyPerClient},
 		{"verify_per_minute", c.VerifyPerMinute}, {"verify_burst", c.VerifyBurst},
+		{"verify_grpc_message_mib", c.VerifyGRPCMessageMiB},
 		{"password_checks", c.PasswordChecks},
 		{"tsa_per_minute", c.TSAPerMinute}, {"tsa_burst", c.TSABurst},
 		{"ocsp_per_minute", c.OCSPPerMinute}, {"ocsp_burst", c.OCSPBurst},

@@ -3,8 +3,6 @@ package limit
 import (
 	"context"
 	"math"
-	"net"
-	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -71,6 +69,21 @@ func (g *Gate) Acquire(ctx context.Context, n int64) (release func(), err error)
 			return nil, &errs.Error{Kind: errs.Unavailable, Code: CodeBusy, Detail: "the server is busy; retry later",
 				RetryAfter: retryAfter(g.wait)}
 		}
+	}
+	var once sync.Once
+	return func() { once.Do(func() { g.sem.Release(n) }) }, nil
+}
+
+// TryAcquire takes n units (at most Size) only if they are free now, for
+// callers that must not wait (a gRPC tap handle runs under the
+// connection's lock). The refusal is Unavailable, code busy, with a
+// RetryAfter of the gate's wait.
+func (g *Gate) TryAcquire(n int64) (release func(), err error) {
+	n = min(max(n, 1), g.size)
+	if !g.sem.TryAcquire(n) {
+		refused(g.Name)
+		return nil, &errs.Error{Kind: errs.Unavailable, Code: CodeBusy, Detail: "the server is busy; retry later",
+			RetryAfter: retryAfter(g.wait)}
 	}
 	var once sync.Once
 	return func() { once.Do(func() { g.sem.Release(n) }) }, nil
@@ -168,17 +181,6 @@ func (c *Concurrent) Enter(key string) (leave func(), err error) {
 			}
 		})
 	}, nil
-}
-
-// ClientKey is the key a request is limited by: its peer's IP address.
-// Forwarding headers are not trusted, as they are the client's to write;
-// behind a proxy, the proxy limits.
-func ClientKey(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // RetryAfterSeconds is the Retry-After header value for err: its

@@ -63,6 +63,15 @@ func TestGate(t *testing.T) {
 		t.Fatalf("oversized: %v", err)
 	}
 	r3()
+	// TryAcquire never waits: refused at once while full, busy.
+	r4, err := g.TryAcquire(10)
+	if err != nil {
+		t.Fatalf("TryAcquire on an empty gate: %v", err)
+	}
+	if _, err := g.TryAcquire(1); errs.KindOf(err) != errs.Unavailable || RetryAfterSeconds(err) == "" {
+		t.Fatalf("TryAcquire on a full gate: %v", err)
+	}
+	r4()
 	if !g.sem.TryAcquire(10) {
 		t.Fatal("units leaked")
 	}

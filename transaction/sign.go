@@ -8,10 +8,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/digitorus/timestamp"
-
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/ca"
+	"github.com/firma-cloud/firma/internal/cmsparse"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/signing"
@@ -283,7 +282,7 @@ func (s *Service) outcome(ctx context.Context, t *store.Transaction, g *signing.
 	next.Timestamped = t.Level == string(signer.LevelT) && next.Format != string(signer.FormatRaw)
 	if len(tok) > 0 {
 		next.TimestampToken = tok
-		if ts, err := timestamp.Parse(tok); err == nil {
+		if ts, err := cmsparse.Timestamp(tok); err == nil {
 			next.TimestampedAt = ts.Time.UTC()
 		}
 	}

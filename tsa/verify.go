@@ -17,6 +17,8 @@ import (
 
 	"github.com/digitorus/pkcs7"
 	"github.com/digitorus/timestamp"
+
+	"github.com/firma-cloud/firma/internal/cmsparse"
 )
 
 // Token is a verified RFC 3161 time-stamp token.
@@ -69,7 +71,7 @@ func VerifyToken(der []byte, opts VerifyOptions) (*Token, error) {
 	// timestamp.Parse checks the CMS signature, but only when the token
 	// carries certificates: without them we could not check the chain
 	// either, so a token without one is refused.
-	p7, err := safeParse(pkcs7.Parse, der)
+	p7, err := safeParse(cmsparse.PKCS7, der)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
@@ -80,7 +82,7 @@ func VerifyToken(der []byte, opts VerifyOptions) (*Token, error) {
 	if cert == nil {
 		return nil, fmt.Errorf("%w: token carries no TSA certificate (was certReq set?)", ErrMalformed)
 	}
-	ts, err := safeParse(timestamp.Parse, der)
+	ts, err := safeParse(cmsparse.Timestamp, der)
 	if errors.Is(err, errParserPanic) {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}

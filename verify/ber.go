@@ -7,6 +7,8 @@ import (
 	"fmt"
 
 	"github.com/digitorus/pkcs7"
+
+	"github.com/firma-cloud/firma/internal/cmsparse"
 )
 
 // maxBER bounds the BER input berToDER converts.
@@ -34,7 +36,7 @@ func berToDER(b []byte) (der []byte, err error) {
 	var p7 *pkcs7.PKCS7
 	for k := 0; k <= 32; k++ {
 		in := append(bytes.Clone(t), make([]byte, k)...)
-		if p7, err = pkcs7.Parse(in); err == nil {
+		if p7, err = cmsparse.PKCS7(in); err == nil {
 			break
 		}
 	}

@@ -8,10 +8,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/digitorus/timestamp"
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
 
 	"github.com/firma-cloud/firma/errs"
+	"github.com/firma-cloud/firma/internal/cmsparse"
 	"github.com/firma-cloud/firma/tsa"
 )
 
@@ -109,7 +109,7 @@ func (v *Verifier) docTimestamp(doc []byte, ps pdfSig) *Signature {
 	if _, err := asn1.Unmarshal(der, &raw); err == nil {
 		der = raw.FullBytes // drop the zero padding
 	}
-	ts, err := timestamp.Parse(der)
+	ts, err := cmsparse.Timestamp(der)
 	if err != nil || !ts.HashAlgorithm.Available() {
 		s.add(CheckTimestamp, Failed, fmt.Sprintf("document timestamp token does not verify: %v", err))
 		return s

@@ -14,10 +14,10 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/digitorus/timestamp"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/firma-cloud/firma/errs"
+	"github.com/firma-cloud/firma/internal/cmsparse"
 	"github.com/firma-cloud/firma/tsa"
 )
 
@@ -356,7 +356,7 @@ func (v *Verifier) check(ctx context.Context, s *Signature, p *parsed, digest []
 func (v *Verifier) timestamp(der, sigValue []byte) (*tsa.Token, Status, string) {
 	// The imprint's hash comes from the token; VerifyToken then checks it
 	// against the signature value under that hash.
-	ts, err := timestamp.Parse(der)
+	ts, err := cmsparse.Timestamp(der)
 	if err != nil {
 		return nil, Failed, "timestamp token does not verify: " + err.Error()
 	}

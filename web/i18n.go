@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"net/http"
 
-	"golang.org/x/text/language"
+	"github.com/firma-cloud/firma/web/langpick"
 )
 
 // Lang is a page language.
@@ -16,45 +16,24 @@ const (
 	English Lang = "en"
 )
 
+// langs are the page languages, the default first.
 var langs = []Lang{Spanish, English}
 
-var matcher = language.NewMatcher([]language.Tag{language.Spanish, language.English})
+// picker chooses among langs.
+var picker = langpick.New(string(Spanish), string(English))
 
 // langCookie remembers the language switch.
 const langCookie = "firma-lang"
 
 // pickLang chooses the page language: the ?lang= switch, then the
-// remembered choice, then Accept-Language, then Spanish.
+// remembered choice, then Accept-Language, then Spanish (langpick).
 func pickLang(r *http.Request) (Lang, bool) {
-	if q := r.URL.Query().Get("lang"); q != "" {
-		if l, ok := parseLang(q); ok {
-			return l, true
-		}
-	}
+	cookie := ""
 	if c, err := r.Cookie(langCookie); err == nil {
-		if l, ok := parseLang(c.Value); ok {
-			return l, false
-		}
+		cookie = c.Value
 	}
-	tags, _, err := language.ParseAcceptLanguage(r.Header.Get("Accept-Language"))
-	if err != nil || len(tags) == 0 {
-		return Spanish, false
-	}
-	_, i, conf := matcher.Match(tags...)
-	if conf == language.No {
-		return Spanish, false
-	}
-	return langs[i], false
-}
-
-func parseLang(s string) (Lang, bool) {
-	switch s {
-	case "es":
-		return Spanish, true
-	case "en":
-		return English, true
-	}
-	return "", false
+	code, switched := picker.Pick(r.URL.Query().Get("lang"), cookie, r.Header.Get("Accept-Language"))
+	return Lang(code), switched
 }
 
 // other is the language the switch offers.

@@ -120,6 +120,11 @@ func (h *Handler) meSession(citizen string, issued, exp time.Time) string {
 	return payload + "." + h.meMAC(payload)
 }
 
+// MeSessionLifetime is how long a /me sign-in lasts, and so how long its
+// sign-out cell (me-signed-out:<citizen> in the attempt store) matters:
+// the store's sweeper must keep such cells at least this long.
+const MeSessionLifetime = meTTL
+
 // meSignedOutScope is the store cell that keeps when the citizen last
 // signed out of /me (in its last-failure time; the count and lock are
 // unused): every session issued before it is revoked. One cell per
@@ -369,32 +374,26 @@ func (h *Handler) meLogin(w http.ResponseWriter, r *http.Request, d *meData) {
 		return
 	}
 	c, err := h.opt.Citizens.Authenticate(registry.WithClient(r.Context(), clientAddr(r)), id, password)
-	switch {
-	case errors.Is(err, registry.ErrLocked):
-		refuse(http.StatusForbidden, "credential_locked", "err.credential_locked")
-		return
-	case errors.Is(err, registry.ErrThrottled):
-		// The same for every DNI/NIE, registered or not.
-		h.log.WarnContext(r.Context(), "citizen page: sign-in throttled")
-		if ee := errs.As(err); ee != nil && ee.RetryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(int(ee.RetryAfter.Seconds())))
+	if err != nil {
+		code, sh := show(err)
+		switch {
+		case sh.status >= 500:
+			h.log.ErrorContext(r.Context(), "citizen page: sign-in failed", "code", code, "err", err)
+		default:
+			// The same for every DNI/NIE, registered or not.
+			h.log.WarnContext(r.Context(), "citizen page: sign-in refused", "code", code)
 		}
-		refuse(http.StatusTooManyRequests, "throttled", "err.try_later")
-		return
-	case errors.Is(err, registry.ErrBadCredentials), errors.Is(err, registry.ErrInvalid), errors.Is(err, registry.ErrNotFound):
-		h.log.WarnContext(r.Context(), "citizen page: sign-in refused")
-		refuse(http.StatusUnauthorized, "bad_credentials", "err.bad_credentials")
-		return
-	case errs.KindOf(err) == errs.Unavailable:
-		// No room for the password check now: the server is busy.
-		if ra := limit.RetryAfterSeconds(err); ra != "" {
-			w.Header().Set("Retry-After", ra)
+		if sh.status == http.StatusServiceUnavailable || sh.status == http.StatusTooManyRequests {
+			// A busy server or a throttled sign-in says when to come back.
+			if ra := limit.RetryAfterSeconds(err); ra != "" {
+				w.Header().Set("Retry-After", ra)
+			}
 		}
-		refuse(http.StatusServiceUnavailable, "busy", "err.unavailable")
-		return
-	case err != nil:
-		h.log.ErrorContext(r.Context(), "citizen page: sign-in failed", "err", err)
-		refuse(http.StatusServiceUnavailable, "unavailable", "err.unavailable")
+		if code == "" || sh == internal {
+			// A store or HSM failure: the citizen can only retry.
+			code, sh = "unavailable", byKind[errs.Unavailable]
+		}
+		refuse(sh.status, code, sh.key)
 		return
 	}
 	now := time.Now()

@@ -9,7 +9,6 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -348,15 +347,9 @@ func (h *Handler) view(r *http.Request, id string) (*transaction.View, error) {
 }
 
 // clientAddr is the address password tries are counted by, per client:
-// the peer's. Behind a proxy it is the proxy's, which then shares one
-// client budget; the per-DNI/NIE limits hold either way.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+// limit.ClientKey's, the one every limiter uses (the peer, or behind a
+// trusted proxy the client it forwarded for).
+func clientAddr(r *http.Request) string { return limit.ClientKey(r) }
 
 // flash messages travel in the redirect's query as a key, never as text,
 // so a crafted link cannot put words on the page.
@@ -445,7 +438,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, p *page, action s
 		outcome = "internal"
 	}
 	h.pages.WithLabelValues(action, outcome).Inc()
-	status, key := statusOf(code)
+	_, sh := show(err)
+	status, key := sh.status, sh.key
 	if status >= 500 {
 		h.log.ErrorContext(r.Context(), "approval page: step failed", "action", action, "code", code, "err", err)
 	} else {
@@ -513,65 +507,6 @@ func (h *Handler) overRate(w http.ResponseWriter, r *http.Request, rate *limit.C
 	h.pages.WithLabelValues(action, limit.CodeRateLimited).Inc()
 	w.Header().Set("Retry-After", limit.RetryAfterSeconds(err))
 	return true
-}
-
-// statusOf maps a transaction code to the HTTP status and message key.
-func statusOf(c transaction.Code) (int, string) {
-	switch c {
-	case transaction.CodeUnknownTransaction:
-		return http.StatusNotFound, "err.not_found"
-	case transaction.CodeBadCredentials:
-		return http.StatusUnauthorized, "err.bad_credentials"
-	case transaction.CodeCredentialLocked:
-		return http.StatusForbidden, "err.credential_locked"
-	case transaction.CodeLoginThrottled:
-		return http.StatusTooManyRequests, "err.try_later"
-	case transaction.CodeCitizenMismatch:
-		return http.StatusForbidden, "err.citizen_mismatch"
-	case transaction.CodeSessionInvalid:
-		return http.StatusUnauthorized, "err.session_invalid"
-	case transaction.CodeOTPInvalid:
-		return http.StatusBadRequest, "err.otp_invalid"
-	case transaction.CodeOTPExpired:
-		return http.StatusBadRequest, "err.otp_expired"
-	case transaction.CodeOTPLocked:
-		return http.StatusForbidden, "final.otp_locked"
-	case transaction.CodeOTPNotSent:
-		return http.StatusConflict, "err.otp_not_sent"
-	case transaction.CodeResendLimit:
-		return http.StatusTooManyRequests, "err.otp_resend_limit"
-	case transaction.CodeOTPChannelLocked:
-		return http.StatusTooManyRequests, "err.otp_channel_locked"
-	case transaction.CodeResendTooSoon:
-		return http.StatusTooManyRequests, "err.otp_resend_too_soon"
-	case transaction.CodeSMSFailed:
-		return http.StatusBadGateway, "err.sms_failed"
-	case transaction.CodeAlreadyUsed:
-		return http.StatusConflict, "err.already_used"
-	case transaction.CodeExpired:
-		return http.StatusGone, "final.expired"
-	case transaction.CodeCancelled:
-		return http.StatusConflict, "final.cancelled"
-	case transaction.CodeCancelledByCitizen:
-		return http.StatusConflict, "final.rejected"
-	case transaction.CodeWrongState:
-		return http.StatusConflict, "err.invalid_state"
-	case transaction.CodeInvalidRequest:
-		return http.StatusBadRequest, "err.invalid_request"
-	case transaction.CodeUnavailable:
-		return http.StatusServiceUnavailable, "err.unavailable"
-	case transaction.CodeSigningFailed:
-		return http.StatusBadGateway, "final.failed"
-	case transaction.CodeCertificateBlocked:
-		return http.StatusForbidden, "err.certificate_blocked"
-	case transaction.CodeNoCertificate:
-		return http.StatusConflict, "err.no_certificate"
-	case transaction.CodeWeakRegistration:
-		return http.StatusForbidden, "err.weak_registration"
-	case transaction.CodeUnknownCitizen, transaction.CodeForbidden:
-		return http.StatusForbidden, "err.forbidden"
-	}
-	return http.StatusInternalServerError, "err.internal"
 }
 
 func withoutCookie(r *http.Request, name string) *http.Request {

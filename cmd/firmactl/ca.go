@@ -18,6 +18,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/keystore"
@@ -32,9 +33,10 @@ func caSettings(e *env, cfg *config.Config) (ca.Config, error) {
 }
 
 // initCA sets up the root and issuing CAs on the token (keeping any that
-// exist) and writes their certificates to STATE/ca/. 'firmactl init' calls
-// it after the key-encryption key; 'firmactl ca init' runs it alone.
-func initCA(ctx context.Context, e *env, cfg *config.Config, db store.Store, ks *keystore.HSM, state string) error {
+// exist) and writes their certificates to STATE/ca/, every key made and
+// used recorded on the audit log l. 'firmactl init' calls it after the
+// key-encryption key; 'firmactl ca init' runs it alone.
+func initCA(ctx context.Context, e *env, cfg *config.Config, db store.Store, ks *keystore.HSM, l *audit.Log, state string) error {
 	settings, err := caSettings(e, cfg)
 	if err != nil {
 		return err
@@ -45,11 +47,12 @@ func initCA(ctx context.Context, e *env, cfg *config.Config, db store.Store, ks 
 		return fmt.Errorf("ca.base_url %s has port 0: set ca.base_url in %s (or pass --ca-base-url to 'firmactl init')",
 			settings.BaseURL, filepath.Join(state, "firmad.yaml"))
 	}
+	settings.Audit = l
 	a, err := ca.New(settings, ks, db, nil, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		return err
 	}
-	return setUpCA(ctx, e, a, state)
+	return setUpCA(ca.WithActor(ctx, offlineActor()), e, a, state)
 }
 
 func setUpCA(ctx context.Context, e *env, a *ca.Authority, state string) error {
@@ -87,8 +90,10 @@ func writeChain(e *env, dir string, root, issuing *x509.Certificate) error {
 	return nil
 }
 
-// localCA opens the store, token and CA of STATE/firmad.yaml, for the CA
-// set-up commands that act on the HSM directly rather than through firmad.
+// localCA opens the store, audit log, token and CA of STATE/firmad.yaml,
+// for the CA set-up commands that act on the HSM directly rather than
+// through firmad: the CA records every key it makes or uses on the log
+// (use the ctx of localCA's callers through ca.WithActor(offlineActor())).
 func localCA(ctx context.Context, e *env, state string) (*ca.Authority, *config.Config, func(), error) {
 	cfg, err := config.LoadPartial(filepath.Join(state, "firmad.yaml"), e.getenv, nil)
 	if err != nil {
@@ -101,18 +106,25 @@ func localCA(ctx context.Context, e *env, state string) (*ca.Authority, *config.
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	l, closeLog, err := openAudit(ctx, cfg, db)
+	if err != nil {
+		db.Close()
+		return nil, nil, nil, err
+	}
 	ks, err := keystore.Open(ctx, keystore.Config{Module: cfg.HSM.Module, TokenLabel: cfg.HSM.TokenLabel,
 		PIN: cfg.HSM.PIN.Reveal(), Sessions: 1, KEKLabel: cfg.HSM.KEKLabel, Mode: keystore.Mode(cfg.HSM.KeyMode)}, db, nil)
 	if err != nil {
+		closeLog()
 		db.Close()
 		return nil, nil, nil, fmt.Errorf("open token: %w", err)
 	}
-	closeAll := func() { ks.Close(); db.Close() }
+	closeAll := func() { ks.Close(); closeLog(); db.Close() }
 	settings, err := caSettings(e, cfg)
 	if err != nil {
 		closeAll()
 		return nil, nil, nil, err
 	}
+	settings.Audit = l
 	a, err := ca.New(settings, ks, db, nil, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		closeAll()
@@ -164,6 +176,7 @@ func init() {
 				return err
 			}
 			defer done()
+			ctx = ca.WithActor(ctx, offlineActor())
 			return setUpCA(ctx, e, a, state)
 		},
 	})
@@ -185,6 +198,7 @@ func init() {
 				return err
 			}
 			defer done()
+			ctx = ca.WithActor(ctx, offlineActor())
 			der, key, err := a.IssuingCSR(ctx)
 			if err != nil {
 				return err
@@ -226,6 +240,7 @@ func init() {
 				return err
 			}
 			defer done()
+			ctx = ca.WithActor(ctx, offlineActor())
 			cert, err := a.ImportIssuing(ctx, certDER, rootDER)
 			if err != nil {
 				return err

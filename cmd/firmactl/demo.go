@@ -68,6 +68,7 @@ func demoSeed(ctx context.Context, e *env, state string) error {
 		return err
 	}
 	defer done()
+	ctx = ca.WithActor(ctx, offlineActor())
 	db, err := openStore(ctx, e, cfg)
 	if err != nil {
 		return err

@@ -132,17 +132,34 @@ func runInit(ctx context.Context, e *env, o initOpts) error {
 		return err
 	}
 	defer db.Close()
+	// Every key made from here on is on the audit log (openAudit).
+	l, closeLog, err := openAudit(ctx, cfg, db)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
 	ks, err := keystore.Open(ctx, keystore.Config{Module: cfg.HSM.Module, TokenLabel: cfg.HSM.TokenLabel,
 		PIN: cfg.HSM.PIN.Reveal(), Sessions: 1, KEKLabel: cfg.HSM.KEKLabel}, db, nil)
 	if err != nil {
 		return fmt.Errorf("open token: %w", err)
 	}
 	defer ks.Close()
-	if err := ks.InitKEK(ctx); err != nil {
+	found, err := ks.HasKEK(ctx)
+	if err != nil {
+		return fmt.Errorf("key-encryption key: %w", err)
+	}
+	if found {
+		err = ks.InitKEK(ctx) // loads it; nothing to record
+	} else {
+		err = changeKEK(ctx, l, "kek:"+cfg.HSM.KEKLabel+"@"+cfg.HSM.TokenLabel,
+			map[string]string{"purpose": "kek", "label": cfg.HSM.KEKLabel, "token_label": cfg.HSM.TokenLabel},
+			ks.InitKEK)
+	}
+	if err != nil {
 		return fmt.Errorf("key-encryption key: %w", err)
 	}
 	fmt.Fprintf(e.stdout, "token %q ready (module %s), key-encryption key %q present\n", cfg.HSM.TokenLabel, cfg.HSM.Module, cfg.HSM.KEKLabel)
-	if err := initCA(ctx, e, cfg, db, ks, o.state); err != nil {
+	if err := initCA(ctx, e, cfg, db, ks, l, o.state); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "start the service with: firmad -config %s\n", cfgPath)

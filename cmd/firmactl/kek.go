@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/keystore"
 )
@@ -65,6 +66,38 @@ func (k *kekFlags) open(e *env, needSO bool) (keystore.TokenRef, string, error) 
 	return src, label, nil
 }
 
+// audited opens the state's store and audit log (openAudit) for a
+// command that makes a key; done closes both.
+func (k *kekFlags) audited(ctx context.Context, e *env) (l *audit.Log, done func(), err error) {
+	cfg, err := config.LoadPartial(filepath.Join(k.state, "firmad.yaml"), e.getenv, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := openStore(ctx, e, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, closeLog, err := openAudit(ctx, cfg, db)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return l, func() { closeLog(); db.Close() }, nil
+}
+
+// changeKEK makes a key-encryption key or transport key under
+// audit.ChangeKey, keyID naming it in the records (there is no keystore
+// ID: "kek:LABEL@TOKEN").
+func changeKEK(ctx context.Context, l *audit.Log, keyID string, details map[string]string, do func(ctx context.Context) error) error {
+	_, err := audit.ChangeKey(ctx, l, audit.KeyChange{Actor: offlineActor(), Details: details}, func(ctx context.Context) (string, error) {
+		if err := do(ctx); err != nil {
+			return "", err
+		}
+		return keyID, nil
+	})
+	return err
+}
+
 func (k *kekFlags) dst(src keystore.TokenRef) (keystore.TokenRef, error) {
 	if k.toLabel == "" || k.toPinFile == "" {
 		return keystore.TokenRef{}, usageErr("give --to-token and --to-pin-file")
@@ -99,8 +132,33 @@ func init() {
 			if err != nil {
 				return err
 			}
-			kcv, made, err := keystore.InitClonableKEK(ctx, src, label)
+			// Opened first: with the log unavailable, nothing is made.
+			l, done, err := k.audited(ctx, e)
 			if err != nil {
+				return err
+			}
+			defer done()
+			var (
+				kcv  []byte
+				made bool
+			)
+			found, err := keystore.HasKEK(ctx, src, label)
+			if err != nil {
+				return err
+			}
+			if found {
+				// Nothing changes: read its check value, record nothing.
+				if kcv, _, err = keystore.InitClonableKEK(ctx, src, label); err != nil {
+					return err
+				}
+			} else if err := changeKEK(ctx, l, "kek:"+label+"@"+src.Label,
+				map[string]string{"purpose": "kek", "label": label, "token_label": src.Label, "clonable": "true"},
+				func(ctx context.Context) error {
+					if kcv, made, err = keystore.InitClonableKEK(ctx, src, label); err == nil && !made {
+						return errKeyExists
+					}
+					return err
+				}); err != nil {
 				return err
 			}
 			verb := "found"
@@ -125,8 +183,18 @@ func init() {
 			if err != nil {
 				return err
 			}
-			kcv, err := keystore.CloneKEK(ctx, src, dst, label)
+			l, done, err := c.audited(ctx, e)
 			if err != nil {
+				return err
+			}
+			defer done()
+			var kcv []byte
+			if err := changeKEK(ctx, l, "kek:"+label+"@"+dst.Label,
+				map[string]string{"purpose": "kek", "label": label, "token_label": dst.Label, "cloned_from": src.Label},
+				func(ctx context.Context) (err error) {
+					kcv, err = keystore.CloneKEK(ctx, src, dst, label)
+					return err
+				}); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "cloned key-encryption key %q from token %q to %q\ncheck value %s (the same on both)\n",
@@ -148,8 +216,18 @@ func init() {
 			if err != nil {
 				return err
 			}
-			pub, err := keystore.NewTransportKey(ctx, dst)
+			l, done, err := tk.audited(ctx, e)
 			if err != nil {
+				return err
+			}
+			defer done()
+			var pub *rsa.PublicKey
+			if err := changeKEK(ctx, l, "kek-transport@"+dst.Label,
+				map[string]string{"purpose": "kek-transport", "token_label": dst.Label, "replaces": "any earlier transport key"},
+				func(ctx context.Context) (err error) {
+					pub, err = keystore.NewTransportKey(ctx, dst)
+					return err
+				}); err != nil {
 				return err
 			}
 			der, err := x509.MarshalPKIXPublicKey(pub)
@@ -229,7 +307,15 @@ func init() {
 			if err != nil {
 				return err
 			}
-			if err := keystore.ImportKEK(ctx, dst, label, blob, kcv); err != nil {
+			l, done, err := im.audited(ctx, e)
+			if err != nil {
+				return err
+			}
+			defer done()
+			if err := changeKEK(ctx, l, "kek:"+label+"@"+dst.Label,
+				map[string]string{"purpose": "kek", "label": label, "token_label": dst.Label, "imported": "true",
+					"transport_key": "destroyed by the import"},
+				func(ctx context.Context) error { return keystore.ImportKEK(ctx, dst, label, blob, kcv) }); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "imported key-encryption key %q on token %q; check value %s matches\n", label, dst.Label, imKCV)

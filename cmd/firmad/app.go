@@ -29,6 +29,7 @@ import (
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/limit"
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/signing"
@@ -126,6 +127,8 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, er
 	if a.tls != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(a.tls)))
 	}
+	// First, so that an anonymous call refused for its size stops there.
+	opts = append(a.limiter().anonymousGRPC(cfg.Listen.GRPCMaxMessageBytes), opts...)
 	a.grpc = grpc.NewServer(opts...)
 	a.health = health.NewServer()
 	healthpb.RegisterHealthServer(a.grpc, a.health)
@@ -226,7 +229,7 @@ func (a *app) serve(ctx context.Context, stdout io.Writer) error {
 	// Bounded reads and idle connections: slow or abandoned clients must
 	// not pin file descriptors. No write timeout: /metrics and downloads
 	// of large CRLs may take a while on a loaded machine.
-	hs := &http.Server{Handler: a.mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+	hs := &http.Server{Handler: limit.ClientIP(a.limiter().proxies, a.mux), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, TLSConfig: a.tls,
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 

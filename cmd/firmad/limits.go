@@ -5,6 +5,10 @@ import (
 	"os"
 	"runtime/debug"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/rest/v1http"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/limit"
@@ -15,6 +19,7 @@ import (
 // shared by every surface that serves such requests.
 type limits struct {
 	cfg       limit.Config
+	proxies   *limit.Proxies // server.trusted_proxies: who finds each client
 	verify    v1http.VerifyLimits
 	passwords *limit.Gate
 	tsa       *limit.Clients
@@ -33,8 +38,8 @@ func limitsSection(cfg *config.Config) limit.Config {
 // setupLimits makes the limiters and sets the runtime's soft memory
 // limit. It runs first: every surface after it reads a.lim.
 func (a *app) setupLimits(context.Context) error {
-	c := limitsSection(a.cfg)
-	a.lim = newLimits(c)
+	// The limiters may exist already: the gRPC server is made with them.
+	c := a.limiter().cfg
 	if a.reg != nil {
 		if err := a.reg.Register(limit.Refusals); err != nil {
 			return err
@@ -71,6 +76,25 @@ func newLimits(c limit.Config) *limits {
 func (a *app) limiter() *limits {
 	if a.lim == nil {
 		a.lim = newLimits(limitsSection(a.cfg))
+		if sc := config.SectionOf[limit.ServerConfig](a.cfg, limit.ServerSectionName); sc != nil {
+			// Checked by config validation already.
+			a.lim.proxies, _ = limit.ParseProxies(sc.TrustedProxies)
+		}
 	}
 	return a.lim
+}
+
+// anonymousGRPC are the gRPC server options bounding the anonymous methods
+// (VerifyService) with the limiters of POST /v1/verify. Each call takes
+// limits.verify_grpc_message_mib of the verify bytes, and no more may be
+// sent.
+func (l *limits) anonymousGRPC(serverMax int) []grpc.ServerOption {
+	return (&api.AnonymousLimits{
+		Bytes: l.verify.Bytes, PerClient: l.verify.PerClient, Rate: l.verify.Rate,
+		ClientKey: func(ctx context.Context) string {
+			md, _ := metadata.FromIncomingContext(ctx)
+			return l.proxies.Client(api.PeerIP(ctx), md.Get("x-forwarded-for"))
+		},
+		MaxMessageBytes: min(api.MaxVerifyBytes, serverMax, l.cfg.VerifyBytesMiB<<20, l.cfg.VerifyGRPCMessageMiB<<20),
+	}).ServerOptions()
 }

@@ -37,6 +37,7 @@ var setups = []step{
 	{"web", (*app).setupWeb},
 	{"fire", (*app).setupFire},
 	{"csc", (*app).setupCSC},
+	{"attempt sweep", (*app).setupAttemptSweep},
 }
 
 // Exit codes: 2 for a bad command line or configuration, 1 for anything

@@ -74,3 +74,15 @@ func (s *DB) ResetAttempts(ctx context.Context, scope string) error {
 	}
 	return nil
 }
+
+// SweepAttempts deletes the counters dead at now (store.SweepAttemptsWhere).
+// A row locked by an update in progress is deleted only if the committed
+// update left it dead (READ COMMITTED re-checks the condition).
+func (s *DB) SweepAttempts(ctx context.Context, now time.Time, window time.Duration) (int, error) {
+	tag, err := s.pool.Exec(ctx, "DELETE FROM attempts WHERE "+fmt.Sprintf(store.SweepAttemptsWhere, "$1", "$2"),
+		now.UnixNano(), now.Add(-window).UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("sweep attempts: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}

@@ -64,3 +64,17 @@ func (s *DB) ResetAttempts(ctx context.Context, scope string) error {
 	}
 	return nil
 }
+
+// SweepAttempts deletes the counters dead at now (store.SweepAttemptsWhere).
+func (s *DB) SweepAttempts(ctx context.Context, now time.Time, window time.Duration) (int, error) {
+	res, err := s.db.ExecContext(ctx, "DELETE FROM attempts WHERE "+fmt.Sprintf(store.SweepAttemptsWhere, "?1", "?2"),
+		now.UnixNano(), now.Add(-window).UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("sweep attempts: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sweep attempts: %w", err)
+	}
+	return int(n), nil
+}

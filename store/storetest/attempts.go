@@ -13,6 +13,7 @@ func testAttempts(t *testing.T, open Open) {
 	cases(t, open, []test{
 		{"round trip and reset", attemptsRoundTrip},
 		{"concurrent across handles", attemptsConcurrent},
+		{"sweep", attemptsSweep},
 	})
 }
 
@@ -136,5 +137,54 @@ func attemptsConcurrent(t *testing.T, db store.Store, reopen Reopen) {
 	}
 	if capped != workers-limit {
 		t.Fatalf("%d refused at the cap, want %d", capped, workers-limit)
+	}
+}
+
+// attemptsSweep deletes exactly the counters that count nothing any more:
+// an ended lock, or a last failure a whole window old; a live lock, a
+// failure within the window and a sign-out time within it are kept.
+func attemptsSweep(t *testing.T, db store.Store, reopen Reopen) {
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	const window = time.Hour
+	rows := []struct {
+		scope       string
+		last, until time.Time
+		kept        bool
+	}{
+		{"otp:old", now.Add(-window - time.Second), time.Time{}, false},
+		{"otp:at-window", now.Add(-window), time.Time{}, false},
+		{"otp:recent", now.Add(-window + time.Minute), time.Time{}, true},
+		{"password:lock-ended", now.Add(-time.Minute), now.Add(-time.Second), false},
+		{"password:locked", now.Add(-2 * window), now.Add(10 * time.Minute), true},
+		{"me-signed-out:12345678Z", now.Add(-20 * time.Minute), time.Time{}, true},
+		{"me-signed-out:87654321X", now.Add(-2 * window), time.Time{}, false},
+	}
+	for _, r := range rows {
+		if err := db.UpdateAttempts(ctx, r.scope, func(int, time.Time, time.Time) (int, time.Time, time.Time) {
+			return 1, r.last, r.until
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := db
+	if reopen != nil {
+		h = reopen(t) // any node sweeps what every node wrote
+	}
+	n, err := h.SweepAttempts(ctx, now, window)
+	if err != nil || n != 4 {
+		t.Fatalf("sweep: %d rows, %v; want 4", n, err)
+	}
+	for _, r := range rows {
+		got, last, _, err := db.Attempts(ctx, r.scope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kept := got != 0; kept != r.kept || (kept && !last.Equal(r.last)) {
+			t.Errorf("%s: kept %v (last %s), want kept %v", r.scope, kept, last, r.kept)
+		}
+	}
+	if n, err := db.SweepAttempts(ctx, now, window); err != nil || n != 0 {
+		t.Fatalf("second sweep: %d rows, %v; want 0", n, err)
 	}
 }

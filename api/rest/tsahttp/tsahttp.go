@@ -81,7 +81,7 @@ func serve(srv *tsa.Server, log *slog.Logger, rate *limit.Clients, w http.Respon
 		status = http.StatusInternalServerError
 		log.ErrorContext(r.Context(), "time-stamp request failed", "err", err)
 	case fail != tsa.FailNone:
-		log.WarnContext(r.Context(), "time-stamp request refused", "fail_info", fail.String(), "remote", r.RemoteAddr)
+		log.WarnContext(r.Context(), "time-stamp request refused", "fail_info", fail.String(), "client", limit.ClientKey(r))
 	}
 	w.Header().Set("Content-Type", tsa.ReplyContentType)
 	w.Header().Set("Content-Length", fmt.Sprint(len(reply)))
