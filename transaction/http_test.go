@@ -145,7 +145,7 @@ func TestRESTPortalAPI(t *testing.T) {
 	}
 
 	sess, code := e.login(id, citizen)
-	if _, err := e.svc.Approve(e.ctx, id, sess, code); err != nil {
+	if _, err := e.approve(id, sess, code); err != nil {
 		t.Fatal(err)
 	}
 	resp, body = a.do("GET", "/api/v1/transactions/"+id+"/result", nil, nil)
