@@ -148,6 +148,13 @@ func New(t testing.TB, opt Options) *Stack {
 	if s.Tx, err = transaction.New(topt); err != nil {
 		t.Fatal(err)
 	}
+	// The signing workers stop before the store, keystore and audit log
+	// they use are closed (cleanups run last added first).
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Tx.Stop(ctx)
+	})
 	hasher, err := policy.NewOTPHasher(s.OTPKey)
 	if err != nil {
 		t.Fatal(err)
@@ -298,4 +305,25 @@ func (s *Stack) waitAudit(t testing.TB, ok bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("audit appends still %s after 5 s", map[bool]string{true: "refused", false: "accepted"}[ok])
+}
+
+// WaitEnded polls the transaction (signed off the approving request, by
+// the service's workers) until it is in a final state, and returns it. It
+// fails the test after a minute.
+func (s *Stack) WaitEnded(id string) *transaction.View {
+	s.T.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		v, err := s.Tx.View(s.Ctx, id)
+		if err != nil {
+			s.T.Fatalf("transaction %s: %v", id, err)
+		}
+		if v.State.Final() {
+			return v
+		}
+		if time.Now().After(deadline) {
+			s.T.Fatalf("transaction %s still %s after a minute", id, v.State)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
