@@ -1,0 +1,262 @@
+package transaction_test
+
+import (
+	"context"
+	"crypto"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/signer"
+	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
+	"github.com/firma-cloud/firma/store/testdb"
+	"github.com/firma-cloud/firma/transaction"
+	"github.com/firma-cloud/firma/verify/testpki"
+)
+
+// slowTSA is a real TSA (testpki) behind a hook that runs before each
+// timestamp: it holds the signing worker on a document (B-T) for as long
+// as a test needs, or moves the test clock as a slow TSA would.
+type slowTSA struct {
+	next  signer.Timestamper
+	calls atomic.Int32
+	hook  func(ctx context.Context, call int) error
+}
+
+func (s *slowTSA) Timestamp(ctx context.Context, h crypto.Hash, digest []byte) ([]byte, error) {
+	n := int(s.calls.Add(1))
+	if s.hook != nil {
+		if err := s.hook(ctx, n); err != nil {
+			return nil, err
+		}
+	}
+	return s.next.Timestamp(ctx, h, digest)
+}
+
+// cadesDocs is n small text documents signed CAdES B-T: one timestamp
+// each, one document at a time.
+func cadesDocs(n int) []transaction.DocumentInput {
+	docs := make([]transaction.DocumentInput, n)
+	for i := range docs {
+		docs[i] = transaction.DocumentInput{Name: fmt.Sprintf("documento-%02d.txt", i), MediaType: "text/plain",
+			Content: []byte(fmt.Sprintf("Documento %d de la remesa\n", i)), Format: signer.FormatCAdES}
+	}
+	return docs
+}
+
+// waitFor polls cond (the store, through the service) until it holds; a
+// minute is the bound.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after a minute", what)
+		}
+	}
+}
+
+// processed counts the documents with a stored outcome, as the portal's
+// status shows them.
+func processed(t *testing.T, e *env, portalID, id string) (transaction.State, int) {
+	t.Helper()
+	tx, err := e.svc.Get(e.ctx, portalID, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, d := range tx.Documents {
+		if d.Status != transaction.DocPending {
+			n++
+		}
+	}
+	return tx.State, n
+}
+
+// keyRecords checks the audit log of a transaction: every document in
+// exactly one successful key.used record, and activations key.activated
+// records; it returns those activations' document counts, in order.
+func keyRecords(t *testing.T, e *env, portalID string, docs []transaction.DocumentInput, activations int) []int {
+	t.Helper()
+	page, err := e.audit.Query(e.ctx, audit.Filter{Portal: portalID, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := map[string]int{}
+	var activated []int
+	for _, r := range page.Records {
+		switch {
+		case r.Event == audit.KeyActivated:
+			activated = append(activated, len(r.Documents))
+		case r.Event == audit.KeyUsed && r.Outcome == audit.Success:
+			for _, d := range r.Documents {
+				used[d.Name]++
+			}
+		}
+	}
+	for _, d := range docs {
+		if used[d.Name] != 1 {
+			t.Errorf("%s is in %d key.used records, want 1 (%v)", d.Name, used[d.Name], used)
+		}
+	}
+	if len(used) != len(docs) {
+		t.Errorf("key.used names %d documents, want %d", len(used), len(docs))
+	}
+	if len(activated) != activations {
+		t.Errorf("%d key.activated records, want %d", len(activated), activations)
+	}
+	return activated
+}
+
+func wantAllSigned(t *testing.T, e *env, portalID, id string, n int) {
+	t.Helper()
+	r, err := e.svc.Results(e.ctx, portalID, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Transaction.State != transaction.StateDone || r.Transaction.Summary != transaction.SummaryAllSigned || len(r.Documents) != n {
+		t.Fatalf("results: %s %s, %d documents", r.Transaction.State, r.Transaction.Summary, len(r.Documents))
+	}
+	for _, d := range r.Documents {
+		if d.Status != transaction.DocSigned || len(d.Signature) == 0 || len(d.TimestampToken) == 0 {
+			t.Fatalf("document %d: %s %s", d.Index, d.Status, d.Error)
+		}
+	}
+}
+
+// TestApproveReturnsBeforeSigning: Approve records the decision and
+// returns while the worker waits on a slow TSA; the approving request's
+// context ending (a closed tab) does not stop the signing; the portal
+// sees the transaction signing with its progress, document by document;
+// a resume scan meanwhile does not start a second signing; and every
+// document is signed once. On SQLite and, when configured, PostgreSQL.
+// Cost: 4 CAdES B-T signatures per backend.
+func TestApproveReturnsBeforeSigning(t *testing.T) {
+	// Tokens before anything loads SoftHSM2 (testpki does): it sees only
+	// the tokens that exist then.
+	toks := map[string]*softhsmtest.Token{}
+	for _, b := range testdb.All() {
+		toks[b.Name] = softhsmtest.New(t)
+	}
+	pki := testpki.New(t)
+	testdb.Each(t, func(t *testing.T, b testdb.Backend) {
+		gate := make(chan struct{})
+		tsa := &slowTSA{next: pki.Timestamper(t), hook: func(ctx context.Context, _ int) error {
+			select {
+			case <-gate:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}}
+		e := newEnvWith(t, b, toks[b.Name], func(o *transaction.Options) { o.Timestamper = tsa })
+		p := e.portal("Portal", nil)
+		citizen := e.advanced(12345678)
+		docs := cadesDocs(4)
+		c := e.create(p, citizen, docs...)
+		sess, code := e.login(c.ID, citizen)
+
+		rctx, closeTab := context.WithCancel(e.ctx)
+		v, err := e.svc.Approve(rctx, c.ID, sess, code)
+		closeTab()
+		if err != nil || v.State != transaction.StateApproved {
+			t.Fatalf("approve: %v %+v", err, v)
+		}
+		for i := range docs {
+			waitFor(t, fmt.Sprintf("signing, %d of %d processed", i, len(docs)), func() bool {
+				st, n := processed(t, e, p.ID, c.ID)
+				return st == transaction.StateSigning && n == i && int(tsa.calls.Load()) == i+1
+			})
+			// The scan finds nothing due (the lease is live) and would
+			// not queue it twice anyway.
+			if err := e.svc.Scan(e.ctx); err != nil {
+				t.Fatal(err)
+			}
+			gate <- struct{}{}
+		}
+		if err := e.svc.Wait(e.ctx, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		wantAllSigned(t, e, p.ID, c.ID, len(docs))
+		keyRecords(t, e, p.ID, docs, 1)
+	})
+}
+
+// twoNodes is a node whose TSA runs hook, and a second node on the same
+// store, token and clock whose TSA answers at once.
+func twoNodes(t *testing.T, hook func(a, b *env, ctx context.Context, call int) error) (*env, *env) {
+	t.Helper()
+	tok := softhsmtest.New(t)
+	pki := testpki.New(t)
+	var a, b *env
+	tsa := &slowTSA{next: pki.Timestamper(t), hook: func(ctx context.Context, n int) error { return hook(a, b, ctx, n) }}
+	a = newEnvOn(t, tok, func(o *transaction.Options) { o.Timestamper = tsa; o.SignLease = time.Minute })
+	b = &env{t: t, ctx: a.ctx, dir: t.TempDir(), tok: a.tok, clock: a.clock, tdb: a.tdb, otpKey: a.otpKey,
+		mut: func(o *transaction.Options) { o.Timestamper = pki.Timestamper(t); o.SignLease = time.Minute }}
+	b.open()
+	t.Cleanup(b.close)
+	return a, b
+}
+
+// TestLeaseRenewedWhileProgressing: a batch whose documents take 40 s
+// each (the TSA moves the test clock) outlives its 1-minute lease many
+// times over; the worker renews it with each stored document, so the
+// other node's resume scans, run (and waited for) after every document,
+// never take it over: one activation, one key.used per document. Cost:
+// 5 CAdES B-T.
+func TestLeaseRenewedWhileProgressing(t *testing.T) {
+	var id atomic.Value
+	a, _ := twoNodes(t, func(a, b *env, ctx context.Context, _ int) error {
+		a.clock.Add(40 * time.Second)
+		if err := b.svc.Scan(ctx); err != nil {
+			return err
+		}
+		return b.svc.Wait(ctx, id.Load().(string))
+	})
+	p := a.portal("Portal", nil)
+	citizen := a.advanced(12345678)
+	docs := cadesDocs(5)
+	c := a.create(p, citizen, docs...)
+	id.Store(c.ID)
+	sess, code := a.login(c.ID, citizen)
+	if _, err := a.approve(c.ID, sess, code); err != nil {
+		t.Fatal(err)
+	}
+	wantAllSigned(t, a, p.ID, c.ID, len(docs))
+	keyRecords(t, a, p.ID, docs, 1)
+}
+
+// TestStalledWorkerLosesLease: the worker stalls on its second document
+// past its lease; the other node's scan takes the transaction over and
+// signs what has no stored result (its key.activated names only those);
+// the stalled worker, coming back, finds its lease gone and withholds
+// what it signed. Each document has one key.used. Cost: 6 CAdES B-T.
+func TestStalledWorkerLosesLease(t *testing.T) {
+	var id atomic.Value
+	a, b := twoNodes(t, func(a, b *env, ctx context.Context, call int) error {
+		if call != 2 {
+			return nil
+		}
+		a.clock.Add(2 * time.Minute)
+		if err := b.svc.Scan(ctx); err != nil {
+			return err
+		}
+		return b.svc.Wait(ctx, id.Load().(string))
+	})
+	p := a.portal("Portal", nil)
+	citizen := a.advanced(12345678)
+	docs := cadesDocs(4)
+	c := a.create(p, citizen, docs...)
+	id.Store(c.ID)
+	sess, code := a.login(c.ID, citizen)
+	if _, err := a.svc.Approve(a.ctx, c.ID, sess, code); err != nil {
+		t.Fatal(err)
+	}
+	err := a.svc.Wait(a.ctx, c.ID)
+	wantCode(t, err, transaction.CodeUnavailable)
+	wantAllSigned(t, b, p.ID, c.ID, len(docs))
+	if got := keyRecords(t, a, p.ID, docs, 2); len(got) == 2 && got[1] != len(docs)-1 {
+		t.Errorf("the take-over activated %d documents, want the %d without a stored result", got[1], len(docs)-1)
+	}
+}
