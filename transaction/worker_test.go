@@ -260,3 +260,113 @@ func TestStalledWorkerLosesLease(t *testing.T) {
 		t.Errorf("the take-over activated %d documents, want the %d without a stored result", got[1], len(docs)-1)
 	}
 }
+
+// held is a TSA hook that holds the worker on the given call until
+// release is closed or the worker's context ends, after closing reached.
+func held(call int, reached, release chan struct{}) func(ctx context.Context, n int) error {
+	return func(ctx context.Context, n int) error {
+		if n != call {
+			return nil
+		}
+		close(reached)
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// TestStopMidBatch stops the workers while one is on the second document
+// of four. Gracefully (a deadline long enough): the worker finishes that
+// document, stores both, and hands the transaction back, approved and due.
+// Cut off (the deadline already passed): nothing after the first stored
+// document is stored or released, and the lease is left to lapse. Either
+// way a restart's Resume signs only what has no stored result (its
+// key.activated names only those), and each document has one key.used.
+// Cost: about 6 CAdES B-T per case.
+func TestStopMidBatch(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		graceful bool
+		stored   int // documents stored when the workers stopped
+		state    transaction.State
+	}{
+		{"graceful", true, 2, transaction.StateApproved},
+		{"cut off", false, 1, transaction.StateSigning},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := softhsmtest.New(t)
+			pki := testpki.New(t)
+			reached, release := make(chan struct{}), make(chan struct{})
+			tsa := &slowTSA{next: pki.Timestamper(t), hook: held(2, reached, release)}
+			e := newEnvOn(t, tok, func(o *transaction.Options) { o.Timestamper = tsa })
+			p := e.portal("Portal", nil)
+			citizen := e.advanced(12345678)
+			docs := cadesDocs(4)
+			c := e.create(p, citizen, docs...)
+			sess, code := e.login(c.ID, citizen)
+			if _, err := e.svc.Approve(e.ctx, c.ID, sess, code); err != nil {
+				t.Fatal(err)
+			}
+			<-reached
+			ctx, cancel := context.WithTimeout(e.ctx, time.Minute)
+			if !tc.graceful {
+				cancel()
+			}
+			stopped := make(chan error, 1)
+			go func() { stopped <- e.svc.Stop(ctx) }()
+			waitFor(t, "stopping", e.svc.Draining)
+			if tc.graceful {
+				close(release) // the document in progress ends
+			}
+			// Cut off, the worker's context ends instead.
+			err := <-stopped
+			cancel()
+			if tc.graceful != (err == nil) {
+				t.Fatalf("stop: %v", err)
+			}
+			st, n := processed(t, e, p.ID, c.ID)
+			if st != tc.state || n != tc.stored {
+				t.Fatalf("after the stop: %s with %d documents stored, want %s with %d", st, n, tc.state, tc.stored)
+			}
+			e.restart()
+			if err := e.svc.Resume(e.ctx); err != nil {
+				t.Fatal(err)
+			}
+			wantAllSigned(t, e, p.ID, c.ID, len(docs))
+			if got := keyRecords(t, e, p.ID, docs, 2); len(got) == 2 && got[1] != len(docs)-tc.stored {
+				t.Errorf("the resume activated %d documents, want the %d without a stored result", got[1], len(docs)-tc.stored)
+			}
+		})
+	}
+}
+
+// TestHSMBackoff: the retry after a transient HSM fault grows from about
+// 2 s, doubling, to a 1-minute cap, with jitter (half of each delay).
+func TestHSMBackoff(t *testing.T) {
+	for _, tc := range []struct {
+		n        int
+		min, max time.Duration
+	}{
+		{1, time.Second, 2 * time.Second},
+		{2, 2 * time.Second, 4 * time.Second},
+		{3, 4 * time.Second, 8 * time.Second},
+		{5, 16 * time.Second, 32 * time.Second},
+		{6, 30 * time.Second, time.Minute},
+		{40, 30 * time.Second, time.Minute},
+	} {
+		seen := map[time.Duration]bool{}
+		for range 200 {
+			d := transaction.HSMBackoff(tc.n)
+			if d < tc.min || d > tc.max {
+				t.Fatalf("retry %d: %s, want %s to %s", tc.n, d, tc.min, tc.max)
+			}
+			seen[d] = true
+		}
+		if len(seen) < 10 {
+			t.Errorf("retry %d: %d distinct delays in 200, want jitter", tc.n, len(seen))
+		}
+	}
+}
