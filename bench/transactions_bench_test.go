@@ -178,9 +178,17 @@ func (tb *txBench) one(ctx context.Context, w, seq int) error {
 	if m == nil {
 		return fmt.Errorf("no code in the SMS")
 	}
-	v, err := tb.svc.Approve(ctx, c.ID, sess.Token, m[1])
-	if err != nil {
+	if _, err := tb.svc.Approve(ctx, c.ID, sess.Token, m[1]); err != nil {
 		return fmt.Errorf("approve: %w", err)
+	}
+	// Signed by the workers, off the approving call: the figure is
+	// approval to the end of signing, as before.
+	if err := tb.svc.Wait(ctx, c.ID); err != nil {
+		return fmt.Errorf("signing: %w", err)
+	}
+	v, err := tb.svc.View(ctx, c.ID)
+	if err != nil {
+		return err
 	}
 	if v.State != transaction.StateDone || v.Summary != transaction.SummaryAllSigned {
 		return fmt.Errorf("transaction ended %s/%s: %s", v.State, v.Summary, v.ErrorMessage)
