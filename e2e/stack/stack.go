@@ -53,6 +53,10 @@ type Options struct {
 	// TLS serves HTTPS (with httptest's self-signed certificate; clients
 	// use Server.Client()).
 	TLS bool
+	// Token is the SoftHSM2 token to use; nil makes one. A test that also
+	// needs another token (testpki's) makes both first: SoftHSM2 sees
+	// only the tokens that exist when it is first loaded.
+	Token *softhsmtest.Token
 }
 
 // Stack is one service's worth of real parts behind one loopback server.
@@ -81,8 +85,11 @@ type Stack struct {
 // New builds a Stack; everything is closed when the test ends.
 func New(t testing.TB, opt Options) *Stack {
 	t.Helper()
-	s := &Stack{T: t, Ctx: context.Background(), Dir: t.TempDir(), Token: softhsmtest.New(t), Metrics: prometheus.NewRegistry(),
+	s := &Stack{T: t, Ctx: context.Background(), Dir: t.TempDir(), Token: opt.Token, Metrics: prometheus.NewRegistry(),
 		OTPKey: []byte("stack-test-otp-key-0123456789abcdef-0123456789")}
+	if s.Token == nil {
+		s.Token = softhsmtest.New(t)
+	}
 	var handler atomic.Pointer[http.Handler]
 	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		(*handler.Load()).ServeHTTP(w, r)
