@@ -59,6 +59,9 @@ type Config struct {
 	SignWorkers int           `yaml:"sign_workers"`
 	SignQueue   int           `yaml:"sign_queue"`
 	SignLease   time.Duration `yaml:"sign_lease"`
+	// SignExpiry is how long after the approval transient faults (HSM,
+	// audit log) are waited out; then the transaction expires.
+	SignExpiry time.Duration `yaml:"sign_expiry"`
 	// AllowHTTPPortals lets portals register plain-http redirect and
 	// callback URLs off loopback; development only.
 	AllowHTTPPortals bool `yaml:"allow_http_portals"`
@@ -87,7 +90,8 @@ func DefaultConfig() Config {
 		OTPMaxTries: a.MaxFailures, OTPFailureWindow: a.Window, OTPLockout: a.Lockout,
 		CallbackAttempts: DefaultCallbackAttempts, CallbackTimeout: 10 * time.Second, MaxRequestBytes: DefaultMaxBody,
 		SignWorkers: DefaultSignWorkers, SignQueue: DefaultSignQueue, SignLease: DefaultSignLease,
-		SMS: SMSConfig{Gateway: "outbox", Timeout: 5 * time.Second, Retries: 3}}
+		SignExpiry: DefaultSignExpiry,
+		SMS:        SMSConfig{Gateway: "outbox", Timeout: 5 * time.Second, Retries: 3}}
 }
 
 func init() {
@@ -109,6 +113,7 @@ func (c *Config) Validate() error {
 		min  time.Duration
 	}{{"ttl", c.TTL, time.Minute}, {"retention", c.Retention, time.Hour}, {"otp_ttl", c.OTPTTL, 30 * time.Second}, {"otp_resend_gap", c.OTPResendGap, time.Second},
 		{"callback_timeout", c.CallbackTimeout, time.Second}, {"sign_lease", c.SignLease, time.Second},
+		{"sign_expiry", c.SignExpiry, time.Minute},
 		{"otp_failure_window", c.OTPFailureWindow, time.Minute}, {"otp_lockout", c.OTPLockout, time.Minute}} {
 		if d.v < d.min {
 			bad(d.name, fmt.Sprintf("must be at least %s", d.min))
@@ -140,6 +145,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SignLease > time.Hour {
 		bad("sign_lease", "must be at most 1h")
+	}
+	if c.SignExpiry > 7*24*time.Hour {
+		bad("sign_expiry", "must be at most 168h")
 	}
 	if c.MaxRequestBytes < 1<<10 {
 		bad("max_request_bytes", "must be at least 1024")

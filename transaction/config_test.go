@@ -48,8 +48,8 @@ func TestConfigSection(t *testing.T) {
 		{"signing worker defaults", "", nil, func(c *transaction.Config) bool {
 			return c.SignWorkers == transaction.DefaultSignWorkers && c.SignQueue == transaction.DefaultSignQueue && c.SignLease == time.Minute
 		}, nil},
-		{"bad signing workers", "transactions:\n  sign_workers: 0\n  sign_queue: 0\n  sign_lease: 10ms\n", nil, nil,
-			[]string{"transactions.sign_workers", "transactions.sign_queue", "transactions.sign_lease"}},
+		{"bad signing workers", "transactions:\n  sign_workers: 0\n  sign_queue: 0\n  sign_lease: 10ms\n  sign_expiry: 10s\n", nil, nil,
+			[]string{"transactions.sign_workers", "transactions.sign_queue", "transactions.sign_lease", "transactions.sign_expiry"}},
 		{"unknown key", "transactions:\n  otp_lenght: 8\n", nil, nil, []string{"otp_lenght"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

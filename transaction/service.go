@@ -93,7 +93,11 @@ type Options struct {
 	// stored); a worker that stalls longer, or dies, loses it to the next
 	// resume scan, here or on another node. Default 1 minute: more than
 	// one document's worst case (a PAdES B-T whose TSA times out).
-	SignLease  time.Duration
+	SignLease time.Duration
+	// SignExpiry is how long after its approval a transaction whose
+	// signing transient faults (the HSM or the audit log away) keep
+	// handing back is retried; then it expires. Default 1 hour.
+	SignExpiry time.Duration
 	Log        *slog.Logger
 	Registerer prometheus.Registerer
 	Clock      func() time.Time
@@ -161,6 +165,9 @@ func New(opt Options) (*Service, error) {
 	}
 	if opt.SignLease <= 0 {
 		opt.SignLease = DefaultSignLease
+	}
+	if opt.SignExpiry <= 0 {
+		opt.SignExpiry = DefaultSignExpiry
 	}
 	attempts := opt.Attempts
 	if attempts == nil {

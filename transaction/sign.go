@@ -302,11 +302,22 @@ func transientDevice(err error) bool {
 // ("audit"): the transaction is approved again, due for the resume scan
 // after a backoff that grows with each consecutive fault of this
 // transaction (hsmBackoff: 2 s doubling to 1 min, jittered), instead of
-// failing with its OTP spent. It never fails the transaction: the cause
-// passes, or the citizen's portal gives up on it.
+// failing with its OTP spent. A transient fault never fails the
+// transaction; its expiry (Options.SignExpiry after the approval) is the
+// only end while the fault lasts.
 func (s *Service) retryLater(ctx context.Context, t *store.Transaction, cause error, what string) error {
-	n, wait := s.nextRetry(t.ID)
 	now := s.now().UTC()
+	if !t.ApprovedAt.IsZero() && !now.Before(t.ApprovedAt.Add(s.opt.SignExpiry)) {
+		s.w.retries.Delete(t.ID)
+		s.log.WarnContext(ctx, "signing expired while a transient fault lasted", "transaction", t.ID, "cause", what, "err", cause)
+		msg := fmt.Sprintf("the documents could not be signed within %s of the approval: the %s stayed unavailable", s.opt.SignExpiry, faultName(what))
+		if err := s.end(ctx, t, StateExpired, CodeExpired, msg); err != nil {
+			return err
+		}
+		// An error, so that the caller stops: the transaction ended.
+		return &Error{Code: CodeExpired, Message: msg, Err: cause}
+	}
+	n, wait := s.nextRetry(t.ID)
 	back := *t
 	back.State, back.ExpiresAt, back.UpdatedAt = string(StateApproved), now.Add(wait), now
 	if err := s.st.UpdateTransaction(ctx, &back); err != nil {
@@ -317,10 +328,7 @@ func (s *Service) retryLater(ctx context.Context, t *store.Transaction, cause er
 	}
 	*t = back
 	s.m.retries.WithLabelValues(what).Inc()
-	msg := "the signing device is unavailable; signing resumes on its own"
-	if what == "audit" {
-		msg = "the audit log is unavailable; signing resumes on its own"
-	}
+	msg := "the " + faultName(what) + " is unavailable; signing resumes on its own"
 	s.log.WarnContext(ctx, "signing handed back after a transient fault", "transaction", t.ID, "cause", what, "retry", n, "retry_in", wait, "err", cause)
 	return fail(CodeUnavailable, msg, cause)
 }
@@ -394,6 +402,7 @@ func (s *Service) summarise(ctx context.Context, t *store.Transaction, start tim
 // end is finish for the signing path, which alone holds the transaction
 // in signing, so a conflict means another node finished it.
 func (s *Service) end(ctx context.Context, t *store.Transaction, st State, code Code, msg string) error {
+	s.w.retries.Delete(t.ID)
 	err := s.finish(ctx, t, st, code, msg)
 	if err != nil && !errors.Is(err, store.ErrConflict) {
 		return fail(CodeUnavailable, "the transaction store failed; retry", err)
@@ -566,4 +575,12 @@ func (s *Service) enqueueWait(ctx context.Context, id string) error {
 		}
 	}
 	return nil
+}
+
+// faultName names a retryLater cause for people.
+func faultName(what string) string {
+	if what == "audit" {
+		return "audit log"
+	}
+	return "signing device"
 }

@@ -16,6 +16,7 @@ const (
 	DefaultSignWorkers = 2
 	DefaultSignQueue   = 64
 	DefaultSignLease   = time.Minute
+	DefaultSignExpiry  = time.Hour
 )
 
 // The transient-HSM retry backoff: the first retry within hsmRetryBase,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
 	"github.com/firma-cloud/firma/store/testdb"
@@ -368,5 +369,94 @@ func TestHSMBackoff(t *testing.T) {
 		if len(seen) < 10 {
 			t.Errorf("retry %d: %d distinct delays in 200, want jitter", tc.n, len(seen))
 		}
+	}
+}
+
+// TestTransientFaultBacksOff: the TSA (the built-in one signs with the
+// HSM) fails with the token away for three tries. Each try hands the
+// transaction back, approved, due after a growing, jittered delay (1-2 s,
+// 2-4 s, 4-8 s by the test clock) and never failed; the fourth signs the
+// document once. With the fault lasting past Options.SignExpiry from the
+// approval, the transaction expires instead. Cost: 1 CAdES B-T.
+func TestTransientFaultBacksOff(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		faults int
+		expire bool
+	}{
+		{"recovers", 3, false},
+		{"expires", 1 << 20, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := softhsmtest.New(t)
+			pki := testpki.New(t)
+			tsa := &slowTSA{next: pki.Timestamper(t), hook: func(_ context.Context, n int) error {
+				if n <= tc.faults {
+					return fmt.Errorf("built-in TSA: %w", keystore.ErrTokenUnavailable)
+				}
+				return nil
+			}}
+			e := newEnvOn(t, tok, func(o *transaction.Options) { o.Timestamper = tsa; o.SignExpiry = 10 * time.Minute })
+			p := e.portal("Portal", nil)
+			citizen := e.advanced(12345678)
+			docs := cadesDocs(1) // one TSA call per try
+			c := e.create(p, citizen, docs...)
+			sess, code := e.login(c.ID, citizen)
+			if _, err := e.svc.Approve(e.ctx, c.ID, sess, code); err != nil {
+				t.Fatal(err)
+			}
+			tries := 0
+			for try := 1; ; try++ {
+				tries = try
+				err := e.svc.Wait(e.ctx, c.ID)
+				st, err2 := e.db.Transaction(e.ctx, c.ID)
+				if err2 != nil {
+					t.Fatal(err2)
+				}
+				if transaction.State(st.State) != transaction.StateApproved {
+					if tc.expire {
+						wantCode(t, err, transaction.CodeExpired)
+					} else if err != nil {
+						t.Fatalf("try %d: %v", try, err)
+					}
+					break
+				}
+				wantCode(t, err, transaction.CodeUnavailable)
+				wait := st.ExpiresAt.Sub(e.clock.Now())
+				if lo, hi := time.Second<<(try-1), 2*time.Second<<(try-1); try <= 5 && (wait < lo || wait > hi) {
+					t.Fatalf("try %d: due in %s, want %s to %s", try, wait, lo, hi)
+				}
+				// Not due before its time.
+				if err := e.svc.Scan(e.ctx); err != nil {
+					t.Fatal(err)
+				}
+				if err := e.svc.Wait(e.ctx, c.ID); err != nil || int(tsa.calls.Load()) != try {
+					t.Fatalf("try %d: signed again before its backoff (%d TSA calls, %v)", try, tsa.calls.Load(), err)
+				}
+				e.clock.Add(wait + time.Millisecond)
+				if err := e.svc.Scan(e.ctx); err != nil {
+					t.Fatal(err)
+				}
+				if try > 100 {
+					t.Fatal("still approved after 100 tries")
+				}
+			}
+			if tc.expire {
+				tx, err := e.svc.Get(e.ctx, p.ID, c.ID)
+				if err != nil || tx.State != transaction.StateExpired || tx.ErrorCode != transaction.CodeExpired ||
+					tx.Documents[0].Status != transaction.DocNotProcessed {
+					t.Fatalf("after the fault outlasted the expiry: %v %+v", err, tx)
+				}
+				if over := e.clock.Now().Sub(tx.CreatedAt); over < 10*time.Minute || tries < 10 {
+					t.Fatalf("expired after %d tries, %s", tries, over)
+				}
+				return
+			}
+			if got := int(tsa.calls.Load()); got != tc.faults+len(docs) {
+				t.Errorf("%d TSA calls, want %d", got, tc.faults+len(docs))
+			}
+			wantAllSigned(t, e, p.ID, c.ID, len(docs))
+			keyRecords(t, e, p.ID, docs, tries)
+		})
 	}
 }

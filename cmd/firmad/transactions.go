@@ -64,7 +64,8 @@ func (a *app) setupTransactions(ctx context.Context) error {
 		HTTPClient:       &http.Client{Timeout: cfg.CallbackTimeout},
 		CallbackAttempts: cfg.CallbackAttempts,
 		SignWorkers:      cfg.SignWorkers, SignQueue: cfg.SignQueue, SignLease: cfg.SignLease,
-		Log: log, Registerer: a.reg,
+		SignExpiry: cfg.SignExpiry,
+		Log:        log, Registerer: a.reg,
 	})
 	if err != nil {
 		return err
