@@ -72,6 +72,9 @@ func processed(t *testing.T, e *env, portalID, id string) (transaction.State, in
 			n++
 		}
 	}
+	if n != tx.Processed {
+		t.Fatalf("Processed %d, %d documents with an outcome", tx.Processed, n)
+	}
 	return tx.State, n
 }
 
