@@ -67,6 +67,9 @@ type job struct {
 // context.Background, so that a Service used without firmad's wiring
 // (tests, tools) still signs.
 func (s *Service) Start(ctx context.Context) {
+	if s.w.draining.Load() {
+		return // stopped for good
+	}
 	s.w.once.Do(func() {
 		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		s.w.cancel = cancel
@@ -87,7 +90,13 @@ func (s *Service) Start(ctx context.Context) {
 // after Options.SignLease and whoever resumes signs them again; nothing
 // cut off was released. Queued transactions stay approved in the store.
 func (s *Service) Stop(ctx context.Context) error {
-	if !s.w.started.Load() || !s.w.draining.CompareAndSwap(false, true) {
+	if !s.w.draining.CompareAndSwap(false, true) {
+		return nil
+	}
+	// Whoever starts the workers from now on is turned away by draining;
+	// once.Do waits for a start under way.
+	s.w.once.Do(func() {})
+	if !s.w.started.Load() {
 		return nil
 	}
 	close(s.w.stop)
