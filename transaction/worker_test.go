@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
@@ -189,13 +191,13 @@ func TestApproveReturnsBeforeSigning(t *testing.T) {
 
 // twoNodes is a node whose TSA runs hook, and a second node on the same
 // store, token and clock whose TSA answers at once.
-func twoNodes(t *testing.T, hook func(a, b *env, ctx context.Context, call int) error) (*env, *env) {
+func twoNodes(t *testing.T, reg prometheus.Registerer, hook func(a, b *env, ctx context.Context, call int) error) (*env, *env) {
 	t.Helper()
 	tok := softhsmtest.New(t)
 	pki := testpki.New(t)
 	var a, b *env
 	tsa := &slowTSA{next: pki.Timestamper(t), hook: func(ctx context.Context, n int) error { return hook(a, b, ctx, n) }}
-	a = newEnvOn(t, tok, func(o *transaction.Options) { o.Timestamper = tsa; o.SignLease = time.Minute })
+	a = newEnvOn(t, tok, func(o *transaction.Options) { o.Timestamper, o.SignLease, o.Registerer = tsa, time.Minute, reg })
 	b = &env{t: t, ctx: a.ctx, dir: t.TempDir(), tok: a.tok, clock: a.clock, tdb: a.tdb, otpKey: a.otpKey,
 		mut: func(o *transaction.Options) { o.Timestamper = pki.Timestamper(t); o.SignLease = time.Minute }}
 	b.open()
@@ -211,7 +213,7 @@ func twoNodes(t *testing.T, hook func(a, b *env, ctx context.Context, call int) 
 // 5 CAdES B-T.
 func TestLeaseRenewedWhileProgressing(t *testing.T) {
 	var id atomic.Value
-	a, _ := twoNodes(t, func(a, b *env, ctx context.Context, _ int) error {
+	a, _ := twoNodes(t, nil, func(a, b *env, ctx context.Context, _ int) error {
 		a.clock.Add(40 * time.Second)
 		if err := b.svc.Scan(ctx); err != nil {
 			return err
@@ -238,7 +240,8 @@ func TestLeaseRenewedWhileProgressing(t *testing.T) {
 // what it signed. Each document has one key.used. Cost: 6 CAdES B-T.
 func TestStalledWorkerLosesLease(t *testing.T) {
 	var id atomic.Value
-	a, b := twoNodes(t, func(a, b *env, ctx context.Context, call int) error {
+	reg := prometheus.NewRegistry()
+	a, b := twoNodes(t, reg, func(a, b *env, ctx context.Context, call int) error {
 		if call != 2 {
 			return nil
 		}
@@ -262,6 +265,9 @@ func TestStalledWorkerLosesLease(t *testing.T) {
 	wantAllSigned(t, b, p.ID, c.ID, len(docs))
 	if got := keyRecords(t, a, p.ID, docs, 2); len(got) == 2 && got[1] != len(docs)-1 {
 		t.Errorf("the take-over activated %d documents, want the %d without a stored result", got[1], len(docs)-1)
+	}
+	if n := metricValue(t, reg, "firma_transaction_sign_lease_lost_total"); n != 1 {
+		t.Errorf("leases lost: %v, want 1", n)
 	}
 }
 
@@ -399,7 +405,10 @@ func TestTransientFaultBacksOff(t *testing.T) {
 				}
 				return nil
 			}}
-			e := newEnvOn(t, tok, func(o *transaction.Options) { o.Timestamper = tsa; o.SignExpiry = 10 * time.Minute })
+			reg := prometheus.NewRegistry()
+			e := newEnvOn(t, tok, func(o *transaction.Options) {
+				o.Timestamper, o.SignExpiry, o.Registerer = tsa, 10*time.Minute, reg
+			})
 			p := e.portal("Portal", nil)
 			citizen := e.advanced(12345678)
 			docs := cadesDocs(1) // one TSA call per try
@@ -460,6 +469,34 @@ func TestTransientFaultBacksOff(t *testing.T) {
 			}
 			wantAllSigned(t, e, p.ID, c.ID, len(docs))
 			keyRecords(t, e, p.ID, docs, tries)
+			for name, want := range map[string]float64{"firma_transaction_sign_retries_total": float64(tries - 1),
+				"firma_transaction_sign_workers": transaction.DefaultSignWorkers, "firma_transaction_sign_workers_busy": 0,
+				"firma_transaction_sign_queue_depth": 0, "firma_transaction_sign_lease_lost_total": 0} {
+				if got := metricValue(t, reg, name); got != want {
+					t.Errorf("%s = %v, want %v", name, got, want)
+				}
+			}
 		})
 	}
+}
+
+// metricValue sums a metric's samples in reg.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		sum := 0.0
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+		return sum
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }
