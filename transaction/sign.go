@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/digitorus/timestamp"
@@ -70,9 +71,15 @@ func (s *Service) authorise(ctx context.Context, t *store.Transaction, takeover 
 			approved = append(approved, auditDocument(d))
 		}
 	}
+	details := map[string]string{"transaction": t.ID}
+	if done := len(docs) - len(approved); done > 0 {
+		// A resume (after a stop, a stall, a transient fault): the record
+		// says so, and names only what it signs now.
+		details["resumed"], details["documents_done"] = "true", strconv.Itoa(done)
+	}
 	g, err := s.opt.Signing.Authorise(ctx, signing.Request{Purpose: signing.PurposeTransaction, Actor: citizenActor(t.CitizenID),
 		Citizen: t.CitizenID, Portal: t.PortalID, RequestID: t.ID, Documents: approved,
-		Details: map[string]string{"transaction": t.ID}, Evidence: &lease{s: s, t: t, takeover: takeover}})
+		Details: details, Evidence: &lease{s: s, t: t, takeover: takeover}})
 	switch {
 	case err == nil:
 	case errors.Is(err, signing.ErrEvidenceUsed):

@@ -41,7 +41,7 @@ var errStopping = errors.New("signing workers stopping: the transaction is left 
 // process a second job for a transaction it already has.
 type workers struct {
 	queue    chan string
-	jobs     sync.Map // transaction id -> *job, queued or being signed here
+	jobs     sync.Map // transaction id -> *job: queued, being signed, or last handed back here
 	retries  sync.Map // transaction id -> int, consecutive transient HSM faults here
 	started  atomic.Bool
 	draining atomic.Bool
@@ -137,24 +137,37 @@ func (s *Service) enqueue(id string, takeover bool) *job {
 	}
 	s.Start(context.Background())
 	j := &job{done: make(chan struct{}), takeover: takeover}
-	if old, loaded := s.w.jobs.LoadOrStore(id, j); loaded {
-		return old.(*job)
+	for {
+		old, loaded := s.w.jobs.LoadOrStore(id, j)
+		if !loaded {
+			break
+		}
+		select {
+		case <-old.(*job).done:
+			// The last attempt here handed it back: this one replaces it.
+			if s.w.jobs.CompareAndSwap(id, old, j) {
+				goto queue
+			}
+		default:
+			return old.(*job)
+		}
 	}
+queue:
 	select {
 	case s.w.queue <- id:
 		return j
 	default:
-		s.w.jobs.Delete(id)
+		s.w.jobs.CompareAndDelete(id, j)
 		s.m.queueFull.Inc()
 		return nil
 	}
 }
 
 // Wait waits until this process's workers are through with the
-// transaction, and returns how their attempt ended: nil when it is
+// transaction, and returns how their last attempt ended: nil when it is
 // signed, failed for good or held by another node, an error when it was
 // handed back (a transient HSM or audit fault, a store failure, a stop)
-// and resumes on its own. It returns nil at once when no worker here has
+// and resumes on its own. It returns nil at once when no worker here had
 // it, and ctx's error if ctx ends first. Approve does not wait: callers
 // that want the outcome now (tools, tests) do.
 func (s *Service) Wait(ctx context.Context, id string) error {
@@ -208,14 +221,26 @@ func (s *Service) signID(ctx context.Context, id string) error {
 	return err
 }
 
+// complete ends the transaction's job with err. A job that handed the
+// transaction back stays, done, for Wait to report until the next
+// attempt replaces it; one that got through goes. (What stays is one
+// entry per transaction handed back here and finished elsewhere.)
 func (s *Service) complete(id string, err error) {
-	v, ok := s.w.jobs.LoadAndDelete(id)
+	v, ok := s.w.jobs.Load(id)
 	if !ok {
 		return
 	}
 	j := v.(*job)
+	select {
+	case <-j.done:
+		return // an earlier attempt's, already reported
+	default:
+	}
 	j.err = err
 	close(j.done)
+	if err == nil {
+		s.w.jobs.CompareAndDelete(id, j)
+	}
 }
 
 // scan offers the workers the approved transactions that are due: approved
