@@ -260,6 +260,10 @@ func TestTransactionGRPC(t *testing.T) {
 	if _, err := s.svc.Approve(ctx, created.TransactionId, sess.Token, code); err != nil {
 		t.Fatal(err)
 	}
+	// The signing workers sign off the approving call.
+	if err := s.svc.Wait(ctx, created.TransactionId); err != nil {
+		t.Fatal(err)
+	}
 
 	res, err := tx.RecoverBatchResult(portalCtx(a.ApiKey), ref)
 	if err != nil {

@@ -185,9 +185,17 @@ func (tb *txBench) approve(ctx context.Context, id, citizen string) error {
 	if m == nil {
 		return fmt.Errorf("no code in the SMS")
 	}
-	v, err := tb.svc.Approve(ctx, id, sess.Token, m[1])
-	if err != nil {
+	if _, err := tb.svc.Approve(ctx, id, sess.Token, m[1]); err != nil {
 		return fmt.Errorf("approve: %w", err)
+	}
+	// Signed by the workers, off the approving call: the figure is
+	// approval to the end of signing, as before.
+	if err := tb.svc.Wait(ctx, id); err != nil {
+		return fmt.Errorf("signing: %w", err)
+	}
+	v, err := tb.svc.View(ctx, id)
+	if err != nil {
+		return err
 	}
 	if v.State != transaction.StateDone || v.Summary != transaction.SummaryAllSigned {
 		return fmt.Errorf("transaction ended %s/%s: %s", v.State, v.Summary, v.ErrorMessage)

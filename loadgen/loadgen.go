@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	htmlpkg "html"
 	"io"
 	"log/slog"
 	"net"
@@ -405,11 +406,39 @@ func (cfg *Config) approve(ctx context.Context, node, outboxNode, id string, c C
 	if err := pageError(html); err != nil {
 		return err
 	}
+	// The page signs off the request: it sends the browser to a progress
+	// page that refreshes itself until signing ends, then on to the
+	// portal. Followed here every 50 ms rather than every refresh's 2 s,
+	// so that the approval time measures the signing, not the refresh.
+	for code == http.StatusSeeOther && strings.HasPrefix(loc, "/sign/") {
+		code, html, loc, err = page(http.MethodGet, loc, nil)
+		for err == nil && code == http.StatusOK {
+			m := refreshRe.FindStringSubmatch(html)
+			if m == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+			code, html, loc, err = page(http.MethodGet, htmlpkg.UnescapeString(m[1]), nil)
+		}
+		if err != nil {
+			return err
+		}
+		if err := pageError(html); err != nil {
+			return err
+		}
+	}
 	if code != http.StatusSeeOther || !strings.HasPrefix(loc, cfg.OKURL) {
 		return fmt.Errorf("approve: %d, redirected to %q", code, loc)
 	}
 	return nil
 }
+
+// refreshRe finds the progress page's meta refresh and its target.
+var refreshRe = regexp.MustCompile(`http-equiv="refresh" content="\d+;url=([^"]+)"`)
 
 // code reads the newest code sent to mobile since the sign-in; it retries
 // briefly in case the message is stored late. Only one transaction per

@@ -46,10 +46,10 @@ func TestAuditRecordsEveryStep(t *testing.T) {
 	if code == wrong {
 		wrong = "111111"
 	}
-	if _, err := e.svc.Approve(e.ctx, c.ID, sess, wrong); transaction.CodeOf(err) != transaction.CodeOTPInvalid {
+	if _, err := e.approve(c.ID, sess, wrong); transaction.CodeOf(err) != transaction.CodeOTPInvalid {
 		t.Fatalf("wrong code: %v", err)
 	}
-	if _, err := e.svc.Approve(e.ctx, c.ID, sess, code); err != nil {
+	if _, err := e.approve(c.ID, sess, code); err != nil {
 		t.Fatal(err)
 	}
 	page, err := e.audit.Query(e.ctx, audit.Filter{Portal: p.ID, Limit: 1000})
@@ -102,7 +102,7 @@ func TestAuditUnavailableKeepsApproval(t *testing.T) {
 	c := e.create(p, citizen, transaction.DocumentInput{Name: "a.txt", Content: []byte("a")})
 	sess, code := e.login(c.ID, citizen)
 	repair := refuseAudit(t, e, "1")
-	_, err := e.svc.Approve(e.ctx, c.ID, sess, code)
+	_, err := e.approve(c.ID, sess, code)
 	wantCode(t, err, transaction.CodeUnavailable)
 	if !strings.Contains(err.Error(), "audit") {
 		t.Fatalf("approve with the audit store down: %v", err)
@@ -115,7 +115,7 @@ func TestAuditUnavailableKeepsApproval(t *testing.T) {
 		t.Fatalf("after the refused signing: state %s, document %+v", r.Transaction.State, r.Documents[0])
 	}
 	// The approval is spent: approving again is refused, and signs nothing.
-	_, err = e.svc.Approve(e.ctx, c.ID, sess, code)
+	_, err = e.approve(c.ID, sess, code)
 	wantCode(t, err, transaction.CodeAlreadyUsed)
 
 	repair()
@@ -141,7 +141,7 @@ func TestAuditUnavailableWithholdsSignatures(t *testing.T) {
 	c := e.create(p, citizen, transaction.DocumentInput{Name: "a.txt", Content: []byte("a")})
 	sess, code := e.login(c.ID, citizen)
 	defer refuseAudit(t, e, "NEW.event = 'key.used' AND NEW.outcome = 'success'")()
-	v, err := e.svc.Approve(e.ctx, c.ID, sess, code)
+	v, err := e.approve(c.ID, sess, code)
 	if err != nil {
 		t.Fatal(err)
 	}

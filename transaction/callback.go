@@ -66,8 +66,9 @@ func VerifyCallback(key []byte, timestamp, signature string, body []byte, now ti
 	return nil
 }
 
-// Run expires overdue transactions, resumes interrupted signing and
-// delivers callbacks until ctx ends. Every node may run it: each step is a
+// Run expires overdue transactions, offers the signing workers the
+// approved transactions that are due (see scan) and delivers callbacks
+// until ctx ends. Every node may run it: each step is a
 // conditional update, so none is done twice.
 func (s *Service) Run(ctx context.Context) error {
 	if err := s.Resume(ctx); err != nil && ctx.Err() == nil {
@@ -82,8 +83,8 @@ func (s *Service) Run(ctx context.Context) error {
 			lastPurge = time.Now()
 		}
 		s.Sweep(ctx)
-		if err := s.resumeStale(ctx); err != nil && ctx.Err() == nil {
-			s.log.ErrorContext(ctx, "resume stale signing", "err", err)
+		if err := s.scan(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "resume scan", "err", err)
 		}
 		s.DeliverCallbacks(ctx)
 		select {

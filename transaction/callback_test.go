@@ -80,7 +80,7 @@ func TestCallbackSignedAndRetried(t *testing.T) {
 	go func() { runDone <- e.svc.Run(ctx) }()
 
 	sess, code := e.login(c.ID, citizen)
-	if _, err := e.svc.Approve(e.ctx, c.ID, sess, code); err != nil {
+	if _, err := e.approve(c.ID, sess, code); err != nil {
 		t.Fatal(err)
 	}
 	select {

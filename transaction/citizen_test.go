@@ -113,7 +113,7 @@ func TestConcurrentApprovalSignsOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := e.svc.Approve(e.ctx, c.ID, sess, code)
+			_, err := e.approve(c.ID, sess, code)
 			codes[i] = transaction.CodeOf(err)
 		}()
 	}

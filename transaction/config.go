@@ -49,6 +49,19 @@ type Config struct {
 	CallbackTimeout time.Duration `yaml:"callback_timeout"`
 	// MaxRequestBytes bounds a REST creation request (base64 documents).
 	MaxRequestBytes int `yaml:"max_request_bytes"`
+	// SignWorkers is how many transactions this node signs at once, off
+	// the citizen's approving request; SignQueue how many approved ones
+	// wait here for a worker (more wait in the store for the resume
+	// scan); SignLease how long a worker keeps a transaction after its
+	// last stored document before another worker or node may take it
+	// over. The lease must outlast one document's worst case (a B-T
+	// timestamp over a slow TSA).
+	SignWorkers int           `yaml:"sign_workers"`
+	SignQueue   int           `yaml:"sign_queue"`
+	SignLease   time.Duration `yaml:"sign_lease"`
+	// SignExpiry is how long after the approval transient faults (HSM,
+	// audit log) are waited out; then the transaction expires.
+	SignExpiry time.Duration `yaml:"sign_expiry"`
 	// AllowHTTPPortals lets portals register plain-http redirect and
 	// callback URLs off loopback; development only.
 	AllowHTTPPortals bool `yaml:"allow_http_portals"`
@@ -76,7 +89,9 @@ func DefaultConfig() Config {
 	return Config{TTL: DefaultTTL, Retention: DefaultRetention, OTPTTL: r.TTL, OTPMaxResends: r.MaxResends, OTPResendGap: r.ResendGap,
 		OTPMaxTries: a.MaxFailures, OTPFailureWindow: a.Window, OTPLockout: a.Lockout,
 		CallbackAttempts: DefaultCallbackAttempts, CallbackTimeout: 10 * time.Second, MaxRequestBytes: DefaultMaxBody,
-		SMS: SMSConfig{Gateway: "outbox", Timeout: 5 * time.Second, Retries: 3}}
+		SignWorkers: DefaultSignWorkers, SignQueue: DefaultSignQueue, SignLease: DefaultSignLease,
+		SignExpiry: DefaultSignExpiry,
+		SMS:        SMSConfig{Gateway: "outbox", Timeout: 5 * time.Second, Retries: 3}}
 }
 
 func init() {
@@ -97,7 +112,8 @@ func (c *Config) Validate() error {
 		v    time.Duration
 		min  time.Duration
 	}{{"ttl", c.TTL, time.Minute}, {"retention", c.Retention, time.Hour}, {"otp_ttl", c.OTPTTL, 30 * time.Second}, {"otp_resend_gap", c.OTPResendGap, time.Second},
-		{"callback_timeout", c.CallbackTimeout, time.Second},
+		{"callback_timeout", c.CallbackTimeout, time.Second}, {"sign_lease", c.SignLease, time.Second},
+		{"sign_expiry", c.SignExpiry, time.Minute},
 		{"otp_failure_window", c.OTPFailureWindow, time.Minute}, {"otp_lockout", c.OTPLockout, time.Minute}} {
 		if d.v < d.min {
 			bad(d.name, fmt.Sprintf("must be at least %s", d.min))
@@ -120,6 +136,18 @@ func (c *Config) Validate() error {
 	}
 	if c.CallbackAttempts < 1 || c.CallbackAttempts > 50 {
 		bad("callback_attempts", "must be 1 to 50")
+	}
+	if c.SignWorkers < 1 || c.SignWorkers > 64 {
+		bad("sign_workers", "must be 1 to 64")
+	}
+	if c.SignQueue < 1 || c.SignQueue > 10000 {
+		bad("sign_queue", "must be 1 to 10000")
+	}
+	if c.SignLease > time.Hour {
+		bad("sign_lease", "must be at most 1h")
+	}
+	if c.SignExpiry > 7*24*time.Hour {
+		bad("sign_expiry", "must be at most 168h")
 	}
 	if c.MaxRequestBytes < 1<<10 {
 		bad("max_request_bytes", "must be at least 1024")

@@ -41,6 +41,15 @@ func TestConfigSection(t *testing.T) {
 			}, nil},
 		{"bad attempt rule", "transactions:\n  otp_max_tries: 11\n  otp_failure_window: 10s\n  otp_lockout: 48h\n", nil, nil,
 			[]string{"transactions.otp_max_tries", "transactions.otp_failure_window", "transactions.otp_lockout"}},
+		{"signing workers", "transactions:\n  sign_workers: 4\n  sign_lease: 30s\n", map[string]string{"FIRMA_TRANSACTIONS_SIGN_QUEUE": "10"},
+			func(c *transaction.Config) bool {
+				return c.SignWorkers == 4 && c.SignQueue == 10 && c.SignLease == 30*time.Second
+			}, nil},
+		{"signing worker defaults", "", nil, func(c *transaction.Config) bool {
+			return c.SignWorkers == transaction.DefaultSignWorkers && c.SignQueue == transaction.DefaultSignQueue && c.SignLease == time.Minute
+		}, nil},
+		{"bad signing workers", "transactions:\n  sign_workers: 0\n  sign_queue: 0\n  sign_lease: 10ms\n  sign_expiry: 10s\n", nil, nil,
+			[]string{"transactions.sign_workers", "transactions.sign_queue", "transactions.sign_lease", "transactions.sign_expiry"}},
 		{"unknown key", "transactions:\n  otp_lenght: 8\n", nil, nil, []string{"otp_lenght"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -17,6 +17,22 @@
 // branch on and a message for people. The rules (OTP limits, SMS text,
 // approval digest) live in package policy.
 //
+// # Signing workers
+//
+// Approve records the citizen's decision and returns; signing happens on
+// a bounded pool of workers the Service owns (Start, Stop), never on the
+// approving request's context, so a closed tab or a proxy timeout stops
+// nothing. Approve queues the transaction here; Run's resume scan offers
+// the workers every approved transaction that is due, from any node or
+// from before a restart. A worker takes the signing lease (approved ->
+// signing, a conditional update: the guard between workers and nodes),
+// signs document by document, and renews the lease as it stores each
+// outcome, before that outcome's key.used: a worker that stalls past
+// Options.SignLease finds the lease taken over and withholds what it
+// signed, so each document has one key.used. A transient HSM or audit
+// fault hands the transaction back with a growing, jittered backoff; Stop
+// hands back at the next document. Get and View report the progress.
+//
 // # Callbacks
 //
 // A portal with a callback URL receives, when a transaction ends, a POST

@@ -156,6 +156,12 @@ func (e *env) open() {
 }
 
 func (e *env) close() {
+	if e.svc != nil {
+		// The workers first: they use everything below.
+		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+		e.svc.Stop(ctx)
+		cancel()
+	}
 	if e.audit != nil {
 		e.audit.Close()
 		e.audit = nil
@@ -267,6 +273,21 @@ func (e *env) login(id, citizen string) (string, string) {
 	}
 	code, _ := e.lastOTP(citizen)
 	return sess.Token, code
+}
+
+// approve approves and waits for this process's signing workers to be
+// through with the transaction, as Approve did when it signed inline: it
+// returns the transaction as they left it, or their error (a transient
+// fault handed it back).
+func (e *env) approve(id, sess, code string) (*transaction.View, error) {
+	e.t.Helper()
+	if _, err := e.svc.Approve(e.ctx, id, sess, code); err != nil {
+		return nil, err
+	}
+	if err := e.svc.Wait(e.ctx, id); err != nil {
+		return nil, err
+	}
+	return e.svc.SessionView(e.ctx, id, sess)
 }
 
 // wantCode fails unless err carries the code.

@@ -301,8 +301,11 @@ func (s *Service) unsend(ctx context.Context, t, prev *store.Transaction) {
 	}
 }
 
-// Approve checks the one-time password and, if it is right, signs every
-// document. It returns the transaction as it ended (done or failed). A
+// Approve checks the one-time password and, if it is right, records the
+// approval and hands the transaction to the signing workers (see Start),
+// without waiting for them: it returns the transaction approved, and
+// signing goes on whatever becomes of ctx (a closed tab, a proxy
+// timeout). Progress shows in View and Get; Wait waits for the end. A
 // wrong code counts a try on the citizen's channel (policy.OTPScope); the
 // one that locks the channel fails the transaction, and while it is
 // locked no code of the citizen's is checked or sent, from any portal.
@@ -311,13 +314,9 @@ func (s *Service) Approve(ctx context.Context, id, session, otp string) (*View, 
 	if err != nil {
 		return nil, err
 	}
-	if err := s.sign(ctx, t); err != nil {
-		return nil, err
-	}
-	t, err = s.load(ctx, id)
-	if err != nil {
-		return nil, err
-	}
+	// A full queue leaves it approved and due: the resume scan offers it
+	// again within a second, here or on another node.
+	s.enqueue(t.ID, false)
 	return s.view(ctx, t)
 }
 
@@ -399,9 +398,10 @@ func (s *Service) approve(ctx context.Context, id, session, otp string) (*store.
 			return nil, refuse(CodeOTPInvalid, "wrong code; %d %s left", failure.Left, plural(failure.Left, "try", "tries"))
 		}
 		// Single use: the hash goes in the same update that approves. From
-		// here ExpiresAt is the signing lease (see Service.resumeStale).
+		// here ExpiresAt is when signing is due (now: approved, for any
+		// node's worker), then the signing lease's end (see lease).
 		t.State, t.OTPHash, t.ApprovedAt, t.UpdatedAt = string(StateApproved), nil, now, now
-		t.ExpiresAt = now.Add(signingLease)
+		t.ExpiresAt = now
 		if err := s.st.UpdateTransaction(ctx, t); errors.Is(err, store.ErrConflict) {
 			continue
 		} else if err != nil {

@@ -139,7 +139,7 @@ func TestApproveSignsEveryDocument(t *testing.T) {
 			t.Errorf("SMS %q does not contain %q", sms, want)
 		}
 	}
-	done, err := e.svc.Approve(e.ctx, c.ID, sess, code)
+	done, err := e.approve(c.ID, sess, code)
 	if err != nil {
 		t.Fatalf("approve: %v", err)
 	}
@@ -164,7 +164,7 @@ func TestApproveSignsEveryDocument(t *testing.T) {
 	}
 
 	// Replaying the approval form is refused.
-	_, err = e.svc.Approve(e.ctx, c.ID, sess, code)
+	_, err = e.approve(c.ID, sess, code)
 	wantCode(t, err, transaction.CodeAlreadyUsed)
 }
 
@@ -254,14 +254,14 @@ func TestWrongOTPThreeTimesFails(t *testing.T) {
 		wrong = "111111"
 	}
 	for i, want := range []transaction.Code{transaction.CodeOTPInvalid, transaction.CodeOTPInvalid, transaction.CodeOTPLocked} {
-		_, err := e.svc.Approve(e.ctx, c.ID, sess, wrong)
+		_, err := e.approve(c.ID, sess, wrong)
 		wantCode(t, err, want)
 		if i == 1 && !strings.Contains(err.Error(), "1 try left") {
 			t.Errorf("second wrong code: %q does not say one try is left", err)
 		}
 	}
 	// Even the right code is refused now, and the portal sees failed.
-	_, err := e.svc.Approve(e.ctx, c.ID, sess, code)
+	_, err := e.approve(c.ID, sess, code)
 	wantCode(t, err, transaction.CodeOTPLocked)
 	tx, err := e.svc.Get(e.ctx, p.ID, c.ID)
 	if err != nil {
@@ -286,7 +286,7 @@ func TestExpiredOTPAndResendLimits(t *testing.T) {
 
 	// The code lives 5 minutes.
 	e.clock.Add(5*time.Minute + time.Second)
-	_, err := e.svc.Approve(e.ctx, c.ID, sess, code)
+	_, err := e.approve(c.ID, sess, code)
 	wantCode(t, err, transaction.CodeOTPExpired)
 
 	// Resends: 3 at most, 30 s apart; each voids the one before.
@@ -314,9 +314,9 @@ func TestExpiredOTPAndResendLimits(t *testing.T) {
 	if newest == code {
 		t.Skip("the CSPRNG drew the same code twice")
 	}
-	_, err = e.svc.Approve(e.ctx, c.ID, sess, code)
+	_, err = e.approve(c.ID, sess, code)
 	wantCode(t, err, transaction.CodeOTPInvalid)
-	v, err := e.svc.Approve(e.ctx, c.ID, sess, newest)
+	v, err := e.approve(c.ID, sess, newest)
 	if err != nil || v.State != transaction.StateDone {
 		t.Fatalf("approve with the newest code: %v %+v", err, v)
 	}
@@ -333,16 +333,16 @@ func TestOTPBoundToTransaction(t *testing.T) {
 	if codeA == codeB {
 		t.Skip("the CSPRNG drew the same code twice")
 	}
-	_, err := e.svc.Approve(e.ctx, b.ID, sessB, codeA)
+	_, err := e.approve(b.ID, sessB, codeA)
 	wantCode(t, err, transaction.CodeOTPInvalid)
 	// A's session does not work on B either.
 	sessA, err := e.svc.Authenticate(e.ctx, a.ID, citizen, password)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.svc.Approve(e.ctx, b.ID, sessA.Token, codeB)
+	_, err = e.approve(b.ID, sessA.Token, codeB)
 	wantCode(t, err, transaction.CodeSessionInvalid)
-	if _, err := e.svc.Approve(e.ctx, b.ID, sessB, codeB); err != nil {
+	if _, err := e.approve(b.ID, sessB, codeB); err != nil {
 		t.Fatalf("B with its own code: %v", err)
 	}
 }
@@ -380,7 +380,7 @@ func TestRestartMidTransaction(t *testing.T) {
 	if err != nil || v.State != transaction.StateOTPSent || v.OTP == nil {
 		t.Fatalf("after restart: %v %+v", err, v)
 	}
-	done, err := e.svc.Approve(e.ctx, c.ID, sess, code)
+	done, err := e.approve(c.ID, sess, code)
 	if err != nil || done.State != transaction.StateDone {
 		t.Fatalf("approve after restart: %v %+v", err, done)
 	}
@@ -412,7 +412,7 @@ func TestRejectAndCancel(t *testing.T) {
 	if err != nil || v.State != transaction.StateRejected || v.ReturnURL != errURL+"?transaction_id="+a.ID {
 		t.Fatalf("reject: %v %+v", err, v)
 	}
-	_, err = e.svc.Approve(e.ctx, a.ID, sess, code)
+	_, err = e.approve(a.ID, sess, code)
 	wantCode(t, err, transaction.CodeCancelledByCitizen)
 
 	b := e.create(p, citizen, transaction.DocumentInput{Name: "b.txt", Content: []byte("b")})
@@ -484,7 +484,7 @@ func TestBatchStopOnErrorAndBestEffort(t *testing.T) {
 				t.Fatal(err)
 			}
 			sess, code := e.login(c.ID, citizen)
-			v, err := e.svc.Approve(e.ctx, c.ID, sess, code)
+			v, err := e.approve(c.ID, sess, code)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -580,7 +580,7 @@ func TestRetentionPurgesDocuments(t *testing.T) {
 	citizen := e.advanced(12345678)
 	done := e.create(p, citizen, transaction.DocumentInput{Name: "a.txt", Content: []byte("a")})
 	sess, code := e.login(done.ID, citizen)
-	if _, err := e.svc.Approve(e.ctx, done.ID, sess, code); err != nil {
+	if _, err := e.approve(done.ID, sess, code); err != nil {
 		t.Fatal(err)
 	}
 	expired := e.create(p, citizen, transaction.DocumentInput{Name: "b.txt", Content: []byte("b")})

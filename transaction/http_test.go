@@ -140,12 +140,12 @@ func TestRESTPortalAPI(t *testing.T) {
 	resp, body = a.do("GET", "/api/v1/transactions/"+id+"?subject_id="+citizen, nil, nil)
 	var st portalhttp.StateJSON
 	json.Unmarshal(body, &st)
-	if resp.StatusCode != 200 || st.State != transaction.StateCreated || len(st.Documents) != 3 {
+	if resp.StatusCode != 200 || st.State != transaction.StateCreated || len(st.Documents) != 3 || st.DocumentsProcessed != 0 || st.DocumentsTotal != 3 {
 		t.Fatalf("recoverBatchState: %d %s", resp.StatusCode, body)
 	}
 
 	sess, code := e.login(id, citizen)
-	if _, err := e.svc.Approve(e.ctx, id, sess, code); err != nil {
+	if _, err := e.approve(id, sess, code); err != nil {
 		t.Fatal(err)
 	}
 	resp, body = a.do("GET", "/api/v1/transactions/"+id+"/result", nil, nil)
@@ -153,7 +153,8 @@ func TestRESTPortalAPI(t *testing.T) {
 	if err := json.Unmarshal(body, &res); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("recoverBatchResult: %d %s", resp.StatusCode, body)
 	}
-	if res.State != transaction.StateDone || res.Summary != transaction.SummaryAllSigned || len(res.CertificateChain) < 2 {
+	if res.State != transaction.StateDone || res.Summary != transaction.SummaryAllSigned || len(res.CertificateChain) < 2 ||
+		res.DocumentsProcessed != 3 || res.DocumentsTotal != 3 {
 		t.Fatalf("result %+v", res.StateJSON)
 	}
 	r := &transaction.Results{Chain: res.CertificateChain}

@@ -38,7 +38,7 @@ func TestTwoNodes(t *testing.T) {
 		// Created on A, approved on B, collected on A.
 		c := a.create(p, citizen, docs...)
 		sess, code := n2.login(c.ID, citizen)
-		if _, err := n2.svc.Approve(a.ctx, c.ID, sess, code); err != nil {
+		if _, err := n2.approve(c.ID, sess, code); err != nil {
 			t.Fatalf("approve on the second node: %v", err)
 		}
 		r, err := a.svc.Results(a.ctx, p.ID, c.ID)
@@ -114,6 +114,11 @@ func TestTwoNodes(t *testing.T) {
 		}
 		if ok != 1 {
 			t.Fatalf("%d approvals succeeded across the nodes, want 1 (%v)", ok, codes)
+		}
+		for _, node := range []*env{a, n2} {
+			if err := node.svc.Wait(a.ctx, c.ID); err != nil {
+				t.Fatalf("signing: %v", err)
+			}
 		}
 		if r, err := n2.svc.Results(a.ctx, p.ID, c.ID); err != nil || len(r.Documents) != 3 {
 			t.Fatalf("results: %v", err)

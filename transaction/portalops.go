@@ -138,6 +138,9 @@ func toTransaction(t *store.Transaction, docs []*store.Document) *Transaction {
 		}
 		out.Documents = append(out.Documents, DocumentState{Index: d.Index, Name: d.Name, MediaType: d.MediaType, Size: d.Size,
 			Hash: d.Hash, Digest: d.Digest, Format: signer.Format(d.Format), Status: st, ErrorCode: Code(d.ErrorCode), Error: d.Error})
+		if d.Status != string(DocPending) {
+			out.Processed++
+		}
 	}
 	return out
 }

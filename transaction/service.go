@@ -81,7 +81,23 @@ type Options struct {
 	CallbackBackoff  time.Duration
 	// Auditor receives the otp.* and transaction.* records; nil means the
 	// signing service's audit log. Key use is recorded by Signing.
-	Auditor    Auditor
+	Auditor Auditor
+	// SignWorkers is how many transactions this process signs at once,
+	// off the approving request (see Start); default 2. SignQueue bounds
+	// the approved transactions waiting for one; default 64 (more wait in
+	// the store for the resume scan).
+	SignWorkers int
+	SignQueue   int
+	// SignLease is how long a worker holds a transaction after its last
+	// progress (the lease is renewed as each document's outcome is
+	// stored); a worker that stalls longer, or dies, loses it to the next
+	// resume scan, here or on another node. Default 1 minute: more than
+	// one document's worst case (a PAdES B-T whose TSA times out).
+	SignLease time.Duration
+	// SignExpiry is how long after its approval a transaction whose
+	// signing transient faults (the HSM or the audit log away) keep
+	// handing back is retried; then it expires. Default 1 hour.
+	SignExpiry time.Duration
 	Log        *slog.Logger
 	Registerer prometheus.Registerer
 	Clock      func() time.Time
@@ -102,6 +118,7 @@ type Service struct {
 	kick    chan struct{}
 	active  sync.Map // transaction IDs this process is signing
 	audit   Auditor
+	w       *workers
 }
 
 // New returns a service.
@@ -140,6 +157,18 @@ func New(opt Options) (*Service, error) {
 	if opt.CallbackBackoff <= 0 {
 		opt.CallbackBackoff = time.Second
 	}
+	if opt.SignWorkers <= 0 {
+		opt.SignWorkers = DefaultSignWorkers
+	}
+	if opt.SignQueue <= 0 {
+		opt.SignQueue = DefaultSignQueue
+	}
+	if opt.SignLease <= 0 {
+		opt.SignLease = DefaultSignLease
+	}
+	if opt.SignExpiry <= 0 {
+		opt.SignExpiry = DefaultSignExpiry
+	}
 	attempts := opt.Attempts
 	if attempts == nil {
 		as, ok := opt.Store.(policy.AttemptStore)
@@ -149,7 +178,8 @@ func New(opt Options) (*Service, error) {
 		attempts = policy.NewAttempts(as, policy.AttemptRules{})
 	}
 	s := &Service{st: opt.Store, opt: opt, rules: opt.OTP.WithDefaults(), attempt: attempts, otp: h, log: opt.Log, now: opt.Clock,
-		client: opt.HTTPClient, kick: make(chan struct{}, 1), audit: opt.Auditor}
+		client: opt.HTTPClient, kick: make(chan struct{}, 1), audit: opt.Auditor,
+		w: &workers{queue: make(chan string, opt.SignQueue), stop: make(chan struct{})}}
 	if s.audit == nil {
 		s.audit = opt.Signing.Auditor()
 	}
@@ -169,6 +199,9 @@ func New(opt Options) (*Service, error) {
 		s.formats = signer.StandardFormats()
 	}
 	if s.m, err = newMetrics(opt.Registerer); err != nil {
+		return nil, err
+	}
+	if err := registerWorkerGauges(opt.Registerer, s.w, opt.SignWorkers); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/firma-cloud/firma/audit"
@@ -24,10 +25,13 @@ const PDFReason = "Firmado con Cl@ve Firma"
 // in steps: the signing service authorises it (certificate, the signing
 // lease as the citizen's consent, the key.activated record), the
 // documents are signed, and the outcome summarised. Each document's
-// outcome is stored with a conditional update as soon as it is known, so
-// a signing interrupted by a restart resumes with the documents still
-// pending (see Resume).
-func (s *Service) sign(ctx context.Context, t *store.Transaction) error {
+// outcome is stored with a conditional update as soon as it is known, and
+// the lease renewed with it, so a signing interrupted by a restart, a
+// stop or a stall resumes with the documents still pending (see Resume
+// and scan). Only a signing worker calls it (see Start): never on a
+// request's context. takeover takes a lease that has not run out (see
+// Resume).
+func (s *Service) sign(ctx context.Context, t *store.Transaction, takeover bool) error {
 	if _, busy := s.active.LoadOrStore(t.ID, struct{}{}); busy {
 		return nil // this process is signing it already
 	}
@@ -36,15 +40,17 @@ func (s *Service) sign(ctx context.Context, t *store.Transaction) error {
 		return nil // it already ended
 	}
 	start := time.Now()
-	g, err := s.authorise(ctx, t)
+	g, err := s.authorise(ctx, t, takeover)
 	if g == nil {
 		return err
 	}
 	if err := s.signDocuments(ctx, t, g); err != nil {
-		// A transient HSM fault left the transaction approved, due again
-		// soon (see retryLater); other errors leave it for the lease.
+		// A transient HSM fault or a stop handed the transaction back,
+		// approved and due (see retryLater, handBack); other errors leave
+		// it for the lease to lapse.
 		return err
 	}
+	s.w.retries.Delete(t.ID)
 	return s.summarise(ctx, t, start)
 }
 
@@ -53,7 +59,7 @@ func (s *Service) sign(ctx context.Context, t *store.Transaction) error {
 // transaction is not this node's to sign: ended, signed by another node,
 // refused (then ended here as failed), or waiting for the audit log or
 // the store (then the error says so and signing resumes later).
-func (s *Service) authorise(ctx context.Context, t *store.Transaction) (*signing.Grant, error) {
+func (s *Service) authorise(ctx context.Context, t *store.Transaction, takeover bool) (*signing.Grant, error) {
 	docs, err := s.st.Documents(ctx, t.ID, false)
 	if err != nil {
 		return nil, fail(CodeUnavailable, "the transaction store failed; retry", err)
@@ -64,9 +70,15 @@ func (s *Service) authorise(ctx context.Context, t *store.Transaction) (*signing
 			approved = append(approved, auditDocument(d))
 		}
 	}
+	details := map[string]string{"transaction": t.ID}
+	if done := len(docs) - len(approved); done > 0 {
+		// A resume (after a stop, a stall, a transient fault): the record
+		// says so, and names only what it signs now.
+		details["resumed"], details["documents_done"] = "true", strconv.Itoa(done)
+	}
 	g, err := s.opt.Signing.Authorise(ctx, signing.Request{Purpose: signing.PurposeTransaction, Actor: citizenActor(t.CitizenID),
 		Citizen: t.CitizenID, Portal: t.PortalID, RequestID: t.ID, Documents: approved,
-		Details: map[string]string{"transaction": t.ID}, Evidence: &lease{s: s, t: t}})
+		Details: details, Evidence: &lease{s: s, t: t, takeover: takeover}})
 	switch {
 	case err == nil:
 	case errors.Is(err, signing.ErrEvidenceUsed):
@@ -75,14 +87,15 @@ func (s *Service) authorise(ctx context.Context, t *store.Transaction) (*signing
 		return nil, fail(CodeUnavailable, "the transaction store failed; retry", err)
 	case errors.Is(err, signing.ErrAuditUnavailable):
 		// The lease was given back: the transaction is approved again and
-		// the resume loop signs it once the log takes records.
-		return nil, fail(CodeUnavailable, "the audit log is unavailable; signing resumes on its own", err)
+		// the resume scan signs it once the log takes records, backing off
+		// as for the HSM meanwhile.
+		return nil, s.retryLater(ctx, t, err, "audit")
 	case ctx.Err() != nil:
 		return nil, fail(CodeUnavailable, "signing was interrupted; it resumes on its own", err)
 	case transientDevice(err):
 		// The HSM failed before the consent was taken (issuing the
 		// certificate, say): the transaction stays approved, due soon.
-		return nil, s.retryLater(ctx, t, err)
+		return nil, s.retryLater(ctx, t, err, "hsm")
 	case errors.Is(err, keystore.ErrKeyDestroyed), errors.Is(err, keystore.ErrKeyNotFound):
 		s.log.ErrorContext(ctx, "signing key unavailable", "transaction", t.ID, "err", err)
 		return nil, s.end(ctx, t, StateFailed, CodeSigningFailed, "the citizen's signing key is not available")
@@ -107,16 +120,24 @@ func (s *Service) authorise(ctx context.Context, t *store.Transaction) (*signing
 // signing lease, as opposed to losing it.
 var errLeaseStore = errors.New("signing lease: transaction store failed")
 
+// errLeaseLost is a worker finding, as it renews, that its lease was
+// taken over: it stalled past it, and another worker signs the rest.
+var errLeaseLost = errors.New("signing lease: taken over by another worker")
+
 // lease is a transaction's evidence for the signing service: the citizen
 // approved with the OTP, and the approved transaction is signed once.
 // Consume takes the signing lease (approved, or signing with the lease run
-// out, to signing) with the store's conditional update, so of two nodes
-// one wins; Restore puts the transaction back to approved, its lease end
-// as it was, for the resume loop to sign later.
+// out, to signing, for Options.SignLease) with the store's conditional
+// update, so of two workers, here or on two nodes, one wins; the winner
+// renews it as it stores each outcome (see renew). Restore puts the
+// transaction back to approved, its lease end as it was, for the resume
+// scan to sign later. takeover also takes a lease that has not run out:
+// start-up Resume, when no worker of this node can hold one.
 type lease struct {
-	s    *Service
-	t    *store.Transaction
-	prev store.Transaction
+	s        *Service
+	t        *store.Transaction
+	prev     store.Transaction
+	takeover bool
 }
 
 func (l *lease) Kind() string { return "transaction-lease" }
@@ -129,12 +150,12 @@ func (l *lease) Consume(ctx context.Context) error {
 		if (st != StateApproved && st != StateSigning) || attempt >= maxRetries {
 			return fmt.Errorf("transaction %s is %s: %w", t.ID, st, signing.ErrEvidenceUsed)
 		}
-		if attempt > 0 && st == StateSigning && s.now().Before(t.ExpiresAt) {
-			return fmt.Errorf("transaction %s: another node took the lease: %w", t.ID, signing.ErrEvidenceUsed)
+		if st == StateSigning && s.now().Before(t.ExpiresAt) && (attempt > 0 || !l.takeover) {
+			return fmt.Errorf("transaction %s: another worker holds the lease: %w", t.ID, signing.ErrEvidenceUsed)
 		}
 		l.prev = *t
 		now := s.now().UTC()
-		t.State, t.UpdatedAt, t.ExpiresAt = string(StateSigning), now, now.Add(signingLease)
+		t.State, t.UpdatedAt, t.ExpiresAt = string(StateSigning), now, now.Add(s.opt.SignLease)
 		err := s.st.UpdateTransaction(ctx, t)
 		if err == nil {
 			return nil
@@ -177,8 +198,20 @@ func (s *Service) signDocuments(ctx context.Context, t *store.Transaction, g *si
 	// Outcomes are stored in batches: one commit for a batch of raw
 	// signatures. A document whose outcome a crash loses is still pending
 	// and is signed again on resume; nothing was handed out yet.
+	//
+	// The lease is renewed before each release: a worker that stalled
+	// past its lease finds it taken over and withholds what it signed
+	// (no key.used, nothing stored), so the one that took over is the one
+	// whose signatures count, and each document has one key.used.
 	var outcomes []*store.Document
 	flush := func() error {
+		if len(outcomes) == 0 {
+			return nil
+		}
+		if err := s.renew(ctx, t); err != nil {
+			outcomes = outcomes[:0]
+			return err
+		}
 		s.release(ctx, t, g, outcomes)
 		_, err := s.st.UpdateDocuments(ctx, outcomes, string(DocPending))
 		outcomes = outcomes[:0]
@@ -193,7 +226,18 @@ func (s *Service) signDocuments(ctx context.Context, t *store.Transaction, g *si
 			continue
 		}
 		if ctx.Err() != nil {
+			// Cut off (the shutdown deadline): nothing more is stored or
+			// released; the lease lapses and whoever resumes signs what
+			// is pending.
 			return fail(CodeUnavailable, "signing was interrupted; it resumes on its own", ctx.Err())
+		}
+		if s.w.draining.Load() {
+			// Stopping: keep what is done and hand the rest back now,
+			// rather than leave it to the lease.
+			if err := flush(); err != nil {
+				return err
+			}
+			return s.handBack(ctx, t)
 		}
 		if _, ok := raw[d.Index]; !ok && len(outcomes) > 0 {
 			// Slow formats take a while each: keep what is done first.
@@ -214,15 +258,43 @@ func (s *Service) signDocuments(ctx context.Context, t *store.Transaction, g *si
 		return err
 	}
 	if deviceErr != nil {
-		return s.retryLater(ctx, t, deviceErr)
+		return s.retryLater(ctx, t, deviceErr, "hsm")
 	}
 	return nil
 }
 
-// hsmRetryAfter is how soon a transaction whose signing a transient HSM
-// fault interrupted is signed again, by the resume loop (which looks
-// every second). The keystore bounds what each try costs the HSM.
-const hsmRetryAfter = 2 * time.Second
+// renew extends the worker's lease to Options.SignLease from now, with
+// the store's conditional update: a conflict means another worker took
+// the transaction over (errLeaseLost).
+func (s *Service) renew(ctx context.Context, t *store.Transaction) error {
+	next := *t
+	now := s.now().UTC()
+	next.ExpiresAt, next.UpdatedAt = now.Add(s.opt.SignLease), now
+	if err := s.st.UpdateTransaction(ctx, &next); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			s.m.leaseLost.Inc()
+			s.log.WarnContext(ctx, "signing lease taken over: signatures made since the last renewal withheld", "transaction", t.ID)
+			return fail(CodeUnavailable, "another worker took the signing over", errLeaseLost)
+		}
+		// Not knowing whether the lease still holds, nothing is released.
+		return fail(CodeUnavailable, "the transaction store failed; retry", err)
+	}
+	*t = next
+	return nil
+}
+
+// handBack gives the lease back at a stop: the transaction is approved
+// again and due at once, for another node or the next start.
+func (s *Service) handBack(ctx context.Context, t *store.Transaction) error {
+	now := s.now().UTC()
+	back := *t
+	back.State, back.ExpiresAt, back.UpdatedAt = string(StateApproved), now, now
+	if err := s.st.UpdateTransaction(ctx, &back); err != nil && !errors.Is(err, store.ErrConflict) {
+		return fail(CodeUnavailable, "the transaction store failed; its lease lapses", err)
+	}
+	s.log.InfoContext(ctx, "signing handed back at stop", "transaction", t.ID)
+	return fail(CodeUnavailable, "signing was stopped; it resumes on its own", errStopping)
+}
 
 // transientDevice reports whether err is an HSM fault that passes: the
 // token went away for a while, or every session was busy. The citizen's
@@ -231,13 +303,29 @@ func transientDevice(err error) bool {
 	return errors.Is(err, keystore.ErrTokenUnavailable) || errors.Is(err, keystore.ErrBusy)
 }
 
-// retryLater gives the signing lease back after a transient HSM fault:
-// the transaction is approved again, due for the resume loop in
-// hsmRetryAfter, instead of failing with its OTP spent.
-func (s *Service) retryLater(ctx context.Context, t *store.Transaction, cause error) error {
+// retryLater gives the signing lease back after a transient fault of the
+// HSM (cause "hsm") or of the audit log before the key was activated
+// ("audit"): the transaction is approved again, due for the resume scan
+// after a backoff that grows with each consecutive fault of this
+// transaction (hsmBackoff: 2 s doubling to 1 min, jittered), instead of
+// failing with its OTP spent. A transient fault never fails the
+// transaction; its expiry (Options.SignExpiry after the approval) is the
+// only end while the fault lasts.
+func (s *Service) retryLater(ctx context.Context, t *store.Transaction, cause error, what string) error {
 	now := s.now().UTC()
+	if !t.ApprovedAt.IsZero() && !now.Before(t.ApprovedAt.Add(s.opt.SignExpiry)) {
+		s.w.retries.Delete(t.ID)
+		s.log.WarnContext(ctx, "signing expired while a transient fault lasted", "transaction", t.ID, "cause", what, "err", cause)
+		msg := fmt.Sprintf("the documents could not be signed within %s of the approval: the %s stayed unavailable", s.opt.SignExpiry, faultName(what))
+		if err := s.end(ctx, t, StateExpired, CodeExpired, msg); err != nil {
+			return err
+		}
+		// An error, so that the caller stops: the transaction ended.
+		return &Error{Code: CodeExpired, Message: msg, Err: cause}
+	}
+	n, wait := s.nextRetry(t.ID)
 	back := *t
-	back.State, back.ExpiresAt, back.UpdatedAt = string(StateApproved), now.Add(hsmRetryAfter), now
+	back.State, back.ExpiresAt, back.UpdatedAt = string(StateApproved), now.Add(wait), now
 	if err := s.st.UpdateTransaction(ctx, &back); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return nil // another node took it over
@@ -245,8 +333,10 @@ func (s *Service) retryLater(ctx context.Context, t *store.Transaction, cause er
 		return fail(CodeUnavailable, "the transaction store failed; retry", err)
 	}
 	*t = back
-	s.log.WarnContext(ctx, "signing device unavailable; signing resumes on its own", "transaction", t.ID, "retry_in", hsmRetryAfter, "err", cause)
-	return fail(CodeUnavailable, "the signing device is unavailable; signing resumes on its own", cause)
+	s.m.retries.WithLabelValues(what).Inc()
+	msg := "the " + faultName(what) + " is unavailable; signing resumes on its own"
+	s.log.WarnContext(ctx, "signing handed back after a transient fault", "transaction", t.ID, "cause", what, "retry", n, "retry_in", wait, "err", cause)
+	return fail(CodeUnavailable, msg, cause)
 }
 
 // outcome signs one pending document (or takes its raw signature) and
@@ -318,6 +408,7 @@ func (s *Service) summarise(ctx context.Context, t *store.Transaction, start tim
 // end is finish for the signing path, which alone holds the transaction
 // in signing, so a conflict means another node finished it.
 func (s *Service) end(ctx context.Context, t *store.Transaction, st State, code Code, msg string) error {
+	s.w.retries.Delete(t.ID)
 	err := s.finish(ctx, t, st, code, msg)
 	if err != nil && !errors.Is(err, store.ErrConflict) {
 		return fail(CodeUnavailable, "the transaction store failed; retry", err)
@@ -437,45 +528,65 @@ func documentFailure(err error) (Code, string) {
 	return CodeSigningFailed, "the document could not be signed"
 }
 
-// signingLease is how long an approved transaction may stay unfinished
-// before another node (or this one's loop) takes its signing over. Its
-// end is the transaction's ExpiresAt from approval on.
-const signingLease = 10 * time.Minute
-
-// Resume finishes every approved transaction whose signing a stop of
-// firmad interrupted, leases or not: run it at start-up, when this node
-// cannot be signing anything yet. Documents already signed keep their
-// result.
+// Resume has the signing workers finish every approved transaction whose
+// signing a stop of firmad interrupted, leases or not (the lease of a
+// transaction left signing is taken over at once, instead of after
+// Options.SignLease), and waits for them: run it at start-up, when no
+// worker of this node can hold a lease. Documents already signed keep
+// their result. It returns the first error a worker met; those
+// transactions stay approved and the resume scan tries them again.
 func (s *Service) Resume(ctx context.Context) error {
-	return s.resume(ctx, time.Time{})
-}
-
-// resumeStale takes over the signing of transactions whose lease ran out:
-// the node signing them stopped, or failed half-way.
-func (s *Service) resumeStale(ctx context.Context) error {
-	return s.resume(ctx, s.now())
-}
-
-func (s *Service) resume(ctx context.Context, before time.Time) error {
 	seen := map[string]bool{}
+	var first error
 	for {
-		ts, err := s.st.TransactionsDue(ctx, []string{string(StateApproved), string(StateSigning)}, before, 100)
+		ts, err := s.st.TransactionsDue(ctx, []string{string(StateApproved), string(StateSigning)}, time.Time{}, 100)
 		if err != nil {
 			return fmt.Errorf("resume signing: %w", err)
 		}
-		progress := false
+		var jobs []string
 		for _, t := range ts {
 			if seen[t.ID] {
 				continue
 			}
-			seen[t.ID], progress = true, true
+			seen[t.ID] = true
 			s.log.InfoContext(ctx, "resuming signing", "transaction", t.ID, "state", t.State)
-			if err := s.sign(ctx, t); err != nil {
+			if err := s.enqueueWait(ctx, t.ID); err != nil {
 				return fmt.Errorf("resume signing %s: %w", t.ID, err)
 			}
+			jobs = append(jobs, t.ID)
 		}
-		if !progress {
-			return nil
+		if len(jobs) == 0 {
+			return first
+		}
+		for _, id := range jobs {
+			if err := s.Wait(ctx, id); err != nil && first == nil {
+				first = fmt.Errorf("resume signing %s: %w", id, err)
+			}
 		}
 	}
+}
+
+// enqueueWait is enqueue with takeover, waiting for room in the queue.
+func (s *Service) enqueueWait(ctx context.Context, id string) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for s.enqueue(id, true) == nil {
+		if s.w.draining.Load() {
+			return errStopping
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// faultName names a retryLater cause for people.
+func faultName(what string) string {
+	if what == "audit" {
+		return "audit log"
+	}
+	return "signing device"
 }

@@ -43,7 +43,7 @@ func TestTimestampedSignatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	sess, code := e.login(c.ID, citizen)
-	if _, err := e.svc.Approve(e.ctx, c.ID, sess, code); err != nil {
+	if _, err := e.approve(c.ID, sess, code); err != nil {
 		t.Fatal(err)
 	}
 	r, err := e.svc.Results(e.ctx, p.ID, c.ID)
@@ -85,7 +85,7 @@ func TestTimestampedSignatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	sess, code = e.login(c2.ID, citizen)
-	if _, err := e.svc.Approve(e.ctx, c2.ID, sess, code); err != nil {
+	if _, err := e.approve(c2.ID, sess, code); err != nil {
 		t.Fatal(err)
 	}
 	r2, err := e.svc.Results(e.ctx, p.ID, c2.ID)
@@ -136,7 +136,7 @@ func TestBTAuditUnavailableNamed(t *testing.T) {
 		t.Fatal(err)
 	}
 	sess, code := e.login(c.ID, citizen)
-	if _, err := e.svc.Approve(e.ctx, c.ID, sess, code); err != nil {
+	if _, err := e.approve(c.ID, sess, code); err != nil {
 		t.Fatal(err)
 	}
 	r, err := e.svc.Results(e.ctx, p.ID, c.ID)

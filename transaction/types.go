@@ -140,6 +140,10 @@ type Transaction struct {
 	ExpiresAt time.Time
 	EndedAt   time.Time
 	Documents []DocumentState
+	// Processed is how many documents have their outcome (signed, failed,
+	// aborted) stored: while the transaction is approved or signing, the
+	// workers' progress out of len(Documents).
+	Processed int
 }
 
 // DocumentResult is one processed document: its signature (raw), CMS

@@ -16,6 +16,7 @@ import (
 
 	"github.com/firma-cloud/firma/e2e/stack"
 	"github.com/firma-cloud/firma/registry"
+	"github.com/firma-cloud/firma/transaction"
 	"github.com/firma-cloud/firma/web"
 )
 
@@ -31,6 +32,9 @@ func (f *fixture) signed(t *testing.T) string {
 	r := f.post(t, "/sign/"+id+"/approve", url.Values{"csrf": {csrfOf(t, otpPage.body)}, "otp": {code}}, f.Server.URL)
 	if r.status != http.StatusSeeOther {
 		t.Fatalf("approve: %d\n%s", r.status, r.body)
+	}
+	if v := f.WaitEnded(id); v.State != transaction.StateDone {
+		t.Fatalf("signing ended %s: %s", v.State, v.ErrorMessage)
 	}
 	return id
 }

@@ -203,8 +203,10 @@ type page struct {
 	CanReject bool
 	Leave     bool
 	Refresh   int
-	MeURL     string // the citizen's own page, "" if not served
-	loc       *time.Location
+	// RefreshURL is where the refresh goes; "" reloads the page.
+	RefreshURL string
+	MeURL      string // the citizen's own page, "" if not served
+	loc        *time.Location
 }
 
 // Action is the URL a form posts to.
@@ -226,6 +228,29 @@ func (p *page) Date(t time.Time) string { return t.In(p.loc).Format("02/01/2006"
 
 // After reports whether t is still to come.
 func (p *page) After(t time.Time) bool { return time.Now().Before(t) }
+
+// Progress is how many documents have an outcome stored (signed or
+// failed), and Total how many there are: the signing worker's progress,
+// read from the store on each refresh.
+func (p *page) Progress() int {
+	n := 0
+	if p.View != nil {
+		for _, d := range p.View.Documents {
+			if d.Status != transaction.DocPending {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// Total is the number of documents.
+func (p *page) Total() int {
+	if p.View == nil {
+		return 0
+	}
+	return len(p.View.Documents)
+}
 
 // ShowDocStatus tells whether per-document outcomes mean anything yet.
 func (p *page) ShowDocStatus() bool { return p.View != nil && p.View.State.Final() }
@@ -298,7 +323,12 @@ func (h *Handler) fill(p *page, v *transaction.View) {
 			p.Step, p.CanReject = "otp", true
 		}
 	case transaction.StateApproved, transaction.StateSigning:
-		p.Step, p.Refresh, p.Leave = "signing", 2, false
+		// A meta refresh, not a script: it works without JavaScript and
+		// under the strict CSP. Its target says the browser waited here,
+		// so the end sends it on to the portal as the approval did when
+		// it signed inline.
+		p.Step, p.Refresh, p.Leave = "signing", signingRefresh, false
+		p.RefreshURL = PathPrefix + url.PathEscape(p.ID) + "?n=" + waitNotice
 	default:
 		p.Step, p.Leave = "final", false
 		p.ReturnURL = v.ReturnURL
@@ -355,6 +385,13 @@ func clientAddr(r *http.Request) string { return limit.ClientKey(r) }
 // so a crafted link cannot put words on the page.
 var notices = map[string]bool{"sent": true, "resent": true}
 
+// waitNotice marks the progress page's refresh: at the end, the browser
+// goes on to the portal's return URL instead of the final page.
+const waitNotice = "wait"
+
+// signingRefresh is how often, in seconds, the progress page reloads.
+const signingRefresh = 2
+
 func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if l, switched := pickLang(r); switched {
@@ -378,6 +415,12 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.fill(p, v)
+	if r.URL.Query().Get("n") == waitNotice && p.Step == "final" && v.ReturnURL != "" && v.State == transaction.StateDone {
+		// The signing this browser waited for ended: on to the portal.
+		h.pages.WithLabelValues("view", "signed").Inc()
+		h.toPortal(w, r, p, v)
+		return
+	}
 	if n := r.URL.Query().Get("n"); notices[n] && p.Step == "otp" {
 		p.Notice = p.L.T("notice." + n)
 	}
@@ -633,7 +676,13 @@ func (h *Handler) approve(w http.ResponseWriter, r *http.Request, p *page, sessi
 	}
 	h.pages.WithLabelValues("approve", "ok").Inc()
 	h.log.InfoContext(r.Context(), "approval page: approved", "transaction", p.ID, "state", v.State)
-	h.toPortal(w, r, p, v)
+	if v.State.Final() {
+		h.toPortal(w, r, p, v)
+		return
+	}
+	// Signing goes on in the workers, whatever becomes of this request or
+	// tab: the browser waits on the progress page.
+	h.back(w, r, p.ID, waitNotice)
 }
 
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, p *page, session string) {

@@ -196,8 +196,13 @@ func TestApproveRedirectsToRegisteredOKURL(t *testing.T) {
 	approve := url.Values{"csrf": {csrfOf(t, otpPage.body)}, "otp": {code}}
 	cookies := f.c.Jar.Cookies(mustURL(f.Server.URL))
 	r := f.post(t, "/sign/"+id+"/approve", approve, f.Server.URL)
+	if r.status != http.StatusSeeOther || r.loc != "/sign/"+id+"?n=wait#action" {
+		t.Fatalf("approve: %d location %q, want the progress page\n%s", r.status, r.loc, r.body)
+	}
+	// The progress page sends the browser on to the portal at the end.
+	r = f.follow(t, r)
 	if r.status != http.StatusSeeOther || r.loc != okURL+"?transaction_id="+id {
-		t.Fatalf("approve: %d location %q, want %s?transaction_id=%s\n%s", r.status, r.loc, okURL, id, r.body)
+		t.Fatalf("after signing: %d location %q, want %s?transaction_id=%s\n%s", r.status, r.loc, okURL, id, r.body)
 	}
 	if got := state(t, f, id); got != transaction.StateDone {
 		t.Fatalf("state %s, want done", got)
@@ -633,8 +638,90 @@ func TestFlowContinuesOnAnotherNode(t *testing.T) {
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", node2.URL)
 	r := f.do(t, req)
-	if r.status != http.StatusSeeOther || r.loc != okURL+"?transaction_id="+id {
+	if r.status != http.StatusSeeOther || r.loc != "/sign/"+id+"?n=wait#action" {
 		t.Fatalf("approve on node 2: %d %q\n%s", r.status, r.loc, r.body)
+	}
+	if v := f.WaitEnded(id); v.State != transaction.StateDone {
+		t.Fatalf("signed on node 2: %s %s", v.State, v.ErrorMessage)
+	}
+	tx2.Stop(context.Background())
+}
+
+var refreshRE = regexp.MustCompile(`http-equiv="refresh" content="(\d+);url=([^"]+)"`)
+
+// follow is a browser without JavaScript after an approval: it loads the
+// progress page r points to and then each meta refresh's target (at once
+// rather than after the refresh's seconds: a poll), until a page sends it
+// elsewhere or no longer refreshes; it returns that last answer.
+func (f *fixture) follow(t *testing.T, r resp) resp {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for r.status == http.StatusSeeOther && strings.HasPrefix(r.loc, "/sign/") {
+		r = f.get(t, r.loc)
+		for r.status == http.StatusOK {
+			m := refreshRE.FindStringSubmatch(r.body)
+			if m == nil {
+				return r
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("still on the progress page after a minute:\n%s", r.body)
+			}
+			time.Sleep(10 * time.Millisecond)
+			r = f.get(t, html.UnescapeString(m[2]))
+		}
+	}
+	return r
+}
+
+// TestProgressPage shows a transaction half-signed by a worker as the
+// progress page: documents processed out of the total, a meta refresh (no
+// script: the CSP allows none inline) to the page marked as waited on,
+// and nothing to post; once done, that refresh goes on to the portal.
+func TestProgressPage(t *testing.T) {
+	f := newFixture(t, nil)
+	id := f.create(t)
+	ctx := context.Background()
+	// As a worker on another node leaves it: signing, its lease live, the
+	// first document's outcome stored.
+	st, err := f.DB.Transaction(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	st.State, st.ApprovedAt, st.ExpiresAt, st.UpdatedAt = string(transaction.StateSigning), now, now.Add(time.Hour), now
+	if err := f.DB.UpdateTransaction(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	docs, err := f.DB.Documents(ctx, id, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs[0].Status, docs[0].Result, docs[0].SignedAt = string(transaction.DocSigned), []byte("sig"), now
+	if _, err := f.DB.UpdateDocuments(ctx, docs[:1], string(transaction.DocPending)); err != nil {
+		t.Fatal(err)
+	}
+	for _, lang := range []struct{ accept, text string }{{"es-ES", "1 de 3 documentos procesados."}, {"en-GB", "1 of 3 documents processed."}} {
+		r := f.get(t, "/sign/"+id+"?n=wait", "Accept-Language", lang.accept)
+		wantIn(t, r.body, `<progress id="progress" max="3" value="1">`, lang.text,
+			`<meta http-equiv="refresh" content="2;url=/sign/`+id+`?n=wait">`)
+		if r.status != http.StatusOK || strings.Contains(r.body, "<form") || strings.Contains(r.body, "<script") {
+			t.Fatalf("progress page: %d, with a form or a script:\n%s", r.status, r.body)
+		}
+	}
+	// Done: the waited-on page sends the browser to the portal; the page
+	// itself, not waited on, shows the outcome.
+	st, _ = f.DB.Transaction(ctx, id)
+	st.State, st.Summary, st.EndedAt = string(transaction.StateDone), string(transaction.SummaryAllSigned), now
+	if err := f.DB.UpdateTransaction(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	r := f.get(t, "/sign/"+id+"?n=wait")
+	if r.status != http.StatusSeeOther || r.loc != okURL+"?transaction_id="+id {
+		t.Fatalf("waited-on page once done: %d %q", r.status, r.loc)
+	}
+	r = f.get(t, "/sign/"+id)
+	if r.status != http.StatusOK || strings.Contains(r.body, "http-equiv=\"refresh\"") {
+		t.Fatalf("the final page: %d\n%s", r.status, r.body)
 	}
 }
 

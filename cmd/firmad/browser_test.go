@@ -1,12 +1,15 @@
 package main
 
 import (
+	htmlpkg "html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // browser is a citizen's browser on the approval pages of a firmad under
@@ -43,6 +46,32 @@ func (b *browser) page(method, path string, form url.Values) (int, string, strin
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body), resp.Header.Get("Location")
+}
+
+var refreshRe = regexp.MustCompile(`http-equiv="refresh" content="\d+;url=([^"]+)"`)
+
+// follow is the browser after an approval: it loads the progress page the
+// approval sent it to (code, loc) and then each meta refresh's target
+// (polling: at once, not after the refresh's seconds) until a page sends
+// it elsewhere, and returns that answer. A minute is the bound.
+func (b *browser) follow(code int, html, loc string) (int, string, string) {
+	b.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for code == http.StatusSeeOther && strings.HasPrefix(loc, "/sign/") {
+		code, html, loc = b.page(http.MethodGet, loc, nil)
+		for code == http.StatusOK {
+			m := refreshRe.FindStringSubmatch(html)
+			if m == nil {
+				return code, html, loc
+			}
+			if time.Now().After(deadline) {
+				b.t.Fatalf("still on the progress page after a minute:\n%s", html)
+			}
+			time.Sleep(20 * time.Millisecond)
+			code, html, loc = b.page(http.MethodGet, htmlpkg.UnescapeString(m[1]), nil)
+		}
+	}
+	return code, html, loc
 }
 
 // csrf returns the form token of a page.

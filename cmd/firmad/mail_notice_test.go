@@ -71,7 +71,7 @@ func signOnce(t *testing.T, s *state, d *daemon) signedOnce {
 	if sm == nil {
 		t.Fatal("no code in the SMS outbox")
 	}
-	code, html, loc = page(http.MethodPost, signPath+"/approve", url.Values{"csrf": {csrf(html)}, "otp": {sm[1]}})
+	code, html, loc = b.follow(page(http.MethodPost, signPath+"/approve", url.Values{"csrf": {csrf(html)}, "otp": {sm[1]}}))
 	if code != http.StatusSeeOther || loc != okURL+"?transaction_id="+created.ID {
 		t.Fatalf("approve: %d %q\n%s", code, loc, html)
 	}

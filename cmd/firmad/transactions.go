@@ -63,7 +63,9 @@ func (a *app) setupTransactions(ctx context.Context) error {
 		Timestamper:      signer.TimestamperFunc(tsa.TokenDER(a.tsaStamper())),
 		HTTPClient:       &http.Client{Timeout: cfg.CallbackTimeout},
 		CallbackAttempts: cfg.CallbackAttempts,
-		Log:              log, Registerer: a.reg,
+		SignWorkers:      cfg.SignWorkers, SignQueue: cfg.SignQueue, SignLease: cfg.SignLease,
+		SignExpiry: cfg.SignExpiry,
+		Log:        log, Registerer: a.reg,
 	})
 	if err != nil {
 		return err
@@ -74,6 +76,10 @@ func (a *app) setupTransactions(ctx context.Context) error {
 	portalhttp.NewHandler(svc, portals, log, int64(cfg.MaxRequestBytes)).Register(a.mux)
 
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	// The workers sign what citizens approve; the loop below feeds them
+	// what is due from the store. At shutdown they stop taking work and
+	// hand back what they hold, within listen.shutdown_timeout.
+	svc.Start(rctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -82,11 +88,15 @@ func (a *app) setupTransactions(ctx context.Context) error {
 		}
 	}()
 	a.onClose("transactions", func() error {
+		sctx, stop := context.WithTimeout(context.Background(), a.cfg.Listen.ShutdownTimeout)
+		defer stop()
+		err := svc.Stop(sctx)
 		cancel()
 		<-done
-		return nil
+		return err
 	})
-	log.Info("signing transactions ready", "public_url", base, "sms_gateway", cfg.SMS.Gateway, "ttl", cfg.TTL)
+	log.Info("signing transactions ready", "public_url", base, "sms_gateway", cfg.SMS.Gateway, "ttl", cfg.TTL,
+		"sign_workers", cfg.SignWorkers)
 	return nil
 }
 

@@ -98,7 +98,7 @@ func TestApprovalThroughBinary(t *testing.T) {
 	if sm == nil {
 		t.Fatalf("no code in the outbox:\n%s", outbox)
 	}
-	code, html, loc = page(http.MethodPost, signPath+"/approve", url.Values{"csrf": {token(html)}, "otp": {sm[1]}})
+	code, html, loc = b.follow(page(http.MethodPost, signPath+"/approve", url.Values{"csrf": {token(html)}, "otp": {sm[1]}}))
 	if code != http.StatusSeeOther || loc != okURL+"?transaction_id="+created.ID {
 		t.Fatalf("approve: %d %q\n%s", code, loc, html)
 	}

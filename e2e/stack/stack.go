@@ -53,6 +53,10 @@ type Options struct {
 	// TLS serves HTTPS (with httptest's self-signed certificate; clients
 	// use Server.Client()).
 	TLS bool
+	// Token is the SoftHSM2 token to use; nil makes one. A test that also
+	// needs another token (testpki's) makes both first: SoftHSM2 sees
+	// only the tokens that exist when it is first loaded.
+	Token *softhsmtest.Token
 }
 
 // Stack is one service's worth of real parts behind one loopback server.
@@ -81,8 +85,11 @@ type Stack struct {
 // New builds a Stack; everything is closed when the test ends.
 func New(t testing.TB, opt Options) *Stack {
 	t.Helper()
-	s := &Stack{T: t, Ctx: context.Background(), Dir: t.TempDir(), Token: softhsmtest.New(t), Metrics: prometheus.NewRegistry(),
+	s := &Stack{T: t, Ctx: context.Background(), Dir: t.TempDir(), Token: opt.Token, Metrics: prometheus.NewRegistry(),
 		OTPKey: []byte("stack-test-otp-key-0123456789abcdef-0123456789")}
+	if s.Token == nil {
+		s.Token = softhsmtest.New(t)
+	}
 	var handler atomic.Pointer[http.Handler]
 	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		(*handler.Load()).ServeHTTP(w, r)
@@ -148,6 +155,13 @@ func New(t testing.TB, opt Options) *Stack {
 	if s.Tx, err = transaction.New(topt); err != nil {
 		t.Fatal(err)
 	}
+	// The signing workers stop before the store, keystore and audit log
+	// they use are closed (cleanups run last added first).
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Tx.Stop(ctx)
+	})
 	hasher, err := policy.NewOTPHasher(s.OTPKey)
 	if err != nil {
 		t.Fatal(err)
@@ -298,4 +312,25 @@ func (s *Stack) waitAudit(t testing.TB, ok bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("audit appends still %s after 5 s", map[bool]string{true: "refused", false: "accepted"}[ok])
+}
+
+// WaitEnded polls the transaction (signed off the approving request, by
+// the service's workers) until it is in a final state, and returns it. It
+// fails the test after a minute.
+func (s *Stack) WaitEnded(id string) *transaction.View {
+	s.T.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		v, err := s.Tx.View(s.Ctx, id)
+		if err != nil {
+			s.T.Fatalf("transaction %s: %v", id, err)
+		}
+		if v.State.Final() {
+			return v
+		}
+		if time.Now().After(deadline) {
+			s.T.Fatalf("transaction %s still %s after a minute", id, v.State)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -242,7 +242,11 @@ type StateJSON struct {
 	UpdatedAt     time.Time           `json:"updated_at"`
 	ExpiresAt     time.Time           `json:"expires_at"`
 	EndedAt       time.Time           `json:"ended_at,omitzero"`
-	Documents     []DocumentStateJSON `json:"documents,omitempty"`
+	// DocumentsProcessed of DocumentsTotal have their outcome stored: the
+	// signing progress while the state is approved or signing.
+	DocumentsProcessed int                 `json:"documents_processed"`
+	DocumentsTotal     int                 `json:"documents_total"`
+	Documents          []DocumentStateJSON `json:"documents,omitempty"`
 }
 
 // ResultJSON is recoverBatchResult.
@@ -477,7 +481,7 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) error {
 func stateJSON(t *transaction.Transaction, docs []transaction.DocumentResult) StateJSON {
 	out := StateJSON{TransactionID: t.ID, AppID: t.PortalID, SubjectID: t.CitizenID, State: t.State, StopOnError: t.StopOnError,
 		Summary: t.Summary, ErrorCode: t.ErrorCode, ErrorMessage: t.ErrorMessage, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
-		ExpiresAt: t.ExpiresAt, EndedAt: t.EndedAt}
+		ExpiresAt: t.ExpiresAt, EndedAt: t.EndedAt, DocumentsProcessed: t.Processed, DocumentsTotal: len(t.Documents)}
 	for i, d := range t.Documents {
 		var r *transaction.DocumentResult
 		if docs != nil {
