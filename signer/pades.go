@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -45,6 +43,9 @@ func PAdES(ctx context.Context, doc []byte, key crypto.Signer, chain []*x509.Cer
 	if err := opt.check(); err != nil {
 		return nil, err
 	}
+	if opt.Level.Rank() > 1 {
+		return nil, fmt.Errorf("pades level %s: %w (PAdES goes up to B-T)", opt.Level, ErrFormat)
+	}
 	if len(chain) == 0 {
 		return nil, fmt.Errorf("no certificate: %w", ErrCertificate)
 	}
@@ -61,31 +62,71 @@ func PAdES(ctx context.Context, doc []byte, key crypto.Signer, chain []*x509.Cer
 	if po.Visible && po.Name == "" {
 		po.Name = chain[0].Subject.CommonName
 	}
+	// The CMS of a PAdES signature stops at B-T: the long-term material
+	// goes in the document security store, after it.
+	cmsOpt := opt
+	if cmsOpt.Level.Rank() > 1 {
+		cmsOpt.Level = LevelT
+	}
 	size := po.ContentsSize
 	if size <= 0 {
-		size = estimateCMS(key.Public(), chain, opt.Level)
-	}
-	// A too small estimate costs one more signature, never a broken file.
-	for range 2 {
-		out, gap, err := u.write(doc, po, at, size)
-		if err != nil {
+		if size, err = reserveCMS(key, chain, cmsOpt); err != nil {
 			return nil, err
 		}
-		hh := opt.hash().New()
-		hh.Write(out[:gap[0]])
-		hh.Write(out[gap[1]:])
-		cms, err := signCMS(ctx, hh.Sum(nil), key, chain, opt, false)
-		if err != nil {
-			return nil, err
-		}
-		if len(cms) > size {
-			size = len(cms) + 2048
-			continue
-		}
-		hex.Encode(out[gap[0]+1:], cms)
-		return out, nil
 	}
-	return nil, fmt.Errorf("signature does not fit its reserved space: %w", ErrPDF)
+	out, gap, err := u.write(doc, po, at, size)
+	if err != nil {
+		return nil, err
+	}
+	hh := opt.hash().New()
+	hh.Write(out[:gap[0]])
+	hh.Write(out[gap[1]:])
+	c, err := prepareCMS(hh.Sum(nil), key, chain, cmsOpt, false)
+	if err != nil {
+		return nil, err
+	}
+	// One document, one use of the key: the space was reserved for the
+	// longest signature the key can make, so it is never signed again.
+	if err := c.sign(key); err != nil {
+		return nil, err
+	}
+	if err := c.extend(ctx, cmsOpt); err != nil {
+		return nil, err
+	}
+	der, err := c.encode()
+	if err != nil {
+		return nil, err
+	}
+	if len(der) > size {
+		return nil, fmt.Errorf("signature of %d bytes does not fit the %d reserved: %w", len(der), size, ErrPDF)
+	}
+	hex.Encode(out[gap[0]+1:], der)
+	return out, nil
+}
+
+// timestampAllowance is the room reserved for a signature timestamp
+// token: RFC 3161 tokens with a three-certificate RSA-4096 chain stay
+// under 9 KB.
+const timestampAllowance = 12 << 10
+
+// reserveCMS returns the exact size of the B-B CMS opt asks for, with the
+// longest signature value the key can make, plus room for a timestamp
+// token at B-T.
+func reserveCMS(key crypto.Signer, chain []*x509.Certificate, opt Options) (int, error) {
+	c, err := prepareCMS(make([]byte, opt.hash().Size()), key, chain, opt, false)
+	if err != nil {
+		return 0, err
+	}
+	c.si.Signature = make([]byte, c.maxSig)
+	der, err := c.encode()
+	if err != nil {
+		return 0, err
+	}
+	n := len(der)
+	if opt.Level.Rank() >= 1 {
+		n += timestampAllowance
+	}
+	return n, nil
 }
 
 // DocumentTimestamp adds a PAdES document timestamp (SubFilter
@@ -128,24 +169,6 @@ func DocumentTimestamp(ctx context.Context, doc []byte, ts Timestamper, h crypto
 		return out, nil
 	}
 	return nil, fmt.Errorf("timestamp does not fit its reserved space: %w", ErrPDF)
-}
-
-func estimateCMS(pub crypto.PublicKey, chain []*x509.Certificate, level Level) int {
-	n := 2048
-	for _, c := range chain {
-		n += len(c.Raw)
-	}
-	switch p := pub.(type) {
-	case *rsa.PublicKey:
-		n += p.Size()
-	case *ecdsa.PublicKey:
-		n += 2*(p.Curve.Params().BitSize+7)/8 + 16
-	}
-	if level == LevelT {
-		// A token with a two-certificate TSA chain is 3-5 KB.
-		n += 8192
-	}
-	return n
 }
 
 // update holds what the incremental update needs from the original file.
