@@ -39,8 +39,8 @@ type ltCMS struct {
 	Version     int
 	Digests     asn1.RawValue
 	Encap       asn1.RawValue
-	Certs       asn1.RawValue `asn1:"optional,tag:0"`
-	CRLs        asn1.RawValue `asn1:"optional,tag:1"`
+	Certs       asn1.RawValue  `asn1:"optional,tag:0"`
+	CRLs        asn1.RawValue  `asn1:"optional,tag:1"`
 	SignerInfos []ltSignerInfo `asn1:"set"`
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/asn1"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -57,8 +58,17 @@ type Gatherer struct {
 	// not a good or revoked answer (unauthorized, unknown) sends the
 	// gatherer on to the certificate's own URLs.
 	Local func(ctx context.Context, req []byte) ([]byte, error)
+	// LocalCRL, when set, returns the latest CRL of issuer held in
+	// process (nil, nil when it holds none); it is asked when OCSP gave no
+	// answer, before the certificate's CRL URLs.
+	LocalCRL func(ctx context.Context, issuer *x509.Certificate) ([]byte, error)
 	// HTTP is the client for outside responders and CRLs; nil means one
 	// with DefaultTimeout.
+	// Issuers, when set, returns CA certificates known beforehand (the
+	// built-in CA's), used to complete chains given without their top;
+	// other missing issuers are fetched from the certificate's caIssuers
+	// URLs.
+	Issuers     func() []*x509.Certificate
 	HTTP        *http.Client
 	Timeout     time.Duration // per exchange; 0 means DefaultTimeout
 	MaxCRLBytes int64         // 0 means DefaultMaxCRLBytes
@@ -107,15 +117,24 @@ func (b *Batch) Gather(ctx context.Context, chains ...[]*x509.Certificate) (*Mat
 			all = addCert(all, c)
 		}
 	}
+	// Complete the chains up to self-signed certificates.
+	for i := 0; i < len(all); i++ {
+		c := all[i]
+		if isSelfSigned(c) || issuerOf(c, all) != nil {
+			continue
+		}
+		issuer, err := b.findIssuer(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		all = addCert(all, issuer)
+	}
 	m.Certs = append(m.Certs, all...)
 	for _, c := range all {
 		if isSelfSigned(c) || hasNoCheck(c) {
 			continue
 		}
 		issuer := issuerOf(c, all)
-		if issuer == nil {
-			return nil, fmt.Errorf("%q: %w: its issuer %q is not given", c.Subject.CommonName, ErrChain, c.Issuer.CommonName)
-		}
 		e := b.ask(ctx, c, issuer)
 		if e.err != nil {
 			return nil, e.err
@@ -131,6 +150,49 @@ func (b *Batch) Gather(ctx context.Context, chains ...[]*x509.Certificate) (*Mat
 		}
 	}
 	return m, nil
+}
+
+// findIssuer finds c's issuer among the known issuers or at its
+// caIssuers URLs (fetched once per batch).
+func (b *Batch) findIssuer(ctx context.Context, c *x509.Certificate) (*x509.Certificate, error) {
+	if b.g.Issuers != nil {
+		if i := issuerOf(c, b.g.Issuers()); i != nil {
+			return i, nil
+		}
+	}
+	var errList []error
+	for _, u := range c.IssuingCertificateURL {
+		b.mu.Lock()
+		e := b.crls["aia\x00"+u]
+		if e == nil {
+			e = &entry{}
+			b.crls["aia\x00"+u] = e
+		}
+		b.mu.Unlock()
+		e.once.Do(func() { e.crl, e.err = b.get(ctx, u, maxOCSPBytes) })
+		if e.err != nil {
+			errList = append(errList, e.err)
+			continue
+		}
+		certs, err := parseCerts(e.crl)
+		if err != nil {
+			errList = append(errList, fmt.Errorf("%s: %w", u, err))
+			continue
+		}
+		if i := issuerOf(c, certs); i != nil {
+			return i, nil
+		}
+	}
+	return nil, fmt.Errorf("%q: %w: its issuer %q is neither given nor found (%v)", c.Subject.CommonName, ErrChain, c.Issuer.CommonName, errors.Join(errList...))
+}
+
+// parseCerts reads DER certificates (RFC 5280 4.2.2.1 allows one or a
+// certs-only CMS; a bare DER or PEM certificate is what most serve).
+func parseCerts(b []byte) ([]*x509.Certificate, error) {
+	if blk, _ := pem.Decode(b); blk != nil {
+		b = blk.Bytes
+	}
+	return x509.ParseCertificates(b)
 }
 
 func (b *Batch) ask(ctx context.Context, c, issuer *x509.Certificate) *entry {
@@ -179,6 +241,21 @@ func (b *Batch) fetch(ctx context.Context, c, issuer *x509.Certificate) (ocspDER
 			return nil, nil, err
 		}
 		errList = append(errList, err)
+	}
+	if b.g.LocalCRL != nil {
+		der, err := b.localCRL(ctx, issuer)
+		if err == nil && der != nil {
+			err = b.checkCRL(der, c)
+			if err == nil {
+				return nil, der, nil
+			}
+		}
+		if errors.Is(err, ErrRevoked) {
+			return nil, nil, err
+		}
+		if err != nil {
+			errList = append(errList, err)
+		}
 	}
 	for _, u := range c.CRLDistributionPoints {
 		der, err := b.crl(ctx, u, issuer)
@@ -235,6 +312,36 @@ func (b *Batch) checkCRL(der []byte, c *x509.Certificate) error {
 		}
 	}
 	return nil
+}
+
+// localCRL asks LocalCRL once per batch and issuer, and checks the CRL's
+// signature.
+func (b *Batch) localCRL(ctx context.Context, issuer *x509.Certificate) ([]byte, error) {
+	key := "local\x00" + string(issuer.Raw)
+	b.mu.Lock()
+	e := b.crls[key]
+	if e == nil {
+		e = &entry{}
+		b.crls[key] = e
+	}
+	b.mu.Unlock()
+	e.once.Do(func() {
+		der, err := b.g.LocalCRL(ctx, issuer)
+		if err != nil || der == nil {
+			e.err = err
+			return
+		}
+		l, err := x509.ParseRevocationList(der)
+		if err == nil {
+			err = l.CheckSignatureFrom(issuer)
+		}
+		if err != nil {
+			e.err = fmt.Errorf("local crl of %q: %w", issuer.Subject.CommonName, err)
+			return
+		}
+		e.crl = der
+	})
+	return e.crl, e.err
 }
 
 // crl fetches the CRL at u once per batch and checks its signature.

@@ -1,0 +1,84 @@
+package transaction_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/firma-cloud/firma/signer"
+	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
+	"github.com/firma-cloud/firma/transaction"
+	"github.com/firma-cloud/firma/verify/testpki"
+)
+
+// TestLongTermLevels asks for B-LT and B-LTA through the transaction
+// service: CAdES signatures carry the validation material of the
+// citizen's chain (the built-in CA's OCSP and CRL, asked in process) and
+// of the TSA's, openssl verifies them, and the level is refused when no
+// validation material can be gathered.
+func TestLongTermLevels(t *testing.T) {
+	tok := softhsmtest.New(t)
+	pki := testpki.New(t)
+	var e *env
+	e = newEnvOn(t, tok, func(o *transaction.Options) {
+		o.Timestamper = pki.Timestamper(t)
+		if e != nil {
+			o.Validation = e.ca.Gatherer()
+		}
+	})
+	e.restart() // now with e.ca to gather from
+	p := e.portal("Portal", nil)
+	citizen := e.advanced(12345678)
+	for _, level := range []signer.Level{signer.LevelLT, signer.LevelLTA} {
+		t.Run(string(level), func(t *testing.T) {
+			txt := readFile(t, "resolucion.txt")
+			c, err := e.svc.Create(e.ctx, p, transaction.CreateRequest{CitizenID: citizen, Level: level, OKURL: okURL, ErrorURL: errURL,
+				Documents: []transaction.DocumentInput{{Name: "resolucion.txt", MediaType: "text/plain", Content: txt, Format: signer.FormatCAdES}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sess, code := e.login(c.ID, citizen)
+			if _, err := e.svc.Approve(e.ctx, c.ID, sess, code); err != nil {
+				t.Fatal(err)
+			}
+			r, err := e.svc.Results(e.ctx, p.ID, c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			verifyResults(t, e, r, [][]byte{txt})
+			d := r.Documents[0]
+			if !d.Timestamped {
+				t.Errorf("%s result not marked timestamped", level)
+			}
+			path := filepath.Join(t.TempDir(), "sig.p7s")
+			os.WriteFile(path, d.Signature, 0o600)
+			out, err := run(t, "openssl", "cms", "-cmsout", "-print", "-inform", "DER", "-in", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Two OCSP responses (citizen from the built-in CA, TSA from
+			// the test PKI) and a CRL (the issuing CA, from the root's).
+			if n := strings.Count(out, "otherRevInfoFormat: id-pkix-ocsp-response") + strings.Count(out, "1.3.6.1.5.5.7.16.2"); n < 2 {
+				t.Errorf("%d OCSP responses in crls, want 2:\n%s", n, out)
+			}
+			if !strings.Contains(out, "tbsCertList") && !strings.Contains(out, "crl:") {
+				t.Errorf("no CRL in crls")
+			}
+			if level == signer.LevelLTA && !strings.Contains(out, "0.4.0.1733.2.4") {
+				t.Errorf("no archive-time-stamp-v3 attribute")
+			}
+		})
+	}
+}
+
+func TestLongTermWithoutValidationRefused(t *testing.T) {
+	tok := softhsmtest.New(t)
+	pki := testpki.New(t)
+	e := newEnvOn(t, tok, func(o *transaction.Options) { o.Timestamper = pki.Timestamper(t) })
+	p := e.portal("Portal", nil)
+	citizen := e.advanced(12345678)
+	_, err := e.svc.Create(e.ctx, p, transaction.CreateRequest{CitizenID: citizen, Level: signer.LevelLT, OKURL: okURL, ErrorURL: errURL,
+		Documents: []transaction.DocumentInput{{Name: "b.txt", Content: []byte("b")}}})
+	wantCode(t, err, transaction.CodeInvalidRequest)
+}
