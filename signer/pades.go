@@ -501,6 +501,24 @@ func (u *update) write(doc []byte, po PDFOptions, at time.Time, size int) ([]byt
 	b.WriteString(">>")
 	end()
 
+	if err := u.finish(&b, offsets, gens, next, catRef); err != nil {
+		return nil, [2]int{}, err
+	}
+
+	out := b.Bytes()
+	br := fmt.Sprintf("[0 %d %d %d]", gap[0], gap[1], len(out)-gap[1])
+	if len(br) > 40 {
+		return nil, [2]int{}, fmt.Errorf("%w: byte range too long", ErrPDF)
+	}
+	copy(out[brAt:], br)
+	return out, gap, nil
+}
+
+// runs groups sorted ids into [first, count] subsections.
+// finish writes the cross-reference section (in the kind the file
+// already uses) of the objects at offsets, the trailer and startxref.
+func (u *update) finish(bp *bytes.Buffer, offsets map[uint32]int, gens map[uint32]uint16, next uint32, catRef ref) error {
+	b := bp
 	// Cross-reference section in the kind the file already uses.
 	xrefAt := b.Len()
 	ids := make([]uint32, 0, len(offsets)+1)
@@ -508,12 +526,12 @@ func (u *update) write(doc []byte, po PDFOptions, at time.Time, size int) ([]byt
 		ids = append(ids, id)
 	}
 	trailerKeys := func() {
-		fmt.Fprintf(&b, "/Prev %d /Root %d %d R", u.prevXref, catRef.id, catRef.gen)
+		fmt.Fprintf(b, "/Prev %d /Root %d %d R", u.prevXref, catRef.id, catRef.gen)
 		if u.info != nil {
-			fmt.Fprintf(&b, " /Info %s", u.info.PDFString())
+			fmt.Fprintf(b, " /Info %s", u.info.PDFString())
 		}
 		if len(u.id) > 0 {
-			fmt.Fprintf(&b, " /ID %s", u.id.PDFString())
+			fmt.Fprintf(b, " /ID %s", u.id.PDFString())
 		}
 	}
 	if u.xrefStream {
@@ -528,15 +546,15 @@ func (u *update) write(doc []byte, po PDFOptions, at time.Time, size int) ([]byt
 			data.Write([]byte{1, byte(o >> 24), byte(o >> 16), byte(o >> 8), byte(o), byte(gens[id] >> 8), byte(gens[id])})
 		}
 		if xrefAt > 1<<32-1 {
-			return nil, [2]int{}, fmt.Errorf("%w: file over 4 GiB", ErrPDF)
+			return fmt.Errorf("%w: file over 4 GiB", ErrPDF)
 		}
-		fmt.Fprintf(&b, "%d 0 obj\n<</Type /XRef /Size %d /W [1 4 2] /Index [", xref, next)
+		fmt.Fprintf(b, "%d 0 obj\n<</Type /XRef /Size %d /W [1 4 2] /Index [", xref, next)
 		for _, run := range runs(ids) {
-			fmt.Fprintf(&b, "%d %d ", run[0], run[1])
+			fmt.Fprintf(b, "%d %d ", run[0], run[1])
 		}
 		b.WriteString("] ")
 		trailerKeys()
-		fmt.Fprintf(&b, " /Length %d>>\nstream\n", data.Len())
+		fmt.Fprintf(b, " /Length %d>>\nstream\n", data.Len())
 		b.Write(data.Bytes())
 		b.WriteString("\nendstream\nendobj\n")
 	} else {
@@ -544,28 +562,20 @@ func (u *update) write(doc []byte, po PDFOptions, at time.Time, size int) ([]byt
 		b.WriteString("xref\n")
 		i := 0
 		for _, run := range runs(ids) {
-			fmt.Fprintf(&b, "%d %d\n", run[0], run[1])
+			fmt.Fprintf(b, "%d %d\n", run[0], run[1])
 			for range run[1] {
-				fmt.Fprintf(&b, "%010d %05d n\r\n", offsets[ids[i]], gens[ids[i]])
+				fmt.Fprintf(b, "%010d %05d n\r\n", offsets[ids[i]], gens[ids[i]])
 				i++
 			}
 		}
-		fmt.Fprintf(&b, "trailer\n<</Size %d ", next)
+		fmt.Fprintf(b, "trailer\n<</Size %d ", next)
 		trailerKeys()
 		b.WriteString(">>\n")
 	}
-	fmt.Fprintf(&b, "startxref\n%d\n%%%%EOF\n", xrefAt)
-
-	out := b.Bytes()
-	br := fmt.Sprintf("[0 %d %d %d]", gap[0], gap[1], len(out)-gap[1])
-	if len(br) > 40 {
-		return nil, [2]int{}, fmt.Errorf("%w: byte range too long", ErrPDF)
-	}
-	copy(out[brAt:], br)
-	return out, gap, nil
+	fmt.Fprintf(b, "startxref\n%d\n%%%%EOF\n", xrefAt)
+	return nil
 }
 
-// runs groups sorted ids into [first, count] subsections.
 func runs(ids []uint32) [][2]uint32 {
 	var rs [][2]uint32
 	for _, id := range ids {
