@@ -299,16 +299,18 @@ func signCMS(ctx context.Context, digest []byte, key crypto.Signer, chain []*x50
 // attributes fixed), signed (one use of the key), extended (unsigned
 // attributes and validation material), encoded.
 type cms struct {
-	h       crypto.Hash
-	digest  []byte // the content's digest under h
-	si      signerInfo
-	toSign  []byte // DER SET OF the signed attributes
-	opts    crypto.SignerOpts
-	maxSig  int // the longest signature value the key can make
-	chain   []*x509.Certificate
-	certs   [][]byte // CertificateChoices, DER
-	crls    [][]byte // RevocationInfoChoice, DER
-	unsAttr [][]byte // unsigned attributes, DER, in order
+	h      crypto.Hash
+	digest []byte // the content's digest under h
+	si     signerInfo
+	toSign []byte // DER SET OF the signed attributes
+	opts   crypto.SignerOpts
+	maxSig int // the longest signature value the key can make
+	chain  []*x509.Certificate
+	// sigToken is the signature timestamp token, once there.
+	sigToken []byte
+	certs    [][]byte // CertificateChoices, DER
+	crls     [][]byte // RevocationInfoChoice, DER
+	unsAttr  [][]byte // unsigned attributes, DER, in order
 }
 
 func prepareCMS(digest []byte, key crypto.Signer, chain []*x509.Certificate, opt Options, withTime bool) (*cms, error) {
@@ -382,6 +384,7 @@ func (c *cms) extend(ctx context.Context, opt Options) error {
 		return fmt.Errorf("timestamp token: %w: %w", ErrTimestamp, err)
 	}
 	c.unsAttr = append(c.unsAttr, a)
+	c.sigToken = tok
 	return c.extendLT(ctx, opt, tok)
 }
 

@@ -27,16 +27,9 @@ func (c *cms) extendLT(ctx context.Context, opt Options, sigToken []byte) error 
 	if opt.Level.Rank() < 2 {
 		return nil
 	}
-	tsaChain, err := tokenCertificates(sigToken)
+	m, err := gather(ctx, opt.Validation, c.chain, sigToken)
 	if err != nil {
-		return fmt.Errorf("signature timestamp: %w: %w", ErrTimestamp, err)
-	}
-	m, err := opt.Validation.Gather(ctx, c.chain, tsaChain)
-	if err != nil {
-		if errors.Is(err, ltv.ErrRevoked) {
-			return err
-		}
-		return fmt.Errorf("%w: %w", ErrValidation, err)
+		return err
 	}
 	if err := c.addMaterial(m); err != nil {
 		return err
@@ -45,6 +38,25 @@ func (c *cms) extendLT(ctx context.Context, opt Options, sigToken []byte) error 
 		return nil
 	}
 	return c.archiveTimestamp(ctx, opt)
+}
+
+// gather returns the validation material of the signer's chain and of
+// the TSA chain in the signature timestamp sigToken. A revoked
+// certificate is ltv.ErrRevoked (the signature is not valid); anything
+// else ErrValidation.
+func gather(ctx context.Context, v Validation, chain []*x509.Certificate, sigToken []byte) (*ltv.Material, error) {
+	tsaChain, err := tokenCertificates(sigToken)
+	if err != nil {
+		return nil, fmt.Errorf("signature timestamp: %w: %w", ErrTimestamp, err)
+	}
+	m, err := v.Gather(ctx, chain, tsaChain)
+	if err != nil {
+		if errors.Is(err, ltv.ErrRevoked) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w", ErrValidation, err)
+	}
+	return m, nil
 }
 
 // addMaterial puts certificates in SignedData.certificates, CRLs and OCSP

@@ -35,16 +35,15 @@ type PDFOptions struct {
 	ContentsSize int
 }
 
-// PAdES signs the PDF doc as PAdES-B-B or B-T (opt.Level) and returns the
-// signed PDF: doc unchanged followed by an incremental update that adds a
-// signature field whose /Contents is a detached CAdES over /ByteRange.
-// Signatures already in doc stay valid.
+// PAdES signs the PDF doc as PAdES-B-B, B-T, B-LT or B-LTA (opt.Level)
+// and returns the signed PDF: doc unchanged followed by an incremental
+// update that adds a signature field whose /Contents is a detached CAdES
+// over /ByteRange; at B-LT another update adds the document security
+// store, at B-LTA a third a document timestamp. Signatures already in doc
+// stay valid.
 func PAdES(ctx context.Context, doc []byte, key crypto.Signer, chain []*x509.Certificate, opt Options, po PDFOptions) ([]byte, error) {
 	if err := opt.check(); err != nil {
 		return nil, err
-	}
-	if opt.Level.Rank() > 1 {
-		return nil, fmt.Errorf("pades level %s: %w (PAdES goes up to B-T)", opt.Level, ErrFormat)
 	}
 	if len(chain) == 0 {
 		return nil, fmt.Errorf("no certificate: %w", ErrCertificate)
@@ -101,7 +100,10 @@ func PAdES(ctx context.Context, doc []byte, key crypto.Signer, chain []*x509.Cer
 		return nil, fmt.Errorf("signature of %d bytes does not fit the %d reserved: %w", len(der), size, ErrPDF)
 	}
 	hex.Encode(out[gap[0]+1:], der)
-	return out, nil
+	if opt.Level.Rank() < 2 {
+		return out, nil
+	}
+	return extendPAdES(ctx, out, der, c, opt)
 }
 
 // timestampAllowance is the room reserved for a signature timestamp
@@ -190,6 +192,9 @@ type update struct {
 	// docTimestamp makes the update a document timestamp rather than a
 	// signature.
 	docTimestamp bool
+	// dss is the document security store already there, nil if none;
+	// vri its /VRI.
+	dss, vri types.Dict
 }
 
 // The incremental update is written here: github.com/digitorus/pdfsign
@@ -273,6 +278,8 @@ func readUpdate(doc []byte, po PDFOptions) (*update, error) {
 	for i := range min(4, len(mb)) {
 		u.mediaBox[i] = number(xt, mb[i])
 	}
+	u.dss = dict(xt, u.catalog["DSS"])
+	u.vri = dict(xt, u.dss["VRI"])
 	u.acroForm = dict(xt, u.catalog["AcroForm"])
 	u.fields = array(xt, u.acroForm["Fields"])
 	u.annots = array(xt, u.page["Annots"])

@@ -1,6 +1,7 @@
 package transaction_test
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +14,7 @@ import (
 )
 
 // TestLongTermLevels asks for B-LT and B-LTA through the transaction
-// service: CAdES signatures carry the validation material of the
+// service: PAdES ones get a DSS (pdfsig, qpdf check them), CAdES ones carry the validation material of the
 // citizen's chain (the built-in CA's OCSP and CRL, asked in process) and
 // of the TSA's, openssl verifies them, and the level is refused when no
 // validation material can be gathered.
@@ -32,9 +33,10 @@ func TestLongTermLevels(t *testing.T) {
 	citizen := e.advanced(12345678)
 	for _, level := range []signer.Level{signer.LevelLT, signer.LevelLTA} {
 		t.Run(string(level), func(t *testing.T) {
-			txt := readFile(t, "resolucion.txt")
+			txt, pdf := readFile(t, "resolucion.txt"), readFile(t, "simple.pdf")
 			c, err := e.svc.Create(e.ctx, p, transaction.CreateRequest{CitizenID: citizen, Level: level, OKURL: okURL, ErrorURL: errURL,
-				Documents: []transaction.DocumentInput{{Name: "resolucion.txt", MediaType: "text/plain", Content: txt, Format: signer.FormatCAdES}}})
+				Documents: []transaction.DocumentInput{{Name: "resolucion.txt", MediaType: "text/plain", Content: txt, Format: signer.FormatCAdES},
+					{Name: "solicitud.pdf", MediaType: "application/pdf", Content: pdf}}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -46,7 +48,10 @@ func TestLongTermLevels(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			verifyResults(t, e, r, [][]byte{txt})
+			verifyResults(t, e, r, [][]byte{txt, pdf})
+			if !bytes.Contains(r.Documents[1].Signature, []byte("/DSS")) {
+				t.Errorf("%s PDF without a document security store", level)
+			}
 			d := r.Documents[0]
 			if !d.Timestamped {
 				t.Errorf("%s result not marked timestamped", level)
