@@ -270,3 +270,13 @@ func tokenUnsignedAttr(tok []byte, oid asn1.ObjectIdentifier) ([]byte, error) {
 	}
 	return vals[0].FullBytes, nil
 }
+
+// with returns e and o's material together; o may be nil.
+func (e *embedded) with(o *embedded) *embedded {
+	if o == nil {
+		return e
+	}
+	return &embedded{ocsp: append(append([][]byte{}, e.ocsp...), o.ocsp...),
+		crls:  append(append([]*x509.RevocationList{}, e.crls...), o.crls...),
+		certs: append(append([]*x509.Certificate{}, e.certs...), o.certs...)}
+}

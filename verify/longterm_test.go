@@ -3,6 +3,7 @@ package verify_test
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +97,48 @@ func TestCAdESLongTermOffline(t *testing.T) {
 			}
 			if tc.failed != "" && checkOf(s, tc.failed).Status != verify.Failed {
 				t.Fatalf("check %s: %+v, want failed; all: %+v", tc.failed, checkOf(s, tc.failed), s.Checks)
+			}
+		})
+	}
+}
+
+// TestPAdESLongTermOffline verifies PAdES B-LT (DSS) and B-LTA (document
+// timestamp after the DSS) with the test PKI's responders down.
+func TestPAdESLongTermOffline(t *testing.T) {
+	ctx := context.Background()
+	pki := testpki.New(t)
+	key, chain := pki.User(t, keystore.ECP256, "MARIA GARCIA LOPEZ")
+	doc, err := os.ReadFile("../signer/testdata/simple.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(level signer.Level) []byte {
+		out, err := signer.PAdES(ctx, doc, key, chain, signer.Options{Level: level, Timestamper: pki.Timestamper(t), Validation: &ltv.Gatherer{}}, signer.PDFOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	lt, lta := sign(signer.LevelLT), sign(signer.LevelLTA)
+	pki.SetDown(true, true)
+	t.Cleanup(func() { pki.SetDown(false, false) })
+	v, err := verify.New(verify.Config{Roots: testpki.Pool(pki.Root.Cert), TSARoots: testpki.Pool(pki.TSARoot.Cert), Revocation: &verify.Online{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		pdf   []byte
+		level string
+		sigs  int
+	}{{"B-LT", lt, "B-LT", 1}, {"B-LTA", lta, "B-LTA", 2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := v.PDF(ctx, tc.pdf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Verdict != verify.Valid || len(r.Signatures) != tc.sigs || r.Signatures[0].Level != tc.level {
+				t.Fatalf("verdict %s, %d signatures, level %s; want valid, %d, %s: %+v", r.Verdict, len(r.Signatures), r.Signatures[0].Level, tc.sigs, tc.level, r.Signatures[0].Checks)
 			}
 		})
 	}
