@@ -3,6 +3,7 @@ package ltv
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/pem"
@@ -86,7 +87,7 @@ func (g *Gatherer) Gather(ctx context.Context, chains ...[]*x509.Certificate) (*
 // Batch returns a gatherer whose answers are kept until it is dropped:
 // one per batch of signatures.
 func (g *Gatherer) Batch() *Batch {
-	return &Batch{g: g, status: map[string]*entry{}, crls: map[string]*entry{}}
+	return &Batch{g: g, status: map[string]*entry{}, crls: map[string]*entry{}, material: map[string]*materialEntry{}}
 }
 
 // Batch is a Gatherer with a cache, safe for concurrent use: concurrent
@@ -96,6 +97,16 @@ type Batch struct {
 	mu     sync.Mutex
 	status map[string]*entry // issuer+serial -> OCSP response or CRL URL
 	crls   map[string]*entry // URL -> CRL
+	// material keeps whole answers by the chains asked about: the
+	// documents of a batch share their chains, and checking them again
+	// would cost a signature verification per certificate per document.
+	material map[string]*materialEntry
+}
+
+type materialEntry struct {
+	once sync.Once
+	m    *Material
+	err  error
 }
 
 type entry struct {
@@ -110,6 +121,26 @@ type entry struct {
 // certificates, and one OCSP response or CRL for every certificate that
 // is not self-signed and not an OCSP responder with ocsp-nocheck.
 func (b *Batch) Gather(ctx context.Context, chains ...[]*x509.Certificate) (*Material, error) {
+	var key []byte
+	for _, ch := range chains {
+		for _, c := range ch {
+			sum := sha256.Sum256(c.Raw)
+			key = append(key, sum[:]...)
+		}
+		key = append(key, 0)
+	}
+	b.mu.Lock()
+	e := b.material[string(key)]
+	if e == nil {
+		e = &materialEntry{}
+		b.material[string(key)] = e
+	}
+	b.mu.Unlock()
+	e.once.Do(func() { e.m, e.err = b.gather(ctx, chains) })
+	return e.m, e.err
+}
+
+func (b *Batch) gather(ctx context.Context, chains [][]*x509.Certificate) (*Material, error) {
 	m := &Material{}
 	var all []*x509.Certificate
 	for _, ch := range chains {
