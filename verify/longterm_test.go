@@ -3,6 +3,7 @@ package verify_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -44,6 +45,14 @@ func TestCAdESLongTermOffline(t *testing.T) {
 		return sig
 	}
 	lt, lta, bt := sign(signer.LevelLT), sign(signer.LevelLTA), sign(signer.LevelT)
+	// Revoked after signing: the embedded status, taken at signing, stands.
+	pki.Revoke(chain[0], time.Now())
+	// A certificate revoked before signing gets no long-term signature.
+	rkey, rchain := pki.User(t, keystore.ECP256, "REVOCADA ANTES")
+	pki.Revoke(rchain[0], time.Now().Add(-time.Hour))
+	if _, err := signer.CAdESDocument(ctx, bytes.NewReader(doc), rkey, rchain, signer.Options{Level: signer.LevelLT, Timestamper: pki.Timestamper(t), Validation: g}); !errors.Is(err, ltv.ErrRevoked) {
+		t.Fatalf("B-LT with a certificate revoked before signing: %v, want ltv.ErrRevoked", err)
+	}
 	pki.SetDown(true, true)
 	t.Cleanup(func() { pki.SetDown(false, false) })
 	offline := func(now time.Time) *verify.Verifier {
@@ -74,7 +83,7 @@ func TestCAdESLongTermOffline(t *testing.T) {
 		failed      string // a check that must fail
 	}{
 		{"B-T needs the network", bt, time.Now(), verify.VerdictIndeterminate, "B-T", ""},
-		{"B-LT offline", lt, time.Now(), verify.Valid, "B-LT", ""},
+		{"B-LT offline, revoked since", lt, time.Now(), verify.Valid, "B-LT", ""},
 		{"B-LTA offline", lta, time.Now(), verify.Valid, "B-LTA", ""},
 		{"B-LTA after the signer certificate expired", lta, late, verify.Valid, "B-LTA", ""},
 		{"B-LTA with an embedded OCSP response changed", flip(lta, ocspAt(lta)), time.Now(), verify.Invalid, "", verify.CheckArchiveTimestamp},
