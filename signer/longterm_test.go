@@ -331,3 +331,38 @@ func sha256Of(b []byte) []byte {
 	h.Write(b)
 	return h.Sum(nil)
 }
+
+// TestExtendCAdES raises signatures made at B-B and B-T to B-LT and
+// B-LTA without the key, and checks them as TestCAdESLongTerm does.
+func TestExtendCAdES(t *testing.T) {
+	ctx := context.Background()
+	pki := testpki.New(t)
+	dir := t.TempDir()
+	rootPEM := testpki.WritePEM(t, dir, "root.pem", pki.Root.Cert)
+	tsaRootPEM := testpki.WritePEM(t, dir, "tsaroot.pem", pki.TSARoot.Cert)
+	key, chain := pki.User(t, keystore.ECP256, "MARIA GARCIA LOPEZ")
+	doc := []byte("Acta de la sesión ordinaria, 2026-11-30.\n")
+	digest := sha256Of(doc)
+	for _, tc := range []struct {
+		from, to signer.Level
+	}{{signer.LevelB, signer.LevelLT}, {signer.LevelB, signer.LevelLTA}, {signer.LevelT, signer.LevelLT}, {signer.LevelT, signer.LevelLTA}} {
+		t.Run(string(tc.from)+" to "+string(tc.to), func(t *testing.T) {
+			sig, err := signer.CAdES(ctx, digest, key, chain, signer.Options{Level: tc.from, Timestamper: pki.Timestamper(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			up, err := signer.ExtendCAdES(ctx, sig, digest, signer.Options{Level: tc.to, Timestamper: pki.Timestamper(t), Validation: &ltv.Gatherer{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.from == signer.LevelT {
+				// The signature timestamp is kept as it was.
+				_, before := parts(t, sig)
+				if !bytes.Contains(up, before) {
+					t.Error("the signature timestamp changed")
+				}
+			}
+			checkLT(t, dir, rootPEM, tsaRootPEM, pki, chain, tc.to, doc, up)
+		})
+	}
+}

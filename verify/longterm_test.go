@@ -3,6 +3,7 @@ package verify_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"os"
 	"strings"
@@ -45,6 +46,12 @@ func TestCAdESLongTermOffline(t *testing.T) {
 		return sig
 	}
 	lt, lta, bt := sign(signer.LevelLT), sign(signer.LevelLTA), sign(signer.LevelT)
+	// An archive timestamp renewed: a second one over the first.
+	sum := sha256.Sum256(doc)
+	renewed, err := signer.ExtendCAdES(ctx, lta, sum[:], signer.Options{Level: signer.LevelLTA, Timestamper: pki.Timestamper(t), Validation: g})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Revoked after signing: the embedded status, taken at signing, stands.
 	pki.Revoke(chain[0], time.Now())
 	// A certificate revoked before signing gets no long-term signature.
@@ -86,6 +93,8 @@ func TestCAdESLongTermOffline(t *testing.T) {
 		{"B-LT offline, revoked since", lt, time.Now(), verify.Valid, "B-LT", ""},
 		{"B-LTA offline", lta, time.Now(), verify.Valid, "B-LTA", ""},
 		{"B-LTA after the signer certificate expired", lta, late, verify.Valid, "B-LTA", ""},
+		{"B-LTA renewed", renewed, late, verify.Valid, "B-LTA", ""},
+		{"B-LTA renewed, first archive timestamp changed", flip(renewed, bytes.Index(renewed, []byte{0x06, 0x06, 0x04, 0x00, 0x8d, 0x45, 0x02, 0x04})+40), time.Now(), verify.Invalid, "", ""},
 		{"B-LTA with an embedded OCSP response changed", flip(lta, ocspAt(lta)), time.Now(), verify.Invalid, "", verify.CheckArchiveTimestamp},
 		{"B-LTA with a certificate changed", flip(lta, bytes.Index(lta, pki.Root.Cert.Raw)+len(pki.Root.Cert.Raw)-2), time.Now(), verify.Invalid, "", ""},
 		{"B-LTA over another document", lta, time.Now(), verify.Invalid, "", verify.CheckIntegrity},
