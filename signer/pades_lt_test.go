@@ -139,7 +139,6 @@ func TestPAdESLongTerm(t *testing.T) {
 	}
 }
 
-
 // docTimestampVerify checks the last /Contents of pdf, a document
 // timestamp, over the bytes its /ByteRange covers, with openssl ts.
 func docTimestampVerify(t *testing.T, file []byte, tsaRoot string) (string, error) {
