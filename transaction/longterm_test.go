@@ -2,12 +2,15 @@ package transaction_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signer/ltv"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
 	"github.com/firma-cloud/firma/transaction"
 	"github.com/firma-cloud/firma/verify/testpki"
@@ -86,4 +89,55 @@ func TestLongTermWithoutValidationRefused(t *testing.T) {
 	_, err := e.svc.Create(e.ctx, p, transaction.CreateRequest{CitizenID: citizen, Level: signer.LevelLT, OKURL: okURL, ErrorURL: errURL,
 		Documents: []transaction.DocumentInput{{Name: "b.txt", Content: []byte("b")}}})
 	wantCode(t, err, transaction.CodeInvalidRequest)
+}
+
+// TestUpgrade raises a B-B signature made elsewhere (the test PKI's
+// signer) to B-LTA through the service, which openssl then verifies, and
+// refuses what it cannot upgrade.
+func TestUpgrade(t *testing.T) {
+	tok := softhsmtest.New(t)
+	pki := testpki.New(t)
+	e := newEnvOn(t, tok, func(o *transaction.Options) {
+		o.Timestamper = pki.Timestamper(t)
+		o.Validation = &ltv.Gatherer{}
+	})
+	key, chain := pki.User(t, keystore.ECP256, "FIRMANTE EXTERNO")
+	doc := []byte("Contrato 2026/55.\n")
+	sum := sha256.Sum256(doc)
+	sig, err := signer.CAdES(e.ctx, sum[:], key, chain, signer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := e.svc.Upgrade(e.ctx, transaction.UpgradeRequest{Signature: sig, Digest: sum[:], Level: signer.LevelLTA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "sig"), up, 0o600)
+	os.WriteFile(filepath.Join(dir, "doc"), doc, 0o600)
+	root := writePEM(t, filepath.Join(dir, "root.pem"), pki.Root.Cert.Raw)
+	out, err := run(t, "openssl", "cms", "-verify", "-binary", "-content", filepath.Join(dir, "doc"), "-inform", "DER", "-in", filepath.Join(dir, "sig"),
+		"-CAfile", root, "-purpose", "any", "-out", os.DevNull)
+	if err != nil || !strings.Contains(out, "Verification successful") {
+		t.Fatalf("openssl cms -verify of the upgraded signature: %v\n%s", err, out)
+	}
+	printed, _ := run(t, "openssl", "cms", "-cmsout", "-print", "-inform", "DER", "-in", filepath.Join(dir, "sig"))
+	for _, want := range []string{"id-smime-aa-timeStampToken", "0.4.0.1733.2.4"} {
+		if !strings.Contains(printed, want) {
+			t.Errorf("upgraded signature lacks %s", want)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		req  transaction.UpgradeRequest
+	}{
+		{"B-B asked", transaction.UpgradeRequest{Signature: sig, Digest: sum[:], Level: signer.LevelB}},
+		{"short digest", transaction.UpgradeRequest{Signature: sig, Digest: sum[:5], Level: signer.LevelLT}},
+		{"not a signature", transaction.UpgradeRequest{Signature: []byte("nada"), Digest: sum[:], Level: signer.LevelLT}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.svc.Upgrade(e.ctx, tc.req)
+			wantCode(t, err, transaction.CodeInvalidRequest)
+		})
+	}
 }
