@@ -3,12 +3,17 @@ package transaction_test
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/firma-cloud/firma/api/rest/portalhttp"
 	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/signer/ltv"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
@@ -127,6 +132,31 @@ func TestUpgrade(t *testing.T) {
 			t.Errorf("upgraded signature lacks %s", want)
 		}
 	}
+	// The same through REST, behind the portal's API key.
+	pt, err := e.portals.Create(e.ctx, portal.Spec{Name: "Sede", RedirectURLs: []string{okURL, errURL}, IssueAPIKey: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(portalhttp.NewHandler(e.svc, e.portals, nil, 0))
+	defer srv.Close()
+	in := portalhttp.UpgradeJSON{Signature: sig, Digest: sum[:], Level: "B-LT"}
+	resp, body := (&restClient{t: t, url: srv.URL}).do("POST", "/api/v1/signatures/upgrade", in, nil)
+	problem(t, resp, body, http.StatusUnauthorized, "unauthenticated")
+	rc := &restClient{t: t, url: srv.URL, key: pt.APIKey}
+	resp, body = rc.do("POST", "/api/v1/signatures/upgrade", in, nil)
+	var got portalhttp.UpgradedJSON
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &got) != nil || got.Level != "B-LT" {
+		t.Fatalf("REST upgrade: %d %s", resp.StatusCode, body)
+	}
+	os.WriteFile(filepath.Join(dir, "sig"), got.Signature, 0o600)
+	if out, err := run(t, "openssl", "cms", "-verify", "-binary", "-content", filepath.Join(dir, "doc"), "-inform", "DER", "-in", filepath.Join(dir, "sig"),
+		"-CAfile", root, "-purpose", "any", "-out", os.DevNull); err != nil || !strings.Contains(out, "Verification successful") {
+		t.Fatalf("openssl cms -verify of the REST upgrade: %v\n%s", err, out)
+	}
+	in.Level = "B-XL"
+	resp, body = rc.do("POST", "/api/v1/signatures/upgrade", in, nil)
+	problem(t, resp, body, http.StatusBadRequest, transaction.CodeInvalidRequest)
+
 	for _, tc := range []struct {
 		name string
 		req  transaction.UpgradeRequest
