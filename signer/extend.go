@@ -107,3 +107,42 @@ func splitSet(b []byte) ([][]byte, error) {
 	}
 	return out, nil
 }
+
+// SignatureTimestamp returns the signature timestamp token of a CAdES
+// signature's first SignerInfo, nil when it has none.
+func SignatureTimestamp(sig []byte) ([]byte, error) {
+	var ci struct {
+		Type    asn1.ObjectIdentifier
+		Content asn1.RawValue `asn1:"explicit,tag:0"`
+	}
+	if _, err := asn1.Unmarshal(sig, &ci); err != nil || !ci.Type.Equal(oidSignedData) {
+		return nil, fmt.Errorf("%w: not a CMS SignedData (%v)", ErrFormat, err)
+	}
+	var sd struct {
+		Version          int
+		DigestAlgorithms asn1.RawValue
+		EncapContentInfo asn1.RawValue
+		Certificates     asn1.RawValue `asn1:"optional,tag:0"`
+		CRLs             asn1.RawValue `asn1:"optional,tag:1"`
+		SignerInfos      []signerInfo  `asn1:"set"`
+	}
+	if _, err := asn1.Unmarshal(ci.Content.Bytes, &sd); err != nil || len(sd.SignerInfos) == 0 {
+		return nil, fmt.Errorf("%w: signed data (%v)", ErrFormat, err)
+	}
+	attrs, err := splitSet(sd.SignerInfos[0].UnsignedAttrs.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: unsigned attributes: %v", ErrFormat, err)
+	}
+	for _, a := range attrs {
+		var at struct {
+			Type   asn1.ObjectIdentifier
+			Values asn1.RawValue
+		}
+		if _, err := asn1.Unmarshal(a, &at); err == nil && at.Type.Equal(oidAttrTimestampToken) {
+			if vals, err := splitSet(at.Values.Bytes); err == nil && len(vals) > 0 {
+				return vals[0], nil
+			}
+		}
+	}
+	return nil, nil
+}

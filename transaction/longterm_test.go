@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/firma-cloud/firma/api/rest/portalhttp"
 	"github.com/firma-cloud/firma/keystore"
@@ -169,5 +170,35 @@ func TestUpgrade(t *testing.T) {
 			_, err := e.svc.Upgrade(e.ctx, tc.req)
 			wantCode(t, err, transaction.CodeInvalidRequest)
 		})
+	}
+}
+
+// TestUpgradeGrace: B-LT is refused until the grace period after the
+// signature timestamp has passed, and for a signature with none.
+func TestUpgradeGrace(t *testing.T) {
+	tok := softhsmtest.New(t)
+	pki := testpki.New(t)
+	e := newEnvOn(t, tok, func(o *transaction.Options) {
+		o.Timestamper = pki.Timestamper(t)
+		o.Validation = &ltv.Gatherer{}
+		o.UpgradeGrace = time.Hour
+	})
+	key, chain := pki.User(t, keystore.ECP256, "FIRMANTE EXTERNO")
+	sum := sha256.Sum256([]byte("Contrato 2026/56.\n"))
+	bb, err := signer.CAdES(e.ctx, sum[:], key, chain, signer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.svc.Upgrade(e.ctx, transaction.UpgradeRequest{Signature: bb, Digest: sum[:], Level: signer.LevelLT})
+	wantCode(t, err, transaction.CodeWrongState)
+	bt, err := e.svc.Upgrade(e.ctx, transaction.UpgradeRequest{Signature: bb, Digest: sum[:], Level: signer.LevelT})
+	if err != nil {
+		t.Fatalf("B-T needs no grace: %v", err)
+	}
+	_, err = e.svc.Upgrade(e.ctx, transaction.UpgradeRequest{Signature: bt, Digest: sum[:], Level: signer.LevelLT})
+	wantCode(t, err, transaction.CodeWrongState)
+	e.clock.Add(time.Hour + time.Minute)
+	if _, err := e.svc.Upgrade(e.ctx, transaction.UpgradeRequest{Signature: bt, Digest: sum[:], Level: signer.LevelLT}); err != nil {
+		t.Fatalf("after the grace period: %v", err)
 	}
 }

@@ -74,6 +74,9 @@ type Options struct {
 	// transaction's signing shares one Batch, so its documents cost one
 	// status exchange per certificate.
 	Validation *ltv.Gatherer
+	// UpgradeGrace is how long after its signature timestamp a signature
+	// may be raised to B-LT or B-LTA by Upgrade; 0 means at once.
+	UpgradeGrace time.Duration
 	// Formats picks a format for documents that name none; default PDF ->
 	// PAdES, everything else -> CAdES.
 	Formats *signer.DefaultFormats

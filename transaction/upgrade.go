@@ -3,6 +3,10 @@ package transaction
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
+
+	"github.com/digitorus/timestamp"
 
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/signer/ltv"
@@ -40,6 +44,9 @@ func (s *Service) Upgrade(ctx context.Context, req UpgradeRequest) ([]byte, erro
 	if len(req.Digest) != h.Size() {
 		return nil, invalid("digest", "%d bytes, want %d for %s", len(req.Digest), h.Size(), req.Hash)
 	}
+	if err := s.graceOver(req); err != nil {
+		return nil, err
+	}
 	opt := signer.Options{Level: req.Level, Hash: h, Timestamper: s.opt.Timestamper}
 	if s.opt.Validation != nil {
 		opt.Validation = s.opt.Validation.Batch()
@@ -56,4 +63,31 @@ func (s *Service) Upgrade(ctx context.Context, req UpgradeRequest) ([]byte, erro
 		return nil, invalid("signature", "%v", err)
 	}
 	return nil, fail(CodeUnavailable, "the timestamp authority or a revocation source is unavailable; retry", err)
+}
+
+// graceOver refuses B-LT and B-LTA until UpgradeGrace has passed since
+// the signature timestamp, so that a revocation made before the signature
+// had time to reach the OCSP responders and CRLs that are asked.
+func (s *Service) graceOver(req UpgradeRequest) error {
+	if req.Level.Rank() < 2 || s.opt.UpgradeGrace <= 0 {
+		return nil
+	}
+	tok, err := signer.SignatureTimestamp(req.Signature)
+	if err != nil {
+		return invalid("signature", "%v", err)
+	}
+	if tok == nil {
+		return &Error{Code: CodeWrongState, Field: "level", Message: fmt.Sprintf(
+			"the signature has no timestamp: raise it to B-T first, and to %s once %s have passed", req.Level, s.opt.UpgradeGrace)}
+	}
+	ts, err := timestamp.Parse(tok)
+	if err != nil {
+		return invalid("signature", "signature timestamp: %v", err)
+	}
+	if ready := ts.Time.Add(s.opt.UpgradeGrace); s.now().Before(ready) {
+		return &Error{Code: CodeWrongState, Field: "level", Message: fmt.Sprintf(
+			"too early for %s: revocation data is taken from %s, the grace period (%s) after the signature timestamp",
+			req.Level, ready.UTC().Format(time.RFC3339), s.opt.UpgradeGrace)}
+	}
+	return nil
 }

@@ -62,6 +62,7 @@ func (a *app) setupTransactions(ctx context.Context) error {
 		OTPKey: key, OTP: cfg.Rules(), Attempts: a.attempts(), BaseURL: base, TTL: cfg.TTL, Retention: cfg.Retention,
 		Timestamper:      signer.TimestamperFunc(tsa.TokenDER(a.tsaStamper())),
 		Validation:       a.validation(),
+		UpgradeGrace:     cfg.UpgradeGrace,
 		HTTPClient:       &http.Client{Timeout: cfg.CallbackTimeout},
 		CallbackAttempts: cfg.CallbackAttempts,
 		Log:              log, Registerer: a.reg,
