@@ -7,23 +7,35 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"io"
 	"math/big"
+	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ocsp"
 
 	"github.com/firma-cloud/firma/api/rest/tsahttp"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signer/ltv"
 	"github.com/firma-cloud/firma/tsa"
 )
 
 // BenchmarkFormats measures documents/s of CAdES-B-B, CAdES-B-T and
-// PAdES-B-T (issue 5) next to raw signatures/s with the same HSM key in the
-// same run. B-T asks the built-in TSA over loopback HTTP through the
-// production client, which checks every reply, so a document costs two HSM
-// signatures (the signer's and the TSA's) plus the TSA round trip.
+// PAdES-B-T (issue 5), and CAdES-B-LT and B-LTA (issue 16), next to raw
+// signatures/s with the same HSM key in the same run. B-T asks the
+// built-in TSA over loopback HTTP through the production client, which
+// checks every reply, so a document costs two HSM signatures (the
+// signer's and the TSA's) plus the TSA round trip. B-LT gathers the
+// validation material once per batch of ltBatch documents (one OCSP
+// exchange per certificate, each an HSM signature of the responder);
+// B-LTA adds an archive timestamp (a third HSM signature).
 func BenchmarkFormats(b *testing.B) {
 	f := setup(b)
 	ks, st, err := f.open(keystore.ModeToken, 0)
@@ -52,15 +64,36 @@ func BenchmarkFormats(b *testing.B) {
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}, nil, caKey.Public(), caKey)
 	userKey := hsm("bench:citizen")
+	// The CA's OCSP responder, signing with its HSM key as firmad's does
+	// when its cache is cold.
+	ocspSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		req, err := ocsp.ParseRequest(body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		t := time.Now().Truncate(time.Second)
+		der, err := ocsp.CreateResponse(caCert, caCert, ocsp.Response{Status: ocsp.Good, SerialNumber: req.SerialNumber,
+			ThisUpdate: t, NextUpdate: t.Add(time.Hour)}, caKey)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/ocsp-response")
+		w.Write(der)
+	}))
+	defer ocspSrv.Close()
 	userCert := formatsCert(b, &x509.Certificate{
 		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "BENCH CITIZEN"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
+		KeyUsage:   x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
+		OCSPServer: []string{ocspSrv.URL},
 	}, caCert, userKey.Public(), caKey)
 	chain := []*x509.Certificate{userCert, caCert}
 
 	tsaKey := hsm(tsa.Owner)
-	tsaCert, err := tsa.IssueCertificate(caCert, caKey, tsaKey.Public(), tsa.CertOptions{})
+	tsaCert, err := tsa.IssueCertificate(caCert, caKey, tsaKey.Public(), tsa.CertOptions{OCSPServer: []string{ocspSrv.URL}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -115,6 +148,29 @@ func BenchmarkFormats(b *testing.B) {
 		})
 		docs(b)
 	})
+	// One ltv.Batch per ltBatch documents, as one per transaction.
+	const ltBatch = 10
+	g := &ltv.Gatherer{}
+	var (
+		batches sync.Map
+		ops     atomic.Int64
+	)
+	nextBatch := func() signer.Validation {
+		v, _ := batches.LoadOrStore(ops.Add(1)/ltBatch, g.Batch())
+		return v.(*ltv.Batch)
+	}
+	for _, level := range []signer.Level{signer.LevelLT, signer.LevelLTA} {
+		b.Run("cades-"+strings.ToLower(strings.ReplaceAll(string(level), "-", "")), func(b *testing.B) {
+			batches.Clear()
+			ops.Store(0)
+			runParallel(b, n, 1, func(int) error {
+				_, err := signer.CAdESDocument(ctx, bytes.NewReader(doc), userKey, chain,
+					signer.Options{Level: level, Timestamper: ts, Validation: nextBatch()})
+				return err
+			})
+			docs(b)
+		})
+	}
 	b.Run("pades-bt", func(b *testing.B) {
 		runParallel(b, n, 1, func(int) error {
 			_, err := signer.PAdES(ctx, pdf, userKey, chain, signer.Options{Level: signer.LevelT, Timestamper: ts}, signer.PDFOptions{})

@@ -123,6 +123,10 @@ type Config struct {
 	// (serials never issued here); past it the responder answers
 	// tryLater, unsigned. Default 20, negative means no limit.
 	OCSPUnknownRate float64 `yaml:"ocsp_unknown_rate,omitempty"`
+	// OCSPNonceRate bounds the responses signed afresh per second to echo
+	// a request's nonce; past it the cached response, without nonce, is
+	// sent. Default 50, negative means no limit.
+	OCSPNonceRate float64 `yaml:"ocsp_nonce_rate,omitempty"`
 
 	// ExternalIssuersFile is a PEM file of the CA certificates allowed to
 	// sign imported citizen certificates (external mode); LoadExternalIssuers
@@ -236,6 +240,9 @@ func (c *Config) defaults() error {
 	dur(&c.CRLInterval, time.Hour)
 	dur(&c.OCSPMaxAge, time.Hour)
 	dur(&c.OCSPCacheTTL, time.Minute)
+	if c.OCSPNonceRate == 0 {
+		c.OCSPNonceRate = 50
+	}
 	if c.OCSPUnknownRate == 0 {
 		c.OCSPUnknownRate = 20
 	}
@@ -289,6 +296,9 @@ type Authority struct {
 	// anyone can ask about random serials, and each answer would
 	// otherwise cost an HSM signature and an audit record.
 	unknown *rate.Limiter
+	// nonced limits responses signed to echo a nonce, which the cache
+	// cannot serve.
+	nonced *rate.Limiter
 
 	runMu sync.Mutex
 	stop  chan struct{}
@@ -309,6 +319,10 @@ func New(cfg Config, keys Keys, st store.CAStore, citizens Citizens, log *slog.L
 	a.unknown = rate.NewLimiter(rate.Inf, 0)
 	if cfg.OCSPUnknownRate > 0 {
 		a.unknown = rate.NewLimiter(rate.Limit(cfg.OCSPUnknownRate), max(1, int(2*cfg.OCSPUnknownRate)))
+	}
+	a.nonced = rate.NewLimiter(rate.Inf, 0)
+	if cfg.OCSPNonceRate > 0 {
+		a.nonced = rate.NewLimiter(rate.Limit(cfg.OCSPNonceRate), max(1, int(2*cfg.OCSPNonceRate)))
 	}
 	a.cur.Store(&state{})
 	return a, nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/firma-cloud/firma/store"
 	"golang.org/x/crypto/ocsp"
+	"golang.org/x/time/rate"
 )
 
 // OCSPResult is a signed OCSP response and what it says.
@@ -50,10 +51,23 @@ func (a *Authority) respondOCSP(ctx context.Context, reqDER []byte) (*OCSPResult
 	if req.SerialNumber == nil || req.SerialNumber.Sign() <= 0 {
 		return &OCSPResult{DER: ocsp.MalformedRequestErrorResponse, Status: "malformed"}, nil
 	}
+	nonce, err := requestNonce(reqDER)
+	if err != nil {
+		return &OCSPResult{DER: ocsp.MalformedRequestErrorResponse, Status: "malformed"}, nil
+	}
+	// A nonce asks for a fresh signature, which cannot come from the
+	// cache; past the nonce rate the cached answer, without a nonce, is
+	// sent instead (RFC 6960 lets a responder leave it out), so that
+	// nonces cannot turn a query flood into an HSM signature flood.
+	if nonce != nil && !a.nonced.Allow() {
+		nonce = nil
+	}
 	serial := serialHex(req.SerialNumber)
 	cacheKey := fmt.Sprintf("%s/%d", serial, req.HashAlgorithm)
-	if r := a.cache.get(cacheKey); r != nil {
-		return r, nil
+	if nonce == nil {
+		if r := a.cache.get(cacheKey); r != nil {
+			return r, nil
+		}
 	}
 
 	now := time.Now().UTC().Truncate(time.Second)
@@ -92,7 +106,7 @@ func (a *Authority) respondOCSP(ctx context.Context, reqDER []byte) (*OCSPResult
 		responder, signer, signerID = s.ocsp.cert, s.ocsp.signer, s.ocsp.rec.KeyID
 		tmpl.Certificate = s.ocsp.cert
 	}
-	der, err := ocsp.CreateResponse(s.issuing.cert, responder, tmpl, signer)
+	der, err := createOCSPResponse(s.issuing.cert, responder, tmpl, signer, now, nonce)
 	if err != nil {
 		a.m.errors.WithLabelValues("ocsp").Inc()
 		a.signFailed(ctx, signerID, "ocsp", err)
@@ -102,9 +116,10 @@ func (a *Authority) respondOCSP(ctx context.Context, reqDER []byte) (*OCSPResult
 		return &OCSPResult{DER: ocsp.InternalErrorErrorResponse, Status: "error"}, fmt.Errorf("ocsp %s: %w", serial, err)
 	}
 	res := &OCSPResult{DER: der, Status: status, NextUpdate: tmpl.NextUpdate}
-	if status != "unknown" {
+	if status != "unknown" && nonce == nil {
 		// Unknown serials are not cached: the certificate may be issued
-		// by another replica a moment later.
+		// by another replica a moment later. Nonced answers belong to
+		// their request alone.
 		a.cache.put(cacheKey, res)
 	}
 	return res, nil
@@ -185,4 +200,9 @@ func (c *ocspCache) clear() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.m = map[string]cached{}
+}
+
+// ResetOCSPNonceLimit refills the nonce limiter; for tests.
+func (a *Authority) ResetOCSPNonceLimit() {
+	a.nonced = rate.NewLimiter(a.nonced.Limit(), a.nonced.Burst())
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/firma-cloud/firma/errs"
+	"github.com/firma-cloud/firma/signer/ltv"
 )
 
 // Sentinel errors of the document formats, told apart with errors.Is.
@@ -29,6 +30,9 @@ var (
 	ErrHash          = errs.Sentinel(errs.Invalid, "unsupported_hash", "unsupported hash")
 	ErrFormatDigest  = errs.Sentinel(errs.Invalid, "format_digest_length", "digest length does not match the hash")
 	ErrNeedsDocument = errs.Sentinel(errs.Invalid, "needs_document", "format needs the whole document")
+	// ErrValidation is validation material (B-LT) that could not be
+	// gathered; it wraps the ltv error saying why (revoked, unavailable).
+	ErrValidation = errs.Sentinel(errs.Unavailable, "validation_material", "validation material unavailable")
 )
 
 // Format is the signature format of one document.
@@ -58,7 +62,37 @@ type Level string
 const (
 	LevelB Level = "B-B" // signed attributes only
 	LevelT Level = "B-T" // plus a signature timestamp from a TSA
+	// LevelLT adds the validation material (certificates, OCSP responses
+	// or CRLs of the signer's and the TSA's chains).
+	LevelLT Level = "B-LT"
+	// LevelLTA adds an archive timestamp over all of it.
+	LevelLTA Level = "B-LTA"
 )
+
+// ParseLevel parses a level name; "" is returned as "" so the caller can
+// apply its default. It is the one place level names are read.
+func ParseLevel(s string) (Level, error) {
+	switch l := Level(s); l {
+	case "", LevelB, LevelT, LevelLT, LevelLTA:
+		return l, nil
+	}
+	return "", fmt.Errorf("level %q: %w (want B-B, B-T, B-LT or B-LTA)", s, ErrFormat)
+}
+
+// Rank orders the levels: B-B 0, B-T 1, B-LT 2, B-LTA 3; -1 for others.
+func (l Level) Rank() int {
+	switch l {
+	case "", LevelB:
+		return 0
+	case LevelT:
+		return 1
+	case LevelLT:
+		return 2
+	case LevelLTA:
+		return 3
+	}
+	return -1
+}
 
 // Timestamper obtains RFC 3161 timestamp tokens. The tsa package's client
 // satisfies it; it must check the reply (status, nonce, imprint, TSA chain)
@@ -95,8 +129,18 @@ type Options struct {
 	Hash        crypto.Hash // SHA256 (default), SHA384 or SHA512
 	PSS         bool        // RSA keys sign with RSASSA-PSS
 	SigningTime time.Time   // the signing-time attribute; zero means now
-	// Timestamper is required for LevelT.
+	// Timestamper is required for LevelT and above.
 	Timestamper Timestamper
+	// Validation gathers the validation material of LevelLT and above:
+	// an *ltv.Gatherer, or an *ltv.Batch shared by the documents of one
+	// batch so each certificate's status is asked once.
+	Validation Validation
+}
+
+// Validation gathers certificates and revocation data for chains, each
+// leaf first; package ltv implements it.
+type Validation interface {
+	Gather(ctx context.Context, chains ...[]*x509.Certificate) (*ltv.Material, error)
 }
 
 func (o *Options) hash() crypto.Hash {
@@ -107,14 +151,14 @@ func (o *Options) hash() crypto.Hash {
 }
 
 func (o *Options) check() error {
-	switch o.Level {
-	case "", LevelB:
-	case LevelT:
-		if o.Timestamper == nil {
-			return fmt.Errorf("level %s: %w: no timestamper configured", o.Level, ErrTimestamp)
-		}
-	default:
-		return fmt.Errorf("level %q: %w (want B-B or B-T)", o.Level, ErrFormat)
+	if _, err := ParseLevel(string(o.Level)); err != nil {
+		return err
+	}
+	if o.Level.Rank() >= 1 && o.Timestamper == nil {
+		return fmt.Errorf("level %s: %w: no timestamper configured", o.Level, ErrTimestamp)
+	}
+	if o.Level.Rank() >= 2 && o.Validation == nil {
+		return fmt.Errorf("level %s: %w: no validation material source configured", o.Level, ErrValidation)
 	}
 	if _, ok := digestOIDs[o.hash()]; !ok {
 		return fmt.Errorf("%v: %w (want SHA-256, SHA-384 or SHA-512)", o.hash(), ErrHash)
@@ -166,6 +210,7 @@ type signedData struct {
 	DigestAlgorithms []pkix.AlgorithmIdentifier `asn1:"set"`
 	EncapContentInfo encapContentInfo
 	Certificates     asn1.RawValue `asn1:"optional,tag:0"`
+	CRLs             asn1.RawValue `asn1:"optional,tag:1"`
 	SignerInfos      []signerInfo  `asn1:"set"`
 }
 
@@ -237,6 +282,38 @@ func CAdES(ctx context.Context, digest []byte, key crypto.Signer, chain []*x509.
 // signCMS builds the CMS; PAdES leaves out signing-time (ETSI EN 319 142-1
 // puts the time in the signature dictionary's /M instead).
 func signCMS(ctx context.Context, digest []byte, key crypto.Signer, chain []*x509.Certificate, opt Options, withTime bool) ([]byte, error) {
+	c, err := prepareCMS(digest, key, chain, opt, withTime)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.sign(key); err != nil {
+		return nil, err
+	}
+	if err := c.extend(ctx, opt); err != nil {
+		return nil, err
+	}
+	return c.encode()
+}
+
+// cms is one SignerInfo's SignedData on its way: prepared (signed
+// attributes fixed), signed (one use of the key), extended (unsigned
+// attributes and validation material), encoded.
+type cms struct {
+	h      crypto.Hash
+	digest []byte // the content's digest under h
+	si     signerInfo
+	toSign []byte // DER SET OF the signed attributes
+	opts   crypto.SignerOpts
+	maxSig int // the longest signature value the key can make
+	chain  []*x509.Certificate
+	// sigToken is the signature timestamp token, once there.
+	sigToken []byte
+	certs    [][]byte // CertificateChoices, DER
+	crls     [][]byte // RevocationInfoChoice, DER
+	unsAttr  [][]byte // unsigned attributes, DER, in order
+}
+
+func prepareCMS(digest []byte, key crypto.Signer, chain []*x509.Certificate, opt Options, withTime bool) (*cms, error) {
 	if err := opt.check(); err != nil {
 		return nil, err
 	}
@@ -268,41 +345,76 @@ func signCMS(ctx context.Context, digest []byte, key crypto.Signer, chain []*x50
 	if err != nil {
 		return nil, fmt.Errorf("encode signed attributes: %w", err)
 	}
-	hh := h.New()
-	hh.Write(toSign)
-	sig, err := key.Sign(rand.Reader, hh.Sum(nil), opts)
+	c := &cms{h: h, digest: digest, toSign: toSign, opts: opts, maxSig: maxSignatureSize(key.Public()),
+		si: signerInfo{
+			Version:            1,
+			SID:                issuerAndSerial{Issuer: asn1.RawValue{FullBytes: cert.RawIssuer}, Serial: cert.SerialNumber},
+			DigestAlgorithm:    pkix.AlgorithmIdentifier{Algorithm: digestOIDs[h]},
+			SignedAttrs:        asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: signedAttrs},
+			SignatureAlgorithm: sigAlg,
+		}}
+	for _, x := range chain {
+		c.addCert(x.Raw)
+	}
+	c.chain = chain
+	return c, nil
+}
+
+// sign is the one use of the key.
+func (c *cms) sign(key crypto.Signer) error {
+	sig, err := key.Sign(rand.Reader, hashOf(c.h, c.toSign), c.opts)
 	if err != nil {
-		return nil, fmt.Errorf("sign attributes: %w", err)
+		return fmt.Errorf("sign attributes: %w", err)
 	}
-	si := signerInfo{
-		Version:            1,
-		SID:                issuerAndSerial{Issuer: asn1.RawValue{FullBytes: cert.RawIssuer}, Serial: cert.SerialNumber},
-		DigestAlgorithm:    pkix.AlgorithmIdentifier{Algorithm: digestOIDs[h]},
-		SignedAttrs:        asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: signedAttrs},
-		SignatureAlgorithm: sigAlg,
-		Signature:          sig,
+	c.si.Signature = sig
+	return nil
+}
+
+// extend adds what the level asks for beyond B-B, after the signature.
+func (c *cms) extend(ctx context.Context, opt Options) error {
+	if opt.Level == "" || opt.Level == LevelB {
+		return nil
 	}
-	if opt.Level == LevelT {
-		tok, err := opt.Timestamper.Timestamp(ctx, h, hashOf(h, sig))
-		if err != nil {
-			return nil, fmt.Errorf("signature timestamp: %w: %w", ErrTimestamp, err)
+	tok, err := opt.Timestamper.Timestamp(ctx, c.h, hashOf(c.h, c.si.Signature))
+	if err != nil {
+		return fmt.Errorf("signature timestamp: %w: %w", ErrTimestamp, err)
+	}
+	a, err := attr(oidAttrTimestampToken, asn1.RawValue{FullBytes: tok})
+	if err != nil {
+		return fmt.Errorf("timestamp token: %w: %w", ErrTimestamp, err)
+	}
+	c.unsAttr = append(c.unsAttr, a)
+	c.sigToken = tok
+	return c.extendLT(ctx, opt, tok)
+}
+
+func (c *cms) addCert(der []byte) {
+	for _, have := range c.certs {
+		if bytes.Equal(have, der) {
+			return
 		}
-		a, err := attr(oidAttrTimestampToken, asn1.RawValue{FullBytes: tok})
-		if err != nil {
-			return nil, fmt.Errorf("timestamp token: %w: %w", ErrTimestamp, err)
-		}
-		si.UnsignedAttrs = asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 1, IsCompound: true, Bytes: a}
 	}
-	var certs [][]byte
-	for _, c := range chain {
-		certs = append(certs, c.Raw)
+	c.certs = append(c.certs, der)
+}
+
+// encode returns the DER ContentInfo.
+func (c *cms) encode() ([]byte, error) {
+	si := c.si
+	if len(c.unsAttr) > 0 {
+		// The unsigned attributes keep their order (DER would sort a SET
+		// OF, but ETSI EN 319 122-1 reads archive timestamps in order and
+		// every verifier takes them as they come).
+		si.UnsignedAttrs = asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 1, IsCompound: true, Bytes: bytes.Join(c.unsAttr, nil)}
 	}
 	sd := signedData{
 		Version:          1,
-		DigestAlgorithms: []pkix.AlgorithmIdentifier{{Algorithm: digestOIDs[h]}},
+		DigestAlgorithms: []pkix.AlgorithmIdentifier{{Algorithm: digestOIDs[c.h]}},
 		EncapContentInfo: encapContentInfo{EContentType: oidData},
-		Certificates:     asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: setOf(certs)},
+		Certificates:     asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: setOf(c.certs)},
 		SignerInfos:      []signerInfo{si},
+	}
+	if len(c.crls) > 0 {
+		sd.CRLs = asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 1, IsCompound: true, Bytes: setOf(c.crls)}
 	}
 	inner, err := asn1.Marshal(sd)
 	if err != nil {
@@ -313,6 +425,24 @@ func signCMS(ctx context.Context, digest []byte, key crypto.Signer, chain []*x50
 		return nil, fmt.Errorf("encode content info: %w", err)
 	}
 	return out, nil
+}
+
+// maxSignatureSize is the longest signature value pub's key makes: the
+// modulus size for RSA, the DER of two integers each one octet longer
+// than the order for ECDSA.
+func maxSignatureSize(pub crypto.PublicKey) int {
+	switch p := pub.(type) {
+	case *rsa.PublicKey:
+		return p.Size()
+	case *ecdsa.PublicKey:
+		n := (p.Curve.Params().N.BitLen()+7)/8 + 1
+		body := 2 * (2 + n)
+		if body >= 128 {
+			return body + 3
+		}
+		return body + 2
+	}
+	return 1024
 }
 
 // CAdESDocument reads the whole document and returns its detached CAdES

@@ -261,7 +261,8 @@ func TestCAdESErrors(t *testing.T) {
 		{"certificate of another key", good[:], otherChain, signer.Options{}, signer.ErrCertificate},
 		{"B-T without timestamper", good[:], chain, signer.Options{Level: signer.LevelT}, signer.ErrTimestamp},
 		{"TSA down", good[:], chain, signer.Options{Level: signer.LevelT, Timestamper: failing}, signer.ErrTimestamp},
-		{"unknown level", good[:], chain, signer.Options{Level: "B-LTA"}, signer.ErrFormat},
+		{"unknown level", good[:], chain, signer.Options{Level: "B-XL"}, signer.ErrFormat},
+		{"B-LT without validation source", good[:], chain, signer.Options{Level: signer.LevelLT, Timestamper: failing}, signer.ErrValidation},
 		{"sha1", good[:20], chain, signer.Options{Hash: crypto.SHA1}, signer.ErrHash},
 	}
 	for _, tc := range tests {

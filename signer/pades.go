@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -37,10 +35,12 @@ type PDFOptions struct {
 	ContentsSize int
 }
 
-// PAdES signs the PDF doc as PAdES-B-B or B-T (opt.Level) and returns the
-// signed PDF: doc unchanged followed by an incremental update that adds a
-// signature field whose /Contents is a detached CAdES over /ByteRange.
-// Signatures already in doc stay valid.
+// PAdES signs the PDF doc as PAdES-B-B, B-T, B-LT or B-LTA (opt.Level)
+// and returns the signed PDF: doc unchanged followed by an incremental
+// update that adds a signature field whose /Contents is a detached CAdES
+// over /ByteRange; at B-LT another update adds the document security
+// store, at B-LTA a third a document timestamp. Signatures already in doc
+// stay valid.
 func PAdES(ctx context.Context, doc []byte, key crypto.Signer, chain []*x509.Certificate, opt Options, po PDFOptions) ([]byte, error) {
 	if err := opt.check(); err != nil {
 		return nil, err
@@ -61,31 +61,74 @@ func PAdES(ctx context.Context, doc []byte, key crypto.Signer, chain []*x509.Cer
 	if po.Visible && po.Name == "" {
 		po.Name = chain[0].Subject.CommonName
 	}
+	// The CMS of a PAdES signature stops at B-T: the long-term material
+	// goes in the document security store, after it.
+	cmsOpt := opt
+	if cmsOpt.Level.Rank() > 1 {
+		cmsOpt.Level = LevelT
+	}
 	size := po.ContentsSize
 	if size <= 0 {
-		size = estimateCMS(key.Public(), chain, opt.Level)
+		if size, err = reserveCMS(key, chain, cmsOpt); err != nil {
+			return nil, err
+		}
 	}
-	// A too small estimate costs one more signature, never a broken file.
-	for range 2 {
-		out, gap, err := u.write(doc, po, at, size)
-		if err != nil {
-			return nil, err
-		}
-		hh := opt.hash().New()
-		hh.Write(out[:gap[0]])
-		hh.Write(out[gap[1]:])
-		cms, err := signCMS(ctx, hh.Sum(nil), key, chain, opt, false)
-		if err != nil {
-			return nil, err
-		}
-		if len(cms) > size {
-			size = len(cms) + 2048
-			continue
-		}
-		hex.Encode(out[gap[0]+1:], cms)
+	out, gap, err := u.write(doc, po, at, size)
+	if err != nil {
+		return nil, err
+	}
+	hh := opt.hash().New()
+	hh.Write(out[:gap[0]])
+	hh.Write(out[gap[1]:])
+	c, err := prepareCMS(hh.Sum(nil), key, chain, cmsOpt, false)
+	if err != nil {
+		return nil, err
+	}
+	// One document, one use of the key: the space was reserved for the
+	// longest signature the key can make, so it is never signed again.
+	if err := c.sign(key); err != nil {
+		return nil, err
+	}
+	if err := c.extend(ctx, cmsOpt); err != nil {
+		return nil, err
+	}
+	der, err := c.encode()
+	if err != nil {
+		return nil, err
+	}
+	if len(der) > size {
+		return nil, fmt.Errorf("signature of %d bytes does not fit the %d reserved: %w", len(der), size, ErrPDF)
+	}
+	hex.Encode(out[gap[0]+1:], der)
+	if opt.Level.Rank() < 2 {
 		return out, nil
 	}
-	return nil, fmt.Errorf("signature does not fit its reserved space: %w", ErrPDF)
+	return extendPAdES(ctx, out, der, c, opt)
+}
+
+// timestampAllowance is the room reserved for a signature timestamp
+// token: RFC 3161 tokens with a three-certificate RSA-4096 chain stay
+// under 9 KB.
+const timestampAllowance = 12 << 10
+
+// reserveCMS returns the exact size of the B-B CMS opt asks for, with the
+// longest signature value the key can make, plus room for a timestamp
+// token at B-T.
+func reserveCMS(key crypto.Signer, chain []*x509.Certificate, opt Options) (int, error) {
+	c, err := prepareCMS(make([]byte, opt.hash().Size()), key, chain, opt, false)
+	if err != nil {
+		return 0, err
+	}
+	c.si.Signature = make([]byte, c.maxSig)
+	der, err := c.encode()
+	if err != nil {
+		return 0, err
+	}
+	n := len(der)
+	if opt.Level.Rank() >= 1 {
+		n += timestampAllowance
+	}
+	return n, nil
 }
 
 // DocumentTimestamp adds a PAdES document timestamp (SubFilter
@@ -130,24 +173,6 @@ func DocumentTimestamp(ctx context.Context, doc []byte, ts Timestamper, h crypto
 	return nil, fmt.Errorf("timestamp does not fit its reserved space: %w", ErrPDF)
 }
 
-func estimateCMS(pub crypto.PublicKey, chain []*x509.Certificate, level Level) int {
-	n := 2048
-	for _, c := range chain {
-		n += len(c.Raw)
-	}
-	switch p := pub.(type) {
-	case *rsa.PublicKey:
-		n += p.Size()
-	case *ecdsa.PublicKey:
-		n += 2*(p.Curve.Params().BitSize+7)/8 + 16
-	}
-	if level == LevelT {
-		// A token with a two-certificate TSA chain is 3-5 KB.
-		n += 8192
-	}
-	return n
-}
-
 // update holds what the incremental update needs from the original file.
 type update struct {
 	prevXref   int64
@@ -167,6 +192,9 @@ type update struct {
 	// docTimestamp makes the update a document timestamp rather than a
 	// signature.
 	docTimestamp bool
+	// dss is the document security store already there, nil if none;
+	// vri its /VRI.
+	dss, vri types.Dict
 }
 
 // The incremental update is written here: github.com/digitorus/pdfsign
@@ -250,6 +278,8 @@ func readUpdate(doc []byte, po PDFOptions) (*update, error) {
 	for i := range min(4, len(mb)) {
 		u.mediaBox[i] = number(xt, mb[i])
 	}
+	u.dss = dict(xt, u.catalog["DSS"])
+	u.vri = dict(xt, u.dss["VRI"])
 	u.acroForm = dict(xt, u.catalog["AcroForm"])
 	u.fields = array(xt, u.acroForm["Fields"])
 	u.annots = array(xt, u.page["Annots"])
@@ -478,6 +508,24 @@ func (u *update) write(doc []byte, po PDFOptions, at time.Time, size int) ([]byt
 	b.WriteString(">>")
 	end()
 
+	if err := u.finish(&b, offsets, gens, next, catRef); err != nil {
+		return nil, [2]int{}, err
+	}
+
+	out := b.Bytes()
+	br := fmt.Sprintf("[0 %d %d %d]", gap[0], gap[1], len(out)-gap[1])
+	if len(br) > 40 {
+		return nil, [2]int{}, fmt.Errorf("%w: byte range too long", ErrPDF)
+	}
+	copy(out[brAt:], br)
+	return out, gap, nil
+}
+
+// runs groups sorted ids into [first, count] subsections.
+// finish writes the cross-reference section (in the kind the file
+// already uses) of the objects at offsets, the trailer and startxref.
+func (u *update) finish(bp *bytes.Buffer, offsets map[uint32]int, gens map[uint32]uint16, next uint32, catRef ref) error {
+	b := bp
 	// Cross-reference section in the kind the file already uses.
 	xrefAt := b.Len()
 	ids := make([]uint32, 0, len(offsets)+1)
@@ -485,12 +533,12 @@ func (u *update) write(doc []byte, po PDFOptions, at time.Time, size int) ([]byt
 		ids = append(ids, id)
 	}
 	trailerKeys := func() {
-		fmt.Fprintf(&b, "/Prev %d /Root %d %d R", u.prevXref, catRef.id, catRef.gen)
+		fmt.Fprintf(b, "/Prev %d /Root %d %d R", u.prevXref, catRef.id, catRef.gen)
 		if u.info != nil {
-			fmt.Fprintf(&b, " /Info %s", u.info.PDFString())
+			fmt.Fprintf(b, " /Info %s", u.info.PDFString())
 		}
 		if len(u.id) > 0 {
-			fmt.Fprintf(&b, " /ID %s", u.id.PDFString())
+			fmt.Fprintf(b, " /ID %s", u.id.PDFString())
 		}
 	}
 	if u.xrefStream {
@@ -505,15 +553,15 @@ func (u *update) write(doc []byte, po PDFOptions, at time.Time, size int) ([]byt
 			data.Write([]byte{1, byte(o >> 24), byte(o >> 16), byte(o >> 8), byte(o), byte(gens[id] >> 8), byte(gens[id])})
 		}
 		if xrefAt > 1<<32-1 {
-			return nil, [2]int{}, fmt.Errorf("%w: file over 4 GiB", ErrPDF)
+			return fmt.Errorf("%w: file over 4 GiB", ErrPDF)
 		}
-		fmt.Fprintf(&b, "%d 0 obj\n<</Type /XRef /Size %d /W [1 4 2] /Index [", xref, next)
+		fmt.Fprintf(b, "%d 0 obj\n<</Type /XRef /Size %d /W [1 4 2] /Index [", xref, next)
 		for _, run := range runs(ids) {
-			fmt.Fprintf(&b, "%d %d ", run[0], run[1])
+			fmt.Fprintf(b, "%d %d ", run[0], run[1])
 		}
 		b.WriteString("] ")
 		trailerKeys()
-		fmt.Fprintf(&b, " /Length %d>>\nstream\n", data.Len())
+		fmt.Fprintf(b, " /Length %d>>\nstream\n", data.Len())
 		b.Write(data.Bytes())
 		b.WriteString("\nendstream\nendobj\n")
 	} else {
@@ -521,28 +569,20 @@ func (u *update) write(doc []byte, po PDFOptions, at time.Time, size int) ([]byt
 		b.WriteString("xref\n")
 		i := 0
 		for _, run := range runs(ids) {
-			fmt.Fprintf(&b, "%d %d\n", run[0], run[1])
+			fmt.Fprintf(b, "%d %d\n", run[0], run[1])
 			for range run[1] {
-				fmt.Fprintf(&b, "%010d %05d n\r\n", offsets[ids[i]], gens[ids[i]])
+				fmt.Fprintf(b, "%010d %05d n\r\n", offsets[ids[i]], gens[ids[i]])
 				i++
 			}
 		}
-		fmt.Fprintf(&b, "trailer\n<</Size %d ", next)
+		fmt.Fprintf(b, "trailer\n<</Size %d ", next)
 		trailerKeys()
 		b.WriteString(">>\n")
 	}
-	fmt.Fprintf(&b, "startxref\n%d\n%%%%EOF\n", xrefAt)
-
-	out := b.Bytes()
-	br := fmt.Sprintf("[0 %d %d %d]", gap[0], gap[1], len(out)-gap[1])
-	if len(br) > 40 {
-		return nil, [2]int{}, fmt.Errorf("%w: byte range too long", ErrPDF)
-	}
-	copy(out[brAt:], br)
-	return out, gap, nil
+	fmt.Fprintf(b, "startxref\n%d\n%%%%EOF\n", xrefAt)
+	return nil
 }
 
-// runs groups sorted ids into [first, count] subsections.
 func runs(ids []uint32) [][2]uint32 {
 	var rs [][2]uint32
 	for _, id := range ids {

@@ -3,15 +3,18 @@ package signer_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"encoding/asn1"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -282,25 +285,64 @@ func TestPAdESErrors(t *testing.T) {
 	}
 }
 
-// The reserved /Contents may be too small; PAdES then signs again with
-// enough room rather than returning a broken file.
-func TestPAdESContentsTooSmall(t *testing.T) {
+// countingSigner counts the uses of a key.
+type countingSigner struct {
+	crypto.Signer
+	n atomic.Int32
+}
+
+func (c *countingSigner) Sign(r io.Reader, d []byte, o crypto.SignerOpts) ([]byte, error) {
+	c.n.Add(1)
+	return c.Signer.Sign(r, d, o)
+}
+
+// One document is one use of the key: the reserved /Contents is sized
+// for the longest signature the key can make (and a timestamp at B-T),
+// so PAdES never signs twice; a size given too small is an error after
+// that one use, never a second signature.
+func TestPAdESOneKeyUse(t *testing.T) {
 	ctx := context.Background()
 	pki := testpki.New(t)
 	dir := t.TempDir()
 	nss := nssDB(t, testpki.WritePEM(t, dir, "root.pem", pki.Root.Cert))
-	key, chain := pki.User(t, keystore.ECP256, "ANA RUIZ")
 	doc, err := os.ReadFile("testdata/simple.pdf")
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed, err := signer.PAdES(ctx, doc, key, chain, signer.Options{Level: signer.LevelT, Timestamper: pki.Timestamper(t)},
-		signer.PDFOptions{ContentsSize: 100})
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name  string
+		key   keystore.Type
+		level signer.Level
+		size  int
+		want  error
+	}{
+		{"ecdsa p256 B-B", keystore.ECP256, signer.LevelB, 0, nil},
+		{"ecdsa p384 B-T", keystore.ECP384, signer.LevelT, 0, nil},
+		{"rsa B-T", keystore.RSA2048, signer.LevelT, 0, nil},
+		{"given size too small", keystore.ECP256, signer.LevelT, 100, signer.ErrPDF},
 	}
-	if st, out := pdfsig(t, nss, signed); len(st) != 1 || st[0] != "Signature is Valid." {
-		t.Fatalf("pdfsig: %q\n%s", st, out)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			k, chain := pki.User(t, tc.key, "ANA RUIZ")
+			key := &countingSigner{Signer: k}
+			signed, err := signer.PAdES(ctx, doc, key, chain, signer.Options{Level: tc.level, Timestamper: pki.Timestamper(t)},
+				signer.PDFOptions{ContentsSize: tc.size})
+			if n := key.n.Load(); n != 1 {
+				t.Errorf("key used %d times, want 1", n)
+			}
+			if tc.want != nil {
+				if !errors.Is(err, tc.want) || signed != nil {
+					t.Fatalf("err %v, want %v and no file", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st, out := pdfsig(t, nss, signed); len(st) != 1 || st[0] != "Signature is Valid." {
+				t.Fatalf("pdfsig: %q\n%s", st, out)
+			}
+		})
 	}
 }
 

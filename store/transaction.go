@@ -19,7 +19,7 @@ type Transaction struct {
 	CitizenID      string
 	State          string
 	StopOnError    bool
-	Level          string // CAdES/PAdES baseline level, "B-B" or "B-T"
+	Level          string // CAdES/PAdES baseline level: B-B, B-T, B-LT or B-LTA
 	OKURL          string
 	ErrorURL       string
 	IdempotencyKey string // "" for none

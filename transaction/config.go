@@ -62,6 +62,11 @@ type Config struct {
 	// SignExpiry is how long after the approval transient faults (HSM,
 	// audit log) are waited out; then the transaction expires.
 	SignExpiry time.Duration `yaml:"sign_expiry"`
+	// UpgradeGrace is how long after its signature timestamp a signature
+	// may be raised to B-LT or B-LTA (POST /api/v1/signatures/upgrade), so
+	// that a revocation made before it has reached OCSP and CRLs; 0 (the
+	// default) means at once.
+	UpgradeGrace time.Duration `yaml:"upgrade_grace"`
 	// AllowHTTPPortals lets portals register plain-http redirect and
 	// callback URLs off loopback; development only.
 	AllowHTTPPortals bool `yaml:"allow_http_portals"`
@@ -118,6 +123,9 @@ func (c *Config) Validate() error {
 		if d.v < d.min {
 			bad(d.name, fmt.Sprintf("must be at least %s", d.min))
 		}
+	}
+	if c.UpgradeGrace < 0 || c.UpgradeGrace > 7*24*time.Hour {
+		bad("upgrade_grace", "must be 0 to 168h")
 	}
 	if c.OTPTTL > c.TTL {
 		bad("otp_ttl", "must not be longer than ttl")

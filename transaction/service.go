@@ -26,6 +26,7 @@ import (
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signer/ltv"
 	"github.com/firma-cloud/firma/signing"
 	"github.com/firma-cloud/firma/sms"
 	"github.com/firma-cloud/firma/store"
@@ -69,6 +70,13 @@ type Options struct {
 	Retention time.Duration
 	// Timestamper, if set, makes CAdES and PAdES signatures B-T by default.
 	Timestamper signer.Timestamper
+	// Validation, with Timestamper, allows levels B-LT and B-LTA; each
+	// transaction's signing shares one Batch, so its documents cost one
+	// status exchange per certificate.
+	Validation *ltv.Gatherer
+	// UpgradeGrace is how long after its signature timestamp a signature
+	// may be raised to B-LT or B-LTA by Upgrade; 0 means at once.
+	UpgradeGrace time.Duration
 	// Formats picks a format for documents that name none; default PDF ->
 	// PAdES, everything else -> CAdES.
 	Formats *signer.DefaultFormats
@@ -280,8 +288,12 @@ func (s *Service) create(ctx context.Context, p *store.Portal, req CreateRequest
 		if s.opt.Timestamper == nil {
 			return nil, invalid("level", "B-T needs a timestamp authority and none is configured")
 		}
+	case signer.LevelLT, signer.LevelLTA:
+		if s.opt.Timestamper == nil || s.opt.Validation == nil {
+			return nil, invalid("level", "%s needs a timestamp authority and validation material gathering, and they are not configured", level)
+		}
 	default:
-		return nil, invalid("level", "%q: want B-B or B-T", level)
+		return nil, invalid("level", "%q: want B-B, B-T, B-LT or B-LTA", level)
 	}
 	n := len(req.Documents)
 	switch {

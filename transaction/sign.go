@@ -193,6 +193,10 @@ func (s *Service) signDocuments(ctx context.Context, t *store.Transaction, g *si
 		return fail(CodeUnavailable, "the transaction store failed; retry", err)
 	}
 	raw := s.signRaw(ctx, g, docs)
+	var vb signer.Validation
+	if s.opt.Validation != nil && signer.Level(t.Level).Rank() >= 2 {
+		vb = s.opt.Validation.Batch()
+	}
 	failed := false
 	var deviceErr error // the first transient HSM fault: those documents stay pending
 	// Outcomes are stored in batches: one commit for a batch of raw
@@ -245,7 +249,7 @@ func (s *Service) signDocuments(ctx context.Context, t *store.Transaction, g *si
 				return err
 			}
 		}
-		next, err := s.outcome(ctx, t, g, d, raw, t.StopOnError && failed)
+		next, err := s.outcome(ctx, t, g, d, raw, vb, t.StopOnError && failed)
 		if err != nil {
 			deviceErr = cmp.Or(deviceErr, err)
 			continue
@@ -343,7 +347,7 @@ func (s *Service) retryLater(ctx context.Context, t *store.Transaction, cause er
 // returns it with its new status; abort says an earlier document failed
 // and the batch stops on the first error. A transient HSM fault is
 // returned as the error instead: the document stays pending.
-func (s *Service) outcome(ctx context.Context, t *store.Transaction, g *signing.Grant, d *store.Document, raw map[int]rawResult, abort bool) (*store.Document, error) {
+func (s *Service) outcome(ctx context.Context, t *store.Transaction, g *signing.Grant, d *store.Document, raw map[int]rawResult, vb signer.Validation, abort bool) (*store.Document, error) {
 	next := *d
 	if abort {
 		next.Status, next.ErrorCode = string(DocAborted), string(CodeSigningFailed)
@@ -357,7 +361,7 @@ func (s *Service) outcome(ctx context.Context, t *store.Transaction, g *signing.
 	if r, ok := raw[d.Index]; ok {
 		res, err = r.sig, r.err
 	} else {
-		res, tok, err = s.signDocument(ctx, t, d, g)
+		res, tok, err = s.signDocument(ctx, t, d, g, vb)
 	}
 	if err != nil && transientDevice(err) {
 		return nil, err
@@ -369,7 +373,7 @@ func (s *Service) outcome(ctx context.Context, t *store.Transaction, g *signing.
 		return &next, nil
 	}
 	next.Status, next.Result, next.SignedAt = string(DocSigned), res, s.now().UTC()
-	next.Timestamped = t.Level == string(signer.LevelT) && next.Format != string(signer.FormatRaw)
+	next.Timestamped = signer.Level(t.Level).Rank() >= 1 && next.Format != string(signer.FormatRaw)
 	if len(tok) > 0 {
 		next.TimestampToken = tok
 		if ts, err := cmsparse.Timestamp(tok); err == nil {
@@ -464,19 +468,19 @@ func (s *Service) signRaw(ctx context.Context, g *signing.Grant, docs []*store.D
 // signDocument makes a CAdES or PAdES signature of one document, and
 // returns the timestamp token put in it (B-T), kept on the side for the
 // portal.
-func (s *Service) signDocument(ctx context.Context, t *store.Transaction, d *store.Document, g *signing.Grant) ([]byte, []byte, error) {
+func (s *Service) signDocument(ctx context.Context, t *store.Transaction, d *store.Document, g *signing.Grant, vb signer.Validation) ([]byte, []byte, error) {
 	_, h, err := ParseHash(d.Hash)
 	if err != nil {
 		return nil, nil, err
 	}
 	var token []byte
-	opt := signer.Options{Level: signer.Level(t.Level), Hash: h, SigningTime: s.now()}
-	if opt.Level == signer.LevelT && s.opt.Timestamper != nil {
-		// PAdES may sign twice when its first size estimate is short: the
-		// last token is the one in the result.
+	opt := signer.Options{Level: signer.Level(t.Level), Hash: h, SigningTime: s.now(), Validation: vb}
+	if opt.Level.Rank() >= 1 && s.opt.Timestamper != nil {
+		// The first token is the signature timestamp; at B-LTA an archive
+		// or document timestamp follows.
 		opt.Timestamper = signer.TimestamperFunc(func(ctx context.Context, h crypto.Hash, digest []byte) ([]byte, error) {
 			tok, err := s.opt.Timestamper.Timestamp(ctx, h, digest)
-			if err == nil {
+			if err == nil && token == nil {
 				token = tok
 			}
 			return tok, err

@@ -89,7 +89,8 @@ type CreateRequest struct {
 	// StopOnError stops at the first document that fails; the rest are
 	// aborted. Otherwise every document is tried (best effort).
 	StopOnError bool
-	// Level is the CAdES/PAdES baseline level, B-B or B-T; "" means B-T
+	// Level is the CAdES/PAdES baseline level, B-B, B-T, B-LT or B-LTA
+	// (the last two need Options.Validation); "" means B-T
 	// when a timestamper is configured, B-B otherwise.
 	Level signer.Level
 	// IdempotencyKey makes a retried request return the first one's

@@ -3,6 +3,7 @@ package tsa
 import (
 	"crypto"
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -69,8 +70,13 @@ func IssueCertificate(issuer *x509.Certificate, issuerKey crypto.Signer, pub cry
 	if err != nil {
 		return nil, fmt.Errorf("issue tsa certificate: %w", err)
 	}
+	ski, err := subjectKeyID(pub)
+	if err != nil {
+		return nil, fmt.Errorf("issue tsa certificate: %w", err)
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
+		SubjectKeyId:          ski,
 		Subject:               subject,
 		NotBefore:             notBefore,
 		NotAfter:              notAfter,
@@ -95,4 +101,23 @@ func IssueCertificate(issuer *x509.Certificate, issuerKey crypto.Signer, pub cry
 		return nil, fmt.Errorf("issue tsa certificate: %w", err)
 	}
 	return cert, nil
+}
+
+// subjectKeyID is RFC 5280 4.2.1.2 method 1, the SHA-1 of the public key
+// bits: crypto/x509 derives it by itself for CA certificates only, and
+// relying parties (and EN 319 422) want it on the TSA certificate too.
+func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	var spki struct {
+		Algorithm pkix.AlgorithmIdentifier
+		Key       asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(der, &spki); err != nil {
+		return nil, err
+	}
+	sum := sha1.Sum(spki.Key.Bytes)
+	return sum[:], nil
 }

@@ -69,6 +69,7 @@ type signedData struct {
 }
 
 type signerInfo struct {
+	Raw                asn1.RawContent
 	Version            int
 	SID                asn1.RawValue
 	DigestAlgorithm    pkix.AlgorithmIdentifier
@@ -100,6 +101,13 @@ type parsed struct {
 	unsigned  map[string][]asn1.RawValue // every value of each unsigned attribute
 	content   []byte                     // encapsulated content, nil when detached
 	eType     asn1.ObjectIdentifier      // encapsulated content type
+	// certsRaw and crlsRaw are SignedData.certificates and crls, each
+	// element as encoded; unsignedRaw the signer's unsigned attributes as
+	// encoded, in order: what an archive timestamp covers.
+	certsRaw, crlsRaw, unsignedRaw [][]byte
+	// ltv is validation material the signature carries (CAdES crls, a
+	// PDF's DSS); nil when none.
+	ltv *embedded
 }
 
 // parseCMS parses a CMS SignedData into its signers (more than one for
@@ -153,10 +161,23 @@ func parseCMS(der []byte) ([]*parsed, error) {
 		}
 		certs = append(certs, c)
 	}
+	certsRaw, err := elements(sd.Certificates.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: certificates: %w", ErrMalformed, err)
+	}
+	crlsRaw, err := elements(sd.CRLs.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: crls: %w", ErrMalformed, err)
+	}
+	material := embeddedMaterial(crlsRaw, certs)
 	var out []*parsed
 	for i, si := range sd.SignerInfos {
 		p := &parsed{si: si, certs: certs, content: content, eType: sd.EncapContentInfo.EContentType,
-			signed: map[string]asn1.RawValue{}, unsigned: map[string][]asn1.RawValue{}}
+			signed: map[string]asn1.RawValue{}, unsigned: map[string][]asn1.RawValue{},
+			certsRaw: certsRaw, crlsRaw: crlsRaw, ltv: material}
+		if p.unsignedRaw, err = elements(si.UnsignedAttrs.Bytes); err != nil {
+			return nil, fmt.Errorf("%w: unsigned attributes: %w", ErrMalformed, err)
+		}
 		p.signer = findSigner(p.si.SID, p.certs)
 		p.hash, p.hashName = hashOf(p.si.DigestAlgorithm.Algorithm)
 		if len(p.si.SignedAttrs.FullBytes) == 0 {

@@ -3,6 +3,7 @@ package verify
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/asn1"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/internal/cmsparse"
+	"github.com/firma-cloud/firma/internal/pdfobj"
 	"github.com/firma-cloud/firma/tsa"
 )
 
@@ -37,14 +39,85 @@ func (v *Verifier) PDF(ctx context.Context, doc []byte) (*Report, error) {
 	if len(sigs) == 0 {
 		return nil, ErrNoSignature
 	}
+	dss, dssAt := readDSS(doc)
 	var out []*Signature
 	for _, ps := range sigs {
-		out = append(out, v.pdfSignature(ctx, doc, ps))
+		out = append(out, v.pdfSignature(ctx, doc, ps, dss))
 	}
+	archiveByDocTimestamp(out, sigs, dssAt)
 	return v.finish("pades", start, out...), nil
 }
 
-func (v *Verifier) pdfSignature(ctx context.Context, doc []byte, ps pdfSig) *Signature {
+// archiveByDocTimestamp raises B-LT signatures to B-LTA when a valid
+// document timestamp covers the document security store (EN 319 142-1
+// 5.5).
+func archiveByDocTimestamp(out []*Signature, sigs []pdfSig, dssAt int) {
+	if dssAt < 0 {
+		return
+	}
+	for i, ts := range out {
+		if ts.Format != FormatDocTimestamp || verdictOf(ts.Checks) != Valid || len(sigs[i].byteRange) != 4 || sigs[i].byteRange[1] <= int64(dssAt) {
+			continue
+		}
+		for _, s := range out {
+			if s.Level == "B-LT" {
+				s.Level = "B-LTA"
+				s.add(CheckArchiveTimestamp, Passed, fmt.Sprintf("document timestamp at %s by %s covers the signature and the document security store",
+					ts.TimestampTime.UTC().Format(time.RFC3339), ts.TSA))
+			}
+		}
+		return
+	}
+}
+
+// readDSS returns the validation material of the PDF's document security
+// store and where its dictionary is in the file; nil and -1 when there
+// is none.
+func readDSS(doc []byte) (*embedded, int) {
+	ctx, err := pdfobj.ReadContext(doc)
+	if err != nil {
+		return nil, -1
+	}
+	xt := ctx.XRefTable
+	cat, err := xt.Catalog()
+	if err != nil {
+		return nil, -1
+	}
+	dss := pdfobj.Dict(xt, cat["DSS"])
+	if dss == nil {
+		return nil, -1
+	}
+	e := &embedded{}
+	stream := func(o types.Object) []byte {
+		sd, _, err := xt.DereferenceStreamDict(o)
+		if err != nil || sd == nil || sd.Decode() != nil {
+			return nil
+		}
+		return sd.Content
+	}
+	for _, o := range pdfobj.Array(xt, dss["Certs"]) {
+		if c, err := x509.ParseCertificate(stream(o)); err == nil {
+			e.certs = append(e.certs, c)
+		}
+	}
+	for _, o := range pdfobj.Array(xt, dss["OCSPs"]) {
+		if b := stream(o); b != nil {
+			e.ocsp = append(e.ocsp, b)
+		}
+	}
+	for _, o := range pdfobj.Array(xt, dss["CRLs"]) {
+		if l, err := x509.ParseRevocationList(stream(o)); err == nil {
+			e.crls = append(e.crls, l)
+		}
+	}
+	at := bytes.LastIndex(doc, []byte("/DSS"))
+	if len(e.ocsp) == 0 && len(e.crls) == 0 {
+		return nil, at
+	}
+	return e, at
+}
+
+func (v *Verifier) pdfSignature(ctx context.Context, doc []byte, ps pdfSig, dss *embedded) *Signature {
 	s := &Signature{Format: FormatPAdES, Field: ps.field}
 	switch ps.subFilter {
 	case "ETSI.CAdES.detached":
@@ -83,6 +156,10 @@ func (v *Verifier) pdfSignature(ctx context.Context, doc []byte, ps pdfSig) *Sig
 	h := p.hash.New()
 	for _, part := range covered {
 		h.Write(part)
+	}
+	if dss != nil {
+		p.ltv = dss.with(p.ltv)
+		p.certs = append(p.certs, dss.certs...)
 	}
 	v.check(ctx, s, p, h.Sum(nil))
 	if s.SigningTime.IsZero() {

@@ -72,7 +72,7 @@ type Check struct {
 // Signature is the report on one signature.
 type Signature struct {
 	Format  string  `json:"format"` // cades, pades, pdf-pkcs7 or pades-doc-timestamp
-	Level   string  `json:"level"`  // B-B or B-T
+	Level   string  `json:"level"`  // B-B, B-T, B-LT or B-LTA: the level reached
 	Field   string  `json:"field,omitempty"`
 	Verdict Verdict `json:"verdict"`
 	Checks  []Check `json:"checks"`
@@ -349,8 +349,33 @@ func (v *Verifier) check(ctx context.Context, s *Signature, p *parsed, digest []
 
 	chain, st, why := v.chain(c, p.certs, at)
 	s.add(CheckChain, st, why)
-	st, why = v.revocation(ctx, chain, at, accuracy, s.TimestampTime.IsZero())
-	s.add(CheckRevocation, st, why)
+	lt := false
+	if p.ltv != nil && chain != nil {
+		// B-LT: the material the signature carries is judged offline
+		// first; only what it lacks is asked of the configured checker.
+		est, ewhy := v.revocation(ctx, p.ltv, chain, at, accuracy, s.TimestampTime.IsZero())
+		if est != Indeterminate {
+			lt = true
+			s.add(CheckValidationData, Passed, "the signature carries revocation data for every certificate of its chain, checked offline")
+			s.add(CheckRevocation, est, ewhy)
+		} else {
+			s.add(CheckValidationData, Indeterminate, "the revocation data carried does not cover the chain: "+ewhy)
+		}
+	}
+	if !lt {
+		st, why = v.revocation(ctx, v.cfg.Revocation, chain, at, accuracy, s.TimestampTime.IsZero())
+		s.add(CheckRevocation, st, why)
+	}
+	if lt && s.Level == "B-T" {
+		s.Level = "B-LT"
+	}
+	if len(p.unsigned[oidAttrArchiveTSv3.String()]) > 0 {
+		st, why, _ := v.archiveTimestamps(p, digest)
+		s.add(CheckArchiveTimestamp, st, why)
+		if st == Passed && s.Level == "B-LT" {
+			s.Level = "B-LTA"
+		}
+	}
 }
 
 func (v *Verifier) timestamp(der, sigValue []byte) (*tsa.Token, Status, string) {
@@ -410,18 +435,18 @@ func (v *Verifier) chain(c *x509.Certificate, certs []*x509.Certificate, at time
 
 // revocation checks every certificate of chain but the root. at is the
 // timestamp's time, give or take accuracy, or now when untimed.
-func (v *Verifier) revocation(ctx context.Context, chain []*x509.Certificate, at time.Time, accuracy time.Duration, untimed bool) (Status, string) {
+func (v *Verifier) revocation(ctx context.Context, rc RevocationChecker, chain []*x509.Certificate, at time.Time, accuracy time.Duration, untimed bool) (Status, string) {
 	if chain == nil {
 		return Indeterminate, "not checked: no valid chain"
 	}
-	if v.cfg.Revocation == nil {
+	if rc == nil {
 		return Indeterminate, "no revocation checker configured"
 	}
 	var notes []string
 	worst := Passed
 	for i := 0; i+1 < len(chain); i++ {
 		c, issuer := chain[i], chain[i+1]
-		r, err := v.cfg.Revocation.Revocation(ctx, c, issuer)
+		r, err := rc.Revocation(ctx, c, issuer)
 		name := c.Subject.CommonName
 		switch {
 		case err != nil:

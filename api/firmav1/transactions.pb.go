@@ -177,7 +177,7 @@ type SignRequest struct {
 	// ok_url and error_url must be on the portal's redirect allow-list.
 	OkUrl    string `protobuf:"bytes,4,opt,name=ok_url,json=okUrl,proto3" json:"ok_url,omitempty"`
 	ErrorUrl string `protobuf:"bytes,5,opt,name=error_url,json=errorUrl,proto3" json:"error_url,omitempty"`
-	// level is the CAdES/PAdES baseline level: "B-B" or "B-T"; empty means
+	// level is the CAdES/PAdES baseline level: "B-B", "B-T", "B-LT" or "B-LTA"; empty means
 	// B-T when a timestamp authority is configured.
 	Level string `protobuf:"bytes,6,opt,name=level,proto3" json:"level,omitempty"`
 	// idempotency_key makes a retried request return the first transaction.

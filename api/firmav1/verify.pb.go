@@ -303,7 +303,7 @@ type SignatureReport struct {
 	// format is cades, pades (ETSI.CAdES.detached), pdf-pkcs7
 	// (adbe.pkcs7.detached) or pades-doc-timestamp (ETSI.RFC3161, no signer).
 	Format          string   `protobuf:"bytes,1,opt,name=format,proto3" json:"format,omitempty"`
-	Level           string   `protobuf:"bytes,2,opt,name=level,proto3" json:"level,omitempty"` // B-B or B-T; empty for a document timestamp
+	Level           string   `protobuf:"bytes,2,opt,name=level,proto3" json:"level,omitempty"` // B-B, B-T, B-LT or B-LTA (the level reached); empty for a document timestamp
 	Field           string   `protobuf:"bytes,3,opt,name=field,proto3" json:"field,omitempty"` // PAdES signature field name
 	Verdict         Verdict  `protobuf:"varint,4,opt,name=verdict,proto3,enum=firma.v1.Verdict" json:"verdict,omitempty"`
 	Checks          []*Check `protobuf:"bytes,5,rep,name=checks,proto3" json:"checks,omitempty"`

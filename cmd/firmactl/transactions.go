@@ -140,7 +140,7 @@ func init() {
 			fs.StringVar(&c.ok, "ok-url", "", "where the citizen returns after signing (on the portal's allow-list)")
 			fs.StringVar(&c.ko, "error-url", "", "where the citizen returns otherwise (on the allow-list)")
 			fs.BoolVar(&c.stop, "stop-on-error", false, "stop at the first document that fails")
-			fs.StringVar(&c.lvl, "level", "", "B-B or B-T (default B-T when a TSA is configured)")
+			fs.StringVar(&c.lvl, "level", "", "B-B, B-T, B-LT or B-LTA (default B-T when a TSA is configured)")
 			fs.StringVar(&c.idem, "idempotency-key", "", "makes a retry return the first transaction")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {

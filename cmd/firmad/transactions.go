@@ -61,6 +61,8 @@ func (a *app) setupTransactions(ctx context.Context) error {
 		Store: a.store, Portals: portals, Citizens: a.registry, Certificates: a.ca, Signing: a.signing, SMS: gw,
 		OTPKey: key, OTP: cfg.Rules(), Attempts: a.attempts(), BaseURL: base, TTL: cfg.TTL, Retention: cfg.Retention,
 		Timestamper:      signer.TimestamperFunc(tsa.TokenDER(a.tsaStamper())),
+		Validation:       a.validation(),
+		UpgradeGrace:     cfg.UpgradeGrace,
 		HTTPClient:       &http.Client{Timeout: cfg.CallbackTimeout},
 		CallbackAttempts: cfg.CallbackAttempts,
 		SignWorkers:      cfg.SignWorkers, SignQueue: cfg.SignQueue, SignLease: cfg.SignLease,

@@ -105,6 +105,7 @@ func NewHandler(svc *transaction.Service, auth portal.Authenticator, log *slog.L
 		{"GET /api/v1/transactions/{id}/result", h.portal(h.result)},
 		{"GET /api/v1/transactions/{id}/documents/{index}", h.portal(h.document)},
 		{"POST /api/v1/transactions/{id}/cancel", h.portal(h.cancel)},
+		{"POST /api/v1/signatures/upgrade", h.portal(h.upgrade)},
 		// FIRe's three-step batch: createBatch, addDocumentToBatch, signBatch.
 		// A batch id is a transaction id: its state and results are read as above.
 		{"POST /api/v1/batches", h.portal(h.createBatch)},
@@ -464,6 +465,39 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, p *store.Portal) 
 
 // decode reads the JSON body into v with the REST layer's decoder and
 // puts its refusals in the portal API's codes.
+// UpgradeJSON asks to raise a detached CAdES signature to a higher level.
+type UpgradeJSON struct {
+	Signature []byte `json:"signature"`      // base64 DER CMS
+	Digest    []byte `json:"digest"`         // base64, the signed content's digest
+	Hash      string `json:"hash,omitempty"` // sha256 (default), sha384, sha512
+	Level     string `json:"level"`          // B-T, B-LT or B-LTA
+}
+
+// UpgradedJSON is the raised signature.
+type UpgradedJSON struct {
+	Signature []byte `json:"signature"`
+	Level     string `json:"level"`
+}
+
+func (h *Handler) upgrade(w http.ResponseWriter, r *http.Request, _ *store.Portal) {
+	var in UpgradeJSON
+	if err := h.decode(w, r, &in); err != nil {
+		WriteProblem(w, r, h.log, err, "")
+		return
+	}
+	level, err := signer.ParseLevel(in.Level)
+	if err != nil {
+		WriteProblem(w, r, h.log, invalid("level", "%v", err), "")
+		return
+	}
+	out, err := h.svc.Upgrade(r.Context(), transaction.UpgradeRequest{Signature: in.Signature, Digest: in.Digest, Hash: in.Hash, Level: level})
+	if err != nil {
+		WriteProblem(w, r, h.log, err, "")
+		return
+	}
+	writeJSON(w, http.StatusOK, UpgradedJSON{Signature: out, Level: string(level)})
+}
+
 func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) error {
 	err := rest.DecodeJSON(w, r, v, h.maxBody)
 	e := errs.As(err)

@@ -1,0 +1,204 @@
+package transaction_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/firma-cloud/firma/api/rest/portalhttp"
+	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/portal"
+	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signer/ltv"
+	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
+	"github.com/firma-cloud/firma/transaction"
+	"github.com/firma-cloud/firma/verify/testpki"
+)
+
+// TestLongTermLevels asks for B-LT and B-LTA through the transaction
+// service: PAdES ones get a DSS (pdfsig, qpdf check them), CAdES ones carry the validation material of the
+// citizen's chain (the built-in CA's OCSP and CRL, asked in process) and
+// of the TSA's, openssl verifies them, and the level is refused when no
+// validation material can be gathered.
+func TestLongTermLevels(t *testing.T) {
+	tok := softhsmtest.New(t)
+	pki := testpki.New(t)
+	var e *env
+	e = newEnvOn(t, tok, func(o *transaction.Options) {
+		o.Timestamper = pki.Timestamper(t)
+		if e != nil {
+			o.Validation = e.ca.Gatherer()
+		}
+	})
+	e.restart() // now with e.ca to gather from
+	p := e.portal("Portal", nil)
+	citizen := e.advanced(12345678)
+	for _, level := range []signer.Level{signer.LevelLT, signer.LevelLTA} {
+		t.Run(string(level), func(t *testing.T) {
+			txt, pdf := readFile(t, "resolucion.txt"), readFile(t, "simple.pdf")
+			c, err := e.svc.Create(e.ctx, p, transaction.CreateRequest{CitizenID: citizen, Level: level, OKURL: okURL, ErrorURL: errURL,
+				Documents: []transaction.DocumentInput{{Name: "resolucion.txt", MediaType: "text/plain", Content: txt, Format: signer.FormatCAdES},
+					{Name: "solicitud.pdf", MediaType: "application/pdf", Content: pdf}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sess, code := e.login(c.ID, citizen)
+			if _, err := e.svc.Approve(e.ctx, c.ID, sess, code); err != nil {
+				t.Fatal(err)
+			}
+			r, err := e.svc.Results(e.ctx, p.ID, c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			verifyResults(t, e, r, [][]byte{txt, pdf})
+			if !bytes.Contains(r.Documents[1].Signature, []byte("/DSS")) {
+				t.Errorf("%s PDF without a document security store", level)
+			}
+			d := r.Documents[0]
+			if !d.Timestamped {
+				t.Errorf("%s result not marked timestamped", level)
+			}
+			path := filepath.Join(t.TempDir(), "sig.p7s")
+			os.WriteFile(path, d.Signature, 0o600)
+			out, err := run(t, "openssl", "cms", "-cmsout", "-print", "-inform", "DER", "-in", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Two OCSP responses (citizen from the built-in CA, TSA from
+			// the test PKI) and a CRL (the issuing CA, from the root's).
+			if n := strings.Count(out, "otherRevInfoFormat: id-pkix-ocsp-response") + strings.Count(out, "1.3.6.1.5.5.7.16.2"); n < 2 {
+				t.Errorf("%d OCSP responses in crls, want 2:\n%s", n, out)
+			}
+			if !strings.Contains(out, "tbsCertList") && !strings.Contains(out, "crl:") {
+				t.Errorf("no CRL in crls")
+			}
+			if level == signer.LevelLTA && !strings.Contains(out, "0.4.0.1733.2.4") {
+				t.Errorf("no archive-time-stamp-v3 attribute")
+			}
+		})
+	}
+}
+
+func TestLongTermWithoutValidationRefused(t *testing.T) {
+	tok := softhsmtest.New(t)
+	pki := testpki.New(t)
+	e := newEnvOn(t, tok, func(o *transaction.Options) { o.Timestamper = pki.Timestamper(t) })
+	p := e.portal("Portal", nil)
+	citizen := e.advanced(12345678)
+	_, err := e.svc.Create(e.ctx, p, transaction.CreateRequest{CitizenID: citizen, Level: signer.LevelLT, OKURL: okURL, ErrorURL: errURL,
+		Documents: []transaction.DocumentInput{{Name: "b.txt", Content: []byte("b")}}})
+	wantCode(t, err, transaction.CodeInvalidRequest)
+}
+
+// TestUpgrade raises a B-B signature made elsewhere (the test PKI's
+// signer) to B-LTA through the service, which openssl then verifies, and
+// refuses what it cannot upgrade.
+func TestUpgrade(t *testing.T) {
+	tok := softhsmtest.New(t)
+	pki := testpki.New(t)
+	e := newEnvOn(t, tok, func(o *transaction.Options) {
+		o.Timestamper = pki.Timestamper(t)
+		o.Validation = &ltv.Gatherer{}
+	})
+	key, chain := pki.User(t, keystore.ECP256, "FIRMANTE EXTERNO")
+	doc := []byte("Contrato 2026/55.\n")
+	sum := sha256.Sum256(doc)
+	sig, err := signer.CAdES(e.ctx, sum[:], key, chain, signer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := e.svc.Upgrade(e.ctx, transaction.UpgradeRequest{Signature: sig, Digest: sum[:], Level: signer.LevelLTA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "sig"), up, 0o600)
+	os.WriteFile(filepath.Join(dir, "doc"), doc, 0o600)
+	root := writePEM(t, filepath.Join(dir, "root.pem"), pki.Root.Cert.Raw)
+	out, err := run(t, "openssl", "cms", "-verify", "-binary", "-content", filepath.Join(dir, "doc"), "-inform", "DER", "-in", filepath.Join(dir, "sig"),
+		"-CAfile", root, "-purpose", "any", "-out", os.DevNull)
+	if err != nil || !strings.Contains(out, "Verification successful") {
+		t.Fatalf("openssl cms -verify of the upgraded signature: %v\n%s", err, out)
+	}
+	printed, _ := run(t, "openssl", "cms", "-cmsout", "-print", "-inform", "DER", "-in", filepath.Join(dir, "sig"))
+	for _, want := range []string{"id-smime-aa-timeStampToken", "0.4.0.1733.2.4"} {
+		if !strings.Contains(printed, want) {
+			t.Errorf("upgraded signature lacks %s", want)
+		}
+	}
+	// The same through REST, behind the portal's API key.
+	pt, err := e.portals.Create(e.ctx, portal.Spec{Name: "Sede", RedirectURLs: []string{okURL, errURL}, IssueAPIKey: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(portalhttp.NewHandler(e.svc, e.portals, nil, 0))
+	defer srv.Close()
+	in := portalhttp.UpgradeJSON{Signature: sig, Digest: sum[:], Level: "B-LT"}
+	resp, body := (&restClient{t: t, url: srv.URL}).do("POST", "/api/v1/signatures/upgrade", in, nil)
+	problem(t, resp, body, http.StatusUnauthorized, "unauthenticated")
+	rc := &restClient{t: t, url: srv.URL, key: pt.APIKey}
+	resp, body = rc.do("POST", "/api/v1/signatures/upgrade", in, nil)
+	var got portalhttp.UpgradedJSON
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &got) != nil || got.Level != "B-LT" {
+		t.Fatalf("REST upgrade: %d %s", resp.StatusCode, body)
+	}
+	os.WriteFile(filepath.Join(dir, "sig"), got.Signature, 0o600)
+	if out, err := run(t, "openssl", "cms", "-verify", "-binary", "-content", filepath.Join(dir, "doc"), "-inform", "DER", "-in", filepath.Join(dir, "sig"),
+		"-CAfile", root, "-purpose", "any", "-out", os.DevNull); err != nil || !strings.Contains(out, "Verification successful") {
+		t.Fatalf("openssl cms -verify of the REST upgrade: %v\n%s", err, out)
+	}
+	in.Level = "B-XL"
+	resp, body = rc.do("POST", "/api/v1/signatures/upgrade", in, nil)
+	problem(t, resp, body, http.StatusBadRequest, transaction.CodeInvalidRequest)
+
+	for _, tc := range []struct {
+		name string
+		req  transaction.UpgradeRequest
+	}{
+		{"B-B asked", transaction.UpgradeRequest{Signature: sig, Digest: sum[:], Level: signer.LevelB}},
+		{"short digest", transaction.UpgradeRequest{Signature: sig, Digest: sum[:5], Level: signer.LevelLT}},
+		{"not a signature", transaction.UpgradeRequest{Signature: []byte("nada"), Digest: sum[:], Level: signer.LevelLT}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.svc.Upgrade(e.ctx, tc.req)
+			wantCode(t, err, transaction.CodeInvalidRequest)
+		})
+	}
+}
+
+// TestUpgradeGrace: B-LT is refused until the grace period after the
+// signature timestamp has passed, and for a signature with none.
+func TestUpgradeGrace(t *testing.T) {
+	tok := softhsmtest.New(t)
+	pki := testpki.New(t)
+	e := newEnvOn(t, tok, func(o *transaction.Options) {
+		o.Timestamper = pki.Timestamper(t)
+		o.Validation = &ltv.Gatherer{}
+		o.UpgradeGrace = time.Hour
+	})
+	key, chain := pki.User(t, keystore.ECP256, "FIRMANTE EXTERNO")
+	sum := sha256.Sum256([]byte("Contrato 2026/56.\n"))
+	bb, err := signer.CAdES(e.ctx, sum[:], key, chain, signer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.svc.Upgrade(e.ctx, transaction.UpgradeRequest{Signature: bb, Digest: sum[:], Level: signer.LevelLT})
+	wantCode(t, err, transaction.CodeWrongState)
+	bt, err := e.svc.Upgrade(e.ctx, transaction.UpgradeRequest{Signature: bb, Digest: sum[:], Level: signer.LevelT})
+	if err != nil {
+		t.Fatalf("B-T needs no grace: %v", err)
+	}
+	_, err = e.svc.Upgrade(e.ctx, transaction.UpgradeRequest{Signature: bt, Digest: sum[:], Level: signer.LevelLT})
+	wantCode(t, err, transaction.CodeWrongState)
+	e.clock.Add(time.Hour + time.Minute)
+	if _, err := e.svc.Upgrade(e.ctx, transaction.UpgradeRequest{Signature: bt, Digest: sum[:], Level: signer.LevelLT}); err != nil {
+		t.Fatalf("after the grace period: %v", err)
+	}
+}
