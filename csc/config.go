@@ -15,6 +15,11 @@ const SectionName = "csc"
 type Config struct {
 	// Enabled serves the CSC API under /csc/v2/.
 	Enabled bool `yaml:"enabled"`
+	// ExplicitAuthorize serves the explicit path (credentials/sendOTP and
+	// credentials/authorize), where the client collects the citizen's SMS
+	// code in its own page and relays it; credentials on it say SCAL 1.
+	// Default on, for clients such as pyHanko that have no other.
+	ExplicitAuthorize bool `yaml:"explicit_authorize"`
 	// SADTTL is how long a SAD may be used after credentials/authorize.
 	SADTTL time.Duration `yaml:"sad_ttl"`
 	// OTPLockout is deprecated: transactions.otp_lockout is the one
@@ -31,7 +36,7 @@ type Config struct {
 
 // DefaultConfig is the section's defaults.
 func DefaultConfig() Config {
-	return Config{Enabled: true, SADTTL: DefaultSADTTL, MaxSignatures: DefaultMaxSignatures}
+	return Config{Enabled: true, ExplicitAuthorize: true, SADTTL: DefaultSADTTL, MaxSignatures: DefaultMaxSignatures}
 }
 
 func init() {

@@ -233,7 +233,7 @@ func TestInfo(t *testing.T) {
 		var info csc.InfoResponse
 		json.NewDecoder(resp.Body).Decode(&info)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || info.Specs != "2.0.0.2" || len(info.Methods) != 5 || info.Region != "ES" {
+		if resp.StatusCode != http.StatusOK || info.Specs != csc.Spec || len(info.Methods) != 6 || info.Region != "ES" {
 			t.Fatalf("%s info: %d %+v", method, resp.StatusCode, info)
 		}
 	}
@@ -305,7 +305,8 @@ func TestCredentialsListAndInfo(t *testing.T) {
 	}
 	var ci csc.CredentialInfo
 	json.Unmarshal([]byte(info.raw), &ci)
-	if ci.SCAL != "2" || ci.AuthMode != "explicit" || ci.Auth == nil || ci.Auth.Mode != "explicit" || ci.OTP == nil || ci.OTP.Type != "online" ||
+	// SCAL 1: the explicit path relays the code through the portal.
+	if ci.SCAL != "1" || ci.AuthMode != "explicit" || ci.Auth == nil || ci.Auth.Mode != "explicit" || ci.OTP == nil || ci.OTP.Type != "online" ||
 		ci.Key.Status != "enabled" || ci.Key.Len != 256 || ci.Cert == nil || ci.Cert.Status != "valid" || len(ci.Cert.Certificates) != 3 {
 		t.Fatalf("info: %s", info.raw)
 	}
@@ -741,6 +742,10 @@ func TestRSASchemes(t *testing.T) {
 		a := f.call(t, f.key, "signatures/signHash", map[string]any{"credentialID": f.cred, "SAD": sad, "hashes": b64,
 			"hashAlgorithmOID": oidSHA256, "signAlgo": "1.2.840.113549.1.1.10", "signAlgoParams": pssParams(20)})
 		want(t, a, http.StatusBadRequest, csc.CodeInvalidRequest, "salt length")
+		// No parameters at all: the specification requires them for PSS.
+		a = f.call(t, f.key, "signatures/signHash", map[string]any{"credentialID": f.cred, "SAD": sad, "hashes": b64,
+			"hashAlgorithmOID": oidSHA256, "signAlgo": "1.2.840.113549.1.1.10"})
+		want(t, a, http.StatusBadRequest, csc.CodeInvalidRequest, "missing parameter signAlgoParams")
 		// Refused before anything was reserved: the SAD still signs.
 		a = f.call(t, f.key, "signatures/signHash", map[string]any{"credentialID": f.cred, "SAD": sad, "hashes": b64,
 			"hashAlgorithmOID": oidSHA256, "signAlgo": "1.2.840.113549.1.1.10", "signAlgoParams": pssParams(32)})

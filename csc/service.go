@@ -30,7 +30,7 @@ import (
 )
 
 // Spec is the CSC API version this package implements.
-const Spec = "2.0.0.2"
+const Spec = "2.2.0.0"
 
 // Defaults of Options.
 const (
@@ -91,6 +91,11 @@ type Options struct {
 	// the policy's defaults on Store, which must then be a
 	// policy.AttemptStore (every store.Store is).
 	Attempts *policy.Attempts
+
+	// ExplicitOff turns off the explicit path (credentials/sendOTP and
+	// credentials/authorize), where the client collects the citizen's SMS
+	// code and relays it: SCAL1 at best.
+	ExplicitOff bool
 
 	SADTTL        time.Duration // how long a SAD may be used; default 5 minutes
 	MaxSignatures int           // numSignatures allowed in one SAD ("multisign"); default 100
@@ -258,6 +263,9 @@ func otpBinding(credentialID string) []byte { return []byte("csc-credential:" + 
 // SendOTP sends the credential's owner an SMS one-time password for the
 // caller, or a new one within the resend limits.
 func (s *Service) SendOTP(ctx context.Context, caller Caller, credentialID string) error {
+	if s.opt.ExplicitOff {
+		return errExplicitOff("credentials/sendOTP")
+	}
 	c, err := s.credential(ctx, credentialID)
 	if err != nil {
 		return err
@@ -287,7 +295,13 @@ func (s *Service) SendOTP(ctx context.Context, caller Caller, credentialID strin
 			if err := s.opt.Rules.MaySend(prev.Sends, prev.SentAt, now); err != nil {
 				var r *policy.Refusal
 				if errors.As(err, &r) {
-					return tooMany(r.Reason)
+					e := tooMany(r.Reason)
+					// Too soon ends when the gap does; the resend limit
+					// only with a new authorisation.
+					if r.Rule == policy.RuleOTPResendTooSoon {
+						e.RetryAfter = prev.SentAt.Add(s.opt.Rules.ResendGap).Sub(now)
+					}
+					return e
 				}
 				return internal(err)
 			}
@@ -337,6 +351,9 @@ func (s *Service) locked(err error) error {
 	if r, ok := policy.IsLocked(err); ok {
 		e := denied("the holder's codes are locked for every portal: %s", r.Reason)
 		e.Err = err
+		if !r.Until.IsZero() {
+			e.RetryAfter = r.Until.Sub(s.now())
+		}
 		return e
 	}
 	return internal(err)
@@ -372,6 +389,9 @@ type Authorization struct {
 
 // Authorize checks the OTP and returns a SAD for exactly the given hashes.
 func (s *Service) Authorize(ctx context.Context, caller Caller, r AuthorizeRequest) (*Authorization, error) {
+	if s.opt.ExplicitOff {
+		return nil, errExplicitOff("credentials/authorize")
+	}
 	if r.NumSignatures < 1 {
 		return nil, invalid("missing or invalid number parameter numSignatures: want at least 1")
 	}
@@ -502,11 +522,9 @@ func decodeHashes(in []string, h crypto.Hash) ([][]byte, error) {
 	out := make([][]byte, len(in))
 	seen := make(map[string]int, len(in))
 	for i, s := range in {
-		b, err := base64.StdEncoding.DecodeString(s)
+		b, err := decodeB64(s)
 		if err != nil {
-			if b, err = base64.RawURLEncoding.DecodeString(s); err != nil {
-				return nil, invalid("hashes[%d] is not base64", i)
-			}
+			return nil, invalid("hashes[%d] is not base64", i)
 		}
 		if len(b) != h.Size() {
 			return nil, invalid("hashes[%d] is %d bytes; a %s hash is %d", i, len(b), h, h.Size())

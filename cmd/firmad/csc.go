@@ -49,7 +49,7 @@ func (a *app) setupCSC(ctx context.Context) error {
 		return err
 	}
 	opt := csc.Options{Store: a.store, Certificates: a.ca, Keys: a.ks, Signing: a.signing, Citizens: a.store, SMS: gw, OTP: hasher,
-		Rules: tc.Rules(), Attempts: a.attempts(), SADTTL: cfg.SADTTL, MaxSignatures: cfg.MaxSignatures,
+		Rules: tc.Rules(), Attempts: a.attempts(), SADTTL: cfg.SADTTL, MaxSignatures: cfg.MaxSignatures, ExplicitOff: !cfg.ExplicitAuthorize,
 		Name: cfg.Name, Description: cfg.Description, Logo: cfg.Logo, Log: log, Registerer: a.reg}
 	if _, deprecated := attemptRules(a.cfg); deprecated {
 		log.Warn("csc.otp_lockout is deprecated and overrides transactions.otp_lockout for every code; set transactions.otp_lockout instead",

@@ -161,6 +161,10 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 			return nil, form{status: http.StatusUnsupportedMediaType, code: csc.CodeInvalidRequest, desc: "the body must be application/json"}
 		}
 	}
+	// A declared length over the bound is refused before reading.
+	if r.ContentLength > maxBody {
+		return nil, errs.Newf(errs.TooLarge, csc.CodeInvalidRequest, "the body is over %d bytes", maxBody)
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -189,14 +193,17 @@ func decode(body []byte, v any) error {
 }
 
 type listBody struct {
-	UserID       string `json:"userID"`
-	CredInfo     bool   `json:"credInfo"`
-	Certificates string `json:"certificates"`
-	CertInfo     bool   `json:"certInfo"`
-	AuthInfo     bool   `json:"authInfo"`
-	OnlyValid    bool   `json:"onlyValid"`
-	MaxResults   int    `json:"maxResults"`
-	PageToken    string `json:"pageToken"`
+	UserID         string `json:"userID"`
+	CredentialInfo bool   `json:"credentialInfo"` // v2
+	CredInfo       bool   `json:"credInfo"`       // v1
+	Certificates   string `json:"certificates"`
+	CertInfo       bool   `json:"certInfo"`
+	AuthInfo       bool   `json:"authInfo"`
+	OnlyValid      bool   `json:"onlyValid"`
+	Lang           string `json:"lang"`
+	ClientData     string `json:"clientData"`
+	MaxResults     int    `json:"maxResults"`
+	PageToken      string `json:"pageToken"`
 }
 
 func (s *server) serveList(ctx context.Context, c csc.Caller, body []byte) (any, error) {
@@ -204,8 +211,9 @@ func (s *server) serveList(ctx context.Context, c csc.Caller, body []byte) (any,
 	if err := decode(body, &b); err != nil {
 		return nil, err
 	}
-	return s.svc.List(ctx, c, csc.ListRequest{UserID: b.UserID, CredInfo: b.CredInfo, OnlyValid: b.OnlyValid, MaxResults: b.MaxResults,
-		PageToken: b.PageToken, Info: csc.InfoRequest{Certificates: b.Certificates, CertInfo: b.CertInfo, AuthInfo: b.AuthInfo}})
+	return s.svc.List(ctx, c, csc.ListRequest{UserID: b.UserID, CredInfo: b.CredentialInfo || b.CredInfo, OnlyValid: b.OnlyValid,
+		MaxResults: b.MaxResults, PageToken: b.PageToken,
+		Info: csc.InfoRequest{Certificates: b.Certificates, CertInfo: b.CertInfo, AuthInfo: b.AuthInfo, Lang: b.Lang}})
 }
 
 type infoBody struct {
@@ -213,6 +221,8 @@ type infoBody struct {
 	Certificates string `json:"certificates"`
 	CertInfo     bool   `json:"certInfo"`
 	AuthInfo     bool   `json:"authInfo"`
+	Lang         string `json:"lang"`
+	ClientData   string `json:"clientData"`
 }
 
 func (s *server) serveCredInfo(ctx context.Context, c csc.Caller, body []byte) (any, error) {
@@ -220,7 +230,7 @@ func (s *server) serveCredInfo(ctx context.Context, c csc.Caller, body []byte) (
 	if err := decode(body, &b); err != nil {
 		return nil, err
 	}
-	return s.svc.CredentialInfo(ctx, c, b.CredentialID, csc.InfoRequest{Certificates: b.Certificates, CertInfo: b.CertInfo, AuthInfo: b.AuthInfo})
+	return s.svc.CredentialInfo(ctx, c, b.CredentialID, csc.InfoRequest{Certificates: b.Certificates, CertInfo: b.CertInfo, AuthInfo: b.AuthInfo, Lang: b.Lang})
 }
 
 type sendOTPBody struct {
