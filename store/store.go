@@ -56,6 +56,7 @@ type Store interface {
 	CAStore
 	AuditStore
 	CSCStore
+	OAuthStore
 	AttemptStore
 	Ping(ctx context.Context) error
 	Close() error
