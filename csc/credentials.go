@@ -55,12 +55,22 @@ var Methods = []string{"credentials/list", "credentials/info", "credentials/send
 
 // Info describes the service.
 func (s *Service) Info() *InfoResponse {
-	return &InfoResponse{Specs: Spec, Name: s.opt.Name, Logo: s.opt.Logo, Region: s.opt.Region, Lang: s.opt.Lang,
+	out := &InfoResponse{Specs: Spec, Name: s.opt.Name, Logo: s.opt.Logo, Region: s.opt.Region, Lang: s.opt.Lang,
 		Description: s.opt.Description, AuthType: []string{"external", "tls"},
 		Methods:          append([]string{"info"}, s.Methods()...),
 		SignAlgorithms:   SignAlgorithms{Algos: allSignAlgos()},
 		SignatureFormats: SignatureFormats{Formats: []string{}, EnvelopeProperties: [][]string{}}}
+	if s.opt.OAuth2URL != "" {
+		out.AuthType = append(out.AuthType, "oauth2code")
+		out.OAuth2 = s.opt.OAuth2URL
+		out.Methods = append(out.Methods, OAuthMethods...)
+	}
+	return out
 }
+
+// OAuthMethods are the authorisation server's endpoints, listed in info
+// when it is served.
+var OAuthMethods = []string{"oauth2/authorize", "oauth2/pushed_authorize", "oauth2/token", "oauth2/revoke"}
 
 // Methods lists the methods this service serves besides info:
 // credentials/sendOTP and credentials/authorize only while the explicit
@@ -159,13 +169,19 @@ const generalized = "20060102150405Z"
 
 func (s *Service) credentialInfo(c *credential, in InfoRequest) (*CredentialInfo, error) {
 	now := s.now()
-	// SCAL 1: on the explicit path the client collects the citizen's code
-	// in its own page and relays it, which ETSI TS 119 432 5.3.2 says
-	// should not satisfy SCAL2 (the hashes are still bound to the SAD).
+	// SCAL 1 while the explicit path is on: there the client collects the
+	// citizen's code in its own page and relays it, which ETSI TS 119 432
+	// 5.3.2 says should not satisfy SCAL2 (the hashes are still bound to
+	// the SAD). SCAL 2 only when the citizen's own page (OAuth 2.0) is the
+	// one way in.
+	scal := "1"
+	if s.opt.OAuth2URL != "" && s.opt.ExplicitOff {
+		scal = "2"
+	}
 	out := &CredentialInfo{
 		Description: "Cl@ve Firma certificate of " + c.cert.Owner,
 		AuthMode:    "explicit",
-		SCAL:        "1",
+		SCAL:        scal,
 		Multisign:   s.opt.MaxSignatures,
 		Lang:        s.opt.Lang,
 	}
@@ -221,6 +237,14 @@ func (s *Service) credentialInfo(c *credential, in InfoRequest) (*CredentialInfo
 	}
 	out.Auth = &AuthInfo{Mode: "explicit", Expression: "otp", Objects: []AuthObject{obj}}
 	out.OTP = &OTPInfo{Presence: "true", Type: "online", Format: "N", Label: "SMS code", Description: desc, ID: "otp", Provider: "Cl@ve Firma SMS"}
+	if s.opt.OAuth2URL != "" {
+		// The v2 answer names the stronger way; v1's authMode keeps
+		// telling v1 clients of the explicit path while it is on.
+		out.Auth = &AuthInfo{Mode: "oauth2code", Objects: []AuthObject{}}
+		if s.opt.ExplicitOff {
+			out.AuthMode, out.OTP = "oauth2code", nil
+		}
+	}
 	return out, nil
 }
 

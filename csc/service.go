@@ -96,6 +96,10 @@ type Options struct {
 	// credentials/authorize), where the client collects the citizen's SMS
 	// code and relays it: SCAL1 at best.
 	ExplicitOff bool
+	// OAuth2URL is the base URI of the OAuth 2.0 authorisation server
+	// (csc/oauth) when it is served: info then lists oauth2code, and
+	// credentials say oauth2code.
+	OAuth2URL string
 
 	SADTTL        time.Duration // how long a SAD may be used; default 5 minutes
 	MaxSignatures int           // numSignatures allowed in one SAD ("multisign"); default 100
@@ -174,6 +178,10 @@ func New(opt Options) (*Service, error) {
 type Caller struct {
 	ID   string
 	Name string
+	// Token is set when the portal called with an OAuth access token of
+	// credential scope (a SAD) rather than its API key: signHash then
+	// takes it as the SAD.
+	Token string
 }
 
 // credential is a certificate a CSC client may name, with its key.
@@ -274,6 +282,12 @@ func (s *Service) SendOTP(ctx context.Context, caller Caller, credentialID strin
 	if err != nil {
 		return err
 	}
+	return s.sendOTP(ctx, caller, c, cz)
+}
+
+// sendOTP sends the code of the credential and caller to its holder, of
+// the explicit path or of the citizen's own ceremony alike.
+func (s *Service) sendOTP(ctx context.Context, caller Caller, c *credential, cz *store.Citizen) error {
 	now := s.now().UTC()
 	// The lock is the holder's, not this caller's: once wrong codes locked
 	// the channel (through any portal, or the approval page), no portal
@@ -426,37 +440,48 @@ func (s *Service) Authorize(ctx context.Context, caller Caller, r AuthorizeReque
 	if err != nil {
 		return nil, err
 	}
+	if err := s.verifyOTP(ctx, caller, c, cz, r.OTP, auditDocs(h, hashes), "explicit"); err != nil {
+		return nil, err
+	}
+	return s.issueSAD(ctx, caller, c, cz, r.HashAlgorithm, r.NumSignatures, hashes)
+}
+
+// verifyOTP checks the holder's code for the credential and caller under
+// the one attempt policy, and spends it. docs are what the code
+// authorises; path (explicit, or oauth2code for the citizen's own page)
+// goes to the audit record, since the two are not the same assurance.
+func (s *Service) verifyOTP(ctx context.Context, caller Caller, c *credential, cz *store.Citizen, otp string, docs []audit.Document, path string) error {
 	now := s.now().UTC()
 	// The holder's lock comes first: whichever portal asks, and whether
 	// or not it holds a code, the answer is that codes are locked.
 	scope := policy.OTPScope(cz.ID)
 	if err := s.opt.Attempts.Check(ctx, scope, now); err != nil {
-		return nil, s.locked(err)
+		return s.locked(err)
 	}
 	id := challengeID(c.cert.ID, caller.ID)
 	ch, err := s.opt.Store.CSCChallenge(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, invalidOTP("no OTP was sent for this credential: call credentials/sendOTP first")
+		return invalidOTP("no OTP was sent for this credential: call credentials/sendOTP first")
 	}
 	if err != nil {
-		return nil, internal(err)
+		return internal(err)
 	}
 	actor := audit.Actor{Role: audit.RolePortal, ID: caller.ID}
 	switch {
 	case !ch.UsedAt.IsZero(), !ch.LockedAt.IsZero():
-		return nil, invalidOTP("the OTP was already used; ask for a new one with credentials/sendOTP")
+		return invalidOTP("the OTP was already used; ask for a new one with credentials/sendOTP")
 	case !now.Before(ch.ExpiresAt):
-		return nil, invalidOTP("the OTP has expired; ask for a new one with credentials/sendOTP")
+		return invalidOTP("the OTP has expired; ask for a new one with credentials/sendOTP")
 	case ch.CitizenID != cz.ID:
-		return nil, invalidOTP("the OTP was sent for another holder; ask for a new one")
+		return invalidOTP("the OTP was sent for another holder; ask for a new one")
 	}
 	// The lock, the comparison and the count are one step on the holder's
 	// channel: guesses from several portals and nodes at once take turns,
 	// and none is compared once the budget is spent. A right code resets.
-	f, err := s.opt.Attempts.Verify(ctx, scope, now, func() bool { return s.opt.OTP.Check(ch.Hash, id, otpBinding(c.cert.ID), r.OTP) })
+	f, err := s.opt.Attempts.Verify(ctx, scope, now, func() bool { return s.opt.OTP.Check(ch.Hash, id, otpBinding(c.cert.ID), otp) })
 	if err != nil && !errors.Is(err, policy.ErrWrongCode) {
 		// Locked meanwhile by a wrong code elsewhere: not compared.
-		return nil, s.locked(err)
+		return s.locked(err)
 	}
 	if err != nil {
 		if f.Locked {
@@ -469,36 +494,44 @@ func (s *Service) Authorize(ctx context.Context, caller Caller, r AuthorizeReque
 			s.audit(ctx, &audit.Record{Event: audit.OTPLocked, Outcome: audit.Denied, Actor: actor, Citizen: cz.ID, Portal: caller.ID,
 				KeyID: c.cert.KeyID, Reason: "too many wrong codes", Details: map[string]string{"api": "csc",
 					"failures": fmt.Sprint(f.Failures), "locked_until": f.LockedUntil.UTC().Format(time.RFC3339)}})
-			return nil, denied("wrong OTP %d times: the holder's codes are locked for every portal; ask for a new one with credentials/sendOTP after %s",
+			return denied("wrong OTP %d times: the holder's codes are locked for every portal; ask for a new one with credentials/sendOTP after %s",
 				f.Failures, f.LockedUntil.Format(time.RFC3339))
 		}
 		s.m.otps.WithLabelValues("wrong").Inc()
 		s.audit(ctx, &audit.Record{Event: audit.OTPFailed, Outcome: audit.Failure, Actor: actor, Citizen: cz.ID, Portal: caller.ID,
 			KeyID: c.cert.KeyID, Reason: "wrong code", Details: map[string]string{"api": "csc", "failures": fmt.Sprint(f.Failures)}})
 		left := f.Left
-		return nil, invalidOTP("wrong OTP; %d %s left", left, plural(left, "try", "tries"))
+		return invalidOTP("wrong OTP; %d %s left", left, plural(left, "try", "tries"))
 	}
 	if err := s.opt.Store.UseCSCChallenge(ctx, id, now); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			return nil, invalidOTP("the OTP was already used; ask for a new one with credentials/sendOTP")
+			return invalidOTP("the OTP was already used; ask for a new one with credentials/sendOTP")
 		}
-		return nil, internal(err)
+		return internal(err)
 	}
+	s.m.otps.WithLabelValues("accepted").Inc()
+	s.audit(ctx, &audit.Record{Event: audit.OTPChecked, Outcome: audit.Success, Actor: actor, Citizen: cz.ID, Portal: caller.ID,
+		KeyID: c.cert.KeyID, Documents: docs,
+		Details: map[string]string{"api": "csc", "credential_id": c.cert.ID, "num_signatures": fmt.Sprint(len(docs)), "auth_mode": path}})
+	return nil
+}
+
+// issueSAD stores a new SAD for exactly hashes, which a checked code
+// authorised, and returns it.
+func (s *Service) issueSAD(ctx context.Context, caller Caller, c *credential, cz *store.Citizen, hashAlgo string, numSignatures int,
+	hashes [][]byte) (*Authorization, error) {
+	now := s.now().UTC()
 	tok := make([]byte, 32)
 	if _, err := rand.Read(tok); err != nil {
 		return nil, internal(err)
 	}
 	sadText := base64.RawURLEncoding.EncodeToString(tok)
 	sad := &store.SAD{ID: sadID(sadText), CredentialID: c.cert.ID, Caller: caller.ID, CitizenID: cz.ID, KeyID: c.cert.KeyID,
-		HashAlgo: r.HashAlgorithm, NumSignatures: r.NumSignatures, Hashes: hashes, CreatedAt: now, ExpiresAt: now.Add(s.opt.SADTTL)}
+		HashAlgo: hashAlgo, NumSignatures: numSignatures, Hashes: hashes, CreatedAt: now, ExpiresAt: now.Add(s.opt.SADTTL)}
 	if err := s.opt.Store.CreateSAD(ctx, sad); err != nil {
 		return nil, internal(err)
 	}
-	s.m.otps.WithLabelValues("accepted").Inc()
-	s.audit(ctx, &audit.Record{Event: audit.OTPChecked, Outcome: audit.Success, Actor: actor, Citizen: cz.ID, Portal: caller.ID,
-		KeyID: c.cert.KeyID, Documents: auditDocs(h, hashes),
-		Details: map[string]string{"api": "csc", "credential_id": c.cert.ID, "num_signatures": fmt.Sprint(r.NumSignatures)}})
-	s.log.InfoContext(ctx, "csc sad issued", "portal", caller.ID, "credential", c.cert.ID, "signatures", r.NumSignatures)
+	s.log.InfoContext(ctx, "csc sad issued", "portal", caller.ID, "credential", c.cert.ID, "signatures", numSignatures)
 	return &Authorization{SAD: sadText, ExpiresIn: int(s.opt.SADTTL / time.Second)}, nil
 }
 
@@ -558,6 +591,11 @@ type SignHashRequest struct {
 
 // SignHash signs hashes the SAD authorised, each at most once.
 func (s *Service) SignHash(ctx context.Context, caller Caller, r SignHashRequest) ([][]byte, error) {
+	if r.SAD == "" {
+		// With an OAuth access token of credential scope, the token is the
+		// SAD (CSC v2.2 11.9).
+		r.SAD = caller.Token
+	}
 	if r.SAD == "" {
 		return nil, invalid("missing string parameter SAD")
 	}
