@@ -136,14 +136,14 @@ func HashName(oid string) string {
 func (s *Service) MaxSignatures() int { return s.opt.MaxSignatures }
 
 // TokenCaller finds the caller a SAD used as a bearer token (the OAuth
-// access token of credential scope) belongs to, and the citizen it is
+// access token of credential scope) belongs to, with the citizen it is
 // for; ok false when tok is no live SAD.
-func (s *Service) TokenCaller(ctx context.Context, tok string) (Caller, string, bool) {
+func (s *Service) TokenCaller(ctx context.Context, tok string) (Caller, bool) {
 	sad, err := s.opt.Store.SAD(ctx, sadID(tok))
 	if err != nil || !s.now().Before(sad.ExpiresAt) {
-		return Caller{}, "", false
+		return Caller{}, false
 	}
-	return Caller{ID: sad.Caller, Token: tok}, sad.CitizenID, true
+	return Caller{ID: sad.Caller, Token: tok, Citizen: sad.CitizenID}, true
 }
 
 // RevokeToken ends a SAD at once: every hash it has not signed is spent.

@@ -182,6 +182,8 @@ type Caller struct {
 	// credential scope (a SAD) rather than its API key: signHash then
 	// takes it as the SAD.
 	Token string
+	// Citizen is the citizen the token is for, with Token.
+	Citizen string
 }
 
 // credential is a certificate a CSC client may name, with its key.

@@ -87,6 +87,9 @@ type Options struct {
 	// limit.
 	LoginRate  *limit.Clients
 	SMSRate    *limit.Clients
+	// Consents, if set, serves the CSC API's OAuth 2.0 consent page at
+	// ConsentPath (consent.go).
+	Consents   Consents
 	Log        *slog.Logger
 	Registerer prometheus.Registerer // nil registers no metrics
 }
@@ -106,6 +109,8 @@ type Handler struct {
 	meTmpl  *template.Template
 	meMu    sync.Mutex
 	meOut   map[string]time.Time // sign-outs, without Options.Sessions
+
+	consentTmpl *template.Template
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -161,6 +166,11 @@ func New(opt Options) (*Handler, error) {
 	h.mux.HandleFunc("POST "+PathPrefix+"{id}/reject", h.post("reject", h.reject))
 	if h.meEnabled() {
 		if err := h.initMe(); err != nil {
+			return nil, err
+		}
+	}
+	if opt.Consents != nil {
+		if err := h.initConsent(); err != nil {
 			return nil, err
 		}
 	}

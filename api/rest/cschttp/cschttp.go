@@ -18,6 +18,7 @@ import (
 
 	"github.com/firma-cloud/firma/api/rest"
 	"github.com/firma-cloud/firma/csc"
+	"github.com/firma-cloud/firma/csc/oauth"
 	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/portal"
@@ -86,7 +87,7 @@ type handlerFunc func(ctx context.Context, caller csc.Caller, body []byte) (any,
 func (s *server) authed(portals portal.Authenticator, method string, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		caller, err := authenticate(ctx, portals, r)
+		caller, err := authenticate(ctx, s.svc, portals, r)
 		if err == nil {
 			var body []byte
 			if body, err = readBody(w, r); err == nil {
@@ -124,7 +125,7 @@ func (s *server) serveInfo(w http.ResponseWriter, r *http.Request) {
 
 // authenticate finds the calling portal by bearer API key, else by TLS
 // client certificate.
-func authenticate(ctx context.Context, portals portal.Authenticator, r *http.Request) (csc.Caller, error) {
+func authenticate(ctx context.Context, svc *csc.Service, portals portal.Authenticator, r *http.Request) (csc.Caller, error) {
 	var (
 		p   *store.Portal
 		err error
@@ -134,7 +135,28 @@ func authenticate(ctx context.Context, portals portal.Authenticator, r *http.Req
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
 			return csc.Caller{}, errs.New(errs.Unauthenticated, csc.CodeInvalidToken, "Authorization must be \"Bearer <portal API key>\"")
 		}
-		p, err = portals.AuthenticateAPIKey(ctx, strings.TrimSpace(tok))
+		tok = strings.TrimSpace(tok)
+		p, err = portals.AuthenticateAPIKey(ctx, tok)
+		if errors.Is(err, portal.ErrUnauthenticated) || errors.Is(err, portal.ErrNotFound) {
+			// Not an API key: an OAuth access token of credential scope.
+			if c, ok := svc.TokenCaller(ctx, tok); ok {
+				// The portal must still be enabled (*portal.Registry
+				// tells; another Authenticator is taken at its word).
+				g, canGet := portals.(interface {
+					Get(ctx context.Context, id string) (*store.Portal, error)
+				})
+				if !canGet {
+					return c, nil
+				}
+				if p, err = g.Get(ctx, c.ID); err == nil && p.Status == store.PortalActive {
+					c.Name = p.Name
+					return c, nil
+				}
+				if err == nil {
+					err = portal.ErrDisabled
+				}
+			}
+		}
 	} else if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
 		// Only a certificate the TLS layer verified against the client CAs
 		// identifies a portal.
@@ -210,6 +232,10 @@ func (s *server) serveList(ctx context.Context, c csc.Caller, body []byte) (any,
 	var b listBody
 	if err := decode(body, &b); err != nil {
 		return nil, err
+	}
+	if b.UserID == "" {
+		// With an access token, the citizen is the token's.
+		b.UserID = c.Citizen
 	}
 	return s.svc.List(ctx, c, csc.ListRequest{UserID: b.UserID, CredInfo: b.CredentialInfo || b.CredInfo, OnlyValid: b.OnlyValid,
 		MaxResults: b.MaxResults, PageToken: b.PageToken,
@@ -407,7 +433,7 @@ func formOf(err error) form {
 	if !ok {
 		f = forms[errs.Internal]
 	}
-	if slices.Contains(csc.Codes, e.Code) {
+	if slices.Contains(csc.Codes, e.Code) || slices.Contains(oauth.Codes, e.Code) {
 		f.code = e.Code
 	}
 	f.desc, f.retryAfter = e.Detail, e.RetryAfter
