@@ -1,0 +1,425 @@
+package e2e_test
+
+// An outside-style CSC v2.2 client, written from the specification (CSC
+// API v2.2 sections 8 and 11, RFC 6749, 7636, 9126, 9396) and sharing no
+// code with the server: plain net/http, JSON and forms. The server side is
+// e2e/stack with the OAuth 2.0 authorisation server on.
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/firma-cloud/firma/csc"
+	"github.com/firma-cloud/firma/csc/oauth"
+	"github.com/firma-cloud/firma/e2e/stack"
+)
+
+const (
+	oidSHA256   = "2.16.840.1.101.3.4.2.1"
+	oidECDSA256 = "1.2.840.10045.4.3.2"
+)
+
+// cscClient is the relying party's CSC client: a registered portal with
+// its client ID (the portal ID), client secret (the API key) and the
+// redirect URI it registered.
+type cscClient struct {
+	t        *testing.T
+	base     string // the CSC API base URI, .../csc/v2
+	oauth2   string // info's oauth2
+	id, key  string
+	redirect string
+}
+
+type reply struct {
+	status int
+	header http.Header
+	raw    string
+	body   map[string]any
+}
+
+func (r reply) str(k string) string { s, _ := r.body[k].(string); return s }
+
+func (c *cscClient) do(req *http.Request) reply {
+	c.t.Helper()
+	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := hc.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := reply{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(raw, &r.body); err != nil {
+			c.t.Fatalf("%s: not JSON: %s", req.URL.Path, raw)
+		}
+	}
+	return r
+}
+
+// call posts a CSC method as JSON with a bearer token (API key or access
+// token).
+func (c *cscClient) call(method, bearer string, body any) reply {
+	c.t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(http.MethodPost, c.base+"/"+method, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	return c.do(req)
+}
+
+// form posts an OAuth endpoint with HTTP Basic client authentication
+// (RFC 6749 2.3.1: id and secret form-encoded first).
+func (c *cscClient) form(endpoint, id, secret string, v url.Values) reply {
+	c.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, c.oauth2+"/oauth2/"+endpoint, strings.NewReader(v.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if id != "" {
+		req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	}
+	return c.do(req)
+}
+
+// pkce returns a verifier and its S256 challenge (RFC 7636 4.1, 4.2).
+func pkce(t *testing.T) (string, string) {
+	b := make([]byte, 32)
+	rand.Read(b)
+	v := base64.RawURLEncoding.EncodeToString(b)
+	sum := sha256.Sum256([]byte(v))
+	return v, base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+type doc struct {
+	label string
+	hash  []byte
+}
+
+func docs(names ...string) []doc {
+	var out []doc
+	for _, n := range names {
+		h := sha256.Sum256([]byte("contenido de " + n))
+		out = append(out, doc{label: n, hash: h[:]})
+	}
+	return out
+}
+
+// details is an RFC 9396 authorization_details of the CSC credential type.
+func details(credentialID string, ds []doc) string {
+	var dd []map[string]string
+	for _, d := range ds {
+		dd = append(dd, map[string]string{"hash": base64.StdEncoding.EncodeToString(d.hash), "label": d.label})
+	}
+	b, _ := json.Marshal([]map[string]any{{"type": "credential", "credentialID": credentialID, "documentDigests": dd,
+		"hashAlgorithmOID": oidSHA256, "numSignatures": len(ds)}})
+	return string(b)
+}
+
+// push sends a pushed authorisation request (RFC 9126) and returns the
+// request_uri.
+func (c *cscClient) push(v url.Values) reply {
+	c.t.Helper()
+	return c.form("pushed_authorize", c.id, c.key, v)
+}
+
+func (c *cscClient) pushed(credentialID string, ds []doc, challenge, state string) string {
+	c.t.Helper()
+	r := c.push(url.Values{"response_type": {"code"}, "client_id": {c.id}, "redirect_uri": {c.redirect}, "code_challenge": {challenge},
+		"code_challenge_method": {"S256"}, "state": {state}, "authorization_details": {details(credentialID, ds)}})
+	if r.status != http.StatusCreated || !strings.HasPrefix(r.str("request_uri"), "urn:ietf:params:oauth:request_uri:") || r.body["expires_in"] == nil {
+		c.t.Fatalf("PAR: %d %s", r.status, r.raw)
+	}
+	return r.str("request_uri")
+}
+
+func (c *cscClient) authorizeURL(requestURI string) string {
+	return c.oauth2 + "/oauth2/authorize?" + url.Values{"client_id": {c.id}, "request_uri": {requestURI}}.Encode()
+}
+
+func (c *cscClient) token(code, verifier string) reply {
+	c.t.Helper()
+	return c.form("token", c.id, c.key, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {c.redirect},
+		"code_verifier": {verifier}})
+}
+
+func (c *cscClient) signHash(bearer, credentialID string, hashes ...[]byte) reply {
+	c.t.Helper()
+	var b64 []string
+	for _, h := range hashes {
+		b64 = append(b64, base64.StdEncoding.EncodeToString(h))
+	}
+	return c.call("signatures/signHash", bearer, map[string]any{"credentialID": credentialID, "hashes": b64,
+		"hashAlgorithmOID": oidSHA256, "signAlgo": oidECDSA256})
+}
+
+// wantErr fails unless r is the OAuth/CSC error form with the status and
+// error code.
+func wantErr(t *testing.T, what string, r reply, status int, code string) {
+	t.Helper()
+	if r.status != status || r.str("error") != code {
+		t.Fatalf("%s: got %d %s, want %d %s", what, r.status, r.raw, status, code)
+	}
+}
+
+// callback is the client's redirect endpoint: it records what the
+// authorisation server sent the browser back with.
+type callback struct {
+	mu   sync.Mutex
+	last url.Values
+}
+
+func (cb *callback) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	cb.mu.Lock()
+	cb.last = r.URL.Query()
+	cb.mu.Unlock()
+	w.Header().Set("Content-Type", "text/html")
+	fmt.Fprint(w, `<!DOCTYPE html><title>client</title><p id="back">vuelta al cliente</p>`)
+}
+
+func (cb *callback) got() url.Values {
+	cb.mu.Lock()
+	defer cb.mu.Unlock()
+	return cb.last
+}
+
+// oauthWorld is the server and the clients of these tests.
+type oauthWorld struct {
+	s       *stack.Stack
+	cb      *callback
+	a, b    *cscClient // two portals
+	citizen string
+	cred    string
+	clock   *testClock
+}
+
+type testClock struct {
+	mu  sync.Mutex
+	off time.Duration
+}
+
+func (c *testClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return time.Now().Add(c.off) }
+func (c *testClock) Add(d time.Duration) { c.mu.Lock(); c.off += d; c.mu.Unlock() }
+
+func newOAuthWorld(t *testing.T) *oauthWorld {
+	w := &oauthWorld{cb: &callback{}, clock: &testClock{}}
+	w.s = stack.New(t, stack.Options{OAuth: true,
+		CSC: func(o *csc.Options) { o.Clock = w.clock.Now },
+		OAuthOptions: func(o *oauth.Options) { o.Clock = w.clock.Now },
+		Mux: func(s *stack.Stack, mux *http.ServeMux) { mux.Handle("/client/cb", w.cb) }})
+	w.citizen = w.s.Advanced(31415926, "Lucía", "García Pérez")
+	w.cred = w.s.Certificate(w.citizen).ID
+	base := w.s.Server.URL + "/csc/v2"
+	pa, ka := w.s.Portal("Ayuntamiento de Prueba", w.s.Server.URL+"/client/cb")
+	pb, kb := w.s.Portal("Otra Sede", w.s.Server.URL+"/client/cb-b")
+	w.a = &cscClient{t: t, base: base, id: pa.ID, key: ka, redirect: w.s.Server.URL + "/client/cb"}
+	w.b = &cscClient{t: t, base: base, id: pb.ID, key: kb, redirect: w.s.Server.URL + "/client/cb-b"}
+	// info tells the client where the authorisation server is.
+	info := w.a.call("info", "", map[string]any{})
+	types, _ := info.body["authType"].([]any)
+	if info.status != 200 || !slices.Contains(types, any("oauth2code")) || info.str("oauth2") == "" {
+		t.Fatalf("info: %s", info.raw)
+	}
+	w.a.oauth2, w.b.oauth2 = info.str("oauth2"), info.str("oauth2")
+	return w
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// httpCitizen drives the consent page over plain HTTP, as a browser
+// without scripts does (the page has none): cheaper than Chromium for the
+// refusal cases; the main flow uses Chromium.
+type httpCitizen struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+	page string // path of the consent page
+}
+
+func newHTTPCitizen(t *testing.T, base string) *httpCitizen {
+	jar, _ := cookiejar.New(nil)
+	return &httpCitizen{t: t, base: base, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (h *httpCitizen) get(u string) (int, string, string) {
+	h.t.Helper()
+	resp, err := h.c.Get(u)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header.Get("Location")
+}
+
+// open follows authorize to the consent page.
+func (h *httpCitizen) open(authorizeURL string) (int, string) {
+	h.t.Helper()
+	st, body, loc := h.get(authorizeURL)
+	if st != http.StatusFound {
+		return st, body
+	}
+	u, _ := url.Parse(loc)
+	h.page = u.Path
+	st, body, _ = h.get(h.base + h.page)
+	return st, body
+}
+
+func (h *httpCitizen) post(step string, v url.Values) (int, string, string) {
+	h.t.Helper()
+	_, page, _ := h.get(h.base + h.page)
+	m := csrfRE.FindStringSubmatch(page)
+	if m == nil {
+		h.t.Fatalf("no form on the consent page:\n%s", page)
+	}
+	v.Set("csrf", m[1])
+	req, _ := http.NewRequest(http.MethodPost, h.base+h.page+"/"+step, strings.NewReader(v.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", h.base)
+	resp, err := h.c.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header.Get("Location")
+}
+
+// approve signs in and approves with the SMS code; it returns the
+// authorisation code from the redirect.
+func (w *oauthWorld) approve(t *testing.T, c *cscClient, ds []doc, challenge string) string {
+	t.Helper()
+	h := newHTTPCitizen(t, w.s.Server.URL)
+	if st, body := h.open(c.authorizeURL(c.pushed(w.cred, ds, challenge, "st-1"))); st != http.StatusOK {
+		t.Fatalf("consent page: %d %s", st, body)
+	}
+	if st, body, _ := h.post("login", url.Values{"citizen": {w.citizen}, "password": {stack.Password}}); st != http.StatusSeeOther {
+		t.Fatalf("sign in: %d %s", st, body)
+	}
+	code, _ := w.s.LastOTP(w.citizen)
+	st, body, loc := h.post("approve", url.Values{"otp": {code}})
+	if st != http.StatusSeeOther || !strings.HasPrefix(loc, c.redirect+"?") {
+		t.Fatalf("approve: %d %s %s", st, loc, body)
+	}
+	u, _ := url.Parse(loc)
+	if u.Query().Get("state") != "st-1" || u.Query().Get("code") == "" {
+		t.Fatalf("redirect %s", loc)
+	}
+	w.clock.Add(31 * time.Second) // past the SMS resend gap for the next one
+	return u.Query().Get("code")
+}
+
+// TestCSCOAuthFlow: info -> credentials/list -> PAR -> authorize (the
+// citizen in headless Chromium, the SMS code from the outbox) -> token ->
+// credentials/list and credentials/info with the token -> signHash, each
+// signature checked with openssl. Cost: one Chromium start (~2 s).
+func TestCSCOAuthFlow(t *testing.T) {
+	w := newOAuthWorld(t)
+	c := w.a
+	list := c.call("credentials/list", c.key, map[string]any{"userID": w.citizen})
+	ids, _ := list.body["credentialIDs"].([]any)
+	if list.status != 200 || len(ids) != 1 || ids[0] != w.cred {
+		t.Fatalf("credentials/list: %s", list.raw)
+	}
+	ds := docs("Contrato de arrendamiento.pdf", "Anexo I - inventario.pdf")
+	verifier, challenge := pkce(t)
+	requestURI := c.pushed(w.cred, ds, challenge, "xyz-state")
+
+	ctx := browser(t)
+	do(t, ctx, "open authorize", chromedp.Navigate(c.authorizeURL(requestURI)), chromedp.WaitVisible(chromedp.CSS("#citizen")))
+	page := get(t, ctx, "consent page", chromedp.Text(chromedp.CSS("main")))
+	for _, want := range []string{"Ayuntamiento de Prueba", ds[0].label, ds[1].label, strings.ToUpper(fmt.Sprintf("%x", ds[0].hash))} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("the consent page does not show %q:\n%s", want, page)
+		}
+	}
+	do(t, ctx, "sign in",
+		chromedp.SendKeys(chromedp.CSS("#citizen"), w.citizen),
+		chromedp.SendKeys(chromedp.CSS("#password"), stack.Password),
+		chromedp.Submit(chromedp.CSS("#password")),
+		chromedp.WaitVisible(chromedp.CSS("#otp")))
+	if subject := get(t, ctx, "certificate", chromedp.Text(chromedp.CSS("#cert-subject"))); !strings.Contains(subject, "GARCÍA PÉREZ") {
+		t.Fatalf("certificate shown: %q", subject)
+	}
+	code, sms := w.s.LastOTP(w.citizen)
+	if !strings.Contains(sms, "Ayuntamiento de Prueba") {
+		t.Fatalf("the SMS does not name the portal: %q", sms)
+	}
+	do(t, ctx, "approve", chromedp.SendKeys(chromedp.CSS("#otp"), code), chromedp.Click(chromedp.CSS("#approve")),
+		chromedp.WaitVisible(chromedp.CSS("#back")))
+	back := w.cb.got()
+	if back.Get("state") != "xyz-state" || back.Get("code") == "" {
+		t.Fatalf("redirect back: %v", back)
+	}
+
+	tok := c.token(back.Get("code"), verifier)
+	if tok.status != 200 || tok.str("token_type") != "Bearer" || tok.str("access_token") == "" || tok.body["expires_in"] == nil ||
+		tok.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("token: %d %s", tok.status, tok.raw)
+	}
+	if _, ok := tok.body["authorization_details"].([]any); !ok {
+		t.Fatalf("token answer without authorization_details: %s", tok.raw)
+	}
+	at := tok.str("access_token")
+
+	list = c.call("credentials/list", at, map[string]any{"credentialInfo": true})
+	ids, _ = list.body["credentialIDs"].([]any)
+	if list.status != 200 || len(ids) != 1 || ids[0] != w.cred {
+		t.Fatalf("credentials/list with the token: %s", list.raw)
+	}
+	info := c.call("credentials/info", at, map[string]any{"credentialID": w.cred, "certInfo": true})
+	auth, _ := info.body["auth"].(map[string]any)
+	if info.status != 200 || auth["mode"] != "oauth2code" {
+		t.Fatalf("credentials/info: %s", info.raw)
+	}
+	sig := c.signHash(at, w.cred, ds[0].hash, ds[1].hash)
+	sigs, _ := sig.body["signatures"].([]any)
+	if sig.status != 200 || len(sigs) != 2 {
+		t.Fatalf("signHash: %d %s", sig.status, sig.raw)
+	}
+	certs, _ := info.body["cert"].(map[string]any)["certificates"].([]any)
+	opensslVerify(t, certs[0].(string), ds, sigs)
+}
+
+// opensslVerify checks each raw ECDSA signature over its digest with
+// openssl pkeyutl and the credential's certificate.
+func opensslVerify(t *testing.T, certB64 string, ds []doc, sigs []any) {
+	t.Helper()
+	dir := t.TempDir()
+	der, _ := base64.StdEncoding.DecodeString(certB64)
+	certPEM, pubPEM := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "pub.pem")
+	os.WriteFile(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	if out, err := exec.Command("openssl", "x509", "-in", certPEM, "-pubkey", "-noout", "-out", pubPEM).CombinedOutput(); err != nil {
+		t.Fatalf("openssl x509: %v\n%s", err, out)
+	}
+	for i, d := range ds {
+		sig, _ := base64.StdEncoding.DecodeString(sigs[i].(string))
+		h, s := filepath.Join(dir, fmt.Sprint("h", i)), filepath.Join(dir, fmt.Sprint("s", i))
+		os.WriteFile(h, d.hash, 0o600)
+		os.WriteFile(s, sig, 0o600)
+		out, err := exec.Command("openssl", "pkeyutl", "-verify", "-pubin", "-inkey", pubPEM, "-in", h, "-sigfile", s).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "Signature Verified Successfully") {
+			t.Fatalf("openssl pkeyutl -verify of signature %d: %v\n%s", i, err, out)
+		}
+	}
+}
