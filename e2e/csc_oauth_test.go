@@ -423,3 +423,201 @@ func opensslVerify(t *testing.T, certB64 string, ds []doc, sigs []any) {
 		}
 	}
 }
+
+// TestCSCOAuthRefusals: each refusal the specification and the issue
+// list, in the OAuth/CSC error form or on the consent page, real end to
+// end over HTTP (the citizen's browser is plain HTTP here; the page has no
+// script). Cost: about 20 password checks and SMS codes, no browser.
+func TestCSCOAuthRefusals(t *testing.T) {
+	w := newOAuthWorld(t)
+	a, b := w.a, w.b
+	ds := docs("Solicitud.pdf", "Justificante.pdf")
+	base := url.Values{"response_type": {"code"}, "client_id": {a.id}, "redirect_uri": {a.redirect}, "state": {"s"},
+		"authorization_details": {details(w.cred, ds)}}
+	with := func(v url.Values, kv ...string) url.Values {
+		out := url.Values{}
+		for k, vs := range v {
+			out[k] = slices.Clone(vs)
+		}
+		for i := 0; i < len(kv); i += 2 {
+			if kv[i+1] == "" {
+				out.Del(kv[i])
+			} else {
+				out.Set(kv[i], kv[i+1])
+			}
+		}
+		return out
+	}
+	_, challenge := pkce(t)
+
+	t.Run("PKCE missing", func(t *testing.T) {
+		wantErr(t, "PAR", a.push(base), 400, "invalid_request")
+	})
+	t.Run("PKCE plain", func(t *testing.T) {
+		wantErr(t, "PAR", a.push(with(base, "code_challenge", challenge, "code_challenge_method", "plain")), 400, "invalid_request")
+	})
+	t.Run("redirect URI not registered", func(t *testing.T) {
+		wantErr(t, "PAR", a.push(with(base, "code_challenge", challenge, "code_challenge_method", "S256",
+			"redirect_uri", a.redirect+"/../evil")), 400, "invalid_request")
+	})
+	t.Run("wrong client secret", func(t *testing.T) {
+		wantErr(t, "PAR", a.form("pushed_authorize", a.id, b.key, with(base, "code_challenge", challenge, "code_challenge_method", "S256")),
+			401, "invalid_client")
+	})
+	t.Run("authorization_details tampered between PAR and authorize", func(t *testing.T) {
+		uri := a.pushed(w.cred, ds, challenge, "s")
+		h := newHTTPCitizen(t, w.s.Server.URL)
+		tampered := a.authorizeURL(uri) + "&" + url.Values{"authorization_details": {details(w.cred, docs("Otro documento.pdf"))}}.Encode()
+		st, body, _ := h.get(tampered)
+		if st != 400 || !strings.Contains(body, "invalid_request") || !strings.Contains(body, "authorization_details") {
+			t.Fatalf("tampered authorize: %d %s", st, body)
+		}
+	})
+
+	// One approval serves the checks of the code exchange.
+	verifier, challenge2 := pkce(t)
+	code := w.approve(t, a, ds, challenge2)
+	t.Run("PKCE wrong verifier", func(t *testing.T) {
+		other, _ := pkce(t)
+		wantErr(t, "token", a.token(code, other), 400, "invalid_grant")
+	})
+	t.Run("PKCE verifier missing", func(t *testing.T) {
+		wantErr(t, "token", a.form("token", a.id, a.key, url.Values{"grant_type": {"authorization_code"}, "code": {code},
+			"redirect_uri": {a.redirect}}), 400, "invalid_grant")
+	})
+	t.Run("redirect URI altered at the token endpoint", func(t *testing.T) {
+		wantErr(t, "token", a.form("token", a.id, a.key, url.Values{"grant_type": {"authorization_code"}, "code": {code},
+			"redirect_uri": {a.redirect + "?x=1"}, "code_verifier": {verifier}}), 400, "invalid_grant")
+	})
+	t.Run("code used by another client", func(t *testing.T) {
+		wantErr(t, "token", b.form("token", b.id, b.key, url.Values{"grant_type": {"authorization_code"}, "code": {code},
+			"redirect_uri": {a.redirect}, "code_verifier": {verifier}}), 400, "invalid_grant")
+	})
+	tok := a.token(code, verifier)
+	if tok.status != 200 {
+		t.Fatalf("token after the refused tries: %s", tok.raw)
+	}
+	at := tok.str("access_token")
+	t.Run("code replayed", func(t *testing.T) {
+		wantErr(t, "token", a.token(code, verifier), 400, "invalid_grant")
+	})
+
+	// A second credential, of another citizen.
+	other := w.s.Advanced(27182818, "Pablo", "Ruiz Sanz")
+	otherCred := w.s.Certificate(other).ID
+	t.Run("token for credential X on credential Y", func(t *testing.T) {
+		wantErr(t, "signHash", a.signHash(at, otherCred, ds[0].hash), 400, "invalid_request")
+	})
+	t.Run("token for digest A on digest B", func(t *testing.T) {
+		wantErr(t, "signHash", a.signHash(at, w.cred, docs("No autorizado.pdf")[0].hash), 400, "invalid_request")
+	})
+	t.Run("token of another client", func(t *testing.T) {
+		// The token names its client: b's API key with a's token as SAD.
+		r := b.call("signatures/signHash", b.key, map[string]any{"credentialID": w.cred, "SAD": at,
+			"hashes": []string{base64.StdEncoding.EncodeToString(ds[0].hash)}, "hashAlgorithmOID": oidSHA256, "signAlgo": oidECDSA256})
+		wantErr(t, "signHash", r, 400, "invalid_request")
+	})
+	t.Run("token reused past numSignatures", func(t *testing.T) {
+		if r := a.signHash(at, w.cred, ds[0].hash); r.status != 200 {
+			t.Fatalf("first use: %s", r.raw)
+		}
+		wantErr(t, "signHash again", a.signHash(at, w.cred, ds[0].hash), 400, "invalid_request")
+	})
+	t.Run("revoked token", func(t *testing.T) {
+		if r := a.form("revoke", a.id, a.key, url.Values{"token": {at}}); r.status != 200 {
+			t.Fatalf("revoke: %d %s", r.status, r.raw)
+		}
+		wantErr(t, "signHash after revoke", a.signHash(at, w.cred, ds[1].hash), 400, "invalid_request")
+	})
+	t.Run("expired token", func(t *testing.T) {
+		v, ch := pkce(t)
+		at := a.token(w.approve(t, a, ds, ch), v).str("access_token")
+		w.clock.Add(6 * time.Minute) // the SAD lives 5
+		wantErr(t, "signHash", a.signHash(at, w.cred, ds[0].hash), 401, "invalid_token")
+	})
+	t.Run("expired code", func(t *testing.T) {
+		v, ch := pkce(t)
+		code := w.approve(t, a, ds, ch)
+		w.clock.Add(2 * time.Minute) // the code lives 1
+		wantErr(t, "token", a.token(code, v), 400, "invalid_grant")
+	})
+	t.Run("citizen rejects", func(t *testing.T) {
+		w.clock.Add(time.Minute)
+		h := newHTTPCitizen(t, w.s.Server.URL)
+		h.open(a.authorizeURL(a.pushed(w.cred, ds, challenge, "rj")))
+		h.post("login", url.Values{"citizen": {w.citizen}, "password": {stack.Password}})
+		st, _, loc := h.post("reject", url.Values{})
+		u, _ := url.Parse(loc)
+		if st != http.StatusSeeOther || !strings.HasPrefix(loc, a.redirect+"?") || u.Query().Get("error") != "access_denied" ||
+			u.Query().Get("state") != "rj" || u.Query().Has("code") {
+			t.Fatalf("reject: %d %s", st, loc)
+		}
+		// The request is over: the page offers nothing more.
+		if _, body, _ := h.get(h.base + h.page); !strings.Contains(body, "terminado") || strings.Contains(body, `id="approve"`) {
+			t.Fatalf("page after reject:\n%s", body)
+		}
+	})
+	t.Run("citizen of another DNI signs in", func(t *testing.T) {
+		w.clock.Add(time.Minute)
+		h := newHTTPCitizen(t, w.s.Server.URL)
+		h.open(a.authorizeURL(a.pushed(w.cred, ds, challenge, "x")))
+		sent := w.s.SMSCount(other)
+		st, body, _ := h.post("login", url.Values{"citizen": {other}, "password": {stack.Password}})
+		if st != http.StatusForbidden || !strings.Contains(body, "another citizen") || w.s.SMSCount(other) != sent {
+			t.Fatalf("another citizen: %d, SMS %d -> %d\n%s", st, sent, w.s.SMSCount(other), body)
+		}
+	})
+	t.Run("revoked certificate", func(t *testing.T) {
+		third := w.s.Advanced(16180339, "Elena", "Mora Gil")
+		cred := w.s.Certificate(third).ID
+		v, ch := pkce(t)
+		h := newHTTPCitizen(t, w.s.Server.URL)
+		h.open(a.authorizeURL(a.pushed(cred, ds, ch, "rv")))
+		h.post("login", url.Values{"citizen": {third}, "password": {stack.Password}})
+		otp, _ := w.s.LastOTP(third)
+		_, _, loc := h.post("approve", url.Values{"otp": {otp}})
+		u, _ := url.Parse(loc)
+		if _, err := w.s.CA.Revoke(w.s.Ctx, cred, 1); err != nil {
+			t.Fatal(err)
+		}
+		wantErr(t, "token for a revoked certificate", a.token(u.Query().Get("code"), v), 403, "access_denied")
+		// And no new request gets past sign-in.
+		h = newHTTPCitizen(t, w.s.Server.URL)
+		h.open(a.authorizeURL(a.pushed(cred, ds, ch, "rv2")))
+		if st, body, _ := h.post("login", url.Values{"citizen": {third}, "password": {stack.Password}}); st != http.StatusForbidden || !strings.Contains(body, "revoked") {
+			t.Fatalf("sign-in with a revoked certificate: %d\n%s", st, body)
+		}
+	})
+	t.Run("three wrong SMS codes lock the citizen for every client", func(t *testing.T) {
+		w.clock.Add(time.Minute)
+		h := newHTTPCitizen(t, w.s.Server.URL)
+		h.open(a.authorizeURL(a.pushed(w.cred, ds, challenge, "lk")))
+		h.post("login", url.Values{"citizen": {w.citizen}, "password": {stack.Password}})
+		right, _ := w.s.LastOTP(w.citizen)
+		wrong := "000000"
+		if right == wrong {
+			wrong = "999999"
+		}
+		var body string
+		for range 3 {
+			_, body, _ = h.post("approve", url.Values{"otp": {wrong}})
+		}
+		if !strings.Contains(body, "locked") {
+			t.Fatalf("after three wrong codes:\n%s", body)
+		}
+		// Not even the right code now.
+		if st, _, _ := h.post("approve", url.Values{"otp": {right}}); st == http.StatusSeeOther {
+			t.Fatal("the right code passed the lock")
+		}
+		// Another client, on the explicit path: locked too.
+		wantErr(t, "explicit sendOTP by another portal", b.call("credentials/sendOTP", b.key, map[string]any{"credentialID": w.cred}), 403, "access_denied")
+		// Another client's consent request: signed in, but no code is sent.
+		hb := newHTTPCitizen(t, w.s.Server.URL)
+		_, chb := pkce(t)
+		hb.open(b.authorizeURL(b.pushed(w.cred, ds, chb, "lkb")))
+		sent := w.s.SMSCount(w.citizen)
+		if _, body, _ := hb.post("login", url.Values{"citizen": {w.citizen}, "password": {stack.Password}}); !strings.Contains(body, "locked") || w.s.SMSCount(w.citizen) != sent {
+			t.Fatalf("another client's sign-in while locked sent a code or said nothing:\n%s", body)
+		}
+	})
+}
