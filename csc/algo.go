@@ -5,8 +5,8 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/base64"
-	"strings"
 	"fmt"
+	"strings"
 
 	"github.com/firma-cloud/firma/keystore"
 )

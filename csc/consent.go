@@ -169,4 +169,3 @@ func (s *Service) RevokeToken(ctx context.Context, caller Caller, tok string) er
 	s.log.InfoContext(ctx, "csc token revoked", "portal", caller.ID, "credential", sad.CredentialID, "unsigned", len(left))
 	return nil
 }
-

@@ -224,9 +224,9 @@ func (c *testClock) Add(d time.Duration) { c.mu.Lock(); c.off += d; c.mu.Unlock(
 func newOAuthWorld(t *testing.T) *oauthWorld {
 	w := &oauthWorld{cb: &callback{}, clock: &testClock{}}
 	w.s = stack.New(t, stack.Options{OAuth: true,
-		CSC: func(o *csc.Options) { o.Clock = w.clock.Now },
+		CSC:          func(o *csc.Options) { o.Clock = w.clock.Now },
 		OAuthOptions: func(o *oauth.Options) { o.Clock = w.clock.Now },
-		Mux: func(s *stack.Stack, mux *http.ServeMux) { mux.Handle("/client/cb", w.cb) }})
+		Mux:          func(s *stack.Stack, mux *http.ServeMux) { mux.Handle("/client/cb", w.cb) }})
 	w.citizen = w.s.Advanced(31415926, "Lucía", "García Pérez")
 	w.cred = w.s.Certificate(w.citizen).ID
 	base := w.s.Server.URL + "/csc/v2"

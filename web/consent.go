@@ -2,8 +2,8 @@ package web
 
 import (
 	"bytes"
-	_ "embed"
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"html/template"
@@ -104,7 +104,9 @@ func (p *consentPage) C(key string, args ...any) string {
 }
 
 // Action is the URL a form of the page posts to.
-func (p *consentPage) Action(step string) string { return ConsentPath + url.PathEscape(p.ID) + "/" + step }
+func (p *consentPage) Action(step string) string {
+	return ConsentPath + url.PathEscape(p.ID) + "/" + step
+}
 
 // CommonName is the approval page's.
 func (p *consentPage) CommonName(dn string) string { return (&page{}).CommonName(dn) }

@@ -85,8 +85,8 @@ type Options struct {
 	// client, SMSRate the approval page's code sends and resends; a
 	// client over it gets the page with a 429 and Retry-After. Nil: no
 	// limit.
-	LoginRate  *limit.Clients
-	SMSRate    *limit.Clients
+	LoginRate *limit.Clients
+	SMSRate   *limit.Clients
 	// Consents, if set, serves the CSC API's OAuth 2.0 consent page at
 	// ConsentPath (consent.go).
 	Consents   Consents

@@ -34,8 +34,9 @@ var setups = []step{
 	{"verify", (*app).setupVerify},
 	{"registry", (*app).setupRegistry},
 	{"transactions", (*app).setupTransactions},
-	{"web", (*app).setupWeb},
+	// Before web: the approval page serves the CSC consent page too.
 	{"csc", (*app).setupCSC},
+	{"web", (*app).setupWeb},
 }
 
 // Exit codes: 2 for a bad command line or configuration, 1 for anything

@@ -446,3 +446,23 @@ func randomToken() (string, error) {
 
 // Hex is a digest as the consent page shows it.
 func Hex(b []byte) string { return strings.ToUpper(hex.EncodeToString(b)) }
+
+// Run deletes requests that expired more than an hour ago, every
+// interval until ctx ends; the hour keeps a late code answered "expired"
+// rather than "unknown".
+func (s *Server) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.opt.Store.DeleteExpiredOAuthRequests(ctx, s.now().Add(-time.Hour)); err != nil {
+				s.log.WarnContext(ctx, "oauth: purge expired requests", "err", err)
+			} else if n > 0 {
+				s.log.DebugContext(ctx, "oauth: purged expired requests", "count", n)
+			}
+		}
+	}
+}
