@@ -156,6 +156,9 @@ func fmtHash(h crypto.Hash) string {
 	return fmt.Sprint(h)
 }
 
+// DecodeBase64 is decodeB64 for the transport (signDoc's documents).
+func DecodeBase64(s string) ([]byte, error) { return decodeB64(s) }
+
 // decodeB64 is the one base64 rule of every binary parameter (hashes,
 // signAlgoParams): the standard and the URL-safe alphabets, padded or
 // not, as clients send all four. The padding, when present, must be

@@ -42,8 +42,8 @@ type SignAlgorithms struct {
 	Algos []string `json:"algos"`
 }
 
-// SignatureFormats are the formats signDoc builds: none while signDoc is
-// not served, so that a client does not send documents it would refuse.
+// SignatureFormats are the formats signDoc builds (C: CAdES, P: PAdES)
+// and, for each, the envelope properties it offers.
 type SignatureFormats struct {
 	Formats            []string   `json:"formats"`
 	EnvelopeProperties [][]string `json:"envelope_properties"`
@@ -51,15 +51,16 @@ type SignatureFormats struct {
 
 // Methods lists the API methods served besides info (which every client
 // may call without credentials).
-var Methods = []string{"credentials/list", "credentials/info", "credentials/sendOTP", "credentials/authorize", "signatures/signHash"}
+var Methods = []string{"credentials/list", "credentials/info", "credentials/sendOTP", "credentials/authorize", "signatures/signHash", "signatures/signDoc"}
 
 // Info describes the service.
 func (s *Service) Info() *InfoResponse {
 	out := &InfoResponse{Specs: Spec, Name: s.opt.Name, Logo: s.opt.Logo, Region: s.opt.Region, Lang: s.opt.Lang,
 		Description: s.opt.Description, AuthType: []string{"external", "tls"},
-		Methods:          append([]string{"info"}, s.Methods()...),
-		SignAlgorithms:   SignAlgorithms{Algos: allSignAlgos()},
-		SignatureFormats: SignatureFormats{Formats: []string{}, EnvelopeProperties: [][]string{}}}
+		Methods:           append([]string{"info"}, s.Methods()...),
+		SignAlgorithms:    SignAlgorithms{Algos: allSignAlgos()},
+		SignatureFormats:  SignatureFormats{Formats: SignDocFormats, EnvelopeProperties: SignDocEnvelopes},
+		ConformanceLevels: SignDocConformanceLevels}
 	if s.opt.OAuth2URL != "" {
 		out.AuthType = append(out.AuthType, "oauth2code")
 		out.OAuth2 = s.opt.OAuth2URL

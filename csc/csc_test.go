@@ -233,7 +233,7 @@ func TestInfo(t *testing.T) {
 		var info csc.InfoResponse
 		json.NewDecoder(resp.Body).Decode(&info)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || info.Specs != csc.Spec || len(info.Methods) != 6 || info.Region != "ES" {
+		if resp.StatusCode != http.StatusOK || info.Specs != csc.Spec || len(info.Methods) != 7 || info.Region != "ES" {
 			t.Fatalf("%s info: %d %+v", method, resp.StatusCode, info)
 		}
 	}

@@ -610,21 +610,9 @@ func (s *Service) SignHash(ctx context.Context, caller Caller, r SignHashRequest
 	if strings.TrimSpace(r.CredentialID) == "" {
 		return nil, invalid("missing string parameter credentialID")
 	}
-	sad, err := s.opt.Store.SAD(ctx, sadID(r.SAD))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, invalid("invalid parameter SAD")
-	}
+	sad, now, err := s.liveSAD(ctx, caller, r.CredentialID, r.SAD)
 	if err != nil {
-		return nil, internal(err)
-	}
-	// A SAD of another portal or credential is as good as no SAD: the
-	// answer does not tell it exists.
-	if sad.Caller != caller.ID || sad.CredentialID != r.CredentialID {
-		return nil, invalid("invalid parameter SAD")
-	}
-	now := s.now().UTC()
-	if !now.Before(sad.ExpiresAt) {
-		return nil, invalid("SAD expired: authorize again")
+		return nil, err
 	}
 	if r.HashAlgorithm != "" && r.HashAlgorithm != sad.HashAlgo {
 		return nil, invalid("hashAlgorithmOID %s is not the %s the SAD was authorised for", r.HashAlgorithm, sad.HashAlgo)
@@ -634,16 +622,8 @@ func (s *Service) SignHash(ctx context.Context, caller Caller, r SignHashRequest
 	if err != nil {
 		return nil, err
 	}
-	if left := sad.NumSignatures - sad.Used; len(hashes) > left {
-		return nil, invalid("Hash is not authorized by the SAD: %d hashes asked but it allows %d more (numSignatures %d, %d used)", len(hashes), left, sad.NumSignatures, sad.Used)
-	}
-	for i, d := range hashes {
-		if !containsHash(sad.Hashes, d) {
-			return nil, invalid("Hash is not authorized by the SAD: hashes[%d] is not one it lists", i)
-		}
-		if containsHash(sad.Spent, d) {
-			return nil, invalid("Hash is not authorized by the SAD: hashes[%d] was already signed with it; each hash is signed once", i)
-		}
+	if err := sadAllows(sad, hashes); err != nil {
+		return nil, err
 	}
 	c, err := s.credential(ctx, sad.CredentialID)
 	if err != nil {
@@ -688,6 +668,49 @@ func (s *Service) SignHash(ctx context.Context, caller Caller, r SignHashRequest
 	s.m.signatures.WithLabelValues("ok").Add(float64(len(hashes)))
 	s.log.InfoContext(ctx, "csc hashes signed", "portal", caller.ID, "credential", c.cert.ID, "count", len(sigs))
 	return sigs, nil
+}
+
+// liveSAD loads the SAD the caller names for the credential, unexpired.
+func (s *Service) liveSAD(ctx context.Context, caller Caller, credentialID, text string) (*store.SAD, time.Time, error) {
+	sad, err := s.opt.Store.SAD(ctx, sadID(text))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, time.Time{}, invalid("invalid parameter SAD")
+	}
+	if err != nil {
+		return nil, time.Time{}, internal(err)
+	}
+	// A SAD of another portal or credential is as good as no SAD: the
+	// answer does not tell it exists.
+	if sad.Caller != caller.ID || sad.CredentialID != credentialID {
+		return nil, time.Time{}, invalid("invalid parameter SAD")
+	}
+	now := s.now().UTC()
+	if !now.Before(sad.ExpiresAt) {
+		return nil, time.Time{}, invalid("SAD expired: authorize again")
+	}
+	return sad, now, nil
+}
+
+// sadAllows checks every hash is one the SAD lists, not yet signed, and
+// within numSignatures.
+func sadAllows(sad *store.SAD, hashes [][]byte) error {
+	if left := sad.NumSignatures - sad.Used; len(hashes) > left {
+		return invalid("Hash is not authorized by the SAD: %d hashes asked but it allows %d more (numSignatures %d, %d used)", len(hashes), left, sad.NumSignatures, sad.Used)
+	}
+	seen := make(map[string]bool, len(hashes))
+	for i, d := range hashes {
+		if !containsHash(sad.Hashes, d) {
+			return invalid("Hash is not authorized by the SAD: hashes[%d] is not one it lists", i)
+		}
+		if containsHash(sad.Spent, d) {
+			return invalid("Hash is not authorized by the SAD: hashes[%d] was already signed with it; each hash is signed once", i)
+		}
+		if seen[string(d)] {
+			return invalid("hashes[%d] repeats an earlier one: each hash is signed once", i)
+		}
+		seen[string(d)] = true
+	}
+	return nil
 }
 
 // sadEvidence is a CSC signature's consent: the SAD the citizen

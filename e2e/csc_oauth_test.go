@@ -147,9 +147,10 @@ func (c *cscClient) pushed(credentialID string, ds []doc, challenge, state strin
 	c.t.Helper()
 	r := c.push(url.Values{"response_type": {"code"}, "client_id": {c.id}, "redirect_uri": {c.redirect}, "code_challenge": {challenge},
 		"code_challenge_method": {"S256"}, "state": {state}, "authorization_details": {details(credentialID, ds)}})
-	if r.status != http.StatusCreated || !strings.HasPrefix(r.str("request_uri"), "urn:ietf:params:oauth:request_uri:") || r.body["expires_in"] == nil {
+	if r.status != http.StatusCreated {
 		c.t.Fatalf("PAR: %d %s", r.status, r.raw)
 	}
+	cscConforms(c.t, "oauth2_pushed_authorize", r.raw)
 	return r.str("request_uri")
 }
 
@@ -180,6 +181,7 @@ func wantErr(t *testing.T, what string, r reply, status int, code string) {
 	if r.status != status || r.str("error") != code {
 		t.Fatalf("%s: got %d %s, want %d %s", what, r.status, r.raw, status, code)
 	}
+	cscConforms(t, "error", r.raw)
 }
 
 // callback is the client's redirect endpoint: it records what the
@@ -240,6 +242,7 @@ func newOAuthWorld(t *testing.T) *oauthWorld {
 	if info.status != 200 || !slices.Contains(types, any("oauth2code")) || info.str("oauth2") == "" {
 		t.Fatalf("info: %s", info.raw)
 	}
+	cscConforms(t, "info", info.raw)
 	w.a.oauth2, w.b.oauth2 = info.str("oauth2"), info.str("oauth2")
 	return w
 }
@@ -341,9 +344,19 @@ func TestCSCOAuthFlow(t *testing.T) {
 	if list.status != 200 || len(ids) != 1 || ids[0] != w.cred {
 		t.Fatalf("credentials/list: %s", list.raw)
 	}
+	// Four documents: two digests for signHash, one for a CAdES signature
+	// from signDoc's documentDigests, and a PDF signed whole as PAdES by
+	// signDoc's documents (its digest is of the whole file).
 	ds := docs("Contrato de arrendamiento.pdf", "Anexo I - inventario.pdf")
+	cadesDoc := []byte("Acta de la junta de propietarios, 3 de diciembre\n")
+	pdf, err := os.ReadFile("../signer/testdata/simple.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cadesSum, pdfSum := sha256.Sum256(cadesDoc), sha256.Sum256(pdf)
+	all := append(slices.Clone(ds), doc{label: "Acta.txt", hash: cadesSum[:]}, doc{label: "Escritura.pdf", hash: pdfSum[:]})
 	verifier, challenge := pkce(t)
-	requestURI := c.pushed(w.cred, ds, challenge, "xyz-state")
+	requestURI := c.pushed(w.cred, all, challenge, "xyz-state")
 
 	ctx := browser(t)
 	do(t, ctx, "open authorize", chromedp.Navigate(c.authorizeURL(requestURI)), chromedp.WaitVisible(chromedp.CSS("#citizen")))
@@ -380,6 +393,7 @@ func TestCSCOAuthFlow(t *testing.T) {
 	if _, ok := tok.body["authorization_details"].([]any); !ok {
 		t.Fatalf("token answer without authorization_details: %s", tok.raw)
 	}
+	cscConforms(t, "oauth2_token", tok.raw)
 	at := tok.str("access_token")
 
 	list = c.call("credentials/list", at, map[string]any{"credentialInfo": true})
@@ -387,18 +401,103 @@ func TestCSCOAuthFlow(t *testing.T) {
 	if list.status != 200 || len(ids) != 1 || ids[0] != w.cred {
 		t.Fatalf("credentials/list with the token: %s", list.raw)
 	}
-	info := c.call("credentials/info", at, map[string]any{"credentialID": w.cred, "certInfo": true})
+	cscConforms(t, "credentials_list", list.raw)
+	info := c.call("credentials/info", at, map[string]any{"credentialID": w.cred, "certInfo": true, "certificates": "chain"})
 	auth, _ := info.body["auth"].(map[string]any)
 	if info.status != 200 || auth["mode"] != "oauth2code" {
 		t.Fatalf("credentials/info: %s", info.raw)
 	}
+	cscConforms(t, "credentials_info", info.raw)
 	sig := c.signHash(at, w.cred, ds[0].hash, ds[1].hash)
 	sigs, _ := sig.body["signatures"].([]any)
 	if sig.status != 200 || len(sigs) != 2 {
 		t.Fatalf("signHash: %d %s", sig.status, sig.raw)
 	}
+	cscConforms(t, "signatures_signHash", sig.raw)
 	certs, _ := info.body["cert"].(map[string]any)["certificates"].([]any)
 	opensslVerify(t, certs[0].(string), ds, sigs)
+
+	sd := c.call("signatures/signDoc", at, map[string]any{"credentialID": w.cred,
+		"documentDigests": []map[string]any{{"hashes": []string{base64.StdEncoding.EncodeToString(cadesSum[:])}, "hashAlgorithmOID": oidSHA256,
+			"signature_format": "C", "conformance_level": "Ades-B-B", "signAlgo": oidECDSA256, "signed_envelope_property": "Detached"}},
+		"documents": []map[string]any{{"document": base64.StdEncoding.EncodeToString(pdf), "signature_format": "P",
+			"conformance_level": "Ades-B-B", "signAlgo": oidECDSA256}}})
+	objs, _ := sd.body["SignatureObject"].([]any)
+	signed, _ := sd.body["DocumentWithSignature"].([]any)
+	if sd.status != 200 || len(objs) != 1 || len(signed) != 1 {
+		t.Fatalf("signDoc: %d %s", sd.status, sd.raw)
+	}
+	cscConforms(t, "signatures_signDoc", sd.raw)
+	var chain []string
+	for _, x := range certs[1:] {
+		chain = append(chain, x.(string))
+	}
+	checkCAdES(t, chain, cadesDoc, objs[0].(string))
+	checkPAdES(t, chain, pdf, signed[0].(string))
+	// Every authorised digest is spent now.
+	wantErr(t, "signDoc again", c.call("signatures/signDoc", at, map[string]any{"credentialID": w.cred,
+		"documentDigests": []map[string]any{{"hashes": []string{base64.StdEncoding.EncodeToString(cadesSum[:])}, "hashAlgorithmOID": oidSHA256,
+			"signature_format": "C", "signAlgo": oidECDSA256}}}), 400, "invalid_request")
+}
+
+// caFile writes the CA certificates (base64 DER) as one PEM file.
+func caFile(t *testing.T, dir string, chain []string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	for _, c := range chain {
+		der, _ := base64.StdEncoding.DecodeString(c)
+		pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: der})
+	}
+	p := filepath.Join(dir, "ca.pem")
+	os.WriteFile(p, buf.Bytes(), 0o600)
+	return p
+}
+
+// checkCAdES verifies a detached CMS over content with openssl cms, up to
+// the CA that credentials/info returned.
+func checkCAdES(t *testing.T, chain []string, content []byte, sigB64 string) {
+	t.Helper()
+	dir := t.TempDir()
+	sig, _ := base64.StdEncoding.DecodeString(sigB64)
+	cf, sf := filepath.Join(dir, "content"), filepath.Join(dir, "sig.p7s")
+	os.WriteFile(cf, content, 0o600)
+	os.WriteFile(sf, sig, 0o600)
+	out, err := exec.Command("openssl", "cms", "-verify", "-binary", "-content", cf, "-inform", "DER", "-in", sf,
+		"-CAfile", caFile(t, dir, chain), "-purpose", "any", "-out", os.DevNull).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Verification successful") {
+		t.Fatalf("openssl cms -verify: %v\n%s", err, out)
+	}
+}
+
+// checkPAdES checks the signed PDF with qpdf and pdfsig, trusting the CA
+// root that credentials/info returned.
+func checkPAdES(t *testing.T, chain []string, original []byte, signedB64 string) {
+	t.Helper()
+	dir := t.TempDir()
+	signed, _ := base64.StdEncoding.DecodeString(signedB64)
+	if !bytes.HasPrefix(signed, original) {
+		t.Fatal("the signed PDF is not an incremental update of the original")
+	}
+	p := filepath.Join(dir, "signed.pdf")
+	os.WriteFile(p, signed, 0o600)
+	if out, err := exec.Command("qpdf", "--check", p).CombinedOutput(); err != nil {
+		t.Fatalf("qpdf --check: %v\n%s", err, out)
+	}
+	nss := filepath.Join(dir, "nss")
+	os.Mkdir(nss, 0o700)
+	if out, err := exec.Command("certutil", "-N", "-d", "sql:"+nss, "--empty-password").CombinedOutput(); err != nil {
+		t.Fatalf("certutil -N: %v\n%s", err, out)
+	}
+	root := filepath.Join(dir, "root.pem")
+	der, _ := base64.StdEncoding.DecodeString(chain[len(chain)-1])
+	os.WriteFile(root, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	if out, err := exec.Command("certutil", "-A", "-d", "sql:"+nss, "-n", "root", "-t", "CT,C,C", "-i", root).CombinedOutput(); err != nil {
+		t.Fatalf("certutil -A: %v\n%s", err, out)
+	}
+	out, _ := exec.Command("pdfsig", "-nssdir", "sql:"+nss, p).CombinedOutput()
+	if !strings.Contains(string(out), "Signature Validation: Signature is Valid.") {
+		t.Fatalf("pdfsig:\n%s", out)
+	}
 }
 
 // opensslVerify checks each raw ECDSA signature over its digest with

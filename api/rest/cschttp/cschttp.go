@@ -29,6 +29,10 @@ import (
 // plus the rest fit well within it.
 const maxBody = 1 << 20
 
+// maxDocBody bounds signDoc's body, which carries whole documents in
+// base64.
+const maxDocBody = 16 << 20
+
 // Prefix is where the API is mounted.
 const Prefix = "/csc/v2/"
 
@@ -66,6 +70,7 @@ func register(mux rest.Router, svc *csc.Service, portals portal.Authenticator, l
 	mux.Handle("POST "+Prefix+"credentials/sendOTP", s.authed(portals, "credentials/sendOTP", s.serveSendOTP))
 	mux.Handle("POST "+Prefix+"credentials/authorize", s.authed(portals, "credentials/authorize", s.serveAuthorize))
 	mux.Handle("POST "+Prefix+"signatures/signHash", s.authed(portals, "signatures/signHash", s.serveSignHash))
+	mux.Handle("POST "+Prefix+"signatures/signDoc", s.authed(portals, "signatures/signDoc", s.serveSignDoc))
 	// Anything else under the prefix, wrong methods included, gets a CSC
 	// error rather than the mux's plain-text one.
 	mux.HandleFunc(Prefix, func(w http.ResponseWriter, r *http.Request) {
@@ -90,7 +95,11 @@ func (s *server) authed(portals portal.Authenticator, method string, h handlerFu
 		caller, err := authenticate(ctx, s.svc, portals, r)
 		if err == nil {
 			var body []byte
-			if body, err = readBody(w, r); err == nil {
+			limit := int64(maxBody)
+			if method == "signatures/signDoc" {
+				limit = maxDocBody
+			}
+			if body, err = readBody(w, r, limit); err == nil {
 				var out any
 				if out, err = h(ctx, caller, body); err == nil {
 					s.svc.CountRequest(method, "ok")
@@ -176,7 +185,7 @@ func authenticate(ctx context.Context, svc *csc.Service, portals portal.Authenti
 	return csc.Caller{ID: p.ID, Name: p.Name}, nil
 }
 
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+func readBody(w http.ResponseWriter, r *http.Request, maxBody int64) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
