@@ -720,3 +720,59 @@ func TestCSCOAuthRefusals(t *testing.T) {
 		}
 	})
 }
+
+// TestCSCOAuthScopeCredential: the plain form of CSC v2.2 8.3.2
+// (scope=credential with credentialID, numSignatures, comma-separated
+// base64url hashes and hashAlgorithmOID), sent whole on the front channel
+// without PAR; and the authorization_details form sent the same way.
+func TestCSCOAuthScopeCredential(t *testing.T) {
+	w := newOAuthWorld(t)
+	c := w.a
+	ds := docs("Modelo 100.pdf", "Certificado de empadronamiento.pdf")
+	var b64 []string
+	for _, d := range ds {
+		b64 = append(b64, base64.RawURLEncoding.EncodeToString(d.hash))
+	}
+	for _, form := range []url.Values{
+		{"scope": {"credential"}, "credentialID": {w.cred}, "numSignatures": {"2"}, "hashes": {strings.Join(b64, ",")}, "hashAlgorithmOID": {oidSHA256}},
+		{"authorization_details": {details(w.cred, ds)}},
+	} {
+		verifier, challenge := pkce(t)
+		q := url.Values{"response_type": {"code"}, "client_id": {c.id}, "redirect_uri": {c.redirect}, "code_challenge": {challenge},
+			"code_challenge_method": {"S256"}, "state": {"front"}}
+		for k, v := range form {
+			q[k] = v
+		}
+		h := newHTTPCitizen(t, w.s.Server.URL)
+		if st, body := h.open(c.oauth2 + "/oauth2/authorize?" + q.Encode()); st != 200 || !strings.Contains(body, ds[1].label) && form.Has("authorization_details") {
+			t.Fatalf("consent page: %d\n%s", st, body)
+		}
+		h.post("login", url.Values{"citizen": {w.citizen}, "password": {stack.Password}})
+		otp, _ := w.s.LastOTP(w.citizen)
+		st, _, loc := h.post("approve", url.Values{"otp": {otp}})
+		u, _ := url.Parse(loc)
+		if st != http.StatusSeeOther || u.Query().Get("state") != "front" {
+			t.Fatalf("approve: %d %s", st, loc)
+		}
+		tok := c.token(u.Query().Get("code"), verifier)
+		if tok.status != 200 {
+			t.Fatalf("token: %s", tok.raw)
+		}
+		cscConforms(t, "oauth2_token", tok.raw)
+		if form.Has("scope") && tok.str("scope") != "credential" {
+			t.Fatalf("token scope: %s", tok.raw)
+		}
+		if r := c.signHash(tok.str("access_token"), w.cred, ds[0].hash, ds[1].hash); r.status != 200 {
+			t.Fatalf("signHash: %s", r.raw)
+		}
+		w.clock.Add(31 * time.Second)
+	}
+	// The plain form with a count that does not match its hashes.
+	_, challenge := pkce(t)
+	wantErr(t, "numSignatures mismatch", c.push(url.Values{"response_type": {"code"}, "client_id": {c.id}, "redirect_uri": {c.redirect},
+		"code_challenge": {challenge}, "code_challenge_method": {"S256"}, "scope": {"credential"}, "credentialID": {w.cred},
+		"numSignatures": {"3"}, "hashes": {strings.Join(b64, ",")}, "hashAlgorithmOID": {oidSHA256}}), 400, "invalid_request")
+	// A scope this server does not offer.
+	wantErr(t, "scope service", c.push(url.Values{"response_type": {"code"}, "client_id": {c.id}, "redirect_uri": {c.redirect},
+		"code_challenge": {challenge}, "code_challenge_method": {"S256"}, "scope": {"service"}}), 400, "invalid_scope")
+}
