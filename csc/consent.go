@@ -141,9 +141,22 @@ func (s *Service) MaxSignatures() int { return s.opt.MaxSignatures }
 func (s *Service) TokenCaller(ctx context.Context, tok string) (Caller, bool) {
 	sad, err := s.opt.Store.SAD(ctx, sadID(tok))
 	if err != nil || !s.now().Before(sad.ExpiresAt) {
+		if s.serviceTokens != nil {
+			if client, ok := s.serviceTokens(ctx, tok); ok {
+				// Service scope: the client as with its API key.
+				return Caller{ID: client}, true
+			}
+		}
 		return Caller{}, false
 	}
 	return Caller{ID: sad.Caller, Token: tok, Citizen: sad.CitizenID}, true
+}
+
+// SetServiceTokens lets TokenCaller accept the authorisation server's
+// service-scope access tokens (client_credentials): lookup returns the
+// client a live one belongs to. csc/oauth sets it in New.
+func (s *Service) SetServiceTokens(lookup func(ctx context.Context, tok string) (client string, ok bool)) {
+	s.serviceTokens = lookup
 }
 
 // RevokeToken ends a SAD at once: every hash it has not signed is spent.

@@ -62,7 +62,7 @@ func (s *Service) Info() *InfoResponse {
 		SignatureFormats:  SignatureFormats{Formats: SignDocFormats, EnvelopeProperties: SignDocEnvelopes},
 		ConformanceLevels: SignDocConformanceLevels}
 	if s.opt.OAuth2URL != "" {
-		out.AuthType = append(out.AuthType, "oauth2code")
+		out.AuthType = append(out.AuthType, "oauth2code", "oauth2client")
 		out.OAuth2 = s.opt.OAuth2URL
 		out.Methods = append(out.Methods, OAuthMethods...)
 	}

@@ -118,6 +118,8 @@ type Service struct {
 	log *slog.Logger
 	now func() time.Time
 	m   *metrics
+	// serviceTokens looks up service-scope OAuth tokens (SetServiceTokens).
+	serviceTokens func(ctx context.Context, tok string) (string, bool)
 }
 
 // New returns a Service.

@@ -776,3 +776,38 @@ func TestCSCOAuthScopeCredential(t *testing.T) {
 	wantErr(t, "scope service", c.push(url.Values{"response_type": {"code"}, "client_id": {c.id}, "redirect_uri": {c.redirect},
 		"code_challenge": {challenge}, "code_challenge_method": {"S256"}, "scope": {"service"}}), 400, "invalid_scope")
 }
+
+// TestCSCOAuthClientCredentials: a service-scope token (client_credentials)
+// stands for the client as its API key does: it lists a citizen's
+// credentials, but signs nothing, and ends when revoked.
+func TestCSCOAuthClientCredentials(t *testing.T) {
+	w := newOAuthWorld(t)
+	c := w.a
+	tok := c.form("token", c.id, c.key, url.Values{"grant_type": {"client_credentials"}, "scope": {"service"}})
+	if tok.status != 200 || tok.str("scope") != "service" {
+		t.Fatalf("client_credentials: %d %s", tok.status, tok.raw)
+	}
+	cscConforms(t, "oauth2_token", tok.raw)
+	at := tok.str("access_token")
+	list := c.call("credentials/list", at, map[string]any{"userID": w.citizen})
+	if ids, _ := list.body["credentialIDs"].([]any); list.status != 200 || len(ids) != 1 {
+		t.Fatalf("credentials/list with a service token: %s", list.raw)
+	}
+	wantErr(t, "signHash with a service token", c.signHash(at, w.cred, docs("x")[0].hash), 400, "invalid_request")
+	wantErr(t, "credential scope by client_credentials", c.form("token", c.id, c.key,
+		url.Values{"grant_type": {"client_credentials"}, "scope": {"credential"}}), 400, "invalid_scope")
+	wantErr(t, "unknown grant", c.form("token", c.id, c.key, url.Values{"grant_type": {"password"}}), 400, "unsupported_grant_type")
+	// Another client cannot revoke it; its own client can.
+	w.b.form("revoke", w.b.id, w.b.key, url.Values{"token": {at}})
+	if r := c.call("credentials/list", at, map[string]any{"userID": w.citizen}); r.status != 200 {
+		t.Fatalf("revoked by another client: %s", r.raw)
+	}
+	if r := c.form("revoke", c.id, c.key, url.Values{"token": {at}}); r.status != 200 {
+		t.Fatalf("revoke: %s", r.raw)
+	}
+	wantErr(t, "credentials/list after revoke", c.call("credentials/list", at, map[string]any{"userID": w.citizen}), 401, "invalid_token")
+	// And it expires.
+	at = c.form("token", c.id, c.key, url.Values{"grant_type": {"client_credentials"}}).str("access_token")
+	w.clock.Add(11 * time.Minute)
+	wantErr(t, "credentials/list after expiry", c.call("credentials/list", at, map[string]any{"userID": w.citizen}), 401, "invalid_token")
+}

@@ -12,6 +12,11 @@ const (
 	OAuthApproved  = "approved"  // the citizen approved with the SMS code; a code was issued
 	OAuthRejected  = "rejected"  // the citizen said no
 	OAuthExchanged = "exchanged" // the code was exchanged for a token
+
+	// A service-scope access token (client_credentials) is kept as a
+	// request of scope "service" in this status, its ID the token's hash.
+	OAuthServiceToken = "service_token"
+	OAuthRevoked      = "revoked" // a service token revoked by its client
 )
 
 // OAuthDigest is one document digest the citizen is asked to authorise.

@@ -56,7 +56,7 @@ func (s *Server) load(ctx context.Context, id string) (*store.OAuthRequest, erro
 	if err != nil {
 		return nil, internal(err)
 	}
-	if !s.now().Before(r.ExpiresAt) && (r.Status == store.OAuthPushed || r.Status == store.OAuthSignedIn) {
+	if r.Scope != "credential" || (!s.now().Before(r.ExpiresAt) && (r.Status == store.OAuthPushed || r.Status == store.OAuthSignedIn)) {
 		return nil, ErrUnknownRequest
 	}
 	return r, nil
@@ -244,10 +244,12 @@ type Token struct {
 func (s *Server) Exchange(ctx context.Context, c *Client, q url.Values) (*Token, error) {
 	switch gt := q.Get("grant_type"); gt {
 	case "authorization_code":
+	case "client_credentials":
+		return s.serviceToken(ctx, c, q)
 	case "":
 		return nil, invalid("missing parameter grant_type")
 	default:
-		return nil, fail(errs.Invalid, CodeUnsupportedGrantType, "grant_type %q is not offered; use authorization_code", gt)
+		return nil, fail(errs.Invalid, CodeUnsupportedGrantType, "grant_type %q is not offered; use authorization_code or client_credentials", gt)
 	}
 	code := q.Get("code")
 	id, secret, ok := strings.Cut(code, ".")
@@ -314,5 +316,50 @@ func (s *Server) Revoke(ctx context.Context, c *Client, token string) error {
 	if token == "" {
 		return invalid("missing parameter token")
 	}
+	if r, err := s.opt.Store.OAuthRequest(ctx, serviceID(token)); err == nil {
+		if r.ClientID != c.ID || r.Status != store.OAuthServiceToken {
+			return nil
+		}
+		r.Status, r.UpdatedAt = store.OAuthRevoked, s.now().UTC()
+		if err := s.opt.Store.UpdateOAuthRequest(ctx, r); err != nil && !errors.Is(err, store.ErrConflict) {
+			return internal(err)
+		}
+		return nil
+	}
 	return s.opt.CSC.RevokeToken(ctx, csc.Caller{ID: c.ID}, token)
+}
+
+// serviceID is how a service-scope token is kept: its hash.
+func serviceID(token string) string {
+	return "svc-" + Hex(hashOf("service", "", token))
+}
+
+// serviceToken answers client_credentials with a service-scope token:
+// the client's own standing, as with its API key, for the methods that
+// need no citizen's authorisation (credentials/list and info).
+func (s *Server) serviceToken(ctx context.Context, c *Client, q url.Values) (*Token, error) {
+	if sc := q.Get("scope"); sc != "" && sc != "service" {
+		return nil, fail(errs.Invalid, CodeInvalidScope, "client_credentials gives scope service only; credentials need the citizen (authorization_code)")
+	}
+	tok, err := randomToken()
+	if err != nil {
+		return nil, internal(err)
+	}
+	now := s.now().UTC()
+	r := &store.OAuthRequest{ID: serviceID(tok), ClientID: c.ID, Scope: "service", Status: store.OAuthServiceToken,
+		CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(s.opt.ServiceTTL)}
+	if err := s.opt.Store.CreateOAuthRequest(ctx, r); err != nil {
+		return nil, internal(err)
+	}
+	s.log.InfoContext(ctx, "oauth service token issued", "client", c.ID)
+	return &Token{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int(s.opt.ServiceTTL / time.Second), Scope: "service"}, nil
+}
+
+// serviceClient is the client a live service-scope token belongs to.
+func (s *Server) serviceClient(ctx context.Context, tok string) (string, bool) {
+	r, err := s.opt.Store.OAuthRequest(ctx, serviceID(tok))
+	if err != nil || r.Status != store.OAuthServiceToken || !s.now().Before(r.ExpiresAt) {
+		return "", false
+	}
+	return r.ClientID, true
 }

@@ -46,6 +46,7 @@ const RequestURIPrefix = "urn:ietf:params:oauth:request_uri:"
 const (
 	DefaultRequestTTL = 10 * time.Minute // from the pushed request to approval
 	DefaultCodeTTL    = time.Minute      // from approval to the exchange
+	DefaultServiceTTL = 10 * time.Minute // a service-scope token
 )
 
 // Clients finds portals; any store.Store is one.
@@ -71,6 +72,9 @@ type Options struct {
 	ConsentURL string
 	RequestTTL time.Duration
 	CodeTTL    time.Duration
+	// ServiceTTL is how long a service-scope token (client_credentials)
+	// lives.
+	ServiceTTL time.Duration
 	Log        *slog.Logger
 	Clock      func() time.Time
 }
@@ -93,6 +97,9 @@ func New(opt Options) (*Server, error) {
 	if opt.CodeTTL <= 0 {
 		opt.CodeTTL = DefaultCodeTTL
 	}
+	if opt.ServiceTTL <= 0 {
+		opt.ServiceTTL = DefaultServiceTTL
+	}
 	s := &Server{opt: opt, log: opt.Log, now: opt.Clock}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -100,6 +107,7 @@ func New(opt Options) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	opt.CSC.SetServiceTokens(s.serviceClient)
 	return s, nil
 }
 
