@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/firma-cloud/firma/csc"
+	"github.com/firma-cloud/firma/e2e/stack"
 )
 
 // The CSC v2.2 response schemas in testdata/cscv2 are written from the
@@ -265,4 +268,35 @@ func TestBase64Forms(t *testing.T) {
 	bad := strings.TrimSuffix(forms["std padded"], "=") + "=="
 	want(t, f.call(t, f.key, "credentials/authorize", map[string]any{"credentialID": f.cred, "numSignatures": 1, "hashes": []string{bad},
 		"hashAlgorithmOID": oidSHA256, "OTP": "123456"}), http.StatusBadRequest, csc.CodeInvalidRequest, "not base64")
+}
+
+// TestExplicitPathOff: with csc.explicit_authorize off and the OAuth
+// server on, credentials say SCAL 2 and oauth2code, info no longer lists
+// the explicit methods, and they refuse.
+func TestExplicitPathOff(t *testing.T) {
+	s := stack.New(t, stack.Options{CSC: func(o *csc.Options) { o.ExplicitOff, o.OAuth2URL = true, "https://firma.example.es/csc/v2" }})
+	f := &fixture{Stack: s, clock: &clock{}, citizen: s.Advanced(11223344, "Carmen", "Ruiz Vidal")}
+	f.cred = s.Certificate(f.citizen).ID
+	_, f.key = s.Portal("Portal A", "https://a.example.es/ok")
+
+	a := f.call(t, f.key, "credentials/info", map[string]any{"credentialID": f.cred})
+	conforms(t, "credentials_info", a.raw)
+	auth, _ := a.body["auth"].(map[string]any)
+	if a.body["SCAL"] != "2" || auth["mode"] != "oauth2code" || a.body["authMode"] != "oauth2code" || a.body["OTP"] != nil {
+		t.Fatalf("credentials/info: %s", a.raw)
+	}
+	info := s.CSC.Info()
+	raw, _ := json.Marshal(info)
+	conforms(t, "info", string(raw))
+	if slices.Contains(info.Methods, "credentials/authorize") || slices.Contains(info.Methods, "credentials/sendOTP") ||
+		!slices.Contains(info.AuthType, "oauth2code") {
+		t.Fatalf("info: %s", raw)
+	}
+	want(t, f.call(t, f.key, "credentials/sendOTP", map[string]any{"credentialID": f.cred}), http.StatusBadRequest, csc.CodeInvalidRequest, "turned off")
+	_, b64 := hashes("x")
+	want(t, f.call(t, f.key, "credentials/authorize", map[string]any{"credentialID": f.cred, "numSignatures": 1, "hashes": b64,
+		"hashAlgorithmOID": oidSHA256, "OTP": "123456"}), http.StatusBadRequest, csc.CodeInvalidRequest, "turned off")
+	if n := s.SMSCount(f.citizen); n != 0 {
+		t.Fatalf("%d SMS sent", n)
+	}
 }

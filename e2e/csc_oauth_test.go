@@ -811,3 +811,101 @@ func TestCSCOAuthClientCredentials(t *testing.T) {
 	w.clock.Add(11 * time.Minute)
 	wantErr(t, "credentials/list after expiry", c.call("credentials/list", at, map[string]any{"userID": w.citizen}), 401, "invalid_token")
 }
+
+// TestCSCConsentPageRules: the consent page keeps the approval page's
+// rules: posts need this browser's form token and our origin, the session
+// is this browser's, and nothing but the registered redirect URI is ever
+// the way back.
+func TestCSCConsentPageRules(t *testing.T) {
+	w := newOAuthWorld(t)
+	c := w.a
+	ds := docs("Padrón.pdf")
+	_, challenge := pkce(t)
+	h := newHTTPCitizen(t, w.s.Server.URL)
+	if st, _ := h.open(c.authorizeURL(c.pushed(w.cred, ds, challenge, "r"))); st != 200 {
+		t.Fatalf("consent page %d", st)
+	}
+	post := func(step string, v url.Values, origin string) int {
+		req, _ := http.NewRequest(http.MethodPost, h.base+h.page+"/"+step, strings.NewReader(v.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", origin)
+		resp, err := h.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	login := url.Values{"citizen": {w.citizen}, "password": {stack.Password}}
+	if st := post("login", login, h.base); st != http.StatusForbidden {
+		t.Fatalf("login without a form token: %d", st)
+	}
+	_, page, _ := h.get(h.base + h.page)
+	login.Set("csrf", csrfRE.FindStringSubmatch(page)[1])
+	if st := post("login", login, "https://evil.example"); st != http.StatusForbidden {
+		t.Fatalf("login from another origin: %d", st)
+	}
+	if n := w.s.SMSCount(w.citizen); n != 0 {
+		t.Fatalf("%d SMS sent by refused posts", n)
+	}
+	if st, _, _ := h.post("login", url.Values{"citizen": {w.citizen}, "password": {stack.Password}}); st != http.StatusSeeOther {
+		t.Fatalf("sign in: %d", st)
+	}
+	// Another browser with the same link is not signed in: it cannot
+	// approve, nor reject.
+	other := newHTTPCitizen(t, w.s.Server.URL)
+	other.page = h.page
+	_, page, _ = other.get(other.base + other.page)
+	if strings.Contains(page, `id="approve"`) || strings.Contains(page, "cert-subject") {
+		t.Fatal("another browser sees the signed-in step or the certificate")
+	}
+	// A wrong password: the registry's answer (its own throttle follows).
+	if st, _, _ := other.post("login", url.Values{"citizen": {w.citizen}, "password": {"wrong password 1"}}); st != http.StatusUnauthorized {
+		t.Fatalf("wrong password: %d", st)
+	}
+	// An unknown request.
+	if st, body, _ := h.get(h.base + "/sign/consent/nope"); st != http.StatusNotFound || !strings.Contains(body, "no existe") {
+		t.Fatalf("unknown request: %d", st)
+	}
+}
+
+// TestCSCSignDocRefusals: signDoc signs only what the citizen approved,
+// in the formats info lists.
+func TestCSCSignDocRefusals(t *testing.T) {
+	w := newOAuthWorld(t)
+	c := w.a
+	pdf, err := os.ReadFile("../signer/testdata/simple.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(pdf)
+	verifier, challenge := pkce(t)
+	at := c.token(w.approve(t, c, []doc{{label: "Escritura.pdf", hash: sum[:]}}, challenge), verifier).str("access_token")
+	b64 := base64.StdEncoding.EncodeToString
+	for _, tc := range []struct {
+		name string
+		body map[string]any
+	}{
+		{"a document not approved", map[string]any{"documents": []map[string]any{{"document": b64(append(slices.Clone(pdf), '\n')),
+			"signature_format": "P", "signAlgo": oidECDSA256}}}},
+		{"a level not offered", map[string]any{"documents": []map[string]any{{"document": b64(pdf), "signature_format": "P",
+			"conformance_level": "Ades-B-LTA", "signAlgo": oidECDSA256}}}},
+		{"XAdES", map[string]any{"documents": []map[string]any{{"document": b64(pdf), "signature_format": "X", "signAlgo": oidECDSA256}}}},
+		{"PAdES of a digest", map[string]any{"documentDigests": []map[string]any{{"hashes": []string{b64(sum[:])},
+			"hashAlgorithmOID": oidSHA256, "signature_format": "P", "signAlgo": oidECDSA256}}}},
+		{"no signAlgo", map[string]any{"documents": []map[string]any{{"document": b64(pdf), "signature_format": "P"}}}},
+		{"certification", map[string]any{"documents": []map[string]any{{"document": b64(pdf), "signature_format": "P",
+			"signAlgo": oidECDSA256, "signed_envelope_property": "Certification"}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.body["credentialID"] = w.cred
+			wantErr(t, "signDoc", c.call("signatures/signDoc", at, tc.body), 400, "invalid_request")
+		})
+	}
+	// Refused before anything was reserved: the approved PDF still signs.
+	r := c.call("signatures/signDoc", at, map[string]any{"credentialID": w.cred, "documents": []map[string]any{{"document": b64(pdf),
+		"signature_format": "P", "signAlgo": oidECDSA256}}})
+	if signed, _ := r.body["DocumentWithSignature"].([]any); r.status != 200 || len(signed) != 1 {
+		t.Fatalf("signDoc after the refusals: %s", r.raw)
+	}
+}
