@@ -374,6 +374,13 @@ func TestCSCOAuthFlow(t *testing.T) {
 	if subject := get(t, ctx, "certificate", chromedp.Text(chromedp.CSS("#cert-subject"))); !strings.Contains(subject, "GARCÍA PÉREZ") {
 		t.Fatalf("certificate shown: %q", subject)
 	}
+	// The page works on a phone as the approval page does.
+	do(t, ctx, "phone", phone())
+	if p := layoutProblems(t, ctx); len(p) > 0 {
+		t.Fatalf("consent page on a phone: %v", p)
+	}
+	screenshot(t, ctx, "csc-consent-phone")
+	do(t, ctx, "desktop", desktop())
 	code, sms := w.s.LastOTP(w.citizen)
 	if !strings.Contains(sms, "Ayuntamiento de Prueba") {
 		t.Fatalf("the SMS does not name the portal: %q", sms)
