@@ -18,7 +18,6 @@ import (
 // cscBatch is the size of the CSC-against-portal comparison.
 const cscBatch = 64
 
-
 // BenchmarkCSCBatch compares, in the same run on the same token and
 // store (e2e/stack: SoftHSM2, SQLite, the audit log), signing 64 digests
 // by signatures/signHash with a valid credential-scope token (the SAD the
@@ -108,4 +107,3 @@ func BenchmarkCSCBatch(b *testing.B) {
 		b.ReportMetric(float64(b.N*cscBatch)/b.Elapsed().Seconds(), "signatures/s")
 	})
 }
-
