@@ -21,6 +21,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +35,7 @@ import (
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/csc"
+	"github.com/firma-cloud/firma/csc/oauth"
 	"github.com/firma-cloud/firma/e2e/stack"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/policy"
@@ -782,12 +784,20 @@ func TestMutualTLSPortal(t *testing.T) {
 	}
 	registered, stranger := client("portal-mtls"), client("stranger")
 	sum := sha256.Sum256(registered.Certificate[0])
-	if _, err := f.Portals.Create(context.Background(), portal.Spec{Name: "Portal mTLS", RedirectURLs: []string{"https://m.example.es/ok"},
-		CertSHA256: fmt.Sprintf("%x", sum)}); err != nil {
+	created, err := f.Portals.Create(context.Background(), portal.Spec{Name: "Portal mTLS", RedirectURLs: []string{"https://m.example.es/ok"},
+		CertSHA256: fmt.Sprintf("%x", sum)})
+	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
 	cschttp.Register(mux, f.CSC, f.Portals, nil)
+	// The OAuth token endpoint authenticates the same client by the same
+	// certificate (tls_client_auth).
+	osrv, err := oauth.New(oauth.Options{Store: f.DB, Clients: f.DB, Passwords: f.Registry, CSC: f.CSC, ConsentURL: "https://firma.example.es/sign/consent/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cschttp.RegisterOAuth(mux, f.CSC, osrv, nil)
 	srv := httptest.NewUnstartedServer(mux)
 	pool := x509.NewCertPool()
 	pool.AddCert(caCert)
@@ -821,6 +831,16 @@ func TestMutualTLSPortal(t *testing.T) {
 			}
 			if c.status == http.StatusOK && !strings.Contains(string(body), f.cred) {
 				t.Fatalf("list: %s", body)
+			}
+			resp, err = (&http.Client{Transport: tr}).PostForm(srv.URL+"/csc/v2/oauth2/token",
+				url.Values{"grant_type": {"client_credentials"}, "client_id": {created.Portal.ID}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != c.status || (c.status == http.StatusOK) != strings.Contains(string(body), "access_token") {
+				t.Fatalf("token by certificate: %d %s", resp.StatusCode, body)
 			}
 		})
 	}
