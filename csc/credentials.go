@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,7 +52,8 @@ type SignatureFormats struct {
 
 // Methods lists the API methods served besides info (which every client
 // may call without credentials).
-var Methods = []string{"credentials/list", "credentials/info", "credentials/sendOTP", "credentials/authorize", "signatures/signHash", "signatures/signDoc"}
+var Methods = []string{"credentials/list", "credentials/info", "credentials/sendOTP", "credentials/authorize", "signatures/signHash", "signatures/signDoc",
+	"signatures/timestamp"}
 
 // Info describes the service.
 func (s *Service) Info() *InfoResponse {
@@ -61,6 +63,9 @@ func (s *Service) Info() *InfoResponse {
 		SignAlgorithms:    SignAlgorithms{Algos: allSignAlgos()},
 		SignatureFormats:  SignatureFormats{Formats: SignDocFormats, EnvelopeProperties: SignDocEnvelopes},
 		ConformanceLevels: SignDocConformanceLevels}
+	if s.opt.Timestamper != nil {
+		out.ConformanceLevels = append(slices.Clone(SignDocConformanceLevels), "Ades-B-T")
+	}
 	if s.opt.OAuth2URL != "" {
 		out.AuthType = append(out.AuthType, "oauth2code", "oauth2client")
 		out.OAuth2 = s.opt.OAuth2URL
@@ -80,6 +85,9 @@ func (s *Service) Methods() []string {
 	out := make([]string, 0, len(Methods))
 	for _, m := range Methods {
 		if (m == "credentials/sendOTP" || m == "credentials/authorize") && s.opt.ExplicitOff {
+			continue
+		}
+		if m == "signatures/timestamp" && s.opt.Timestamper == nil {
 			continue
 		}
 		out = append(out, m)

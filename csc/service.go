@@ -96,6 +96,9 @@ type Options struct {
 	// credentials/authorize), where the client collects the citizen's SMS
 	// code and relays it: SCAL1 at best.
 	ExplicitOff bool
+	// Timestamper, when set, serves signatures/timestamp and signDoc's
+	// Ades-B-T (the built-in TSA or the configured ones).
+	Timestamper signer.Timestamper
 	// OAuth2URL is the base URI of the OAuth 2.0 authorisation server
 	// (csc/oauth) when it is served: info then lists oauth2code, and
 	// credentials say oauth2code.

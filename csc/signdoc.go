@@ -55,6 +55,7 @@ type SignDocResponse struct {
 // signDocJob is one signature to make.
 type signDocJob struct {
 	format   signer.Format
+	level    signer.Level
 	digest   []byte // what the SAD lists
 	document []byte // whole document, or nil for a digest
 }
@@ -87,9 +88,12 @@ func (s *Service) SignDoc(ctx context.Context, caller Caller, r SignDocRequest) 
 		pss    bool
 	)
 	for i, it := range r.Items {
-		f, err := signDocFormat(i, it)
+		f, level, err := signDocFormat(i, it)
 		if err != nil {
 			return nil, nil, err
+		}
+		if level == signer.LevelT && s.opt.Timestamper == nil {
+			return nil, nil, invalid("item %d: Ades-B-T needs a time-stamping authority, which this service has not", i)
 		}
 		if c.key != nil && c.key.DestroyedAt.IsZero() {
 			scheme, err := resolveSignAlgo(c.key.Type, it.SignAlgo, it.SignAlgoParams, h)
@@ -101,7 +105,7 @@ func (s *Service) SignDoc(ctx context.Context, caller Caller, r SignDocRequest) 
 		if it.Document != nil {
 			d := h.New()
 			d.Write(it.Document)
-			jobs = append(jobs, signDocJob{format: f, digest: d.Sum(nil), document: it.Document})
+			jobs = append(jobs, signDocJob{format: f, level: level, digest: d.Sum(nil), document: it.Document})
 			continue
 		}
 		if it.HashAlgorithm != "" && it.HashAlgorithm != sad.HashAlgo {
@@ -112,7 +116,7 @@ func (s *Service) SignDoc(ctx context.Context, caller Caller, r SignDocRequest) 
 			return nil, nil, err
 		}
 		for _, d := range ds {
-			jobs = append(jobs, signDocJob{format: f, digest: d})
+			jobs = append(jobs, signDocJob{format: f, level: level, digest: d})
 		}
 	}
 	for _, j := range jobs {
@@ -129,10 +133,13 @@ func (s *Service) SignDoc(ctx context.Context, caller Caller, r SignDocRequest) 
 	if err != nil {
 		return nil, nil, s.authoriseError(ctx, sad.ID, now, err)
 	}
-	opt := signer.Options{Level: signer.LevelB, Hash: h, PSS: pss}
 	results := make([]signing.Result, len(jobs))
 	for i, j := range jobs {
 		var out []byte
+		opt := signer.Options{Level: j.level, Hash: h, PSS: pss}
+		if j.level == signer.LevelT {
+			opt.Timestamper = s.opt.Timestamper
+		}
 		switch {
 		case j.format == signer.FormatPAdES:
 			out, err = signer.PAdES(ctx, j.document, g.Signer(ctx), g.Chain(), opt, signer.PDFOptions{Reason: "Cl@ve Firma (CSC signDoc)"})
@@ -166,12 +173,20 @@ func (s *Service) SignDoc(ctx context.Context, caller Caller, r SignDocRequest) 
 	return raw, pades, nil
 }
 
-func signDocFormat(i int, it SignDocItem) (signer.Format, error) {
+func signDocFormat(i int, it SignDocItem) (signer.Format, signer.Level, error) {
+	level := signer.LevelB
 	switch it.ConformanceLevel {
 	case "", "Ades-B-B", "AdES-B-B", "Ades-B":
+	case "Ades-B-T", "AdES-B-T", "Ades-T":
+		level = signer.LevelT
 	default:
-		return "", invalid("item %d: conformance_level %q is not offered; info lists Ades-B-B", i, it.ConformanceLevel)
+		return "", "", invalid("item %d: conformance_level %q is not offered; info lists conformance_levels", i, it.ConformanceLevel)
 	}
+	f, err := signDocKind(i, it)
+	return f, level, err
+}
+
+func signDocKind(i int, it SignDocItem) (signer.Format, error) {
 	if it.SignAlgo == "" {
 		return "", invalid("item %d: missing string parameter signAlgo", i)
 	}
@@ -195,4 +210,34 @@ func signDocFormat(i int, it SignDocItem) (signer.Format, error) {
 		return "", invalid("item %d: missing string parameter signature_format", i)
 	}
 	return "", invalid("item %d: signature_format %q is not offered; info lists C and P", i, it.SignatureFormat)
+}
+
+// Timestamp returns an RFC 3161 time-stamp token (DER) over a hash, from
+// the service's TSA (signatures/timestamp).
+func (s *Service) Timestamp(ctx context.Context, caller Caller, hashB64, hashAlgo, nonce string) ([]byte, error) {
+	if s.opt.Timestamper == nil {
+		return nil, errs.New(errs.FailedPrecondition, CodeInvalidRequest, "signatures/timestamp is not offered: this service has no time-stamping authority")
+	}
+	if nonce != "" {
+		// The token's nonce would not be this one: refused rather than
+		// dropped, since a client checks it.
+		return nil, invalid("nonce is not offered; the TSA sets its own")
+	}
+	if hashB64 == "" {
+		return nil, invalid("missing string parameter hash")
+	}
+	h, ok := hashByOID[hashAlgo]
+	if !ok {
+		return nil, invalid("hashAlgorithmOID %q: want the OID of SHA-256, SHA-384 or SHA-512", hashAlgo)
+	}
+	d, err := decodeHashes([]string{hashB64}, h)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := s.opt.Timestamper.Timestamp(ctx, h, d[0])
+	if err != nil {
+		return nil, unavailable("the time-stamping authority is unavailable; try again", err)
+	}
+	s.log.InfoContext(ctx, "csc timestamp", "portal", caller.ID)
+	return tok, nil
 }

@@ -7,13 +7,20 @@ package e2e_test
 
 import (
 	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -24,6 +31,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,6 +40,8 @@ import (
 	"github.com/firma-cloud/firma/csc"
 	"github.com/firma-cloud/firma/csc/oauth"
 	"github.com/firma-cloud/firma/e2e/stack"
+	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/tsa"
 )
 
 const (
@@ -223,10 +233,18 @@ type testClock struct {
 func (c *testClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return time.Now().Add(c.off) }
 func (c *testClock) Add(d time.Duration) { c.mu.Lock(); c.off += d; c.mu.Unlock() }
 
-func newOAuthWorld(t *testing.T) *oauthWorld {
+func newOAuthWorld(t *testing.T) *oauthWorld { return newOAuthWorldWith(t, nil) }
+
+// newOAuthWorldWith also tunes the CSC service.
+func newOAuthWorldWith(t *testing.T, tune func(*csc.Options)) *oauthWorld {
 	w := &oauthWorld{cb: &callback{}, clock: &testClock{}}
 	w.s = stack.New(t, stack.Options{OAuth: true,
-		CSC:          func(o *csc.Options) { o.Clock = w.clock.Now },
+		CSC: func(o *csc.Options) {
+			o.Clock = w.clock.Now
+			if tune != nil {
+				tune(o)
+			}
+		},
 		OAuthOptions: func(o *oauth.Options) { o.Clock = w.clock.Now },
 		Mux:          func(s *stack.Stack, mux *http.ServeMux) { mux.Handle("/client/cb", w.cb) }})
 	w.citizen = w.s.Advanced(31415926, "Lucía", "García Pérez")
@@ -916,3 +934,85 @@ func TestCSCSignDocRefusals(t *testing.T) {
 		t.Fatalf("signDoc after the refusals: %s", r.raw)
 	}
 }
+
+// TestCSCTimestampAndBT: signatures/timestamp returns an RFC 3161 token
+// over the client's hash from the service's TSA (openssl ts -verify), and
+// signDoc makes Ades-B-T when asked (the CMS carries a signature
+// time-stamp). The TSA is package tsa's server on a software key.
+func TestCSCTimestampAndBT(t *testing.T) {
+	// A TSA on software keys (one process sees one set of SoftHSM2
+	// tokens, the stack's), under its own root.
+	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "CSC test TSA root"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, rootKey.Public(), rootKey)
+	root, _ := x509.ParseCertificate(der)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert, err := tsa.IssueCertificate(root, rootKey, key.Public(), tsa.CertOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serial atomic.Int64
+	srv, err := tsa.NewServer(tsa.ServerConfig{Signer: key, Cert: cert, Chain: []*x509.Certificate{root},
+		Policy: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, Serials: serialFunc(func() *big.Int { return big.NewInt(serial.Add(1)) })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newOAuthWorldWith(t, func(o *csc.Options) { o.Timestamper = signer.TimestamperFunc(tsa.TokenDER(srv)) })
+	c := w.a
+	info := c.call("info", "", map[string]any{})
+	methods, _ := info.body["methods"].([]any)
+	levels, _ := info.body["conformance_levels"].([]any)
+	if !slices.Contains(methods, any("signatures/timestamp")) || !slices.Contains(levels, any("Ades-B-T")) {
+		t.Fatalf("info: %s", info.raw)
+	}
+	content := []byte("Documento con sello de tiempo\n")
+	sum := sha256.Sum256(content)
+	r := c.call("signatures/timestamp", c.key, map[string]any{"hash": base64.StdEncoding.EncodeToString(sum[:]), "hashAlgorithmOID": oidSHA256})
+	if r.status != 200 || r.str("timestamp") == "" {
+		t.Fatalf("timestamp: %d %s", r.status, r.raw)
+	}
+	dir := t.TempDir()
+	tok, _ := base64.StdEncoding.DecodeString(r.str("timestamp"))
+	tf := filepath.Join(dir, "token.der")
+	os.WriteFile(tf, tok, 0o600)
+	roots := filepath.Join(dir, "tsa.pem")
+	os.WriteFile(roots, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}), 0o600)
+	out, err := exec.Command("openssl", "ts", "-verify", "-digest", fmt.Sprintf("%x", sum), "-in", tf, "-token_in", "-CAfile", roots).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Verification: OK") {
+		t.Fatalf("openssl ts -verify: %v\n%s", err, out)
+	}
+	wantErr(t, "timestamp with a nonce", c.call("signatures/timestamp", c.key, map[string]any{"hash": base64.StdEncoding.EncodeToString(sum[:]),
+		"hashAlgorithmOID": oidSHA256, "nonce": "0a0b"}), 400, "invalid_request")
+
+	// A CAdES-B-T from signDoc.
+	verifier, challenge := pkce(t)
+	at := c.token(w.approve(t, c, []doc{{label: "Con sello.txt", hash: sum[:]}}, challenge), verifier).str("access_token")
+	sd := c.call("signatures/signDoc", at, map[string]any{"credentialID": w.cred, "documentDigests": []map[string]any{{
+		"hashes": []string{base64.StdEncoding.EncodeToString(sum[:])}, "hashAlgorithmOID": oidSHA256, "signature_format": "C",
+		"conformance_level": "Ades-B-T", "signAlgo": oidECDSA256}}})
+	objs, _ := sd.body["SignatureObject"].([]any)
+	if sd.status != 200 || len(objs) != 1 {
+		t.Fatalf("signDoc B-T: %d %s", sd.status, sd.raw)
+	}
+	cms, _ := base64.StdEncoding.DecodeString(objs[0].(string))
+	cf := filepath.Join(dir, "sig.p7s")
+	os.WriteFile(cf, cms, 0o600)
+	out, err = exec.Command("openssl", "cms", "-cmsout", "-print", "-inform", "DER", "-in", cf).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "id-smime-aa-timeStampToken") {
+		t.Fatalf("the B-T signature has no signature time-stamp: %v\n%.2000s", err, out)
+	}
+	info2 := c.call("credentials/info", at, map[string]any{"credentialID": w.cred, "certificates": "chain"})
+	certs, _ := info2.body["cert"].(map[string]any)["certificates"].([]any)
+	var chain []string
+	for _, x := range certs[1:] {
+		chain = append(chain, x.(string))
+	}
+	checkCAdES(t, chain, content, objs[0].(string))
+}
+
+// serialFunc is a TSA serial source in memory.
+type serialFunc func() *big.Int
+
+func (f serialFunc) Next(context.Context) (*big.Int, error) { return f(), nil }

@@ -12,7 +12,9 @@ import (
 	"github.com/firma-cloud/firma/csc/oauth"
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/portal"
+	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/transaction"
+	"github.com/firma-cloud/firma/tsa"
 	"github.com/firma-cloud/firma/web"
 )
 
@@ -53,7 +55,8 @@ func (a *app) setupCSC(ctx context.Context) error {
 	}
 	opt := csc.Options{Store: a.store, Certificates: a.ca, Keys: a.ks, Signing: a.signing, Citizens: a.store, SMS: gw, OTP: hasher,
 		Rules: tc.Rules(), Attempts: a.attempts(), SADTTL: cfg.SADTTL, MaxSignatures: cfg.MaxSignatures, ExplicitOff: !cfg.ExplicitAuthorize,
-		Name: cfg.Name, Description: cfg.Description, Logo: cfg.Logo, Log: log, Registerer: a.reg}
+		Timestamper: signer.TimestamperFunc(tsa.TokenDER(a.tsaStamper())),
+		Name:        cfg.Name, Description: cfg.Description, Logo: cfg.Logo, Log: log, Registerer: a.reg}
 	if cfg.OAuth {
 		if a.registry == nil {
 			return errors.New("the CSC OAuth server needs the citizen registry (passwords): the registry step must run first")

@@ -71,6 +71,7 @@ func register(mux rest.Router, svc *csc.Service, portals portal.Authenticator, l
 	mux.Handle("POST "+Prefix+"credentials/authorize", s.authed(portals, "credentials/authorize", s.serveAuthorize))
 	mux.Handle("POST "+Prefix+"signatures/signHash", s.authed(portals, "signatures/signHash", s.serveSignHash))
 	mux.Handle("POST "+Prefix+"signatures/signDoc", s.authed(portals, "signatures/signDoc", s.serveSignDoc))
+	mux.Handle("POST "+Prefix+"signatures/timestamp", s.authed(portals, "signatures/timestamp", s.serveTimestamp))
 	// Anything else under the prefix, wrong methods included, gets a CSC
 	// error rather than the mux's plain-text one.
 	mux.HandleFunc(Prefix, func(w http.ResponseWriter, r *http.Request) {

@@ -76,3 +76,29 @@ func (s *server) serveSignDoc(ctx context.Context, c csc.Caller, body []byte) (a
 	}
 	return resp, nil
 }
+
+type timestampBody struct {
+	Hash          string `json:"hash"`
+	HashAlgorithm string `json:"hashAlgorithmOID"`
+	Size          int    `json:"size"`
+	Nonce         string `json:"nonce"`
+}
+
+type timestampResponse struct {
+	Timestamp string `json:"timestamp"`
+}
+
+func (s *server) serveTimestamp(ctx context.Context, c csc.Caller, body []byte) (any, error) {
+	var b timestampBody
+	if err := decode(body, &b); err != nil {
+		return nil, err
+	}
+	tok, err := s.svc.Timestamp(ctx, c, b.Hash, b.HashAlgorithm, b.Nonce)
+	if err != nil {
+		return nil, err
+	}
+	if b.Size > 0 && len(tok) > b.Size {
+		return nil, invalid("the token is %d bytes, over the size %d asked", len(tok), b.Size)
+	}
+	return &timestampResponse{Timestamp: base64.StdEncoding.EncodeToString(tok)}, nil
+}
