@@ -6,6 +6,7 @@ import (
 	"encoding/asn1"
 	"encoding/base64"
 	"fmt"
+	"strings"
 
 	"github.com/firma-cloud/firma/keystore"
 )
@@ -59,6 +60,11 @@ var algoNames = map[string]string{
 	oidRSASHA512: "sha512WithRSAEncryption", oidRSAPSS: "RSASSA-PSS",
 }
 
+// allSignAlgos lists every signAlgo OID signHash takes, for info.
+func allSignAlgos() []string {
+	return append(keyAlgos(keystore.ECP256), keyAlgos(keystore.RSA2048)...)
+}
+
 // keyAlgos lists the signAlgo OIDs a key type can serve, for
 // credentials/info.
 func keyAlgos(t keystore.Type) []string {
@@ -110,10 +116,12 @@ func resolveSignAlgo(t keystore.Type, algoOID, paramsB64 string, h crypto.Hash) 
 		}
 		return a.scheme, nil
 	}
+	// RSASSA-PSS has no default worth guessing (the ASN.1 one is SHA-1):
+	// the specification requires the parameters.
 	if paramsB64 == "" {
-		return a.scheme, nil
+		return "", invalid("missing parameter signAlgoParams: RSASSA-PSS needs its DER RSASSA-PSS-params (hash, MGF1, salt length)")
 	}
-	der, err := base64.StdEncoding.DecodeString(paramsB64)
+	der, err := decodeB64(paramsB64)
 	if err != nil {
 		return "", invalid("signAlgoParams is not base64")
 	}
@@ -146,4 +154,24 @@ func fmtHash(h crypto.Hash) string {
 		return "unsupported"
 	}
 	return fmt.Sprint(h)
+}
+
+// DecodeBase64 is decodeB64 for the transport (signDoc's documents).
+func DecodeBase64(s string) ([]byte, error) { return decodeB64(s) }
+
+// decodeB64 is the one base64 rule of every binary parameter (hashes,
+// signAlgoParams): the standard and the URL-safe alphabets, padded or
+// not, as clients send all four. The padding, when present, must be
+// right.
+func decodeB64(s string) ([]byte, error) {
+	if strings.ContainsAny(s, "-_") {
+		if strings.HasSuffix(s, "=") {
+			return base64.URLEncoding.DecodeString(s)
+		}
+		return base64.RawURLEncoding.DecodeString(s)
+	}
+	if strings.HasSuffix(s, "=") || len(s)%4 == 0 {
+		return base64.StdEncoding.DecodeString(s)
+	}
+	return base64.RawStdEncoding.DecodeString(s)
 }

@@ -15,6 +15,16 @@ const SectionName = "csc"
 type Config struct {
 	// Enabled serves the CSC API under /csc/v2/.
 	Enabled bool `yaml:"enabled"`
+	// ExplicitAuthorize serves the explicit path (credentials/sendOTP and
+	// credentials/authorize), where the client collects the citizen's SMS
+	// code in its own page and relays it; credentials on it say SCAL 1.
+	// Default on, for clients such as pyHanko that have no other.
+	ExplicitAuthorize bool `yaml:"explicit_authorize"`
+	// OAuth serves the OAuth 2.0 authorisation server (csc/oauth) at
+	// /csc/v2/oauth2/... and the citizen's consent page at
+	// /sign/consent/{id}: the SCAL2 way, where the citizen types the SMS
+	// code into firma's page. Default on.
+	OAuth bool `yaml:"oauth"`
 	// SADTTL is how long a SAD may be used after credentials/authorize.
 	SADTTL time.Duration `yaml:"sad_ttl"`
 	// OTPLockout is deprecated: transactions.otp_lockout is the one
@@ -31,7 +41,7 @@ type Config struct {
 
 // DefaultConfig is the section's defaults.
 func DefaultConfig() Config {
-	return Config{Enabled: true, SADTTL: DefaultSADTTL, MaxSignatures: DefaultMaxSignatures}
+	return Config{Enabled: true, ExplicitAuthorize: true, OAuth: true, SADTTL: DefaultSADTTL, MaxSignatures: DefaultMaxSignatures}
 }
 
 func init() {
@@ -46,6 +56,9 @@ func (c *Config) Validate() error {
 	}
 	if c.OTPLockout != 0 && (c.OTPLockout < time.Minute || c.OTPLockout > 24*time.Hour) {
 		errs = append(errs, &config.FieldError{Field: "otp_lockout", Msg: "must be 1m to 24h (deprecated: set transactions.otp_lockout)"})
+	}
+	if !c.OAuth && !c.ExplicitAuthorize {
+		errs = append(errs, &config.FieldError{Field: "explicit_authorize", Msg: "cannot be off with oauth off too: no credential could be authorised"})
 	}
 	if c.MaxSignatures < 1 || c.MaxSignatures > 1000 {
 		errs = append(errs, &config.FieldError{Field: "max_signatures", Msg: "must be 1 to 1000"})

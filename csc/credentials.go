@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,7 +14,10 @@ import (
 	"github.com/firma-cloud/firma/store"
 )
 
-// InfoResponse is the body of info.
+// InfoResponse is the body of info (CSC v2.2 section 11.1). Every member
+// the specification requires is always present; the EUDI wallet's parser
+// rejects the whole answer when signAlgorithms or signature_formats is
+// missing.
 type InfoResponse struct {
 	Specs       string   `json:"specs"`
 	Name        string   `json:"name"`
@@ -22,16 +26,73 @@ type InfoResponse struct {
 	Lang        string   `json:"lang"`
 	Description string   `json:"description"`
 	AuthType    []string `json:"authType"`
-	Methods     []string `json:"methods"`
+	// OAuth2 is the base URI of the OAuth 2.0 authorisation server, set
+	// only when authType lists oauth2code or oauth2client.
+	OAuth2                    string           `json:"oauth2,omitempty"`
+	AsynchronousOperationMode bool             `json:"asynchronousOperationMode"`
+	Methods                   []string         `json:"methods"`
+	ValidationInfo            bool             `json:"validationInfo"`
+	SignAlgorithms            SignAlgorithms   `json:"signAlgorithms"`
+	SignatureFormats          SignatureFormats `json:"signature_formats"`
+	ConformanceLevels         []string         `json:"conformance_levels,omitempty"`
 }
 
-// Methods lists the API methods served.
-var Methods = []string{"credentials/list", "credentials/info", "credentials/sendOTP", "credentials/authorize", "signatures/signHash"}
+// SignAlgorithms lists the signAlgo OIDs signHash takes, whatever the key
+// type; credentials/info narrows them to a credential's key.
+type SignAlgorithms struct {
+	Algos []string `json:"algos"`
+}
+
+// SignatureFormats are the formats signDoc builds (C: CAdES, P: PAdES)
+// and, for each, the envelope properties it offers.
+type SignatureFormats struct {
+	Formats            []string   `json:"formats"`
+	EnvelopeProperties [][]string `json:"envelope_properties"`
+}
+
+// Methods lists the API methods served besides info (which every client
+// may call without credentials).
+var Methods = []string{"credentials/list", "credentials/info", "credentials/sendOTP", "credentials/authorize", "signatures/signHash", "signatures/signDoc",
+	"signatures/timestamp"}
 
 // Info describes the service.
 func (s *Service) Info() *InfoResponse {
-	return &InfoResponse{Specs: Spec, Name: s.opt.Name, Logo: s.opt.Logo, Region: s.opt.Region, Lang: s.opt.Lang,
-		Description: s.opt.Description, AuthType: []string{"external", "TLS"}, Methods: Methods}
+	out := &InfoResponse{Specs: Spec, Name: s.opt.Name, Logo: s.opt.Logo, Region: s.opt.Region, Lang: s.opt.Lang,
+		Description: s.opt.Description, AuthType: []string{"external", "tls"},
+		Methods:           append([]string{"info"}, s.Methods()...),
+		SignAlgorithms:    SignAlgorithms{Algos: allSignAlgos()},
+		SignatureFormats:  SignatureFormats{Formats: SignDocFormats, EnvelopeProperties: SignDocEnvelopes},
+		ConformanceLevels: SignDocConformanceLevels}
+	if s.opt.Timestamper != nil {
+		out.ConformanceLevels = append(slices.Clone(SignDocConformanceLevels), "Ades-B-T")
+	}
+	if s.opt.OAuth2URL != "" {
+		out.AuthType = append(out.AuthType, "oauth2code", "oauth2client")
+		out.OAuth2 = s.opt.OAuth2URL
+		out.Methods = append(out.Methods, OAuthMethods...)
+	}
+	return out
+}
+
+// OAuthMethods are the authorisation server's endpoints, listed in info
+// when it is served.
+var OAuthMethods = []string{"oauth2/authorize", "oauth2/pushed_authorize", "oauth2/token", "oauth2/revoke"}
+
+// Methods lists the methods this service serves besides info:
+// credentials/sendOTP and credentials/authorize only while the explicit
+// authorisation path is on.
+func (s *Service) Methods() []string {
+	out := make([]string, 0, len(Methods))
+	for _, m := range Methods {
+		if (m == "credentials/sendOTP" || m == "credentials/authorize") && s.opt.ExplicitOff {
+			continue
+		}
+		if m == "signatures/timestamp" && s.opt.Timestamper == nil {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // InfoRequest is what credentials/info and credentials/list ask to see.
@@ -39,6 +100,9 @@ type InfoRequest struct {
 	Certificates string // none, single (default) or chain
 	CertInfo     bool
 	AuthInfo     bool
+	// Lang is the language the client asks descriptions in; firma has one
+	// (Options.Lang) and says which in the answer's lang.
+	Lang string
 }
 
 // CredentialInfo is credentials/info's body, and one credentialInfos
@@ -49,7 +113,9 @@ type CredentialInfo struct {
 	SignatureQualifier string    `json:"signatureQualifier,omitempty"`
 	Key                KeyInfo   `json:"key"`
 	Cert               *CertInfo `json:"cert,omitempty"`
-	Auth               *AuthInfo `json:"auth,omitempty"`
+	// Auth is always present (v2 clients require it); authInfo only adds
+	// the description of each object.
+	Auth *AuthInfo `json:"auth"`
 	// AuthMode and OTP repeat Auth in the CSC v1 form that many clients
 	// still read.
 	AuthMode  string   `json:"authMode"`
@@ -82,10 +148,11 @@ type CertInfo struct {
 type AuthInfo struct {
 	Mode       string       `json:"mode"`
 	Expression string       `json:"expression,omitempty"`
-	Objects    []AuthObject `json:"objects,omitempty"`
+	Objects    []AuthObject `json:"objects"`
 }
 
-// AuthObject is one input of the authorisation.
+// AuthObject is one input of the authorisation. Type is one of the CSC v2
+// types: Password, PasswordOOB, ChallengeResponse, ChallengeResponseOOB.
 type AuthObject struct {
 	Type        string `json:"type"`
 	ID          string `json:"id"`
@@ -111,10 +178,19 @@ const generalized = "20060102150405Z"
 
 func (s *Service) credentialInfo(c *credential, in InfoRequest) (*CredentialInfo, error) {
 	now := s.now()
+	// SCAL 1 while the explicit path is on: there the client collects the
+	// citizen's code in its own page and relays it, which ETSI TS 119 432
+	// 5.3.2 says should not satisfy SCAL2 (the hashes are still bound to
+	// the SAD). SCAL 2 only when the citizen's own page (OAuth 2.0) is the
+	// one way in.
+	scal := "1"
+	if s.opt.OAuth2URL != "" && s.opt.ExplicitOff {
+		scal = "2"
+	}
 	out := &CredentialInfo{
 		Description: "Cl@ve Firma certificate of " + c.cert.Owner,
 		AuthMode:    "explicit",
-		SCAL:        "2",
+		SCAL:        scal,
 		Multisign:   s.opt.MaxSignatures,
 		Lang:        s.opt.Lang,
 	}
@@ -162,11 +238,22 @@ func (s *Service) credentialInfo(c *credential, in InfoRequest) (*CredentialInfo
 	a := s.opt.Attempts.Rules()
 	desc := fmt.Sprintf("6-digit code sent by SMS to the holder's mobile by credentials/sendOTP; valid %d minutes; %d wrong codes from any portal lock the holder's codes for %d minutes",
 		int(ttl.Minutes()), a.MaxFailures, int(a.Lockout.Minutes()))
+	// The code reaches the citizen out of band (SMS, after
+	// credentials/sendOTP) and comes back in authData as {"id": "otp"}.
+	obj := AuthObject{Type: "PasswordOOB", ID: "otp", Format: "N", Label: "SMS code", Generator: "credentials/sendOTP"}
 	if in.AuthInfo {
-		out.Auth = &AuthInfo{Mode: "explicit", Expression: "otp", Objects: []AuthObject{{
-			Type: "OTP", ID: "otp", Format: "N", Label: "SMS code", Description: desc, Generator: "sms"}}}
+		obj.Description = desc
 	}
+	out.Auth = &AuthInfo{Mode: "explicit", Expression: "otp", Objects: []AuthObject{obj}}
 	out.OTP = &OTPInfo{Presence: "true", Type: "online", Format: "N", Label: "SMS code", Description: desc, ID: "otp", Provider: "Cl@ve Firma SMS"}
+	if s.opt.OAuth2URL != "" {
+		// The v2 answer names the stronger way; v1's authMode keeps
+		// telling v1 clients of the explicit path while it is on.
+		out.Auth = &AuthInfo{Mode: "oauth2code", Objects: []AuthObject{}}
+		if s.opt.ExplicitOff {
+			out.AuthMode, out.OTP = "oauth2code", nil
+		}
+	}
 	return out, nil
 }
 
@@ -192,7 +279,7 @@ func (s *Service) CredentialInfo(ctx context.Context, caller Caller, credentialI
 // ListRequest is credentials/list's input, decoded.
 type ListRequest struct {
 	UserID     string
-	CredInfo   bool
+	CredInfo   bool // credentialInfo in v2, credInfo in v1
 	OnlyValid  bool
 	MaxResults int
 	PageToken  string

@@ -21,6 +21,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +35,7 @@ import (
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/csc"
+	"github.com/firma-cloud/firma/csc/oauth"
 	"github.com/firma-cloud/firma/e2e/stack"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/policy"
@@ -233,7 +235,7 @@ func TestInfo(t *testing.T) {
 		var info csc.InfoResponse
 		json.NewDecoder(resp.Body).Decode(&info)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || info.Specs != "2.0.0.2" || len(info.Methods) != 5 || info.Region != "ES" {
+		if resp.StatusCode != http.StatusOK || info.Specs != csc.Spec || len(info.Methods) != 7 || info.Region != "ES" {
 			t.Fatalf("%s info: %d %+v", method, resp.StatusCode, info)
 		}
 	}
@@ -305,7 +307,8 @@ func TestCredentialsListAndInfo(t *testing.T) {
 	}
 	var ci csc.CredentialInfo
 	json.Unmarshal([]byte(info.raw), &ci)
-	if ci.SCAL != "2" || ci.AuthMode != "explicit" || ci.Auth == nil || ci.Auth.Mode != "explicit" || ci.OTP == nil || ci.OTP.Type != "online" ||
+	// SCAL 1: the explicit path relays the code through the portal.
+	if ci.SCAL != "1" || ci.AuthMode != "explicit" || ci.Auth == nil || ci.Auth.Mode != "explicit" || ci.OTP == nil || ci.OTP.Type != "online" ||
 		ci.Key.Status != "enabled" || ci.Key.Len != 256 || ci.Cert == nil || ci.Cert.Status != "valid" || len(ci.Cert.Certificates) != 3 {
 		t.Fatalf("info: %s", info.raw)
 	}
@@ -741,6 +744,10 @@ func TestRSASchemes(t *testing.T) {
 		a := f.call(t, f.key, "signatures/signHash", map[string]any{"credentialID": f.cred, "SAD": sad, "hashes": b64,
 			"hashAlgorithmOID": oidSHA256, "signAlgo": "1.2.840.113549.1.1.10", "signAlgoParams": pssParams(20)})
 		want(t, a, http.StatusBadRequest, csc.CodeInvalidRequest, "salt length")
+		// No parameters at all: the specification requires them for PSS.
+		a = f.call(t, f.key, "signatures/signHash", map[string]any{"credentialID": f.cred, "SAD": sad, "hashes": b64,
+			"hashAlgorithmOID": oidSHA256, "signAlgo": "1.2.840.113549.1.1.10"})
+		want(t, a, http.StatusBadRequest, csc.CodeInvalidRequest, "missing parameter signAlgoParams")
 		// Refused before anything was reserved: the SAD still signs.
 		a = f.call(t, f.key, "signatures/signHash", map[string]any{"credentialID": f.cred, "SAD": sad, "hashes": b64,
 			"hashAlgorithmOID": oidSHA256, "signAlgo": "1.2.840.113549.1.1.10", "signAlgoParams": pssParams(32)})
@@ -777,12 +784,20 @@ func TestMutualTLSPortal(t *testing.T) {
 	}
 	registered, stranger := client("portal-mtls"), client("stranger")
 	sum := sha256.Sum256(registered.Certificate[0])
-	if _, err := f.Portals.Create(context.Background(), portal.Spec{Name: "Portal mTLS", RedirectURLs: []string{"https://m.example.es/ok"},
-		CertSHA256: fmt.Sprintf("%x", sum)}); err != nil {
+	created, err := f.Portals.Create(context.Background(), portal.Spec{Name: "Portal mTLS", RedirectURLs: []string{"https://m.example.es/ok"},
+		CertSHA256: fmt.Sprintf("%x", sum)})
+	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
 	cschttp.Register(mux, f.CSC, f.Portals, nil)
+	// The OAuth token endpoint authenticates the same client by the same
+	// certificate (tls_client_auth).
+	osrv, err := oauth.New(oauth.Options{Store: f.DB, Clients: f.DB, Passwords: f.Registry, CSC: f.CSC, ConsentURL: "https://firma.example.es/sign/consent/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cschttp.RegisterOAuth(mux, f.CSC, osrv, nil)
 	srv := httptest.NewUnstartedServer(mux)
 	pool := x509.NewCertPool()
 	pool.AddCert(caCert)
@@ -816,6 +831,16 @@ func TestMutualTLSPortal(t *testing.T) {
 			}
 			if c.status == http.StatusOK && !strings.Contains(string(body), f.cred) {
 				t.Fatalf("list: %s", body)
+			}
+			resp, err = (&http.Client{Transport: tr}).PostForm(srv.URL+"/csc/v2/oauth2/token",
+				url.Values{"grant_type": {"client_credentials"}, "client_id": {created.Portal.ID}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != c.status || (c.status == http.StatusOK) != strings.Contains(string(body), "access_token") {
+				t.Fatalf("token by certificate: %d %s", resp.StatusCode, body)
 			}
 		})
 	}

@@ -1,8 +1,18 @@
-// Package csc is the core of the Cloud Signature Consortium API v2 (served
-// over REST at /csc/v2/... by api/rest/cschttp), so that existing CSC
-// clients can sign with the
-// citizens' cloud keys: info, credentials/list, credentials/info,
-// credentials/sendOTP, credentials/authorize and signatures/signHash.
+// Package csc is the core of the Cloud Signature Consortium API v2.2
+// (served over REST at /csc/v2/... by api/rest/cschttp), so that existing
+// CSC clients can sign with the citizens' cloud keys: info,
+// credentials/list, credentials/info, credentials/sendOTP,
+// credentials/authorize, signatures/signHash and signatures/signDoc
+// (CAdES and PAdES through package signer).
+//
+// Two ways authorise a credential. The OAuth 2.0 code flow of package
+// csc/oauth, where the citizen approves the exact digests on firma's own
+// page (web, /sign/consent/{id}): its access token is a SAD issued here
+// (IssueSAD) after the code the citizen typed was checked here
+// (ConsentVerifyOTP), and a SAD sent as bearer token is taken as the SAD.
+// And the explicit path below, where the client relays the code: SCAL 1,
+// as ETSI TS 119 432 5.3.2 has it, and so credentials say SCAL 2 only
+// when the explicit path is off (Options.ExplicitOff) and OAuth is on.
 //
 // Who calls: a CSC client is a registered portal acting for a citizen. It
 // authenticates as the portal does on the portal API: its API key as an

@@ -53,3 +53,10 @@ func internal(err error) *errs.Error {
 func unavailable(desc string, err error) *errs.Error {
 	return &errs.Error{Kind: errs.Unavailable, Code: CodeUnavailable, Detail: desc, Err: err}
 }
+
+// errExplicitOff answers the explicit path's methods when config turned
+// the path off.
+func errExplicitOff(method string) *errs.Error {
+	return errs.Newf(errs.FailedPrecondition, CodeInvalidRequest,
+		"%s is turned off on this service (csc.explicit_authorize): authorise credentials with OAuth 2.0", method)
+}

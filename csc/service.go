@@ -30,7 +30,7 @@ import (
 )
 
 // Spec is the CSC API version this package implements.
-const Spec = "2.0.0.2"
+const Spec = "2.2.0.0"
 
 // Defaults of Options.
 const (
@@ -92,6 +92,18 @@ type Options struct {
 	// policy.AttemptStore (every store.Store is).
 	Attempts *policy.Attempts
 
+	// ExplicitOff turns off the explicit path (credentials/sendOTP and
+	// credentials/authorize), where the client collects the citizen's SMS
+	// code and relays it: SCAL1 at best.
+	ExplicitOff bool
+	// Timestamper, when set, serves signatures/timestamp and signDoc's
+	// Ades-B-T (the built-in TSA or the configured ones).
+	Timestamper signer.Timestamper
+	// OAuth2URL is the base URI of the OAuth 2.0 authorisation server
+	// (csc/oauth) when it is served: info then lists oauth2code, and
+	// credentials say oauth2code.
+	OAuth2URL string
+
 	SADTTL        time.Duration // how long a SAD may be used; default 5 minutes
 	MaxSignatures int           // numSignatures allowed in one SAD ("multisign"); default 100
 
@@ -109,6 +121,8 @@ type Service struct {
 	log *slog.Logger
 	now func() time.Time
 	m   *metrics
+	// serviceTokens looks up service-scope OAuth tokens (SetServiceTokens).
+	serviceTokens func(ctx context.Context, tok string) (string, bool)
 }
 
 // New returns a Service.
@@ -169,6 +183,12 @@ func New(opt Options) (*Service, error) {
 type Caller struct {
 	ID   string
 	Name string
+	// Token is set when the portal called with an OAuth access token of
+	// credential scope (a SAD) rather than its API key: signHash then
+	// takes it as the SAD.
+	Token string
+	// Citizen is the citizen the token is for, with Token.
+	Citizen string
 }
 
 // credential is a certificate a CSC client may name, with its key.
@@ -258,6 +278,9 @@ func otpBinding(credentialID string) []byte { return []byte("csc-credential:" + 
 // SendOTP sends the credential's owner an SMS one-time password for the
 // caller, or a new one within the resend limits.
 func (s *Service) SendOTP(ctx context.Context, caller Caller, credentialID string) error {
+	if s.opt.ExplicitOff {
+		return errExplicitOff("credentials/sendOTP")
+	}
 	c, err := s.credential(ctx, credentialID)
 	if err != nil {
 		return err
@@ -266,6 +289,12 @@ func (s *Service) SendOTP(ctx context.Context, caller Caller, credentialID strin
 	if err != nil {
 		return err
 	}
+	return s.sendOTP(ctx, caller, c, cz)
+}
+
+// sendOTP sends the code of the credential and caller to its holder, of
+// the explicit path or of the citizen's own ceremony alike.
+func (s *Service) sendOTP(ctx context.Context, caller Caller, c *credential, cz *store.Citizen) error {
 	now := s.now().UTC()
 	// The lock is the holder's, not this caller's: once wrong codes locked
 	// the channel (through any portal, or the approval page), no portal
@@ -287,7 +316,13 @@ func (s *Service) SendOTP(ctx context.Context, caller Caller, credentialID strin
 			if err := s.opt.Rules.MaySend(prev.Sends, prev.SentAt, now); err != nil {
 				var r *policy.Refusal
 				if errors.As(err, &r) {
-					return tooMany(r.Reason)
+					e := tooMany(r.Reason)
+					// Too soon ends when the gap does; the resend limit
+					// only with a new authorisation.
+					if r.Rule == policy.RuleOTPResendTooSoon {
+						e.RetryAfter = prev.SentAt.Add(s.opt.Rules.ResendGap).Sub(now)
+					}
+					return e
 				}
 				return internal(err)
 			}
@@ -337,6 +372,9 @@ func (s *Service) locked(err error) error {
 	if r, ok := policy.IsLocked(err); ok {
 		e := denied("the holder's codes are locked for every portal: %s", r.Reason)
 		e.Err = err
+		if !r.Until.IsZero() {
+			e.RetryAfter = r.Until.Sub(s.now())
+		}
 		return e
 	}
 	return internal(err)
@@ -372,6 +410,9 @@ type Authorization struct {
 
 // Authorize checks the OTP and returns a SAD for exactly the given hashes.
 func (s *Service) Authorize(ctx context.Context, caller Caller, r AuthorizeRequest) (*Authorization, error) {
+	if s.opt.ExplicitOff {
+		return nil, errExplicitOff("credentials/authorize")
+	}
 	if r.NumSignatures < 1 {
 		return nil, invalid("missing or invalid number parameter numSignatures: want at least 1")
 	}
@@ -406,37 +447,48 @@ func (s *Service) Authorize(ctx context.Context, caller Caller, r AuthorizeReque
 	if err != nil {
 		return nil, err
 	}
+	if err := s.verifyOTP(ctx, caller, c, cz, r.OTP, auditDocs(h, hashes), "explicit"); err != nil {
+		return nil, err
+	}
+	return s.issueSAD(ctx, caller, c, cz, r.HashAlgorithm, r.NumSignatures, hashes)
+}
+
+// verifyOTP checks the holder's code for the credential and caller under
+// the one attempt policy, and spends it. docs are what the code
+// authorises; path (explicit, or oauth2code for the citizen's own page)
+// goes to the audit record, since the two are not the same assurance.
+func (s *Service) verifyOTP(ctx context.Context, caller Caller, c *credential, cz *store.Citizen, otp string, docs []audit.Document, path string) error {
 	now := s.now().UTC()
 	// The holder's lock comes first: whichever portal asks, and whether
 	// or not it holds a code, the answer is that codes are locked.
 	scope := policy.OTPScope(cz.ID)
 	if err := s.opt.Attempts.Check(ctx, scope, now); err != nil {
-		return nil, s.locked(err)
+		return s.locked(err)
 	}
 	id := challengeID(c.cert.ID, caller.ID)
 	ch, err := s.opt.Store.CSCChallenge(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, invalidOTP("no OTP was sent for this credential: call credentials/sendOTP first")
+		return invalidOTP("no OTP was sent for this credential: call credentials/sendOTP first")
 	}
 	if err != nil {
-		return nil, internal(err)
+		return internal(err)
 	}
 	actor := audit.Actor{Role: audit.RolePortal, ID: caller.ID}
 	switch {
 	case !ch.UsedAt.IsZero(), !ch.LockedAt.IsZero():
-		return nil, invalidOTP("the OTP was already used; ask for a new one with credentials/sendOTP")
+		return invalidOTP("the OTP was already used; ask for a new one with credentials/sendOTP")
 	case !now.Before(ch.ExpiresAt):
-		return nil, invalidOTP("the OTP has expired; ask for a new one with credentials/sendOTP")
+		return invalidOTP("the OTP has expired; ask for a new one with credentials/sendOTP")
 	case ch.CitizenID != cz.ID:
-		return nil, invalidOTP("the OTP was sent for another holder; ask for a new one")
+		return invalidOTP("the OTP was sent for another holder; ask for a new one")
 	}
 	// The lock, the comparison and the count are one step on the holder's
 	// channel: guesses from several portals and nodes at once take turns,
 	// and none is compared once the budget is spent. A right code resets.
-	f, err := s.opt.Attempts.Verify(ctx, scope, now, func() bool { return s.opt.OTP.Check(ch.Hash, id, otpBinding(c.cert.ID), r.OTP) })
+	f, err := s.opt.Attempts.Verify(ctx, scope, now, func() bool { return s.opt.OTP.Check(ch.Hash, id, otpBinding(c.cert.ID), otp) })
 	if err != nil && !errors.Is(err, policy.ErrWrongCode) {
 		// Locked meanwhile by a wrong code elsewhere: not compared.
-		return nil, s.locked(err)
+		return s.locked(err)
 	}
 	if err != nil {
 		if f.Locked {
@@ -449,36 +501,44 @@ func (s *Service) Authorize(ctx context.Context, caller Caller, r AuthorizeReque
 			s.audit(ctx, &audit.Record{Event: audit.OTPLocked, Outcome: audit.Denied, Actor: actor, Citizen: cz.ID, Portal: caller.ID,
 				KeyID: c.cert.KeyID, Reason: "too many wrong codes", Details: map[string]string{"api": "csc",
 					"failures": fmt.Sprint(f.Failures), "locked_until": f.LockedUntil.UTC().Format(time.RFC3339)}})
-			return nil, denied("wrong OTP %d times: the holder's codes are locked for every portal; ask for a new one with credentials/sendOTP after %s",
+			return denied("wrong OTP %d times: the holder's codes are locked for every portal; ask for a new one with credentials/sendOTP after %s",
 				f.Failures, f.LockedUntil.Format(time.RFC3339))
 		}
 		s.m.otps.WithLabelValues("wrong").Inc()
 		s.audit(ctx, &audit.Record{Event: audit.OTPFailed, Outcome: audit.Failure, Actor: actor, Citizen: cz.ID, Portal: caller.ID,
 			KeyID: c.cert.KeyID, Reason: "wrong code", Details: map[string]string{"api": "csc", "failures": fmt.Sprint(f.Failures)}})
 		left := f.Left
-		return nil, invalidOTP("wrong OTP; %d %s left", left, plural(left, "try", "tries"))
+		return invalidOTP("wrong OTP; %d %s left", left, plural(left, "try", "tries"))
 	}
 	if err := s.opt.Store.UseCSCChallenge(ctx, id, now); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			return nil, invalidOTP("the OTP was already used; ask for a new one with credentials/sendOTP")
+			return invalidOTP("the OTP was already used; ask for a new one with credentials/sendOTP")
 		}
-		return nil, internal(err)
+		return internal(err)
 	}
+	s.m.otps.WithLabelValues("accepted").Inc()
+	s.audit(ctx, &audit.Record{Event: audit.OTPChecked, Outcome: audit.Success, Actor: actor, Citizen: cz.ID, Portal: caller.ID,
+		KeyID: c.cert.KeyID, Documents: docs,
+		Details: map[string]string{"api": "csc", "credential_id": c.cert.ID, "num_signatures": fmt.Sprint(len(docs)), "auth_mode": path}})
+	return nil
+}
+
+// issueSAD stores a new SAD for exactly hashes, which a checked code
+// authorised, and returns it.
+func (s *Service) issueSAD(ctx context.Context, caller Caller, c *credential, cz *store.Citizen, hashAlgo string, numSignatures int,
+	hashes [][]byte) (*Authorization, error) {
+	now := s.now().UTC()
 	tok := make([]byte, 32)
 	if _, err := rand.Read(tok); err != nil {
 		return nil, internal(err)
 	}
 	sadText := base64.RawURLEncoding.EncodeToString(tok)
 	sad := &store.SAD{ID: sadID(sadText), CredentialID: c.cert.ID, Caller: caller.ID, CitizenID: cz.ID, KeyID: c.cert.KeyID,
-		HashAlgo: r.HashAlgorithm, NumSignatures: r.NumSignatures, Hashes: hashes, CreatedAt: now, ExpiresAt: now.Add(s.opt.SADTTL)}
+		HashAlgo: hashAlgo, NumSignatures: numSignatures, Hashes: hashes, CreatedAt: now, ExpiresAt: now.Add(s.opt.SADTTL)}
 	if err := s.opt.Store.CreateSAD(ctx, sad); err != nil {
 		return nil, internal(err)
 	}
-	s.m.otps.WithLabelValues("accepted").Inc()
-	s.audit(ctx, &audit.Record{Event: audit.OTPChecked, Outcome: audit.Success, Actor: actor, Citizen: cz.ID, Portal: caller.ID,
-		KeyID: c.cert.KeyID, Documents: auditDocs(h, hashes),
-		Details: map[string]string{"api": "csc", "credential_id": c.cert.ID, "num_signatures": fmt.Sprint(r.NumSignatures)}})
-	s.log.InfoContext(ctx, "csc sad issued", "portal", caller.ID, "credential", c.cert.ID, "signatures", r.NumSignatures)
+	s.log.InfoContext(ctx, "csc sad issued", "portal", caller.ID, "credential", c.cert.ID, "signatures", numSignatures)
 	return &Authorization{SAD: sadText, ExpiresIn: int(s.opt.SADTTL / time.Second)}, nil
 }
 
@@ -502,11 +562,9 @@ func decodeHashes(in []string, h crypto.Hash) ([][]byte, error) {
 	out := make([][]byte, len(in))
 	seen := make(map[string]int, len(in))
 	for i, s := range in {
-		b, err := base64.StdEncoding.DecodeString(s)
+		b, err := decodeB64(s)
 		if err != nil {
-			if b, err = base64.RawURLEncoding.DecodeString(s); err != nil {
-				return nil, invalid("hashes[%d] is not base64", i)
-			}
+			return nil, invalid("hashes[%d] is not base64", i)
 		}
 		if len(b) != h.Size() {
 			return nil, invalid("hashes[%d] is %d bytes; a %s hash is %d", i, len(b), h, h.Size())
@@ -541,6 +599,11 @@ type SignHashRequest struct {
 // SignHash signs hashes the SAD authorised, each at most once.
 func (s *Service) SignHash(ctx context.Context, caller Caller, r SignHashRequest) ([][]byte, error) {
 	if r.SAD == "" {
+		// With an OAuth access token of credential scope, the token is the
+		// SAD (CSC v2.2 11.9).
+		r.SAD = caller.Token
+	}
+	if r.SAD == "" {
 		return nil, invalid("missing string parameter SAD")
 	}
 	if len(r.Hashes) == 0 {
@@ -552,21 +615,9 @@ func (s *Service) SignHash(ctx context.Context, caller Caller, r SignHashRequest
 	if strings.TrimSpace(r.CredentialID) == "" {
 		return nil, invalid("missing string parameter credentialID")
 	}
-	sad, err := s.opt.Store.SAD(ctx, sadID(r.SAD))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, invalid("invalid parameter SAD")
-	}
+	sad, now, err := s.liveSAD(ctx, caller, r.CredentialID, r.SAD)
 	if err != nil {
-		return nil, internal(err)
-	}
-	// A SAD of another portal or credential is as good as no SAD: the
-	// answer does not tell it exists.
-	if sad.Caller != caller.ID || sad.CredentialID != r.CredentialID {
-		return nil, invalid("invalid parameter SAD")
-	}
-	now := s.now().UTC()
-	if !now.Before(sad.ExpiresAt) {
-		return nil, invalid("SAD expired: authorize again")
+		return nil, err
 	}
 	if r.HashAlgorithm != "" && r.HashAlgorithm != sad.HashAlgo {
 		return nil, invalid("hashAlgorithmOID %s is not the %s the SAD was authorised for", r.HashAlgorithm, sad.HashAlgo)
@@ -576,16 +627,8 @@ func (s *Service) SignHash(ctx context.Context, caller Caller, r SignHashRequest
 	if err != nil {
 		return nil, err
 	}
-	if left := sad.NumSignatures - sad.Used; len(hashes) > left {
-		return nil, invalid("Hash is not authorized by the SAD: %d hashes asked but it allows %d more (numSignatures %d, %d used)", len(hashes), left, sad.NumSignatures, sad.Used)
-	}
-	for i, d := range hashes {
-		if !containsHash(sad.Hashes, d) {
-			return nil, invalid("Hash is not authorized by the SAD: hashes[%d] is not one it lists", i)
-		}
-		if containsHash(sad.Spent, d) {
-			return nil, invalid("Hash is not authorized by the SAD: hashes[%d] was already signed with it; each hash is signed once", i)
-		}
+	if err := sadAllows(sad, hashes); err != nil {
+		return nil, err
 	}
 	c, err := s.credential(ctx, sad.CredentialID)
 	if err != nil {
@@ -630,6 +673,49 @@ func (s *Service) SignHash(ctx context.Context, caller Caller, r SignHashRequest
 	s.m.signatures.WithLabelValues("ok").Add(float64(len(hashes)))
 	s.log.InfoContext(ctx, "csc hashes signed", "portal", caller.ID, "credential", c.cert.ID, "count", len(sigs))
 	return sigs, nil
+}
+
+// liveSAD loads the SAD the caller names for the credential, unexpired.
+func (s *Service) liveSAD(ctx context.Context, caller Caller, credentialID, text string) (*store.SAD, time.Time, error) {
+	sad, err := s.opt.Store.SAD(ctx, sadID(text))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, time.Time{}, invalid("invalid parameter SAD")
+	}
+	if err != nil {
+		return nil, time.Time{}, internal(err)
+	}
+	// A SAD of another portal or credential is as good as no SAD: the
+	// answer does not tell it exists.
+	if sad.Caller != caller.ID || sad.CredentialID != credentialID {
+		return nil, time.Time{}, invalid("invalid parameter SAD")
+	}
+	now := s.now().UTC()
+	if !now.Before(sad.ExpiresAt) {
+		return nil, time.Time{}, invalid("SAD expired: authorize again")
+	}
+	return sad, now, nil
+}
+
+// sadAllows checks every hash is one the SAD lists, not yet signed, and
+// within numSignatures.
+func sadAllows(sad *store.SAD, hashes [][]byte) error {
+	if left := sad.NumSignatures - sad.Used; len(hashes) > left {
+		return invalid("Hash is not authorized by the SAD: %d hashes asked but it allows %d more (numSignatures %d, %d used)", len(hashes), left, sad.NumSignatures, sad.Used)
+	}
+	seen := make(map[string]bool, len(hashes))
+	for i, d := range hashes {
+		if !containsHash(sad.Hashes, d) {
+			return invalid("Hash is not authorized by the SAD: hashes[%d] is not one it lists", i)
+		}
+		if containsHash(sad.Spent, d) {
+			return invalid("Hash is not authorized by the SAD: hashes[%d] was already signed with it; each hash is signed once", i)
+		}
+		if seen[string(d)] {
+			return invalid("hashes[%d] repeats an earlier one: each hash is signed once", i)
+		}
+		seen[string(d)] = true
+	}
+	return nil
 }
 
 // sadEvidence is a CSC signature's consent: the SAD the citizen

@@ -57,6 +57,7 @@ type Store interface {
 	CAStore
 	AuditStore
 	CSCStore
+	OAuthStore
 	AttemptStore
 	FireStore
 	Ping(ctx context.Context) error

@@ -27,4 +27,11 @@
 // under the CSRF secret, compared in constant time, and a POST must come
 // from the service's own origin (Origin header). Texts are in Spanish and
 // English, chosen by Accept-Language or the switch in the header.
+//
+// With Options.Consents, /sign/consent/{id} is the CSC API's consent page
+// (consent.go, over csc/oauth): the same look, cookies, form tokens,
+// origin check and sign-in limits, for a CSC client's OAuth 2.0 request:
+// the portal, each document's label and digest, the certificate once
+// signed in, the SMS code, approve or reject, and back to the client's
+// registered redirect URI.
 package web

@@ -84,8 +84,11 @@ type Options struct {
 	// client, SMSRate the approval page's code sends and resends; a
 	// client over it gets the page with a 429 and Retry-After. Nil: no
 	// limit.
-	LoginRate  *limit.Clients
-	SMSRate    *limit.Clients
+	LoginRate *limit.Clients
+	SMSRate   *limit.Clients
+	// Consents, if set, serves the CSC API's OAuth 2.0 consent page at
+	// ConsentPath (consent.go).
+	Consents   Consents
 	Log        *slog.Logger
 	Registerer prometheus.Registerer // nil registers no metrics
 }
@@ -105,6 +108,8 @@ type Handler struct {
 	meTmpl  *template.Template
 	meMu    sync.Mutex
 	meOut   map[string]time.Time // sign-outs, without Options.Sessions
+
+	consentTmpl *template.Template
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -160,6 +165,11 @@ func New(opt Options) (*Handler, error) {
 	h.mux.HandleFunc("POST "+PathPrefix+"{id}/reject", h.post("reject", h.reject))
 	if h.meEnabled() {
 		if err := h.initMe(); err != nil {
+			return nil, err
+		}
+	}
+	if opt.Consents != nil {
+		if err := h.initConsent(); err != nil {
 			return nil, err
 		}
 	}

@@ -37,6 +37,7 @@ import (
 	"github.com/firma-cloud/firma/store"
 	"github.com/firma-cloud/firma/transaction"
 	"github.com/firma-cloud/firma/tsa"
+	"github.com/firma-cloud/firma/web"
 )
 
 // step is one named start-up step.
@@ -67,6 +68,7 @@ type app struct {
 	// calls are refused while it is.
 	audit    *audit.Log
 	registry *registry.Service    // citizens (setupRegistry)
+	consents web.Consents         // the CSC OAuth consent ceremony (setupCSC), nil when off
 	tx       *transaction.Service // signing transactions (setupTransactions)
 	stamper  tsa.Stamper          // built-in TSA or external TSAs (setupStamper)
 	builtin  *builtinTSA          // the built-in TSA; nil with external TSAs

@@ -3,14 +3,19 @@ package main
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/firma-cloud/firma/api/rest/cschttp"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/csc"
+	"github.com/firma-cloud/firma/csc/oauth"
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/portal"
+	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/transaction"
+	"github.com/firma-cloud/firma/tsa"
+	"github.com/firma-cloud/firma/web"
 )
 
 // setupCSC serves the Cloud Signature Consortium API v2 under /csc/v2/:
@@ -49,8 +54,17 @@ func (a *app) setupCSC(ctx context.Context) error {
 		return err
 	}
 	opt := csc.Options{Store: a.store, Certificates: a.ca, Keys: a.ks, Signing: a.signing, Citizens: a.store, SMS: gw, OTP: hasher,
-		Rules: tc.Rules(), Attempts: a.attempts(), SADTTL: cfg.SADTTL, MaxSignatures: cfg.MaxSignatures,
-		Name: cfg.Name, Description: cfg.Description, Logo: cfg.Logo, Log: log, Registerer: a.reg}
+		Rules: tc.Rules(), Attempts: a.attempts(), SADTTL: cfg.SADTTL, MaxSignatures: cfg.MaxSignatures, ExplicitOff: !cfg.ExplicitAuthorize,
+		Timestamper: signer.TimestamperFunc(tsa.TokenDER(a.tsaStamper())),
+		Name:        cfg.Name, Description: cfg.Description, Logo: cfg.Logo, Log: log, Registerer: a.reg}
+	if cfg.OAuth {
+		if a.registry == nil {
+			return errors.New("the CSC OAuth server needs the citizen registry (passwords): the registry step must run first")
+		}
+		// Without a public URL the base is relative: the page and its
+		// redirects work, but info's oauth2 is then not absolute.
+		opt.OAuth2URL = strings.TrimSuffix(a.publicURL(), "/") + strings.TrimSuffix(cschttp.Prefix, "/")
+	}
 	if _, deprecated := attemptRules(a.cfg); deprecated {
 		log.Warn("csc.otp_lockout is deprecated and overrides transactions.otp_lockout for every code; set transactions.otp_lockout instead",
 			"lockout", cfg.OTPLockout)
@@ -60,13 +74,37 @@ func (a *app) setupCSC(ctx context.Context) error {
 		return err
 	}
 	cschttp.Register(a.mux, svc, portal.New(a.store, portal.Options{Log: log}), log)
+	var srv *oauth.Server
+	if cfg.OAuth {
+		srv, err = oauth.New(oauth.Options{Store: a.store, Clients: a.store, Passwords: a.registry, CSC: svc,
+			ConsentURL: strings.TrimSuffix(a.publicURL(), "/") + web.ConsentPath, Log: log.With("part", "csc-oauth")})
+		if err != nil {
+			return err
+		}
+		cschttp.RegisterOAuth(a.mux, svc, srv, log)
+		a.consents = srv
+	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
+	done := make(chan struct{}, 2)
 	go func() {
-		defer close(done)
+		defer func() { done <- struct{}{} }()
 		svc.Run(rctx, 10*time.Minute)
 	}()
-	a.onClose("csc", func() error { cancel(); <-done; return nil })
-	log.Info("CSC API v2 ready", "path", cschttp.Prefix, "sad_ttl", cfg.SADTTL, "multisign", cfg.MaxSignatures)
+	if srv != nil {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			srv.Run(rctx, 10*time.Minute)
+		}()
+	}
+	a.onClose("csc", func() error {
+		cancel()
+		<-done
+		if srv != nil {
+			<-done
+		}
+		return nil
+	})
+	log.Info("CSC API v2 ready", "path", cschttp.Prefix, "sad_ttl", cfg.SADTTL, "multisign", cfg.MaxSignatures,
+		"oauth", cfg.OAuth, "explicit_authorize", cfg.ExplicitAuthorize)
 	return nil
 }

@@ -34,9 +34,10 @@ var setups = []step{
 	{"verify", (*app).setupVerify},
 	{"registry", (*app).setupRegistry},
 	{"transactions", (*app).setupTransactions},
+	// Before web: the approval page serves the CSC consent page too.
+	{"csc", (*app).setupCSC},
 	{"web", (*app).setupWeb},
 	{"fire", (*app).setupFire},
-	{"csc", (*app).setupCSC},
 	{"attempt sweep", (*app).setupAttemptSweep},
 }
 

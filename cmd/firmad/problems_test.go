@@ -195,7 +195,14 @@ func TestEveryRouteAnswersOneProblemShape(t *testing.T) {
 		"POST /csc/v2/credentials/sendOTP":   {{form: cscForm, method: "POST", path: "/csc/v2/credentials/sendOTP", auth: "portal", ct: jsonCT, body: badJSON, status: 400, code: "invalid_request"}},
 		"POST /csc/v2/credentials/authorize": {{form: cscForm, method: "POST", path: "/csc/v2/credentials/authorize", auth: "portal", ct: jsonCT, body: `{}`, status: 400, code: "invalid_request"}},
 		"POST /csc/v2/signatures/signHash":   {{form: cscForm, method: "POST", path: "/csc/v2/signatures/signHash", auth: "portal", ct: "text/plain", body: `{}`, status: 415, code: "invalid_request"}},
+		"POST /csc/v2/signatures/signDoc":    {{form: cscForm, method: "POST", path: "/csc/v2/signatures/signDoc", auth: "portal", ct: jsonCT, body: `{}`, status: 400, code: "invalid_request"}},
+		"POST /csc/v2/signatures/timestamp":  {{form: cscForm, method: "POST", path: "/csc/v2/signatures/timestamp", auth: "portal", ct: jsonCT, body: `{}`, status: 400, code: "invalid_request"}},
 		"/csc/v2/":                           {{form: cscForm, method: "GET", path: "/csc/v2/nope", status: 404, code: "invalid_request"}},
+		// Its OAuth 2.0 authorisation server answers in the same form.
+		"GET /csc/v2/oauth2/authorize":         {{form: cscForm, method: "GET", path: "/csc/v2/oauth2/authorize", status: 400, code: "invalid_request"}},
+		"POST /csc/v2/oauth2/pushed_authorize": {{form: cscForm, method: "POST", path: "/csc/v2/oauth2/pushed_authorize", ct: "application/x-www-form-urlencoded", body: "response_type=code", status: 401, code: "invalid_client"}},
+		"POST /csc/v2/oauth2/token":            {{form: cscForm, method: "POST", path: "/csc/v2/oauth2/token", ct: jsonCT, body: "{}", status: 415, code: "invalid_request"}},
+		"POST /csc/v2/oauth2/revoke":           {{form: cscForm, method: "POST", path: "/csc/v2/oauth2/revoke", ct: "application/x-www-form-urlencoded", body: "token=x", status: 401, code: "invalid_client"}},
 
 		// Not APIs: the citizen's page, probes and metrics.
 		"/sign/":       {{form: notAPI}},

@@ -41,6 +41,7 @@ func (a *app) setupWeb(ctx context.Context) error {
 	log := a.log.With("part", "web")
 	opt := web.Options{Transactions: svc, Secure: secure, BaseURL: base, Log: log, Registerer: a.reg}
 	opt.LoginRate, opt.SMSRate = a.limiter().login, a.limiter().sms
+	opt.Consents = a.consents
 	// The citizen's own page at /me lists key uses from the audit log;
 	// without the log or the registry there is nothing to show.
 	if a.audit != nil && a.registry != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/csc"
+	"github.com/firma-cloud/firma/csc/oauth"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/portal"
@@ -57,6 +58,11 @@ type Options struct {
 	// needs another token (testpki's) makes both first: SoftHSM2 sees
 	// only the tokens that exist when it is first loaded.
 	Token *softhsmtest.Token
+	// OAuth serves the CSC API's OAuth 2.0 authorisation server
+	// (/csc/v2/oauth2/...) and its consent page (/sign/consent/{id}).
+	OAuth bool
+	// OAuthOptions tunes it.
+	OAuthOptions func(*oauth.Options)
 }
 
 // Stack is one service's worth of real parts behind one loopback server.
@@ -75,6 +81,7 @@ type Stack struct {
 	Tx       *transaction.Service
 	CSC      *csc.Service
 	Web      *web.Handler
+	OAuth    *oauth.Server // with Options.OAuth
 	Audit    *audit.Log
 	Signing  *signing.Service // every signature's way to a key
 	Metrics  *prometheus.Registry
@@ -168,6 +175,9 @@ func New(t testing.TB, opt Options) *Stack {
 	}
 	copt := csc.Options{Store: s.DB, Certificates: s.CA, Keys: s.Keys, Signing: s.Signing, Citizens: s.Registry, SMS: s.Outbox,
 		OTP: hasher, Registerer: s.Metrics}
+	if opt.OAuth {
+		copt.OAuth2URL = s.Server.URL + cschttp.Prefix[:len(cschttp.Prefix)-1]
+	}
 	if opt.CSC != nil {
 		opt.CSC(&copt)
 	}
@@ -176,6 +186,16 @@ func New(t testing.TB, opt Options) *Stack {
 	}
 	wopt := web.Options{Transactions: s.Tx, BaseURL: s.Server.URL, Registerer: s.Metrics,
 		Citizens: s.Registry, Audit: s.Audit, Portals: s.DB, Sessions: s.DB}
+	if opt.OAuth {
+		oopt := oauth.Options{Store: s.DB, Clients: s.DB, Passwords: s.Registry, CSC: s.CSC, ConsentURL: s.Server.URL + web.ConsentPath}
+		if opt.OAuthOptions != nil {
+			opt.OAuthOptions(&oopt)
+		}
+		if s.OAuth, err = oauth.New(oopt); err != nil {
+			t.Fatal(err)
+		}
+		wopt.Consents = s.OAuth
+	}
 	if opt.Web != nil {
 		opt.Web(&wopt)
 	}
@@ -186,6 +206,9 @@ func New(t testing.TB, opt Options) *Stack {
 	portalhttp.NewHandler(s.Tx, s.Portals, nil, 0).Register(mux)
 	s.Web.Register(mux)
 	cschttp.Register(mux, s.CSC, s.Portals, nil)
+	if s.OAuth != nil {
+		cschttp.RegisterOAuth(mux, s.CSC, s.OAuth, nil)
+	}
 	pkihttp.Register(mux, s.CA, nil)
 	if opt.Mux != nil {
 		opt.Mux(s, mux)

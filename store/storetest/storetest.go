@@ -26,6 +26,7 @@ func Run(t *testing.T, open Open) {
 		{"tsa", testTSA},
 		{"ca", testCA},
 		{"csc", testCSC},
+		{"oauth", testOAuth},
 		{"attempts", testAttempts},
 		{"portals", testPortals},
 		{"transactions", testTransactions},

@@ -18,6 +18,7 @@ import (
 
 	"github.com/firma-cloud/firma/api/rest"
 	"github.com/firma-cloud/firma/csc"
+	"github.com/firma-cloud/firma/csc/oauth"
 	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/policy"
 	"github.com/firma-cloud/firma/portal"
@@ -27,6 +28,10 @@ import (
 // maxBody bounds a request body: multisign hashes of SHA-512 in base64
 // plus the rest fit well within it.
 const maxBody = 1 << 20
+
+// maxDocBody bounds signDoc's body, which carries whole documents in
+// base64.
+const maxDocBody = 16 << 20
 
 // Prefix is where the API is mounted.
 const Prefix = "/csc/v2/"
@@ -65,6 +70,8 @@ func register(mux rest.Router, svc *csc.Service, portals portal.Authenticator, l
 	mux.Handle("POST "+Prefix+"credentials/sendOTP", s.authed(portals, "credentials/sendOTP", s.serveSendOTP))
 	mux.Handle("POST "+Prefix+"credentials/authorize", s.authed(portals, "credentials/authorize", s.serveAuthorize))
 	mux.Handle("POST "+Prefix+"signatures/signHash", s.authed(portals, "signatures/signHash", s.serveSignHash))
+	mux.Handle("POST "+Prefix+"signatures/signDoc", s.authed(portals, "signatures/signDoc", s.serveSignDoc))
+	mux.Handle("POST "+Prefix+"signatures/timestamp", s.authed(portals, "signatures/timestamp", s.serveTimestamp))
 	// Anything else under the prefix, wrong methods included, gets a CSC
 	// error rather than the mux's plain-text one.
 	mux.HandleFunc(Prefix, func(w http.ResponseWriter, r *http.Request) {
@@ -86,10 +93,14 @@ type handlerFunc func(ctx context.Context, caller csc.Caller, body []byte) (any,
 func (s *server) authed(portals portal.Authenticator, method string, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		caller, err := authenticate(ctx, portals, r)
+		caller, err := authenticate(ctx, s.svc, portals, r)
 		if err == nil {
 			var body []byte
-			if body, err = readBody(w, r); err == nil {
+			limit := int64(maxBody)
+			if method == "signatures/signDoc" {
+				limit = maxDocBody
+			}
+			if body, err = readBody(w, r, limit); err == nil {
 				var out any
 				if out, err = h(ctx, caller, body); err == nil {
 					s.svc.CountRequest(method, "ok")
@@ -124,7 +135,7 @@ func (s *server) serveInfo(w http.ResponseWriter, r *http.Request) {
 
 // authenticate finds the calling portal by bearer API key, else by TLS
 // client certificate.
-func authenticate(ctx context.Context, portals portal.Authenticator, r *http.Request) (csc.Caller, error) {
+func authenticate(ctx context.Context, svc *csc.Service, portals portal.Authenticator, r *http.Request) (csc.Caller, error) {
 	var (
 		p   *store.Portal
 		err error
@@ -134,7 +145,28 @@ func authenticate(ctx context.Context, portals portal.Authenticator, r *http.Req
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
 			return csc.Caller{}, errs.New(errs.Unauthenticated, csc.CodeInvalidToken, "Authorization must be \"Bearer <portal API key>\"")
 		}
-		p, err = portals.AuthenticateAPIKey(ctx, strings.TrimSpace(tok))
+		tok = strings.TrimSpace(tok)
+		p, err = portals.AuthenticateAPIKey(ctx, tok)
+		if errors.Is(err, portal.ErrUnauthenticated) || errors.Is(err, portal.ErrNotFound) {
+			// Not an API key: an OAuth access token of credential scope.
+			if c, ok := svc.TokenCaller(ctx, tok); ok {
+				// The portal must still be enabled (*portal.Registry
+				// tells; another Authenticator is taken at its word).
+				g, canGet := portals.(interface {
+					Get(ctx context.Context, id string) (*store.Portal, error)
+				})
+				if !canGet {
+					return c, nil
+				}
+				if p, err = g.Get(ctx, c.ID); err == nil && p.Status == store.PortalActive {
+					c.Name = p.Name
+					return c, nil
+				}
+				if err == nil {
+					err = portal.ErrDisabled
+				}
+			}
+		}
 	} else if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
 		// Only a certificate the TLS layer verified against the client CAs
 		// identifies a portal.
@@ -154,12 +186,16 @@ func authenticate(ctx context.Context, portals portal.Authenticator, r *http.Req
 	return csc.Caller{ID: p.ID, Name: p.Name}, nil
 }
 
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+func readBody(w http.ResponseWriter, r *http.Request, maxBody int64) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
 			return nil, form{status: http.StatusUnsupportedMediaType, code: csc.CodeInvalidRequest, desc: "the body must be application/json"}
 		}
+	}
+	// A declared length over the bound is refused before reading.
+	if r.ContentLength > maxBody {
+		return nil, errs.Newf(errs.TooLarge, csc.CodeInvalidRequest, "the body is over %d bytes", maxBody)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
@@ -189,14 +225,17 @@ func decode(body []byte, v any) error {
 }
 
 type listBody struct {
-	UserID       string `json:"userID"`
-	CredInfo     bool   `json:"credInfo"`
-	Certificates string `json:"certificates"`
-	CertInfo     bool   `json:"certInfo"`
-	AuthInfo     bool   `json:"authInfo"`
-	OnlyValid    bool   `json:"onlyValid"`
-	MaxResults   int    `json:"maxResults"`
-	PageToken    string `json:"pageToken"`
+	UserID         string `json:"userID"`
+	CredentialInfo bool   `json:"credentialInfo"` // v2
+	CredInfo       bool   `json:"credInfo"`       // v1
+	Certificates   string `json:"certificates"`
+	CertInfo       bool   `json:"certInfo"`
+	AuthInfo       bool   `json:"authInfo"`
+	OnlyValid      bool   `json:"onlyValid"`
+	Lang           string `json:"lang"`
+	ClientData     string `json:"clientData"`
+	MaxResults     int    `json:"maxResults"`
+	PageToken      string `json:"pageToken"`
 }
 
 func (s *server) serveList(ctx context.Context, c csc.Caller, body []byte) (any, error) {
@@ -204,8 +243,13 @@ func (s *server) serveList(ctx context.Context, c csc.Caller, body []byte) (any,
 	if err := decode(body, &b); err != nil {
 		return nil, err
 	}
-	return s.svc.List(ctx, c, csc.ListRequest{UserID: b.UserID, CredInfo: b.CredInfo, OnlyValid: b.OnlyValid, MaxResults: b.MaxResults,
-		PageToken: b.PageToken, Info: csc.InfoRequest{Certificates: b.Certificates, CertInfo: b.CertInfo, AuthInfo: b.AuthInfo}})
+	if b.UserID == "" {
+		// With an access token, the citizen is the token's.
+		b.UserID = c.Citizen
+	}
+	return s.svc.List(ctx, c, csc.ListRequest{UserID: b.UserID, CredInfo: b.CredentialInfo || b.CredInfo, OnlyValid: b.OnlyValid,
+		MaxResults: b.MaxResults, PageToken: b.PageToken,
+		Info: csc.InfoRequest{Certificates: b.Certificates, CertInfo: b.CertInfo, AuthInfo: b.AuthInfo, Lang: b.Lang}})
 }
 
 type infoBody struct {
@@ -213,6 +257,8 @@ type infoBody struct {
 	Certificates string `json:"certificates"`
 	CertInfo     bool   `json:"certInfo"`
 	AuthInfo     bool   `json:"authInfo"`
+	Lang         string `json:"lang"`
+	ClientData   string `json:"clientData"`
 }
 
 func (s *server) serveCredInfo(ctx context.Context, c csc.Caller, body []byte) (any, error) {
@@ -220,7 +266,7 @@ func (s *server) serveCredInfo(ctx context.Context, c csc.Caller, body []byte) (
 	if err := decode(body, &b); err != nil {
 		return nil, err
 	}
-	return s.svc.CredentialInfo(ctx, c, b.CredentialID, csc.InfoRequest{Certificates: b.Certificates, CertInfo: b.CertInfo, AuthInfo: b.AuthInfo})
+	return s.svc.CredentialInfo(ctx, c, b.CredentialID, csc.InfoRequest{Certificates: b.Certificates, CertInfo: b.CertInfo, AuthInfo: b.AuthInfo, Lang: b.Lang})
 }
 
 type sendOTPBody struct {
@@ -397,7 +443,7 @@ func formOf(err error) form {
 	if !ok {
 		f = forms[errs.Internal]
 	}
-	if slices.Contains(csc.Codes, e.Code) {
+	if slices.Contains(csc.Codes, e.Code) || slices.Contains(oauth.Codes, e.Code) {
 		f.code = e.Code
 	}
 	f.desc, f.retryAfter = e.Detail, e.RetryAfter
