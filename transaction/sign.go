@@ -65,9 +65,17 @@ func (s *Service) authorise(ctx context.Context, t *store.Transaction) (*signing
 			approved = append(approved, auditDocument(d))
 		}
 	}
+	details := map[string]string{"transaction": t.ID}
+	if State(t.State) == StateSigning || t.CertificateID != "" {
+		// An earlier activation of this transaction was cut short (a
+		// crash, a lease that ran out, an HSM fault): the record says this
+		// one signs what it left pending, which is what explains it
+		// (audit.CheckSigned).
+		details[audit.DetailResumed] = "true"
+	}
 	g, err := s.opt.Signing.Authorise(ctx, signing.Request{Purpose: signing.PurposeTransaction, Actor: citizenActor(t.CitizenID),
 		Citizen: t.CitizenID, Portal: t.PortalID, RequestID: t.ID, Documents: approved,
-		Details: map[string]string{"transaction": t.ID}, Evidence: &lease{s: s, t: t}})
+		Details: details, Evidence: &lease{s: s, t: t}})
 	switch {
 	case err == nil:
 	case errors.Is(err, signing.ErrEvidenceUsed):
