@@ -43,10 +43,10 @@ func TestCheckSigned(t *testing.T) {
 		return r
 	}
 	tests := []struct {
-		name     string
-		signed   []bool // of the two documents
-		recs     []*audit.Record
-		problems []string // substrings, one per problem expected; none: passes
+		name                         string
+		signed                       []bool // of the two documents
+		recs                         []*audit.Record
+		problems                     []string // substrings, one per problem expected; none: passes
 		resumed, resigned, discarded int
 	}{
 		{name: "signed once", signed: []bool{true, true},
