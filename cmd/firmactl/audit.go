@@ -40,6 +40,7 @@ func init() {
 		trusted  auditListFlag
 		tsaRoots string
 		db       string
+		signed   bool
 		quiet    bool
 	}
 	register(&command{
@@ -53,11 +54,15 @@ func init() {
 			fs.Var(&ver.trusted, "trusted", "a signed checkpoint kept elsewhere (file saved by 'audit checkpoint'); repeatable. Catches a log cut back together with its checkpoints")
 			fs.StringVar(&ver.tsaRoots, "tsa-roots", "", "PEM roots of the TSA: also check every checkpoint's RFC 3161 timestamp")
 			fs.StringVar(&ver.db, "db", "", "verify this database (SQLite file or postgres:// URL) directly instead of an export (also checks the query columns)")
+			fs.BoolVar(&ver.signed, "signed", false, "with --db: also check that every signed document of a transaction has exactly one key.used record and every key activation is completed or resumed")
 			fs.BoolVar(&ver.quiet, "q", false, "print nothing when the log verifies")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 			if (ver.db == "") != (len(args) == 1) || len(args) > 1 {
 				return usageErr("want one EXPORT file (- for standard input), or --db")
+			}
+			if ver.signed && ver.db == "" {
+				return usageErr("--signed reads the transactions: it needs --db")
 			}
 			keys := append([]string(nil), ver.keys...)
 			if k := e.getenv("FIRMA_AUDIT_KEY"); k != "" && len(keys) == 0 {
@@ -109,10 +114,25 @@ func init() {
 			}
 			var rep *audit.Report
 			if ver.db != "" {
+				var signed *audit.SignedReport
 				err = auditWithDB(ctx, ver.db, func(db store.Store) error {
+					if ver.signed {
+						signed, err = audit.CheckSigned(ctx, db, opt)
+						if signed != nil {
+							rep = signed.Log
+						}
+						return err
+					}
 					rep, err = audit.VerifyStoreWith(ctx, db, opt)
 					return err
 				})
+				if err == nil && signed != nil {
+					if !ver.quiet || signed.Err() != nil {
+						printAuditReport(e.stdout, rep)
+						printSignedReport(e.stdout, signed)
+					}
+					return signed.Err()
+				}
 			} else {
 				r, closeIn, oerr := auditOpenIn(args[0])
 				if oerr != nil {
@@ -473,6 +493,20 @@ func printAuditReport(w io.Writer, r *audit.Report) {
 	}
 	if r.Unannounced > 0 {
 		fmt.Fprintf(w, "warning: %d results name a decision the log does not hold before them\n", r.Unannounced)
+	}
+}
+
+func printSignedReport(w io.Writer, r *audit.SignedReport) {
+	fmt.Fprintf(w, "%d signed documents checked against their key.used records; %d activations resumed after an interruption, %d signatures made again after one\n",
+		r.Signed, r.Resumed, r.Resigned)
+	if r.Discarded > 0 {
+		fmt.Fprintf(w, "note: %d recorded signatures of documents not stored as signed (withheld or lost)\n", r.Discarded)
+	}
+	if r.Interrupted > 0 {
+		fmt.Fprintf(w, "note: %d service-key activations without a result (nothing released)\n", r.Interrupted)
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "problem: %s\n", p)
 	}
 }
 
