@@ -361,7 +361,12 @@ func (s *faultState) verifierKey(t *testing.T, d *daemon) string {
 // and returns the latter's report. Both must pass.
 func (s *faultState) checkAudit(t *testing.T, key string) *audit.SignedReport {
 	t.Helper()
-	db := filepath.Join(s.dir, "var", "firma.db")
+	return s.checkAuditAt(t, key, filepath.Join(s.dir, "var", "firma.db"))
+}
+
+// checkAuditAt is checkAudit on the database at db.
+func (s *faultState) checkAuditAt(t *testing.T, key, db string) *audit.SignedReport {
+	t.Helper()
 	out := s.firmactl(t, 0, "audit", "verify", "--db", db, "--key", key, "--signed")
 	if !strings.Contains(out, "verified") {
 		t.Fatalf("audit verify:\n%s", out)
