@@ -408,6 +408,17 @@ func (s *faultState) checkAuditAt(t *testing.T, key, db string) *audit.SignedRep
 			t.Fatalf("record %d (%s) after the last checkpoint was not checked", sr.Index, sr.Event)
 		}
 	}
+	purposes := map[string]int{}
+	all, err := st.AuditRecords(context.Background(), 0, rep.Log.Records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sr := range all {
+		if r, err := audit.ParseRecord(sr.Data); err == nil && r.Event == audit.KeyActivated {
+			purposes[r.Details["signing_purpose"]]++
+		}
+	}
+	t.Logf("key activations by purpose: %v", purposes)
 	t.Logf("audit: %d records, %d activations (%d unfinished); %d signed documents checked, %d activations resumed, %d signatures made again, %d discarded",
 		rep.Log.Records, rep.Log.Activations, len(rep.Log.Unfinished), rep.Signed, rep.Resumed, rep.Resigned, rep.Discarded)
 	return rep

@@ -94,7 +94,9 @@ func killRuns(t *testing.T, rng *rand.Rand, runs int) {
 		if st, err := s.stateInStore(t, id); err == nil {
 			before = st
 		}
+		restart := time.Now()
 		d = s.start(t)
+		restarted := time.Since(restart)
 		st, err := s.txState(t, d, id)
 		if err != nil {
 			t.Fatal(err)
@@ -107,7 +109,8 @@ func killRuns(t *testing.T, rng *rand.Rand, runs int) {
 			}
 		}
 		st, took := s.waitFinal(t, d, id, 60*time.Second)
-		t.Logf("run %d: killed %v after approving (state then %q); done %v after the restart", run, delay.Round(time.Millisecond), before, took.Round(time.Millisecond))
+		t.Logf("run %d: killed %v after approving (state then %q); firmad back in %v, done %v later", run, delay.Round(time.Millisecond), before,
+			restarted.Round(time.Millisecond), took.Round(time.Millisecond))
 		if st != "done" {
 			t.Fatalf("run %d (kill after %v): transaction ended %s\n%s", run, delay, st, d.stderr)
 		}
