@@ -65,6 +65,13 @@ func (s *Service) authorise(ctx context.Context, t *store.Transaction) (*signing
 			approved = append(approved, auditDocument(d))
 		}
 	}
+	if len(approved) == 0 {
+		// Every document has its outcome: a stop came after they were
+		// stored and before the transaction ended. Nothing is left to
+		// sign, so no key is activated (an activation with nothing to
+		// sign would have no key.used after it).
+		return nil, s.summarise(ctx, t, s.now())
+	}
 	details := map[string]string{"transaction": t.ID}
 	if State(t.State) == StateSigning || t.CertificateID != "" {
 		// An earlier activation of this transaction was cut short (a
