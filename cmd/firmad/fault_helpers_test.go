@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -25,6 +26,8 @@ import (
 
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/internal/firmadtest"
+	"github.com/firma-cloud/firma/store"
+	"github.com/firma-cloud/firma/store/backend"
 	"github.com/firma-cloud/firma/store/sqlite"
 )
 
@@ -49,13 +52,28 @@ type faultState struct {
 	*state
 	auditor string
 	apiKey  string
-	lastOTP string // the last SMS code read, not to be taken again
+	lastOTP string   // the last SMS code read, not to be taken again
+	env     []string // the store's settings for every process, if not the state's SQLite
+	dsn     string   // the PostgreSQL database, if env names one
 }
 
 func newFaultState(t *testing.T, extra ...[2]string) *faultState {
 	t.Helper()
-	s := &faultState{state: initState(t)}
-	s.firmactl(t, 0, "demo", "seed", "--state", "var")
+	return newFaultStateOn(t, "", extra...)
+}
+
+// newFaultStateOn is newFaultState with the store on the PostgreSQL
+// database dsn, if not "".
+func newFaultStateOn(t *testing.T, dsn string, extra ...[2]string) *faultState {
+	t.Helper()
+	s := &faultState{state: initState(t), dsn: dsn}
+	if dsn != "" {
+		// init put the CA in the SQLite store of the config it wrote;
+		// 'ca init' reads the environment and puts it in PostgreSQL.
+		s.env = []string{"FIRMA_STORE_DRIVER=postgres", "FIRMA_STORE_DSN=" + dsn}
+		s.ctl(t, "ca", "init", "--state", "var")
+	}
+	s.ctl(t, "demo", "seed", "--state", "var")
 	tok := make([]byte, 20)
 	rand.Read(tok)
 	s.auditor = hex.EncodeToString(tok)
@@ -71,6 +89,24 @@ func newFaultState(t *testing.T, extra ...[2]string) *faultState {
 		{"    sms_burst: 5\n", "    sms_burst: 1000\n"},
 	}, extra...)...)
 	return s
+}
+
+// ctl runs firmactl with the state's store settings; it must succeed.
+func (s *faultState) ctl(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(bin, "firmactl"), args...)
+	cmd.Dir, cmd.Env = s.dir, firmadtest.CleanEnv(s.env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("firmactl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// run starts firmad with the state's store settings.
+func (s *faultState) run(t *testing.T) *daemon {
+	t.Helper()
+	return s.start(t, s.env...)
 }
 
 // patchConfig replaces lines of var/firmad.yaml, each of which must be
@@ -97,7 +133,7 @@ func (s *state) patchConfig(t *testing.T, repl ...[2]string) {
 // createPortal registers the portal the batches come from.
 func (s *faultState) createPortal(t *testing.T, d *daemon) {
 	t.Helper()
-	m := webAPIKeyRe.FindStringSubmatch(s.firmactl(t, 0, "portals", "create", "--name", "Portal", "--redirect", faultOK,
+	m := webAPIKeyRe.FindStringSubmatch(s.ctl(t, "portals", "create", "--name", "Portal", "--redirect", faultOK,
 		"--redirect", faultKO, "--addr="+d.grpc))
 	if m == nil {
 		t.Fatal("portals create printed no API key")
@@ -199,7 +235,7 @@ func (s *faultState) signIn(t *testing.T, d *daemon, id string) *approval {
 	// The SMS goes out after the page answers: poll for a code other than
 	// the last one used.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		sm := webSMSCodeRe.FindStringSubmatch(s.firmactl(t, 0, "sms", "outbox", "--to", faultCitizenPhone, "--limit", "1", "--addr="+d.grpc))
+		sm := webSMSCodeRe.FindStringSubmatch(s.ctl(t, "sms", "outbox", "--to", faultCitizenPhone, "--limit", "1", "--addr="+d.grpc))
 		if sm != nil && sm[1] != s.lastOTP {
 			a.otp, s.lastOTP = sm[1], sm[1]
 			return a
@@ -367,15 +403,22 @@ func (s *faultState) checkAudit(t *testing.T, key string) *audit.SignedReport {
 // checkAuditAt is checkAudit on the database at db.
 func (s *faultState) checkAuditAt(t *testing.T, key, db string) *audit.SignedReport {
 	t.Helper()
-	out := s.firmactl(t, 0, "audit", "verify", "--db", db, "--key", key, "--signed")
-	if !strings.Contains(out, "verified") {
-		t.Fatalf("audit verify:\n%s", out)
+	var st store.Store
+	var err error
+	if s.dsn != "" {
+		db = s.dsn
+		st, err = backend.Open(context.Background(), backend.Postgres, s.dsn)
+	} else {
+		st, err = sqlite.Open(context.Background(), db)
 	}
-	st, err := sqlite.Open(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	out := s.ctl(t, "audit", "verify", "--db", db, "--key", key, "--signed")
+	if !strings.Contains(out, "verified") {
+		t.Fatalf("audit verify:\n%s", out)
+	}
 	v, err := audit.NewNoteVerifiers(key)
 	if err != nil {
 		t.Fatal(err)
@@ -428,6 +471,9 @@ func (s *faultState) checkAuditAt(t *testing.T, key, db string) *audit.SignedRep
 // firmad is down.
 func (s *faultState) stateInStore(t *testing.T, id string) (string, error) {
 	t.Helper()
+	if s.dsn != "" {
+		return "", errors.New("not read from PostgreSQL")
+	}
 	st, err := sqlite.Open(context.Background(), filepath.Join(s.dir, "var", "firma.db"))
 	if err != nil {
 		return "", err

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/firma-cloud/firma/store/postgres/pgtest"
 )
 
 // faultSeed is the seed of the fault suite's random choices: FIRMA_FAULT_SEED
@@ -43,14 +45,24 @@ func TestSIGKILLDuringBatch(t *testing.T) {
 	for w := range 2 {
 		t.Run(fmt.Sprintf("state%d", w), func(t *testing.T) {
 			t.Parallel()
-			killRuns(t, rand.New(rand.NewPCG(seed, uint64(w))), 10)
+			killRuns(t, newFaultState(t), rand.New(rand.NewPCG(seed, uint64(w))), 10)
 		})
 	}
 }
 
-func killRuns(t *testing.T, rng *rand.Rand, runs int) {
-	s := newFaultState(t)
-	d := s.start(t)
+// TestSIGKILLDuringBatchPostgres is TestSIGKILLDuringBatch on PostgreSQL,
+// for four kills: the store whose commits the kill interrupts is another
+// process, which survives. Cost: about 25 s (PostgreSQL started once per
+// test binary, six firmad starts).
+func TestSIGKILLDuringBatchPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault suite: firmad restarts")
+	}
+	killRuns(t, newFaultStateOn(t, pgtest.New(t)), rand.New(rand.NewPCG(faultSeed(t), 2)), 4)
+}
+
+func killRuns(t *testing.T, s *faultState, rng *rand.Rand, runs int) {
+	d := s.run(t)
 	s.createPortal(t, d)
 	const n = 50
 
@@ -95,7 +107,7 @@ func killRuns(t *testing.T, rng *rand.Rand, runs int) {
 			before = st
 		}
 		restart := time.Now()
-		d = s.start(t)
+		d = s.run(t)
 		restarted := time.Since(restart)
 		st, err := s.txState(t, d, id)
 		if err != nil {
