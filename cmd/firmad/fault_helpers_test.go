@@ -11,7 +11,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -26,8 +25,6 @@ import (
 
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/internal/firmadtest"
-	"github.com/firma-cloud/firma/store"
-	"github.com/firma-cloud/firma/store/backend"
 	"github.com/firma-cloud/firma/store/sqlite"
 )
 
@@ -52,27 +49,12 @@ type faultState struct {
 	*state
 	auditor string
 	apiKey  string
-	lastOTP string   // the last SMS code read, not to be taken again
-	env     []string // the store's settings for every process, if not the state's SQLite
-	dsn     string   // the PostgreSQL database, if env names one
+	lastOTP string // the last SMS code read, not to be taken again
 }
 
 func newFaultState(t *testing.T, extra ...[2]string) *faultState {
 	t.Helper()
-	return newFaultStateOn(t, "", extra...)
-}
-
-// newFaultStateOn is newFaultState with the store on the PostgreSQL
-// database dsn, if not "".
-func newFaultStateOn(t *testing.T, dsn string, extra ...[2]string) *faultState {
-	t.Helper()
-	s := &faultState{state: initState(t), dsn: dsn}
-	if dsn != "" {
-		// init put the CA in the SQLite store of the config it wrote;
-		// 'ca init' reads the environment and puts it in PostgreSQL.
-		s.env = []string{"FIRMA_STORE_DRIVER=postgres", "FIRMA_STORE_DSN=" + dsn}
-		s.ctl(t, "ca", "init", "--state", "var")
-	}
+	s := &faultState{state: initState(t)}
 	s.ctl(t, "demo", "seed", "--state", "var")
 	tok := make([]byte, 20)
 	rand.Read(tok)
@@ -91,22 +73,16 @@ func newFaultStateOn(t *testing.T, dsn string, extra ...[2]string) *faultState {
 	return s
 }
 
-// ctl runs firmactl with the state's store settings; it must succeed.
+// ctl runs firmactl in the state's folder; it must succeed.
 func (s *faultState) ctl(t *testing.T, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(bin, "firmactl"), args...)
-	cmd.Dir, cmd.Env = s.dir, firmadtest.CleanEnv(s.env...)
+	cmd.Dir, cmd.Env = s.dir, firmadtest.CleanEnv()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("firmactl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
-}
-
-// run starts firmad with the state's store settings.
-func (s *faultState) run(t *testing.T) *daemon {
-	t.Helper()
-	return s.start(t, s.env...)
 }
 
 // patchConfig replaces lines of var/firmad.yaml, each of which must be
@@ -235,13 +211,14 @@ func (s *faultState) signIn(t *testing.T, d *daemon, id string) *approval {
 	// The SMS goes out after the page answers: poll for a code other than
 	// the last one used.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		sm := webSMSCodeRe.FindStringSubmatch(s.ctl(t, "sms", "outbox", "--to", faultCitizenPhone, "--limit", "1", "--addr="+d.grpc))
+		out := s.ctl(t, "sms", "outbox", "--to", faultCitizenPhone, "--limit", "5", "--addr="+d.grpc) // newest first; key-use notices come too
+		sm := webSMSCodeRe.FindStringSubmatch(out)
 		if sm != nil && sm[1] != s.lastOTP {
 			a.otp, s.lastOTP = sm[1], sm[1]
 			return a
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("no new code in the outbox")
+			t.Fatalf("no new code in the outbox: %s", out)
 		}
 	}
 }
@@ -403,14 +380,7 @@ func (s *faultState) checkAudit(t *testing.T, key string) *audit.SignedReport {
 // checkAuditAt is checkAudit on the database at db.
 func (s *faultState) checkAuditAt(t *testing.T, key, db string) *audit.SignedReport {
 	t.Helper()
-	var st store.Store
-	var err error
-	if s.dsn != "" {
-		db = s.dsn
-		st, err = backend.Open(context.Background(), backend.Postgres, s.dsn)
-	} else {
-		st, err = sqlite.Open(context.Background(), db)
-	}
+	st, err := sqlite.Open(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,9 +441,6 @@ func (s *faultState) checkAuditAt(t *testing.T, key, db string) *audit.SignedRep
 // firmad is down.
 func (s *faultState) stateInStore(t *testing.T, id string) (string, error) {
 	t.Helper()
-	if s.dsn != "" {
-		return "", errors.New("not read from PostgreSQL")
-	}
 	st, err := sqlite.Open(context.Background(), filepath.Join(s.dir, "var", "firma.db"))
 	if err != nil {
 		return "", err
