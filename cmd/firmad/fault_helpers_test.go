@@ -49,12 +49,12 @@ type faultState struct {
 	*state
 	auditor string
 	apiKey  string
-	lastOTP string // the last SMS code read, not to be taken again
+	usedOTP map[string]bool // SMS codes taken already
 }
 
 func newFaultState(t *testing.T, extra ...[2]string) *faultState {
 	t.Helper()
-	s := &faultState{state: initState(t)}
+	s := &faultState{state: initState(t), usedOTP: map[string]bool{}}
 	s.ctl(t, "demo", "seed", "--state", "var")
 	tok := make([]byte, 20)
 	rand.Read(tok)
@@ -208,14 +208,17 @@ func (s *faultState) signIn(t *testing.T, d *daemon, id string) *approval {
 	}
 	_, html, _ = a.b.page(http.MethodGet, loc, nil)
 	a.csrf = a.b.csrf(html)
-	// The SMS goes out after the page answers: poll for a code other than
-	// the last one used.
+	// The SMS goes out after the page answers, and key-use notices come
+	// to the same phone within the same second (the outbox orders by the
+	// second first): take a code never taken before.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		out := s.ctl(t, "sms", "outbox", "--to", faultCitizenPhone, "--limit", "5", "--addr="+d.grpc) // newest first; key-use notices come too
-		sm := webSMSCodeRe.FindStringSubmatch(out)
-		if sm != nil && sm[1] != s.lastOTP {
-			a.otp, s.lastOTP = sm[1], sm[1]
-			return a
+		out := s.ctl(t, "sms", "outbox", "--to", faultCitizenPhone, "--limit", "200", "--addr="+d.grpc)
+		for _, m := range webSMSCodeRe.FindAllStringSubmatch(out, -1) {
+			if !s.usedOTP[m[1]] {
+				a.otp = m[1]
+				s.usedOTP[m[1]] = true
+				return a
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no new code in the outbox: %s", out)
