@@ -59,7 +59,7 @@ func TestDiskFull(t *testing.T) {
 	dbPath := filepath.Join(disk, "firma.db")
 	s.patchConfig(t, [2]string{"    path: var/firma.db\n", "    path: " + dbPath + "\n"})
 
-	d := s.start(t)
+	d := s.run(t)
 	s.createPortal(t, d)
 	ready(t, d, http.StatusOK, 20*time.Second)
 	docs := batch("before", 10)

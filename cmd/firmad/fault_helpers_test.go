@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -25,6 +26,8 @@ import (
 
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/internal/firmadtest"
+	"github.com/firma-cloud/firma/store"
+	"github.com/firma-cloud/firma/store/backend"
 	"github.com/firma-cloud/firma/store/sqlite"
 )
 
@@ -50,11 +53,26 @@ type faultState struct {
 	auditor string
 	apiKey  string
 	usedOTP map[string]bool // SMS codes taken already
+	env     []string        // the store's settings for every process, if not the state's SQLite
+	dsn     string          // the PostgreSQL database, if env names one
 }
 
 func newFaultState(t *testing.T, extra ...[2]string) *faultState {
 	t.Helper()
-	s := &faultState{state: initState(t), usedOTP: map[string]bool{}}
+	return newFaultStateOn(t, "", extra...)
+}
+
+// newFaultStateOn is newFaultState with the store on the PostgreSQL
+// database dsn, if not "".
+func newFaultStateOn(t *testing.T, dsn string, extra ...[2]string) *faultState {
+	t.Helper()
+	s := &faultState{state: initState(t), usedOTP: map[string]bool{}, dsn: dsn}
+	if dsn != "" {
+		// init put the CA in the SQLite store of the config it wrote;
+		// 'ca init' reads the environment and puts it in PostgreSQL.
+		s.env = []string{"FIRMA_STORE_DRIVER=postgres", "FIRMA_STORE_DSN=" + dsn}
+		s.ctl(t, "ca", "init", "--state", "var")
+	}
 	s.ctl(t, "demo", "seed", "--state", "var")
 	tok := make([]byte, 20)
 	rand.Read(tok)
@@ -73,16 +91,22 @@ func newFaultState(t *testing.T, extra ...[2]string) *faultState {
 	return s
 }
 
-// ctl runs firmactl in the state's folder; it must succeed.
+// ctl runs firmactl with the state's store settings; it must succeed.
 func (s *faultState) ctl(t *testing.T, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(bin, "firmactl"), args...)
-	cmd.Dir, cmd.Env = s.dir, firmadtest.CleanEnv()
+	cmd.Dir, cmd.Env = s.dir, firmadtest.CleanEnv(s.env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("firmactl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// run starts firmad with the state's store settings.
+func (s *faultState) run(t *testing.T) *daemon {
+	t.Helper()
+	return s.start(t, s.env...)
 }
 
 // patchConfig replaces lines of var/firmad.yaml, each of which must be
@@ -383,7 +407,20 @@ func (s *faultState) checkAudit(t *testing.T, key string) *audit.SignedReport {
 // checkAuditAt is checkAudit on the database at db.
 func (s *faultState) checkAuditAt(t *testing.T, key, db string) *audit.SignedReport {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), db)
+	var st store.Store
+	var err error
+	if s.dsn != "" {
+		// firmactl takes a postgres:// URL; pgtest gives key=value pairs.
+		kv := map[string]string{}
+		for _, f := range strings.Fields(s.dsn) {
+			k, v, _ := strings.Cut(f, "=")
+			kv[k] = v
+		}
+		db = fmt.Sprintf("postgres://%s@%s:%s/%s?sslmode=%s", kv["user"], kv["host"], kv["port"], kv["dbname"], kv["sslmode"])
+		st, err = backend.Open(context.Background(), backend.Postgres, s.dsn)
+	} else {
+		st, err = sqlite.Open(context.Background(), db)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,6 +481,9 @@ func (s *faultState) checkAuditAt(t *testing.T, key, db string) *audit.SignedRep
 // firmad is down.
 func (s *faultState) stateInStore(t *testing.T, id string) (string, error) {
 	t.Helper()
+	if s.dsn != "" {
+		return "", errors.New("not read from PostgreSQL")
+	}
 	st, err := sqlite.Open(context.Background(), filepath.Join(s.dir, "var", "firma.db"))
 	if err != nil {
 		return "", err

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/firma-cloud/firma/store/postgres/pgtest"
 )
 
 // faultSeed is the seed of the fault suite's random choices: FIRMA_FAULT_SEED
@@ -48,8 +50,19 @@ func TestSIGKILLDuringBatch(t *testing.T) {
 	}
 }
 
+// TestSIGKILLDuringBatchPostgres is TestSIGKILLDuringBatch on PostgreSQL,
+// for four kills: the store whose commits the kill interrupts is another
+// process, which survives. Cost: about 25 s (PostgreSQL started once per
+// test binary, six firmad starts).
+func TestSIGKILLDuringBatchPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault suite: firmad restarts")
+	}
+	killRuns(t, newFaultStateOn(t, pgtest.New(t)), rand.New(rand.NewPCG(faultSeed(t), 2)), 4)
+}
+
 func killRuns(t *testing.T, s *faultState, rng *rand.Rand, runs int) {
-	d := s.start(t)
+	d := s.run(t)
 	s.createPortal(t, d)
 	const n = 50
 
@@ -94,7 +107,7 @@ func killRuns(t *testing.T, s *faultState, rng *rand.Rand, runs int) {
 			before = st
 		}
 		restart := time.Now()
-		d = s.start(t)
+		d = s.run(t)
 		restarted := time.Since(restart)
 		st, err := s.txState(t, d, id)
 		if err != nil {

@@ -55,7 +55,7 @@ func TestStoreLockedFromOutside(t *testing.T) {
 		t.Skip("fault suite")
 	}
 	s := newFaultState(t)
-	d := s.start(t)
+	d := s.run(t)
 	s.createPortal(t, d)
 	docs := batch("locked", 10)
 	id := s.create(t, d, docs, "")

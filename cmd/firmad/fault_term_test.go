@@ -29,7 +29,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	)
 	rng := rand.New(rand.NewPCG(faultSeed(t), 0))
 	s := newFaultState(t, [2]string{"    shutdown_timeout: 30s\n", fmt.Sprintf("    shutdown_timeout: %s\n", shutdown)})
-	d := s.start(t)
+	d := s.run(t)
 	s.createPortal(t, d)
 	ids := make([]string, batches)
 	docs := make([][]faultDoc, batches)
@@ -73,7 +73,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 		}
 	}
 
-	d = s.start(t)
+	d = s.run(t)
 	for i := range batches {
 		st, err := s.txState(t, d, ids[i])
 		if err != nil {

@@ -93,7 +93,7 @@ func TestTSAFaultsDuringBatch(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.serve(t)
-			d = s.start(outer)
+			d = s.start(outer, s.env...)
 			if s.apiKey == "" {
 				s.createPortal(t, d)
 			}
