@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/store"
 	"github.com/firma-cloud/firma/transaction"
 )
 
@@ -570,6 +572,50 @@ func TestResumeAfterCrashMidSigning(t *testing.T) {
 		t.Fatalf("after resume: %v %+v", err, r.Transaction)
 	}
 	verifyResults(t, e, r, contents)
+}
+
+// TestResumeAfterCrashBeforeTheEnd leaves a transaction in signing with
+// every document's outcome stored, as a crash after the last outcome and
+// before the end would: Resume ends it done without activating the key
+// again, since an activation with nothing to sign would have no key.used.
+func TestResumeAfterCrashBeforeTheEnd(t *testing.T) {
+	e := newEnv(t, nil)
+	p := e.portal("Portal", nil)
+	citizen := e.advanced(12345678)
+	docs, contents := threeDocs(t)
+	c := e.create(p, citizen, docs...)
+	sess, code := e.login(c.ID, citizen)
+	if _, err := e.svc.Approve(e.ctx, c.ID, sess, code); err != nil {
+		t.Fatal(err)
+	}
+	activations := func() int {
+		recs, err := e.db.QueryAudit(e.ctx, store.AuditFilter{Events: []string{string(audit.KeyActivated)}, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(recs)
+	}
+	before := activations()
+	st, err := e.db.Transaction(e.ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.State, st.EndedAt, st.Summary = string(transaction.StateSigning), time.Time{}, ""
+	if err := e.db.UpdateTransaction(e.ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	e.restart()
+	if err := e.svc.Resume(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.svc.Results(e.ctx, p.ID, c.ID)
+	if err != nil || r.Transaction.State != transaction.StateDone {
+		t.Fatalf("after resume: %v %+v", err, r.Transaction)
+	}
+	verifyResults(t, e, r, contents)
+	if n := activations(); n != before {
+		t.Fatalf("%d key.activated records after resuming a transaction with nothing left to sign, want %d", n, before)
+	}
 }
 
 // TestRetentionPurgesDocuments keeps documents and results for the

@@ -70,11 +70,22 @@ func (s *Service) authorise(ctx context.Context, t *store.Transaction, takeover 
 			approved = append(approved, auditDocument(d))
 		}
 	}
+	if len(approved) == 0 {
+		// Every document has its outcome: a stop came after they were
+		// stored and before the transaction ended. Nothing is left to
+		// sign, so no key is activated (an activation with nothing to
+		// sign would have no key.used after it).
+		return nil, s.summarise(ctx, t, s.now())
+	}
 	details := map[string]string{"transaction": t.ID}
-	if done := len(docs) - len(approved); done > 0 {
-		// A resume (after a stop, a stall, a transient fault): the record
-		// says so, and names only what it signs now.
-		details["resumed"], details["documents_done"] = "true", strconv.Itoa(done)
+	if done := len(docs) - len(approved); done > 0 || State(t.State) == StateSigning || t.CertificateID != "" {
+		// A resume (after a stop, a crash, a stall, a lease that ran out,
+		// a transient fault): an earlier activation of this transaction
+		// was cut short, and this record says it signs what that one left
+		// pending (which is what explains it to audit.CheckSigned), naming
+		// only what it signs now.
+		details[audit.DetailResumed] = "true"
+		details["documents_done"] = strconv.Itoa(done)
 	}
 	g, err := s.opt.Signing.Authorise(ctx, signing.Request{Purpose: signing.PurposeTransaction, Actor: citizenActor(t.CitizenID),
 		Citizen: t.CitizenID, Portal: t.PortalID, RequestID: t.ID, Documents: approved,

@@ -41,6 +41,7 @@ func init() {
 		tsaRoots string
 		db       string
 		issuance string
+		signed   bool
 		quiet    bool
 	}
 	register(&command{
@@ -55,6 +56,7 @@ func init() {
 			fs.StringVar(&ver.tsaRoots, "tsa-roots", "", "PEM roots of the TSA: also check every checkpoint's RFC 3161 timestamp")
 			fs.StringVar(&ver.db, "db", "", "verify this database (SQLite file or postgres:// URL) directly instead of an export (also checks the query columns and the TSA's interval summaries against its issuance log)")
 			fs.StringVar(&ver.issuance, "issuance-db", "", "with an EXPORT: check the built-in TSA's interval summaries against the issuance log in this database (SQLite file or postgres:// URL)")
+			fs.BoolVar(&ver.signed, "signed", false, "with --db: also check that every signed document of a transaction has exactly one key.used record and every key activation is completed or resumed")
 			fs.BoolVar(&ver.quiet, "q", false, "print nothing when the log verifies")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
@@ -63,6 +65,9 @@ func init() {
 			}
 			if ver.issuance != "" && ver.db != "" {
 				return usageErr("--issuance-db goes with an EXPORT; --db checks its own issuance log")
+			}
+			if ver.signed && ver.db == "" {
+				return usageErr("--signed reads the transactions: it needs --db")
 			}
 			keys := append([]string(nil), ver.keys...)
 			if k := e.getenv("FIRMA_AUDIT_KEY"); k != "" && len(keys) == 0 {
@@ -114,11 +119,26 @@ func init() {
 			}
 			var rep *audit.Report
 			if ver.db != "" {
+				var signed *audit.SignedReport
 				err = auditWithDB(ctx, ver.db, func(db store.Store) error {
 					opt.Issuance = db
+					if ver.signed {
+						signed, err = audit.CheckSigned(ctx, db, opt)
+						if signed != nil {
+							rep = signed.Log
+						}
+						return err
+					}
 					rep, err = audit.VerifyStoreWith(ctx, db, opt)
 					return err
 				})
+				if err == nil && signed != nil {
+					if !ver.quiet || signed.Err() != nil {
+						printAuditReport(e.stdout, rep)
+						printSignedReport(e.stdout, signed)
+					}
+					return signed.Err()
+				}
 			} else {
 				r, closeIn, oerr := auditOpenIn(args[0])
 				if oerr != nil {
@@ -497,6 +517,20 @@ func printAuditReport(w io.Writer, r *audit.Report) {
 			checked = "each matches the issuance log (count, serial range, root)"
 		}
 		fmt.Fprintf(w, "%d TSA interval summaries, %d tokens: %s\n", r.TSASummaries, r.TSATokens, checked)
+	}
+}
+
+func printSignedReport(w io.Writer, r *audit.SignedReport) {
+	fmt.Fprintf(w, "%d signed documents checked against their key.used records; %d activations resumed after an interruption, %d signatures made again after one\n",
+		r.Signed, r.Resumed, r.Resigned)
+	if r.Discarded > 0 {
+		fmt.Fprintf(w, "note: %d recorded signatures of documents not stored as signed (withheld or lost)\n", r.Discarded)
+	}
+	if r.Interrupted > 0 {
+		fmt.Fprintf(w, "note: %d service-key activations without a result (nothing released)\n", r.Interrupted)
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "problem: %s\n", p)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -115,8 +116,22 @@ func (s *DB) PingWrite(ctx context.Context) error {
 	if _, err := conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); err != nil {
 		return fmt.Errorf("sqlite write check: rollback: %w", err)
 	}
+	// Taking the lock writes nothing, so a full disk passes it while every
+	// real write fails (SQLITE_FULL): look at the space left too.
+	if free := freeBytes(filepath.Dir(s.path)); free >= 0 && free < minFreeBytes {
+		return fmt.Errorf("sqlite write check: %w: %d bytes free where %s is", ErrDiskFull, free, filepath.Base(s.path))
+	}
 	return nil
 }
+
+// minFreeBytes is the space below which the database counts as full for
+// the write check: a transaction's rows, its documents and the WAL pages
+// of a commit need room, and writes fail well before the last byte.
+const minFreeBytes = 4 << 20
+
+// ErrDiskFull is what PingWrite wraps when the file system holding the
+// database has less than minFreeBytes left.
+var ErrDiskFull = errors.New("the disk holding the database is full")
 
 // migrate applies, in order and each in its own transaction, every
 // migrations/NNNN_name.sql whose version is above the recorded one.
