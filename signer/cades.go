@@ -16,9 +16,11 @@ import (
 	"io"
 	"math/big"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/firma-cloud/firma/errs"
+	"github.com/firma-cloud/firma/signer/xades"
 )
 
 // Sentinel errors of the document formats, told apart with errors.Is.
@@ -39,16 +41,19 @@ const (
 	FormatRaw   Format = "raw"   // a bare signature over a digest
 	FormatCAdES Format = "cades" // detached CMS, CAdES baseline
 	FormatPAdES Format = "pades" // PDF incremental update holding a CAdES signature
+	// FormatXAdES is XAdES (signer/xades): enveloped in an XML document,
+	// detached for any other content or a digest.
+	FormatXAdES Format = "xades"
 )
 
 // ParseFormat parses a format name; "" is returned as "" so the caller can
 // apply its per-document default.
 func ParseFormat(s string) (Format, error) {
 	switch f := Format(s); f {
-	case "", FormatRaw, FormatCAdES, FormatPAdES:
+	case "", FormatRaw, FormatCAdES, FormatPAdES, FormatXAdES:
 		return f, nil
 	}
-	return "", fmt.Errorf("format %q: %w (want raw, cades or pades)", s, ErrFormat)
+	return "", fmt.Errorf("format %q: %w (want raw, cades, pades or xades)", s, ErrFormat)
 }
 
 // Level is the ETSI baseline level of a CAdES or PAdES signature.
@@ -435,11 +440,15 @@ type Document struct {
 	Type    DocumentType
 	Content []byte
 	Digest  []byte
+	// Name is the document's file name, which a detached XAdES signature
+	// refers to it by; "" means "document".
+	Name string
 }
 
 // SignDocument signs doc in format f ("" means the default for its type
 // from formats). It returns a detached CMS for CAdES, the signed PDF for
-// PAdES, and the bare signature for raw. pdf tunes PAdES only.
+// PAdES, the signed XML document (or a detached ds:Signature for other
+// content) for XAdES, and the bare signature for raw. pdf tunes PAdES only.
 func SignDocument(ctx context.Context, f Format, formats DefaultFormats, doc Document, key crypto.Signer, chain []*x509.Certificate, opt Options, pdf PDFOptions) ([]byte, error) {
 	if f == "" {
 		f = formats.For(doc.Type)
@@ -455,6 +464,8 @@ func SignDocument(ctx context.Context, f Format, formats DefaultFormats, doc Doc
 			return nil, fmt.Errorf("pades: %w", ErrNeedsDocument)
 		}
 		return PAdES(ctx, doc.Content, key, chain, opt, pdf)
+	case FormatXAdES:
+		return signXAdES(ctx, doc, key, chain, opt)
 	case FormatRaw:
 		h := opt.hash()
 		digest := doc.Digest
@@ -475,4 +486,55 @@ func SignDocument(ctx context.Context, f Format, formats DefaultFormats, doc Doc
 		return sig, nil
 	}
 	return nil, fmt.Errorf("format %q: %w", f, ErrFormat)
+}
+
+// signXAdES signs an XML document enveloped and anything else, or a
+// digest, detached under its name.
+func signXAdES(ctx context.Context, doc Document, key crypto.Signer, chain []*x509.Certificate, opt Options) ([]byte, error) {
+	if err := opt.check(); err != nil {
+		return nil, err
+	}
+	xo := xades.Options{Level: xades.Level(opt.Level), Hash: opt.hash(), PSS: opt.PSS, SigningTime: opt.SigningTime,
+		MimeType: string(doc.Type), Name: xadesName(doc.Name)}
+	if opt.Timestamper != nil {
+		xo.Timestamper = opt.Timestamper
+	}
+	var out []byte
+	var err error
+	switch {
+	case doc.Content != nil && xades.IsXML(doc.Content):
+		xo.Packaging = xades.Enveloped
+		out, err = xades.Sign(ctx, doc.Content, key, chain, xo)
+	case doc.Content != nil:
+		xo.Packaging = xades.Detached
+		out, err = xades.Sign(ctx, doc.Content, key, chain, xo)
+	default:
+		out, err = xades.SignDigest(ctx, doc.Digest, key, chain, xo)
+	}
+	switch {
+	case errors.Is(err, xades.ErrTimestamp):
+		return nil, fmt.Errorf("%w: %w", ErrTimestamp, err)
+	case errors.Is(err, xades.ErrDigest):
+		return nil, fmt.Errorf("%w: %w", ErrFormatDigest, err)
+	case errors.Is(err, xades.ErrCertificate):
+		return nil, fmt.Errorf("%w: %w", ErrCertificate, err)
+	}
+	return out, err
+}
+
+// xadesName is the name a detached XAdES signature refers to the document
+// by: its base name when that is a plain file name, else "document".
+func xadesName(name string) string {
+	if i := strings.LastIndexAny(name, "/\\"); i >= 0 {
+		name = name[i+1:]
+	}
+	for _, r := range name {
+		if !(r == '.' || r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return "document"
+		}
+	}
+	if name == "" || strings.HasPrefix(name, ".") {
+		return "document"
+	}
+	return name
 }

@@ -416,7 +416,7 @@ func (h *Handler) document(w http.ResponseWriter, r *http.Request, p *store.Port
 			WriteProblem(w, r, h.log, refuse(transaction.CodeWrongState, "document %d is %s, not signed", i, d.Status), r.PathValue("id"))
 			return
 		}
-		ct := map[signer.Format]string{signer.FormatCAdES: "application/pkcs7-signature", signer.FormatPAdES: "application/pdf"}[d.Format]
+		ct := map[signer.Format]string{signer.FormatCAdES: "application/pkcs7-signature", signer.FormatPAdES: "application/pdf", signer.FormatXAdES: "application/xml"}[d.Format]
 		if ct == "" {
 			ct = "application/octet-stream"
 		}
