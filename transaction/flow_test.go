@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +105,21 @@ func verifyResults(t *testing.T, e *env, r *transaction.Results, contents [][]by
 			out, _ := run(t, "pdfsig", "-nssdir", "sql:"+nss, pdfPath)
 			if !strings.Contains(out, "Signature Validation: Signature is Valid.") {
 				t.Fatalf("document %d: pdfsig:\n%s", i, out)
+			}
+		case signer.FormatXAdES:
+			// xmlsec1 reads a detached document as a file named by the
+			// reference's URI, relative to its working directory.
+			if m := regexp.MustCompile(`URI="([^"#][^"]*)"`).FindSubmatch(d.Signature); m != nil {
+				if err := os.WriteFile(filepath.Join(dir, string(m[1])), contents[i], 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cmd := exec.Command("xmlsec1", "--verify", "--trusted-pem", root, "--untrusted-pem", chain,
+				"--enabled-reference-uris", "empty,same-doc,local,remote",
+				"--id-attr:Id", "http://uri.etsi.org/01903/v1.3.2#:SignedProperties", sig)
+			cmd.Dir = dir
+			if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "OK") {
+				t.Fatalf("document %d: xmlsec1 --verify: %v\n%s", i, err, out)
 			}
 		default:
 			t.Fatalf("document %d: format %q", i, d.Format)

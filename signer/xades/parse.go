@@ -68,7 +68,7 @@ func isNameStart(c byte) bool {
 // Parse reads an XML document within the limits. It first walks the
 // tokens with encoding/xml, which never expands entities other than the
 // five predefined ones and never fetches anything, refusing any DOCTYPE
-// (so no XXE and no entity bombs), duplicate attributes (one copy would
+// (so no XXE and no entity bombs), mismatched tags, duplicate attributes (one copy would
 // be signed and another read) and input over the limits; only then does
 // it build the tree, so memory stays bounded by MaxBytes.
 func Parse(b []byte, lim Limits) (*etree.Document, error) {
@@ -104,7 +104,7 @@ func prescan(b []byte, lim Limits) error {
 	}
 	depth, elements, roots := 0, 0, 0
 	for {
-		tok, err := d.RawToken()
+		tok, err := d.Token()
 		if errors.Is(err, io.EOF) {
 			break
 		}
