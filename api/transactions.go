@@ -147,12 +147,14 @@ var formatsIn = map[firmav1.SignatureFormat]signer.Format{
 	firmav1.SignatureFormat_SIGNATURE_FORMAT_RAW:         signer.FormatRaw,
 	firmav1.SignatureFormat_SIGNATURE_FORMAT_CADES:       signer.FormatCAdES,
 	firmav1.SignatureFormat_SIGNATURE_FORMAT_PADES:       signer.FormatPAdES,
+	firmav1.SignatureFormat_SIGNATURE_FORMAT_XADES:       signer.FormatXAdES,
 }
 
 var formatsOut = map[signer.Format]firmav1.SignatureFormat{
 	signer.FormatRaw:   firmav1.SignatureFormat_SIGNATURE_FORMAT_RAW,
 	signer.FormatCAdES: firmav1.SignatureFormat_SIGNATURE_FORMAT_CADES,
 	signer.FormatPAdES: firmav1.SignatureFormat_SIGNATURE_FORMAT_PADES,
+	signer.FormatXAdES: firmav1.SignatureFormat_SIGNATURE_FORMAT_XADES,
 }
 
 func documentsIn(ds []*firmav1.TransactionDocument) ([]transaction.DocumentInput, error) {
