@@ -10,17 +10,20 @@ import (
 	"math/big"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/firma-cloud/firma/api/rest/tsahttp"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signer/xades"
 	"github.com/firma-cloud/firma/tsa"
 )
 
-// BenchmarkFormats measures documents/s of CAdES-B-B, CAdES-B-T and
-// PAdES-B-T (issue 5) next to raw signatures/s with the same HSM key in the
+// BenchmarkFormats measures documents/s of CAdES-B-B, CAdES-B-T,
+// PAdES-B-T (issue 5) and XAdES-B-T (issue 17, an enveloped XML document
+// of the same size as the CAdES one) next to raw signatures/s with the same HSM key in the
 // same run. B-T asks the built-in TSA over loopback HTTP through the
 // production client, which checks every reply, so a document costs two HSM
 // signatures (the signer's and the TSA's) plus the TSA round trip.
@@ -87,6 +90,8 @@ func BenchmarkFormats(b *testing.B) {
 		return t.DER, nil
 	})
 	doc := bytes.Repeat([]byte("Solicitud de prueba para la firma en la nube. "), 200) // about 9 KB
+	xmlDoc := []byte(`<Solicitud xmlns="urn:example:bench">` +
+		strings.Repeat(`<Linea n="1">Solicitud de prueba para la firma en la nube.</Linea>`, 140) + `</Solicitud>`) // about 9 KB
 	pdf, err := os.ReadFile("../signer/testdata/simple.pdf")
 	if err != nil {
 		b.Fatal(err)
@@ -110,6 +115,13 @@ func BenchmarkFormats(b *testing.B) {
 	b.Run("cades-bt", func(b *testing.B) {
 		runParallel(b, n, 1, func(int) error {
 			_, err := signer.CAdESDocument(ctx, bytes.NewReader(doc), userKey, chain, signer.Options{Level: signer.LevelT, Timestamper: ts})
+			return err
+		})
+		docs(b)
+	})
+	b.Run("xades-bt", func(b *testing.B) {
+		runParallel(b, n, 1, func(int) error {
+			_, err := xades.Sign(ctx, xmlDoc, userKey, chain, xades.Options{Level: xades.LevelT, Timestamper: ts})
 			return err
 		})
 		docs(b)
