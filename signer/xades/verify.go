@@ -36,13 +36,15 @@ type Verified struct {
 	Err error
 	// Cert is the signer's certificate, the one of KeyInfo that the
 	// SigningCertificate(V2) property names; Certs are all of KeyInfo.
-	Cert            *x509.Certificate
-	Certs           []*x509.Certificate
-	Hash            crypto.Hash // of the references
-	SigningTime     time.Time
-	MimeType        string
-	Policy          *Policy
-	Packaging       Packaging
+	Cert        *x509.Certificate
+	Certs       []*x509.Certificate
+	Hash        crypto.Hash // of the references
+	SigningTime time.Time
+	MimeType    string
+	Policy      *Policy
+	Packaging   Packaging
+	// Detached lists the URIs of detached references, as written.
+	Detached        []string
 	HasSignedCertV2 bool
 	// Timestamp is the DER SignatureTimeStamp token (nil at B-B) and
 	// TimestampData what its imprint must be the hash of: the ds:
@@ -250,6 +252,7 @@ func verifyOne(doc *etree.Document, s *etree.Element, ids map[string][]*etree.El
 			}
 			data = content
 			v.Packaging = Detached
+			v.Detached = append(v.Detached, uri)
 		}
 		if ref.SelectAttrValue("Type", "") == TypeSignedProps {
 			if target != sp {

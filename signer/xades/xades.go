@@ -257,22 +257,46 @@ func Sign(ctx context.Context, doc []byte, key crypto.Signer, chain []*x509.Cert
 // SignDigest returns a detached signature over a document known only by
 // its digest under opt.Hash, referred to as opt.Name.
 func SignDigest(ctx context.Context, digest []byte, key crypto.Signer, chain []*x509.Certificate, opt Options) ([]byte, error) {
+	return SignDetached(ctx, []DetachedDoc{{Name: opt.Name, Digest: digest, MimeType: opt.MimeType}}, key, chain, opt)
+}
+
+// DetachedDoc is one document a detached signature covers: its name (the
+// reference URI), its digest under Options.Hash and its media type.
+type DetachedDoc struct {
+	Name     string
+	Digest   []byte
+	MimeType string
+}
+
+// SignDetached returns one ds:Signature with a reference (and a
+// DataObjectFormat) for each of docs, as an ASiC-E container holds.
+func SignDetached(ctx context.Context, docs []DetachedDoc, key crypto.Signer, chain []*x509.Certificate, opt Options) ([]byte, error) {
 	opt.Packaging = Detached
 	if err := opt.check(); err != nil {
 		return nil, err
 	}
-	if len(digest) != opt.hash().Size() {
-		return nil, fmt.Errorf("%d bytes for %v: %w", len(digest), opt.hash(), ErrDigest)
-	}
-	name, err := refName(opt.Name)
-	if err != nil {
-		return nil, err
+	if len(docs) == 0 {
+		return nil, fmt.Errorf("no document: %w", ErrName)
 	}
 	s, err := newSig(key, chain, &opt)
 	if err != nil {
 		return nil, err
 	}
-	s.addDocRef(name, nil, digest, mimeOr(opt.MimeType, "application/octet-stream"))
+	seen := map[string]bool{}
+	for _, d := range docs {
+		if len(d.Digest) != opt.hash().Size() {
+			return nil, fmt.Errorf("%d bytes for %v: %w", len(d.Digest), opt.hash(), ErrDigest)
+		}
+		name, err := refName(d.Name)
+		if err != nil {
+			return nil, err
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("%q twice: %w", name, ErrName)
+		}
+		seen[name] = true
+		s.addDocRef(name, nil, d.Digest, mimeOr(d.MimeType, "application/octet-stream"))
+	}
 	return s.standalone(ctx, nil)
 }
 
