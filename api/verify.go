@@ -77,6 +77,11 @@ func (s *VerifyService) Verify(ctx context.Context, req *firmav1.VerifyRequest) 
 			return nil, invalidArg("content", "a PDF carries what it signs; send no content or digest")
 		}
 		r, err = v.PDF(ctx, sig)
+	case bytes.HasPrefix(sig, []byte("PK\x03\x04")):
+		if req.GetSigned() != nil {
+			return nil, invalidArg("content", "an ASiC container carries what it signs; send no content or digest")
+		}
+		r, err = v.ASiC(ctx, sig)
 	case xades.IsXML(sig):
 		switch signed := req.GetSigned().(type) {
 		case *firmav1.VerifyRequest_Content:

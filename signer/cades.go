@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/firma-cloud/firma/errs"
+	"github.com/firma-cloud/firma/signer/asic"
 	"github.com/firma-cloud/firma/signer/xades"
 )
 
@@ -44,16 +45,22 @@ const (
 	// FormatXAdES is XAdES (signer/xades): enveloped in an XML document,
 	// detached for any other content or a digest.
 	FormatXAdES Format = "xades"
+	// ASiC containers (ETSI EN 319 162-1, signer/asic) of the whole
+	// document: ASiC-S with a CAdES or a XAdES signature, ASiC-E with a
+	// XAdES one.
+	FormatASiCSCAdES Format = "asic-s-cades"
+	FormatASiCSXAdES Format = "asic-s-xades"
+	FormatASiCEXAdES Format = "asic-e-xades"
 )
 
 // ParseFormat parses a format name; "" is returned as "" so the caller can
 // apply its per-document default.
 func ParseFormat(s string) (Format, error) {
 	switch f := Format(s); f {
-	case "", FormatRaw, FormatCAdES, FormatPAdES, FormatXAdES:
+	case "", FormatRaw, FormatCAdES, FormatPAdES, FormatXAdES, FormatASiCSCAdES, FormatASiCSXAdES, FormatASiCEXAdES:
 		return f, nil
 	}
-	return "", fmt.Errorf("format %q: %w (want raw, cades, pades or xades)", s, ErrFormat)
+	return "", fmt.Errorf("format %q: %w (want raw, cades, pades, xades, asic-s-cades, asic-s-xades or asic-e-xades)", s, ErrFormat)
 }
 
 // Level is the ETSI baseline level of a CAdES or PAdES signature.
@@ -466,6 +473,11 @@ func SignDocument(ctx context.Context, f Format, formats DefaultFormats, doc Doc
 		return PAdES(ctx, doc.Content, key, chain, opt, pdf)
 	case FormatXAdES:
 		return signXAdES(ctx, doc, key, chain, opt)
+	case FormatASiCSCAdES, FormatASiCSXAdES, FormatASiCEXAdES:
+		if doc.Content == nil {
+			return nil, fmt.Errorf("%s: %w", f, ErrNeedsDocument)
+		}
+		return signASiC(ctx, f, doc, key, chain, opt)
 	case FormatRaw:
 		h := opt.hash()
 		digest := doc.Digest
@@ -486,6 +498,60 @@ func SignDocument(ctx context.Context, f Format, formats DefaultFormats, doc Doc
 		return sig, nil
 	}
 	return nil, fmt.Errorf("format %q: %w", f, ErrFormat)
+}
+
+// signASiC returns an ASiC container of doc and its signature.
+func signASiC(ctx context.Context, f Format, doc Document, key crypto.Signer, chain []*x509.Certificate, opt Options) ([]byte, error) {
+	if err := opt.check(); err != nil {
+		return nil, err
+	}
+	at := opt.SigningTime
+	if at.IsZero() {
+		at = time.Now()
+		opt.SigningTime = at
+	}
+	name := xadesName(doc.Name)
+	docs := []asic.Document{{Name: name, Content: doc.Content}}
+	if f == FormatASiCSCAdES {
+		cms, err := CAdESDocument(ctx, bytes.NewReader(doc.Content), key, chain, opt)
+		if err != nil {
+			return nil, err
+		}
+		return asic.Build(asic.MimeASiCS, docs, asic.CAdESEntry, cms, at)
+	}
+	// Exclusive C14N keeps asic:XAdESSignatures, which the signature is
+	// put in afterwards, out of what is signed.
+	xo := xades.Options{Level: xades.Level(opt.Level), Hash: opt.hash(), PSS: opt.PSS, SigningTime: at,
+		Canonicalization: xades.ExcC14N}
+	if opt.Timestamper != nil {
+		xo.Timestamper = opt.Timestamper
+	}
+	sig, err := xades.SignDetached(ctx, []xades.DetachedDoc{{Name: name, Digest: hashOf(opt.hash(), doc.Content), MimeType: string(doc.Type)}}, key, chain, xo)
+	if err != nil {
+		return nil, xadesErr(err)
+	}
+	wrapped, err := asic.WrapXAdES(sig)
+	if err != nil {
+		return nil, err
+	}
+	mime := asic.MimeASiCS
+	if f == FormatASiCEXAdES {
+		mime = asic.MimeASiCE
+	}
+	return asic.Build(mime, docs, asic.XAdESEntry, wrapped, at)
+}
+
+// xadesErr gives signer's sentinels to errors of signer/xades.
+func xadesErr(err error) error {
+	switch {
+	case errors.Is(err, xades.ErrTimestamp):
+		return fmt.Errorf("%w: %w", ErrTimestamp, err)
+	case errors.Is(err, xades.ErrDigest):
+		return fmt.Errorf("%w: %w", ErrFormatDigest, err)
+	case errors.Is(err, xades.ErrCertificate):
+		return fmt.Errorf("%w: %w", ErrCertificate, err)
+	}
+	return err
 }
 
 // signXAdES signs an XML document enveloped and anything else, or a
@@ -511,15 +577,10 @@ func signXAdES(ctx context.Context, doc Document, key crypto.Signer, chain []*x5
 	default:
 		out, err = xades.SignDigest(ctx, doc.Digest, key, chain, xo)
 	}
-	switch {
-	case errors.Is(err, xades.ErrTimestamp):
-		return nil, fmt.Errorf("%w: %w", ErrTimestamp, err)
-	case errors.Is(err, xades.ErrDigest):
-		return nil, fmt.Errorf("%w: %w", ErrFormatDigest, err)
-	case errors.Is(err, xades.ErrCertificate):
-		return nil, fmt.Errorf("%w: %w", ErrCertificate, err)
+	if err != nil {
+		return nil, xadesErr(err)
 	}
-	return out, err
+	return out, nil
 }
 
 // xadesName is the name a detached XAdES signature refers to the document

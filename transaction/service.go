@@ -365,7 +365,7 @@ func (s *Service) document(i int, in DocumentInput, lim portal.Limits) (*store.D
 	}
 	f, err := signer.ParseFormat(string(in.Format))
 	if err != nil {
-		return nil, &Error{Code: CodeUnsupportedFormat, Field: field + ".format", Message: fmt.Sprintf("%s.format: %q: want raw, cades, pades or xades", field, in.Format)}
+		return nil, &Error{Code: CodeUnsupportedFormat, Field: field + ".format", Message: fmt.Sprintf("%s.format: %q: want raw, cades, pades, xades, asic-s-cades, asic-s-xades or asic-e-xades", field, in.Format)}
 	}
 	d := &store.Document{Index: i, Name: name, MediaType: in.MediaType, Hash: hname, Status: string(DocPending)}
 	switch {
@@ -412,6 +412,10 @@ func (s *Service) document(i int, in DocumentInput, lim portal.Limits) (*store.D
 		if f == signer.FormatPAdES {
 			return nil, &Error{Code: CodeUnsupportedFormat, Field: field + ".format",
 				Message: field + ": pades needs the whole PDF, not its digest"}
+		}
+		if f == signer.FormatASiCSCAdES || f == signer.FormatASiCSXAdES || f == signer.FormatASiCEXAdES {
+			return nil, &Error{Code: CodeUnsupportedFormat, Field: field + ".format",
+				Message: fmt.Sprintf("%s: %s puts the document in the container, so it needs the content, not its digest", field, f)}
 		}
 	default:
 		return nil, invalid(field, "give the content or the digest")

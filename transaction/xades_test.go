@@ -11,7 +11,8 @@ import (
 
 // TestApproveSignsXAdES: a transaction with an XML document and a text
 // document in format xades signs the first enveloped and the second
-// detached, through the one signing path; xmlsec1 verifies both.
+// detached, and two more in ASiC-S (CAdES) and ASiC-E (XAdES) containers,
+// through the one signing path; xmlsec1, openssl and unzip check them.
 func TestApproveSignsXAdES(t *testing.T) {
 	e := newEnv(t, nil)
 	p := e.portal("Registro electrónico", nil)
@@ -20,7 +21,9 @@ func TestApproveSignsXAdES(t *testing.T) {
 	txt := []byte("carta de presentación\n")
 	c := e.create(p, citizen,
 		transaction.DocumentInput{Name: "solicitud.xml", MediaType: "application/xml", Content: xml, Format: signer.FormatXAdES},
-		transaction.DocumentInput{Name: "carta.txt", MediaType: "text/plain", Content: txt, Format: signer.FormatXAdES})
+		transaction.DocumentInput{Name: "carta.txt", MediaType: "text/plain", Content: txt, Format: signer.FormatXAdES},
+		transaction.DocumentInput{Name: "anexo.txt", MediaType: "text/plain", Content: []byte("anexo I"), Format: signer.FormatASiCSCAdES},
+		transaction.DocumentInput{Name: "anexo2.txt", MediaType: "text/plain", Content: []byte("anexo II"), Format: signer.FormatASiCEXAdES})
 	sess, code := e.login(c.ID, citizen)
 	done, err := e.svc.Approve(e.ctx, c.ID, sess, code)
 	if err != nil || done.State != transaction.StateDone || done.Summary != transaction.SummaryAllSigned {
@@ -30,7 +33,7 @@ func TestApproveSignsXAdES(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	verifyResults(t, e, r, [][]byte{xml, txt})
+	verifyResults(t, e, r, [][]byte{xml, txt, []byte("anexo I"), []byte("anexo II")})
 	vs, err := xades.Verify(r.Documents[0].Signature, nil, xades.Limits{})
 	if err != nil || len(vs) != 1 || vs[0].Err != nil || vs[0].Packaging != xades.Enveloped || vs[0].MimeType != "application/xml" {
 		t.Fatalf("enveloped: %v %+v", err, vs)
@@ -69,4 +72,15 @@ func TestCreateRefusesBadXML(t *testing.T) {
 	if ts, err := e.svc.List(e.ctx, p.ID, "", "", 100); err != nil || len(ts) != 0 {
 		t.Fatalf("after refusals: %d transactions stored (%v)", len(ts), err)
 	}
+}
+
+// TestCreateRefusesASiCOfDigest: a container holds the document, so a
+// digest alone is refused at creation.
+func TestCreateRefusesASiCOfDigest(t *testing.T) {
+	e := newEnv(t, nil)
+	p := e.portal("Sede", nil)
+	d := make([]byte, 32)
+	_, err := e.svc.Create(e.ctx, p, transaction.CreateRequest{CitizenID: e.advanced(11111111), OKURL: okURL, ErrorURL: errURL,
+		Documents: []transaction.DocumentInput{{Name: "x", Digest: d, Format: signer.FormatASiCSXAdES}}})
+	wantCode(t, err, transaction.CodeUnsupportedFormat)
 }

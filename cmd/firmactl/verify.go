@@ -34,7 +34,7 @@ func init() {
 	register(&command{
 		name: "verify",
 		args: "FILE",
-		summary: "verify a signed PDF, a CAdES signature (with --detached CONTENT or --digest) or an XML (XAdES) signature (with --detached CONTENT when detached); prints every check " +
+		summary: "verify a signed PDF, a CAdES signature (with --detached CONTENT or --digest) an XML (XAdES) signature (with --detached CONTENT when detached) or an ASiC container; prints every check " +
 			"and exits non-zero unless the verdict is valid. Asks firmad, or verifies here with --roots",
 		remote: true,
 		flags: func(fs *flag.FlagSet) {

@@ -67,6 +67,11 @@ func TestVerifyCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	xmlPath, xadesPath := write("signed.xml", signedXML), write("doc.xades.xml", xadesDetached)
+	container, err := signer.SignDocument(ctx, signer.FormatASiCEXAdES, signer.StandardFormats(), signer.Document{Type: "text/plain", Content: doc, Name: "doc.txt"}, key, chain, opt, signer.PDFOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asicPath := write("doc.asice", container)
 	changedXMLPath := write("changed.xml", bytes.Replace(signedXML, []byte("2026/31"), []byte("2026/32"), 1))
 	changedPath := write("changed.txt", append([]byte("X"), doc[1:]...))
 	d := sha256.Sum256(doc)
@@ -108,6 +113,9 @@ func TestVerifyCommand(t *testing.T) {
 			[]string{"INVALID", "[failed       ] integrity"}},
 		{"xades remote", []string{"verify", xmlPath, "--addr", lis.Addr().String()}, 0,
 			[]string{"VALID (xades B-T)", "[passed       ] chain"}},
+		{"asic-e local", append([]string{"verify", asicPath}, local...), 0,
+			[]string{"VALID (asic-e-xades B-T)", "[passed       ] integrity"}},
+		{"asic with content", append([]string{"verify", asicPath, "--detached", docPath}, local...), 1, nil},
 		{"xades detached without content", append([]string{"verify", xadesPath}, local...), 1, nil},
 		{"changed content", append([]string{"verify", sigPath, "--detached", changedPath}, local...), 1,
 			[]string{"INVALID", "[failed       ] integrity"}},
