@@ -461,7 +461,11 @@ func readProperties(sp, qp, s *etree.Element, v *Verified) error {
 			}
 			if ph := child(id, NSXAdES, "SigPolicyHash"); ph != nil {
 				if dm := child(ph, NSDSig, "DigestMethod"); dm != nil {
-					p.Hash, _ = hashByURI(dm.SelectAttrValue("Algorithm", ""))
+					for h, u := range policyDigestURIs {
+						if u == dm.SelectAttrValue("Algorithm", "") {
+							p.Hash = h
+						}
+					}
 				}
 				p.Digest, _ = b64(child(ph, NSDSig, "DigestValue"))
 			}

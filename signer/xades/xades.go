@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
+	_ "crypto/sha1"   // the digest of a policy document
 	_ "crypto/sha256" // SHA-256 digests
 	_ "crypto/sha512" // SHA-384 and SHA-512 digests
 	"crypto/x509"
@@ -81,6 +82,24 @@ type Policy struct {
 	URL         string // SPURI qualifier
 }
 
+// PolicyFacturae31 is the FacturaE signature policy 3.1 (XAdES-EPES for
+// electronic invoices), with the SHA-1 digest of its document as FacturaE
+// signers declare it.
+var PolicyFacturae31 = Policy{
+	Identifier:  "http://www.facturae.es/politica_de_firma_formato_facturae/politica_de_firma_formato_facturae_v3_1.pdf",
+	Description: "Política de Firma FacturaE v3.1",
+	Hash:        crypto.SHA1,
+	Digest:      mustB64("Ohixl6upD6av8N7pEvDABhEL6hM="),
+}
+
+func mustB64(s string) []byte {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
 // Options tune a signature. The zero value gives an enveloped B-B with
 // SHA-256, exclusive C14N and PKCS#1 v1.5 for RSA keys.
 type Options struct {
@@ -141,8 +160,8 @@ func (o *Options) check() error {
 		return err
 	}
 	if p := o.Policy; p != nil {
-		if _, ok := digestURIs[p.Hash]; !ok || p.Identifier == "" || len(p.Digest) != p.Hash.Size() {
-			return fmt.Errorf("signature policy %q: %w: needs an identifier and a SHA-2 digest", p.Identifier, ErrUnsupported)
+		if _, ok := policyDigestURIs[p.Hash]; !ok || p.Identifier == "" || len(p.Digest) != p.Hash.Size() {
+			return fmt.Errorf("signature policy %q: %w: needs an identifier and a SHA-1 or SHA-2 digest", p.Identifier, ErrUnsupported)
 		}
 	}
 	return nil
@@ -150,6 +169,14 @@ func (o *Options) check() error {
 
 var (
 	digestURIs = map[crypto.Hash]string{
+		crypto.SHA256: "http://www.w3.org/2001/04/xmlenc#sha256",
+		crypto.SHA384: "http://www.w3.org/2001/04/xmldsig-more#sha384",
+		crypto.SHA512: "http://www.w3.org/2001/04/xmlenc#sha512",
+	}
+	// policyDigestURIs add SHA-1, which published policies (FacturaE's)
+	// identify their document by; it signs nothing.
+	policyDigestURIs = map[crypto.Hash]string{
+		crypto.SHA1:   "http://www.w3.org/2000/09/xmldsig#sha1",
 		crypto.SHA256: "http://www.w3.org/2001/04/xmlenc#sha256",
 		crypto.SHA384: "http://www.w3.org/2001/04/xmldsig-more#sha384",
 		crypto.SHA512: "http://www.w3.org/2001/04/xmlenc#sha512",
@@ -398,7 +425,7 @@ func newSig(key crypto.Signer, chain []*x509.Certificate, opt *Options) (*sig, e
 			id.CreateElement("xades:Description").SetText(p.Description)
 		}
 		ph := spi.CreateElement("xades:SigPolicyHash")
-		ph.CreateElement("ds:DigestMethod").CreateAttr("Algorithm", digestURIs[p.Hash])
+		ph.CreateElement("ds:DigestMethod").CreateAttr("Algorithm", policyDigestURIs[p.Hash])
 		ph.CreateElement("ds:DigestValue").SetText(base64.StdEncoding.EncodeToString(p.Digest))
 		if p.URL != "" {
 			spi.CreateElement("xades:SigPolicyQualifiers").CreateElement("xades:SigPolicyQualifier").CreateElement("xades:SPURI").SetText(p.URL)

@@ -169,6 +169,7 @@ func TestXAdESOutsideTools(t *testing.T) {
 		{"rsa pkcs1 enveloping binary B-B sha512", keystore.RSA2048, false, crypto.SHA512, xades.LevelB, xades.Enveloping, "", binary, ""},
 		{"ec-p256 detached B-T", keystore.ECP256, false, crypto.SHA256, xades.LevelT, xades.Detached, "", binary, ""},
 		{"rsa pss enveloped B-T", keystore.RSA2048, true, crypto.SHA256, xades.LevelT, xades.Enveloped, "", []byte(plain), ""},
+		{"ec-p256 enveloped EPES (FacturaE policy 3.1) B-T", keystore.ECP256, false, crypto.SHA256, xades.LevelT, xades.Enveloped, "", []byte(plain), ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -176,6 +177,9 @@ func TestXAdESOutsideTools(t *testing.T) {
 			key, chain := pki.User(t, tc.keyType, "MARIA GARCIA LOPEZ")
 			opt := xades.Options{Level: tc.level, Packaging: tc.packaging, Hash: tc.hash, PSS: tc.pss, SigningTime: at,
 				Timestamper: ts, Canonicalization: tc.c14n, Name: "solicitud.pdf"}
+			if strings.Contains(tc.name, "EPES") {
+				opt.Policy = &xades.PolicyFacturae31
+			}
 			signed, err := xades.Sign(ctx, tc.doc, key, chain, opt)
 			if err != nil {
 				t.Fatalf("sign: %v", err)
@@ -220,6 +224,18 @@ func TestXAdESOutsideTools(t *testing.T) {
 				t.Errorf("xadesjs saw %d SignatureTimeStamps, want %d", rep.SignatureTimeStamps, want)
 			}
 
+			if opt.Policy != nil {
+				want := base64.StdEncoding.EncodeToString(xades.PolicyFacturae31.Digest)
+				if rep.Policy == nil || rep.Policy.Identifier != xades.PolicyFacturae31.Identifier || rep.Policy.Digest != want {
+					t.Errorf("xadesjs read the policy %+v", rep.Policy)
+				}
+				if v.Policy == nil || v.Policy.Identifier != xades.PolicyFacturae31.Identifier || v.Policy.Hash != crypto.SHA1 ||
+					!bytes.Equal(v.Policy.Digest, xades.PolicyFacturae31.Digest) {
+					t.Errorf("firma read the policy %+v", v.Policy)
+				}
+			} else if rep.Policy != nil || v.Policy != nil {
+				t.Errorf("a policy where none was asked: %+v %+v", rep.Policy, v.Policy)
+			}
 			if tc.level == xades.LevelT {
 				tokPath := filepath.Join(t.TempDir(), "token.der")
 				if err := os.WriteFile(tokPath, v.Timestamp, 0o600); err != nil {
