@@ -103,8 +103,11 @@ func prescan(b []byte, lim Limits) error {
 		return nil, fmt.Errorf("encoding %q not supported (want UTF-8)", label)
 	}
 	depth, elements, roots := 0, 0, 0
+	// RawToken leaves namespaces untranslated, which this walk does not
+	// need and which costs; tags are matched here instead.
+	var open []xml.Name
 	for {
-		tok, err := d.Token()
+		tok, err := d.RawToken()
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -115,6 +118,7 @@ func prescan(b []byte, lim Limits) error {
 		case xml.Directive:
 			return fmt.Errorf("line %d: %w", line(b, d.InputOffset()), ErrDoctype)
 		case xml.StartElement:
+			open = append(open, t.Name)
 			depth++
 			elements++
 			if depth == 1 {
@@ -137,12 +141,19 @@ func prescan(b []byte, lim Limits) error {
 				}
 			}
 		case xml.EndElement:
+			if len(open) == 0 || open[len(open)-1] != t.Name {
+				return fmt.Errorf("%w: line %d: </%s> does not close the open element", ErrMalformed, line(b, d.InputOffset()), t.Name.Local)
+			}
+			open = open[:len(open)-1]
 			depth--
 		case xml.CharData:
 			if depth == 0 && len(bytes.TrimSpace(t)) > 0 {
 				return fmt.Errorf("%w: line %d: text outside the root element", ErrMalformed, line(b, d.InputOffset()))
 			}
 		}
+	}
+	if len(open) > 0 {
+		return fmt.Errorf("%w: <%s> is not closed", ErrMalformed, open[len(open)-1].Local)
 	}
 	if roots != 1 {
 		return fmt.Errorf("%w: %d root elements (want 1)", ErrMalformed, roots)
