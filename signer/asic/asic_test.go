@@ -4,11 +4,13 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -72,6 +74,18 @@ func outside(t *testing.T, container []byte, rootPEM string) error {
 	return nil
 }
 
+// verifyMu serialises verification across the parallel subtests:
+// github.com/digitorus/pkcs7's BER decoder, under every time-stamp token
+// parse, writes a package-level counter (encodeIndent in ber.go), a data
+// race the race detector reports when two tokens are parsed at once.
+var verifyMu sync.Mutex
+
+func verifyASiC(ctx context.Context, v *verify.Verifier, c []byte) (*verify.Report, error) {
+	verifyMu.Lock()
+	defer verifyMu.Unlock()
+	return v.ASiC(ctx, c)
+}
+
 func TestASiC(t *testing.T) {
 	ctx := context.Background()
 	pki := testpki.New(t)
@@ -94,7 +108,13 @@ func TestASiC(t *testing.T) {
 	} {
 		t.Run(string(tc.format), func(t *testing.T) {
 			t.Parallel()
-			opt := signer.Options{Level: signer.LevelT, Timestamper: pki.Timestamper(t)}
+			ts := pki.Timestamper(t)
+			// The tsa client parses every token it gets: serialised too.
+			opt := signer.Options{Level: signer.LevelT, Timestamper: signer.TimestamperFunc(func(ctx context.Context, h crypto.Hash, d []byte) ([]byte, error) {
+				verifyMu.Lock()
+				defer verifyMu.Unlock()
+				return ts.Timestamp(ctx, h, d)
+			})}
 			c, err := signer.SignDocument(ctx, tc.format, signer.StandardFormats(), doc, key, chain, opt, signer.PDFOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -122,7 +142,7 @@ func TestASiC(t *testing.T) {
 			if err := outside(t, c, rootPEM); err != nil {
 				t.Fatalf("outside tool: %v", err)
 			}
-			r, err := v.ASiC(ctx, c)
+			r, err := verifyASiC(ctx, v, c)
 			if err != nil || r.Verdict != verify.Valid || r.Signatures[0].Format != string(tc.format) || r.Signatures[0].Level != "B-T" {
 				t.Fatalf("firma verify: %v %+v", err, r)
 			}
@@ -141,7 +161,7 @@ func TestASiC(t *testing.T) {
 			if err := outside(t, forged, rootPEM); err == nil {
 				t.Error("the outside tool accepted a changed document")
 			}
-			if r, err := v.ASiC(ctx, forged); err == nil && r.Verdict == verify.Valid {
+			if r, err := verifyASiC(ctx, v, forged); err == nil && r.Verdict == verify.Valid {
 				t.Error("firma accepted a changed document")
 			}
 			// Each byte of the document changed in turn: never valid.
@@ -152,24 +172,32 @@ func TestASiC(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if r, err := v.ASiC(ctx, forged); err == nil && r.Verdict == verify.Valid {
+				if r, err := verifyASiC(ctx, v, forged); err == nil && r.Verdict == verify.Valid {
 					t.Fatalf("firma accepted the document with byte %d changed", i)
 				}
 			}
-			// Each byte of the container changed in turn: a container that
-			// still verifies holds exactly the document and signature it
-			// held (the byte was in ZIP bookkeeping nothing reads, such
-			// as a version or a time field).
+			// Each byte of the container changed in turn: either Open
+			// refuses it (ZIP structure, CRC), or it holds the very same
+			// document and signature (the byte was ZIP bookkeeping, such as
+			// a version or time field), or it must not verify. Only the
+			// last are verified, which keeps this loop cheap. A CAdES
+			// signature does not cover the document's file name (EN 319
+			// 162-1 signs only the content in ASiC-S), so with CAdES a
+			// renamed document is the same document.
 			for i := range c {
 				bad := bytes.Clone(c)
 				bad[i] ^= 0x01
-				r, err := v.ASiC(ctx, bad)
-				if err != nil || r.Verdict != verify.Valid {
+				o, err := asic.Open(bad, asic.Limits{})
+				if err != nil {
 					continue
 				}
-				o, err := asic.Open(bad, asic.Limits{})
-				if err != nil || !bytes.Equal(o.Documents[0].Content, content) || !bytes.Equal(o.Signature, opened.Signature) || o.MimeType != tc.mime {
-					t.Fatalf("byte %d changed: valid, yet the container's content changed", i)
+				sameName := len(o.Documents) == 1 && (o.Documents[0].Name == "solicitud.txt" || tc.format == signer.FormatASiCSCAdES)
+				if err != nil || (o.MimeType == tc.mime && sameName &&
+					bytes.Equal(o.Documents[0].Content, content) && bytes.Equal(o.Signature, opened.Signature)) {
+					continue
+				}
+				if r, err := verifyASiC(ctx, v, bad); err == nil && r.Verdict == verify.Valid {
+					t.Fatalf("byte %d changed what the container holds, yet it verifies", i)
 				}
 			}
 		})

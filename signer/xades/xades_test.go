@@ -13,10 +13,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/signer/xades"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
 	"github.com/firma-cloud/firma/tsa"
@@ -139,13 +141,28 @@ func outside(t *testing.T, signed, content []byte, name, rootPEM string, skipXML
 	return &r, nil
 }
 
+// verifyMu serialises token verification across parallel subtests:
+// github.com/digitorus/pkcs7's BER decoder writes a package-level counter
+// (encodeIndent in ber.go), a data race when two tokens are parsed at once.
+var verifyMu sync.Mutex
+
+// locked serialises a timestamper's calls on verifyMu, since the tsa
+// client parses (and so verifies) every token it receives.
+func locked(ts xades.Timestamper) xades.Timestamper {
+	return signer.TimestamperFunc(func(ctx context.Context, h crypto.Hash, d []byte) ([]byte, error) {
+		verifyMu.Lock()
+		defer verifyMu.Unlock()
+		return ts.Timestamp(ctx, h, d)
+	})
+}
+
 func TestXAdESOutsideTools(t *testing.T) {
 	ctx := context.Background()
 	pki := testpki.New(t)
 	dir := t.TempDir()
 	rootPEM := testpki.WritePEM(t, dir, "root.pem", pki.Root.Cert, pki.Issuing.Cert)
 	tsaRootPEM := testpki.WritePEM(t, dir, "tsaroot.pem", pki.TSARoot.Cert)
-	ts := pki.Timestamper(t)
+	ts := locked(pki.Timestamper(t))
 	binary := []byte("%PDF-1.7 not really, just bytes \x00\x01\x02 for a detached signature\n")
 	at := time.Date(2026, 12, 7, 10, 30, 0, 0, time.UTC)
 
@@ -251,7 +268,10 @@ func TestXAdESOutsideTools(t *testing.T) {
 				if out, err := tsVerify(append(bytes.Clone(v.TimestampData), ' ')); err == nil {
 					t.Errorf("openssl ts -verify accepted the token over other data:\n%s", out)
 				}
-				if _, err := tsa.VerifyToken(v.Timestamp, tsa.VerifyOptions{Roots: testpki.Pool(pki.TSARoot.Cert), Data: v.TimestampData}); err != nil {
+				verifyMu.Lock()
+				_, err := tsa.VerifyToken(v.Timestamp, tsa.VerifyOptions{Roots: testpki.Pool(pki.TSARoot.Cert), Data: v.TimestampData})
+				verifyMu.Unlock()
+				if err != nil {
 					t.Errorf("tsa.VerifyToken: %v", err)
 				}
 			}
