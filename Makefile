@@ -25,7 +25,10 @@ RUN_PKGS := softhsm2 opensc openssl
 # postgresql: the PostgreSQL store's tests start a throwaway server of their
 # own (store/postgres/pgtest) from its binaries, as the postgres user, on a
 # free loopback port; no service is used or needs to be running.
-TEST_PKGS := softhsm2 opensc openssl poppler-utils qpdf chromium libnss3-tools postgresql
+TEST_PKGS := softhsm2 opensc openssl poppler-utils qpdf chromium libnss3-tools postgresql xmlsec1 unzip
+# xadesjs: the outside XAdES verifier of signer/xades's tests (npm, pinned
+# by its package-lock.json).
+XADESJS_DIR := signer/xades/testdata/xadesjs
 
 .PHONY: all build run test bench proto deps-run deps-test vet clean
 
@@ -55,6 +58,11 @@ deps-run:
 
 deps-test:
 	$(call apt_install,$(TEST_PKGS))
+	@# node and npm may come from outside Debian (with npm bundled): only
+	@# when there is no npm at all are Debian's installed.
+	@command -v npm >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm; }
+	@[ -d $(XADESJS_DIR)/node_modules/xadesjs ] || npm ci --prefix $(XADESJS_DIR) --no-audit --no-fund
 
 # Brings up firmad on ./var state, making it on the first run: token,
 # config, CAs (firmactl init), then the sandbox citizens, whose DNIs and

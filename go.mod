@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/ThalesIgnite/crypto11 v1.2.5
+	github.com/beevik/etree v1.8.1
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/digitorus/pkcs7 v0.0.0-20230713084857-e76b763bdc49
@@ -16,6 +17,7 @@ require (
 	github.com/pdfcpu/pdfcpu v0.15.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3
+	github.com/russellhaering/goxmldsig v1.6.1
 	github.com/schollz/progressbar/v3 v3.19.1
 	github.com/zmap/zcrypto v0.0.0-20260906180147-3ed30b1e9340
 	github.com/zmap/zlint/v3 v3.7.3
@@ -37,6 +39,8 @@ require (
 require github.com/magiconair/properties v1.8.10
 
 require github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
+
+require github.com/jonboulle/clockwork v0.5.0 // indirect
 
 require (
 	codeberg.org/go-fonts/liberation v0.5.0 // indirect

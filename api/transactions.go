@@ -143,16 +143,24 @@ func txStatusErr(c codes.Code, code transaction.Code, msg, field string) error {
 }
 
 var formatsIn = map[firmav1.SignatureFormat]signer.Format{
-	firmav1.SignatureFormat_SIGNATURE_FORMAT_UNSPECIFIED: "",
-	firmav1.SignatureFormat_SIGNATURE_FORMAT_RAW:         signer.FormatRaw,
-	firmav1.SignatureFormat_SIGNATURE_FORMAT_CADES:       signer.FormatCAdES,
-	firmav1.SignatureFormat_SIGNATURE_FORMAT_PADES:       signer.FormatPAdES,
+	firmav1.SignatureFormat_SIGNATURE_FORMAT_UNSPECIFIED:  "",
+	firmav1.SignatureFormat_SIGNATURE_FORMAT_RAW:          signer.FormatRaw,
+	firmav1.SignatureFormat_SIGNATURE_FORMAT_CADES:        signer.FormatCAdES,
+	firmav1.SignatureFormat_SIGNATURE_FORMAT_PADES:        signer.FormatPAdES,
+	firmav1.SignatureFormat_SIGNATURE_FORMAT_XADES:        signer.FormatXAdES,
+	firmav1.SignatureFormat_SIGNATURE_FORMAT_ASIC_S_CADES: signer.FormatASiCSCAdES,
+	firmav1.SignatureFormat_SIGNATURE_FORMAT_ASIC_S_XADES: signer.FormatASiCSXAdES,
+	firmav1.SignatureFormat_SIGNATURE_FORMAT_ASIC_E_XADES: signer.FormatASiCEXAdES,
 }
 
 var formatsOut = map[signer.Format]firmav1.SignatureFormat{
-	signer.FormatRaw:   firmav1.SignatureFormat_SIGNATURE_FORMAT_RAW,
-	signer.FormatCAdES: firmav1.SignatureFormat_SIGNATURE_FORMAT_CADES,
-	signer.FormatPAdES: firmav1.SignatureFormat_SIGNATURE_FORMAT_PADES,
+	signer.FormatRaw:        firmav1.SignatureFormat_SIGNATURE_FORMAT_RAW,
+	signer.FormatCAdES:      firmav1.SignatureFormat_SIGNATURE_FORMAT_CADES,
+	signer.FormatPAdES:      firmav1.SignatureFormat_SIGNATURE_FORMAT_PADES,
+	signer.FormatXAdES:      firmav1.SignatureFormat_SIGNATURE_FORMAT_XADES,
+	signer.FormatASiCSCAdES: firmav1.SignatureFormat_SIGNATURE_FORMAT_ASIC_S_CADES,
+	signer.FormatASiCSXAdES: firmav1.SignatureFormat_SIGNATURE_FORMAT_ASIC_S_XADES,
+	signer.FormatASiCEXAdES: firmav1.SignatureFormat_SIGNATURE_FORMAT_ASIC_E_XADES,
 }
 
 func documentsIn(ds []*firmav1.TransactionDocument) ([]transaction.DocumentInput, error) {

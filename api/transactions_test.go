@@ -41,6 +41,7 @@ import (
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signer/xades"
 	"github.com/firma-cloud/firma/signing"
 	"github.com/firma-cloud/firma/sms"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
@@ -215,6 +216,8 @@ func TestTransactionGRPC(t *testing.T) {
 		Documents: []*firmav1.TransactionDocument{
 			{Name: "exp7", Digest: digest[:], Format: firmav1.SignatureFormat_SIGNATURE_FORMAT_RAW},
 			{Name: "anexo.txt", Content: []byte("anexo"), Format: firmav1.SignatureFormat_SIGNATURE_FORMAT_CADES},
+			{Name: "solicitud.xml", MediaType: "application/xml", Content: []byte(`<Solicitud xmlns="urn:example">7</Solicitud>`),
+				Format: firmav1.SignatureFormat_SIGNATURE_FORMAT_XADES},
 		}}
 
 	_, err = tx.CreateBatch(ctx, req)
@@ -240,7 +243,7 @@ func TestTransactionGRPC(t *testing.T) {
 	_, err = tx.RecoverBatchState(portalCtx(a.ApiKey), &firmav1.TransactionRef{SubjectId: "87654321X", TransactionId: created.TransactionId})
 	wantReason(t, err, codes.NotFound, string(transaction.CodeNotFound))
 	st, err := tx.RecoverBatchState(portalCtx(a.ApiKey), ref)
-	if err != nil || st.State != "created" || len(st.Documents) != 2 {
+	if err != nil || st.State != "created" || len(st.Documents) != 3 {
 		t.Fatalf("RecoverBatchState: %v %+v", err, st)
 	}
 
@@ -269,7 +272,7 @@ func TestTransactionGRPC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Transaction.State != "done" || res.Transaction.Summary != "all_signed" || len(res.Documents) != 2 || len(res.CertificateChain) < 2 {
+	if res.Transaction.State != "done" || res.Transaction.Summary != "all_signed" || len(res.Documents) != 3 || len(res.CertificateChain) < 2 {
 		t.Fatalf("RecoverBatchResult: %+v", res.Transaction)
 	}
 	// The raw signature verifies with openssl against the certificate's key.
@@ -285,6 +288,14 @@ func TestTransactionGRPC(t *testing.T) {
 	one, err := tx.RecoverBatchSign(portalCtx(a.ApiKey), &firmav1.RecoverBatchSignRequest{Ref: ref, DocumentIndex: 1})
 	if err != nil || one.Document.Status != "signed" || one.Document.Format != firmav1.SignatureFormat_SIGNATURE_FORMAT_CADES || len(one.Signature) == 0 {
 		t.Fatalf("RecoverBatchSign: %v %+v", err, one)
+	}
+	// The XML document comes back with its XAdES signature enveloped.
+	x, err := tx.RecoverBatchSign(portalCtx(a.ApiKey), &firmav1.RecoverBatchSignRequest{Ref: ref, DocumentIndex: 2})
+	if err != nil || x.Document.Format != firmav1.SignatureFormat_SIGNATURE_FORMAT_XADES {
+		t.Fatalf("RecoverBatchSign of the XML: %v %+v", err, x)
+	}
+	if vs, err := xades.Verify(x.Signature, nil, xades.Limits{}); err != nil || len(vs) != 1 || vs[0].Err != nil || vs[0].Packaging != xades.Enveloped {
+		t.Fatalf("XAdES from gRPC: %v %+v", err, vs)
 	}
 	_, err = tx.CancelTransaction(portalCtx(a.ApiKey), ref)
 	wantReason(t, err, codes.FailedPrecondition, string(transaction.CodeAlreadyUsed))

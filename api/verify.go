@@ -12,6 +12,7 @@ import (
 
 	"github.com/firma-cloud/firma/api/firmav1"
 	"github.com/firma-cloud/firma/errs"
+	"github.com/firma-cloud/firma/signer/xades"
 	"github.com/firma-cloud/firma/verify"
 )
 
@@ -76,6 +77,20 @@ func (s *VerifyService) Verify(ctx context.Context, req *firmav1.VerifyRequest) 
 			return nil, invalidArg("content", "a PDF carries what it signs; send no content or digest")
 		}
 		r, err = v.PDF(ctx, sig)
+	case bytes.HasPrefix(sig, []byte("PK\x03\x04")):
+		if req.GetSigned() != nil {
+			return nil, invalidArg("content", "an ASiC container carries what it signs; send no content or digest")
+		}
+		r, err = v.ASiC(ctx, sig)
+	case xades.IsXML(sig):
+		switch signed := req.GetSigned().(type) {
+		case *firmav1.VerifyRequest_Content:
+			r, err = v.XAdES(ctx, sig, signed.Content)
+		case *firmav1.VerifyRequest_Digest:
+			return nil, invalidArg("digest", "an XML signature is verified against its detached content, not a digest")
+		default:
+			r, err = v.XAdES(ctx, sig, nil)
+		}
 	default:
 		if b, _ := pem.Decode(sig); b != nil {
 			sig = b.Bytes

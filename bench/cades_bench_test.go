@@ -24,18 +24,20 @@ import (
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/signer/ltv"
+	"github.com/firma-cloud/firma/signer/xades"
 	"github.com/firma-cloud/firma/tsa"
 )
 
 // BenchmarkFormats measures documents/s of CAdES-B-B, CAdES-B-T and
-// PAdES-B-T (issue 5), and CAdES-B-LT and B-LTA (issue 16), next to raw
-// signatures/s with the same HSM key in the same run. B-T asks the
-// built-in TSA over loopback HTTP through the production client, which
-// checks every reply, so a document costs two HSM signatures (the
-// signer's and the TSA's) plus the TSA round trip. B-LT gathers the
-// validation material once per batch of ltBatch documents (one OCSP
-// exchange per certificate, each an HSM signature of the responder);
-// B-LTA adds an archive timestamp (a third HSM signature).
+// PAdES-B-T (issue 5), CAdES-B-LT and B-LTA (issue 16) and XAdES-B-T
+// (issue 17, an enveloped XML document of the same size as the CAdES one),
+// next to raw signatures/s with the same HSM key in the same run. B-T asks
+// the built-in TSA over loopback HTTP through the production client, which
+// checks every reply, so a document costs two HSM signatures (the signer's
+// and the TSA's) plus the TSA round trip. B-LT gathers the validation
+// material once per batch of ltBatch documents (one OCSP exchange per
+// certificate, each an HSM signature of the responder); B-LTA adds an
+// archive timestamp (a third HSM signature).
 func BenchmarkFormats(b *testing.B) {
 	f := setup(b)
 	ks, st, err := f.open(keystore.ModeToken, 0)
@@ -121,6 +123,8 @@ func BenchmarkFormats(b *testing.B) {
 		return t.DER, nil
 	})
 	doc := bytes.Repeat([]byte("Solicitud de prueba para la firma en la nube. "), 200) // about 9 KB
+	xmlDoc := []byte(`<Solicitud xmlns="urn:example:bench">` +
+		strings.Repeat(`<Linea n="1">Solicitud de prueba para la firma en la nube.</Linea>`, 140) + `</Solicitud>`) // about 9 KB
 	pdf, err := os.ReadFile("../signer/testdata/simple.pdf")
 	if err != nil {
 		b.Fatal(err)
@@ -171,6 +175,13 @@ func BenchmarkFormats(b *testing.B) {
 			docs(b)
 		})
 	}
+	b.Run("xades-bt", func(b *testing.B) {
+		runParallel(b, n, 1, func(int) error {
+			_, err := xades.Sign(ctx, xmlDoc, userKey, chain, xades.Options{Level: xades.LevelT, Timestamper: ts})
+			return err
+		})
+		docs(b)
+	})
 	b.Run("pades-bt", func(b *testing.B) {
 		runParallel(b, n, 1, func(int) error {
 			_, err := signer.PAdES(ctx, pdf, userKey, chain, signer.Options{Level: signer.LevelT, Timestamper: ts}, signer.PDFOptions{})

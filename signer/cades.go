@@ -16,10 +16,13 @@ import (
 	"io"
 	"math/big"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/firma-cloud/firma/errs"
+	"github.com/firma-cloud/firma/signer/asic"
 	"github.com/firma-cloud/firma/signer/ltv"
+	"github.com/firma-cloud/firma/signer/xades"
 )
 
 // Sentinel errors of the document formats, told apart with errors.Is.
@@ -43,16 +46,25 @@ const (
 	FormatRaw   Format = "raw"   // a bare signature over a digest
 	FormatCAdES Format = "cades" // detached CMS, CAdES baseline
 	FormatPAdES Format = "pades" // PDF incremental update holding a CAdES signature
+	// FormatXAdES is XAdES (signer/xades): enveloped in an XML document,
+	// detached for any other content or a digest.
+	FormatXAdES Format = "xades"
+	// ASiC containers (ETSI EN 319 162-1, signer/asic) of the whole
+	// document: ASiC-S with a CAdES or a XAdES signature, ASiC-E with a
+	// XAdES one.
+	FormatASiCSCAdES Format = "asic-s-cades"
+	FormatASiCSXAdES Format = "asic-s-xades"
+	FormatASiCEXAdES Format = "asic-e-xades"
 )
 
 // ParseFormat parses a format name; "" is returned as "" so the caller can
 // apply its per-document default.
 func ParseFormat(s string) (Format, error) {
 	switch f := Format(s); f {
-	case "", FormatRaw, FormatCAdES, FormatPAdES:
+	case "", FormatRaw, FormatCAdES, FormatPAdES, FormatXAdES, FormatASiCSCAdES, FormatASiCSXAdES, FormatASiCEXAdES:
 		return f, nil
 	}
-	return "", fmt.Errorf("format %q: %w (want raw, cades or pades)", s, ErrFormat)
+	return "", fmt.Errorf("format %q: %w (want raw, cades, pades, xades, asic-s-cades, asic-s-xades or asic-e-xades)", s, ErrFormat)
 }
 
 // Level is the ETSI baseline level of a CAdES or PAdES signature.
@@ -565,11 +577,15 @@ type Document struct {
 	Type    DocumentType
 	Content []byte
 	Digest  []byte
+	// Name is the document's file name, which a detached XAdES signature
+	// refers to it by; "" means "document".
+	Name string
 }
 
 // SignDocument signs doc in format f ("" means the default for its type
 // from formats). It returns a detached CMS for CAdES, the signed PDF for
-// PAdES, and the bare signature for raw. pdf tunes PAdES only.
+// PAdES, the signed XML document (or a detached ds:Signature for other
+// content) for XAdES, and the bare signature for raw. pdf tunes PAdES only.
 func SignDocument(ctx context.Context, f Format, formats DefaultFormats, doc Document, key crypto.Signer, chain []*x509.Certificate, opt Options, pdf PDFOptions) ([]byte, error) {
 	if f == "" {
 		f = formats.For(doc.Type)
@@ -585,6 +601,13 @@ func SignDocument(ctx context.Context, f Format, formats DefaultFormats, doc Doc
 			return nil, fmt.Errorf("pades: %w", ErrNeedsDocument)
 		}
 		return PAdES(ctx, doc.Content, key, chain, opt, pdf)
+	case FormatXAdES:
+		return signXAdES(ctx, doc, key, chain, opt)
+	case FormatASiCSCAdES, FormatASiCSXAdES, FormatASiCEXAdES:
+		if doc.Content == nil {
+			return nil, fmt.Errorf("%s: %w", f, ErrNeedsDocument)
+		}
+		return signASiC(ctx, f, doc, key, chain, opt)
 	case FormatRaw:
 		h := opt.hash()
 		digest := doc.Digest
@@ -605,4 +628,104 @@ func SignDocument(ctx context.Context, f Format, formats DefaultFormats, doc Doc
 		return sig, nil
 	}
 	return nil, fmt.Errorf("format %q: %w", f, ErrFormat)
+}
+
+// signASiC returns an ASiC container of doc and its signature.
+func signASiC(ctx context.Context, f Format, doc Document, key crypto.Signer, chain []*x509.Certificate, opt Options) ([]byte, error) {
+	if err := opt.check(); err != nil {
+		return nil, err
+	}
+	at := opt.SigningTime
+	if at.IsZero() {
+		at = time.Now()
+		opt.SigningTime = at
+	}
+	name := xadesName(doc.Name)
+	docs := []asic.Document{{Name: name, Content: doc.Content}}
+	if f == FormatASiCSCAdES {
+		cms, err := CAdESDocument(ctx, bytes.NewReader(doc.Content), key, chain, opt)
+		if err != nil {
+			return nil, err
+		}
+		return asic.Build(asic.MimeASiCS, docs, asic.CAdESEntry, cms, at)
+	}
+	// Exclusive C14N keeps asic:XAdESSignatures, which the signature is
+	// put in afterwards, out of what is signed.
+	xo := xades.Options{Level: xades.Level(opt.Level), Hash: opt.hash(), PSS: opt.PSS, SigningTime: at,
+		Canonicalization: xades.ExcC14N}
+	if opt.Timestamper != nil {
+		xo.Timestamper = opt.Timestamper
+	}
+	sig, err := xades.SignDetached(ctx, []xades.DetachedDoc{{Name: name, Digest: hashOf(opt.hash(), doc.Content), MimeType: string(doc.Type)}}, key, chain, xo)
+	if err != nil {
+		return nil, xadesErr(err)
+	}
+	wrapped, err := asic.WrapXAdES(sig)
+	if err != nil {
+		return nil, err
+	}
+	mime := asic.MimeASiCS
+	if f == FormatASiCEXAdES {
+		mime = asic.MimeASiCE
+	}
+	return asic.Build(mime, docs, asic.XAdESEntry, wrapped, at)
+}
+
+// xadesErr gives signer's sentinels to errors of signer/xades.
+func xadesErr(err error) error {
+	switch {
+	case errors.Is(err, xades.ErrTimestamp):
+		return fmt.Errorf("%w: %w", ErrTimestamp, err)
+	case errors.Is(err, xades.ErrDigest):
+		return fmt.Errorf("%w: %w", ErrFormatDigest, err)
+	case errors.Is(err, xades.ErrCertificate):
+		return fmt.Errorf("%w: %w", ErrCertificate, err)
+	}
+	return err
+}
+
+// signXAdES signs an XML document enveloped and anything else, or a
+// digest, detached under its name.
+func signXAdES(ctx context.Context, doc Document, key crypto.Signer, chain []*x509.Certificate, opt Options) ([]byte, error) {
+	if err := opt.check(); err != nil {
+		return nil, err
+	}
+	xo := xades.Options{Level: xades.Level(opt.Level), Hash: opt.hash(), PSS: opt.PSS, SigningTime: opt.SigningTime,
+		MimeType: string(doc.Type), Name: xadesName(doc.Name)}
+	if opt.Timestamper != nil {
+		xo.Timestamper = opt.Timestamper
+	}
+	var out []byte
+	var err error
+	switch {
+	case doc.Content != nil && xades.IsXML(doc.Content):
+		xo.Packaging = xades.Enveloped
+		out, err = xades.Sign(ctx, doc.Content, key, chain, xo)
+	case doc.Content != nil:
+		xo.Packaging = xades.Detached
+		out, err = xades.Sign(ctx, doc.Content, key, chain, xo)
+	default:
+		out, err = xades.SignDigest(ctx, doc.Digest, key, chain, xo)
+	}
+	if err != nil {
+		return nil, xadesErr(err)
+	}
+	return out, nil
+}
+
+// xadesName is the name a detached XAdES signature refers to the document
+// by: its base name when that is a plain file name, else "document".
+func xadesName(name string) string {
+	if i := strings.LastIndexAny(name, "/\\"); i >= 0 {
+		name = name[i+1:]
+	}
+	for _, r := range name {
+		if !(r == '.' || r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return "document"
+		}
+	}
+	if name == "" || strings.HasPrefix(name, ".") {
+		return "document"
+	}
+	return name
 }

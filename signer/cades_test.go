@@ -299,7 +299,7 @@ func TestSignDocumentFormats(t *testing.T) {
 		{"text default is cades", "", signer.Document{Type: "text/plain", Content: txt}, false, nil},
 		{"digest as cades", signer.FormatCAdES, signer.Document{Digest: d[:]}, false, nil},
 		{"pades needs the document", signer.FormatPAdES, signer.Document{Digest: d[:]}, false, signer.ErrNeedsDocument},
-		{"unknown format", "xades", signer.Document{Content: txt}, false, signer.ErrFormat},
+		{"unknown format", "xmldsig", signer.Document{Content: txt}, false, signer.ErrFormat},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,8 +3,11 @@ package transaction_test
 import (
 	"bytes"
 	"crypto/sha256"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +17,7 @@ import (
 	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signer/asic"
 	"github.com/firma-cloud/firma/store"
 	"github.com/firma-cloud/firma/transaction"
 )
@@ -105,6 +109,45 @@ func verifyResults(t *testing.T, e *env, r *transaction.Results, contents [][]by
 			out, _ := run(t, "pdfsig", "-nssdir", "sql:"+nss, pdfPath)
 			if !strings.Contains(out, "Signature Validation: Signature is Valid.") {
 				t.Fatalf("document %d: pdfsig:\n%s", i, out)
+			}
+		case signer.FormatXAdES:
+			// xmlsec1 reads a detached document as a file named by the
+			// reference's URI, relative to its working directory.
+			if m := regexp.MustCompile(`URI="([^"#][^"]*)"`).FindSubmatch(d.Signature); m != nil {
+				if err := os.WriteFile(filepath.Join(dir, string(m[1])), contents[i], 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cmd := exec.Command("xmlsec1", "--verify", "--trusted-pem", root, "--untrusted-pem", chain,
+				"--enabled-reference-uris", "empty,same-doc,local,remote",
+				"--id-attr:Id", "http://uri.etsi.org/01903/v1.3.2#:SignedProperties", sig)
+			cmd.Dir = dir
+			if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "OK") {
+				t.Fatalf("document %d: xmlsec1 --verify: %v\n%s", i, err, out)
+			}
+		case signer.FormatASiCSCAdES, signer.FormatASiCSXAdES, signer.FormatASiCEXAdES:
+			// unzip unpacks it; openssl or xmlsec1 checks the signature
+			// over the document it holds, which must be the one sent.
+			c, err := asic.Open(d.Signature, asic.Limits{})
+			if err != nil || len(c.Documents) != 1 || !bytes.Equal(c.Documents[0].Content, contents[i]) {
+				t.Fatalf("document %d: container: %v", i, err)
+			}
+			x := filepath.Join(dir, fmt.Sprintf("asic%d", i))
+			if out, err := run(t, "unzip", "-q", sig, "-d", x); err != nil {
+				t.Fatalf("document %d: unzip: %v\n%s", i, err, out)
+			}
+			var cmd *exec.Cmd
+			if c.SignatureName == asic.CAdESEntry {
+				cmd = exec.Command("openssl", "cms", "-verify", "-binary", "-content", c.Documents[0].Name, "-inform", "DER",
+					"-in", asic.CAdESEntry, "-CAfile", root, "-purpose", "any", "-out", os.DevNull)
+			} else {
+				cmd = exec.Command("xmlsec1", "--verify", "--trusted-pem", root, "--untrusted-pem", chain,
+					"--enabled-reference-uris", "empty,same-doc,local,remote",
+					"--id-attr:Id", "http://uri.etsi.org/01903/v1.3.2#:SignedProperties", asic.XAdESEntry)
+			}
+			cmd.Dir = x
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("document %d: %s: %v\n%s", i, cmd.Args[0], err, out)
 			}
 		default:
 			t.Fatalf("document %d: format %q", i, d.Format)

@@ -27,6 +27,7 @@ import (
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/signer/ltv"
+	"github.com/firma-cloud/firma/signer/xades"
 	"github.com/firma-cloud/firma/signing"
 	"github.com/firma-cloud/firma/sms"
 	"github.com/firma-cloud/firma/store"
@@ -409,7 +410,7 @@ func (s *Service) document(i int, in DocumentInput, lim portal.Limits) (*store.D
 	}
 	f, err := signer.ParseFormat(string(in.Format))
 	if err != nil {
-		return nil, &Error{Code: CodeUnsupportedFormat, Field: field + ".format", Message: fmt.Sprintf("%s.format: %q: want raw, cades or pades", field, in.Format)}
+		return nil, &Error{Code: CodeUnsupportedFormat, Field: field + ".format", Message: fmt.Sprintf("%s.format: %q: want raw, cades, pades, xades, asic-s-cades, asic-s-xades or asic-e-xades", field, in.Format)}
 	}
 	d := &store.Document{Index: i, Name: name, MediaType: in.MediaType, Hash: hname, Status: string(DocPending)}
 	switch {
@@ -434,6 +435,14 @@ func (s *Service) document(i int, in DocumentInput, lim portal.Limits) (*store.D
 			return nil, &Error{Code: CodeInvalidDocument, Field: field + ".content",
 				Message: field + ": pades needs a PDF, and this content does not start with %PDF-"}
 		}
+		// XML to be signed enveloped must be safe, well-formed XML: a
+		// DOCTYPE, a bomb or a malformed document is refused here, with
+		// the line, and nothing is stored.
+		if f == signer.FormatXAdES && xades.IsXML(in.Content) {
+			if _, err := xades.Parse(in.Content, xades.Limits{MaxBytes: int(lim.MaxDocBytes)}); err != nil {
+				return nil, &Error{Code: CodeInvalidDocument, Field: field + ".content", Message: field + ": xades: " + err.Error()}
+			}
+		}
 	case in.Digest != nil:
 		if len(in.Digest) != h.Size() {
 			return nil, &Error{Code: CodeBadDigest, Field: field + ".digest",
@@ -448,6 +457,10 @@ func (s *Service) document(i int, in DocumentInput, lim portal.Limits) (*store.D
 		if f == signer.FormatPAdES {
 			return nil, &Error{Code: CodeUnsupportedFormat, Field: field + ".format",
 				Message: field + ": pades needs the whole PDF, not its digest"}
+		}
+		if f == signer.FormatASiCSCAdES || f == signer.FormatASiCSXAdES || f == signer.FormatASiCEXAdES {
+			return nil, &Error{Code: CodeUnsupportedFormat, Field: field + ".format",
+				Message: fmt.Sprintf("%s: %s puts the document in the container, so it needs the content, not its digest", field, f)}
 		}
 	default:
 		return nil, invalid(field, "give the content or the digest")

@@ -498,7 +498,7 @@ func (s *Service) signDocument(ctx context.Context, t *store.Transaction, d *sto
 		})
 	}
 	chain := g.Chain()
-	doc := signer.Document{Type: signer.DocumentType(d.MediaType), Content: d.Content, Digest: d.Digest}
+	doc := signer.Document{Type: signer.DocumentType(d.MediaType), Content: d.Content, Digest: d.Digest, Name: d.Name}
 	po := signer.PDFOptions{Reason: PDFReason, Name: chain[0].Subject.CommonName}
 	res, err := signer.SignDocument(ctx, signer.Format(d.Format), s.formats, doc, g.Signer(ctx), chain, opt, po)
 	if err != nil {

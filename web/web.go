@@ -291,6 +291,14 @@ func (p *page) Format(f signer.Format) string {
 		return "CAdES"
 	case "pades":
 		return "PAdES"
+	case "xades":
+		return "XAdES"
+	case "asic-s-cades":
+		return "ASiC-S (CAdES)"
+	case "asic-s-xades":
+		return "ASiC-S (XAdES)"
+	case "asic-e-xades":
+		return "ASiC-E (XAdES)"
 	case "raw", "":
 		return "PKCS#1 / ECDSA"
 	}

@@ -36,6 +36,16 @@ const (
 	// SIGNATURE_FORMAT_PADES is the PDF with a PAdES signature added; it
 	// needs the whole document.
 	SignatureFormat_SIGNATURE_FORMAT_PADES SignatureFormat = 3
+	// SIGNATURE_FORMAT_XADES is XAdES: an XML document with the signature
+	// enveloped in it, or a detached ds:Signature for other content or a
+	// digest.
+	SignatureFormat_SIGNATURE_FORMAT_XADES SignatureFormat = 4
+	// The ASiC containers (ETSI EN 319 162-1) of the whole document and its
+	// signature: ASiC-S with CAdES (META-INF/signature.p7s) or XAdES
+	// (META-INF/signatures.xml), ASiC-E with XAdES.
+	SignatureFormat_SIGNATURE_FORMAT_ASIC_S_CADES SignatureFormat = 5
+	SignatureFormat_SIGNATURE_FORMAT_ASIC_S_XADES SignatureFormat = 6
+	SignatureFormat_SIGNATURE_FORMAT_ASIC_E_XADES SignatureFormat = 7
 )
 
 // Enum value maps for SignatureFormat.
@@ -45,12 +55,20 @@ var (
 		1: "SIGNATURE_FORMAT_RAW",
 		2: "SIGNATURE_FORMAT_CADES",
 		3: "SIGNATURE_FORMAT_PADES",
+		4: "SIGNATURE_FORMAT_XADES",
+		5: "SIGNATURE_FORMAT_ASIC_S_CADES",
+		6: "SIGNATURE_FORMAT_ASIC_S_XADES",
+		7: "SIGNATURE_FORMAT_ASIC_E_XADES",
 	}
 	SignatureFormat_value = map[string]int32{
-		"SIGNATURE_FORMAT_UNSPECIFIED": 0,
-		"SIGNATURE_FORMAT_RAW":         1,
-		"SIGNATURE_FORMAT_CADES":       2,
-		"SIGNATURE_FORMAT_PADES":       3,
+		"SIGNATURE_FORMAT_UNSPECIFIED":  0,
+		"SIGNATURE_FORMAT_RAW":          1,
+		"SIGNATURE_FORMAT_CADES":        2,
+		"SIGNATURE_FORMAT_PADES":        3,
+		"SIGNATURE_FORMAT_XADES":        4,
+		"SIGNATURE_FORMAT_ASIC_S_CADES": 5,
+		"SIGNATURE_FORMAT_ASIC_S_XADES": 6,
+		"SIGNATURE_FORMAT_ASIC_E_XADES": 7,
 	}
 )
 
@@ -1280,12 +1298,16 @@ const file_firma_v1_transactions_proto_rawDesc = "" +
 	"\x03ref\x18\x01 \x01(\v2\x18.firma.v1.TransactionRefR\x03ref\x129\n" +
 	"\bdocument\x18\x02 \x01(\v2\x1d.firma.v1.TransactionDocumentR\bdocument\"C\n" +
 	"\x1aAddDocumentToBatchResponse\x12%\n" +
-	"\x0edocument_index\x18\x01 \x01(\x05R\rdocumentIndex*\x85\x01\n" +
+	"\x0edocument_index\x18\x01 \x01(\x05R\rdocumentIndex*\x8a\x02\n" +
 	"\x0fSignatureFormat\x12 \n" +
 	"\x1cSIGNATURE_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14SIGNATURE_FORMAT_RAW\x10\x01\x12\x1a\n" +
 	"\x16SIGNATURE_FORMAT_CADES\x10\x02\x12\x1a\n" +
-	"\x16SIGNATURE_FORMAT_PADES\x10\x032\xe6\x05\n" +
+	"\x16SIGNATURE_FORMAT_PADES\x10\x03\x12\x1a\n" +
+	"\x16SIGNATURE_FORMAT_XADES\x10\x04\x12!\n" +
+	"\x1dSIGNATURE_FORMAT_ASIC_S_CADES\x10\x05\x12!\n" +
+	"\x1dSIGNATURE_FORMAT_ASIC_S_XADES\x10\x06\x12!\n" +
+	"\x1dSIGNATURE_FORMAT_ASIC_E_XADES\x10\a2\xe6\x05\n" +
 	"\x12TransactionService\x12B\n" +
 	"\x04Sign\x12\x15.firma.v1.SignRequest\x1a#.firma.v1.CreateTransactionResponse\x12P\n" +
 	"\vCreateBatch\x12\x1c.firma.v1.CreateBatchRequest\x1a#.firma.v1.CreateTransactionResponse\x12_\n" +

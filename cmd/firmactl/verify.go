@@ -34,11 +34,11 @@ func init() {
 	register(&command{
 		name: "verify",
 		args: "FILE",
-		summary: "verify a signed PDF or a CAdES signature (with --detached CONTENT or --digest); prints every check " +
+		summary: "verify a signed PDF, a CAdES signature (with --detached CONTENT or --digest) an XML (XAdES) signature (with --detached CONTENT when detached) or an ASiC container; prints every check " +
 			"and exits non-zero unless the verdict is valid. Asks firmad, or verifies here with --roots",
 		remote: true,
 		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&o.detached, "detached", "", "the signed content of a detached CAdES signature")
+			fs.StringVar(&o.detached, "detached", "", "the signed content of a detached CAdES or XAdES signature")
 			fs.StringVar(&o.digest, "digest", "", "instead of --detached: the content's digest in hex")
 			fs.StringVar(&o.hash, "hash", "sha256", "hash of --digest: sha256, sha384 or sha512")
 			fs.StringVar(&o.roots, "roots", "", "PEM trust anchors: verify locally instead of asking firmad")

@@ -57,6 +57,22 @@ func TestVerifyCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	pdfPath, sigPath, docPath := write("signed.pdf", signedPDF), write("doc.p7s", sig), write("doc.txt", doc)
+	xml := []byte(`<Solicitud xmlns="urn:example"><Expediente>2026/31</Expediente></Solicitud>`)
+	signedXML, err := signer.SignDocument(ctx, signer.FormatXAdES, signer.StandardFormats(), signer.Document{Type: "application/xml", Content: xml}, key, chain, opt, signer.PDFOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	xadesDetached, err := signer.SignDocument(ctx, signer.FormatXAdES, signer.StandardFormats(), signer.Document{Type: "text/plain", Content: doc, Name: "doc.txt"}, key, chain, opt, signer.PDFOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	xmlPath, xadesPath := write("signed.xml", signedXML), write("doc.xades.xml", xadesDetached)
+	container, err := signer.SignDocument(ctx, signer.FormatASiCEXAdES, signer.StandardFormats(), signer.Document{Type: "text/plain", Content: doc, Name: "doc.txt"}, key, chain, opt, signer.PDFOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asicPath := write("doc.asice", container)
+	changedXMLPath := write("changed.xml", bytes.Replace(signedXML, []byte("2026/31"), []byte("2026/32"), 1))
 	changedPath := write("changed.txt", append([]byte("X"), doc[1:]...))
 	d := sha256.Sum256(doc)
 
@@ -87,6 +103,20 @@ func TestVerifyCommand(t *testing.T) {
 			[]string{"signature 1: VALID (cades B-T)", "CN=MARIA GARCIA LOPEZ", "[passed       ] timestamp"}},
 		{"cades digest local", append([]string{"verify", sigPath, "--digest", hex.EncodeToString(d[:])}, local...), 0,
 			[]string{"VALID"}},
+		{"xades enveloped local", append([]string{"verify", xmlPath}, local...), 0,
+			[]string{"signature 1: VALID (xades B-T)", "CN=MARIA GARCIA LOPEZ", "[passed       ] timestamp", "[passed       ] signing-certificate"}},
+		{"xades detached local", append([]string{"verify", xadesPath, "--detached", docPath}, local...), 0,
+			[]string{"VALID (xades B-T)"}},
+		{"xades detached, changed content", append([]string{"verify", xadesPath, "--detached", changedPath}, local...), 1,
+			[]string{"INVALID", "[failed       ] integrity"}},
+		{"xades changed document", append([]string{"verify", changedXMLPath}, local...), 1,
+			[]string{"INVALID", "[failed       ] integrity"}},
+		{"xades remote", []string{"verify", xmlPath, "--addr", lis.Addr().String()}, 0,
+			[]string{"VALID (xades B-T)", "[passed       ] chain"}},
+		{"asic-e local", append([]string{"verify", asicPath}, local...), 0,
+			[]string{"VALID (asic-e-xades B-T)", "[passed       ] integrity"}},
+		{"asic with content", append([]string{"verify", asicPath, "--detached", docPath}, local...), 1, nil},
+		{"xades detached without content", append([]string{"verify", xadesPath}, local...), 1, nil},
 		{"changed content", append([]string{"verify", sigPath, "--detached", changedPath}, local...), 1,
 			[]string{"INVALID", "[failed       ] integrity"}},
 		{"untrusted roots", []string{"verify", pdfPath, "--roots", tsaRoots, "--tsa-roots", tsaRoots}, 1,

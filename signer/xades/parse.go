@@ -1,0 +1,170 @@
+package xades
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/beevik/etree"
+
+	"github.com/firma-cloud/firma/errs"
+)
+
+// Errors of XML input, told apart with errors.Is.
+var (
+	// ErrMalformed is input that is not well-formed XML.
+	ErrMalformed = errs.Sentinel(errs.Invalid, "malformed_xml", "malformed XML")
+	// ErrDoctype is XML with a document type declaration: refused whole,
+	// since entities declared there are how XXE and entity-expansion bombs
+	// work, and a signed document never needs one.
+	ErrDoctype = errs.Sentinel(errs.Invalid, "xml_doctype", "XML with a DOCTYPE is refused")
+	// ErrTooLarge is XML over a size, depth or element-count limit.
+	ErrTooLarge = errs.Sentinel(errs.TooLarge, "xml_too_large", "XML over the size limits")
+)
+
+// Limits bound what Parse accepts. The zero value is DefaultLimits.
+type Limits struct {
+	MaxBytes    int // whole input
+	MaxDepth    int // element nesting
+	MaxElements int // elements in all
+	MaxAttrs    int // attributes on one element
+}
+
+// DefaultLimits suit documents a citizen signs: 16 MiB, 256 levels,
+// a million elements, 256 attributes on one element.
+var DefaultLimits = Limits{MaxBytes: 16 << 20, MaxDepth: 256, MaxElements: 1 << 20, MaxAttrs: 256}
+
+func (l Limits) orDefault() Limits {
+	d := DefaultLimits
+	if l.MaxBytes > 0 {
+		d.MaxBytes = l.MaxBytes
+	}
+	if l.MaxDepth > 0 {
+		d.MaxDepth = l.MaxDepth
+	}
+	if l.MaxElements > 0 {
+		d.MaxElements = l.MaxElements
+	}
+	if l.MaxAttrs > 0 {
+		d.MaxAttrs = l.MaxAttrs
+	}
+	return d
+}
+
+// IsXML reports whether b looks like an XML document (after an optional
+// BOM and white space, it starts with '<'), for choosing a default format.
+func IsXML(b []byte) bool {
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
+	b = bytes.TrimLeft(b, " \t\r\n")
+	return len(b) > 1 && b[0] == '<' && (b[1] == '?' || b[1] == '!' || isNameStart(b[1]))
+}
+
+func isNameStart(c byte) bool {
+	return c == '_' || c == ':' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80
+}
+
+// Parse reads an XML document within the limits. It first walks the
+// tokens with encoding/xml, which never expands entities other than the
+// five predefined ones and never fetches anything, refusing any DOCTYPE
+// (so no XXE and no entity bombs), mismatched tags, duplicate attributes (one copy would
+// be signed and another read) and input over the limits; only then does
+// it build the tree, so memory stays bounded by MaxBytes.
+func Parse(b []byte, lim Limits) (*etree.Document, error) {
+	lim = lim.orDefault()
+	if len(b) > lim.MaxBytes {
+		return nil, fmt.Errorf("%d bytes, over %d: %w", len(b), lim.MaxBytes, ErrTooLarge)
+	}
+	if err := prescan(b, lim); err != nil {
+		return nil, err
+	}
+	doc := etree.NewDocument()
+	doc.ReadSettings = etree.ReadSettings{MaxDepth: lim.MaxDepth + 1}
+	if err := doc.ReadFromBytes(b); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if doc.Root() == nil {
+		return nil, fmt.Errorf("%w: no root element", ErrMalformed)
+	}
+	return doc, nil
+}
+
+func prescan(b []byte, lim Limits) error {
+	d := xml.NewDecoder(bytes.NewReader(b))
+	d.Strict = true
+	// Only UTF-8 (and its ASCII subset) is read: a charset reader would be
+	// one more parser of untrusted input.
+	d.CharsetReader = func(label string, r io.Reader) (io.Reader, error) {
+		switch label {
+		case "utf-8", "UTF-8", "utf8", "us-ascii", "US-ASCII":
+			return r, nil
+		}
+		return nil, fmt.Errorf("encoding %q not supported (want UTF-8)", label)
+	}
+	depth, elements, roots := 0, 0, 0
+	// RawToken leaves namespaces untranslated, which this walk does not
+	// need and which costs; tags are matched here instead.
+	var open []xml.Name
+	for {
+		tok, err := d.RawToken()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%w: line %d: %w", ErrMalformed, line(b, d.InputOffset()), err)
+		}
+		switch t := tok.(type) {
+		case xml.Directive:
+			return fmt.Errorf("line %d: %w", line(b, d.InputOffset()), ErrDoctype)
+		case xml.StartElement:
+			open = append(open, t.Name)
+			depth++
+			elements++
+			if depth == 1 {
+				roots++
+			}
+			if depth > lim.MaxDepth {
+				return fmt.Errorf("nesting over %d at line %d: %w", lim.MaxDepth, line(b, d.InputOffset()), ErrTooLarge)
+			}
+			if elements > lim.MaxElements {
+				return fmt.Errorf("more than %d elements: %w", lim.MaxElements, ErrTooLarge)
+			}
+			if len(t.Attr) > lim.MaxAttrs {
+				return fmt.Errorf("%d attributes at line %d: %w", len(t.Attr), line(b, d.InputOffset()), ErrTooLarge)
+			}
+			for i := range t.Attr {
+				for j := range i {
+					if t.Attr[i].Name == t.Attr[j].Name {
+						return fmt.Errorf("%w: line %d: attribute %s repeated", ErrMalformed, line(b, d.InputOffset()), t.Attr[i].Name.Local)
+					}
+				}
+			}
+		case xml.EndElement:
+			if len(open) == 0 || open[len(open)-1] != t.Name {
+				return fmt.Errorf("%w: line %d: </%s> does not close the open element", ErrMalformed, line(b, d.InputOffset()), t.Name.Local)
+			}
+			open = open[:len(open)-1]
+			depth--
+		case xml.CharData:
+			if depth == 0 && len(bytes.TrimSpace(t)) > 0 {
+				return fmt.Errorf("%w: line %d: text outside the root element", ErrMalformed, line(b, d.InputOffset()))
+			}
+		}
+	}
+	if len(open) > 0 {
+		return fmt.Errorf("%w: <%s> is not closed", ErrMalformed, open[len(open)-1].Local)
+	}
+	if roots != 1 {
+		return fmt.Errorf("%w: %d root elements (want 1)", ErrMalformed, roots)
+	}
+	return nil
+}
+
+// line is the 1-based line of offset in b.
+func line(b []byte, off int64) int {
+	if off > int64(len(b)) {
+		off = int64(len(b))
+	}
+	return bytes.Count(b[:off], []byte("\n")) + 1
+}
