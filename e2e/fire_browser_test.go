@@ -98,7 +98,8 @@ func TestFIReClientsInBrowser(t *testing.T) {
 	docs := []struct {
 		id      string
 		content []byte
-	}{{"solicitud-1", doc}, {"anexo.pdf", pdf}, {"resguardo", []byte("Resguardo 2026-77\n")}}
+	}{{"solicitud-1", doc}, {"anexo.pdf", pdf}, {"resguardo", []byte("Resguardo 2026-77\n")},
+		{"registro.xml", []byte(`<?xml version="1.0" encoding="UTF-8"?>` + "\n" + `<registro><asiento n="2026-77">Alta</asiento></registro>`)}}
 	// op 5 as the .NET client builds it.
 	a = e.post(e.client, "appid="+e.appID+"&subjectid="+citizen+"&cop=sign&op=5&algorithm=SHA256withRSA&format=CAdES&properties=&upgrade=&config="+config)
 	if a.status != 200 || json.Unmarshal(a.body, &started) != nil || started["transactionid"] == "" {
@@ -121,6 +122,12 @@ func TestFIReClientsInBrowser(t *testing.T) {
 		"&cop=sign&format=NONE&properties=&upgrade=")
 	if a.status != 200 || string(a.body) != "true" {
 		t.Fatalf("op 6 (NONE): %v", a)
+	}
+	// XAdES (enveloped in the XML document), at LT-LEVEL.
+	a = e.post(e.client, "op=6&appid="+e.appID+"&subjectid="+citizen+"&transactionid="+batch+"&docid=registro.xml&config=&dat="+b64(docs[3].content)+
+		"&cop=sign&format=XAdES&properties=&upgrade=")
+	if a.status != 200 || string(a.body) != "true" {
+		t.Fatalf("op 6 (XAdES): %v", a)
 	}
 	// op 10 before the batch is signed and recovered.
 	wantError(t, e.post(e.client, "appid="+e.appID+"&subjectid="+citizen+"&transactionid="+batch+"&docid=anexo.pdf&op=10"), 500, 49)
@@ -148,7 +155,7 @@ func TestFIReClientsInBrowser(t *testing.T) {
 			Errorm string `json:"errorm"`
 		} `json:"batch"`
 	}
-	if a.status != 200 || json.Unmarshal(a.body, &r8) != nil || r8.Prov != "clavefirma" || r8.Cert == "" || len(r8.Batch) != 3 ||
+	if a.status != 200 || json.Unmarshal(a.body, &r8) != nil || r8.Prov != "clavefirma" || r8.Cert == "" || len(r8.Batch) != len(docs) ||
 		r8.Batch[0].ID != "solicitud-1" || !r8.Batch[0].OK || r8.Batch[1].ID != "anexo.pdf" || !r8.Batch[1].OK || r8.Batch[1].Dt != "" {
 		t.Fatalf("op 8: %v", a)
 	}
@@ -174,6 +181,16 @@ func TestFIReClientsInBrowser(t *testing.T) {
 			openssl(t, "", "x509", "-in", leaf, "-pubkey", "-noout", "-out", pub)
 			openssl(t, "Verified OK", "dgst", "-sha256", "-verify", pub, "-signature", write(t, filepath.Join(dir, "raw.sig"), a.body),
 				write(t, filepath.Join(dir, "raw.txt"), content))
+			continue
+		}
+		if strings.HasSuffix(docID, ".xml") {
+			chain := writePEM(t, filepath.Join(dir, "issuing.pem"), s.CA.Issuing().Raw)
+			cmd := exec.Command("xmlsec1", "--verify", "--trusted-pem", root, "--untrusted-pem", chain,
+				"--enabled-reference-uris", "empty,same-doc", "--id-attr:Id", "http://uri.etsi.org/01903/v1.3.2#:SignedProperties",
+				write(t, filepath.Join(dir, docID), a.body))
+			if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "OK") {
+				t.Fatalf("xmlsec1 on the FIRe XAdES: %v\n%s", err, out)
+			}
 			continue
 		}
 		if strings.HasSuffix(docID, ".pdf") {
@@ -206,14 +223,14 @@ func TestFIReClientsInBrowser(t *testing.T) {
 		t.Fatalf("op 99: %v", a)
 	}
 	// The same audit records as any transaction: a recorded key use for
-	// each of the four documents signed (one alone, three in the batch).
+	// each of the five documents signed (one alone, four in the batch).
 	usage, err := s.Audit.KeyUsage(s.Ctx, citizen, "", time.Time{}, time.Time{})
 	var sigs, ndocs int64
 	for _, u := range usage {
 		sigs, ndocs = sigs+u.Signatures, ndocs+u.Documents
 	}
-	if err != nil || sigs != 4 || ndocs != 4 {
-		t.Fatalf("audit key usage: %d signatures of %d documents (%v), want 4 of 4", sigs, ndocs, err)
+	if err != nil || sigs != 5 || ndocs != 5 {
+		t.Fatalf("audit key usage: %d signatures of %d documents (%v), want 5 of 5", sigs, ndocs, err)
 	}
 	// And it is gone after op 99.
 	if a = e.post(e.client, "op=99&appid="+e.appID+"&subjectid="+citizen+"&transactionid="+id); !strings.Contains(string(a.body), `"ercod":503`) {

@@ -24,12 +24,12 @@ var formats = map[string]formatSpec{
 	"cades":            {format: signer.FormatCAdES, mediaType: "application/octet-stream"},
 	"pades":            {format: signer.FormatPAdES, mediaType: "application/pdf"},
 	"none":             {format: signer.FormatRaw, mediaType: "application/octet-stream"},
-	"xades":            {refuse: "XAdES signatures are not made by firma yet"},
+	"xades":            {format: signer.FormatXAdES, mediaType: "application/xml"},
 	"facturae":         {refuse: "FacturaE signatures are not made by firma yet"},
-	"cades-asic-s":     {refuse: "ASiC-S containers are not made by firma yet"},
-	"xades-asic-s":     {refuse: "ASiC-S containers are not made by firma yet"},
-	"cades-asic-s-tri": {refuse: "ASiC-S containers are not made by firma yet"},
-	"xades-asic-s-tri": {refuse: "ASiC-S containers are not made by firma yet"},
+	"cades-asic-s":     {format: signer.FormatASiCSCAdES, mediaType: "application/octet-stream"},
+	"xades-asic-s":     {format: signer.FormatASiCSXAdES, mediaType: "application/octet-stream"},
+	"cades-asic-s-tri": {refuse: "three-phase (client-side) signing is not offered: use CAdES-ASiC-S"},
+	"xades-asic-s-tri": {refuse: "three-phase (client-side) signing is not offered: use XAdES-ASiC-S"},
 }
 
 var cops = map[string]string{ // "" means supported
@@ -54,14 +54,14 @@ type upgradeSpec struct {
 	refuse string
 }
 
-const noLongTerm = "long-term levels (LT, LTA, ES-C, ES-X, ES-A) are not made by firma yet"
+const noLongTerm = "the CAdES-ES long-term forms (ES-C, ES-X, ES-A, ES-LTV) are not made: ask for LT-LEVEL or LTA-LEVEL"
 
 // upgrades: "verify" validates without upgrading; firma verifies every
 // signature before it is released, so it asks for nothing more.
 var upgrades = map[string]upgradeSpec{
 	"": {}, "verify": {},
 	"t-level": {level: signer.LevelT}, "es-t": {level: signer.LevelT},
-	"lt-level": {refuse: noLongTerm}, "lta-level": {refuse: noLongTerm}, "es-ltv": {refuse: noLongTerm},
+	"lt-level": {level: signer.LevelLT}, "lta-level": {level: signer.LevelLTA}, "es-ltv": {refuse: noLongTerm},
 	"es-c": {refuse: noLongTerm}, "es-x": {refuse: noLongTerm}, "es-x-1": {refuse: noLongTerm}, "es-x-2": {refuse: noLongTerm},
 	"es-x-l": {refuse: noLongTerm}, "es-x-l-1": {refuse: noLongTerm}, "es-x-l-2": {refuse: noLongTerm}, "es-a": {refuse: noLongTerm},
 }

@@ -585,7 +585,14 @@ func withoutCookie(r *http.Request, name string) *http.Request {
 // scrolled to the next step's form: on a phone it is below the documents.
 func (h *Handler) back(w http.ResponseWriter, r *http.Request, id, notice string) {
 	target := PathPrefix + url.PathEscape(id)
-	if notice != "" {
+	switch notice {
+	case "":
+	case waitNotice:
+		// No fragment: when signing has ended the page redirects to the
+		// portal, and a browser carries a fragment across redirects, so
+		// the portal would get its URL back with "#action" on it.
+		target += "?n=" + notice
+	default:
 		target += "?n=" + notice + "#action"
 	}
 	h.headers(w)

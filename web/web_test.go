@@ -196,7 +196,7 @@ func TestApproveRedirectsToRegisteredOKURL(t *testing.T) {
 	approve := url.Values{"csrf": {csrfOf(t, otpPage.body)}, "otp": {code}}
 	cookies := f.c.Jar.Cookies(mustURL(f.Server.URL))
 	r := f.post(t, "/sign/"+id+"/approve", approve, f.Server.URL)
-	if r.status != http.StatusSeeOther || r.loc != "/sign/"+id+"?n=wait#action" {
+	if r.status != http.StatusSeeOther || r.loc != "/sign/"+id+"?n=wait" {
 		t.Fatalf("approve: %d location %q, want the progress page\n%s", r.status, r.loc, r.body)
 	}
 	// The progress page sends the browser on to the portal at the end.
@@ -638,7 +638,7 @@ func TestFlowContinuesOnAnotherNode(t *testing.T) {
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", node2.URL)
 	r := f.do(t, req)
-	if r.status != http.StatusSeeOther || r.loc != "/sign/"+id+"?n=wait#action" {
+	if r.status != http.StatusSeeOther || r.loc != "/sign/"+id+"?n=wait" {
 		t.Fatalf("approve on node 2: %d %q\n%s", r.status, r.loc, r.body)
 	}
 	if v := f.WaitEnded(id); v.State != transaction.StateDone {

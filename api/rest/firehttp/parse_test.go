@@ -91,7 +91,7 @@ func TestCodeOf(t *testing.T) {
 		{missing("subjectid"), UserIDNeeded},
 		{missing("docid"), DocumentIDNeeded},
 		{fire.ErrUnknownApp, Unauthorized},
-		{errs.Wrap(fire.ErrUnsupported, nil, "format XAdES"), ParamsInvalid},
+		{errs.Wrap(fire.ErrUnsupported, nil, "format FacturaE"), ParamsInvalid},
 		{fire.ErrTransaction, InvalidTransaction},
 		{&transaction.Error{Code: transaction.CodeWeakRegistration, Message: "basic"}, WeakRegistry},
 		{&transaction.Error{Code: transaction.CodeCertificateBlocked}, CertificateBlocked},
