@@ -36,11 +36,22 @@ const maxRetries = 5
 // They are final (the firma transaction is done) so no copy goes stale;
 // what is handed out is still recorded in the store, so the cache saves
 // reads only, and an instance without the entry (restarted, or another
-// replica) reads the store as before.
+// replica) reads the store as before. A batch whose signatures are larger
+// than resultsCacheBatchBytes (PAdES answers carry whole PDFs) is not
+// kept, so the cache holds at most resultsCacheSize x that.
 const (
-	resultsCacheSize = 256
-	resultsCacheTTL  = 2 * time.Minute
+	resultsCacheSize       = 64
+	resultsCacheBatchBytes = 1 << 20
+	resultsCacheTTL        = 2 * time.Minute
 )
+
+func resultBytes(r *transaction.Results) int {
+	n := 0
+	for _, d := range r.Documents {
+		n += len(d.Signature) + len(d.TimestampToken)
+	}
+	return n
+}
 
 // Portals looks portals up; *portal.Registry implements it.
 type Portals interface {
@@ -700,7 +711,7 @@ func (s *Service) RecoverBatch(ctx context.Context, a *App, subject, id string) 
 		}
 		if t.Summary == transaction.SummaryAllFailed {
 			_ = s.st.DeleteFireTransaction(ctx, id)
-		} else {
+		} else if resultBytes(r) <= resultsCacheBatchBytes {
 			s.done.Add(id, r)
 		}
 		return out, nil
