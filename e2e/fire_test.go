@@ -38,6 +38,7 @@ type fireEnv struct {
 	srv    *httptest.Server
 	appID  string
 	client *http.Client // with the registered certificate
+	cert   []byte       // its DER
 	// other holds a certificate of the same CA that is not registered;
 	// none holds no certificate.
 	other, none *http.Client
@@ -119,6 +120,7 @@ func newFire(t *testing.T, s *stack.Stack) *fireEnv {
 		return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	e.client, e.other, e.none = client(mine), client(theirs), client()
+	e.cert = mine.Certificate[0]
 	return e
 }
 

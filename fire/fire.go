@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/expirable"
+
 	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/registry"
@@ -27,6 +29,29 @@ import (
 const Provider = "clavefirma"
 
 const maxRetries = 5
+
+// A signed batch's results, as op 8 read them, are kept for its op 10
+// calls: without them each op 10 reads every document's signature and the
+// signer's chain again, ten reads of the whole batch for ten documents.
+// They are final (the firma transaction is done) so no copy goes stale;
+// what is handed out is still recorded in the store, so the cache saves
+// reads only, and an instance without the entry (restarted, or another
+// replica) reads the store as before. A batch whose signatures are larger
+// than resultsCacheBatchBytes (PAdES answers carry whole PDFs) is not
+// kept, so the cache holds at most resultsCacheSize x that.
+const (
+	resultsCacheSize       = 64
+	resultsCacheBatchBytes = 1 << 20
+	resultsCacheTTL        = 2 * time.Minute
+)
+
+func resultBytes(r *transaction.Results) int {
+	n := 0
+	for _, d := range r.Documents {
+		n += len(d.Signature) + len(d.TimestampToken)
+	}
+	return n
+}
 
 // Portals looks portals up; *portal.Registry implements it.
 type Portals interface {
@@ -57,6 +82,7 @@ type Service struct {
 	log  *slog.Logger
 	now  func() time.Time
 	life time.Duration
+	done *expirable.LRU[string, *transaction.Results] // by transaction id
 }
 
 // New returns a service.
@@ -67,7 +93,8 @@ func New(opt Options) (*Service, error) {
 	if opt.MaxBatch <= 0 {
 		opt.MaxBatch = DefaultMaxBatch
 	}
-	s := &Service{st: opt.Store, tx: opt.Transactions, p: opt.Portals, opt: opt, log: opt.Log, now: opt.Clock}
+	s := &Service{st: opt.Store, tx: opt.Transactions, p: opt.Portals, opt: opt, log: opt.Log, now: opt.Clock,
+		done: expirable.NewLRU[string, *transaction.Results](resultsCacheSize, nil, resultsCacheTTL)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -684,6 +711,8 @@ func (s *Service) RecoverBatch(ctx context.Context, a *App, subject, id string) 
 		}
 		if t.Summary == transaction.SummaryAllFailed {
 			_ = s.st.DeleteFireTransaction(ctx, id)
+		} else if resultBytes(r) <= resultsCacheBatchBytes {
+			s.done.Add(id, r)
 		}
 		return out, nil
 	}
@@ -730,9 +759,13 @@ func (s *Service) RecoverBatchSign(ctx context.Context, a *App, subject, id, doc
 		if slices.Contains(ft.Recovered, docID) {
 			return nil, ErrDocRecovered
 		}
-		r, err := s.results(ctx, a, id)
-		if err != nil {
-			return nil, err
+		// load checked the application and subject; the entry is the
+		// same transaction's, read by op 8 once it was done.
+		r, cached := s.done.Get(id)
+		if !cached {
+			if r, err = s.results(ctx, a, id); err != nil {
+				return nil, err
+			}
 		}
 		if idx >= len(r.Documents) {
 			return nil, errs.Wrap(ErrUnknownDocument, nil, "docid %q is not in the batch", docID)
@@ -754,6 +787,7 @@ func (s *Service) RecoverBatchSign(ctx context.Context, a *App, subject, id, doc
 			}
 		}
 		if left == 0 {
+			s.done.Remove(id)
 			_ = s.st.DeleteFireTransaction(ctx, id)
 		}
 		return d.Signature, nil
