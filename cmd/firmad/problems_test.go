@@ -107,6 +107,10 @@ func TestEveryRouteAnswersOneProblemShape(t *testing.T) {
 		"POST /api/v1/batches/{id}/documents": {
 			{method: "POST", path: "/api/v1/batches/" + unknown + "/documents", auth: "portal", ct: jsonCT, body: `{"surprise":1}`, status: 400, code: "invalid_request", field: "body"},
 		},
+		"POST /api/v1/signatures/upgrade": {
+			{method: "POST", path: "/api/v1/signatures/upgrade", ct: jsonCT, body: `{}`, status: 401, code: "unauthenticated"},
+			{method: "POST", path: "/api/v1/signatures/upgrade", auth: "portal", ct: jsonCT, body: `{"level":"B-Z"}`, status: 400, code: "invalid_request", field: "level"},
+		},
 		"POST /api/v1/batches/{id}/sign": {
 			{method: "POST", path: "/api/v1/batches/" + unknown + "/sign", auth: "portal", status: 404, code: "invalid_transaction"},
 		},

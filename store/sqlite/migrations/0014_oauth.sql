@@ -1,7 +1,7 @@
 -- OAuth 2.0 authorisation requests of the CSC API's authorisation server:
 -- what the client asked (fixed) and the citizen's ceremony (changed by
 -- conditional updates on version).
-CREATE TABLE oauth_requests (
+CREATE TABLE IF NOT EXISTS oauth_requests (
 	id             TEXT PRIMARY KEY,
 	client_id      TEXT NOT NULL,
 	redirect_uri   TEXT NOT NULL,
@@ -22,4 +22,4 @@ CREATE TABLE oauth_requests (
 	expires_at     BIGINT NOT NULL,
 	updated_at     BIGINT NOT NULL
 );
-CREATE INDEX oauth_requests_expires ON oauth_requests (expires_at);
+CREATE INDEX IF NOT EXISTS oauth_requests_expires ON oauth_requests (expires_at);
