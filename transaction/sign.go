@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -309,8 +310,16 @@ func (s *Service) store(ctx context.Context, t *store.Transaction, g *signing.Gr
 			final = append(final, d)
 		}
 	}
-	if _, err := s.st.UpdateDocuments(ctx, hidden, string(DocPending)); err != nil {
+	skipped, err := s.st.UpdateDocuments(ctx, hidden, string(DocPending))
+	if err != nil {
 		return fail(CodeUnavailable, "the transaction store failed; retry", err)
+	}
+	if len(skipped) > 0 {
+		// Not pending any more: another worker stored their outcome, and
+		// its signatures are the ones recorded. These are withheld.
+		s.log.WarnContext(ctx, "outcomes stored by another worker: signatures withheld", "transaction", t.ID, "documents", len(skipped))
+		batch = slices.DeleteFunc(batch, func(d *store.Document) bool { return slices.Contains(skipped, d.Index) })
+		hidden = slices.DeleteFunc(hidden, func(d *store.Document) bool { return slices.Contains(skipped, d.Index) })
 	}
 	s.release(ctx, t, g, batch, nil)
 	if _, err := s.st.UpdateDocuments(ctx, final, string(DocPending)); err != nil {
