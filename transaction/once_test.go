@@ -19,7 +19,7 @@ import (
 // after the key.used records, before that commit.
 type crashStore struct {
 	store.Store // all of it: the service finds its attempt counters there
-	crashed *atomic.Bool
+	crashed     *atomic.Bool
 }
 
 var errCrashed = errors.New("test: the process died here")
