@@ -55,7 +55,11 @@ func (s *Service) confirmRecorded(ctx context.Context, t *store.Transaction, doc
 		if !ok {
 			return nil, errNoKeyUseReader
 		}
-		f := audit.Filter{KeyID: t.KeyID, Events: []audit.Event{audit.KeyUsed}, From: t.CreatedAt, Limit: audit.MaxPage}
+		// Every use of the citizen's key, not only those after the
+		// transaction was created: the log's clock is not the service's,
+		// and a record missed here would be written twice. Only a resume
+		// with documents left recording pays for it.
+		f := audit.Filter{KeyID: t.KeyID, Events: []audit.Event{audit.KeyUsed}, Limit: audit.MaxPage}
 		for {
 			p, err := q.Query(ctx, f)
 			if err != nil {
