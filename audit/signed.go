@@ -41,11 +41,12 @@ type SignedReport struct {
 	// Resumed counts activations of a transaction cut short (no key.used)
 	// whose documents a later activation that says it resumed signed.
 	Resumed int
-	// Resigned counts key.used records of signatures made and then lost
-	// to an interruption before they were stored (the crash came between
-	// the record and the store's write), made again by a later activation
-	// that says it resumed. The key was used twice for such a document;
-	// one signature exists.
+	// Resigned counts key.used records beyond a document's first that a
+	// later activation saying it resumed wrote: the document was signed
+	// again after an interruption. The transaction package stores
+	// signatures before their record and never signs them again on
+	// resume, so this is a problem too (each one is also in Problems);
+	// it is counted apart to say what went wrong.
 	Resigned int
 	// Discarded counts key.used records naming a document that is not
 	// stored as signed and that no later activation resumed: a signature
@@ -88,8 +89,7 @@ type checkedActivation struct {
 }
 
 type checkedUse struct {
-	act   *checkedActivation
-	index int64
+	act *checkedActivation
 }
 
 // storeHashes maps the store's hash names to the log's.
@@ -99,9 +99,10 @@ var storeHashes = map[string]string{"sha256": "sha-256", "sha384": "sha-384", "s
 // that it accounts for every signed document in st:
 //
 //   - every document stored as signed has exactly one successful key.used
-//     record naming it (by transaction and digest), not counting records
-//     of signatures lost to an interruption that a later activation of
-//     the same transaction, marked DetailResumed, made again;
+//     record naming it (by transaction and digest), a resumed signing
+//     included: a second record is a problem (counted in Resigned too
+//     when a later activation marked DetailResumed wrote it);
+//   - no document not stored as signed has more than one;
 //   - every key.activated of a transaction has its key.used, or a later
 //     activation of the transaction marked DetailResumed;
 //   - every key.used follows its key.activated.
@@ -163,22 +164,12 @@ func CheckSigned(ctx context.Context, st SignedStore, o VerifyOptions) (*SignedR
 				}
 				for _, d := range r.Documents {
 					k := signedKey{tx, d.Hash, d.Digest}
-					uses[k] = append(uses[k], checkedUse{act: a, index: sr.Index})
+					uses[k] = append(uses[k], checkedUse{act: a})
 				}
 			}
 		}
 	}
 
-	// resumedAfter reports whether an activation of k's transaction after
-	// index, marked resumed, was authorised for k.
-	resumedAfter := func(k signedKey, index int64) bool {
-		for _, a := range byTx[k.tx] {
-			if a.index > index && a.docs[k] {
-				return true
-			}
-		}
-		return false
-	}
 	resumedTx := func(a *checkedActivation) bool {
 		rs := byTx[a.tx]
 		return len(rs) > 0 && rs[len(rs)-1].index > a.index
@@ -224,28 +215,28 @@ func CheckSigned(ctx context.Context, st SignedStore, o VerifyOptions) (*SignedR
 	}
 	for k, n := range signed {
 		rep.Signed += n
-		var effective int
-		for _, u := range uses[k] {
-			if resumedAfter(k, u.index) {
+		us := uses[k]
+		for i, u := range us {
+			if i >= n && u.act.resumed {
 				rep.Resigned++
-			} else {
-				effective++
 			}
 		}
-		if effective != n {
-			problem("transaction %s document %s %s: %d stored signatures, %d key.used records", k.tx, k.hash, k.digest, n, effective)
+		if len(us) != n {
+			problem("transaction %s document %s %s: %d stored signatures, %d key.used records", k.tx, k.hash, k.digest, n, len(us))
 		}
 	}
 	for k, us := range uses {
 		if signed[k] > 0 {
 			continue
 		}
-		for _, u := range us {
-			if resumedAfter(k, u.index) {
+		rep.Discarded += len(us)
+		for i, u := range us {
+			if i > 0 && u.act.resumed {
 				rep.Resigned++
-			} else {
-				rep.Discarded++
 			}
+		}
+		if len(us) > 1 {
+			problem("transaction %s document %s %s: not stored as signed, %d key.used records", k.tx, k.hash, k.digest, len(us))
 		}
 	}
 	return rep, nil

@@ -37,8 +37,9 @@ func auditDocument(d *store.Document) audit.Document {
 }
 
 // release writes, through the grant, one key.used record per format for
-// the signed documents among outcomes, before their signatures are
-// stored, and one for the failed ones.
+// the signed documents among outcomes (stored hidden, DocRecording, and
+// not handed out until their record is written), and one for the failed
+// ones.
 //
 // If a record cannot be written those documents fail instead, with the
 // audit message: no signature leaves without its record. They are not
@@ -49,11 +50,14 @@ func auditDocument(d *store.Document) audit.Document {
 // unknown later time. The audit log refusing the key.activated record
 // before anything is signed is different: then the lease is given back
 // and the transaction signs later (see Service.authorise).
-func (s *Service) release(ctx context.Context, t *store.Transaction, g *signing.Grant, outcomes []*store.Document) {
+//
+// extra goes on the signed documents' records (a resume names there the
+// signatures made before the interruption).
+func (s *Service) release(ctx context.Context, t *store.Transaction, g *signing.Grant, outcomes []*store.Document, extra map[string]string) {
 	byFormat := map[string][]*store.Document{}
 	var order []string
 	for _, d := range outcomes {
-		if d.Status != string(DocSigned) {
+		if d.Status != string(DocRecording) {
 			continue
 		}
 		if _, ok := byFormat[d.Format]; !ok {
@@ -63,7 +67,7 @@ func (s *Service) release(ctx context.Context, t *store.Transaction, g *signing.
 	}
 	for _, f := range order {
 		ds := byFormat[f]
-		res := signing.Result{Format: f}
+		res := signing.Result{Format: f, Details: extra}
 		for _, d := range ds {
 			res.Documents = append(res.Documents, auditDocument(d))
 		}

@@ -29,7 +29,10 @@
 // signs document by document, and renews the lease as it stores each
 // outcome, before that outcome's key.used: a worker that stalls past
 // Options.SignLease finds the lease taken over and withholds what it
-// signed, so each document has one key.used. A transient HSM or audit
+// signed, so each document has one key.used. Signatures are stored
+// hidden (DocRecording, never handed out) before their key.used and
+// marked signed after it; a resume confirms their record in the audit
+// log, or writes it, and never signs them again. A transient HSM or audit
 // fault hands the transaction back with a growing, jittered backoff; Stop
 // hands back at the next document. Get and View report the progress.
 //

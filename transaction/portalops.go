@@ -132,13 +132,17 @@ func toTransaction(t *store.Transaction, docs []*store.Document) *Transaction {
 		UpdatedAt: t.UpdatedAt, ExpiresAt: t.ExpiresAt, EndedAt: t.EndedAt}
 	for _, d := range docs {
 		st := DocStatus(d.Status)
+		if st == DocRecording {
+			// Signed, its record not yet confirmed: nothing is handed out.
+			st = DocPending
+		}
 		if st == DocPending && State(t.State).Final() {
 			// The transaction ended before this document was reached.
 			st = DocNotProcessed
 		}
 		out.Documents = append(out.Documents, DocumentState{Index: d.Index, Name: d.Name, MediaType: d.MediaType, Size: d.Size,
 			Hash: d.Hash, Digest: d.Digest, Format: signer.Format(d.Format), Status: st, ErrorCode: Code(d.ErrorCode), Error: d.Error})
-		if d.Status != string(DocPending) {
+		if d.Status != string(DocPending) && d.Status != string(DocRecording) {
 			out.Processed++
 		}
 	}

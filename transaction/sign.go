@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -64,7 +65,18 @@ func (s *Service) authorise(ctx context.Context, t *store.Transaction, takeover 
 	if err != nil {
 		return nil, fail(CodeUnavailable, "the transaction store failed; retry", err)
 	}
+	// Signatures stored before an interruption, hidden until their
+	// key.used is known: confirmed now if the log has it; else their
+	// record is written under this activation, which lists them.
+	unrecorded, err := s.confirmRecorded(ctx, t, docs)
+	if err != nil {
+		s.log.WarnContext(ctx, "signatures stored before an interruption not confirmed", "transaction", t.ID, "err", err)
+		return nil, fail(CodeUnavailable, "the audit log or the transaction store failed; signing resumes on its own", err)
+	}
 	var approved []audit.Document
+	for _, d := range unrecorded {
+		approved = append(approved, auditDocument(d))
+	}
 	for _, d := range docs {
 		if d.Status == string(DocPending) {
 			approved = append(approved, auditDocument(d))
@@ -78,7 +90,7 @@ func (s *Service) authorise(ctx context.Context, t *store.Transaction, takeover 
 		return nil, s.summarise(ctx, t, s.now())
 	}
 	details := map[string]string{"transaction": t.ID}
-	if done := len(docs) - len(approved); done > 0 || State(t.State) == StateSigning || t.CertificateID != "" {
+	if done := len(docs) - len(approved) + len(unrecorded); done > 0 || State(t.State) == StateSigning || t.CertificateID != "" {
 		// A resume (after a stop, a crash, a stall, a lease that ran out,
 		// a transient fault): an earlier activation of this transaction
 		// was cut short, and this record says it signs what that one left
@@ -123,6 +135,11 @@ func (s *Service) authorise(ctx context.Context, t *store.Transaction, takeover 
 			// another try signs.
 			return nil, fail(CodeUnavailable, "the transaction store failed; retry", err)
 		}
+	}
+	if err := s.recordHidden(ctx, t, g, unrecorded); err != nil {
+		// Their records stand; the next resume finds them and marks the
+		// documents signed.
+		return nil, err
 	}
 	return g, nil
 }
@@ -210,30 +227,30 @@ func (s *Service) signDocuments(ctx context.Context, t *store.Transaction, g *si
 	}
 	failed := false
 	var deviceErr error // the first transient HSM fault: those documents stay pending
-	// Outcomes are stored in batches: one commit for a batch of raw
-	// signatures. A document whose outcome a crash loses is still pending
-	// and is signed again on resume; nothing was handed out yet.
+	// Outcomes are stored in batches: a batch of raw signatures costs
+	// three commits whatever its size. Signatures are stored first,
+	// hidden (DocRecording: kept, never handed out), then their key.used
+	// is written, then they are marked signed: a crash before the store
+	// loses only signatures nobody recorded (the documents are still
+	// pending and signed on resume); one after it leaves them recording,
+	// and the resume confirms or writes their record instead of signing
+	// them again (confirmRecorded), so each has exactly one key.used.
 	//
-	// The lease is renewed before each release: a worker that stalled
-	// past its lease finds it taken over and withholds what it signed
-	// (no key.used, nothing stored), so the one that took over is the one
-	// whose signatures count, and each document has one key.used.
+	// The lease is renewed before each store: a worker that stalled past
+	// its lease finds it taken over and withholds what it signed (no
+	// key.used, nothing stored), so the one that took over is the one
+	// whose signatures count.
 	var outcomes []*store.Document
 	flush := func() error {
 		if len(outcomes) == 0 {
 			return nil
 		}
+		batch := outcomes
+		outcomes = nil
 		if err := s.renew(ctx, t); err != nil {
-			outcomes = outcomes[:0]
 			return err
 		}
-		s.release(ctx, t, g, outcomes)
-		_, err := s.st.UpdateDocuments(ctx, outcomes, string(DocPending))
-		outcomes = outcomes[:0]
-		if err != nil {
-			return fail(CodeUnavailable, "the transaction store failed; retry", err)
-		}
-		return nil
+		return s.store(ctx, t, g, batch)
 	}
 	for _, d := range docs {
 		if d.Status != string(DocPending) {
@@ -274,6 +291,53 @@ func (s *Service) signDocuments(ctx context.Context, t *store.Transaction, g *si
 	}
 	if deviceErr != nil {
 		return s.retryLater(ctx, t, deviceErr, "hsm")
+	}
+	return nil
+}
+
+// store stores a batch of outcomes in three steps: the signatures
+// hidden (DocRecording), their key.used records (release), then the
+// signatures marked signed together with the failures, each step a
+// conditional update of its own. Withheld signatures (their record could
+// not be written) end failed, their result dropped.
+func (s *Service) store(ctx context.Context, t *store.Transaction, g *signing.Grant, batch []*store.Document) error {
+	var hidden, final []*store.Document
+	for _, d := range batch {
+		if d.Status == string(DocSigned) {
+			d.Status = string(DocRecording)
+			hidden = append(hidden, d)
+		} else {
+			final = append(final, d)
+		}
+	}
+	skipped, err := s.st.UpdateDocuments(ctx, hidden, string(DocPending))
+	if err != nil {
+		return fail(CodeUnavailable, "the transaction store failed; retry", err)
+	}
+	if len(skipped) > 0 {
+		// Not pending any more: another worker stored their outcome, and
+		// its signatures are the ones recorded. These are withheld.
+		s.log.WarnContext(ctx, "outcomes stored by another worker: signatures withheld", "transaction", t.ID, "documents", len(skipped))
+		batch = slices.DeleteFunc(batch, func(d *store.Document) bool { return slices.Contains(skipped, d.Index) })
+		hidden = slices.DeleteFunc(hidden, func(d *store.Document) bool { return slices.Contains(skipped, d.Index) })
+	}
+	s.release(ctx, t, g, batch, nil)
+	if _, err := s.st.UpdateDocuments(ctx, final, string(DocPending)); err != nil {
+		return fail(CodeUnavailable, "the transaction store failed; retry", err)
+	}
+	return s.reveal(ctx, hidden)
+}
+
+// reveal marks documents stored recording, whose key.used is written,
+// signed (or failed, their signature withheld, when release failed them).
+func (s *Service) reveal(ctx context.Context, docs []*store.Document) error {
+	for _, d := range docs {
+		if d.Status == string(DocRecording) {
+			d.Status = string(DocSigned)
+		}
+	}
+	if _, err := s.st.UpdateDocuments(ctx, docs, string(DocRecording)); err != nil {
+		return fail(CodeUnavailable, "the transaction store failed; retry", err)
 	}
 	return nil
 }

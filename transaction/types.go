@@ -50,6 +50,12 @@ const (
 	DocNotProcessed DocStatus = "not_processed" // the transaction ended before signing
 	DocAborted      DocStatus = "aborted"       // an earlier document failed and the batch stops on the first error
 	DocFailed       DocStatus = "failed"        // ErrorCode and Error say why
+	// DocRecording is a document signed and stored before its key.used
+	// record is known to be written: the signature is kept but never
+	// handed out (views show the document pending) until it becomes
+	// DocSigned. A resume confirms or writes its record, never signs it
+	// again (see Service.confirmRecorded).
+	DocRecording DocStatus = "recording"
 )
 
 // Summary is the outcome of a whole batch.

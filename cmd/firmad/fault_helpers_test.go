@@ -477,6 +477,30 @@ func (s *faultState) checkAuditAt(t *testing.T, key, db string) *audit.SignedRep
 	return rep
 }
 
+// statusesInStore counts a transaction's documents by status in the
+// SQLite store while firmad is down ("recording": signatures stored
+// hidden, their key.used perhaps not written).
+func (s *faultState) statusesInStore(t *testing.T, id string) (map[string]int, error) {
+	t.Helper()
+	if s.dsn != "" {
+		return nil, errors.New("not read from PostgreSQL")
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(s.dir, "var", "firma.db"))
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	docs, err := st.Documents(context.Background(), id, false)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, d := range docs {
+		out[d.Status]++
+	}
+	return out, nil
+}
+
 // stateInStore reads a transaction's state from the SQLite store while
 // firmad is down.
 func (s *faultState) stateInStore(t *testing.T, id string) (string, error) {

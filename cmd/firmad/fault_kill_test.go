@@ -85,6 +85,7 @@ func killRuns(t *testing.T, s *faultState, rng *rand.Rand, runs int) {
 	}
 	t.Logf("a %d-document batch took %v from approval to done", n, signing)
 	signedDocs := 2 * n
+	recording := 0 // documents a kill left stored hidden, before their key.used was confirmed
 
 	for run := range runs {
 		docs := batch(fmt.Sprintf("run %d", run), n)
@@ -106,6 +107,11 @@ func killRuns(t *testing.T, s *faultState, rng *rand.Rand, runs int) {
 		if st, err := s.stateInStore(t, id); err == nil {
 			before = st
 		}
+		var statuses map[string]int
+		if c, err := s.statusesInStore(t, id); err == nil {
+			statuses = c
+			recording += c["recording"]
+		}
 		restart := time.Now()
 		d = s.run(t)
 		restarted := time.Since(restart)
@@ -121,8 +127,8 @@ func killRuns(t *testing.T, s *faultState, rng *rand.Rand, runs int) {
 			}
 		}
 		st, took := s.waitFinal(t, d, id, 60*time.Second)
-		t.Logf("run %d: killed %v after approving (state then %q); firmad back in %v, done %v later", run, delay.Round(time.Millisecond), before,
-			restarted.Round(time.Millisecond), took.Round(time.Millisecond))
+		t.Logf("run %d: killed %v after approving (state then %q, documents %v); firmad back in %v, done %v later", run, delay.Round(time.Millisecond), before,
+			statuses, restarted.Round(time.Millisecond), took.Round(time.Millisecond))
 		if st != "done" {
 			t.Fatalf("run %d (kill after %v): transaction ended %s\n%s", run, delay, st, d.stderr)
 		}
@@ -134,6 +140,7 @@ func killRuns(t *testing.T, s *faultState, rng *rand.Rand, runs int) {
 		t.Fatalf("firmad exit %d after SIGTERM\n%s", code, d.stderr)
 	}
 	rep := s.checkAudit(t, key)
+	t.Logf("%d documents were left recording by a kill (signed and stored, their key.used confirmed or written on resume)", recording)
 	if rep.Signed != signedDocs {
 		t.Fatalf("audit check saw %d signed documents, want %d", rep.Signed, signedDocs)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -133,15 +134,23 @@ func txConditionalUpdates(t *testing.T, db store.Store, _ Reopen) {
 	if err := db.UpdateDocument(ctx, &d, "pending"); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("second outcome for a document: %v", err)
 	}
+	// A signature stored hidden ("recording") before its key.used, then
+	// marked signed from that status, as the signing worker does.
 	d2 := *docs[1]
-	d2.TransactionID, d2.Status = tx.ID, "failed"
+	d2.TransactionID, d2.Status, d2.Result = tx.ID, "recording", []byte("sig2")
 	skipped, err := db.UpdateDocuments(ctx, []*store.Document{&d, &d2}, "pending")
 	if err != nil || len(skipped) != 1 || skipped[0] != 0 {
 		t.Fatalf("batch update: skipped %v, %v", skipped, err)
 	}
+	d2.Status = "signed"
+	for i, want := range [][]int{nil, {1}} {
+		if skipped, err := db.UpdateDocuments(ctx, []*store.Document{&d2}, "recording"); err != nil || !slices.Equal(skipped, want) {
+			t.Fatalf("recording to signed, try %d: skipped %v, %v; want %v", i, skipped, err, want)
+		}
+	}
 	full, err := db.Documents(ctx, tx.ID, true)
-	if err != nil || len(full) != 2 || full[0].Status != "signed" || string(full[0].Result) != "sig" || full[1].Status != "failed" ||
-		string(full[1].Content) != "b" {
+	if err != nil || len(full) != 2 || full[0].Status != "signed" || string(full[0].Result) != "sig" || full[1].Status != "signed" ||
+		string(full[1].Result) != "sig2" || string(full[1].Content) != "b" {
 		t.Fatalf("documents %+v (%v)", full, err)
 	}
 
