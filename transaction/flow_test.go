@@ -628,7 +628,7 @@ func TestResumeAfterCrashBeforeTheEnd(t *testing.T) {
 	docs, contents := threeDocs(t)
 	c := e.create(p, citizen, docs...)
 	sess, code := e.login(c.ID, citizen)
-	if _, err := e.svc.Approve(e.ctx, c.ID, sess, code); err != nil {
+	if _, err := e.approve(c.ID, sess, code); err != nil {
 		t.Fatal(err)
 	}
 	activations := func() int {

@@ -50,7 +50,7 @@ func TestLongTermLevels(t *testing.T) {
 				t.Fatal(err)
 			}
 			sess, code := e.login(c.ID, citizen)
-			if _, err := e.svc.Approve(e.ctx, c.ID, sess, code); err != nil {
+			if _, err := e.approve(c.ID, sess, code); err != nil {
 				t.Fatal(err)
 			}
 			r, err := e.svc.Results(e.ctx, p.ID, c.ID)

@@ -25,7 +25,7 @@ func TestApproveSignsXAdES(t *testing.T) {
 		transaction.DocumentInput{Name: "anexo.txt", MediaType: "text/plain", Content: []byte("anexo I"), Format: signer.FormatASiCSCAdES},
 		transaction.DocumentInput{Name: "anexo2.txt", MediaType: "text/plain", Content: []byte("anexo II"), Format: signer.FormatASiCEXAdES})
 	sess, code := e.login(c.ID, citizen)
-	done, err := e.svc.Approve(e.ctx, c.ID, sess, code)
+	done, err := e.approve(c.ID, sess, code)
 	if err != nil || done.State != transaction.StateDone || done.Summary != transaction.SummaryAllSigned {
 		t.Fatalf("approve: %v %+v", err, done)
 	}
