@@ -61,7 +61,7 @@ deps-test:
 	@# node and npm may come from outside Debian (with npm bundled): only
 	@# when there is no npm at all are Debian's installed.
 	@command -v npm >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm; }
+		$$SUDO apt-get -o DPkg::Lock::Timeout=$(APT_LOCK_WAIT) update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get -o DPkg::Lock::Timeout=$(APT_LOCK_WAIT) install -y -qq nodejs npm; }
 	@[ -d $(XADESJS_DIR)/node_modules/xadesjs ] || npm ci --prefix $(XADESJS_DIR) --no-audit --no-fund
 
 # Brings up firmad on ./var state, making it on the first run: token,
