@@ -578,7 +578,7 @@ func (s *Service) AddDocument(ctx context.Context, a *App, req AddRequest) error
 	if n := countIDs(ft.DocIDs); n >= s.opt.MaxBatch {
 		return errs.Wrap(ErrBatchFull, nil, "the batch has %d documents; at most %d", n, s.opt.MaxBatch)
 	}
-	idx, err := s.tx.AddDocument(ctx, a.Portal.ID, req.TransactionID, transaction.DocumentInput{Name: docName(req.Config, req.DocID),
+	idx, err := s.tx.AddDocument(ctx, a.Portal, req.TransactionID, transaction.DocumentInput{Name: docName(req.Config, req.DocID),
 		MediaType: set.spec.mediaType, Content: req.Data, Hash: set.hash, Format: set.spec.format})
 	if err != nil {
 		return notFound(err)
