@@ -66,7 +66,7 @@ func (s *DB) FireAppPortal(ctx context.Context, appID string) (*store.FireApp, *
 		d                string
 		created, updated int64
 	)
-	p, err := scanPortal(scanAfter{s.db.QueryRowContext(ctx, fireAppPortalQuery, appID), []any{&a.AppID, &a.PortalID, &d, &created, &updated}})
+	p, err := scanPortal(scanAfter{s.queryRow(ctx, fireAppPortalQuery, appID), []any{&a.AppID, &a.PortalID, &d, &created, &updated}})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, fmt.Errorf("fire app %s: %w", appID, store.ErrNotFound)
 	}
@@ -134,7 +134,7 @@ func (s *DB) FireTransaction(ctx context.Context, id string) (*store.FireTransac
 		docs, rec        string
 		created, expires int64
 	)
-	err := s.db.QueryRowContext(ctx, "SELECT "+fireTxColumns+" FROM fire_transactions WHERE id = ?", id).Scan(&t.ID, &t.AppID, &t.Subject, &t.Batch,
+	err := s.queryRow(ctx, "SELECT "+fireTxColumns+" FROM fire_transactions WHERE id = ?", id).Scan(&t.ID, &t.AppID, &t.Subject, &t.Batch,
 		&t.OKURL, &t.ErrorURL, &t.Upgrade, &t.Format, &t.Algorithm, &docs, &rec, &t.ResultTaken, &created, &expires, &t.Version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("fire transaction %s: %w", id, store.ErrNotFound)
@@ -155,7 +155,7 @@ func (s *DB) UpdateFireTransaction(ctx context.Context, t *store.FireTransaction
 	if err != nil {
 		return fmt.Errorf("update fire transaction: %w", err)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE fire_transactions SET app_id = ?, subject = ?, batch = ?, ok_url = ?, error_url = ?, upgrade = ?, format = ?, algorithm = ?,
+	res, err := s.exec(ctx, `UPDATE fire_transactions SET app_id = ?, subject = ?, batch = ?, ok_url = ?, error_url = ?, upgrade = ?, format = ?, algorithm = ?,
 		doc_ids = ?, recovered = ?, result_taken = ?, created_at = ?, expires_at = ?, version = version + 1 WHERE id = ? AND version = ?`,
 		append(args[1:14:14], t.ID, t.Version)...)
 	if err != nil {

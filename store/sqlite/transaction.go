@@ -115,7 +115,7 @@ func (s *DB) CreateTransaction(ctx context.Context, t *store.Transaction, docs [
 
 // Transaction returns a transaction by ID.
 func (s *DB) Transaction(ctx context.Context, id string) (*store.Transaction, error) {
-	t, err := scanTx(s.db.QueryRowContext(ctx, "SELECT "+txColumns+" FROM transactions WHERE id = ?", id))
+	t, err := scanTx(s.queryRow(ctx, "SELECT "+txColumns+" FROM transactions WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("transaction %s: %w", id, store.ErrNotFound)
 	}
@@ -256,7 +256,11 @@ func (s *DB) Documents(ctx context.Context, txID string, full bool) ([]*store.Do
 	if full {
 		cols += ", content, result, timestamp_token"
 	}
-	rows, err := s.db.QueryContext(ctx, "SELECT "+cols+" FROM transaction_documents WHERE transaction_id = ? ORDER BY idx", txID)
+	st, err := s.prepared(ctx, "SELECT "+cols+" FROM transaction_documents WHERE transaction_id = ? ORDER BY idx")
+	if err != nil {
+		return nil, fmt.Errorf("documents of %s: %w", txID, err)
+	}
+	rows, err := st.QueryContext(ctx, txID)
 	if err != nil {
 		return nil, fmt.Errorf("documents of %s: %w", txID, err)
 	}
