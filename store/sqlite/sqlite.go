@@ -76,6 +76,16 @@ func (s *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, e
 	return st.ExecContext(ctx, args...)
 }
 
+// txExec is tx.ExecContext through a prepared statement, which
+// database/sql keeps on the transaction's connection once prepared there.
+func (s *DB) txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	st, err := s.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+}
+
 type rowScanner interface{ Scan(...any) error }
 
 // errRow is a row whose Scan fails with the preparation's error.
