@@ -232,7 +232,7 @@ func (s *TransactionService) AddDocumentToBatch(ctx context.Context, req *firmav
 	if err != nil {
 		return nil, err
 	}
-	i, err := s.svc.AddDocument(ctx, p.ID, req.GetRef().GetTransactionId(), docs[0])
+	i, err := s.svc.AddDocument(ctx, p, req.GetRef().GetTransactionId(), docs[0])
 	if err != nil {
 		return nil, s.txStatus(ctx, method, err)
 	}

@@ -53,6 +53,10 @@ type FireStore interface {
 	// ErrConflict if another application has that portal.
 	PutFireApp(ctx context.Context, a *FireApp) error
 	FireApp(ctx context.Context, appID string) (*FireApp, error)
+	// FireAppPortal is FireApp and its portal in one query: a FIRe client
+	// authenticates on every request, two dozen for a batch of ten.
+	// ErrNotFound if either is missing.
+	FireAppPortal(ctx context.Context, appID string) (*FireApp, *Portal, error)
 	CreateFireTransaction(ctx context.Context, t *FireTransaction) error
 	FireTransaction(ctx context.Context, id string) (*FireTransaction, error)
 	// UpdateFireTransaction stores t if its stored version is t.Version,

@@ -37,14 +37,14 @@ func TestThreeStepBatch(t *testing.T) {
 
 	docs, contents := threeDocs(t)
 	for i, d := range docs {
-		n, err := e.svc.AddDocument(e.ctx, p.ID, c.ID, d)
+		n, err := e.svc.AddDocument(e.ctx, p, c.ID, d)
 		if err != nil || n != i {
 			t.Fatalf("add %d: %d %v", i, n, err)
 		}
 	}
-	_, err = e.svc.AddDocument(e.ctx, p.ID, c.ID, docs[0])
+	_, err = e.svc.AddDocument(e.ctx, p, c.ID, docs[0])
 	wantCode(t, err, transaction.CodeTooManyDocuments)
-	_, err = e.svc.AddDocument(e.ctx, other.ID, c.ID, docs[0])
+	_, err = e.svc.AddDocument(e.ctx, other, c.ID, docs[0])
 	wantCode(t, err, transaction.CodeNotFound)
 
 	signed, err := e.svc.SignBatch(e.ctx, p.ID, c.ID)
@@ -56,7 +56,7 @@ func TestThreeStepBatch(t *testing.T) {
 		t.Fatalf("sign batch twice: %v", err)
 	}
 	sum := sha256.Sum256([]byte("late"))
-	_, err = e.svc.AddDocument(e.ctx, p.ID, c.ID, transaction.DocumentInput{Name: "late", Digest: sum[:]})
+	_, err = e.svc.AddDocument(e.ctx, p, c.ID, transaction.DocumentInput{Name: "late", Digest: sum[:]})
 	wantCode(t, err, transaction.CodeWrongState)
 
 	sess, code := e.login(c.ID, citizen)
@@ -79,12 +79,12 @@ func TestDraftChecksAndExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256([]byte("x"))
-	if _, err := e.svc.AddDocument(e.ctx, p.ID, c.ID, transaction.DocumentInput{Name: "x", Digest: sum[:]}); err != nil {
+	if _, err := e.svc.AddDocument(e.ctx, p, c.ID, transaction.DocumentInput{Name: "x", Digest: sum[:]}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.svc.AddDocument(e.ctx, p.ID, c.ID, transaction.DocumentInput{Name: "x again", Content: []byte("x")})
+	_, err = e.svc.AddDocument(e.ctx, p, c.ID, transaction.DocumentInput{Name: "x again", Content: []byte("x")})
 	wantCode(t, err, transaction.CodeDuplicateDocument)
-	_, err = e.svc.AddDocument(e.ctx, p.ID, c.ID, transaction.DocumentInput{Name: "short", Digest: sum[:16]})
+	_, err = e.svc.AddDocument(e.ctx, p, c.ID, transaction.DocumentInput{Name: "short", Digest: sum[:16]})
 	wantCode(t, err, transaction.CodeBadDigest)
 	_, err = e.svc.CreateDraft(e.ctx, p, transaction.CreateRequest{CitizenID: citizen, OKURL: okURL, ErrorURL: errURL,
 		Documents: []transaction.DocumentInput{{Name: "y", Content: []byte("y")}}})

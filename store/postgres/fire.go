@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/firma-cloud/firma/store"
@@ -45,6 +46,38 @@ func (s *DB) FireApp(ctx context.Context, appID string) (*store.FireApp, error) 
 	a.CreatedAt, a.UpdatedAt = fromNanos(&created), fromNanos(&updated)
 	return &a, nil
 }
+
+// fireAppPortalQuery joins the application to its portal; the portal's
+// columns come last, in portalColumns' order, for scanPortal.
+var fireAppPortalQuery = "SELECT a.app_id, a.portal_id, a.cert_digests, a.created_at, a.updated_at, p." +
+	strings.ReplaceAll(portalColumns, ", ", ", p.") + " FROM fire_apps a JOIN portals p ON p.id = a.portal_id WHERE a.app_id = $1"
+
+// FireAppPortal returns an application and its portal.
+func (s *DB) FireAppPortal(ctx context.Context, appID string) (*store.FireApp, *store.Portal, error) {
+	var (
+		a                store.FireApp
+		d                string
+		created, updated int64
+	)
+	p, err := scanPortal(scanAfter{s.pool.QueryRow(ctx, fireAppPortalQuery, appID), []any{&a.AppID, &a.PortalID, &d, &created, &updated}})
+	if err != nil {
+		return nil, nil, fmt.Errorf("fire app %s: %w", appID, notFound(err))
+	}
+	if err := json.Unmarshal([]byte(d), &a.CertDigests); err != nil {
+		return nil, nil, fmt.Errorf("fire app %s: digests: %w", appID, err)
+	}
+	a.CreatedAt, a.UpdatedAt = fromNanos(&created), fromNanos(&updated)
+	return &a, p, nil
+}
+
+// scanAfter scans a row whose first columns go to pre, the rest to what
+// Scan is given.
+type scanAfter struct {
+	row interface{ Scan(...any) error }
+	pre []any
+}
+
+func (p scanAfter) Scan(dst ...any) error { return p.row.Scan(append(p.pre, dst...)...) }
 
 const fireTxColumns = "id, app_id, subject, batch, ok_url, error_url, upgrade, format, algorithm, doc_ids, recovered, result_taken, created_at, expires_at, version"
 

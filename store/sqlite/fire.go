@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/firma-cloud/firma/store"
@@ -53,6 +54,41 @@ func (s *DB) FireApp(ctx context.Context, appID string) (*store.FireApp, error) 
 	return &a, nil
 }
 
+// fireAppPortalQuery joins the application to its portal; the portal's
+// columns come last, in portalColumns' order, for scanPortal.
+var fireAppPortalQuery = "SELECT a.app_id, a.portal_id, a.cert_digests, a.created_at, a.updated_at, p." +
+	strings.ReplaceAll(portalColumns, ", ", ", p.") + " FROM fire_apps a JOIN portals p ON p.id = a.portal_id WHERE a.app_id = ?"
+
+// FireAppPortal returns an application and its portal.
+func (s *DB) FireAppPortal(ctx context.Context, appID string) (*store.FireApp, *store.Portal, error) {
+	var (
+		a                store.FireApp
+		d                string
+		created, updated int64
+	)
+	p, err := scanPortal(scanAfter{s.queryRow(ctx, fireAppPortalQuery, appID), []any{&a.AppID, &a.PortalID, &d, &created, &updated}})
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, fmt.Errorf("fire app %s: %w", appID, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("fire app %s: %w", appID, err)
+	}
+	if err := json.Unmarshal([]byte(d), &a.CertDigests); err != nil {
+		return nil, nil, fmt.Errorf("fire app %s: digests: %w", appID, err)
+	}
+	a.CreatedAt, a.UpdatedAt = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
+	return &a, p, nil
+}
+
+// scanAfter scans a row whose first columns go to pre, the rest to what
+// Scan is given.
+type scanAfter struct {
+	row interface{ Scan(...any) error }
+	pre []any
+}
+
+func (p scanAfter) Scan(dst ...any) error { return p.row.Scan(append(p.pre, dst...)...) }
+
 const fireTxColumns = "id, app_id, subject, batch, ok_url, error_url, upgrade, format, algorithm, doc_ids, recovered, result_taken, created_at, expires_at, version"
 
 func fireTxArgs(t *store.FireTransaction) ([]any, error) {
@@ -98,7 +134,7 @@ func (s *DB) FireTransaction(ctx context.Context, id string) (*store.FireTransac
 		docs, rec        string
 		created, expires int64
 	)
-	err := s.db.QueryRowContext(ctx, "SELECT "+fireTxColumns+" FROM fire_transactions WHERE id = ?", id).Scan(&t.ID, &t.AppID, &t.Subject, &t.Batch,
+	err := s.queryRow(ctx, "SELECT "+fireTxColumns+" FROM fire_transactions WHERE id = ?", id).Scan(&t.ID, &t.AppID, &t.Subject, &t.Batch,
 		&t.OKURL, &t.ErrorURL, &t.Upgrade, &t.Format, &t.Algorithm, &docs, &rec, &t.ResultTaken, &created, &expires, &t.Version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("fire transaction %s: %w", id, store.ErrNotFound)
@@ -119,7 +155,7 @@ func (s *DB) UpdateFireTransaction(ctx context.Context, t *store.FireTransaction
 	if err != nil {
 		return fmt.Errorf("update fire transaction: %w", err)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE fire_transactions SET app_id = ?, subject = ?, batch = ?, ok_url = ?, error_url = ?, upgrade = ?, format = ?, algorithm = ?,
+	res, err := s.exec(ctx, `UPDATE fire_transactions SET app_id = ?, subject = ?, batch = ?, ok_url = ?, error_url = ?, upgrade = ?, format = ?, algorithm = ?,
 		doc_ids = ?, recovered = ?, result_taken = ?, created_at = ?, expires_at = ?, version = version + 1 WHERE id = ? AND version = ?`,
 		append(args[1:14:14], t.ID, t.Version)...)
 	if err != nil {

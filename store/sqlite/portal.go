@@ -72,7 +72,7 @@ func (s *DB) CreatePortal(ctx context.Context, p *store.Portal) error {
 
 // Portal returns a portal by ID.
 func (s *DB) Portal(ctx context.Context, id string) (*store.Portal, error) {
-	p, err := scanPortal(s.db.QueryRowContext(ctx, "SELECT "+portalColumns+" FROM portals WHERE id = ?", id))
+	p, err := scanPortal(s.queryRow(ctx, "SELECT "+portalColumns+" FROM portals WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("portal %s: %w", id, store.ErrNotFound)
 	}

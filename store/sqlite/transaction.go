@@ -115,7 +115,7 @@ func (s *DB) CreateTransaction(ctx context.Context, t *store.Transaction, docs [
 
 // Transaction returns a transaction by ID.
 func (s *DB) Transaction(ctx context.Context, id string) (*store.Transaction, error) {
-	t, err := scanTx(s.db.QueryRowContext(ctx, "SELECT "+txColumns+" FROM transactions WHERE id = ?", id))
+	t, err := scanTx(s.queryRow(ctx, "SELECT "+txColumns+" FROM transactions WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("transaction %s: %w", id, store.ErrNotFound)
 	}
@@ -186,7 +186,7 @@ func (s *DB) queryTx(ctx context.Context, q string, args ...any) ([]*store.Trans
 func (s *DB) UpdateTransaction(ctx context.Context, t *store.Transaction) error {
 	args := txArgs(t)
 	// Every column but id, portal, citizen, creation data and version.
-	res, err := s.db.ExecContext(ctx, `UPDATE transactions SET state = ?, approval_digest = ?, session_hash = ?, otp_hash = ?, otp_expires_at = ?, otp_sends = ?,
+	res, err := s.exec(ctx, `UPDATE transactions SET state = ?, approval_digest = ?, session_hash = ?, otp_hash = ?, otp_expires_at = ?, otp_sends = ?,
 		otp_sent_at = ?, otp_tries = ?, certificate_id = ?, key_id = ?, summary = ?, error_code = ?, error_message = ?, updated_at = ?,
 		expires_at = ?, authenticated_at = ?, approved_at = ?, ended_at = ?, callback_state = ?, callback_attempts = ?,
 		callback_next_at = ?, callback_error = ?, version = version + 1
@@ -222,7 +222,7 @@ func (s *DB) AddDocument(ctx context.Context, t *store.Transaction, d *store.Doc
 		return fmt.Errorf("add document: %w", err)
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, "UPDATE transactions SET version = version + 1, updated_at = ? WHERE id = ? AND version = ? AND state = 'draft'",
+	res, err := s.txExec(ctx, tx, "UPDATE transactions SET version = version + 1, updated_at = ? WHERE id = ? AND version = ? AND state = 'draft'",
 		t.UpdatedAt.UnixNano(), t.ID, t.Version)
 	if err != nil {
 		return fmt.Errorf("add document to %s: %w", t.ID, err)
@@ -232,7 +232,7 @@ func (s *DB) AddDocument(ctx context.Context, t *store.Transaction, d *store.Doc
 	} else if n == 0 {
 		return fmt.Errorf("add document to %s: %w", t.ID, store.ErrConflict)
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO transaction_documents (transaction_id, idx, name, media_type, format, hash, digest,
+	_, err = s.txExec(ctx, tx, `INSERT INTO transaction_documents (transaction_id, idx, name, media_type, format, hash, digest,
 		content, size, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		t.ID, d.Index, d.Name, d.MediaType, d.Format, d.Hash, d.Digest, nullBytes(d.Content), d.Size, d.Status)
 	if txUnique(err) {
@@ -256,7 +256,11 @@ func (s *DB) Documents(ctx context.Context, txID string, full bool) ([]*store.Do
 	if full {
 		cols += ", content, result, timestamp_token"
 	}
-	rows, err := s.db.QueryContext(ctx, "SELECT "+cols+" FROM transaction_documents WHERE transaction_id = ? ORDER BY idx", txID)
+	st, err := s.prepared(ctx, "SELECT "+cols+" FROM transaction_documents WHERE transaction_id = ? ORDER BY idx")
+	if err != nil {
+		return nil, fmt.Errorf("documents of %s: %w", txID, err)
+	}
+	rows, err := st.QueryContext(ctx, txID)
 	if err != nil {
 		return nil, fmt.Errorf("documents of %s: %w", txID, err)
 	}
@@ -286,7 +290,7 @@ func (s *DB) Documents(ctx context.Context, txID string, full bool) ([]*store.Do
 
 // UpdateDocument stores a document's outcome if its status is still from.
 func (s *DB) UpdateDocument(ctx context.Context, d *store.Document, from string) error {
-	res, err := s.db.ExecContext(ctx, updateDocSQL,
+	res, err := s.exec(ctx, updateDocSQL,
 		d.Status, d.ErrorCode, d.Error, nullBytes(d.Result), d.Timestamped, txNano(d.SignedAt), nullBytes(d.TimestampToken),
 		txNano(d.TimestampedAt), d.TransactionID, d.Index, from)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 func testFire(t *testing.T, open Open) {
 	cases(t, open, []test{
 		{"apps", fireApps},
+		{"app and portal", fireAppPortal},
 		{"transactions", fireTransactions},
 	})
 }
@@ -43,6 +44,35 @@ func fireApps(t *testing.T, db store.Store, _ Reopen) {
 	}
 	if _, err := db.FireApp(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown app: %v", err)
+	}
+}
+
+// fireAppPortal: the joined read gives what FireApp and Portal give
+// apart, and a miss of either is ErrNotFound.
+func fireAppPortal(t *testing.T, db store.Store, _ Reopen) {
+	ctx := context.Background()
+	at := time.Unix(1_700_000_000, 7).UTC()
+	if err := db.CreatePortal(ctx, &store.Portal{ID: "P1", Name: "portal one", RedirectURLs: []string{"https://a/ok"}, MaxDocuments: 7,
+		CertSHA256: []byte{1, 2}, Status: store.PortalActive, CreatedAt: at, UpdatedAt: at.Add(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	a := &store.FireApp{AppID: "APP1", PortalID: "P1", CertDigests: []string{"sha256:00ff"}, CreatedAt: at, UpdatedAt: at}
+	orphan := &store.FireApp{AppID: "APP2", PortalID: "GONE", CertDigests: []string{"sha1:ab"}, CreatedAt: at, UpdatedAt: at}
+	for _, x := range []*store.FireApp{a, orphan} {
+		if err := db.PutFireApp(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantApp, _ := db.FireApp(ctx, "APP1")
+	wantPortal, _ := db.Portal(ctx, "P1")
+	gotApp, gotPortal, err := db.FireAppPortal(ctx, "APP1")
+	if err != nil || fmt.Sprintf("%+v", gotApp) != fmt.Sprintf("%+v", wantApp) || fmt.Sprintf("%+v", gotPortal) != fmt.Sprintf("%+v", wantPortal) {
+		t.Fatalf("FireAppPortal = %+v, %+v, %v; want %+v, %+v", gotApp, gotPortal, err, wantApp, wantPortal)
+	}
+	for _, id := range []string{"nope", "APP2"} {
+		if _, _, err := db.FireAppPortal(ctx, id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("FireAppPortal(%s): %v, want ErrNotFound", id, err)
+		}
 	}
 }
 

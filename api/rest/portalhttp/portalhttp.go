@@ -341,7 +341,7 @@ func (h *Handler) addDocument(w http.ResponseWriter, r *http.Request, p *store.P
 		WriteProblem(w, r, h.log, err, r.PathValue("id"))
 		return
 	}
-	i, err := h.svc.AddDocument(r.Context(), p.ID, r.PathValue("id"), transaction.DocumentInput{Name: d.Name, MediaType: d.MediaType,
+	i, err := h.svc.AddDocument(r.Context(), p, r.PathValue("id"), transaction.DocumentInput{Name: d.Name, MediaType: d.MediaType,
 		Content: d.Content, Digest: d.Digest, Hash: d.Hash, Format: signer.Format(d.Format)})
 	if err != nil {
 		WriteProblem(w, r, h.log, err, r.PathValue("id"))
