@@ -73,6 +73,7 @@ type app struct {
 	stamper  tsa.Stamper          // built-in TSA or external TSAs (setupStamper)
 	builtin  *builtinTSA          // the built-in TSA; nil with external TSAs
 	sms      sms.Gateway          // OTPs and notices (smsGateway)
+	outbox   *sms.Outbox          // the sandbox gateway, one per process (smsOutbox)
 	lim      *limits              // bounds on anonymous requests (setupLimits)
 
 	health   *health.Server

@@ -34,7 +34,7 @@ func (a *app) setupRegistry(ctx context.Context) error {
 		return err
 	}
 	log := a.log.With("part", "registry")
-	outbox, err := sms.NewOutbox(a.store, sms.OutboxOptions{Log: a.log.With("part", "sms"), Registerer: a.reg})
+	outbox, err := a.smsOutbox()
 	if err != nil {
 		return err
 	}

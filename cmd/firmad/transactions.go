@@ -123,14 +123,27 @@ func (a *app) smsGateway() (sms.Gateway, error) {
 	return gw, nil
 }
 
-// otpGateway makes the SMS gateway the transactions section configures. The
-// outbox's metrics are left unregistered here: the registry's outbox
-// already exports those names, and firma_transaction_otp_sends_total
-// counts these sends.
+// smsOutbox is the sandbox SMS gateway (the outbox in the store), made
+// once: registration codes, OTPs and notices all go through the one
+// whose firma_sms_sent_total and firma_sms_failed_total are exported, so
+// the metrics count every message the outbox holds.
+func (a *app) smsOutbox() (*sms.Outbox, error) {
+	if a.outbox != nil {
+		return a.outbox, nil
+	}
+	o, err := sms.NewOutbox(a.store, sms.OutboxOptions{Log: a.log.With("part", "sms"), Registerer: a.reg})
+	if err != nil {
+		return nil, err
+	}
+	a.outbox = o
+	return o, nil
+}
+
+// otpGateway makes the SMS gateway the transactions section configures.
 func (a *app) otpGateway(cfg *transaction.Config) (sms.Gateway, error) {
 	log := a.log.With("part", "sms")
 	if cfg.SMS.Gateway != "http" {
-		return sms.NewOutbox(a.store, sms.OutboxOptions{Log: log})
+		return a.smsOutbox()
 	}
 	var auth string
 	if cfg.SMS.AuthFile != "" {

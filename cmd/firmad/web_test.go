@@ -130,6 +130,13 @@ func TestApprovalThroughBinary(t *testing.T) {
 		!strings.Contains(string(o), "Verified OK") {
 		t.Fatalf("openssl dgst -verify: %v\n%s", err, o)
 	}
+	// The SMS metric counts what went into the outbox: at least the code
+	// just read from it (one outbox per process, whoever sends).
+	_, metrics := get(t, "http://"+d.http+"/metrics")
+	sent := regexp.MustCompile(`(?m)^firma_sms_sent_total (\d+)`).FindStringSubmatch(metrics)
+	if sent == nil || sent[1] == "0" {
+		t.Fatalf("firma_sms_sent_total %v after an SMS code went out", sent)
+	}
 }
 
 func webJSON(t *testing.T, req *http.Request, out any) int {
