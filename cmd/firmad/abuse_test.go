@@ -93,6 +93,9 @@ func TestAbuse(t *testing.T) {
 	if _, body := get(t, base+"/metrics"); !regexp.MustCompile(`(?m)^firma_limit_refusals_total\{limit="tsa_rate"\} [1-9]`).MatchString(body) {
 		t.Error("/metrics does not count the refused stamps")
 	}
+	// Nothing lost to the flood: the log verifies, with every TSA token it
+	// granted in an interval summary that matches the issuance log.
+	s.checkSigned(t, d)
 }
 
 // procMemKiB reads a VmXXX line of /proc/<pid>/status.

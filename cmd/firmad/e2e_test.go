@@ -427,3 +427,25 @@ func TestStartupErrors(t *testing.T) {
 		})
 	}
 }
+
+// checkSigned stops d and checks its state's audit log as an auditor
+// would after a fault or abuse run: 'firmactl audit verify --db --signed'
+// (the log verifies against its checkpoints, the TSA's interval summaries
+// match the issuance log, every signed document has exactly one key.used
+// and every key activation is completed or resumed).
+func (s *state) checkSigned(t *testing.T, d *daemon) string {
+	t.Helper()
+	if code := d.stop(t); code != 0 {
+		t.Fatalf("firmad exit %d:\n%s", code, d.stderr)
+	}
+	m := verifierKeyRe.FindStringSubmatch(d.stderr.String())
+	if m == nil {
+		t.Fatalf("firmad logged no audit verifier key:\n%s", d.stderr)
+	}
+	out := s.firmactl(t, 0, "audit", "verify", "--db", "var/firma.db", "--signed", "--key", m[1])
+	if !strings.Contains(out, "verified") || !strings.Contains(out, "signed documents checked") {
+		t.Fatalf("audit verify --signed:\n%s", out)
+	}
+	t.Logf("audit verify --signed:\n%s", out)
+	return out
+}
