@@ -281,17 +281,25 @@ func docName(cfg map[string]string, fallback string) string {
 	return fallback
 }
 
+// start reads what op 1 and op 5 share: the mapped settings and the
+// portal that sends the citizen back through firma's return URLs.
+// ok and ko are the application's own URLs, kept for the return hop.
+func (s *Service) start(a *App, req SignRequest) (set *settings, p *store.Portal, ok, ko string, err error) {
+	if set, err = resolve(req.Cop, req.Format, req.Algorithm, req.Upgrade, req.Properties); err != nil {
+		return nil, nil, "", "", err
+	}
+	if ok, ko, err = redirects(req.Config); err != nil {
+		return nil, nil, "", "", err
+	}
+	if p, err = s.returnPortal(a, ok, ko); err != nil {
+		return nil, nil, "", "", err
+	}
+	return set, p, ok, ko, nil
+}
+
 // Sign is op 1: one document, approved on firma's page.
 func (s *Service) Sign(ctx context.Context, a *App, req SignRequest) (*Started, error) {
-	set, err := resolve(req.Cop, req.Format, req.Algorithm, req.Upgrade, req.Properties)
-	if err != nil {
-		return nil, err
-	}
-	ok, ko, err := redirects(req.Config)
-	if err != nil {
-		return nil, err
-	}
-	p, err := s.returnPortal(a, ok, ko)
+	set, p, ok, ko, err := s.start(a, req)
 	if err != nil {
 		return nil, err
 	}
@@ -504,15 +512,7 @@ var docIDPattern = regexp.MustCompile(`^[0-9a-zA-Z_.-]{1,40}$`)
 
 // CreateBatch is op 5: an empty batch with the defaults of its documents.
 func (s *Service) CreateBatch(ctx context.Context, a *App, req SignRequest) (*Started, error) {
-	set, err := resolve(req.Cop, req.Format, req.Algorithm, req.Upgrade, req.Properties)
-	if err != nil {
-		return nil, err
-	}
-	ok, ko, err := redirects(req.Config)
-	if err != nil {
-		return nil, err
-	}
-	p, err := s.returnPortal(a, ok, ko)
+	set, p, ok, ko, err := s.start(a, req)
 	if err != nil {
 		return nil, err
 	}
