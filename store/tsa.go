@@ -65,3 +65,14 @@ type TSAIssuanceStore interface {
 	// TSAIssuances lists an interval's rows by serial, ascending.
 	TSAIssuances(ctx context.Context, interval string) ([]*TSAIssuance, error)
 }
+
+// TSAIssuanceBatchStore is an issuance log that stores several rows in
+// one commit: the built-in TSA gathers the rows of tokens signed at the
+// same time, so that concurrent requests share one write instead of
+// queueing behind the database's single writer one by one.
+type TSAIssuanceBatchStore interface {
+	TSAIssuanceStore
+	// AddTSAIssuances stores rs in one transaction, all or none;
+	// ErrConflict if an interval already holds one of the serials.
+	AddTSAIssuances(ctx context.Context, rs []*TSAIssuance) error
+}

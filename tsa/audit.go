@@ -251,7 +251,7 @@ func (s *Server) issue(ctx context.Context, req *request, h crypto.Hash, serial 
 		TokenHash: sum[:], ImprintHash: audit.Digest(h, nil).Hash, Policy: s.cfg.Policy.String(), Client: clientOf(ctx)}
 	// Not cancelled with the request: a row stored while the caller left
 	// must still be counted, or the summary would disagree with the log.
-	if err := s.cfg.Issuance.AddTSAIssuance(context.WithoutCancel(ctx), row); err != nil {
+	if err := s.rows.add(context.WithoutCancel(ctx), row); err != nil {
 		x.mu.Lock()
 		x.withheld++
 		x.mu.Unlock()

@@ -68,6 +68,7 @@ func withCert(t testing.TB, s *Server, cert *x509.Certificate) *Server {
 		t.Fatal(err)
 	}
 	c.essAttr = ess
+	c.certs = append([]*x509.Certificate{cert}, c.cfg.Chain...)
 	if c.tsaName, err = tsaName(cert); err != nil {
 		t.Fatal(err)
 	}

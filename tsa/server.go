@@ -96,10 +96,14 @@ type Server struct {
 	tsaName  asn1.RawValue
 	essAttr  pkcs7.Attribute
 	chainPEM []byte
-	log      *slog.Logger
-	m        *serverMetrics
-	clock    *clockGate // nil without a ClockCheck
-	iv       *intervals // nil without Signing
+	// certs is the TSA certificate and its chain, checked once in
+	// NewServer: a token carries them as they are, not checked again.
+	certs []*x509.Certificate
+	log   *slog.Logger
+	m     *serverMetrics
+	clock *clockGate   // nil without a ClockCheck
+	iv    *intervals   // nil without Signing
+	rows  *issuanceLog // nil without Signing
 }
 
 // NewServer checks cfg and returns the TSA.
@@ -134,6 +138,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	for _, c := range cfg.Chain {
 		if err := parent.CheckSignatureFrom(c); err != nil {
 			return nil, fmt.Errorf("tsa server: chain certificate %q did not issue %q: %w", c.Subject, parent.Subject, err)
+		}
+		// Tokens name the certificate by its own issuer field: it must be
+		// the chain's next subject.
+		if !bytes.Equal(parent.RawIssuer, c.RawSubject) {
+			return nil, fmt.Errorf("tsa server: chain certificate %q is not the issuer %q names", c.Subject, parent.Issuer)
 		}
 		parent = c
 	}
@@ -188,11 +197,13 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		tsaName:  name,
 		essAttr:  ess,
 		chainPEM: chainPEM.Bytes(),
+		certs:    append([]*x509.Certificate{cfg.Cert}, cfg.Chain...),
 		log:      cfg.Logger,
 		m:        m,
 	}
 	if cfg.Signing != nil {
 		srv.iv = &intervals{s: srv}
+		srv.rows = newIssuanceLog(cfg.Issuance)
 	}
 	return srv, nil
 }
@@ -331,12 +342,19 @@ func (s *Server) token(req *request, h crypto.Hash, serial *big.Int, genTime tim
 	sd.SetContentType(oidTSTInfo)
 	// RFC 5652 section 5.1: version 3 when the content is not id-data.
 	sd.GetSignedData().Version = 3
-	conf := pkcs7.SignerInfoConfig{
-		ExtraSignedAttributes: []pkcs7.Attribute{s.essAttr},
-		SkipCertificates:      !req.CertReq,
-	}
-	if err := sd.AddSignerChain(s.cfg.Cert, key, s.cfg.Chain, conf); err != nil {
+	// AddSigner, not AddSignerChain: the latter checks the chain's
+	// signatures again on every token (an ECDSA verification each, once
+	// the largest cost of a token). NewServer checked them once; with no
+	// parents AddSigner names the certificate's own issuer, which is the
+	// chain's first certificate's subject.
+	conf := pkcs7.SignerInfoConfig{ExtraSignedAttributes: []pkcs7.Attribute{s.essAttr}, SkipCertificates: true}
+	if err := sd.AddSigner(s.cfg.Cert, key, conf); err != nil {
 		return nil, fmt.Errorf("sign token: %w", err)
+	}
+	if req.CertReq {
+		for _, c := range s.certs {
+			sd.AddCertificate(c)
+		}
 	}
 	der, err := sd.Finish()
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/firma-cloud/firma/store"
 )
 
@@ -84,6 +86,33 @@ func (s *DB) AddTSAIssuance(ctx context.Context, r *store.TSAIssuance) error {
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, r.Interval, r.Serial, r.KeyID, r.IssuedAt.UnixNano(), r.TokenHash, r.ImprintHash, r.Policy, r.Client)
 	if err != nil {
 		return fmt.Errorf("tsa issuance %d: %w", r.Serial, conflict(err))
+	}
+	return nil
+}
+
+var _ store.TSAIssuanceBatchStore = (*DB)(nil)
+
+// AddTSAIssuances stores rs in one transaction, sent as one batch: one
+// round trip and one commit for all of them.
+func (s *DB) AddTSAIssuances(ctx context.Context, rs []*store.TSAIssuance) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("tsa issuances: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var b pgx.Batch
+	for _, r := range rs {
+		b.Queue(`INSERT INTO tsa_issuance (interval_id, serial, key_id, issued_at, token_hash, imprint_hash, policy, client)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, r.Interval, r.Serial, r.KeyID, r.IssuedAt.UnixNano(), r.TokenHash, r.ImprintHash, r.Policy, r.Client)
+	}
+	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+		return fmt.Errorf("tsa issuances: %w", conflict(err))
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("tsa issuances: %w", err)
 	}
 	return nil
 }

@@ -81,12 +81,15 @@ func (s *DB) AllocTSASerials(ctx context.Context, sequence string, n int64) (int
 		return 0, fmt.Errorf("alloc tsa serials %s: %w", sequence, err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, "INSERT INTO tsa_serials (sequence, last) VALUES (?, 0) ON CONFLICT (sequence) DO NOTHING", sequence); err != nil {
+	if _, err := s.txExec(ctx, tx, "INSERT INTO tsa_serials (sequence, last) VALUES (?, 0) ON CONFLICT (sequence) DO NOTHING", sequence); err != nil {
 		return 0, fmt.Errorf("alloc tsa serials %s: %w", sequence, err)
 	}
 	var last int64
-	err = tx.QueryRowContext(ctx, "UPDATE tsa_serials SET last = last + ? WHERE sequence = ? AND last <= ? RETURNING last",
-		n, sequence, math.MaxInt64-n).Scan(&last)
+	st, err := s.prepared(ctx, "UPDATE tsa_serials SET last = last + ? WHERE sequence = ? AND last <= ? RETURNING last")
+	if err != nil {
+		return 0, fmt.Errorf("alloc tsa serials %s: %w", sequence, err)
+	}
+	err = tx.StmtContext(ctx, st).QueryRowContext(ctx, n, sequence, math.MaxInt64-n).Scan(&last)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("alloc tsa serials %s: sequence exhausted", sequence)
 	}
@@ -101,15 +104,39 @@ func (s *DB) AllocTSASerials(ctx context.Context, sequence string, n int64) (int
 
 var _ store.TSAIssuanceStore = (*DB)(nil)
 
+const addTSAIssuance = `INSERT INTO tsa_issuance (interval_id, serial, key_id, issued_at, token_hash, imprint_hash, policy, client)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+
 // AddTSAIssuance stores one token's issuance row.
 func (s *DB) AddTSAIssuance(ctx context.Context, r *store.TSAIssuance) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO tsa_issuance (interval_id, serial, key_id, issued_at, token_hash, imprint_hash, policy, client)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, r.Interval, r.Serial, r.KeyID, r.IssuedAt.UnixNano(), r.TokenHash, r.ImprintHash, r.Policy, r.Client)
+	_, err := s.exec(ctx, addTSAIssuance, r.Interval, r.Serial, r.KeyID, r.IssuedAt.UnixNano(), r.TokenHash, r.ImprintHash, r.Policy, r.Client)
 	if err != nil {
-		if uniqueViolation(err) {
-			return fmt.Errorf("tsa issuance %d: %w", r.Serial, store.ErrConflict)
+		return fmt.Errorf("tsa issuance %d: %w", r.Serial, conflict(err))
+	}
+	return nil
+}
+
+var _ store.TSAIssuanceBatchStore = (*DB)(nil)
+
+// AddTSAIssuances stores rs in one transaction: one write lock and one
+// WAL commit for all of them.
+func (s *DB) AddTSAIssuances(ctx context.Context, rs []*store.TSAIssuance) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("tsa issuances: %w", err)
+	}
+	defer tx.Rollback()
+	for _, r := range rs {
+		if _, err := s.txExec(ctx, tx, addTSAIssuance, r.Interval, r.Serial, r.KeyID, r.IssuedAt.UnixNano(), r.TokenHash,
+			r.ImprintHash, r.Policy, r.Client); err != nil {
+			return fmt.Errorf("tsa issuance %d: %w", r.Serial, conflict(err))
 		}
-		return fmt.Errorf("tsa issuance %d: %w", r.Serial, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("tsa issuances: %w", err)
 	}
 	return nil
 }
