@@ -258,7 +258,7 @@ func (s *Server) issue(ctx context.Context, req *request, h crypto.Hash, serial 
 		s.m.rows.WithLabelValues("failed").Inc()
 		return nil, fmt.Errorf("issuance log: %w", err)
 	}
-	s.m.rows.WithLabelValues("stored").Inc()
+	s.m.stored.Inc()
 	x.mu.Lock()
 	x.tokens = append(x.tokens, issued{serial: row.Serial, leaf: audit.IssuanceLeaf(row)})
 	x.mu.Unlock()

@@ -65,6 +65,12 @@ type serverMetrics struct {
 	summaries    *prometheus.CounterVec
 	pending      prometheus.Gauge
 	intervalOpen prometheus.Gauge
+
+	// The series of every granted token, bound once: a label lookup per
+	// request hashes the label and takes the vector's lock.
+	granted    prometheus.Counter
+	grantedDur prometheus.Observer
+	stored     prometheus.Counter
 }
 
 func newServerMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
@@ -99,6 +105,8 @@ func newServerMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
 	for _, r := range []string{"stored", "failed"} {
 		m.rows.WithLabelValues(r)
 	}
+	m.granted, m.grantedDur = m.requests.WithLabelValues("granted"), m.duration.WithLabelValues("granted")
+	m.stored = m.rows.WithLabelValues("stored")
 	for _, r := range []string{"recorded", "failed"} {
 		m.summaries.WithLabelValues(r)
 	}

@@ -239,6 +239,11 @@ func (s *Server) Respond(ctx context.Context, query []byte) ([]byte, FailInfo, e
 // own; the HTTP layer counts the requests it refuses before Respond
 // (method_not_allowed, unsupported_media_type, too_large, read_error).
 func (s *Server) Observe(result string, start time.Time) {
+	if result == "granted" {
+		s.m.granted.Inc()
+		s.m.grantedDur.Observe(time.Since(start).Seconds())
+		return
+	}
 	s.m.requests.WithLabelValues(result).Inc()
 	s.m.duration.WithLabelValues(result).Observe(time.Since(start).Seconds())
 }

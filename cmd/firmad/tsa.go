@@ -51,6 +51,10 @@ type builtinTSA struct {
 	// before that, and is told the TSA is not set up yet.
 	sg atomic.Pointer[signing.Service]
 
+	// handler is the HTTP handler of srv, made once per server rather
+	// than per request (a logger With and a closure each).
+	handler atomic.Pointer[tsaHandler]
+
 	mu      sync.Mutex
 	lastTry time.Time
 	retired []*tsa.Server // replaced, their last summary not yet recorded
@@ -340,9 +344,21 @@ func (a *app) loadTSA(ctx context.Context, sg *signing.Service) (*tsa.Server, er
 // ServeHTTP answers RFC 3161 requests, or 503 while there is no CA.
 func (b *builtinTSA) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	srv, ok := b.serving(w, r)
-	if ok {
-		tsahttp.HandlerLimited(srv, b.a.log.With("part", "tsa"), b.a.limiter().tsa).ServeHTTP(w, r)
+	if !ok {
+		return
 	}
+	h := b.handler.Load()
+	if h == nil || h.srv != srv {
+		h = &tsaHandler{srv: srv, h: tsahttp.HandlerLimited(srv, b.a.log.With("part", "tsa"), b.a.limiter().tsa)}
+		b.handler.Store(h)
+	}
+	h.h.ServeHTTP(w, r)
+}
+
+// tsaHandler is the HTTP handler of one TSA server.
+type tsaHandler struct {
+	srv *tsa.Server
+	h   http.Handler
 }
 
 func (b *builtinTSA) serveCerts(w http.ResponseWriter, r *http.Request) {
