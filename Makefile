@@ -135,6 +135,31 @@ bench-load: deps-test
 	FIRMA_BENCH_LOAD=$(LOAD_DURATION) FIRMA_BENCH_LOAD_WORKERS=$(LOAD_WORKERS) FIRMA_BENCH_LOAD_OUT=$(CURDIR)/bench/out \
 		$(GO) test -count=1 -run '^TestLoad$$' -timeout 60m -v ./cluster/
 
+# Peer benchmark (issue 18): builds sigstore's timestamp-server at the
+# version pinned in bench/peers/go.mod (its own module: the service's go.mod
+# stays clean), then runs BenchmarkPeers PEERS_RUNS times: firmad's built-in
+# TSA and sigstore's on loopback, same load generator and query, at 1, 4 and
+# 16 clients, one reply of each checked with openssl ts -verify. The
+# firma/sigstore ratios (replies/s, p99) replace the Peers/ lines of
+# bench/out/latest.jsonl. Not part of 'make test'.
+PEERS_RUNS ?= 3
+PEERS_SECONDS ?= 5
+PEERS_RAW := bench/out/peers-raw.txt
+.PHONY: bench-peers
+bench-peers: deps-test
+	@mkdir -p bench/out
+	cd bench/peers && $(GO) build -o ../out/sigstore-timestamp-server github.com/sigstore/timestamp-authority/v2/cmd/timestamp-server
+	@set -o pipefail; : > $(PEERS_RAW); \
+	for i in $$(seq $(PEERS_RUNS)); do \
+		echo "== peers run $$i of $(PEERS_RUNS) (load average $$(cut -d' ' -f1-3 /proc/loadavg))"; \
+		FIRMA_PEERS_SIGSTORE=$(CURDIR)/bench/out/sigstore-timestamp-server FIRMA_PEERS_SECONDS=$(PEERS_SECONDS) \
+			$(GO) test -count=1 -run '^$$' -bench '^BenchmarkPeers$$' -benchtime=1x -timeout 20m ./bench/ | tee -a $(PEERS_RAW) || exit 1; \
+	done
+	$(GO) run ./bench/report < $(PEERS_RAW) > bench/out/peers.jsonl
+	@touch bench/out/latest.jsonl; grep -v '"name":"\(target:\)\?Peers/' bench/out/latest.jsonl > bench/out/latest.tmp || true; \
+		cat bench/out/peers.jsonl >> bench/out/latest.tmp; mv bench/out/latest.tmp bench/out/latest.jsonl
+	@echo "wrote the Peers/ lines of bench/out/latest.jsonl"
+
 # fuzz runs every fuzz target for FUZZTIME, one after another with one
 # worker (the machine is shared); docs/fuzzing.md lists them. The bound on
 # -fuzzminimizetime matters: unbounded, the fuzzer spends up to 60 s

@@ -83,6 +83,14 @@ func baselineOf(name, unit string) string {
 		return t.baseline
 	}
 	parts := strings.Split(name, "/")
+	if parts[0] == "Peers" && (unit == "replies/s" || unit == "p99-ms") {
+		// Peers/<what>/firma-cN against Peers/<what>/<peer>-cN: the peer
+		// is whichever other service ran at the same client count.
+		if len(parts) == 3 && strings.HasPrefix(parts[2], "firma-") {
+			return peerOf(name)
+		}
+		return ""
+	}
 	if unit == "cpu-µs/sig" && parts[0] == "Audit" {
 		unit = "sigs/s" // CPU a signature costs with audit, against without
 	}
@@ -102,6 +110,33 @@ func baselineOf(name, unit string) string {
 		}
 	}
 	return ""
+}
+
+// peerBaselines names the peer each Peers/<what> figure of firma is
+// compared with.
+var peerBaselines = map[string]string{"tsa": "sigstore"}
+
+func peerOf(name string) string {
+	parts := strings.Split(name, "/")
+	peer, ok := peerBaselines[parts[1]]
+	if !ok {
+		return ""
+	}
+	return parts[0] + "/" + parts[1] + "/" + peer + strings.TrimPrefix(parts[2], "firma")
+}
+
+// peerTargets are issue 18's targets against sigstore's TSA: at least
+// 1.5x its replies/s at 1, 4 and 16 clients, and a p99 at 16 clients no
+// higher than its (a ratio of at most 1).
+var peerTargets = []struct {
+	target
+	unit string
+	max  bool // the ratio must be at most min
+}{
+	{target{"Peers/tsa/firma-c1", "Peers/tsa/sigstore-c1", 1.5}, "replies/s", false},
+	{target{"Peers/tsa/firma-c4", "Peers/tsa/sigstore-c4", 1.5}, "replies/s", false},
+	{target{"Peers/tsa/firma-c16", "Peers/tsa/sigstore-c16", 1.5}, "replies/s", false},
+	{target{"Peers/tsa/firma-c16", "Peers/tsa/sigstore-c16", 1.0}, "p99-ms", true},
 }
 
 // A benchmark line: name-procs, iterations, then value/unit pairs.
@@ -196,7 +231,7 @@ func run(in io.Reader, out, tty io.Writer) error {
 					ratioText = fmt.Sprintf("%.2fx %s", r, base)
 				}
 			}
-			if unit == "ns/op" && values[name]["sigs/s"] != nil {
+			if unit == "ns/op" && (values[name]["sigs/s"] != nil || values[name]["replies/s"] != nil) {
 				continue // sigs/s says the same, per signature
 			}
 			if err := enc.Encode(fig); err != nil {
@@ -222,6 +257,27 @@ func run(in io.Reader, out, tty io.Writer) error {
 		fmt.Fprintf(tty, "  %-34s %.2fx %-28s (target %.1fx) %s\n", t.name, r, t.baseline, t.min, verdict)
 		if err := enc.Encode(figure{Name: "target:" + t.name, Value: r, Unit: "ratio", Baseline: t.baseline,
 			Ratio: &r, Target: &min, Time: now}); err != nil {
+			return err
+		}
+	}
+	for _, t := range peerTargets {
+		r, ok := ratio(t.name, t.baseline, t.unit)
+		if !ok {
+			continue
+		}
+		limit := t.min
+		verdict, bound := "met", "target"
+		if t.max {
+			bound = "at most"
+			if r > t.min {
+				verdict = "MISSED"
+			}
+		} else if r < t.min {
+			verdict = "MISSED"
+		}
+		fmt.Fprintf(tty, "  %-34s %.2fx %-28s (%s %.1fx %s) %s\n", t.name, r, t.baseline, bound, t.min, t.unit, verdict)
+		if err := enc.Encode(figure{Name: "target:" + t.name + ":" + t.unit, Value: r, Unit: "ratio", Baseline: t.baseline,
+			Ratio: &r, Target: &limit, Time: now}); err != nil {
 			return err
 		}
 	}

@@ -89,3 +89,64 @@ BenchmarkTransactions/create-2        10  5 ns/op   321 tx/s  4.5 p50-ms  9.5 p9
 		t.Error("empty input accepted")
 	}
 }
+
+// TestReportPeers: firma's Peers figures get the peer at the same client
+// count as baseline, in replies/s and p99, and the targets say met or
+// missed (p99 must be at most the peer's).
+func TestReportPeers(t *testing.T) {
+	in := `goos: linux
+BenchmarkPeers/tsa/firma-c1-2      1  0 ns/op  300 replies/s  5 p99-ms
+BenchmarkPeers/tsa/sigstore-c1-2   1  0 ns/op  100 replies/s  4 p99-ms
+BenchmarkPeers/tsa/firma-c16-2     1  0 ns/op  400 replies/s  20 p99-ms
+BenchmarkPeers/tsa/sigstore-c16-2  1  0 ns/op  200 replies/s  40 p99-ms
+goos: linux
+BenchmarkPeers/tsa/firma-c1-2      1  0 ns/op  100 replies/s  5 p99-ms
+BenchmarkPeers/tsa/sigstore-c1-2   1  0 ns/op  100 replies/s  5 p99-ms
+BenchmarkPeers/tsa/firma-c16-2     1  0 ns/op  300 replies/s  30 p99-ms
+BenchmarkPeers/tsa/sigstore-c16-2  1  0 ns/op  100 replies/s  20 p99-ms
+goos: linux
+BenchmarkPeers/tsa/firma-c1-2      1  0 ns/op  200 replies/s  5 p99-ms
+BenchmarkPeers/tsa/sigstore-c1-2   1  0 ns/op  100 replies/s  10 p99-ms
+BenchmarkPeers/tsa/firma-c16-2     1  0 ns/op  400 replies/s  10 p99-ms
+BenchmarkPeers/tsa/sigstore-c16-2  1  0 ns/op  200 replies/s  40 p99-ms
+`
+	var out bytes.Buffer
+	if err := run(strings.NewReader(in), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]figure{}
+	sc := bufio.NewScanner(&out)
+	for sc.Scan() {
+		var f figure
+		if err := json.Unmarshal(sc.Bytes(), &f); err != nil {
+			t.Fatal(err)
+		}
+		if f.Unit == "ns/op" {
+			t.Errorf("%s: ns/op written for a replies/s figure", f.Name)
+		}
+		got[f.Name+" "+f.Unit] = f
+	}
+	cases := []struct {
+		key, baseline string
+		ratio         float64
+	}{
+		{"Peers/tsa/firma-c1 replies/s", "Peers/tsa/sigstore-c1", 2},
+		{"Peers/tsa/firma-c16 replies/s", "Peers/tsa/sigstore-c16", 2},
+		{"Peers/tsa/firma-c16 p99-ms", "Peers/tsa/sigstore-c16", 0.5},
+		{"target:Peers/tsa/firma-c16:p99-ms ratio", "Peers/tsa/sigstore-c16", 0.5},
+		{"target:Peers/tsa/firma-c1:replies/s ratio", "Peers/tsa/sigstore-c1", 2},
+	}
+	for _, c := range cases {
+		f, ok := got[c.key]
+		if !ok {
+			t.Errorf("%s: missing", c.key)
+			continue
+		}
+		if f.Baseline != c.baseline || f.Ratio == nil || math.Abs(*f.Ratio-c.ratio) > 1e-9 {
+			t.Errorf("%s: baseline %q ratio %v, want %q %v", c.key, f.Baseline, f.Ratio, c.baseline, c.ratio)
+		}
+	}
+	if f := got["Peers/tsa/sigstore-c1 replies/s"]; f.Baseline != "" || f.Value != 100 {
+		t.Errorf("sigstore figure: %+v, want value 100 without baseline", f)
+	}
+}
