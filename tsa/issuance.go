@@ -2,6 +2,7 @@ package tsa
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/firma-cloud/firma/store"
@@ -38,6 +39,10 @@ func newIssuanceLog(st store.TSAIssuanceStore) *issuanceLog {
 	return l
 }
 
+// errLead tells a queued caller that the lead is its: the previous
+// leader committed one batch and went back to its own request.
+var errLead = errors.New("tsa issuance: lead the next commit")
+
 // add stores r; it returns once r is committed, or with the error that
 // kept it out of the log. ctx should not be cancelled with the request:
 // a row stored must be counted in its interval's summary.
@@ -50,28 +55,29 @@ func (l *issuanceLog) add(ctx context.Context, r *store.TSAIssuance) error {
 	l.pending = append(l.pending, p)
 	if l.leading {
 		l.mu.Unlock()
-		return <-p.done
-	}
-	// This caller commits until nothing is pending; its own row is in
-	// the first batch, whose result it returns after handing the lead
-	// on, so that no row waits for a leader that has left.
-	l.leading = true
-	for {
-		n := min(len(l.pending), maxIssuanceBatch)
-		rows := l.pending[:n:n]
-		l.pending = l.pending[n:]
-		if len(l.pending) == 0 {
-			l.pending = nil
+		if err := <-p.done; err != errLead {
+			return err
 		}
-		l.mu.Unlock()
-		l.commit(ctx, rows)
-		l.mu.Lock()
-		if len(l.pending) == 0 {
-			l.leading = false
-			l.mu.Unlock()
-			return <-p.done
-		}
+		l.mu.Lock() // handed the lead: p is first in pending
+	} else {
+		l.leading = true
 	}
+	// A leader commits one batch, its own row in it, and hands the lead
+	// to the first row that arrived meanwhile, so that no caller's reply
+	// waits for other callers' commits.
+	n := min(len(l.pending), maxIssuanceBatch)
+	rows := l.pending[:n:n]
+	l.pending = l.pending[n:]
+	l.mu.Unlock()
+	l.commit(ctx, rows)
+	l.mu.Lock()
+	if len(l.pending) > 0 {
+		l.pending[0].done <- errLead
+	} else {
+		l.pending, l.leading = nil, false
+	}
+	l.mu.Unlock()
+	return <-p.done
 }
 
 // commit stores rows in one transaction and tells each its result. A
