@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 
 	"github.com/firma-cloud/firma/api/firmav1"
@@ -62,7 +63,64 @@ var schemes = map[firmav1.SignatureScheme]keystore.Scheme{
 // no work per digest, so a batch of 64 costs little more than the HSM's
 // signatures and two audit appends.
 func (s *SigningService) SignDigests(ctx context.Context, req *firmav1.SignDigestsRequest) (*firmav1.SignDigestsResponse, error) {
-	const method = "SignDigests"
+	return s.signDigests(ctx, "SignDigests", req)
+}
+
+// SignDigestStream answers each request message as SignDigests would,
+// in order, on one stream: a caller sending digests one by one pays the
+// call's fixed cost (HTTP/2 stream, headers, authentication, interceptors)
+// once rather than per digest. The first message names the key, scheme
+// and hash; a later one that leaves them unset uses the first's, and one
+// that names others is refused. The first error ends the stream.
+func (s *SigningService) SignDigestStream(stream firmav1.SigningService_SignDigestStreamServer) error {
+	const method = "SignDigestStream"
+	ctx := stream.Context()
+	var first *firmav1.SignDigestsRequest
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if first == nil {
+			first = req
+		} else if err := inherit(req, first); err != nil {
+			return err
+		}
+		resp, err := s.signDigests(ctx, method, req)
+		if err != nil {
+			return err
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
+}
+
+// inherit fills req's unset key, scheme and hash from the stream's first
+// message; set to anything else, they are refused.
+func inherit(req, first *firmav1.SignDigestsRequest) error {
+	if req.KeyId == "" {
+		req.KeyId = first.KeyId
+	} else if req.KeyId != first.KeyId {
+		return invalidArg("key_id", "one stream signs with one key: the first message's")
+	}
+	if req.Scheme == firmav1.SignatureScheme_SIGNATURE_SCHEME_UNSPECIFIED {
+		req.Scheme = first.Scheme
+	} else if req.Scheme != first.Scheme {
+		return invalidArg("scheme", "one stream uses one scheme: the first message's")
+	}
+	if req.Hash == firmav1.HashAlgorithm_HASH_ALGORITHM_UNSPECIFIED {
+		req.Hash = first.Hash
+	} else if req.Hash != first.Hash {
+		return invalidArg("hash", "one stream uses one hash: the first message's")
+	}
+	return nil
+}
+
+func (s *SigningService) signDigests(ctx context.Context, method string, req *firmav1.SignDigestsRequest) (*firmav1.SignDigestsResponse, error) {
 	if err := checkKeyID(req.GetKeyId()); err != nil {
 		return nil, err
 	}

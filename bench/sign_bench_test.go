@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -198,6 +199,7 @@ func BenchmarkSign(b *testing.B) {
 			}
 			b.Run("grpc-batch1", func(b *testing.B) { benchGRPC(b, t, 1) })
 			b.Run("grpc-batch64", func(b *testing.B) { benchGRPC(b, t, 64) })
+			b.Run("grpc-stream-batch1", func(b *testing.B) { benchGRPCStream(b, t) })
 			b.Run("wrapped-warm-batch1", func(b *testing.B) { benchCore(b, t, keystore.ModeWrapped, 0, 1, false) })
 			b.Run("wrapped-cold-batch1", func(b *testing.B) { benchCore(b, t, keystore.ModeWrapped, -1, 1, false) })
 			b.Run("wrapped-cold-batch64", func(b *testing.B) { benchCore(b, t, keystore.ModeWrapped, -1, 64, false) })
@@ -312,6 +314,16 @@ func benchCore(b *testing.B, t keystore.Type, mode keystore.Mode, cache, batch i
 // measures the records).
 func benchGRPC(b *testing.B, t keystore.Type, batch int) { benchGRPCWith(b, t, batch, false) }
 
+// benchGRPCStream is grpc-batch1 through SignDigestStream: one digest a
+// message, each caller on its own stream, audit off as in grpc-batch1.
+func benchGRPCStream(b *testing.B, t keystore.Type) {
+	benchGRPCWith(b, t, 1, false, streamCalls{})
+}
+
+// streamCalls, passed to benchGRPCWith, sends its calls on
+// SignDigestStream instead of SignDigests.
+type streamCalls struct{ grpc.EmptyServerOption }
+
 // discardAuditor is the audit log of the "audit off" baselines only: it
 // keeps nothing, so a benchmark shows what the real log costs against it.
 // firmad cannot run without a real one (signing.New requires an auditor
@@ -381,8 +393,25 @@ func benchGRPCWith(b *testing.B, t keystore.Type, batch int, audited bool, extra
 	}
 	// Twice as many callers as sessions, so that one caller's network round
 	// trip does not leave a session idle.
-	runParallel(b, 2*sessions(), batch, func(int) error {
-		resp, err := client.SignDigests(ctx, req)
+	callers := 2 * sessions()
+	call := func(w int) (*firmav1.SignDigestsResponse, error) { return client.SignDigests(ctx, req) }
+	if slices.ContainsFunc(extra, func(o grpc.ServerOption) bool { _, ok := o.(streamCalls); return ok }) {
+		streams := make([]firmav1.SigningService_SignDigestStreamClient, callers)
+		for i := range streams {
+			if streams[i], err = client.SignDigestStream(ctx); err != nil {
+				b.Fatal(err)
+			}
+			defer streams[i].CloseSend()
+		}
+		call = func(w int) (*firmav1.SignDigestsResponse, error) {
+			if err := streams[w].Send(req); err != nil {
+				return nil, err
+			}
+			return streams[w].Recv()
+		}
+	}
+	runParallel(b, callers, batch, func(w int) error {
+		resp, err := call(w)
 		if err == nil && len(resp.GetSignatures()) != batch {
 			return fmt.Errorf("%d signatures for %d digests", len(resp.GetSignatures()), batch)
 		}

@@ -271,9 +271,10 @@ const file_firma_v1_signing_proto_rawDesc = "" +
 	"\x1aHASH_ALGORITHM_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15HASH_ALGORITHM_SHA256\x10\x01\x12\x19\n" +
 	"\x15HASH_ALGORITHM_SHA384\x10\x02\x12\x19\n" +
-	"\x15HASH_ALGORITHM_SHA512\x10\x032\\\n" +
+	"\x15HASH_ALGORITHM_SHA512\x10\x032\xb1\x01\n" +
 	"\x0eSigningService\x12J\n" +
-	"\vSignDigests\x12\x1c.firma.v1.SignDigestsRequest\x1a\x1d.firma.v1.SignDigestsResponseB2Z0github.com/firma-cloud/firma/api/firmav1;firmav1b\x06proto3"
+	"\vSignDigests\x12\x1c.firma.v1.SignDigestsRequest\x1a\x1d.firma.v1.SignDigestsResponse\x12S\n" +
+	"\x10SignDigestStream\x12\x1c.firma.v1.SignDigestsRequest\x1a\x1d.firma.v1.SignDigestsResponse(\x010\x01B2Z0github.com/firma-cloud/firma/api/firmav1;firmav1b\x06proto3"
 
 var (
 	file_firma_v1_signing_proto_rawDescOnce sync.Once
@@ -299,9 +300,11 @@ var file_firma_v1_signing_proto_depIdxs = []int32{
 	0, // 0: firma.v1.SignDigestsRequest.scheme:type_name -> firma.v1.SignatureScheme
 	1, // 1: firma.v1.SignDigestsRequest.hash:type_name -> firma.v1.HashAlgorithm
 	2, // 2: firma.v1.SigningService.SignDigests:input_type -> firma.v1.SignDigestsRequest
-	3, // 3: firma.v1.SigningService.SignDigests:output_type -> firma.v1.SignDigestsResponse
-	3, // [3:4] is the sub-list for method output_type
-	2, // [2:3] is the sub-list for method input_type
+	2, // 3: firma.v1.SigningService.SignDigestStream:input_type -> firma.v1.SignDigestsRequest
+	3, // 4: firma.v1.SigningService.SignDigests:output_type -> firma.v1.SignDigestsResponse
+	3, // 5: firma.v1.SigningService.SignDigestStream:output_type -> firma.v1.SignDigestsResponse
+	4, // [4:6] is the sub-list for method output_type
+	2, // [2:4] is the sub-list for method input_type
 	2, // [2:2] is the sub-list for extension type_name
 	2, // [2:2] is the sub-list for extension extendee
 	0, // [0:2] is the sub-list for field type_name

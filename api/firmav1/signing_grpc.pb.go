@@ -19,7 +19,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SigningService_SignDigests_FullMethodName = "/firma.v1.SigningService/SignDigests"
+	SigningService_SignDigests_FullMethodName      = "/firma.v1.SigningService/SignDigests"
+	SigningService_SignDigestStream_FullMethodName = "/firma.v1.SigningService/SignDigestStream"
 )
 
 // SigningServiceClient is the client API for SigningService service.
@@ -33,6 +34,13 @@ type SigningServiceClient interface {
 	// SignDigests signs each digest with the key; signatures come back in the
 	// order of the digests. All or nothing: one bad digest fails the call.
 	SignDigests(ctx context.Context, in *SignDigestsRequest, opts ...grpc.CallOption) (*SignDigestsResponse, error)
+	// SignDigestStream is SignDigests for callers that have their digests one
+	// by one: one stream, authenticated once, and per request message one
+	// response message, in order, as SignDigests would answer it (each is
+	// its own key.activated and key.used pair). The first message names the
+	// key, scheme and hash; later ones may leave them unset (or repeat
+	// them). An error ends the stream.
+	SignDigestStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SignDigestsRequest, SignDigestsResponse], error)
 }
 
 type signingServiceClient struct {
@@ -53,6 +61,19 @@ func (c *signingServiceClient) SignDigests(ctx context.Context, in *SignDigestsR
 	return out, nil
 }
 
+func (c *signingServiceClient) SignDigestStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SignDigestsRequest, SignDigestsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SigningService_ServiceDesc.Streams[0], SigningService_SignDigestStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SignDigestsRequest, SignDigestsResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SigningService_SignDigestStreamClient = grpc.BidiStreamingClient[SignDigestsRequest, SignDigestsResponse]
+
 // SigningServiceServer is the server API for SigningService service.
 // All implementations must embed UnimplementedSigningServiceServer
 // for forward compatibility.
@@ -64,6 +85,13 @@ type SigningServiceServer interface {
 	// SignDigests signs each digest with the key; signatures come back in the
 	// order of the digests. All or nothing: one bad digest fails the call.
 	SignDigests(context.Context, *SignDigestsRequest) (*SignDigestsResponse, error)
+	// SignDigestStream is SignDigests for callers that have their digests one
+	// by one: one stream, authenticated once, and per request message one
+	// response message, in order, as SignDigests would answer it (each is
+	// its own key.activated and key.used pair). The first message names the
+	// key, scheme and hash; later ones may leave them unset (or repeat
+	// them). An error ends the stream.
+	SignDigestStream(grpc.BidiStreamingServer[SignDigestsRequest, SignDigestsResponse]) error
 	mustEmbedUnimplementedSigningServiceServer()
 }
 
@@ -76,6 +104,9 @@ type UnimplementedSigningServiceServer struct{}
 
 func (UnimplementedSigningServiceServer) SignDigests(context.Context, *SignDigestsRequest) (*SignDigestsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SignDigests not implemented")
+}
+func (UnimplementedSigningServiceServer) SignDigestStream(grpc.BidiStreamingServer[SignDigestsRequest, SignDigestsResponse]) error {
+	return status.Error(codes.Unimplemented, "method SignDigestStream not implemented")
 }
 func (UnimplementedSigningServiceServer) mustEmbedUnimplementedSigningServiceServer() {}
 func (UnimplementedSigningServiceServer) testEmbeddedByValue()                        {}
@@ -116,6 +147,13 @@ func _SigningService_SignDigests_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SigningService_SignDigestStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(SigningServiceServer).SignDigestStream(&grpc.GenericServerStream[SignDigestsRequest, SignDigestsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SigningService_SignDigestStreamServer = grpc.BidiStreamingServer[SignDigestsRequest, SignDigestsResponse]
+
 // SigningService_ServiceDesc is the grpc.ServiceDesc for SigningService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -128,6 +166,13 @@ var SigningService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _SigningService_SignDigests_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "SignDigestStream",
+			Handler:       _SigningService_SignDigestStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "firma/v1/signing.proto",
 }
