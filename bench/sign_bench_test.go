@@ -177,6 +177,92 @@ func runParallel(b *testing.B, n, perOp int, body func(worker int) error) {
 	b.ReportMetric(float64(b.N*perOp)/b.Elapsed().Seconds(), "sigs/s")
 }
 
+// rawSessions opens sessions() logged-in sessions on the bench token with
+// miekg/pkcs11, closed when b ends.
+func rawSessions(b *testing.B, f *benchFixture) (*pkcs11.Ctx, []pkcs11.SessionHandle) {
+	p := pkcs11.New(f.tok.Module)
+	if err := p.Initialize(); err != nil {
+		b.Fatal(err)
+	}
+	slots, err := p.GetSlotList(true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var slot uint
+	for _, s := range slots {
+		if ti, err := p.GetTokenInfo(s); err == nil && ti.Label == f.tok.Label {
+			slot = s
+		}
+	}
+	hs := make([]pkcs11.SessionHandle, sessions())
+	for i := range hs {
+		if hs[i], err = p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Cleanup(func() { p.CloseAllSessions(slot); p.Finalize(); p.Destroy() })
+	if err := p.Login(hs[0], pkcs11.CKU_USER, f.tok.PIN); err != nil {
+		b.Fatal(err)
+	}
+	return p, hs
+}
+
+// benchRawUnwrap is the baseline of the cold wrapped path: per batch,
+// C_UnwrapKey of the key's blob under the KEK (AES key wrap with padding,
+// into a sensitive session object, as the keystore does), C_SignInit and
+// C_Sign per digest, C_DestroyObject; miekg/pkcs11 straight, one session
+// per goroutine, nothing else.
+func benchRawUnwrap(b *testing.B, t keystore.Type, batch int) {
+	f := setup(b)
+	st, err := sqlite.Open(context.Background(), f.dbPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec, err := st.Key(context.Background(), f.wrapped[t].ID)
+	st.Close()
+	if err != nil || len(rec.Wrapped) == 0 {
+		b.Fatalf("wrapped key record: %v", err)
+	}
+	p, hs := rawSessions(b, f)
+	p.FindObjectsInit(hs[0], []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, keystore.DefaultKEKLabel)})
+	keks, _, err := p.FindObjects(hs[0], 1)
+	p.FindObjectsFinal(hs[0])
+	if err != nil || len(keks) != 1 {
+		b.Fatalf("find KEK: %v", err)
+	}
+	kt := uint(pkcs11.CKK_EC)
+	mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_ECDSA, nil)}
+	if t.IsRSA() {
+		kt = pkcs11.CKK_RSA
+		mech = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)}
+	}
+	tmpl := []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, kt),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false), pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true), pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+	}
+	wrap := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}
+	in := digestInput(t, benchDigest)
+	runParallel(b, len(hs), batch, func(w int) error {
+		h, err := p.UnwrapKey(hs[w], wrap, keks[0], rec.Wrapped, tmpl)
+		if err != nil {
+			return fmt.Errorf("unwrap: %w", err)
+		}
+		defer p.DestroyObject(hs[w], h)
+		for range batch {
+			if err := p.SignInit(hs[w], mech, h); err != nil {
+				return err
+			}
+			if _, err := p.Sign(hs[w], in); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 var benchDigest = func() []byte { d := sha256.Sum256([]byte("benchmark")); return d[:] }()
 
 func batchOf(n int) [][]byte {
@@ -201,6 +287,8 @@ func BenchmarkSign(b *testing.B) {
 			b.Run("grpc-batch64", func(b *testing.B) { benchGRPC(b, t, 64) })
 			b.Run("grpc-stream-batch1", func(b *testing.B) { benchGRPCStream(b, t) })
 			b.Run("wrapped-warm-batch1", func(b *testing.B) { benchCore(b, t, keystore.ModeWrapped, 0, 1, false) })
+			b.Run("raw-unwrap-batch1", func(b *testing.B) { benchRawUnwrap(b, t, 1) })
+			b.Run("raw-unwrap-batch64", func(b *testing.B) { benchRawUnwrap(b, t, 64) })
 			b.Run("wrapped-cold-batch1", func(b *testing.B) { benchCore(b, t, keystore.ModeWrapped, -1, 1, false) })
 			b.Run("wrapped-cold-batch64", func(b *testing.B) { benchCore(b, t, keystore.ModeWrapped, -1, 64, false) })
 		})
@@ -211,32 +299,7 @@ func BenchmarkSign(b *testing.B) {
 // cached handle, one logged-in session per goroutine, nothing else.
 func benchRaw(b *testing.B, t keystore.Type) {
 	f := setup(b)
-	p := pkcs11.New(f.tok.Module)
-	if err := p.Initialize(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { p.Finalize(); p.Destroy() }()
-	slots, err := p.GetSlotList(true)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var slot uint
-	for _, s := range slots {
-		if ti, err := p.GetTokenInfo(s); err == nil && ti.Label == f.tok.Label {
-			slot = s
-		}
-	}
-	n := sessions()
-	hs := make([]pkcs11.SessionHandle, n)
-	for i := range hs {
-		if hs[i], err = p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION); err != nil {
-			b.Fatal(err)
-		}
-	}
-	defer p.CloseAllSessions(slot)
-	if err := p.Login(hs[0], pkcs11.CKU_USER, f.tok.PIN); err != nil {
-		b.Fatal(err)
-	}
+	p, hs := rawSessions(b, f)
 	id, _ := hex.DecodeString(f.token[t].ID)
 	p.FindObjectsInit(hs[0], []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY), pkcs11.NewAttribute(pkcs11.CKA_ID, id)})
 	objs, _, err := p.FindObjects(hs[0], 1)
@@ -249,7 +312,7 @@ func benchRaw(b *testing.B, t keystore.Type) {
 		mech = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)}
 	}
 	in := digestInput(t, benchDigest)
-	runParallel(b, n, 1, func(w int) error {
+	runParallel(b, len(hs), 1, func(w int) error {
 		if err := p.SignInit(hs[w], mech, objs[0]); err != nil {
 			return err
 		}

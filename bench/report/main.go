@@ -61,6 +61,10 @@ func targets(key string) []target {
 		{"Sign/" + key + "/core-batch64", raw, 0.9},
 		{"Sign/" + key + "/grpc-batch64", raw, 0.8},
 		{"Sign/" + key + "/wrapped-warm-batch1", "Sign/" + key + "/core-batch1", 0.9},
+		// Issue 18: the cold wrapped path against raw C_UnwrapKey, C_Sign
+		// and C_DestroyObject on the same sessions.
+		{"Sign/" + key + "/wrapped-cold-batch1", "Sign/" + key + "/raw-unwrap-batch1", 0.9},
+		{"Sign/" + key + "/wrapped-cold-batch64", "Sign/" + key + "/raw-unwrap-batch64", 0.9},
 		{audit + "on-batch64", audit + "off-batch64", 0.9},
 		{audit + "on-batch1", audit + "off-batch1", 0.9},
 		{audit + "on-batch1-callers64", audit + "off-batch1-callers64", 0.9},
