@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ func testTSA(t *testing.T, open Open) {
 		{"serials unique across handles and restart", tsaSerialsAcrossHandles},
 		{"units", tsaUnits},
 		{"issuance log", tsaIssuance},
+		{"issuance batches", tsaIssuanceBatch},
 	})
 }
 
@@ -192,5 +194,40 @@ func tsaIssuance(t *testing.T, db store.Store, reopen Reopen) {
 	got, err := reopen(t).TSAIssuances(ctx, "i1")
 	if err != nil || len(got) != 3 {
 		t.Fatalf("other handle: %d rows, %v", len(got), err)
+	}
+}
+
+// tsaIssuanceBatch: a store that takes batches stores all of a batch's
+// rows in one commit, or none when one of them conflicts.
+func tsaIssuanceBatch(t *testing.T, db store.Store, _ Reopen) {
+	bs, ok := db.(store.TSAIssuanceBatchStore)
+	if !ok {
+		t.Skip("store does not take issuance batches")
+	}
+	ctx := context.Background()
+	row := func(serial int64) *store.TSAIssuance {
+		return &store.TSAIssuance{Serial: serial, Interval: "b1", KeyID: "tsa-key", IssuedAt: time.Unix(1700000000+serial, 0).UTC(),
+			TokenHash: bytes.Repeat([]byte{byte(serial)}, 32), ImprintHash: "sha-256", Policy: "0.4.0.2023.1.1"}
+	}
+	if err := bs.AddTSAIssuances(ctx, nil); err != nil {
+		t.Fatalf("empty batch: %v", err)
+	}
+	if err := bs.AddTSAIssuances(ctx, []*store.TSAIssuance{row(2), row(1), row(3)}); err != nil {
+		t.Fatalf("batch: %v", err)
+	}
+	// Serial 3 is taken: nothing of this batch is stored, 4 included.
+	if err := bs.AddTSAIssuances(ctx, []*store.TSAIssuance{row(4), row(3)}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("batch with a taken serial: got %v, want ErrConflict", err)
+	}
+	got, err := db.TSAIssuances(ctx, "b1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serials []int64
+	for _, r := range got {
+		serials = append(serials, r.Serial)
+	}
+	if !slices.Equal(serials, []int64{1, 2, 3}) {
+		t.Fatalf("stored serials %v, want [1 2 3]", serials)
 	}
 }
