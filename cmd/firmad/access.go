@@ -22,7 +22,8 @@ import (
 // writes every difference from what it last applied to the audit log
 // before the change takes effect: staff.created, staff.changed or
 // staff.disabled, with details source=config, kind (auditor or staff),
-// name, role and a fingerprint of the credential. What it last applied is
+// name, role and a fingerprint of the credential (a hash of its digest:
+// the tokens are 256-bit random, so it tells nothing of them). What it last applied is
 // read back from those records, so a change made while firmad was down is
 // recorded at the next start, and nothing else has to be kept.
 
@@ -33,7 +34,7 @@ const (
 	detailKind   = "kind"
 	detailName   = "name"
 	detailRole   = "role"
-	detailCred   = "credential"
+	detailCred   = "fingerprint"
 	kindAuditor  = "auditor"
 	kindStaff    = "staff"
 )
