@@ -21,23 +21,33 @@ import (
 	"github.com/firma-cloud/firma/registry"
 )
 
-// Auditors (audit.auditors) and registry staff (registry.staff) are kept
-// in firmad's config file, as before these commands: they are few, change
-// rarely, and the file is what an operator already backs up and reviews.
-// The commands edit the file so nobody edits YAML by hand; firmad applies
-// the lists on SIGHUP (systemctl reload firmad) without a restart and
-// records each change on the audit log before it takes effect (see
-// cmd/firmad/access.go), also when the change was made while it was down.
+// Auditors (audit.auditors), registry staff (registry.staff) and
+// operators (auth.operators) are kept in firmad's config file, as before
+// these commands: they are few, change rarely, and the file is what an
+// operator already backs up and reviews. The commands edit the file so
+// nobody edits YAML by hand; firmad applies auditors and staff on SIGHUP
+// (systemctl reload firmad) without a restart, operators at its next
+// start, and records each change on the audit log before it takes effect
+// (see cmd/firmad/access.go), also when the change was made while it was
+// down.
 
 // accessList is one list of people in the config file.
 type accessList struct {
+	cmd          string // the command's first word
 	section, key string // e.g. "audit", "auditors"
-	what         string // "auditor" or "staff member"
+	what, a      string // "auditor", "an"
+	apply        string // how the change takes effect
 }
 
+const (
+	reloadHint  = "apply it with 'systemctl reload firmad' (or kill -HUP <firmad pid>); firmad records the change on the audit log"
+	restartHint = "apply it with 'systemctl restart firmad' (operators are read at start); firmad records the change on the audit log then"
+)
+
 var (
-	auditorsList = accessList{"audit", "auditors", "auditor"}
-	staffList    = accessList{"registry", "staff", "staff member"}
+	auditorsList  = accessList{"auditors", "audit", "auditors", "auditor", "an", reloadHint}
+	staffList     = accessList{"staff", "registry", "staff", "staff member", "a", reloadHint}
+	operatorsList = accessList{"operators", "auth", "operators", "operator", "an", restartHint}
 )
 
 type accessFlags struct {
@@ -56,18 +66,13 @@ func (f *accessFlags) path() string {
 	return filepath.Join(f.state, "firmad.yaml")
 }
 
-const reloadHint = "apply it with 'systemctl reload firmad' (or kill -HUP <firmad pid>); firmad records the change on the audit log"
-
 func init() {
-	for _, l := range []accessList{auditorsList, staffList} {
+	for _, l := range []accessList{auditorsList, staffList, operatorsList} {
 		var f accessFlags
-		cmd := "auditors"
-		if l == staffList {
-			cmd = "staff"
-		}
+		cmd := l.cmd
 		register(&command{
 			name: cmd + " add", args: "NAME",
-			summary: fmt.Sprintf("add an %s with a new bearer token written to --out (0600)%s", l.what,
+			summary: fmt.Sprintf("add %s %s with a new bearer token written to --out (0600)%s", l.a, l.what,
 				map[bool]string{true: " and a --role", false: " or a client certificate (--cert-sha256)"}[l == staffList]),
 			flags: func(fs *flag.FlagSet) {
 				f.register(fs)
@@ -75,7 +80,7 @@ func init() {
 				if l == staffList {
 					fs.StringVar(&f.role, "role", "", "registrar or video_agent (required)")
 				} else {
-					fs.StringVar(&f.cert, "cert-sha256", "", "hex SHA-256 of the auditor's client certificate (DER), instead of or beside a token")
+					fs.StringVar(&f.cert, "cert-sha256", "", "hex SHA-256 of the "+l.what+"'s client certificate (DER), instead of or beside a token")
 				}
 			},
 			run: func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
@@ -96,7 +101,7 @@ func init() {
 			},
 		})
 		register(&command{
-			name: cmd + " remove", args: "NAME", summary: "remove an " + l.what + " from firmad's config file",
+			name: cmd + " remove", args: "NAME", summary: "remove " + l.a + " " + l.what + " from firmad's config file",
 			flags: func(fs *flag.FlagSet) { f.register(fs) },
 			run: func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 				if len(args) != 1 {
@@ -115,7 +120,7 @@ func init() {
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(e.stdout, "removed %s %q from %s; %s\n", l.what, args[0], path, reloadHint)
+				fmt.Fprintf(e.stdout, "removed %s %q from %s; %s\n", l.what, args[0], path, l.apply)
 				return nil
 			},
 		})
@@ -185,7 +190,7 @@ func accessAdd(e *env, l accessList, f accessFlags, name string) error {
 	if token != "" {
 		fmt.Fprintf(e.stdout, "; bearer token written to %s", f.out)
 	}
-	fmt.Fprintf(e.stdout, "\n%s\n", reloadHint)
+	fmt.Fprintf(e.stdout, "\n%s\n", l.apply)
 	return nil
 }
 
@@ -339,7 +344,8 @@ func checkCredentials(cfg *config.Config) error {
 			return err
 		}
 	}
-	return nil
+	_, err := api.NewAuth(cfg.Auth.Operators)
+	return err
 }
 
 func rootOf(doc *yaml.Node) *yaml.Node {

@@ -144,6 +144,27 @@ func TestAccessCommands(t *testing.T) {
 		})
 	}
 
+	// Operators: a second one for a rotation, the first removed, and the
+	// last one kept (signing is never anonymous).
+	opTok := filepath.Join(state, "ops2.token")
+	if out := mustRun(t, nil, "operators", "add", "ops2", "--out", opTok, st); !strings.Contains(out, "systemctl restart firmad") {
+		t.Errorf("operators add does not say a restart applies it:\n%s", out)
+	}
+	mustRun(t, nil, "operators", "remove", "op", st)
+	if out := mustRun(t, nil, "operators", "list", st); !strings.Contains(out, "ops2") || strings.Contains(out, "op ") {
+		t.Errorf("operators list:\n%s", out)
+	}
+	if code, _, errs := firmactl(t, nil, "operators", "remove", "ops2", st); code != 1 || !strings.Contains(errs, "at least one operator") {
+		t.Errorf("removing the last operator: exit %d %s", code, errs)
+	}
+	cfg := config.Default()
+	if err := cfg.LoadFilePartial(cfgPath); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Auth.Operators) != 1 || cfg.Auth.Operators[0].TokenSHA256 != api.TokenSHA256(readToken(t, opTok)) {
+		t.Errorf("operators %+v", cfg.Auth.Operators)
+	}
+
 	mustRun(t, nil, "auditors", "remove", "eva", st)
 	mustRun(t, nil, "staff", "remove", "ruth", st)
 	auditors, staff = loadAccess(t, state)

@@ -15,10 +15,11 @@ import (
 	"github.com/firma-cloud/firma/config"
 )
 
-// People with credentials of their own — auditors (audit.auditors) and
-// registry staff (registry.staff) — live in the config file, which
-// 'firmactl auditors|staff add|remove' edits. firmad applies the lists at
-// start and again on SIGHUP (systemctl reload), without a restart, and
+// People with credentials of their own — auditors (audit.auditors),
+// registry staff (registry.staff) and operators (auth.operators) — live in
+// the config file, which 'firmactl auditors|staff|operators add|remove'
+// edits. firmad applies the lists at start, and the auditors and staff
+// again on SIGHUP (systemctl reload), without a restart, and
 // writes every difference from what it last applied to the audit log
 // before the change takes effect: staff.created, staff.changed or
 // staff.disabled, with details source=config, kind (auditor or staff),
@@ -37,6 +38,7 @@ const (
 	detailCred   = "fingerprint"
 	kindAuditor  = "auditor"
 	kindStaff    = "staff"
+	kindOperator = "operator"
 )
 
 // access is one configured person as the log records them.
@@ -54,9 +56,15 @@ func credFingerprint(token, cert string) string {
 	return hex.EncodeToString(h[:8])
 }
 
-// configuredAccess lists the auditors and staff of cfg.
-func configuredAccess(cfg *config.Config) []access {
+// configuredAccess lists the auditors and staff of cfg, and the operators
+// of running: operators are read at start only (the gRPC interceptors and
+// the REST routes each hold them), so a reload records no operator change
+// it does not apply.
+func configuredAccess(cfg, running *config.Config) []access {
 	var out []access
+	for _, o := range running.Auth.Operators {
+		out = append(out, access{kind: kindOperator, name: o.Name, role: audit.RoleAdmin, cred: credFingerprint(o.TokenSHA256, o.CertSHA256)})
+	}
 	for _, c := range auditSection(cfg).Auditors {
 		out = append(out, access{kind: kindAuditor, name: c.Name, role: audit.RoleAuditor, cred: credFingerprint(c.TokenSHA256, c.CertSHA256)})
 	}
@@ -142,14 +150,14 @@ var configActor = audit.Actor{Role: audit.RoleSystem, ID: "config"}
 // setupAccess records what the config's auditors and staff changed since
 // firmad last applied them (at its last start or reload).
 func (a *app) setupAccess(ctx context.Context) error {
-	n, err := recordAccess(ctx, a.audit, configuredAccess(a.cfg), configActor)
+	n, err := recordAccess(ctx, a.audit, configuredAccess(a.cfg, a.cfg), configActor)
 	if err != nil {
 		return err
 	}
 	a.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "firma_config_reloads_total",
 		Help: "SIGHUP reloads of the auditors and staff, by result (ok, failed)."}, []string{"result"})
 	a.reg.MustRegister(a.reloads)
-	a.log.Info("auditors and staff applied", "auditors", len(auditSection(a.cfg).Auditors),
+	a.log.Info("operators, auditors and staff applied", "operators", len(a.cfg.Auth.Operators), "auditors", len(auditSection(a.cfg).Auditors),
 		"staff", len(registrySection(a.cfg).Staff), "changes_recorded", n)
 	return nil
 }
@@ -184,7 +192,7 @@ func (a *app) applyAccess(ctx context.Context, load func() (*config.Config, erro
 		return err
 	}
 	// Recorded before they take effect, as every other change is.
-	n, err := recordAccess(ctx, a.audit, configuredAccess(cfg), configActor)
+	n, err := recordAccess(ctx, a.audit, configuredAccess(cfg, a.cfg), configActor)
 	if err != nil {
 		return err
 	}

@@ -131,6 +131,10 @@ func TestOperations(t *testing.T) {
 			return code == 0 && strings.Contains(out, `"name":"eva"`) && strings.Contains(out, `"name":"ruth"`) &&
 				strings.Contains(out, `"role":"registrar"`), out
 		})
+		// The operator init made was recorded at firmad's first start.
+		if _, out := query("staff.created"); !strings.Contains(out, `"kind":"operator"`) || !strings.Contains(out, `"name":"local-operator"`) {
+			t.Errorf("no record of the operator:\n%s", out)
+		}
 		s.firmactl(t, 0, "staff", "remove", "ruth")
 		hup()
 		eventually(t, "ruth's removal recorded", func() (bool, string) {
