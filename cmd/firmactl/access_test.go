@@ -1,6 +1,9 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"os"
 	"path/filepath"
 	"strings"
@@ -170,5 +173,38 @@ func TestAccessCommands(t *testing.T) {
 	auditors, staff = loadAccess(t, state)
 	if len(auditors) != 1 || auditors[0].Name != "oscar" || len(staff) != 1 || staff[0].Name != "vic" {
 		t.Fatalf("after remove: auditors %+v staff %+v", auditors, staff)
+	}
+}
+
+// 'audit verify --db DIR/firma.db' takes the checkpoint key from
+// DIR/verifier.key (as 'firmactl init' writes it) when no --key is given;
+// without the file it says where the key goes; a wrong key there fails.
+func TestAuditVerifyDBDefaultKey(t *testing.T) {
+	ak := newAuditKey(t)
+	_, path, _ := auditLog(t, ak)
+	code, out, errs := firmactl(t, nil, "audit", "verify", "--db", path)
+	if code != 2 || !strings.Contains(errs, "verifier.key") {
+		t.Fatalf("no key, no file: exit %d\n%s%s", code, out, errs)
+	}
+	vk := filepath.Join(filepath.Dir(path), "verifier.key")
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherKey, err := audit.NoteVerifierKey(auditOrigin, priv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(vk, []byte(otherKey+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := firmactl(t, nil, "audit", "verify", "--db", path); code != 1 {
+		t.Fatalf("another key in verifier.key: exit %d\n%s%s", code, out, errs)
+	}
+	if err := os.WriteFile(vk, []byte(ak.vkey+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := firmactl(t, nil, "audit", "verify", "--db", path); code != 0 || !strings.Contains(out, "verified") {
+		t.Fatalf("verifier.key beside the database: exit %d\n%s%s", code, out, errs)
 	}
 }
