@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -94,10 +95,14 @@ func TestOperations(t *testing.T) {
 		t.Fatalf("firmad signs checkpoints with another key than var/verifier.key (%q):\n%s", vkey, d.stderr)
 	}
 	addr := "--addr=" + d.grpc
+	var portalID string
 
 	t.Run("portals create --out", func(t *testing.T) {
 		args := []string{"portals", "create", "--name", "Sede", "--redirect", "https://sede.example.es/ok", "--out", "var/portal.key", addr}
 		out := s.firmactl(t, 0, args...)
+		if m := portalIDRe.FindStringSubmatch(out); m != nil {
+			portalID = m[1]
+		}
 		key := s.readFile(t, "var/portal.key", 0o600)
 		if len(key) < 20 || strings.Contains(out, key) || !strings.Contains(out, "api key\twritten to var/portal.key") {
 			t.Fatalf("key %d chars; output:\n%s", len(key), out)
@@ -111,14 +116,19 @@ func TestOperations(t *testing.T) {
 	})
 
 	t.Run("auditors and staff on SIGHUP", func(t *testing.T) {
-		s.firmactl(t, 0, "auditors", "add", "eva", "--out", "var/eva.token")
+		s.firmactl(t, 0, "auditors", "add", "olga", "--out", "var/olga.token")
 		s.firmactl(t, 0, "staff", "add", "ruth", "--role", "registrar", "--out", "var/ruth.token")
-		asEva := []string{"FIRMA_TOKEN=" + s.readFile(t, "var/eva.token", 0o600)}
+		asOlga := []string{"FIRMA_TOKEN=" + s.readFile(t, "var/olga.token", 0o600)}
 		query := func(event string) (int, string) {
-			return s.firmactlEnv(t, asEva, "audit", "query", "--event", event, "--json", addr)
+			return s.firmactlEnv(t, asOlga, "audit", "query", "--event", event, "--json", addr)
 		}
+		asRuth := []string{"FIRMA_TOKEN=" + s.readFile(t, "var/ruth.token", 0o600)}
+		ruthGets := func() (int, string) { return s.firmactlEnv(t, asRuth, "citizens", "get", "99999999R", addr) }
 		if code, out := query("staff.created"); code == 0 {
-			t.Fatalf("eva read the log before the reload:\n%s", out)
+			t.Fatalf("olga read the log before the reload:\n%s", out)
+		}
+		if _, out := ruthGets(); !strings.Contains(out, "Unauthenticated") {
+			t.Fatalf("ruth before the reload:\n%s", out)
 		}
 		hup := func() {
 			if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
@@ -126,11 +136,15 @@ func TestOperations(t *testing.T) {
 			}
 		}
 		hup()
-		eventually(t, "eva reads the log after SIGHUP", func() (bool, string) {
+		eventually(t, "olga reads the log after SIGHUP", func() (bool, string) {
 			code, out := query("staff.created")
-			return code == 0 && strings.Contains(out, `"name":"eva"`) && strings.Contains(out, `"name":"ruth"`) &&
+			return code == 0 && strings.Contains(out, `"name":"olga"`) && strings.Contains(out, `"name":"ruth"`) &&
 				strings.Contains(out, `"role":"registrar"`), out
 		})
+		// The registrar is let in (the citizen does not exist).
+		if code, out := ruthGets(); code != 1 || !strings.Contains(out, "NotFound") {
+			t.Errorf("ruth after the reload: exit %d\n%s", code, out)
+		}
 		// The operator init made was recorded at firmad's first start.
 		if _, out := query("staff.created"); !strings.Contains(out, `"kind":"operator"`) || !strings.Contains(out, `"name":"local-operator"`) {
 			t.Errorf("no record of the operator:\n%s", out)
@@ -139,11 +153,14 @@ func TestOperations(t *testing.T) {
 		hup()
 		eventually(t, "ruth's removal recorded", func() (bool, string) {
 			code, out := query("staff.disabled")
-			return code == 0 && strings.Contains(out, `"name":"ruth"`) && !strings.Contains(out, `"name":"eva"`), out
+			return code == 0 && strings.Contains(out, `"name":"ruth"`) && !strings.Contains(out, `"name":"olga"`), out
 		})
-		s.firmactl(t, 0, "auditors", "remove", "eva")
+		if _, out := ruthGets(); !strings.Contains(out, "Unauthenticated") {
+			t.Errorf("ruth after her removal:\n%s", out)
+		}
+		s.firmactl(t, 0, "auditors", "remove", "olga")
 		hup()
-		eventually(t, "eva refused after her removal", func() (bool, string) {
+		eventually(t, "olga refused after her removal", func() (bool, string) {
 			code, out := query("staff.disabled")
 			return code == 1 && strings.Contains(out, "Unauthenticated"), out
 		})
@@ -158,6 +175,10 @@ func TestOperations(t *testing.T) {
 			!strings.Contains(m, `firma_config_reloads_total{result="ok"} 3`) {
 			t.Errorf("reload metrics:\n%s", grepLines(m, "firma_config_reloads_total"))
 		}
+	})
+
+	t.Run("README audit how-to", func(t *testing.T) {
+		s.readmeAudit(t, d, portalID)
 	})
 
 	// A citizen's keys, one in the token and one wrapped by the KEK.
@@ -247,6 +268,71 @@ func (s *state) checkSignedNoKey(t *testing.T, d *daemon) string {
 		t.Fatalf("audit verify --signed:\n%s", out)
 	}
 	return out
+}
+
+var portalIDRe = regexp.MustCompile(`(?m)^id \(app_id\)\s+(\S+)`)
+
+// readmeAudit runs the README's audit how-to (its first sh block under
+// "## Audit", read from the README, not copied) in the state's folder with
+// bin/firmactl the built one: each line through sh, as an operator pastes
+// it. Two lines are the test's: "kill -HUP $(pidof firmad)" would signal
+// every firmad on the machine, so this firmad is signalled and the test
+// waits for the reload; "export" sets the environment of the lines after
+// it. PORTAL_ID is the portal made above.
+func (s *state) readmeAudit(t *testing.T, d *daemon, portalID string) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, _ := strings.Cut(string(b), "\n## Audit\n")
+	_, block, ok := strings.Cut(sec, "```sh\n")
+	block, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 || portalID == "" {
+		t.Fatalf("no sh block in the README's audit section, or no portal (%q)", portalID)
+	}
+	if err := os.MkdirAll(filepath.Join(s.dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink(filepath.Join(bin, "firmactl"), filepath.Join(s.dir, "bin", "firmactl"))
+	env := []string{"FIRMA_ADDR=" + d.grpc}
+	sh := func(line string) (int, string) {
+		cmd := exec.Command("sh", "-c", line)
+		cmd.Dir, cmd.Env = s.dir, firmadtest.CleanEnv(env...)
+		out, err := cmd.CombinedOutput()
+		return exitCode(err), string(out)
+	}
+	ran := 0
+	for line := range strings.Lines(block) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(line, "kill -HUP"):
+			if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+			// Reloaded once the log shows the auditor the line before added.
+			eventually(t, "the reload after "+line, func() (bool, string) {
+				return strings.Count(d.stderr.String(), "auditors and staff reloaded") >= 4, ""
+			})
+		case strings.HasPrefix(line, "export "):
+			k, v, _ := strings.Cut(strings.TrimPrefix(line, "export "), "=")
+			_, val := sh("printf '%s' " + v)
+			env = append(env, k+"="+val)
+		default:
+			line = strings.ReplaceAll(line, "PORTAL_ID", portalID)
+			if code, out := sh(line); code != 0 {
+				t.Fatalf("%s: exit %d\n%s", line, code, out)
+			} else if strings.Contains(line, "audit verify") && !strings.Contains(out, "verified") {
+				t.Errorf("%s:\n%s", line, out)
+			}
+		}
+		ran++
+	}
+	if ran < 8 {
+		t.Errorf("ran %d lines of the README's audit how-to", ran)
+	}
 }
 
 func grepLines(s, sub string) string {
