@@ -157,6 +157,10 @@ func (a *app) setupAccess(ctx context.Context) error {
 	a.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "firma_config_reloads_total",
 		Help: "SIGHUP reloads of the auditors and staff, by result (ok, failed)."}, []string{"result"})
 	a.reg.MustRegister(a.reloads)
+	// Both series exist from the start, so that an alert on an increase
+	// of "failed" sees its first failure.
+	a.reloads.WithLabelValues("ok")
+	a.reloads.WithLabelValues("failed")
 	a.log.Info("operators, auditors and staff applied", "operators", len(a.cfg.Auth.Operators), "auditors", len(auditSection(a.cfg).Auditors),
 		"staff", len(registrySection(a.cfg).Staff), "changes_recorded", n)
 	return nil
