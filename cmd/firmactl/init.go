@@ -375,6 +375,35 @@ func initVerifierKey(ctx context.Context, e *env, cfg *config.Config, ks *keysto
 	return nil
 }
 
+// stateVerifierKey runs initVerifierKey on the state's token and store
+// (the store from the environment too), for 'ca init'.
+func stateVerifierKey(ctx context.Context, e *env, state string) error {
+	cfg, err := config.LoadPartial(filepath.Join(state, "firmad.yaml"), e.getenv, nil)
+	if err != nil {
+		return err
+	}
+	if cfg.HSM.SoftHSM2Conf != "" {
+		os.Setenv("SOFTHSM2_CONF", cfg.HSM.SoftHSM2Conf)
+	}
+	db, err := openStore(ctx, e, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	l, closeLog, err := openAudit(ctx, cfg, db)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	ks, err := keystore.Open(ctx, keystore.Config{Module: cfg.HSM.Module, TokenLabel: cfg.HSM.TokenLabel,
+		PIN: cfg.HSM.PIN.Reveal(), Sessions: 1, KEKLabel: cfg.HSM.KEKLabel}, db, nil)
+	if err != nil {
+		return fmt.Errorf("open token: %w", err)
+	}
+	defer ks.Close()
+	return initVerifierKey(ctx, e, cfg, ks, l, state)
+}
+
 // auditSettings is the audit section of cfg, or its defaults.
 func auditSettings(cfg *config.Config) audit.Config {
 	if c := config.SectionOf[audit.Config](cfg, audit.SectionName); c != nil {
