@@ -7,6 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/firma-cloud/firma/audit"
+	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/store/backend"
+	"github.com/firma-cloud/firma/store/postgres/pgtest"
 	"github.com/firma-cloud/firma/store/sqlite"
 )
 
@@ -55,5 +59,45 @@ func TestBackupStoppedState(t *testing.T) {
 	orig, rest := size(filepath.Join(state, "firma.db")), size(filepath.Join(restored, "firma.db"))
 	if orig == 0 || orig != rest {
 		t.Errorf("audit log: %d records, %d after restore", orig, rest)
+	}
+}
+
+// 'ca init' on a state whose store comes from the environment (the
+// PostgreSQL of docs/scale.md) makes the checkpoint key in that store and
+// writes its verifier key, the one firmad on that store signs with.
+func TestCAInitVerifierKeyPostgres(t *testing.T) {
+	state, cfg := caState(t)
+	dsn := pgtest.New(t)
+	env := map[string]string{"FIRMA_STORE_DRIVER": "postgres", "FIRMA_STORE_DSN": dsn}
+	mustRun(t, env, "ca", "init", "--state", state)
+	b, err := os.ReadFile(filepath.Join(state, "verifier.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	db, err := backend.Open(ctx, "postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ks, err := keystore.Open(ctx, keystore.Config{Module: cfg.HSM.Module, TokenLabel: cfg.HSM.TokenLabel, PIN: cfg.HSM.PIN.Reveal(), Sessions: 1}, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ks.Close()
+	keys, err := ks.Keys(ctx, auditKeyOwner, "", 10)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("checkpoint keys in PostgreSQL: %d, %v", len(keys), err)
+	}
+	s, err := ks.Signer(ctx, keys[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := audit.NoteVerifierKey(audit.DefaultConfig().Origin, s.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(b)); got != want {
+		t.Errorf("verifier.key %q, the PostgreSQL store's key %q", got, want)
 	}
 }
