@@ -25,7 +25,7 @@ RUN_PKGS := softhsm2 opensc openssl
 # postgresql: the PostgreSQL store's tests start a throwaway server of their
 # own (store/postgres/pgtest) from its binaries, as the postgres user, on a
 # free loopback port; no service is used or needs to be running.
-TEST_PKGS := softhsm2 opensc openssl poppler-utils qpdf chromium libnss3-tools postgresql xmlsec1 unzip
+TEST_PKGS := softhsm2 opensc openssl poppler-utils qpdf chromium libnss3-tools postgresql xmlsec1 unzip systemd
 # xadesjs: the outside XAdES verifier of signer/xades's tests (npm, pinned
 # by its package-lock.json).
 XADESJS_DIR := signer/xades/testdata/xadesjs
@@ -62,6 +62,10 @@ deps-test:
 	@# when there is no npm at all are Debian's installed.
 	@command -v npm >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 		$$SUDO apt-get -o DPkg::Lock::Timeout=$(APT_LOCK_WAIT) update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get -o DPkg::Lock::Timeout=$(APT_LOCK_WAIT) install -y -qq nodejs npm; }
+	@# promtool checks deploy/alerts.yml; Debian ships it in prometheus,
+	@# whose recommends (node exporter, web assets) the test needs not.
+	@command -v promtool >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get -o DPkg::Lock::Timeout=$(APT_LOCK_WAIT) update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get -o DPkg::Lock::Timeout=$(APT_LOCK_WAIT) install -y -qq --no-install-recommends prometheus; }
 	@[ -d $(XADESJS_DIR)/node_modules/xadesjs ] || npm ci --prefix $(XADESJS_DIR) --no-audit --no-fund
 
 # Brings up firmad on ./var state, making it on the first run: token,

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -33,13 +34,15 @@ type operator struct {
 
 // Auth authenticates gRPC callers as configured operators.
 type Auth struct {
-	ops []operator
+	// ops is swapped whole by Replace (firmad reloads auditors on
+	// SIGHUP), so a call sees either the old or the new list.
+	ops atomic.Pointer[[]operator]
 }
 
 // NewAuth builds an Auth from the configured operators. Hashes are hex
 // SHA-256 digests (colons allowed), as config.Validate accepts them.
 func NewAuth(ops []config.Operator) (*Auth, error) {
-	a := &Auth{}
+	var list []operator
 	for i, o := range ops {
 		op := operator{name: o.Name}
 		var err error
@@ -53,9 +56,24 @@ func NewAuth(ops []config.Operator) (*Auth, error) {
 				return nil, fmt.Errorf("auth.operators[%d].cert_sha256: %w", i, err)
 			}
 		}
-		a.ops = append(a.ops, op)
+		list = append(list, op)
 	}
+	a := &Auth{}
+	a.ops.Store(&list)
 	return a, nil
+}
+
+// Replace makes a authenticate as b does from now on; calls under way
+// finish with the list they started with.
+func (a *Auth) Replace(b *Auth) {
+	a.ops.Store(b.ops.Load())
+}
+
+func (a *Auth) list() []operator {
+	if p := a.ops.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func decodeSHA256(s string) ([]byte, error) {
@@ -141,9 +159,10 @@ func (a *Auth) Authenticate(ctx context.Context) (string, bool) {
 }
 
 func (a *Auth) match(sum []byte, field func(*operator) []byte) (string, bool) {
+	ops := a.list()
 	found := -1
-	for i := range a.ops {
-		want := field(&a.ops[i])
+	for i := range ops {
+		want := field(&ops[i])
 		if want == nil {
 			continue
 		}
@@ -154,7 +173,7 @@ func (a *Auth) match(sum []byte, field func(*operator) []byte) (string, bool) {
 	if found < 0 {
 		return "", false
 	}
-	return a.ops[found].name, true
+	return ops[found].name, true
 }
 
 func bearer(ctx context.Context) (string, bool) {

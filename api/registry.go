@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -77,7 +78,8 @@ func RegisterRegistry(s *grpc.Server, svc *RegistryService) {
 // role, and operators, who act as administrators.
 type StaffAuth struct {
 	operators *Auth
-	staff     []staffToken
+	// staff is swapped whole by Replace (firmad reloads it on SIGHUP).
+	staff atomic.Pointer[[]staffToken]
 }
 
 type staffToken struct {
@@ -90,6 +92,7 @@ type staffToken struct {
 // be nil) and the configured staff tokens.
 func NewStaffAuth(operators *Auth, staff []registry.StaffToken) (*StaffAuth, error) {
 	a := &StaffAuth{operators: operators}
+	var list []staffToken
 	for i, s := range staff {
 		role, err := policy.ParseRole(s.Role)
 		if err != nil {
@@ -99,9 +102,15 @@ func NewStaffAuth(operators *Auth, staff []registry.StaffToken) (*StaffAuth, err
 		if err != nil {
 			return nil, fmt.Errorf("registry.staff[%d].token_sha256: %w", i, err)
 		}
-		a.staff = append(a.staff, staffToken{name: s.Name, role: role, token: sum})
+		list = append(list, staffToken{name: s.Name, role: role, token: sum})
 	}
+	a.staff.Store(&list)
 	return a, nil
+}
+
+// Replace makes a admit b's staff from now on (the operators stay a's).
+func (a *StaffAuth) Replace(b *StaffAuth) {
+	a.staff.Store(b.staff.Load())
 }
 
 // Staff returns the staff member behind a call: an operator (as
@@ -121,16 +130,20 @@ func (a *StaffAuth) Staff(ctx context.Context) (registry.Staff, bool) {
 		return registry.Staff{}, false
 	}
 	sum := sha256.Sum256([]byte(tok))
+	var staff []staffToken
+	if p := a.staff.Load(); p != nil {
+		staff = *p
+	}
 	found := -1
-	for i := range a.staff {
-		if subtle.ConstantTimeCompare(sum[:], a.staff[i].token) == 1 && found < 0 {
+	for i := range staff {
+		if subtle.ConstantTimeCompare(sum[:], staff[i].token) == 1 && found < 0 {
 			found = i
 		}
 	}
 	if found < 0 {
 		return registry.Staff{}, false
 	}
-	return registry.Staff{Name: a.staff[found].name, Role: a.staff[found].role}, true
+	return registry.Staff{Name: staff[found].name, Role: staff[found].role}, true
 }
 
 func (s *RegistryService) needStaff(ctx context.Context) (registry.Staff, error) {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -84,8 +85,17 @@ func init() {
 					}
 				}
 			}
+			if len(keys) == 0 && ver.db != "" && !strings.Contains(ver.db, "://") {
+				// The key 'firmactl init' wrote beside the database, so
+				// that 'audit verify --db var/firma.db' needs nothing else.
+				if b, err := os.ReadFile(filepath.Join(filepath.Dir(ver.db), "verifier.key")); err == nil {
+					if k := strings.TrimSpace(string(b)); k != "" {
+						keys = append(keys, k)
+					}
+				}
+			}
 			if len(keys) == 0 {
-				return usageErr("give the checkpoint verifier key with --key or --key-file")
+				return usageErr("give the checkpoint verifier key with --key or --key-file (with --db, DIR/verifier.key beside the database is read if present)")
 			}
 			v, err := audit.NewNoteVerifiers(keys...)
 			if err != nil {

@@ -175,9 +175,14 @@ func init() {
 			if err != nil {
 				return err
 			}
-			defer done()
-			ctx = ca.WithActor(ctx, offlineActor())
-			return setUpCA(ctx, e, a, state)
+			if err := setUpCA(ca.WithActor(ctx, offlineActor()), e, a, state); err != nil {
+				done()
+				return err
+			}
+			done()
+			// The store may be another than init's (PostgreSQL from the
+			// environment, docs/scale.md): its checkpoint key too.
+			return stateVerifierKey(ctx, e, state)
 		},
 	})
 

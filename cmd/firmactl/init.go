@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/firma-cloud/firma/api"
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/keystore"
@@ -160,6 +161,9 @@ func runInit(ctx context.Context, e *env, o initOpts) error {
 	}
 	fmt.Fprintf(e.stdout, "token %q ready (module %s), key-encryption key %q present\n", cfg.HSM.TokenLabel, cfg.HSM.Module, cfg.HSM.KEKLabel)
 	if err := initCA(ctx, e, cfg, db, ks, l, o.state); err != nil {
+		return err
+	}
+	if err := initVerifierKey(ctx, e, cfg, ks, l, o.state); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "start the service with: firmad -config %s\n", cfgPath)
@@ -317,4 +321,93 @@ func writeConfig(path string, cfg *config.Config) error {
 		return fmt.Errorf("write config: %w", err)
 	}
 	return nil
+}
+
+// auditKeyOwner owns the audit log's checkpoint key, as in firmad
+// (cmd/firmad/audit.go), which signs with the oldest live ECDSA P-256 key
+// of this owner and makes one on first start if there is none.
+const auditKeyOwner = "system:audit"
+
+// initVerifierKey makes the checkpoint key now rather than at firmad's
+// first start, so that the verifier key auditors pin exists before the
+// service runs and can be handed to them out of band, and writes it to
+// STATE/verifier.key (public; 0644).
+func initVerifierKey(ctx context.Context, e *env, cfg *config.Config, ks *keystore.HSM, l *audit.Log, state string) error {
+	keys, err := ks.Keys(ctx, auditKeyOwner, "", 100)
+	if err != nil {
+		return fmt.Errorf("audit checkpoint key: %w", err)
+	}
+	var k *keystore.Key
+	for _, c := range keys {
+		if c.DestroyedAt.IsZero() && c.Type == keystore.ECP256 && (k == nil || c.CreatedAt.Before(k.CreatedAt)) {
+			k = c
+		}
+	}
+	if k == nil {
+		id, err := audit.ChangeKey(ctx, l, audit.KeyChange{Actor: offlineActor(),
+			Details: map[string]string{"purpose": "audit-checkpoint", "type": string(keystore.ECP256), "mode": string(keystore.ModeToken)}},
+			func(ctx context.Context) (string, error) {
+				nk, err := ks.GenerateMode(ctx, auditKeyOwner, keystore.ECP256, keystore.ModeToken)
+				if err != nil {
+					return "", err
+				}
+				k = nk
+				return nk.ID, nil
+			})
+		if err != nil {
+			return fmt.Errorf("audit checkpoint key: %w", err)
+		}
+		fmt.Fprintf(e.stdout, "audit checkpoint key %s made in the HSM\n", id)
+	}
+	signer, err := ks.Signer(ctx, k.ID)
+	if err != nil {
+		return fmt.Errorf("audit checkpoint key: %w", err)
+	}
+	vkey, err := audit.NoteVerifierKey(auditSettings(cfg).Origin, signer.Public())
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(state, "verifier.key")
+	if err := os.WriteFile(path, []byte(vkey+"\n"), 0o644); err != nil {
+		return fmt.Errorf("write verifier key: %w", err)
+	}
+	fmt.Fprintf(e.stdout, "wrote the audit checkpoint verifier key to %s\n", path)
+	return nil
+}
+
+// stateVerifierKey runs initVerifierKey on the state's token and store
+// (the store from the environment too), for 'ca init'.
+func stateVerifierKey(ctx context.Context, e *env, state string) error {
+	cfg, err := config.LoadPartial(filepath.Join(state, "firmad.yaml"), e.getenv, nil)
+	if err != nil {
+		return err
+	}
+	if cfg.HSM.SoftHSM2Conf != "" {
+		os.Setenv("SOFTHSM2_CONF", cfg.HSM.SoftHSM2Conf)
+	}
+	db, err := openStore(ctx, e, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	l, closeLog, err := openAudit(ctx, cfg, db)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	ks, err := keystore.Open(ctx, keystore.Config{Module: cfg.HSM.Module, TokenLabel: cfg.HSM.TokenLabel,
+		PIN: cfg.HSM.PIN.Reveal(), Sessions: 1, KEKLabel: cfg.HSM.KEKLabel}, db, nil)
+	if err != nil {
+		return fmt.Errorf("open token: %w", err)
+	}
+	defer ks.Close()
+	return initVerifierKey(ctx, e, cfg, ks, l, state)
+}
+
+// auditSettings is the audit section of cfg, or its defaults.
+func auditSettings(cfg *config.Config) audit.Config {
+	if c := config.SectionOf[audit.Config](cfg, audit.SectionName); c != nil {
+		return *c
+	}
+	return audit.DefaultConfig()
 }

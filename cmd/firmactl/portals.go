@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -92,16 +93,58 @@ func oneID(args []string) (string, error) {
 	return args[0], nil
 }
 
+// showKey prints a key shown once, or writes it to out (a new 0600 file)
+// so that it never passes through the terminal.
+func showKey(e *env, what, key, out, hint string) error {
+	if key == "" {
+		return nil
+	}
+	if hint != "" {
+		hint = "; " + hint
+	}
+	if out == "" {
+		fmt.Fprintf(e.stdout, "%s\t%s (shown only now%s)\n", what, key, hint)
+		return nil
+	}
+	if err := writeNewSecret(out, key); err != nil {
+		return fmt.Errorf("%s not saved, rotate it: %w", what, err)
+	}
+	fmt.Fprintf(e.stdout, "%s\twritten to %s (mode 0600%s)\n", what, out, hint)
+	return nil
+}
+
+// freshFiles refuses output files that exist, before a key is made.
+func freshFiles(paths ...string) error {
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Lstat(p); err == nil {
+			return fmt.Errorf("%w: %s exists: not overwritten", errUsage, p)
+		}
+	}
+	return nil
+}
+
 func init() {
 	var create portalSpecFlags
+	var createOut struct{ api, callback string }
 	register(&command{
 		name:    "portals create",
 		summary: "register a portal; prints its app id, API key and callback key (shown once)",
 		remote:  true,
-		flags:   func(fs *flag.FlagSet) { create.register(fs, true) },
+		flags: func(fs *flag.FlagSet) {
+			create.register(fs, true)
+			fs.StringVar(&createOut.api, "out", "", "write the API key to this new file (mode 0600, never overwritten) instead of printing it")
+			fs.StringVar(&createOut.callback, "callback-key-out", "", "write the callback key to this new file (mode 0600) instead of printing it")
+		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 			if create.name == "" || len(create.redirects) == 0 {
 				return fmt.Errorf("%w: --name and at least one --redirect are required", errUsage)
+			}
+			// Checked before the portal is made: its keys are shown once.
+			if err := freshFiles(createOut.api, createOut.callback); err != nil {
+				return err
 			}
 			c, done, err := portalClient(e)
 			if err != nil {
@@ -115,13 +158,10 @@ func init() {
 				return err
 			}
 			printPortal(e.stdout, r.GetPortal())
-			if r.GetApiKey() != "" {
-				fmt.Fprintf(e.stdout, "api key\t%s (shown only now; send it as X-API-Key)\n", r.GetApiKey())
+			if err := showKey(e, "api key", r.GetApiKey(), createOut.api, "send it as X-API-Key"); err != nil {
+				return err
 			}
-			if r.GetCallbackKey() != "" {
-				fmt.Fprintf(e.stdout, "callback key\t%s (hex HMAC-SHA256 key; shown only now)\n", r.GetCallbackKey())
-			}
-			return nil
+			return showKey(e, "callback key", r.GetCallbackKey(), createOut.callback, "hex HMAC-SHA256 key")
 		},
 	})
 	var update portalSpecFlags
@@ -214,14 +254,21 @@ func init() {
 		{"portals rotate-key", "issue a new API key (the old one stops at once; shown once)", "api key"},
 		{"portals rotate-callback-key", "issue a new callback HMAC key (shown once)", "callback key"},
 	} {
+		var rotOut string
 		register(&command{
 			name:    k.name,
 			args:    "ID",
 			summary: k.summary,
 			remote:  true,
+			flags: func(fs *flag.FlagSet) {
+				fs.StringVar(&rotOut, "out", "", "write the new key to this new file (mode 0600, never overwritten) instead of printing it")
+			},
 			run: func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 				id, err := oneID(args)
 				if err != nil {
+					return err
+				}
+				if err := freshFiles(rotOut); err != nil {
 					return err
 				}
 				c, done, err := portalClient(e)
@@ -240,8 +287,7 @@ func init() {
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(e.stdout, "%s\t%s (shown only now)\n", k.what, r.GetKey())
-				return nil
+				return showKey(e, k.what, r.GetKey(), rotOut, "")
 			},
 		})
 	}

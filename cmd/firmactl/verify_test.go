@@ -18,6 +18,7 @@ import (
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
+	"github.com/firma-cloud/firma/store/postgres/pgtest"
 	"github.com/firma-cloud/firma/verify"
 	"github.com/firma-cloud/firma/verify/testpki"
 )
@@ -25,6 +26,7 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	softhsmtest.Cleanup()
+	pgtest.Cleanup()
 	os.Exit(code)
 }
 

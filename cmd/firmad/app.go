@@ -76,6 +76,9 @@ type app struct {
 	sms      sms.Gateway          // OTPs and notices (smsGateway)
 	outbox   *sms.Outbox          // the sandbox gateway, one per process (smsOutbox)
 	lim      *limits              // bounds on anonymous requests (setupLimits)
+	auditors *api.Auth            // audit.auditors, replaced on SIGHUP (access.go)
+	staff    *api.StaffAuth       // registry.staff, replaced on SIGHUP (access.go)
+	reloads  *prometheus.CounterVec
 
 	health   *health.Server
 	tls      *tls.Config // nil for loopback plaintext

@@ -145,6 +145,7 @@ func (a *app) setupAudit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.auditors = auditors
 	operators, err := api.NewAuth(a.cfg.Auth.Operators)
 	if err != nil {
 		return err

@@ -33,6 +33,7 @@ var setups = []step{
 	{"tsa", (*app).setupTSA},
 	{"verify", (*app).setupVerify},
 	{"registry", (*app).setupRegistry},
+	{"access", (*app).setupAccess},
 	{"transactions", (*app).setupTransactions},
 	// Before web: the approval page serves the CSC consent page too.
 	{"csc", (*app).setupCSC},
@@ -78,6 +79,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// SIGHUP (systemctl reload) re-reads the auditors and staff
+	// (access.go); caught from here so that one sent during start-up
+	// neither kills firmad nor is lost.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	a, err := newApp(ctx, cfg, log)
 	if err != nil {
@@ -85,6 +92,16 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "firmad: %v\n", err)
 		return exitFail
 	}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				a.reloadAccess(ctx, func() (*config.Config, error) { return config.Load(*cfgPath, getenv, fs) })
+			}
+		}
+	}()
 	if err := a.serve(ctx, stdout); err != nil {
 		log.Error("serve failed", "err", err)
 		fmt.Fprintf(stderr, "firmad: %v\n", err)

@@ -43,10 +43,11 @@ func TestOfflineKeyChangesAudited(t *testing.T) {
 	}
 
 	out = s.firmactl(t, 0, "audit", "verify", "--db", "var/firma.db", "--key", m[1])
-	// init's KEK, the root, issuing and OCSP keys, kek init's KEK, and
-	// what firmad made at its first start: none without a result.
-	if m := keyChangesRe.FindStringSubmatch(out); m == nil || atoi(m[1]) < 5 {
-		t.Fatalf("audit verify does not report the key changes (5 by firmactl):\n%s", out)
+	// init's KEK, the root, issuing, OCSP and audit checkpoint keys, kek
+	// init's KEK, and what firmad made at its first start: none without a
+	// result.
+	if m := keyChangesRe.FindStringSubmatch(out); m == nil || atoi(m[1]) < 6 {
+		t.Fatalf("audit verify does not report the key changes (6 by firmactl):\n%s", out)
 	}
 
 	out = s.firmactl(t, 0, "audit", "query", "--db", "var/firma.db", "--event", "key.generate_requested", "--event", "key.generated", "--json")
@@ -75,14 +76,14 @@ func TestOfflineKeyChangesAudited(t *testing.T) {
 	got := strings.Join(byActor["firmactl"], "\n")
 	for _, want := range []string{
 		"key.generate_requested - kek", "key.generated kek:firma-kek@firma kek",
-		"key.generated kek:cluster-kek@firma kek",
+		"key.generated kek:cluster-kek@firma kek", "key.generate_requested - audit-checkpoint",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("no %q among firmactl's key records:\n%s", want, got)
 		}
 	}
-	if n := strings.Count(got, "key.generate_requested"); n != 5 || strings.Count(got, "key.generated ") != 5 {
-		t.Errorf("want 5 intents and 5 results by firmactl (KEK, root, issuing, OCSP, cluster KEK):\n%s", got)
+	if n := strings.Count(got, "key.generate_requested"); n != 6 || strings.Count(got, "key.generated ") != 6 {
+		t.Errorf("want 6 intents and 6 results by firmactl (KEK, root, issuing, OCSP, audit checkpoint, cluster KEK):\n%s", got)
 	}
 	if strings.Contains(got, "refused-kek") {
 		t.Errorf("the refused change was recorded:\n%s", got)

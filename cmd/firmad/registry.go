@@ -70,6 +70,7 @@ func (a *app) setupRegistry(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.staff = staff
 	svc := api.NewRegistryService(reg, staff, outbox, log)
 	api.RegisterRegistry(a.grpc, svc)
 	v1http.RegisterRegistry(a.mux, svc)
