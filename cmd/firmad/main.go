@@ -39,6 +39,7 @@ var setups = []step{
 	{"web", (*app).setupWeb},
 	{"fire", (*app).setupFire},
 	{"attempt sweep", (*app).setupAttemptSweep},
+	{"openapi", (*app).setupOpenAPI},
 }
 
 // Exit codes: 2 for a bad command line or configuration, 1 for anything
