@@ -39,6 +39,7 @@ var setups = []step{
 	{"web", (*app).setupWeb},
 	{"fire", (*app).setupFire},
 	{"attempt sweep", (*app).setupAttemptSweep},
+	{"sandbox page", (*app).setupSandbox},
 	{"openapi", (*app).setupOpenAPI},
 }
 
