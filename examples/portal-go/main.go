@@ -44,7 +44,7 @@ func main() {
 
 type options struct {
 	base, apiKeyFile, callbackKeyFile, listen, subject, doc, out, okURL, errorURL string
-	wait                                                                       time.Duration
+	wait                                                                          time.Duration
 }
 
 func run() error {
