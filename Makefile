@@ -25,7 +25,8 @@ RUN_PKGS := softhsm2 opensc openssl
 # postgresql: the PostgreSQL store's tests start a throwaway server of their
 # own (store/postgres/pgtest) from its binaries, as the postgres user, on a
 # free loopback port; no service is used or needs to be running.
-TEST_PKGS := softhsm2 opensc openssl poppler-utils qpdf chromium libnss3-tools postgresql xmlsec1 unzip systemd
+# jq, netcat-openbsd, curl: the curl example portal (examples/portal-curl).
+TEST_PKGS := softhsm2 opensc openssl poppler-utils qpdf chromium libnss3-tools postgresql xmlsec1 unzip jq netcat-openbsd curl systemd
 # xadesjs: the outside XAdES verifier of signer/xades's tests (npm, pinned
 # by its package-lock.json).
 XADESJS_DIR := signer/xades/testdata/xadesjs

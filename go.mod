@@ -40,7 +40,13 @@ require github.com/magiconair/properties v1.8.10
 
 require github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 
-require github.com/jonboulle/clockwork v0.5.0 // indirect
+require (
+	github.com/getkin/kin-openapi v0.153.0
+	github.com/go-openapi/jsonpointer v0.22.5 // indirect
+	github.com/go-openapi/swag/jsonname v0.25.5 // indirect
+	github.com/jonboulle/clockwork v0.5.0 // indirect
+	go.yaml.in/yaml/v4 v4.0.0 // indirect
+)
 
 require (
 	codeberg.org/go-fonts/liberation v0.5.0 // indirect

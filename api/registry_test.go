@@ -31,6 +31,7 @@ import (
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/api/rest/openapi/openapitest"
 	"github.com/firma-cloud/firma/api/rest/v1http"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/registry"
@@ -121,7 +122,7 @@ func newRegistryServer(t *testing.T, now time.Time) *registryServer {
 
 	mux := http.NewServeMux()
 	v1http.RegisterRegistry(mux, rs.svc)
-	rs.http = httptest.NewUnstartedServer(mux)
+	rs.http = httptest.NewUnstartedServer(openapitest.Handler(t, mux))
 	rs.http.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
 	rs.http.StartTLS()
 	t.Cleanup(rs.http.Close)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/api/rest/openapi/openapitest"
 	"github.com/firma-cloud/firma/api/rest/v1http"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/keystore"
@@ -63,7 +64,7 @@ func newVerifyFixture(t *testing.T) *verifyFixture {
 	t.Cleanup(func() { conn.Close() })
 	mux := http.NewServeMux()
 	v1http.RegisterVerify(mux, svc)
-	hs := httptest.NewServer(mux)
+	hs := httptest.NewServer(openapitest.Handler(t, mux))
 	t.Cleanup(hs.Close)
 
 	key, chain := pki.User(t, keystore.ECP256, "MARIA GARCIA LOPEZ")

@@ -19,6 +19,7 @@ import (
 
 	"github.com/firma-cloud/firma/api"
 	"github.com/firma-cloud/firma/api/firmav1"
+	"github.com/firma-cloud/firma/api/rest/openapi/openapitest"
 	"github.com/firma-cloud/firma/api/rest/v1http"
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/config"
@@ -188,7 +189,7 @@ func TestCertificateServiceREST(t *testing.T) {
 	}
 	mux := http.NewServeMux()
 	v1http.RegisterCertificates(mux, api.NewCertificateService(e.ca, nil), auth)
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(openapitest.Handler(t, mux))
 	t.Cleanup(srv.Close)
 
 	call := func(method, path, body, tok string) (int, string, map[string]any) {

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/firma-cloud/firma/api/rest/cschttp"
+	"github.com/firma-cloud/firma/api/rest/openapi/openapitest"
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/ca"
 	"github.com/firma-cloud/firma/csc"
@@ -657,7 +658,7 @@ func httptestServer(t *testing.T, svc *csc.Service, f *fixture) string {
 	t.Helper()
 	mux := http.NewServeMux()
 	cschttp.Register(mux, svc, f.Portals, nil)
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(openapitest.Handler(t, mux))
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
@@ -798,7 +799,7 @@ func TestMutualTLSPortal(t *testing.T) {
 		t.Fatal(err)
 	}
 	cschttp.RegisterOAuth(mux, f.CSC, osrv, nil)
-	srv := httptest.NewUnstartedServer(mux)
+	srv := httptest.NewUnstartedServer(openapitest.Handler(t, mux))
 	pool := x509.NewCertPool()
 	pool.AddCert(caCert)
 	srv.TLS = &tls.Config{ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven}

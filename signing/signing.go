@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"sync"
@@ -457,7 +456,7 @@ func (g *Grant) SignDigests(ctx context.Context, scheme keystore.Scheme, h crypt
 			return nil, err
 		}
 	}
-	return g.s.opt.Core.Sign(ctx, signer.Request{KeyID: g.key.Key().ID, Scheme: scheme, Hash: h, Digests: digests})
+	return g.s.opt.Core.Sign(ctx, signer.Request{KeyID: g.key.Key().ID, Scheme: scheme, Hash: h, Digests: digests, Purpose: string(g.req.Purpose)})
 }
 
 // approved checks that every raw digest is one the key.activated record
@@ -481,18 +480,9 @@ func (g *Grant) approved(h crypto.Hash, digests [][]byte) error {
 
 // Signer returns a crypto.Signer for the CMS builders (CAdES, PAdES, the
 // TSA's tokens) that signs with ctx, since crypto.Signer has no context
-// of its own.
-func (g *Grant) Signer(ctx context.Context) crypto.Signer { return ctxSigner{ctx: ctx, key: g.key} }
-
-type ctxSigner struct {
-	ctx context.Context
-	key *keystore.Signer
-}
-
-func (c ctxSigner) Public() crypto.PublicKey { return c.key.Public() }
-
-func (c ctxSigner) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
-	return c.key.SignContext(c.ctx, digest, opts)
+// of its own, and counts its signatures with the core's.
+func (g *Grant) Signer(ctx context.Context) crypto.Signer {
+	return g.s.opt.Core.Signer(ctx, g.key, string(g.req.Purpose))
 }
 
 // Result is one key.used record: documents signed (or not) alike.

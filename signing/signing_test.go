@@ -11,11 +11,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/ca"
@@ -50,7 +52,11 @@ type env struct {
 	svc  *signing.Service
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { t.Helper(); return newEnvMetrics(t, nil) }
+
+// newEnvMetrics is newEnv with the keystore's and the core's metrics on
+// reg (nil: none).
+func newEnvMetrics(t *testing.T, reg prometheus.Registerer) *env {
 	t.Helper()
 	ctx := context.Background()
 	tok := softhsmtest.New(t)
@@ -59,7 +65,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	ks, err := keystore.Open(ctx, keystore.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN}, db, nil)
+	ks, err := keystore.Open(ctx, keystore.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN, Registerer: reg}, db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,12 +81,12 @@ func newEnv(t *testing.T) *env {
 	// Video-call registration needs service hours: a Monday at 10:00 in Madrid.
 	madrid, _ := time.LoadLocation("Europe/Madrid")
 	regNow := time.Date(2026, 11, 23, 10, 0, 0, 0, madrid)
-	reg, err := registry.New(db, registry.Options{SMS: outbox, Revoker: ca.CitizenRevoker{CA: auth},
+	citizens, err := registry.New(db, registry.Options{SMS: outbox, Revoker: ca.CitizenRevoker{CA: auth},
 		Argon2: registry.Argon2{Time: 1, Memory: 8 * 1024, Threads: 1}, Clock: func() time.Time { return regNow }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth.SetCitizens(reg)
+	auth.SetCitizens(citizens)
 	if _, err := auth.Init(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -89,12 +95,12 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	core := signer.New(ks, signer.Config{VerifyECDSA: true})
-	svc, err := signing.New(signing.Options{Keys: ks, Core: core, CA: auth, Citizens: reg, Auditor: l})
+	core := signer.New(ks, signer.Config{VerifyECDSA: true, Registerer: reg})
+	svc, err := signing.New(signing.Options{Keys: ks, Core: core, CA: auth, Citizens: citizens, Auditor: l})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, ctx: ctx, db: db, ks: ks, ca: auth, reg: reg, log: l, core: core, svc: svc}
+	return &env{t: t, ctx: ctx, db: db, ks: ks, ca: auth, reg: citizens, log: l, core: core, svc: svc}
 }
 
 func dni(n int) string { return fmt.Sprintf("%08d%c", n, "TRWAGMYFPDXBNJZSQVHLCKE"[n%23]) }
@@ -519,5 +525,63 @@ func TestGrantBoundToDigests(t *testing.T) {
 				t.Fatalf("got %d signatures, %v; want ErrNotApproved and none", len(sigs), err)
 			}
 		})
+	}
+}
+
+// Every signature a grant makes counts in firma_signer_signatures_total,
+// by its purpose: digest batches and the builders' crypto.Signer alike,
+// so that the count is the keystore's less the service's own signatures
+// (the CA's certificate here).
+func TestSignaturesCounted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e := newEnvMetrics(t, reg)
+	c := e.advanced(10000044)
+	if _, err := e.ca.EnsureCertificate(e.ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	keystoreSigns := func() float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n float64
+		for _, mf := range mfs {
+			if mf.GetName() != "firma_keystore_operations_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["op"] == "sign" && labels["outcome"] == "ok" {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+		return n
+	}
+	before := keystoreSigns()
+	g, err := e.svc.Authorise(e.ctx, citizenRequest(c, &consent{}, digest("a"), digest("b")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.SignDigests(e.ctx, "", crypto.SHA256, [][]byte{digest("a"), digest("b")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Signer(e.ctx).Sign(nil, digest("a"), crypto.SHA256); err != nil {
+		t.Fatal(err)
+	}
+	want := `
+# HELP firma_signer_signatures_total Signatures made with granted keys, digest batches (Sign) and the CMS, PDF and XML builders' (Signer) alike, by key type, scheme, purpose and outcome. The keystore's sign count also holds the service's own signatures (certificates, CRLs, OCSP, audit checkpoints).
+# TYPE firma_signer_signatures_total counter
+firma_signer_signatures_total{key_type="ec-p256",outcome="ok",purpose="transaction",scheme="ecdsa"} 3
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "firma_signer_signatures_total"); err != nil {
+		t.Error(err)
+	}
+	if got := keystoreSigns() - before; got != 3 {
+		t.Errorf("the keystore made %v signatures for the grant, the signer counted 3", got)
 	}
 }

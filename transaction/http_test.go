@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/firma-cloud/firma/api/rest/openapi/openapitest"
 	"github.com/firma-cloud/firma/api/rest/portalhttp"
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/signer"
@@ -78,7 +79,7 @@ func TestRESTPortalAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(portalhttp.NewHandler(e.svc, e.portals, nil, 0))
+	srv := httptest.NewServer(openapitest.Handler(t, portalhttp.NewHandler(e.svc, e.portals, nil, 0)))
 	defer srv.Close()
 	a := &restClient{t: t, url: srv.URL, key: ca.APIKey}
 	b := &restClient{t: t, url: srv.URL, key: cb.APIKey}

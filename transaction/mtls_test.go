@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/firma-cloud/firma/api/rest/openapi/openapitest"
 	"github.com/firma-cloud/firma/api/rest/portalhttp"
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/transaction"
@@ -59,7 +60,7 @@ func TestRESTMutualTLSPortal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(portalhttp.NewHandler(e.svc, e.portals, nil, 0))
+	srv := httptest.NewUnstartedServer(openapitest.Handler(t, portalhttp.NewHandler(e.svc, e.portals, nil, 0)))
 	srv.TLS = &tls.Config{ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12}
 	srv.StartTLS()
 	defer srv.Close()

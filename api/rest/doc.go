@@ -8,6 +8,7 @@
 //	api/rest/cschttp      /csc/v2/...     CSC API v2 (csc.Service), CSC error form
 //	api/rest/pkihttp      /crl, /ocsp, /ca  CA publication (ca.Authority), OCSP binary protocol
 //	api/rest/tsahttp      /tsa, /tsa/certs  RFC 3161 TSA (tsa.Server), binary protocol
+//	api/rest/openapi      /openapi.json, /docs/api  the OpenAPI 3.1 description of all of them
 //
 // cmd/firmad mounts them on its HTTP mux. This package holds what those
 // surfaces share.

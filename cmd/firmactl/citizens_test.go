@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -50,6 +51,10 @@ func TestDemoSeed(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo seed output lacks %q:\n%s", want, out)
 		}
+	}
+	// Certificates by their crt- IDs, as every other command names them.
+	if !regexp.MustCompile(`(?m)^10000001S .* crt-\S+ \(valid\)`).MatchString(out) {
+		t.Errorf("demo seed does not name 10000001S's certificate by its crt- ID:\n%s", out)
 	}
 
 	cfg, err := config.Load(filepath.Join(state, "firmad.yaml"), func(string) string { return "" }, nil)

@@ -106,11 +106,11 @@ func demoSeed(ctx context.Context, e *env, state string) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DNI\tNAME\tMOBILE\tPASSWORD\tCERTIFICATE\tSTATE")
 	for _, d := range demoCitizens {
-		serial, err := seedOne(ctx, reg, db, authority, haveCA, seeder, d)
+		cert, err := seedOne(ctx, reg, db, authority, haveCA, seeder, d)
 		if err != nil {
 			return fmt.Errorf("seed %s: %w", d.id, err)
 		}
-		fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s\t%s\t%s\n", d.id, d.given, d.surnames, d.mobile, demoPassword, serial, d.state)
+		fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s\t%s\t%s\n", d.id, d.given, d.surnames, d.mobile, demoPassword, cert, d.state)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -180,12 +180,12 @@ func seedOne(ctx context.Context, reg *registry.Service, db store.Store, authori
 // certificate of a citizen who has none yet.
 func seedCert(ctx context.Context, authority *ca.Authority, haveCA bool, d demoCitizen) (string, error) {
 	if !d.cert || !haveCA {
-		return certSerial(ctx, authority, haveCA, d.id), nil
+		return certID(ctx, authority, haveCA, d.id), nil
 	}
 	if cs, err := authority.Certificates(ctx, ca.ListOptions{Citizen: d.id}); err != nil {
 		return "", err
 	} else if len(cs) > 0 {
-		return certSerial(ctx, authority, haveCA, d.id), nil
+		return certID(ctx, authority, haveCA, d.id), nil
 	}
 	c, err := authority.Issue(ctx, d.id)
 	if err != nil {
@@ -196,10 +196,13 @@ func seedCert(ctx context.Context, authority *ca.Authority, haveCA bool, d demoC
 			return "", err
 		}
 	}
-	return certSerial(ctx, authority, haveCA, d.id), nil
+	return certID(ctx, authority, haveCA, d.id), nil
 }
 
-func certSerial(ctx context.Context, authority *ca.Authority, haveCA bool, id string) string {
+// certID names the citizen's certificate as every other command does
+// (its crt- ID, which firmactl ca and /v1/certificates take), with its
+// status.
+func certID(ctx context.Context, authority *ca.Authority, haveCA bool, id string) string {
 	if !haveCA {
 		return "-"
 	}
@@ -207,5 +210,5 @@ func certSerial(ctx context.Context, authority *ca.Authority, haveCA bool, id st
 	if err != nil || len(cs) == 0 {
 		return "-"
 	}
-	return cs[0].Serial + " (" + cs[0].Status + ")"
+	return cs[0].ID + " (" + cs[0].Status + ")"
 }

@@ -40,6 +40,8 @@ var setups = []step{
 	{"web", (*app).setupWeb},
 	{"fire", (*app).setupFire},
 	{"attempt sweep", (*app).setupAttemptSweep},
+	{"sandbox page", (*app).setupSandbox},
+	{"openapi", (*app).setupOpenAPI},
 }
 
 // Exit codes: 2 for a bad command line or configuration, 1 for anything

@@ -14,8 +14,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/firma-cloud/firma/api/rest/openapi/openapitest"
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/portal"
+	"gopkg.in/yaml.v3"
 )
 
 // form is how a route answers a bad request.
@@ -26,6 +28,8 @@ const (
 	cscForm                 // the CSC API's {"error", "error_description"}
 	protocol                // a binary protocol (OCSP) answers in its own terms
 	succeeds                // nothing in the request can be wrong; it answers 2xx
+	fireForm                // FIRe's {"c", "m"}
+	textPage                // a line of text for a person whose browser came back too late
 	notAPI                  // the citizen's web page, probes and metrics
 )
 
@@ -45,11 +49,34 @@ type routeCase struct {
 // TestEveryRouteAnswersOneProblemShape walks every route registered on
 // firmad's HTTP mux, in process, with a bad request, and checks the answer
 // is the one problem shape (or the CSC or binary form its protocol fixes).
-// A route registered without a case here fails the test.
+// A route registered without a case here fails the test, and so does one
+// the OpenAPI document does not describe; every answer is validated
+// against that document (openapitest).
 func TestEveryRouteAnswersOneProblemShape(t *testing.T) {
 	s := initState(t)
 	t.Chdir(s.dir)
 	t.Setenv("SOFTHSM2_CONF", "")
+	// With FIRe's endpoint, so that its routes are walked too.
+	yml, err := os.ReadFile("var/firmad.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conf map[string]any
+	if err := yaml.Unmarshal(yml, &conf); err != nil {
+		t.Fatal(err)
+	}
+	fire, _ := conf["fire"].(map[string]any)
+	if fire == nil {
+		fire = map[string]any{}
+		conf["fire"] = fire
+	}
+	fire["enabled"] = true
+	if yml, err = yaml.Marshal(conf); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("var/firmad.yaml", yml, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := config.Load("var/firmad.yaml", func(string) string { return "" }, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -60,8 +87,9 @@ func TestEveryRouteAnswersOneProblemShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.close()
-	srv := httptest.NewServer(a.mux)
+	srv := httptest.NewServer(openapitest.Handler(t, a.mux))
 	defer srv.Close()
+	checkDescribed(t, a.mux.Patterns())
 	operator, err := os.ReadFile(filepath.Join("var", "operator.token"))
 	if err != nil {
 		t.Fatal(err)
@@ -208,13 +236,24 @@ func TestEveryRouteAnswersOneProblemShape(t *testing.T) {
 		"POST /csc/v2/oauth2/token":            {{form: cscForm, method: "POST", path: "/csc/v2/oauth2/token", ct: jsonCT, body: "{}", status: 415, code: "invalid_request"}},
 		"POST /csc/v2/oauth2/revoke":           {{form: cscForm, method: "POST", path: "/csc/v2/oauth2/revoke", ct: "application/x-www-form-urlencoded", body: "token=x", status: 401, code: "invalid_client"}},
 
+		// FIRe's servlet (api/rest/firehttp) answers in FIRe's form.
+		"POST /fire-signature/fireService":             {{form: fireForm, method: "POST", path: "/fire-signature/fireService", ct: "application/x-www-form-urlencoded", body: "op=1", status: 400}},
+		"GET /fire-signature/fireService":              {{form: fireForm, method: "GET", path: "/fire-signature/fireService?op=1", status: 400}},
+		"GET /fire-signature/fireService/return/ok":    {{form: textPage, method: "GET", path: "/fire-signature/fireService/return/ok", status: 404}},
+		"GET /fire-signature/fireService/return/error": {{form: textPage, method: "GET", path: "/fire-signature/fireService/return/error", status: 404}},
+
+		// The description of all of the above (api/rest/openapi).
+		"GET /openapi.json": {{form: succeeds, method: "GET", path: "/openapi.json", status: 200}},
+		"GET /docs/api":     {{form: succeeds, method: "GET", path: "/docs/api", status: 200}},
+
 		// Not APIs: the citizen's page, probes and metrics.
-		"/sign/":       {{form: notAPI}},
-		"/me":          {{form: notAPI}},
-		"/me/":         {{form: notAPI}},
-		"GET /healthz": {{form: notAPI}},
-		"GET /readyz":  {{form: notAPI}},
-		"GET /metrics": {{form: notAPI}},
+		"/sign/":              {{form: notAPI}},
+		"GET /sandbox/return": {{form: notAPI}},
+		"/me":                 {{form: notAPI}},
+		"/me/":                {{form: notAPI}},
+		"GET /healthz":        {{form: notAPI}},
+		"GET /readyz":         {{form: notAPI}},
+		"GET /metrics":        {{form: notAPI}},
 	}
 
 	patterns := a.mux.Patterns()
@@ -261,12 +300,73 @@ func TestEveryRouteAnswersOneProblemShape(t *testing.T) {
 					if err := json.Unmarshal(body, &m); err != nil || len(m) != 2 || m["error"] != c.code || m["error_description"] == "" {
 						t.Fatalf("CSC error %s, want error %q", body, c.code)
 					}
+				case fireForm:
+					var m map[string]any
+					if err := json.Unmarshal(body, &m); err != nil || len(m) != 2 || m["c"] == nil || m["m"] == "" {
+						t.Fatalf("FIRe error %s", body)
+					}
 				case protocol:
 					if ct := resp.Header.Get("Content-Type"); ct != "application/ocsp-response" {
 						t.Fatalf("content type %q", ct)
 					}
 				}
 			})
+		}
+	}
+}
+
+// notDescribed are the routes that are no REST API: the citizen's pages.
+var notDescribed = []string{"/sign/", "/me", "/me/", "GET /sandbox/return"}
+
+// checkDescribed fails on a route firmad registers that the OpenAPI
+// document has no operation for, and on an operation no route serves.
+func checkDescribed(t *testing.T, patterns []string) {
+	t.Helper()
+	doc, _, err := openapitest.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := map[string]bool{}
+	for _, pat := range patterns {
+		if slices.Contains(notDescribed, pat) {
+			continue
+		}
+		method, path, ok := strings.Cut(pat, " ")
+		if !ok {
+			method, path = "", pat
+		}
+		// The mux's catch-all forms in the document's terms.
+		path = strings.ReplaceAll(path, "...}", "}")
+		if path == "/csc/v2/" {
+			// One path in the document for each depth the catch-all answers.
+			path = "/csc/v2/{method}"
+			served["GET /csc/v2/{group}/{method}"], served["POST /csc/v2/{group}/{method}"] = true, true
+			served["POST "+path] = true
+		}
+		item := doc.Paths.Find(path)
+		if item == nil {
+			t.Errorf("route %q is not in the OpenAPI document (api/rest/openapi/spec.yaml)", pat)
+			continue
+		}
+		if method == "" {
+			if len(item.Operations()) == 0 {
+				t.Errorf("route %q has no operation in the OpenAPI document", pat)
+			}
+			for m := range item.Operations() {
+				served[m+" "+path] = true
+			}
+			continue
+		}
+		if item.GetOperation(method) == nil {
+			t.Errorf("route %q: the OpenAPI document has %s but no %s", pat, path, method)
+		}
+		served[method+" "+path] = true
+	}
+	for path, item := range doc.Paths.Map() {
+		for m := range item.Operations() {
+			if !served[m+" "+path] {
+				t.Errorf("the OpenAPI document describes %s %s, which firmad does not serve", m, path)
+			}
 		}
 	}
 }

@@ -62,7 +62,9 @@ func (a *app) setupWeb(ctx context.Context) error {
 	if !secure {
 		log.Warn("approval page cookies are not Secure: citizens must reach it over HTTPS in production (web.secure_cookies)")
 	}
-	log.Info("approval page ready", "public_url", base, "path", web.PathPrefix+"{id}", "secure_cookies", secure,
+	// The effective URL, as links to the page are made (not "" when
+	// transactions.public_url is unset).
+	log.Info("approval page ready", "public_url", svc.BaseURL(), "path", web.PathPrefix+"{id}", "secure_cookies", secure,
 		"citizen_page", opt.Audit != nil)
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/firma-cloud/firma/api/rest/cschttp"
+	"github.com/firma-cloud/firma/api/rest/openapi/openapitest"
 	"github.com/firma-cloud/firma/api/rest/pkihttp"
 	"github.com/firma-cloud/firma/api/rest/portalhttp"
 	"github.com/firma-cloud/firma/audit"
@@ -214,6 +215,11 @@ func New(t testing.TB, opt Options) *Stack {
 		opt.Mux(s, mux)
 	}
 	var h http.Handler = mux
+	if tt, ok := t.(*testing.T); ok {
+		// Every API answer a test receives is checked against the OpenAPI
+		// document; benchmarks are served bare, to measure the service.
+		h = openapitest.Handler(tt, h, "/api/", "/csc/", "/v1/", "/fire-signature/", "/crl/", "/ca/", "/ocsp", "/tsa")
+	}
 	handler.Store(&h)
 	return s
 }

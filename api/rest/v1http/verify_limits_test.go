@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/firma-cloud/firma/api/rest/openapi/openapitest"
 	"github.com/firma-cloud/firma/limit"
 )
 
@@ -47,7 +48,7 @@ func TestVerifyLimits(t *testing.T) {
 			r.RemoteAddr = "192.0.2.1:4000"
 			r.Header.Set("Content-Type", "application/pdf")
 			w := httptest.NewRecorder()
-			mux.ServeHTTP(w, r)
+			openapitest.Handler(t, mux).ServeHTTP(w, r)
 			var p Problem
 			if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil {
 				t.Fatalf("%d %s", w.Code, w.Body)
@@ -80,7 +81,7 @@ func TestVerifyBytesBound(t *testing.T) {
 			r := httptest.NewRequest(http.MethodPost, "/v1/verify", strings.NewReader(strings.Repeat("x", body)))
 			r.Header.Set("Content-Type", "application/json")
 			w := httptest.NewRecorder()
-			mux.ServeHTTP(w, r)
+			openapitest.Handler(t, mux).ServeHTTP(w, r)
 			if w.Code != http.StatusBadRequest {
 				t.Errorf("status %d: %s", w.Code, w.Body)
 			}
@@ -108,7 +109,7 @@ func TestVerifyContentTypeFirst(t *testing.T) {
 		r := httptest.NewRequest(http.MethodPost, "/v1/verify", strings.NewReader("{}"))
 		r.Header.Set("Content-Type", ct)
 		w := httptest.NewRecorder()
-		mux.ServeHTTP(w, r)
+		openapitest.Handler(t, mux).ServeHTTP(w, r)
 		var p Problem
 		json.Unmarshal(w.Body.Bytes(), &p)
 		if w.Code != http.StatusBadRequest || p.Field != "Content-Type" {
