@@ -20,7 +20,7 @@ func (s *DB) PutFireApp(ctx context.Context, a *store.FireApp) error {
 	if err != nil {
 		return fmt.Errorf("put fire app: %w", err)
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO fire_apps (app_id, portal_id, cert_digests, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+	_, err = s.write(ctx, `INSERT INTO fire_apps (app_id, portal_id, cert_digests, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (app_id) DO UPDATE SET portal_id = excluded.portal_id, cert_digests = excluded.cert_digests, updated_at = excluded.updated_at`,
 		a.AppID, a.PortalID, string(d), a.CreatedAt.UnixNano(), a.UpdatedAt.UnixNano())
 	if txUnique(err) {
@@ -117,7 +117,7 @@ func (s *DB) CreateFireTransaction(ctx context.Context, t *store.FireTransaction
 	if err != nil {
 		return fmt.Errorf("create fire transaction: %w", err)
 	}
-	_, err = s.db.ExecContext(ctx, "INSERT INTO fire_transactions ("+fireTxColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", args...)
+	_, err = s.write(ctx, "INSERT INTO fire_transactions ("+fireTxColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", args...)
 	if txUnique(err) {
 		return fmt.Errorf("create fire transaction %s: %w", t.ID, store.ErrConflict)
 	}
@@ -175,7 +175,7 @@ func (s *DB) UpdateFireTransaction(ctx context.Context, t *store.FireTransaction
 
 // DeleteFireTransaction deletes the FIRe side of transaction id.
 func (s *DB) DeleteFireTransaction(ctx context.Context, id string) error {
-	if _, err := s.db.ExecContext(ctx, "DELETE FROM fire_transactions WHERE id = ?", id); err != nil {
+	if _, err := s.write(ctx, "DELETE FROM fire_transactions WHERE id = ?", id); err != nil {
 		return fmt.Errorf("delete fire transaction %s: %w", id, err)
 	}
 	return nil
@@ -183,7 +183,7 @@ func (s *DB) DeleteFireTransaction(ctx context.Context, id string) error {
 
 // PurgeFireTransactions deletes those that expired before t.
 func (s *DB) PurgeFireTransactions(ctx context.Context, before time.Time) (int, error) {
-	res, err := s.db.ExecContext(ctx, "DELETE FROM fire_transactions WHERE expires_at < ?", before.UnixNano())
+	res, err := s.write(ctx, "DELETE FROM fire_transactions WHERE expires_at < ?", before.UnixNano())
 	if err != nil {
 		return 0, fmt.Errorf("purge fire transactions: %w", err)
 	}
