@@ -603,34 +603,48 @@ func (s *Service) AddDocument(ctx context.Context, a *App, req AddRequest) error
 	if err != nil {
 		return err
 	}
-	if slices.Contains(ft.DocIDs, req.DocID) {
-		return errs.Wrap(ErrDuplicateDocID, nil, "docid %q is already in the batch", req.DocID)
-	}
-	if n := countIDs(ft.DocIDs); n >= s.opt.MaxBatch {
-		return errs.Wrap(ErrBatchFull, nil, "the batch has %d documents; at most %d", n, s.opt.MaxBatch)
-	}
-	idx, err := s.tx.AddDocument(ctx, a.Portal, req.TransactionID, transaction.DocumentInput{Name: docName(req.Config, req.DocID),
-		MediaType: set.spec.mediaType, Content: req.Data, Hash: set.hash, Format: set.spec.format})
-	if err != nil {
-		return notFound(err)
-	}
-	for range maxRetries {
-		for len(ft.DocIDs) <= idx {
-			ft.DocIDs = append(ft.DocIDs, "")
+	// The docid goes into the same store write as the document; when
+	// either moved meanwhile (another addDocument of the batch), the
+	// batch is read again and the checks run again before the retry.
+	check := func(ft *store.FireTransaction) error {
+		if slices.Contains(ft.DocIDs, req.DocID) {
+			return errs.Wrap(ErrDuplicateDocID, nil, "docid %q is already in the batch", req.DocID)
 		}
-		ft.DocIDs[idx] = req.DocID
-		err := s.st.UpdateFireTransaction(ctx, ft)
-		if !errors.Is(err, store.ErrConflict) {
-			if err != nil {
-				return unavailable(err)
+		if n := countIDs(ft.DocIDs); n >= s.opt.MaxBatch {
+			return errs.Wrap(ErrBatchFull, nil, "the batch has %d documents; at most %d", n, s.opt.MaxBatch)
+		}
+		return nil
+	}
+	if err := check(ft); err != nil {
+		return err
+	}
+	_, err = s.tx.AddDocumentWith(ctx, a.Portal, req.TransactionID, transaction.DocumentInput{Name: docName(req.Config, req.DocID),
+		MediaType: set.spec.mediaType, Content: req.Data, Hash: set.hash, Format: set.spec.format},
+		func(t *store.Transaction, d *store.Document) error {
+			next := *ft
+			next.DocIDs = slices.Clone(ft.DocIDs)
+			for len(next.DocIDs) <= d.Index {
+				next.DocIDs = append(next.DocIDs, "")
 			}
-			return nil
-		}
-		if ft, err = s.load(ctx, a, req.SubjectID, req.TransactionID, true); err != nil {
+			next.DocIDs[d.Index] = req.DocID
+			err := s.st.AddFireDocument(ctx, t, d, &next)
+			if !errors.Is(err, store.ErrConflict) {
+				if err != nil {
+					return unavailable(err)
+				}
+				return nil
+			}
+			fresh, lerr := s.load(ctx, a, req.SubjectID, req.TransactionID, true)
+			if lerr != nil {
+				return lerr
+			}
+			if cerr := check(fresh); cerr != nil {
+				return cerr
+			}
+			ft = fresh
 			return err
-		}
-	}
-	return unavailable(errors.New("fire batch busy"))
+		})
+	return notFound(err)
 }
 
 func countIDs(ids []string) int {
@@ -805,9 +819,13 @@ func (s *Service) RecoverBatchSign(ctx context.Context, a *App, subject, id, doc
 		if d.Status != transaction.DocSigned {
 			return nil, errs.Wrap(ErrBatchFailed, nil, "document %q was not signed: %s", docID, d.Error)
 		}
-		ft.Recovered = append(ft.Recovered, docID)
-		if err := s.st.UpdateFireTransaction(ctx, ft); errors.Is(err, store.ErrConflict) {
+		// Only the hand-out list is written, against the version read:
+		// of two requests for one document, one wins and the other
+		// reads again and finds it handed out.
+		if err := s.st.MarkFireRecovered(ctx, ft, docID); errors.Is(err, store.ErrConflict) {
 			continue
+		} else if errors.Is(err, store.ErrNotFound) {
+			return nil, ErrTransaction
 		} else if err != nil {
 			return nil, unavailable(err)
 		}

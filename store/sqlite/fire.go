@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -170,6 +171,61 @@ func (s *DB) UpdateFireTransaction(ctx context.Context, t *store.FireTransaction
 		return fmt.Errorf("update fire transaction %s: %w", t.ID, store.ErrConflict)
 	}
 	t.Version++
+	return nil
+}
+
+// AddFireDocument adds d to the draft t and stores ft's docids, in one
+// write transaction.
+func (s *DB) AddFireDocument(ctx context.Context, t *store.Transaction, d *store.Document, ft *store.FireTransaction) error {
+	ids, err := json.Marshal(nonNil(ft.DocIDs))
+	if err != nil {
+		return fmt.Errorf("add fire document: %w", err)
+	}
+	tx, done, err := s.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("add fire document: %w", err)
+	}
+	defer done()
+	if err := s.addDocument(ctx, tx, t, d); err != nil {
+		return err
+	}
+	res, err := s.txExec(ctx, tx, "UPDATE fire_transactions SET doc_ids = ?, version = version + 1 WHERE id = ? AND version = ?", string(ids), ft.ID, ft.Version)
+	if err != nil {
+		return fmt.Errorf("add fire document to %s: %w", ft.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("add fire document to %s: %w", ft.ID, err)
+	} else if n == 0 {
+		return fmt.Errorf("add fire document to %s: version %d is stale or gone: %w", ft.ID, ft.Version, store.ErrConflict)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("add fire document to %s: %w", ft.ID, err)
+	}
+	t.Version++
+	ft.Version++
+	return nil
+}
+
+// MarkFireRecovered adds docID to ft's handed-out docids.
+func (s *DB) MarkFireRecovered(ctx context.Context, ft *store.FireTransaction, docID string) error {
+	rec, err := json.Marshal(append(slices.Clip(nonNil(ft.Recovered)), docID))
+	if err != nil {
+		return fmt.Errorf("mark fire recovered: %w", err)
+	}
+	res, err := s.exec(ctx, "UPDATE fire_transactions SET recovered = ?, version = version + 1 WHERE id = ? AND version = ?", string(rec), ft.ID, ft.Version)
+	if err != nil {
+		return fmt.Errorf("mark fire recovered %s: %w", ft.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("mark fire recovered %s: %w", ft.ID, err)
+	} else if n == 0 {
+		if _, err := s.FireTransaction(ctx, ft.ID); err != nil {
+			return err
+		}
+		return fmt.Errorf("mark fire recovered %s: %w", ft.ID, store.ErrConflict)
+	}
+	ft.Recovered = append(ft.Recovered, docID)
+	ft.Version++
 	return nil
 }
 

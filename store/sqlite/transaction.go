@@ -222,6 +222,19 @@ func (s *DB) AddDocument(ctx context.Context, t *store.Transaction, d *store.Doc
 		return fmt.Errorf("add document: %w", err)
 	}
 	defer done()
+	if err := s.addDocument(ctx, tx, t, d); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("add document to %s: %w", t.ID, err)
+	}
+	t.Version++
+	return nil
+}
+
+// addDocument is AddDocument's writes inside tx, which the caller
+// commits; t.Version is left as read.
+func (s *DB) addDocument(ctx context.Context, tx *sql.Tx, t *store.Transaction, d *store.Document) error {
 	res, err := s.txExec(ctx, tx, "UPDATE transactions SET version = version + 1, updated_at = ? WHERE id = ? AND version = ? AND state = 'draft'",
 		t.UpdatedAt.UnixNano(), t.ID, t.Version)
 	if err != nil {
@@ -241,10 +254,6 @@ func (s *DB) AddDocument(ctx context.Context, t *store.Transaction, d *store.Doc
 	if err != nil {
 		return fmt.Errorf("add document to %s: %w", t.ID, err)
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("add document to %s: %w", t.ID, err)
-	}
-	t.Version++
 	return nil
 }
 
