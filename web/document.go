@@ -38,7 +38,7 @@ const (
 // docShow is how a document's media type is served: inline as itself
 // (PDF), inline as plain text, or as a download.
 func docShow(mediaType string) (contentType, disposition string) {
-	mt, _, err := mime.ParseMediaType(mediaType)
+	mt, params, err := mime.ParseMediaType(mediaType)
 	if err != nil {
 		return "application/octet-stream", "attachment"
 	}
@@ -46,7 +46,13 @@ func docShow(mediaType string) (contentType, disposition string) {
 	case mt == "application/pdf":
 		return "application/pdf", "inline"
 	case strings.HasPrefix(mt, "text/"), mt == "application/xml", strings.HasSuffix(mt, "+xml"), mt == "application/json":
-		return "text/plain; charset=utf-8", "inline"
+		// The portal's charset, if it gave one: Spanish text in
+		// ISO-8859-1 must not show as mojibake.
+		cs := "utf-8"
+		if c := strings.ToLower(params["charset"]); c != "" && mime.FormatMediaType("text/plain", map[string]string{"charset": c}) != "" {
+			cs = c
+		}
+		return mime.FormatMediaType("text/plain", map[string]string{"charset": cs}), "inline"
 	}
 	return "application/octet-stream", "attachment"
 }
@@ -70,7 +76,9 @@ func (h *Handler) document(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	n, err := strconv.Atoi(r.PathValue("n"))
 	if err != nil || n < 0 {
-		http.NotFound(w, r)
+		p := h.newPage(w, r, id)
+		h.pages.WithLabelValues("document", "no_document").Inc()
+		h.refuse(w, r, p, http.StatusNotFound, p.L.T("err.no_document"))
 		return
 	}
 	d, err := h.tx.SessionDocument(r.Context(), id, cookieValue(r, h.sessionCookie(id)), n)
