@@ -62,3 +62,22 @@ func TestDocumentServed(t *testing.T) {
 		t.Errorf("no such document: %d\n%s", r.status, r.body)
 	}
 }
+
+// TestNoSuchPage: a path or method the page does not serve is its own
+// "not found", in the citizen's language, not net/http's English.
+func TestNoSuchPage(t *testing.T) {
+	f := newFixture(t, nil)
+	id := f.create(t)
+	for _, c := range []struct{ method, path, lang, text string }{
+		{http.MethodGet, "/sign/" + id + "/nope/1", "en-GB", "The signature request does not exist or is no longer available."},
+		{http.MethodGet, "/sign/" + id + "/doc/1/x", "es-ES", "La solicitud de firma no existe o ya no está disponible."},
+		{http.MethodPost, "/sign/" + id, "es-ES", "La solicitud de firma no existe o ya no está disponible."},
+	} {
+		req, _ := http.NewRequest(c.method, f.Server.URL+c.path, nil)
+		req.Header.Set("Accept-Language", c.lang)
+		r := f.do(t, req)
+		if r.status != http.StatusNotFound || !strings.Contains(r.body, c.text) || r.header.Get("Content-Security-Policy") == "" {
+			t.Errorf("%s %s: %d\n%s", c.method, c.path, r.status, r.body)
+		}
+	}
+}

@@ -432,7 +432,7 @@ func (h *Handler) renderMe(w http.ResponseWriter, r *http.Request, status int, d
 	if err := h.meTmpl.Execute(&buf, d); err != nil {
 		h.log.ErrorContext(r.Context(), "citizen page: render", "err", err)
 		h.headers(w)
-		http.Error(w, "internal error", http.StatusInternalServerError)
+		internalError(w)
 		return
 	}
 	h.headers(w)

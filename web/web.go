@@ -198,7 +198,25 @@ func (h *Handler) Register(mux interface{ Handle(string, http.Handler) }) {
 }
 
 // ServeHTTP routes the page's requests.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := h.mux.Handler(r); pattern == "" {
+		// No such page (or not by this method): said as the page says
+		// everything, in the citizen's language, not net/http's English.
+		l, _ := pickLang(r)
+		p := &page{L: l, Other: l.other(), Static: strings.TrimSuffix(staticPath, "/"), loc: h.loc, Step: "missing", Error: l.T("err.not_found"),
+			SwitchURL: "?lang=" + string(l.other())}
+		h.pages.WithLabelValues("view", "no_page").Inc()
+		h.render(w, r, http.StatusNotFound, p)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// internalError answers when a page cannot be rendered at all: in both
+// languages, since there is no page to carry the choice.
+func internalError(w http.ResponseWriter) {
+	http.Error(w, "Error interno. Inténtelo de nuevo más tarde. / Internal error. Please try again later.", http.StatusInternalServerError)
+}
 
 func (h *Handler) serveStatic(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=3600")
@@ -398,7 +416,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, p *
 	if err := h.tmpl.Execute(&buf, p); err != nil {
 		h.log.ErrorContext(r.Context(), "approval page: render", "err", err)
 		h.headers(w)
-		http.Error(w, "internal error", http.StatusInternalServerError)
+		internalError(w)
 		return
 	}
 	h.headers(w)
