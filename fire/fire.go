@@ -43,6 +43,7 @@ const (
 	resultsCacheSize       = 64
 	resultsCacheBatchBytes = 1 << 20
 	resultsCacheTTL        = 2 * time.Minute
+	authCacheSize          = 1024
 )
 
 func resultBytes(r *transaction.Results) int {
@@ -69,8 +70,13 @@ type Options struct {
 	// ReturnBase + "/error".
 	ReturnBase string
 	MaxBatch   int // default DefaultMaxBatch
-	Log        *slog.Logger
-	Clock      func() time.Time
+	// AuthCacheTTL is how long a verified application (appid and
+	// certificate digest) is taken as verified without reading the
+	// store again: a rotated certificate or a suspended portal takes
+	// effect within it. 0 means DefaultAuthCacheTTL, negative no cache.
+	AuthCacheTTL time.Duration
+	Log          *slog.Logger
+	Clock        func() time.Time
 }
 
 // Service is the FIRe side of transactions.
@@ -83,6 +89,20 @@ type Service struct {
 	now  func() time.Time
 	life time.Duration
 	done *expirable.LRU[string, *transaction.Results] // by transaction id
+	// apps are the applications verified in the last AuthCacheTTL, by
+	// appid and SHA-256 of the client certificate; nil without a cache.
+	apps *expirable.LRU[appKey, *App]
+}
+
+// DefaultAuthCacheTTL: a FIRe client authenticates on every request (23
+// for a batch of ten), and the application's row and its portal's were
+// one store query each time; a change to either still holds within it.
+const DefaultAuthCacheTTL = 2 * time.Second
+
+// appKey is an application and the certificate that proved it.
+type appKey struct {
+	appID string
+	cert  [sha256.Size]byte
 }
 
 // New returns a service.
@@ -101,6 +121,12 @@ func New(opt Options) (*Service, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if ttl := opt.AuthCacheTTL; ttl >= 0 {
+		if ttl == 0 {
+			ttl = DefaultAuthCacheTTL
+		}
+		s.apps = expirable.NewLRU[appKey, *App](authCacheSize, nil, ttl)
+	}
 	// The FIRe side lives as long as the firma transaction may wait for
 	// approval plus its signing, and at least FIRe's 600 s after that.
 	s.life = max(opt.Transactions.TTL(), MinLifetime) + MinLifetime
@@ -118,6 +144,13 @@ type App struct {
 // and mismatched all give ErrUnknownApp, so a caller learns nothing of
 // which applications exist.
 func (s *Service) Authenticate(ctx context.Context, appID string, certDER []byte) (*App, error) {
+	var key appKey
+	if s.apps != nil {
+		key = appKey{appID, sha256.Sum256(certDER)}
+		if a, ok := s.apps.Get(key); ok {
+			return a, nil
+		}
+	}
 	// One query for the application and its portal: a FIRe client
 	// authenticates on every request, 23 for a batch of ten.
 	a, p, err := s.st.FireAppPortal(ctx, appID)
@@ -130,7 +163,13 @@ func (s *Service) Authenticate(ctx context.Context, appID string, certDER []byte
 	if !DigestMatches(a.CertDigests, certDER) || p.Status != store.PortalActive {
 		return nil, ErrUnknownApp
 	}
-	return &App{ID: a.AppID, Portal: p}, nil
+	// Only successes are kept: a refusal costs the store query each
+	// time, so a newly registered certificate works at once.
+	app := &App{ID: a.AppID, Portal: p}
+	if s.apps != nil {
+		s.apps.Add(key, app)
+	}
+	return app, nil
 }
 
 // Digest is the "<alg>:<hex>" form a registered certificate digest takes.
@@ -564,34 +603,48 @@ func (s *Service) AddDocument(ctx context.Context, a *App, req AddRequest) error
 	if err != nil {
 		return err
 	}
-	if slices.Contains(ft.DocIDs, req.DocID) {
-		return errs.Wrap(ErrDuplicateDocID, nil, "docid %q is already in the batch", req.DocID)
-	}
-	if n := countIDs(ft.DocIDs); n >= s.opt.MaxBatch {
-		return errs.Wrap(ErrBatchFull, nil, "the batch has %d documents; at most %d", n, s.opt.MaxBatch)
-	}
-	idx, err := s.tx.AddDocument(ctx, a.Portal, req.TransactionID, transaction.DocumentInput{Name: docName(req.Config, req.DocID),
-		MediaType: set.spec.mediaType, Content: req.Data, Hash: set.hash, Format: set.spec.format})
-	if err != nil {
-		return notFound(err)
-	}
-	for range maxRetries {
-		for len(ft.DocIDs) <= idx {
-			ft.DocIDs = append(ft.DocIDs, "")
+	// The docid goes into the same store write as the document; when
+	// either moved meanwhile (another addDocument of the batch), the
+	// batch is read again and the checks run again before the retry.
+	check := func(ft *store.FireTransaction) error {
+		if slices.Contains(ft.DocIDs, req.DocID) {
+			return errs.Wrap(ErrDuplicateDocID, nil, "docid %q is already in the batch", req.DocID)
 		}
-		ft.DocIDs[idx] = req.DocID
-		err := s.st.UpdateFireTransaction(ctx, ft)
-		if !errors.Is(err, store.ErrConflict) {
-			if err != nil {
-				return unavailable(err)
+		if n := countIDs(ft.DocIDs); n >= s.opt.MaxBatch {
+			return errs.Wrap(ErrBatchFull, nil, "the batch has %d documents; at most %d", n, s.opt.MaxBatch)
+		}
+		return nil
+	}
+	if err := check(ft); err != nil {
+		return err
+	}
+	_, err = s.tx.AddDocumentWith(ctx, a.Portal, req.TransactionID, transaction.DocumentInput{Name: docName(req.Config, req.DocID),
+		MediaType: set.spec.mediaType, Content: req.Data, Hash: set.hash, Format: set.spec.format},
+		func(t *store.Transaction, d *store.Document) error {
+			next := *ft
+			next.DocIDs = slices.Clone(ft.DocIDs)
+			for len(next.DocIDs) <= d.Index {
+				next.DocIDs = append(next.DocIDs, "")
 			}
-			return nil
-		}
-		if ft, err = s.load(ctx, a, req.SubjectID, req.TransactionID, true); err != nil {
+			next.DocIDs[d.Index] = req.DocID
+			err := s.st.AddFireDocument(ctx, t, d, &next)
+			if !errors.Is(err, store.ErrConflict) {
+				if err != nil {
+					return unavailable(err)
+				}
+				return nil
+			}
+			fresh, lerr := s.load(ctx, a, req.SubjectID, req.TransactionID, true)
+			if lerr != nil {
+				return lerr
+			}
+			if cerr := check(fresh); cerr != nil {
+				return cerr
+			}
+			ft = fresh
 			return err
-		}
-	}
-	return unavailable(errors.New("fire batch busy"))
+		})
+	return notFound(err)
 }
 
 func countIDs(ids []string) int {
@@ -766,9 +819,13 @@ func (s *Service) RecoverBatchSign(ctx context.Context, a *App, subject, id, doc
 		if d.Status != transaction.DocSigned {
 			return nil, errs.Wrap(ErrBatchFailed, nil, "document %q was not signed: %s", docID, d.Error)
 		}
-		ft.Recovered = append(ft.Recovered, docID)
-		if err := s.st.UpdateFireTransaction(ctx, ft); errors.Is(err, store.ErrConflict) {
+		// Only the hand-out list is written, against the version read:
+		// of two requests for one document, one wins and the other
+		// reads again and finds it handed out.
+		if err := s.st.MarkFireRecovered(ctx, ft, docID); errors.Is(err, store.ErrConflict) {
 			continue
+		} else if errors.Is(err, store.ErrNotFound) {
+			return nil, ErrTransaction
 		} else if err != nil {
 			return nil, unavailable(err)
 		}

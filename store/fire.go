@@ -63,6 +63,17 @@ type FireStore interface {
 	// then increments t.Version; ErrConflict otherwise, ErrNotFound if
 	// it is gone.
 	UpdateFireTransaction(ctx context.Context, t *FireTransaction) error
+	// AddFireDocument is TransactionStore.AddDocument(t, d) and the
+	// storing of ft.DocIDs (d's docid at d.Index) in one write: FIRe's
+	// addDocumentToBatch. ErrConflict, and nothing stored, if t is no
+	// longer a draft at t.Version or ft is no longer at ft.Version; on
+	// success both versions grow by one.
+	AddFireDocument(ctx context.Context, t *Transaction, d *Document, ft *FireTransaction) error
+	// MarkFireRecovered adds docID to ft.Recovered, if ft is still at
+	// ft.Version (ErrConflict otherwise, ErrNotFound if it is gone), and
+	// increments ft.Version: FIRe's recoverBatchSign hands each
+	// signature out once.
+	MarkFireRecovered(ctx context.Context, ft *FireTransaction, docID string) error
 	// DeleteFireTransaction forgets t and, with it, every answer still
 	// to hand out; deleting a missing one is no error.
 	DeleteFireTransaction(ctx context.Context, id string) error

@@ -25,6 +25,23 @@ func (s *Service) CreateDraft(ctx context.Context, p *store.Portal, req CreateRe
 // batch adds its documents one request each, and reading the portal again
 // for every one was a third of the request's queries.
 func (s *Service) AddDocument(ctx context.Context, p *store.Portal, id string, in DocumentInput) (int, error) {
+	return s.AddDocumentWith(ctx, p, id, in, func(t *store.Transaction, d *store.Document) error {
+		err := s.st.AddDocument(ctx, t, d)
+		if err != nil && !errors.Is(err, store.ErrConflict) {
+			return fail(CodeUnavailable, "the transaction store failed; retry", err)
+		}
+		return err
+	})
+}
+
+// AddDocumentWith is AddDocument whose store write is write, so that a
+// caller can write what it keeps of the document in the same store
+// transaction (FIRe's docid: one write per addDocumentToBatch instead of
+// two). write must add d to the draft t as store.AddDocument does; its
+// store.ErrConflict makes AddDocument read the batch again and retry,
+// and any other error of it is returned as it is.
+func (s *Service) AddDocumentWith(ctx context.Context, p *store.Portal, id string, in DocumentInput,
+	write func(t *store.Transaction, d *store.Document) error) (int, error) {
 	lim := portal.EffectiveLimits(p)
 	for range maxRetries {
 		t, err := s.loadFor(ctx, p.ID, id)
@@ -55,12 +72,12 @@ func (s *Service) AddDocument(ctx context.Context, p *store.Portal, id string, i
 		}
 		d.TransactionID = t.ID
 		t.UpdatedAt = s.now().UTC()
-		err = s.st.AddDocument(ctx, t, d)
+		err = write(t, d)
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
 		if err != nil {
-			return 0, fail(CodeUnavailable, "the transaction store failed; retry", err)
+			return 0, err
 		}
 		return n, nil
 	}

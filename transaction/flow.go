@@ -55,6 +55,33 @@ func (s *Service) SessionView(ctx context.Context, id, session string) (*View, e
 	return v, nil
 }
 
+// SessionDocument returns document index of transaction id, content
+// included, to the citizen signed in to it (session) and to no one else:
+// CodeSessionInvalid otherwise, as SendOTP and Approve refuse. A
+// document sent as a digest only, or whose content was purged, is
+// CodeInvalidRequest.
+func (s *Service) SessionDocument(ctx context.Context, id, session string, index int) (*DocumentContent, error) {
+	t, err := s.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if State(t.State) == StateDraft {
+		return nil, notFound()
+	}
+	if err := s.checkSession(t, session); err != nil {
+		return nil, err
+	}
+	docs, err := s.st.Documents(ctx, t.ID, true)
+	if err != nil {
+		return nil, fail(CodeUnavailable, "the transaction store failed; retry", err)
+	}
+	if index < 0 || index >= len(docs) || docs[index].Content == nil {
+		return nil, invalid("document", "the transaction has no document %d with its content", index)
+	}
+	d := docs[index]
+	return &DocumentContent{Name: d.Name, MediaType: d.MediaType, Content: d.Content}, nil
+}
+
 func (s *Service) view(ctx context.Context, t *store.Transaction) (*View, error) {
 	p, err := s.opt.Portals.Get(ctx, t.PortalID)
 	if err != nil {
@@ -72,6 +99,7 @@ func (s *Service) view(ctx context.Context, t *store.Transaction) (*View, error)
 			Format: d.Format, ShortCode: policy.ShortCode(d.Digest), Status: d.Status})
 	}
 	if State(t.State).Final() {
+		v.EndedAt = t.EndedAt
 		v.ReturnURL = v.ErrorURL
 		if State(t.State) == StateDone {
 			v.ReturnURL = withID(t.OKURL, t.ID)

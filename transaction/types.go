@@ -218,6 +218,17 @@ type View struct {
 	// SignedIn is set by SessionView for the transaction's signed-in
 	// citizen; only then are Certificate and OTP filled in.
 	SignedIn bool
+	// EndedAt is when the transaction reached its final state; zero
+	// while live.
+	EndedAt time.Time
+}
+
+// DocumentContent is one document as sent, for its citizen to open
+// before approving.
+type DocumentContent struct {
+	Name      string
+	MediaType string
+	Content   []byte
 }
 
 // OTPStatus tells the page about the one-time password.

@@ -144,7 +144,7 @@ func (h *Handler) consentRender(w http.ResponseWriter, r *http.Request, status i
 	if err := h.consentTmpl.Execute(&buf, p); err != nil {
 		h.log.ErrorContext(r.Context(), "consent page: render", "err", err)
 		h.headers(w)
-		http.Error(w, "internal error", http.StatusInternalServerError)
+		internalError(w)
 		return
 	}
 	h.headers(w)

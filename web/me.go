@@ -296,7 +296,7 @@ func (h *Handler) meGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) meRow(ctx context.Context, rec *audit.Record, names map[string]string) meRow {
-	row := meRow{Time: rec.Time.In(h.loc).Format("02/01/2006 15:04:05"), Portal: rec.Portal, OK: rec.Outcome == audit.Success, Reason: rec.Reason}
+	row := meRow{Time: rec.Time.In(h.loc).Format("02/01/2006 15:04:05 MST"), Portal: rec.Portal, OK: rec.Outcome == audit.Success, Reason: rec.Reason}
 	if n, ok := names[rec.Portal]; ok {
 		row.Portal = n
 	} else if h.opt.Portals != nil && rec.Portal != "" {
@@ -432,7 +432,7 @@ func (h *Handler) renderMe(w http.ResponseWriter, r *http.Request, status int, d
 	if err := h.meTmpl.Execute(&buf, d); err != nil {
 		h.log.ErrorContext(r.Context(), "citizen page: render", "err", err)
 		h.headers(w)
-		http.Error(w, "internal error", http.StatusInternalServerError)
+		internalError(w)
 		return
 	}
 	h.headers(w)

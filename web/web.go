@@ -43,6 +43,7 @@ type Transactions interface {
 	Resend(ctx context.Context, id, session string) (*transaction.OTPStatus, error)
 	Approve(ctx context.Context, id, session, otp string) (*transaction.View, error)
 	Reject(ctx context.Context, id, session string) (*transaction.View, error)
+	SessionDocument(ctx context.Context, id, session string, index int) (*transaction.DocumentContent, error)
 }
 
 var _ Transactions = (*transaction.Service)(nil)
@@ -88,7 +89,10 @@ type Options struct {
 	SMSRate   *limit.Clients
 	// Consents, if set, serves the CSC API's OAuth 2.0 consent page at
 	// ConsentPath (consent.go).
-	Consents   Consents
+	Consents Consents
+	// ConfirmFor is how long the confirmation after a signing stays
+	// before the browser goes on to the portal; default 6 s.
+	ConfirmFor time.Duration
 	Log        *slog.Logger
 	Registerer prometheus.Registerer // nil registers no metrics
 }
@@ -108,6 +112,8 @@ type Handler struct {
 	meTmpl  *template.Template
 	meMu    sync.Mutex
 	meOut   map[string]time.Time // sign-outs, without Options.Sessions
+	// confirmFor is Options.ConfirmFor, whole seconds, at least 1.
+	confirmFor time.Duration
 
 	consentTmpl *template.Template
 }
@@ -122,6 +128,10 @@ func New(opt Options) (*Handler, error) {
 	h := &Handler{opt: opt, tx: opt.Transactions, log: opt.Log, loc: opt.Location, meOut: map[string]time.Time{}}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
+	}
+	h.confirmFor = max(opt.ConfirmFor.Truncate(time.Second), time.Second)
+	if opt.ConfirmFor == 0 {
+		h.confirmFor = defaultConfirmFor
 	}
 	if h.loc == nil {
 		loc, err := time.LoadLocation("Europe/Madrid")
@@ -158,6 +168,7 @@ func New(opt Options) (*Handler, error) {
 	h.mux = http.NewServeMux()
 	h.mux.HandleFunc("GET "+staticPath+"{file}", h.serveStatic)
 	h.mux.HandleFunc("GET "+PathPrefix+"{id}", h.get)
+	h.mux.HandleFunc("GET "+PathPrefix+"{id}/doc/{n}", h.document)
 	h.mux.HandleFunc("POST "+PathPrefix+"{id}/login", h.post("login", h.login))
 	h.mux.HandleFunc("POST "+PathPrefix+"{id}/send", h.post("send", h.send))
 	h.mux.HandleFunc("POST "+PathPrefix+"{id}/resend", h.post("resend", h.resend))
@@ -187,7 +198,25 @@ func (h *Handler) Register(mux interface{ Handle(string, http.Handler) }) {
 }
 
 // ServeHTTP routes the page's requests.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := h.mux.Handler(r); pattern == "" {
+		// No such page (or not by this method): said as the page says
+		// everything, in the citizen's language, not net/http's English.
+		l, _ := pickLang(r)
+		p := &page{L: l, Other: l.other(), Static: strings.TrimSuffix(staticPath, "/"), loc: h.loc, Step: "missing", Error: l.T("err.not_found"),
+			SwitchURL: "?lang=" + string(l.other())}
+		h.pages.WithLabelValues("view", "no_page").Inc()
+		h.render(w, r, http.StatusNotFound, p)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// internalError answers when a page cannot be rendered at all: in both
+// languages, since there is no page to carry the choice.
+func internalError(w http.ResponseWriter) {
+	http.Error(w, "Error interno. Inténtelo de nuevo más tarde. / Internal error. Please try again later.", http.StatusInternalServerError)
+}
 
 func (h *Handler) serveStatic(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=3600")
@@ -215,8 +244,11 @@ type page struct {
 	Refresh   int
 	// RefreshURL is where the refresh goes; "" reloads the page.
 	RefreshURL string
-	MeURL      string // the citizen's own page, "" if not served
-	loc        *time.Location
+	// Confirm marks the confirmation after a signing: what was signed,
+	// when and with which certificate, then on to the portal.
+	Confirm bool
+	MeURL   string // the citizen's own page, "" if not served
+	loc     *time.Location
 }
 
 // Action is the URL a form posts to.
@@ -230,8 +262,15 @@ func (p *page) Tries(n int) string {
 	return p.L.T("otp.tries", n)
 }
 
-// Clock shows a time of day in the page's zone.
-func (p *page) Clock(t time.Time) string { return t.In(p.loc).Format("15:04") }
+// Clock shows a time of day in the page's zone, named (CET, CEST): the
+// citizen may be elsewhere.
+func (p *page) Clock(t time.Time) string { return t.In(p.loc).Format("15:04 MST") }
+
+// When shows a date and time in the page's zone, named.
+func (p *page) When(t time.Time) string { return t.In(p.loc).Format("02/01/2006 15:04:05 MST") }
+
+// ConfirmSeconds is how long the confirmation stays.
+func (p *page) ConfirmSeconds() int { return p.Refresh }
 
 // Date shows a date in the page's zone.
 func (p *page) Date(t time.Time) string { return t.In(p.loc).Format("02/01/2006") }
@@ -377,7 +416,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, p *
 	if err := h.tmpl.Execute(&buf, p); err != nil {
 		h.log.ErrorContext(r.Context(), "approval page: render", "err", err)
 		h.headers(w)
-		http.Error(w, "internal error", http.StatusInternalServerError)
+		internalError(w)
 		return
 	}
 	h.headers(w)
@@ -407,6 +446,10 @@ var notices = map[string]bool{"sent": true, "resent": true}
 // goes on to the portal's return URL instead of the final page.
 const waitNotice = "wait"
 
+// defaultConfirmFor is how long the confirmation stays by default:
+// enough to read it, short enough not to be left on it.
+const defaultConfirmFor = 6 * time.Second
+
 // signingRefresh is how often, in seconds, the progress page reloads.
 const signingRefresh = 2
 
@@ -434,9 +477,10 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 	}
 	h.fill(p, v)
 	if r.URL.Query().Get("n") == waitNotice && p.Step == "final" && v.ReturnURL != "" && v.State == transaction.StateDone {
-		// The signing this browser waited for ended: on to the portal.
+		// The signing this browser waited for ended: the confirmation,
+		// then on to the portal.
 		h.pages.WithLabelValues("view", "signed").Inc()
-		h.toPortal(w, r, p, v)
+		h.confirm(w, r, p, v)
 		return
 	}
 	if n := r.URL.Query().Get("n"); notices[n] && p.Step == "otp" {
@@ -599,6 +643,17 @@ func (h *Handler) back(w http.ResponseWriter, r *http.Request, id, notice string
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }
 
+// confirm shows what was signed, when and with which certificate (the
+// page's final state, seen signed in), and sends the browser on to the
+// portal's URL after ConfirmFor, by a meta refresh as the progress page
+// does. The session ends here, as toPortal ends it.
+func (h *Handler) confirm(w http.ResponseWriter, r *http.Request, p *page, v *transaction.View) {
+	h.clearCookie(w, h.sessionCookie(p.ID))
+	p.Confirm = true
+	p.Refresh, p.RefreshURL = int(h.confirmFor/time.Second), v.ReturnURL
+	h.render(w, r, http.StatusOK, p)
+}
+
 // toPortal sends the browser back to the portal: only ever to the URL the
 // transaction core gives, which is the one the portal registered for the
 // transaction, never one from the request.
@@ -701,7 +756,7 @@ func (h *Handler) approve(w http.ResponseWriter, r *http.Request, p *page, sessi
 	}
 	h.pages.WithLabelValues("approve", "ok").Inc()
 	h.log.InfoContext(r.Context(), "approval page: approved", "transaction", p.ID, "state", v.State)
-	if v.State.Final() {
+	if v.State.Final() && v.State != transaction.StateDone {
 		h.toPortal(w, r, p, v)
 		return
 	}

@@ -199,11 +199,9 @@ func TestApproveRedirectsToRegisteredOKURL(t *testing.T) {
 	if r.status != http.StatusSeeOther || r.loc != "/sign/"+id+"?n=wait" {
 		t.Fatalf("approve: %d location %q, want the progress page\n%s", r.status, r.loc, r.body)
 	}
-	// The progress page sends the browser on to the portal at the end.
-	r = f.follow(t, r)
-	if r.status != http.StatusSeeOther || r.loc != okURL+"?transaction_id="+id {
-		t.Fatalf("after signing: %d location %q, want %s?transaction_id=%s\n%s", r.status, r.loc, okURL, id, r.body)
-	}
+	// The progress page ends on the confirmation, which sends the
+	// browser on to the portal.
+	wantConfirm(t, f.follow(t, r), okURL+"?transaction_id="+id)
 	if got := state(t, f, id); got != transaction.StateDone {
 		t.Fatalf("state %s, want done", got)
 	}
@@ -660,7 +658,8 @@ func (f *fixture) follow(t *testing.T, r resp) resp {
 		r = f.get(t, r.loc)
 		for r.status == http.StatusOK {
 			m := refreshRE.FindStringSubmatch(r.body)
-			if m == nil {
+			if m == nil || !strings.HasPrefix(html.UnescapeString(m[2]), "/sign/") {
+				// The end, or the confirmation that leaves for the portal.
 				return r
 			}
 			if time.Now().After(deadline) {
@@ -715,13 +714,23 @@ func TestProgressPage(t *testing.T) {
 	if err := f.DB.UpdateTransaction(ctx, st); err != nil {
 		t.Fatal(err)
 	}
-	r := f.get(t, "/sign/"+id+"?n=wait")
-	if r.status != http.StatusSeeOther || r.loc != okURL+"?transaction_id="+id {
-		t.Fatalf("waited-on page once done: %d %q", r.status, r.loc)
-	}
-	r = f.get(t, "/sign/"+id)
+	wantConfirm(t, f.get(t, "/sign/"+id+"?n=wait"), okURL+"?transaction_id="+id)
+	r := f.get(t, "/sign/"+id)
 	if r.status != http.StatusOK || strings.Contains(r.body, "http-equiv=\"refresh\"") {
 		t.Fatalf("the final page: %d\n%s", r.status, r.body)
+	}
+}
+
+// wantConfirm checks the confirmation after a signing: the page, its
+// time with its zone, and a meta refresh on to the portal's URL.
+func wantConfirm(t *testing.T, r resp, portalURL string) {
+	t.Helper()
+	m := refreshRE.FindStringSubmatch(r.body)
+	if r.status != http.StatusOK || m == nil || html.UnescapeString(m[2]) != portalURL || !strings.Contains(r.body, `id="confirm"`) {
+		t.Fatalf("confirmation: %d, refresh %q, want one to %s\n%s", r.status, m, portalURL, r.body)
+	}
+	if !regexp.MustCompile(`Firmado el \d\d/\d\d/\d{4} \d\d:\d\d:\d\d (CET|CEST)\.`).MatchString(r.body) {
+		t.Errorf("confirmation without its time and zone:\n%s", r.body)
 	}
 }
 

@@ -64,6 +64,14 @@ func (b *browser) follow(code int, html, loc string) (int, string, string) {
 			if m == nil {
 				return code, html, loc
 			}
+			if target := htmlpkg.UnescapeString(m[1]); !strings.HasPrefix(target, "/sign/") {
+				// The confirmation after signing: its refresh is where
+				// the browser goes on, as a redirect would send it.
+				if !strings.Contains(html, `id="confirm"`) {
+					b.t.Fatalf("a refresh to %s from a page that is not the confirmation:\n%s", target, html)
+				}
+				return http.StatusSeeOther, html, target
+			}
 			if time.Now().After(deadline) {
 				b.t.Fatalf("still on the progress page after a minute:\n%s", html)
 			}

@@ -185,8 +185,10 @@ func New(t testing.TB, opt Options) *Stack {
 	if s.CSC, err = csc.New(copt); err != nil {
 		t.Fatal(err)
 	}
+	// The confirmation after signing stays 1 s, not 6: every browser
+	// approval in the suite waits it out on the way to the portal.
 	wopt := web.Options{Transactions: s.Tx, BaseURL: s.Server.URL, Registerer: s.Metrics,
-		Citizens: s.Registry, Audit: s.Audit, Portals: s.DB, Sessions: s.DB}
+		Citizens: s.Registry, Audit: s.Audit, Portals: s.DB, Sessions: s.DB, ConfirmFor: time.Second}
 	if opt.OAuth {
 		oopt := oauth.Options{Store: s.DB, Clients: s.DB, Passwords: s.Registry, CSC: s.CSC, ConsentURL: s.Server.URL + web.ConsentPath}
 		if opt.OAuthOptions != nil {

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/firma-cloud/firma/store"
 )
@@ -152,6 +155,55 @@ func (s *DB) UpdateFireTransaction(ctx context.Context, t *store.FireTransaction
 		return fmt.Errorf("update fire transaction %s: %w", t.ID, store.ErrConflict)
 	}
 	t.Version++
+	return nil
+}
+
+// AddFireDocument adds d to the draft t and stores ft's docids, in one
+// transaction.
+func (s *DB) AddFireDocument(ctx context.Context, t *store.Transaction, d *store.Document, ft *store.FireTransaction) error {
+	ids, err := json.Marshal(nonNil(ft.DocIDs))
+	if err != nil {
+		return fmt.Errorf("add fire document: %w", err)
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := addDocument(ctx, tx, t, d); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, "UPDATE fire_transactions SET doc_ids = $1, version = version + 1 WHERE id = $2 AND version = $3", string(ids), ft.ID, ft.Version)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("version %d is stale or gone: %w", ft.Version, store.ErrConflict)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("add fire document to %s: %w", ft.ID, err)
+	}
+	t.Version++
+	ft.Version++
+	return nil
+}
+
+// MarkFireRecovered adds docID to ft's handed-out docids.
+func (s *DB) MarkFireRecovered(ctx context.Context, ft *store.FireTransaction, docID string) error {
+	rec, err := json.Marshal(append(slices.Clip(nonNil(ft.Recovered)), docID))
+	if err != nil {
+		return fmt.Errorf("mark fire recovered: %w", err)
+	}
+	tag, err := s.pool.Exec(ctx, "UPDATE fire_transactions SET recovered = $1, version = version + 1 WHERE id = $2 AND version = $3", string(rec), ft.ID, ft.Version)
+	if err != nil {
+		return fmt.Errorf("mark fire recovered %s: %w", ft.ID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		if _, err := s.FireTransaction(ctx, ft.ID); err != nil {
+			return err
+		}
+		return fmt.Errorf("mark fire recovered %s: %w", ft.ID, store.ErrConflict)
+	}
+	ft.Recovered = append(ft.Recovered, docID)
+	ft.Version++
 	return nil
 }
 

@@ -198,31 +198,35 @@ func (s *DB) UpdateTransaction(ctx context.Context, t *store.Transaction) error 
 // AddDocument inserts a document into a draft batch, bumping the batch's
 // version in the same transaction so that concurrent adds serialise.
 func (s *DB) AddDocument(ctx context.Context, t *store.Transaction, d *store.Document) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, "UPDATE transactions SET version = version + 1, updated_at = $1 WHERE id = $2 AND version = $3 AND state = 'draft'",
-			t.UpdatedAt.UnixNano(), t.ID, t.Version)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return store.ErrConflict
-		}
-		digest := d.Digest
-		if digest == nil {
-			digest = []byte{}
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO transaction_documents (transaction_id, idx, name, media_type, format, hash, digest,
-			content, size, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			t.ID, d.Index, d.Name, d.MediaType, d.Format, d.Hash, digest, d.Content, d.Size, d.Status)
-		if err != nil {
-			return fmt.Errorf("document %d: %w", d.Index, conflict(err))
-		}
-		return nil
-	})
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return addDocument(ctx, tx, t, d) })
 	if err != nil {
 		return fmt.Errorf("add document to %s: %w", t.ID, err)
 	}
 	t.Version++
+	return nil
+}
+
+// addDocument is AddDocument's writes inside tx; t.Version is left as
+// read.
+func addDocument(ctx context.Context, tx pgx.Tx, t *store.Transaction, d *store.Document) error {
+	tag, err := tx.Exec(ctx, "UPDATE transactions SET version = version + 1, updated_at = $1 WHERE id = $2 AND version = $3 AND state = 'draft'",
+		t.UpdatedAt.UnixNano(), t.ID, t.Version)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return store.ErrConflict
+	}
+	digest := d.Digest
+	if digest == nil {
+		digest = []byte{}
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO transaction_documents (transaction_id, idx, name, media_type, format, hash, digest,
+		content, size, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		t.ID, d.Index, d.Name, d.MediaType, d.Format, d.Hash, digest, d.Content, d.Size, d.Status)
+	if err != nil {
+		return fmt.Errorf("document %d: %w", d.Index, conflict(err))
+	}
 	return nil
 }
 

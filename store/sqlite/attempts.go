@@ -32,11 +32,11 @@ func (s *DB) Attempts(ctx context.Context, scope string) (int, time.Time, time.T
 // the store opens them IMMEDIATE (_txlock), so the read and the write are
 // not interleaved with another writer's, on any handle.
 func (s *DB) UpdateAttempts(ctx context.Context, scope string, fn func(int, time.Time, time.Time) (int, time.Time, time.Time)) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("update attempts: %w", err)
 	}
-	defer tx.Rollback()
+	defer done()
 	var (
 		n           int
 		last, until sql.NullInt64
@@ -59,7 +59,7 @@ func (s *DB) UpdateAttempts(ctx context.Context, scope string, fn func(int, time
 
 // ResetAttempts deletes a scope's counter.
 func (s *DB) ResetAttempts(ctx context.Context, scope string) error {
-	if _, err := s.db.ExecContext(ctx, "DELETE FROM attempts WHERE scope = ?", scope); err != nil {
+	if _, err := s.write(ctx, "DELETE FROM attempts WHERE scope = ?", scope); err != nil {
 		return fmt.Errorf("reset attempts: %w", err)
 	}
 	return nil
@@ -67,7 +67,7 @@ func (s *DB) ResetAttempts(ctx context.Context, scope string) error {
 
 // SweepAttempts deletes the counters dead at now (store.SweepAttemptsWhere).
 func (s *DB) SweepAttempts(ctx context.Context, now time.Time, window time.Duration) (int, error) {
-	res, err := s.db.ExecContext(ctx, "DELETE FROM attempts WHERE "+fmt.Sprintf(store.SweepAttemptsWhere, "?1", "?2"),
+	res, err := s.write(ctx, "DELETE FROM attempts WHERE "+fmt.Sprintf(store.SweepAttemptsWhere, "?1", "?2"),
 		now.UnixNano(), now.Add(-window).UnixNano())
 	if err != nil {
 		return 0, fmt.Errorf("sweep attempts: %w", err)

@@ -51,6 +51,12 @@ func (s *DB) appendTables(ctx context.Context, recs []*store.AuditRecord, hashes
 	w := &s.audit
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	// The audit writer has a connection of its own; it still writes
+	// one at a time with the rest of the handle (gate.go).
+	if err := s.acquire(ctx); err != nil {
+		return fmt.Errorf("append audit: %w", err)
+	}
+	defer s.gate.Release(1)
 	err := w.append(ctx, s.db, recs, hashes, flush)
 	if err != nil && !errors.Is(err, store.ErrConflict) {
 		// The connection may be broken or mid-transaction: start afresh.
@@ -439,7 +445,7 @@ func (s *DB) AddAuditCheckpoint(ctx context.Context, c *store.AuditCheckpoint) e
 	if err := s.settle(ctx); err != nil {
 		return fmt.Errorf("add audit checkpoint %d: %w", c.Size, err)
 	}
-	_, err := s.db.ExecContext(ctx, "INSERT INTO audit_checkpoints (size, note, timestamp, created_at) VALUES (?, ?, ?, ?)",
+	_, err := s.write(ctx, "INSERT INTO audit_checkpoints (size, note, timestamp, created_at) VALUES (?, ?, ?, ?)",
 		c.Size, c.Note, c.Timestamp, c.CreatedAt.UnixNano())
 	if err != nil {
 		return fmt.Errorf("add audit checkpoint %d: %w", c.Size, conflict(err))
@@ -565,7 +571,7 @@ const auditCursorsTable = `CREATE TABLE IF NOT EXISTS audit_cursors (
 func (s *DB) withCursors(ctx context.Context, fn func() error) error {
 	err := fn()
 	if err != nil && strings.Contains(err.Error(), "no such table: audit_cursors") {
-		if _, cerr := s.db.ExecContext(ctx, auditCursorsTable); cerr != nil {
+		if _, cerr := s.write(ctx, auditCursorsTable); cerr != nil {
 			return cerr
 		}
 		err = fn()
@@ -591,7 +597,7 @@ func (s *DB) AuditCursor(ctx context.Context, name string) (int64, error) {
 // SetAuditCursor saves a log reader's position.
 func (s *DB) SetAuditCursor(ctx context.Context, name string, position int64) error {
 	err := s.withCursors(ctx, func() error {
-		_, err := s.db.ExecContext(ctx, `INSERT INTO audit_cursors (name, position, updated_at) VALUES (?, ?, ?)
+		_, err := s.write(ctx, `INSERT INTO audit_cursors (name, position, updated_at) VALUES (?, ?, ?)
 			ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`,
 			name, position, time.Now().UnixNano())
 		return err

@@ -36,7 +36,7 @@ func nullString(s string) sql.NullString {
 
 // CreateAuthority stores a new authority.
 func (s *DB) CreateAuthority(ctx context.Context, a *store.Authority) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO ca_authorities (name, key_id, cert, external, created_at, updated_at)
+	_, err := s.write(ctx, `INSERT INTO ca_authorities (name, key_id, cert, external, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?)`, a.Name, a.KeyID, a.Cert, a.External, a.CreatedAt.UnixNano(), a.UpdatedAt.UnixNano())
 	if isUnique(err) {
 		return fmt.Errorf("create authority %s: %w", a.Name, store.ErrConflict)
@@ -49,7 +49,7 @@ func (s *DB) CreateAuthority(ctx context.Context, a *store.Authority) error {
 
 // ReplaceAuthority updates an existing authority's key and certificate.
 func (s *DB) ReplaceAuthority(ctx context.Context, a *store.Authority) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE ca_authorities SET key_id = ?, cert = ?, external = ?, updated_at = ? WHERE name = ?`,
+	res, err := s.write(ctx, `UPDATE ca_authorities SET key_id = ?, cert = ?, external = ?, updated_at = ? WHERE name = ?`,
 		a.KeyID, a.Cert, a.External, a.UpdatedAt.UnixNano(), a.Name)
 	if err != nil {
 		return fmt.Errorf("replace authority %s: %w", a.Name, err)
@@ -118,7 +118,7 @@ func insertCert(ctx context.Context, db execer, c *store.Certificate) error {
 
 // CreateCertificate stores a certificate record.
 func (s *DB) CreateCertificate(ctx context.Context, c *store.Certificate) error {
-	return insertCert(ctx, s.db, c)
+	return insertCert(ctx, gated{s}, c)
 }
 
 // Certificate returns the certificate record with the given ID.
@@ -199,11 +199,11 @@ func revoke(ctx context.Context, db execer, id string, at time.Time, reason int,
 
 // ReplaceCertificate makes next the owner's valid certificate and revokes prev.
 func (s *DB) ReplaceCertificate(ctx context.Context, prev string, next *store.Certificate, at time.Time, reason int) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("replace certificate: %w", err)
 	}
-	defer tx.Rollback()
+	defer done()
 	if prev != "" {
 		if err := revoke(ctx, tx, prev, at, reason, next.ID); err != nil {
 			return err
@@ -231,12 +231,12 @@ func (s *DB) ReplaceCertificate(ctx context.Context, prev string, next *store.Ce
 
 // RevokeCertificate marks a live certificate revoked.
 func (s *DB) RevokeCertificate(ctx context.Context, id string, at time.Time, reason int) error {
-	return revoke(ctx, s.db, id, at, reason, "")
+	return revoke(ctx, gated{s}, id, at, reason, "")
 }
 
 // ExpireCertificate marks a valid certificate expired.
 func (s *DB) ExpireCertificate(ctx context.Context, id string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE ca_certificates SET status = 'expired' WHERE id = ? AND status = 'valid'`, id)
+	res, err := s.write(ctx, `UPDATE ca_certificates SET status = 'expired' WHERE id = ? AND status = 'valid'`, id)
 	if err != nil {
 		return fmt.Errorf("expire certificate %s: %w", id, err)
 	}
@@ -258,7 +258,7 @@ func (s *DB) NextCRLNumber(ctx context.Context, issuer string) (int64, error) {
 	var n int64
 	// An upsert with RETURNING is one statement in both SQLite and
 	// PostgreSQL, so two replicas never get the same number.
-	err := s.db.QueryRowContext(ctx, `INSERT INTO ca_crl_numbers (issuer, last) VALUES (?, 1)
+	err := s.writeRow(ctx, `INSERT INTO ca_crl_numbers (issuer, last) VALUES (?, 1)
 		ON CONFLICT (issuer) DO UPDATE SET last = ca_crl_numbers.last + 1 RETURNING last`, issuer).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("next crl number %s: %w", issuer, err)
@@ -268,7 +268,7 @@ func (s *DB) NextCRLNumber(ctx context.Context, issuer string) (int64, error) {
 
 // SaveCRL stores crl unless a higher-numbered one is already stored.
 func (s *DB) SaveCRL(ctx context.Context, crl *store.CRL) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO ca_crls (issuer, number, this_update, next_update, der) VALUES (?, ?, ?, ?, ?)
+	_, err := s.write(ctx, `INSERT INTO ca_crls (issuer, number, this_update, next_update, der) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (issuer) DO UPDATE SET number = excluded.number, this_update = excluded.this_update,
 			next_update = excluded.next_update, der = excluded.der
 		WHERE excluded.number > ca_crls.number`,

@@ -33,7 +33,7 @@ func (s *DB) PutCSCChallenge(ctx context.Context, c *store.CSCChallenge, prevCre
 	args := []any{c.CredentialID, c.Caller, c.CitizenID, c.Hash, c.Sends, c.Attempts,
 		regNano(c.SentAt), regNano(c.ExpiresAt), regNano(c.UsedAt), regNano(c.LockedAt), regNano(c.CreatedAt)}
 	if prevCreated.IsZero() {
-		_, err := s.db.ExecContext(ctx, "INSERT INTO csc_challenges ("+cscChallengeColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		_, err := s.write(ctx, "INSERT INTO csc_challenges ("+cscChallengeColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			append([]any{c.ID}, args...)...)
 		if regUnique(err) {
 			return fmt.Errorf("put csc challenge: %w", store.ErrConflict)
@@ -43,7 +43,7 @@ func (s *DB) PutCSCChallenge(ctx context.Context, c *store.CSCChallenge, prevCre
 		}
 		return nil
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE csc_challenges SET credential_id = ?, caller = ?, citizen_id = ?, hash = ?,
+	res, err := s.write(ctx, `UPDATE csc_challenges SET credential_id = ?, caller = ?, citizen_id = ?, hash = ?,
 		sends = ?, attempts = ?, sent_at = ?, expires_at = ?, used_at = ?, locked_at = ?, created_at = ?
 		WHERE id = ? AND created_at = ?`, append(args, c.ID, prevCreated.UnixNano())...)
 	if err != nil {
@@ -67,7 +67,7 @@ func (s *DB) CSCChallenge(ctx context.Context, id string) (*store.CSCChallenge, 
 // ResendCSCChallenge replaces the code of a live challenge within the
 // resend limits.
 func (s *DB) ResendCSCChallenge(ctx context.Context, id string, hash []byte, maxSends int, notAfter, at, expires time.Time) (*store.CSCChallenge, error) {
-	c, err := cscScanChallenge(s.db.QueryRowContext(ctx, `UPDATE csc_challenges
+	c, err := cscScanChallenge(s.writeRow(ctx, `UPDATE csc_challenges
 		SET hash = ?, sends = sends + 1, sent_at = ?, expires_at = ?
 		WHERE id = ? AND used_at IS NULL AND locked_at IS NULL AND sends < ? AND sent_at <= ?
 		RETURNING `+cscChallengeColumns, hash, at.UnixNano(), expires.UnixNano(), id, maxSends, notAfter.UnixNano()))
@@ -85,7 +85,7 @@ func (s *DB) ResendCSCChallenge(ctx context.Context, id string, hash []byte, max
 
 // UseCSCChallenge spends a challenge once.
 func (s *DB) UseCSCChallenge(ctx context.Context, id string, at time.Time) error {
-	res, err := s.db.ExecContext(ctx, "UPDATE csc_challenges SET used_at = ? WHERE id = ? AND used_at IS NULL AND locked_at IS NULL",
+	res, err := s.write(ctx, "UPDATE csc_challenges SET used_at = ? WHERE id = ? AND used_at IS NULL AND locked_at IS NULL",
 		at.UnixNano(), id)
 	if err != nil {
 		return fmt.Errorf("use csc challenge: %w", err)
@@ -101,11 +101,11 @@ func (s *DB) UseCSCChallenge(ctx context.Context, id string, at time.Time) error
 
 // CreateSAD stores a SAD and its hashes in one transaction.
 func (s *DB) CreateSAD(ctx context.Context, sad *store.SAD) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("create sad: %w", err)
 	}
-	defer tx.Rollback()
+	defer done()
 	_, err = tx.ExecContext(ctx, `INSERT INTO csc_sads (id, credential_id, caller, citizen_id, key_id, hash_algo,
 		num_signatures, used, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		sad.ID, sad.CredentialID, sad.Caller, sad.CitizenID, sad.KeyID, sad.HashAlgo, sad.NumSignatures, sad.Used,
@@ -179,11 +179,11 @@ func (s *DB) ReserveSAD(ctx context.Context, id string, hashes [][]byte, at time
 	if len(hashes) == 0 {
 		return fmt.Errorf("reserve sad: no hashes: %w", store.ErrConflict)
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("reserve sad: %w", err)
 	}
-	defer tx.Rollback()
+	defer done()
 	res, err := tx.ExecContext(ctx, `UPDATE csc_sads SET used = used + ?
 		WHERE id = ? AND used + ? <= num_signatures AND expires_at > ?`, len(hashes), id, len(hashes), at.UnixNano())
 	if err != nil {
@@ -210,11 +210,11 @@ func (s *DB) ReserveSAD(ctx context.Context, id string, hashes [][]byte, at time
 
 // ReleaseSAD gives back hashes whose signing failed.
 func (s *DB) ReleaseSAD(ctx context.Context, id string, hashes [][]byte) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("release sad: %w", err)
 	}
-	defer tx.Rollback()
+	defer done()
 	var n int64
 	for _, h := range hashes {
 		res, err := tx.ExecContext(ctx, "UPDATE csc_sad_hashes SET used_at = NULL WHERE sad_id = ? AND hash = ? AND used_at IS NOT NULL", id, h)
@@ -239,7 +239,7 @@ func (s *DB) ReleaseSAD(ctx context.Context, id string, hashes [][]byte) error {
 // DeleteExpiredSADs removes SADs (and by cascade their hashes) that
 // expired before the given time.
 func (s *DB) DeleteExpiredSADs(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, "DELETE FROM csc_sads WHERE expires_at < ?", before.UnixNano())
+	res, err := s.write(ctx, "DELETE FROM csc_sads WHERE expires_at < ?", before.UnixNano())
 	if err != nil {
 		return 0, fmt.Errorf("delete expired sads: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,7 +21,7 @@ func (s *DB) PutFireApp(ctx context.Context, a *store.FireApp) error {
 	if err != nil {
 		return fmt.Errorf("put fire app: %w", err)
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO fire_apps (app_id, portal_id, cert_digests, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+	_, err = s.write(ctx, `INSERT INTO fire_apps (app_id, portal_id, cert_digests, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (app_id) DO UPDATE SET portal_id = excluded.portal_id, cert_digests = excluded.cert_digests, updated_at = excluded.updated_at`,
 		a.AppID, a.PortalID, string(d), a.CreatedAt.UnixNano(), a.UpdatedAt.UnixNano())
 	if txUnique(err) {
@@ -117,7 +118,7 @@ func (s *DB) CreateFireTransaction(ctx context.Context, t *store.FireTransaction
 	if err != nil {
 		return fmt.Errorf("create fire transaction: %w", err)
 	}
-	_, err = s.db.ExecContext(ctx, "INSERT INTO fire_transactions ("+fireTxColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", args...)
+	_, err = s.write(ctx, "INSERT INTO fire_transactions ("+fireTxColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", args...)
 	if txUnique(err) {
 		return fmt.Errorf("create fire transaction %s: %w", t.ID, store.ErrConflict)
 	}
@@ -173,9 +174,64 @@ func (s *DB) UpdateFireTransaction(ctx context.Context, t *store.FireTransaction
 	return nil
 }
 
+// AddFireDocument adds d to the draft t and stores ft's docids, in one
+// write transaction.
+func (s *DB) AddFireDocument(ctx context.Context, t *store.Transaction, d *store.Document, ft *store.FireTransaction) error {
+	ids, err := json.Marshal(nonNil(ft.DocIDs))
+	if err != nil {
+		return fmt.Errorf("add fire document: %w", err)
+	}
+	tx, done, err := s.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("add fire document: %w", err)
+	}
+	defer done()
+	if err := s.addDocument(ctx, tx, t, d); err != nil {
+		return err
+	}
+	res, err := s.txExec(ctx, tx, "UPDATE fire_transactions SET doc_ids = ?, version = version + 1 WHERE id = ? AND version = ?", string(ids), ft.ID, ft.Version)
+	if err != nil {
+		return fmt.Errorf("add fire document to %s: %w", ft.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("add fire document to %s: %w", ft.ID, err)
+	} else if n == 0 {
+		return fmt.Errorf("add fire document to %s: version %d is stale or gone: %w", ft.ID, ft.Version, store.ErrConflict)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("add fire document to %s: %w", ft.ID, err)
+	}
+	t.Version++
+	ft.Version++
+	return nil
+}
+
+// MarkFireRecovered adds docID to ft's handed-out docids.
+func (s *DB) MarkFireRecovered(ctx context.Context, ft *store.FireTransaction, docID string) error {
+	rec, err := json.Marshal(append(slices.Clip(nonNil(ft.Recovered)), docID))
+	if err != nil {
+		return fmt.Errorf("mark fire recovered: %w", err)
+	}
+	res, err := s.exec(ctx, "UPDATE fire_transactions SET recovered = ?, version = version + 1 WHERE id = ? AND version = ?", string(rec), ft.ID, ft.Version)
+	if err != nil {
+		return fmt.Errorf("mark fire recovered %s: %w", ft.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("mark fire recovered %s: %w", ft.ID, err)
+	} else if n == 0 {
+		if _, err := s.FireTransaction(ctx, ft.ID); err != nil {
+			return err
+		}
+		return fmt.Errorf("mark fire recovered %s: %w", ft.ID, store.ErrConflict)
+	}
+	ft.Recovered = append(ft.Recovered, docID)
+	ft.Version++
+	return nil
+}
+
 // DeleteFireTransaction deletes the FIRe side of transaction id.
 func (s *DB) DeleteFireTransaction(ctx context.Context, id string) error {
-	if _, err := s.db.ExecContext(ctx, "DELETE FROM fire_transactions WHERE id = ?", id); err != nil {
+	if _, err := s.write(ctx, "DELETE FROM fire_transactions WHERE id = ?", id); err != nil {
 		return fmt.Errorf("delete fire transaction %s: %w", id, err)
 	}
 	return nil
@@ -183,7 +239,7 @@ func (s *DB) DeleteFireTransaction(ctx context.Context, id string) error {
 
 // PurgeFireTransactions deletes those that expired before t.
 func (s *DB) PurgeFireTransactions(ctx context.Context, before time.Time) (int, error) {
-	res, err := s.db.ExecContext(ctx, "DELETE FROM fire_transactions WHERE expires_at < ?", before.UnixNano())
+	res, err := s.write(ctx, "DELETE FROM fire_transactions WHERE expires_at < ?", before.UnixNano())
 	if err != nil {
 		return 0, fmt.Errorf("purge fire transactions: %w", err)
 	}

@@ -12,7 +12,7 @@ import (
 
 // CreateKey inserts a new key record.
 func (s *DB) CreateKey(ctx context.Context, k *store.Key) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO keys (id, owner, type, mode, public_key, wrapped, created_at)
+	_, err := s.write(ctx, `INSERT INTO keys (id, owner, type, mode, public_key, wrapped, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, k.ID, k.Owner, k.Type, k.Mode, k.PublicKey, k.Wrapped, k.CreatedAt.UnixNano())
 	if err != nil {
 		if uniqueViolation(err) {
@@ -87,7 +87,7 @@ func (s *DB) Keys(ctx context.Context, owner, after string, limit int) ([]*store
 
 // DestroyKey marks a key destroyed and erases its wrapped blob.
 func (s *DB) DestroyKey(ctx context.Context, id string, at time.Time) error {
-	res, err := s.db.ExecContext(ctx, "UPDATE keys SET destroyed_at = ?, wrapped = NULL WHERE id = ? AND destroyed_at IS NULL", at.UnixNano(), id)
+	res, err := s.write(ctx, "UPDATE keys SET destroyed_at = ?, wrapped = NULL WHERE id = ? AND destroyed_at IS NULL", at.UnixNano(), id)
 	if err != nil {
 		return fmt.Errorf("destroy key %s: %w", id, err)
 	}

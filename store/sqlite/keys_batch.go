@@ -13,11 +13,11 @@ func (s *DB) CreateKeys(ctx context.Context, keys []*store.Key) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("create keys: %w", err)
 	}
-	defer tx.Rollback()
+	defer done()
 	st, err := tx.PrepareContext(ctx, `INSERT INTO keys (id, owner, type, mode, public_key, wrapped, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {

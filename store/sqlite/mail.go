@@ -13,7 +13,7 @@ var _ store.MailStore = (*DB)(nil)
 
 // PutEmail adds a message to the mail outbox.
 func (s *DB) PutEmail(ctx context.Context, m *store.Email) error {
-	_, err := s.db.ExecContext(ctx, "INSERT INTO mail_outbox (id, recipient, subject, body, created_at) VALUES (?, ?, ?, ?, ?)",
+	_, err := s.write(ctx, "INSERT INTO mail_outbox (id, recipient, subject, body, created_at) VALUES (?, ?, ?, ?, ?)",
 		m.ID, m.To, m.Subject, m.Text, m.CreatedAt.UnixNano())
 	if regUnique(err) {
 		return fmt.Errorf("put email %s: %w", m.ID, store.ErrConflict)

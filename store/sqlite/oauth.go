@@ -44,7 +44,7 @@ func (s *DB) CreateOAuthRequest(ctx context.Context, r *store.OAuthRequest) erro
 		digests = []byte("[]")
 	}
 	r.Version = 1
-	_, err = s.db.ExecContext(ctx, "INSERT INTO oauth_requests ("+oauthColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	_, err = s.write(ctx, "INSERT INTO oauth_requests ("+oauthColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		r.ID, r.ClientID, r.RedirectURI, r.State, r.CodeChallenge, r.Scope, r.CredentialID, r.HashAlgo, r.NumSignatures, string(digests), r.Details,
 		r.Status, r.CitizenID, r.SessionHash, r.CodeHash, r.Version, r.CreatedAt.UnixNano(), r.ExpiresAt.UnixNano(), r.UpdatedAt.UnixNano())
 	if regUnique(err) {
@@ -70,7 +70,7 @@ func (s *DB) OAuthRequest(ctx context.Context, id string) (*store.OAuthRequest, 
 
 // UpdateOAuthRequest stores the ceremony's fields if the version matches.
 func (s *DB) UpdateOAuthRequest(ctx context.Context, r *store.OAuthRequest) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE oauth_requests SET status = ?, citizen_id = ?, session_hash = ?, code_hash = ?,
+	res, err := s.write(ctx, `UPDATE oauth_requests SET status = ?, citizen_id = ?, session_hash = ?, code_hash = ?,
 		expires_at = ?, updated_at = ?, version = version + 1 WHERE id = ? AND version = ?`,
 		r.Status, r.CitizenID, r.SessionHash, r.CodeHash, r.ExpiresAt.UnixNano(), r.UpdatedAt.UnixNano(), r.ID, r.Version)
 	if err != nil {
@@ -90,7 +90,7 @@ func (s *DB) UpdateOAuthRequest(ctx context.Context, r *store.OAuthRequest) erro
 
 // DeleteExpiredOAuthRequests removes requests expired before the time.
 func (s *DB) DeleteExpiredOAuthRequests(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, "DELETE FROM oauth_requests WHERE expires_at < ?", before.UnixNano())
+	res, err := s.write(ctx, "DELETE FROM oauth_requests WHERE expires_at < ?", before.UnixNano())
 	if err != nil {
 		return 0, fmt.Errorf("delete expired oauth requests: %w", err)
 	}

@@ -59,7 +59,7 @@ func listOutbox[T any](ctx context.Context, s *DB, o outbox, to string, limit in
 
 // purgeOutbox deletes the rows of o created before the cutoff.
 func (s *DB) purgeOutbox(ctx context.Context, o outbox, before time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, "DELETE FROM "+o.table+" WHERE created_at < ?", before.UnixNano())
+	res, err := s.write(ctx, "DELETE FROM "+o.table+" WHERE created_at < ?", before.UnixNano())
 	if err != nil {
 		return 0, fmt.Errorf("delete %s: %w", o.what, err)
 	}

@@ -60,7 +60,7 @@ func (s *DB) CreatePortal(ctx context.Context, p *store.Portal) error {
 	if err != nil {
 		return fmt.Errorf("create portal: %w", err)
 	}
-	_, err = s.db.ExecContext(ctx, "INSERT INTO portals ("+portalColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", args...)
+	_, err = s.write(ctx, "INSERT INTO portals ("+portalColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", args...)
 	if txUnique(err) {
 		return fmt.Errorf("create portal %s: %w", p.ID, store.ErrConflict)
 	}
@@ -124,7 +124,7 @@ func (s *DB) UpdatePortal(ctx context.Context, p *store.Portal) error {
 	if err != nil {
 		return fmt.Errorf("update portal: %w", err)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE portals SET name = ?, redirect_urls = ?, api_key_hash = ?, cert_sha256 = ?,
+	res, err := s.write(ctx, `UPDATE portals SET name = ?, redirect_urls = ?, api_key_hash = ?, cert_sha256 = ?,
 		max_documents = ?, max_doc_bytes = ?, rate_per_min = ?, callback_url = ?, callback_key = ?, status = ?, updated_at = ?
 		WHERE id = ?`, append(append([]any{}, args[1:11]...), args[12], p.ID)...)
 	if txUnique(err) {

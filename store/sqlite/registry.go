@@ -56,7 +56,7 @@ func scanCitizen(row interface{ Scan(...any) error }) (*store.Citizen, error) {
 
 // CreateCitizen inserts a citizen; ErrConflict if the DNI/NIE is taken.
 func (s *DB) CreateCitizen(ctx context.Context, c *store.Citizen) error {
-	_, err := s.db.ExecContext(ctx, "INSERT INTO citizens ("+citizenColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", citizenArgs(c)...)
+	_, err := s.write(ctx, "INSERT INTO citizens ("+citizenColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", citizenArgs(c)...)
 	if regUnique(err) {
 		return fmt.Errorf("create citizen %s: %w", c.ID, store.ErrConflict)
 	}
@@ -69,11 +69,11 @@ func (s *DB) CreateCitizen(ctx context.Context, c *store.Citizen) error {
 // ImportCitizens inserts many citizens in one transaction, skipping those
 // that exist, so a bulk import of thousands of rows is one fsync.
 func (s *DB) ImportCitizens(ctx context.Context, citizens []*store.Citizen, records []*store.FiscalRecord) ([]bool, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("import citizens: %w", err)
 	}
-	defer tx.Rollback()
+	defer done()
 	ins, err := tx.PrepareContext(ctx, "INSERT INTO citizens ("+citizenColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING")
 	if err != nil {
 		return nil, fmt.Errorf("import citizens: %w", err)
@@ -160,7 +160,7 @@ func (s *DB) Citizens(ctx context.Context, q store.CitizenQuery) ([]*store.Citiz
 
 // UpdateCitizen overwrites every mutable field of an existing citizen.
 func (s *DB) UpdateCitizen(ctx context.Context, c *store.Citizen) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE citizens SET given_name = ?, surnames = ?, mobile = ?, email = ?, level = ?,
+	res, err := s.write(ctx, `UPDATE citizens SET given_name = ?, surnames = ?, mobile = ?, email = ?, level = ?,
 		method = ?, status = ?, updated_at = ?, level_at = ? WHERE id = ?`,
 		c.GivenName, c.Surnames, c.Mobile, c.Email, c.Level, c.Method, c.Status, c.UpdatedAt.UnixNano(), c.LevelAt.UnixNano(), c.ID)
 	if err != nil {
@@ -176,7 +176,7 @@ func (s *DB) UpdateCitizen(ctx context.Context, c *store.Citizen) error {
 
 // PutCredential sets a citizen's password hash and clears any lockout.
 func (s *DB) PutCredential(ctx context.Context, c *store.Credential) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO credentials (citizen_id, hash, failures, locked_at, set_at) VALUES (?, ?, ?, ?, ?)
+	_, err := s.write(ctx, `INSERT INTO credentials (citizen_id, hash, failures, locked_at, set_at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (citizen_id) DO UPDATE SET hash = excluded.hash, failures = excluded.failures,
 		locked_at = excluded.locked_at, set_at = excluded.set_at`,
 		c.CitizenID, c.Hash, c.Failures, regNano(c.LockedAt), c.SetAt.UnixNano())
@@ -217,7 +217,7 @@ func (s *DB) Credential(ctx context.Context, citizenID string) (*store.Credentia
 // CredentialFailed counts a failure and locks at max in one statement, so
 // concurrent guesses cannot slip past the limit.
 func (s *DB) CredentialFailed(ctx context.Context, citizenID string, max int, at time.Time) (*store.Credential, error) {
-	c, err := scanCredential(s.db.QueryRowContext(ctx, `UPDATE credentials SET failures = failures + 1,
+	c, err := scanCredential(s.writeRow(ctx, `UPDATE credentials SET failures = failures + 1,
 		locked_at = CASE WHEN locked_at IS NULL AND failures + 1 >= ? THEN ? ELSE locked_at END
 		WHERE citizen_id = ? RETURNING citizen_id, hash, failures, locked_at, set_at`, max, at.UnixNano(), citizenID))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -231,7 +231,7 @@ func (s *DB) CredentialFailed(ctx context.Context, citizenID string, max int, at
 
 // CredentialSucceeded resets the failure count of an unlocked credential.
 func (s *DB) CredentialSucceeded(ctx context.Context, citizenID string) error {
-	if _, err := s.db.ExecContext(ctx, "UPDATE credentials SET failures = 0 WHERE citizen_id = ? AND locked_at IS NULL", citizenID); err != nil {
+	if _, err := s.write(ctx, "UPDATE credentials SET failures = 0 WHERE citizen_id = ? AND locked_at IS NULL", citizenID); err != nil {
 		return fmt.Errorf("credential %s: %w", citizenID, err)
 	}
 	return nil
@@ -253,7 +253,7 @@ func scanCode(row interface{ Scan(...any) error }) (*store.Code, error) {
 
 // CreateCode stores a new registration code.
 func (s *DB) CreateCode(ctx context.Context, c *store.Code) error {
-	_, err := s.db.ExecContext(ctx, "INSERT INTO registration_codes ("+codeColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	_, err := s.write(ctx, "INSERT INTO registration_codes ("+codeColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		c.ID, c.Kind, c.CitizenID, c.Hash, c.Data, c.Attempts, c.CreatedAt.UnixNano(), c.ExpiresAt.UnixNano(), regNano(c.UsedAt))
 	if regUnique(err) {
 		return fmt.Errorf("create code: %w", store.ErrConflict)
@@ -300,7 +300,7 @@ func (s *DB) Codes(ctx context.Context, citizenID, kind string) ([]*store.Code, 
 
 // UseCode spends a code once.
 func (s *DB) UseCode(ctx context.Context, id string, at time.Time) error {
-	res, err := s.db.ExecContext(ctx, "UPDATE registration_codes SET used_at = ? WHERE id = ? AND used_at IS NULL", at.UnixNano(), id)
+	res, err := s.write(ctx, "UPDATE registration_codes SET used_at = ? WHERE id = ? AND used_at IS NULL", at.UnixNano(), id)
 	if err != nil {
 		return fmt.Errorf("use code: %w", err)
 	}
@@ -318,7 +318,7 @@ func (s *DB) UseCode(ctx context.Context, id string, at time.Time) error {
 // CodeAttempt counts one wrong guess at a code.
 func (s *DB) CodeAttempt(ctx context.Context, id string) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, "UPDATE registration_codes SET attempts = attempts + 1 WHERE id = ? RETURNING attempts", id).Scan(&n)
+	err := s.writeRow(ctx, "UPDATE registration_codes SET attempts = attempts + 1 WHERE id = ? RETURNING attempts", id).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("code: %w", store.ErrNotFound)
 	}
@@ -335,7 +335,7 @@ func (s *DB) DeleteCodes(ctx context.Context, kind string, expiredBefore time.Ti
 		q += " AND kind = ?"
 		args = append(args, kind)
 	}
-	res, err := s.db.ExecContext(ctx, q, args...)
+	res, err := s.write(ctx, q, args...)
 	if err != nil {
 		return 0, fmt.Errorf("delete codes: %w", err)
 	}
@@ -352,7 +352,7 @@ const fiscalUpsert = `INSERT INTO fiscal_records (citizen_id, given_name, surnam
 
 // PutFiscalRecord creates or replaces a fiscal record.
 func (s *DB) PutFiscalRecord(ctx context.Context, r *store.FiscalRecord) error {
-	if _, err := s.db.ExecContext(ctx, fiscalUpsert, r.CitizenID, r.GivenName, r.Surnames, r.Address, r.UpdatedAt.UnixNano()); err != nil {
+	if _, err := s.write(ctx, fiscalUpsert, r.CitizenID, r.GivenName, r.Surnames, r.Address, r.UpdatedAt.UnixNano()); err != nil {
 		return fmt.Errorf("put fiscal record %s: %w", r.CitizenID, err)
 	}
 	return nil
@@ -378,7 +378,7 @@ func (s *DB) FiscalRecord(ctx context.Context, citizenID string) (*store.FiscalR
 
 // PutLetter adds a letter to the letter outbox.
 func (s *DB) PutLetter(ctx context.Context, l *store.Letter) error {
-	_, err := s.db.ExecContext(ctx, "INSERT INTO letter_outbox (id, citizen_id, address, body, created_at) VALUES (?, ?, ?, ?, ?)",
+	_, err := s.write(ctx, "INSERT INTO letter_outbox (id, citizen_id, address, body, created_at) VALUES (?, ?, ?, ?, ?)",
 		l.ID, l.CitizenID, l.Address, l.Body, l.CreatedAt.UnixNano())
 	if err != nil {
 		return fmt.Errorf("put letter: %w", err)
@@ -408,7 +408,7 @@ func (s *DB) DeleteLetters(ctx context.Context, before time.Time) (int64, error)
 
 // PutSMS adds a message to the SMS outbox.
 func (s *DB) PutSMS(ctx context.Context, m *store.SMS) error {
-	_, err := s.db.ExecContext(ctx, "INSERT INTO sms_outbox (id, recipient, body, created_at) VALUES (?, ?, ?, ?)",
+	_, err := s.write(ctx, "INSERT INTO sms_outbox (id, recipient, body, created_at) VALUES (?, ?, ?, ?)",
 		m.ID, m.To, m.Text, m.CreatedAt.UnixNano())
 	if err != nil {
 		return fmt.Errorf("put sms: %w", err)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/firma-cloud/firma/store"
+	"golang.org/x/sync/semaphore"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -40,6 +41,8 @@ type DB struct {
 	// query again on every call otherwise, about a tenth of a FIRe batch's
 	// CPU. database/sql prepares each again on the connections that run it.
 	stmts sync.Map
+
+	gate *semaphore.Weighted // one write at a time from this handle: gate.go
 }
 
 // prepared returns query prepared once for this handle.
@@ -73,6 +76,10 @@ func (s *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, e
 	if err != nil {
 		return nil, err
 	}
+	if err := s.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer s.gate.Release(1)
 	return st.ExecContext(ctx, args...)
 }
 
@@ -119,7 +126,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %q: %w", path, err)
 	}
-	s := &DB{db: db, path: path}
+	s := &DB{db: db, path: path, gate: newGate()}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err

@@ -68,11 +68,11 @@ func scanTx(row interface{ Scan(...any) error }) (*store.Transaction, error) {
 // lock), so concurrent creations on any number of connections cannot both
 // take the last slot of the minute.
 func (s *DB) CreateTransaction(ctx context.Context, t *store.Transaction, docs []*store.Document, ratePerMin int) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("create transaction: %w", err)
 	}
-	defer tx.Rollback()
+	defer done()
 	if ratePerMin > 0 {
 		var n int
 		// No upper bound: a row stamped later by a node whose clock runs
@@ -217,11 +217,24 @@ func (s *DB) UpdateTransaction(ctx context.Context, t *store.Transaction) error 
 // batch's version in the same transaction so that concurrent adds
 // serialise.
 func (s *DB) AddDocument(ctx context.Context, t *store.Transaction, d *store.Document) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("add document: %w", err)
 	}
-	defer tx.Rollback()
+	defer done()
+	if err := s.addDocument(ctx, tx, t, d); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("add document to %s: %w", t.ID, err)
+	}
+	t.Version++
+	return nil
+}
+
+// addDocument is AddDocument's writes inside tx, which the caller
+// commits; t.Version is left as read.
+func (s *DB) addDocument(ctx context.Context, tx *sql.Tx, t *store.Transaction, d *store.Document) error {
 	res, err := s.txExec(ctx, tx, "UPDATE transactions SET version = version + 1, updated_at = ? WHERE id = ? AND version = ? AND state = 'draft'",
 		t.UpdatedAt.UnixNano(), t.ID, t.Version)
 	if err != nil {
@@ -241,10 +254,6 @@ func (s *DB) AddDocument(ctx context.Context, t *store.Transaction, d *store.Doc
 	if err != nil {
 		return fmt.Errorf("add document to %s: %w", t.ID, err)
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("add document to %s: %w", t.ID, err)
-	}
-	t.Version++
 	return nil
 }
 
@@ -315,11 +324,11 @@ func (s *DB) UpdateDocuments(ctx context.Context, docs []*store.Document, from s
 	if len(docs) == 0 {
 		return nil, nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("update documents: %w", err)
 	}
-	defer tx.Rollback()
+	defer done()
 	st, err := tx.PrepareContext(ctx, updateDocSQL)
 	if err != nil {
 		return nil, fmt.Errorf("update documents: %w", err)
@@ -370,7 +379,7 @@ func (s *DB) PurgeDocuments(ctx context.Context, endedBefore time.Time, limit in
 	if limit <= 0 {
 		limit = 100
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE transaction_documents SET content = NULL, result = NULL, timestamp_token = NULL
+	res, err := s.write(ctx, `UPDATE transaction_documents SET content = NULL, result = NULL, timestamp_token = NULL
 		WHERE (content IS NOT NULL OR result IS NOT NULL OR timestamp_token IS NOT NULL) AND transaction_id IN (
 			SELECT t.id FROM transactions t WHERE t.ended_at IS NOT NULL AND t.ended_at < ? AND EXISTS (
 				SELECT 1 FROM transaction_documents d WHERE d.transaction_id = t.id

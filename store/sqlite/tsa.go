@@ -15,7 +15,7 @@ var _ store.TSAStore = (*DB)(nil)
 
 // CreateTSAUnit stores a new TSA unit.
 func (s *DB) CreateTSAUnit(ctx context.Context, u *store.TSAUnit) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO tsa_units (name, key_id, cert, created_at, updated_at)
+	_, err := s.write(ctx, `INSERT INTO tsa_units (name, key_id, cert, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?)`, u.Name, u.KeyID, u.Cert, u.KeySince.UnixNano(), u.UpdatedAt.UnixNano())
 	if err != nil {
 		if uniqueViolation(err) {
@@ -30,7 +30,7 @@ func (s *DB) CreateTSAUnit(ctx context.Context, u *store.TSAUnit) error {
 // whose key is still prevKeyID: a compare-and-swap, so that of two
 // replicas rolling the key over at once only one wins.
 func (s *DB) ReplaceTSAUnit(ctx context.Context, u *store.TSAUnit, prevKeyID string) error {
-	res, err := s.db.ExecContext(ctx, "UPDATE tsa_units SET key_id = ?, cert = ?, created_at = ?, updated_at = ? WHERE name = ? AND key_id = ?",
+	res, err := s.write(ctx, "UPDATE tsa_units SET key_id = ?, cert = ?, created_at = ?, updated_at = ? WHERE name = ? AND key_id = ?",
 		u.KeyID, u.Cert, u.KeySince.UnixNano(), u.UpdatedAt.UnixNano(), u.Name, prevKeyID)
 	if err != nil {
 		return fmt.Errorf("replace tsa unit %s: %w", u.Name, err)
@@ -76,11 +76,11 @@ func (s *DB) AllocTSASerials(ctx context.Context, sequence string, n int64) (int
 	if n < 1 {
 		return 0, fmt.Errorf("alloc tsa serials %s: count %d below 1", sequence, n)
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("alloc tsa serials %s: %w", sequence, err)
 	}
-	defer tx.Rollback()
+	defer done()
 	if _, err := s.txExec(ctx, tx, "INSERT INTO tsa_serials (sequence, last) VALUES (?, 0) ON CONFLICT (sequence) DO NOTHING", sequence); err != nil {
 		return 0, fmt.Errorf("alloc tsa serials %s: %w", sequence, err)
 	}
@@ -124,11 +124,11 @@ func (s *DB) AddTSAIssuances(ctx context.Context, rs []*store.TSAIssuance) error
 	if len(rs) == 0 {
 		return nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("tsa issuances: %w", err)
 	}
-	defer tx.Rollback()
+	defer done()
 	for _, r := range rs {
 		if _, err := s.txExec(ctx, tx, addTSAIssuance, r.Interval, r.Serial, r.KeyID, r.IssuedAt.UnixNano(), r.TokenHash,
 			r.ImprintHash, r.Policy, r.Client); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ func testFire(t *testing.T, open Open) {
 		{"apps", fireApps},
 		{"app and portal", fireAppPortal},
 		{"transactions", fireTransactions},
+		{"documents", fireDocuments},
 	})
 }
 
@@ -126,5 +128,84 @@ func fireTransactions(t *testing.T, db store.Store, reopen Reopen) {
 	got = &store.FireTransaction{ID: "T2", Version: 0}
 	if err := db.UpdateFireTransaction(ctx, got); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("updating a deleted one: %v, want ErrNotFound", err)
+	}
+}
+
+// fireDocuments: addDocumentToBatch's one write stores the document and
+// its docid together or neither, and the hand-out mark is taken once.
+func fireDocuments(t *testing.T, db store.Store, reopen Reopen) {
+	addPortal(t, db)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	tx, _ := newTx(fmt.Sprintf("%032x", 14), now)
+	tx.State, tx.ApprovalDigest = "draft", nil
+	if err := db.CreateTransaction(ctx, tx, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	ft := &store.FireTransaction{ID: tx.ID, AppID: "A1", Subject: "12345678Z", Batch: true, DocIDs: []string{}, Recovered: []string{},
+		CreatedAt: now, ExpiresAt: now.Add(10 * time.Minute)}
+	if err := db.CreateFireTransaction(ctx, ft); err != nil {
+		t.Fatal(err)
+	}
+	doc := func(i int) *store.Document {
+		return &store.Document{Index: i, Name: fmt.Sprint("d", i), Format: "raw", Hash: "sha256", Digest: make([]byte, 32), Status: "pending"}
+	}
+	staleTx, staleFt := *tx, *ft
+	for i := range 2 {
+		ft.DocIDs = append(ft.DocIDs, fmt.Sprint("id", i))
+		if err := db.AddFireDocument(ctx, tx, doc(i), ft); err != nil {
+			t.Fatalf("add %d: %v", i, err)
+		}
+	}
+	if tx.Version != staleTx.Version+2 || ft.Version != staleFt.Version+2 {
+		t.Errorf("versions %d, %d; want both grown by 2", tx.Version, ft.Version)
+	}
+	// Either version stale: ErrConflict, and neither the document nor
+	// the docid is stored.
+	staleFt.DocIDs = []string{"lost"}
+	for _, c := range []struct {
+		name string
+		tx   *store.Transaction
+		ft   *store.FireTransaction
+	}{{"stale transaction", &staleTx, ft}, {"stale fire transaction", tx, &staleFt}} {
+		next := *c.ft
+		next.DocIDs = append(slices.Clone(c.ft.DocIDs), "lost")
+		if err := db.AddFireDocument(ctx, c.tx, doc(2), &next); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("%s: %v, want ErrConflict", c.name, err)
+		}
+	}
+	other := db
+	if reopen != nil {
+		other = reopen(t)
+	}
+	docs, err := other.Documents(ctx, tx.ID, false)
+	if err != nil || len(docs) != 2 {
+		t.Fatalf("documents %d, %v; want 2", len(docs), err)
+	}
+	got, err := other.FireTransaction(ctx, tx.ID)
+	if err != nil || !slices.Equal(got.DocIDs, []string{"id0", "id1"}) || got.Version != ft.Version {
+		t.Fatalf("fire transaction %+v, %v", got, err)
+	}
+
+	// Two requests for one document: the second, at the version it read,
+	// loses.
+	first, second := *got, *got
+	if err := db.MarkFireRecovered(ctx, &first, "id1"); err != nil || !slices.Equal(first.Recovered, []string{"id1"}) || first.Version != got.Version+1 {
+		t.Fatalf("mark: %v, %+v", err, first)
+	}
+	if err := db.MarkFireRecovered(ctx, &second, "id1"); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("second mark at the old version: %v, want ErrConflict", err)
+	}
+	if err := db.MarkFireRecovered(ctx, &first, "id0"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = other.FireTransaction(ctx, tx.ID); err != nil || !slices.Equal(got.Recovered, []string{"id1", "id0"}) || !slices.Equal(got.DocIDs, []string{"id0", "id1"}) {
+		t.Fatalf("after marks %+v, %v", got, err)
+	}
+	if err := db.DeleteFireTransaction(ctx, tx.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.MarkFireRecovered(ctx, got, "id0"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("mark on a deleted one: %v, want ErrNotFound", err)
 	}
 }
