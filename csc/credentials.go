@@ -52,8 +52,11 @@ type SignatureFormats struct {
 
 // Methods lists the API methods served besides info (which every client
 // may call without credentials).
-var Methods = []string{"credentials/list", "credentials/info", "credentials/sendOTP", "credentials/authorize", "signatures/signHash", "signatures/signDoc",
-	"signatures/timestamp"}
+var Methods = []string{"credentials/list", "credentials/info", "credentials/sendOTP", "credentials/authorize", "credentials/getChallenge",
+	"credentials/authorizeCheck", "credentials/extendTransaction", "signatures/signHash", "signatures/signDoc", "signatures/timestamp", "auth/revoke"}
+
+// explicitMethods are the explicit path's, off with it.
+var explicitMethods = []string{"credentials/sendOTP", "credentials/authorize", "credentials/getChallenge", "credentials/authorizeCheck"}
 
 // Info describes the service.
 func (s *Service) Info() *InfoResponse {
@@ -78,13 +81,16 @@ func (s *Service) Info() *InfoResponse {
 // when it is served.
 var OAuthMethods = []string{"oauth2/authorize", "oauth2/pushed_authorize", "oauth2/token", "oauth2/revoke"}
 
-// Methods lists the methods this service serves besides info:
-// credentials/sendOTP and credentials/authorize only while the explicit
-// authorisation path is on.
+// Methods lists the methods this service serves besides info: the
+// explicit path's only while it is on, signatures/timestamp with a TSA,
+// auth/revoke with the OAuth 2.0 server's service tokens.
 func (s *Service) Methods() []string {
 	out := make([]string, 0, len(Methods))
 	for _, m := range Methods {
-		if (m == "credentials/sendOTP" || m == "credentials/authorize") && s.opt.ExplicitOff {
+		if s.opt.ExplicitOff && slices.Contains(explicitMethods, m) {
+			continue
+		}
+		if m == "auth/revoke" && s.revoker == nil {
 			continue
 		}
 		if m == "signatures/timestamp" && s.opt.Timestamper == nil {

@@ -236,7 +236,7 @@ func TestInfo(t *testing.T) {
 		var info csc.InfoResponse
 		json.NewDecoder(resp.Body).Decode(&info)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || info.Specs != csc.Spec || len(info.Methods) != 7 || info.Region != "ES" {
+		if resp.StatusCode != http.StatusOK || info.Specs != csc.Spec || len(info.Methods) != 10 || info.Region != "ES" {
 			t.Fatalf("%s info: %d %+v", method, resp.StatusCode, info)
 		}
 	}
@@ -621,7 +621,7 @@ func TestErrorsAreCSCJSON(t *testing.T) {
 		{"not JSON", "credentials/info", "{", "application/json", http.StatusBadRequest},
 		{"empty body", "credentials/info", "", "application/json", http.StatusBadRequest},
 		{"wrong content type", "credentials/info", "{}", "text/plain", http.StatusUnsupportedMediaType},
-		{"unknown method", "credentials/extendTransaction", "{}", "application/json", http.StatusNotFound},
+		{"unknown method", "signatures/signPolling", "{}", "application/json", http.StatusNotFound},
 		{"async signing", "signatures/signHash", `{"credentialID":"x","SAD":"y","hashes":["z"],"signAlgo":"1","operationMode":"A"}`, "application/json", http.StatusBadRequest},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ type metrics struct {
 	requests   *prometheus.CounterVec
 	otps       *prometheus.CounterVec
 	signatures *prometheus.CounterVec
+	extensions prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -23,11 +24,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		signatures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "firma_csc_signatures_total", Help: "Hashes signed through signatures/signHash, by outcome."},
 			[]string{"outcome"}),
+		extensions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "firma_csc_sad_extensions_total", Help: "SADs replaced by credentials/extendTransaction."}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.otps, m.signatures} {
+	for _, c := range []prometheus.Collector{m.requests, m.otps, m.signatures, m.extensions} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("csc metrics: %w", err)
 		}

@@ -106,6 +106,10 @@ type Options struct {
 
 	SADTTL        time.Duration // how long a SAD may be used; default 5 minutes
 	MaxSignatures int           // numSignatures allowed in one SAD ("multisign"); default 100
+	// TransactionTTL bounds credentials/extendTransaction: no SAD of an
+	// authorisation lives past it, counted from the approval; default
+	// DefaultTransactionTTL.
+	TransactionTTL time.Duration
 
 	// What info returns.
 	Name, Description, Logo, Region, Lang string
@@ -123,6 +127,8 @@ type Service struct {
 	m   *metrics
 	// serviceTokens looks up service-scope OAuth tokens (SetServiceTokens).
 	serviceTokens func(ctx context.Context, tok string) (string, bool)
+	// revoker serves auth/revoke (SetTokenRevoker).
+	revoker TokenRevoker
 }
 
 // New returns a Service.
@@ -151,6 +157,9 @@ func New(opt Options) (*Service, error) {
 	}
 	if opt.MaxSignatures <= 0 {
 		opt.MaxSignatures = DefaultMaxSignatures
+	}
+	if opt.TransactionTTL <= 0 {
+		opt.TransactionTTL = DefaultTransactionTTL
 	}
 	if opt.Name == "" {
 		opt.Name = "Cl@ve Firma"

@@ -17,6 +17,13 @@ const (
 	// request of scope "service" in this status, its ID the token's hash.
 	OAuthServiceToken = "service_token"
 	OAuthRevoked      = "revoked" // a service token revoked by its client
+
+	// A service-scope refresh token is kept the same way (ID its hash,
+	// State its grant's ID) in OAuthRefresh until used once, then
+	// OAuthRotated. The grant is a row of its own in OAuthServiceToken
+	// (or OAuthRevoked) that every token it issued checks.
+	OAuthRefresh = "refresh"
+	OAuthRotated = "rotated"
 )
 
 // OAuthDigest is one document digest the citizen is asked to authorise.

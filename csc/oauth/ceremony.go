@@ -235,6 +235,7 @@ type Token struct {
 	TokenType            string          `json:"token_type"`
 	ExpiresIn            int             `json:"expires_in"`
 	Scope                string          `json:"scope,omitempty"`
+	RefreshToken         string          `json:"refresh_token,omitempty"`
 	CredentialID         string          `json:"credentialID,omitempty"`
 	AuthorizationDetails json.RawMessage `json:"authorization_details,omitempty"`
 }
@@ -246,10 +247,12 @@ func (s *Server) Exchange(ctx context.Context, c *Client, q url.Values) (*Token,
 	case "authorization_code":
 	case "client_credentials":
 		return s.serviceToken(ctx, c, q)
+	case "refresh_token":
+		return s.refreshToken(ctx, c, q)
 	case "":
 		return nil, invalid("missing parameter grant_type")
 	default:
-		return nil, fail(errs.Invalid, CodeUnsupportedGrantType, "grant_type %q is not offered; use authorization_code or client_credentials", gt)
+		return nil, fail(errs.Invalid, CodeUnsupportedGrantType, "grant_type %q is not offered; use authorization_code, client_credentials or refresh_token", gt)
 	}
 	code := q.Get("code")
 	id, secret, ok := strings.Cut(code, ".")
@@ -310,20 +313,17 @@ func (s *Server) Exchange(ctx context.Context, c *Client, q url.Values) (*Token,
 	return t, nil
 }
 
-// Revoke ends an access token of the client (RFC 7009); unknown tokens
-// are revoked already.
-func (s *Server) Revoke(ctx context.Context, c *Client, token string) error {
+// Revoke ends a token of the client (RFC 7009): a service-scope access
+// token, a refresh token with its grant, or a credential-scope token (a
+// SAD); unknown tokens are revoked already.
+func (s *Server) Revoke(ctx context.Context, c *Client, token, hint string) error {
 	if token == "" {
 		return invalid("missing parameter token")
 	}
-	if r, err := s.opt.Store.OAuthRequest(ctx, serviceID(token)); err == nil {
-		if r.ClientID != c.ID || r.Status != store.OAuthServiceToken {
-			return nil
-		}
-		r.Status, r.UpdatedAt = store.OAuthRevoked, s.now().UTC()
-		if err := s.opt.Store.UpdateOAuthRequest(ctx, r); err != nil && !errors.Is(err, store.ErrConflict) {
-			return internal(err)
-		}
+	if err := s.revokeService(ctx, c.ID, token, hint); err != nil {
+		return err
+	}
+	if hint == "refresh_token" {
 		return nil
 	}
 	return s.opt.CSC.RevokeToken(ctx, csc.Caller{ID: c.ID}, token)
@@ -341,24 +341,22 @@ func (s *Server) serviceToken(ctx context.Context, c *Client, q url.Values) (*To
 	if sc := q.Get("scope"); sc != "" && sc != "service" {
 		return nil, fail(errs.Invalid, CodeInvalidScope, "client_credentials gives scope service only; credentials need the citizen (authorization_code)")
 	}
-	tok, err := randomToken()
+	t, err := s.issueService(ctx, c, "", time.Time{})
 	if err != nil {
-		return nil, internal(err)
-	}
-	now := s.now().UTC()
-	r := &store.OAuthRequest{ID: serviceID(tok), ClientID: c.ID, Scope: "service", Status: store.OAuthServiceToken,
-		CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(s.opt.ServiceTTL)}
-	if err := s.opt.Store.CreateOAuthRequest(ctx, r); err != nil {
-		return nil, internal(err)
+		return nil, err
 	}
 	s.log.InfoContext(ctx, "oauth service token issued", "client", c.ID)
-	return &Token{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int(s.opt.ServiceTTL / time.Second), Scope: "service"}, nil
+	return t, nil
 }
 
 // serviceClient is the client a live service-scope token belongs to.
 func (s *Server) serviceClient(ctx context.Context, tok string) (string, bool) {
 	r, err := s.opt.Store.OAuthRequest(ctx, serviceID(tok))
 	if err != nil || r.Status != store.OAuthServiceToken || !s.now().Before(r.ExpiresAt) {
+		return "", false
+	}
+	// Revoking a refresh token ends its grant's access tokens too.
+	if live, err := s.liveGrant(ctx, r.State); err != nil || !live {
 		return "", false
 	}
 	return r.ClientID, true

@@ -75,6 +75,9 @@ type Options struct {
 	// ServiceTTL is how long a service-scope token (client_credentials)
 	// lives.
 	ServiceTTL time.Duration
+	// RefreshTTL is how long a service-scope grant (its refresh tokens)
+	// lives; default DefaultRefreshTTL.
+	RefreshTTL time.Duration
 	Log        *slog.Logger
 	Clock      func() time.Time
 }
@@ -100,6 +103,9 @@ func New(opt Options) (*Server, error) {
 	if opt.ServiceTTL <= 0 {
 		opt.ServiceTTL = DefaultServiceTTL
 	}
+	if opt.RefreshTTL <= 0 {
+		opt.RefreshTTL = DefaultRefreshTTL
+	}
 	s := &Server{opt: opt, log: opt.Log, now: opt.Clock}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -108,6 +114,7 @@ func New(opt Options) (*Server, error) {
 		s.now = time.Now
 	}
 	opt.CSC.SetServiceTokens(s.serviceClient)
+	opt.CSC.SetTokenRevoker(s.revokeService)
 	return s, nil
 }
 

@@ -9,7 +9,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/firma-cloud/firma/api/rest"
 	"github.com/firma-cloud/firma/csc"
@@ -154,8 +153,11 @@ func (o *oauthServer) token(ctx context.Context, c *oauth.Client, form url.Value
 }
 
 func (o *oauthServer) revoke(ctx context.Context, c *oauth.Client, form url.Values) (int, any, error) {
-	if h := form.Get("token_type_hint"); h != "" && !strings.EqualFold(h, "access_token") {
-		return 0, nil, errs.New(errs.Invalid, "unsupported_token_type", "only access tokens are issued")
+	h := form.Get("token_type_hint")
+	switch h {
+	case "", "access_token", "refresh_token":
+	default:
+		return 0, nil, errs.New(errs.Invalid, "unsupported_token_type", "token_type_hint must be access_token or refresh_token")
 	}
-	return http.StatusOK, nil, o.srv.Revoke(ctx, c, form.Get("token"))
+	return http.StatusOK, nil, o.srv.Revoke(ctx, c, form.Get("token"), h)
 }
