@@ -232,20 +232,26 @@ func Sign(ctx context.Context, doc []byte, key crypto.Signer, chain []*x509.Cert
 	h := opt.hash()
 	switch opt.Packaging {
 	case "", Enveloped:
-		tree, err := Parse(doc, lim)
+		p, err := parse(doc, lim)
 		if err != nil {
 			return nil, err
 		}
-		c, err := canonDocument(tree, withoutComments(opt.c14n()), "")
+		// The signature's place in the document, for its namespace context:
+		// the root's attributes without its content, taken before the tree
+		// is consumed by its canonicalisation.
+		root := p.doc.Root()
+		at := etree.NewElement(root.FullTag())
+		at.Attr = append(at.Attr, root.Attr...)
+		c, err := canonDoc(p.doc, withoutComments(opt.c14n()), "", true)
 		if err != nil {
 			return nil, err
 		}
 		s.addDocRef("", []string{TransformEnv, opt.c14n()}, hashOf(h, c), mimeOr(opt.MimeType, "text/xml"))
-		tree.Root().AddChild(s.sig)
+		at.AddChild(s.sig)
 		if err := s.finish(ctx); err != nil {
 			return nil, err
 		}
-		return tree.WriteToBytes()
+		return p.insert(doc, s.sig), nil
 	case Enveloping:
 		obj := s.sig.CreateElement("ds:Object")
 		obj.CreateAttr("Id", "Object-"+s.id)
