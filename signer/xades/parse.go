@@ -91,6 +91,14 @@ type parsed struct {
 	rootEnd    int
 	selfClosed bool
 	rootName   string
+	// ends, when asked for, is where each element closes, for Extend to
+	// add unsigned properties without rewriting what is signed.
+	ends map[*etree.Element]elementEnd
+}
+
+type elementEnd struct {
+	off        int
+	selfClosed bool
 }
 
 // insert returns b, the document p was read from, with el as the root
@@ -98,23 +106,35 @@ type parsed struct {
 // (the signature covers their canonical form, which re-serialising the
 // whole tree would only reproduce at a cost) and only el is written out.
 func (p *parsed) insert(b []byte, el *etree.Element) []byte {
-	var sig bytes.Buffer
-	el.WriteTo(&sig, &etree.WriteSettings{})
-	out := make([]byte, 0, len(b)+sig.Len()+len(p.rootName)+4)
-	if p.selfClosed {
-		// <root .../> becomes <root ...>signature</root>.
-		out = append(out, b[:p.rootEnd-2]...)
-		out = append(out, '>')
-		out = append(out, sig.Bytes()...)
-		out = append(out, "</"+p.rootName+">"...)
-	} else {
-		out = append(out, b[:p.rootEnd]...)
-		out = append(out, sig.Bytes()...)
+	return insertAt(b, elementEnd{p.rootEnd, p.selfClosed}, p.rootName, el)
+}
+
+// insertAt returns b with els written out as the last children of the
+// element named name that closes at end.
+func insertAt(b []byte, end elementEnd, name string, els ...*etree.Element) []byte {
+	var add bytes.Buffer
+	for _, el := range els {
+		el.WriteTo(&add, &etree.WriteSettings{})
 	}
-	return append(out, b[p.rootEnd:]...)
+	out := make([]byte, 0, len(b)+add.Len()+len(name)+4)
+	if end.selfClosed {
+		// <e .../> becomes <e ...>added</e>.
+		out = append(out, b[:end.off-2]...)
+		out = append(out, '>')
+		out = append(out, add.Bytes()...)
+		out = append(out, "</"+name+">"...)
+	} else {
+		out = append(out, b[:end.off]...)
+		out = append(out, add.Bytes()...)
+	}
+	return append(out, b[end.off:]...)
 }
 
 func parse(b []byte, lim Limits) (*parsed, error) {
+	return parseTracking(b, lim, false)
+}
+
+func parseTracking(b []byte, lim Limits, track bool) (*parsed, error) {
 	lim = lim.orDefault()
 	if len(b) > lim.MaxBytes {
 		return nil, fmt.Errorf("%d bytes, over %d: %w", len(b), lim.MaxBytes, ErrTooLarge)
@@ -132,10 +152,14 @@ func parse(b []byte, lim Limits) (*parsed, error) {
 	}
 	doc := etree.NewDocument()
 	p := &parsed{doc: doc, rootEnd: -1}
+	if track {
+		p.ends = map[*etree.Element]elementEnd{}
+	}
 	elements, roots := 0, 0
 	// RawToken leaves namespaces untranslated, as etree keeps them
 	// (prefixes resolved on demand); tags are matched here.
 	var open []xml.Name
+	var startEnds []int64 // where each open element's start tag ends
 	cur := &doc.Element
 	for {
 		before := d.InputOffset()
@@ -151,6 +175,7 @@ func parse(b []byte, lim Limits) (*parsed, error) {
 			return nil, fmt.Errorf("line %d: %w", line(b, d.InputOffset()), ErrDoctype)
 		case xml.StartElement:
 			open = append(open, t.Name)
+			startEnds = append(startEnds, d.InputOffset())
 			elements++
 			if len(open) == 1 {
 				roots++
@@ -190,9 +215,16 @@ func parse(b []byte, lim Limits) (*parsed, error) {
 				return nil, fmt.Errorf("%w: line %d: </%s> does not close the open element", ErrMalformed, line(b, d.InputOffset()), t.Name.Local)
 			}
 			open = open[:len(open)-1]
+			// An empty-element tag's end comes with no bytes of its own,
+			// right after the "/>" of its start.
+			selfClosed := startEnds[len(startEnds)-1] == before && before >= 2 && string(b[before-2:before]) == "/>"
+			startEnds = startEnds[:len(startEnds)-1]
+			if p.ends != nil {
+				p.ends[cur] = elementEnd{int(before), selfClosed}
+			}
 			if len(open) == 0 {
 				p.rootEnd = int(before)
-				p.selfClosed = !bytes.HasPrefix(b[before:], []byte("</"))
+				p.selfClosed = selfClosed
 				p.rootName = cur.FullTag()
 			}
 			cur = cur.Parent()

@@ -36,6 +36,10 @@ func TestMain(m *testing.M) {
 const (
 	noPI     = "xadesjs canonicalises only the root element of a same-document reference, leaving out processing instructions around it, which C14N keeps"
 	noC14N11 = "xadesjs has no C14N 1.1"
+	// noATS: xadesjs knows the XAdES 1.3.2 elements only; EN 319 132-1
+	// B-LTA's archive timestamp is xadesv141:ArchiveTimeStamp, which its
+	// UnsignedSignatureProperties reader refuses as "Malformed element".
+	noATS    = "xadesjs has no xadesv141:ArchiveTimeStamp"
 	noXMLLng = "xadesjs leaves the inherited xml:lang out of the inclusive C14N of a subtree (SignedProperties), which C14N 1.0 section 2.4 puts in"
 )
 
