@@ -680,6 +680,8 @@ func xadesErr(err error) error {
 		return fmt.Errorf("%w: %w", ErrFormatDigest, err)
 	case errors.Is(err, xades.ErrCertificate):
 		return fmt.Errorf("%w: %w", ErrCertificate, err)
+	case errors.Is(err, xades.ErrValidation):
+		return fmt.Errorf("%w: %w", ErrValidation, err)
 	}
 	return err
 }
@@ -694,6 +696,9 @@ func signXAdES(ctx context.Context, doc Document, key crypto.Signer, chain []*x5
 		MimeType: string(doc.Type), Name: xadesName(doc.Name)}
 	if opt.Timestamper != nil {
 		xo.Timestamper = opt.Timestamper
+	}
+	if opt.Validation != nil {
+		xo.Validation = opt.Validation
 	}
 	var out []byte
 	var err error

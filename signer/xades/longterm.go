@@ -420,3 +420,37 @@ func readLongTerm(usp *etree.Element, v *Verified) error {
 	}
 	return nil
 }
+
+// SignatureTimestamp returns the DER SignatureTimeStamp token of the one
+// XAdES signature in signed, nil when it has none.
+func SignatureTimestamp(signed []byte, lim Limits) ([]byte, error) {
+	doc, err := Parse(signed, lim)
+	if err != nil {
+		return nil, err
+	}
+	sigs, _ := signatures(doc)
+	if len(sigs) != 1 {
+		return nil, fmt.Errorf("%d XML signatures: %w (want one)", len(sigs), ErrUnsupported)
+	}
+	for _, o := range children(sigs[0], NSDSig, "Object") {
+		for _, qp := range children(o, NSXAdES, "QualifyingProperties") {
+			up := child(qp, NSXAdES, "UnsignedProperties")
+			if up == nil {
+				return nil, nil
+			}
+			usp := child(up, NSXAdES, "UnsignedSignatureProperties")
+			if usp == nil {
+				return nil, nil
+			}
+			if ts := children(usp, NSXAdES, "SignatureTimeStamp"); len(ts) > 0 {
+				tok, err := b64(child(ts[0], NSXAdES, "EncapsulatedTimeStamp"))
+				if err != nil {
+					return nil, broken("bad EncapsulatedTimeStamp")
+				}
+				return tok, nil
+			}
+			return nil, nil
+		}
+	}
+	return nil, broken("no xades:QualifyingProperties: an XMLDSig signature, not XAdES")
+}
