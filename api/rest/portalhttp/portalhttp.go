@@ -422,7 +422,7 @@ func (h *Handler) document(w http.ResponseWriter, r *http.Request, p *store.Port
 			WriteProblem(w, r, h.log, refuse(transaction.CodeWrongState, "document %d is %s, not signed", i, d.Status), r.PathValue("id"))
 			return
 		}
-		ct := map[signer.Format]string{signer.FormatCAdES: "application/pkcs7-signature", signer.FormatPAdES: "application/pdf", signer.FormatXAdES: "application/xml",
+		ct := map[signer.Format]string{signer.FormatCAdES: "application/pkcs7-signature", signer.FormatPAdES: "application/pdf", signer.FormatXAdES: "application/xml", signer.FormatFacturae: "application/xml",
 			signer.FormatASiCSCAdES: asic.MimeASiCS, signer.FormatASiCSXAdES: asic.MimeASiCS, signer.FormatASiCEXAdES: asic.MimeASiCE}[d.Format]
 		if ct == "" {
 			ct = "application/octet-stream"
