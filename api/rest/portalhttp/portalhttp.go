@@ -473,8 +473,8 @@ type UpgradeJSON struct {
 	Signature []byte `json:"signature"`         // base64 DER CMS, or base64 XML with one XAdES signature
 	Digest    []byte `json:"digest,omitempty"`  // base64, the signed content's digest (CAdES)
 	Content   []byte `json:"content,omitempty"` // base64, the document of a detached XAdES signature
-	Hash      string `json:"hash,omitempty"` // sha256 (default), sha384, sha512
-	Level     string `json:"level"`          // B-T, B-LT or B-LTA
+	Hash      string `json:"hash,omitempty"`    // sha256 (default), sha384, sha512
+	Level     string `json:"level"`             // B-T, B-LT or B-LTA
 }
 
 // UpgradedJSON is the raised signature.
