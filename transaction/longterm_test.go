@@ -254,4 +254,23 @@ func TestUpgradeXAdES(t *testing.T) {
 	}
 	_, err = e.svc.Upgrade(e.ctx, transaction.UpgradeRequest{Signature: bytes.Replace(bb, []byte("2026/57"), []byte("2026/58"), 1), Level: signer.LevelT})
 	wantCode(t, err, transaction.CodeInvalidRequest)
+
+	// The same through REST: the detached signature with its document.
+	pt, err := e.portals.Create(e.ctx, portal.Spec{Name: "Sede", RedirectURLs: []string{okURL, errURL}, IssueAPIKey: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(portalhttp.NewHandler(e.svc, e.portals, nil, 0))
+	defer srv.Close()
+	rc := &restClient{t: t, url: srv.URL, key: pt.APIKey}
+	resp, body := rc.do("POST", "/api/v1/signatures/upgrade", portalhttp.UpgradeJSON{Signature: bt, Content: doc, Level: "B-LT"}, nil)
+	var got portalhttp.UpgradedJSON
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &got) != nil || got.Level != "B-LT" {
+		t.Fatalf("REST upgrade: %d %s", resp.StatusCode, body)
+	}
+	if vs, err := xades.Verify(got.Signature, func(string) ([]byte, bool) { return doc, true }, xades.Limits{}); err != nil || vs[0].Err != nil || vs[0].Level() != xades.LevelLT {
+		t.Fatalf("REST upgraded: %v %+v", err, vs)
+	}
+	resp, body = rc.do("POST", "/api/v1/signatures/upgrade", portalhttp.UpgradeJSON{Signature: bt, Level: "B-LTA"}, nil)
+	problem(t, resp, body, http.StatusBadRequest, transaction.CodeInvalidRequest)
 }
