@@ -21,8 +21,8 @@ import (
 
 	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/signer/asic"
-	"github.com/firma-cloud/firma/signer/ltv"
 	"github.com/firma-cloud/firma/signer/facturae"
+	"github.com/firma-cloud/firma/signer/ltv"
 	"github.com/firma-cloud/firma/signer/xades"
 )
 
