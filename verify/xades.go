@@ -37,16 +37,21 @@ func (v *Verifier) XAdES(ctx context.Context, doc, content []byte) (*Report, err
 		if errors.Is(x.Err, xades.ErrNoContent) {
 			return nil, ErrNoContent
 		}
-		// The level reached is raised below as each long-term part checks.
-		level := xades.LevelB
-		if x.Timestamp != nil {
-			level = xades.LevelT
-		}
-		s := &Signature{Format: FormatXAdES, Level: string(level), DigestAlg: hashNames[x.Hash], SigningTime: x.SigningTime}
+		s := &Signature{Format: FormatXAdES, Level: string(baseLevel(x)), DigestAlg: hashNames[x.Hash], SigningTime: x.SigningTime}
 		v.checkXAdES(ctx, s, x)
 		out = append(out, s)
 	}
 	return v.finish(FormatXAdES, start, out...), nil
+}
+
+// baseLevel is B-T for a signature with a signature timestamp, else B-B:
+// checkXAdES raises it to B-LT and B-LTA only as those parts check, never
+// on what the signature's structure claims.
+func baseLevel(x *xades.Verified) xades.Level {
+	if x.Timestamp != nil {
+		return xades.LevelT
+	}
+	return xades.LevelB
 }
 
 var hashNames = map[crypto.Hash]string{crypto.SHA256: "SHA-256", crypto.SHA384: "SHA-384", crypto.SHA512: "SHA-512"}
