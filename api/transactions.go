@@ -151,6 +151,7 @@ var formatsIn = map[firmav1.SignatureFormat]signer.Format{
 	firmav1.SignatureFormat_SIGNATURE_FORMAT_ASIC_S_CADES: signer.FormatASiCSCAdES,
 	firmav1.SignatureFormat_SIGNATURE_FORMAT_ASIC_S_XADES: signer.FormatASiCSXAdES,
 	firmav1.SignatureFormat_SIGNATURE_FORMAT_ASIC_E_XADES: signer.FormatASiCEXAdES,
+	firmav1.SignatureFormat_SIGNATURE_FORMAT_FACTURAE:     signer.FormatFacturae,
 }
 
 var formatsOut = map[signer.Format]firmav1.SignatureFormat{
@@ -161,6 +162,7 @@ var formatsOut = map[signer.Format]firmav1.SignatureFormat{
 	signer.FormatASiCSCAdES: firmav1.SignatureFormat_SIGNATURE_FORMAT_ASIC_S_CADES,
 	signer.FormatASiCSXAdES: firmav1.SignatureFormat_SIGNATURE_FORMAT_ASIC_S_XADES,
 	signer.FormatASiCEXAdES: firmav1.SignatureFormat_SIGNATURE_FORMAT_ASIC_E_XADES,
+	signer.FormatFacturae:   firmav1.SignatureFormat_SIGNATURE_FORMAT_FACTURAE,
 }
 
 func documentsIn(ds []*firmav1.TransactionDocument) ([]transaction.DocumentInput, error) {

@@ -211,6 +211,10 @@ func TestTransactionGRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	tx := firmav1.NewTransactionServiceClient(s.conn)
+	invoice, err := os.ReadFile("../signer/facturae/testdata/factura-3.2.2.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	digest := sha256.Sum256([]byte("expediente 7"))
 	req := &firmav1.CreateBatchRequest{SubjectId: "12345678Z", OkUrl: "https://a.example.es/ok", ErrorUrl: "https://a.example.es/ko",
 		Documents: []*firmav1.TransactionDocument{
@@ -218,6 +222,7 @@ func TestTransactionGRPC(t *testing.T) {
 			{Name: "anexo.txt", Content: []byte("anexo"), Format: firmav1.SignatureFormat_SIGNATURE_FORMAT_CADES},
 			{Name: "solicitud.xml", MediaType: "application/xml", Content: []byte(`<Solicitud xmlns="urn:example">7</Solicitud>`),
 				Format: firmav1.SignatureFormat_SIGNATURE_FORMAT_XADES},
+			{Name: "factura.xml", MediaType: "application/xml", Content: invoice, Format: firmav1.SignatureFormat_SIGNATURE_FORMAT_FACTURAE},
 		}}
 
 	_, err = tx.CreateBatch(ctx, req)
@@ -243,7 +248,7 @@ func TestTransactionGRPC(t *testing.T) {
 	_, err = tx.RecoverBatchState(portalCtx(a.ApiKey), &firmav1.TransactionRef{SubjectId: "87654321X", TransactionId: created.TransactionId})
 	wantReason(t, err, codes.NotFound, string(transaction.CodeNotFound))
 	st, err := tx.RecoverBatchState(portalCtx(a.ApiKey), ref)
-	if err != nil || st.State != "created" || len(st.Documents) != 3 {
+	if err != nil || st.State != "created" || len(st.Documents) != 4 {
 		t.Fatalf("RecoverBatchState: %v %+v", err, st)
 	}
 
@@ -272,7 +277,7 @@ func TestTransactionGRPC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Transaction.State != "done" || res.Transaction.Summary != "all_signed" || len(res.Documents) != 3 || len(res.CertificateChain) < 2 {
+	if res.Transaction.State != "done" || res.Transaction.Summary != "all_signed" || len(res.Documents) != 4 || len(res.CertificateChain) < 2 {
 		t.Fatalf("RecoverBatchResult: %+v", res.Transaction)
 	}
 	// The raw signature verifies with openssl against the certificate's key.
@@ -296,6 +301,15 @@ func TestTransactionGRPC(t *testing.T) {
 	}
 	if vs, err := xades.Verify(x.Signature, nil, xades.Limits{}); err != nil || len(vs) != 1 || vs[0].Err != nil || vs[0].Packaging != xades.Enveloped {
 		t.Fatalf("XAdES from gRPC: %v %+v", err, vs)
+	}
+	// The invoice comes back signed under the FacturaE policy.
+	fe, err := tx.RecoverBatchSign(portalCtx(a.ApiKey), &firmav1.RecoverBatchSignRequest{Ref: ref, DocumentIndex: 3})
+	if err != nil || fe.Document.Format != firmav1.SignatureFormat_SIGNATURE_FORMAT_FACTURAE {
+		t.Fatalf("RecoverBatchSign of the invoice: %v %+v", err, fe)
+	}
+	if vs, err := xades.Verify(fe.Signature, nil, xades.Limits{}); err != nil || len(vs) != 1 || vs[0].Err != nil || vs[0].Policy == nil ||
+		vs[0].Policy.Identifier != xades.PolicyFacturae31.Identifier {
+		t.Fatalf("FacturaE from gRPC: %v %+v", err, vs)
 	}
 	_, err = tx.CancelTransaction(portalCtx(a.ApiKey), ref)
 	wantReason(t, err, codes.FailedPrecondition, string(transaction.CodeAlreadyUsed))

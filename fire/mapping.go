@@ -25,7 +25,7 @@ var formats = map[string]formatSpec{
 	"pades":            {format: signer.FormatPAdES, mediaType: "application/pdf"},
 	"none":             {format: signer.FormatRaw, mediaType: "application/octet-stream"},
 	"xades":            {format: signer.FormatXAdES, mediaType: "application/xml"},
-	"facturae":         {refuse: "FacturaE signatures are not made by firma yet"},
+	"facturae":         {format: signer.FormatFacturae, mediaType: "application/xml"},
 	"cades-asic-s":     {format: signer.FormatASiCSCAdES, mediaType: "application/octet-stream"},
 	"xades-asic-s":     {format: signer.FormatASiCSXAdES, mediaType: "application/octet-stream"},
 	"cades-asic-s-tri": {refuse: "three-phase (client-side) signing is not offered: use CAdES-ASiC-S"},

@@ -21,6 +21,7 @@ import (
 
 	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/signer/asic"
+	"github.com/firma-cloud/firma/signer/facturae"
 	"github.com/firma-cloud/firma/signer/ltv"
 	"github.com/firma-cloud/firma/signer/xades"
 )
@@ -52,6 +53,9 @@ const (
 	// ASiC containers (ETSI EN 319 162-1, signer/asic) of the whole
 	// document: ASiC-S with a CAdES or a XAdES signature, ASiC-E with a
 	// XAdES one.
+	// FormatFacturae is a FacturaE 3.2.x invoice signed enveloped with
+	// XAdES-EPES under the FacturaE policy 3.1 (signer/facturae).
+	FormatFacturae   Format = "facturae"
 	FormatASiCSCAdES Format = "asic-s-cades"
 	FormatASiCSXAdES Format = "asic-s-xades"
 	FormatASiCEXAdES Format = "asic-e-xades"
@@ -61,10 +65,10 @@ const (
 // apply its per-document default.
 func ParseFormat(s string) (Format, error) {
 	switch f := Format(s); f {
-	case "", FormatRaw, FormatCAdES, FormatPAdES, FormatXAdES, FormatASiCSCAdES, FormatASiCSXAdES, FormatASiCEXAdES:
+	case "", FormatRaw, FormatCAdES, FormatPAdES, FormatXAdES, FormatFacturae, FormatASiCSCAdES, FormatASiCSXAdES, FormatASiCEXAdES:
 		return f, nil
 	}
-	return "", fmt.Errorf("format %q: %w (want raw, cades, pades, xades, asic-s-cades, asic-s-xades or asic-e-xades)", s, ErrFormat)
+	return "", fmt.Errorf("format %q: %w (want raw, cades, pades, xades, facturae, asic-s-cades, asic-s-xades or asic-e-xades)", s, ErrFormat)
 }
 
 // Level is the ETSI baseline level of a CAdES or PAdES signature.
@@ -603,6 +607,25 @@ func SignDocument(ctx context.Context, f Format, formats DefaultFormats, doc Doc
 		return PAdES(ctx, doc.Content, key, chain, opt, pdf)
 	case FormatXAdES:
 		return signXAdES(ctx, doc, key, chain, opt)
+	case FormatFacturae:
+		if doc.Content == nil {
+			return nil, fmt.Errorf("facturae: %w", ErrNeedsDocument)
+		}
+		if err := opt.check(); err != nil {
+			return nil, err
+		}
+		xo := xades.Options{Level: xades.Level(opt.Level), Hash: opt.hash(), PSS: opt.PSS, SigningTime: opt.SigningTime}
+		if opt.Timestamper != nil {
+			xo.Timestamper = opt.Timestamper
+		}
+		if opt.Validation != nil {
+			xo.Validation = opt.Validation
+		}
+		out, err := facturae.Sign(ctx, doc.Content, key, chain, xo)
+		if err != nil {
+			return nil, xadesErr(err)
+		}
+		return out, nil
 	case FormatASiCSCAdES, FormatASiCSXAdES, FormatASiCEXAdES:
 		if doc.Content == nil {
 			return nil, fmt.Errorf("%s: %w", f, ErrNeedsDocument)
@@ -680,6 +703,8 @@ func xadesErr(err error) error {
 		return fmt.Errorf("%w: %w", ErrFormatDigest, err)
 	case errors.Is(err, xades.ErrCertificate):
 		return fmt.Errorf("%w: %w", ErrCertificate, err)
+	case errors.Is(err, xades.ErrValidation):
+		return fmt.Errorf("%w: %w", ErrValidation, err)
 	}
 	return err
 }
@@ -694,6 +719,9 @@ func signXAdES(ctx context.Context, doc Document, key crypto.Signer, chain []*x5
 		MimeType: string(doc.Type), Name: xadesName(doc.Name)}
 	if opt.Timestamper != nil {
 		xo.Timestamper = opt.Timestamper
+	}
+	if opt.Validation != nil {
+		xo.Validation = opt.Validation
 	}
 	var out []byte
 	var err error

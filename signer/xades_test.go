@@ -9,6 +9,7 @@ import (
 
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signer/ltv"
 	"github.com/firma-cloud/firma/signer/xades"
 	"github.com/firma-cloud/firma/verify/testpki"
 )
@@ -33,10 +34,12 @@ func TestSignDocumentXAdES(t *testing.T) {
 		{"xml enveloped B-T", signer.Document{Type: "application/xml", Content: xml, Name: "solicitud.xml"}, signer.LevelT, xades.Enveloped, nil},
 		{"text detached", signer.Document{Type: "text/plain", Content: txt, Name: "carta.txt"}, signer.LevelB, xades.Detached, txt},
 		{"digest detached", signer.Document{Digest: d[:], Name: "../../etc/carta.txt"}, signer.LevelB, xades.Detached, txt},
+		{"xml enveloped B-LTA", signer.Document{Type: "application/xml", Content: xml, Name: "solicitud.xml"}, signer.LevelLTA, xades.Enveloped, nil},
+		{"digest detached B-LT", signer.Document{Digest: d[:], Name: "carta.txt"}, signer.LevelLT, xades.Detached, txt},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			opt := signer.Options{Level: tc.level, Timestamper: pki.Timestamper(t)}
+			opt := signer.Options{Level: tc.level, Timestamper: pki.Timestamper(t), Validation: &ltv.Gatherer{}}
 			out, err := signer.SignDocument(ctx, signer.FormatXAdES, signer.StandardFormats(), tc.doc, key, chain, opt, signer.PDFOptions{})
 			if err != nil {
 				t.Fatal(err)

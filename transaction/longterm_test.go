@@ -17,6 +17,7 @@ import (
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/signer/ltv"
+	"github.com/firma-cloud/firma/signer/xades"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
 	"github.com/firma-cloud/firma/transaction"
 	"github.com/firma-cloud/firma/verify/testpki"
@@ -28,6 +29,7 @@ import (
 // of the TSA's, openssl verifies them, and the level is refused when no
 // validation material can be gathered.
 func TestLongTermLevels(t *testing.T) {
+	xmlDoc := []byte("<Solicitud xmlns=\"urn:example:registro\"><Asunto>Licencia de obras</Asunto></Solicitud>")
 	tok := softhsmtest.New(t)
 	pki := testpki.New(t)
 	var e *env
@@ -45,7 +47,8 @@ func TestLongTermLevels(t *testing.T) {
 			txt, pdf := readFile(t, "resolucion.txt"), readFile(t, "simple.pdf")
 			c, err := e.svc.Create(e.ctx, p, transaction.CreateRequest{CitizenID: citizen, Level: level, OKURL: okURL, ErrorURL: errURL,
 				Documents: []transaction.DocumentInput{{Name: "resolucion.txt", MediaType: "text/plain", Content: txt, Format: signer.FormatCAdES},
-					{Name: "solicitud.pdf", MediaType: "application/pdf", Content: pdf}}})
+					{Name: "solicitud.pdf", MediaType: "application/pdf", Content: pdf},
+					{Name: "solicitud.xml", MediaType: "application/xml", Content: xmlDoc, Format: signer.FormatXAdES}}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -57,7 +60,13 @@ func TestLongTermLevels(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			verifyResults(t, e, r, [][]byte{txt, pdf})
+			verifyResults(t, e, r, [][]byte{txt, pdf, xmlDoc})
+			// XAdES: the citizen's and the TSA's revocation data, and at
+			// B-LTA an archive timestamp.
+			vs, err := xades.Verify(r.Documents[2].Signature, nil, xades.Limits{})
+			if err != nil || len(vs) != 1 || vs[0].Err != nil || string(vs[0].Level()) != string(level) || len(vs[0].OCSP) < 2 {
+				t.Errorf("XAdES %s: %v %+v", level, err, vs)
+			}
 			if !bytes.Contains(r.Documents[1].Signature, []byte("/DSS")) {
 				t.Errorf("%s PDF without a document security store", level)
 			}
@@ -201,4 +210,67 @@ func TestUpgradeGrace(t *testing.T) {
 	if _, err := e.svc.Upgrade(e.ctx, transaction.UpgradeRequest{Signature: bt, Digest: sum[:], Level: signer.LevelLT}); err != nil {
 		t.Fatalf("after the grace period: %v", err)
 	}
+}
+
+// TestUpgradeXAdES raises XAdES signatures made elsewhere through the
+// same Upgrade as CAdES: an enveloped B-B to B-LTA, a detached B-T to
+// B-LT with its document; a detached one without its document is refused
+// for B-LTA, as is a signature over a changed document.
+func TestUpgradeXAdES(t *testing.T) {
+	tok := softhsmtest.New(t)
+	pki := testpki.New(t)
+	e := newEnvOn(t, tok, func(o *transaction.Options) {
+		o.Timestamper = pki.Timestamper(t)
+		o.Validation = &ltv.Gatherer{}
+	})
+	key, chain := pki.User(t, keystore.ECP256, "FIRMANTE EXTERNO")
+	xml := []byte("<Contrato xmlns=\"urn:example\"><Numero>2026/57</Numero></Contrato>")
+	bb, err := xades.Sign(e.ctx, xml, key, chain, xades.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := e.svc.Upgrade(e.ctx, transaction.UpgradeRequest{Signature: bb, Level: signer.LevelLTA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := xades.Verify(up, nil, xades.Limits{})
+	if err != nil || vs[0].Err != nil || vs[0].Level() != xades.LevelLTA || !bytes.HasPrefix(up, bb[:bytes.LastIndex(bb, []byte("</xades:QualifyingProperties>"))]) {
+		t.Fatalf("upgraded: %v %+v", err, vs)
+	}
+	doc := []byte("anexo separado\n")
+	bt, err := xades.Sign(e.ctx, doc, key, chain, xades.Options{Packaging: xades.Detached, Name: "anexo.txt", Level: xades.LevelT, Timestamper: pki.Timestamper(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.svc.Upgrade(e.ctx, transaction.UpgradeRequest{Signature: bt, Level: signer.LevelLTA})
+	wantCode(t, err, transaction.CodeInvalidRequest)
+	lt, err := e.svc.Upgrade(e.ctx, transaction.UpgradeRequest{Signature: bt, Level: signer.LevelLT, Content: doc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err = xades.Verify(lt, func(string) ([]byte, bool) { return doc, true }, xades.Limits{})
+	if err != nil || vs[0].Err != nil || vs[0].Level() != xades.LevelLT {
+		t.Fatalf("detached upgraded: %v %+v", err, vs)
+	}
+	_, err = e.svc.Upgrade(e.ctx, transaction.UpgradeRequest{Signature: bytes.Replace(bb, []byte("2026/57"), []byte("2026/58"), 1), Level: signer.LevelT})
+	wantCode(t, err, transaction.CodeInvalidRequest)
+
+	// The same through REST: the detached signature with its document.
+	pt, err := e.portals.Create(e.ctx, portal.Spec{Name: "Sede", RedirectURLs: []string{okURL, errURL}, IssueAPIKey: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(portalhttp.NewHandler(e.svc, e.portals, nil, 0))
+	defer srv.Close()
+	rc := &restClient{t: t, url: srv.URL, key: pt.APIKey}
+	resp, body := rc.do("POST", "/api/v1/signatures/upgrade", portalhttp.UpgradeJSON{Signature: bt, Content: doc, Level: "B-LT"}, nil)
+	var got portalhttp.UpgradedJSON
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &got) != nil || got.Level != "B-LT" {
+		t.Fatalf("REST upgrade: %d %s", resp.StatusCode, body)
+	}
+	if vs, err := xades.Verify(got.Signature, func(string) ([]byte, bool) { return doc, true }, xades.Limits{}); err != nil || vs[0].Err != nil || vs[0].Level() != xades.LevelLT {
+		t.Fatalf("REST upgraded: %v %+v", err, vs)
+	}
+	resp, body = rc.do("POST", "/api/v1/signatures/upgrade", portalhttp.UpgradeJSON{Signature: bt, Level: "B-LTA"}, nil)
+	problem(t, resp, body, http.StatusBadRequest, transaction.CodeInvalidRequest)
 }

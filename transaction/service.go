@@ -26,6 +26,7 @@ import (
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/registry"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signer/facturae"
 	"github.com/firma-cloud/firma/signer/ltv"
 	"github.com/firma-cloud/firma/signer/xades"
 	"github.com/firma-cloud/firma/signing"
@@ -410,7 +411,7 @@ func (s *Service) document(i int, in DocumentInput, lim portal.Limits) (*store.D
 	}
 	f, err := signer.ParseFormat(string(in.Format))
 	if err != nil {
-		return nil, &Error{Code: CodeUnsupportedFormat, Field: field + ".format", Message: fmt.Sprintf("%s.format: %q: want raw, cades, pades, xades, asic-s-cades, asic-s-xades or asic-e-xades", field, in.Format)}
+		return nil, &Error{Code: CodeUnsupportedFormat, Field: field + ".format", Message: fmt.Sprintf("%s.format: %q: want raw, cades, pades, xades, facturae, asic-s-cades, asic-s-xades or asic-e-xades", field, in.Format)}
 	}
 	d := &store.Document{Index: i, Name: name, MediaType: in.MediaType, Hash: hname, Status: string(DocPending)}
 	switch {
@@ -443,6 +444,13 @@ func (s *Service) document(i int, in DocumentInput, lim portal.Limits) (*store.D
 				return nil, &Error{Code: CodeInvalidDocument, Field: field + ".content", Message: field + ": xades: " + err.Error()}
 			}
 		}
+		// An invoice is checked as FacturaE before anyone is asked to
+		// sign it.
+		if f == signer.FormatFacturae {
+			if err := facturae.Check(in.Content, xades.Limits{MaxBytes: int(lim.MaxDocBytes)}); err != nil {
+				return nil, &Error{Code: CodeInvalidDocument, Field: field + ".content", Message: field + ": facturae: " + err.Error()}
+			}
+		}
 	case in.Digest != nil:
 		if len(in.Digest) != h.Size() {
 			return nil, &Error{Code: CodeBadDigest, Field: field + ".digest",
@@ -457,6 +465,10 @@ func (s *Service) document(i int, in DocumentInput, lim portal.Limits) (*store.D
 		if f == signer.FormatPAdES {
 			return nil, &Error{Code: CodeUnsupportedFormat, Field: field + ".format",
 				Message: field + ": pades needs the whole PDF, not its digest"}
+		}
+		if f == signer.FormatFacturae {
+			return nil, &Error{Code: CodeUnsupportedFormat, Field: field + ".format",
+				Message: field + ": facturae puts the signature inside the invoice, so it needs the content, not its digest"}
 		}
 		if f == signer.FormatASiCSCAdES || f == signer.FormatASiCSXAdES || f == signer.FormatASiCEXAdES {
 			return nil, &Error{Code: CodeUnsupportedFormat, Field: field + ".format",

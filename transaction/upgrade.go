@@ -2,6 +2,7 @@ package transaction
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"time"
@@ -9,15 +10,50 @@ import (
 	"github.com/firma-cloud/firma/internal/cmsparse"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/signer/ltv"
+	"github.com/firma-cloud/firma/signer/xades"
 )
 
-// UpgradeRequest asks to raise a detached CAdES signature, made here or
-// elsewhere, to a higher level.
+// upgradeXAdES raises the one XAdES signature of req.Signature with
+// xades.Extend, which verifies it first and writes the new unsigned
+// properties into its bytes.
+func (s *Service) upgradeXAdES(ctx context.Context, req UpgradeRequest, h crypto.Hash) ([]byte, error) {
+	opt := xades.Options{Level: xades.Level(req.Level), Hash: h, Timestamper: s.opt.Timestamper}
+	if s.opt.Validation != nil {
+		opt.Validation = s.opt.Validation.Batch()
+	}
+	var resolve xades.Resolver
+	if req.Content != nil {
+		resolve = func(string) ([]byte, bool) { return req.Content, true }
+	}
+	out, err := xades.Extend(ctx, req.Signature, resolve, opt)
+	switch {
+	case err == nil:
+		return out, nil
+	case errors.Is(err, ltv.ErrRevoked):
+		return nil, invalid("signature", "a certificate of the signature is revoked: %v", err)
+	case errors.Is(err, ltv.ErrChain):
+		return nil, invalid("signature", "%v", err)
+	case errors.Is(err, xades.ErrNoContent):
+		return nil, invalid("content", "%v: give the document the detached signature refers to", err)
+	case errors.Is(err, xades.ErrTimestamp), errors.Is(err, xades.ErrValidation):
+		return nil, fail(CodeUnavailable, "the timestamp authority or a revocation source is unavailable; retry", err)
+	}
+	// Not XML, not XAdES, a signature that does not verify, an incomplete
+	// chain: the request's signature is at fault.
+	return nil, invalid("signature", "%v", err)
+}
+
+// UpgradeRequest asks to raise a detached CAdES signature or an XAdES
+// signature, made here or elsewhere, to a higher level.
 type UpgradeRequest struct {
-	Signature []byte       // DER CMS SignedData, one signer
-	Digest    []byte       // the signed content's digest under Hash
-	Hash      string       // sha256 (default), sha384 or sha512: the signature's digest algorithm
+	Signature []byte       // DER CMS SignedData, one signer; or XML with one XAdES signature
+	Digest    []byte       // CAdES: the signed content's digest under Hash
+	Hash      string       // sha256 (default), sha384 or sha512: the signature's digest algorithm (CAdES), the timestamps' (XAdES)
 	Level     signer.Level // B-T, B-LT or B-LTA
+	// Content is, for an XAdES signature with a detached reference, the
+	// document it refers to: checked before the upgrade, and covered by
+	// a B-LTA archive timestamp.
+	Content []byte
 }
 
 // Upgrade returns the signature raised to req.Level: a signature
@@ -40,11 +76,15 @@ func (s *Service) Upgrade(ctx context.Context, req UpgradeRequest) ([]byte, erro
 	if s.opt.Timestamper == nil || (req.Level.Rank() >= 2 && s.opt.Validation == nil) {
 		return nil, invalid("level", "%s needs a timestamp authority and validation material gathering, and they are not configured", req.Level)
 	}
-	if len(req.Digest) != h.Size() {
+	isXML := xades.IsXML(req.Signature)
+	if len(req.Digest) != h.Size() && !isXML {
 		return nil, invalid("digest", "%d bytes, want %d for %s", len(req.Digest), h.Size(), req.Hash)
 	}
-	if err := s.graceOver(req); err != nil {
+	if err := s.graceOver(req, isXML); err != nil {
 		return nil, err
+	}
+	if isXML {
+		return s.upgradeXAdES(ctx, req, h)
 	}
 	opt := signer.Options{Level: req.Level, Hash: h, Timestamper: s.opt.Timestamper}
 	if s.opt.Validation != nil {
@@ -67,11 +107,17 @@ func (s *Service) Upgrade(ctx context.Context, req UpgradeRequest) ([]byte, erro
 // graceOver refuses B-LT and B-LTA until UpgradeGrace has passed since
 // the signature timestamp, so that a revocation made before the signature
 // had time to reach the OCSP responders and CRLs that are asked.
-func (s *Service) graceOver(req UpgradeRequest) error {
+func (s *Service) graceOver(req UpgradeRequest, isXML bool) error {
 	if req.Level.Rank() < 2 || s.opt.UpgradeGrace <= 0 {
 		return nil
 	}
-	tok, err := signer.SignatureTimestamp(req.Signature)
+	var tok []byte
+	var err error
+	if isXML {
+		tok, err = xades.SignatureTimestamp(req.Signature, xades.Limits{})
+	} else {
+		tok, err = signer.SignatureTimestamp(req.Signature)
+	}
 	if err != nil {
 		return invalid("signature", "%v", err)
 	}

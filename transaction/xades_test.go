@@ -1,6 +1,9 @@
 package transaction_test
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"os"
 	"strings"
 	"testing"
 
@@ -83,4 +86,45 @@ func TestCreateRefusesASiCOfDigest(t *testing.T) {
 	_, err := e.svc.Create(e.ctx, p, transaction.CreateRequest{CitizenID: e.advanced(11111111), OKURL: okURL, ErrorURL: errURL,
 		Documents: []transaction.DocumentInput{{Name: "x", Digest: d, Format: signer.FormatASiCSXAdES}}})
 	wantCode(t, err, transaction.CodeUnsupportedFormat)
+}
+
+// TestFacturae: an invoice in format facturae is checked at creation (a
+// broken one refused with its line, nothing stored) and, approved, comes
+// back signed XAdES-EPES under the FacturaE policy 3.1.
+func TestFacturae(t *testing.T) {
+	e := newEnv(t, nil)
+	p := e.portal("Facturación", nil)
+	citizen := e.advanced(12345678)
+	invoice, err := os.ReadFile("../signer/facturae/testdata/factura-3.2.2.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Replace(invoice, []byte("<Modality>I<"), []byte("<Modality>X<"), 1)
+	_, err = e.svc.Create(e.ctx, p, transaction.CreateRequest{CitizenID: citizen, OKURL: okURL, ErrorURL: errURL,
+		Documents: []transaction.DocumentInput{{Name: "factura.xml", MediaType: "application/xml", Content: bad, Format: signer.FormatFacturae}}})
+	wantCode(t, err, transaction.CodeInvalidDocument)
+	if !strings.Contains(err.Error(), "line 5") {
+		t.Errorf("refusal %q does not name line 5", err)
+	}
+	sum := sha256.Sum256(invoice)
+	_, err = e.svc.Create(e.ctx, p, transaction.CreateRequest{CitizenID: citizen, OKURL: okURL, ErrorURL: errURL,
+		Documents: []transaction.DocumentInput{{Name: "factura.xml", Digest: sum[:], Format: signer.FormatFacturae}}})
+	wantCode(t, err, transaction.CodeUnsupportedFormat)
+	if ts, err := e.svc.List(e.ctx, p.ID, "", "", 100); err != nil || len(ts) != 0 {
+		t.Fatalf("after refusals: %d transactions stored (%v)", len(ts), err)
+	}
+
+	c := e.create(p, citizen, transaction.DocumentInput{Name: "factura.xml", MediaType: "application/xml", Content: invoice, Format: signer.FormatFacturae})
+	sess, code := e.login(c.ID, citizen)
+	if done, err := e.approve(c.ID, sess, code); err != nil || done.Summary != transaction.SummaryAllSigned {
+		t.Fatalf("approve: %v %+v", err, done)
+	}
+	r, err := e.svc.Results(e.ctx, p.ID, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := xades.Verify(r.Documents[0].Signature, nil, xades.Limits{})
+	if err != nil || len(vs) != 1 || vs[0].Err != nil || vs[0].Policy == nil || vs[0].Policy.Identifier != xades.PolicyFacturae31.Identifier {
+		t.Fatalf("facturae: %v %+v", err, vs)
+	}
 }

@@ -55,7 +55,7 @@ func (v *Verifier) ASiC(ctx context.Context, b []byte) (*Report, error) {
 	}
 	out := make([]*Signature, 0, len(vs))
 	for _, x := range vs {
-		s := &Signature{Format: format, Level: string(x.Level()), DigestAlg: hashNames[x.Hash], SigningTime: x.SigningTime}
+		s := &Signature{Format: format, Level: string(baseLevel(x)), DigestAlg: hashNames[x.Hash], SigningTime: x.SigningTime}
 		if x.Err == nil {
 			covered := map[string]bool{}
 			for _, u := range x.Detached {

@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -36,11 +37,21 @@ func (v *Verifier) XAdES(ctx context.Context, doc, content []byte) (*Report, err
 		if errors.Is(x.Err, xades.ErrNoContent) {
 			return nil, ErrNoContent
 		}
-		s := &Signature{Format: FormatXAdES, Level: string(x.Level()), DigestAlg: hashNames[x.Hash], SigningTime: x.SigningTime}
+		s := &Signature{Format: FormatXAdES, Level: string(baseLevel(x)), DigestAlg: hashNames[x.Hash], SigningTime: x.SigningTime}
 		v.checkXAdES(ctx, s, x)
 		out = append(out, s)
 	}
 	return v.finish(FormatXAdES, start, out...), nil
+}
+
+// baseLevel is B-T for a signature with a signature timestamp, else B-B:
+// checkXAdES raises it to B-LT and B-LTA only as those parts check, never
+// on what the signature's structure claims.
+func baseLevel(x *xades.Verified) xades.Level {
+	if x.Timestamp != nil {
+		return xades.LevelT
+	}
+	return xades.LevelB
 }
 
 var hashNames = map[crypto.Hash]string{crypto.SHA256: "SHA-256", crypto.SHA384: "SHA-384", crypto.SHA512: "SHA-512"}
@@ -78,8 +89,52 @@ func (v *Verifier) checkXAdES(ctx context.Context, s *Signature, x *xades.Verifi
 		}
 	}
 	s.ValidationTime = at
-	chain, st, why := v.chain(c, x.Certs, at)
+	chain, st, why := v.chain(c, append(append([]*x509.Certificate{}, x.Certs...), x.ValidationCerts...), at)
 	s.add(CheckChain, st, why)
-	st, why = v.revocation(ctx, v.cfg.Revocation, chain, at, accuracy, s.TimestampTime.IsZero())
-	s.add(CheckRevocation, st, why)
+	lt := false
+	if x.HasValidationData && chain != nil {
+		// B-LT: the material the signature carries is judged offline
+		// first; only what it lacks is asked of the configured checker.
+		e := &embedded{ocsp: x.OCSP, certs: x.ValidationCerts}
+		for _, der := range x.CRLs {
+			if l, err := x509.ParseRevocationList(der); err == nil {
+				e.crls = append(e.crls, l)
+			}
+		}
+		est, ewhy := v.revocation(ctx, e, chain, at, accuracy, s.TimestampTime.IsZero())
+		if est != Indeterminate {
+			lt = true
+			s.add(CheckValidationData, Passed, "the signature carries revocation data for every certificate of its chain, checked offline")
+			s.add(CheckRevocation, est, ewhy)
+		} else {
+			s.add(CheckValidationData, Indeterminate, "the revocation data carried does not cover the chain: "+ewhy)
+		}
+	}
+	if !lt {
+		st, why = v.revocation(ctx, v.cfg.Revocation, chain, at, accuracy, s.TimestampTime.IsZero())
+		s.add(CheckRevocation, st, why)
+	}
+	if lt && s.Level == string(xades.LevelT) {
+		s.Level = string(xades.LevelLT)
+	}
+	if len(x.Archive) > 0 {
+		st, why := Passed, ""
+		var notes []string
+		for i, a := range x.Archive {
+			tok, ast, awhy := v.timestamp(a.Token, a.Data)
+			if ast != Passed {
+				st, why = worseStatus(st, ast), fmt.Sprintf("archive timestamp %d: %s", i+1, awhy)
+				break
+			}
+			notes = append(notes, fmt.Sprintf("archive timestamp at %s by %s covers the signature and its validation data",
+				tok.Time.UTC().Format(time.RFC3339), tok.Cert.Subject.CommonName))
+		}
+		if st == Passed {
+			why = joinNotes(notes)
+		}
+		s.add(CheckArchiveTimestamp, st, why)
+		if st == Passed && s.Level == string(xades.LevelLT) {
+			s.Level = string(xades.LevelLTA)
+		}
+	}
 }

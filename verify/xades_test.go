@@ -10,6 +10,7 @@ import (
 
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
+	"github.com/firma-cloud/firma/signer/ltv"
 	"github.com/firma-cloud/firma/signer/xades"
 	"github.com/firma-cloud/firma/verify"
 	"github.com/firma-cloud/firma/verify/testpki"
@@ -85,5 +86,60 @@ func TestXAdES(t *testing.T) {
 		return b
 	}(), nil); !errors.Is(err, verify.ErrNoContent) {
 		t.Errorf("detached without content: %v, want ErrNoContent", err)
+	}
+}
+
+// TestXAdESLongTerm verifies XAdES B-LT and B-LTA offline: with the test
+// PKI's OCSP responders and CRL servers down, the revocation data the
+// signature carries answers for the chain, the archive timestamp covers
+// it, and the report says B-LTA; a changed byte of that data fails the
+// archive timestamp.
+func TestXAdESLongTerm(t *testing.T) {
+	ctx := context.Background()
+	pki := testpki.New(t)
+	v := newVerifier(t, pki, nil)
+	key, chain := pki.User(t, keystore.ECP256, "ANA RUIZ")
+	xml := []byte(`<Solicitud xmlns="urn:example"><Importe>10</Importe></Solicitud>`)
+	sign := func(level signer.Level) []byte {
+		opt := signer.Options{Level: level, Timestamper: pki.Timestamper(t), Validation: &ltv.Gatherer{}}
+		out, err := signer.SignDocument(ctx, signer.FormatXAdES, signer.StandardFormats(), signer.Document{Content: xml}, key, chain, opt, signer.PDFOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	lt, lta := sign(signer.LevelLT), sign(signer.LevelLTA)
+	pki.SetDown(true, true)
+	i := bytes.Index(lta, []byte("<xades:EncapsulatedOCSPValue>")) + len("<xades:EncapsulatedOCSPValue>") + 30
+	changed := bytes.Clone(lta)
+	changed[i] = map[bool]byte{true: 'B', false: 'A'}[changed[i] == 'A']
+	tests := []struct {
+		name    string
+		doc     []byte
+		verdict verify.Verdict
+		level   string
+		checks  map[string]verify.Status
+	}{
+		{"B-LT offline", lt, verify.Valid, "B-LT", map[string]verify.Status{verify.CheckValidationData: verify.Passed, verify.CheckRevocation: verify.Passed}},
+		{"B-LTA offline", lta, verify.Valid, "B-LTA", map[string]verify.Status{verify.CheckValidationData: verify.Passed, verify.CheckArchiveTimestamp: verify.Passed}},
+		{"B-LTA with changed validation data", changed, verify.Invalid, "", map[string]verify.Status{verify.CheckArchiveTimestamp: verify.Failed}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := v.XAdES(ctx, tc.doc, nil)
+			if err != nil || len(r.Signatures) != 1 {
+				t.Fatalf("verify: %v", err)
+			}
+			s := r.Signatures[0]
+			st := statuses(s)
+			if r.Verdict != tc.verdict || (tc.level != "" && s.Level != tc.level) {
+				t.Errorf("verdict %s level %s, want %s %s: %+v", r.Verdict, s.Level, tc.verdict, tc.level, s.Checks)
+			}
+			for c, want := range tc.checks {
+				if st[c] != want {
+					t.Errorf("%s is %s, want %s: %+v", c, st[c], want, s.Checks)
+				}
+			}
+		})
 	}
 }

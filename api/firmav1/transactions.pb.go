@@ -46,6 +46,10 @@ const (
 	SignatureFormat_SIGNATURE_FORMAT_ASIC_S_CADES SignatureFormat = 5
 	SignatureFormat_SIGNATURE_FORMAT_ASIC_S_XADES SignatureFormat = 6
 	SignatureFormat_SIGNATURE_FORMAT_ASIC_E_XADES SignatureFormat = 7
+	// SIGNATURE_FORMAT_FACTURAE is a FacturaE 3.2.x invoice signed
+	// enveloped with XAdES-EPES under the FacturaE policy 3.1; the invoice
+	// is checked before anyone is asked to sign it.
+	SignatureFormat_SIGNATURE_FORMAT_FACTURAE SignatureFormat = 8
 )
 
 // Enum value maps for SignatureFormat.
@@ -59,6 +63,7 @@ var (
 		5: "SIGNATURE_FORMAT_ASIC_S_CADES",
 		6: "SIGNATURE_FORMAT_ASIC_S_XADES",
 		7: "SIGNATURE_FORMAT_ASIC_E_XADES",
+		8: "SIGNATURE_FORMAT_FACTURAE",
 	}
 	SignatureFormat_value = map[string]int32{
 		"SIGNATURE_FORMAT_UNSPECIFIED":  0,
@@ -69,6 +74,7 @@ var (
 		"SIGNATURE_FORMAT_ASIC_S_CADES": 5,
 		"SIGNATURE_FORMAT_ASIC_S_XADES": 6,
 		"SIGNATURE_FORMAT_ASIC_E_XADES": 7,
+		"SIGNATURE_FORMAT_FACTURAE":     8,
 	}
 )
 
@@ -1298,7 +1304,7 @@ const file_firma_v1_transactions_proto_rawDesc = "" +
 	"\x03ref\x18\x01 \x01(\v2\x18.firma.v1.TransactionRefR\x03ref\x129\n" +
 	"\bdocument\x18\x02 \x01(\v2\x1d.firma.v1.TransactionDocumentR\bdocument\"C\n" +
 	"\x1aAddDocumentToBatchResponse\x12%\n" +
-	"\x0edocument_index\x18\x01 \x01(\x05R\rdocumentIndex*\x8a\x02\n" +
+	"\x0edocument_index\x18\x01 \x01(\x05R\rdocumentIndex*\xa9\x02\n" +
 	"\x0fSignatureFormat\x12 \n" +
 	"\x1cSIGNATURE_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14SIGNATURE_FORMAT_RAW\x10\x01\x12\x1a\n" +
@@ -1307,7 +1313,8 @@ const file_firma_v1_transactions_proto_rawDesc = "" +
 	"\x16SIGNATURE_FORMAT_XADES\x10\x04\x12!\n" +
 	"\x1dSIGNATURE_FORMAT_ASIC_S_CADES\x10\x05\x12!\n" +
 	"\x1dSIGNATURE_FORMAT_ASIC_S_XADES\x10\x06\x12!\n" +
-	"\x1dSIGNATURE_FORMAT_ASIC_E_XADES\x10\a2\xe6\x05\n" +
+	"\x1dSIGNATURE_FORMAT_ASIC_E_XADES\x10\a\x12\x1d\n" +
+	"\x19SIGNATURE_FORMAT_FACTURAE\x10\b2\xe6\x05\n" +
 	"\x12TransactionService\x12B\n" +
 	"\x04Sign\x12\x15.firma.v1.SignRequest\x1a#.firma.v1.CreateTransactionResponse\x12P\n" +
 	"\vCreateBatch\x12\x1c.firma.v1.CreateBatchRequest\x1a#.firma.v1.CreateTransactionResponse\x12_\n" +

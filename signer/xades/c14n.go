@@ -63,9 +63,20 @@ func withoutComments(uri string) string {
 // ancestors (exclusive C14N then drops those not visibly used) and, for
 // inclusive C14N, the inherited xml:lang and xml:space.
 func canonElement(el *etree.Element, uri, prefixes string) ([]byte, error) {
+	return canon(el, uri, prefixes, false)
+}
+
+// canon is canonElement; consume lets it work on el itself rather than a
+// copy when el has no ancestors to take namespaces from: exclusive C14N
+// then rewrites el's tree in place, so the caller must not read it again.
+// Copying a whole document costs about a quarter of a signature's XML work.
+func canon(el *etree.Element, uri, prefixes string, consume bool) ([]byte, error) {
 	c, _, err := canonicalizer(uri, prefixes)
 	if err != nil {
 		return nil, err
+	}
+	if consume && el.Parent() == nil {
+		return c.Canonicalize(el)
 	}
 	cp := el.Copy()
 	declared := map[string]bool{}
@@ -105,6 +116,11 @@ func canonElement(el *etree.Element, uri, prefixes string) ([]byte, error) {
 // line feed as C14N says; the XML declaration and white space outside the
 // root are not part of it.
 func canonDocument(doc *etree.Document, uri, prefixes string) ([]byte, error) {
+	return canonDoc(doc, uri, prefixes, false)
+}
+
+// canonDoc is canonDocument; consume is canon's.
+func canonDoc(doc *etree.Document, uri, prefixes string, consume bool) ([]byte, error) {
 	_, comments, err := canonicalizer(uri, prefixes)
 	if err != nil {
 		return nil, err
@@ -140,7 +156,16 @@ func canonDocument(doc *etree.Document, uri, prefixes string) ([]byte, error) {
 			before.WriteString(s + "\n")
 		}
 	}
-	root, err := canonElement(doc.Root(), uri, prefixes)
+	// The root is canonicalised without the document above it: an element
+	// whose parent is the document has no ancestors to inherit from.
+	r := doc.Root()
+	var root []byte
+	if consume {
+		doc.RemoveChild(r)
+		root, err = canon(r, uri, prefixes, true)
+	} else {
+		root, err = canonElement(r, uri, prefixes)
+	}
 	if err != nil {
 		return nil, err
 	}

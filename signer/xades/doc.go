@@ -1,5 +1,5 @@
 // Package xades makes and checks XAdES signatures (ETSI EN 319 132-1)
-// at the baseline levels B-B and B-T: enveloped, enveloping (an XML
+// at the baseline levels B-B, B-T, B-LT and B-LTA: enveloped, enveloping (an XML
 // element or base64 bytes in a ds:Object) and detached (a document named
 // by a relative URI, or known only by its digest).
 //
@@ -8,6 +8,12 @@
 // per signed object and, for XAdES-EPES, a SignaturePolicyIdentifier.
 // B-T adds a SignatureTimeStamp over the canonicalised ds:SignatureValue
 // from any Timestamper (firma's built-in TSA through the tsa client).
+// Extend raises a signature, made here or elsewhere, to B-T, B-LT
+// (xades:CertificateValues and xades:RevocationValues of the signer's
+// chain, xadesv141:TimeStampValidationData of the TSA's, gathered by
+// signer/ltv) and B-LTA (xadesv141:ArchiveTimeStamp), writing the new
+// unsigned properties into the signature's bytes without re-serialising
+// anything signed; Sign makes B-LT and B-LTA that way.
 //
 // What comes from libraries: XML parsing into a tree is
 // github.com/beevik/etree, and the canonicalisation algorithms (C14N 1.0,

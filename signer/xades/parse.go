@@ -65,32 +65,80 @@ func isNameStart(c byte) bool {
 	return c == '_' || c == ':' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80
 }
 
-// Parse reads an XML document within the limits. It first walks the
-// tokens with encoding/xml, which never expands entities other than the
-// five predefined ones and never fetches anything, refusing any DOCTYPE
-// (so no XXE and no entity bombs), mismatched tags, duplicate attributes (one copy would
-// be signed and another read) and input over the limits; only then does
-// it build the tree, so memory stays bounded by MaxBytes.
+// Parse reads an XML document within the limits. It walks the tokens once
+// with encoding/xml, which never expands entities other than the five
+// predefined ones and never fetches anything, refusing any DOCTYPE (so no
+// XXE and no entity bombs), mismatched tags, duplicate attributes (one
+// copy would be signed and another read) and input over the limits, and
+// builds the etree tree from the same tokens as it goes: the limits are
+// checked before each element is added, so memory stays bounded, and the
+// document is read once rather than once to check it and again to build it.
 func Parse(b []byte, lim Limits) (*etree.Document, error) {
+	p, err := parse(b, lim)
+	if err != nil {
+		return nil, err
+	}
+	return p.doc, nil
+}
+
+// parsed is a document with where its root element closes in the input:
+// rootEnd is the offset of the root's end tag, or, for a root written as
+// an empty-element tag, of its "/>"; selfClosed tells which. Sign puts an
+// enveloped signature there, leaving every other byte of the document as
+// the citizen sent it.
+type parsed struct {
+	doc        *etree.Document
+	rootEnd    int
+	selfClosed bool
+	rootName   string
+	// ends, when asked for, is where each element closes, for Extend to
+	// add unsigned properties without rewriting what is signed.
+	ends map[*etree.Element]elementEnd
+}
+
+type elementEnd struct {
+	off        int
+	selfClosed bool
+}
+
+// insert returns b, the document p was read from, with el as the root
+// element's last child: the document's own bytes are kept as they came
+// (the signature covers their canonical form, which re-serialising the
+// whole tree would only reproduce at a cost) and only el is written out.
+func (p *parsed) insert(b []byte, el *etree.Element) []byte {
+	return insertAt(b, elementEnd{p.rootEnd, p.selfClosed}, p.rootName, el)
+}
+
+// insertAt returns b with els written out as the last children of the
+// element named name that closes at end.
+func insertAt(b []byte, end elementEnd, name string, els ...*etree.Element) []byte {
+	var add bytes.Buffer
+	for _, el := range els {
+		el.WriteTo(&add, &etree.WriteSettings{})
+	}
+	out := make([]byte, 0, len(b)+add.Len()+len(name)+4)
+	if end.selfClosed {
+		// <e .../> becomes <e ...>added</e>.
+		out = append(out, b[:end.off-2]...)
+		out = append(out, '>')
+		out = append(out, add.Bytes()...)
+		out = append(out, "</"+name+">"...)
+	} else {
+		out = append(out, b[:end.off]...)
+		out = append(out, add.Bytes()...)
+	}
+	return append(out, b[end.off:]...)
+}
+
+func parse(b []byte, lim Limits) (*parsed, error) {
+	return parseTracking(b, lim, false)
+}
+
+func parseTracking(b []byte, lim Limits, track bool) (*parsed, error) {
 	lim = lim.orDefault()
 	if len(b) > lim.MaxBytes {
 		return nil, fmt.Errorf("%d bytes, over %d: %w", len(b), lim.MaxBytes, ErrTooLarge)
 	}
-	if err := prescan(b, lim); err != nil {
-		return nil, err
-	}
-	doc := etree.NewDocument()
-	doc.ReadSettings = etree.ReadSettings{MaxDepth: lim.MaxDepth + 1}
-	if err := doc.ReadFromBytes(b); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	if doc.Root() == nil {
-		return nil, fmt.Errorf("%w: no root element", ErrMalformed)
-	}
-	return doc, nil
-}
-
-func prescan(b []byte, lim Limits) error {
 	d := xml.NewDecoder(bytes.NewReader(b))
 	d.Strict = true
 	// Only UTF-8 (and its ASCII subset) is read: a charset reader would be
@@ -102,63 +150,105 @@ func prescan(b []byte, lim Limits) error {
 		}
 		return nil, fmt.Errorf("encoding %q not supported (want UTF-8)", label)
 	}
-	depth, elements, roots := 0, 0, 0
-	// RawToken leaves namespaces untranslated, which this walk does not
-	// need and which costs; tags are matched here instead.
+	doc := etree.NewDocument()
+	p := &parsed{doc: doc, rootEnd: -1}
+	if track {
+		p.ends = map[*etree.Element]elementEnd{}
+	}
+	elements, roots := 0, 0
+	// RawToken leaves namespaces untranslated, as etree keeps them
+	// (prefixes resolved on demand); tags are matched here.
 	var open []xml.Name
+	var startEnds []int64 // where each open element's start tag ends
+	cur := &doc.Element
 	for {
+		before := d.InputOffset()
 		tok, err := d.RawToken()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("%w: line %d: %w", ErrMalformed, line(b, d.InputOffset()), err)
+			return nil, fmt.Errorf("%w: line %d: %w", ErrMalformed, line(b, d.InputOffset()), err)
 		}
 		switch t := tok.(type) {
 		case xml.Directive:
-			return fmt.Errorf("line %d: %w", line(b, d.InputOffset()), ErrDoctype)
+			return nil, fmt.Errorf("line %d: %w", line(b, d.InputOffset()), ErrDoctype)
 		case xml.StartElement:
 			open = append(open, t.Name)
-			depth++
+			startEnds = append(startEnds, d.InputOffset())
 			elements++
-			if depth == 1 {
+			if len(open) == 1 {
 				roots++
+				if roots > 1 {
+					return nil, fmt.Errorf("%w: line %d: a second root element", ErrMalformed, line(b, d.InputOffset()))
+				}
 			}
-			if depth > lim.MaxDepth {
-				return fmt.Errorf("nesting over %d at line %d: %w", lim.MaxDepth, line(b, d.InputOffset()), ErrTooLarge)
+			if len(open) > lim.MaxDepth {
+				return nil, fmt.Errorf("nesting over %d at line %d: %w", lim.MaxDepth, line(b, d.InputOffset()), ErrTooLarge)
 			}
 			if elements > lim.MaxElements {
-				return fmt.Errorf("more than %d elements: %w", lim.MaxElements, ErrTooLarge)
+				return nil, fmt.Errorf("more than %d elements: %w", lim.MaxElements, ErrTooLarge)
 			}
 			if len(t.Attr) > lim.MaxAttrs {
-				return fmt.Errorf("%d attributes at line %d: %w", len(t.Attr), line(b, d.InputOffset()), ErrTooLarge)
+				return nil, fmt.Errorf("%d attributes at line %d: %w", len(t.Attr), line(b, d.InputOffset()), ErrTooLarge)
 			}
 			for i := range t.Attr {
 				for j := range i {
 					if t.Attr[i].Name == t.Attr[j].Name {
-						return fmt.Errorf("%w: line %d: attribute %s repeated", ErrMalformed, line(b, d.InputOffset()), t.Attr[i].Name.Local)
+						return nil, fmt.Errorf("%w: line %d: attribute %s repeated", ErrMalformed, line(b, d.InputOffset()), t.Attr[i].Name.Local)
 					}
 				}
 			}
+			el := cur.CreateElement(t.Name.Local)
+			el.Space = t.Name.Space
+			el.Attr = make([]etree.Attr, 0, len(t.Attr))
+			for _, a := range t.Attr {
+				key := a.Name.Local
+				if a.Name.Space != "" {
+					key = a.Name.Space + ":" + key
+				}
+				el.CreateAttr(key, a.Value)
+			}
+			cur = el
 		case xml.EndElement:
 			if len(open) == 0 || open[len(open)-1] != t.Name {
-				return fmt.Errorf("%w: line %d: </%s> does not close the open element", ErrMalformed, line(b, d.InputOffset()), t.Name.Local)
+				return nil, fmt.Errorf("%w: line %d: </%s> does not close the open element", ErrMalformed, line(b, d.InputOffset()), t.Name.Local)
 			}
 			open = open[:len(open)-1]
-			depth--
-		case xml.CharData:
-			if depth == 0 && len(bytes.TrimSpace(t)) > 0 {
-				return fmt.Errorf("%w: line %d: text outside the root element", ErrMalformed, line(b, d.InputOffset()))
+			// An empty-element tag's end comes with no bytes of its own,
+			// right after the "/>" of its start.
+			selfClosed := startEnds[len(startEnds)-1] == before && before >= 2 && string(b[before-2:before]) == "/>"
+			startEnds = startEnds[:len(startEnds)-1]
+			if p.ends != nil {
+				p.ends[cur] = elementEnd{int(before), selfClosed}
 			}
+			if len(open) == 0 {
+				p.rootEnd = int(before)
+				p.selfClosed = selfClosed
+				p.rootName = cur.FullTag()
+			}
+			cur = cur.Parent()
+		case xml.CharData:
+			if len(open) == 0 {
+				if len(bytes.TrimSpace(t)) > 0 {
+					return nil, fmt.Errorf("%w: line %d: text outside the root element", ErrMalformed, line(b, d.InputOffset()))
+				}
+				continue // white space around the root is no part of the document's data
+			}
+			cur.CreateText(string(t))
+		case xml.Comment:
+			cur.CreateComment(string(t))
+		case xml.ProcInst:
+			cur.CreateProcInst(t.Target, string(t.Inst))
 		}
 	}
 	if len(open) > 0 {
-		return fmt.Errorf("%w: <%s> is not closed", ErrMalformed, open[len(open)-1].Local)
+		return nil, fmt.Errorf("%w: <%s> is not closed", ErrMalformed, open[len(open)-1].Local)
 	}
 	if roots != 1 {
-		return fmt.Errorf("%w: %d root elements (want 1)", ErrMalformed, roots)
+		return nil, fmt.Errorf("%w: %d root elements (want 1)", ErrMalformed, roots)
 	}
-	return nil
+	return p, nil
 }
 
 // line is the 1-based line of offset in b.

@@ -51,11 +51,42 @@ type Verified struct {
 	// SignatureValue element canonicalised as the time-stamp says.
 	Timestamp     []byte
 	TimestampData []byte
+	// Validation material (B-LT): the certificates of CertificateValues,
+	// the OCSP responses (DER OCSPResponse) and CRLs of RevocationValues,
+	// with the TSA's of TimeStampValidationData added.
+	ValidationCerts []*x509.Certificate
+	OCSP, CRLs      [][]byte
+	// HasValidationData is whether CertificateValues or RevocationValues
+	// are present.
+	HasValidationData bool
+	// Archive are the ArchiveTimeStamps (B-LTA) in order, each with what
+	// its imprint must be the hash of.
+	Archive []ArchiveTimestamp
+
+	// Of the signature in the tree, for Extend.
+	sig, qp  *etree.Element
+	refData  [][]byte // each reference's data as digested, in order
+	missing  bool     // a detached reference's content was not given
+	c14nAlgo string   // SignedInfo's
 }
 
-// Level is B-T when the signature carries a signature timestamp.
+// ArchiveTimestamp is an xadesv141:ArchiveTimeStamp: its DER token and
+// the input its imprint covers (EN 319 132-1 5.5.2).
+type ArchiveTimestamp struct {
+	Token, Data []byte
+}
+
+// Level is the level the signature's structure claims: B-LTA with an
+// archive timestamp, B-LT with a signature timestamp and validation
+// material, B-T with a signature timestamp. Whether the material is
+// enough is the verify package's judgement.
 func (v *Verified) Level() Level {
-	if v.Timestamp != nil {
+	switch {
+	case v.Timestamp != nil && v.HasValidationData && len(v.Archive) > 0:
+		return LevelLTA
+	case v.Timestamp != nil && v.HasValidationData:
+		return LevelLT
+	case v.Timestamp != nil:
 		return LevelT
 	}
 	return LevelB
@@ -75,30 +106,35 @@ func Verify(b []byte, detached Resolver, lim Limits) ([]*Verified, error) {
 	if err != nil {
 		return nil, err
 	}
+	sigs, ids := signatures(doc)
+	if len(sigs) == 0 {
+		return nil, ErrNoSignature
+	}
+	out := make([]*Verified, 0, len(sigs))
+	for _, s := range sigs {
+		v := &Verified{}
+		v.Err = verifyOne(doc, s, ids, detached, true, v)
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// signatures returns the ds:Signature elements of doc and its elements by
+// Id.
+func signatures(doc *etree.Document) ([]*etree.Element, map[string][]*etree.Element) {
 	var sigs []*etree.Element
+	ids := map[string][]*etree.Element{}
 	walk(doc.Root(), func(e *etree.Element) {
 		if is(e, NSDSig, "Signature") {
 			sigs = append(sigs, e)
 		}
-	})
-	if len(sigs) == 0 {
-		return nil, ErrNoSignature
-	}
-	ids := map[string][]*etree.Element{}
-	walk(doc.Root(), func(e *etree.Element) {
 		for _, a := range e.Attr {
 			if a.Space == "" && (a.Key == "Id" || a.Key == "ID" || a.Key == "id") {
 				ids[a.Value] = append(ids[a.Value], e)
 			}
 		}
 	})
-	out := make([]*Verified, 0, len(sigs))
-	for _, s := range sigs {
-		v := &Verified{}
-		v.Err = verifyOne(doc, s, ids, detached, v)
-		out = append(out, v)
-	}
-	return out, nil
+	return sigs, ids
 }
 
 func walk(e *etree.Element, f func(*etree.Element)) {
@@ -156,7 +192,11 @@ func hashByURI(uri string) (crypto.Hash, bool) {
 	return 0, false
 }
 
-func verifyOne(doc *etree.Document, s *etree.Element, ids map[string][]*etree.Element, detached Resolver, v *Verified) error {
+// verifyOne checks the signature s of doc into v. needContent false lets
+// a detached reference whose content is not given pass unchecked, marked
+// in v.missing, for Extend to add what needs no content.
+func verifyOne(doc *etree.Document, s *etree.Element, ids map[string][]*etree.Element, detached Resolver, needContent bool, v *Verified) error {
+	v.sig = s
 	si := child(s, NSDSig, "SignedInfo")
 	if si == nil {
 		return broken("no single ds:SignedInfo")
@@ -196,6 +236,7 @@ func verifyOne(doc *etree.Document, s *etree.Element, ids map[string][]*etree.El
 	if qp == nil {
 		return broken("no xades:QualifyingProperties: an XMLDSig signature, not XAdES")
 	}
+	v.qp = qp
 	if sigID == "" || qp.SelectAttrValue("Target", "") != "#"+sigID {
 		return broken("QualifyingProperties Target does not name this signature")
 	}
@@ -243,16 +284,24 @@ func verifyOne(doc *etree.Document, s *etree.Element, ids map[string][]*etree.El
 			if len(transforms) > 0 {
 				return fmt.Errorf("detached reference %q with transforms: %w", uri, ErrUnsupported)
 			}
-			if detached == nil {
-				return fmt.Errorf("reference %q: %w", uri, ErrNoContent)
-			}
-			content, ok := detached(uri)
-			if !ok {
-				return fmt.Errorf("reference %q: %w", uri, ErrNoContent)
-			}
-			data = content
 			v.Packaging = Detached
 			v.Detached = append(v.Detached, uri)
+			var content []byte
+			ok := false
+			if detached != nil {
+				content, ok = detached(uri)
+			}
+			if !ok && needContent {
+				return fmt.Errorf("reference %q: %w", uri, ErrNoContent)
+			}
+			if !ok {
+				v.missing = true
+				v.refData = append(v.refData, nil)
+				docRefs++
+				v.Hash = h
+				continue
+			}
+			data = content
 		}
 		if ref.SelectAttrValue("Type", "") == TypeSignedProps {
 			if target != sp {
@@ -274,6 +323,7 @@ func verifyOne(doc *etree.Document, s *etree.Element, ids map[string][]*etree.El
 		if got := hashOf(h, data); !bytes.Equal(got, want) {
 			return broken("reference %q: digest does not match (the signed data was changed)", uri)
 		}
+		v.refData = append(v.refData, data)
 	}
 	if signedPropsRefs != 1 || docRefs == 0 {
 		return broken("%d references to SignedProperties (want 1) and %d to data (want at least 1)", signedPropsRefs, docRefs)
@@ -284,6 +334,7 @@ func verifyOne(doc *etree.Document, s *etree.Element, ids map[string][]*etree.El
 		return broken("no certificate of KeyInfo matches the signed SigningCertificate property")
 	}
 	c14n := cm.SelectAttrValue("Algorithm", "")
+	v.c14nAlgo = c14n
 	canon, err := canonElement(si, c14n, prefixList(cm))
 	if err != nil {
 		return err
@@ -312,6 +363,7 @@ func verifyOne(doc *etree.Document, s *etree.Element, ids map[string][]*etree.El
 					return err
 				}
 			}
+			return readLongTerm(usp, v)
 		}
 	}
 	return nil

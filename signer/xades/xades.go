@@ -49,6 +49,10 @@ type Level string
 const (
 	LevelB Level = "B-B"
 	LevelT Level = "B-T"
+	// LevelLT adds the validation material of the signer's and the TSA's
+	// chains; LevelLTA an archive timestamp over everything (Extend).
+	LevelLT  Level = "B-LT"
+	LevelLTA Level = "B-LTA"
 )
 
 // Packaging is where the signature stands relative to what it signs.
@@ -109,8 +113,10 @@ type Options struct {
 	PSS       bool // RSA keys sign with RSASSA-PSS (RFC 6931 sha*-rsa-MGF1)
 	// SigningTime is the signed xades:SigningTime; zero means now.
 	SigningTime time.Time
-	// Timestamper is required for LevelT.
+	// Timestamper is required for LevelT and above.
 	Timestamper Timestamper
+	// Validation gathers the material of LevelLT and above.
+	Validation Validation
 	// Canonicalization is the C14N of SignedInfo and the references; ""
 	// means ExcC14N.
 	Canonicalization string
@@ -140,13 +146,15 @@ func (o *Options) c14n() string {
 
 func (o *Options) check() error {
 	switch o.Level {
-	case "", LevelB:
-	case LevelT:
-		if o.Timestamper == nil {
-			return fmt.Errorf("level %s: %w: no timestamper configured", o.Level, ErrTimestamp)
-		}
+	case "", LevelB, LevelT, LevelLT, LevelLTA:
 	default:
-		return fmt.Errorf("level %q: %w (want B-B or B-T)", o.Level, ErrUnsupported)
+		return fmt.Errorf("level %q: %w (want B-B, B-T, B-LT or B-LTA)", o.Level, ErrUnsupported)
+	}
+	if o.Level.rank() >= 1 && o.Timestamper == nil {
+		return fmt.Errorf("level %s: %w: no timestamper configured", o.Level, ErrTimestamp)
+	}
+	if o.Level.rank() >= 2 && o.Validation == nil {
+		return fmt.Errorf("level %s: %w: no validation material source configured", o.Level, ErrValidation)
 	}
 	switch o.Packaging {
 	case "", Enveloped, Enveloping, Detached:
@@ -217,7 +225,23 @@ func signatureMethod(pub crypto.PublicKey, h crypto.Hash, pss bool) (string, cry
 // signature inside; enveloping returns a ds:Signature holding doc (an XML
 // element when doc is XML, base64 otherwise); detached returns a
 // ds:Signature referring to doc by opt.Name.
+//
+// B-LT and B-LTA are made at B-T and raised by Extend; B-LTA of a detached
+// signature needs the document, so SignDigest cannot make it.
 func Sign(ctx context.Context, doc []byte, key crypto.Signer, chain []*x509.Certificate, opt Options) ([]byte, error) {
+	out, err := sign(ctx, doc, key, chain, opt)
+	if err != nil || opt.Level.rank() < 2 {
+		return out, err
+	}
+	var resolve Resolver
+	if opt.Packaging == Detached {
+		name, _ := refName(opt.Name)
+		resolve = func(uri string) ([]byte, bool) { return doc, uri == name }
+	}
+	return Extend(ctx, out, resolve, opt)
+}
+
+func sign(ctx context.Context, doc []byte, key crypto.Signer, chain []*x509.Certificate, opt Options) ([]byte, error) {
 	if err := opt.check(); err != nil {
 		return nil, err
 	}
@@ -232,20 +256,26 @@ func Sign(ctx context.Context, doc []byte, key crypto.Signer, chain []*x509.Cert
 	h := opt.hash()
 	switch opt.Packaging {
 	case "", Enveloped:
-		tree, err := Parse(doc, lim)
+		p, err := parse(doc, lim)
 		if err != nil {
 			return nil, err
 		}
-		c, err := canonDocument(tree, withoutComments(opt.c14n()), "")
+		// The signature's place in the document, for its namespace context:
+		// the root's attributes without its content, taken before the tree
+		// is consumed by its canonicalisation.
+		root := p.doc.Root()
+		at := etree.NewElement(root.FullTag())
+		at.Attr = append(at.Attr, root.Attr...)
+		c, err := canonDoc(p.doc, withoutComments(opt.c14n()), "", true)
 		if err != nil {
 			return nil, err
 		}
 		s.addDocRef("", []string{TransformEnv, opt.c14n()}, hashOf(h, c), mimeOr(opt.MimeType, "text/xml"))
-		tree.Root().AddChild(s.sig)
+		at.AddChild(s.sig)
 		if err := s.finish(ctx); err != nil {
 			return nil, err
 		}
-		return tree.WriteToBytes()
+		return p.insert(doc, s.sig), nil
 	case Enveloping:
 		obj := s.sig.CreateElement("ds:Object")
 		obj.CreateAttr("Id", "Object-"+s.id)
@@ -277,7 +307,7 @@ func Sign(ctx context.Context, doc []byte, key crypto.Signer, chain []*x509.Cert
 		s.sig.RemoveChild(obj)
 		return s.standalone(ctx, obj)
 	default:
-		return SignDigest(ctx, hashOf(h, doc), key, chain, opt)
+		return signDetached(ctx, []DetachedDoc{{Name: opt.Name, Digest: hashOf(h, doc), MimeType: opt.MimeType}}, key, chain, opt)
 	}
 }
 
@@ -298,6 +328,14 @@ type DetachedDoc struct {
 // SignDetached returns one ds:Signature with a reference (and a
 // DataObjectFormat) for each of docs, as an ASiC-E container holds.
 func SignDetached(ctx context.Context, docs []DetachedDoc, key crypto.Signer, chain []*x509.Certificate, opt Options) ([]byte, error) {
+	out, err := signDetached(ctx, docs, key, chain, opt)
+	if err != nil || opt.Level.rank() < 2 {
+		return out, err
+	}
+	return Extend(ctx, out, nil, opt)
+}
+
+func signDetached(ctx context.Context, docs []DetachedDoc, key crypto.Signer, chain []*x509.Certificate, opt Options) ([]byte, error) {
 	opt.Packaging = Detached
 	if err := opt.check(); err != nil {
 		return nil, err
@@ -377,11 +415,7 @@ func newSig(key crypto.Signer, chain []*x509.Certificate, opt *Options) (*sig, e
 	if err != nil {
 		return nil, err
 	}
-	var rnd [8]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return nil, err
-	}
-	s := &sig{key: key, chain: chain, opt: opt, id: hex.EncodeToString(rnd[:])}
+	s := &sig{key: key, chain: chain, opt: opt, id: randomID()}
 	h := opt.hash()
 
 	s.sig = etree.NewElement("ds:Signature")
@@ -433,6 +467,13 @@ func newSig(key crypto.Signer, chain []*x509.Certificate, opt *Options) (*sig, e
 	}
 	s.dataObjects = s.signedProps.CreateElement("xades:SignedDataObjectProperties")
 	return s, nil
+}
+
+// randomID is a fresh Id suffix.
+func randomID() string {
+	var rnd [8]byte
+	rand.Read(rnd[:]) // never fails (crypto/rand since Go 1.24)
+	return hex.EncodeToString(rnd[:])
 }
 
 // issuerSerialV2 is the DER IssuerSerial (RFC 5035) of cert.
@@ -524,7 +565,7 @@ func (s *sig) finish(ctx context.Context) error {
 	sv.CreateAttr("Id", "SignatureValue-"+s.id)
 	sv.SetText(base64.StdEncoding.EncodeToString(raw))
 	s.sig.InsertChildAt(s.signedInfo.Index()+1, sv)
-	if s.opt.Level != LevelT {
+	if s.opt.Level.rank() < 1 {
 		return nil
 	}
 	// The signature timestamp covers the canonicalised ds:SignatureValue

@@ -36,6 +36,10 @@ func TestMain(m *testing.M) {
 const (
 	noPI     = "xadesjs canonicalises only the root element of a same-document reference, leaving out processing instructions around it, which C14N keeps"
 	noC14N11 = "xadesjs has no C14N 1.1"
+	// noATS: xadesjs knows the XAdES 1.3.2 elements only; EN 319 132-1
+	// B-LTA's archive timestamp is xadesv141:ArchiveTimeStamp, which its
+	// UnsignedSignatureProperties reader refuses as "Malformed element".
+	noATS    = "xadesjs has no xadesv141:ArchiveTimeStamp"
 	noXMLLng = "xadesjs leaves the inherited xml:lang out of the inclusive C14N of a subtree (SignedProperties), which C14N 1.0 section 2.4 puts in"
 )
 
@@ -186,6 +190,7 @@ func TestXAdESOutsideTools(t *testing.T) {
 		{"rsa pkcs1 enveloping binary B-B sha512", keystore.RSA2048, false, crypto.SHA512, xades.LevelB, xades.Enveloping, "", binary, ""},
 		{"ec-p256 detached B-T", keystore.ECP256, false, crypto.SHA256, xades.LevelT, xades.Detached, "", binary, ""},
 		{"rsa pss enveloped B-T", keystore.RSA2048, true, crypto.SHA256, xades.LevelT, xades.Enveloped, "", []byte(plain), ""},
+		{"ec-p256 enveloped B-B, empty-element root, default namespace", keystore.ECP256, false, crypto.SHA256, xades.LevelB, xades.Enveloped, xades.C14N10, []byte(`<Solicitud xmlns="urn:example:solicitud" n="1"/>` + "\n"), ""},
 		{"ec-p256 enveloped EPES (FacturaE policy 3.1) B-T", keystore.ECP256, false, crypto.SHA256, xades.LevelT, xades.Enveloped, "", []byte(plain), ""},
 	}
 	for _, tc := range tests {
@@ -200,6 +205,12 @@ func TestXAdESOutsideTools(t *testing.T) {
 			signed, err := xades.Sign(ctx, tc.doc, key, chain, opt)
 			if err != nil {
 				t.Fatalf("sign: %v", err)
+			}
+			// Enveloped: the document's own bytes are kept, the signature
+			// only inserted before the root's end tag.
+			if end := bytes.LastIndex(tc.doc, []byte("</")); tc.packaging == xades.Enveloped && end > 0 &&
+				(!bytes.HasPrefix(signed, tc.doc[:end]) || !bytes.HasSuffix(signed, tc.doc[end:])) {
+				t.Errorf("the document's bytes were not kept around the signature:\n%s", signed)
 			}
 			var content []byte
 			if tc.packaging == xades.Detached {

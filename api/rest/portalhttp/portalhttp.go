@@ -422,7 +422,7 @@ func (h *Handler) document(w http.ResponseWriter, r *http.Request, p *store.Port
 			WriteProblem(w, r, h.log, refuse(transaction.CodeWrongState, "document %d is %s, not signed", i, d.Status), r.PathValue("id"))
 			return
 		}
-		ct := map[signer.Format]string{signer.FormatCAdES: "application/pkcs7-signature", signer.FormatPAdES: "application/pdf", signer.FormatXAdES: "application/xml",
+		ct := map[signer.Format]string{signer.FormatCAdES: "application/pkcs7-signature", signer.FormatPAdES: "application/pdf", signer.FormatXAdES: "application/xml", signer.FormatFacturae: "application/xml",
 			signer.FormatASiCSCAdES: asic.MimeASiCS, signer.FormatASiCSXAdES: asic.MimeASiCS, signer.FormatASiCEXAdES: asic.MimeASiCE}[d.Format]
 		if ct == "" {
 			ct = "application/octet-stream"
@@ -467,12 +467,14 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, p *store.Portal) 
 
 // decode reads the JSON body into v with the REST layer's decoder and
 // puts its refusals in the portal API's codes.
-// UpgradeJSON asks to raise a detached CAdES signature to a higher level.
+// UpgradeJSON asks to raise a detached CAdES signature, or an XAdES one,
+// to a higher level.
 type UpgradeJSON struct {
-	Signature []byte `json:"signature"`      // base64 DER CMS
-	Digest    []byte `json:"digest"`         // base64, the signed content's digest
-	Hash      string `json:"hash,omitempty"` // sha256 (default), sha384, sha512
-	Level     string `json:"level"`          // B-T, B-LT or B-LTA
+	Signature []byte `json:"signature"`         // base64 DER CMS, or base64 XML with one XAdES signature
+	Digest    []byte `json:"digest,omitempty"`  // base64, the signed content's digest (CAdES)
+	Content   []byte `json:"content,omitempty"` // base64, the document of a detached XAdES signature
+	Hash      string `json:"hash,omitempty"`    // sha256 (default), sha384, sha512
+	Level     string `json:"level"`             // B-T, B-LT or B-LTA
 }
 
 // UpgradedJSON is the raised signature.
@@ -492,7 +494,7 @@ func (h *Handler) upgrade(w http.ResponseWriter, r *http.Request, _ *store.Porta
 		WriteProblem(w, r, h.log, invalid("level", "%v", err), "")
 		return
 	}
-	out, err := h.svc.Upgrade(r.Context(), transaction.UpgradeRequest{Signature: in.Signature, Digest: in.Digest, Hash: in.Hash, Level: level})
+	out, err := h.svc.Upgrade(r.Context(), transaction.UpgradeRequest{Signature: in.Signature, Digest: in.Digest, Hash: in.Hash, Level: level, Content: in.Content})
 	if err != nil {
 		WriteProblem(w, r, h.log, err, "")
 		return
