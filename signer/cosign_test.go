@@ -312,3 +312,45 @@ func TestCounterSignCAdES(t *testing.T) {
 		t.Error("the countersigner's certificate is not in the SignedData")
 	}
 }
+
+// A PDF is co-signed by signing it again: another signature field by
+// incremental update, every earlier signature (and document timestamp)
+// staying valid for pdfsig.
+func TestCoSignPAdES(t *testing.T) {
+	ctx := context.Background()
+	pki := testpki.New(t)
+	dir := t.TempDir()
+	nss := nssDB(t, testpki.WritePEM(t, dir, "root.pem", pki.Root.Cert))
+	k1, c1 := pki.User(t, keystore.ECP256, "MARIA GARCIA LOPEZ")
+	k2, c2 := pki.User(t, keystore.RSA2048, "JOSE MUNOZ PEREZ")
+	pdf, err := os.ReadFile("testdata/simple.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &ltv.Gatherer{HTTP: http.DefaultClient}
+	// B-LT: this poppler cannot check a B-LTA's document timestamp
+	// ("Unimplemented Feature"), TestPAdESLongTerm checks it with openssl.
+	first, err := signer.PAdES(ctx, pdf, k1, c1, signer.Options{Level: signer.LevelLT, Timestamper: pki.Timestamper(t), Validation: g}, signer.PDFOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := signer.PAdES(ctx, first, k2, c2, signer.Options{Level: signer.LevelT, Timestamper: pki.Timestamper(t), Policy: &signer.PolicyAGE}, signer.PDFOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(second, first) {
+		t.Fatal("co-signing changed the signed PDF's bytes")
+	}
+	st, out := pdfsig(t, nss, second)
+	if len(st) != 2 {
+		t.Fatalf("pdfsig: %d signatures, want 2\n%s", len(st), out)
+	}
+	for i, s := range st {
+		if s != "Signature is Valid." {
+			t.Errorf("pdfsig signature %d: %q\n%s", i+1, s, out)
+		}
+	}
+	if out, err := qpdfCheck(t, second); err != nil || !strings.Contains(out, "No syntax or stream encoding errors") {
+		t.Fatalf("qpdf --check: %v\n%s", err, out)
+	}
+}
