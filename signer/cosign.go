@@ -387,3 +387,15 @@ func dedup(elems [][]byte) [][]byte {
 	}
 	return out
 }
+
+// CoSignCheck reports whether the CAdES signature sig could be co-signed
+// or counter-signed as a signature of the document given by content or
+// digest (under h): it is a SignedData over id-data whose signers'
+// message digests are the document's. It returns the document's digest.
+func CoSignCheck(sig, content, digest []byte, h crypto.Hash) ([]byte, error) {
+	e, err := readExisting(sig)
+	if err != nil {
+		return nil, err
+	}
+	return e.contentDigest(h, content, digest)
+}
