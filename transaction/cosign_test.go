@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/firma-cloud/firma/api/rest/portalhttp"
 	"github.com/firma-cloud/firma/keystore"
+	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/signer"
 	softhsmtest "github.com/firma-cloud/firma/softhsm-test"
 	"github.com/firma-cloud/firma/transaction"
@@ -189,5 +194,96 @@ func TestPolicyAttachedCoSign(t *testing.T) {
 			_, err := e.svc.Create(e.ctx, p, transaction.CreateRequest{CitizenID: citizen, OKURL: okURL, ErrorURL: errURL, Documents: []transaction.DocumentInput{tc.doc}})
 			wantCode(t, err, tc.code)
 		})
+	}
+}
+
+// TestRESTCoSignAttached: the /api/v1 document fields operation,
+// signature, policy and attached reach the signature, and their errors
+// come back as problems naming the field.
+// Cost: one HSM token, one test PKI, one transaction of two documents.
+func TestRESTCoSignAttached(t *testing.T) {
+	tok := softhsmtest.New(t)
+	pki := testpki.New(t)
+	e := newEnvOn(t, tok, func(o *transaction.Options) { o.Timestamper = pki.Timestamper(t) })
+	pt, err := e.portals.Create(e.ctx, portal.Spec{Name: "Sede", RedirectURLs: []string{okURL, errURL}, IssueAPIKey: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(portalhttp.NewHandler(e.svc, e.portals, nil, 0))
+	defer srv.Close()
+	rc := &restClient{t: t, url: srv.URL, key: pt.APIKey}
+	citizen := e.advanced(12345678)
+	key, chain := pki.User(t, keystore.ECP256, "FIRMANTE EXTERNO")
+	doc := []byte("Convenio 2026/12.\n")
+	first, err := signer.CAdESDocument(e.ctx, bytes.NewReader(doc), key, chain, signer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := portalhttp.CreateJSON{SubjectID: citizen, OKURL: okURL, ErrorURL: errURL, Documents: []portalhttp.DocumentJSON{
+		{Name: "convenio.txt", Content: doc, Format: "cades", Operation: "cosign", Signature: first, Policy: "FirmaAGE"},
+		{Name: "anexo.txt", Content: []byte("Anexo.\n"), Format: "cades", Attached: true},
+	}}
+	resp, body := rc.do("POST", "/api/v1/transactions", in, nil)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create: %d %s", resp.StatusCode, body)
+	}
+	var created portalhttp.CreatedJSON
+	json.Unmarshal(body, &created)
+	sess, code := e.login(created.TransactionID, citizen)
+	if _, err := e.approve(created.TransactionID, sess, code); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = rc.do("GET", "/api/v1/transactions/"+created.TransactionID+"/result", nil, nil)
+	var res portalhttp.ResultJSON
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &res) != nil || len(res.Documents) != 2 {
+		t.Fatalf("result: %d %s", resp.StatusCode, body)
+	}
+	dir := t.TempDir()
+	roots := writePEM(t, filepath.Join(dir, "roots.pem"), e.ca.Root().Raw, pki.Root.Cert.Raw)
+	os.WriteFile(filepath.Join(dir, "doc"), doc, 0o600)
+	os.WriteFile(filepath.Join(dir, "co"), res.Documents[0].Signature, 0o600)
+	os.WriteFile(filepath.Join(dir, "att"), res.Documents[1].Signature, 0o600)
+	for _, args := range [][]string{
+		{"-content", filepath.Join(dir, "doc"), "-in", filepath.Join(dir, "co")},
+		{"-in", filepath.Join(dir, "att")},
+	} {
+		out, err := run(t, "openssl", append([]string{"cms", "-verify", "-binary", "-inform", "DER", "-CAfile", roots, "-purpose", "any", "-out", os.DevNull}, args...)...)
+		if err != nil || !strings.Contains(out, "Verification successful") {
+			t.Fatalf("openssl cms -verify %v: %v\n%s", args, err, out)
+		}
+	}
+	v, err := verify.New(verify.Config{Roots: testpki.Pool(e.ca.Root(), pki.Root.Cert), TSARoots: testpki.Pool(pki.TSARoot.Cert)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := v.CAdES(e.ctx, res.Documents[0].Signature, bytes.NewReader(doc))
+	if err != nil || len(rep.Signatures) != 2 {
+		t.Fatalf("cosigned CMS: %v, %+v", err, rep)
+	}
+	policies := 0
+	for _, s := range rep.Signatures {
+		if s.Policy != nil && s.Policy.Name == signer.PolicyNameAGE {
+			policies++
+		}
+	}
+	if policies != 1 {
+		t.Errorf("%d signers under the AGE policy, want the citizen's alone", policies)
+	}
+
+	for _, tc := range []struct {
+		doc   portalhttp.DocumentJSON
+		code  transaction.Code
+		field string
+	}{
+		{portalhttp.DocumentJSON{Name: "a", Content: []byte("otro"), Format: "cades", Operation: "cosign", Signature: first}, transaction.CodeInvalidRequest, "documents[0].signature"},
+		{portalhttp.DocumentJSON{Name: "a", Content: doc, Operation: "sign-twice"}, transaction.CodeInvalidRequest, "documents[0].operation"},
+		{portalhttp.DocumentJSON{Name: "a", Content: doc, Policy: "nope"}, transaction.CodeInvalidRequest, "documents[0].policy"},
+	} {
+		bad := in
+		bad.Documents = []portalhttp.DocumentJSON{tc.doc}
+		resp, body := rc.do("POST", "/api/v1/transactions", bad, nil)
+		if p := problem(t, resp, body, http.StatusBadRequest, tc.code); p.Field != tc.field {
+			t.Errorf("field %q, want %q", p.Field, tc.field)
+		}
 	}
 }

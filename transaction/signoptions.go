@@ -3,10 +3,10 @@ package transaction
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"crypto"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strings"
 
