@@ -399,3 +399,29 @@ func CoSignCheck(sig, content, digest []byte, h crypto.Hash) ([]byte, error) {
 	}
 	return e.contentDigest(h, content, digest)
 }
+
+// SignedContent returns what the CAdES signature sig signs, for adding a
+// signer to it when only the signature is at hand (FIRe's cosign and
+// countersign send nothing else): the content inside an attached one, or
+// else the message digest under h of its first signer that used h.
+func SignedContent(sig []byte, h crypto.Hash) (content, digest []byte, err error) {
+	e, err := readExisting(sig)
+	if err != nil {
+		return nil, nil, err
+	}
+	if e.content != nil {
+		return e.content, nil, nil
+	}
+	for _, der := range e.signers {
+		var si rawSignerInfo
+		if _, err := asn1.Unmarshal(der, &si); err != nil {
+			return nil, nil, fmt.Errorf("%w: signer info: %v", ErrCoSign, err)
+		}
+		if si.DigestAlgorithm.Algorithm.Equal(digestOIDs[h]) {
+			if md, ok := signedMessageDigest(si.SignedAttrs.Bytes); ok && len(md) == h.Size() {
+				return nil, md, nil
+			}
+		}
+	}
+	return nil, nil, fmt.Errorf("%w: no signer used %v, and the content is not inside", ErrCoSign, h)
+}
