@@ -173,6 +173,22 @@ func TestPolicyAttachedCoSign(t *testing.T) {
 		})
 	}
 
+	// An attached signature made elsewhere is upgraded without a digest:
+	// its content gives it.
+	att, err := signer.CAdESDocument(e.ctx, bytes.NewReader(attachedDoc), key, chain, signer.Options{Attached: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := e.svc.Upgrade(e.ctx, transaction.UpgradeRequest{Signature: att, Level: signer.LevelT})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if printed := cmsVerify(up, nil); !strings.Contains(printed, "id-smime-aa-timeStampToken") {
+		t.Error("the upgraded attached signature has no signature timestamp")
+	}
+	_, err = e.svc.Upgrade(e.ctx, transaction.UpgradeRequest{Signature: coSig, Level: signer.LevelT})
+	wantCode(t, err, transaction.CodeInvalidRequest) // detached: the digest is needed
+
 	// Refused at creation, before any citizen sees them.
 	other := sha256.Sum256([]byte("otro"))
 	for _, tc := range []struct {
