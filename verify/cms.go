@@ -111,6 +111,15 @@ type parsed struct {
 	// counter marks a countersignature: its message digest is of another
 	// SignerInfo's signature value, and it has no content-type.
 	counter bool
+	// signers is how many SignerInfos the SignedData has at its top.
+	signers int
+}
+
+// shared reports whether the SignedData's validation material may be
+// another signer's: it has several signers, p is a countersignature, or p
+// carries countersignatures.
+func (p *parsed) shared() bool {
+	return p.signers > 1 || p.counter || len(p.unsigned[oidAttrCounterSignature.String()]) > 0
 }
 
 // parseCMS parses a CMS SignedData into its signers (more than one for
@@ -176,7 +185,7 @@ func parseCMS(der []byte) ([]*parsed, error) {
 	var out []*parsed
 	for i, si := range sd.SignerInfos {
 		p := &parsed{si: si, certs: certs, content: content, eType: sd.EncapContentInfo.EContentType,
-			certsRaw: certsRaw, crlsRaw: crlsRaw, ltv: material}
+			certsRaw: certsRaw, crlsRaw: crlsRaw, ltv: material, signers: len(sd.SignerInfos)}
 		if err := p.read(); err != nil {
 			return nil, fmt.Errorf("signer %d: %w", i+1, err)
 		}

@@ -152,12 +152,51 @@ func TestPoliciesAttachedCoSigners(t *testing.T) {
 		}
 	})
 
+	t.Run("countersign a cosigned signature at B-LT", func(t *testing.T) {
+		first := sign(t, signer.Options{Level: signer.LevelT, Timestamper: ts})
+		both, err := signer.CoSign(ctx, first, doc, nil, k2, c2, signer.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := &ltv.Gatherer{HTTP: http.DefaultClient}
+		cs, err := signer.CounterSign(ctx, both, k2, c2, signer.Options{Level: signer.LevelLT, Timestamper: ts, Validation: g})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := v.CAdES(ctx, cs, bytes.NewReader(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Each of the two signers, each followed by its countersignature.
+		if r.Verdict != verify.Valid || len(r.Signatures) != 4 {
+			for _, s := range r.Signatures {
+				t.Logf("%s %s %s %+v", s.Signer, s.Level, s.Verdict, s.Checks)
+			}
+			t.Fatalf("%s with %d signatures, want valid with 4", r.Verdict, len(r.Signatures))
+		}
+		for i, s := range r.Signatures {
+			want := 0
+			if i%2 == 1 {
+				want = i // the signature just before
+				if s.Level != "B-LT" {
+					t.Errorf("countersignature %d at %s, want B-LT: %+v", i+1, s.Level, s.Checks)
+				}
+			}
+			if s.CounterSignatureOf != want {
+				t.Errorf("signature %d countersigns %d, want %d", i+1, s.CounterSignatureOf, want)
+			}
+		}
+	})
+
 	t.Run("pdf cosign", func(t *testing.T) {
 		pdf, err := os.ReadFile("../signer/testdata/simple.pdf")
 		if err != nil {
 			t.Fatal(err)
 		}
-		one, err := signer.PAdES(ctx, pdf, k1, c1, signer.Options{Level: signer.LevelT, Timestamper: ts}, signer.PDFOptions{})
+		// The first at B-LT: its DSS does not cover the second signer,
+		// which is B-T and valid all the same.
+		g := &ltv.Gatherer{HTTP: http.DefaultClient}
+		one, err := signer.PAdES(ctx, pdf, k1, c1, signer.Options{Level: signer.LevelLT, Timestamper: ts, Validation: g}, signer.PDFOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -170,7 +209,13 @@ func TestPoliciesAttachedCoSigners(t *testing.T) {
 			t.Fatal(err)
 		}
 		if r.Verdict != verify.Valid || len(r.Signatures) != 2 || r.Signatures[1].Policy == nil || r.Signatures[1].Policy.Name != "FirmaAGE" {
-			t.Fatalf("%s, %d signatures: %+v", r.Verdict, len(r.Signatures), r.Signatures)
+			for _, s := range r.Signatures {
+				t.Logf("%s %s %s %+v", s.Signer, s.Level, s.Verdict, s.Checks)
+			}
+			t.Fatalf("%s, %d signatures", r.Verdict, len(r.Signatures))
+		}
+		if r.Signatures[0].Level != "B-LT" || r.Signatures[1].Level != "B-T" {
+			t.Errorf("levels %s and %s, want B-LT and B-T", r.Signatures[0].Level, r.Signatures[1].Level)
 		}
 	})
 }

@@ -377,9 +377,12 @@ func (v *Verifier) check(ctx context.Context, s *Signature, p *parsed, digest []
 			lt = true
 			s.add(CheckValidationData, Passed, "the signature carries revocation data for every certificate of its chain, checked offline")
 			s.add(CheckRevocation, est, ewhy)
-		} else {
+		} else if !p.shared() {
 			s.add(CheckValidationData, Indeterminate, "the revocation data carried does not cover the chain: "+ewhy)
 		}
+		// With other signers or countersigners, the material carried may be
+		// theirs alone: this signer is then not B-LT, which is no defect,
+		// and its revocation is asked below as for any B-T.
 	}
 	if !lt {
 		st, why = v.revocation(ctx, v.cfg.Revocation, chain, at, accuracy, s.TimestampTime.IsZero())
