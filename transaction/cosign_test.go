@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/firma-cloud/firma/api/rest/portalhttp"
+	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/signer"
@@ -81,6 +83,21 @@ func TestPolicyAttachedCoSign(t *testing.T) {
 		if d.Status != transaction.DocSigned {
 			t.Fatalf("document %d: %s (%s %s)", i, d.Status, d.ErrorCode, d.Error)
 		}
+	}
+	// The key.used records say which documents were co-signed or
+	// counter-signed.
+	page, err := e.audit.Query(e.ctx, audit.Filter{Portal: p.ID, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]int{}
+	for _, rec := range page.Records {
+		if rec.Event == audit.KeyUsed && rec.Outcome == audit.Success {
+			ops[rec.Details[audit.DetailFormat]+" "+rec.Details[transaction.DetailOperation]] += len(rec.Documents)
+		}
+	}
+	if want := map[string]int{"cades ": 1, "cades cosign": 1, "cades countersign": 1, "pades cosign": 1}; !maps.Equal(ops, want) {
+		t.Errorf("key.used documents by format and operation %v, want %v", ops, want)
 	}
 	dir := t.TempDir()
 	roots := writePEM(t, filepath.Join(dir, "roots.pem"), e.ca.Root().Raw, pki.Root.Cert.Raw)
