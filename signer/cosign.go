@@ -102,8 +102,8 @@ func readExisting(sig []byte) (*existing, error) {
 			return nil, fmt.Errorf("%w: %v", ErrCoSign, err)
 		}
 	}
-	if len(e.signers) == 0 {
-		return nil, fmt.Errorf("%w: no signer", ErrCoSign)
+	if len(e.signers) == 0 || len(e.signers) > maxSigners {
+		return nil, fmt.Errorf("%w: %d signers, want 1 to %d", ErrCoSign, len(e.signers), maxSigners)
 	}
 	return e, nil
 }
@@ -288,6 +288,11 @@ func CounterSign(ctx context.Context, sig []byte, key crypto.Signer, chain []*x5
 	out.others, out.otherAlgs = signers, e.algs
 	return out.encodeSigners(nil)
 }
+
+// maxSigners bounds the signers of a signature taken to add one to, as
+// package verify bounds what it reads: a countersignature is one key use
+// per signer.
+const maxSigners = 64
 
 var oidAttrCounterSignature = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 6}
 

@@ -472,7 +472,7 @@ func (s *Service) document(portalID string, i int, in DocumentInput, lim portal.
 		return nil, invalid(field, "give the content or the digest")
 	}
 	d.Format = string(f)
-	if d.SignOptions, err = s.signOptionsFor(portalID, field, in, f, d); err != nil {
+	if d.SignOptions, err = s.signOptionsFor(portalID, field, in, f, d, lim.MaxDocBytes); err != nil {
 		return nil, err
 	}
 	return d, nil

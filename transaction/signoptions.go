@@ -63,7 +63,11 @@ func (s *Service) policyNamed(portalID, name string) (*storedPolicy, bool) {
 // signOptionsFor checks a document's operation, policy and packaging
 // against its format and content, and encodes them; nil for a plain
 // signature with no policy.
-func (s *Service) signOptionsFor(portalID, field string, in DocumentInput, f signer.Format, d *store.Document) ([]byte, error) {
+func (s *Service) signOptionsFor(portalID, field string, in DocumentInput, f signer.Format, d *store.Document, maxBytes int64) ([]byte, error) {
+	if int64(len(in.Signature)) > maxBytes {
+		return nil, &Error{Code: CodeDocumentTooLarge, Field: field + ".signature",
+			Message: fmt.Sprintf("%s.signature is %d bytes; at most %d per document", field, len(in.Signature), maxBytes)}
+	}
 	op, err := signer.ParseOperation(string(in.Operation))
 	if err != nil {
 		return nil, invalid(field+".operation", "%q: want sign, cosign or countersign", in.Operation)
