@@ -173,7 +173,8 @@ func documentsIn(ds []*firmav1.TransactionDocument) ([]transaction.DocumentInput
 			return nil, txStatusErr(codes.InvalidArgument, transaction.CodeUnsupportedFormat, "unknown signature format", "documents.format")
 		}
 		out = append(out, transaction.DocumentInput{Name: d.GetName(), MediaType: d.GetMediaType(), Content: d.GetContent(),
-			Digest: d.GetDigest(), Hash: d.GetHash(), Format: f})
+			Digest: d.GetDigest(), Hash: d.GetHash(), Format: f, Operation: signer.Operation(d.GetOperation()),
+			Signature: d.GetSignature(), Policy: d.GetPolicy(), Attached: d.GetAttached()})
 	}
 	return out, nil
 }

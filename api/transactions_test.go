@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,7 +10,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"math/big"
@@ -219,7 +222,7 @@ func TestTransactionGRPC(t *testing.T) {
 	req := &firmav1.CreateBatchRequest{SubjectId: "12345678Z", OkUrl: "https://a.example.es/ok", ErrorUrl: "https://a.example.es/ko",
 		Documents: []*firmav1.TransactionDocument{
 			{Name: "exp7", Digest: digest[:], Format: firmav1.SignatureFormat_SIGNATURE_FORMAT_RAW},
-			{Name: "anexo.txt", Content: []byte("anexo"), Format: firmav1.SignatureFormat_SIGNATURE_FORMAT_CADES},
+			{Name: "anexo.txt", Content: []byte("anexo"), Format: firmav1.SignatureFormat_SIGNATURE_FORMAT_CADES, Attached: true, Policy: "FirmaAGE"},
 			{Name: "solicitud.xml", MediaType: "application/xml", Content: []byte(`<Solicitud xmlns="urn:example">7</Solicitud>`),
 				Format: firmav1.SignatureFormat_SIGNATURE_FORMAT_XADES},
 			{Name: "factura.xml", MediaType: "application/xml", Content: invoice, Format: firmav1.SignatureFormat_SIGNATURE_FORMAT_FACTURAE},
@@ -294,6 +297,21 @@ func TestTransactionGRPC(t *testing.T) {
 	if err != nil || one.Document.Status != "signed" || one.Document.Format != firmav1.SignatureFormat_SIGNATURE_FORMAT_CADES || len(one.Signature) == 0 {
 		t.Fatalf("RecoverBatchSign: %v %+v", err, one)
 	}
+	// Attached (the content inside) under the AGE policy, as asked.
+	os.WriteFile(filepath.Join(dir, "cades"), one.Signature, 0o600)
+	root := filepath.Join(dir, "root.pem")
+	os.WriteFile(root, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: res.CertificateChain[len(res.CertificateChain)-1]}), 0o600)
+	opensslIn(t, dir, "cms", "-verify", "-binary", "-inform", "DER", "-in", "cades", "-CAfile", root, "-purpose", "any", "-out", "content")
+	if c, _ := os.ReadFile(filepath.Join(dir, "content")); string(c) != "anexo" {
+		t.Errorf("attached CAdES holds %q", c)
+	}
+	if age, _ := asn1.Marshal(asn1.ObjectIdentifier{2, 16, 724, 1, 3, 1, 1, 2, 1, 9}); !bytes.Contains(one.Signature, age) {
+		t.Error("the CAdES lacks the AGE policy asked for")
+	}
+	counter := proto.Clone(req).(*firmav1.CreateBatchRequest)
+	counter.Documents = []*firmav1.TransactionDocument{{Name: "x", Content: []byte("x"), Format: firmav1.SignatureFormat_SIGNATURE_FORMAT_CADES, Operation: "countersign"}}
+	_, err = tx.CreateBatch(portalCtx(a.ApiKey), counter)
+	wantReason(t, err, codes.InvalidArgument, string(transaction.CodeInvalidRequest))
 	// The XML document comes back with its XAdES signature enveloped.
 	x, err := tx.RecoverBatchSign(portalCtx(a.ApiKey), &firmav1.RecoverBatchSignRequest{Ref: ref, DocumentIndex: 2})
 	if err != nil || x.Document.Format != firmav1.SignatureFormat_SIGNATURE_FORMAT_XADES {

@@ -144,6 +144,10 @@ func reportProto(r *verify.Report) *firmav1.VerifyResponse {
 		for _, c := range s.Checks {
 			sr.Checks = append(sr.Checks, &firmav1.Check{Name: c.Name, Status: checkStatuses[c.Status], Reason: c.Reason})
 		}
+		sr.CountersignatureOf = int32(s.CounterSignatureOf)
+		if p := s.Policy; p != nil {
+			sr.Policy = &firmav1.SignaturePolicy{Oid: p.OID, HashAlgorithm: p.HashAlgorithm, Hash: p.Hash, Uri: p.URI, Name: p.Name}
+		}
 		out.Signatures = append(out.Signatures, sr)
 	}
 	return out

@@ -40,6 +40,8 @@ type verifyFixture struct {
 	pdf    []byte
 	doc    []byte
 	cades  []byte
+	// counter is cades countersigned.
+	counter []byte
 }
 
 func newVerifyFixture(t *testing.T) *verifyFixture {
@@ -78,11 +80,17 @@ func newVerifyFixture(t *testing.T) *verifyFixture {
 		t.Fatal(err)
 	}
 	doc := []byte("Solicitud 2026/77")
-	cades, err := signer.CAdESDocument(ctx, bytes.NewReader(doc), key, chain, opt)
+	popt := opt
+	popt.Policy = &signer.PolicyAGE
+	cades, err := signer.CAdESDocument(ctx, bytes.NewReader(doc), key, chain, popt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &verifyFixture{client: firmav1.NewVerifyServiceClient(conn), rest: hs.URL, pdf: pdf, doc: doc, cades: cades}
+	counter, err := signer.CounterSign(ctx, cades, key, chain, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &verifyFixture{client: firmav1.NewVerifyServiceClient(conn), rest: hs.URL, pdf: pdf, doc: doc, cades: cades, counter: counter}
 }
 
 func TestVerifyServiceGRPC(t *testing.T) {
@@ -121,8 +129,21 @@ func TestVerifyServiceGRPC(t *testing.T) {
 					t.Errorf("check %v", c)
 				}
 			}
+			if p := s.GetPolicy(); tc.format == "cades" && (p.GetName() != "FirmaAGE" || p.GetOid() != "2.16.724.1.3.1.1.2.1.9" || p.GetHashAlgorithm() != "SHA-1") {
+				t.Errorf("policy reported: %v", p)
+			}
 		})
 	}
+	t.Run("countersigned", func(t *testing.T) {
+		resp, err := f.client.Verify(context.Background(), &firmav1.VerifyRequest{Signature: f.counter, Signed: &firmav1.VerifyRequest_Content{Content: f.doc}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ss := resp.GetSignatures()
+		if resp.GetVerdict() != firmav1.Verdict_VERDICT_VALID || len(ss) != 2 || ss[0].GetCountersignatureOf() != 0 || ss[1].GetCountersignatureOf() != 1 {
+			t.Fatalf("countersigned: %v", resp)
+		}
+	})
 
 	bad := []struct {
 		name  string

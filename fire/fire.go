@@ -20,6 +20,7 @@ import (
 	"github.com/firma-cloud/firma/errs"
 	"github.com/firma-cloud/firma/portal"
 	"github.com/firma-cloud/firma/registry"
+	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/store"
 	"github.com/firma-cloud/firma/transaction"
 )
@@ -240,20 +241,41 @@ type Started struct {
 }
 
 type settings struct {
-	spec  formatSpec
-	hash  string
-	level upgradeSpec
+	spec     formatSpec
+	hash     string
+	level    upgradeSpec
+	op       signer.Operation
+	policy   string // "" none (or the portal's default), FirmaAGE
+	attached bool
+}
+
+// document is the transaction document for data under these settings:
+// the data itself to sign, or the existing signature to cosign or
+// countersign, with what it signs.
+func (set *settings) document(name string, data []byte) (transaction.DocumentInput, error) {
+	d := transaction.DocumentInput{Name: name, MediaType: set.spec.mediaType, Hash: set.hash, Format: set.spec.format,
+		Operation: set.op, Policy: set.policy, Attached: set.attached}
+	if set.op == signer.OpSign || set.spec.format == signer.FormatPAdES {
+		d.Content = data
+		return d, nil
+	}
+	_, h, err := transaction.ParseHash(set.hash)
+	if err != nil {
+		return d, err
+	}
+	if d.Content, d.Digest, err = signer.SignedContent(data, h); err != nil {
+		return d, errs.Wrap(ErrUnsupported, err, "cop %s: the data is not a CAdES signature firma can add a signer to: %v", set.op, err)
+	}
+	d.Signature = data
+	return d, nil
 }
 
 // resolve maps the FIRe values onto firma's, refusing by name any it
 // cannot honour.
 func resolve(cop, format, algorithm, upgrade string, props map[string]string) (*settings, error) {
-	c, err := lookup(cops, "cop", cop)
+	op, err := lookup(cops, "cop", cop)
 	if err != nil {
 		return nil, err
-	}
-	if c != "" {
-		return nil, refused("cop", cop, c)
 	}
 	f, err := lookup(formats, "format", format)
 	if err != nil {
@@ -279,7 +301,12 @@ func resolve(cop, format, algorithm, upgrade string, props map[string]string) (*
 	if err := checkProperties(props, f.format); err != nil {
 		return nil, err
 	}
-	return &settings{spec: f, hash: a.hash, level: u}, nil
+	if op != signer.OpSign && f.format != signer.FormatCAdES && (op != signer.OpCoSign || f.format != signer.FormatPAdES) {
+		return nil, refused("cop", cop, "firma cosigns and countersigns CAdES signatures, and cosigns PDFs; not "+format)
+	}
+	set := &settings{spec: f, hash: a.hash, level: u, op: op}
+	set.policy, set.attached = docOptions(props, f.format, op)
+	return set, nil
 }
 
 // redirects reads the redirect URLs of config: redirectErrorUrl defaults
@@ -342,9 +369,12 @@ func (s *Service) Sign(ctx context.Context, a *App, req SignRequest) (*Started, 
 	if err != nil {
 		return nil, err
 	}
+	doc, err := set.document(docName(req.Config, "documento"), req.Data)
+	if err != nil {
+		return nil, err
+	}
 	c, err := s.tx.Create(ctx, p, transaction.CreateRequest{CitizenID: req.SubjectID, OKURL: p.RedirectURLs[0], ErrorURL: p.RedirectURLs[1],
-		Level: set.level.level, Documents: []transaction.DocumentInput{{Name: docName(req.Config, "documento"), MediaType: set.spec.mediaType,
-			Content: req.Data, Hash: set.hash, Format: set.spec.format}}})
+		Level: set.level.level, Documents: []transaction.DocumentInput{doc}})
 	if err != nil {
 		return nil, err
 	}
@@ -618,8 +648,11 @@ func (s *Service) AddDocument(ctx context.Context, a *App, req AddRequest) error
 	if err := check(ft); err != nil {
 		return err
 	}
-	_, err = s.tx.AddDocumentWith(ctx, a.Portal, req.TransactionID, transaction.DocumentInput{Name: docName(req.Config, req.DocID),
-		MediaType: set.spec.mediaType, Content: req.Data, Hash: set.hash, Format: set.spec.format},
+	doc, err := set.document(docName(req.Config, req.DocID), req.Data)
+	if err != nil {
+		return err
+	}
+	_, err = s.tx.AddDocumentWith(ctx, a.Portal, req.TransactionID, doc,
 		func(t *store.Transaction, d *store.Document) error {
 			next := *ft
 			next.DocIDs = slices.Clone(ft.DocIDs)

@@ -1,6 +1,7 @@
 package fire
 
 import (
+	"encoding/base64"
 	"sort"
 	"strings"
 
@@ -32,10 +33,12 @@ var formats = map[string]formatSpec{
 	"xades-asic-s-tri": {refuse: "three-phase (client-side) signing is not offered: use XAdES-ASiC-S"},
 }
 
-var cops = map[string]string{ // "" means supported
-	"sign":        "",
-	"cosign":      "co-signing an existing signature is not supported by firma yet",
-	"countersign": "counter-signing is not supported by firma yet",
+// cops: cosign and countersign take the existing signature as the data
+// (dat or the batch document); a PDF is co-signed by signing it again.
+var cops = map[string]signer.Operation{
+	"sign":        signer.OpSign,
+	"cosign":      signer.OpCoSign,
+	"countersign": signer.OpCounterSign,
 }
 
 var algorithms = map[string]struct {
@@ -83,11 +86,8 @@ var properties = map[string]propertyRule{
 	// certificate, without dialogs.
 	"filters": ignore, "filter": ignore, "headless": ignore,
 	"mode": func(v string, f signer.Format) string {
-		switch {
-		case f != signer.FormatCAdES || strings.EqualFold(v, "explicit"):
+		if f != signer.FormatCAdES || strings.EqualFold(v, "explicit") || strings.EqualFold(v, "implicit") {
 			return ""
-		case strings.EqualFold(v, "implicit"):
-			return "mode=implicit (CAdES with the data inside) is not made by firma yet: use mode=explicit"
 		}
 		return "mode must be explicit or implicit"
 	},
@@ -97,23 +97,52 @@ var properties = map[string]propertyRule{
 		}
 		return "firma always uses signingCertificateV2"
 	},
-	"expPolicy":                     refuseAlways("signature policies (expPolicy) are not added by firma yet"),
-	"policyIdentifier":              refuseAlways("signature policies are not added by firma yet"),
-	"policyIdentifierHash":          refuseAlways("signature policies are not added by firma yet"),
-	"policyIdentifierHashAlgorithm": refuseAlways("signature policies are not added by firma yet"),
-	"policyQualifier":               refuseAlways("signature policies are not added by firma yet"),
-	"layer2Text":                    refuseAlways(noVisible),
-	"layer2FontFamily":              refuseAlways(noVisible),
-	"layer2FontSize":                refuseAlways(noVisible),
-	"layer2FontStyle":               refuseAlways(noVisible),
-	"layer2FontColor":               refuseAlways(noVisible),
-	"signaturePage":                 refuseAlways(noVisible),
-	"signaturePages":                refuseAlways(noVisible),
-	"signatureField":                refuseAlways(noVisible),
-	"signatureRubricImage":          refuseAlways(noVisible),
-	"signatureProductionCity":       refuseAlways("signature attributes (production place, reason, contact) are not added by firma yet"),
-	"signReason":                    refuseAlways("signature attributes (production place, reason, contact) are not added by firma yet"),
-	"signerContact":                 refuseAlways("signature attributes (production place, reason, contact) are not added by firma yet"),
+	"expPolicy": func(v string, _ signer.Format) string {
+		if strings.EqualFold(strings.TrimSpace(v), signer.PolicyNameAGE) {
+			return ""
+		}
+		return "the one policy firma expands is FirmaAGE"
+	},
+	// An explicit policy is taken when it is the AGE one, as AutoFirma
+	// writes it; others are configured in firma and named by the portal
+	// API, not described per request.
+	"policyIdentifier": func(v string, _ signer.Format) string {
+		if strings.TrimPrefix(strings.TrimSpace(v), "urn:oid:") == signer.PolicyAGE.OID.String() {
+			return ""
+		}
+		return "the one explicit policy firma takes from FIRe is the AGE one (" + signer.PolicyAGE.OID.String() + "); expPolicy=FirmaAGE names it"
+	},
+	"policyIdentifierHash": func(v string, _ signer.Format) string {
+		if strings.TrimSpace(v) == base64.StdEncoding.EncodeToString(signer.PolicyAGE.Digest) {
+			return ""
+		}
+		return "not the hash of the AGE policy document"
+	},
+	"policyIdentifierHashAlgorithm": func(v string, _ signer.Format) string {
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "sha1", "sha-1", "http://www.w3.org/2000/09/xmldsig#sha1", "1.3.14.3.2.26":
+			return ""
+		}
+		return "the AGE policy's hash is a SHA-1"
+	},
+	"policyQualifier": func(v string, _ signer.Format) string {
+		if strings.HasSuffix(strings.TrimSpace(v), "/politica_de_firma_anexo_1.pdf") {
+			return ""
+		}
+		return "not the URL of the AGE policy document"
+	},
+	"layer2Text":              refuseAlways(noVisible),
+	"layer2FontFamily":        refuseAlways(noVisible),
+	"layer2FontSize":          refuseAlways(noVisible),
+	"layer2FontStyle":         refuseAlways(noVisible),
+	"layer2FontColor":         refuseAlways(noVisible),
+	"signaturePage":           refuseAlways(noVisible),
+	"signaturePages":          refuseAlways(noVisible),
+	"signatureField":          refuseAlways(noVisible),
+	"signatureRubricImage":    refuseAlways(noVisible),
+	"signatureProductionCity": refuseAlways("signature attributes (production place, reason, contact) are not added by firma yet"),
+	"signReason":              refuseAlways("signature attributes (production place, reason, contact) are not added by firma yet"),
+	"signerContact":           refuseAlways("signature attributes (production place, reason, contact) are not added by firma yet"),
 }
 
 // propertyPrefixes cover the numbered and positional families.
@@ -136,6 +165,17 @@ func lookup[T any](table map[string]T, field, value string) (T, error) {
 		return v, errs.Wrap(ErrUnsupported, nil, "%s %q is not known to firma (known: %s)", field, value, strings.Join(known, ", "))
 	}
 	return v, nil
+}
+
+// docOptions reads what accepted properties ask of the signature: the
+// AGE policy (expPolicy or its explicit identifier) and attached CAdES.
+func docOptions(props map[string]string, f signer.Format, op signer.Operation) (policy string, attached bool) {
+	if props["expPolicy"] != "" || props["policyIdentifier"] != "" {
+		policy = signer.PolicyNameAGE
+	}
+	// A cosignature or countersignature keeps the existing packaging.
+	attached = f == signer.FormatCAdES && op == signer.OpSign && strings.EqualFold(strings.TrimSpace(props["mode"]), "implicit")
+	return policy, attached
 }
 
 func refused(field, value, reason string) error {

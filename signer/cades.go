@@ -151,6 +151,12 @@ type Options struct {
 	// an *ltv.Gatherer, or an *ltv.Batch shared by the documents of one
 	// batch so each certificate's status is asked once.
 	Validation Validation
+	// Policy, when set, is put in the signed attributes as
+	// signature-policy-identifier (an EPES signature); nil means none.
+	Policy *Policy
+	// Attached puts the content inside a CAdES SignedData (mode
+	// implicit); it needs the whole document.
+	Attached bool
 }
 
 // Validation gathers certificates and revocation data for chains, each
@@ -178,6 +184,11 @@ func (o *Options) check() error {
 	}
 	if _, ok := digestOIDs[o.hash()]; !ok {
 		return fmt.Errorf("%v: %w (want SHA-256, SHA-384 or SHA-512)", o.hash(), ErrHash)
+	}
+	if o.Policy != nil {
+		if err := o.Policy.check(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -219,6 +230,9 @@ type contentInfo struct {
 
 type encapContentInfo struct {
 	EContentType asn1.ObjectIdentifier
+	// EContent is [0] EXPLICIT OCTET STRING, tagged by hand; absent when
+	// detached.
+	EContent asn1.RawValue `asn1:"optional"`
 }
 
 type signedData struct {
@@ -292,6 +306,9 @@ func setOf(elems [][]byte) []byte {
 // chain[0] and its issuers chain[1:] (all included). The content is never
 // needed.
 func CAdES(ctx context.Context, digest []byte, key crypto.Signer, chain []*x509.Certificate, opt Options) ([]byte, error) {
+	if opt.Attached {
+		return nil, fmt.Errorf("attached cades: %w", ErrNeedsDocument)
+	}
 	return signCMS(ctx, digest, key, chain, opt, true)
 }
 
@@ -327,9 +344,23 @@ type cms struct {
 	certs    [][]byte // CertificateChoices, DER
 	crls     [][]byte // RevocationInfoChoice, DER
 	unsAttr  [][]byte // unsigned attributes, DER, in order
+	// content is the encapsulated content of an attached signature; nil
+	// when detached.
+	content []byte
+	// others are the SignerInfos (DER, kept byte for byte) of the
+	// signatures already there when co-signing; otherAlgs their digest
+	// algorithms (DER AlgorithmIdentifiers).
+	others, otherAlgs [][]byte
 }
 
 func prepareCMS(digest []byte, key crypto.Signer, chain []*x509.Certificate, opt Options, withTime bool) (*cms, error) {
+	return prepare(digest, key, chain, opt, withTime, false)
+}
+
+// prepare is prepareCMS; counter leaves out content-type, which a
+// countersignature must not carry (RFC 5652 11.4): its digest is of
+// another SignerInfo's signature value, not of content.
+func prepare(digest []byte, key crypto.Signer, chain []*x509.Certificate, opt Options, withTime, counter bool) (*cms, error) {
 	if err := opt.check(); err != nil {
 		return nil, err
 	}
@@ -352,7 +383,7 @@ func prepareCMS(digest []byte, key crypto.Signer, chain []*x509.Certificate, opt
 	if signingTime.IsZero() {
 		signingTime = time.Now()
 	}
-	signedAttrs, err := signedAttributes(digest, signingTime.UTC().Truncate(time.Second), withTime, cert)
+	signedAttrs, err := signedAttributes(digest, signingTime.UTC().Truncate(time.Second), withTime, cert, opt.Policy, counter)
 	if err != nil {
 		return nil, err
 	}
@@ -415,22 +446,27 @@ func (c *cms) addCert(der []byte) {
 
 // encode returns the DER ContentInfo.
 func (c *cms) encode() ([]byte, error) {
-	si := c.si
-	if len(c.unsAttr) > 0 {
-		// The unsigned attributes keep their order (DER would sort a SET
-		// OF, but ETSI EN 319 122-1 reads archive timestamps in order and
-		// every verifier takes them as they come).
-		si.UnsignedAttrs = asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 1, IsCompound: true, Bytes: bytes.Join(c.unsAttr, nil)}
+	si := c.finalSignerInfo()
+	encap := encapContentInfo{EContentType: oidData}
+	if c.content != nil {
+		oct, err := asn1.Marshal(c.content)
+		if err != nil {
+			return nil, fmt.Errorf("encode content: %w", err)
+		}
+		encap.EContent = asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: oct}
 	}
 	sd := signedData{
 		Version:          1,
 		DigestAlgorithms: []pkix.AlgorithmIdentifier{{Algorithm: digestOIDs[c.h]}},
-		EncapContentInfo: encapContentInfo{EContentType: oidData},
+		EncapContentInfo: encap,
 		Certificates:     asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: setOf(c.certs)},
 		SignerInfos:      []signerInfo{si},
 	}
 	if len(c.crls) > 0 {
 		sd.CRLs = asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 1, IsCompound: true, Bytes: setOf(c.crls)}
+	}
+	if len(c.others) > 0 {
+		return c.encodeMany(sd, si)
 	}
 	inner, err := asn1.Marshal(sd)
 	if err != nil {
@@ -467,6 +503,13 @@ func CAdESDocument(ctx context.Context, doc io.Reader, key crypto.Signer, chain 
 	if err := opt.check(); err != nil {
 		return nil, err
 	}
+	if opt.Attached {
+		content, err := io.ReadAll(doc)
+		if err != nil {
+			return nil, fmt.Errorf("read document: %w", err)
+		}
+		return CAdESAttached(ctx, content, key, chain, opt)
+	}
 	hh := opt.hash().New()
 	if _, err := io.Copy(hh, doc); err != nil {
 		return nil, fmt.Errorf("read document: %w", err)
@@ -474,11 +517,28 @@ func CAdESDocument(ctx context.Context, doc io.Reader, key crypto.Signer, chain 
 	return CAdES(ctx, hh.Sum(nil), key, chain, opt)
 }
 
-func signedAttributes(digest []byte, at time.Time, withTime bool, cert *x509.Certificate) ([]byte, error) {
-	ct, err := attr(oidAttrContentType, oidData)
+// CAdESAttached returns a CAdES signature with content inside its
+// SignedData (mode implicit), at any level: the archive timestamp of
+// B-LTA covers the content through its digest, as for a detached one.
+func CAdESAttached(ctx context.Context, content []byte, key crypto.Signer, chain []*x509.Certificate, opt Options) ([]byte, error) {
+	if content == nil {
+		content = []byte{}
+	}
+	c, err := prepareCMS(hashOf(opt.hash(), content), key, chain, opt, true)
 	if err != nil {
 		return nil, err
 	}
+	c.content = content
+	if err := c.sign(key); err != nil {
+		return nil, err
+	}
+	if err := c.extend(ctx, opt); err != nil {
+		return nil, err
+	}
+	return c.encode()
+}
+
+func signedAttributes(digest []byte, at time.Time, withTime bool, cert *x509.Certificate, pol *Policy, counter bool) ([]byte, error) {
 	md, err := attr(oidAttrMessageDigest, digest)
 	if err != nil {
 		return nil, err
@@ -496,7 +556,21 @@ func signedAttributes(digest []byte, at time.Time, withTime bool, cert *x509.Cer
 	if err != nil {
 		return nil, err
 	}
-	attrs := [][]byte{ct, md, sc}
+	attrs := [][]byte{md, sc}
+	if !counter {
+		ct, err := attr(oidAttrContentType, oidData)
+		if err != nil {
+			return nil, err
+		}
+		attrs = append(attrs, ct)
+	}
+	if pol != nil {
+		pa, err := pol.attribute()
+		if err != nil {
+			return nil, err
+		}
+		attrs = append(attrs, pa)
+	}
 	if withTime {
 		st, err := attr(oidAttrSigningTime, at)
 		if err != nil {
@@ -663,6 +737,8 @@ func signASiC(ctx context.Context, f Format, doc Document, key crypto.Signer, ch
 		at = time.Now()
 		opt.SigningTime = at
 	}
+	// An ASiC container holds the document beside its signature.
+	opt.Attached = false
 	name := xadesName(doc.Name)
 	docs := []asic.Document{{Name: name, Content: doc.Content}}
 	if f == FormatASiCSCAdES {

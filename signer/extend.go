@@ -1,6 +1,7 @@
 package signer
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/asn1"
@@ -11,7 +12,8 @@ import (
 // opt.Level (B-T, B-LT or B-LTA): a signature timestamp when it has none,
 // the validation material, an archive timestamp. digest is the signed
 // content's digest under the signature's digest algorithm (opt.Hash),
-// needed by the archive timestamp. No key is used: what was signed stays
+// needed by the archive timestamp; nil for an attached signature, whose
+// content gives it. No key is used: what was signed stays
 // as it was, byte for byte.
 func ExtendCAdES(ctx context.Context, sig, digest []byte, opt Options) ([]byte, error) {
 	if err := opt.check(); err != nil {
@@ -41,9 +43,28 @@ func ExtendCAdES(ctx context.Context, sig, digest []byte, opt Options) ([]byte, 
 	if len(sd.SignerInfos) != 1 {
 		return nil, fmt.Errorf("extend: %w: %d signer infos, want 1", ErrFormat, len(sd.SignerInfos))
 	}
-	var encap encapContentInfo
+	var encap struct {
+		EContentType asn1.ObjectIdentifier
+		EContent     asn1.RawValue `asn1:"optional,explicit,tag:0"`
+	}
 	if rest, err := asn1.Unmarshal(sd.EncapContentInfo.FullBytes, &encap); err != nil || len(rest) != 0 || !encap.EContentType.Equal(oidData) {
-		return nil, fmt.Errorf("extend: %w: only detached signatures over id-data", ErrFormat)
+		return nil, fmt.Errorf("extend: %w: only signatures over id-data", ErrFormat)
+	}
+	// An attached signature carries its content: its digest is taken
+	// from there, and the content is written back as it was.
+	var content []byte
+	if len(encap.EContent.Bytes) > 0 {
+		if _, err := asn1.Unmarshal(encap.EContent.Bytes, &content); err != nil {
+			return nil, fmt.Errorf("extend: %w: encapsulated content: %v", ErrFormat, err)
+		}
+		if content == nil {
+			content = []byte{}
+		}
+		d := hashOf(opt.hash(), content)
+		if digest != nil && !bytes.Equal(digest, d) {
+			return nil, fmt.Errorf("extend: %w: the digest given is not that of the content inside", ErrFormatDigest)
+		}
+		digest = d
 	}
 	si := sd.SignerInfos[0]
 	h := opt.hash()
@@ -53,7 +74,7 @@ func ExtendCAdES(ctx context.Context, sig, digest []byte, opt Options) ([]byte, 
 	if len(digest) != h.Size() {
 		return nil, fmt.Errorf("%d bytes for %v: %w", len(digest), h, ErrFormatDigest)
 	}
-	c := &cms{h: h, digest: digest, si: si}
+	c := &cms{h: h, digest: digest, si: si, content: content}
 	var err error
 	if c.certs, err = splitSet(sd.Certificates.Bytes); err != nil {
 		return nil, fmt.Errorf("extend: certificates: %w: %v", ErrFormat, err)

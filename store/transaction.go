@@ -81,6 +81,11 @@ type Document struct {
 	TimestampToken []byte
 	TimestampedAt  time.Time
 	SignedAt       time.Time
+	// SignOptions is how the document is to be signed beyond its format,
+	// as the transaction package encodes it (operation, the existing
+	// signature for cosign and countersign, policy, attached); nil for a
+	// plain signature. Read with the content (full).
+	SignOptions []byte
 }
 
 // TransactionFilter selects transactions to list, ordered by ID. Zero

@@ -2,6 +2,7 @@ package transaction
 
 import (
 	"context"
+	"maps"
 
 	"github.com/firma-cloud/firma/audit"
 	"github.com/firma-cloud/firma/signing"
@@ -27,6 +28,10 @@ func (s *Service) record(ctx context.Context, rec *audit.Record) {
 		s.log.ErrorContext(ctx, "audit record lost", "event", rec.Event, "err", err)
 	}
 }
+
+// DetailOperation on a key.used record says its documents were co-signed
+// ("cosign") or counter-signed ("countersign"); absent for new signatures.
+const DetailOperation = "operation"
 
 // auditDocument names a document in key records by its digest and name.
 func auditDocument(d *store.Document) audit.Document {
@@ -54,20 +59,32 @@ func auditDocument(d *store.Document) audit.Document {
 // extra goes on the signed documents' records (a resume names there the
 // signatures made before the interruption).
 func (s *Service) release(ctx context.Context, t *store.Transaction, g *signing.Grant, outcomes []*store.Document, extra map[string]string) {
-	byFormat := map[string][]*store.Document{}
-	var order []string
+	type group struct{ format, op string }
+	byFormat := map[group][]*store.Document{}
+	var order []group
 	for _, d := range outcomes {
 		if d.Status != string(DocRecording) {
 			continue
 		}
-		if _, ok := byFormat[d.Format]; !ok {
-			order = append(order, d.Format)
+		// A cosignature or countersignature is recorded as such.
+		o, _ := readSignOptions(d.SignOptions)
+		g := group{d.Format, string(o.Op)}
+		if _, ok := byFormat[g]; !ok {
+			order = append(order, g)
 		}
-		byFormat[d.Format] = append(byFormat[d.Format], d)
+		byFormat[g] = append(byFormat[g], d)
 	}
-	for _, f := range order {
-		ds := byFormat[f]
-		res := signing.Result{Format: f, Details: extra}
+	for _, gr := range order {
+		ds := byFormat[gr]
+		details := extra
+		if gr.op != "" {
+			details = maps.Clone(extra)
+			if details == nil {
+				details = map[string]string{}
+			}
+			details[DetailOperation] = gr.op
+		}
+		res := signing.Result{Format: gr.format, Details: details}
 		for _, d := range ds {
 			res.Documents = append(res.Documents, auditDocument(d))
 		}

@@ -60,7 +60,7 @@ func (s *Service) AddDocumentWith(ctx context.Context, p *store.Portal, id strin
 			return 0, &Error{Code: CodeTooManyDocuments, Field: "document",
 				Message: fmt.Sprintf("the batch has %d documents; this portal may send at most %d per transaction", n, lim.MaxDocuments)}
 		}
-		d, err := s.document(n, in, lim)
+		d, err := s.document(p.ID, n, in, lim)
 		if err != nil {
 			return 0, err
 		}

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/firma-cloud/firma/config"
 	"github.com/firma-cloud/firma/policy"
+	"github.com/firma-cloud/firma/signer"
 )
 
 // SectionName is the top-level key of Config in firmad.yaml.
@@ -67,11 +69,40 @@ type Config struct {
 	// that a revocation made before it has reached OCSP and CRLs; 0 (the
 	// default) means at once.
 	UpgradeGrace time.Duration `yaml:"upgrade_grace"`
+	// SignaturePolicies are the signature policies (EPES) documents may
+	// name, by key, besides FirmaAGE, which is built in. File only.
+	SignaturePolicies map[string]PolicyConfig `yaml:"signature_policies"`
+	// PortalPolicies maps a portal ID to the policy its documents get when
+	// they name none: FirmaAGE or a key of SignaturePolicies. File only.
+	PortalPolicies map[string]string `yaml:"portal_policies"`
 	// AllowHTTPPortals lets portals register plain-http redirect and
 	// callback URLs off loopback; development only.
 	AllowHTTPPortals bool `yaml:"allow_http_portals"`
 	// SMS is the gateway the one-time passwords go through.
 	SMS SMSConfig `yaml:"sms"`
+}
+
+// PolicyConfig is one signature policy: its identifier (dotted OID), the
+// hash of its document (base64) under HashAlgorithm (sha1, sha256,
+// sha384 or sha512), and where the document is published.
+type PolicyConfig struct {
+	OID           string `yaml:"oid"`
+	HashAlgorithm string `yaml:"hash_algorithm"`
+	Hash          string `yaml:"hash"`
+	URI           string `yaml:"uri"`
+}
+
+// Policies returns SignaturePolicies parsed, for Options.Policies.
+func (c *Config) Policies() (map[string]*signer.Policy, error) {
+	out := make(map[string]*signer.Policy, len(c.SignaturePolicies))
+	for name, p := range c.SignaturePolicies {
+		sp, err := signer.ParsePolicy(p.OID, p.HashAlgorithm, p.Hash, p.URI)
+		if err != nil {
+			return nil, &config.FieldError{Field: "signature_policies." + name, Msg: err.Error()}
+		}
+		out[name] = sp
+	}
+	return out, nil
 }
 
 // SMSConfig selects the SMS gateway.
@@ -122,6 +153,18 @@ func (c *Config) Validate() error {
 		{"otp_failure_window", c.OTPFailureWindow, time.Minute}, {"otp_lockout", c.OTPLockout, time.Minute}} {
 		if d.v < d.min {
 			bad(d.name, fmt.Sprintf("must be at least %s", d.min))
+		}
+	}
+	for name, p := range c.SignaturePolicies {
+		if strings.EqualFold(name, signer.PolicyNameAGE) || strings.EqualFold(name, PolicyNone) || name == "" {
+			bad("signature_policies."+name, "the name is taken: FirmaAGE is built in and none means no policy")
+		} else if _, err := signer.ParsePolicy(p.OID, p.HashAlgorithm, p.Hash, p.URI); err != nil {
+			bad("signature_policies."+name, err.Error())
+		}
+	}
+	for portalID, name := range c.PortalPolicies {
+		if _, ok := c.SignaturePolicies[name]; !ok && !strings.EqualFold(name, signer.PolicyNameAGE) && !strings.EqualFold(name, PolicyNone) {
+			bad("portal_policies."+portalID, fmt.Sprintf("%q is neither FirmaAGE, none nor a key of signature_policies", name))
 		}
 	}
 	if c.UpgradeGrace < 0 || c.UpgradeGrace > 7*24*time.Hour {

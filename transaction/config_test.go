@@ -51,6 +51,15 @@ func TestConfigSection(t *testing.T) {
 		{"bad signing workers", "transactions:\n  sign_workers: 0\n  sign_queue: 0\n  sign_lease: 10ms\n  sign_expiry: 10s\n", nil, nil,
 			[]string{"transactions.sign_workers", "transactions.sign_queue", "transactions.sign_lease", "transactions.sign_expiry"}},
 		{"unknown key", "transactions:\n  otp_lenght: 8\n", nil, nil, []string{"otp_lenght"}},
+		{"signature policies", "transactions:\n  signature_policies:\n    ayto:\n      oid: 1.3.6.1.4.1.99999.1\n      hash_algorithm: sha256\n" +
+			"      hash: 47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n      uri: https://sede.example.es/politica.pdf\n" +
+			"  portal_policies:\n    ABCDEF012345: ayto\n    BCDEF0123456: FirmaAGE\n", nil, func(c *transaction.Config) bool {
+			ps, err := c.Policies()
+			return err == nil && ps["ayto"].OID.String() == "1.3.6.1.4.1.99999.1" && c.PortalPolicies["BCDEF0123456"] == "FirmaAGE"
+		}, nil},
+		{"bad signature policies", "transactions:\n  signature_policies:\n    ayto:\n      oid: x.y\n      hash_algorithm: md5\n" +
+			"    FirmaAGE:\n      oid: 1.2.3\n      hash_algorithm: sha1\n      hash: G7roucf600+f03r/o0bAOQ6WAs0=\n  portal_policies:\n    ABCDEF012345: otra\n", nil, nil,
+			[]string{"transactions.signature_policies.ayto", "transactions.signature_policies.FirmaAGE", "transactions.portal_policies.ABCDEF012345"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".yaml")

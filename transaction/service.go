@@ -79,6 +79,12 @@ type Options struct {
 	// UpgradeGrace is how long after its signature timestamp a signature
 	// may be raised to B-LT or B-LTA by Upgrade; 0 means at once.
 	UpgradeGrace time.Duration
+	// Policies are the signature policies documents may name besides
+	// FirmaAGE (signer.PolicyAGE), which is always there; PortalPolicies
+	// maps a portal ID to the policy its documents get when they name
+	// none.
+	Policies       map[string]*signer.Policy
+	PortalPolicies map[string]string
 	// Formats picks a format for documents that name none; default PDF ->
 	// PAdES, everything else -> CAdES.
 	Formats *signer.DefaultFormats
@@ -311,7 +317,7 @@ func (s *Service) create(ctx context.Context, p *store.Portal, req CreateRequest
 	items := make([]policy.ApprovalItem, n)
 	seen := make(map[string]int, n)
 	for i, in := range req.Documents {
-		d, err := s.document(i, in, lim)
+		d, err := s.document(p.ID, i, in, lim)
 		if err != nil {
 			return nil, err
 		}
@@ -393,7 +399,7 @@ func (s *Service) replay(ctx context.Context, portalID, key string, reqHash []by
 func (s *Service) citizenURL(id string) string { return s.opt.BaseURL + "/sign/" + id }
 
 // document checks one input document and computes its digest.
-func (s *Service) document(i int, in DocumentInput, lim portal.Limits) (*store.Document, error) {
+func (s *Service) document(portalID string, i int, in DocumentInput, lim portal.Limits) (*store.Document, error) {
 	field := fmt.Sprintf("documents[%d]", i)
 	name := strings.TrimSpace(in.Name)
 	if name == "" || utf8.RuneCountInString(name) > maxNameLen || !utf8.ValidString(name) {
@@ -478,6 +484,9 @@ func (s *Service) document(i int, in DocumentInput, lim portal.Limits) (*store.D
 		return nil, invalid(field, "give the content or the digest")
 	}
 	d.Format = string(f)
+	if d.SignOptions, err = s.signOptionsFor(portalID, field, in, f, d, lim.MaxDocBytes); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -549,6 +558,9 @@ func requestHash(citizen string, req CreateRequest, level signer.Level, docs []*
 	fmt.Fprintf(h, "%q %q %q %t %q %d %t\n", citizen, req.OKURL, req.ErrorURL, req.StopOnError, level, len(docs), req.draft)
 	for _, d := range docs {
 		fmt.Fprintf(h, "%q %q %q %q %x\n", d.Name, d.MediaType, d.Format, d.Hash, d.Digest)
+		if d.SignOptions != nil {
+			fmt.Fprintf(h, "options %x\n", sha256.Sum256(d.SignOptions))
+		}
 	}
 	return h.Sum(nil)
 }

@@ -564,7 +564,11 @@ func (s *Service) signDocument(ctx context.Context, t *store.Transaction, d *sto
 	chain := g.Chain()
 	doc := signer.Document{Type: signer.DocumentType(d.MediaType), Content: d.Content, Digest: d.Digest, Name: d.Name}
 	po := signer.PDFOptions{Reason: PDFReason, Name: chain[0].Subject.CommonName}
-	res, err := signer.SignDocument(ctx, signer.Format(d.Format), s.formats, doc, g.Signer(ctx), chain, opt, po)
+	o, err := readSignOptions(d.SignOptions)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := signWith(ctx, o, signer.Format(d.Format), s.formats, doc, g.Signer(ctx), chain, opt, po)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -597,6 +601,8 @@ func documentFailure(err error) (Code, string) {
 		return CodeSigningFailed, "the audit log was unavailable, so the document was not signed"
 	case errors.Is(err, signer.ErrPDF):
 		return CodeInvalidDocument, fmt.Sprintf("the PDF cannot be signed: %v", err)
+	case errors.Is(err, signer.ErrCoSign), errors.Is(err, signer.ErrPolicy):
+		return CodeInvalidDocument, err.Error()
 	case errors.Is(err, signer.ErrNeedsDocument), errors.Is(err, signer.ErrFormat), errors.Is(err, signer.ErrHash):
 		return CodeUnsupportedFormat, err.Error()
 	case errors.Is(err, signer.ErrTimestamp):

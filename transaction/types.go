@@ -84,6 +84,22 @@ type DocumentInput struct {
 	Digest    []byte
 	Hash      string        // sha256 (default), sha384, sha512
 	Format    signer.Format // raw, cades, pades; "" picks by media type
+	// Operation is sign ("" too), cosign (another signer of the same
+	// content: a new SignerInfo in Signature, or a new field in the
+	// signed PDF given as Content) or countersign (of every SignerInfo
+	// at the top of Signature); CAdES, and cosign on PAdES too.
+	Operation signer.Operation
+	// Signature is the existing CAdES signature to cosign or
+	// countersign; the document (Content or Digest) must be the one it
+	// signs.
+	Signature []byte
+	// Policy names the signature policy: "" the portal's default
+	// (Options.PortalPolicies), "none", "FirmaAGE", or one of
+	// Options.Policies.
+	Policy string
+	// Attached puts the content inside the CAdES signature (FIRe mode
+	// implicit); it needs Content.
+	Attached bool
 }
 
 // CreateRequest asks a citizen to sign documents.

@@ -3,6 +3,7 @@ package transaction
 import (
 	"context"
 	"crypto"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"time"
@@ -77,7 +78,8 @@ func (s *Service) Upgrade(ctx context.Context, req UpgradeRequest) ([]byte, erro
 		return nil, invalid("level", "%s needs a timestamp authority and validation material gathering, and they are not configured", req.Level)
 	}
 	isXML := xades.IsXML(req.Signature)
-	if len(req.Digest) != h.Size() && !isXML {
+	// An attached signature carries its content, which gives the digest.
+	if len(req.Digest) != h.Size() && !isXML && (len(req.Digest) != 0 || !attached(req.Signature)) {
 		return nil, invalid("digest", "%d bytes, want %d for %s", len(req.Digest), h.Size(), req.Hash)
 	}
 	if err := s.graceOver(req, isXML); err != nil {
@@ -90,7 +92,11 @@ func (s *Service) Upgrade(ctx context.Context, req UpgradeRequest) ([]byte, erro
 	if s.opt.Validation != nil {
 		opt.Validation = s.opt.Validation.Batch()
 	}
-	out, err := signer.ExtendCAdES(ctx, req.Signature, req.Digest, opt)
+	var digest []byte
+	if len(req.Digest) > 0 {
+		digest = req.Digest
+	}
+	out, err := signer.ExtendCAdES(ctx, req.Signature, digest, opt)
 	switch {
 	case err == nil:
 		return out, nil
@@ -135,4 +141,25 @@ func (s *Service) graceOver(req UpgradeRequest, isXML bool) error {
 			req.Level, ready.UTC().Format(time.RFC3339), s.opt.UpgradeGrace)}
 	}
 	return nil
+}
+
+// attached reports whether sig is a CMS SignedData with its content inside.
+func attached(sig []byte) bool {
+	var ci struct {
+		Type    asn1.ObjectIdentifier
+		Content asn1.RawValue `asn1:"explicit,tag:0"`
+	}
+	if _, err := asn1.Unmarshal(sig, &ci); err != nil {
+		return false
+	}
+	var sd struct {
+		Version int
+		Algs    asn1.RawValue
+		Encap   struct {
+			Type    asn1.ObjectIdentifier
+			Content asn1.RawValue `asn1:"optional,explicit,tag:0"`
+		}
+	}
+	_, err := asn1.Unmarshal(ci.Content.Bytes, &sd)
+	return err == nil && len(sd.Encap.Content.FullBytes) > 0
 }

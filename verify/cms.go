@@ -108,6 +108,18 @@ type parsed struct {
 	// ltv is validation material the signature carries (CAdES crls, a
 	// PDF's DSS); nil when none.
 	ltv *embedded
+	// counter marks a countersignature: its message digest is of another
+	// SignerInfo's signature value, and it has no content-type.
+	counter bool
+	// signers is how many SignerInfos the SignedData has at its top.
+	signers int
+}
+
+// shared reports whether the SignedData's validation material may be
+// another signer's: it has several signers, p is a countersignature, or p
+// carries countersignatures.
+func (p *parsed) shared() bool {
+	return p.signers > 1 || p.counter || len(p.unsigned[oidAttrCounterSignature.String()]) > 0
 }
 
 // parseCMS parses a CMS SignedData into its signers (more than one for
@@ -173,35 +185,44 @@ func parseCMS(der []byte) ([]*parsed, error) {
 	var out []*parsed
 	for i, si := range sd.SignerInfos {
 		p := &parsed{si: si, certs: certs, content: content, eType: sd.EncapContentInfo.EContentType,
-			signed: map[string]asn1.RawValue{}, unsigned: map[string][]asn1.RawValue{},
-			certsRaw: certsRaw, crlsRaw: crlsRaw, ltv: material}
-		if p.unsignedRaw, err = elements(si.UnsignedAttrs.Bytes); err != nil {
-			return nil, fmt.Errorf("%w: unsigned attributes: %w", ErrMalformed, err)
-		}
-		p.signer = findSigner(p.si.SID, p.certs)
-		p.hash, p.hashName = hashOf(p.si.DigestAlgorithm.Algorithm)
-		if len(p.si.SignedAttrs.FullBytes) == 0 {
-			return nil, fmt.Errorf("%w: signer %d has no signed attributes (CAdES requires them)", ErrMalformed, i+1)
-		}
-		// The signature covers the attributes with the SET tag in place of
-		// the implicit [0]; the length octets are the same.
-		p.signedDER = bytes.Clone(p.si.SignedAttrs.FullBytes)
-		p.signedDER[0] = 0x31
-		if err := attributes(p.si.SignedAttrs.Bytes, func(a attribute, vals []asn1.RawValue) {
-			if _, dup := p.signed[a.Type.String()]; !dup && len(vals) > 0 {
-				p.signed[a.Type.String()] = vals[0]
-			}
-		}); err != nil {
-			return nil, fmt.Errorf("%w: signed attributes: %w", ErrMalformed, err)
-		}
-		if err := attributes(p.si.UnsignedAttrs.Bytes, func(a attribute, vals []asn1.RawValue) {
-			p.unsigned[a.Type.String()] = append(p.unsigned[a.Type.String()], vals...)
-		}); err != nil {
-			return nil, fmt.Errorf("%w: unsigned attributes: %w", ErrMalformed, err)
+			certsRaw: certsRaw, crlsRaw: crlsRaw, ltv: material, signers: len(sd.SignerInfos)}
+		if err := p.read(); err != nil {
+			return nil, fmt.Errorf("signer %d: %w", i+1, err)
 		}
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// read fills in what p's SignerInfo says.
+func (p *parsed) read() error {
+	var err error
+	p.signed, p.unsigned = map[string]asn1.RawValue{}, map[string][]asn1.RawValue{}
+	if p.unsignedRaw, err = elements(p.si.UnsignedAttrs.Bytes); err != nil {
+		return fmt.Errorf("%w: unsigned attributes: %w", ErrMalformed, err)
+	}
+	p.signer = findSigner(p.si.SID, p.certs)
+	p.hash, p.hashName = hashOf(p.si.DigestAlgorithm.Algorithm)
+	if len(p.si.SignedAttrs.FullBytes) == 0 {
+		return fmt.Errorf("%w: no signed attributes (CAdES requires them)", ErrMalformed)
+	}
+	// The signature covers the attributes with the SET tag in place of
+	// the implicit [0]; the length octets are the same.
+	p.signedDER = bytes.Clone(p.si.SignedAttrs.FullBytes)
+	p.signedDER[0] = 0x31
+	if err := attributes(p.si.SignedAttrs.Bytes, func(a attribute, vals []asn1.RawValue) {
+		if _, dup := p.signed[a.Type.String()]; !dup && len(vals) > 0 {
+			p.signed[a.Type.String()] = vals[0]
+		}
+	}); err != nil {
+		return fmt.Errorf("%w: signed attributes: %w", ErrMalformed, err)
+	}
+	if err := attributes(p.si.UnsignedAttrs.Bytes, func(a attribute, vals []asn1.RawValue) {
+		p.unsigned[a.Type.String()] = append(p.unsigned[a.Type.String()], vals...)
+	}); err != nil {
+		return fmt.Errorf("%w: unsigned attributes: %w", ErrMalformed, err)
+	}
+	return nil
 }
 
 // maxSigners bounds the parallel signatures of one CMS.

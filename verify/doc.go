@@ -10,6 +10,12 @@
 // reason, and each signature an overall verdict (valid, invalid,
 // indeterminate), following the spirit of ETSI EN 319 102-1.
 //
+// A CMS with its content inside is checked against it; each parallel
+// signer gets its own report, and so does each countersignature (nested
+// in the signer's unsigned attributes), which names the signature it
+// countersigns. A declared signature policy is reported; the AGE one's
+// hash is checked against its published document's.
+//
 // It is a package of its own, used by the gRPC/REST VerifyService and by
 // `firmactl verify`, so anybody can verify without running the service.
 package verify

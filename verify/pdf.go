@@ -40,9 +40,17 @@ func (v *Verifier) PDF(ctx context.Context, doc []byte) (*Report, error) {
 		return nil, ErrNoSignature
 	}
 	dss, dssAt := readDSS(doc)
+	// The DSS serves the whole document: with several signers it may
+	// hold another signer's material alone.
+	signers := 0
+	for _, ps := range sigs {
+		if ps.subFilter != "ETSI.RFC3161" {
+			signers++
+		}
+	}
 	var out []*Signature
 	for _, ps := range sigs {
-		out = append(out, v.pdfSignature(ctx, doc, ps, dss))
+		out = append(out, v.pdfSignature(ctx, doc, ps, dss, signers))
 	}
 	archiveByDocTimestamp(out, sigs, dssAt)
 	return v.finish("pades", start, out...), nil
@@ -117,7 +125,7 @@ func readDSS(doc []byte) (*embedded, int) {
 	return e, at
 }
 
-func (v *Verifier) pdfSignature(ctx context.Context, doc []byte, ps pdfSig, dss *embedded) *Signature {
+func (v *Verifier) pdfSignature(ctx context.Context, doc []byte, ps pdfSig, dss *embedded, signers int) *Signature {
 	s := &Signature{Format: FormatPAdES, Field: ps.field}
 	switch ps.subFilter {
 	case "ETSI.CAdES.detached":
@@ -138,16 +146,17 @@ func (v *Verifier) pdfSignature(ctx context.Context, doc []byte, ps pdfSig, dss 
 	s.add(CheckByteRange, Passed, why)
 	st, why := changesAfter(doc, ps.byteRange, whole)
 	s.add(CheckChanges, st, why)
-	signers, err := parseCMS(ps.contents)
+	parts, err := parseCMS(ps.contents)
 	if err != nil {
 		s.add(CheckIntegrity, Failed, err.Error())
 		return s
 	}
-	if len(signers) != 1 {
-		s.add(CheckIntegrity, Failed, fmt.Sprintf("a PDF signature holds exactly one signer, this one %d", len(signers)))
+	if len(parts) != 1 {
+		s.add(CheckIntegrity, Failed, fmt.Sprintf("a PDF signature holds exactly one signer, this one %d", len(parts)))
 		return s
 	}
-	p := signers[0]
+	p := parts[0]
+	p.signers = signers
 	if p.hash == 0 {
 		s.DigestAlg = p.hashName
 		s.add(CheckIntegrity, Failed, "digest algorithm "+p.hashName+" is not accepted (want SHA-256, SHA-384 or SHA-512)")

@@ -91,6 +91,13 @@ type Signature struct {
 	// CoversWholeDocument is set for PAdES: false when the file was
 	// changed by incremental updates after this signature.
 	CoversWholeDocument *bool `json:"covers_whole_document,omitempty"`
+	// Policy is the signature policy the signer declared (EPES); nil
+	// when none.
+	Policy *Policy `json:"policy,omitempty"`
+	// CounterSignatureOf is, for a countersignature, the position (from
+	// 1, in Report.Signatures) of the signature it countersigns; 0 for
+	// the others.
+	CounterSignatureOf int `json:"countersignature_of,omitempty"`
 }
 
 // Report is the result for one document.
@@ -204,6 +211,7 @@ func (v *Verifier) CAdES(ctx context.Context, sig []byte, content io.Reader) (*R
 		s := &Signature{Format: FormatCAdES}
 		v.check(ctx, s, p, hashers[p.hash].Sum(nil))
 		out = append(out, s)
+		out = v.counterSignatures(ctx, out, p, len(out), 0)
 	}
 	return v.finish(FormatCAdES, start, out...), nil
 }
@@ -235,6 +243,7 @@ func (v *Verifier) CAdESDigest(ctx context.Context, sig []byte, h crypto.Hash, d
 			s := &Signature{Format: FormatCAdES}
 			v.check(ctx, s, p, digest)
 			out = append(out, s)
+			out = v.counterSignatures(ctx, out, p, len(out), 0)
 		}
 	}
 	if !matched {
@@ -315,7 +324,16 @@ func (v *Verifier) check(ctx context.Context, s *Signature, p *parsed, digest []
 		s.add(CheckIntegrity, Failed, "the document does not match the signed message digest (it was changed or is another document)")
 	default:
 		var ct asn1.ObjectIdentifier
-		if raw, ok := p.signed[oidAttrContentType.String()]; !ok {
+		_, hasCT := p.signed[oidAttrContentType.String()]
+		if p.counter && hasCT {
+			s.add(CheckIntegrity, Failed, "a countersignature must not carry a content-type attribute (RFC 5652 11.4)")
+		} else if p.counter {
+			if err := p.checkSignature(); err != nil {
+				s.add(CheckIntegrity, Failed, err.Error())
+			} else {
+				s.add(CheckIntegrity, Passed, fmt.Sprintf("the countersigned signature value matches the message digest (%s) and the countersignature verifies with the countersigner's key", p.hashName))
+			}
+		} else if raw, ok := p.signed[oidAttrContentType.String()]; !ok {
 			s.add(CheckIntegrity, Failed, "no content-type attribute")
 		} else if _, err := asn1.Unmarshal(raw.FullBytes, &ct); err != nil || !ct.Equal(p.eType) {
 			s.add(CheckIntegrity, Failed, "the content-type attribute does not match the encapsulated content type")
@@ -325,6 +343,7 @@ func (v *Verifier) check(ctx context.Context, s *Signature, p *parsed, digest []
 			s.add(CheckIntegrity, Passed, fmt.Sprintf("message digest (%s) matches and the signature verifies with the signer's key", p.hashName))
 		}
 	}
+	v.policy(s, p)
 	st, why := p.checkSigningCertificate()
 	if st == Indeterminate && s.Format == FormatPDFPKCS7 && !p.hasSigningCert() {
 		// adbe.pkcs7.detached predates ESS; its absence is no defect there.
@@ -358,9 +377,12 @@ func (v *Verifier) check(ctx context.Context, s *Signature, p *parsed, digest []
 			lt = true
 			s.add(CheckValidationData, Passed, "the signature carries revocation data for every certificate of its chain, checked offline")
 			s.add(CheckRevocation, est, ewhy)
-		} else {
+		} else if !p.shared() {
 			s.add(CheckValidationData, Indeterminate, "the revocation data carried does not cover the chain: "+ewhy)
 		}
+		// With other signers or countersigners, the material carried may be
+		// theirs alone: this signer is then not B-LT, which is no defect,
+		// and its revocation is asked below as for any B-T.
 	}
 	if !lt {
 		st, why = v.revocation(ctx, v.cfg.Revocation, chain, at, accuracy, s.TimestampTime.IsZero())

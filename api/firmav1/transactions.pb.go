@@ -108,13 +108,26 @@ func (SignatureFormat) EnumDescriptor() ([]byte, []int) {
 // TransactionDocument is one document to sign: its content, or its digest
 // under hash (sha256 by default, sha384, sha512).
 type TransactionDocument struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	MediaType     string                 `protobuf:"bytes,2,opt,name=media_type,json=mediaType,proto3" json:"media_type,omitempty"`
-	Content       []byte                 `protobuf:"bytes,3,opt,name=content,proto3" json:"content,omitempty"`
-	Digest        []byte                 `protobuf:"bytes,4,opt,name=digest,proto3" json:"digest,omitempty"`
-	Hash          string                 `protobuf:"bytes,5,opt,name=hash,proto3" json:"hash,omitempty"`
-	Format        SignatureFormat        `protobuf:"varint,6,opt,name=format,proto3,enum=firma.v1.SignatureFormat" json:"format,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Name      string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	MediaType string                 `protobuf:"bytes,2,opt,name=media_type,json=mediaType,proto3" json:"media_type,omitempty"`
+	Content   []byte                 `protobuf:"bytes,3,opt,name=content,proto3" json:"content,omitempty"`
+	Digest    []byte                 `protobuf:"bytes,4,opt,name=digest,proto3" json:"digest,omitempty"`
+	Hash      string                 `protobuf:"bytes,5,opt,name=hash,proto3" json:"hash,omitempty"`
+	Format    SignatureFormat        `protobuf:"varint,6,opt,name=format,proto3,enum=firma.v1.SignatureFormat" json:"format,omitempty"`
+	// operation is "sign" (or empty), "cosign" (another signer of the same
+	// content: a new SignerInfo in signature, or a new field of the signed
+	// PDF sent as content) or "countersign" (every top SignerInfo of
+	// signature). Numbered from 20 to leave 7-19 to the format's options.
+	Operation string `protobuf:"bytes,20,opt,name=operation,proto3" json:"operation,omitempty"`
+	// signature is the existing CAdES to cosign or countersign; the
+	// document must be the one it signs.
+	Signature []byte `protobuf:"bytes,21,opt,name=signature,proto3" json:"signature,omitempty"`
+	// policy names the signature policy: empty for the portal's default,
+	// "none", "FirmaAGE" or a configured one.
+	Policy string `protobuf:"bytes,22,opt,name=policy,proto3" json:"policy,omitempty"`
+	// attached puts the content inside a CAdES signature (mode implicit).
+	Attached      bool `protobuf:"varint,23,opt,name=attached,proto3" json:"attached,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -189,6 +202,34 @@ func (x *TransactionDocument) GetFormat() SignatureFormat {
 		return x.Format
 	}
 	return SignatureFormat_SIGNATURE_FORMAT_UNSPECIFIED
+}
+
+func (x *TransactionDocument) GetOperation() string {
+	if x != nil {
+		return x.Operation
+	}
+	return ""
+}
+
+func (x *TransactionDocument) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *TransactionDocument) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *TransactionDocument) GetAttached() bool {
+	if x != nil {
+		return x.Attached
+	}
+	return false
 }
 
 type SignRequest struct {
@@ -1204,7 +1245,7 @@ var File_firma_v1_transactions_proto protoreflect.FileDescriptor
 
 const file_firma_v1_transactions_proto_rawDesc = "" +
 	"\n" +
-	"\x1bfirma/v1/transactions.proto\x12\bfirma.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x01\n" +
+	"\x1bfirma/v1/transactions.proto\x12\bfirma.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb1\x02\n" +
 	"\x13TransactionDocument\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
@@ -1212,7 +1253,11 @@ const file_firma_v1_transactions_proto_rawDesc = "" +
 	"\acontent\x18\x03 \x01(\fR\acontent\x12\x16\n" +
 	"\x06digest\x18\x04 \x01(\fR\x06digest\x12\x12\n" +
 	"\x04hash\x18\x05 \x01(\tR\x04hash\x121\n" +
-	"\x06format\x18\x06 \x01(\x0e2\x19.firma.v1.SignatureFormatR\x06format\"\xf1\x01\n" +
+	"\x06format\x18\x06 \x01(\x0e2\x19.firma.v1.SignatureFormatR\x06format\x12\x1c\n" +
+	"\toperation\x18\x14 \x01(\tR\toperation\x12\x1c\n" +
+	"\tsignature\x18\x15 \x01(\fR\tsignature\x12\x16\n" +
+	"\x06policy\x18\x16 \x01(\tR\x06policy\x12\x1a\n" +
+	"\battached\x18\x17 \x01(\bR\battached\"\xf1\x01\n" +
 	"\vSignRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1d\n" +
 	"\n" +

@@ -323,8 +323,14 @@ type SignatureReport struct {
 	// covers_whole_document is set for PAdES: false when the file was
 	// extended by incremental updates after this signature.
 	CoversWholeDocument *bool `protobuf:"varint,15,opt,name=covers_whole_document,json=coversWholeDocument,proto3,oneof" json:"covers_whole_document,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// policy is the signature policy the signer declared (EPES); unset
+	// when none. Numbered from 20 to leave 16-19 free.
+	Policy *SignaturePolicy `protobuf:"bytes,20,opt,name=policy,proto3" json:"policy,omitempty"`
+	// countersignature_of is, for a countersignature, the position (from
+	// 1, in signatures) of the signature it countersigns; 0 otherwise.
+	CountersignatureOf int32 `protobuf:"varint,21,opt,name=countersignature_of,json=countersignatureOf,proto3" json:"countersignature_of,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *SignatureReport) Reset() {
@@ -462,6 +468,97 @@ func (x *SignatureReport) GetCoversWholeDocument() bool {
 	return false
 }
 
+func (x *SignatureReport) GetPolicy() *SignaturePolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *SignatureReport) GetCountersignatureOf() int32 {
+	if x != nil {
+		return x.CountersignatureOf
+	}
+	return 0
+}
+
+// SignaturePolicy is a declared signature-policy-identifier.
+type SignaturePolicy struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Oid           string                 `protobuf:"bytes,1,opt,name=oid,proto3" json:"oid,omitempty"`
+	HashAlgorithm string                 `protobuf:"bytes,2,opt,name=hash_algorithm,json=hashAlgorithm,proto3" json:"hash_algorithm,omitempty"`
+	Hash          string                 `protobuf:"bytes,3,opt,name=hash,proto3" json:"hash,omitempty"` // base64
+	Uri           string                 `protobuf:"bytes,4,opt,name=uri,proto3" json:"uri,omitempty"`
+	Name          string                 `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"` // FirmaAGE when firma knows the policy
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignaturePolicy) Reset() {
+	*x = SignaturePolicy{}
+	mi := &file_firma_v1_verify_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignaturePolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignaturePolicy) ProtoMessage() {}
+
+func (x *SignaturePolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_firma_v1_verify_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignaturePolicy.ProtoReflect.Descriptor instead.
+func (*SignaturePolicy) Descriptor() ([]byte, []int) {
+	return file_firma_v1_verify_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SignaturePolicy) GetOid() string {
+	if x != nil {
+		return x.Oid
+	}
+	return ""
+}
+
+func (x *SignaturePolicy) GetHashAlgorithm() string {
+	if x != nil {
+		return x.HashAlgorithm
+	}
+	return ""
+}
+
+func (x *SignaturePolicy) GetHash() string {
+	if x != nil {
+		return x.Hash
+	}
+	return ""
+}
+
+func (x *SignaturePolicy) GetUri() string {
+	if x != nil {
+		return x.Uri
+	}
+	return ""
+}
+
+func (x *SignaturePolicy) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 type VerifyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// verdict is the worst of the signatures' verdicts.
@@ -475,7 +572,7 @@ type VerifyResponse struct {
 
 func (x *VerifyResponse) Reset() {
 	*x = VerifyResponse{}
-	mi := &file_firma_v1_verify_proto_msgTypes[3]
+	mi := &file_firma_v1_verify_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -487,7 +584,7 @@ func (x *VerifyResponse) String() string {
 func (*VerifyResponse) ProtoMessage() {}
 
 func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_firma_v1_verify_proto_msgTypes[3]
+	mi := &file_firma_v1_verify_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -500,7 +597,7 @@ func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyResponse) Descriptor() ([]byte, []int) {
-	return file_firma_v1_verify_proto_rawDescGZIP(), []int{3}
+	return file_firma_v1_verify_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *VerifyResponse) GetVerdict() Verdict {
@@ -532,7 +629,7 @@ const file_firma_v1_verify_proto_rawDesc = "" +
 	"\x05Check\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x15.firma.v1.CheckStatusR\x06status\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xf8\x04\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xdc\x05\n" +
 	"\x0fSignatureReport\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\tR\x06format\x12\x14\n" +
 	"\x05level\x18\x02 \x01(\tR\x05level\x12\x14\n" +
@@ -550,8 +647,16 @@ const file_firma_v1_verify_proto_rawDesc = "" +
 	"\x0etimestamp_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\rtimestampTime\x12\x10\n" +
 	"\x03tsa\x18\r \x01(\tR\x03tsa\x12C\n" +
 	"\x0fvalidation_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x0evalidationTime\x127\n" +
-	"\x15covers_whole_document\x18\x0f \x01(\bH\x00R\x13coversWholeDocument\x88\x01\x01B\x18\n" +
-	"\x16_covers_whole_document\"x\n" +
+	"\x15covers_whole_document\x18\x0f \x01(\bH\x00R\x13coversWholeDocument\x88\x01\x01\x121\n" +
+	"\x06policy\x18\x14 \x01(\v2\x19.firma.v1.SignaturePolicyR\x06policy\x12/\n" +
+	"\x13countersignature_of\x18\x15 \x01(\x05R\x12countersignatureOfB\x18\n" +
+	"\x16_covers_whole_document\"\x84\x01\n" +
+	"\x0fSignaturePolicy\x12\x10\n" +
+	"\x03oid\x18\x01 \x01(\tR\x03oid\x12%\n" +
+	"\x0ehash_algorithm\x18\x02 \x01(\tR\rhashAlgorithm\x12\x12\n" +
+	"\x04hash\x18\x03 \x01(\tR\x04hash\x12\x10\n" +
+	"\x03uri\x18\x04 \x01(\tR\x03uri\x12\x12\n" +
+	"\x04name\x18\x05 \x01(\tR\x04name\"x\n" +
 	"\x0eVerifyResponse\x12+\n" +
 	"\averdict\x18\x01 \x01(\x0e2\x11.firma.v1.VerdictR\averdict\x129\n" +
 	"\n" +
@@ -583,34 +688,36 @@ func file_firma_v1_verify_proto_rawDescGZIP() []byte {
 }
 
 var file_firma_v1_verify_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_firma_v1_verify_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_firma_v1_verify_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_firma_v1_verify_proto_goTypes = []any{
 	(CheckStatus)(0),              // 0: firma.v1.CheckStatus
 	(Verdict)(0),                  // 1: firma.v1.Verdict
 	(*VerifyRequest)(nil),         // 2: firma.v1.VerifyRequest
 	(*Check)(nil),                 // 3: firma.v1.Check
 	(*SignatureReport)(nil),       // 4: firma.v1.SignatureReport
-	(*VerifyResponse)(nil),        // 5: firma.v1.VerifyResponse
-	(HashAlgorithm)(0),            // 6: firma.v1.HashAlgorithm
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*SignaturePolicy)(nil),       // 5: firma.v1.SignaturePolicy
+	(*VerifyResponse)(nil),        // 6: firma.v1.VerifyResponse
+	(HashAlgorithm)(0),            // 7: firma.v1.HashAlgorithm
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
 }
 var file_firma_v1_verify_proto_depIdxs = []int32{
-	6,  // 0: firma.v1.VerifyRequest.digest_hash:type_name -> firma.v1.HashAlgorithm
+	7,  // 0: firma.v1.VerifyRequest.digest_hash:type_name -> firma.v1.HashAlgorithm
 	0,  // 1: firma.v1.Check.status:type_name -> firma.v1.CheckStatus
 	1,  // 2: firma.v1.SignatureReport.verdict:type_name -> firma.v1.Verdict
 	3,  // 3: firma.v1.SignatureReport.checks:type_name -> firma.v1.Check
-	7,  // 4: firma.v1.SignatureReport.signing_time:type_name -> google.protobuf.Timestamp
-	7,  // 5: firma.v1.SignatureReport.timestamp_time:type_name -> google.protobuf.Timestamp
-	7,  // 6: firma.v1.SignatureReport.validation_time:type_name -> google.protobuf.Timestamp
-	1,  // 7: firma.v1.VerifyResponse.verdict:type_name -> firma.v1.Verdict
-	4,  // 8: firma.v1.VerifyResponse.signatures:type_name -> firma.v1.SignatureReport
-	2,  // 9: firma.v1.VerifyService.Verify:input_type -> firma.v1.VerifyRequest
-	5,  // 10: firma.v1.VerifyService.Verify:output_type -> firma.v1.VerifyResponse
-	10, // [10:11] is the sub-list for method output_type
-	9,  // [9:10] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	8,  // 4: firma.v1.SignatureReport.signing_time:type_name -> google.protobuf.Timestamp
+	8,  // 5: firma.v1.SignatureReport.timestamp_time:type_name -> google.protobuf.Timestamp
+	8,  // 6: firma.v1.SignatureReport.validation_time:type_name -> google.protobuf.Timestamp
+	5,  // 7: firma.v1.SignatureReport.policy:type_name -> firma.v1.SignaturePolicy
+	1,  // 8: firma.v1.VerifyResponse.verdict:type_name -> firma.v1.Verdict
+	4,  // 9: firma.v1.VerifyResponse.signatures:type_name -> firma.v1.SignatureReport
+	2,  // 10: firma.v1.VerifyService.Verify:input_type -> firma.v1.VerifyRequest
+	6,  // 11: firma.v1.VerifyService.Verify:output_type -> firma.v1.VerifyResponse
+	11, // [11:12] is the sub-list for method output_type
+	10, // [10:11] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_firma_v1_verify_proto_init() }
@@ -630,7 +737,7 @@ func file_firma_v1_verify_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_firma_v1_verify_proto_rawDesc), len(file_firma_v1_verify_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

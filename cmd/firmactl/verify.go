@@ -182,6 +182,12 @@ func printReport(w io.Writer, file string, r *firmav1.VerifyResponse) {
 		row("issuer", s.GetIssuer())
 		row("serial", s.GetSignerSerial())
 		row("digest", s.GetDigestAlgorithm())
+		if n := s.GetCountersignatureOf(); n > 0 {
+			row("countersigns", fmt.Sprintf("signature %d", n))
+		}
+		if p := s.GetPolicy(); p != nil {
+			row("policy", strings.TrimSpace(p.GetOid()+" "+p.GetName()+" "+p.GetUri()))
+		}
 		if s.GetSigningTime() != nil {
 			row("signing time", ts(s.GetSigningTime())+" (claimed by the signer)")
 		}

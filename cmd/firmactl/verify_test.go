@@ -154,3 +154,18 @@ func TestVerifyCommand(t *testing.T) {
 		})
 	}
 }
+
+// TestPrintReportPolicyCounterSignature: the text report names the
+// declared policy and what a countersignature countersigns.
+func TestPrintReportPolicyCounterSignature(t *testing.T) {
+	var out bytes.Buffer
+	printReport(&out, "doc.p7s", &firmav1.VerifyResponse{Signatures: []*firmav1.SignatureReport{
+		{Format: "cades", Level: "B-T", Policy: &firmav1.SignaturePolicy{Oid: "2.16.724.1.3.1.1.2.1.9", Name: "FirmaAGE"}},
+		{Format: "cades", Level: "B-B", CountersignatureOf: 1},
+	}})
+	for _, want := range []string{"policy:          2.16.724.1.3.1.1.2.1.9 FirmaAGE", "countersigns:    signature 1"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}

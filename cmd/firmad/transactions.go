@@ -56,10 +56,15 @@ func (a *app) setupTransactions(ctx context.Context) error {
 			log.Warn("transactions.public_url is not set and listen.http has no fixed port: approval links will not work", "base", base)
 		}
 	}
+	policies, err := cfg.Policies()
+	if err != nil {
+		return err
+	}
 	portals := portal.New(a.store, portal.Options{Log: log, AllowHTTP: cfg.AllowHTTPPortals})
 	svc, err := transaction.New(transaction.Options{
 		Store: a.store, Portals: portals, Citizens: a.registry, Certificates: a.ca, Signing: a.signing, SMS: gw,
 		OTPKey: key, OTP: cfg.Rules(), Attempts: a.attempts(), BaseURL: base, TTL: cfg.TTL, Retention: cfg.Retention,
+		Policies: policies, PortalPolicies: cfg.PortalPolicies,
 		Timestamper:      signer.TimestamperFunc(tsa.TokenDER(a.tsaStamper())),
 		Validation:       a.validation(),
 		UpgradeGrace:     cfg.UpgradeGrace,

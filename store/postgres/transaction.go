@@ -52,8 +52,8 @@ func scanTx(row scanner) (*store.Transaction, error) {
 }
 
 const insertDocSQL = `INSERT INTO transaction_documents (transaction_id, idx, name, media_type, format, hash, digest,
-	content, size, status, error_code, error, result, timestamped, signed_at, timestamp_token, timestamped_at)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`
+	content, size, status, error_code, error, result, timestamped, signed_at, timestamp_token, timestamped_at, sign_options)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`
 
 func docArgs(txID string, d *store.Document) []any {
 	digest := d.Digest
@@ -61,7 +61,7 @@ func docArgs(txID string, d *store.Document) []any {
 		digest = []byte{}
 	}
 	return []any{txID, d.Index, d.Name, d.MediaType, d.Format, d.Hash, digest, d.Content, d.Size, d.Status, d.ErrorCode, d.Error,
-		d.Result, d.Timestamped, nanos(d.SignedAt), d.TimestampToken, nanos(d.TimestampedAt)}
+		d.Result, d.Timestamped, nanos(d.SignedAt), d.TimestampToken, nanos(d.TimestampedAt), d.SignOptions}
 }
 
 // CreateTransaction inserts the transaction and its documents.
@@ -222,8 +222,8 @@ func addDocument(ctx context.Context, tx pgx.Tx, t *store.Transaction, d *store.
 		digest = []byte{}
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO transaction_documents (transaction_id, idx, name, media_type, format, hash, digest,
-		content, size, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		t.ID, d.Index, d.Name, d.MediaType, d.Format, d.Hash, digest, d.Content, d.Size, d.Status)
+		content, size, status, sign_options) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		t.ID, d.Index, d.Name, d.MediaType, d.Format, d.Hash, digest, d.Content, d.Size, d.Status, d.SignOptions)
 	if err != nil {
 		return fmt.Errorf("document %d: %w", d.Index, conflict(err))
 	}
@@ -236,7 +236,7 @@ const docColumns = "transaction_id, idx, name, media_type, format, hash, digest,
 func (s *DB) Documents(ctx context.Context, txID string, full bool) ([]*store.Document, error) {
 	cols := docColumns
 	if full {
-		cols += ", content, result, timestamp_token"
+		cols += ", content, result, timestamp_token, sign_options"
 	}
 	rows, err := s.pool.Query(ctx, "SELECT "+cols+" FROM transaction_documents WHERE transaction_id = $1 ORDER BY idx", txID)
 	if err != nil {
@@ -250,7 +250,7 @@ func (s *DB) Documents(ctx context.Context, txID string, full bool) ([]*store.Do
 		dst := []any{&d.TransactionID, &d.Index, &d.Name, &d.MediaType, &d.Format, &d.Hash, &d.Digest, &d.Size, &d.Status, &d.ErrorCode,
 			&d.Error, &d.Timestamped, &signed, &timestamped}
 		if full {
-			dst = append(dst, &d.Content, &d.Result, &d.TimestampToken)
+			dst = append(dst, &d.Content, &d.Result, &d.TimestampToken, &d.SignOptions)
 		}
 		if err := row.Scan(dst...); err != nil {
 			return nil, err
@@ -341,7 +341,7 @@ func (s *DB) PurgeDocuments(ctx context.Context, endedBefore time.Time, limit in
 	if limit <= 0 {
 		limit = 100
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE transaction_documents SET content = NULL, result = NULL, timestamp_token = NULL
+	tag, err := s.pool.Exec(ctx, `UPDATE transaction_documents SET content = NULL, result = NULL, timestamp_token = NULL, sign_options = NULL
 		WHERE (content IS NOT NULL OR result IS NOT NULL OR timestamp_token IS NOT NULL) AND transaction_id IN (
 			SELECT t.id FROM transactions t WHERE t.ended_at IS NOT NULL AND t.ended_at < $1 AND EXISTS (
 				SELECT 1 FROM transaction_documents d WHERE d.transaction_id = t.id

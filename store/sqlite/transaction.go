@@ -96,14 +96,14 @@ func (s *DB) CreateTransaction(ctx context.Context, t *store.Transaction, docs [
 		return fmt.Errorf("create transaction %s: %w", t.ID, err)
 	}
 	ins, err := tx.PrepareContext(ctx, `INSERT INTO transaction_documents (transaction_id, idx, name, media_type, format, hash, digest,
-		content, size, status, error_code, error, result, timestamped, signed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		content, size, status, error_code, error, result, timestamped, signed_at, sign_options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("create transaction %s: %w", t.ID, err)
 	}
 	defer ins.Close()
 	for _, d := range docs {
 		if _, err := ins.ExecContext(ctx, t.ID, d.Index, d.Name, d.MediaType, d.Format, d.Hash, d.Digest, nullBytes(d.Content), d.Size,
-			d.Status, d.ErrorCode, d.Error, nullBytes(d.Result), d.Timestamped, txNano(d.SignedAt)); err != nil {
+			d.Status, d.ErrorCode, d.Error, nullBytes(d.Result), d.Timestamped, txNano(d.SignedAt), nullBytes(d.SignOptions)); err != nil {
 			return fmt.Errorf("create transaction %s: document %d: %w", t.ID, d.Index, err)
 		}
 	}
@@ -246,8 +246,8 @@ func (s *DB) addDocument(ctx context.Context, tx *sql.Tx, t *store.Transaction, 
 		return fmt.Errorf("add document to %s: %w", t.ID, store.ErrConflict)
 	}
 	_, err = s.txExec(ctx, tx, `INSERT INTO transaction_documents (transaction_id, idx, name, media_type, format, hash, digest,
-		content, size, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.ID, d.Index, d.Name, d.MediaType, d.Format, d.Hash, d.Digest, nullBytes(d.Content), d.Size, d.Status)
+		content, size, status, sign_options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, d.Index, d.Name, d.MediaType, d.Format, d.Hash, d.Digest, nullBytes(d.Content), d.Size, d.Status, nullBytes(d.SignOptions))
 	if txUnique(err) {
 		return fmt.Errorf("add document %d to %s: %w", d.Index, t.ID, store.ErrConflict)
 	}
@@ -263,7 +263,7 @@ const docColumns = "transaction_id, idx, name, media_type, format, hash, digest,
 func (s *DB) Documents(ctx context.Context, txID string, full bool) ([]*store.Document, error) {
 	cols := docColumns
 	if full {
-		cols += ", content, result, timestamp_token"
+		cols += ", content, result, timestamp_token, sign_options"
 	}
 	st, err := s.prepared(ctx, "SELECT "+cols+" FROM transaction_documents WHERE transaction_id = ? ORDER BY idx")
 	if err != nil {
@@ -283,7 +283,7 @@ func (s *DB) Documents(ctx context.Context, txID string, full bool) ([]*store.Do
 		dst := []any{&d.TransactionID, &d.Index, &d.Name, &d.MediaType, &d.Format, &d.Hash, &d.Digest, &d.Size, &d.Status, &d.ErrorCode,
 			&d.Error, &d.Timestamped, &signed, &timestamped}
 		if full {
-			dst = append(dst, &d.Content, &d.Result, &d.TimestampToken)
+			dst = append(dst, &d.Content, &d.Result, &d.TimestampToken, &d.SignOptions)
 		}
 		if err := rows.Scan(dst...); err != nil {
 			return nil, fmt.Errorf("documents of %s: %w", txID, err)
@@ -379,7 +379,7 @@ func (s *DB) PurgeDocuments(ctx context.Context, endedBefore time.Time, limit in
 	if limit <= 0 {
 		limit = 100
 	}
-	res, err := s.write(ctx, `UPDATE transaction_documents SET content = NULL, result = NULL, timestamp_token = NULL
+	res, err := s.write(ctx, `UPDATE transaction_documents SET content = NULL, result = NULL, timestamp_token = NULL, sign_options = NULL
 		WHERE (content IS NOT NULL OR result IS NOT NULL OR timestamp_token IS NOT NULL) AND transaction_id IN (
 			SELECT t.id FROM transactions t WHERE t.ended_at IS NOT NULL AND t.ended_at < ? AND EXISTS (
 				SELECT 1 FROM transaction_documents d WHERE d.transaction_id = t.id

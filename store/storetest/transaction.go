@@ -38,7 +38,8 @@ func newTx(id string, at time.Time) (*store.Transaction, []*store.Document) {
 	t := &store.Transaction{ID: id, PortalID: "ABCDEF012345", CitizenID: "12345678Z", State: "created", ApprovalDigest: []byte{1},
 		CreatedAt: at, UpdatedAt: at, ExpiresAt: at.Add(10 * time.Minute)}
 	docs := []*store.Document{{Index: 0, Name: "a", Format: "raw", Hash: "sha256", Digest: make([]byte, 32), Status: "pending"},
-		{Index: 1, Name: "b", Format: "cades", Hash: "sha256", Digest: make([]byte, 32), Content: []byte("b"), Size: 1, Status: "pending"}}
+		{Index: 1, Name: "b", Format: "cades", Hash: "sha256", Digest: make([]byte, 32), Content: []byte("b"), Size: 1, Status: "pending",
+			SignOptions: []byte(`{"op":"cosign"}`)}}
 	return t, docs
 }
 
@@ -150,7 +151,8 @@ func txConditionalUpdates(t *testing.T, db store.Store, _ Reopen) {
 	}
 	full, err := db.Documents(ctx, tx.ID, true)
 	if err != nil || len(full) != 2 || full[0].Status != "signed" || string(full[0].Result) != "sig" || full[1].Status != "signed" ||
-		string(full[1].Result) != "sig2" || string(full[1].Content) != "b" {
+		string(full[1].Result) != "sig2" || string(full[1].Content) != "b" ||
+		string(full[1].SignOptions) != `{"op":"cosign"}` || full[0].SignOptions != nil {
 		t.Fatalf("documents %+v (%v)", full, err)
 	}
 
@@ -382,7 +384,7 @@ func txListPurgeCallbacks(t *testing.T, db store.Store, _ Reopen) {
 		if err != nil || len(docs) != 2 {
 			t.Fatalf("documents: %v", err)
 		}
-		if emptied := docs[1].Content == nil && docs[0].Result == nil; emptied != (i < 2) {
+		if emptied := docs[1].Content == nil && docs[0].Result == nil && docs[1].SignOptions == nil; emptied != (i < 2) {
 			t.Errorf("transaction %d: emptied %v", i, emptied)
 		}
 		if len(docs[0].Digest) != 32 {

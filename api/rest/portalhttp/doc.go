@@ -17,7 +17,7 @@
 //	GET  /api/v1/transactions/{id}/result           recoverBatchResult: signatures, certificate chain, timestamps
 //	GET  /api/v1/transactions/{id}/documents/{n}    recoverBatchSign (Accept: application/octet-stream for the bare file)
 //	POST /api/v1/transactions/{id}/cancel           cancel before the citizen approves
-//	POST /api/v1/signatures/upgrade                 raise a detached CAdES to B-T, B-LT or B-LTA
+//	POST /api/v1/signatures/upgrade                 raise a CAdES (detached, or attached without digest) to B-T, B-LT or B-LTA
 //	GET  /api/v1/transactions?state=&after=&limit=  the portal's transactions
 //
 // Transactions are addressed by application id (the authenticated portal;
@@ -26,7 +26,11 @@
 // portal's transaction answers 404 exactly like a missing one. A document
 // is {name, media_type, content | digest + hash, format}: raw, cades or
 // pades (default by media type: PDF -> pades, else cades; pades needs the
-// content). Creation answers redirect_url, /sign/{id} on the public URL:
+// content). A document may also carry operation (sign, the default;
+// cosign or countersign with the existing CAdES in signature, or cosign
+// of a signed PDF sent as content), policy (omitted: the portal's
+// default; none; FirmaAGE; or a configured policy's name) and attached
+// (CAdES with the content inside). Creation answers redirect_url, /sign/{id} on the public URL:
 // send the citizen there; they come back to ok_url or error_url (exact
 // entries of the portal's allow-list) with ?transaction_id=.
 //

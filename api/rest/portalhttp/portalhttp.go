@@ -188,6 +188,23 @@ type DocumentJSON struct {
 	Digest    []byte `json:"digest,omitempty"`
 	Hash      string `json:"hash,omitempty"`
 	Format    string `json:"format,omitempty"`
+	// Operation is sign (the default), cosign or countersign; Signature
+	// the existing CAdES signature they add to (a PDF is co-signed by
+	// sending the signed PDF as content).
+	Operation string `json:"operation,omitempty"`
+	Signature []byte `json:"signature,omitempty"`
+	// Policy names the signature policy: omitted for the portal's
+	// default, "none", "FirmaAGE" or a configured one.
+	Policy string `json:"policy,omitempty"`
+	// Attached puts the content inside a CAdES signature (mode implicit).
+	Attached bool `json:"attached,omitempty"`
+}
+
+// input is the transaction service's form of d.
+func (d DocumentJSON) input() transaction.DocumentInput {
+	return transaction.DocumentInput{Name: d.Name, MediaType: d.MediaType, Content: d.Content, Digest: d.Digest,
+		Hash: d.Hash, Format: signer.Format(d.Format), Operation: signer.Operation(d.Operation), Signature: d.Signature,
+		Policy: d.Policy, Attached: d.Attached}
 }
 
 // CreateJSON is the body of createBatch (documents) and sign (document).
@@ -297,8 +314,7 @@ func (h *Handler) createWith(w http.ResponseWriter, r *http.Request, p *store.Po
 		req.IdempotencyKey = k
 	}
 	for _, d := range docs {
-		req.Documents = append(req.Documents, transaction.DocumentInput{Name: d.Name, MediaType: d.MediaType, Content: d.Content, Digest: d.Digest,
-			Hash: d.Hash, Format: signer.Format(d.Format)})
+		req.Documents = append(req.Documents, d.input())
 	}
 	c, err := h.svc.Create(r.Context(), p, req)
 	if err != nil {
@@ -341,8 +357,7 @@ func (h *Handler) addDocument(w http.ResponseWriter, r *http.Request, p *store.P
 		WriteProblem(w, r, h.log, err, r.PathValue("id"))
 		return
 	}
-	i, err := h.svc.AddDocument(r.Context(), p, r.PathValue("id"), transaction.DocumentInput{Name: d.Name, MediaType: d.MediaType,
-		Content: d.Content, Digest: d.Digest, Hash: d.Hash, Format: signer.Format(d.Format)})
+	i, err := h.svc.AddDocument(r.Context(), p, r.PathValue("id"), d.input())
 	if err != nil {
 		WriteProblem(w, r, h.log, err, r.PathValue("id"))
 		return
@@ -471,7 +486,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, p *store.Portal) 
 // to a higher level.
 type UpgradeJSON struct {
 	Signature []byte `json:"signature"`         // base64 DER CMS, or base64 XML with one XAdES signature
-	Digest    []byte `json:"digest,omitempty"`  // base64, the signed content's digest (CAdES)
+	Digest    []byte `json:"digest,omitempty"`  // base64, the signed content's digest (CAdES); omitted for an attached signature
 	Content   []byte `json:"content,omitempty"` // base64, the document of a detached XAdES signature
 	Hash      string `json:"hash,omitempty"`    // sha256 (default), sha384, sha512
 	Level     string `json:"level"`             // B-T, B-LT or B-LTA
