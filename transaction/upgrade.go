@@ -1,6 +1,7 @@
 package transaction
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,13 +12,18 @@ import (
 	"github.com/firma-cloud/firma/signer/ltv"
 )
 
-// UpgradeRequest asks to raise a detached CAdES signature, made here or
-// elsewhere, to a higher level.
+// UpgradeRequest asks to raise a detached CAdES signature or a signed
+// PDF, made here or elsewhere, to a higher level.
 type UpgradeRequest struct {
-	Signature []byte       // DER CMS SignedData, one signer
-	Digest    []byte       // the signed content's digest under Hash
+	// Signature is a DER CMS SignedData with one signer (CAdES) or a
+	// signed PDF (PAdES).
+	Signature []byte
+	Digest    []byte       // CAdES: the signed content's digest under Hash
 	Hash      string       // sha256 (default), sha384 or sha512: the signature's digest algorithm
 	Level     signer.Level // B-T, B-LT or B-LTA
+	// Format is cades or pades; empty tells them apart by the content (a
+	// PDF starts with %PDF-).
+	Format signer.Format
 }
 
 // Upgrade returns the signature raised to req.Level: a signature
@@ -40,7 +46,17 @@ func (s *Service) Upgrade(ctx context.Context, req UpgradeRequest) ([]byte, erro
 	if s.opt.Timestamper == nil || (req.Level.Rank() >= 2 && s.opt.Validation == nil) {
 		return nil, invalid("level", "%s needs a timestamp authority and validation material gathering, and they are not configured", req.Level)
 	}
-	if len(req.Digest) != h.Size() {
+	switch req.Format {
+	case "":
+		req.Format = signer.FormatCAdES
+		if bytes.HasPrefix(req.Signature, []byte("%PDF-")) {
+			req.Format = signer.FormatPAdES
+		}
+	case signer.FormatCAdES, signer.FormatPAdES:
+	default:
+		return nil, invalid("format", "%q: only cades and pades signatures are upgraded", req.Format)
+	}
+	if req.Format == signer.FormatCAdES && len(req.Digest) != h.Size() {
 		return nil, invalid("digest", "%d bytes, want %d for %s", len(req.Digest), h.Size(), req.Hash)
 	}
 	if err := s.graceOver(req); err != nil {
@@ -50,13 +66,18 @@ func (s *Service) Upgrade(ctx context.Context, req UpgradeRequest) ([]byte, erro
 	if s.opt.Validation != nil {
 		opt.Validation = s.opt.Validation.Batch()
 	}
-	out, err := signer.ExtendCAdES(ctx, req.Signature, req.Digest, opt)
+	var out []byte
+	if req.Format == signer.FormatPAdES {
+		out, err = signer.ExtendPAdES(ctx, req.Signature, opt)
+	} else {
+		out, err = signer.ExtendCAdES(ctx, req.Signature, req.Digest, opt)
+	}
 	switch {
 	case err == nil:
 		return out, nil
 	case errors.Is(err, ltv.ErrRevoked):
 		return nil, invalid("signature", "a certificate of the signature is revoked: %v", err)
-	case errors.Is(err, signer.ErrFormat), errors.Is(err, signer.ErrHash), errors.Is(err, signer.ErrFormatDigest):
+	case errors.Is(err, signer.ErrFormat), errors.Is(err, signer.ErrHash), errors.Is(err, signer.ErrFormatDigest), errors.Is(err, signer.ErrPDF):
 		return nil, invalid("signature", "%v", err)
 	case errors.Is(err, ltv.ErrChain):
 		return nil, invalid("signature", "%v", err)
@@ -71,7 +92,11 @@ func (s *Service) graceOver(req UpgradeRequest) error {
 	if req.Level.Rank() < 2 || s.opt.UpgradeGrace <= 0 {
 		return nil
 	}
-	tok, err := signer.SignatureTimestamp(req.Signature)
+	signatureTimestamp := signer.SignatureTimestamp
+	if req.Format == signer.FormatPAdES {
+		signatureTimestamp = signer.PAdESSignatureTimestamp
+	}
+	tok, err := signatureTimestamp(req.Signature)
 	if err != nil {
 		return invalid("signature", "%v", err)
 	}

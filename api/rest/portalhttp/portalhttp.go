@@ -467,12 +467,14 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, p *store.Portal) 
 
 // decode reads the JSON body into v with the REST layer's decoder and
 // puts its refusals in the portal API's codes.
-// UpgradeJSON asks to raise a detached CAdES signature to a higher level.
+// UpgradeJSON asks to raise a detached CAdES signature or a signed PDF
+// to a higher level.
 type UpgradeJSON struct {
-	Signature []byte `json:"signature"`      // base64 DER CMS
-	Digest    []byte `json:"digest"`         // base64, the signed content's digest
-	Hash      string `json:"hash,omitempty"` // sha256 (default), sha384, sha512
-	Level     string `json:"level"`          // B-T, B-LT or B-LTA
+	Signature []byte `json:"signature"`        // base64 DER CMS, or the signed PDF
+	Digest    []byte `json:"digest,omitempty"` // CAdES: base64, the signed content's digest
+	Hash      string `json:"hash,omitempty"`   // sha256 (default), sha384, sha512
+	Level     string `json:"level"`            // B-T, B-LT or B-LTA
+	Format    string `json:"format,omitempty"` // cades or pades; empty: a PDF is pades
 }
 
 // UpgradedJSON is the raised signature.
@@ -492,7 +494,8 @@ func (h *Handler) upgrade(w http.ResponseWriter, r *http.Request, _ *store.Porta
 		WriteProblem(w, r, h.log, invalid("level", "%v", err), "")
 		return
 	}
-	out, err := h.svc.Upgrade(r.Context(), transaction.UpgradeRequest{Signature: in.Signature, Digest: in.Digest, Hash: in.Hash, Level: level})
+	out, err := h.svc.Upgrade(r.Context(), transaction.UpgradeRequest{Signature: in.Signature, Digest: in.Digest, Hash: in.Hash, Level: level,
+		Format: signer.Format(strings.ToLower(in.Format))})
 	if err != nil {
 		WriteProblem(w, r, h.log, err, "")
 		return
