@@ -219,6 +219,13 @@ func New(opt Options) (*Service, error) {
 // TTL is how long a transaction waits for approval.
 func (s *Service) TTL() time.Duration { return s.opt.TTL }
 
+// UpgradeGrace is the grace period Upgrade waits after a signature
+// timestamp before B-LT and B-LTA.
+func (s *Service) UpgradeGrace() time.Duration { return s.opt.UpgradeGrace }
+
+// HasTimestamper tells whether B-T and higher levels can be made.
+func (s *Service) HasTimestamper() bool { return s.opt.Timestamper != nil }
+
 // OTPRules are the one-time password limits in force.
 func (s *Service) OTPRules() policy.OTPRules { return s.rules }
 
