@@ -40,7 +40,10 @@ require github.com/magiconair/properties v1.8.10
 
 require github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 
-require github.com/jonboulle/clockwork v0.5.0 // indirect
+require (
+	github.com/cenkalti/backoff/v5 v5.0.3
+	github.com/jonboulle/clockwork v0.5.0 // indirect
+)
 
 require (
 	codeberg.org/go-fonts/liberation v0.5.0 // indirect

@@ -34,6 +34,7 @@ var setups = []step{
 	{"verify", (*app).setupVerify},
 	{"registry", (*app).setupRegistry},
 	{"transactions", (*app).setupTransactions},
+	{"archive timestamp renewal", (*app).setupRetimestamp},
 	// Before web: the approval page serves the CSC consent page too.
 	{"csc", (*app).setupCSC},
 	{"web", (*app).setupWeb},
