@@ -81,6 +81,13 @@ func loadImage(b []byte) (*pdfImage, error) {
 	return nil, fmt.Errorf("%w: %s: want PNG or JPEG", ErrImage, format)
 }
 
+// CheckImage tells whether b can be a signature image (PNG or JPEG,
+// within the limits).
+func CheckImage(b []byte) error {
+	_, err := loadImage(b)
+	return err
+}
+
 func deflate(b []byte) []byte {
 	var out bytes.Buffer
 	w := zlib.NewWriter(&out)

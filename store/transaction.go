@@ -81,6 +81,10 @@ type Document struct {
 	TimestampToken []byte
 	TimestampedAt  time.Time
 	SignedAt       time.Time
+	// Appearance is the visible PAdES signature asked for (JSON, opaque
+	// to the store), nil for an invisible one. Written with the document,
+	// read with Documents(full), emptied by PurgeDocuments.
+	Appearance []byte
 }
 
 // TransactionFilter selects transactions to list, ordered by ID. Zero

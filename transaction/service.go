@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -473,6 +474,17 @@ func (s *Service) document(i int, in DocumentInput, lim portal.Limits) (*store.D
 		return nil, invalid(field, "give the content or the digest")
 	}
 	d.Format = string(f)
+	if in.Appearance != nil {
+		if f != signer.FormatPAdES {
+			return nil, invalid(field+".visible_signature", "only a pades signature is drawn on the page, this one is %s", f)
+		}
+		if err := in.Appearance.check(field); err != nil {
+			return nil, err
+		}
+		if d.Appearance, err = json.Marshal(in.Appearance); err != nil {
+			return nil, fmt.Errorf("visible signature: %w", err)
+		}
+	}
 	return d, nil
 }
 
@@ -544,6 +556,9 @@ func requestHash(citizen string, req CreateRequest, level signer.Level, docs []*
 	fmt.Fprintf(h, "%q %q %q %t %q %d %t\n", citizen, req.OKURL, req.ErrorURL, req.StopOnError, level, len(docs), req.draft)
 	for _, d := range docs {
 		fmt.Fprintf(h, "%q %q %q %q %x\n", d.Name, d.MediaType, d.Format, d.Hash, d.Digest)
+		if len(d.Appearance) > 0 {
+			fmt.Fprintf(h, "appearance %x\n", d.Appearance)
+		}
 	}
 	return h.Sum(nil)
 }

@@ -84,6 +84,8 @@ type DocumentInput struct {
 	Digest    []byte
 	Hash      string        // sha256 (default), sha384, sha512
 	Format    signer.Format // raw, cades, pades; "" picks by media type
+	// Appearance makes a PAdES signature visible; nil keeps it invisible.
+	Appearance *Appearance
 }
 
 // CreateRequest asks a citizen to sign documents.

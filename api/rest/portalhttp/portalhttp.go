@@ -188,6 +188,10 @@ type DocumentJSON struct {
 	Digest    []byte `json:"digest,omitempty"`
 	Hash      string `json:"hash,omitempty"`
 	Format    string `json:"format,omitempty"`
+	// VisibleSignature draws a pades signature on the page: page, rect
+	// [llx, lly, urx, ury] in points, text, reason, location, image
+	// (base64 PNG or JPEG). Absent: invisible.
+	VisibleSignature *transaction.Appearance `json:"visible_signature,omitempty"`
 }
 
 // CreateJSON is the body of createBatch (documents) and sign (document).
@@ -298,7 +302,7 @@ func (h *Handler) createWith(w http.ResponseWriter, r *http.Request, p *store.Po
 	}
 	for _, d := range docs {
 		req.Documents = append(req.Documents, transaction.DocumentInput{Name: d.Name, MediaType: d.MediaType, Content: d.Content, Digest: d.Digest,
-			Hash: d.Hash, Format: signer.Format(d.Format)})
+			Hash: d.Hash, Format: signer.Format(d.Format), Appearance: d.VisibleSignature})
 	}
 	c, err := h.svc.Create(r.Context(), p, req)
 	if err != nil {
@@ -342,7 +346,7 @@ func (h *Handler) addDocument(w http.ResponseWriter, r *http.Request, p *store.P
 		return
 	}
 	i, err := h.svc.AddDocument(r.Context(), p, r.PathValue("id"), transaction.DocumentInput{Name: d.Name, MediaType: d.MediaType,
-		Content: d.Content, Digest: d.Digest, Hash: d.Hash, Format: signer.Format(d.Format)})
+		Content: d.Content, Digest: d.Digest, Hash: d.Hash, Format: signer.Format(d.Format), Appearance: d.VisibleSignature})
 	if err != nil {
 		WriteProblem(w, r, h.log, err, r.PathValue("id"))
 		return
