@@ -30,6 +30,8 @@ TEST_PKGS := softhsm2 opensc openssl poppler-utils qpdf chromium libnss3-tools p
 # xadesjs: the outside XAdES verifier of signer/xades's tests (npm, pinned
 # by its package-lock.json).
 XADESJS_DIR := signer/xades/testdata/xadesjs
+# pkijs: the outside CAdES archive timestamp check of signer's tests.
+PKIJS_DIR := signer/testdata/pkijs
 
 .PHONY: all build run test bench proto deps-run deps-test vet clean
 
@@ -68,6 +70,7 @@ deps-test:
 	@command -v promtool >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 		$$SUDO apt-get -o DPkg::Lock::Timeout=$(APT_LOCK_WAIT) update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get -o DPkg::Lock::Timeout=$(APT_LOCK_WAIT) install -y -qq --no-install-recommends prometheus; }
 	@[ -d $(XADESJS_DIR)/node_modules/xadesjs ] || npm ci --prefix $(XADESJS_DIR) --no-audit --no-fund
+	@[ -d $(PKIJS_DIR)/node_modules/pkijs ] || npm ci --prefix $(PKIJS_DIR) --no-audit --no-fund
 
 # Brings up firmad on ./var state, making it on the first run: token,
 # config, CAs (firmactl init), then the sandbox citizens, whose DNIs and

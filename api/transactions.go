@@ -395,3 +395,26 @@ func tstamp(t time.Time) *timestamppb.Timestamp {
 	}
 	return timestamppb.New(t)
 }
+
+// UpgradeSignature raises a signature made here or elsewhere to a higher
+// level; the portal keeps the result.
+func (s *TransactionService) UpgradeSignature(ctx context.Context, req *firmav1.UpgradeSignatureRequest) (*firmav1.UpgradeSignatureResponse, error) {
+	const method = "UpgradeSignature"
+	if _, err := s.portal(ctx, ""); err != nil {
+		return nil, err
+	}
+	level, err := signer.ParseLevel(req.GetLevel())
+	if err != nil {
+		return nil, txStatusErr(codes.InvalidArgument, transaction.CodeInvalidRequest, err.Error(), "level")
+	}
+	f, ok := formatsIn[req.GetFormat()]
+	if !ok {
+		return nil, txStatusErr(codes.InvalidArgument, transaction.CodeUnsupportedFormat, "unknown signature format", "format")
+	}
+	out, err := s.svc.Upgrade(ctx, transaction.UpgradeRequest{Signature: req.GetSignature(), Digest: req.GetDigest(), Hash: req.GetHash(),
+		Level: level, Format: f})
+	if err != nil {
+		return nil, s.txStatus(ctx, method, err)
+	}
+	return &firmav1.UpgradeSignatureResponse{Signature: out, Level: string(level)}, nil
+}

@@ -73,10 +73,16 @@ func newTxServer(t *testing.T) *txServer {
 
 // newTxServerTLS is newTxServer serving TLS with tc; the client
 // connection is then the caller's to make (s.addr).
-func newTxServerTLS(t *testing.T, tc *tls.Config) *txServer {
+func newTxServerTLS(t *testing.T, tc *tls.Config, tune ...func(*transaction.Options)) *txServer {
 	t.Helper()
 	ctx := context.Background()
 	tok := softhsmtest.New(t)
+	// tune runs before the module is initialised here, so that it may
+	// make tokens of its own (testpki).
+	var txOpt transaction.Options
+	for _, f := range tune {
+		f(&txOpt)
+	}
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "firma.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -113,9 +119,9 @@ func newTxServerTLS(t *testing.T, tc *tls.Config) *txServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := transaction.New(transaction.Options{Store: db, Portals: portals, Citizens: reg, Certificates: auth,
-		Signing: sg, SMS: outbox, OTPKey: []byte("an otp key of at least thirty-two bytes"),
-		BaseURL: "https://firma.example.es"})
+	txOpt.Store, txOpt.Portals, txOpt.Citizens, txOpt.Certificates = db, portals, reg, auth
+	txOpt.Signing, txOpt.SMS, txOpt.OTPKey, txOpt.BaseURL = sg, outbox, []byte("an otp key of at least thirty-two bytes"), "https://firma.example.es"
+	svc, err := transaction.New(txOpt)
 	if err != nil {
 		t.Fatal(err)
 	}

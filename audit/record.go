@@ -73,6 +73,10 @@ const (
 	AuthFailed             Event = "auth.failed"
 	AuditRead              Event = "audit.read"     // reading the log is itself audited
 	AuditExported          Event = "audit.exported" // and so is exporting it
+	// SignatureRetimestamped is a new archive timestamp on a stored B-LTA
+	// signature (no key is used), before the last one's TSA certificate
+	// expires.
+	SignatureRetimestamped Event = "signature.retimestamped"
 )
 
 // Events lists every event type.
@@ -84,7 +88,7 @@ var Events = []Event{
 	CitizenRegistered, CitizenUpgraded, CitizenLocked, CitizenUnlocked,
 	PortalCreated, PortalChanged, PortalDisabled,
 	StaffCreated, StaffChanged, StaffDisabled,
-	AuthFailed, AuditRead, AuditExported,
+	AuthFailed, AuditRead, AuditExported, SignatureRetimestamped,
 }
 
 // ParseEvent parses an event name.

@@ -24,4 +24,5 @@ var (
 	ErrUpgrade         = errs.Sentinel(errs.Unprocessable, "fire_upgrade", "the signature cannot be upgraded as asked")
 	ErrNoStoredError   = errs.Sentinel(errs.Internal, "fire_no_stored_error", "no error is recorded for this transaction")
 	ErrUnknownGraceID  = errs.Sentinel(errs.NotFound, "fire_unknown_grace_id", "no signature waits under that id")
+	ErrGrace           = errs.Sentinel(errs.FailedPrecondition, "fire_grace_period", "the grace period before the upgrade has not passed")
 )

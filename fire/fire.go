@@ -1,6 +1,7 @@
 package fire
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -90,6 +91,8 @@ type Service struct {
 	now  func() time.Time
 	life time.Duration
 	done *expirable.LRU[string, *transaction.Results] // by transaction id
+	// upgraded are signatures raised by op 2 or 70, by transaction id.
+	upgraded *expirable.LRU[string, []byte]
 	// apps are the applications verified in the last AuthCacheTTL, by
 	// appid and SHA-256 of the client certificate; nil without a cache.
 	apps *expirable.LRU[appKey, *App]
@@ -131,6 +134,7 @@ func New(opt Options) (*Service, error) {
 	// The FIRe side lives as long as the firma transaction may wait for
 	// approval plus its signing, and at least FIRe's 600 s after that.
 	s.life = max(opt.Transactions.TTL(), MinLifetime) + MinLifetime
+	s.upgraded = newUpgradedCache(s.life)
 	return s, nil
 }
 
@@ -374,7 +378,7 @@ func (s *Service) Sign(ctx context.Context, a *App, req SignRequest) (*Started, 
 		return nil, err
 	}
 	c, err := s.tx.Create(ctx, p, transaction.CreateRequest{CitizenID: req.SubjectID, OKURL: p.RedirectURLs[0], ErrorURL: p.RedirectURLs[1],
-		Level: set.level.level, Documents: []transaction.DocumentInput{doc}})
+		Level: s.signedLevel(set.spec.format, set.level.level), Documents: []transaction.DocumentInput{doc}})
 	if err != nil {
 		return nil, err
 	}
@@ -456,6 +460,9 @@ type Recovered struct {
 	Provider string
 	Cert     []byte // the signer's certificate, DER
 	Upgrade  string // the level reached, as asked
+	// Grace, when set, says the upgrade waits for a grace period: the
+	// signature is recovered through ops 70 and 71.
+	Grace *Grace
 }
 
 // Recover is op 2: the outcome of a single signature, without it. An
@@ -484,15 +491,27 @@ func (s *Service) Recover(ctx context.Context, a *App, subject, id, upgrade stri
 	if err == nil && u.refuse != "" {
 		err = refused("upgrade", upgrade, u.refuse)
 	}
-	if err == nil && u.level != "" && (len(r.Documents) == 0 || !r.Documents[0].Timestamped) {
-		err = errs.Wrap(ErrUpgrade, nil, "upgrade %q: the signature has no timestamp (no timestamp authority is configured)", upgrade)
-	}
 	if err != nil {
 		return nil, errs.Wrap(ErrUpgrade, err, "%s", err.Error())
 	}
 	out := &Recovered{Provider: Provider}
-	if u.level != "" {
-		out.Upgrade = upgrade
+	sig, g, err := s.raise(ctx, ft, r, u.level)
+	switch {
+	case err != nil:
+		return nil, err
+	case g != nil:
+		// As FIRe: the answer is the grace id and date; op 70 and 71 go on.
+		out.Grace = g
+		if err := s.keepForGrace(ctx, ft, g, upgrade); err != nil {
+			return nil, err
+		}
+	default:
+		if len(r.Documents) > 0 && !bytes.Equal(sig, r.Documents[0].Signature) {
+			s.upgraded.Add(id, sig)
+		}
+		if u.level != "" {
+			out.Upgrade = upgrade
+		}
 	}
 	if len(r.Chain) > 0 {
 		out.Cert = r.Chain[0]
@@ -521,6 +540,16 @@ func (s *Service) RecoverResult(ctx context.Context, a *App, subject, id string)
 		if err := stored(r.Transaction); err != nil {
 			return nil, err
 		}
+		sig, ok := s.upgraded.Get(id)
+		if !ok {
+			var g *Grace
+			if sig, g, err = s.raise(ctx, ft, r, upgrades[normUpgrade(ft.Upgrade)].level); err != nil {
+				return nil, err
+			}
+			if g != nil {
+				return nil, errs.Wrap(ErrGrace, nil, "the signature may be raised from %s: recover it with operations 70 and 71 under id %s", g.Date.UTC().Format(time.RFC3339), g.ID)
+			}
+		}
 		ft.ResultTaken = true
 		if err := s.st.UpdateFireTransaction(ctx, ft); errors.Is(err, store.ErrConflict) {
 			continue
@@ -532,7 +561,8 @@ func (s *Service) RecoverResult(ctx context.Context, a *App, subject, id string)
 		if err := s.st.DeleteFireTransaction(ctx, id); err != nil {
 			s.log.WarnContext(ctx, "fire transaction not deleted after its result", "transaction", id, "err", err)
 		}
-		return r.Documents[0].Signature, nil
+		s.upgraded.Remove(id)
+		return sig, nil
 	}
 	return nil, unavailable(errors.New("fire transaction busy"))
 }
@@ -875,13 +905,6 @@ func (s *Service) RecoverBatchSign(ctx context.Context, a *App, subject, id, doc
 		return d.Signature, nil
 	}
 	return nil, unavailable(errors.New("fire batch busy"))
-}
-
-// UpdatedSign is ops 70 and 71: firma completes every upgrade before it
-// answers op 2 or 8 and never hands out a grace-period id, so none is
-// known.
-func (s *Service) UpdatedSign(_ context.Context, _ *App, docID string) error {
-	return errs.Wrap(ErrUnknownGraceID, nil, "no signature waits under id %q: firma completes upgrades at once and gives no grace periods", docID)
 }
 
 // Purge forgets FIRe transactions past their life.

@@ -134,8 +134,9 @@ func (c *cms) archiveTimestamp(ctx context.Context, opt Options) error {
 
 // ATSHashIndex returns the DER ATSHashIndexV3 under h of the SignedData's
 // certificates and crls (each element's whole encoding, in the order
-// encoded) and of the SignerInfo's unsigned attributes (each one's
-// attrType and attrValues encodings, concatenated).
+// encoded) and of the SignerInfo's unsigned attributes: EN 319 122-1
+// V1.1.1 5.5.2 hashes, for each value of each attribute, the attrType
+// encoding followed by that AttributeValue's (not the attrValues SET).
 func ATSHashIndex(h crypto.Hash, certs, crls, unsignedAttrs [][]byte) ([]byte, error) {
 	idx := atsHashIndexV3{CertificatesHashIndex: [][]byte{}, CRLsHashIndex: [][]byte{}, UnsignedAttrsHashIndex: [][]byte{}}
 	if h != crypto.SHA256 {
@@ -148,14 +149,37 @@ func ATSHashIndex(h crypto.Hash, certs, crls, unsignedAttrs [][]byte) ([]byte, e
 		idx.CRLsHashIndex = append(idx.CRLsHashIndex, hashOf(h, x))
 	}
 	for _, a := range unsignedAttrs {
-		var raw asn1.RawValue
-		if _, err := asn1.Unmarshal(a, &raw); err != nil {
-			return nil, fmt.Errorf("unsigned attribute: %w", err)
+		parts, err := AttributeValueParts(a)
+		if err != nil {
+			return nil, err
 		}
-		// The SEQUENCE's content is attrType's TLV followed by attrValues'.
-		idx.UnsignedAttrsHashIndex = append(idx.UnsignedAttrsHashIndex, hashOf(h, raw.Bytes))
+		for _, p := range parts {
+			idx.UnsignedAttrsHashIndex = append(idx.UnsignedAttrsHashIndex, hashOf(h, p))
+		}
 	}
 	return asn1.Marshal(idx)
+}
+
+// AttributeValueParts returns, for each value of the DER Attribute a,
+// the attrType encoding followed by that value's: what an
+// ats-hash-index-v3 hashes of an unsigned attribute.
+func AttributeValueParts(a []byte) ([][]byte, error) {
+	var at struct {
+		Type   asn1.RawValue
+		Values asn1.RawValue
+	}
+	if rest, err := asn1.Unmarshal(a, &at); err != nil || len(rest) != 0 || at.Values.Tag != asn1.TagSet {
+		return nil, fmt.Errorf("unsigned attribute: not an Attribute (%v)", err)
+	}
+	vals, err := splitSet(at.Values.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("unsigned attribute values: %w", err)
+	}
+	out := make([][]byte, 0, len(vals))
+	for _, v := range vals {
+		out = append(out, append(append([]byte{}, at.Type.FullBytes...), v...))
+	}
+	return out, nil
 }
 
 // archiveImprint is the message imprint of an archive-time-stamp-v3 (EN

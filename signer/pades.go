@@ -30,6 +30,13 @@ type PDFOptions struct {
 	FieldName string     // zero means the first free "SignatureN"
 	// Name, Reason, Location and ContactInfo fill the signature dictionary.
 	Name, Reason, Location, ContactInfo string
+	// Text, when set, replaces the visible signature's lines (who, when,
+	// why, where); "\n" breaks lines and $$SUBJECTCN$$, $$REASON$$,
+	// $$LOCATION$$ and $$SIGNDATE=dd/MM/yyyy HH:mm$$ are filled in.
+	Text string
+	// Image is a PNG or JPEG drawn at the left of a visible signature
+	// (at most MaxImageBytes).
+	Image []byte
 	// ContentsSize is the number of bytes reserved for the CMS; zero
 	// estimates it from the chain, the key and the level.
 	ContentsSize int
@@ -454,20 +461,55 @@ func (u *update) write(doc []byte, po PDFOptions, at time.Time, size int) ([]byt
 		sigRef.id, pageRef.id, pageRef.gen, num(rect[0]), num(rect[1]), num(rect[2]), num(rect[3]), apRef.id)
 	end()
 
-	// Appearance: a box with who signed and when, or empty when invisible.
+	// Appearance: a box with who signed and when (and the image, at its
+	// left), or empty when invisible.
 	w, h := rect[2]-rect[0], rect[3]-rect[1]
 	var ap bytes.Buffer
+	var img *pdfImage
+	if po.Visible && len(po.Image) > 0 {
+		var err error
+		if img, err = loadImage(po.Image); err != nil {
+			return nil, [2]int{}, err
+		}
+	}
+	xobjects := ""
 	if po.Visible {
 		fmt.Fprintf(&ap, "q 0.95 0.95 0.95 rg 0 0 %s %s re f 0.2 G 0.8 w 0.4 0.4 %s %s re S Q\n", num(w), num(h), num(w-0.8), num(h-0.8))
-		lines := []string{"Signed by: " + po.Name, "Date: " + at.Format("2006-01-02 15:04:05 MST")}
-		if po.Reason != "" {
-			lines = append(lines, "Reason: "+po.Reason)
+		textX := 4.0
+		if img != nil {
+			// The image fills the box's height at the left, keeping its
+			// aspect ratio within half the width.
+			ih := max(h-8, 1)
+			iw := ih * float64(img.w) / float64(img.h)
+			if iw > w/2 {
+				iw, ih = w/2, w/2*float64(img.h)/float64(img.w)
+			}
+			fmt.Fprintf(&ap, "q %s 0 0 %s 4 %s cm /Im1 Do Q\n", num(iw), num(ih), num((h-ih)/2))
+			textX = iw + 8
+			imgRef := ref{id: next}
+			next++
+			smask := ""
+			if img.smask != nil {
+				maskRef := ref{id: next}
+				next++
+				begin(maskRef)
+				fmt.Fprintf(&b, "<</Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8 /Filter /FlateDecode /Length %d>>\nstream\n",
+					img.w, img.h, len(img.smask))
+				b.Write(img.smask)
+				b.WriteString("\nendstream")
+				end()
+				smask = fmt.Sprintf(" /SMask %d 0 R", maskRef.id)
+			}
+			begin(imgRef)
+			fmt.Fprintf(&b, "<</Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /%s /BitsPerComponent 8 /Filter /%s%s /Length %d>>\nstream\n",
+				img.w, img.h, img.colorSpace, img.filter, smask, len(img.data))
+			b.Write(img.data)
+			b.WriteString("\nendstream")
+			end()
+			xobjects = fmt.Sprintf(" /XObject <</Im1 %d 0 R>>", imgRef.id)
 		}
-		if po.Location != "" {
-			lines = append(lines, "Location: "+po.Location)
-		}
-		fmt.Fprintf(&ap, "BT 0 g /F1 8 Tf 10 TL 4 %s Td\n", num(h-12))
-		for _, l := range lines {
+		fmt.Fprintf(&ap, "BT 0 g /F1 8 Tf 10 TL %s %s Td\n", num(textX), num(h-12))
+		for _, l := range appearanceLines(po, at) {
 			ap.WriteString("(")
 			ap.Write(escapeLiteral(winAnsi(l)))
 			ap.WriteString(") Tj T*\n")
@@ -475,8 +517,8 @@ func (u *update) write(doc []byte, po PDFOptions, at time.Time, size int) ([]byt
 		ap.WriteString("ET")
 	}
 	begin(apRef)
-	fmt.Fprintf(&b, "<</Type /XObject /Subtype /Form /BBox [0 0 %s %s] /Resources <</Font <</F1 <</Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding>>>>>> /Length %d>>\nstream\n",
-		num(w), num(h), ap.Len())
+	fmt.Fprintf(&b, "<</Type /XObject /Subtype /Form /BBox [0 0 %s %s] /Resources <</Font <</F1 <</Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding>>>>%s>> /Length %d>>\nstream\n",
+		num(w), num(h), xobjects, ap.Len())
 	b.Write(ap.Bytes())
 	b.WriteString("\nendstream")
 	end()

@@ -6,6 +6,7 @@ import (
 	"crypto/sha1"
 	"encoding/asn1"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/firma-cloud/firma/keystore"
 	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/signer/ltv"
+	fverify "github.com/firma-cloud/firma/verify"
 	"github.com/firma-cloud/firma/verify/testpki"
 )
 
@@ -157,4 +159,93 @@ func docTimestampVerify(t *testing.T, file []byte, tsaRoot string) (string, erro
 	os.WriteFile(filepath.Join(d, "data"), append(bytes.Clone(file[:c0-1]), file[c1+1:]...), 0o600)
 	os.WriteFile(filepath.Join(d, "tok"), raw.FullBytes, 0o600)
 	return run(t, "openssl", "ts", "-verify", "-data", filepath.Join(d, "data"), "-in", filepath.Join(d, "tok"), "-token_in", "-CAfile", tsaRoot)
+}
+
+// TestExtendPAdES raises a PAdES-B-T PDF to B-LT, then B-LTA, then
+// renews the B-LTA, each by incremental update: every earlier revision
+// is kept byte for byte, pdfsig still finds the signature valid, qpdf
+// --check is clean, openssl verifies the last document timestamp, and
+// firma's verifier reports the level reached offline (responders down).
+// A B-B PDF and a PDF without signature are refused.
+// Cost: one test PKI, one signature, three extensions, a dozen tool runs.
+func TestExtendPAdES(t *testing.T) {
+	ctx := context.Background()
+	pki := testpki.New(t)
+	dir := t.TempDir()
+	nss := nssDB(t, testpki.WritePEM(t, dir, "root.pem", pki.Root.Cert))
+	tsaRoot := testpki.WritePEM(t, dir, "tsaroot.pem", pki.TSARoot.Cert)
+	key, chain := pki.User(t, keystore.ECP256, "MARIA GARCIA LOPEZ")
+	doc, err := os.ReadFile("testdata/simple.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &ltv.Gatherer{HTTP: http.DefaultClient}
+	bt, err := signer.PAdES(ctx, doc, key, chain, signer.Options{Level: signer.LevelT, Timestamper: pki.Timestamper(t)}, signer.PDFOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := func(l signer.Level) signer.Options {
+		return signer.Options{Level: l, Timestamper: pki.Timestamper(t), Validation: g.Batch()}
+	}
+	if same, err := signer.ExtendPAdES(ctx, bt, opt(signer.LevelT)); err != nil || !bytes.Equal(same, bt) {
+		t.Fatalf("B-T of a B-T PDF: changed=%v err=%v", !bytes.Equal(same, bt), err)
+	}
+	lt, err := signer.ExtendPAdES(ctx, bt, opt(signer.LevelLT))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lta, err := signer.ExtendPAdES(ctx, lt, opt(signer.LevelLTA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := signer.ExtendPAdES(ctx, lta, opt(signer.LevelLTA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pki.SetDown(true, true)
+	t.Cleanup(func() { pki.SetDown(false, false) })
+	v, err := fverify.New(fverify.Config{Roots: testpki.Pool(pki.Root.Cert), TSARoots: testpki.Pool(pki.TSARoot.Cert), Revocation: &fverify.Online{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		prev, out  []byte
+		level      string
+		sigs, docs int
+	}{{"LT", bt, lt, "B-LT", 1, 0}, {"LTA", lt, lta, "B-LTA", 1, 1}, {"LTA renewed", lta, renewed, "B-LTA", 1, 2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if !bytes.HasPrefix(tc.out, tc.prev) || len(tc.out) <= len(tc.prev) {
+				t.Fatal("not an incremental update of the previous revision")
+			}
+			if o, err := qpdfCheck(t, tc.out); err != nil || !strings.Contains(o, "No syntax or stream encoding errors") {
+				t.Fatalf("qpdf --check: %v\n%s", err, o)
+			}
+			st, o := pdfsig(t, nss, tc.out)
+			if len(st) != tc.sigs+tc.docs || st[0] != "Signature is Valid." {
+				t.Fatalf("pdfsig: %q, want %d entries, the first valid\n%s", st, tc.sigs+tc.docs, o)
+			}
+			if tc.docs > 0 {
+				if o, err := docTimestampVerify(t, tc.out, tsaRoot); err != nil || !strings.Contains(o, "Verification: OK") {
+					t.Errorf("openssl ts -verify of the last document timestamp: %v\n%s", err, o)
+				}
+			}
+			rep, err := v.PDF(ctx, tc.out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Verdict != fverify.Valid || rep.Signatures[0].Level != tc.level {
+				t.Fatalf("verify: %s, level %s; want valid %s\n%+v", rep.Verdict, rep.Signatures[0].Level, tc.level, rep.Signatures[0].Checks)
+			}
+		})
+	}
+	bb, err := signer.PAdES(ctx, doc, key, chain, signer.Options{Level: signer.LevelB}, signer.PDFOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, in := range map[string][]byte{"B-B": bb, "unsigned": doc} {
+		if _, err := signer.ExtendPAdES(ctx, in, opt(signer.LevelLT)); !errors.Is(err, signer.ErrFormat) {
+			t.Errorf("%s PDF: %v, want ErrFormat", name, err)
+		}
+	}
 }

@@ -86,6 +86,10 @@ type Document struct {
 	// signature for cosign and countersign, policy, attached); nil for a
 	// plain signature. Read with the content (full).
 	SignOptions []byte
+	// Appearance is the visible PAdES signature asked for (JSON, opaque
+	// to the store), nil for an invisible one. Written with the document,
+	// read with Documents(full), emptied by PurgeDocuments.
+	Appearance []byte
 }
 
 // TransactionFilter selects transactions to list, ordered by ID. Zero

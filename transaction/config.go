@@ -75,6 +75,8 @@ type Config struct {
 	// PortalPolicies maps a portal ID to the policy its documents get when
 	// they name none: FirmaAGE or a key of SignaturePolicies. File only.
 	PortalPolicies map[string]string `yaml:"portal_policies"`
+	// Retimestamp renews the archive timestamps of stored B-LTA results.
+	Retimestamp RetimestampConfig `yaml:"retimestamp"`
 	// AllowHTTPPortals lets portals register plain-http redirect and
 	// callback URLs off loopback; development only.
 	AllowHTTPPortals bool `yaml:"allow_http_portals"`
@@ -126,8 +128,9 @@ func DefaultConfig() Config {
 		OTPMaxTries: a.MaxFailures, OTPFailureWindow: a.Window, OTPLockout: a.Lockout,
 		CallbackAttempts: DefaultCallbackAttempts, CallbackTimeout: 10 * time.Second, MaxRequestBytes: DefaultMaxBody,
 		SignWorkers: DefaultSignWorkers, SignQueue: DefaultSignQueue, SignLease: DefaultSignLease,
-		SignExpiry: DefaultSignExpiry,
-		SMS:        SMSConfig{Gateway: "outbox", Timeout: 5 * time.Second, Retries: 3}}
+		SignExpiry:  DefaultSignExpiry,
+		Retimestamp: RetimestampConfig{Interval: DefaultRetimestampInterval, Margin: DefaultRetimestampMargin},
+		SMS:         SMSConfig{Gateway: "outbox", Timeout: 5 * time.Second, Retries: 3}}
 }
 
 func init() {
@@ -169,6 +172,9 @@ func (c *Config) Validate() error {
 	}
 	if c.UpgradeGrace < 0 || c.UpgradeGrace > 7*24*time.Hour {
 		bad("upgrade_grace", "must be 0 to 168h")
+	}
+	if c.Retimestamp.Enabled {
+		c.Retimestamp.validate(bad)
 	}
 	if c.OTPTTL > c.TTL {
 		bad("otp_ttl", "must not be longer than ttl")

@@ -39,6 +39,15 @@ func TestConfigSection(t *testing.T) {
 			map[string]string{"FIRMA_TRANSACTIONS_OTP_LOCKOUT": "1h"}, func(c *transaction.Config) bool {
 				return c.AttemptRules() == policy.AttemptRules{MaxFailures: 4, Window: 30 * time.Minute, Lockout: time.Hour}
 			}, nil},
+		{"archive renewal off by default", "", nil, func(c *transaction.Config) bool {
+			return !c.Retimestamp.Enabled && c.Retimestamp.Interval == 24*time.Hour && c.Retimestamp.Margin == 90*24*time.Hour
+		}, nil},
+		{"archive renewal from file and env", "transactions:\n  retimestamp:\n    enabled: true\n    interval: 6h\n",
+			map[string]string{"FIRMA_TRANSACTIONS_RETIMESTAMP_MARGIN": "720h"}, func(c *transaction.Config) bool {
+				return c.Retimestamp.Enabled && c.Retimestamp.Interval == 6*time.Hour && c.Retimestamp.Margin == 720*time.Hour
+			}, nil},
+		{"bad archive renewal", "transactions:\n  retimestamp:\n    enabled: true\n    interval: 10s\n    margin: 5s\n", nil, nil,
+			[]string{"transactions.retimestamp.interval", "transactions.retimestamp.margin"}},
 		{"bad attempt rule", "transactions:\n  otp_max_tries: 11\n  otp_failure_window: 10s\n  otp_lockout: 48h\n", nil, nil,
 			[]string{"transactions.otp_max_tries", "transactions.otp_failure_window", "transactions.otp_lockout"}},
 		{"signing workers", "transactions:\n  sign_workers: 4\n  sign_lease: 30s\n", map[string]string{"FIRMA_TRANSACTIONS_SIGN_QUEUE": "10"},

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -98,7 +99,7 @@ func verifyResults(t *testing.T, e *env, r *transaction.Results, contents [][]by
 			if out, err := run(t, "qpdf", "--check", pdfPath); err != nil {
 				t.Fatalf("document %d: qpdf --check: %v\n%s", i, err, out)
 			}
-			nss := filepath.Join(dir, "nss")
+			nss := filepath.Join(dir, "nss"+strconv.Itoa(i)) // one NSS database per PDF: certutil -N on an existing one waits for a password
 			os.Mkdir(nss, 0o700)
 			if out, err := run(t, "certutil", "-N", "-d", "sql:"+nss, "--empty-password"); err != nil {
 				t.Fatalf("certutil -N: %v\n%s", err, out)

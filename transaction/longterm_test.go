@@ -167,6 +167,33 @@ func TestUpgrade(t *testing.T) {
 	resp, body = rc.do("POST", "/api/v1/signatures/upgrade", in, nil)
 	problem(t, resp, body, http.StatusBadRequest, transaction.CodeInvalidRequest)
 
+	// A PDF signed elsewhere at B-T: B-LT through the service, then B-LTA
+	// through REST, each an incremental update (signer's TestExtendPAdES
+	// has pdfsig and qpdf on the same path).
+	pdf, err := signer.PAdES(e.ctx, readFile(t, "simple.pdf"), key, chain, signer.Options{Level: signer.LevelT, Timestamper: pki.Timestamper(t)}, signer.PDFOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ltPDF, err := e.svc.Upgrade(e.ctx, transaction.UpgradeRequest{Signature: pdf, Level: signer.LevelLT})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(ltPDF, pdf) || !bytes.Contains(ltPDF[len(pdf):], []byte("/DSS")) {
+		t.Fatal("PAdES B-LT upgrade: not an incremental update adding a /DSS")
+	}
+	resp, body = rc.do("POST", "/api/v1/signatures/upgrade", portalhttp.UpgradeJSON{Signature: ltPDF, Level: "B-LTA", Format: "PAdES"}, nil)
+	got = portalhttp.UpgradedJSON{}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &got) != nil || got.Level != "B-LTA" {
+		t.Fatalf("REST PAdES upgrade: %d %s", resp.StatusCode, body)
+	}
+	if !bytes.HasPrefix(got.Signature, ltPDF) || !bytes.Contains(got.Signature[len(ltPDF):], []byte("/ETSI.RFC3161")) {
+		t.Fatal("PAdES B-LTA upgrade: not an incremental update adding a document timestamp")
+	}
+	bbPDF, err := signer.PAdES(e.ctx, readFile(t, "simple.pdf"), key, chain, signer.Options{}, signer.PDFOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	for _, tc := range []struct {
 		name string
 		req  transaction.UpgradeRequest
@@ -174,6 +201,9 @@ func TestUpgrade(t *testing.T) {
 		{"B-B asked", transaction.UpgradeRequest{Signature: sig, Digest: sum[:], Level: signer.LevelB}},
 		{"short digest", transaction.UpgradeRequest{Signature: sig, Digest: sum[:5], Level: signer.LevelLT}},
 		{"not a signature", transaction.UpgradeRequest{Signature: []byte("nada"), Digest: sum[:], Level: signer.LevelLT}},
+		{"B-B PDF", transaction.UpgradeRequest{Signature: bbPDF, Level: signer.LevelLT}},
+		{"unsigned PDF", transaction.UpgradeRequest{Signature: readFile(t, "simple.pdf"), Level: signer.LevelLT}},
+		{"XAdES format", transaction.UpgradeRequest{Signature: sig, Level: signer.LevelLT, Format: signer.FormatXAdES}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := e.svc.Upgrade(e.ctx, tc.req)
@@ -206,9 +236,18 @@ func TestUpgradeGrace(t *testing.T) {
 	}
 	_, err = e.svc.Upgrade(e.ctx, transaction.UpgradeRequest{Signature: bt, Digest: sum[:], Level: signer.LevelLT})
 	wantCode(t, err, transaction.CodeWrongState)
+	pdf, err := signer.PAdES(e.ctx, readFile(t, "simple.pdf"), key, chain, signer.Options{Level: signer.LevelT, Timestamper: pki.Timestamper(t)}, signer.PDFOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.svc.Upgrade(e.ctx, transaction.UpgradeRequest{Signature: pdf, Level: signer.LevelLTA})
+	wantCode(t, err, transaction.CodeWrongState)
 	e.clock.Add(time.Hour + time.Minute)
 	if _, err := e.svc.Upgrade(e.ctx, transaction.UpgradeRequest{Signature: bt, Digest: sum[:], Level: signer.LevelLT}); err != nil {
 		t.Fatalf("after the grace period: %v", err)
+	}
+	if _, err := e.svc.Upgrade(e.ctx, transaction.UpgradeRequest{Signature: pdf, Level: signer.LevelLTA}); err != nil {
+		t.Fatalf("PDF after the grace period: %v", err)
 	}
 }
 

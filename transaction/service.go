@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -225,6 +226,13 @@ func New(opt Options) (*Service, error) {
 
 // TTL is how long a transaction waits for approval.
 func (s *Service) TTL() time.Duration { return s.opt.TTL }
+
+// UpgradeGrace is the grace period Upgrade waits after a signature
+// timestamp before B-LT and B-LTA.
+func (s *Service) UpgradeGrace() time.Duration { return s.opt.UpgradeGrace }
+
+// HasTimestamper tells whether B-T and higher levels can be made.
+func (s *Service) HasTimestamper() bool { return s.opt.Timestamper != nil }
 
 // OTPRules are the one-time password limits in force.
 func (s *Service) OTPRules() policy.OTPRules { return s.rules }
@@ -487,6 +495,17 @@ func (s *Service) document(portalID string, i int, in DocumentInput, lim portal.
 	if d.SignOptions, err = s.signOptionsFor(portalID, field, in, f, d, lim.MaxDocBytes); err != nil {
 		return nil, err
 	}
+	if in.Appearance != nil {
+		if f != signer.FormatPAdES {
+			return nil, invalid(field+".visible_signature", "only a pades signature is drawn on the page, this one is %s", f)
+		}
+		if err := in.Appearance.check(field); err != nil {
+			return nil, err
+		}
+		if d.Appearance, err = json.Marshal(in.Appearance); err != nil {
+			return nil, fmt.Errorf("visible signature: %w", err)
+		}
+	}
 	return d, nil
 }
 
@@ -560,6 +579,9 @@ func requestHash(citizen string, req CreateRequest, level signer.Level, docs []*
 		fmt.Fprintf(h, "%q %q %q %q %x\n", d.Name, d.MediaType, d.Format, d.Hash, d.Digest)
 		if d.SignOptions != nil {
 			fmt.Fprintf(h, "options %x\n", sha256.Sum256(d.SignOptions))
+		}
+		if len(d.Appearance) > 0 {
+			fmt.Fprintf(h, "appearance %x\n", d.Appearance)
 		}
 	}
 	return h.Sum(nil)

@@ -563,7 +563,10 @@ func (s *Service) signDocument(ctx context.Context, t *store.Transaction, d *sto
 	}
 	chain := g.Chain()
 	doc := signer.Document{Type: signer.DocumentType(d.MediaType), Content: d.Content, Digest: d.Digest, Name: d.Name}
-	po := signer.PDFOptions{Reason: PDFReason, Name: chain[0].Subject.CommonName}
+	po, err := pdfOptions(signer.PDFOptions{Reason: PDFReason, Name: chain[0].Subject.CommonName}, d.Appearance)
+	if err != nil {
+		return nil, nil, err
+	}
 	o, err := readSignOptions(d.SignOptions)
 	if err != nil {
 		return nil, nil, err

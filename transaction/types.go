@@ -100,6 +100,8 @@ type DocumentInput struct {
 	// Attached puts the content inside the CAdES signature (FIRe mode
 	// implicit); it needs Content.
 	Attached bool
+	// Appearance makes a PAdES signature visible; nil keeps it invisible.
+	Appearance *Appearance
 }
 
 // CreateRequest asks a citizen to sign documents.

@@ -1,6 +1,7 @@
 package transaction
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"encoding/asn1"
@@ -44,10 +45,12 @@ func (s *Service) upgradeXAdES(ctx context.Context, req UpgradeRequest, h crypto
 	return nil, invalid("signature", "%v", err)
 }
 
-// UpgradeRequest asks to raise a detached CAdES signature or an XAdES
-// signature, made here or elsewhere, to a higher level.
+// UpgradeRequest asks to raise a CAdES, PAdES or XAdES signature, made
+// here or elsewhere, to a higher level.
 type UpgradeRequest struct {
-	Signature []byte       // DER CMS SignedData, one signer; or XML with one XAdES signature
+	// Signature is a DER CMS SignedData with one signer (CAdES), a
+	// signed PDF (PAdES), or XML with one XAdES signature.
+	Signature []byte
 	Digest    []byte       // CAdES: the signed content's digest under Hash
 	Hash      string       // sha256 (default), sha384 or sha512: the signature's digest algorithm (CAdES), the timestamps' (XAdES)
 	Level     signer.Level // B-T, B-LT or B-LTA
@@ -55,6 +58,9 @@ type UpgradeRequest struct {
 	// document it refers to: checked before the upgrade, and covered by
 	// a B-LTA archive timestamp.
 	Content []byte
+	// Format is cades, pades or xades; empty tells them apart by the
+	// content (a PDF starts with %PDF-, XML with <).
+	Format signer.Format
 }
 
 // Upgrade returns the signature raised to req.Level: a signature
@@ -78,8 +84,20 @@ func (s *Service) Upgrade(ctx context.Context, req UpgradeRequest) ([]byte, erro
 		return nil, invalid("level", "%s needs a timestamp authority and validation material gathering, and they are not configured", req.Level)
 	}
 	isXML := xades.IsXML(req.Signature)
+	if !isXML {
+		switch req.Format {
+		case "":
+			req.Format = signer.FormatCAdES
+			if bytes.HasPrefix(req.Signature, []byte("%PDF-")) {
+				req.Format = signer.FormatPAdES
+			}
+		case signer.FormatCAdES, signer.FormatPAdES:
+		default:
+			return nil, invalid("format", "%q: only cades, pades and xades signatures are upgraded", req.Format)
+		}
+	}
 	// An attached signature carries its content, which gives the digest.
-	if len(req.Digest) != h.Size() && !isXML && (len(req.Digest) != 0 || !attached(req.Signature)) {
+	if !isXML && req.Format == signer.FormatCAdES && len(req.Digest) != h.Size() && (len(req.Digest) != 0 || !attached(req.Signature)) {
 		return nil, invalid("digest", "%d bytes, want %d for %s", len(req.Digest), h.Size(), req.Hash)
 	}
 	if err := s.graceOver(req, isXML); err != nil {
@@ -92,17 +110,22 @@ func (s *Service) Upgrade(ctx context.Context, req UpgradeRequest) ([]byte, erro
 	if s.opt.Validation != nil {
 		opt.Validation = s.opt.Validation.Batch()
 	}
-	var digest []byte
-	if len(req.Digest) > 0 {
-		digest = req.Digest
+	var out []byte
+	if req.Format == signer.FormatPAdES {
+		out, err = signer.ExtendPAdES(ctx, req.Signature, opt)
+	} else {
+		var digest []byte
+		if len(req.Digest) > 0 {
+			digest = req.Digest
+		}
+		out, err = signer.ExtendCAdES(ctx, req.Signature, digest, opt)
 	}
-	out, err := signer.ExtendCAdES(ctx, req.Signature, digest, opt)
 	switch {
 	case err == nil:
 		return out, nil
 	case errors.Is(err, ltv.ErrRevoked):
 		return nil, invalid("signature", "a certificate of the signature is revoked: %v", err)
-	case errors.Is(err, signer.ErrFormat), errors.Is(err, signer.ErrHash), errors.Is(err, signer.ErrFormatDigest):
+	case errors.Is(err, signer.ErrFormat), errors.Is(err, signer.ErrHash), errors.Is(err, signer.ErrFormatDigest), errors.Is(err, signer.ErrPDF):
 		return nil, invalid("signature", "%v", err)
 	case errors.Is(err, ltv.ErrChain):
 		return nil, invalid("signature", "%v", err)
@@ -119,9 +142,12 @@ func (s *Service) graceOver(req UpgradeRequest, isXML bool) error {
 	}
 	var tok []byte
 	var err error
-	if isXML {
+	switch {
+	case isXML:
 		tok, err = xades.SignatureTimestamp(req.Signature, xades.Limits{})
-	} else {
+	case req.Format == signer.FormatPAdES:
+		tok, err = signer.PAdESSignatureTimestamp(req.Signature)
+	default:
 		tok, err = signer.SignatureTimestamp(req.Signature)
 	}
 	if err != nil {

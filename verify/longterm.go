@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/firma-cloud/firma/internal/cmsparse"
+	"github.com/firma-cloud/firma/signer"
 	"github.com/firma-cloud/firma/tsa"
 )
 
@@ -203,11 +204,15 @@ func (v *Verifier) archiveToken(p *parsed, digest, tokDER []byte, before [][]byt
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
+	// EN 319 122-1 V1.1.1 5.5.2: one entry per attribute value, over
+	// attrType and that value.
 	var attrs [][]byte
 	for _, a := range before {
-		var raw asn1.RawValue
-		asn1.Unmarshal(a, &raw)
-		attrs = append(attrs, raw.Bytes)
+		parts, err := signer.AttributeValueParts(a)
+		if err != nil {
+			return nil, err
+		}
+		attrs = append(attrs, parts...)
 	}
 	if err := sameHashes(h, index.Attrs, attrs); err != nil {
 		return nil, fmt.Errorf("unsigned attributes: %w", err)

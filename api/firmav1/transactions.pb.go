@@ -1241,6 +1241,140 @@ func (x *AddDocumentToBatchResponse) GetDocumentIndex() int32 {
 	return 0
 }
 
+type UpgradeSignatureRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// signature is a DER CMS SignedData with one signer (CAdES) or the
+	// signed PDF (PAdES).
+	Signature []byte `protobuf:"bytes,1,opt,name=signature,proto3" json:"signature,omitempty"`
+	// digest is, for CAdES, the signed content's digest under hash
+	// (sha256 by default, sha384, sha512).
+	Digest []byte `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	Hash   string `protobuf:"bytes,3,opt,name=hash,proto3" json:"hash,omitempty"`
+	// level is "B-T", "B-LT" or "B-LTA".
+	Level string `protobuf:"bytes,4,opt,name=level,proto3" json:"level,omitempty"`
+	// format is CADES or PADES; UNSPECIFIED tells them apart by the content.
+	Format        SignatureFormat `protobuf:"varint,5,opt,name=format,proto3,enum=firma.v1.SignatureFormat" json:"format,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpgradeSignatureRequest) Reset() {
+	*x = UpgradeSignatureRequest{}
+	mi := &file_firma_v1_transactions_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpgradeSignatureRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpgradeSignatureRequest) ProtoMessage() {}
+
+func (x *UpgradeSignatureRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_firma_v1_transactions_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpgradeSignatureRequest.ProtoReflect.Descriptor instead.
+func (*UpgradeSignatureRequest) Descriptor() ([]byte, []int) {
+	return file_firma_v1_transactions_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *UpgradeSignatureRequest) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *UpgradeSignatureRequest) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
+func (x *UpgradeSignatureRequest) GetHash() string {
+	if x != nil {
+		return x.Hash
+	}
+	return ""
+}
+
+func (x *UpgradeSignatureRequest) GetLevel() string {
+	if x != nil {
+		return x.Level
+	}
+	return ""
+}
+
+func (x *UpgradeSignatureRequest) GetFormat() SignatureFormat {
+	if x != nil {
+		return x.Format
+	}
+	return SignatureFormat_SIGNATURE_FORMAT_UNSPECIFIED
+}
+
+type UpgradeSignatureResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Signature     []byte                 `protobuf:"bytes,1,opt,name=signature,proto3" json:"signature,omitempty"`
+	Level         string                 `protobuf:"bytes,2,opt,name=level,proto3" json:"level,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpgradeSignatureResponse) Reset() {
+	*x = UpgradeSignatureResponse{}
+	mi := &file_firma_v1_transactions_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpgradeSignatureResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpgradeSignatureResponse) ProtoMessage() {}
+
+func (x *UpgradeSignatureResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_firma_v1_transactions_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpgradeSignatureResponse.ProtoReflect.Descriptor instead.
+func (*UpgradeSignatureResponse) Descriptor() ([]byte, []int) {
+	return file_firma_v1_transactions_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *UpgradeSignatureResponse) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *UpgradeSignatureResponse) GetLevel() string {
+	if x != nil {
+		return x.Level
+	}
+	return ""
+}
+
 var File_firma_v1_transactions_proto protoreflect.FileDescriptor
 
 const file_firma_v1_transactions_proto_rawDesc = "" +
@@ -1349,7 +1483,16 @@ const file_firma_v1_transactions_proto_rawDesc = "" +
 	"\x03ref\x18\x01 \x01(\v2\x18.firma.v1.TransactionRefR\x03ref\x129\n" +
 	"\bdocument\x18\x02 \x01(\v2\x1d.firma.v1.TransactionDocumentR\bdocument\"C\n" +
 	"\x1aAddDocumentToBatchResponse\x12%\n" +
-	"\x0edocument_index\x18\x01 \x01(\x05R\rdocumentIndex*\xa9\x02\n" +
+	"\x0edocument_index\x18\x01 \x01(\x05R\rdocumentIndex\"\xac\x01\n" +
+	"\x17UpgradeSignatureRequest\x12\x1c\n" +
+	"\tsignature\x18\x01 \x01(\fR\tsignature\x12\x16\n" +
+	"\x06digest\x18\x02 \x01(\fR\x06digest\x12\x12\n" +
+	"\x04hash\x18\x03 \x01(\tR\x04hash\x12\x14\n" +
+	"\x05level\x18\x04 \x01(\tR\x05level\x121\n" +
+	"\x06format\x18\x05 \x01(\x0e2\x19.firma.v1.SignatureFormatR\x06format\"N\n" +
+	"\x18UpgradeSignatureResponse\x12\x1c\n" +
+	"\tsignature\x18\x01 \x01(\fR\tsignature\x12\x14\n" +
+	"\x05level\x18\x02 \x01(\tR\x05level*\xa9\x02\n" +
 	"\x0fSignatureFormat\x12 \n" +
 	"\x1cSIGNATURE_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14SIGNATURE_FORMAT_RAW\x10\x01\x12\x1a\n" +
@@ -1359,7 +1502,7 @@ const file_firma_v1_transactions_proto_rawDesc = "" +
 	"\x1dSIGNATURE_FORMAT_ASIC_S_CADES\x10\x05\x12!\n" +
 	"\x1dSIGNATURE_FORMAT_ASIC_S_XADES\x10\x06\x12!\n" +
 	"\x1dSIGNATURE_FORMAT_ASIC_E_XADES\x10\a\x12\x1d\n" +
-	"\x19SIGNATURE_FORMAT_FACTURAE\x10\b2\xe6\x05\n" +
+	"\x19SIGNATURE_FORMAT_FACTURAE\x10\b2\xc1\x06\n" +
 	"\x12TransactionService\x12B\n" +
 	"\x04Sign\x12\x15.firma.v1.SignRequest\x1a#.firma.v1.CreateTransactionResponse\x12P\n" +
 	"\vCreateBatch\x12\x1c.firma.v1.CreateBatchRequest\x1a#.firma.v1.CreateTransactionResponse\x12_\n" +
@@ -1369,7 +1512,8 @@ const file_firma_v1_transactions_proto_rawDesc = "" +
 	"\x12RecoverBatchResult\x12\x18.firma.v1.TransactionRef\x1a\x1b.firma.v1.TransactionResult\x12O\n" +
 	"\x10RecoverBatchSign\x12!.firma.v1.RecoverBatchSignRequest\x1a\x18.firma.v1.DocumentResult\x12I\n" +
 	"\x11CancelTransaction\x12\x18.firma.v1.TransactionRef\x1a\x1a.firma.v1.TransactionState\x12Y\n" +
-	"\x10ListTransactions\x12!.firma.v1.ListTransactionsRequest\x1a\".firma.v1.ListTransactionsResponseB2Z0github.com/firma-cloud/firma/api/firmav1;firmav1b\x06proto3"
+	"\x10ListTransactions\x12!.firma.v1.ListTransactionsRequest\x1a\".firma.v1.ListTransactionsResponse\x12Y\n" +
+	"\x10UpgradeSignature\x12!.firma.v1.UpgradeSignatureRequest\x1a\".firma.v1.UpgradeSignatureResponseB2Z0github.com/firma-cloud/firma/api/firmav1;firmav1b\x06proto3"
 
 var (
 	file_firma_v1_transactions_proto_rawDescOnce sync.Once
@@ -1384,7 +1528,7 @@ func file_firma_v1_transactions_proto_rawDescGZIP() []byte {
 }
 
 var file_firma_v1_transactions_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_firma_v1_transactions_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_firma_v1_transactions_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_firma_v1_transactions_proto_goTypes = []any{
 	(SignatureFormat)(0),               // 0: firma.v1.SignatureFormat
 	(*TransactionDocument)(nil),        // 1: firma.v1.TransactionDocument
@@ -1401,51 +1545,56 @@ var file_firma_v1_transactions_proto_goTypes = []any{
 	(*ListTransactionsResponse)(nil),   // 12: firma.v1.ListTransactionsResponse
 	(*AddDocumentToBatchRequest)(nil),  // 13: firma.v1.AddDocumentToBatchRequest
 	(*AddDocumentToBatchResponse)(nil), // 14: firma.v1.AddDocumentToBatchResponse
-	(*timestamppb.Timestamp)(nil),      // 15: google.protobuf.Timestamp
+	(*UpgradeSignatureRequest)(nil),    // 15: firma.v1.UpgradeSignatureRequest
+	(*UpgradeSignatureResponse)(nil),   // 16: firma.v1.UpgradeSignatureResponse
+	(*timestamppb.Timestamp)(nil),      // 17: google.protobuf.Timestamp
 }
 var file_firma_v1_transactions_proto_depIdxs = []int32{
 	0,  // 0: firma.v1.TransactionDocument.format:type_name -> firma.v1.SignatureFormat
 	1,  // 1: firma.v1.SignRequest.document:type_name -> firma.v1.TransactionDocument
 	1,  // 2: firma.v1.CreateBatchRequest.documents:type_name -> firma.v1.TransactionDocument
-	15, // 3: firma.v1.CreateTransactionResponse.expires_at:type_name -> google.protobuf.Timestamp
+	17, // 3: firma.v1.CreateTransactionResponse.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 4: firma.v1.DocumentState.format:type_name -> firma.v1.SignatureFormat
-	15, // 5: firma.v1.TransactionState.created_at:type_name -> google.protobuf.Timestamp
-	15, // 6: firma.v1.TransactionState.updated_at:type_name -> google.protobuf.Timestamp
-	15, // 7: firma.v1.TransactionState.expires_at:type_name -> google.protobuf.Timestamp
-	15, // 8: firma.v1.TransactionState.ended_at:type_name -> google.protobuf.Timestamp
+	17, // 5: firma.v1.TransactionState.created_at:type_name -> google.protobuf.Timestamp
+	17, // 6: firma.v1.TransactionState.updated_at:type_name -> google.protobuf.Timestamp
+	17, // 7: firma.v1.TransactionState.expires_at:type_name -> google.protobuf.Timestamp
+	17, // 8: firma.v1.TransactionState.ended_at:type_name -> google.protobuf.Timestamp
 	6,  // 9: firma.v1.TransactionState.documents:type_name -> firma.v1.DocumentState
 	6,  // 10: firma.v1.DocumentResult.document:type_name -> firma.v1.DocumentState
-	15, // 11: firma.v1.DocumentResult.signed_at:type_name -> google.protobuf.Timestamp
-	15, // 12: firma.v1.DocumentResult.timestamp_time:type_name -> google.protobuf.Timestamp
+	17, // 11: firma.v1.DocumentResult.signed_at:type_name -> google.protobuf.Timestamp
+	17, // 12: firma.v1.DocumentResult.timestamp_time:type_name -> google.protobuf.Timestamp
 	7,  // 13: firma.v1.TransactionResult.transaction:type_name -> firma.v1.TransactionState
 	8,  // 14: firma.v1.TransactionResult.documents:type_name -> firma.v1.DocumentResult
 	5,  // 15: firma.v1.RecoverBatchSignRequest.ref:type_name -> firma.v1.TransactionRef
 	7,  // 16: firma.v1.ListTransactionsResponse.transactions:type_name -> firma.v1.TransactionState
 	5,  // 17: firma.v1.AddDocumentToBatchRequest.ref:type_name -> firma.v1.TransactionRef
 	1,  // 18: firma.v1.AddDocumentToBatchRequest.document:type_name -> firma.v1.TransactionDocument
-	2,  // 19: firma.v1.TransactionService.Sign:input_type -> firma.v1.SignRequest
-	3,  // 20: firma.v1.TransactionService.CreateBatch:input_type -> firma.v1.CreateBatchRequest
-	13, // 21: firma.v1.TransactionService.AddDocumentToBatch:input_type -> firma.v1.AddDocumentToBatchRequest
-	5,  // 22: firma.v1.TransactionService.SignBatch:input_type -> firma.v1.TransactionRef
-	5,  // 23: firma.v1.TransactionService.RecoverBatchState:input_type -> firma.v1.TransactionRef
-	5,  // 24: firma.v1.TransactionService.RecoverBatchResult:input_type -> firma.v1.TransactionRef
-	10, // 25: firma.v1.TransactionService.RecoverBatchSign:input_type -> firma.v1.RecoverBatchSignRequest
-	5,  // 26: firma.v1.TransactionService.CancelTransaction:input_type -> firma.v1.TransactionRef
-	11, // 27: firma.v1.TransactionService.ListTransactions:input_type -> firma.v1.ListTransactionsRequest
-	4,  // 28: firma.v1.TransactionService.Sign:output_type -> firma.v1.CreateTransactionResponse
-	4,  // 29: firma.v1.TransactionService.CreateBatch:output_type -> firma.v1.CreateTransactionResponse
-	14, // 30: firma.v1.TransactionService.AddDocumentToBatch:output_type -> firma.v1.AddDocumentToBatchResponse
-	4,  // 31: firma.v1.TransactionService.SignBatch:output_type -> firma.v1.CreateTransactionResponse
-	7,  // 32: firma.v1.TransactionService.RecoverBatchState:output_type -> firma.v1.TransactionState
-	9,  // 33: firma.v1.TransactionService.RecoverBatchResult:output_type -> firma.v1.TransactionResult
-	8,  // 34: firma.v1.TransactionService.RecoverBatchSign:output_type -> firma.v1.DocumentResult
-	7,  // 35: firma.v1.TransactionService.CancelTransaction:output_type -> firma.v1.TransactionState
-	12, // 36: firma.v1.TransactionService.ListTransactions:output_type -> firma.v1.ListTransactionsResponse
-	28, // [28:37] is the sub-list for method output_type
-	19, // [19:28] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	0,  // 19: firma.v1.UpgradeSignatureRequest.format:type_name -> firma.v1.SignatureFormat
+	2,  // 20: firma.v1.TransactionService.Sign:input_type -> firma.v1.SignRequest
+	3,  // 21: firma.v1.TransactionService.CreateBatch:input_type -> firma.v1.CreateBatchRequest
+	13, // 22: firma.v1.TransactionService.AddDocumentToBatch:input_type -> firma.v1.AddDocumentToBatchRequest
+	5,  // 23: firma.v1.TransactionService.SignBatch:input_type -> firma.v1.TransactionRef
+	5,  // 24: firma.v1.TransactionService.RecoverBatchState:input_type -> firma.v1.TransactionRef
+	5,  // 25: firma.v1.TransactionService.RecoverBatchResult:input_type -> firma.v1.TransactionRef
+	10, // 26: firma.v1.TransactionService.RecoverBatchSign:input_type -> firma.v1.RecoverBatchSignRequest
+	5,  // 27: firma.v1.TransactionService.CancelTransaction:input_type -> firma.v1.TransactionRef
+	11, // 28: firma.v1.TransactionService.ListTransactions:input_type -> firma.v1.ListTransactionsRequest
+	15, // 29: firma.v1.TransactionService.UpgradeSignature:input_type -> firma.v1.UpgradeSignatureRequest
+	4,  // 30: firma.v1.TransactionService.Sign:output_type -> firma.v1.CreateTransactionResponse
+	4,  // 31: firma.v1.TransactionService.CreateBatch:output_type -> firma.v1.CreateTransactionResponse
+	14, // 32: firma.v1.TransactionService.AddDocumentToBatch:output_type -> firma.v1.AddDocumentToBatchResponse
+	4,  // 33: firma.v1.TransactionService.SignBatch:output_type -> firma.v1.CreateTransactionResponse
+	7,  // 34: firma.v1.TransactionService.RecoverBatchState:output_type -> firma.v1.TransactionState
+	9,  // 35: firma.v1.TransactionService.RecoverBatchResult:output_type -> firma.v1.TransactionResult
+	8,  // 36: firma.v1.TransactionService.RecoverBatchSign:output_type -> firma.v1.DocumentResult
+	7,  // 37: firma.v1.TransactionService.CancelTransaction:output_type -> firma.v1.TransactionState
+	12, // 38: firma.v1.TransactionService.ListTransactions:output_type -> firma.v1.ListTransactionsResponse
+	16, // 39: firma.v1.TransactionService.UpgradeSignature:output_type -> firma.v1.UpgradeSignatureResponse
+	30, // [30:40] is the sub-list for method output_type
+	20, // [20:30] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_firma_v1_transactions_proto_init() }
@@ -1459,7 +1608,7 @@ func file_firma_v1_transactions_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_firma_v1_transactions_proto_rawDesc), len(file_firma_v1_transactions_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	TransactionService_RecoverBatchSign_FullMethodName   = "/firma.v1.TransactionService/RecoverBatchSign"
 	TransactionService_CancelTransaction_FullMethodName  = "/firma.v1.TransactionService/CancelTransaction"
 	TransactionService_ListTransactions_FullMethodName   = "/firma.v1.TransactionService/ListTransactions"
+	TransactionService_UpgradeSignature_FullMethodName   = "/firma.v1.TransactionService/UpgradeSignature"
 )
 
 // TransactionServiceClient is the client API for TransactionService service.
@@ -76,6 +77,13 @@ type TransactionServiceClient interface {
 	CancelTransaction(ctx context.Context, in *TransactionRef, opts ...grpc.CallOption) (*TransactionState, error)
 	// ListTransactions pages through the portal's transactions.
 	ListTransactions(ctx context.Context, in *ListTransactionsRequest, opts ...grpc.CallOption) (*ListTransactionsResponse, error)
+	// UpgradeSignature raises a detached CAdES signature or a signed PDF,
+	// made here or elsewhere, to B-T, B-LT or B-LTA (POST
+	// /api/v1/signatures/upgrade). No key is used and nothing is kept.
+	// Within the grace period after the signature timestamp (config
+	// transactions.upgrade_grace) B-LT and B-LTA are FAILED_PRECONDITION
+	// with reason "wrong_state".
+	UpgradeSignature(ctx context.Context, in *UpgradeSignatureRequest, opts ...grpc.CallOption) (*UpgradeSignatureResponse, error)
 }
 
 type transactionServiceClient struct {
@@ -176,6 +184,16 @@ func (c *transactionServiceClient) ListTransactions(ctx context.Context, in *Lis
 	return out, nil
 }
 
+func (c *transactionServiceClient) UpgradeSignature(ctx context.Context, in *UpgradeSignatureRequest, opts ...grpc.CallOption) (*UpgradeSignatureResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpgradeSignatureResponse)
+	err := c.cc.Invoke(ctx, TransactionService_UpgradeSignature_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TransactionServiceServer is the server API for TransactionService service.
 // All implementations must embed UnimplementedTransactionServiceServer
 // for forward compatibility.
@@ -222,6 +240,13 @@ type TransactionServiceServer interface {
 	CancelTransaction(context.Context, *TransactionRef) (*TransactionState, error)
 	// ListTransactions pages through the portal's transactions.
 	ListTransactions(context.Context, *ListTransactionsRequest) (*ListTransactionsResponse, error)
+	// UpgradeSignature raises a detached CAdES signature or a signed PDF,
+	// made here or elsewhere, to B-T, B-LT or B-LTA (POST
+	// /api/v1/signatures/upgrade). No key is used and nothing is kept.
+	// Within the grace period after the signature timestamp (config
+	// transactions.upgrade_grace) B-LT and B-LTA are FAILED_PRECONDITION
+	// with reason "wrong_state".
+	UpgradeSignature(context.Context, *UpgradeSignatureRequest) (*UpgradeSignatureResponse, error)
 	mustEmbedUnimplementedTransactionServiceServer()
 }
 
@@ -258,6 +283,9 @@ func (UnimplementedTransactionServiceServer) CancelTransaction(context.Context, 
 }
 func (UnimplementedTransactionServiceServer) ListTransactions(context.Context, *ListTransactionsRequest) (*ListTransactionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListTransactions not implemented")
+}
+func (UnimplementedTransactionServiceServer) UpgradeSignature(context.Context, *UpgradeSignatureRequest) (*UpgradeSignatureResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpgradeSignature not implemented")
 }
 func (UnimplementedTransactionServiceServer) mustEmbedUnimplementedTransactionServiceServer() {}
 func (UnimplementedTransactionServiceServer) testEmbeddedByValue()                            {}
@@ -442,6 +470,24 @@ func _TransactionService_ListTransactions_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TransactionService_UpgradeSignature_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpgradeSignatureRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TransactionServiceServer).UpgradeSignature(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TransactionService_UpgradeSignature_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TransactionServiceServer).UpgradeSignature(ctx, req.(*UpgradeSignatureRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TransactionService_ServiceDesc is the grpc.ServiceDesc for TransactionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -484,6 +530,10 @@ var TransactionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListTransactions",
 			Handler:    _TransactionService_ListTransactions_Handler,
+		},
+		{
+			MethodName: "UpgradeSignature",
+			Handler:    _TransactionService_UpgradeSignature_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -35,6 +35,7 @@ var setups = []step{
 	{"registry", (*app).setupRegistry},
 	{"access", (*app).setupAccess},
 	{"transactions", (*app).setupTransactions},
+	{"archive timestamp renewal", (*app).setupRetimestamp},
 	// Before web: the approval page serves the CSC consent page too.
 	{"csc", (*app).setupCSC},
 	{"web", (*app).setupWeb},

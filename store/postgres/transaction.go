@@ -100,6 +100,9 @@ func (s *DB) CreateTransaction(ctx context.Context, t *store.Transaction, docs [
 		var b pgx.Batch
 		for _, d := range docs {
 			b.Queue(insertDocSQL, docArgs(t.ID, d)...)
+			if len(d.Appearance) > 0 {
+				b.Queue(insertAppearanceSQL, t.ID, d.Index, d.Appearance)
+			}
 		}
 		if err := tx.SendBatch(ctx, &b).Close(); err != nil {
 			return fmt.Errorf("documents: %w", conflict(err))
@@ -227,6 +230,11 @@ func addDocument(ctx context.Context, tx pgx.Tx, t *store.Transaction, d *store.
 	if err != nil {
 		return fmt.Errorf("document %d: %w", d.Index, conflict(err))
 	}
+	if len(d.Appearance) > 0 {
+		if _, err := tx.Exec(ctx, insertAppearanceSQL, t.ID, d.Index, d.Appearance); err != nil {
+			return fmt.Errorf("document %d appearance: %w", d.Index, conflict(err))
+		}
+	}
 	return nil
 }
 
@@ -261,8 +269,32 @@ func (s *DB) Documents(ctx context.Context, txID string, full bool) ([]*store.Do
 	if err != nil {
 		return nil, fmt.Errorf("documents of %s: %w", txID, err)
 	}
+	if full && len(out) > 0 {
+		rows, err := s.pool.Query(ctx, "SELECT idx, appearance FROM transaction_document_appearances WHERE transaction_id = $1", txID)
+		if err != nil {
+			return nil, fmt.Errorf("documents of %s: %w", txID, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var idx int
+			var a []byte
+			if err := rows.Scan(&idx, &a); err != nil {
+				return nil, fmt.Errorf("documents of %s: %w", txID, err)
+			}
+			for _, d := range out {
+				if d.Index == idx {
+					d.Appearance = a
+				}
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("documents of %s: %w", txID, err)
+		}
+	}
 	return out, nil
 }
+
+const insertAppearanceSQL = "INSERT INTO transaction_document_appearances (transaction_id, idx, appearance) VALUES ($1, $2, $3)"
 
 const updateDocSQL = `UPDATE transaction_documents SET status = $1, error_code = $2, error = $3, result = $4, timestamped = $5,
 	signed_at = $6, timestamp_token = $7, timestamped_at = $8 WHERE transaction_id = $9 AND idx = $10 AND status = $11`
@@ -349,6 +381,12 @@ func (s *DB) PurgeDocuments(ctx context.Context, endedBefore time.Time, limit in
 			LIMIT $2)`, endedBefore.UnixNano(), limit)
 	if err != nil {
 		return 0, fmt.Errorf("purge documents: %w", err)
+	}
+	// The visible signatures (an image of the citizen's rubric, maybe)
+	// go with the documents.
+	if _, err := s.pool.Exec(ctx, `DELETE FROM transaction_document_appearances WHERE transaction_id IN (
+		SELECT t.id FROM transactions t WHERE t.ended_at IS NOT NULL AND t.ended_at < $1)`, endedBefore.UnixNano()); err != nil {
+		return tag.RowsAffected(), fmt.Errorf("purge document appearances: %w", err)
 	}
 	return tag.RowsAffected(), nil
 }

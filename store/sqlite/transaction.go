@@ -106,6 +106,9 @@ func (s *DB) CreateTransaction(ctx context.Context, t *store.Transaction, docs [
 			d.Status, d.ErrorCode, d.Error, nullBytes(d.Result), d.Timestamped, txNano(d.SignedAt), nullBytes(d.SignOptions)); err != nil {
 			return fmt.Errorf("create transaction %s: document %d: %w", t.ID, d.Index, err)
 		}
+		if err := insertAppearance(ctx, tx, t.ID, d); err != nil {
+			return fmt.Errorf("create transaction %s: document %d: %w", t.ID, d.Index, err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("create transaction %s: %w", t.ID, err)
@@ -251,6 +254,9 @@ func (s *DB) addDocument(ctx context.Context, tx *sql.Tx, t *store.Transaction, 
 	if txUnique(err) {
 		return fmt.Errorf("add document %d to %s: %w", d.Index, t.ID, store.ErrConflict)
 	}
+	if err == nil {
+		err = insertAppearance(ctx, tx, t.ID, d)
+	}
 	if err != nil {
 		return fmt.Errorf("add document to %s: %w", t.ID, err)
 	}
@@ -294,7 +300,45 @@ func (s *DB) Documents(ctx context.Context, txID string, full bool) ([]*store.Do
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("documents of %s: %w", txID, err)
 	}
+	if full {
+		if err := s.appearances(ctx, txID, out); err != nil {
+			return nil, fmt.Errorf("documents of %s: %w", txID, err)
+		}
+	}
 	return out, nil
+}
+
+// insertAppearance stores a document's visible signature, if it has one.
+func insertAppearance(ctx context.Context, tx *sql.Tx, txID string, d *store.Document) error {
+	if len(d.Appearance) == 0 {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, "INSERT INTO transaction_document_appearances (transaction_id, idx, appearance) VALUES (?, ?, ?)",
+		txID, d.Index, d.Appearance)
+	return err
+}
+
+// appearances fills in the visible signatures of a transaction's
+// documents, in index order.
+func (s *DB) appearances(ctx context.Context, txID string, docs []*store.Document) error {
+	rows, err := s.db.QueryContext(ctx, "SELECT idx, appearance FROM transaction_document_appearances WHERE transaction_id = ?", txID)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var idx int
+		var a []byte
+		if err := rows.Scan(&idx, &a); err != nil {
+			return err
+		}
+		for _, d := range docs {
+			if d.Index == idx {
+				d.Appearance = a
+			}
+		}
+	}
+	return rows.Err()
 }
 
 // UpdateDocument stores a document's outcome if its status is still from.
@@ -391,6 +435,12 @@ func (s *DB) PurgeDocuments(ctx context.Context, endedBefore time.Time, limit in
 	n, err := res.RowsAffected()
 	if err != nil {
 		return 0, fmt.Errorf("purge documents: %w", err)
+	}
+	// The visible signatures (an image of the citizen's rubric, maybe)
+	// go with the documents.
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM transaction_document_appearances WHERE transaction_id IN (
+		SELECT t.id FROM transactions t WHERE t.ended_at IS NOT NULL AND t.ended_at < ?)`, endedBefore.UnixNano()); err != nil {
+		return n, fmt.Errorf("purge document appearances: %w", err)
 	}
 	return n, nil
 }

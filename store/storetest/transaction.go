@@ -293,7 +293,7 @@ func txRoundTrip(t *testing.T, db store.Store, _ Reopen) {
 		CallbackAttempts: 3, CallbackNextAt: at.Add(6), CallbackError: "timeout"}
 	signed := &store.Document{Index: 0, Name: "a.pdf", MediaType: "application/pdf", Format: "pades", Hash: "sha384", Digest: []byte{7, 7},
 		Content: []byte("%PDF"), Size: 4, Status: "signed", ErrorCode: "", Result: []byte("signed"), Timestamped: true,
-		TimestampToken: []byte{0x30}, TimestampedAt: at.Add(7), SignedAt: at.Add(8)}
+		TimestampToken: []byte{0x30}, TimestampedAt: at.Add(7), SignedAt: at.Add(8), Appearance: []byte(`{"page":2}`)}
 	if err := db.CreateTransaction(ctx, tx, []*store.Document{signed}, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +318,7 @@ func txRoundTrip(t *testing.T, db store.Store, _ Reopen) {
 		t.Errorf("document round trip\n got %+v\nwant %+v", docs[0], signed)
 	}
 	short, _ := db.Documents(ctx, tx.ID, false)
-	if len(short) != 1 || short[0].Content != nil || short[0].Result != nil || short[0].TimestampToken != nil || !short[0].Timestamped {
+	if len(short) != 1 || short[0].Content != nil || short[0].Result != nil || short[0].TimestampToken != nil || short[0].Appearance != nil || !short[0].Timestamped {
 		t.Errorf("documents without content: %+v", short)
 	}
 }
@@ -329,6 +329,7 @@ func txListPurgeCallbacks(t *testing.T, db store.Store, _ Reopen) {
 	now := time.Now().UTC()
 	for i := range 5 {
 		tx, docs := newTx(fmt.Sprintf("%032x", 100+i), now)
+		docs[1].Appearance = []byte(`{"page":1}`)
 		if i < 2 {
 			tx.State, tx.EndedAt = "done", now.Add(-time.Hour)
 			docs[0].Result = []byte("r")
@@ -384,7 +385,7 @@ func txListPurgeCallbacks(t *testing.T, db store.Store, _ Reopen) {
 		if err != nil || len(docs) != 2 {
 			t.Fatalf("documents: %v", err)
 		}
-		if emptied := docs[1].Content == nil && docs[0].Result == nil && docs[1].SignOptions == nil; emptied != (i < 2) {
+		if emptied := docs[1].Content == nil && docs[0].Result == nil && docs[1].SignOptions == nil && docs[1].Appearance == nil; emptied != (i < 2) {
 			t.Errorf("transaction %d: emptied %v", i, emptied)
 		}
 		if len(docs[0].Digest) != 32 {

@@ -54,6 +54,7 @@ var (
 	BatchNotSigned        = Code{49, 500}
 	BatchSigning          = Code{50, 500}
 	BatchRecovered        = Code{51, 500}
+	BatchGracePeriod      = Code{52, 500}
 	BatchInvalidDocument  = Code{53, 500}
 	BatchResultRecovered  = Code{54, 500}
 	DocumentIDInvalid     = Code{56, 400}
@@ -107,6 +108,7 @@ var byCode = map[string]Code{
 	fire.ErrUpgrade.Code:         Upgrading,
 	fire.ErrNoStoredError.Code:   Internal,
 	fire.ErrUnknownGraceID.Code:  InvalidTransaction,
+	fire.ErrGrace.Code:           BatchGracePeriod,
 	// Package transaction's.
 	string(transaction.CodeUnknownCitizen):     UnknownUser,
 	"invalid_request/citizen_id":               UnknownUser,

@@ -90,7 +90,7 @@ func New(svc *fire.Service, opt Options) (*Handler, error) {
 	h.ops = map[string]opHandler{
 		"1": h.sign, "2": h.recoverSign, "11": h.recoverSignResult,
 		"5": h.createBatch, "6": h.addDocument, "7": h.signBatch, "8": h.recoverBatch, "9": h.batchState, "10": h.recoverBatchSign,
-		"70": h.updatedSign, "71": h.updatedSign, "99": h.recoverError,
+		"70": h.updatedSign, "71": h.updatedSignResult, "99": h.recoverError,
 	}
 	return h, nil
 }

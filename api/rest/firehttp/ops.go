@@ -83,12 +83,28 @@ type result struct {
 	Prov    string `json:"prov,omitempty"`
 	Cert    string `json:"cert,omitempty"`
 	Upgrade string `json:"upgrade,omitempty"`
+	Grace   *grace `json:"grace,omitempty"`
+}
+
+// grace is the id to give op 70 and the earliest time to, in epoch
+// milliseconds.
+type grace struct {
+	ID   string `json:"id"`
+	Date int64  `json:"date"`
+}
+
+func graceOf(g *fire.Grace) *grace {
+	if g == nil {
+		return nil
+	}
+	return &grace{ID: g.ID, Date: g.Date.UnixMilli()}
 }
 
 // FIRe's result states.
 const (
-	stateOK    = 0
-	stateError = -1
+	stateOK      = 0
+	stateError   = -1
+	statePending = 1 // a grace period is set
 )
 
 func writeResult(w http.ResponseWriter, r result) error {
@@ -113,7 +129,11 @@ func (h *Handler) recoverSign(ctx context.Context, w http.ResponseWriter, a *fir
 	if err != nil {
 		return err
 	}
-	return writeResult(w, result{State: stateOK, Prov: r.Provider, Cert: base64.StdEncoding.EncodeToString(r.Cert), Upgrade: r.Upgrade})
+	out := result{State: stateOK, Prov: r.Provider, Cert: base64.StdEncoding.EncodeToString(r.Cert), Upgrade: r.Upgrade, Grace: graceOf(r.Grace)}
+	if r.Grace != nil {
+		out.State = statePending
+	}
+	return writeResult(w, out)
 }
 
 func (h *Handler) recoverSignResult(ctx context.Context, w http.ResponseWriter, a *fire.App, p params) error {
@@ -253,10 +273,32 @@ func (h *Handler) recoverBatchSign(ctx context.Context, w http.ResponseWriter, a
 	return writeRaw(w, sig)
 }
 
-func (h *Handler) updatedSign(ctx context.Context, _ http.ResponseWriter, a *fire.App, p params) error {
+// updatedSign is op 70: the signature waiting under docid (the grace id)
+// raised, or a new grace period.
+func (h *Handler) updatedSign(ctx context.Context, w http.ResponseWriter, a *fire.App, p params) error {
 	doc := p["docid"]
 	if doc == "" {
 		return missing("graceid")
 	}
-	return h.svc.UpdatedSign(ctx, a, doc)
+	u, err := h.svc.UpdatedSign(ctx, a, doc, p["upgrade"])
+	if err != nil {
+		return err
+	}
+	if u.Grace != nil {
+		return writeResult(w, result{State: statePending, Grace: graceOf(u.Grace)})
+	}
+	return writeResult(w, result{State: stateOK, Upgrade: u.Upgrade})
+}
+
+// updatedSignResult is op 71: the raised signature, once.
+func (h *Handler) updatedSignResult(ctx context.Context, w http.ResponseWriter, a *fire.App, p params) error {
+	doc := p["docid"]
+	if doc == "" {
+		return missing("graceid")
+	}
+	sig, err := h.svc.UpdatedSignResult(ctx, a, doc)
+	if err != nil {
+		return err
+	}
+	return writeRaw(w, sig)
 }

@@ -17,7 +17,7 @@
 //	GET  /api/v1/transactions/{id}/result           recoverBatchResult: signatures, certificate chain, timestamps
 //	GET  /api/v1/transactions/{id}/documents/{n}    recoverBatchSign (Accept: application/octet-stream for the bare file)
 //	POST /api/v1/transactions/{id}/cancel           cancel before the citizen approves
-//	POST /api/v1/signatures/upgrade                 raise a CAdES (detached, or attached without digest) to B-T, B-LT or B-LTA
+//	POST /api/v1/signatures/upgrade                 raise a CAdES (detached, or attached without digest), an XAdES or a signed PDF to B-T, B-LT or B-LTA
 //	GET  /api/v1/transactions?state=&after=&limit=  the portal's transactions
 //
 // Transactions are addressed by application id (the authenticated portal;

@@ -198,13 +198,17 @@ type DocumentJSON struct {
 	Policy string `json:"policy,omitempty"`
 	// Attached puts the content inside a CAdES signature (mode implicit).
 	Attached bool `json:"attached,omitempty"`
+	// VisibleSignature draws a pades signature on the page: page, rect
+	// [llx, lly, urx, ury] in points, text, reason, location, image
+	// (base64 PNG or JPEG). Absent: invisible.
+	VisibleSignature *transaction.Appearance `json:"visible_signature,omitempty"`
 }
 
 // input is the transaction service's form of d.
 func (d DocumentJSON) input() transaction.DocumentInput {
 	return transaction.DocumentInput{Name: d.Name, MediaType: d.MediaType, Content: d.Content, Digest: d.Digest,
 		Hash: d.Hash, Format: signer.Format(d.Format), Operation: signer.Operation(d.Operation), Signature: d.Signature,
-		Policy: d.Policy, Attached: d.Attached}
+		Policy: d.Policy, Attached: d.Attached, Appearance: d.VisibleSignature}
 }
 
 // CreateJSON is the body of createBatch (documents) and sign (document).
@@ -482,14 +486,15 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, p *store.Portal) 
 
 // decode reads the JSON body into v with the REST layer's decoder and
 // puts its refusals in the portal API's codes.
-// UpgradeJSON asks to raise a detached CAdES signature, or an XAdES one,
-// to a higher level.
+// UpgradeJSON asks to raise a CAdES signature, a signed PDF or an XAdES
+// signature to a higher level.
 type UpgradeJSON struct {
-	Signature []byte `json:"signature"`         // base64 DER CMS, or base64 XML with one XAdES signature
+	Signature []byte `json:"signature"`         // base64 DER CMS, the signed PDF, or XML with one XAdES signature
 	Digest    []byte `json:"digest,omitempty"`  // base64, the signed content's digest (CAdES); omitted for an attached signature
 	Content   []byte `json:"content,omitempty"` // base64, the document of a detached XAdES signature
 	Hash      string `json:"hash,omitempty"`    // sha256 (default), sha384, sha512
 	Level     string `json:"level"`             // B-T, B-LT or B-LTA
+	Format    string `json:"format,omitempty"`  // cades or pades; empty: a PDF is pades, XML is xades
 }
 
 // UpgradedJSON is the raised signature.
@@ -509,7 +514,8 @@ func (h *Handler) upgrade(w http.ResponseWriter, r *http.Request, _ *store.Porta
 		WriteProblem(w, r, h.log, invalid("level", "%v", err), "")
 		return
 	}
-	out, err := h.svc.Upgrade(r.Context(), transaction.UpgradeRequest{Signature: in.Signature, Digest: in.Digest, Hash: in.Hash, Level: level, Content: in.Content})
+	out, err := h.svc.Upgrade(r.Context(), transaction.UpgradeRequest{Signature: in.Signature, Digest: in.Digest, Hash: in.Hash, Level: level,
+		Content: in.Content, Format: signer.Format(strings.ToLower(in.Format))})
 	if err != nil {
 		WriteProblem(w, r, h.log, err, "")
 		return
