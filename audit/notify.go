@@ -154,7 +154,12 @@ func (n *notifier) round(ctx context.Context) error {
 				return err
 			}
 			pos = r.Seq + 1
-			if err := n.l.st.SetAuditCursor(ctx, n.o.Name, pos); err != nil {
+			// A notice sent must be remembered even when shutdown began
+			// meanwhile, or the next start sends it a second time.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			err := n.l.st.SetAuditCursor(sctx, n.o.Name, pos)
+			cancel()
+			if err != nil {
 				return err
 			}
 		}
