@@ -407,8 +407,8 @@ func (cfg *Config) approve(ctx context.Context, node, outboxNode, id string, c C
 		return err
 	}
 	// The page signs off the request: it sends the browser to a progress
-	// page that refreshes itself until signing ends, then on to the
-	// portal. Followed here every 50 ms rather than every refresh's 2 s,
+	// page that refreshes itself until signing ends, then to a
+	// confirmation that refreshes on to the portal. Followed here every 50 ms rather than every refresh's 2 s,
 	// so that the approval time measures the signing, not the refresh.
 	for code == http.StatusSeeOther && strings.HasPrefix(loc, "/sign/") {
 		code, html, loc, err = page(http.MethodGet, loc, nil)
@@ -422,7 +422,14 @@ func (cfg *Config) approve(ctx context.Context, node, outboxNode, id string, c C
 				return ctx.Err()
 			case <-time.After(50 * time.Millisecond):
 			}
-			code, html, loc, err = page(http.MethodGet, htmlpkg.UnescapeString(m[1]), nil)
+			target := htmlpkg.UnescapeString(m[1])
+			if !strings.HasPrefix(target, "/") {
+				// The confirmation page's refresh to the portal: where a
+				// browser would go next, as a redirect would say it.
+				code, html, loc = http.StatusSeeOther, "", target
+				break
+			}
+			code, html, loc, err = page(http.MethodGet, target, nil)
 		}
 		if err != nil {
 			return err
