@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -118,13 +119,13 @@ func exitCode(err error) int {
 type daemon struct {
 	cmd        *exec.Cmd
 	grpc, http string
-	stderr     *bytes.Buffer
+	stderr     *syncBuffer
 	done       chan error
 }
 
 func (s *state) start(t *testing.T, env ...string) *daemon {
 	t.Helper()
-	d := &daemon{stderr: &bytes.Buffer{}}
+	d := &daemon{stderr: &syncBuffer{}}
 	cmd := exec.Command(filepath.Join(bin, "firmad"), "-config", "var/firmad.yaml")
 	cmd.Dir = s.dir
 	cmd.Env = firmadtest.CleanEnv(env...)
@@ -448,4 +449,23 @@ func (s *state) checkSigned(t *testing.T, d *daemon) string {
 	}
 	t.Logf("audit verify --signed:\n%s", out)
 	return out
+}
+
+// syncBuffer is firmad's stderr as tests read it while firmad still
+// writes it (exec copies the pipe into it from its own goroutine).
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

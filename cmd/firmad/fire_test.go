@@ -12,7 +12,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/firma-cloud/firma/fire"
 	"gopkg.in/yaml.v3"
 )
 
@@ -91,8 +93,18 @@ func TestFIReEndpointThroughFirmad(t *testing.T) {
 		t.Fatalf("fire-show:\n%s", out)
 	}
 	s.firmactl(t, 0, "portals", "fire-rotate", "--state", "var", "--remove", first, "ABC123")
-	if code, body := post(sign); code != 401 || !strings.HasPrefix(body, `{"c":502,`) {
-		t.Fatalf("after the certificate was removed: %d %s", code, body)
+	// firmad keeps a verified application for fire.DefaultAuthCacheTTL:
+	// the removal must hold within it.
+	removed := time.Now()
+	for {
+		code, body := post(sign)
+		if code == 401 && strings.HasPrefix(body, `{"c":502,`) {
+			break
+		}
+		if time.Since(removed) > fire.DefaultAuthCacheTTL+time.Second {
+			t.Fatalf("%s after the certificate was removed: %d %s", time.Since(removed), code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	s.firmactl(t, 2, "portals", "fire-rotate", "--state", "var", "ABC123")
 }

@@ -26,12 +26,19 @@ WAIT=${WAIT:-600} # seconds to wait for the citizen
 api_key=$(tr -d ' \n' < "$API_KEY_FILE")
 callback_key=$(tr -d ' \n' < "$CALLBACK_KEY_FILE") # hex: the HMAC key is the bytes it encodes
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"; [ -n "${nc_pid:-}" ] && kill "$nc_pid" 2>/dev/null || true' EXIT
+trap 'kill ${reply_pid:-} ${nc_pid:-} 2>/dev/null || true; rm -rf "$tmp"' EXIT
 
 # Listen for the callback before creating the transaction: it may come as
-# soon as the citizen approves. One connection, answered 204.
-printf 'HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n' |
-	timeout "$WAIT" nc -l 127.0.0.1 "$CALLBACK_PORT" > "$tmp/callback.http" &
+# soon as the citizen approves. One connection, answered 204 once the
+# notice (a JSON body) has arrived: an answer sent before it would let
+# the sender hang up without sending it.
+mkfifo "$tmp/reply"
+{
+	until tail -n1 "$tmp/callback.http" 2>/dev/null | grep -q '}[[:space:]]*$'; do sleep 0.1; done
+	printf 'HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n'
+} > "$tmp/reply" &
+reply_pid=$!
+timeout "$WAIT" nc -l 127.0.0.1 "$CALLBACK_PORT" < "$tmp/reply" > "$tmp/callback.http" &
 nc_pid=$!
 
 # 1. Create the transaction; the document goes as standard base64.
