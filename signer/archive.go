@@ -55,27 +55,9 @@ func LastArchiveTimestamp(sig []byte, f Format) (*ArchiveTimestamp, error) {
 // lastCAdESArchiveToken returns the token of the last
 // archive-time-stamp-v3 of a CAdES signature's first SignerInfo.
 func lastCAdESArchiveToken(sig []byte) ([]byte, error) {
-	var ci struct {
-		Type    asn1.ObjectIdentifier
-		Content asn1.RawValue `asn1:"explicit,tag:0"`
-	}
-	if _, err := asn1.Unmarshal(sig, &ci); err != nil || !ci.Type.Equal(oidSignedData) {
-		return nil, fmt.Errorf("%w: not a CMS SignedData (%v)", ErrFormat, err)
-	}
-	var sd struct {
-		Version          int
-		DigestAlgorithms asn1.RawValue
-		EncapContentInfo asn1.RawValue
-		Certificates     asn1.RawValue `asn1:"optional,tag:0"`
-		CRLs             asn1.RawValue `asn1:"optional,tag:1"`
-		SignerInfos      []signerInfo  `asn1:"set"`
-	}
-	if _, err := asn1.Unmarshal(ci.Content.Bytes, &sd); err != nil || len(sd.SignerInfos) == 0 {
-		return nil, fmt.Errorf("%w: signed data (%v)", ErrFormat, err)
-	}
-	attrs, err := splitSet(sd.SignerInfos[0].UnsignedAttrs.Bytes)
+	attrs, err := firstUnsignedAttrs(sig)
 	if err != nil {
-		return nil, fmt.Errorf("%w: unsigned attributes: %v", ErrFormat, err)
+		return nil, err
 	}
 	var last []byte
 	for _, a := range attrs {

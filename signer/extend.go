@@ -132,6 +132,27 @@ func splitSet(b []byte) ([][]byte, error) {
 // SignatureTimestamp returns the signature timestamp token of a CAdES
 // signature's first SignerInfo, nil when it has none.
 func SignatureTimestamp(sig []byte) ([]byte, error) {
+	attrs, err := firstUnsignedAttrs(sig)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range attrs {
+		var at struct {
+			Type   asn1.ObjectIdentifier
+			Values asn1.RawValue
+		}
+		if _, err := asn1.Unmarshal(a, &at); err == nil && at.Type.Equal(oidAttrTimestampToken) {
+			if vals, err := splitSet(at.Values.Bytes); err == nil && len(vals) > 0 {
+				return vals[0], nil
+			}
+		}
+	}
+	return nil, nil
+}
+
+// firstUnsignedAttrs returns the unsigned attributes of a CAdES
+// signature's first SignerInfo, each as its DER.
+func firstUnsignedAttrs(sig []byte) ([][]byte, error) {
 	var ci struct {
 		Type    asn1.ObjectIdentifier
 		Content asn1.RawValue `asn1:"explicit,tag:0"`
@@ -154,16 +175,5 @@ func SignatureTimestamp(sig []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: unsigned attributes: %v", ErrFormat, err)
 	}
-	for _, a := range attrs {
-		var at struct {
-			Type   asn1.ObjectIdentifier
-			Values asn1.RawValue
-		}
-		if _, err := asn1.Unmarshal(a, &at); err == nil && at.Type.Equal(oidAttrTimestampToken) {
-			if vals, err := splitSet(at.Values.Bytes); err == nil && len(vals) > 0 {
-				return vals[0], nil
-			}
-		}
-	}
-	return nil, nil
+	return attrs, nil
 }
